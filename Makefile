@@ -1,0 +1,45 @@
+# terralab — the README's commands. `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch/torchvision pins that resolve from local wheels on the project's machines; override on others,
+# e.g. `make test TORCH_PINS=` to let pip choose.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+SHARED_DATA ?= $(abspath ../shared/data)
+export TERRALAB_DATA_MIRROR ?= $(if $(wildcard $(SHARED_DATA)/SOURCES.md),$(SHARED_DATA),)
+export MPLBACKEND := Agg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+STAMP := $(VENV)/.terralab-installed
+
+.PHONY: setup demo test lab bench clean kernel
+
+setup: $(STAMP) kernel
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(if $(strip $(TORCH_PINS)),$(BIN)/python -m pip install -q $(TORCH_PINS))
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+kernel: $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name terralab --display-name "Python (terralab)" >/dev/null
+	@echo "kernel 'terralab' registered in $(VENV)"
+
+demo: setup
+	$(BIN)/terralab demo -o reports
+	@echo "open reports/index.html"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf reports .pytest_cache

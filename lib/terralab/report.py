@@ -25,6 +25,8 @@ from typing import Any
 METRIC_MIME = "application/vnd.terralab.metric+json"
 METRICS_ENV = "TERRALAB_METRICS_FILE"
 MAX_TABLE_CELLS = 5000
+# mkstemp creates 0600 files; reports are meant to be shared and served like any other output.
+_FILE_MODE = 0o644
 
 _METRICS: dict[str, Any] = {}
 
@@ -101,6 +103,7 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2, sort_keys=False)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -169,3 +172,444 @@ def metrics_from_notebook(nb: Any) -> dict[str, Any]:
                     item = json.loads(item)
                 found[item["name"]] = item["value"]
     return found
+
+
+# --- index of runs ---------------------------------------------------------------------------------
+# Metric names that say which way is better, so the index can mark the best run. Matched against the
+# lower-cased name split on non-letters; a name matching neither list is left unmarked.
+_LOWER_IS_BETTER = ("mae", "rmse", "mse", "mape", "smape", "loss", "error", "err", "residual", "rms", "bias")
+_HIGHER_IS_BETTER = (
+    "f1", "acc", "accuracy", "precision", "recall", "iou", "miou", "kappa", "auc", "r2", "mcc", "oa", "score",
+    "skill", "sensitivity", "specificity",
+)
+
+_STATUS_COLOURS = {"ok": "#1b7f3b", "failed": "#b3261e", "incomplete": "#8a6d00", "unreadable": "#8a6d00"}
+
+_STYLE = """
+body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;margin:2em;color:#1f2328}
+h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.6em}
+.tl-sub{color:#57606a;margin-top:0}
+table.tl{border-collapse:collapse;font-size:.9em;margin:.5em 0 1em}
+table.tl th,table.tl td{border:1px solid #d0d7de;padding:.3em .6em;text-align:left;vertical-align:top}
+table.tl th{background:#f6f8fa}
+table.tl.sortable tr:last-child th{cursor:pointer;user-select:none}
+table.tl.sortable tr:last-child th:after{content:" \\2195";color:#8c959f}
+table.tl tr.tl-groups th{background:#fff;border-top:none;border-left:none;border-right:none;text-align:center;color:#57606a;font-weight:normal}
+table.tl tr.tl-groups th.tl-group{border-bottom:2px solid #8c959f}
+table.tl td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.tl td.best{font-weight:bold;background:#dafbe1}
+.tl-status{display:inline-block;padding:0 .5em;border-radius:.8em;color:#fff;font-size:.85em}
+.tl-override{font-weight:bold}
+.tl-error{color:#b3261e}
+.tl-note{color:#57606a;font-size:.85em}
+"""
+
+_SORT_JS = """
+document.querySelectorAll("table.sortable").forEach(function(table){
+  var heads = table.tHead.rows[table.tHead.rows.length - 1].cells;
+  Array.from(heads).forEach(function(th, col){
+    th.addEventListener("click", function(){
+      var body = table.tBodies[0], rows = Array.from(body.rows);
+      var asc = th.getAttribute("data-order") !== "asc";
+      Array.from(heads).forEach(function(h){h.removeAttribute("data-order");});
+      th.setAttribute("data-order", asc ? "asc" : "desc");
+      function key(row){
+        var cell = row.cells[col]; if(!cell) return "";
+        var v = cell.getAttribute("data-sort"); if(v === null) v = cell.textContent.trim();
+        var n = parseFloat(v); return (v !== "" && !isNaN(n) && isFinite(v)) ? n : v.toLowerCase();
+      }
+      rows.sort(function(a, b){
+        var x = key(a), y = key(b);
+        if(x === "" && y !== "") return 1; if(y === "" && x !== "") return -1;
+        if(typeof x === typeof y) return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+        return (typeof x === "number" ? -1 : 1);
+      });
+      rows.forEach(function(r){body.appendChild(r);});
+    });
+  });
+});
+"""
+
+
+def _esc(value: Any) -> str:
+    import html
+
+    return html.escape(str(value), quote=True)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") == "table"
+
+
+def format_value(value: Any) -> str:
+    """Short human text for a recorded value: 4 significant digits below 1000, 6 above; tables summarised."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.6g}"
+    if _is_table(value):
+        return f"table {len(value.get('data', []))}×{len(value.get('columns', []))}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(", ", ": "))
+    return str(value)
+
+
+def metric_direction(name: str) -> str | None:
+    """``"min"`` or ``"max"`` when a metric's name says which way is better (``rmse``, ``f1``), else None."""
+    import re
+
+    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+    if any(w in _LOWER_IS_BETTER for w in words):
+        return "min"
+    if any(w in _HIGHER_IS_BETTER for w in words):
+        return "max"
+    return None
+
+
+def table_html(payload: dict[str, Any], max_rows: int = 50, table_id: str | None = None) -> str:
+    """Render a recorded table (``{"type": "table", "columns", "data"}``) as an HTML table, first ``max_rows`` rows."""
+    columns = payload.get("columns", [])
+    data = payload.get("data", [])
+    ident = f' id="{_esc(table_id)}"' if table_id else ""
+    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    rows = []
+    for row in data[:max_rows]:
+        cells = "".join(
+            f'<td class="num">{_esc(format_value(v))}</td>' if _is_number(v) else f"<td>{_esc(format_value(v))}</td>"
+            for v in row
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    more = (
+        f'<p class="tl-note">… {len(data) - max_rows} more rows in the metrics JSON</p>' if len(data) > max_rows else ""
+    )
+    return f'<table class="tl"{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{more}'
+
+
+def _status_badge(status: str) -> str:
+    colour = _STATUS_COLOURS.get(status, "#57606a")
+    return f'<span class="tl-status" style="background:{colour}">{_esc(status)}</span>'
+
+
+def _error_text(error: dict[str, Any] | None) -> str:
+    if not error:
+        return ""
+    where = f"cell {error['cell_index']}" if error.get("cell_index") is not None else "before any cell"
+    count = f" (In [{error['execution_count']}])" if error.get("execution_count") is not None else ""
+    return f"{where}{count}: {error.get('ename', '')}: {error.get('evalue', '')}".rstrip(": ")
+
+
+def run_summary_html(run: dict[str, Any]) -> str:
+    """The header of a run's HTML report: status, timing, parameters and every recorded metric.
+
+    ``run`` is the content of a ``<name>.metrics.json`` (see ``terralab.run``). Scalars go in one table;
+    each recorded table gets its own, with the anchor ``metric-<name>`` that the index links to.
+    """
+    params = dict(run.get("defaults") or {})
+    overrides = run.get("parameters") or {}
+    params.update(overrides)
+    metrics = run.get("metrics") or {}
+    duration = run.get("duration_s")
+    parts = [
+        f'<div id="terralab-run" style="{_SUMMARY_INLINE}">',
+        f"<style>{_STYLE.replace('body{', '#terralab-run{')}</style>",
+        f"<h1>{_esc(run.get('name', ''))} {_status_badge(run.get('status', ''))}</h1>",
+        f'<p class="tl-sub">{_esc(run.get("notebook", ""))} · started {_esc(run.get("started", ""))}'
+        + (f" · {duration:.1f} s" if _is_number(duration) else "")
+        + "</p>",
+    ]
+    if run.get("error"):
+        anchor = ' — <a href="#papermill-error-cell">go to the failing cell</a>'
+        parts.append(f'<p class="tl-error">Failed at {_esc(_error_text(run["error"]))}{anchor}</p>')
+    if params:
+        rows = "".join(
+            f'<tr><td>{_esc(k)}</td><td class="{"tl-override" if k in overrides else ""}">'
+            f"{_esc(format_value(v))}</td></tr>"
+            for k, v in params.items()
+        )
+        parts.append(
+            "<h2>Parameters</h2><table class=\"tl\"><thead><tr><th>parameter</th><th>value</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+            + ('<p class="tl-note">bold: set for this run; others are the notebook\'s defaults</p>' if overrides else "")
+        )
+    scalars = {k: v for k, v in metrics.items() if not _is_table(v)}
+    tables = {k: v for k, v in metrics.items() if _is_table(v)}
+    parts.append("<h2>Metrics</h2>")
+    if scalars:
+        rows = "".join(
+            f'<tr id="metric-{_esc(k)}"><td>{_esc(k)}</td>'
+            f'<td class="{"num" if _is_number(v) else ""}">{_esc(format_value(v))}</td></tr>'
+            for k, v in scalars.items()
+        )
+        parts.append(
+            '<table class="tl" id="terralab-metrics"><thead><tr><th>metric</th><th>value</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>"
+        )
+    for k, v in tables.items():
+        parts.append(f"<h3>{_esc(k)}</h3>" + table_html(v, table_id=f"metric-{k}"))
+    if not metrics:
+        parts.append('<p class="tl-note">no metrics recorded</p>')
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+_SUMMARY_INLINE = "padding:1em 1.5em;border-bottom:1px solid #d0d7de;margin-bottom:1em"
+
+
+def _read_run(path: Path) -> dict[str, Any]:
+    stem = path.name[: -len(".metrics.json")]
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return {"name": stem, "status": "unreadable", "error": {"ename": type(exc).__name__, "evalue": str(exc)}}
+    if not isinstance(data, dict):
+        return {"name": stem, "status": "unreadable", "error": {"ename": "FileFormatError", "evalue": "not a mapping"}}
+    if "status" not in data:
+        # Only record() has written here: the run is still going or died before the runner finished it.
+        data = {**data, "status": "incomplete"}
+    data.setdefault("name", stem)
+    return data
+
+
+def load_runs(directory: str | os.PathLike) -> "pd.DataFrame":  # noqa: F821
+    """One row per ``*.metrics.json`` in ``directory``, sorted by run name.
+
+    Columns: ``name, notebook, status, started, duration_s, html, output_notebook, error`` (text),
+    ``parameters`` (the values set for the run), ``defaults``, ``metrics`` (dicts), ``path`` (the JSON file),
+    then ``param.<name>`` for every effective parameter value and ``metric.<name>`` for every metric
+    (a recorded table stays a dict). Paths in ``html``/``output_notebook`` are relative to ``directory``.
+
+    Example
+    -------
+    >>> runs = load_runs("reports")                          # doctest: +SKIP
+    >>> runs[["name", "status", "metric.rice_f1"]]           # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from .errors import OutputLocationError
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise OutputLocationError(f"report directory {directory} does not exist; run `terralab run` or `terralab demo` first")
+    rows = []
+    for path in sorted(directory.glob("*.metrics.json")):
+        run = _read_run(path)
+        params = dict(run.get("defaults") or {})
+        params.update(run.get("parameters") or {})
+        metrics = run.get("metrics") or {}
+        row = {
+            "name": run.get("name"),
+            "notebook": run.get("notebook"),
+            "status": run.get("status"),
+            "started": run.get("started"),
+            "duration_s": run.get("duration_s"),
+            "html": run.get("html"),
+            "output_notebook": run.get("output_notebook"),
+            "error": _error_text(run.get("error")) or None,
+            "parameters": run.get("parameters") or {},
+            "defaults": run.get("defaults") or {},
+            "metrics": metrics,
+            "path": str(path),
+        }
+        row.update({f"param.{k}": v for k, v in params.items()})
+        row.update({f"metric.{k}": v for k, v in metrics.items()})
+        rows.append(row)
+    base = ["name", "notebook", "status", "started", "duration_s", "html", "output_notebook", "error",
+            "parameters", "defaults", "metrics", "path"]
+    frame = pd.DataFrame(rows, columns=None if rows else base)
+    if rows:
+        frame = frame.sort_values("name", kind="stable").reset_index(drop=True)
+    return frame
+
+
+def best_runs(runs: "pd.DataFrame", directions: dict[str, str] | None = None) -> dict[str, Any]:  # noqa: F821
+    """Index label of the best successful run per numeric ``metric.<name>`` column.
+
+    ``directions`` maps a metric name to ``"min"`` or ``"max"``; other metrics use ``metric_direction``.
+    Metrics with no known direction, or fewer than two successful numeric values, get no best run.
+    """
+    directions = directions or {}
+    best: dict[str, Any] = {}
+    ok = runs[runs["status"] == "ok"] if "status" in runs else runs
+    for col in [c for c in runs.columns if str(c).startswith("metric.")]:
+        metric = col[len("metric."):]
+        way = directions.get(metric, metric_direction(metric))
+        if way not in ("min", "max"):
+            continue
+        values = {i: v for i, v in ok[col].items() if _is_number(v) and math.isfinite(v)}
+        if len(values) < 2:
+            continue
+        best[metric] = (min if way == "min" else max)(values, key=values.get)
+    return best
+
+
+def _cell(value: Any, *, best: bool = False, bold: bool = False) -> str:
+    classes = []
+    if _is_number(value):
+        classes.append("num")
+    if best:
+        classes.append("best")
+    cls = f' class="{" ".join(classes)}"' if classes else ""
+    sort = f' data-sort="{value!r}"' if _is_number(value) else ""
+    text = _esc(format_value(value))
+    if bold:
+        text = f'<span class="tl-override">{text}</span>'
+    if best:
+        text += ' <span title="best run">★</span>'
+    return f"<td{cls}{sort}>{text}</td>"
+
+
+def runs_table_html(
+    runs: "pd.DataFrame",  # noqa: F821
+    *,
+    table_id: str = "runs",
+    parameters: list[str] | None = None,
+    metrics: list[str] | None = None,
+    directions: dict[str, str] | None = None,
+) -> str:
+    """A sortable HTML table of runs (rows of ``load_runs``): link, status, duration, parameters, metrics.
+
+    Each parameter and scalar metric gets a column (default: every ``param.*`` / ``metric.*`` column
+    present); recorded tables show as a link into the run's report. The best run per metric is starred
+    (see ``best_runs``). A sweep's comparison page reuses this with its grid parameters.
+    """
+    if parameters is None:
+        parameters = [c[len("param."):] for c in runs.columns if str(c).startswith("param.")]
+    if metrics is None:
+        metrics = [c[len("metric."):] for c in runs.columns if str(c).startswith("metric.")]
+    best = best_runs(runs, directions)
+
+    head = (
+        ["run", "status", "duration (s)"]
+        + [f'<span title="parameter">{_esc(p)}</span>' for p in parameters]
+        + [f'<span title="metric">{_esc(m)}</span>' for m in metrics]
+    )
+    show_error = "error" in runs and runs["error"].notna().any()
+    if show_error:
+        head.append("error")
+    rows = []
+    for idx, run in runs.iterrows():
+        html_name = run.get("html")
+        link = f'<a href="{_esc(html_name)}">{_esc(run["name"])}</a>' if html_name else _esc(run["name"])
+        status = run.get("status") or ""
+        cells = [
+            f"<td>{link}</td>",
+            f'<td data-sort="{_esc(status)}">{_status_badge(status)}</td>',
+            _cell(round(run["duration_s"], 1) if _is_number(run.get("duration_s")) else None),
+        ]
+        overrides = run.get("parameters") or {}
+        for p in parameters:
+            value = run.get(f"param.{p}")
+            cells.append(_cell(None if _missing(value) else value, bold=p in overrides))
+        for m in metrics:
+            value = run.get(f"metric.{m}")
+            if _is_table(value):
+                target = f"{html_name}#metric-{m}" if html_name else ""
+                text = _esc(format_value(value))
+                cells.append(f'<td><a href="{_esc(target)}">{text}</a></td>' if target else f"<td>{text}</td>")
+            else:
+                cells.append(_cell(None if _missing(value) else value, best=best.get(m) == idx))
+        if len(head) > len(cells):
+            err = run.get("error")
+            cells.append(f'<td class="tl-error">{_esc(err) if isinstance(err, str) else ""}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    groups = '<th colspan="3"></th>'
+    if parameters:
+        groups += f'<th colspan="{len(parameters)}" class="tl-group">parameters</th>'
+    if metrics:
+        groups += f'<th colspan="{len(metrics)}" class="tl-group">metrics</th>'
+    if show_error:
+        groups += "<th></th>"
+    header = "".join(f"<th>{h}</th>" for h in head)
+    return (
+        f'<table class="tl sortable" id="{_esc(table_id)}"><thead><tr class="tl-groups">{groups}</tr>'
+        f"<tr>{header}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def index_html(runs: "pd.DataFrame", title: str, *, extra_html: str = "", directions: dict[str, str] | None = None) -> str:  # noqa: F821,E501
+    """A self-contained HTML page over runs: one sortable table per notebook, then ``extra_html``.
+
+    Runs of the same notebook share a table so their parameters and metrics line up as columns.
+    No external assets: CSS and the sorting script are inline, so the page reads offline.
+    """
+    import datetime as _dt
+
+    n_ok = int((runs["status"] == "ok").sum()) if len(runs) else 0
+    n_failed = len(runs) - n_ok
+    sections = []
+    if len(runs):
+        notebooks = runs["notebook"].fillna("(unknown notebook)")
+        for k, (notebook, group) in enumerate(runs.groupby(notebooks, sort=True)):
+            group = group.dropna(axis=1, how="all")
+            sections.append(
+                f"<h2>{_esc(notebook)} <span class=\"tl-note\">{len(group)} run{'s' if len(group) != 1 else ''}</span></h2>"
+                + runs_table_html(group, table_id=f"runs-{k}", directions=directions)
+            )
+    else:
+        sections.append('<p class="tl-note">no runs found (no *.metrics.json files)</p>')
+    generated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    summary = f"{len(runs)} run{'s' if len(runs) != 1 else ''}: {n_ok} ok, {n_failed} not ok · generated {generated}"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{_esc(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{_esc(title)}</h1><p class=\"tl-sub\">{_esc(summary)}</p>"
+        + "\n".join(sections)
+        + extra_html
+        + '<p class="tl-note">Click a column header to sort. ★ marks the best successful run for metrics whose '
+        "name says which way is better (error-like: lowest; score-like: highest).</p>"
+        f"<script>{_SORT_JS}</script></body></html>\n"
+    )
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write text to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_index(
+    directory: str | os.PathLike, title: str | None = None, directions: dict[str, str] | None = None
+) -> Path:
+    """Write ``<directory>/index.html`` over every run whose ``*.metrics.json`` is in ``directory``.
+
+    Parameters
+    ----------
+    directory : path
+        Folder holding run outputs (``terralab run -o DIR``).
+    title : str, optional
+        Page title; default ``"terralab runs — <directory name>"``.
+    directions : dict, optional
+        ``{metric: "min" | "max"}`` for metrics whose name does not say which way is better.
+
+    Returns
+    -------
+    Path of the written index.html.
+    """
+    directory = Path(directory)
+    runs = load_runs(directory)
+    title = title or f"terralab runs — {directory.resolve().name}"
+    target = directory / "index.html"
+    write_text_atomic(target, index_html(runs, title, directions=directions))
+    return target

@@ -68,6 +68,7 @@ __all__ = [
     "get",
     "get_reader",
     "load_catalog",
+    "locate",
     "mirror_dir",
     "names",
     "open",
@@ -143,6 +144,9 @@ class Entry:
     repo: str | None = None
     origin: str = ""
     extra: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
+
+    def __hash__(self) -> int:  # the mapping fields are unhashable; name, origin and hash identify an entry
+        return hash((self.name, self.origin, self.sha256))
 
     @property
     def is_multifile(self) -> bool:
@@ -1077,6 +1081,11 @@ def open(name: str, **kwargs: Any) -> Any:  # noqa: A001 - the catalog's verb, a
     (703, 5)
     """
     return _default().open(name, **kwargs)
+
+
+def locate(name: str) -> tuple[str | None, Path | None]:
+    """Where dataset ``name`` is available offline: ('package'|'mirror'|'cache', path), or (None, None)."""
+    return _default().locate(name)
 
 
 def describe(name: str) -> str:

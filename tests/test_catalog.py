@@ -367,6 +367,28 @@ def test_earth_engine_entry_without_credentials_says_how_to_set_them(monkeypatch
     assert "EE_SERVICE_ACCOUNT" in msg
 
 
+def test_earth_engine_entry_is_handed_to_terralab_earthengine_when_credentials_exist(monkeypatch, tmp_path):
+    import sys
+    import types
+
+    key = tmp_path / "key.json"
+    key.write_text("{}")
+    monkeypatch.setenv("EE_SERVICE_ACCOUNT", "robot@example.iam.gserviceaccount.com")
+    monkeypatch.setenv("EE_PRIVATE_KEY_FILE", str(key))
+    fake = types.ModuleType("terralab.earthengine")
+    fake.open_catalog_entry = lambda entry, **kw: ("handed off", entry.asset, kw)
+    monkeypatch.setitem(sys.modules, "terralab.earthengine", fake)
+    assert catalog.open("ee_nasadem", region="paro") == ("handed off", "NASA/NASADEM_HGT/001", {"region": "paro"})
+
+
+def test_stac_entry_needs_the_cloud_extra_or_the_network():
+    from terralab.errors import MissingDependencyError
+
+    with pytest.raises((MissingDependencyError, DataNotAvailableError)) as err:
+        catalog.open("stac_earth_search_sentinel2_l2a", bbox=[89.3, 27.3, 89.5, 27.5], datetime="2021-07")
+    assert "pip install -e '.[cloud]'" in str(err.value) or "earth-search" in str(err.value)
+
+
 def test_catalog_has_the_remote_collections():
     nc = catalog.get("seismic_ceed_nc_2023")
     assert nc.kind == "hf" and nc.format == "ceed-hdf5" and nc.sha256 is None

@@ -847,11 +847,13 @@ class Catalog:
         lines.append(f"  licence:     {e.license}")
         if e.citation:
             lines.append(f"  citation:    {e.citation}")
-        for key in ("url", "path", "package_path", "sha256", "source", "asset", "ee_type", "collection", "repo",
-                    "generator"):
+        for key in ("url", "path", "package_path", "sha256", "source", "license_file", "asset", "ee_type",
+                    "collection", "repo", "generator"):
             val = getattr(e, key)
             if val:
                 lines.append(f"  {key + ':':<12} {val}")
+                if key == "license_file" and mirror_dir() is not None:
+                    lines[-1] += f"  (in the mirror: {mirror_dir() / val})"
         if e.bands:
             lines.append(f"  bands:       {', '.join(e.bands)}")
         if e.params:

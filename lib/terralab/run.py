@@ -532,8 +532,13 @@ def _prepare_output_dir(output_dir: str | os.PathLike) -> Path:
 
 
 def _error_from_notebook(nb) -> dict[str, Any] | None:
-    """The first failing user cell of an executed notebook: its position in the source notebook and the error."""
+    """The first failing user cell of an executed notebook: its position in the source notebook and the error.
+
+    A cell with an error output wins; otherwise a cell papermill marked as failed or still running (a
+    timeout); otherwise the last cell that started (a kernel that died leaves no other trace).
+    """
     position = -1
+    last_started = None
     for cell in nb.cells:
         tags = set(cell.get("metadata", {}).get("tags") or [])
         if tags & _PAPERMILL_TAGS:
@@ -548,8 +553,11 @@ def _error_from_notebook(nb) -> dict[str, Any] | None:
                     continue
                 return _error_dict(position, cell, out.get("ename", ""), out.get("evalue", ""))
         if pm.get("exception") is True or pm.get("status") == "running":
-            # A timeout or a dead kernel leaves the cell marked but without an error output.
             return _error_dict(position, cell, "", "")
+        if pm.get("status") not in (None, "pending"):
+            last_started = (position, cell)
+    if last_started is not None:
+        return _error_dict(*last_started, "", "")
     return None
 
 
@@ -704,9 +712,13 @@ def run_notebook(
     # record() merges into this file from inside the kernel; a previous run's values must not leak in.
     metrics_path.unlink(missing_ok=True)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    previous_env = os.environ.get(report.METRICS_ENV)
-    os.environ[report.METRICS_ENV] = str(metrics_path)
+    # The kernel inherits the environment. MPLBACKEND=Agg (the Makefile and tests set it for headless
+    # plotting) would stop figures from reaching the notebook, so the kernel gets the inline backend.
+    kernel_env = {report.METRICS_ENV: str(metrics_path), "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    previous_env = {key: os.environ.get(key) for key in kernel_env}
+    os.environ.update(kernel_env)
     error: dict[str, Any] | None = None
+    raised_outside = False
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -722,6 +734,7 @@ def run_notebook(
         error = {"cell_index": exc.cell_index, "execution_count": exc.exec_count, "ename": exc.ename,
                  "evalue": exc.evalue, "source": ""}
     except Exception as exc:  # timeouts, a dead kernel, a kernel that never started
+        raised_outside = True
         error = {"cell_index": None, "execution_count": None, "ename": type(exc).__name__,
                  "evalue": str(exc).strip().splitlines()[0] if str(exc).strip() else "", "source": ""}
     except BaseException:
@@ -729,10 +742,11 @@ def run_notebook(
         raise
     finally:
         duration_s = round(time.perf_counter() - t0, 3)
-        if previous_env is None:
-            os.environ.pop(report.METRICS_ENV, None)
-        else:
-            os.environ[report.METRICS_ENV] = previous_env
+        for key, value in previous_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     try:
         if running_path.exists():
@@ -742,9 +756,11 @@ def run_notebook(
         if error is not None:
             located = _error_from_notebook(nb)
             if located is not None:
-                # The notebook knows the user's cell position; the exception knows the message of a timeout.
-                error = {**located, "ename": located["ename"] or error["ename"],
-                         "evalue": located["evalue"] or error["evalue"]}
+                # The notebook knows the user's cell position. For a cell error it also knows the exception;
+                # for a timeout or a dead kernel the runner's exception says what happened.
+                error = {**located, "ename": error["ename"], "evalue": error["evalue"]} if raised_outside else {
+                    **located, "ename": located["ename"] or error["ename"],
+                    "evalue": located["evalue"] or error["evalue"]}
         status = "ok" if error is None else "failed"
         metrics = _recorded_metrics(metrics_path)
         metrics.update(report.metrics_from_notebook(nb))

@@ -1,0 +1,5 @@
+"""``python -m terralab`` — the same as the ``terralab`` command."""
+
+from terralab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,240 @@
+"""The ``terralab`` command: catalog, run, demo, report.
+
+::
+
+    terralab catalog list | show NAME | fetch NAME
+    terralab run NOTEBOOK [-p NAME VALUE]... [-f params.yaml] [-o OUTDIR] [--name NAME] [--show-code]
+                 [--cell-timeout S] [--kernel NAME] [--no-progress]
+    terralab demo [-o reports] [-f params_by_notebook.yaml] [--notebooks-dir notebooks] [--no-progress]
+    terralab report DIR [--title TITLE]
+
+Exit codes: 0 success; 1 a notebook ran and failed (its report is written); 2 bad input or set-up (a
+``terralab.errors`` message on stderr, no traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _print_table(frame: Any) -> None:
+    import pandas as pd
+
+    if isinstance(frame, pd.DataFrame):
+        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200,
+                               "display.max_colwidth", 60):
+            print(frame.to_string(index=False) if isinstance(frame.index, pd.RangeIndex) else frame.to_string())
+    else:
+        print(frame)
+
+
+# --- catalog ---------------------------------------------------------------------------------------
+def _cmd_catalog_list(args: argparse.Namespace) -> int:
+    from . import catalog
+
+    _print_table(catalog.table())
+    return EXIT_OK
+
+
+def _cmd_catalog_show(args: argparse.Namespace) -> int:
+    from . import catalog
+
+    print(catalog.describe(args.name))
+    return EXIT_OK
+
+
+def _cmd_catalog_fetch(args: argparse.Namespace) -> int:
+    from . import catalog
+
+    print(catalog.fetch(args.name))
+    return EXIT_OK
+
+
+# --- run / demo / report ---------------------------------------------------------------------------
+def _print_result(result: Any, *, stream=None) -> None:
+    stream = stream or sys.stdout
+    if result.ok:
+        print(f"ok      {result.name}  ({result.duration_s:.1f} s)  {result.html}", file=stream)
+        for key, value in result.metrics.items():
+            from .report import format_value
+
+            print(f"          {key} = {format_value(value)}", file=stream)
+    else:
+        source = (result.error or {}).get("source")
+        print(f"FAILED  {result.name}  ({result.duration_s:.1f} s)  at {result.describe_error()}", file=stream)
+        if source:
+            print(f"          failing cell starts: {source}", file=stream)
+        print(f"          report with the error: {result.html}", file=stream)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from . import run
+
+    texts: dict[str, str] = {}
+    for name, value in args.parameter or []:
+        texts[name] = value
+    params = run.parse_parameter_text(args.notebook, texts) if texts else {}
+    result = run.run_notebook(
+        args.notebook,
+        params,
+        args.output_dir,
+        name=args.name,
+        kernel=args.kernel,
+        show_code=args.show_code,
+        cell_timeout_s=args.cell_timeout,
+        progress=not args.no_progress,
+        parameters_file=args.parameters_file,
+    )
+    _print_result(result, stream=sys.stdout if result.ok else sys.stderr)
+    print(f"          notebook: {result.output_notebook}\n          metrics:  {result.metrics_json}",
+          file=sys.stdout if result.ok else sys.stderr)
+    return EXIT_OK if result.ok else EXIT_RUN_FAILED
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from . import run
+    from .errors import ParameterError
+
+    by_notebook: dict[str, Any] = {}
+    if args.parameters_file:
+        by_notebook = run.load_parameters_file(args.parameters_file)
+        bad = [k for k, v in by_notebook.items() if v is not None and not isinstance(v, dict)]
+        if bad:
+            raise ParameterError(
+                f"{args.parameters_file} must map each notebook to a mapping of parameters "
+                f"(like `notebooks/x.ipynb: {{name: value}}`); not a mapping: {', '.join(bad)}"
+            )
+    results = run.run_all(
+        args.notebooks_dir,
+        args.output_dir,
+        by_notebook,
+        kernel=args.kernel,
+        cell_timeout_s=args.cell_timeout,
+        progress=not args.no_progress,
+        on_result=_print_result,
+    )
+    failed = [r for r in results if not r.ok]
+    index = Path(args.output_dir) / "index.html"
+    print(f"{len(results) - len(failed)}/{len(results)} notebooks ok; index: {index}")
+    if failed:
+        print(f"failed: {', '.join(r.name for r in failed)}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    path = report.build_index(args.directory, title=args.title)
+    runs = report.load_runs(args.directory)
+    print(f"{path}  ({len(runs)} run{'s' if len(runs) != 1 else ''})")
+    return EXIT_OK
+
+
+# --- parser ----------------------------------------------------------------------------------------
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernel", default="terralab", help="registered Jupyter kernel to run on (default: terralab)")
+    p.add_argument("--cell-timeout", type=_positive_float, default=None, metavar="S",
+                   help="fail the run when one cell runs longer than S seconds (default: no limit)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``terralab`` (one sub-command per verb)."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="terralab",
+        description="terralab — a research workbench for machine learning on Earth-sensing data.",
+    )
+    parser.add_argument("--version", action="version", version=f"terralab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    cat = sub.add_parser("catalog", help="list, describe and fetch the datasets of data_catalog.yaml")
+    cat_sub = cat.add_subparsers(dest="catalog_command", metavar="ACTION")
+    cat_sub.required = True
+    cat_sub.add_parser("list", help="one line per dataset").set_defaults(func=_cmd_catalog_list)
+    show = cat_sub.add_parser("show", help="everything the catalog says about one dataset")
+    show.add_argument("name")
+    show.set_defaults(func=_cmd_catalog_show)
+    fetch = cat_sub.add_parser("fetch", help="get a verified local copy and print its path")
+    fetch.add_argument("name")
+    fetch.set_defaults(func=_cmd_catalog_fetch)
+
+    run_p = sub.add_parser(
+        "run",
+        help="execute one notebook with parameters; write its .ipynb, .html and .metrics.json",
+        description="Execute NOTEBOOK with papermill on the terralab kernel and write OUTDIR/<name>.ipynb, "
+        "<name>.html (code hidden unless --show-code) and <name>.metrics.json. Exits 1 when a cell fails "
+        "(the report is still written), 2 on bad input such as an undeclared parameter.",
+    )
+    run_p.add_argument("notebook", help="path of the .ipynb")
+    run_p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                       help="set a parameter; VALUE is read as YAML (30, 0.5, true, [1, 2]) unless the "
+                       "parameter is declared str. Repeatable; overrides -f")
+    run_p.add_argument("-f", "--parameters-file", metavar="FILE", help="YAML file with a mapping of parameters")
+    run_p.add_argument("-o", "--output-dir", default="reports", metavar="OUTDIR", help="default: reports")
+    run_p.add_argument("--name", help="base name of the outputs (default: the notebook's file name)")
+    run_p.add_argument("--show-code", action="store_true", help="keep the code cells in the HTML")
+    _add_run_options(run_p)
+    run_p.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run every notebook in notebooks/ on its defaults, then write the index",
+        description="Run every notebook of --notebooks-dir (default notebooks/) on its embedded defaults, "
+        "write each report and OUTDIR/index.html. A failing notebook does not stop the others; the exit "
+        "code is 1 if any failed.",
+    )
+    demo.add_argument("-o", "--output-dir", default="reports", metavar="OUTDIR", help="default: reports")
+    demo.add_argument("-f", "--parameters-file", metavar="FILE",
+                      help="YAML mapping notebook → parameters, e.g. `notebooks/x.ipynb: {n: 3}`")
+    demo.add_argument("--notebooks-dir", default="notebooks", metavar="DIR", help="default: notebooks")
+    _add_run_options(demo)
+    demo.set_defaults(func=_cmd_demo)
+
+    rep = sub.add_parser("report", help="(re)build DIR/index.html over the runs in DIR")
+    rep.add_argument("directory", metavar="DIR")
+    rep.add_argument("--title", help="page title")
+    rep.set_defaults(func=_cmd_report)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+# Further sub-commands register here, each as a function that adds its parser to the sub-parsers
+# and sets ``func`` (e.g. ``terralab sweep``, issue 7). Kept apart so the commands above stay unchanged.
+_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``terralab`` console script; returns the exit code."""
+    from .errors import TerralabError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except TerralabError as exc:
+        print(f"terralab: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("terralab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

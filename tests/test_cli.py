@@ -1,0 +1,128 @@
+"""The ``terralab`` command: exit codes, messages without tracebacks, reports written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from terralab import cli
+
+NOTEBOOKS = Path(__file__).parent / "notebooks"
+SQUARE = NOTEBOOKS / "square.ipynb"
+FAILS = NOTEBOOKS / "fails.ipynb"
+
+
+def test_run_injects_command_line_and_file_parameters(tmp_path, capsys):
+    params = tmp_path / "p.yaml"
+    params.write_text("n_points: 3\nscale: 1000\n")
+    code = cli.main(["run", str(SQUARE), "-p", "scale", "0.5", "-p", "label", "007", "-f", str(params),
+                     "-o", str(tmp_path / "out"), "--name", "cli_square", "--no-progress"])
+    assert code == 0
+    record = json.loads((tmp_path / "out" / "cli_square.metrics.json").read_text())
+    assert record["parameters"] == {"n_points": 3, "scale": 0.5, "label": "007"}  # -p wins over -f
+    assert record["metrics"]["total"] == pytest.approx(1.5)
+    assert record["metrics"]["label"] == "007"  # declared str: the text is kept, not read as the number 7
+    out = capsys.readouterr().out
+    assert "cli_square.html" in out and "total = 1.5" in out
+
+
+def test_failed_run_exits_1_and_names_the_cell(tmp_path, capsys):
+    code = cli.main(["run", str(FAILS), "-o", str(tmp_path), "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "cell 3" in err and "ValueError: boom" in err
+    assert "raise ValueError(message)" in err
+    assert str(tmp_path / "fails.html") in err
+    assert (tmp_path / "fails.html").exists() and (tmp_path / "fails.ipynb").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "NB", "-p", "scael", "1"], "did you mean 'scale'"),
+        (["run", "NB", "-p", "n_points", "three"], "expects int"),
+        (["run", "missing.ipynb"], "does not exist"),
+        (["run", "NB", "--kernel", "no-such-kernel-xyz"], "is not registered"),
+        (["run", "NB", "-f", "BADYAML"], "not valid YAML"),
+        (["report", "MISSINGDIR"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_no_traceback(tmp_path, capsys, argv, message):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("a: [1,\n")
+    subs = {"NB": str(SQUARE), "BADYAML": str(bad_yaml), "MISSINGDIR": str(tmp_path / "nope"),
+            "missing.ipynb": str(tmp_path / "missing.ipynb")}
+    argv = [subs.get(a, a) for a in argv]
+    code = cli.main(argv + (["-o", str(tmp_path / "out")] if argv[0] == "run" else []))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("terralab: error: ") and message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_demo_runs_every_notebook_writes_the_index_and_exits_1_on_a_failure(tmp_path, capsys):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for nb in (SQUARE, FAILS):
+        (notebooks / nb.name).write_bytes(nb.read_bytes())
+    by_notebook = tmp_path / "params.yaml"
+    by_notebook.write_text("notebooks/square.ipynb: {n_points: 2, scale: 5}\nfails: {message: demo failure}\n")
+    code = cli.main(["demo", "--notebooks-dir", str(notebooks), "-o", str(tmp_path / "reports"),
+                     "-f", str(by_notebook), "--no-progress"])
+    assert code == 1
+    reports = tmp_path / "reports"
+    for name in ("square", "fails"):
+        for suffix in (".html", ".ipynb", ".metrics.json"):
+            assert (reports / f"{name}{suffix}").exists()
+    index = (reports / "index.html").read_text()
+    assert '<a href="square.html">square</a>' in index and '<a href="fails.html">fails</a>' in index
+    assert ">failed</span>" in index and "demo failure" in index
+    assert json.loads((reports / "square.metrics.json").read_text())["metrics"]["total"] == pytest.approx(5.0)
+    captured = capsys.readouterr()
+    assert "1/2 notebooks ok" in captured.out and "failed: fails" in captured.err
+
+
+def test_report_rebuilds_the_index(tmp_path, capsys):
+    (tmp_path / "x.metrics.json").write_text(json.dumps({"name": "x", "status": "ok", "metrics": {"f1": 1.0}}))
+    assert cli.main(["report", str(tmp_path), "--title", "My runs"]) == 0
+    assert "<title>My runs</title>" in (tmp_path / "index.html").read_text()
+    assert "(1 run)" in capsys.readouterr().out
+
+
+def test_catalog_show_of_an_unknown_name_exits_2():
+    pytest.importorskip("terralab.catalog")
+    assert cli.main(["catalog", "show", "no_such_dataset_xyz"]) == 2
+
+
+def test_catalog_commands_call_the_catalog(monkeypatch, capsys, tmp_path):
+    catalog = pytest.importorskip("terralab.catalog")
+    import pandas as pd
+
+    monkeypatch.setattr(catalog, "table", lambda: pd.DataFrame({"name": ["a_set"], "format": ["csv"]}))
+    monkeypatch.setattr(catalog, "describe", lambda name: f"{name}: described")
+    monkeypatch.setattr(catalog, "fetch", lambda name: tmp_path / f"{name}.csv")
+    assert cli.main(["catalog", "list"]) == 0
+    assert cli.main(["catalog", "show", "a_set"]) == 0
+    assert cli.main(["catalog", "fetch", "a_set"]) == 0
+    out = capsys.readouterr().out
+    assert "a_set" in out and "a_set: described" in out and str(tmp_path / "a_set.csv") in out
+
+
+def test_missing_sub_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main([])
+    assert info.value.code == 2
+
+
+def test_python_dash_m_terralab_works():
+    proc = subprocess.run([sys.executable, "-m", "terralab", "run", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0
+    for option in ("-p NAME VALUE", "--parameters-file", "--output-dir", "--show-code", "--cell-timeout",
+                   "--kernel", "--no-progress", "--name"):
+        assert option in proc.stdout

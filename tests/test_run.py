@@ -1,0 +1,272 @@
+"""The notebook runner: parameters reach the kernel, reports are written, bad input is refused up front."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from terralab import run
+from terralab.errors import (
+    FileFormatError,
+    KernelNotFoundError,
+    NotebookExecutionError,
+    NotebookNotFoundError,
+    OutputLocationError,
+    ParameterError,
+)
+
+NOTEBOOKS = Path(__file__).parent / "notebooks"
+SQUARE = NOTEBOOKS / "square.ipynb"
+FAILS = NOTEBOOKS / "fails.ipynb"
+CODE_MARKER = "known in closed form for the test"  # a comment in square.ipynb's code
+
+
+@pytest.fixture(scope="module")
+def square_run(tmp_path_factory):
+    """square.ipynb run once with n_points from a parameter file and scale from the call (which wins)."""
+    out = tmp_path_factory.mktemp("square")
+    params_file = out / "params.yaml"
+    params_file.write_text("scale: 100.0\nn_points: 5\n")
+    # A previous run's metrics in the same place must not leak into this one.
+    (out / "square.metrics.json").write_text(json.dumps({"metrics": {"stale_metric": 1}}))
+    result = run.run_notebook(SQUARE, {"scale": "3"}, out, parameters_file=params_file, progress=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def failed_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fails")
+    return run.run_notebook(FAILS, {"message": "deliberate failure"}, out, progress=False)
+
+
+def test_injected_parameters_reach_the_kernel_and_its_metric(square_run):
+    assert square_run.status == "ok", square_run.error
+    assert square_run.parameters == {"scale": 3.0, "n_points": 5}
+    # total = scale * (0 + 1 + 2 + 3 + 4)
+    assert square_run.metrics["total"] == pytest.approx(30.0)
+    record = json.loads(square_run.metrics_json.read_text())
+    assert record["metrics"]["total"] == pytest.approx(30.0)
+    assert record["metrics"]["label"] == "base"
+    assert record["metrics"]["values"]["type"] == "table"
+    assert record["metrics"]["values"]["data"][-1] == [4, 12.0]
+    assert record["status"] == "ok" and record["error"] is None
+    assert record["parameters"] == {"scale": 3.0, "n_points": 5}
+    assert record["defaults"]["sleep_s"] == 0.0
+    assert record["html"] == "square.html" and record["output_notebook"] == "square.ipynb"
+    assert "stale_metric" not in record["metrics"]
+    assert record["duration_s"] > 0
+
+
+def test_executed_notebook_carries_run_metadata(square_run):
+    nb = nbformat.read(square_run.output_notebook, as_version=4)
+    meta = nb.metadata["terralab"]
+    assert meta["status"] == "ok"
+    assert meta["parameters"] == {"scale": 3.0, "n_points": 5}
+    assert meta["metrics"]["total"] == pytest.approx(30.0)
+    assert meta["started"] == square_run.started
+    assert not list(square_run.output_notebook.parent.glob(".*")), "temporary files left behind"
+
+
+def test_html_report_embeds_the_figure_and_the_metric_table(square_run):
+    html = square_run.html.read_text()
+    assert re.search(r'<img [^>]*src="data:image/png;base64,', html)
+    assert 'id="terralab-metrics"' in html and ">total<" in html and ">30<" in html
+    assert 'id="metric-values"' in html  # the recorded table, rendered
+    assert "deliberate" not in html
+
+
+def test_html_report_hides_code_by_default_and_needs_no_network(square_run):
+    html = square_run.html.read_text()
+    assert CODE_MARKER not in html
+    assert "<script src=" not in html, "the report must not load scripts from a CDN"
+    assert 'src="http' not in html and "href=\"http" not in html.split("<body")[0]
+
+
+def test_show_code_keeps_the_code_cells(tmp_path):
+    result = run.run_notebook(SQUARE, {"n_points": 2}, tmp_path, show_code=True, name="with_code", progress=False)
+    assert result.html == tmp_path / "with_code.html"
+    assert CODE_MARKER in result.html.read_text()
+    assert result.metrics["total"] == pytest.approx(2.0)
+
+
+def test_failing_notebook_still_writes_both_and_names_the_cell(failed_run):
+    assert failed_run.status == "failed"
+    assert failed_run.output_notebook.exists() and failed_run.html.exists()
+    err = failed_run.error
+    # fails.ipynb: 0 markdown, 1 parameters, 2 record, 3 raise
+    assert err["cell_index"] == 3
+    assert err["ename"] == "ValueError" and err["evalue"] == "deliberate failure"
+    assert err["source"].startswith("raise ValueError")
+    assert failed_run.metrics == {"before_failure": 1}  # recorded before the failure, nothing after
+    record = json.loads(failed_run.metrics_json.read_text())
+    assert record["status"] == "failed" and record["error"]["cell_index"] == 3
+    html = failed_run.html.read_text()
+    assert "An Exception was encountered" in html  # papermill's banner
+    assert 'id="papermill-error-cell"' in html and "deliberate failure" in html
+    with pytest.raises(NotebookExecutionError, match="cell 3"):
+        failed_run.raise_for_status()
+
+
+def test_cell_timeout_fails_the_run_at_the_slow_cell(tmp_path):
+    # Long enough for the import cell on a loaded machine, far shorter than the sleep.
+    result = run.run_notebook(SQUARE, {"sleep_s": 120}, tmp_path, cell_timeout_s=5, progress=False)
+    assert result.status == "failed"
+    assert result.error["ename"] == "CellTimeoutError"
+    assert result.error["source"] == "time.sleep(sleep_s)"
+    assert result.duration_s < 60
+    assert result.metrics["total"] == pytest.approx(12.0)  # cells before the slow one still count
+    assert result.html.exists()
+
+
+def test_undeclared_parameter_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ParameterError, match=r"'scal'.*did you mean 'scale'") as info:
+        run.run_notebook(SQUARE, {"scal": 2.0}, tmp_path / "out", progress=False)
+    assert "n_points: int = 4" in str(info.value)  # lists what is declared
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"n_points": 2.5}, r"'n_points'.*expects int"),
+        ({"n_points": "many"}, r"'n_points'.*expects int"),
+        ({"scale": True}, r"'scale'.*expects float"),
+        ({"scale": [1, 2]}, r"'scale'.*expects float"),
+        ({"label": ["a"]}, r"'label'.*expects str"),
+    ],
+)
+def test_value_that_does_not_fit_the_type_hint_is_refused(tmp_path, params, message):
+    with pytest.raises(ParameterError, match=message):
+        run.run_notebook(SQUARE, params, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_values_are_converted_where_lossless():
+    assert run.validate_parameters(SQUARE, {"scale": 2, "n_points": 3.0, "label": 7}) == {
+        "scale": 2.0, "n_points": 3, "label": "7"}
+    assert run.validate_parameters(SQUARE, {"scale": "1e3", "n_points": "12"}) == {"scale": 1000.0, "n_points": 12}
+
+
+def test_command_line_text_stays_text_for_str_parameters():
+    assert run.parse_parameter_text(SQUARE, {"label": "001", "n_points": "7"}) == {"label": "001", "n_points": 7}
+
+
+@pytest.mark.parametrize(
+    "source, name, good, bad",
+    [
+        ('bands: Literal["RGBN", "RGBNE"] = "RGBN"', "bands", "RGBNE", "RGB"),
+        ("models: list[str] = ['unet']", "models", ["unet", "dnn"], "unet"),
+        ("sizes: list[int] = [1]", "sizes", "[1, 2]", ["a"]),
+        ("max_files: int = None", "max_files", None, 1.5),
+        ("cut_hz: Optional[float] = None", "cut_hz", "null", "high"),
+        ("threshold = 1", "threshold", 0.5, "high"),
+        ("verbose = False", "verbose", "true", 1),
+        ("mode: 'str | None' = None", "mode", "fast", 3.0 + 1j),
+    ],
+)
+def test_type_hints_of_the_parameters_cell_are_enforced(source, name, good, bad):
+    declared = run._parse_parameters_cell(source)
+    run._coerce(good, declared[name].type)
+    with pytest.raises(run._Mismatch):
+        run._coerce(bad, declared[name].type)
+
+
+def test_parameters_cell_parsing_keeps_help_and_skips_magics():
+    declared = run._parse_parameters_cell("%matplotlib inline\nspeed_min_kmh: float = 60.0  # slowest vehicle\n"
+                                          "stations = load()\n")
+    assert declared["speed_min_kmh"].help == "slowest vehicle"
+    assert declared["speed_min_kmh"].default == 60.0
+    assert declared["stations"].type.kind == "any" and declared["stations"].default_text == "load()"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("scale: [1, 2\n", "not valid YAML at line"),
+        ("- 1\n- 2\n", "must hold a mapping"),
+        ("just text\n", "must hold a mapping"),
+    ],
+)
+def test_invalid_parameter_file_is_refused(tmp_path, content, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(content)
+    with pytest.raises(ParameterError, match=message):
+        run.run_notebook(SQUARE, None, tmp_path / "out", parameters_file=path, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_parameter_file_is_refused(tmp_path):
+    with pytest.raises(ParameterError, match="does not exist"):
+        run.load_parameters_file(tmp_path / "nope.yaml")
+
+
+def test_undeclared_name_in_parameter_file_is_refused(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("n_point: 3\n")
+    with pytest.raises(ParameterError, match="did you mean 'n_points'"):
+        run.run_notebook(SQUARE, None, tmp_path / "out", parameters_file=path, progress=False)
+
+
+def test_missing_notebook_is_refused_with_close_names(tmp_path):
+    with pytest.raises(NotebookNotFoundError, match="square.ipynb"):
+        run.run_notebook(NOTEBOOKS / "squre.ipynb", None, tmp_path)
+
+
+def test_file_that_is_not_a_notebook_is_refused(tmp_path):
+    path = tmp_path / "broken.ipynb"
+    path.write_text("{not json")
+    with pytest.raises(FileFormatError, match="not a readable Jupyter notebook"):
+        run.run_notebook(path, None, tmp_path / "out")
+
+
+def test_missing_kernel_says_how_to_register_it(tmp_path):
+    with pytest.raises(KernelNotFoundError, match="ipykernel install") as info:
+        run.run_notebook(SQUARE, None, tmp_path / "out", kernel="no-such-kernel-xyz")
+    assert "no-such-kernel-xyz" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_default_kernel_points_to_make_setup(monkeypatch):
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    def missing(self, name):
+        raise NoSuchKernel(name)
+
+    monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", missing)
+    with pytest.raises(KernelNotFoundError, match="make setup"):
+        run.check_kernel("terralab")
+
+
+def test_unwritable_output_directory_is_refused(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OutputLocationError, match="cannot write"):
+        run.run_notebook(SQUARE, None, blocker / "out")
+
+
+def test_run_name_must_be_a_file_name(tmp_path):
+    from terralab.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="plain file name"):
+        run.run_notebook(SQUARE, None, tmp_path, name="../escape")
+
+
+def test_run_all_checks_every_notebook_before_running_any(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for nb in (SQUARE, FAILS):
+        (notebooks / nb.name).write_bytes(nb.read_bytes())
+    with pytest.raises(ParameterError, match="'n_pionts'"):
+        run.run_all(notebooks, tmp_path / "reports", {"notebooks/square.ipynb": {"n_pionts": 2}})
+    with pytest.raises(ParameterError, match="did you mean 'square.ipynb'"):
+        run.run_all(notebooks, tmp_path / "reports", {"squares.ipynb": {"n_points": 2}})
+    assert not (tmp_path / "reports").exists()
+
+
+def test_run_all_refuses_an_empty_directory(tmp_path):
+    with pytest.raises(NotebookNotFoundError, match="no notebooks"):
+        run.run_all(tmp_path, tmp_path / "reports")

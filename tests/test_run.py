@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from terralab import run
+from terralab import report, run
 from terralab.errors import (
     FileFormatError,
     KernelNotFoundError,
@@ -61,6 +62,13 @@ def test_injected_parameters_reach_the_kernel_and_its_metric(square_run):
     assert record["duration_s"] > 0
 
 
+def test_kernel_runs_in_the_notebook_folder_with_the_metrics_file_set(square_run):
+    assert square_run.metrics["kernel_cwd"] == str(NOTEBOOKS.resolve())
+    assert square_run.metrics["metrics_file"] == str(square_run.metrics_json)
+    # handed to the kernel process only; this process's environment is left alone
+    assert os.environ.get(report.METRICS_ENV) != str(square_run.metrics_json)
+
+
 def test_executed_notebook_carries_run_metadata(square_run):
     nb = nbformat.read(square_run.output_notebook, as_version=4)
     meta = nb.metadata["terralab"]
@@ -86,11 +94,21 @@ def test_html_report_hides_code_by_default_and_needs_no_network(square_run):
     assert 'src="http' not in html and "href=\"http" not in html.split("<body")[0]
 
 
-def test_show_code_keeps_the_code_cells(tmp_path):
-    result = run.run_notebook(SQUARE, {"n_points": 2}, tmp_path, show_code=True, name="with_code", progress=False)
-    assert result.html == tmp_path / "with_code.html"
-    assert CODE_MARKER in result.html.read_text()
-    assert result.metrics["total"] == pytest.approx(2.0)
+def test_show_code_keeps_the_code_cells_and_threaded_runs_stay_apart(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        with_code = pool.submit(run.run_notebook, SQUARE, {"n_points": 2}, tmp_path, show_code=True,
+                                name="with_code", progress=False)
+        other = pool.submit(run.run_notebook, SQUARE, {"n_points": 6}, tmp_path, name="other", progress=False)
+        with_code, other = with_code.result(), other.result()
+    assert with_code.html == tmp_path / "with_code.html"
+    assert CODE_MARKER in with_code.html.read_text()
+    assert CODE_MARKER not in other.html.read_text()
+    # total = 2 * (0 + 1) and 2 * (0 + ... + 5); each run's metrics file is its own
+    assert json.loads(with_code.metrics_json.read_text())["metrics"]["total"] == pytest.approx(2.0)
+    assert json.loads(other.metrics_json.read_text())["metrics"]["total"] == pytest.approx(30.0)
+    assert other.metrics["metrics_file"] == str(other.metrics_json)
 
 
 def test_failing_notebook_still_writes_both_and_names_the_cell(failed_run):

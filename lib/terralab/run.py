@@ -517,6 +517,33 @@ def _write_atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> 
         raise
 
 
+def _kernel_manager_class(env: dict[str, str], cwd: str):
+    """nbclient's kernel manager, starting the kernel with ``env`` added to its environment and in ``cwd``.
+
+    Handing both to the kernel process (instead of changing os.environ and chdir, as papermill's ``cwd``
+    does) keeps runs in threads of one process apart. The manager also asks for CurveZMQ encryption where
+    zmq and the kernel support it: kernel traffic is then encrypted on shared machines, and ipykernel stops
+    warning "running over TCP without encryption" on every run.
+    """
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    encrypt = zmq.has("curve") and "transport_encryption" in AsyncKernelManager.class_trait_names()
+
+    class _RunKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            if encrypt:
+                kwargs.setdefault("transport_encryption", "auto")
+            super().__init__(**kwargs)
+
+        async def start_kernel(self, **kw):
+            kw["env"] = {**(kw.get("env") or os.environ), **env}
+            kw.setdefault("cwd", cwd)
+            return await super().start_kernel(**kw)
+
+    return _RunKernelManager
+
+
 def _prepare_output_dir(output_dir: str | os.PathLike) -> Path:
     out = Path(output_dir).expanduser().resolve()
     try:
@@ -712,11 +739,9 @@ def run_notebook(
     # record() merges into this file from inside the kernel; a previous run's values must not leak in.
     metrics_path.unlink(missing_ok=True)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    # The kernel inherits the environment. MPLBACKEND=Agg (the Makefile and tests set it for headless
-    # plotting) would stop figures from reaching the notebook, so the kernel gets the inline backend.
+    # The kernel gets the inline plotting backend even when MPLBACKEND=Agg (the Makefile and the tests set
+    # it for headless plotting), which would otherwise keep figures out of the notebook.
     kernel_env = {report.METRICS_ENV: str(metrics_path), "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
-    previous_env = {key: os.environ.get(key) for key in kernel_env}
-    os.environ.update(kernel_env)
     error: dict[str, Any] | None = None
     raised_outside = False
     t0 = time.perf_counter()
@@ -728,7 +753,7 @@ def run_notebook(
             kernel_name=kernel,
             progress_bar=progress,
             execution_timeout=cell_timeout_s,
-            cwd=str(notebook.resolve().parent),
+            kernel_manager_class=_kernel_manager_class(kernel_env, str(notebook.resolve().parent)),
         )
     except PapermillExecutionError as exc:
         error = {"cell_index": exc.cell_index, "execution_count": exc.exec_count, "ename": exc.ename,
@@ -742,11 +767,6 @@ def run_notebook(
         raise
     finally:
         duration_s = round(time.perf_counter() - t0, 3)
-        for key, value in previous_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
     try:
         if running_path.exists():

@@ -1,0 +1,432 @@
+"""Comparison report of a parameter sweep: grid parameters × recorded metrics on one page.
+
+``terralab.sweep`` writes this page as the sweep's ``index.html``. It holds
+
+* a sortable table, one row per run in grid order, with the grid parameters, status, duration and every
+  scalar metric, the best run per metric starred (``terralab.report.best_runs``);
+* a line naming the best run by the headline metric (``metric=``, default the first metric whose name says
+  which way is better: ``rmse`` lowest, ``f1`` highest);
+* when exactly two grid parameters vary, a pivot per numeric metric, rows the first parameter's values and
+  columns the second's — the rice sweep ``bands × model`` comes out like the paper's table;
+* a figure per numeric metric that varies: the metric along each varying parameter, one line per
+  combination of the others (embedded PNG, readable offline).
+
+It can be rebuilt from any folder of runs::
+
+    from terralab import compare
+    compare.write_comparison("reports/sweep-rice_mapping",
+                             grid={"bands": ["RGBN", "RGBNE"], "model": ["unet", "dnn"]})
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import io
+import itertools
+import json
+import math
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_FIGURES = 8
+MAX_LINES_PER_AXES = 10
+
+
+def _esc(value: Any) -> str:
+    import html
+
+    return html.escape(str(value), quote=True)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Grid values compare by value, and by text for values a JSON round trip may have changed."""
+    if a is None or b is None:
+        return a is b
+    try:
+        equal = bool(a == b)
+    except (TypeError, ValueError):  # arrays and other values without a plain truth: compare their text
+        equal = False
+    return equal or str(a) == str(b)
+
+
+def varying_parameters(grid: dict[str, list]) -> list[str]:
+    """Names of the grid parameters with more than one value, in grid order."""
+    return [name for name, values in grid.items() if len(values) > 1]
+
+
+def grid_order(runs: pd.DataFrame, grid: dict[str, list]) -> pd.DataFrame:
+    """``runs`` sorted in the grid's order (first parameter slowest); runs off the grid go last, by name."""
+    keys = []
+    for _, run in runs.iterrows():
+        key = []
+        for name, values in grid.items():
+            value = run.get(f"param.{name}")
+            pos = next((i for i, v in enumerate(values) if _same(v, value)), len(values))
+            key.append(pos)
+        keys.append((tuple(key), str(run.get("name"))))
+    order = sorted(range(len(runs)), key=lambda i: keys[i])
+    return runs.iloc[order].reset_index(drop=True)
+
+
+def numeric_metrics(runs: pd.DataFrame) -> list[str]:
+    """Metrics with a finite number in at least one successful run and nothing but numbers otherwise."""
+    names = []
+    ok = runs[runs["status"] == "ok"] if "status" in runs else runs
+    for col in [c for c in runs.columns if str(c).startswith("metric.")]:
+        values = [v for v in ok[col] if v is not None and not (isinstance(v, float) and math.isnan(v))]
+        if values and all(_is_number(v) for v in values):
+            names.append(col[len("metric."):])
+    return names
+
+
+def headline_metric(runs: pd.DataFrame, metric: str | None = None,
+                    directions: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """The metric that picks the best run and which way is better, ``(name, "min" | "max")``, or None."""
+    from . import report
+    from .errors import InvalidInputError
+
+    directions = directions or {}
+    candidates = numeric_metrics(runs)
+    if metric is not None:
+        if metric not in candidates:
+            raise InvalidInputError(
+                f"metric {metric!r} is not a numeric metric of these runs; recorded numeric metrics: "
+                f"{', '.join(candidates) or 'none'}"
+            )
+        way = directions.get(metric) or report.metric_direction(metric) or "max"
+        return metric, way
+    for name in candidates:
+        way = directions.get(name) or report.metric_direction(name)
+        if way:
+            return name, way
+    return None
+
+
+def pivot(runs: pd.DataFrame, grid: dict[str, list], metric: str,
+          rows: str, columns: str) -> pd.DataFrame:
+    """``metric`` of the successful runs laid out with ``rows`` × ``columns`` grid values (NaN where missing).
+
+    Runs that share a cell (other grid parameters held at one value each) must not exist: the pivot is only
+    drawn when exactly two parameters vary.
+    """
+    import pandas as pd
+
+    from . import report
+
+    table = pd.DataFrame(index=[report.format_value(v) for v in grid[rows]],
+                         columns=[report.format_value(v) for v in grid[columns]], dtype=float)
+    table.index.name, table.columns.name = rows, columns
+    for _, run in runs[runs["status"] == "ok"].iterrows():
+        value = run.get(f"metric.{metric}")
+        if not _is_number(value):
+            continue
+        r = next((i for i, v in enumerate(grid[rows]) if _same(v, run.get(f"param.{rows}"))), None)
+        c = next((i for i, v in enumerate(grid[columns]) if _same(v, run.get(f"param.{columns}"))), None)
+        if r is not None and c is not None:
+            table.iat[r, c] = float(value)
+    return table
+
+
+def _pivot_html(table: pd.DataFrame, metric: str, way: str | None) -> str:
+    import numpy as np
+
+    from . import report
+
+    values = table.to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    best = None
+    if way in ("min", "max") and finite.size >= 2:
+        best = finite.min() if way == "min" else finite.max()
+    head = f"<th>{_esc(table.index.name)} \\ {_esc(table.columns.name)}</th>" + "".join(
+        f"<th>{_esc(c)}</th>" for c in table.columns
+    )
+    body = []
+    for label, row in table.iterrows():
+        cells = [f"<th>{_esc(label)}</th>"]
+        for value in row:
+            if math.isnan(value):
+                cells.append('<td class="num"></td>')
+                continue
+            mark = best is not None and value == best
+            text = _esc(report.format_value(float(value))) + (' <span title="best">★</span>' if mark else "")
+            cells.append(f'<td class="num{" best" if mark else ""}">{text}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    note = {"min": "lower is better", "max": "higher is better"}.get(way or "", "direction unknown")
+    return (
+        f'<h3>{_esc(metric)} <span class="tl-note">({note})</span></h3>'
+        f'<table class="tl tl-pivot" id="pivot-{_esc(metric)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def metric_figure(runs: pd.DataFrame, grid: dict[str, list], metric: str) -> bytes | None:
+    """PNG of ``metric`` along each varying grid parameter, one line per combination of the others.
+
+    Returns None when the metric does not vary or no parameter varies. Uses matplotlib's object API, so
+    it neither needs nor changes a pyplot backend.
+    """
+    from matplotlib.figure import Figure
+
+    from . import report
+
+    params = varying_parameters(grid)
+    ok = runs[runs["status"] == "ok"]
+    values = [v for v in ok.get(f"metric.{metric}", []) if _is_number(v)]
+    if not params or len(set(values)) < 2:
+        return None
+    fig = Figure(figsize=(3.6 * len(params[:3]), 2.8), dpi=100, layout="constrained")
+    axes = fig.subplots(1, len(params[:3]), squeeze=False)[0]
+    for ax, param in zip(axes, params[:3]):
+        others = [p for p in params if p != param]
+        combos = list(itertools.product(*[grid[p] for p in others]))[:MAX_LINES_PER_AXES]
+        for combo in combos:
+            xs, ys = [], []
+            for i, x in enumerate(grid[param]):
+                match = ok
+                for p, v in zip(others + [param], list(combo) + [x]):
+                    match = match[[_same(v, w) for w in match.get(f"param.{p}", [])]]
+                vals = [v for v in match.get(f"metric.{metric}", []) if _is_number(v)]
+                if vals:
+                    xs.append(i)
+                    ys.append(float(vals[0]))
+            if ys:
+                label = ", ".join(f"{p}={report.format_value(v)}" for p, v in zip(others, combo)) or None
+                ax.plot(xs, ys, marker="o", label=label)
+        ax.set_xticks(range(len(grid[param])))
+        ax.set_xticklabels([report.format_value(v) for v in grid[param]], rotation=30 if len(grid[param]) > 4 else 0)
+        ax.set_xlabel(param)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        if others:
+            ax.legend(fontsize="x-small")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def comparison_html(
+    runs: pd.DataFrame,
+    grid: dict[str, list],
+    *,
+    title: str,
+    notebook: str | None = None,
+    fixed: dict[str, Any] | None = None,
+    metric: str | None = None,
+    directions: dict[str, str] | None = None,
+) -> str:
+    """The self-contained comparison page over ``runs`` (rows of ``terralab.report.load_runs``).
+
+    Parameters
+    ----------
+    runs : DataFrame
+        One row per run, with ``param.<name>`` and ``metric.<name>`` columns.
+    grid : dict of list
+        The sweep's grid, ``{parameter: [values...]}``; its order sets row, pivot and axis order.
+    title : str
+        Page title.
+    notebook : str, optional
+        The notebook swept, shown under the title.
+    fixed : dict, optional
+        Parameters set to one value for every run, shown under the title.
+    metric : str, optional
+        Headline metric that picks the best run; default the first metric whose name gives a direction.
+    directions : dict, optional
+        ``{metric: "min" | "max"}`` for metrics whose name does not say which way is better.
+    """
+    from . import report
+
+    runs = grid_order(runs, grid)
+    params = list(grid)
+    metrics = [c[len("metric."):] for c in runs.columns if str(c).startswith("metric.")]
+    directions = dict(directions or {})
+    headline = headline_metric(runs, metric, directions)
+    if headline:
+        directions.setdefault(*headline)
+    n_ok = int((runs["status"] == "ok").sum()) if len(runs) else 0
+    failed = runs[runs["status"] != "ok"] if len(runs) else runs
+    generated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+    parts = [f"<h1>{_esc(title)}</h1>"]
+    sub = [f"{len(runs)} runs: {n_ok} ok, {len(runs) - n_ok} failed"]
+    if notebook:
+        sub.insert(0, f"notebook {notebook}")
+    grid_text = " × ".join(f"{p} ∈ {{{', '.join(report.format_value(v) for v in vals)}}}" for p, vals in grid.items())
+    sub.append(f"grid {grid_text}")
+    if fixed:
+        sub.append("fixed " + ", ".join(f"{k}={report.format_value(v)}" for k, v in fixed.items()))
+    sub.append(f"generated {generated}")
+    parts.append(f'<p class="tl-sub">{_esc(" · ".join(sub))}</p>')
+
+    if headline:
+        name, way = headline
+        best = report.best_runs(runs, {name: way}).get(name)
+        if best is None and n_ok == 1:
+            best = runs.index[runs["status"] == "ok"][0]
+        if best is not None:
+            row = runs.loc[best]
+            link = f'<a href="{_esc(row["html"])}">{_esc(row["name"])}</a>' if row.get("html") else _esc(row["name"])
+            point = ", ".join(f"{p}={report.format_value(row.get(f'param.{p}'))}" for p in params)
+            better = "lowest" if way == "min" else "highest"
+            parts.append(
+                f'<p id="best-run" class="tl-best">★ Best run by <b>{_esc(name)}</b> ({better} is best): {link} — '
+                f"{_esc(point)}: {_esc(name)} = <b>{_esc(report.format_value(row.get(f'metric.{name}')))}</b></p>"
+            )
+
+    parts.append("<h2>Runs</h2>")
+    parts.append(report.runs_table_html(runs, table_id="sweep-runs", parameters=params, metrics=metrics,
+                                        directions=directions))
+
+    numeric = numeric_metrics(runs)
+    ok = runs[runs["status"] == "ok"] if len(runs) else runs
+    # A metric that is the same in every run (a checksum, a count of input rows) has nothing to compare.
+    varied = [m for m in numeric if len({v for v in ok[f"metric.{m}"] if _is_number(v)}) > 1]
+    varying = varying_parameters(grid)
+    if len(varying) == 2 and varied:
+        rows_p, cols_p = varying
+        parts.append(f"<h2>{_esc(rows_p)} × {_esc(cols_p)}</h2>")
+        for name in varied:
+            way = directions.get(name) or report.metric_direction(name)
+            parts.append(_pivot_html(pivot(runs, grid, name, rows_p, cols_p), name, way))
+
+    figures = []
+    for name in varied[:MAX_FIGURES]:
+        png = metric_figure(runs, grid, name)
+        if png:
+            data = base64.b64encode(png).decode("ascii")
+            figures.append(
+                f'<figure class="tl-figure"><img id="figure-{_esc(name)}" alt="{_esc(name)} along the grid" '
+                f'src="data:image/png;base64,{data}"><figcaption>{_esc(name)} along '
+                f"{_esc(', '.join(varying))}</figcaption></figure>"
+            )
+    if figures:
+        parts.append("<h2>Figures</h2>" + "".join(figures))
+
+    if len(failed):
+        items = []
+        for _, run in failed.iterrows():
+            link = f'<a href="{_esc(run["html"])}">{_esc(run["name"])}</a>' if run.get("html") else _esc(run["name"])
+            err = run.get("error")
+            items.append(f'<li>{link}: <span class="tl-error">{_esc(err if isinstance(err, str) else "")}</span></li>')
+        parts.append(
+            '<h2>Failed runs</h2><ul id="failed-runs">' + "".join(items) + "</ul>"
+            '<p class="tl-note">Rerun only these with <code>terralab sweep … --retry-failed</code>.</p>'
+        )
+
+    style = report._STYLE + (
+        ".tl-best{background:#dafbe1;padding:.4em .8em;border-radius:.4em;display:inline-block}"
+        "figure.tl-figure{display:inline-block;margin:0 1em 1em 0}"
+        "figure.tl-figure figcaption{color:#57606a;font-size:.85em}"
+        "table.tl-pivot th:first-child{background:#f6f8fa}"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_esc(title)}</title><style>{style}</style></head><body>"
+        + "\n".join(parts)
+        + '<p class="tl-note">Click a column header to sort. ★ marks the best successful run for metrics whose '
+        "name says which way is better (error-like: lowest; score-like: highest).</p>"
+        f"<script>{report._SORT_JS}</script></body></html>\n"
+    )
+
+
+def runs_from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """``load_runs``' frame built from run records (the content of ``*.metrics.json`` files).
+
+    The records are written to a scratch folder and read back with ``terralab.report.load_runs``, so a sweep
+    whose outputs live in object storage gets exactly the columns a local folder of runs would.
+    """
+    from . import report
+
+    with tempfile.TemporaryDirectory(prefix="terralab-compare-") as tmp:
+        for rec in records:
+            Path(tmp, f"{rec['name']}.metrics.json").write_text(json.dumps(rec))
+        return report.load_runs(tmp)
+
+
+def write_text(url: str, text: str) -> str:
+    """Write ``text`` to a local path or fsspec URL without ever leaving half a file at ``url``."""
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    fs, path = fsspec.core.url_to_fs(url)
+    parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
+    tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp" if parent else f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    with fs.open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    try:
+        if isinstance(fs, LocalFileSystem):
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        else:
+            fs.mv(tmp, path)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
+    return url
+
+
+def write_comparison(
+    output: str | os.PathLike,
+    grid: dict[str, list] | None = None,
+    *,
+    records: list[dict[str, Any]] | None = None,
+    title: str | None = None,
+    notebook: str | None = None,
+    fixed: dict[str, Any] | None = None,
+    metric: str | None = None,
+    directions: dict[str, str] | None = None,
+) -> str:
+    """Write ``<output>/index.html`` comparing the runs of a sweep; returns its path or URL.
+
+    Parameters
+    ----------
+    output : path or fsspec URL
+        The sweep's folder. Without ``records`` it must be a local folder of ``*.metrics.json`` files.
+    grid : dict of list, optional
+        The grid; default the sweep's ``sweep.json`` in ``output`` (local folders only).
+    records : list of dict, optional
+        Run records (``*.metrics.json`` contents) to compare instead of reading ``output``.
+    title, notebook, fixed, metric, directions
+        See ``comparison_html``.
+    """
+    from . import report
+    from .errors import InvalidInputError
+
+    output = str(output)
+    state = None
+    if records is None or grid is None:
+        state_path = Path(output, "sweep.json")
+        if state_path.exists():
+            state = json.loads(state_path.read_text())
+    if grid is None:
+        if state is None:
+            raise InvalidInputError(f"no grid given and no sweep.json in {output}: pass grid={{name: [values]}}")
+        grid = state["grid"]
+        notebook = notebook or state.get("notebook")
+        fixed = fixed if fixed is not None else state.get("parameters")
+    if records is None:
+        runs = report.load_runs(output)
+        if state is not None:
+            names = {r["name"] for r in state.get("runs", [])}
+            runs = runs[runs["name"].isin(names)].reset_index(drop=True)
+    else:
+        runs = runs_from_records(records)
+    if title is None:
+        stem = Path(notebook).stem if notebook else Path(output.rstrip("/")).name
+        title = f"Sweep of {stem}"
+    page = comparison_html(runs, grid, title=title, notebook=notebook, fixed=fixed, metric=metric,
+                           directions=directions)
+    return write_text(output.rstrip("/") + "/index.html", page)

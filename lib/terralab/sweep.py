@@ -1,0 +1,727 @@
+"""Parameter sweeps of a notebook on ``dask.distributed``, compared on one page.
+
+One papermill run per grid point, each a task on a Dask cluster: by default a ``LocalCluster`` on this
+machine with one worker process per run (up to the number of cores); given a scheduler address, any Dask
+deployment (Kubernetes, an HPC job queue, ``dask-scheduler`` by hand). Each task runs the notebook with
+``terralab.run.run_notebook`` into a scratch folder on its worker, then copies the three outputs to the
+sweep's output location — a local folder, or any fsspec URL (``s3://``, ``gs://`` with the ``cloud`` extra).
+The sweep writes ``sweep.json`` (the grid and every run's record) and ``index.html``, the comparison
+report of ``terralab.compare``.
+
+Failures stay per run: a cell that raises, a kernel or a worker process that dies, are recorded for that
+run and listed; the others finish. ``retry_failed=True`` reruns only the grid points without a successful run.
+
+Example
+-------
+>>> from terralab.sweep import sweep
+>>> result = sweep("notebooks/rice_mapping.ipynb",
+...                {"bands": ["RGBN", "RGBNE", "RGBNS", "RGBNES"], "model": ["unet", "dnn"]})  # doctest: +SKIP
+>>> result.index, [r.name for r in result.failed]                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import itertools
+import json
+import os
+import re
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "sweep.json"
+# The pid of the Dask worker process running a task, exported to its kernel: lets a test notebook kill
+# its worker the way a lost node would.
+WORKER_PID_ENV = "TERRALAB_SWEEP_WORKER_PID"
+_OUTPUT_SUFFIXES = (".ipynb", ".html", ".metrics.json")  # metrics last: its presence means the run is complete
+_MAX_NAME = 120
+
+
+# --- grid ------------------------------------------------------------------------------------------
+def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, first parameter varying slowest.
+
+    >>> grid_points({"bands": ["RGBN", "RGBNE"], "model": ["unet", "dnn"]})[1]
+    {'bands': 'RGBN', 'model': 'dnn'}
+    """
+    names = list(grid)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def _slug(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_.") or "_"
+
+
+def run_name(stem: str, point: dict[str, Any]) -> str:
+    """A file-system-safe run name for one grid point: ``stem__bands-RGBN__model-unet``.
+
+    Characters other than letters, digits, ``.``, ``+`` and ``-`` become ``_``; names longer than 120
+    characters are cut and given a hash of the point, so they stay unique.
+    """
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("_.") or "run"
+    name = "__".join([base] + [f"{_slug(k)}-{_slug(v)}" for k, v in point.items()])
+    if len(name) > _MAX_NAME:
+        digest = hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        name = f"{name[: _MAX_NAME - 12]}__{digest}"
+    return name
+
+
+def run_names(stem: str, points: list[dict[str, Any]]) -> list[str]:
+    """``run_name`` for every point; points whose names collide (``"a b"`` and ``"a_b"``) get a hash suffix."""
+    names = [run_name(stem, p) for p in points]
+    seen: dict[str, int] = {}
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+    out = []
+    for name, point in zip(names, points):
+        if seen[name] > 1:
+            digest = hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:8]
+            name = f"{name}__{digest}"
+        out.append(name)
+    return out
+
+
+def check_grid(notebook: str | os.PathLike, grid: dict[str, Any],
+               fixed: dict[str, Any] | None = None) -> tuple[dict[str, list], list[dict[str, Any]]]:
+    """Validate a grid against the notebook's declared parameters before anything runs.
+
+    Every value of every parameter is checked against its type hint (``terralab.run.validate_parameters``),
+    as is every fixed parameter; all problems are reported at once.
+
+    Returns
+    -------
+    (grid, points)
+        The grid with values converted to the declared types, and its points (each with the fixed values).
+
+    Raises
+    ------
+    ParameterError
+        For an empty grid, an empty or duplicated value list, a name also given as fixed, an undeclared name,
+        or a value that does not fit its parameter's type.
+    """
+    from .errors import ParameterError
+    from .run import validate_parameters
+
+    fixed = dict(fixed or {})
+    if not isinstance(grid, dict) or not grid:
+        raise ParameterError(
+            "the grid is empty: give at least one parameter with its values, e.g. {'model': ['unet', 'dnn']} "
+            "or --grid model=unet,dnn"
+        )
+    problems = []
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        problems.append(f"{', '.join(both)} given both in the grid and as fixed parameters; keep one")
+    checked_fixed = {}
+    try:
+        checked_fixed = validate_parameters(notebook, fixed)
+    except ParameterError as exc:
+        problems.append(str(exc))
+    checked: dict[str, list] = {}
+    for name, values in grid.items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            values = [values]
+        values = list(values)
+        if not values:
+            problems.append(f"grid parameter {name!r} has no values")
+            continue
+        converted = []
+        for value in values:
+            try:
+                converted.append(validate_parameters(notebook, {name: value})[name])
+            except ParameterError as exc:
+                problems.append(str(exc))
+                if "does not declare" in str(exc):
+                    break
+        dupes = [v for i, v in enumerate(converted) if v in converted[:i]]
+        if dupes:
+            problems.append(f"grid parameter {name!r} repeats the value(s) {dupes!r}")
+        checked[name] = converted
+    if problems:
+        raise ParameterError("the sweep was not started: " + " | ".join(problems))
+    points = [{**checked_fixed, **p} for p in grid_points(checked)]
+    return checked, points
+
+
+def parse_grid(notebook: str | os.PathLike, items: list[str]) -> dict[str, list]:
+    """Turn command-line ``NAME=V1,V2`` strings into a typed grid for ``notebook``.
+
+    Values are split on commas and typed like ``-p`` values of ``terralab run`` (``str`` parameters keep
+    text, others are read as YAML). A value list that itself holds commas is written as a YAML list:
+    ``sizes=[[64, 64], [128, 128]]``.
+    """
+    import yaml
+
+    from .errors import ParameterError
+    from .run import parse_parameter_text
+
+    grid: dict[str, list] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParameterError(f"--grid {item!r}: write NAME=V1,V2 (e.g. --grid model=unet,dnn)")
+        if name in grid:
+            raise ParameterError(f"--grid {name} is given twice; list all its values once: {name}=V1,V2")
+        if text.lstrip().startswith("["):
+            try:
+                raw = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ParameterError(f"--grid {item!r}: the value list is not valid YAML ({exc})") from exc
+            if not isinstance(raw, list):
+                raise ParameterError(f"--grid {item!r}: expected a YAML list after '='")
+            grid[name] = [parse_parameter_text(notebook, {name: v})[name] if isinstance(v, str) else v for v in raw]
+        else:
+            grid[name] = [parse_parameter_text(notebook, {name: v.strip()})[name] for v in text.split(",")]
+    return grid
+
+
+# --- output location -------------------------------------------------------------------------------
+def _open_output(output: str | os.PathLike):
+    """(filesystem, root path, normalised output) of a local folder or fsspec URL that we can write."""
+    import fsspec
+
+    from .errors import MissingDependencyError, OutputLocationError
+
+    text = os.fspath(output)
+    if "://" not in text:
+        text = str(Path(text).expanduser().resolve())
+    protocol = text.split("://", 1)[0] if "://" in text else "file"
+    try:
+        fs, root = fsspec.core.url_to_fs(text)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"writing sweep outputs to {text} needs the fsspec driver for {protocol}:// ({exc}); "
+            "install the cloud extra: pip install -e '.[cloud]' (s3fs, gcsfs)"
+        ) from exc
+    except ValueError as exc:
+        raise OutputLocationError(f"cannot use output location {text}: {exc}; give a folder or an fsspec URL") from exc
+    root = root.rstrip("/") or "/"
+    probe = f"{root}/.terralab-write-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        fs.makedirs(root, exist_ok=True)
+        fs.pipe_file(probe, b"ok")
+        fs.rm_file(probe)
+    except Exception as exc:  # every backend has its own errors for "cannot write here"
+        raise OutputLocationError(
+            f"cannot write to the sweep output {text} ({type(exc).__name__}: {exc}); choose a folder or bucket "
+            "you can write with -o, or check its credentials"
+        ) from exc
+    return fs, root, text
+
+
+def _put_file(fs, local: str | os.PathLike, target: str) -> None:
+    """Copy a local file to ``target`` on ``fs`` through a temporary name, so no half file is ever visible."""
+    parent, name = target.rsplit("/", 1)
+    tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
+    fs.put_file(os.fspath(local), tmp)
+    try:
+        if _is_local(fs):
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        else:
+            fs.mv(tmp, target)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
+
+
+def _is_local(fs) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
+
+
+def _write_json(fs, target: str, data: Any) -> None:
+    with tempfile.TemporaryDirectory(prefix="terralab-sweep-") as tmp:
+        local = Path(tmp, "state.json")
+        local.write_text(json.dumps(data, indent=2, default=str))
+        _put_file(fs, local, target)
+
+
+def _read_state(fs, root: str) -> dict[str, Any] | None:
+    path = f"{root}/{STATE_FILE}"
+    if not fs.exists(path):
+        return None
+    from .errors import FileFormatError
+
+    try:
+        with fs.open(path, "r") as fh:
+            state = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FileFormatError(f"{path} is not a readable sweep state ({exc}); remove it and rerun the whole sweep") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("runs"), list):
+        raise FileFormatError(f"{path} is not a sweep state (no 'runs' list); remove it and rerun the whole sweep")
+    return state
+
+
+# --- the task each worker runs ---------------------------------------------------------------------
+def _execute_point(notebook_path: str, notebook_text: str, name: str, parameters: dict[str, Any],
+                   destination: str, kernel: str, show_code: bool,
+                   cell_timeout_s: float | None) -> dict[str, Any]:
+    """Run one grid point on a worker and copy its three outputs to ``destination``; returns its record.
+
+    The notebook runs from its own path when this worker sees the same file (so relative paths in it
+    work); a worker on another machine gets the text and runs it from a scratch folder.
+    """
+    import fsspec
+
+    from .run import run_notebook
+
+    os.environ[WORKER_PID_ENV] = str(os.getpid())
+    with tempfile.TemporaryDirectory(prefix="terralab-sweep-") as tmp:
+        notebook = Path(notebook_path)
+        try:
+            same = notebook.is_file() and notebook.read_text(encoding="utf-8") == notebook_text
+        except OSError:
+            same = False
+        if not same:
+            notebook = Path(tmp, Path(notebook_path).name)
+            notebook.write_text(notebook_text, encoding="utf-8")
+        out = Path(tmp, "out")
+        result = run_notebook(notebook, parameters, out, name=name, kernel=kernel, show_code=show_code,
+                              cell_timeout_s=cell_timeout_s, progress=False)
+        record = json.loads(result.metrics_json.read_text())
+        record["notebook"] = notebook_path
+        record["worker"] = {"host": os.uname().nodename, "pid": os.getpid()}
+        fs, root = fsspec.core.url_to_fs(destination)
+        root = root.rstrip("/")
+        fs.makedirs(root, exist_ok=True)
+        for suffix in _OUTPUT_SUFFIXES:
+            if suffix == ".metrics.json":
+                Path(out, name + suffix).write_text(json.dumps(record, indent=2))
+            _put_file(fs, Path(out, name + suffix), f"{root}/{name}{suffix}")
+    return record
+
+
+# --- cluster ---------------------------------------------------------------------------------------
+def _connect(scheduler: Any, n_workers: int, connect_timeout_s: float):
+    """(client, cluster we own or None). A LocalCluster when ``scheduler`` is None."""
+    import logging
+
+    from .errors import MissingDependencyError, SchedulerError
+
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - distributed is a core dependency
+        raise MissingDependencyError("sweeps need dask.distributed: pip install 'distributed'") from exc
+
+    if isinstance(scheduler, Client):
+        return scheduler, None
+    if scheduler is None:
+        # One single-threaded worker process per run: notebooks run their own kernels, and a run that
+        # kills its worker takes nothing else down. allowed_failures=0 marks a run whose worker died as
+        # failed at once instead of replaying it on the next worker.
+        # Loopback only, no dashboard: the cluster lives as long as the sweep.
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=":0", silence_logs=logging.ERROR,
+                               scheduler_kwargs={"allowed_failures": 0, "dashboard": False})
+        try:
+            return Client(cluster, set_as_default=False), cluster
+        except BaseException:
+            cluster.close()
+            raise
+    address = str(scheduler)
+    if "://" not in address:
+        address = f"tcp://{address}"
+    advice = (
+        "Check that the scheduler runs, that the address is tcp://HOST:PORT (default port 8786) and that this "
+        "machine can reach it; or leave --scheduler out to run on a LocalCluster here"
+    )
+    try:
+        identity = _probe_scheduler(address, connect_timeout_s)
+    except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
+        raise SchedulerError(
+            f"could not reach the Dask scheduler at {address} within {connect_timeout_s:g} s "
+            f"({type(exc).__name__}: {str(exc) or 'no answer'}). {advice}"
+        ) from exc
+    if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
+        raise SchedulerError(f"{address} answered, but not as a Dask scheduler ({str(identity)[:200]}). {advice}")
+    try:
+        client = Client(address, timeout=connect_timeout_s, set_as_default=False)
+    except Exception as exc:  # the scheduler went away between the probe and the connection
+        raise SchedulerError(f"could not connect to the Dask scheduler at {address}: {exc}. {advice}") from exc
+    return client, None
+
+
+def _probe_scheduler(address: str, timeout_s: float) -> Any:
+    """Ask ``address`` for its identity, giving up after ``timeout_s`` seconds whatever the peer does.
+
+    ``Client(address, timeout=…)`` alone waits forever on a peer that accepts the connection and then says
+    nothing; this probe bounds the whole exchange. It runs its own event loop in a helper thread so that it
+    also works where a loop is already running (inside Jupyter).
+    """
+    import asyncio
+    import concurrent.futures
+
+    from distributed.comm import connect
+
+    async def ask() -> Any:
+        comm = await connect(address, timeout=timeout_s)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    def run() -> Any:
+        return asyncio.run(asyncio.wait_for(ask(), timeout_s))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result(timeout=timeout_s + 5)
+
+
+def _failure_record(name: str, notebook: str, parameters: dict[str, Any], ename: str, evalue: str) -> dict[str, Any]:
+    return {
+        "name": name, "notebook": notebook, "parameters": parameters, "status": "failed",
+        "started": None, "duration_s": None, "metrics": {}, "html": None, "output_notebook": None,
+        "error": {"cell_index": None, "execution_count": None, "ename": ename, "evalue": evalue, "source": ""},
+    }
+
+
+def _describe_exception(exc: BaseException) -> tuple[str, str]:
+    kind = type(exc).__name__
+    if kind == "KilledWorker":
+        return kind, ("the Dask worker running this run died (killed, out of memory, or its node was lost); "
+                      "the other runs were not affected. Rerun it with --retry-failed")
+    text = str(exc).strip()
+    return kind, text.splitlines()[0] if text else repr(exc)
+
+
+# --- results ---------------------------------------------------------------------------------------
+@dataclass
+class SweepResult:
+    """What a sweep produced: every run in grid order, and where its comparison report is.
+
+    Iterating a SweepResult, or ``len()``, goes over ``runs``. For a local output, the paths in each
+    ``RunResult`` are ``Path`` objects; for a URL output they are URL strings.
+    """
+
+    notebook: Path
+    output: str
+    grid: dict[str, list]
+    runs: list = field(default_factory=list)
+    index: str = ""
+    state: str = ""
+
+    @property
+    def failed(self) -> list:
+        """The runs that did not succeed."""
+        return [r for r in self.runs if r.status != "ok"]
+
+    @property
+    def ok(self) -> bool:
+        """True when every run succeeded."""
+        return not self.failed
+
+    def __iter__(self):
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+def _as_run_result(record: dict[str, Any], output: str, local: bool):
+    from .run import RunResult
+
+    def where(name: str | None):
+        if not name:
+            return None
+        return Path(output, name) if local else f"{output.rstrip('/')}/{name}"
+
+    return RunResult(
+        name=record["name"],
+        notebook=Path(record.get("notebook") or ""),
+        status=record.get("status", "failed"),
+        output_notebook=where(record.get("output_notebook")),
+        html=where(record.get("html")),
+        metrics_json=where(f"{record['name']}.metrics.json") if record.get("html") else None,
+        parameters=record.get("parameters") or {},
+        duration_s=record.get("duration_s"),
+        started=record.get("started"),
+        error=record.get("error"),
+        metrics=record.get("metrics") or {},
+    )
+
+
+# --- the sweep -------------------------------------------------------------------------------------
+def sweep(
+    notebook: str | os.PathLike,
+    grid: dict[str, list] | None,
+    *,
+    parameters: dict[str, Any] | None = None,
+    scheduler: Any = None,
+    output: str | os.PathLike | None = None,
+    n_workers: int | None = None,
+    retry_failed: bool = False,
+    timeout_s: float | None = None,
+    connect_timeout_s: float = 10.0,
+    cell_timeout_s: float | None = None,
+    kernel: str = "terralab",
+    show_code: bool = False,
+    metric: str | None = None,
+    directions: dict[str, str] | None = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Run a notebook once per grid point on Dask and write the comparison report.
+
+    Parameters
+    ----------
+    notebook : path
+        The notebook; grid names must be declared in its ``parameters`` cell.
+    grid : dict of list
+        ``{parameter: [values...]}``; one run per combination. May be None with ``retry_failed`` (the grid
+        of the previous sweep in ``output`` is used).
+    parameters : dict, optional
+        Values set to the same thing in every run (e.g. ``{"epochs": 3}``).
+    scheduler : str or distributed.Client, optional
+        Address of a running Dask scheduler (``tcp://host:8786``) or a Client. Default: a LocalCluster
+        on this machine, one single-threaded worker process per run, at most one per core.
+    output : path or fsspec URL, optional
+        Where the runs, ``sweep.json`` and ``index.html`` go; default ``reports/sweep-<notebook stem>``.
+        With a remote scheduler it must be a location every worker can write: a shared file system or an
+        object store (``s3://bucket/sweeps/rice``, ``gs://…``; install the ``cloud`` extra).
+    n_workers : int, optional
+        Worker processes of the LocalCluster (ignored with ``scheduler``); default min(runs, cores).
+    retry_failed : bool
+        Rerun only the grid points without a successful run in ``output``'s ``sweep.json``.
+    timeout_s : float, optional
+        Wall-clock limit of the whole sweep in seconds; runs not finished by then are cancelled and marked
+        failed. (On a cluster you do not own, a cancelled run may still finish in the background.)
+    connect_timeout_s : float
+        Seconds to wait for the scheduler before raising SchedulerError.
+    cell_timeout_s : float, optional
+        Per-cell limit inside each run (see ``run_notebook``).
+    kernel, show_code
+        Passed to ``run_notebook``.
+    metric : str, optional
+        Headline metric that picks the best run in the report.
+    directions : dict, optional
+        ``{metric: "min" | "max"}`` for metrics whose name does not say which way is better.
+    progress : bool
+        Show a progress bar over runs.
+
+    Returns
+    -------
+    SweepResult
+        ``runs`` in grid order (``RunResult``; failed ones carry ``error``), ``index`` the report's location.
+
+    Raises
+    ------
+    ParameterError
+        A grid or fixed value that the notebook does not declare or whose type does not fit; nothing runs.
+    OutputLocationError, MissingDependencyError
+        The output cannot be written (or its fsspec driver is missing); checked before anything runs.
+    SchedulerError
+        The scheduler could not be reached within ``connect_timeout_s``.
+    """
+    from tqdm.auto import tqdm
+
+    from . import compare
+    from .errors import InvalidInputError, ParameterError
+    from .run import _read_notebook, check_kernel
+
+    notebook = Path(notebook)
+    _read_notebook(notebook)
+    stem = notebook.stem
+    if grid is None and not retry_failed:
+        raise ParameterError("no grid given: pass {parameter: [values]} (or --grid NAME=V1,V2)")
+    if grid is not None:
+        grid, points = check_grid(notebook, grid, parameters)
+    output = output if output is not None else Path("reports") / f"sweep-{stem}"
+    fs, root, output_text = _open_output(output)
+    local = _is_local(fs)
+    if local:
+        output_text = root
+
+    previous = _read_state(fs, root) if retry_failed else None
+    if retry_failed and previous is None:
+        raise InvalidInputError(
+            f"--retry-failed: there is no earlier sweep in {output_text} (no {STATE_FILE}); run the sweep "
+            "without --retry-failed first"
+        )
+    if previous is not None and Path(previous.get("notebook", "")).stem != stem:
+        raise InvalidInputError(
+            f"{output_text} holds a sweep of {previous.get('notebook')}, not {notebook}; choose another output"
+        )
+    if grid is None:
+        parameters = previous.get("parameters") or {} if parameters is None else parameters
+        grid, points = check_grid(notebook, previous["grid"], parameters)
+    fixed = {k: v for k, v in points[0].items() if k not in grid}
+    names = run_names(stem, [{k: p[k] for k in grid} for p in points])
+
+    records: dict[str, dict[str, Any]] = {}
+    if previous is not None:
+        earlier = {r.get("name"): r for r in previous["runs"]}
+        records = {n: earlier[n] for n in names if n in earlier and earlier[n].get("status") == "ok"}
+    todo = [(n, p) for n, p in zip(names, points) if n not in records]
+
+    state_path = f"{root}/{STATE_FILE}"
+
+    def save_state() -> None:
+        runs = [records[n] for n in names if n in records]
+        _write_json(fs, state_path, {
+            "version": 1, "notebook": str(notebook), "grid": grid, "parameters": fixed,
+            "output": output_text, "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "runs": runs,
+        })
+
+    if todo:
+        if scheduler is None:
+            check_kernel(kernel)
+        workers = n_workers or min(len(todo), os.cpu_count() or 1)
+        if workers < 1:
+            raise InvalidInputError(f"n_workers must be at least 1, got {n_workers}")
+        client, cluster = _connect(scheduler, workers, connect_timeout_s)
+        try:
+            bar = tqdm(total=len(todo), desc=f"sweep {stem}", unit="run", disable=not progress)
+            _run_on_cluster(client, notebook, todo, records, output_text, fs, root, kernel, show_code,
+                            cell_timeout_s, timeout_s, save_state, bar, throttle=cluster is not None)
+        finally:
+            if cluster is not None:
+                client.close()
+                cluster.close()
+            elif not hasattr(scheduler, "submit"):
+                client.close()
+    save_state()
+    ordered = [records[n] for n in names]
+    index = compare.write_comparison(output_text, grid, records=ordered, notebook=str(notebook), fixed=fixed,
+                                     metric=metric, directions=directions)
+    return SweepResult(
+        notebook=notebook, output=output_text, grid=grid,
+        runs=[_as_run_result(r, output_text, local) for r in ordered],
+        index=index, state=state_path if local else f"{output_text.rstrip('/')}/{STATE_FILE}",
+    )
+
+
+def _run_on_cluster(client, notebook: Path, todo, records, output_text, fs, root, kernel, show_code,
+                    cell_timeout_s, timeout_s, save_state, bar, *, throttle: bool) -> None:
+    """Submit the runs, collect each as it finishes, and record a failure for whatever did not finish.
+
+    With ``throttle`` a run is submitted only while a worker thread is free, so no worker ever holds a
+    second run in its queue: when a worker dies, only the run it was executing is lost. (The scheduler
+    counts every task assigned to a dead worker as suspicious, and our LocalCluster fails a task on the
+    first such death.)
+    """
+    from distributed import as_completed
+
+    text = notebook.read_text(encoding="utf-8")
+    nb_path = str(notebook.resolve())
+    queue = list(todo)
+    in_flight: dict[Any, tuple[str, dict[str, Any]]] = {}
+    finished = as_completed(loop=client.loop, timeout=timeout_s)
+    token = uuid.uuid4().hex[:8]
+
+    def submit_more() -> None:
+        capacity = max(1, sum(client.nthreads().values())) if throttle else len(queue)
+        while queue and len(in_flight) < capacity:
+            name, params = queue.pop(0)
+            fut = client.submit(_execute_point, nb_path, text, name, params, output_text, kernel, show_code,
+                                cell_timeout_s, key=f"terralab-sweep-{token}-{name}", pure=False, retries=0)
+            in_flight[fut] = (name, params)
+            finished.add(fut)
+
+    timed_out = False
+    try:
+        submit_more()
+        try:
+            for fut in finished:
+                name, params = in_flight.pop(fut)
+                try:
+                    record = fut.result()
+                    if not fs.exists(f"{root}/{name}.metrics.json"):
+                        record = _failure_record(
+                            name, str(notebook), params, "OutputNotVisible",
+                            f"the worker wrote its outputs to {output_text}, but they are not visible there from "
+                            "this machine: with a remote scheduler, use a shared file system or an object store "
+                            "URL (s3://, gs://) that every worker and this machine can reach",
+                        )
+                except Exception as exc:  # noqa: BLE001 - any task failure is that run's failure
+                    record = _failure_record(name, str(notebook), params, *_describe_exception(exc))
+                records[name] = record
+                bar.set_postfix_str(f"{name}: {record['status']}", refresh=False)
+                bar.update(1)
+                save_state()
+                submit_more()
+        except TimeoutError:
+            timed_out = True
+    finally:
+        unfinished = list(in_flight.values()) + queue
+        for name, params in unfinished:
+            records[name] = _failure_record(
+                name, str(notebook), params, "TimeoutError" if timed_out else "Cancelled",
+                f"not finished within the sweep's timeout_s={timeout_s:g} s" if timed_out
+                else "the sweep was interrupted before this run finished",
+            )
+        if in_flight:
+            client.cancel(list(in_flight), force=True)
+        bar.close()
+        save_state()
+
+
+# --- command line ----------------------------------------------------------------------------------
+def add_cli(subparsers) -> None:
+    """Register ``terralab sweep`` on an argparse sub-parser collection; it calls ``main_sweep``."""
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a notebook over a parameter grid on Dask and compare the runs",
+        description="Run NOTEBOOK once per point of the grid on a Dask cluster (a LocalCluster here unless "
+        "--scheduler is given) and write the runs, sweep.json and a comparison index.html to -o.",
+    )
+    p.add_argument("notebook", help="the notebook to sweep")
+    p.add_argument("--grid", "-g", action="append", default=[], metavar="NAME=V1,V2",
+                   help="a grid parameter and its values (repeat for more parameters)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter set to the same value in every run")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="address of a running Dask scheduler (tcp://HOST:8786); default a LocalCluster here")
+    p.add_argument("-o", "--output", default=None, metavar="DIR_OR_URL",
+                   help="folder or fsspec URL (s3://…, gs://…) for the outputs; default reports/sweep-<notebook>")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the LocalCluster (default: one per run, at most one per core)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="rerun only the grid points without a successful run in the output's sweep.json")
+    p.add_argument("--metric", default=None, help="headline metric that picks the best run in the report")
+    p.add_argument("--kernel", default="terralab", help="Jupyter kernel to run on (default terralab)")
+    p.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS", help="per-cell time limit")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="time limit of the whole sweep; unfinished runs are marked failed")
+    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="seconds to wait for --scheduler (default 10)")
+    p.add_argument("--show-code", action="store_true", help="keep code cells in the HTML reports")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=main_sweep)
+
+
+def main_sweep(args) -> int:
+    """Run ``terralab sweep`` from parsed arguments; prints one line per run. Exit code 1 if any run failed."""
+    from .errors import ParameterError
+    from .run import parse_parameter_text
+
+    if not args.grid and not args.retry_failed:
+        raise ParameterError("give at least one --grid NAME=V1,V2")
+    grid = parse_grid(args.notebook, args.grid) if args.grid else None
+    fixed = parse_parameter_text(args.notebook, dict(args.parameter)) if args.parameter else None
+    result = sweep(
+        args.notebook, grid, parameters=fixed, scheduler=args.scheduler, output=args.output,
+        n_workers=args.workers, retry_failed=args.retry_failed, timeout_s=args.timeout,
+        connect_timeout_s=args.connect_timeout, cell_timeout_s=args.cell_timeout, kernel=args.kernel,
+        show_code=args.show_code, metric=args.metric, progress=not args.no_progress,
+    )
+    for run in result.runs:
+        line = f"{run.status:7s} {run.name}"
+        if run.status != "ok":
+            line += f"  — {run.describe_error()}"
+        print(line)
+    print(f"{len(result.runs) - len(result.failed)}/{len(result.runs)} runs ok · comparison: {result.index}")
+    if result.failed:
+        print(f"rerun the failed ones with: terralab sweep {args.notebook} "
+              + " ".join(f"--grid {g}" for g in args.grid) + f" -o {result.output} --retry-failed")
+        return 1
+    return 0

@@ -1,0 +1,298 @@
+"""Sweeps on Dask: one run per grid point, failures kept per run, retries, outputs to fsspec URLs, and the
+comparison report; every bad input of issue 7 refused early with a terralab error.
+
+The tiny notebook ``tests/notebooks_sweep/sweep_toy.ipynb`` records ``score = n × {unet: 1, dnn: 0.5}[model]``
+and ``loss = 1 / (1 + score)``, and can be told to raise, to kill its kernel, or to kill the Dask worker that
+runs it. One LocalCluster (two single-threaded worker processes) serves the module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from terralab import sweep as sw
+from terralab.errors import (
+    InvalidInputError,
+    MissingDependencyError,
+    OutputLocationError,
+    ParameterError,
+    SchedulerError,
+)
+
+TOY = Path(__file__).parent / "notebooks_sweep" / "sweep_toy.ipynb"
+
+
+def _score(n: int, model: str) -> float:
+    return n * {"unet": 1.0, "dnn": 0.5}[model]
+
+
+def _closed_port_address() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A LocalCluster shaped like the one sweep() starts: one thread per worker process."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=":0", silence_logs=logging.ERROR,
+                                  scheduler_kwargs={"dashboard": False}) as c:
+        yield c
+
+
+# --- runs --------------------------------------------------------------------------------------------
+def test_sweep_runs_every_grid_point_and_writes_the_comparison(cluster, tmp_path):
+    grid = {"n": [1, 2], "model": ["unet", "dnn"]}
+    result = sw.sweep(TOY, grid, scheduler=cluster.scheduler_address, output=tmp_path, progress=False)
+
+    assert [r.name for r in result] == [
+        "sweep_toy__n-1__model-unet", "sweep_toy__n-1__model-dnn",
+        "sweep_toy__n-2__model-unet", "sweep_toy__n-2__model-dnn",
+    ]
+    assert result.ok and not result.failed
+    for run in result:
+        n, model = run.parameters["n"], run.parameters["model"]
+        assert run.metrics["score"] == pytest.approx(_score(n, model))
+        for path in (run.html, run.output_notebook, run.metrics_json):
+            assert Path(path).is_file() and Path(path).parent == tmp_path
+        assert json.loads(Path(run.metrics_json).read_text())["parameters"] == {"n": n, "model": model}
+
+    state = json.loads((tmp_path / "sweep.json").read_text())
+    assert state["grid"] == grid and [r["status"] for r in state["runs"]] == ["ok"] * 4
+
+    page = Path(result.index).read_text()
+    assert Path(result.index) == tmp_path / "index.html"
+    # The best run by score (higher is better) is n=2, unet.
+    best = re.search(r'<p id="best-run".*?</p>', page, re.S).group(0)
+    assert "sweep_toy__n-2__model-unet" in best and "score" in best
+    # Two grid parameters → a pivot per metric: rows are n's values, columns model's values.
+    pivot = re.search(r'<table class="tl tl-pivot" id="pivot-score">.*?</table>', page, re.S).group(0)
+    rows = re.findall(r"<tr>(.*?)</tr>", pivot, re.S)
+    header = re.findall(r"<th>(.*?)</th>", rows[0])
+    assert header[1:] == ["unet", "dnn"]
+    cells = [[re.sub(r"<.*?>|★", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r)] for r in rows[1:]]
+    assert cells == [["1", "1", "0.5"], ["2", "2", "1"]]
+    assert 'id="figure-score"' in page and "data:image/png;base64," in page
+    assert 'class="tl sortable"' in page
+
+
+def test_a_dying_worker_fails_only_its_own_run(tmp_path):
+    """A worker process killed mid-run, a kernel killed mid-run and a raising cell: three failures, each
+    recorded for its own run, while the healthy run finishes. Uses sweep()'s own LocalCluster."""
+    result = sw.sweep(TOY, {"crash": ["none", "worker", "kernel", "raise"]}, output=tmp_path, n_workers=2,
+                      progress=False)
+
+    by_crash = {r.parameters["crash"]: r for r in result}
+    assert by_crash["none"].status == "ok" and by_crash["none"].metrics["score"] == 3.0
+    assert by_crash["worker"].status == "failed" and by_crash["worker"].error["ename"] == "KilledWorker"
+    assert "worker" in by_crash["worker"].error["evalue"] and "--retry-failed" in by_crash["worker"].error["evalue"]
+    assert by_crash["kernel"].status == "failed" and "Kernel" in by_crash["kernel"].error["ename"]
+    assert by_crash["raise"].status == "failed" and by_crash["raise"].error["ename"] == "RuntimeError"
+    # A run that failed inside the notebook still has its report; the one whose worker died has none.
+    assert Path(by_crash["raise"].html).is_file() and by_crash["worker"].html is None
+    assert {r.name for r in result.failed} == {by_crash[c].name for c in ("worker", "kernel", "raise")}
+
+    page = Path(result.index).read_text()
+    failed_list = re.search(r'<ul id="failed-runs">.*?</ul>', page, re.S).group(0)
+    assert all(by_crash[c].name in failed_list for c in ("worker", "kernel", "raise"))
+    assert "KilledWorker" in failed_list
+
+
+def test_retry_failed_reruns_only_the_failed_points(cluster, tmp_path):
+    marker = tmp_path / "fail-{n}"
+    (tmp_path / "fail-2").touch()
+    out = tmp_path / "out"
+    first = sw.sweep(TOY, {"n": [1, 2]}, parameters={"fail_marker": str(marker)},
+                     scheduler=cluster.scheduler_address, output=out, progress=False)
+    assert [r.status for r in first] == ["ok", "failed"]
+    ok_json = out / "sweep_toy__n-1.metrics.json"
+    before = ok_json.stat().st_mtime_ns
+
+    (tmp_path / "fail-2").unlink()
+    again = sw.sweep(TOY, None, retry_failed=True, scheduler=cluster.scheduler_address, output=out,
+                     progress=False)
+    assert [r.status for r in again] == ["ok", "ok"]
+    assert again.runs[1].metrics["score"] == 2.0
+    assert ok_json.stat().st_mtime_ns == before, "the successful run must not run again"
+    assert again.runs[0].started == first.runs[0].started
+    assert [r["status"] for r in json.loads((out / "sweep.json").read_text())["runs"]] == ["ok", "ok"]
+
+
+def test_outputs_go_to_an_fsspec_url(cluster, tmp_path):
+    """Workers copy their outputs through fsspec (here a file:// URL, as they would to s3:// or gs://)."""
+    url = f"file://{tmp_path}/remote"
+    result = sw.sweep(TOY, {"model": ["unet", "dnn"]}, scheduler=cluster.scheduler_address, output=url,
+                      progress=False)
+    assert result.ok
+    assert sorted(p.name for p in (tmp_path / "remote").iterdir()) == [
+        "index.html", "sweep.json",
+        "sweep_toy__model-dnn.html", "sweep_toy__model-dnn.ipynb", "sweep_toy__model-dnn.metrics.json",
+        "sweep_toy__model-unet.html", "sweep_toy__model-unet.ipynb", "sweep_toy__model-unet.metrics.json",
+    ]
+
+
+def test_outputs_go_to_an_object_store_through_a_client(tmp_path):
+    """memory:// is an object store without renames on disk; an in-process cluster shares it with the test."""
+    distributed = pytest.importorskip("distributed")
+    fsspec = pytest.importorskip("fsspec")
+    mem = fsspec.filesystem("memory")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
+                                  silence_logs=logging.ERROR, scheduler_kwargs={"dashboard": False}) as local, \
+            distributed.Client(local, set_as_default=False) as client:
+        result = sw.sweep(TOY, {"n": [4]}, scheduler=client, output="memory://sweeps/toy", progress=False)
+    try:
+        assert result.ok and result.runs[0].metrics["score"] == 4.0
+        assert result.index == "memory://sweeps/toy/index.html"
+        names = sorted(p.rsplit("/", 1)[1] for p in mem.ls("/sweeps/toy", detail=False))
+        assert names == ["index.html", "sweep.json", "sweep_toy__n-4.html", "sweep_toy__n-4.ipynb",
+                         "sweep_toy__n-4.metrics.json"]
+        assert "sweep_toy__n-4" in mem.cat("/sweeps/toy/index.html").decode()
+    finally:
+        mem.rm("/sweeps", recursive=True)
+
+
+# --- names and grid ---------------------------------------------------------------------------------
+def test_run_names_are_file_system_safe_and_unique():
+    points = [{"label": "a b"}, {"label": "a_b"}, {"label": "../etc/passwd"}, {"ratio": 0.5, "flag": True}]
+    names = sw.run_names("rice mapping", points)
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", n) for n in names), names
+    assert names[2] == "rice_mapping__label-etc_passwd"
+    assert names[3] == "rice_mapping__ratio-0.5__flag-true"
+    long = sw.run_name("nb", {"x": "y" * 500})
+    assert len(long) <= 120 and long != sw.run_name("nb", {"x": "y" * 499})
+
+
+def test_grid_values_are_typed_from_the_command_line():
+    grid = sw.parse_grid(TOY, ["n=1, 2", "model=unet,dnn", "fail_marker=[a, 'b,c']"])
+    assert grid == {"n": [1, 2], "model": ["unet", "dnn"], "fail_marker": ["a", "b,c"]}
+    with pytest.raises(ParameterError, match="NAME=V1,V2"):
+        sw.parse_grid(TOY, ["n"])
+    with pytest.raises(ParameterError, match="twice"):
+        sw.parse_grid(TOY, ["n=1", "n=2"])
+    with pytest.raises(ParameterError, match="'n'.*int"):
+        sw.parse_grid(TOY, ["n=1,two"])
+
+
+# --- bad input --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"n": [1, "two"]}, r"parameter 'n' .*expects int.*'two'"),
+        ({"n": [1.5]}, r"parameter 'n' .*expects int"),
+        ({"modle": ["unet"]}, r"does not declare .*'modle' \(did you mean 'model'\?\)"),
+        ({}, r"grid is empty"),
+        ({"n": []}, r"'n' has no values"),
+        ({"n": [1, 1]}, r"repeats"),
+    ],
+)
+def test_bad_grid_is_refused_before_anything_runs(tmp_path, grid, message):
+    """An unreachable scheduler would raise SchedulerError: the grid is checked before any connection."""
+    out = tmp_path / "out"
+    with pytest.raises(ParameterError, match=message):
+        sw.sweep(TOY, grid, scheduler=_closed_port_address(), output=out, connect_timeout_s=30)
+    assert not out.exists(), "nothing may be written for a refused grid"
+
+
+def test_all_bad_grid_values_are_reported_at_once():
+    with pytest.raises(ParameterError) as info:
+        sw.check_grid(TOY, {"n": ["x", 2.5], "model": ["unet"]}, {"work_n": "lots"})
+    text = str(info.value)
+    assert "'x'" in text and "2.5" in text and "'work_n'" in text and "'lots'" in text
+
+
+@pytest.mark.parametrize("kind", ["closed port", "silent listener"])
+def test_unreachable_scheduler_raises_within_the_connect_timeout(tmp_path, kind):
+    listener = None
+    if kind == "closed port":
+        address = _closed_port_address()
+    else:  # accepts the TCP connection and never answers: Client() alone would wait forever
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(SchedulerError, match=r"could not reach the Dask scheduler .* within 2 s"):
+            sw.sweep(TOY, {"n": [1]}, scheduler=address, output=tmp_path, connect_timeout_s=2)
+    finally:
+        if listener is not None:
+            listener.close()
+    assert time.monotonic() - t0 < 8
+
+
+def test_unwritable_output_is_refused_before_connecting(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputLocationError, match="cannot write to the sweep output"):
+        sw.sweep(TOY, {"n": [1]}, scheduler=_closed_port_address(), output=blocker / "sweep",
+                 connect_timeout_s=30)
+    with pytest.raises(OutputLocationError, match="cannot use output location"):
+        sw.sweep(TOY, {"n": [1]}, scheduler=_closed_port_address(), output="nosuchproto://bucket/x")
+
+
+def test_cloud_url_without_its_driver_names_the_cloud_extra(tmp_path):
+    try:
+        import s3fs  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("s3fs is installed here; the missing-driver message cannot be triggered")
+    with pytest.raises(MissingDependencyError, match=r"\[cloud\]"):
+        sw.sweep(TOY, {"n": [1]}, scheduler=_closed_port_address(), output="s3://bucket/sweep")
+
+
+def test_retry_without_an_earlier_sweep_says_so(tmp_path):
+    with pytest.raises(InvalidInputError, match="no earlier sweep"):
+        sw.sweep(TOY, None, retry_failed=True, output=tmp_path, scheduler=_closed_port_address())
+
+
+# --- command line -----------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="terralab")
+    sw.add_cli(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_cli_sweep_lists_failures_and_retries_them(cluster, tmp_path, capsys):
+    (tmp_path / "fail-2").touch()
+    base = ["sweep", str(TOY), "--grid", "n=1,2", "-p", "fail_marker", str(tmp_path / "fail-{n}"),
+            "--scheduler", cluster.scheduler_address, "-o", str(tmp_path / "out"), "--no-progress"]
+    args = _parser().parse_args(base)
+    assert args.func(args) == 1
+    text = capsys.readouterr().out
+    assert re.search(r"failed\s+sweep_toy__n-2\s+— cell \d+ .*RuntimeError", text)
+    assert "1/2 runs ok" in text and "--retry-failed" in text
+
+    (tmp_path / "fail-2").unlink()
+    args = _parser().parse_args(base + ["--retry-failed"])
+    assert args.func(args) == 0
+    assert "2/2 runs ok" in capsys.readouterr().out
+
+
+def test_terralab_cli_has_the_sweep_command():
+    from terralab import cli
+
+    args = cli.build_parser().parse_args(["sweep", str(TOY), "--grid", "n=1,2"])
+    assert args.func is sw.main_sweep
+
+
+# Last in the module: the timed-out run keeps its worker busy for a few seconds after the sweep returns.
+def test_sweep_timeout_marks_unfinished_runs_failed(cluster, tmp_path):
+    t0 = time.monotonic()
+    result = sw.sweep(TOY, {"work_n": [60_000_000]}, scheduler=cluster.scheduler_address, output=tmp_path,
+                      timeout_s=1.0, progress=False)
+    assert time.monotonic() - t0 < 15
+    assert result.runs[0].status == "failed" and result.runs[0].error["ename"] == "TimeoutError"
+    assert "timeout_s=1" in result.runs[0].error["evalue"]

@@ -19,8 +19,25 @@ FAILS = NOTEBOOKS / "fails.ipynb"
 def test_run_injects_command_line_and_file_parameters(tmp_path, capsys):
     params = tmp_path / "p.yaml"
     params.write_text("n_points: 3\nscale: 1000\n")
-    code = cli.main(["run", str(SQUARE), "-p", "scale", "0.5", "-p", "label", "007", "-f", str(params),
-                     "-o", str(tmp_path / "out"), "--name", "cli_square", "--no-progress"])
+    code = cli.main(
+        [
+            "run",
+            str(SQUARE),
+            "-p",
+            "scale",
+            "0.5",
+            "-p",
+            "label",
+            "007",
+            "-f",
+            str(params),
+            "-o",
+            str(tmp_path / "out"),
+            "--name",
+            "cli_square",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     record = json.loads((tmp_path / "out" / "cli_square.metrics.json").read_text())
     assert record["parameters"] == {"n_points": 3, "scale": 0.5, "label": "007"}  # -p wins over -f
@@ -54,8 +71,12 @@ def test_failed_run_exits_1_and_names_the_cell(tmp_path, capsys):
 def test_bad_input_exits_2_with_a_message_and_no_traceback(tmp_path, capsys, argv, message):
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("a: [1,\n")
-    subs = {"NB": str(SQUARE), "BADYAML": str(bad_yaml), "MISSINGDIR": str(tmp_path / "nope"),
-            "missing.ipynb": str(tmp_path / "missing.ipynb")}
+    subs = {
+        "NB": str(SQUARE),
+        "BADYAML": str(bad_yaml),
+        "MISSINGDIR": str(tmp_path / "nope"),
+        "missing.ipynb": str(tmp_path / "missing.ipynb"),
+    }
     argv = [subs.get(a, a) for a in argv]
     code = cli.main(argv + (["-o", str(tmp_path / "out")] if argv[0] == "run" else []))
     assert code == 2
@@ -71,9 +92,21 @@ def test_demo_runs_every_notebook_writes_the_index_and_exits_1_on_a_failure(tmp_
     for nb in (SQUARE, FAILS):
         (notebooks / nb.name).write_bytes(nb.read_bytes())
     by_notebook = tmp_path / "params.yaml"
-    by_notebook.write_text("notebooks/square.ipynb: {n_points: 2, scale: 5}\nfails: {message: demo failure}\n")
-    code = cli.main(["demo", "--notebooks-dir", str(notebooks), "-o", str(tmp_path / "reports"),
-                     "-f", str(by_notebook), "--no-progress"])
+    by_notebook.write_text(
+        "notebooks/square.ipynb: {n_points: 2, scale: 5}\nfails: {message: demo failure}\n"
+    )
+    code = cli.main(
+        [
+            "demo",
+            "--notebooks-dir",
+            str(notebooks),
+            "-o",
+            str(tmp_path / "reports"),
+            "-f",
+            str(by_notebook),
+            "--no-progress",
+        ]
+    )
     assert code == 1
     reports = tmp_path / "reports"
     for name in ("square", "fails"):
@@ -88,7 +121,9 @@ def test_demo_runs_every_notebook_writes_the_index_and_exits_1_on_a_failure(tmp_
 
 
 def test_report_rebuilds_the_index(tmp_path, capsys):
-    (tmp_path / "x.metrics.json").write_text(json.dumps({"name": "x", "status": "ok", "metrics": {"f1": 1.0}}))
+    (tmp_path / "x.metrics.json").write_text(
+        json.dumps({"name": "x", "status": "ok", "metrics": {"f1": 1.0}})
+    )
     assert cli.main(["report", str(tmp_path), "--title", "My runs"]) == 0
     assert "<title>My runs</title>" in (tmp_path / "index.html").read_text()
     assert "(1 run)" in capsys.readouterr().out
@@ -120,9 +155,22 @@ def test_missing_sub_command_is_a_usage_error(capsys):
 
 
 def test_python_dash_m_terralab_works():
-    proc = subprocess.run([sys.executable, "-m", "terralab", "run", "--help"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "terralab", "run", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0
-    for option in ("-p NAME VALUE", "--parameters-file", "--output-dir", "--show-code", "--cell-timeout",
-                   "--kernel", "--no-progress", "--name"):
+    for option in (
+        "-p NAME VALUE",
+        "--parameters-file",
+        "--output-dir",
+        "--show-code",
+        "--cell-timeout",
+        "--kernel",
+        "--no-progress",
+        "--name",
+    ):
         assert option in proc.stdout

@@ -47,7 +47,9 @@ def test_notebook_is_parameterised_and_committed_without_outputs(path):
     assert nb.metadata.get("kernelspec", {}).get("name") == "terralab", "kernelspec name must be 'terralab'"
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert code_cells, "a notebook without code cells"
-    assert "parameters" in (code_cells[0].metadata.get("tags") or []), "the first code cell must be tagged parameters"
+    assert "parameters" in (code_cells[0].metadata.get("tags") or []), (
+        "the first code cell must be tagged parameters"
+    )
     declared = run.declared_parameters(path)
     assert declared, "the parameters cell declares nothing"
     untyped = [name for name, p in declared.items() if p.annotation is None]

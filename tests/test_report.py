@@ -112,7 +112,9 @@ def test_metrics_from_notebook_reads_recorded_outputs():
     cell.outputs = [
         nbformat.v4.new_output("display_data", data={report.METRIC_MIME: {"name": "a", "value": 1}}),
         nbformat.v4.new_output("stream", text="hello"),
-        nbformat.v4.new_output("display_data", data={report.METRIC_MIME: json.dumps({"name": "b", "value": [1]})}),
+        nbformat.v4.new_output(
+            "display_data", data={report.METRIC_MIME: json.dumps({"name": "b", "value": [1]})}
+        ),
     ]
     nb.cells = [nbformat.v4.new_markdown_cell("x"), cell]
     assert report.metrics_from_notebook(nb) == {"a": 1, "b": [1]}
@@ -139,11 +141,27 @@ def _write_run(directory: Path, name: str, **fields) -> None:
 
 @pytest.fixture()
 def runs_dir(tmp_path):
-    _write_run(tmp_path, "a_rgbn", metrics={"f1": 0.80, "rmse": 3.0, "n_points": 10,
-                                            "per_class": {"type": "table", "columns": ["c"], "data": [[1]]}})
-    _write_run(tmp_path, "b_rgbne", parameters={"bands": "RGBNE"}, metrics={"f1": 0.85, "rmse": 2.5, "n_points": 12})
-    _write_run(tmp_path, "c_broken", parameters={"bands": "RGBNES"}, status="failed", metrics={"f1": 0.99},
-               error={"cell_index": 4, "execution_count": 5, "ename": "ValueError", "evalue": "bad <band>"})
+    _write_run(
+        tmp_path,
+        "a_rgbn",
+        metrics={
+            "f1": 0.80,
+            "rmse": 3.0,
+            "n_points": 10,
+            "per_class": {"type": "table", "columns": ["c"], "data": [[1]]},
+        },
+    )
+    _write_run(
+        tmp_path, "b_rgbne", parameters={"bands": "RGBNE"}, metrics={"f1": 0.85, "rmse": 2.5, "n_points": 12}
+    )
+    _write_run(
+        tmp_path,
+        "c_broken",
+        parameters={"bands": "RGBNES"},
+        status="failed",
+        metrics={"f1": 0.99},
+        error={"cell_index": 4, "execution_count": 5, "ename": "ValueError", "evalue": "bad <band>"},
+    )
     _write_run(tmp_path, "d_nothing", notebook="notebooks/other.ipynb", defaults={}, metrics={})
     (tmp_path / "e_running.metrics.json").write_text(json.dumps({"metrics": {"f1": 0.5}}))
     (tmp_path / "f_garbage.metrics.json").write_text("{nope")
@@ -180,8 +198,17 @@ def test_best_run_follows_the_metric_direction_and_ignores_failed_runs(runs_dir)
     assert runs.loc[report.best_runs(runs, {"n_points": "min"})["n_points"], "name"] == "a_rgbn"
 
 
-@pytest.mark.parametrize("name, way", [("rmse", "min"), ("val_loss", "min"), ("rice_f1", "max"),
-                                       ("overall_accuracy", "max"), ("n_vehicles", None), ("MAE_week", "min")])
+@pytest.mark.parametrize(
+    "name, way",
+    [
+        ("rmse", "min"),
+        ("val_loss", "min"),
+        ("rice_f1", "max"),
+        ("overall_accuracy", "max"),
+        ("n_vehicles", None),
+        ("MAE_week", "min"),
+    ],
+)
 def test_metric_direction_reads_the_name(name, way):
     assert report.metric_direction(name) == way
 
@@ -198,7 +225,7 @@ def test_build_index_writes_a_self_contained_sortable_page(runs_dir):
     assert ">failed</span>" in html and ">incomplete</span>" in html and ">unreadable</span>" in html
     assert "ValueError: bad &lt;band&gt;" in html  # escaped
     assert 'href="a_rgbn.html#metric-per_class">table 1×1</a>' in html
-    assert "<script>" in html and "addEventListener(\"click\"" in html
+    assert "<script>" in html and 'addEventListener("click"' in html
     assert not re.search(r'(src|href)="https?://', html), "the index must not need the network"
     assert "6 runs: 3 ok, 3 not ok" in html
 
@@ -217,12 +244,19 @@ def test_index_over_no_runs_still_renders(tmp_path):
 
 
 def test_run_summary_lists_parameters_metrics_and_the_error():
-    html = report.run_summary_html({
-        "name": "r", "notebook": "n.ipynb", "status": "failed", "duration_s": 2.0, "started": "t",
-        "parameters": {"epochs": 3}, "defaults": {"epochs": 5, "bands": "RGBN"},
-        "metrics": {"f1": 0.8123456, "scores": {"type": "table", "columns": ["a"], "data": [[1]] * 60}},
-        "error": {"cell_index": 2, "execution_count": 3, "ename": "KeyError", "evalue": "'x'"},
-    })
+    html = report.run_summary_html(
+        {
+            "name": "r",
+            "notebook": "n.ipynb",
+            "status": "failed",
+            "duration_s": 2.0,
+            "started": "t",
+            "parameters": {"epochs": 3},
+            "defaults": {"epochs": 5, "bands": "RGBN"},
+            "metrics": {"f1": 0.8123456, "scores": {"type": "table", "columns": ["a"], "data": [[1]] * 60}},
+            "error": {"cell_index": 2, "execution_count": 3, "ename": "KeyError", "evalue": "'x'"},
+        }
+    )
     assert '<td class="tl-override">3</td>' in html  # the overridden value is marked
     assert "<td>RGBN</td>" in html or '<td class="">RGBN</td>' in html
     assert ">0.8123<" in html
@@ -230,8 +264,18 @@ def test_run_summary_lists_parameters_metrics_and_the_error():
     assert "Failed at cell 2 (In [3]): KeyError" in html
 
 
-@pytest.mark.parametrize("value, text", [(0.85463, "0.8546"), (43.9215, "43.92"), (12345.678, "12345.7"),
-                                         (7, "7"), (True, "true"), (None, ""), (1.5e-7, "1.5e-07")])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (0.85463, "0.8546"),
+        (43.9215, "43.92"),
+        (12345.678, "12345.7"),
+        (7, "7"),
+        (True, "true"),
+        (None, ""),
+        (1.5e-7, "1.5e-07"),
+    ],
+)
 def test_format_value_is_short_and_readable(value, text):
     assert report.format_value(value) == text
 

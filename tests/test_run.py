@@ -91,15 +91,22 @@ def test_html_report_hides_code_by_default_and_needs_no_network(square_run):
     html = square_run.html.read_text()
     assert CODE_MARKER not in html
     assert "<script src=" not in html, "the report must not load scripts from a CDN"
-    assert 'src="http' not in html and "href=\"http" not in html.split("<body")[0]
+    assert 'src="http' not in html and 'href="http' not in html.split("<body")[0]
 
 
 def test_show_code_keeps_the_code_cells_and_threaded_runs_stay_apart(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as pool:
-        with_code = pool.submit(run.run_notebook, SQUARE, {"n_points": 2}, tmp_path, show_code=True,
-                                name="with_code", progress=False)
+        with_code = pool.submit(
+            run.run_notebook,
+            SQUARE,
+            {"n_points": 2},
+            tmp_path,
+            show_code=True,
+            name="with_code",
+            progress=False,
+        )
         other = pool.submit(run.run_notebook, SQUARE, {"n_points": 6}, tmp_path, name="other", progress=False)
         with_code, other = with_code.result(), other.result()
     assert with_code.html == tmp_path / "with_code.html"
@@ -137,7 +144,13 @@ def test_cell_timeout_fails_the_run_at_the_slow_cell(tmp_path):
     assert result.error["source"] == "time.sleep(sleep_s)"
     assert result.duration_s < 60
     assert result.metrics["total"] == pytest.approx(12.0)  # cells before the slow one still count
-    assert result.html.exists()
+    html = result.html.read_text()
+    assert 'id="papermill-error-cell"' in html and "Execution stopped here: CellTimeoutError" in html
+    # the banner cells do not shift the cell positions read back from the saved notebook
+    assert (
+        run._error_from_notebook(nbformat.read(result.output_notebook, as_version=4))["cell_index"]
+        == result.error["cell_index"]
+    )
 
 
 def test_undeclared_parameter_is_refused_before_anything_runs(tmp_path):
@@ -165,12 +178,21 @@ def test_value_that_does_not_fit_the_type_hint_is_refused(tmp_path, params, mess
 
 def test_values_are_converted_where_lossless():
     assert run.validate_parameters(SQUARE, {"scale": 2, "n_points": 3.0, "label": 7}) == {
-        "scale": 2.0, "n_points": 3, "label": "7"}
-    assert run.validate_parameters(SQUARE, {"scale": "1e3", "n_points": "12"}) == {"scale": 1000.0, "n_points": 12}
+        "scale": 2.0,
+        "n_points": 3,
+        "label": "7",
+    }
+    assert run.validate_parameters(SQUARE, {"scale": "1e3", "n_points": "12"}) == {
+        "scale": 1000.0,
+        "n_points": 12,
+    }
 
 
 def test_command_line_text_stays_text_for_str_parameters():
-    assert run.parse_parameter_text(SQUARE, {"label": "001", "n_points": "7"}) == {"label": "001", "n_points": 7}
+    assert run.parse_parameter_text(SQUARE, {"label": "001", "n_points": "7"}) == {
+        "label": "001",
+        "n_points": 7,
+    }
 
 
 @pytest.mark.parametrize(
@@ -194,8 +216,9 @@ def test_type_hints_of_the_parameters_cell_are_enforced(source, name, good, bad)
 
 
 def test_parameters_cell_parsing_keeps_help_and_skips_magics():
-    declared = run._parse_parameters_cell("%matplotlib inline\nspeed_min_kmh: float = 60.0  # slowest vehicle\n"
-                                          "stations = load()\n")
+    declared = run._parse_parameters_cell(
+        "%matplotlib inline\nspeed_min_kmh: float = 60.0  # slowest vehicle\nstations = load()\n"
+    )
     assert declared["speed_min_kmh"].help == "slowest vehicle"
     assert declared["speed_min_kmh"].default == 60.0
     assert declared["stations"].type.kind == "any" and declared["stations"].default_text == "load()"

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -26,9 +27,19 @@ def _print_table(frame: Any) -> None:
     import pandas as pd
 
     if isinstance(frame, pd.DataFrame):
-        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200,
-                               "display.max_colwidth", 60):
-            print(frame.to_string(index=False) if isinstance(frame.index, pd.RangeIndex) else frame.to_string())
+        with pd.option_context(
+            "display.max_rows",
+            None,
+            "display.max_columns",
+            None,
+            "display.width",
+            200,
+            "display.max_colwidth",
+            60,
+        ):
+            print(
+                frame.to_string(index=False) if isinstance(frame.index, pd.RangeIndex) else frame.to_string()
+            )
     else:
         print(frame)
 
@@ -66,7 +77,9 @@ def _print_result(result: Any, *, stream=None) -> None:
             print(f"          {key} = {format_value(value)}", file=stream)
     else:
         source = (result.error or {}).get("source")
-        print(f"FAILED  {result.name}  ({result.duration_s:.1f} s)  at {result.describe_error()}", file=stream)
+        print(
+            f"FAILED  {result.name}  ({result.duration_s:.1f} s)  at {result.describe_error()}", file=stream
+        )
         if source:
             print(f"          failing cell starts: {source}", file=stream)
         print(f"          report with the error: {result.html}", file=stream)
@@ -91,8 +104,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         parameters_file=args.parameters_file,
     )
     _print_result(result, stream=sys.stdout if result.ok else sys.stderr)
-    print(f"          notebook: {result.output_notebook}\n          metrics:  {result.metrics_json}",
-          file=sys.stdout if result.ok else sys.stderr)
+    print(
+        f"          notebook: {result.output_notebook}\n          metrics:  {result.metrics_json}",
+        file=sys.stdout if result.ok else sys.stderr,
+    )
     return EXIT_OK if result.ok else EXIT_RUN_FAILED
 
 
@@ -148,9 +163,16 @@ def _positive_float(text: str) -> float:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kernel", default="terralab", help="registered Jupyter kernel to run on (default: terralab)")
-    p.add_argument("--cell-timeout", type=_positive_float, default=None, metavar="S",
-                   help="fail the run when one cell runs longer than S seconds (default: no limit)")
+    p.add_argument(
+        "--kernel", default="terralab", help="registered Jupyter kernel to run on (default: terralab)"
+    )
+    p.add_argument(
+        "--cell-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="fail the run when one cell runs longer than S seconds (default: no limit)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -185,10 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(the report is still written), 2 on bad input such as an undeclared parameter.",
     )
     run_p.add_argument("notebook", help="path of the .ipynb")
-    run_p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                       help="set a parameter; VALUE is read as YAML (30, 0.5, true, [1, 2]) unless the "
-                       "parameter is declared str. Repeatable; overrides -f")
-    run_p.add_argument("-f", "--parameters-file", metavar="FILE", help="YAML file with a mapping of parameters")
+    run_p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="set a parameter; VALUE is read as YAML (30, 0.5, true, [1, 2]) unless the "
+        "parameter is declared str. Repeatable; overrides -f",
+    )
+    run_p.add_argument(
+        "-f", "--parameters-file", metavar="FILE", help="YAML file with a mapping of parameters"
+    )
     run_p.add_argument("-o", "--output-dir", default="reports", metavar="OUTDIR", help="default: reports")
     run_p.add_argument("--name", help="base name of the outputs (default: the notebook's file name)")
     run_p.add_argument("--show-code", action="store_true", help="keep the code cells in the HTML")
@@ -203,8 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
         "code is 1 if any failed.",
     )
     demo.add_argument("-o", "--output-dir", default="reports", metavar="OUTDIR", help="default: reports")
-    demo.add_argument("-f", "--parameters-file", metavar="FILE",
-                      help="YAML mapping notebook → parameters, e.g. `notebooks/x.ipynb: {n: 3}`")
+    demo.add_argument(
+        "-f",
+        "--parameters-file",
+        metavar="FILE",
+        help="YAML mapping notebook → parameters, e.g. `notebooks/x.ipynb: {n: 3}`",
+    )
     demo.add_argument("--notebooks-dir", default="notebooks", metavar="DIR", help="default: notebooks")
     _add_run_options(demo)
     demo.set_defaults(func=_cmd_demo)

@@ -20,7 +20,10 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METRIC_MIME = "application/vnd.terralab.metric+json"
 METRICS_ENV = "TERRALAB_METRICS_FILE"
@@ -179,14 +182,29 @@ def metrics_from_notebook(nb: Any) -> dict[str, Any]:
 # lower-cased name split on non-letters; a name matching neither list is left unmarked.
 _LOWER_IS_BETTER = ("mae", "rmse", "mse", "mape", "smape", "loss", "error", "err", "residual", "rms", "bias")
 _HIGHER_IS_BETTER = (
-    "f1", "acc", "accuracy", "precision", "recall", "iou", "miou", "kappa", "auc", "r2", "mcc", "oa", "score",
-    "skill", "sensitivity", "specificity",
+    "f1",
+    "acc",
+    "accuracy",
+    "precision",
+    "recall",
+    "iou",
+    "miou",
+    "kappa",
+    "auc",
+    "r2",
+    "mcc",
+    "oa",
+    "score",
+    "skill",
+    "sensitivity",
+    "specificity",
 )
 
 _STATUS_COLOURS = {"ok": "#1b7f3b", "failed": "#b3261e", "incomplete": "#8a6d00", "unreadable": "#8a6d00"}
 
 _STYLE = """
-body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;margin:2em;color:#1f2328}
+body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;
+  margin:2em;color:#1f2328}
 h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.6em}
 .tl-sub{color:#57606a;margin-top:0}
 table.tl{border-collapse:collapse;font-size:.9em;margin:.5em 0 1em}
@@ -194,7 +212,8 @@ table.tl th,table.tl td{border:1px solid #d0d7de;padding:.3em .6em;text-align:le
 table.tl th{background:#f6f8fa}
 table.tl.sortable tr:last-child th{cursor:pointer;user-select:none}
 table.tl.sortable tr:last-child th:after{content:" \\2195";color:#8c959f}
-table.tl tr.tl-groups th{background:#fff;border-top:none;border-left:none;border-right:none;text-align:center;color:#57606a;font-weight:normal}
+table.tl tr.tl-groups th{background:#fff;border-top:none;border-left:none;border-right:none;
+  text-align:center;color:#57606a;font-weight:normal}
 table.tl tr.tl-groups th.tl-group{border-bottom:2px solid #8c959f}
 table.tl td.num{text-align:right;font-variant-numeric:tabular-nums}
 table.tl td.best{font-weight:bold;background:#dafbe1}
@@ -275,7 +294,7 @@ def metric_direction(name: str) -> str | None:
 
 
 def table_html(payload: dict[str, Any], max_rows: int = 50, table_id: str | None = None) -> str:
-    """Render a recorded table (``{"type": "table", "columns", "data"}``) as an HTML table, first ``max_rows`` rows."""
+    """A recorded table (``{"type": "table", "columns", "data"}``) as HTML, its first ``max_rows`` rows."""
     columns = payload.get("columns", [])
     data = payload.get("data", [])
     ident = f' id="{_esc(table_id)}"' if table_id else ""
@@ -283,14 +302,20 @@ def table_html(payload: dict[str, Any], max_rows: int = 50, table_id: str | None
     rows = []
     for row in data[:max_rows]:
         cells = "".join(
-            f'<td class="num">{_esc(format_value(v))}</td>' if _is_number(v) else f"<td>{_esc(format_value(v))}</td>"
+            f'<td class="num">{_esc(format_value(v))}</td>'
+            if _is_number(v)
+            else f"<td>{_esc(format_value(v))}</td>"
             for v in row
         )
         rows.append(f"<tr>{cells}</tr>")
     more = (
-        f'<p class="tl-note">… {len(data) - max_rows} more rows in the metrics JSON</p>' if len(data) > max_rows else ""
+        f'<p class="tl-note">… {len(data) - max_rows} more rows in the metrics JSON</p>'
+        if len(data) > max_rows
+        else ""
     )
-    return f'<table class="tl"{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{more}'
+    return (
+        f'<table class="tl"{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{more}'
+    )
 
 
 def _status_badge(status: str) -> str:
@@ -335,9 +360,13 @@ def run_summary_html(run: dict[str, Any]) -> str:
             for k, v in params.items()
         )
         parts.append(
-            "<h2>Parameters</h2><table class=\"tl\"><thead><tr><th>parameter</th><th>value</th></tr></thead>"
+            '<h2>Parameters</h2><table class="tl"><thead><tr><th>parameter</th><th>value</th></tr></thead>'
             f"<tbody>{rows}</tbody></table>"
-            + ('<p class="tl-note">bold: set for this run; others are the notebook\'s defaults</p>' if overrides else "")
+            + (
+                '<p class="tl-note">bold: set for this run; others are the notebook\'s defaults</p>'
+                if overrides
+                else ""
+            )
         )
     scalars = {k: v for k, v in metrics.items() if not _is_table(v)}
     tables = {k: v for k, v in metrics.items() if _is_table(v)}
@@ -368,9 +397,17 @@ def _read_run(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        return {"name": stem, "status": "unreadable", "error": {"ename": type(exc).__name__, "evalue": str(exc)}}
+        return {
+            "name": stem,
+            "status": "unreadable",
+            "error": {"ename": type(exc).__name__, "evalue": str(exc)},
+        }
     if not isinstance(data, dict):
-        return {"name": stem, "status": "unreadable", "error": {"ename": "FileFormatError", "evalue": "not a mapping"}}
+        return {
+            "name": stem,
+            "status": "unreadable",
+            "error": {"ename": "FileFormatError", "evalue": "not a mapping"},
+        }
     if "status" not in data:
         # Only record() has written here: the run is still going or died before the runner finished it.
         data = {**data, "status": "incomplete"}
@@ -378,7 +415,7 @@ def _read_run(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_runs(directory: str | os.PathLike) -> "pd.DataFrame":  # noqa: F821
+def load_runs(directory: str | os.PathLike) -> pd.DataFrame:
     """One row per ``*.metrics.json`` in ``directory``, sorted by run name.
 
     Columns: ``name, notebook, status, started, duration_s, html, output_notebook, error`` (text),
@@ -397,7 +434,9 @@ def load_runs(directory: str | os.PathLike) -> "pd.DataFrame":  # noqa: F821
 
     directory = Path(directory)
     if not directory.is_dir():
-        raise OutputLocationError(f"report directory {directory} does not exist; run `terralab run` or `terralab demo` first")
+        raise OutputLocationError(
+            f"report directory {directory} does not exist; run `terralab run` or `terralab demo` first"
+        )
     rows = []
     for path in sorted(directory.glob("*.metrics.json")):
         run = _read_run(path)
@@ -421,15 +460,27 @@ def load_runs(directory: str | os.PathLike) -> "pd.DataFrame":  # noqa: F821
         row.update({f"param.{k}": v for k, v in params.items()})
         row.update({f"metric.{k}": v for k, v in metrics.items()})
         rows.append(row)
-    base = ["name", "notebook", "status", "started", "duration_s", "html", "output_notebook", "error",
-            "parameters", "defaults", "metrics", "path"]
+    base = [
+        "name",
+        "notebook",
+        "status",
+        "started",
+        "duration_s",
+        "html",
+        "output_notebook",
+        "error",
+        "parameters",
+        "defaults",
+        "metrics",
+        "path",
+    ]
     frame = pd.DataFrame(rows, columns=None if rows else base)
     if rows:
         frame = frame.sort_values("name", kind="stable").reset_index(drop=True)
     return frame
 
 
-def best_runs(runs: "pd.DataFrame", directions: dict[str, str] | None = None) -> dict[str, Any]:  # noqa: F821
+def best_runs(runs: pd.DataFrame, directions: dict[str, str] | None = None) -> dict[str, Any]:
     """Index label of the best successful run per numeric ``metric.<name>`` column.
 
     ``directions`` maps a metric name to ``"min"`` or ``"max"``; other metrics use ``metric_direction``.
@@ -439,7 +490,7 @@ def best_runs(runs: "pd.DataFrame", directions: dict[str, str] | None = None) ->
     best: dict[str, Any] = {}
     ok = runs[runs["status"] == "ok"] if "status" in runs else runs
     for col in [c for c in runs.columns if str(c).startswith("metric.")]:
-        metric = col[len("metric."):]
+        metric = col[len("metric.") :]
         way = directions.get(metric, metric_direction(metric))
         if way not in ("min", "max"):
             continue
@@ -467,7 +518,7 @@ def _cell(value: Any, *, best: bool = False, bold: bool = False) -> str:
 
 
 def runs_table_html(
-    runs: "pd.DataFrame",  # noqa: F821
+    runs: pd.DataFrame,
     *,
     table_id: str = "runs",
     parameters: list[str] | None = None,
@@ -481,9 +532,9 @@ def runs_table_html(
     (see ``best_runs``). A sweep's comparison page reuses this with its grid parameters.
     """
     if parameters is None:
-        parameters = [c[len("param."):] for c in runs.columns if str(c).startswith("param.")]
+        parameters = [c[len("param.") :] for c in runs.columns if str(c).startswith("param.")]
     if metrics is None:
-        metrics = [c[len("metric."):] for c in runs.columns if str(c).startswith("metric.")]
+        metrics = [c[len("metric.") :] for c in runs.columns if str(c).startswith("metric.")]
     best = best_runs(runs, directions)
 
     head = (
@@ -513,7 +564,9 @@ def runs_table_html(
             if _is_table(value):
                 target = f"{html_name}#metric-{m}" if html_name else ""
                 text = _esc(format_value(value))
-                cells.append(f'<td><a href="{_esc(target)}">{text}</a></td>' if target else f"<td>{text}</td>")
+                cells.append(
+                    f'<td><a href="{_esc(target)}">{text}</a></td>' if target else f"<td>{text}</td>"
+                )
             else:
                 cells.append(_cell(None if _missing(value) else value, best=best.get(m) == idx))
         if len(head) > len(cells):
@@ -535,11 +588,17 @@ def runs_table_html(
     )
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def index_html(runs: "pd.DataFrame", title: str, *, extra_html: str = "", directions: dict[str, str] | None = None) -> str:  # noqa: F821,E501
+def index_html(
+    runs: pd.DataFrame, title: str, *, extra_html: str = "", directions: dict[str, str] | None = None
+) -> str:
     """A self-contained HTML page over runs: one sortable table per notebook, then ``extra_html``.
 
     Runs of the same notebook share a table so their parameters and metrics line up as columns.
@@ -555,21 +614,21 @@ def index_html(runs: "pd.DataFrame", title: str, *, extra_html: str = "", direct
         for k, (notebook, group) in enumerate(runs.groupby(notebooks, sort=True)):
             group = group.dropna(axis=1, how="all")
             sections.append(
-                f"<h2>{_esc(notebook)} <span class=\"tl-note\">{len(group)} run{'s' if len(group) != 1 else ''}</span></h2>"
+                f'<h2>{_esc(notebook)} <span class="tl-note">{_plural(len(group), "run")}</span></h2>'
                 + runs_table_html(group, table_id=f"runs-{k}", directions=directions)
             )
     else:
         sections.append('<p class="tl-note">no runs found (no *.metrics.json files)</p>')
     generated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    summary = f"{len(runs)} run{'s' if len(runs) != 1 else ''}: {n_ok} ok, {n_failed} not ok · generated {generated}"
+    summary = f"{_plural(len(runs), 'run')}: {n_ok} ok, {n_failed} not ok · generated {generated}"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_esc(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{_esc(title)}</h1><p class=\"tl-sub\">{_esc(summary)}</p>"
+        f'<h1>{_esc(title)}</h1><p class="tl-sub">{_esc(summary)}</p>'
         + "\n".join(sections)
         + extra_html
-        + '<p class="tl-note">Click a column header to sort. ★ marks the best successful run for metrics whose '
-        "name says which way is better (error-like: lowest; score-like: highest).</p>"
+        + '<p class="tl-note">Click a column header to sort. ★ marks the best successful run for metrics '
+        "whose name says which way is better (error-like: lowest; score-like: highest).</p>"
         f"<script>{_SORT_JS}</script></body></html>\n"
     )
 

@@ -3,8 +3,10 @@
 One run writes three files into the output directory::
 
     <name>.ipynb          the executed notebook; metadata.terralab holds parameters, metrics, status, timing
-    <name>.html           the report: run summary + the notebook (code hidden unless show_code), figures embedded
-    <name>.metrics.json   {name, notebook, parameters, defaults, status, started, duration_s, metrics, error, ...}
+    <name>.html           the report: run summary, then the notebook (code hidden unless show_code),
+                          figures embedded
+    <name>.metrics.json   {name, notebook, parameters, defaults, status, started, duration_s, metrics,
+                          error, html, output_notebook}
 
 A failing notebook still writes all three (with papermill's error banner) and returns ``status="failed"``.
 Bad input is refused before anything runs: a missing notebook or kernel, a parameter the notebook does not
@@ -30,9 +32,11 @@ import re
 import tempfile
 import time
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from html import escape as html_escape
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import report
 from .errors import (
@@ -70,15 +74,29 @@ class ParamType:
             return " | ".join(str(a) for a in self.args)
         if self.kind in ("list", "tuple") and self.args:
             return f"{self.kind}[{self.args[0]}]"
-        return {"number": "number (int or float)", "path": "str (a path)", "none": "None"}.get(self.kind, self.kind)
+        return {"number": "number (int or float)", "path": "str (a path)", "none": "None"}.get(
+            self.kind, self.kind
+        )
 
 
 _ANY = ParamType("any")
 _NONE = ParamType("none")
 _SIMPLE = {
-    "int": "int", "float": "float", "str": "str", "bool": "bool", "list": "list", "List": "list",
-    "tuple": "tuple", "Tuple": "tuple", "dict": "dict", "Dict": "dict", "Path": "path", "PathLike": "path",
-    "Any": "any", "object": "any", "None": "none",
+    "int": "int",
+    "float": "float",
+    "str": "str",
+    "bool": "bool",
+    "list": "list",
+    "List": "list",
+    "tuple": "tuple",
+    "Tuple": "tuple",
+    "dict": "dict",
+    "Dict": "dict",
+    "Path": "path",
+    "PathLike": "path",
+    "Any": "any",
+    "object": "any",
+    "None": "none",
 }
 
 
@@ -130,9 +148,16 @@ def _annotation_type(node: ast.expr | None) -> ParamType:
             except ValueError:
                 return _ANY
         kind = _SIMPLE.get(base, "any")
-        if kind in ("list", "tuple") and len(items) == 1 or (kind == "tuple" and len(items) == 2
-                                                               and isinstance(items[1], ast.Constant)
-                                                               and items[1].value is Ellipsis):
+        if (
+            kind in ("list", "tuple")
+            and len(items) == 1
+            or (
+                kind == "tuple"
+                and len(items) == 2
+                and isinstance(items[1], ast.Constant)
+                and items[1].value is Ellipsis
+            )
+        ):
             return ParamType(kind, (_annotation_type(items[0]),))
         return ParamType(kind)
     return _ANY
@@ -233,7 +258,9 @@ def _read_notebook(notebook: str | os.PathLike):
     try:
         return nbformat.read(path, as_version=4)
     except Exception as exc:  # nbformat raises several unrelated types for a bad file
-        raise FileFormatError(f"{path} is not a readable Jupyter notebook ({type(exc).__name__}: {exc})") from exc
+        raise FileFormatError(
+            f"{path} is not a readable Jupyter notebook ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _parameters_cell(nb) -> Any | None:
@@ -257,7 +284,8 @@ def declared_parameters(notebook: str | os.PathLike) -> dict[str, Parameter]:
         return _parse_parameters_cell(cell.source)
     except SyntaxError as exc:
         raise FileFormatError(
-            f"the parameters cell of {notebook} is not valid Python (line {exc.lineno}: {exc.msg}); fix the cell"
+            f"the parameters cell of {notebook} is not valid Python "
+            f"(line {exc.lineno}: {exc.msg}); fix the cell"
         ) from exc
 
 
@@ -270,7 +298,7 @@ def _text_is_kept(t: ParamType) -> bool:
 
 
 def _coerce(value: Any, t: ParamType) -> Any:
-    """Return ``value`` converted to ``t`` where the conversion is lossless and obvious, else raise _Mismatch."""
+    """``value`` converted to ``t`` where that is lossless and obvious; raise _Mismatch otherwise."""
     import yaml
 
     kind = t.kind
@@ -351,7 +379,8 @@ def _undeclared_message(notebook: Any, unknown: list[str], declared: dict[str, P
     listing = "; ".join(p.declaration for p in declared.values()) if declared else "none"
     where = "its cell tagged `parameters`" if declared else "a cell tagged `parameters` (it has none)"
     return (
-        f"notebook {notebook} does not declare the parameter{'s' if len(unknown) > 1 else ''} {', '.join(parts)}. "
+        f"notebook {notebook} does not declare the parameter{'s' if len(unknown) > 1 else ''} "
+        f"{', '.join(parts)}. "
         f"A notebook declares parameters in {where}. Declared: {listing}"
     )
 
@@ -437,14 +466,17 @@ def load_parameters_file(path: str | os.PathLike) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ParameterError(f"parameter file {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+        raise ParameterError(
+            f"parameter file {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+        ) from exc
     except UnicodeDecodeError as exc:
         raise ParameterError(f"parameter file {path} is not a text file ({exc})") from exc
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise ParameterError(
-            f"parameter file {path} must hold a mapping of parameter names to values (like `speed_min_kmh: 30`), "
+            f"parameter file {path} must hold a mapping of parameter names to values "
+            f"(like `speed_min_kmh: 30`), "
             f"got {type(data).__name__}"
         )
     return data
@@ -462,13 +494,16 @@ def check_kernel(kernel: str = DEFAULT_KERNEL) -> None:
         available = ", ".join(sorted(manager.find_kernel_specs())) or "none"
         how = (
             "Run `make setup`, or register it with "
-            "`python -m ipykernel install --sys-prefix --name terralab --display-name \"Python (terralab)\"` "
+            '`python -m ipykernel install --sys-prefix --name terralab --display-name "Python (terralab)"` '
             "from the environment terralab is installed in"
             if kernel == DEFAULT_KERNEL
-            else f"Register it (`python -m ipykernel install --sys-prefix --name {kernel}`) or pick one of those "
+            else f"Register it (`python -m ipykernel install --sys-prefix --name {kernel}`) "
+            "or pick one of those "
             "with --kernel"
         )
-        raise KernelNotFoundError(f"Jupyter kernel {kernel!r} is not registered (available: {available}). {how}.")
+        raise KernelNotFoundError(
+            f"Jupyter kernel {kernel!r} is not registered (available: {available}). {how}."
+        )
 
 
 # --- results ---------------------------------------------------------------------------------------
@@ -496,7 +531,7 @@ class RunResult:
         """One line naming the failing cell and the exception, or ``""`` when the run succeeded."""
         return report._error_text(self.error)
 
-    def raise_for_status(self) -> "RunResult":
+    def raise_for_status(self) -> RunResult:
         """Raise NotebookExecutionError when the run failed; return self otherwise."""
         if not self.ok:
             raise NotebookExecutionError(
@@ -588,6 +623,42 @@ def _error_from_notebook(nb) -> dict[str, Any] | None:
     return None
 
 
+def _mark_failure(nb, error: dict[str, Any]) -> None:
+    """Add papermill-style banner cells for a failure papermill did not mark (a timeout, a dead kernel).
+
+    The banner at the top links to an anchor placed just before the failing cell, as papermill does for an
+    exception inside a cell, so every failed report reads the same way.
+    """
+    import nbformat
+
+    if error.get("cell_index") is None:
+        return
+    if any("papermill-error-cell-tag" in (c.metadata.get("tags") or []) for c in nb.cells):
+        return
+    position, target = -1, None
+    for i, cell in enumerate(nb.cells):
+        if set(cell.get("metadata", {}).get("tags") or []) & _PAPERMILL_TAGS:
+            continue
+        position += 1
+        if position == error["cell_index"]:
+            target = i
+            break
+    if target is None:
+        return
+    style = 'style="color:red; font-family:Helvetica Neue, Helvetica, Arial, sans-serif; font-size:2em;"'
+    what = html_escape(f"{error.get('ename', '')}: {error.get('evalue', '')}".strip(": "))
+    banner = nbformat.v4.new_markdown_cell(
+        f'<span {style}>The run stopped at <a href="#papermill-error-cell">this cell</a>: {what}</span>'
+    )
+    anchor = nbformat.v4.new_markdown_cell(
+        f'<span id="papermill-error-cell" {style}>Execution stopped here: {what}</span>'
+    )
+    for cell in (banner, anchor):
+        cell.metadata["tags"] = ["papermill-error-cell-tag"]
+    nb.cells.insert(target, anchor)
+    nb.cells.insert(0, banner)
+
+
 def _error_dict(position: int, cell, ename: str, evalue: str) -> dict[str, Any]:
     first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
     return {
@@ -607,7 +678,9 @@ def _exporter(show_code: bool):
     # offline. MathJax comes back only when the notebook's markdown has math, and then only adds to it.
     template = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mathjax -%}{%- if resources.terralab_mathjax -%}{{ super() }}{%- endif -%}{%- endblock -%}
+{%- block html_head_js_mathjax -%}
+{%- if resources.terralab_mathjax -%}{{ super() }}{%- endif -%}
+{%- endblock -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block body_header -%}{{ super() }}{{ resources.terralab_summary }}{%- endblock body_header -%}
 """
@@ -621,15 +694,15 @@ def _exporter(show_code: bool):
     )
 
 
-def render_html(nb, run: dict[str, Any], *, show_code: bool = False, resources_path: Path | None = None) -> str:
+def render_html(
+    nb, run: dict[str, Any], *, show_code: bool = False, resources_path: Path | None = None
+) -> str:
     """Render an executed notebook as one self-contained HTML page headed by the run summary.
 
     ``run`` is the metrics.json content (see ``report.run_summary_html``). Figures are embedded as base64 PNG;
     with ``show_code=False`` the code cells and prompts are hidden and only outputs remain.
     """
-    has_math = any(
-        cell.cell_type == "markdown" and re.search(r"\$[^$]+\$", cell.source) for cell in nb.cells
-    )
+    has_math = any(cell.cell_type == "markdown" and re.search(r"\$[^$]+\$", cell.source) for cell in nb.cells)
     resources = {
         "terralab_summary": report.run_summary_html(run),
         "terralab_mathjax": has_math,
@@ -660,7 +733,7 @@ def _jsonable_defaults(declared: dict[str, Parameter]) -> dict[str, Any]:
             try:
                 out[name] = report._to_jsonable(p.default, name)
                 continue
-            except Exception:
+            except InvalidInputError:
                 pass
         out[name] = p.default_text or None
     return out
@@ -741,7 +814,10 @@ def run_notebook(
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     # The kernel gets the inline plotting backend even when MPLBACKEND=Agg (the Makefile and the tests set
     # it for headless plotting), which would otherwise keep figures out of the notebook.
-    kernel_env = {report.METRICS_ENV: str(metrics_path), "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    kernel_env = {
+        report.METRICS_ENV: str(metrics_path),
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
     error: dict[str, Any] | None = None
     raised_outside = False
     t0 = time.perf_counter()
@@ -756,12 +832,22 @@ def run_notebook(
             kernel_manager_class=_kernel_manager_class(kernel_env, str(notebook.resolve().parent)),
         )
     except PapermillExecutionError as exc:
-        error = {"cell_index": exc.cell_index, "execution_count": exc.exec_count, "ename": exc.ename,
-                 "evalue": exc.evalue, "source": ""}
-    except Exception as exc:  # timeouts, a dead kernel, a kernel that never started
+        error = {
+            "cell_index": exc.cell_index,
+            "execution_count": exc.exec_count,
+            "ename": exc.ename,
+            "evalue": exc.evalue,
+            "source": "",
+        }
+    except Exception as exc:  # noqa: BLE001 - timeouts, a dead kernel, a kernel that never started
         raised_outside = True
-        error = {"cell_index": None, "execution_count": None, "ename": type(exc).__name__,
-                 "evalue": str(exc).strip().splitlines()[0] if str(exc).strip() else "", "source": ""}
+        error = {
+            "cell_index": None,
+            "execution_count": None,
+            "ename": type(exc).__name__,
+            "evalue": str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+            "source": "",
+        }
     except BaseException:
         running_path.unlink(missing_ok=True)
         raise
@@ -778,10 +864,18 @@ def run_notebook(
             if located is not None:
                 # The notebook knows the user's cell position. For a cell error it also knows the exception;
                 # for a timeout or a dead kernel the runner's exception says what happened.
-                error = {**located, "ename": error["ename"], "evalue": error["evalue"]} if raised_outside else {
-                    **located, "ename": located["ename"] or error["ename"],
-                    "evalue": located["evalue"] or error["evalue"]}
+                error = (
+                    {**located, "ename": error["ename"], "evalue": error["evalue"]}
+                    if raised_outside
+                    else {
+                        **located,
+                        "ename": located["ename"] or error["ename"],
+                        "evalue": located["evalue"] or error["evalue"],
+                    }
+                )
         status = "ok" if error is None else "failed"
+        if error is not None:
+            _mark_failure(nb, error)
         metrics = _recorded_metrics(metrics_path)
         metrics.update(report.metrics_from_notebook(nb))
         run = {
@@ -799,7 +893,8 @@ def run_notebook(
             "output_notebook": ipynb_path.name,
         }
         nb.metadata["terralab"] = {
-            k: run[k] for k in ("parameters", "defaults", "metrics", "status", "duration_s", "started", "error")
+            k: run[k]
+            for k in ("parameters", "defaults", "metrics", "status", "duration_s", "started", "error")
         }
         _write_atomic(ipynb_path, lambda fh: nbformat.write(nb, fh))
         html = render_html(nb, run, show_code=show_code, resources_path=notebook.resolve().parent)
@@ -844,7 +939,9 @@ def _match_notebook_keys(
         if params is None:
             params = {}
         if not isinstance(params, dict):
-            raise ParameterError(f"parameters for {key!r} must be a mapping of names to values, got {params!r}")
+            raise ParameterError(
+                f"parameters for {key!r} must be a mapping of names to values, got {params!r}"
+            )
         out[nb] = params
     return out
 
@@ -860,11 +957,13 @@ def run_all(
     progress: bool = True,
     on_result: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
-    """Run every ``*.ipynb`` in ``notebooks_dir`` (on its defaults unless given parameters), then build the index.
+    """Run every ``*.ipynb`` in ``notebooks_dir`` (defaults unless given parameters), then write the index.
 
-    ``parameters_by_notebook`` maps a notebook (``notebooks/x.ipynb``, ``x.ipynb`` or ``x``) to its parameters.
+    ``parameters_by_notebook`` maps a notebook (``notebooks/x.ipynb``, ``x.ipynb`` or ``x``) to its
+    parameters.
     All parameters are checked before the first notebook starts; a failing notebook does not stop the others.
-    ``on_result`` is called after each run (the CLI prints a line). ``<output_dir>/index.html`` is written last.
+    ``on_result`` is called after each run (the CLI prints a line). ``<output_dir>/index.html`` is
+    written last.
     """
     notebooks_dir = Path(notebooks_dir)
     if not notebooks_dir.is_dir():
@@ -879,8 +978,13 @@ def run_all(
     results = []
     for nb in notebooks:
         result = run_notebook(
-            nb, checked[nb], output_dir, kernel=kernel, show_code=show_code,
-            cell_timeout_s=cell_timeout_s, progress=progress,
+            nb,
+            checked[nb],
+            output_dir,
+            kernel=kernel,
+            show_code=show_code,
+            cell_timeout_s=cell_timeout_s,
+            progress=progress,
         )
         results.append(result)
         if on_result is not None:

@@ -7,6 +7,7 @@
                  [--cell-timeout S] [--kernel NAME] [--no-progress]
     terralab demo [-o reports] [-f params_by_notebook.yaml] [--notebooks-dir notebooks] [--no-progress]
     terralab report DIR [--title TITLE]
+    terralab sweep NOTEBOOK --grid NAME=V1,V2 ...   (terralab.sweep; see `terralab sweep --help`)
 
 Exit codes: 0 success; 1 a notebook ran and failed (its report is written); 2 bad input or set-up (a
 ``terralab.errors`` message on stderr, no traceback); 130 interrupted.
@@ -248,14 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--title", help="page title")
     rep.set_defaults(func=_cmd_report)
 
-    for register in _EXTRA_COMMANDS:
+    for register in _extra_commands():
         register(sub)
     return parser
 
 
-# Further sub-commands register here, each as a function that adds its parser to the sub-parsers
-# and sets ``func`` (e.g. ``terralab sweep``, issue 7). Kept apart so the commands above stay unchanged.
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+def _extra_commands() -> list[Callable[[Any], None]]:
+    """Sub-commands whose module defines its own parser: ``add_cli(subparsers)`` adds it and sets ``func``.
+
+    ``terralab sweep`` lives in terralab.sweep (issue 7) beside the code it drives; the module imports
+    nothing heavy at the top, so building the parser stays fast.
+    """
+    from . import sweep
+
+    return [sweep.add_cli]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

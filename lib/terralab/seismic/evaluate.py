@@ -1,0 +1,272 @@
+"""Pick evaluation: precision / recall / F1 at time tolerances, residual statistics, polarity accuracy.
+
+Matching is one-to-one per trace (or record) and phase: pairs within the tolerance are taken in order of
+increasing |residual|, each reference and each predicted pick used at most once. Every unmatched predicted
+pick is a false positive, every unmatched reference pick a false negative. A pick exactly at the tolerance
+counts as matched. Residual = predicted − reference, in s.
+
+:func:`phasenet_protocol` is the 154-record check of ``WEIGHTS.md`` (one 30-s window per record, start
+drawn by ``numpy.random.default_rng(seed)``, peaks ≥ 0.3 at least 50 samples apart); on PhaseNet's
+records it gives P F1 0.938 and S F1 0.846 with the original weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import InvalidInputError
+
+METRIC_COLUMNS = [
+    "phase", "tolerance_s", "n_reference", "n_predicted", "n_matched", "precision", "recall", "f1",
+    "residual_mean_s", "residual_std_s", "residual_mae_s",
+]
+
+
+def _seconds(values: pd.Series) -> np.ndarray:
+    """Times (UTC Timestamps / datetime64) or numbers (s) as float seconds."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        v = pd.to_datetime(values, utc=True)
+        return (v - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    return values.to_numpy(dtype=np.float64)
+
+
+def match_picks(
+    predicted: pd.DataFrame, reference: pd.DataFrame, tolerance_s: float = 0.1, key: str = "trace_id"
+) -> pd.DataFrame:
+    """Pair predicted and reference picks one-to-one within ``tolerance_s`` per ``key`` and phase.
+
+    Parameters
+    ----------
+    predicted, reference : pd.DataFrame
+        Columns ``key``, ``phase``, ``time`` (UTC Timestamps or seconds).
+    tolerance_s : float
+    key : str
+        Column identifying the trace (``trace_id``, or ``record`` for record sets).
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per predicted or reference pick: ``key``, ``phase``, ``predicted_index``,
+        ``reference_index`` (row labels; NaN when unmatched), ``residual_s``, ``status``
+        ("matched", "false_positive", "missed").
+    """
+    for name, df in (("predicted", predicted), ("reference", reference)):
+        missing = [c for c in (key, "phase", "time") if c not in df.columns]
+        if missing:
+            raise InvalidInputError(f"{name} picks lack columns {missing}")
+    if not tolerance_s > 0:
+        raise InvalidInputError(f"tolerance_s must be positive, got {tolerance_s}")
+    pred_t = pd.Series(_seconds(predicted["time"]), index=predicted.index)
+    ref_t = pd.Series(_seconds(reference["time"]), index=reference.index)
+    rows = []
+    groups_p = predicted.groupby([key, "phase"]).groups
+    groups_r = reference.groupby([key, "phase"]).groups
+    for group in sorted(set(groups_p) | set(groups_r), key=str):
+        pi = np.asarray(groups_p.get(group, []))
+        ri = np.asarray(groups_r.get(group, []))
+        used_p, used_r = set(), set()
+        if len(pi) and len(ri):
+            d = pred_t[pi].to_numpy()[:, None] - ref_t[ri].to_numpy()[None, :]
+            cand = np.argwhere(np.abs(d) <= tolerance_s + 1e-9)
+            order = np.argsort(np.abs(d[cand[:, 0], cand[:, 1]]), kind="stable")
+            for a, b in cand[order]:
+                if a in used_p or b in used_r:
+                    continue
+                used_p.add(a)
+                used_r.add(b)
+                rows.append((*group, pi[a], ri[b], float(d[a, b]), "matched"))
+        rows += [(*group, pi[a], np.nan, np.nan, "false_positive") for a in range(len(pi)) if a not in used_p]
+        rows += [(*group, np.nan, ri[b], np.nan, "missed") for b in range(len(ri)) if b not in used_r]
+    return pd.DataFrame(rows, columns=[key, "phase", "predicted_index", "reference_index", "residual_s", "status"])
+
+
+def evaluate_picks(
+    predicted: pd.DataFrame,
+    reference: pd.DataFrame,
+    tolerances_s: Iterable[float] = (0.1, 0.5),
+    key: str = "trace_id",
+    phases: Iterable[str] = ("P", "S"),
+) -> pd.DataFrame:
+    """Precision, recall, F1 and residual mean/std/MAE per phase and tolerance.
+
+    Parameters
+    ----------
+    predicted, reference : pd.DataFrame
+        Columns ``key``, ``phase``, ``time``.
+    tolerances_s : sequence of float
+        Time tolerances, in s (default 0.1 and 0.5).
+    key : str
+        Trace identifier column.
+    phases : sequence of str
+
+    Returns
+    -------
+    pd.DataFrame with columns ``phase, tolerance_s, n_reference, n_predicted, n_matched, precision, recall,
+    f1, residual_mean_s, residual_std_s, residual_mae_s`` (residuals over matched picks; std with ddof 0).
+
+    Example
+    -------
+    >>> evaluate_picks(picks, reference_picks(records), key="record")
+    """
+    rows = []
+    for tol in tolerances_s:
+        m = match_picks(predicted, reference, tol, key)
+        for phase in phases:
+            sub = m[m["phase"] == phase]
+            tp = int((sub["status"] == "matched").sum())
+            n_pred = int(sub["predicted_index"].notna().sum())
+            n_ref = int(sub["reference_index"].notna().sum())
+            precision = tp / n_pred if n_pred else np.nan
+            recall = tp / n_ref if n_ref else np.nan
+            f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+            res = sub.loc[sub["status"] == "matched", "residual_s"].to_numpy()
+            rows.append({
+                "phase": phase, "tolerance_s": float(tol), "n_reference": n_ref, "n_predicted": n_pred,
+                "n_matched": tp, "precision": precision, "recall": recall, "f1": f1,
+                "residual_mean_s": float(res.mean()) if res.size else np.nan,
+                "residual_std_s": float(res.std()) if res.size else np.nan,
+                "residual_mae_s": float(np.abs(res).mean()) if res.size else np.nan,
+            })
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+
+
+def polarity_accuracy(
+    predicted: pd.DataFrame, reference: pd.DataFrame, tolerance_s: float = 0.1, key: str = "trace_id"
+) -> pd.Series:
+    """Accuracy of first-motion polarities on P picks matched to reference picks that carry U or D.
+
+    Returns a Series: ``n_reference`` (matched P picks with a U/D reference polarity), ``n_called`` (of
+    them, predicted U or D), ``coverage`` = n_called / n_reference, ``accuracy`` = correct / n_called.
+    """
+    for name, df in (("predicted", predicted), ("reference", reference)):
+        if "polarity" not in df.columns:
+            raise InvalidInputError(f"{name} picks have no polarity column")
+    m = match_picks(predicted[predicted["phase"] == "P"], reference[reference["phase"] == "P"], tolerance_s, key)
+    m = m[m["status"] == "matched"]
+    ref_pol = reference.loc[m["reference_index"].astype(int), "polarity"].to_numpy() if len(m) else np.array([])
+    pred_pol = predicted.loc[m["predicted_index"].astype(int), "polarity"].to_numpy() if len(m) else np.array([])
+    has_ref = np.isin(ref_pol, ["U", "D"])
+    called = has_ref & np.isin(pred_pol, ["U", "D"])
+    n_ref, n_called = int(has_ref.sum()), int(called.sum())
+    correct = int((ref_pol[called] == pred_pol[called]).sum())
+    return pd.Series({
+        "n_reference": n_ref, "n_called": n_called,
+        "coverage": n_called / n_ref if n_ref else np.nan,
+        "accuracy": correct / n_called if n_called else np.nan,
+    })
+
+
+def protocol_windows(records: xr.DataArray, seed: int = 0, window: int = 3000, margin: int = 100) -> np.ndarray:
+    """Window starts of the reference protocol: per record, in order, ``rng.integers(lo, hi + 1)``.
+
+    ``lo = max(0, its + margin − window)``, ``hi = min(itp − margin, n − window)`` (``n`` = record length),
+    so both analyst picks lie at least ``margin`` samples inside the window. Records lacking an S pick use
+    ``lo = 0``; a record whose range is empty gets ``lo``.
+    """
+    from .io import _check_records
+
+    _check_records(records)
+    rng = np.random.default_rng(seed)
+    n = records.sizes["time"]
+    starts = []
+    for itp, its in zip(records["trace_p_arrival_sample"].values, records["trace_s_arrival_sample"].values):
+        lo = max(0, int(its) + margin - window) if np.isfinite(its) else 0
+        hi = min(int(itp) - margin, n - window) if np.isfinite(itp) else n - window
+        starts.append(int(rng.integers(lo, max(hi, lo) + 1)))
+    return np.array(starts)
+
+
+def phasenet_protocol(
+    records: xr.DataArray,
+    model: Any = None,
+    seed: int = 0,
+    threshold: float = 0.3,
+    tolerances_s: Iterable[float] = (0.1, 0.5),
+    batch_size: int = 32,
+    num_threads: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reference check of ``WEIGHTS.md``: one 30-s window per record, peaks ≥ threshold, ≥ 50 samples apart.
+
+    Parameters
+    ----------
+    records : xr.DataArray (record, component [E,N,Z], time) at 100 Hz, e.g. :func:`read_phasenet_npz`
+    model : torch.nn.Module, optional
+        Default: the original PhaseNet.
+    seed : int
+        Seed of the window draws (``numpy.random.default_rng(seed)``, record by record in order).
+    threshold : float
+        Peak height for P and S picks.
+    tolerances_s : sequence of float
+        Tolerances at which to score (0.1 s is the protocol's).
+    batch_size : int
+    num_threads : int, optional
+        torch threads for this call.
+
+    Returns
+    -------
+    metrics : pd.DataFrame (as :func:`evaluate_picks`)
+    picks : pd.DataFrame with ``record``, ``phase``, ``time`` (s within the record), ``sample``, ``probability``
+    """
+    import torch
+
+    from .picking import _get_model, find_pick_indices, predict_windows
+
+    if records.sizes["component"] != 3 or [str(c) for c in records["component"].values] != ["E", "N", "Z"]:
+        raise InvalidInputError("the protocol needs records with components E, N, Z")
+    sr = float(records.attrs.get("sampling_rate_hz", 100.0))
+    if abs(sr - 100.0) > 1e-6:
+        raise InvalidInputError(f"the protocol needs 100 Hz records, got {sr} Hz")
+    model = _get_model(model)
+    starts = protocol_windows(records, seed)
+    values = records.values
+    windows = np.stack([values[i, :, s : s + 3000] for i, s in enumerate(starts)])
+    previous = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
+    try:
+        was_training = model.training
+        model.eval()
+        prob = predict_windows(model, windows, batch_size)
+        model.train(was_training)
+    finally:
+        torch.set_num_threads(previous)
+    rows = []
+    for i, name in enumerate(records["record"].values):
+        for k, phase in ((1, "P"), (2, "S")):
+            pos, heights = find_pick_indices(prob[i, k], threshold, 50, refine=False)
+            for x, h in zip(pos, heights):
+                sample = starts[i] + x
+                rows.append({"record": str(name), "phase": phase, "time": sample / sr, "sample": sample,
+                             "probability": float(h)})
+    picks = pd.DataFrame(rows, columns=["record", "phase", "time", "sample", "probability"])
+    ref = []
+    for i, name in enumerate(records["record"].values):
+        for phase in ("P", "S"):
+            idx = float(records[f"trace_{phase.lower()}_arrival_sample"].values[i])
+            if np.isfinite(idx):
+                ref.append({"record": str(name), "phase": phase, "time": idx / sr})
+    metrics = evaluate_picks(picks, pd.DataFrame(ref), tolerances_s, key="record")
+    return metrics, picks
+
+
+def published_figures() -> pd.DataFrame:
+    """PhaseNet's published scores and the port check of ``WEIGHTS.md``, for tables beside new results.
+
+    Rows: the paper (Zhu & Beroza 2019, its NCEDC test set, 0.1 s; rounded to two decimals as ANCHORS.md
+    quotes them) and the 154-record port check (these
+    records were in PhaseNet's training pool: they check a port, they are not a held-out score).
+    """
+    return pd.DataFrame([
+        {"source": "Zhu & Beroza 2019 (paper, test set)", "phase": "P", "precision": 0.94, "recall": 0.86,
+         "f1": 0.90, "residual_mean_s": np.nan, "residual_std_s": np.nan},
+        {"source": "Zhu & Beroza 2019 (paper, test set)", "phase": "S", "precision": 0.85, "recall": 0.76,
+         "f1": 0.80, "residual_mean_s": np.nan, "residual_std_s": np.nan},
+        {"source": "WEIGHTS.md 154-record port check", "phase": "P", "precision": 0.941, "recall": 0.935,
+         "f1": 0.938, "residual_mean_s": 0.002, "residual_std_s": 0.022},
+        {"source": "WEIGHTS.md 154-record port check", "phase": "S", "precision": 0.875, "recall": 0.818,
+         "f1": 0.846, "residual_mean_s": 0.002, "residual_std_s": 0.036},
+    ])

@@ -1,0 +1,596 @@
+"""Phase picking on continuous data of any length with PhaseNet: annotate (probabilities) and pick (a table).
+
+The data of each station are brought to 100 Hz and E,N,Z order, cut into 30-s windows with overlap,
+normalised per window (as PhaseNet was trained), run through the network in batches, and the window
+outputs merged back onto the continuous time axis:
+
+* ``merge="average"`` (default): a weighted mean over the windows covering a sample; the weight falls
+  with a raised cosine over the first and last ``taper_s`` of each window, where PhaseNet lacks context,
+  so the result hardly depends on where the windows happen to start (picks move < 0.02 s when the
+  stream starts 7 s later; tested);
+* ``merge="max"``: the maximum over windows, ignoring the first and last ``taper_s`` of every window
+  except at the ends of the data.
+
+Input handling (each case is tested):
+
+* sampling rate other than 100 Hz → resampled (polyphase, anti-aliased) with a :class:`ResamplingWarning`;
+* components: ``Z, N, E`` or ``Z, 1, 2`` (1 → N, 2 → E) or channel codes ending in them; a missing
+  component is filled with zeros (a :class:`MissingComponentWarning`), which is how PhaseNet's training
+  data hold single-component (Z only) stations; no recognisable component → :class:`InvalidInputError`;
+* gaps (several traces per channel), masked arrays and NaNs count as "no data": they are left out of
+  each window's normalisation and enter the network as zeros (a :class:`GapWarning`); the
+  probabilities there are NaN when no component has data;
+* data shorter than a window are zero-padded to 30 s and the output cropped to the data.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import InvalidInputError
+from . import polarity as _polarity
+
+SAMPLING_RATE_HZ = 100.0
+WINDOW_SAMPLES = 3000
+PHASES = ("noise", "P", "S")
+_COMPONENT_MAP = {"E": 0, "2": 0, "N": 1, "1": 1, "Z": 2, "3": 2}
+
+
+class ResamplingWarning(UserWarning):
+    """The data were resampled to the 100 Hz PhaseNet needs."""
+
+
+class MissingComponentWarning(UserWarning):
+    """A component was missing and filled with zeros."""
+
+
+class GapWarning(UserWarning):
+    """The data had gaps, masked samples or NaNs; they were treated as "no data"."""
+
+
+@dataclass
+class StationData:
+    """One station's data prepared for PhaseNet (internal to terralab.seismic)."""
+
+    trace_id: str
+    data: np.ndarray  # (3, n) float32, E,N,Z at 100 Hz, NaN = no data
+    start: pd.Timestamp  # UTC time of sample 0
+    components: tuple[str, ...]  # which of E,N,Z had data
+
+
+# ---------------------------------------------------------------------------------------------------
+# input preparation
+# ---------------------------------------------------------------------------------------------------
+def _resample(x: np.ndarray, rate_hz: float, trace_id: str) -> np.ndarray:
+    """Resample a 1-D array (NaN = no data) to 100 Hz with a polyphase anti-aliasing filter."""
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(SAMPLING_RATE_HZ / rate_hz).limit_denominator(1000)
+    warnings.warn(
+        f"{trace_id}: sampling rate {rate_hz:g} Hz resampled to 100 Hz (×{ratio.numerator}/{ratio.denominator}) "
+        "because PhaseNet was trained at 100 Hz",
+        ResamplingWarning,
+        stacklevel=4,
+    )
+    valid = np.isfinite(x)
+    filled = np.where(valid, x - (np.nanmean(x) if valid.any() else 0.0), 0.0)
+    y = resample_poly(filled, ratio.numerator, ratio.denominator).astype(np.float32)
+    if not valid.all():
+        src = np.clip(np.round(np.arange(y.size) * rate_hz / SAMPLING_RATE_HZ).astype(int), 0, x.size - 1)
+        y[~valid[src]] = np.nan
+    return y
+
+
+def _component_slot(code: str) -> int | None:
+    return _COMPONENT_MAP.get(str(code)[-1:].upper())
+
+
+def _assemble(trace_id: str, pieces: list[tuple[str, pd.Timestamp, float, np.ndarray]]) -> StationData:
+    """Place (component, start, rate, data) pieces onto one 100-Hz (3, n) grid with NaN where no data."""
+    slots: list[tuple[int, pd.Timestamp, np.ndarray]] = []
+    ignored = set()
+    for comp, start, rate, data in pieces:
+        slot = _component_slot(comp)
+        if slot is None:
+            ignored.add(str(comp))
+            continue
+        if not np.isfinite(rate) or rate <= 0:
+            raise InvalidInputError(f"{trace_id}: sampling rate {rate} is not a positive number")
+        data = np.asarray(data, dtype=np.float64)
+        if abs(rate - SAMPLING_RATE_HZ) > 1e-6:
+            data = _resample(data, rate, trace_id)
+        slots.append((slot, start, data.astype(np.float32)))
+    if not slots:
+        raise InvalidInputError(
+            f"{trace_id}: no usable component among {sorted(ignored)}; PhaseNet reads Z, N, E (or Z, 1, 2) "
+            "components — rename channels so their last letter is one of Z N E 1 2"
+        )
+    if ignored:
+        warnings.warn(f"{trace_id}: components {sorted(ignored)} ignored (not Z/N/E/1/2)", MissingComponentWarning, stacklevel=4)
+    t0 = min(s for _, s, _ in slots)
+    offsets = [int(round((s - t0).total_seconds() * SAMPLING_RATE_HZ)) for _, s, _ in slots]
+    n = max(o + d.size for o, (_, _, d) in zip(offsets, slots))
+    out = np.full((3, n), np.nan, dtype=np.float32)
+    for o, (slot, _, d) in zip(offsets, slots):
+        seg = out[slot, o : o + d.size]
+        # where pieces overlap, keep the data already there and fill only its gaps
+        np.copyto(seg, d, where=np.isnan(seg))
+    present = tuple(c for c, row in zip("ENZ", out) if np.isfinite(row).any())
+    if not present:
+        raise InvalidInputError(f"{trace_id}: the data hold no finite samples")
+    missing = [c for c in "ENZ" if c not in present]
+    if missing:
+        warnings.warn(
+            f"{trace_id}: component(s) {missing} missing, filled with zeros (PhaseNet's convention for "
+            "single-component stations)",
+            MissingComponentWarning,
+            stacklevel=4,
+        )
+    gaps = int(np.isnan(out[[i for i, c in enumerate("ENZ") if c in present]]).sum())
+    if gaps:
+        warnings.warn(
+            f"{trace_id}: {gaps} samples are gaps, masked or NaN; treated as no data (zeros after normalisation)",
+            GapWarning,
+            stacklevel=4,
+        )
+    return StationData(trace_id, out, t0, present)
+
+
+def _is_stream(obj: Any) -> bool:
+    return type(obj).__module__.startswith("obspy") and type(obj).__name__ in ("Stream", "Trace")
+
+
+def _from_stream(stream: Any) -> list[StationData]:
+    import obspy
+
+    if isinstance(stream, obspy.Trace):
+        stream = obspy.Stream([stream])
+    if len(stream) == 0:
+        raise InvalidInputError("the Stream holds no traces")
+    groups: dict[str, list[tuple[str, pd.Timestamp, float, np.ndarray]]] = {}
+    for tr in stream:
+        s = tr.stats
+        trace_id = f"{s.network}.{s.station}.{s.location}.{s.channel[:-1]}"
+        data = tr.data
+        if np.ma.isMaskedArray(data):
+            data = np.ma.filled(data.astype(np.float64), np.nan)
+        start = pd.Timestamp(s.starttime.ns, unit="ns", tz="UTC")
+        groups.setdefault(trace_id, []).append((s.channel[-1:] or s.component, start, float(s.sampling_rate), data))
+    return [_assemble(tid, pieces) for tid, pieces in groups.items()]
+
+
+def _from_dataarray(da: xr.DataArray) -> list[StationData]:
+    if set(da.dims) != {"component", "time"}:
+        raise InvalidInputError(
+            f"expected an xr.DataArray with dims (component, time), got {da.dims}; select one station first"
+        )
+    if "time" not in da.coords or not np.issubdtype(da["time"].dtype, np.datetime64):
+        raise InvalidInputError(
+            "the time coordinate must be datetime64 (UTC); for a record set use "
+            "terralab.seismic.io.record_waveform(records, i)"
+        )
+    da = da.transpose("component", "time")
+    if da.sizes["time"] < 2:
+        raise InvalidInputError("the waveform has fewer than 2 samples")
+    t = pd.DatetimeIndex(da["time"].values)
+    dt = np.diff(t.asi8).astype(np.float64)
+    step = np.median(dt)
+    if step <= 0 or np.max(np.abs(dt - step)) > 0.01 * step:
+        raise InvalidInputError(
+            "the time coordinate is not regularly sampled; mark gaps with NaN on a regular time axis instead"
+        )
+    rate = float(da.attrs.get("sampling_rate_hz") or 1e9 / step)
+    if abs(rate - 1e9 / step) > 0.01 * rate:
+        raise InvalidInputError(f"attrs sampling_rate_hz={rate} disagrees with the time coordinate ({1e9 / step:g} Hz)")
+    start = pd.Timestamp(t[0]).tz_localize("UTC")
+    trace_id = str(da.attrs.get("trace_id") or da.name or "waveform")
+    pieces = [(str(c), start, rate, np.asarray(da.sel(component=c).values, dtype=np.float64))
+              for c in da["component"].values]
+    return [_assemble(trace_id, pieces)]
+
+
+def prepare(waveforms: Any) -> list[StationData]:
+    """Bring an ``obspy.Stream``/``Trace`` or a waveform DataArray to PhaseNet's 100 Hz, E,N,Z form, per station."""
+    if _is_stream(waveforms):
+        return _from_stream(waveforms)
+    if isinstance(waveforms, xr.DataArray):
+        return _from_dataarray(waveforms)
+    raise InvalidInputError(
+        f"waveforms must be an obspy.Stream or an xr.DataArray (component, time), got {type(waveforms).__name__}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# windowed inference
+# ---------------------------------------------------------------------------------------------------
+def window_starts(n_samples: int, window: int = WINDOW_SAMPLES, stride: int = 1500, first_grid: int = 0) -> np.ndarray:
+    """Start indices of windows covering ``n_samples``.
+
+    Windows start every ``stride`` samples from ``first_grid`` (0 ≤ first_grid < stride); one window flush
+    with the start and one flush with the end are added where the grid leaves the ends uncovered.
+    """
+    if n_samples <= window:
+        return np.array([0])
+    grid = np.arange(first_grid % stride, n_samples - window + 1, stride)
+    starts = np.unique(np.concatenate([[0], grid, [n_samples - window]]))
+    return starts.astype(np.int64)
+
+
+def _first_grid_sample(start: pd.Timestamp, stride: int) -> int:
+    """Samples from ``start`` to the next window boundary of a grid anchored at 1970-01-01 UTC."""
+    step_ns = int(round(1e9 / SAMPLING_RATE_HZ))
+    t0 = int(round(start.value / step_ns))  # start in whole 100-Hz samples since the epoch
+    return int((-t0) % stride)
+
+
+def _window_weight(window: int, taper: int) -> np.ndarray:
+    w = np.ones(window, dtype=np.float64)
+    if taper > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(taper) + 0.5) / taper)
+        w[:taper] = ramp
+        w[-taper:] = ramp[::-1]
+    return np.maximum(w, 1e-3)  # never zero, so the first and last samples of the data keep a value
+
+
+def _get_model(model: Any):
+    from .phasenet import load_phasenet
+
+    return load_phasenet() if model is None else model
+
+
+def predict_windows(model: Any, windows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """PhaseNet probabilities (window, 3, time) of raw windows (window, 3 [E,N,Z], time) with NaN = no data.
+
+    Each window and channel is demeaned and scaled by its standard deviation over the valid samples
+    (zero std → 1), then NaN → 0, exactly PhaseNet's normalisation when there are no gaps.
+    """
+    import torch
+
+    out = []
+    param = next(model.parameters())
+    with torch.inference_mode():
+        for i in range(0, len(windows), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size], dtype=np.float32))
+            out.append(model(_normalize_nan(x).to(param.device)).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 3, windows.shape[-1]), np.float32)
+
+
+def _normalize_nan(x):
+    import torch
+
+    valid = ~torch.isnan(x)
+    if bool(valid.all()):
+        x = x - x.mean(dim=-1, keepdim=True)
+        std = x.std(dim=-1, keepdim=True, unbiased=False)
+    else:
+        count = valid.sum(dim=-1, keepdim=True).clamp(min=1)
+        x0 = torch.where(valid, x, torch.zeros_like(x))
+        mean = x0.sum(dim=-1, keepdim=True) / count
+        x = torch.where(valid, x - mean, torch.zeros_like(x))
+        std = torch.sqrt((x * x).sum(dim=-1, keepdim=True) / count)
+    return x / torch.where(std == 0, torch.ones_like(std), std)
+
+
+def _annotate_station(
+    st: StationData, model: Any, overlap_s: float, merge: str, taper_s: float, batch_size: int, progress: bool,
+    align_windows: str = "utc",
+) -> np.ndarray:
+    """Merged probabilities (3, n) of one station's data; NaN where no component has data."""
+    from tqdm.auto import tqdm
+
+    n = st.data.shape[1]
+    window = WINDOW_SAMPLES
+    overlap = int(round(overlap_s * SAMPLING_RATE_HZ))
+    if not 0 <= overlap < window:
+        raise InvalidInputError(f"overlap_s must be in [0, 30) s, got {overlap_s}")
+    taper = int(round(taper_s * SAMPLING_RATE_HZ))
+    if not 0 <= 2 * taper <= window:
+        raise InvalidInputError(f"taper_s must be in [0, 15] s, got {taper_s}")
+    data = st.data
+    if n < window:
+        data = np.concatenate([data, np.full((3, window - n), np.nan, np.float32)], axis=1)
+    stride = window - overlap
+    first = _first_grid_sample(st.start, stride) if align_windows == "utc" else 0
+    starts = window_starts(data.shape[1], window, stride, first)
+    weight = _window_weight(window, taper)
+    acc = np.zeros((3, data.shape[1]), dtype=np.float64)
+    norm = np.zeros(data.shape[1], dtype=np.float64)
+    if merge == "max":
+        acc[:] = -np.inf
+    chunk = max(batch_size, 1) * 4
+    for c0 in tqdm(range(0, len(starts), chunk), disable=not progress or len(starts) <= chunk,
+                   desc=f"PhaseNet {st.trace_id}", unit="chunk"):
+        batch_starts = starts[c0 : c0 + chunk]
+        windows = np.stack([data[:, s : s + window] for s in batch_starts])
+        probs = predict_windows(model, windows, batch_size)
+        for s, p in zip(batch_starts, probs):
+            if merge == "average":
+                acc[:, s : s + window] += p * weight
+                norm[s : s + window] += weight
+            else:
+                lo = 0 if s == 0 else taper
+                hi = window if s + window >= data.shape[1] else window - taper
+                np.maximum(acc[:, s + lo : s + hi], p[:, lo:hi], out=acc[:, s + lo : s + hi])
+    if merge == "average":
+        prob = acc / norm
+    else:
+        prob = acc
+        if not np.isfinite(prob).all():  # only when taper_s leaves samples no window may claim
+            raise InvalidInputError("taper_s is too long for this overlap: some samples got no prediction")
+    prob = prob[:, :n].astype(np.float32)
+    prob[:, np.isnan(st.data).all(axis=0)] = np.nan
+    return prob
+
+
+def _annotate_all(waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress, align_windows):
+    if merge not in ("average", "max"):
+        raise InvalidInputError(f"merge must be 'average' or 'max', got {merge!r}")
+    if align_windows not in ("utc", "start"):
+        raise InvalidInputError(f"align_windows must be 'utc' or 'start', got {align_windows!r}")
+    stations = prepare(waveforms)
+    model = _get_model(model)
+    import torch
+
+    previous = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
+    try:
+        was_training = model.training
+        model.eval()
+        probs = [_annotate_station(st, model, overlap_s, merge, taper_s, batch_size, progress, align_windows)
+                 for st in stations]
+        model.train(was_training)
+    finally:
+        torch.set_num_threads(previous)
+    return stations, probs
+
+
+def _prob_dataarray(st: StationData, prob: np.ndarray) -> xr.DataArray:
+    from .io import time_axis
+
+    return xr.DataArray(
+        prob,
+        dims=("phase", "time"),
+        coords={"phase": list(PHASES), "time": time_axis(st.start, prob.shape[1], SAMPLING_RATE_HZ)},
+        attrs={"trace_id": st.trace_id, "sampling_rate_hz": SAMPLING_RATE_HZ, "units": "1",
+               "long_name": "PhaseNet probability"},
+        name="probability",
+    )
+
+
+def annotate(
+    waveforms: Any,
+    model: Any = None,
+    overlap_s: float = 15.0,
+    merge: str = "average",
+    taper_s: float = 5.0,
+    batch_size: int = 256,
+    num_threads: int | None = None,
+    align_windows: str = "utc",
+    progress: bool = False,
+) -> xr.DataArray:
+    """PhaseNet noise/P/S probabilities over continuous data of any length.
+
+    Parameters
+    ----------
+    waveforms : obspy.Stream, obspy.Trace or xr.DataArray (component, time)
+        The DataArray needs a datetime64 ``time`` coordinate (UTC) and component names Z/N/E or Z/1/2.
+    model : torch.nn.Module, optional
+        Default: :func:`terralab.seismic.load_phasenet` (original weights).
+    overlap_s : float
+        Overlap of consecutive 30-s windows, in s (stride = 30 − overlap).
+    merge : {"average", "max"}
+        How overlapping windows are combined (see the module docstring).
+    taper_s : float
+        Window edges down-weighted (average) or ignored (max), in s.
+    batch_size : int
+        Windows per forward pass.
+    num_threads : int, optional
+        torch intra-op threads for this call (restored afterwards).
+    align_windows : {"utc", "start"}
+        ``"utc"`` (default): windows start on a grid of absolute times (multiples of the stride since
+        1970-01-01 UTC), so the same data give the same windows, probabilities and picks however a
+        stream is cut into files (beyond the first and last 30 s). ``"start"``: the grid starts at the
+        first sample.
+    progress : bool
+        Progress bar over chunks of windows.
+
+    Returns
+    -------
+    xr.DataArray
+        ``(phase, time)`` for a DataArray input; ``(trace_id, phase, time)`` for a Stream (one row per
+        station/instrument, on a common 100-Hz time axis, NaN outside each station's data). ``phase`` is
+        ``["noise", "P", "S"]``; ``time`` datetime64 UTC at 100 Hz.
+
+    Example
+    -------
+    >>> wave = io.record_waveform(io.read_sample(), 0)
+    >>> prob = annotate(wave)          # (phase, time)
+    >>> float(prob.sel(phase="P").max())
+    """
+    stations, probs = _annotate_all(waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress,
+                                    align_windows)
+    arrays = [_prob_dataarray(st, p) for st, p in zip(stations, probs)]
+    if isinstance(waveforms, xr.DataArray):
+        return arrays[0]
+    t0 = min(st.start for st in stations)
+    t1 = max(st.start + pd.Timedelta(seconds=(p.shape[1] - 1) / SAMPLING_RATE_HZ) for st, p in zip(stations, probs))
+    from .io import time_axis
+
+    n = int(round((t1 - t0).total_seconds() * SAMPLING_RATE_HZ)) + 1
+    out = np.full((len(stations), 3, n), np.nan, dtype=np.float32)
+    for k, (st, p) in enumerate(zip(stations, probs)):
+        o = int(round((st.start - t0).total_seconds() * SAMPLING_RATE_HZ))
+        out[k, :, o : o + p.shape[1]] = p[:, : n - o]
+    return xr.DataArray(
+        out,
+        dims=("trace_id", "phase", "time"),
+        coords={"trace_id": [st.trace_id for st in stations], "phase": list(PHASES),
+                "time": time_axis(t0, n, SAMPLING_RATE_HZ)},
+        attrs={"sampling_rate_hz": SAMPLING_RATE_HZ, "units": "1", "long_name": "PhaseNet probability"},
+        name="probability",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# picks
+# ---------------------------------------------------------------------------------------------------
+def find_pick_indices(prob: np.ndarray, threshold: float, min_separation: int = 50, refine: bool = True):
+    """Peaks of a probability trace ≥ ``threshold`` at least ``min_separation`` samples apart.
+
+    Returns (fractional index, peak value) arrays; ``refine`` places each peak between samples by a
+    parabola through it and its neighbours (never more than half a sample away).
+    """
+    from scipy.signal import find_peaks
+
+    p = np.nan_to_num(np.asarray(prob, dtype=np.float64), nan=0.0)
+    idx, props = find_peaks(p, height=threshold, distance=max(int(min_separation), 1))
+    heights = props["peak_heights"]
+    pos = idx.astype(np.float64)
+    if refine and idx.size:
+        inner = (idx > 0) & (idx < p.size - 1)
+        i = idx[inner]
+        a, b, c = p[i - 1], p[i], p[i + 1]
+        denom = a - 2 * b + c
+        with np.errstate(divide="ignore", invalid="ignore"):
+            delta = np.where(denom < 0, 0.5 * (a - c) / denom, 0.0)
+        pos[inner] = i + np.clip(delta, -0.5, 0.5)
+    return pos, heights
+
+
+PICK_COLUMNS = ["trace_id", "phase", "time", "probability", "polarity", "polarity_confidence"]
+
+
+def pick(
+    waveforms: Any,
+    model: Any = None,
+    p_threshold: float = 0.3,
+    s_threshold: float = 0.3,
+    min_separation_s: float = 0.5,
+    overlap_s: float = 15.0,
+    merge: str = "average",
+    taper_s: float = 5.0,
+    batch_size: int = 256,
+    num_threads: int | None = None,
+    align_windows: str = "utc",
+    polarity_kwargs: dict | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """P and S picks on continuous data, with first-motion polarity for P.
+
+    Picks are the peaks of the merged PhaseNet probability above the threshold, at least
+    ``min_separation_s`` apart, timed between samples by parabolic interpolation.
+
+    Parameters
+    ----------
+    waveforms : obspy.Stream, obspy.Trace or xr.DataArray (component, time)
+    model : torch.nn.Module, optional
+        Default: the original PhaseNet.
+    p_threshold, s_threshold : float
+        Minimum probability of a P / S pick (PhaseNet's default 0.3).
+    min_separation_s : float
+        Minimum time between two picks of the same phase, in s.
+    overlap_s, merge, taper_s, batch_size, num_threads, align_windows, progress
+        As for :func:`annotate`.
+    polarity_kwargs : dict, optional
+        Options of :func:`terralab.seismic.polarity.first_motion`.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``trace_id``, ``phase`` ("P"/"S"), ``time`` (UTC Timestamp), ``probability``, ``polarity``
+        ("U"/"D"/"N" for P, None for S), ``polarity_confidence`` (0–1 for P, NaN for S); sorted by time.
+    """
+    for name, thr in (("p_threshold", p_threshold), ("s_threshold", s_threshold)):
+        if not 0 < thr <= 1:
+            raise InvalidInputError(f"{name} must be in (0, 1], got {thr}")
+    stations, probs = _annotate_all(waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress,
+                                    align_windows)
+    rows = []
+    sep = int(round(min_separation_s * SAMPLING_RATE_HZ))
+    for st, prob in zip(stations, probs):
+        for k, phase, thr in ((1, "P", p_threshold), (2, "S", s_threshold)):
+            pos, heights = find_pick_indices(prob[k], thr, sep)
+            for x, h in zip(pos, heights):
+                pol, conf = (None, np.nan)
+                if phase == "P":
+                    pol, conf = _polarity.first_motion(st.data[2], x, SAMPLING_RATE_HZ, **(polarity_kwargs or {}))
+                rows.append({
+                    "trace_id": st.trace_id, "phase": phase,
+                    "time": st.start + pd.Timedelta(seconds=float(x) / SAMPLING_RATE_HZ),
+                    "probability": float(h), "polarity": pol, "polarity_confidence": conf,
+                })
+    df = pd.DataFrame(rows, columns=PICK_COLUMNS)
+    if len(df):
+        df["time"] = pd.to_datetime(df["time"], utc=True)
+        df = df.sort_values(["time", "trace_id", "phase"], ignore_index=True)
+    else:
+        df["time"] = pd.to_datetime(df["time"], utc=True)
+        df["probability"] = df["probability"].astype(float)
+        df["polarity_confidence"] = df["polarity_confidence"].astype(float)
+    return df
+
+
+def picks_from_annotations(
+    annotations: xr.DataArray, p_threshold: float = 0.3, s_threshold: float = 0.3, min_separation_s: float = 0.5
+) -> pd.DataFrame:
+    """Picks (``trace_id``, ``phase``, ``time``, ``probability``) from probabilities :func:`annotate` returned.
+
+    No polarity (that needs the waveform; use :func:`pick`).
+    """
+    if not isinstance(annotations, xr.DataArray) or "phase" not in annotations.dims or "time" not in annotations.dims:
+        raise InvalidInputError("expected the DataArray annotate() returns: dims (phase, time) or (trace_id, phase, time)")
+    arr = annotations if "trace_id" in annotations.dims else annotations.expand_dims(
+        trace_id=[annotations.attrs.get("trace_id", "")])
+    times = pd.DatetimeIndex(arr["time"].values).tz_localize("UTC")
+    sr = float(arr.attrs.get("sampling_rate_hz", SAMPLING_RATE_HZ))
+    rows = []
+    for tid in arr["trace_id"].values:
+        for phase, thr in (("P", p_threshold), ("S", s_threshold)):
+            pos, heights = find_pick_indices(arr.sel(trace_id=tid, phase=phase).values, thr,
+                                             int(round(min_separation_s * sr)))
+            for x, h in zip(pos, heights):
+                rows.append({"trace_id": str(tid), "phase": phase,
+                             "time": times[0] + pd.Timedelta(seconds=float(x) / sr), "probability": float(h)})
+    df = pd.DataFrame(rows, columns=["trace_id", "phase", "time", "probability"])
+    df["time"] = pd.to_datetime(df["time"], utc=True)
+    return df.sort_values(["time", "trace_id", "phase"], ignore_index=True)
+
+
+def annotate_records(
+    records: xr.DataArray, model: Any = None, batch_size: int = 64, num_threads: int | None = None,
+    progress: bool = False,
+) -> xr.DataArray:
+    """Probabilities of every record of a record set, one full-record pass each ``(record, phase, time)``.
+
+    Records longer than 30 s are picked with the sliding windows of :func:`annotate`.
+    """
+    from .io import _check_records
+
+    _check_records(records)
+    out = []
+    iterator: Iterable[int] = range(records.sizes["record"])
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="records")
+    from .io import record_waveform
+
+    model = _get_model(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingComponentWarning)
+        for i in iterator:
+            out.append(annotate(record_waveform(records, int(i)), model=model, batch_size=batch_size,
+                                num_threads=num_threads).values)
+    return xr.DataArray(
+        np.stack(out), dims=("record", "phase", "time"),
+        coords={"record": records["record"].values, "phase": list(PHASES), "time": records["time"].values},
+        attrs={"units": "1", "long_name": "PhaseNet probability"}, name="probability",
+    )

@@ -19,8 +19,15 @@ SHOTS = ROOT / "reports"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1400",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,1400",
 ]
 
 pytestmark = pytest.mark.skipif(
@@ -38,7 +45,9 @@ def pages(tmp_path_factory):
     from terralab.sweep import run_name
 
     out = tmp_path_factory.mktemp("browser-reports")
-    runs = [run_notebook(TOY, {"n": n}, out, name=run_name("sweep_toy", {"n": n}), progress=False) for n in (1, 2)]
+    runs = [
+        run_notebook(TOY, {"n": n}, out, name=run_name("sweep_toy", {"n": n}), progress=False) for n in (1, 2)
+    ]
     assert all(r.status == "ok" for r in runs), [r.error for r in runs]
     index = report.build_index(out)
     all_runs = index.rename(out / "all-runs.html")
@@ -69,7 +78,9 @@ def _open(driver, path: Path) -> None:
 
 def _images_loaded(driver) -> list[int]:
     """naturalWidth of every <img> on the page (0 for one that did not decode)."""
-    return driver.execute_script("return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
+    return driver.execute_script(
+        "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)"
+    )
 
 
 def _shoot(driver, name: str) -> Path:
@@ -88,8 +99,10 @@ def test_run_report_shows_its_metrics_and_figure(browser, pages):
     _open(browser, pages["run"])
     table = browser.find_element(By.ID, "terralab-metrics")
     assert table.is_displayed()
-    rows = {r.find_elements(By.TAG_NAME, "td")[0].text: r.find_elements(By.TAG_NAME, "td")[1].text
-            for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")}
+    rows = {
+        r.find_elements(By.TAG_NAME, "td")[0].text: r.find_elements(By.TAG_NAME, "td")[1].text
+        for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    }
     assert rows["score"] == "2" and rows["loss"] == "0.3333"
     widths = _images_loaded(browser)
     assert widths and all(w > 0 for w in widths), f"figures not displayed: naturalWidth {widths}"
@@ -103,12 +116,17 @@ def test_runs_index_lists_both_runs_and_sorts_on_click(browser, pages):
     _open(browser, pages["index"])
     table = browser.find_element(By.CSS_SELECTOR, "table.sortable")
     assert table.is_displayed()
-    headers = [h.text.replace("↕", "").strip() for h in table.find_elements(By.CSS_SELECTOR, "thead tr:last-child th")]
+    headers = [
+        h.text.replace("↕", "").strip()
+        for h in table.find_elements(By.CSS_SELECTOR, "thead tr:last-child th")
+    ]
     col = headers.index("score")
 
     def scores() -> list[str]:
-        return [r.find_elements(By.TAG_NAME, "td")[col].text.replace("★", "").strip()
-                for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+        return [
+            r.find_elements(By.TAG_NAME, "td")[col].text.replace("★", "").strip()
+            for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+        ]
 
     header = table.find_elements(By.CSS_SELECTOR, "thead tr:last-child th")[col]
     header.click()

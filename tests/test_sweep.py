@@ -13,6 +13,8 @@ import json
 import logging
 import re
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from terralab.errors import (
     SchedulerError,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 TOY = Path(__file__).parent / "notebooks_sweep" / "sweep_toy.ipynb"
 
 
@@ -45,43 +48,68 @@ def _closed_port_address() -> str:
 def cluster():
     """A LocalCluster shaped like the one sweep() starts: one thread per worker process."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=":0", silence_logs=logging.ERROR,
-                                  scheduler_kwargs={"dashboard": False}) as c:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+        scheduler_kwargs={"dashboard": False},
+    ) as c:
         yield c
 
 
 # --- runs --------------------------------------------------------------------------------------------
-def test_sweep_runs_every_grid_point_and_writes_the_comparison(cluster, tmp_path):
-    grid = {"n": [1, 2], "model": ["unet", "dnn"]}
-    result = sw.sweep(TOY, grid, scheduler=cluster.scheduler_address, output=tmp_path, progress=False)
+# The README's "Running on a cluster" example, as a user types it (LocalCluster started by the command).
+README_EXAMPLE = (
+    "terralab sweep tests/notebooks_sweep/sweep_toy.ipynb --grid n=1,2 --grid model=unet,dnn -o {out}"
+)
 
-    assert [r.name for r in result] == [
-        "sweep_toy__n-1__model-unet", "sweep_toy__n-1__model-dnn",
-        "sweep_toy__n-2__model-unet", "sweep_toy__n-2__model-dnn",
+
+def test_readme_example_runs_every_grid_point_and_writes_the_comparison(tmp_path):
+    terralab = Path(sys.executable).with_name("terralab")
+    argv = README_EXAMPLE.format(out=tmp_path / "sweep-toy").split()
+    proc = subprocess.run(
+        [str(terralab), *argv[1:], "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    out = tmp_path / "sweep-toy"
+    names = [
+        "sweep_toy__n-1__model-unet",
+        "sweep_toy__n-1__model-dnn",
+        "sweep_toy__n-2__model-unet",
+        "sweep_toy__n-2__model-dnn",
     ]
-    assert result.ok and not result.failed
-    for run in result:
-        n, model = run.parameters["n"], run.parameters["model"]
-        assert run.metrics["score"] == pytest.approx(_score(n, model))
-        for path in (run.html, run.output_notebook, run.metrics_json):
-            assert Path(path).is_file() and Path(path).parent == tmp_path
-        assert json.loads(Path(run.metrics_json).read_text())["parameters"] == {"n": n, "model": model}
+    assert [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("ok ")] == names
+    assert "4/4 runs ok" in proc.stdout
 
-    state = json.loads((tmp_path / "sweep.json").read_text())
-    assert state["grid"] == grid and [r["status"] for r in state["runs"]] == ["ok"] * 4
+    state = json.loads((out / "sweep.json").read_text())
+    assert state["grid"] == {"n": [1, 2], "model": ["unet", "dnn"]}
+    assert [r["name"] for r in state["runs"]] == names and {r["status"] for r in state["runs"]} == {"ok"}
+    for run in state["runs"]:
+        n, model = run["parameters"]["n"], run["parameters"]["model"]
+        assert run["metrics"]["score"] == pytest.approx(_score(n, model))
+        assert all((out / f"{run['name']}{ext}").is_file() for ext in (".html", ".ipynb", ".metrics.json"))
 
-    page = Path(result.index).read_text()
-    assert Path(result.index) == tmp_path / "index.html"
+    page = (out / "index.html").read_text()
     # The best run by score (higher is better) is n=2, unet.
-    best = re.search(r'<p id="best-run".*?</p>', page, re.S).group(0)
+    best = re.search(r'<p id="best-run".*?</p>', page, re.DOTALL).group(0)
     assert "sweep_toy__n-2__model-unet" in best and "score" in best
     # Two grid parameters → a pivot per metric: rows are n's values, columns model's values.
-    pivot = re.search(r'<table class="tl tl-pivot" id="pivot-score">.*?</table>', page, re.S).group(0)
-    rows = re.findall(r"<tr>(.*?)</tr>", pivot, re.S)
+    pivot = re.search(r'<table class="tl tl-pivot" id="pivot-score">.*?</table>', page, re.DOTALL).group(0)
+    rows = re.findall(r"<tr>(.*?)</tr>", pivot, re.DOTALL)
     header = re.findall(r"<th>(.*?)</th>", rows[0])
     assert header[1:] == ["unet", "dnn"]
-    cells = [[re.sub(r"<.*?>|★", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r)] for r in rows[1:]]
+    cells = [
+        [re.sub(r"<.*?>|★", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r)]
+        for r in rows[1:]
+    ]
     assert cells == [["1", "1", "0.5"], ["2", "2", "1"]]
     assert 'id="figure-score"' in page and "data:image/png;base64," in page
     assert 'class="tl sortable"' in page
@@ -90,13 +118,17 @@ def test_sweep_runs_every_grid_point_and_writes_the_comparison(cluster, tmp_path
 def test_a_dying_worker_fails_only_its_own_run(tmp_path):
     """A worker process killed mid-run, a kernel killed mid-run and a raising cell: three failures, each
     recorded for its own run, while the healthy run finishes. Uses sweep()'s own LocalCluster."""
-    result = sw.sweep(TOY, {"crash": ["none", "worker", "kernel", "raise"]}, output=tmp_path, n_workers=2,
-                      progress=False)
+    result = sw.sweep(
+        TOY, {"crash": ["none", "worker", "kernel", "raise"]}, output=tmp_path, n_workers=2, progress=False
+    )
 
     by_crash = {r.parameters["crash"]: r for r in result}
     assert by_crash["none"].status == "ok" and by_crash["none"].metrics["score"] == 3.0
     assert by_crash["worker"].status == "failed" and by_crash["worker"].error["ename"] == "KilledWorker"
-    assert "worker" in by_crash["worker"].error["evalue"] and "--retry-failed" in by_crash["worker"].error["evalue"]
+    assert (
+        "worker" in by_crash["worker"].error["evalue"]
+        and "--retry-failed" in by_crash["worker"].error["evalue"]
+    )
     assert by_crash["kernel"].status == "failed" and "Kernel" in by_crash["kernel"].error["ename"]
     assert by_crash["raise"].status == "failed" and by_crash["raise"].error["ename"] == "RuntimeError"
     # A run that failed inside the notebook still has its report; the one whose worker died has none.
@@ -104,7 +136,7 @@ def test_a_dying_worker_fails_only_its_own_run(tmp_path):
     assert {r.name for r in result.failed} == {by_crash[c].name for c in ("worker", "kernel", "raise")}
 
     page = Path(result.index).read_text()
-    failed_list = re.search(r'<ul id="failed-runs">.*?</ul>', page, re.S).group(0)
+    failed_list = re.search(r'<ul id="failed-runs">.*?</ul>', page, re.DOTALL).group(0)
     assert all(by_crash[c].name in failed_list for c in ("worker", "kernel", "raise"))
     assert "KilledWorker" in failed_list
 
@@ -113,15 +145,22 @@ def test_retry_failed_reruns_only_the_failed_points(cluster, tmp_path):
     marker = tmp_path / "fail-{n}"
     (tmp_path / "fail-2").touch()
     out = tmp_path / "out"
-    first = sw.sweep(TOY, {"n": [1, 2]}, parameters={"fail_marker": str(marker)},
-                     scheduler=cluster.scheduler_address, output=out, progress=False)
+    first = sw.sweep(
+        TOY,
+        {"n": [1, 2]},
+        parameters={"fail_marker": str(marker)},
+        scheduler=cluster.scheduler_address,
+        output=out,
+        progress=False,
+    )
     assert [r.status for r in first] == ["ok", "failed"]
     ok_json = out / "sweep_toy__n-1.metrics.json"
     before = ok_json.stat().st_mtime_ns
 
     (tmp_path / "fail-2").unlink()
-    again = sw.sweep(TOY, None, retry_failed=True, scheduler=cluster.scheduler_address, output=out,
-                     progress=False)
+    again = sw.sweep(
+        TOY, None, retry_failed=True, scheduler=cluster.scheduler_address, output=out, progress=False
+    )
     assert [r.status for r in again] == ["ok", "ok"]
     assert again.runs[1].metrics["score"] == 2.0
     assert ok_json.stat().st_mtime_ns == before, "the successful run must not run again"
@@ -129,16 +168,34 @@ def test_retry_failed_reruns_only_the_failed_points(cluster, tmp_path):
     assert [r["status"] for r in json.loads((out / "sweep.json").read_text())["runs"]] == ["ok", "ok"]
 
 
-def test_outputs_go_to_an_fsspec_url(cluster, tmp_path):
+def test_outputs_go_to_an_fsspec_url_and_each_run_comes_back_with_its_files(cluster, tmp_path):
     """Workers copy their outputs through fsspec (here a file:// URL, as they would to s3:// or gs://)."""
-    url = f"file://{tmp_path}/remote"
-    result = sw.sweep(TOY, {"model": ["unet", "dnn"]}, scheduler=cluster.scheduler_address, output=url,
-                      progress=False)
-    assert result.ok
-    assert sorted(p.name for p in (tmp_path / "remote").iterdir()) == [
-        "index.html", "sweep.json",
-        "sweep_toy__model-dnn.html", "sweep_toy__model-dnn.ipynb", "sweep_toy__model-dnn.metrics.json",
-        "sweep_toy__model-unet.html", "sweep_toy__model-unet.ipynb", "sweep_toy__model-unet.metrics.json",
+    out = tmp_path / "remote"
+    result = sw.sweep(
+        TOY,
+        {"model": ["unet", "dnn"]},
+        scheduler=cluster.scheduler_address,
+        output=f"file://{out}",
+        progress=False,
+    )
+    assert [r.name for r in result] == ["sweep_toy__model-unet", "sweep_toy__model-dnn"]
+    assert result.ok and not result.failed and Path(result.index) == out / "index.html"
+    for run in result:
+        assert run.metrics["score"] == pytest.approx(_score(3, run.parameters["model"]))
+        for path in (run.html, run.output_notebook, run.metrics_json):
+            assert Path(path).is_file() and Path(path).parent == out
+        assert json.loads(Path(run.metrics_json).read_text())["parameters"] == {
+            "model": run.parameters["model"]
+        }
+    assert sorted(p.name for p in out.iterdir()) == [
+        "index.html",
+        "sweep.json",
+        "sweep_toy__model-dnn.html",
+        "sweep_toy__model-dnn.ipynb",
+        "sweep_toy__model-dnn.metrics.json",
+        "sweep_toy__model-unet.html",
+        "sweep_toy__model-unet.ipynb",
+        "sweep_toy__model-unet.metrics.json",
     ]
 
 
@@ -147,16 +204,29 @@ def test_outputs_go_to_an_object_store_through_a_client(tmp_path):
     distributed = pytest.importorskip("distributed")
     fsspec = pytest.importorskip("fsspec")
     mem = fsspec.filesystem("memory")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
-                                  silence_logs=logging.ERROR, scheduler_kwargs={"dashboard": False}) as local, \
-            distributed.Client(local, set_as_default=False) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+            scheduler_kwargs={"dashboard": False},
+        ) as local,
+        distributed.Client(local, set_as_default=False) as client,
+    ):
         result = sw.sweep(TOY, {"n": [4]}, scheduler=client, output="memory://sweeps/toy", progress=False)
     try:
         assert result.ok and result.runs[0].metrics["score"] == 4.0
         assert result.index == "memory://sweeps/toy/index.html"
         names = sorted(p.rsplit("/", 1)[1] for p in mem.ls("/sweeps/toy", detail=False))
-        assert names == ["index.html", "sweep.json", "sweep_toy__n-4.html", "sweep_toy__n-4.ipynb",
-                         "sweep_toy__n-4.metrics.json"]
+        assert names == [
+            "index.html",
+            "sweep.json",
+            "sweep_toy__n-4.html",
+            "sweep_toy__n-4.ipynb",
+            "sweep_toy__n-4.metrics.json",
+        ]
         assert "sweep_toy__n-4" in mem.cat("/sweeps/toy/index.html").decode()
     finally:
         mem.rm("/sweeps", recursive=True)
@@ -236,8 +306,9 @@ def test_unwritable_output_is_refused_before_connecting(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     with pytest.raises(OutputLocationError, match="cannot write to the sweep output"):
-        sw.sweep(TOY, {"n": [1]}, scheduler=_closed_port_address(), output=blocker / "sweep",
-                 connect_timeout_s=30)
+        sw.sweep(
+            TOY, {"n": [1]}, scheduler=_closed_port_address(), output=blocker / "sweep", connect_timeout_s=30
+        )
     with pytest.raises(OutputLocationError, match="cannot use output location"):
         sw.sweep(TOY, {"n": [1]}, scheduler=_closed_port_address(), output="nosuchproto://bucket/x")
 
@@ -267,8 +338,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def test_cli_sweep_lists_failures_and_retries_them(cluster, tmp_path, capsys):
     (tmp_path / "fail-2").touch()
-    base = ["sweep", str(TOY), "--grid", "n=1,2", "-p", "fail_marker", str(tmp_path / "fail-{n}"),
-            "--scheduler", cluster.scheduler_address, "-o", str(tmp_path / "out"), "--no-progress"]
+    base = [
+        "sweep",
+        str(TOY),
+        "--grid",
+        "n=1,2",
+        "-p",
+        "fail_marker",
+        str(tmp_path / "fail-{n}"),
+        "--scheduler",
+        cluster.scheduler_address,
+        "-o",
+        str(tmp_path / "out"),
+        "--no-progress",
+    ]
     args = _parser().parse_args(base)
     assert args.func(args) == 1
     text = capsys.readouterr().out
@@ -281,6 +364,41 @@ def test_cli_sweep_lists_failures_and_retries_them(cluster, tmp_path, capsys):
     assert "2/2 runs ok" in capsys.readouterr().out
 
 
+def test_cli_refuses_a_bad_grid_value_with_exit_code_2_and_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "terralab",
+            "sweep",
+            str(TOY),
+            "--grid",
+            "n=1,two",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "parameter 'n'" in proc.stderr and "expects int" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_importing_sweep_and_compare_stays_light():
+    code = (
+        "import sys, terralab.sweep, terralab.compare; "
+        "print(','.join(m for m in ('distributed', 'matplotlib', 'papermill', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"importing terralab.sweep loads {out.stdout.strip()}"
+
+
 def test_terralab_cli_has_the_sweep_command():
     from terralab import cli
 
@@ -291,8 +409,14 @@ def test_terralab_cli_has_the_sweep_command():
 # Last in the module: the timed-out run keeps its worker busy for a few seconds after the sweep returns.
 def test_sweep_timeout_marks_unfinished_runs_failed(cluster, tmp_path):
     t0 = time.monotonic()
-    result = sw.sweep(TOY, {"work_n": [60_000_000]}, scheduler=cluster.scheduler_address, output=tmp_path,
-                      timeout_s=1.0, progress=False)
+    result = sw.sweep(
+        TOY,
+        {"work_n": [60_000_000]},
+        scheduler=cluster.scheduler_address,
+        output=tmp_path,
+        timeout_s=1.0,
+        progress=False,
+    )
     assert time.monotonic() - t0 < 15
     assert result.runs[0].status == "failed" and result.runs[0].error["ename"] == "TimeoutError"
     assert "timeout_s=1" in result.runs[0].error["evalue"]

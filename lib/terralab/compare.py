@@ -86,12 +86,13 @@ def numeric_metrics(runs: pd.DataFrame) -> list[str]:
     for col in [c for c in runs.columns if str(c).startswith("metric.")]:
         values = [v for v in ok[col] if v is not None and not (isinstance(v, float) and math.isnan(v))]
         if values and all(_is_number(v) for v in values):
-            names.append(col[len("metric."):])
+            names.append(col[len("metric.") :])
     return names
 
 
-def headline_metric(runs: pd.DataFrame, metric: str | None = None,
-                    directions: dict[str, str] | None = None) -> tuple[str, str] | None:
+def headline_metric(
+    runs: pd.DataFrame, metric: str | None = None, directions: dict[str, str] | None = None
+) -> tuple[str, str] | None:
     """The metric that picks the best run and which way is better, ``(name, "min" | "max")``, or None."""
     from . import report
     from .errors import InvalidInputError
@@ -113,8 +114,7 @@ def headline_metric(runs: pd.DataFrame, metric: str | None = None,
     return None
 
 
-def pivot(runs: pd.DataFrame, grid: dict[str, list], metric: str,
-          rows: str, columns: str) -> pd.DataFrame:
+def pivot(runs: pd.DataFrame, grid: dict[str, list], metric: str, rows: str, columns: str) -> pd.DataFrame:
     """``metric`` of the successful runs laid out with ``rows`` × ``columns`` grid values (NaN where missing).
 
     Runs that share a cell (other grid parameters held at one value each) must not exist: the pivot is only
@@ -124,8 +124,11 @@ def pivot(runs: pd.DataFrame, grid: dict[str, list], metric: str,
 
     from . import report
 
-    table = pd.DataFrame(index=[report.format_value(v) for v in grid[rows]],
-                         columns=[report.format_value(v) for v in grid[columns]], dtype=float)
+    table = pd.DataFrame(
+        index=[report.format_value(v) for v in grid[rows]],
+        columns=[report.format_value(v) for v in grid[columns]],
+        dtype=float,
+    )
     table.index.name, table.columns.name = rows, columns
     for _, run in runs[runs["status"] == "ok"].iterrows():
         value = run.get(f"metric.{metric}")
@@ -204,7 +207,9 @@ def metric_figure(runs: pd.DataFrame, grid: dict[str, list], metric: str) -> byt
                 label = ", ".join(f"{p}={report.format_value(v)}" for p, v in zip(others, combo)) or None
                 ax.plot(xs, ys, marker="o", label=label)
         ax.set_xticks(range(len(grid[param])))
-        ax.set_xticklabels([report.format_value(v) for v in grid[param]], rotation=30 if len(grid[param]) > 4 else 0)
+        ax.set_xticklabels(
+            [report.format_value(v) for v in grid[param]], rotation=30 if len(grid[param]) > 4 else 0
+        )
         ax.set_xlabel(param)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
@@ -248,7 +253,7 @@ def comparison_html(
 
     runs = grid_order(runs, grid)
     params = list(grid)
-    metrics = [c[len("metric."):] for c in runs.columns if str(c).startswith("metric.")]
+    metrics = [c[len("metric.") :] for c in runs.columns if str(c).startswith("metric.")]
     directions = dict(directions or {})
     headline = headline_metric(runs, metric, directions)
     if headline:
@@ -261,7 +266,9 @@ def comparison_html(
     sub = [f"{len(runs)} runs: {n_ok} ok, {len(runs) - n_ok} failed"]
     if notebook:
         sub.insert(0, f"notebook {notebook}")
-    grid_text = " × ".join(f"{p} ∈ {{{', '.join(report.format_value(v) for v in vals)}}}" for p, vals in grid.items())
+    grid_text = " × ".join(
+        f"{p} ∈ {{{', '.join(report.format_value(v) for v in vals)}}}" for p, vals in grid.items()
+    )
     sub.append(f"grid {grid_text}")
     if fixed:
         sub.append("fixed " + ", ".join(f"{k}={report.format_value(v)}" for k, v in fixed.items()))
@@ -275,7 +282,11 @@ def comparison_html(
             best = runs.index[runs["status"] == "ok"][0]
         if best is not None:
             row = runs.loc[best]
-            link = f'<a href="{_esc(row["html"])}">{_esc(row["name"])}</a>' if row.get("html") else _esc(row["name"])
+            link = (
+                f'<a href="{_esc(row["html"])}">{_esc(row["name"])}</a>'
+                if row.get("html")
+                else _esc(row["name"])
+            )
             point = ", ".join(f"{p}={report.format_value(row.get(f'param.{p}'))}" for p in params)
             better = "lowest" if way == "min" else "highest"
             parts.append(
@@ -284,8 +295,11 @@ def comparison_html(
             )
 
     parts.append("<h2>Runs</h2>")
-    parts.append(report.runs_table_html(runs, table_id="sweep-runs", parameters=params, metrics=metrics,
-                                        directions=directions))
+    parts.append(
+        report.runs_table_html(
+            runs, table_id="sweep-runs", parameters=params, metrics=metrics, directions=directions
+        )
+    )
 
     numeric = numeric_metrics(runs)
     ok = runs[runs["status"] == "ok"] if len(runs) else runs
@@ -315,9 +329,15 @@ def comparison_html(
     if len(failed):
         items = []
         for _, run in failed.iterrows():
-            link = f'<a href="{_esc(run["html"])}">{_esc(run["name"])}</a>' if run.get("html") else _esc(run["name"])
+            link = (
+                f'<a href="{_esc(run["html"])}">{_esc(run["name"])}</a>'
+                if run.get("html")
+                else _esc(run["name"])
+            )
             err = run.get("error")
-            items.append(f'<li>{link}: <span class="tl-error">{_esc(err if isinstance(err, str) else "")}</span></li>')
+            items.append(
+                f'<li>{link}: <span class="tl-error">{_esc(err if isinstance(err, str) else "")}</span></li>'
+            )
         parts.append(
             '<h2>Failed runs</h2><ul id="failed-runs">' + "".join(items) + "</ul>"
             '<p class="tl-note">Rerun only these with <code>terralab sweep … --retry-failed</code>.</p>'
@@ -413,7 +433,9 @@ def write_comparison(
             state = json.loads(state_path.read_text())
     if grid is None:
         if state is None:
-            raise InvalidInputError(f"no grid given and no sweep.json in {output}: pass grid={{name: [values]}}")
+            raise InvalidInputError(
+                f"no grid given and no sweep.json in {output}: pass grid={{name: [values]}}"
+            )
         grid = state["grid"]
         notebook = notebook or state.get("notebook")
         fixed = fixed if fixed is not None else state.get("parameters")
@@ -427,6 +449,7 @@ def write_comparison(
     if title is None:
         stem = Path(notebook).stem if notebook else Path(output.rstrip("/")).name
         title = f"Sweep of {stem}"
-    page = comparison_html(runs, grid, title=title, notebook=notebook, fixed=fixed, metric=metric,
-                           directions=directions)
+    page = comparison_html(
+        runs, grid, title=title, notebook=notebook, fixed=fixed, metric=metric, directions=directions
+    )
     return write_text(output.rstrip("/") + "/index.html", page)

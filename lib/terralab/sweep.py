@@ -27,6 +27,7 @@ import itertools
 import json
 import os
 import re
+import socket
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -37,7 +38,11 @@ STATE_FILE = "sweep.json"
 # The pid of the Dask worker process running a task, exported to its kernel: lets a test notebook kill
 # its worker the way a lost node would.
 WORKER_PID_ENV = "TERRALAB_SWEEP_WORKER_PID"
-_OUTPUT_SUFFIXES = (".ipynb", ".html", ".metrics.json")  # metrics last: its presence means the run is complete
+_OUTPUT_SUFFIXES = (
+    ".ipynb",
+    ".html",
+    ".metrics.json",
+)  # metrics last: its presence means the run is complete
 _MAX_NAME = 120
 
 
@@ -86,8 +91,9 @@ def run_names(stem: str, points: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def check_grid(notebook: str | os.PathLike, grid: dict[str, Any],
-               fixed: dict[str, Any] | None = None) -> tuple[dict[str, list], list[dict[str, Any]]]:
+def check_grid(
+    notebook: str | os.PathLike, grid: dict[str, Any], fixed: dict[str, Any] | None = None
+) -> tuple[dict[str, list], list[dict[str, Any]]]:
     """Validate a grid against the notebook's declared parameters before anything runs.
 
     Every value of every parameter is checked against its type hint (``terralab.run.validate_parameters``),
@@ -175,7 +181,9 @@ def parse_grid(notebook: str | os.PathLike, items: list[str]) -> dict[str, list]
                 raise ParameterError(f"--grid {item!r}: the value list is not valid YAML ({exc})") from exc
             if not isinstance(raw, list):
                 raise ParameterError(f"--grid {item!r}: expected a YAML list after '='")
-            grid[name] = [parse_parameter_text(notebook, {name: v})[name] if isinstance(v, str) else v for v in raw]
+            grid[name] = [
+                parse_parameter_text(notebook, {name: v})[name] if isinstance(v, str) else v for v in raw
+            ]
         else:
             grid[name] = [parse_parameter_text(notebook, {name: v.strip()})[name] for v in text.split(",")]
     return grid
@@ -200,7 +208,9 @@ def _open_output(output: str | os.PathLike):
             "install the cloud extra: pip install -e '.[cloud]' (s3fs, gcsfs)"
         ) from exc
     except ValueError as exc:
-        raise OutputLocationError(f"cannot use output location {text}: {exc}; give a folder or an fsspec URL") from exc
+        raise OutputLocationError(
+            f"cannot use output location {text}: {exc}; give a folder or an fsspec URL"
+        ) from exc
     root = root.rstrip("/") or "/"
     probe = f"{root}/.terralab-write-probe-{uuid.uuid4().hex[:8]}"
     try:
@@ -255,16 +265,27 @@ def _read_state(fs, root: str) -> dict[str, Any] | None:
         with fs.open(path, "r") as fh:
             state = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
-        raise FileFormatError(f"{path} is not a readable sweep state ({exc}); remove it and rerun the whole sweep") from exc
+        raise FileFormatError(
+            f"{path} is not a readable sweep state ({exc}); remove it and rerun the whole sweep"
+        ) from exc
     if not isinstance(state, dict) or not isinstance(state.get("runs"), list):
-        raise FileFormatError(f"{path} is not a sweep state (no 'runs' list); remove it and rerun the whole sweep")
+        raise FileFormatError(
+            f"{path} is not a sweep state (no 'runs' list); remove it and rerun the whole sweep"
+        )
     return state
 
 
 # --- the task each worker runs ---------------------------------------------------------------------
-def _execute_point(notebook_path: str, notebook_text: str, name: str, parameters: dict[str, Any],
-                   destination: str, kernel: str, show_code: bool,
-                   cell_timeout_s: float | None) -> dict[str, Any]:
+def _execute_point(
+    notebook_path: str,
+    notebook_text: str,
+    name: str,
+    parameters: dict[str, Any],
+    destination: str,
+    kernel: str,
+    show_code: bool,
+    cell_timeout_s: float | None,
+) -> dict[str, Any]:
     """Run one grid point on a worker and copy its three outputs to ``destination``; returns its record.
 
     The notebook runs from its own path when this worker sees the same file (so relative paths in it
@@ -285,11 +306,19 @@ def _execute_point(notebook_path: str, notebook_text: str, name: str, parameters
             notebook = Path(tmp, Path(notebook_path).name)
             notebook.write_text(notebook_text, encoding="utf-8")
         out = Path(tmp, "out")
-        result = run_notebook(notebook, parameters, out, name=name, kernel=kernel, show_code=show_code,
-                              cell_timeout_s=cell_timeout_s, progress=False)
+        result = run_notebook(
+            notebook,
+            parameters,
+            out,
+            name=name,
+            kernel=kernel,
+            show_code=show_code,
+            cell_timeout_s=cell_timeout_s,
+            progress=False,
+        )
         record = json.loads(result.metrics_json.read_text())
         record["notebook"] = notebook_path
-        record["worker"] = {"host": os.uname().nodename, "pid": os.getpid()}
+        record["worker"] = {"host": socket.gethostname(), "pid": os.getpid()}
         fs, root = fsspec.core.url_to_fs(destination)
         root = root.rstrip("/")
         fs.makedirs(root, exist_ok=True)
@@ -319,9 +348,15 @@ def _connect(scheduler: Any, n_workers: int, connect_timeout_s: float):
         # kills its worker takes nothing else down. allowed_failures=0 marks a run whose worker died as
         # failed at once instead of replaying it on the next worker.
         # Loopback only, no dashboard: the cluster lives as long as the sweep.
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=":0", silence_logs=logging.ERROR,
-                               scheduler_kwargs={"allowed_failures": 0, "dashboard": False})
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+            scheduler_kwargs={"allowed_failures": 0, "dashboard": False},
+        )
         try:
             return Client(cluster, set_as_default=False), cluster
         except BaseException:
@@ -342,11 +377,15 @@ def _connect(scheduler: Any, n_workers: int, connect_timeout_s: float):
             f"({type(exc).__name__}: {str(exc) or 'no answer'}). {advice}"
         ) from exc
     if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
-        raise SchedulerError(f"{address} answered, but not as a Dask scheduler ({str(identity)[:200]}). {advice}")
+        raise SchedulerError(
+            f"{address} answered, but not as a Dask scheduler ({str(identity)[:200]}). {advice}"
+        )
     try:
         client = Client(address, timeout=connect_timeout_s, set_as_default=False)
     except Exception as exc:  # the scheduler went away between the probe and the connection
-        raise SchedulerError(f"could not connect to the Dask scheduler at {address}: {exc}. {advice}") from exc
+        raise SchedulerError(
+            f"could not connect to the Dask scheduler at {address}: {exc}. {advice}"
+        ) from exc
     return client, None
 
 
@@ -377,19 +416,36 @@ def _probe_scheduler(address: str, timeout_s: float) -> Any:
         return pool.submit(run).result(timeout=timeout_s + 5)
 
 
-def _failure_record(name: str, notebook: str, parameters: dict[str, Any], ename: str, evalue: str) -> dict[str, Any]:
+def _failure_record(
+    name: str, notebook: str, parameters: dict[str, Any], ename: str, evalue: str
+) -> dict[str, Any]:
     return {
-        "name": name, "notebook": notebook, "parameters": parameters, "status": "failed",
-        "started": None, "duration_s": None, "metrics": {}, "html": None, "output_notebook": None,
-        "error": {"cell_index": None, "execution_count": None, "ename": ename, "evalue": evalue, "source": ""},
+        "name": name,
+        "notebook": notebook,
+        "parameters": parameters,
+        "status": "failed",
+        "started": None,
+        "duration_s": None,
+        "metrics": {},
+        "html": None,
+        "output_notebook": None,
+        "error": {
+            "cell_index": None,
+            "execution_count": None,
+            "ename": ename,
+            "evalue": evalue,
+            "source": "",
+        },
     }
 
 
 def _describe_exception(exc: BaseException) -> tuple[str, str]:
     kind = type(exc).__name__
     if kind == "KilledWorker":
-        return kind, ("the Dask worker running this run died (killed, out of memory, or its node was lost); "
-                      "the other runs were not affected. Rerun it with --retry-failed")
+        return kind, (
+            "the Dask worker running this run died (killed, out of memory, or its node was lost); "
+            "the other runs were not affected. Rerun it with --retry-failed"
+        )
     text = str(exc).strip()
     return kind, text.splitlines()[0] if text else repr(exc)
 
@@ -566,11 +622,19 @@ def sweep(
 
     def save_state() -> None:
         runs = [records[n] for n in names if n in records]
-        _write_json(fs, state_path, {
-            "version": 1, "notebook": str(notebook), "grid": grid, "parameters": fixed,
-            "output": output_text, "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "runs": runs,
-        })
+        _write_json(
+            fs,
+            state_path,
+            {
+                "version": 1,
+                "notebook": str(notebook),
+                "grid": grid,
+                "parameters": fixed,
+                "output": output_text,
+                "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "runs": runs,
+            },
+        )
 
     if todo:
         if scheduler is None:
@@ -581,8 +645,22 @@ def sweep(
         client, cluster = _connect(scheduler, workers, connect_timeout_s)
         try:
             bar = tqdm(total=len(todo), desc=f"sweep {stem}", unit="run", disable=not progress)
-            _run_on_cluster(client, notebook, todo, records, output_text, fs, root, kernel, show_code,
-                            cell_timeout_s, timeout_s, save_state, bar, throttle=cluster is not None)
+            _run_on_cluster(
+                client,
+                notebook,
+                todo,
+                records,
+                output_text,
+                fs,
+                root,
+                kernel,
+                show_code,
+                cell_timeout_s,
+                timeout_s,
+                save_state,
+                bar,
+                throttle=cluster is not None,
+            )
         finally:
             if cluster is not None:
                 client.close()
@@ -591,17 +669,42 @@ def sweep(
                 client.close()
     save_state()
     ordered = [records[n] for n in names]
-    index = compare.write_comparison(output_text, grid, records=ordered, notebook=str(notebook), fixed=fixed,
-                                     metric=metric, directions=directions)
+    index = compare.write_comparison(
+        output_text,
+        grid,
+        records=ordered,
+        notebook=str(notebook),
+        fixed=fixed,
+        metric=metric,
+        directions=directions,
+    )
     return SweepResult(
-        notebook=notebook, output=output_text, grid=grid,
+        notebook=notebook,
+        output=output_text,
+        grid=grid,
         runs=[_as_run_result(r, output_text, local) for r in ordered],
-        index=index, state=state_path if local else f"{output_text.rstrip('/')}/{STATE_FILE}",
+        index=index,
+        state=state_path if local else f"{output_text.rstrip('/')}/{STATE_FILE}",
     )
 
 
-def _run_on_cluster(client, notebook: Path, todo, records, output_text, fs, root, kernel, show_code,
-                    cell_timeout_s, timeout_s, save_state, bar, *, throttle: bool) -> None:
+def _run_on_cluster(
+    client,
+    notebook: Path,
+    todo,
+    records,
+    output_text,
+    fs,
+    root,
+    kernel,
+    show_code,
+    cell_timeout_s,
+    timeout_s,
+    save_state,
+    bar,
+    *,
+    throttle: bool,
+) -> None:
     """Submit the runs, collect each as it finishes, and record a failure for whatever did not finish.
 
     With ``throttle`` a run is submitted only while a worker thread is free, so no worker ever holds a
@@ -622,8 +725,20 @@ def _run_on_cluster(client, notebook: Path, todo, records, output_text, fs, root
         capacity = max(1, sum(client.nthreads().values())) if throttle else len(queue)
         while queue and len(in_flight) < capacity:
             name, params = queue.pop(0)
-            fut = client.submit(_execute_point, nb_path, text, name, params, output_text, kernel, show_code,
-                                cell_timeout_s, key=f"terralab-sweep-{token}-{name}", pure=False, retries=0)
+            fut = client.submit(
+                _execute_point,
+                nb_path,
+                text,
+                name,
+                params,
+                output_text,
+                kernel,
+                show_code,
+                cell_timeout_s,
+                key=f"terralab-sweep-{token}-{name}",
+                pure=False,
+                retries=0,
+            )
             in_flight[fut] = (name, params)
             finished.add(fut)
 
@@ -637,7 +752,10 @@ def _run_on_cluster(client, notebook: Path, todo, records, output_text, fs, root
                     record = fut.result()
                     if not fs.exists(f"{root}/{name}.metrics.json"):
                         record = _failure_record(
-                            name, str(notebook), params, "OutputNotVisible",
+                            name,
+                            str(notebook),
+                            params,
+                            "OutputNotVisible",
                             f"the worker wrote its outputs to {output_text}, but they are not visible there from "
                             "this machine: with a remote scheduler, use a shared file system or an object store "
                             "URL (s3://, gs://) that every worker and this machine can reach",
@@ -655,8 +773,12 @@ def _run_on_cluster(client, notebook: Path, todo, records, output_text, fs, root
         unfinished = list(in_flight.values()) + queue
         for name, params in unfinished:
             records[name] = _failure_record(
-                name, str(notebook), params, "TimeoutError" if timed_out else "Cancelled",
-                f"not finished within the sweep's timeout_s={timeout_s:g} s" if timed_out
+                name,
+                str(notebook),
+                params,
+                "TimeoutError" if timed_out else "Cancelled",
+                f"not finished within the sweep's timeout_s={timeout_s:g} s"
+                if timed_out
                 else "the sweep was interrupted before this run finished",
             )
         if in_flight:
@@ -675,25 +797,65 @@ def add_cli(subparsers) -> None:
         "--scheduler is given) and write the runs, sweep.json and a comparison index.html to -o.",
     )
     p.add_argument("notebook", help="the notebook to sweep")
-    p.add_argument("--grid", "-g", action="append", default=[], metavar="NAME=V1,V2",
-                   help="a grid parameter and its values (repeat for more parameters)")
-    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a parameter set to the same value in every run")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="address of a running Dask scheduler (tcp://HOST:8786); default a LocalCluster here")
-    p.add_argument("-o", "--output", default=None, metavar="DIR_OR_URL",
-                   help="folder or fsspec URL (s3://…, gs://…) for the outputs; default reports/sweep-<notebook>")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes of the LocalCluster (default: one per run, at most one per core)")
-    p.add_argument("--retry-failed", action="store_true",
-                   help="rerun only the grid points without a successful run in the output's sweep.json")
+    p.add_argument(
+        "--grid",
+        "-g",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a grid parameter and its values (repeat for more parameters)",
+    )
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter set to the same value in every run",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (tcp://HOST:8786); default a LocalCluster here",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="DIR_OR_URL",
+        help="folder or fsspec URL (s3://…, gs://…) for the outputs; default reports/sweep-<notebook>",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes of the LocalCluster (default: one per run, at most one per core)",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="rerun only the grid points without a successful run in the output's sweep.json",
+    )
     p.add_argument("--metric", default=None, help="headline metric that picks the best run in the report")
     p.add_argument("--kernel", default="terralab", help="Jupyter kernel to run on (default terralab)")
     p.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS", help="per-cell time limit")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="time limit of the whole sweep; unfinished runs are marked failed")
-    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="seconds to wait for --scheduler (default 10)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time limit of the whole sweep; unfinished runs are marked failed",
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds to wait for --scheduler (default 10)",
+    )
     p.add_argument("--show-code", action="store_true", help="keep code cells in the HTML reports")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=main_sweep)
@@ -709,10 +871,20 @@ def main_sweep(args) -> int:
     grid = parse_grid(args.notebook, args.grid) if args.grid else None
     fixed = parse_parameter_text(args.notebook, dict(args.parameter)) if args.parameter else None
     result = sweep(
-        args.notebook, grid, parameters=fixed, scheduler=args.scheduler, output=args.output,
-        n_workers=args.workers, retry_failed=args.retry_failed, timeout_s=args.timeout,
-        connect_timeout_s=args.connect_timeout, cell_timeout_s=args.cell_timeout, kernel=args.kernel,
-        show_code=args.show_code, metric=args.metric, progress=not args.no_progress,
+        args.notebook,
+        grid,
+        parameters=fixed,
+        scheduler=args.scheduler,
+        output=args.output,
+        n_workers=args.workers,
+        retry_failed=args.retry_failed,
+        timeout_s=args.timeout,
+        connect_timeout_s=args.connect_timeout,
+        cell_timeout_s=args.cell_timeout,
+        kernel=args.kernel,
+        show_code=args.show_code,
+        metric=args.metric,
+        progress=not args.no_progress,
     )
     for run in result.runs:
         line = f"{run.status:7s} {run.name}"
@@ -721,7 +893,10 @@ def main_sweep(args) -> int:
         print(line)
     print(f"{len(result.runs) - len(result.failed)}/{len(result.runs)} runs ok · comparison: {result.index}")
     if result.failed:
-        print(f"rerun the failed ones with: terralab sweep {args.notebook} "
-              + " ".join(f"--grid {g}" for g in args.grid) + f" -o {result.output} --retry-failed")
+        print(
+            f"rerun the failed ones with: terralab sweep {args.notebook} "
+            + " ".join(f"--grid {g}" for g in args.grid)
+            + f" -o {result.output} --retry-failed"
+        )
         return 1
     return 0

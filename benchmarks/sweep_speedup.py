@@ -1,0 +1,115 @@
+"""Sweep speed-up: four runs of one notebook one after another vs ``terralab.sweep`` on 2 Dask workers.
+
+Each run of ``tests/notebooks_sweep/sweep_toy.ipynb`` does ``--work-n`` iterations of single-threaded
+pure-Python work (a fixed amount of work, not a fixed time, so contention shows), plus the usual kernel
+start, execution and HTML rendering. Three timings, all in this process:
+
+* serial — ``run_notebook`` four times in a loop (the baseline);
+* sweep — ``sweep(..., n_workers=2)`` as ``terralab sweep`` runs it: LocalCluster start-up included;
+* warm sweep — the same grid on an already running 2-worker LocalCluster (``--scheduler``), start-up excluded.
+
+Goal: serial / sweep ≥ 1.7 on 2 cores. Usage::
+
+    .venv/bin/python benchmarks/sweep_speedup.py [--work-n 150000000] [--runs 4] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "tests" / "notebooks_sweep" / "sweep_toy.ipynb"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work-n", type=int, default=150_000_000, help="busy-loop iterations per run")
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    from distributed import LocalCluster
+
+    from terralab.run import run_notebook
+    from terralab.sweep import sweep
+
+    grid = {"n": list(range(1, args.runs + 1))}
+    fixed = {"work_n": args.work_n}
+    print(
+        f"{args.runs} runs of {NOTEBOOK.name}, work_n={args.work_n:,}, {os.cpu_count()} CPUs visible, "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="terralab-bench-") as tmp:
+        t0 = time.perf_counter()
+        for n in grid["n"]:
+            result = run_notebook(
+                NOTEBOOK, {"n": n, **fixed}, Path(tmp, "serial"), name=f"serial-{n}", progress=False
+            )
+            assert result.status == "ok", result.error
+        serial_s = time.perf_counter() - t0
+        print(f"serial:      {serial_s:7.1f} s", flush=True)
+
+        t0 = time.perf_counter()
+        result = sweep(
+            NOTEBOOK,
+            grid,
+            parameters=fixed,
+            output=Path(tmp, "sweep"),
+            n_workers=args.workers,
+            progress=False,
+        )
+        sweep_s = time.perf_counter() - t0
+        assert result.ok, [r.error for r in result.failed]
+        print(
+            f"sweep:       {sweep_s:7.1f} s  (LocalCluster of {args.workers} started and stopped inside)",
+            flush=True,
+        )
+
+        with LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+            scheduler_kwargs={"dashboard": False},
+        ) as cluster:
+            # One throw-away run per worker, so the warm figure excludes imports as well as start-up.
+            sweep(
+                NOTEBOOK,
+                {"n": list(range(args.workers))},
+                output=Path(tmp, "warm-up"),
+                scheduler=cluster.scheduler_address,
+                progress=False,
+            )
+            t0 = time.perf_counter()
+            result = sweep(
+                NOTEBOOK,
+                grid,
+                parameters=fixed,
+                output=Path(tmp, "warm"),
+                scheduler=cluster.scheduler_address,
+                progress=False,
+            )
+            warm_s = time.perf_counter() - t0
+        assert result.ok, [r.error for r in result.failed]
+        print(f"warm sweep:  {warm_s:7.1f} s  (cluster already running)", flush=True)
+
+    ratio = serial_s / sweep_s
+    print(
+        f"speedup serial/sweep = {ratio:.2f}x (goal >= 1.7x on 2 cores); "
+        f"serial/warm sweep = {serial_s / warm_s:.2f}x"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

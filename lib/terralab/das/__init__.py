@@ -1,0 +1,56 @@
+"""DAS traffic monitoring: read fibre records, detect vehicles (speed, direction, car/truck), stream files.
+
+Submodules are imported on first use so that ``import terralab.das`` stays fast:
+
+* :mod:`~terralab.das.io` - ``read`` (DASCore vendor formats, npz, NetCDF/Zarr), gap reports;
+* :mod:`~terralab.das.synthetic` - ``traffic``, ``highway_bridge``, ``urban_street`` with ground truth;
+* :mod:`~terralab.das.detect` - ``detect_vehicles`` and its ``DetectParams``;
+* :mod:`~terralab.das.classify` - the packaged car/truck classifier and its re-training;
+* :mod:`~terralab.das.streaming` - ``stream`` over arriving files, ``process_archive`` on dask;
+* :mod:`~terralab.das.modal` - ``bridge_modes`` from quiet intervals;
+* :mod:`~terralab.das.evaluate` - ``score`` and ``match`` against truth;
+* :mod:`~terralab.das.plot` - waterfall and summary figures.
+
+Examples
+--------
+>>> from terralab import das
+>>> data, truth = das.synthetic.highway_bridge(duration_s=60, n_channels=200, seed=0)   # doctest: +SKIP
+>>> vehicles = das.detect_vehicles(data)                                                 # doctest: +SKIP
+>>> das.score(vehicles, truth)["recall"]                                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_SUBMODULES = ("io", "synthetic", "detect", "classify", "streaming", "modal", "evaluate", "filters", "plot")
+_FUNCTIONS = {
+    "read": ("io", "read"),
+    "gap_table": ("io", "gap_table"),
+    "detect_vehicles": ("detect", "detect_vehicles"),
+    "DetectParams": ("detect", "DetectParams"),
+    "preprocess": ("detect", "preprocess"),
+    "load_classifier": ("classify", "load_classifier"),
+    "stream": ("streaming", "stream"),
+    "process_archive": ("streaming", "process_archive"),
+    "bridge_modes": ("modal", "bridge_modes"),
+    "quiet_intervals": ("modal", "quiet_intervals"),
+    "score": ("evaluate", "score"),
+    "match": ("evaluate", "match"),
+}
+
+__all__ = sorted(set(_SUBMODULES) | set(_FUNCTIONS))
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FUNCTIONS:
+        mod, attr = _FUNCTIONS[name]
+        return getattr(importlib.import_module(f".{mod}", __name__), attr)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -568,6 +568,11 @@ def sweep(
     SweepResult
         ``runs`` in grid order (``RunResult``; failed ones carry ``error``), ``index`` the report's location.
 
+    Notes
+    -----
+    The default LocalCluster starts worker processes the way ``multiprocessing`` does, by importing the
+    main module again: in a script, call ``sweep`` under ``if __name__ == "__main__":``.
+
     Raises
     ------
     ParameterError
@@ -588,6 +593,8 @@ def sweep(
     stem = notebook.stem
     if grid is None and not retry_failed:
         raise ParameterError("no grid given: pass {parameter: [values]} (or --grid NAME=V1,V2)")
+    if n_workers is not None and n_workers < 1:
+        raise InvalidInputError(f"n_workers must be at least 1, got {n_workers}")
     if grid is not None:
         grid, points = check_grid(notebook, grid, parameters)
     output = output if output is not None else Path("reports") / f"sweep-{stem}"
@@ -607,9 +614,18 @@ def sweep(
             f"{output_text} holds a sweep of {previous.get('notebook')}, not {notebook}; choose another output"
         )
     if grid is None:
-        parameters = previous.get("parameters") or {} if parameters is None else parameters
+        parameters = (previous.get("parameters") or {}) if parameters is None else parameters
         grid, points = check_grid(notebook, previous["grid"], parameters)
     fixed = {k: v for k, v in points[0].items() if k not in grid}
+    if previous is not None and json.dumps(previous.get("parameters") or {}, sort_keys=True) != json.dumps(
+        fixed, sort_keys=True, default=str
+    ):
+        # Runs are matched by grid point only; reusing them under other fixed values would mix two sweeps.
+        raise InvalidInputError(
+            f"--retry-failed: the fixed parameters {fixed} differ from the earlier sweep's "
+            f"{previous.get('parameters') or {}} in {output_text}; give the same -p values, or rerun the whole "
+            "sweep without --retry-failed"
+        )
     names = run_names(stem, [{k: p[k] for k in grid} for p in points])
 
     records: dict[str, dict[str, Any]] = {}
@@ -640,8 +656,6 @@ def sweep(
         if scheduler is None:
             check_kernel(kernel)
         workers = n_workers or min(len(todo), os.cpu_count() or 1)
-        if workers < 1:
-            raise InvalidInputError(f"n_workers must be at least 1, got {n_workers}")
         client, cluster = _connect(scheduler, workers, connect_timeout_s)
         try:
             bar = tqdm(total=len(todo), desc=f"sweep {stem}", unit="run", disable=not progress)

@@ -1,0 +1,264 @@
+"""Backtests and scores: one interface over every model, baselines always at hand.
+
+A backtest fits a model once on targets before ``test_start`` and forecasts every test week ``horizon`` weeks ahead
+from the data available at that time (the forecast origin moves through the test window; the fitted parameters
+do not).
+
+Examples
+--------
+>>> from terralab import dengue
+>>> cases = dengue.load_cases()                                        # doctest: +SKIP
+>>> fc = dengue.backtest(cases, model="persistence")                   # 2018w37–w52, one week ahead
+>>> round(dengue.score(fc)["mae"].mean(), 2)                           # doctest: +SKIP
+8.78
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataNotAvailableError, InvalidInputError
+from . import cases as _cases
+from . import weeks as _weeks
+from .models import BASELINES, MODELS, Forecaster, Panel, make_model, single_thread
+
+WEEK = pd.Timedelta(days=7)
+
+
+def available_models(*, images: bool = True) -> list[str]:
+    """Names accepted by :func:`backtest`'s ``model``; ``images=False`` leaves out the image model (DengueNet)."""
+    return [n for n, cls in MODELS.items() if images or not cls.uses_images]
+
+
+def _resolve_covariates(covariates, cases: pd.DataFrame, model: Forecaster):
+    if covariates is False or not model.uses_covariates:
+        return None
+    if covariates is None:
+        source = cases.attrs.get("source")
+        if not source or not _cases.has_covariates(source):
+            return None
+        try:
+            covariates = _cases.load_covariates(source, list(cases.columns))
+        except DataNotAvailableError as exc:
+            warnings.warn(f"running {model.name} without covariates: {exc}", stacklevel=3)
+            return None
+    return _cases.align_covariates(covariates, cases)
+
+
+def _resolve_images(images, cases: pd.DataFrame, model: Forecaster, train_end: pd.Timestamp, seed: int,
+                    progress: bool):
+    if not model.uses_images:
+        return None
+    if images is None:
+        raise InvalidInputError(
+            f"model {model.name!r} needs weekly images: pass images= an xarray DataArray (location, week, band, y, x) "
+            "of Sentinel-2 cubes (e.g. terralab.dengue.synthetic.synthetic_s2_cubes or imagery.s2_weekly_mosaics_ee) "
+            "or a Dataset of features from terralab.dengue.features.image_features"
+        )
+    import xarray as xr
+
+    from .features import image_features
+
+    if isinstance(images, xr.DataArray):
+        images = image_features(images, train_end=train_end, seed=seed, progress=progress)
+    if not isinstance(images, xr.Dataset) or "location" not in images.dims or "week" not in images.dims:
+        raise InvalidInputError("images must be a DataArray (location, week, band, y, x) or a feature Dataset with "
+                                "dims location and week")
+    have = set(images["location"].to_numpy().tolist())
+    lacking = [c for c in cases.columns if c not in have]
+    if lacking:
+        raise InvalidInputError(f"images have no location(s) {lacking}; give one cube per case column")
+    return images
+
+
+def _check_window(cases: pd.DataFrame, test_start, test_end, horizon: int, lookback: int,
+                  model: Forecaster) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start, end = _weeks.week_end(test_start, week53="raise"), _weeks.week_end(test_end, week53="raise")
+    first, last = cases.index[0], cases.index[-1]
+    span = f"{_weeks.week_label(first)}–{_weeks.week_label(last)}"
+    if end < start:
+        raise InvalidInputError(f"test_end {_weeks.week_label(end)} is before test_start {_weeks.week_label(start)}")
+    if start < first or end > last:
+        raise InvalidInputError(
+            f"test window {_weeks.week_label(start)}–{_weeks.week_label(end)} lies outside the data ({span}); "
+            "choose test weeks inside it"
+        )
+    if int(horizon) < 1:
+        raise InvalidInputError(f"horizon must be ≥ 1 week, got {horizon}")
+    if int(lookback) < 1:
+        raise InvalidInputError(f"lookback must be ≥ 1 week, got {lookback}")
+    first_origin = start - int(horizon) * WEEK
+    history = int((first_origin - first) / WEEK) + 1 if first_origin >= first else 0
+    need = max(model.history_weeks(Panel(cases, horizon=horizon, lookback=lookback)), int(lookback))
+    if need > history:
+        raise InvalidInputError(
+            f"lookback of {need} weeks is longer than the {history} week(s) of history before the first forecast "
+            f"origin {_weeks.week_label(first_origin)} (data start {_weeks.week_label(first)}); shorten lookback or "
+            "move test_start later"
+        )
+    return start, end
+
+
+def backtest(cases: pd.DataFrame | str, model: str | Forecaster = "persistence", covariates=None, images=None,
+             test_start="2018w37", test_end="2018w52", horizon: int = 1, lookback: int = 5, seed: int = 0, *,
+             model_params: Mapping[str, Any] | None = None, progress: bool = False) -> pd.DataFrame:
+    """Fit ``model`` on weeks before ``test_start`` and forecast each test week ``horizon`` weeks ahead.
+
+    Parameters
+    ----------
+    cases : DataFrame (week × location) or str
+        From :func:`terralab.dengue.load_cases`, or a source name to load.
+    model : str or Forecaster
+        A name of :func:`available_models` or a model instance (:mod:`terralab.dengue.models`).
+    covariates : DataFrame, None or False
+        (variable, location) columns from :func:`load_covariates`. None: loaded from the cases' source when it has
+        them and the model uses them; False: never.
+    images : xarray DataArray or Dataset, optional
+        Weekly image cubes (location, week, band, y, x) or precomputed features; only the image model uses them.
+    test_start, test_end : week label, date or (year, week)
+        First and last target week (inclusive), e.g. ``"2018w37"``.
+    horizon : int
+        Weeks ahead: the forecast of week t uses data up to week t − horizon.
+    lookback : int
+        Weeks of history the trained models see at each origin.
+    seed : int
+        Seed for every random step.
+    model_params : mapping, optional
+        Parameters for a model given by name, e.g. ``{"window_weeks": 4}``.
+
+    Returns
+    -------
+    DataFrame with columns week (target week-ending Saturday), location, observed, forecast (cases/week);
+    ``attrs`` hold model, horizon, lookback, test_start, test_end.
+    """
+    if isinstance(cases, str):
+        cases = _cases.load_cases(cases)
+    cases = _cases.validate_cases(cases)
+    model = make_model(model, **dict(model_params or {}))
+    start, end = _check_window(cases, test_start, test_end, horizon, lookback, model)
+    train_end = start - WEEK
+    panel = Panel(cases=cases, horizon=int(horizon), lookback=int(lookback), seed=int(seed), progress=progress)
+    panel.covariates = _resolve_covariates(covariates, cases, model)
+    panel.features = _resolve_images(images, cases, model, train_end, int(seed), progress)
+    targets = cases.loc[start:end].index
+    origins = targets - int(horizon) * WEEK
+    with single_thread(torch=model.uses_torch):
+        if model.trained:
+            model.fit(panel, train_end)
+        fc = model.forecast(panel, origins)
+    fc.index = targets
+    if not np.isfinite(fc.to_numpy()).all():
+        raise InvalidInputError(f"model {model.name} produced non-finite forecasts; check its inputs")
+    observed = cases.loc[targets]
+    out = pd.DataFrame({
+        "week": np.repeat(targets.to_numpy(), cases.shape[1]),
+        "location": np.tile(np.asarray(cases.columns, dtype=object), len(targets)),
+        "observed": observed.to_numpy().ravel(),
+        "forecast": fc[list(cases.columns)].to_numpy().ravel(),
+    })
+    out.attrs = {"model": model.name, "model_repr": repr(model), "horizon": int(horizon), "lookback": int(lookback),
+                 "test_start": _weeks.week_label(start), "test_end": _weeks.week_label(end), "seed": int(seed),
+                 "covariates": panel.covariates is not None, "source": cases.attrs.get("source")}
+    return out
+
+
+def score(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """Error of a backtest per location: ``mae``, ``rmse`` (cases/week) and ``smape`` (%), and ``n`` weeks.
+
+    sMAPE = 100 · mean(2 |F − A| / (|A| + |F|)), with 0/0 counted as 0.
+    """
+    need = {"location", "observed", "forecast"}
+    if not isinstance(forecasts, pd.DataFrame) or not need <= set(forecasts.columns):
+        raise InvalidInputError(f"score needs a DataFrame with columns {sorted(need)} (backtest's output)")
+    err = forecasts["forecast"].astype(float) - forecasts["observed"].astype(float)
+    denom = forecasts["observed"].abs() + forecasts["forecast"].abs()
+    ratio = np.where(denom > 0, 2 * err.abs() / denom.where(denom > 0, 1.0), 0.0)
+    frame = pd.DataFrame({"location": forecasts["location"].to_numpy(), "ae": err.abs().to_numpy(),
+                          "se": (err**2).to_numpy(), "sr": ratio})
+    g = frame.groupby("location", sort=False)
+    out = pd.DataFrame({"mae": g["ae"].mean(), "rmse": np.sqrt(g["se"].mean()), "smape": 100 * g["sr"].mean(),
+                        "n": g["ae"].size()})
+    out.attrs = {"units": {"mae": "cases/week", "rmse": "cases/week", "smape": "%"},
+                 "model": forecasts.attrs.get("model")}
+    return out
+
+
+def score_table(results: Mapping[str, pd.DataFrame],
+                reference: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """One row per model: mae, rmse, smape averaged over locations (as DengueNet reports its MAE).
+
+    Parameters
+    ----------
+    results : mapping model name -> backtest output
+    reference : mapping label -> published MAE, added as rows with only ``mae`` (e.g. DengueNet's 43.92)
+    """
+    rows = {}
+    for name, fc in results.items():
+        s = score(fc)
+        rows[name] = {"mae": s["mae"].mean(), "rmse": s["rmse"].mean(), "smape": s["smape"].mean(),
+                      "source": "this backtest"}
+    for label, mae in (reference or {}).items():
+        rows[label] = {"mae": float(mae), "rmse": np.nan, "smape": np.nan, "source": "published"}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table.sort_values("mae")
+
+
+def select_model(cases: pd.DataFrame | str, candidates: Iterable[str] | None = None, covariates=None,
+                 test_start="2018w37", validation_weeks: int = 16, horizon: int = 1, lookback: int = 5,
+                 seed: int = 0) -> pd.DataFrame:
+    """Rank candidate models by MAE on the ``validation_weeks`` weeks just before ``test_start``.
+
+    Each candidate is fitted on data before the validation window, so the test weeks are never looked at. Use the
+    top row as the model to report on the test window.
+
+    Returns
+    -------
+    DataFrame indexed by model with validation ``mae``, ``rmse``, ``smape``, sorted best first; ``attrs["best"]``
+    names the winner and ``attrs["validation"]`` the window.
+    """
+    if isinstance(cases, str):
+        cases = _cases.load_cases(cases)
+    cases = _cases.validate_cases(cases)
+    start = _weeks.week_end(test_start, week53="raise")
+    if int(validation_weeks) < 1:
+        raise InvalidInputError("validation_weeks must be ≥ 1")
+    v_start, v_end = start - int(validation_weeks) * WEEK, start - WEEK
+    names = list(candidates) if candidates is not None else available_models(images=False)
+    results = {n: backtest(cases, model=n, covariates=covariates, test_start=v_start, test_end=v_end,
+                           horizon=horizon, lookback=lookback, seed=seed) for n in names}
+    table = score_table(results).drop(columns="source")
+    table.attrs = {"best": table.index[0], "validation": f"{_weeks.week_label(v_start)}–{_weeks.week_label(v_end)}"}
+    return table
+
+
+def dengai_holdout(model: str | Forecaster = "persistence", years: int = 2, horizon: int = 1, lookback: int = 5,
+                   seed: int = 0, covariates=None, *, validation: bool = False, **params: Any) -> pd.DataFrame:
+    """Backtest on DengAI: each city's last ``years`` × 52 labelled weeks are its test window.
+
+    With ``validation=True`` the window is instead the ``years`` × 52 weeks before that (for choosing models
+    without touching the holdout). Returns the two cities' backtests stacked (as :func:`backtest`).
+    """
+    parts = []
+    for city in _cases.DENGAI_CITIES:
+        cases = _cases.load_cases("dengai", [city])
+        n_test = int(years) * 52
+        end_pos = len(cases) - 1 - (n_test if validation else 0)
+        start_pos = end_pos - n_test + 1
+        if start_pos < 1:
+            raise InvalidInputError(f"DengAI {city} has {len(cases)} weeks, too few for a {years}-year holdout")
+        parts.append(backtest(cases, model=model if isinstance(model, str) else model, covariates=covariates,
+                              test_start=cases.index[start_pos], test_end=cases.index[end_pos], horizon=horizon,
+                              lookback=lookback, seed=seed, model_params=params or None))
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs = dict(parts[0].attrs, test_start=None, test_end=None,
+                     windows={c: (p.attrs["test_start"], p.attrs["test_end"]) for c, p in
+                              zip(_cases.DENGAI_CITIES, parts)})
+    return out
+
+
+__all__ = ["BASELINES", "available_models", "backtest", "dengai_holdout", "score", "score_table", "select_model"]

@@ -65,8 +65,12 @@ class DetectParams:
         Channels are averaged over about this length (m).
     smoothing_m : float
         Standard deviation of the velocity-tuned Gaussian along the track (m).
-    pulse_m : float
-        Length of the strain bump a vehicle leaves on the fibre (m); sets each speed band's matched band-pass.
+    pulse_m, long_pulse_m : float
+        Lengths of the strain pulse a vehicle leaves on the fibre (m): a local bump (pavement, deck) and the
+        longer response of a bridge span. Each speed band is matched to both; 0 disables the long one.
+    ghost_ratio : float
+        A ridge pixel is dropped where a band of another speed or direction is stronger by more than
+        1/ghost_ratio (suppresses the ghosts strong vehicles leave in other bands).
     threshold_sigma : float
         Edge threshold in robust noise standard deviations of the smoothed image.
     clip_sigma : float
@@ -104,6 +108,8 @@ class DetectParams:
     channel_bin_m: float = 5.0
     smoothing_m: float = 10.0
     pulse_m: float = 6.0
+    long_pulse_m: float = 24.0
+    ghost_ratio: float = 0.9
     threshold_sigma: float = 4.0
     clip_sigma: float = 6.0
     band_ratio: float = 2.0
@@ -289,6 +295,7 @@ class _Band:
     sigma: float
     thr: float
     ridge: np.ndarray
+    pulse_m: float = 6.0
     segments: list = field(default_factory=list)
 
 
@@ -326,10 +333,12 @@ def detect_in_products(prod, dec, *, section: tuple[float, float], params: Detec
     edges = np.geomspace(p.speed_min_kmh * KMH, p.speed_max_kmh * KMH,
                          int(np.ceil(np.log(p.speed_max_kmh / p.speed_min_kmh) / np.log(p.band_ratio))) + 1)
     bands: list[_Band] = []
+    scales = (p.pulse_m,) + ((p.long_pulse_m,) if p.long_pulse_m and p.long_pulse_m > p.pulse_m else ())
     for direction in (1, -1):
         for v_lo, v_hi in zip(edges[:-1], edges[1:]):
-            bands.append(_band_image(zc, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p))
-    _suppress_non_winners(bands, len(zc))
+            for pulse in scales:
+                bands.append(_band_image(zc, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p, pulse))
+    _suppress_non_winners(bands, len(zc), p.ghost_ratio)
     for i, b in enumerate(bands):
         _band_segments(b, i, xb, dxb, valid, p)
     tracks = []
@@ -374,7 +383,7 @@ def _empty_frame():
     return df
 
 
-def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams) -> _Band:
+def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams, pulse_m: float) -> _Band:
     """Envelope, noise level, threshold and thin ridges of one speed band and direction."""
     v_c = np.sqrt(v_lo * v_hi)
     m_max = max(1, int(np.floor(p.max_lf_step_s / dt)))
@@ -387,7 +396,7 @@ def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams
         img, tb = z, t
     dtb = dt * m
     slope = v_c * dtb / dxb  # columns per row at the band centre
-    img = _matched_bandpass(img, valid, p.pulse_m / v_c / dtb, max(p.pulse_m / dxb, 1.0))
+    img = _matched_bandpass(img, valid, pulse_m / v_c / dtb)
     px_per_ms = dtb / dxb  # (columns per row) per (m/s)
     img = _velocity_fan(img, valid, direction, v_lo / 1.2 * px_per_ms, v_hi * 1.2 * px_per_ms)
     smooth = _directional_smooth(img, valid, slope, direction, p.smoothing_m / dxb)
@@ -399,31 +408,40 @@ def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams
     ridge = _ridges(env, thr, along_time=slope >= 1.0)
     ridge[:, ~valid] = False
     return _Band(v_lo=v_lo, v_hi=v_hi, direction=direction, m=m, dt=dtb, slope=slope, t=tb, env=env, sigma=sig,
-                 thr=thr, ridge=ridge)
+                 thr=thr, ridge=ridge, pulse_m=pulse_m)
 
 
-def _suppress_non_winners(bands: list[_Band], n_lf: int, tolerance: float = 0.7) -> None:
-    """Non-maximum suppression over speed and direction: a ridge pixel survives only in the bands whose
-    noise-normalised envelope there is within ``tolerance`` of the best band's.
+def _suppress_non_winners(bands: list[_Band], n_lf: int, tolerance: float = 0.9) -> None:
+    """Non-maximum suppression over speed and direction: a ridge pixel of a band survives only where no
+    competing band has a clearly stronger noise-normalised envelope (ratio below ``tolerance``).
 
-    A strong vehicle leaks into bands of other speeds (and, through coupling differences and bridge-span
-    bending, into the other direction); those ghosts are weaker than the vehicle in its own band at the same
-    place and time, so they lose here, while two real vehicles only compete where their tracks cross.
+    A strong vehicle leaks into bands of other speeds and, through coupling differences and the standing
+    response of bridge spans, into the other direction; those ghosts are weaker than the vehicle in its own
+    band at the same place and time, so they lose here, while two real vehicles only compete where their
+    tracks cross. Neighbouring speed bands of the same direction do not compete: a vehicle near a band edge
+    is legitimately seen in both (duplicates are resolved later, per track).
     """
     if len(bands) < 2:
         return
-    best = np.zeros((n_lf, bands[0].env.shape[1]), dtype=np.float32)
+    n_cols = bands[0].env.shape[1]
+    speed_id = {}
+    for b in bands:
+        speed_id.setdefault(round(b.v_lo, 6), len(speed_id))
     expanded = []
     for b in bands:
         e = np.repeat(b.env / b.sigma, b.m, axis=0)[:n_lf]
         if len(e) < n_lf:
             e = np.concatenate([e, np.repeat(e[-1:], n_lf - len(e), axis=0)], axis=0)
         expanded.append(e)
-        np.maximum(best, e, out=best)
-    for b in bands:
+    for i, b in enumerate(bands):
+        si = speed_id[round(b.v_lo, 6)]
+        best = np.zeros((n_lf, n_cols), dtype=np.float32)
+        for j, c in enumerate(bands):
+            if c.direction == b.direction and abs(speed_id[round(c.v_lo, 6)] - si) <= 1:
+                continue
+            np.maximum(best, expanded[j], out=best)
         rows = np.minimum(np.arange(len(b.t)) * b.m + b.m // 2, n_lf - 1)
-        keep = (b.env / b.sigma) >= tolerance * best[rows]
-        b.ridge &= keep
+        b.ridge &= (b.env / b.sigma) >= tolerance * best[rows]
 
 
 def _band_segments(band: _Band, band_id: int, xb, dxb, valid, p: DetectParams) -> None:
@@ -456,7 +474,7 @@ def _band_segments(band: _Band, band_id: int, xb, dxb, valid, p: DetectParams) -
         band.segments.append((xa, ta, xb_, tb_, band_id))
 
 
-def _matched_bandpass(img, valid, tau_rows, tau_cols):
+def _matched_bandpass(img, valid, tau_rows):
     """Band-pass along time matched to a strain pulse lasting ``tau_rows`` rows, then unit noise per channel.
 
     A difference of Gaussians keeps the pulse (a vehicle's strain bump) and removes the slow drift and red noise
@@ -468,12 +486,6 @@ def _matched_bandpass(img, valid, tau_rows, tau_cols):
     if 0.5 * tau_rows >= 0.5:
         out = ndimage.gaussian_filter1d(img, 0.5 * tau_rows, axis=0, mode="nearest")
     out = out - ndimage.gaussian_filter1d(img, 3.0 * max(tau_rows, 1.0), axis=0, mode="nearest")
-    # the same along distance (normalised convolution skips dead channels): a bridge span strains as a whole
-    # while a vehicle is on it; only the moving apex of that tent survives a spatial band-pass
-    vf = valid.astype(np.float32)
-    wide = ndimage.gaussian_filter1d(out * vf, 3.0 * tau_cols, axis=1, mode="constant")
-    norm = ndimage.gaussian_filter1d(vf, 3.0 * tau_cols, mode="constant")
-    out = out - wide / np.where(norm > 1e-3, norm, 1.0)[None, :]
     mad = np.median(np.abs(out[:, valid]), axis=0) * 1.4826
     res = np.zeros_like(out)
     good = mad > 0
@@ -651,7 +663,7 @@ def _refine(member, bands, xb, dxb, valid, x_mid, length, section, direction, p:
         "x_lo": float(px.min()), "x_hi": float(px.max()), "coverage": coverage, "score": score,
         "snr": float(np.median(pe) / band.sigma), "speed_change": speed_change,
         "poly": poly, "n_points": int(len(px)), "band": (band.v_lo / KMH, band.v_hi / KMH),
-        "pts": (px - x_mid, pt), "strength": float(np.sum(pe) / band.sigma),
+        "pts": (px - x_mid, pt), "strength": float(np.sum(pe) / band.sigma), "pulse_m": band.pulse_m,
     }
 
 
@@ -663,8 +675,8 @@ def _follow_and_fit(band: _Band, poly, xb, valid, x_mid, length, p: DetectParams
         if pts is None or len(pts[0]) < 4:
             return None
         px, pt, pe = pts
-        poly = _robust_fit(px - x_mid, pt, pe, quadratic=(np.ptp(px) >= 0.4 * length and len(px) >= 8),
-                           tol_s=max(band.dt, 0.1))
+        quad = np.ptp(px) >= 0.4 * length and len(px) >= 8
+        poly = _robust_fit(px - x_mid, pt, pe, quadratic=quad, tol_s=max(band.dt, 0.1))
         if poly is None:
             return None
     px, pt, pe = pts
@@ -736,7 +748,6 @@ def _dedupe(tracks, p: DetectParams):
     leaves in bands of other speeds, while vehicles that only cross a stronger one (overtaking) keep their
     points elsewhere and survive.
     """
-    claim_s = 0.35 * p.merge_eps_s
     tracks = sorted(tracks, key=lambda d: -d["strength"])
     kept: list[dict] = []
     for tr in tracks:
@@ -745,6 +756,8 @@ def _dedupe(tracks, p: DetectParams):
         for k in kept:
             if k["direction"] != tr["direction"]:
                 continue
+            # a vehicle owns the ridge within half its pulse duration (long for a bridge span's response)
+            claim_s = max(0.35 * p.merge_eps_s, 0.5 * k["pulse_m"] / (k["speed_kmh"] * KMH))
             kx, _ = k["pts"]
             inside = (xs >= kx.min() - 10.0) & (xs <= kx.max() + 10.0)
             claimed |= inside & (np.abs(k["poly"](xs) - ts) <= claim_s)

@@ -204,7 +204,10 @@ class Decimator:
     def _bin(self, mid_raw: np.ndarray):
         if len(mid_raw) == 0:
             return np.zeros((0, self.n_bins), dtype=np.float32), np.zeros(0, dtype=int)
-        rms = np.sqrt(np.einsum("tc,tc->c", mid_raw, mid_raw, dtype=np.float64) / len(mid_raw))
+        # standard deviation, not RMS: some records carry a large offset (normalised or phase data)
+        mean = mid_raw.mean(axis=0, dtype=np.float64)
+        rms = np.sqrt(np.maximum(np.einsum("tc,tc->c", mid_raw, mid_raw, dtype=np.float64) / len(mid_raw)
+                                 - mean * mean, 0.0))
         live = rms > 0
         if live.sum() == 0:
             raise InvalidInputError("every channel is dead (zero or NaN); nothing to detect")

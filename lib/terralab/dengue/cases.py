@@ -175,6 +175,7 @@ def _regularize(frame: pd.DataFrame, fill: str, *, round_counts: bool) -> tuple[
 def _finish(frame: pd.DataFrame, *, source: str, names: dict, population: dict, imputed: list[str],
             week_system: str = "MMWR") -> pd.DataFrame:
     frame = frame.astype(float)
+    frame.index = pd.DatetimeIndex(frame.index, freq="W-SAT").as_unit("ns")
     frame.index.name = "week"
     frame.columns.name = "location"
     frame.attrs = {
@@ -391,6 +392,7 @@ _DENGAI_UNITS = {
 
 def _stack_covariates(frames: dict[str, pd.DataFrame], units: dict[str, str], source: str) -> pd.DataFrame:
     out = pd.concat(frames, axis=1, names=["variable", "location"])
+    out.index = pd.DatetimeIndex(out.index).as_unit("ns")
     out.index.name = "week"
     out.attrs = {"source": source, "units": units}
     return out
@@ -497,7 +499,7 @@ def validate_cases(cases: pd.DataFrame) -> pd.DataFrame:
                                 "cases.groupby(level=0).sum()) before forecasting")
     if not idx.is_monotonic_increasing:
         raise InvalidInputError("weeks are not in increasing order; sort with cases.sort_index()")
-    not_sat = idx[idx.dayofweek != 5]
+    not_sat = idx[idx.day_of_week != 5]
     if len(not_sat):
         raise InvalidInputError(
             f"{len(not_sat)} index dates are not Saturdays (first {not_sat[0].date()}): index weeks by the last day "
@@ -552,7 +554,7 @@ def align_covariates(covariates: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFr
         raise InvalidInputError("covariate weeks repeat; aggregate them first")
     missing_weeks = cases.index.difference(covariates.index)
     if len(missing_weeks):
-        off = (covariates.index.dayofweek != 5).any()
+        off = (covariates.index.day_of_week != 5).any()
         raise InvalidInputError(
             f"covariates are not aligned to the case weeks: {len(missing_weeks)} case week(s) have no covariate row "
             f"(first {_weeks.week_label(missing_weeks[0])})"

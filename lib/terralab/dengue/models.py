@@ -210,6 +210,16 @@ def _design(panel: Panel, origins: pd.DatetimeIndex, location, *, scale: float, 
     return np.column_stack(cols)
 
 
+def _design_names(panel: Panel, n_lags: int, transform: str, with_covariates: bool) -> list[str]:
+    """Column names of :func:`_design`: cases lags (``log1p_cases_lag0`` = origin week), season, covariate lags."""
+    stem = "log1p_cases" if transform == "log" else "scaled_cases"
+    names = [f"{stem}_lag{k}" for k in range(n_lags)] + ["season_sin", "season_cos"]
+    if with_covariates and panel.covariates is not None:
+        for var in dict.fromkeys(panel.covariates.columns.get_level_values(0)):
+            names += [f"{var}_lag{k}" for k in range(n_lags)]
+    return names
+
+
 def _train_origins(panel: Panel, train_end: pd.Timestamp, need: int) -> pd.DatetimeIndex:
     idx = panel.cases.index
     last_origin = train_end - panel.horizon * WEEK
@@ -296,7 +306,9 @@ class NegBinGLM(Forecaster):
     """Negative-binomial GLM per location: log E[y_{t+h}] = b0 + Σ b_k log(1 + y_{t-k}) + season + covariates.
 
     The dispersion α (Var = μ + α μ²) is estimated from a Poisson fit by the Cameron–Trivedi auxiliary regression,
-    then the NB GLM is refitted with it (statsmodels).
+    then the NB GLM is refitted with it (statsmodels). After ``fit``: ``coefficients_`` (term × location; covariate
+    terms are per standard deviation of the training weeks, ``<var>_lag<k>`` = k weeks before the origin) and
+    ``alpha_`` (location → α).
     """
 
     name = "nb_glm"
@@ -319,6 +331,8 @@ class NegBinGLM(Forecaster):
                 alpha = min(max(alpha, 1e-4), 10.0)
                 self.fits_[loc] = sm.GLM(y, X, family=sm.families.NegativeBinomial(alpha=alpha)).fit()
             self.alpha_[loc] = alpha
+        names = ["const"] + _design_names(panel, panel.lookback, "log", self.cov_stats_ is not None)
+        self.coefficients_ = pd.DataFrame({loc: f.params for loc, f in self.fits_.items()}, index=names)
         return self
 
     def _design(self, panel, origins, loc):

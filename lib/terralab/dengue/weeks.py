@@ -124,13 +124,13 @@ def _saturday_of(value) -> pd.Timestamp:
         raise InvalidInputError("a week cannot be NaT")
     ts = ts.normalize().tz_localize(None) if ts.tzinfo is not None else ts.normalize()
     # Sunday=6 in pandas; the MMWR week runs Sunday..Saturday (dayofweek 5)
-    return ts + pd.Timedelta(days=(5 - ts.dayofweek) % 7)
+    return ts + pd.Timedelta(days=(5 - ts.day_of_week) % 7)
 
 
 def week_ends(values) -> pd.DatetimeIndex:
     """Saturdays ending the MMWR weeks of many dates (vectorised :func:`week_end` for dates)."""
     idx = pd.DatetimeIndex(pd.to_datetime(values)).normalize()
-    return idx + pd.to_timedelta((5 - idx.dayofweek) % 7, unit="D")
+    return idx + pd.to_timedelta((5 - idx.day_of_week) % 7, unit="D")
 
 
 def epiweek_of(date) -> tuple[int, int]:
@@ -160,7 +160,7 @@ def week_index(start: WeekLike, end: WeekLike) -> pd.DatetimeIndex:
     s, e = week_end(start), week_end(end)
     if e < s:
         raise InvalidInputError(f"week range ends ({week_label(e)}) before it starts ({week_label(s)})")
-    return pd.date_range(s, e, freq="W-SAT", name="week")
+    return pd.date_range(s, e, freq="W-SAT", name="week", unit="ns")
 
 
 def iso_week_end(year: int, week: int) -> pd.Timestamp:

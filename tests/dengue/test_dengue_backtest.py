@@ -1,0 +1,103 @@
+"""Backtests on the real DengueNet split and DengAI, scores, model selection, and refused windows."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from terralab import dengue
+from terralab.errors import InvalidInputError
+
+
+@pytest.fixture(scope="module")
+def five_cities():
+    return dengue.load_cases()  # embedded extract: works without shared data
+
+
+def _mae(fc):
+    return dengue.score(fc)["mae"].mean()
+
+
+def test_persistence_on_the_denguenet_split_scores_8_78(five_cities):
+    fc = dengue.backtest(five_cities, "persistence", test_start="2018w37", test_end="2018w52", horizon=1)
+    assert _mae(fc) == pytest.approx(8.78, abs=0.006)
+
+
+def test_four_week_mean_scores_8_43_and_same_week_last_year_37_22(five_cities):
+    assert _mae(dengue.backtest(five_cities, "moving_mean")) == pytest.approx(8.43, abs=0.006)
+    assert _mae(dengue.backtest(five_cities, "seasonal_naive")) == pytest.approx(37.22, abs=0.006)
+
+
+def test_backtest_returns_one_row_per_test_week_and_city(five_cities):
+    fc = dengue.backtest(five_cities, "persistence")
+    assert list(fc.columns) == ["week", "location", "observed", "forecast"]
+    assert len(fc) == 16 * 5
+    assert fc["week"].min() == pd.Timestamp("2018-09-15") and fc["week"].max() == pd.Timestamp("2018-12-29")
+    first = fc[(fc["week"] == pd.Timestamp("2018-09-15")) & (fc["location"] == 5001)].iloc[0]
+    assert first["observed"] == 12 and first["forecast"] == 25  # 2018w37 forecast by 2018w36's count
+    assert fc.attrs["model"] == "persistence" and fc.attrs["test_start"] == "2018w37"
+
+
+@pytest.mark.slow
+def test_model_chosen_on_the_validation_weeks_beats_the_four_week_mean_on_test(five_cities):
+    table = dengue.select_model(five_cities, test_start="2018w37", validation_weeks=16)
+    assert table.attrs["validation"] == "2018w21–2018w36"
+    best = table.attrs["best"]
+    test_mae = _mae(dengue.backtest(five_cities, best))
+    assert test_mae < 8.43, f"{best} scored {test_mae:.2f} on 2018w37-w52"
+
+
+def test_score_computes_mae_rmse_smape_by_hand():
+    fc = pd.DataFrame({"week": pd.to_datetime(["2018-01-06"] * 2 + ["2018-01-13"] * 2), "location": [1, 2, 1, 2],
+                       "observed": [0.0, 10.0, 4.0, 10.0], "forecast": [0.0, 5.0, 2.0, 10.0]})
+    s = dengue.score(fc)
+    assert s.loc[1, "mae"] == pytest.approx(1.0) and s.loc[2, "mae"] == pytest.approx(2.5)
+    assert s.loc[1, "rmse"] == pytest.approx(np.sqrt(2.0))
+    # 0/0 counts as 0; |4-2| -> 2*2/6
+    assert s.loc[1, "smape"] == pytest.approx(100 * (0 + 4 / 6) / 2)
+    assert s.loc[2, "smape"] == pytest.approx(100 * (10 / 15 + 0) / 2)
+
+
+def test_score_table_puts_the_published_figure_beside_the_baselines(five_cities):
+    results = {m: dengue.backtest(five_cities, m) for m in ("persistence", "moving_mean")}
+    table = dengue.score_table(results, reference={"DengueNet (published)": dengue.DENGUENET_PUBLISHED_MAE})
+    assert table.loc["DengueNet (published)", "mae"] == 43.92
+    assert table.index[0] == "moving_mean"
+
+
+def test_dengai_holdout_tests_each_city_on_its_last_two_years(shared_data):
+    fc = dengue.dengai_holdout("persistence", years=2)
+    assert fc.attrs["windows"] == {"sj": ("2006w18", "2008w17"), "iq": ("2008w27", "2010w25")}
+    assert (fc.groupby("location").size() == 104).all()
+    seasonal = dengue.dengai_holdout("seasonal_naive", years=2)
+    assert _mae(fc) < _mae(seasonal)
+
+
+def test_test_window_outside_the_data_is_refused(five_cities):
+    with pytest.raises(InvalidInputError, match="outside the data"):
+        dengue.backtest(five_cities, test_start="2020w01", test_end="2020w10")
+    with pytest.raises(InvalidInputError, match="before"):
+        dengue.backtest(five_cities, test_start="2018w40", test_end="2018w37")
+
+
+def test_lookback_longer_than_the_history_is_refused(five_cities):
+    short = five_cities.loc[:"2018-12-29"].iloc[-30:]
+    with pytest.raises(InvalidInputError, match="longer than"):
+        dengue.backtest(short, "median_ar", test_start="2018w37", test_end="2018w52", lookback=20)
+    with pytest.raises(InvalidInputError, match="longer than"):
+        dengue.backtest(short, "seasonal_naive", test_start="2018w37", test_end="2018w52")
+
+
+def test_covariates_load_by_default_when_the_source_has_them(shared_data, five_cities):
+    fc = dengue.backtest(five_cities, "nb_glm")
+    assert fc.attrs["covariates"] is True
+    assert dengue.backtest(five_cities, "nb_glm", covariates=False).attrs["covariates"] is False
+
+
+def test_importing_the_dengue_package_is_light():
+    code = "import sys, time; t=time.time(); import terralab.dengue; print(time.time()-t, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == "False"
+    assert float(out[0]) < 3.0

@@ -1,0 +1,132 @@
+"""Models on series with known structure: each baseline's exact behaviour, the GLM's recovered effect, DengueNet."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from terralab import dengue
+from terralab.dengue import models as M
+from terralab.dengue import synthetic as S
+from terralab.errors import InvalidInputError
+
+
+def _frame(values, start="2015w01"):
+    idx = dengue.week_index(start, dengue.week_end(start) + pd.Timedelta(weeks=len(values) - 1))
+    return pd.DataFrame({1: np.asarray(values, dtype=float)}, index=idx)
+
+
+def test_persistence_and_moving_mean_on_a_linear_trend_lag_by_their_window():
+    cases = _frame(np.arange(200))
+    pers = dengue.score(dengue.backtest(cases, "persistence", test_start="2018w01", test_end="2018w10"))
+    mm = dengue.score(dengue.backtest(cases, "moving_mean", test_start="2018w01", test_end="2018w10"))
+    assert pers["mae"].iloc[0] == pytest.approx(1.0)
+    assert mm["mae"].iloc[0] == pytest.approx(2.5)  # mean of t-1..t-4 is t-2.5
+    h3 = dengue.score(dengue.backtest(cases, "persistence", test_start="2018w01", test_end="2018w10", horizon=3))
+    assert h3["mae"].iloc[0] == pytest.approx(3.0)
+
+
+def test_seasonal_naive_is_exact_on_a_repeating_annual_cycle():
+    cycle = 50 + 40 * np.sin(2 * np.pi * np.arange(52) / 52)
+    idx = dengue.week_index("2015w01", "2018w52")  # 2015-2018 all have 52 MMWR weeks
+    cases = pd.DataFrame({1: np.tile(cycle, 4)}, index=idx)
+    fc = dengue.backtest(cases, "seasonal_naive", test_start="2018w01", test_end="2018w52")
+    assert dengue.score(fc)["mae"].iloc[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_median_ar_recovers_an_exact_autoregression():
+    y = np.zeros(300)
+    y[:2] = [50, 60]
+    for t in range(2, 300):
+        y[t] = 20 + 0.6 * y[t - 1] + 0.2 * y[t - 2] + 10 * np.sin(t / 3)
+    cases = _frame(y)
+    fc = dengue.backtest(cases, "median_ar", test_start=cases.index[-20], test_end=cases.index[-1], lookback=3)
+    persistence = dengue.backtest(cases, "persistence", test_start=cases.index[-20], test_end=cases.index[-1])
+    assert dengue.score(fc)["mae"].iloc[0] < 0.2 * dengue.score(persistence)["mae"].iloc[0]
+
+
+def test_nb_glm_recovers_the_rain_effect_and_dispersion_of_synthetic_cases():
+    truth = dict(ar=0.0, noise_sd=0.05, rain_effect=0.5, rain_lag_weeks=3, dispersion=0.01)
+    cases = S.synthetic_cases(400, 2, seed=1, **truth)
+    cov = S.synthetic_covariates(400, 2, seed=1)
+    panel = M.Panel(cases, dengue.align_covariates(cov, cases), horizon=1, lookback=5)
+    model = M.NegBinGLM().fit(panel, cases.index[-1] - pd.Timedelta(weeks=1))
+    # rain 3 weeks before the target = 2 weeks before the origin; coefficients per standard deviation of rain
+    coef = model.coefficients_
+    assert coef.loc["rain_lag2"].to_numpy() == pytest.approx([0.5, 0.5], abs=0.08)
+    others = coef.loc[["rain_lag0", "rain_lag1", "rain_lag3", "rain_lag4"]].abs().to_numpy()
+    assert others.max() < 0.1
+    assert 0.0 < np.mean(list(model.alpha_.values())) < 0.03
+
+
+@pytest.mark.parametrize("name", dengue.available_models(images=False))
+def test_no_model_looks_past_the_forecast_origin(name):
+    cases = S.synthetic_cases(150, 2, seed=3)
+    cov = S.synthetic_covariates(150, 2, seed=3)
+    start, end = cases.index[-10], cases.index[-1]
+    params = {"epochs": 3} if name == "lstm" else None
+    base = dengue.backtest(cases, name, covariates=cov, test_start=start, test_end=end, model_params=params)
+    changed = cases.copy()
+    cut = cases.index[-5]
+    changed.loc[cut:] *= 3
+    cov2 = cov.copy()
+    cov2.loc[cut:] += 10
+    alt = dengue.backtest(changed, name, covariates=cov2, test_start=start, test_end=end, model_params=params)
+    before = base["week"] <= cut  # forecasts made from origins before the change
+    np.testing.assert_allclose(base.loc[before, "forecast"], alt.loc[before, "forecast"], rtol=1e-6)
+
+
+def test_denguenet_has_the_published_branch_shapes():
+    ds = S.synthetic_dengue_dataset(n_weeks=60, locations=1, size_px=16, n_tiles=2)
+    import terralab.dengue.features as F
+
+    feats = F.image_features(ds["images"], n_tiles=2, vit_model="vit_micro", image_size=32)
+    model = M.DengueNet(epochs=1)
+    cases = ds["cases"]
+    dengue.backtest(cases, model, images=feats, test_start=cases.index[-4], test_end=cases.index[-1])
+    net = model.nets_[1]
+    branch_sizes = [[layer.hidden_size for layer in br.layers] for br in net.branches]
+    assert branch_sizes == [[60, 30, 5], [60, 30, 5]]
+    assert net.dense[0].in_features == 10 and net.dense[0].out_features == 30 and net.dense[2].out_features == 1
+
+
+@pytest.fixture(scope="module")
+def synthetic_images():
+    """Cases driven by rain 2 weeks earlier; cubes whose greenness shows that rain, and cubes that show noise."""
+    import terralab.dengue.features as F
+
+    ds = S.synthetic_dengue_dataset(n_weeks=150, locations=1, size_px=24, n_tiles=3, seed=2, ar=0.0, noise_sd=0.05,
+                                    rain_effect=1.0, season_amplitude=0.5, rain_lag_weeks=2)
+    cases = ds["cases"]
+    train_end = cases.index[-17]
+    informative = F.image_features(ds["images"], train_end=train_end, n_tiles=3, vit_model="vit_micro",
+                                   image_size=64)
+    noise = S.synthetic_s2_cubes(cases.index, [1], size_px=24, n_tiles=3, seed=9)
+    uninformative = F.image_features(noise, train_end=train_end, n_tiles=3, vit_model="vit_micro", image_size=64)
+    return cases, informative, uninformative
+
+
+@pytest.mark.slow
+def test_denguenet_learns_from_images_that_carry_the_driver(synthetic_images):
+    cases, informative, uninformative = synthetic_images
+    start, end = cases.index[-16], cases.index[-1]
+    kw = dict(test_start=start, test_end=end, model_params={"epochs": 80})
+    good = dengue.score(dengue.backtest(cases, "denguenet", images=informative, **kw))["mae"].iloc[0]
+    blind = dengue.score(dengue.backtest(cases, "denguenet", images=uninformative, **kw))["mae"].iloc[0]
+    train_mean = (cases.loc[start:end] - cases.loc[: start - pd.Timedelta(weeks=1)].mean()).abs().mean().iloc[0]
+    assert good < 0.8 * train_mean
+    assert good < 0.8 * blind
+
+
+def test_denguenet_refuses_to_run_without_images():
+    cases = S.synthetic_cases(80, 1)
+    with pytest.raises(InvalidInputError, match="images"):
+        dengue.backtest(cases, "denguenet", test_start=cases.index[-4], test_end=cases.index[-1])
+
+
+def test_unknown_model_and_bad_parameters_are_refused():
+    cases = S.synthetic_cases(80, 1)
+    with pytest.raises(InvalidInputError, match="available"):
+        dengue.backtest(cases, "prophet", test_start=cases.index[-4], test_end=cases.index[-1])
+    with pytest.raises(InvalidInputError):
+        dengue.backtest(cases, "moving_mean", test_start=cases.index[-4], test_end=cases.index[-1],
+                        model_params={"window": 3})

@@ -86,3 +86,28 @@ def test_published_figures_table():
     pub = evaluate.published_figures()
     assert set(pub["phase"]) == {"P", "S"}
     assert pub.loc[(pub["source"].str.startswith("WEIGHTS")) & (pub["phase"] == "P"), "f1"].item() == 0.938
+
+
+def test_picks_and_polarities_on_synthetic_ceed_traces(tmp_path):
+    pytest.importorskip("torch")
+    from terralab.seismic import io, synthetic
+
+    path = tmp_path / "ceed.h5"
+    truth = synthetic.write_synthetic_ceed(path, n_events=2, n_stations=4, seed=4)
+    with io.open_ceed(path) as ceed:
+        records = ceed.to_records()
+    metrics, _, pol = evaluate.evaluate_records(records)
+    p = metrics[(metrics["phase"] == "P") & (metrics["tolerance_s"] == 0.1)].iloc[0]
+    assert p["recall"] >= 0.75  # PhaseNet finds the synthetic onsets
+    assert pol["n_reference"] >= 6 and pol["coverage"] >= 0.75
+    assert pol["accuracy"] >= 0.9  # and the first motions have the sign written into the file
+    assert set(truth["p_phase_polarity"]) <= {"U", "D"}
+
+
+def test_window_offset_stability_summary():
+    pytest.importorskip("torch")
+    from terralab.seismic import io
+
+    wave, _ = io.stitch_records(io.three_component(io.read_sample(max_records=6)))
+    summary = evaluate.window_offset_stability(wave, 7.0)
+    assert summary["n_full"] >= 3 and summary["fraction_same"] == 1.0 and summary["max_dt_s"] <= 0.02

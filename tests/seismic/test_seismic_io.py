@@ -78,11 +78,10 @@ def test_corrupt_hdf5_raises_file_format_error(tmp_path, ceed_file):
     truncated = tmp_path / "truncated.h5"
     data = ceed_file[0].read_bytes()
     truncated.write_bytes(data[: len(data) // 3])
-    with pytest.raises(FileFormatError):
-        with io.open_ceed(truncated) as ceed:
-            for event in ceed:
-                for _ in event:
-                    pass
+    with pytest.raises(FileFormatError), io.open_ceed(truncated) as ceed:
+        for event in ceed:
+            for _ in event:
+                pass
     with pytest.raises(DataNotAvailableError):
         io.open_ceed(tmp_path / "missing.h5")
 
@@ -100,7 +99,7 @@ def test_ceed_event_missing_attributes_raises(tmp_path):
         with pytest.raises(FileFormatError, match=r"lacks the CEED attributes \['magnitude', 'begin_time'\]"):
             ceed[eid]
         with pytest.raises(FileFormatError, match=eid):
-            ceed.events
+            _ = ceed.events
         with pytest.raises(InvalidInputError):
             ceed["no_such_event"]
 
@@ -234,3 +233,14 @@ def test_record_helpers(tmp_path):
     np.testing.assert_array_equal(io.read_phasenet_npz(path).values, sample.values)
     with pytest.raises(InvalidInputError):
         io.record_waveform(sample.values, 0)
+
+
+def test_load_records_by_name_and_path(tmp_path, ceed_file):
+    assert io.load_records("sample", max_records=3).sizes["record"] == 3
+    from_ceed = io.load_records(str(ceed_file[0]), max_records=5)
+    assert from_ceed.sizes == {"record": 5, "component": 3, "time": 12000}
+    io.write_seisbench(from_ceed, tmp_path / "sb")
+    assert io.load_records(str(tmp_path / "sb")).sizes["record"] == 5
+    with pytest.raises(DataNotAvailableError, match="neither"):
+        io.load_records("no-such-dataset")
+    assert io.three_component(io.read_sample()).sizes["record"] == 13

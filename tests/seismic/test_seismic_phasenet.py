@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from terralab.errors import DataNotAvailableError, FileFormatError  # noqa: E402
-from terralab.seismic import evaluate, io  # noqa: E402
-from terralab.seismic.phasenet import PhaseNet, default_weights_path, load_phasenet, normalize_windows  # noqa: E402
+from terralab.errors import DataNotAvailableError, FileFormatError
+from terralab.seismic import evaluate, io
+from terralab.seismic.phasenet import PhaseNet, default_weights_path, load_phasenet, normalize_windows
 
 SHARED_WEIGHTS = "seismic/phasenet_weights/phasenet_190703_weights.npz"
 
@@ -96,3 +96,17 @@ def test_checkpoint_round_trip(tmp_path, model):
     with torch.inference_mode():
         assert torch.allclose(again(x), model(x))
     assert isinstance(again, PhaseNet) and not again.training
+
+
+def test_fast_inference_path_equals_training_path(model):
+    """Eval mode folds batch norm into the convolutions; with frozen statistics both paths agree."""
+    x = normalize_windows(torch.randn(2, 3, 3000))
+    with torch.inference_mode():
+        fast = model(x)
+        model.train()
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.eval()
+        slow = model(x)
+        model.eval()
+    assert torch.allclose(fast, slow, atol=1e-5)

@@ -11,10 +11,10 @@ import xarray as xr
 
 torch = pytest.importorskip("torch")
 
-from terralab.errors import InvalidInputError  # noqa: E402
-from terralab.seismic import evaluate, io, picking  # noqa: E402
-from terralab.seismic.phasenet import load_phasenet  # noqa: E402
-from terralab.seismic.picking import GapWarning, MissingComponentWarning, ResamplingWarning  # noqa: E402
+from terralab.errors import InvalidInputError
+from terralab.seismic import evaluate, io, picking
+from terralab.seismic.phasenet import load_phasenet
+from terralab.seismic.picking import GapWarning, MissingComponentWarning, ResamplingWarning
 
 
 @pytest.fixture(scope="module")

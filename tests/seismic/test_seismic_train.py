@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from terralab.errors import InvalidInputError  # noqa: E402
-from terralab.seismic import io, train  # noqa: E402
-from terralab.seismic.phasenet import load_phasenet  # noqa: E402
+from terralab.errors import InvalidInputError
+from terralab.seismic import io, train
+from terralab.seismic.phasenet import load_phasenet
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_fine_tuning_lowers_loss_on_a_fixed_batch(records, tmp_path):
 
 def test_training_from_scratch_and_resuming(records, tmp_path):
     torch.set_num_threads(2)
-    model, h1 = train.train_phasenet(records.isel(record=slice(0, 4)), model="scratch", epochs=1, batch_size=4,
+    _, h1 = train.train_phasenet(records.isel(record=slice(0, 4)), model="scratch", epochs=1, batch_size=4,
                                      learning_rate=1e-3, freeze_batchnorm=False, checkpoint_dir=tmp_path,
                                      progress=False)
     assert np.isfinite(h1["train_loss"]).all()

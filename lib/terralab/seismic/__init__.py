@@ -28,19 +28,21 @@ _LAZY = {
     "load_phasenet": "phasenet", "PhaseNet": "phasenet",
     # picking
     "annotate": "picking", "pick": "picking", "picks_from_annotations": "picking", "annotate_records": "picking",
+    "plot_picks": "picking",
     # polarity
     "first_motion_polarity": "polarity",
     # training / evaluation
     "train_phasenet": "train", "gaussian_labels": "train",
     "evaluate_picks": "evaluate", "polarity_accuracy": "evaluate", "phasenet_protocol": "evaluate",
-    "published_figures": "evaluate",
+    "published_figures": "evaluate", "evaluate_records": "evaluate", "pick_records": "evaluate",
+    "window_offset_stability": "evaluate", "comparison_table": "evaluate",
     # catalogs
     "read_catalog": "catalog", "read_stations": "catalog", "ridgecrest": "catalog", "b_value": "catalog",
     "magnitude_of_completeness": "catalog", "match_catalogs": "catalog", "plot_catalog_map": "catalog",
     "frequency_magnitude": "catalog",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

@@ -13,14 +13,15 @@ completeness, Gutenberg–Richter b-value with uncertainty, and matching two cat
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError
+from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError, TerralabError
 
 RIDGECREST_NAMES = {
     "scsn": "seismic_ridgecrest_catalog_scsn",
@@ -113,7 +114,7 @@ def ridgecrest(catalog_dir: str | os.PathLike | None = None) -> dict[str, Any]:
         else:
             try:
                 path = _fetch(name)
-            except Exception as exc:  # unknown name, offline, no mirror: say why below
+            except (TerralabError, OSError) as exc:  # unknown name, offline, no mirror: say why below
                 reasons.append(f"{name}: {exc}")
                 continue
         out[key] = read_stations(path) if key == "stations" else read_catalog(path)
@@ -290,7 +291,7 @@ def plot_catalog_map(events: Any, stations: Any = None, other: Any = None, ax: A
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 6))
-    size = lambda df: 2.0 * np.clip(df["magnitude"].to_numpy() + 1.0, 0.3, None) ** 2  # noqa: E731
+    size = lambda df: 2.0 * np.clip(df["magnitude"].to_numpy() + 1.0, 0.3, None) ** 2
     if other is not None:
         ax.scatter(other["longitude"], other["latitude"], s=size(other), facecolor="none", edgecolor="0.5",
                    lw=0.5, label=f"{labels[1]} ({len(other)})")
@@ -421,7 +422,7 @@ def match_catalogs(
         "dt_median_s": float(np.median(matched["dt_s"])) if len(pairs) else np.nan,
         "distance_median_km": float(np.median(matched["distance_km"])) if len(pairs) else np.nan,
         "time_tolerance_s": time_tolerance_s, "distance_tolerance_km": distance_tolerance_km,
-    })
+    }, dtype=object)
     return CatalogMatch(matched, missed, extra, summary)
 
 
@@ -439,3 +440,12 @@ def completeness_table(catalogs: dict[str, Any], bin_width: float = 0.1, methods
                     "b_std_shi_bolt": b["b_std_shi_bolt"], "b_std_bootstrap": b["b_std_bootstrap"], "a": b["a"]})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def plot_completeness(catalogs: dict[str, Any], table: pd.DataFrame, bin_width: float = 0.1, ax: Any = None):
+    """Frequency–magnitude plots of several catalogs with their Mc and G-R fit (rows of :func:`completeness_table`)."""
+    rows = table.set_index("catalog")
+    for name, cat in catalogs.items():
+        mc = float(rows.loc[name, "mc_used"])
+        ax = plot_frequency_magnitude(cat, mc=mc, b=b_value(cat, mc, bin_width), bin_width=bin_width, ax=ax, label=name)
+    return ax

@@ -12,7 +12,8 @@ records it gives P F1 0.938 and S F1 0.846 with the original weights.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -270,3 +271,95 @@ def published_figures() -> pd.DataFrame:
         {"source": "WEIGHTS.md 154-record port check", "phase": "S", "precision": 0.875, "recall": 0.818,
          "f1": 0.846, "residual_mean_s": 0.002, "residual_std_s": 0.036},
     ])
+
+
+def pick_records(
+    records: xr.DataArray,
+    model: Any = None,
+    p_threshold: float = 0.3,
+    s_threshold: float = 0.3,
+    progress: bool = False,
+    **pick_kwargs: Any,
+) -> pd.DataFrame:
+    """Continuous picking (sliding windows, :func:`terralab.seismic.pick`) on every record of a record set.
+
+    Returns the picks of all records with an extra ``record`` column (the key to score them against
+    :func:`terralab.seismic.io.reference_picks`).
+    """
+    import warnings
+
+    from tqdm import tqdm
+
+    from .io import _check_records, record_waveform
+    from .picking import MissingComponentWarning, _get_model, pick
+
+    _check_records(records)
+    model = _get_model(model)
+    frames = []
+    for i in tqdm(range(records.sizes["record"]), disable=not progress, desc="picking records"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MissingComponentWarning)
+            picks = pick(record_waveform(records, i), model, p_threshold, s_threshold, **pick_kwargs)
+        picks.insert(0, "record", str(records["record"].values[i]))
+        frames.append(picks)
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate_records(
+    records: xr.DataArray,
+    model: Any = None,
+    tolerances_s: Iterable[float] = (0.1, 0.5),
+    p_threshold: float = 0.3,
+    s_threshold: float = 0.3,
+    progress: bool = False,
+    **pick_kwargs: Any,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """Pick whole records continuously and score against their analyst picks.
+
+    Unlike :func:`phasenet_protocol` (one window per record), every pick anywhere in the record counts;
+    picks of other, unlabelled events in a record are counted as false positives.
+
+    Returns
+    -------
+    metrics : pd.DataFrame (as :func:`evaluate_picks`)
+    picks : pd.DataFrame (as :func:`pick_records`)
+    polarity : pd.Series (as :func:`polarity_accuracy`; NaN counts when the records carry no polarities)
+    """
+    from .io import reference_picks
+
+    picks = pick_records(records, model, p_threshold, s_threshold, progress, **pick_kwargs)
+    reference = reference_picks(records)
+    metrics = evaluate_picks(picks, reference, tolerances_s, key="record")
+    return metrics, picks, polarity_accuracy(picks, reference, 0.1, key="record")
+
+
+def window_offset_stability(
+    waveform: Any, shift_s: float = 7.0, model: Any = None, tolerance_s: float = 0.02, **pick_kwargs: Any
+) -> pd.Series:
+    """How many picks stay put when the same data start ``shift_s`` later (the first 30 s after the new start excluded).
+
+    Returns a Series: ``n_full``, ``n_shifted`` (picks in the common part), ``n_same`` (matched within
+    ``tolerance_s``), ``fraction_same`` (n_same / max(n_full, n_shifted)), ``max_dt_s`` over matched picks.
+    """
+    from .picking import SAMPLING_RATE_HZ, _get_model, pick
+
+    model = _get_model(model)
+    k = int(round(shift_s * SAMPLING_RATE_HZ))
+    full = pick(waveform, model, **pick_kwargs)
+    shifted = pick(waveform.isel(time=slice(k, None)), model, **pick_kwargs)
+    t0 = pd.Timestamp(waveform["time"].values[k], tz="UTC") + pd.Timedelta(seconds=30)
+    a, b = full[full["time"] > t0], shifted[shifted["time"] > t0]
+    m = match_picks(a, b, tolerance_s)
+    same = m[m["status"] == "matched"]
+    return pd.Series({
+        "shift_s": shift_s, "n_full": len(a), "n_shifted": len(b), "n_same": len(same),
+        "fraction_same": len(same) / max(len(a), len(b), 1),
+        "max_dt_s": float(same["residual_s"].abs().max()) if len(same) else np.nan,
+    })
+
+
+def comparison_table(metrics: pd.DataFrame, label: str, tolerance_s: float = 0.1) -> pd.DataFrame:
+    """``metrics`` at one tolerance beside PhaseNet's published figures (:func:`published_figures`)."""
+    ours = metrics[np.isclose(metrics["tolerance_s"], tolerance_s)].assign(source=label)
+    cols = ["source", "phase", "precision", "recall", "f1", "residual_mean_s", "residual_std_s"]
+    return pd.concat([published_figures()[cols], ours[cols]], ignore_index=True)

@@ -29,8 +29,9 @@ import re
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -567,7 +568,7 @@ class CEEDEvent:
     trace in turn. Nothing is read before it is asked for.
     """
 
-    def __init__(self, ceed: "CEEDFile", event_id: str):
+    def __init__(self, ceed: CEEDFile, event_id: str):
         self._ceed = ceed
         self.event_id = event_id
         self._group = ceed._group(event_id)
@@ -576,7 +577,7 @@ class CEEDEvent:
     @property
     def station_ids(self) -> list[str]:
         """``NET.STA.LOC.INST`` of every trace of this event."""
-        return [k for k in self._group.keys() if isinstance(self._group[k], _h5py().Dataset)]
+        return [k for k in self._group if isinstance(self._group[k], _h5py().Dataset)]
 
     def __len__(self) -> int:
         return len(self.station_ids)
@@ -622,7 +623,7 @@ class CEEDFile:
         h5py = _h5py()
         try:
             self._file = h5py.File(self.path, "r")
-            self._event_ids = [k for k in self._file.keys() if isinstance(self._file[k], h5py.Group)]
+            self._event_ids = [k for k in self._file if isinstance(self._file[k], h5py.Group)]
         except (OSError, KeyError, RuntimeError) as exc:
             raise FileFormatError(
                 f"{self.path} is not a readable HDF5 file ({exc}); it may be truncated or corrupt: download it again"
@@ -645,18 +646,17 @@ class CEEDFile:
     def __getitem__(self, event_id: str) -> CEEDEvent:
         return CEEDEvent(self, event_id)
 
-    def __enter__(self) -> "CEEDFile":
+    def __enter__(self) -> CEEDFile:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
         """Close the HDF5 file."""
-        try:
-            self._file.close()
-        except Exception:  # closing twice or after a failed open is harmless
-            pass
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()  # h5py makes closing twice harmless
 
     def __repr__(self) -> str:
         return f"<CEEDFile {self.path.name}: {len(self)} events>"
@@ -769,7 +769,7 @@ class CEEDFile:
         progress : bool
             Show a progress bar.
         """
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         data, names, meta = [], [], []
         with tqdm(total=max_traces, disable=not progress, desc="CEED traces") as bar:
@@ -931,7 +931,7 @@ class SeisBenchDataset:
         try:
             self._file = h5py.File(h5, "r")
             fmt = self._file.get("data_format")
-            read = lambda k, d: (_to_python(fmt[k][()]) if fmt is not None and k in fmt else d)  # noqa: E731
+            read = lambda k, d: (_to_python(fmt[k][()]) if fmt is not None and k in fmt else d)
             self.component_order = str(read("component_order", "ZNE"))
             self.dimension_order = str(read("dimension_order", "CW"))
             self.sampling_rate_hz = float(read("sampling_rate", np.nan))
@@ -947,10 +947,10 @@ class SeisBenchDataset:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> "SeisBenchDataset":
+    def __enter__(self) -> SeisBenchDataset:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _raw(self, i: int) -> np.ndarray:
@@ -1018,3 +1018,52 @@ def read_seisbench(directory: str | os.PathLike) -> SeisBenchDataset:
     """Open a SeisBench-format dataset directory lazily (see :class:`SeisBenchDataset`)."""
     return SeisBenchDataset(directory)
 
+
+
+def three_component(records: xr.DataArray) -> xr.DataArray:
+    """The records whose E and N components hold data (single-component records store zeros there)."""
+    _check_records(records)
+    e = records.sel(component="E").values
+    n = records.sel(component="N").values
+    keep = (np.abs(np.nan_to_num(e)).max(axis=-1) > 0) & (np.abs(np.nan_to_num(n)).max(axis=-1) > 0)
+    return records.isel(record=np.flatnonzero(keep))
+
+
+def load_records(dataset: str = "sample", max_records: int | None = None) -> xr.DataArray:
+    """A labelled record set by name or path — what the seismic notebook's ``dataset`` parameter accepts.
+
+    Parameters
+    ----------
+    dataset : str
+        ``"sample"`` (the 20 embedded NCEDC records), ``"ncedc"`` (PhaseNet's 154 records through the data
+        catalog: mirror, cache or download), ``"ceed_synthetic"`` (a synthetic CEED file), or a path: a CEED
+        ``.h5``, a SeisBench directory (``metadata.csv`` + ``waveforms.hdf5``), a PhaseNet ``.npz`` /
+        ``.tar.gz`` / directory of npz.
+    max_records : int, optional
+        Keep the first records only.
+    """
+    if dataset == "sample":
+        return read_sample(max_records)
+    if dataset == "ncedc":
+        from terralab import catalog
+
+        return read_phasenet_npz(catalog.fetch("seismic_phasenet_ncedc_waveforms"),
+                                 csv=catalog.fetch("seismic_phasenet_ncedc_picks"), max_records=max_records)
+    if dataset == "ceed_synthetic":
+        from .synthetic import ceed_example
+
+        with ceed_example() as ceed:
+            return ceed.to_records(max_traces=max_records)
+    path = Path(dataset)
+    if not path.exists():
+        raise DataNotAvailableError(
+            f"dataset {dataset!r} is neither 'sample', 'ncedc', 'ceed_synthetic' nor an existing path"
+        )
+    if path.is_dir() and (path / "metadata.csv").exists():
+        with read_seisbench(path) as ds:
+            n = len(ds) if max_records is None else min(max_records, len(ds))
+            return ds.to_records(range(n))
+    if path.suffix in (".h5", ".hdf5"):
+        with open_ceed(path) as ceed:
+            return ceed.to_records(max_traces=max_records)
+    return read_phasenet_npz(path, max_records=max_records)

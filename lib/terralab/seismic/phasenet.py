@@ -51,8 +51,21 @@ def _same_pad(length: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def _folded(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm1d, out_dim: int):
+    """Weights and bias of a convolution with the (eval-mode) batch norm after it folded in."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    shape = [1] * weight.dim()
+    shape[out_dim] = -1
+    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
+    return weight * scale.reshape(shape), bn.bias + (b - bn.running_mean) * scale
+
+
 class _ConvBN(nn.Module):
-    """Convolution (TF "same" padding) → batch norm → ReLU."""
+    """Convolution (TF "same" padding) → batch norm → ReLU.
+
+    In eval mode the batch norm is folded into the convolution and stride-1 padding is done by the
+    convolution itself: the same numbers, about twice as fast on CPU.
+    """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1, bias: bool = False):
         super().__init__()
@@ -61,8 +74,33 @@ class _ConvBN(nn.Module):
         self.bn = nn.BatchNorm1d(c_out, eps=_BN_EPS, momentum=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            x = F.pad(x, _same_pad(x.shape[-1], _KERNEL, self.stride))
+            return F.relu(self.bn(self.conv(x)))
+        weight, bias = _folded(self.conv.weight, self.conv.bias, self.bn, 0)
+        if self.stride == 1:  # TF "same" with stride 1 is symmetric: (K-1)/2 on each side
+            return F.relu_(F.conv1d(x, weight, bias, padding=(_KERNEL - 1) // 2))
         x = F.pad(x, _same_pad(x.shape[-1], _KERNEL, self.stride))
-        return F.relu(self.bn(self.conv(x)))
+        return F.relu_(F.conv1d(x, weight, bias, stride=self.stride))
+
+
+def _polyphase_transposed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Full stride-4 transposed convolution (length 4(n+1), of which the first (n-1)*4+7 are the usual output)
+    computed as one ordinary convolution with 4× the output channels, interleaved afterwards.
+
+    Output sample 4q + r receives x[q]·w[r] + x[q−1]·w[r+4]: a 2-tap convolution per phase r. On CPU this is
+    several times faster than ``conv_transpose1d`` for PhaseNet's shapes, with the same result.
+    """
+    c_in, c_out, k = weight.shape
+    taps = torch.zeros(_STRIDE, c_out, c_in, 2, dtype=weight.dtype, device=weight.device)
+    for r in range(_STRIDE):
+        taps[r, :, :, 1] = weight[:, :, r].T
+        if r + _STRIDE < k:
+            taps[r, :, :, 0] = weight[:, :, r + _STRIDE].T
+    n = x.shape[-1]
+    y = F.conv1d(F.pad(x, (1, 1)), taps.reshape(_STRIDE * c_out, c_in, 2), bias.repeat(_STRIDE))
+    y = y.reshape(x.shape[0], _STRIDE, c_out, n + 1).permute(0, 2, 3, 1)
+    return y.reshape(x.shape[0], c_out, _STRIDE * (n + 1))
 
 
 class _UpConvBN(nn.Module):
@@ -75,11 +113,14 @@ class _UpConvBN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
-        # The full transposed output has (n-1)*4+7 samples; TF "same" keeps 4n of them starting at
-        # index (4n - ((n-1)*4+7) ... ) → the forward conv's pad_before, which is 1 for k=7, s=4.
-        y = self.conv(x)
+        # The full transposed output has (n-1)*4+7 samples; TF "same" keeps 4n of them, starting at the
+        # forward convolution's pad_before: (7-4)//2 = 1.
         before = (_KERNEL - _STRIDE) // 2
-        return F.relu(self.bn(y[..., before : before + n * _STRIDE]))
+        if self.training:
+            y = self.conv(x)
+            return F.relu(self.bn(y[..., before : before + n * _STRIDE]))
+        weight, bias = _folded(self.conv.weight, None, self.bn, 1)
+        return F.relu_(_polyphase_transposed(x, weight, bias)[..., before : before + n * _STRIDE])
 
 
 class PhaseNet(nn.Module):
@@ -151,7 +192,7 @@ def state_dict_from_tf(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]
     state: dict[str, torch.Tensor] = {}
     used = set()
     for prefix, (module, kind) in _tf_to_torch_names().items():
-        def take(name: str) -> np.ndarray:
+        def take(name: str, prefix: str = prefix) -> np.ndarray:
             key = f"{prefix}/{name}"
             if key not in arrays:
                 raise FileFormatError(
@@ -178,7 +219,7 @@ def state_dict_from_tf(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]
     if unused:
         raise FileFormatError(
             f"PhaseNet weights hold {len(unused)} arrays this architecture does not use "
-            f"(e.g. {sorted(unused)[0]!r}); the file is not the original PhaseNet checkpoint"
+            f"(e.g. {min(unused)!r}); the file is not the original PhaseNet checkpoint"
         )
     return state
 
@@ -188,7 +229,7 @@ def default_weights_path() -> Path:
     return Path(__file__).resolve().parents[1] / "data" / "seismic" / WEIGHTS_FILE
 
 
-def load_phasenet(path: str | os.PathLike | None = None, device: str = "cpu") -> "PhaseNet":
+def load_phasenet(path: str | os.PathLike | None = None, device: str = "cpu") -> PhaseNet:
     """The original pretrained PhaseNet as a ``torch.nn.Module`` in eval mode.
 
     Parameters

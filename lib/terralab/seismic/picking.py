@@ -26,9 +26,10 @@ Input handling (each case is tested):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -283,7 +284,7 @@ def _annotate_station(
     align_windows: str = "utc",
 ) -> np.ndarray:
     """Merged probabilities (3, n) of one station's data; NaN where no component has data."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     n = st.data.shape[1]
     window = WINDOW_SAMPLES
@@ -578,7 +579,7 @@ def annotate_records(
     out = []
     iterator: Iterable[int] = range(records.sizes["record"])
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         iterator = tqdm(iterator, desc="records")
     from .io import record_waveform
@@ -594,3 +595,65 @@ def annotate_records(
         coords={"record": records["record"].values, "phase": list(PHASES), "time": records["time"].values},
         attrs={"units": "1", "long_name": "PhaseNet probability"}, name="probability",
     )
+
+
+def plot_picks(
+    waveform: xr.DataArray,
+    probabilities: xr.DataArray,
+    picks: pd.DataFrame | None = None,
+    reference: dict | None = None,
+    title: str | None = None,
+):
+    """Plot a waveform (E, N, Z) above its P/S probabilities, with picks and optional analyst picks.
+
+    Parameters
+    ----------
+    waveform : xr.DataArray (component, time)
+    probabilities : xr.DataArray (phase, time) from :func:`annotate`
+    picks : pd.DataFrame from :func:`pick`, optional
+    reference : dict, optional
+        ``{"P": time, "S": time}`` analyst picks (drawn dashed).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    t = pd.DatetimeIndex(waveform["time"].values)
+    t0 = t[0]
+    secs = (t - t0).total_seconds()
+    for k, comp in enumerate(waveform["component"].values):
+        x = np.asarray(waveform.sel(component=comp).values, dtype=np.float64)
+        scale = np.nanmax(np.abs(x)) or 1.0
+        axes[0].plot(secs, x / scale / 2.2 + k, lw=0.5, color="k")
+    axes[0].set_yticks(range(waveform.sizes["component"]))
+    axes[0].set_yticklabels([str(c) for c in waveform["component"].values])
+    pt = (pd.DatetimeIndex(probabilities["time"].values) - t0).total_seconds()
+    colours = {"P": "tab:blue", "S": "tab:red"}
+    for phase in ("P", "S"):
+        axes[1].plot(pt, probabilities.sel(phase=phase).values, color=colours[phase], label=f"{phase} probability")
+    def naive(when: Any) -> pd.Timestamp:
+        ts = pd.Timestamp(when)
+        return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+    if picks is not None:
+        for _, row in picks.iterrows():
+            x = (naive(row["time"]) - t0).total_seconds()
+            label = row["phase"] + (f" {row['polarity']}" if row["phase"] == "P" and row["polarity"] else "")
+            for ax in axes:
+                ax.axvline(x, color=colours[row["phase"]], lw=1)
+            axes[0].text(x, waveform.sizes["component"] - 0.4, label, color=colours[row["phase"]], fontsize=8)
+    for phase, when in (reference or {}).items():
+        x = (naive(when) - t0).total_seconds()
+        for ax in axes:
+            ax.axvline(x, color=colours.get(phase, "k"), lw=1, ls="--")
+    axes[1].set_ylim(0, 1.05)
+    axes[1].set_xlabel(f"seconds after {t0.isoformat()} UTC")
+    axes[1].legend(loc="upper right", fontsize=8)
+    if title:
+        axes[0].set_title(title)
+    fig.tight_layout()
+    return fig

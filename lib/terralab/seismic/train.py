@@ -222,7 +222,7 @@ def train_phasenet(
     ``val_S_f1``, ``seconds``
     """
     import torch
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .phasenet import PhaseNet, load_phasenet
     from .picking import _normalize_nan

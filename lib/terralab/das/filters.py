@@ -62,7 +62,8 @@ class Decimator:
     channel_bin_m : float
         Channels are averaged in bins of about this length (only live channels count).
     measurand : str
-        ``strain_rate`` / ``phase_rate`` are integrated, ``strain`` / ``phase`` / ``unknown`` are high-passed.
+        ``strain`` and ``phase`` are high-passed; ``strain_rate``, ``phase_rate`` and ``unknown`` (most
+        interrogators record strain rate) are integrated by a leaky integrator.
     highpass_hz : float
         Corner of the leaky integrator / high-pass that removes drift from the lf product.
     noisy_factor : float
@@ -88,7 +89,8 @@ class Decimator:
         self.lowpass_hz = float(lowpass_hz)
         self.highpass_hz = float(highpass_hz)
         self.noisy_factor = float(noisy_factor)
-        self.integrate = measurand in ("strain_rate", "phase_rate")
+        # most interrogators record strain rate; records that do not say are treated as such
+        self.integrate = measurand not in ("strain", "phase")
         self.measurand = measurand
         # channel bins
         dx = float(np.median(np.abs(np.diff(x)))) if len(x) > 1 else 1.0

@@ -615,3 +615,83 @@ def _join(pieces: list, *, gaps: str, max_gap_fill_s: float):
     out.attrs["gaps"] = json.dumps(events)
     out.attrs["sampling_rate_hz"] = fs
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# writing files and opening catalog datasets
+# --------------------------------------------------------------------------------------------------
+def write_files(data, directory: str | os.PathLike, *, file_s: float = 10.0, fmt: str = "npz") -> list[Path]:
+    """Split a record into files of ``file_s`` seconds named by start time (like a DAS recorder does).
+
+    Parameters
+    ----------
+    data : xarray.DataArray
+        ``(time, distance)`` record.
+    directory : path
+        Created if missing. Each file is written to a temporary name and renamed, so a watcher never sees a
+        half-written file.
+    file_s : float
+        Seconds per file.
+    fmt : {"npz", "netcdf"}
+        npz stores ``data`` (channels, samples), ``t`` and ``x`` plus ``units``/``measurand``; NetCDF stores the
+        DataArray.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files in time order.
+    """
+    import tempfile
+
+    if fmt not in ("npz", "netcdf"):
+        raise InvalidInputError(f"fmt must be 'npz' or 'netcdf', got {fmt!r}")
+    data = check(data)
+    fs = sampling_rate_hz(data)
+    n = max(1, int(round(file_s * fs)))
+    out_dir = Path(directory)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(0, data.sizes["time"], n):
+        part = data.isel(time=slice(k, k + n))
+        t0 = part["time"].values[0].astype("datetime64[ms]").astype(object)
+        name = t0.strftime("%Y%m%dT%H%M%S") + f"{t0.microsecond // 1000:03d}"
+        suffix = ".npz" if fmt == "npz" else ".nc"
+        target = out_dir / f"{name}{suffix}"
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp_", suffix=suffix)
+        os.close(fd)
+        try:
+            if fmt == "npz":
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, data=part.values.T, t=part["time"].values.astype("datetime64[ns]"),
+                             x=np.asarray(part["distance"].values, dtype=float),
+                             units=str(part.attrs.get("units", "")),
+                             measurand=str(part.attrs.get("measurand", "unknown")))
+            else:
+                attrs = {k: v for k, v in part.attrs.items() if isinstance(v, (str, int, float))}
+                part.copy().assign_attrs(attrs).to_netcdf(tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        paths.append(target)
+    return paths
+
+
+def open_dataset(name: str, **synthetic_params: Any):
+    """Open a DAS catalog dataset as ``(data, truth)``; ``truth`` is None for real records.
+
+    Synthetic entries (``das_synthetic_*``) take generator parameters as keyword arguments (e.g.
+    ``duration_s=60``); file entries are read with :func:`read`.
+    """
+    from .. import catalog
+
+    entry = catalog.get(name)
+    if getattr(entry, "kind", None) == "synthetic":
+        out = catalog.open(name, **synthetic_params)
+    else:
+        out = catalog.open(name)
+    if isinstance(out, tuple):
+        data, truth = out
+    else:
+        data, truth = out, None
+    return check(data), truth

@@ -62,11 +62,12 @@ def bridge_modes(
     fmin_hz: float = 0.8,
     fmax_hz: float = 20.0,
     n_modes: int = 5,
-    segment_s: float = 20.0,
+    segment_s: float = 10.0,
     margin_s: float = 3.0,
     min_prominence_db: float = 6.0,
     max_bins: int = 32,
     return_spectrum: bool = False,
+    missing: str = "raise",
     **detect_kwargs: Any,
 ):
     """Modal frequencies of the section from spectral peaks of its quiet intervals (FDD).
@@ -90,7 +91,10 @@ def bridge_modes(
     max_bins : int
         Channel bins used for the cross-spectral matrix (evenly spread along the section).
     return_spectrum : bool
-        Also return the first singular value spectrum as ``xr.DataArray (frequency)`` with the mode shapes.
+        Also return an ``xr.Dataset`` with the first singular value spectrum (``frequency``) and the mode
+        shapes (``mode``, ``distance``).
+    missing : {"raise", "empty"}
+        What to do when no quiet interval is long enough: raise, or return an empty table (and spectrum).
 
     Returns
     -------
@@ -112,6 +116,8 @@ def bridge_modes(
     from .detect import _params, detect_vehicles
     from .filters import Decimator
 
+    if missing not in ("raise", "empty"):
+        raise InvalidInputError(f"missing must be 'raise' or 'empty', got {missing!r}")
     data = io.check(data)
     if vehicles is None:
         vehicles = detect_vehicles(data, classify=False, **detect_kwargs)
@@ -153,6 +159,13 @@ def bridge_modes(
         g = np.einsum("fis,fjs->fij", z, np.conj(z))
         csd = g if csd is None else csd + g
         n_seg += z.shape[-1]
+    if csd is None and missing == "empty":
+        empty = pd.DataFrame(columns=["mode", "freq_hz", "damping_ratio", "prominence_db"])
+        empty.attrs.update({"quiet_s": quiet_s, "n_segments": 0, "segment_s": segment_s})
+        if not return_spectrum:
+            return empty
+        ds = xr.Dataset({"spectrum": xr.DataArray(np.zeros(0), dims=("frequency",), coords={"frequency": []})})
+        return empty, ds
     if csd is None:
         raise InvalidInputError(
             f"no quiet interval of at least segment_s={segment_s:g} s without vehicles; use a longer record, a "

@@ -409,3 +409,25 @@ def _finish(out: dict, st: StreamState, files: list, compute: float, seen_at: fl
         "gap": bool(out["gap"]),
     }
     return vehicles
+
+
+def collect(batches):
+    """Run a :func:`stream` to the end; return ``(vehicles, batch_table)``.
+
+    ``vehicles`` concatenates every batch's new vehicles; ``batch_table`` has one row per batch with
+    ``batch``, ``batch_start``, ``batch_end``, ``n_new``, ``n_files``, ``compute_s``, ``latency_s`` and ``gap``.
+    """
+    import pandas as pd
+
+    from .detect import _empty_frame
+
+    frames, rows = [], []
+    for b in batches:
+        a = b.attrs
+        rows.append({"batch": a.get("batch"), "batch_start": a.get("batch_start"), "batch_end": a.get("batch_end"),
+                     "n_new": len(b), "n_files": len(a.get("files", [])), "compute_s": a.get("compute_s"),
+                     "latency_s": a.get("latency_s"), "gap": a.get("gap")})
+        if len(b):
+            frames.append(b)
+    vehicles = pd.concat(frames, ignore_index=True) if frames else _empty_frame()
+    return vehicles, pd.DataFrame(rows)

@@ -97,7 +97,7 @@ def test_ee_request_is_the_least_cloudy_weekly_mosaic_of_a_7_5_km_square(fake_ea
     assert ("filterDate", "2018-09-09", "2018-09-16") in log
     # most cloudy first, so mosaic() leaves the least cloudy on top
     assert ("sort", "CLOUDY_PIXEL_PERCENTAGE", False) in log
-    sel = [e for e in log if e[0] == "select"][0]
+    sel = next(e for e in log if e[0] == "select")
     assert sel[1][:2] == ("B1", "B2") and "B8A" in sel[1] and sel[2] == tuple(I.S2_BANDS)
     # the empty week is NaN and costs no pixel request
     assert len(calls) == 2 and np.isnan(cube.sel(week="2018-09-22")).all()

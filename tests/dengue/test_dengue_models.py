@@ -45,7 +45,7 @@ def test_median_ar_recovers_an_exact_autoregression():
 
 
 def test_nb_glm_recovers_the_rain_effect_and_dispersion_of_synthetic_cases():
-    truth = dict(ar=0.0, noise_sd=0.05, rain_effect=0.5, rain_lag_weeks=3, dispersion=0.01)
+    truth = {"ar": 0.0, "noise_sd": 0.05, "rain_effect": 0.5, "rain_lag_weeks": 3, "dispersion": 0.01}
     cases = S.synthetic_cases(400, 2, seed=1, **truth)
     cov = S.synthetic_covariates(400, 2, seed=1)
     panel = M.Panel(cases, dengue.align_covariates(cov, cases), horizon=1, lookback=5)
@@ -109,7 +109,7 @@ def synthetic_images():
 def test_denguenet_learns_from_images_that_carry_the_driver(synthetic_images):
     cases, informative, uninformative = synthetic_images
     start, end = cases.index[-16], cases.index[-1]
-    kw = dict(test_start=start, test_end=end, model_params={"epochs": 80})
+    kw = {"test_start": start, "test_end": end, "model_params": {"epochs": 80}}
     good = dengue.score(dengue.backtest(cases, "denguenet", images=informative, **kw))["mae"].iloc[0]
     blind = dengue.score(dengue.backtest(cases, "denguenet", images=uninformative, **kw))["mae"].iloc[0]
     train_mean = (cases.loc[start:end] - cases.loc[: start - pd.Timedelta(weeks=1)].mean()).abs().mean().iloc[0]

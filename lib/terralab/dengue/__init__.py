@@ -10,7 +10,16 @@ Typical use::
 Heavy dependencies (torch, timm, ee, pystac-client, odc-stac) are imported inside the functions that need them.
 """
 
-from .backtest import available_models, backtest, dengai_holdout, score, score_table, select_model
+from .backtest import (
+    available_models,
+    backtest,
+    backtest_many,
+    dengai_holdout,
+    dengai_score_table,
+    score,
+    score_table,
+    select_model,
+)
 from .cases import (
     DENGUENET_MUNICIPALITIES,
     align_covariates,
@@ -34,7 +43,9 @@ __all__ = [
     "available_models",
     "available_sources",
     "backtest",
+    "backtest_many",
     "dengai_holdout",
+    "dengai_score_table",
     "has_covariates",
     "list_locations",
     "load_cases",

@@ -16,7 +16,8 @@ Examples
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -251,7 +252,7 @@ def dengai_holdout(model: str | Forecaster = "persistence", years: int = 2, hori
         start_pos = end_pos - n_test + 1
         if start_pos < 1:
             raise InvalidInputError(f"DengAI {city} has {len(cases)} weeks, too few for a {years}-year holdout")
-        parts.append(backtest(cases, model=model if isinstance(model, str) else model, covariates=covariates,
+        parts.append(backtest(cases, model=model, covariates=covariates,
                               test_start=cases.index[start_pos], test_end=cases.index[end_pos], horizon=horizon,
                               lookback=lookback, seed=seed, model_params=params or None))
     out = pd.concat(parts, ignore_index=True)
@@ -261,4 +262,40 @@ def dengai_holdout(model: str | Forecaster = "persistence", years: int = 2, hori
     return out
 
 
-__all__ = ["BASELINES", "available_models", "backtest", "dengai_holdout", "score", "score_table", "select_model"]
+def backtest_many(cases: pd.DataFrame | str, models: Iterable[str], *, baselines: bool = True,
+                  **kwargs: Any) -> dict[str, pd.DataFrame]:
+    """:func:`backtest` of several models on the same cases and window; returns {model name: forecasts}.
+
+    With ``baselines`` (default) persistence, moving mean and seasonal naive are added first, so no model is shown
+    without them. Other keyword arguments go to :func:`backtest`.
+    """
+    if isinstance(cases, str):
+        cases = _cases.load_cases(cases)
+    names = list(dict.fromkeys((list(BASELINES) if baselines else []) + list(models)))
+    return {name: backtest(cases, model=name, **kwargs) for name in names}
+
+
+def dengai_score_table(models: Iterable[str] = (), years: int = 2, horizon: int = 1, lookback: int = 5,
+                       seed: int = 0, *, missing: str = "raise") -> pd.DataFrame | None:
+    """Score table of :func:`dengai_holdout` for the baselines plus ``models`` (mean over San Juan and Iquitos).
+
+    ``missing="skip"`` returns None, with a warning, when the DengAI files cannot be had (offline without the data
+    mirror) instead of raising.
+    """
+    names = list(dict.fromkeys(list(BASELINES) + [m for m in models if not MODELS[m].uses_images]))
+    try:
+        results = {n: dengai_holdout(n, years=years, horizon=horizon, lookback=lookback, seed=seed) for n in names}
+    except DataNotAvailableError as exc:
+        if missing == "skip":
+            warnings.warn(f"DengAI holdout skipped: {exc}", stacklevel=2)
+            return None
+        raise
+    table = score_table(results)
+    for city in _cases.DENGAI_CITIES:
+        table[f"mae_{city}"] = [score(results[n]).loc[city, "mae"] for n in table.index]
+    table.attrs["windows"] = results[names[0]].attrs["windows"]
+    return table
+
+
+__all__ = ["BASELINES", "available_models", "backtest", "backtest_many", "dengai_holdout", "dengai_score_table",
+           "score", "score_table", "select_model"]

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd

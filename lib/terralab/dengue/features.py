@@ -28,8 +28,8 @@ The matrix functions (:func:`glcm_matrices`, :func:`glrlm_matrix`, :func:`glszm_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -216,7 +216,7 @@ def glszm_matrix(levels: np.ndarray, n_levels: int) -> np.ndarray:
     Z = np.zeros((n_levels, img.size), dtype=float)
     structure = np.ones((3, 3), dtype=int)
     for g in np.unique(img):
-        labels, n = ndimage.label(img == g, structure=structure)
+        labels, _n = ndimage.label(img == g, structure=structure)
         sizes = np.bincount(labels.ravel())[1:]
         np.add.at(Z, (g - 1, sizes - 1), 1)
     return Z
@@ -276,7 +276,7 @@ def radiomics_features(cube: xr.DataArray, *, band: str = "B12", n_tiles: int = 
     -------
     DataArray (week, tile, radiomics_feature); ``tile`` numbers tiles row by row.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     t = _time_dim(cube)
     if band not in cube["band"].to_numpy().tolist():
@@ -359,7 +359,7 @@ def vit_embeddings(cube: xr.DataArray, *, model_name: str = "vit_tiny_patch16_22
     DataArray (week, vit_feature); ``attrs["weights"]`` says whether they are random or loaded.
     """
     import torch
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     t = _time_dim(cube)
     missing = [b for b in rgb_bands if b not in cube["band"].to_numpy().tolist()]
@@ -367,7 +367,7 @@ def vit_embeddings(cube: xr.DataArray, *, model_name: str = "vit_tiny_patch16_22
         raise InvalidInputError(f"cube lacks bands {missing} for the ViT")
     if model is None:
         model = build_vit(model_name, weights_path, seed, image_size or 224)
-    size = image_size or int(getattr(model, "patch_embed").img_size[0])
+    size = image_size or int(model.patch_embed.img_size[0])
     rgb = cube.sel(band=list(rgb_bands)).transpose(t, "band", "y", "x").to_numpy().astype(np.float32)
     if reflectance_max is None:
         finite = rgb[np.isfinite(rgb)]

@@ -23,10 +23,11 @@ replaced by the average of that tile over the clear training weeks (:func:`cloud
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -193,7 +194,7 @@ def s2_weekly_mosaics_ee(location: int | None = None, weeks=("2016w01", "2018w52
     CredentialsError
         No Earth Engine credentials are configured (raised by :mod:`terralab.earthengine`).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     earthengine = importlib.import_module("terralab.earthengine")
     bbox = city_bbox(location, lon=lon, lat=lat, size_km=size_km)
@@ -251,7 +252,7 @@ def s2_weekly_mosaics_stac(location: int | None = None, weeks=("2016w01", "2018w
     -------
     DataArray (week, band, y, x) of reflectance × 10⁴ (as stored by the provider); NaN where no image exists.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     pystac_client = _require("pystac_client")
     odc_stac = _require("odc.stac")
@@ -450,7 +451,7 @@ def tile_edges(n_pixels: int, n_tiles: int) -> list[tuple[int, int]]:
     if not 1 <= n_tiles <= n_pixels:
         raise InvalidInputError(f"cannot cut {n_pixels} pixels into {n_tiles} tiles")
     cuts = np.linspace(0, n_pixels, n_tiles + 1).round().astype(int)
-    return list(zip(cuts[:-1], cuts[1:]))
+    return list(itertools.pairwise(cuts))
 
 
 def _train_mask(cube: xr.DataArray, t: str, train) -> np.ndarray:
@@ -580,3 +581,34 @@ def replace_cloud_tiles(cube: xr.DataArray, flags: xr.DataArray, train=None) -> 
     out = xr.DataArray(data, dims=order, coords={k: v for k, v in cube.coords.items()},
                        attrs=dict(cube.attrs, cloud_tiles_replaced=replaced, empty_weeks=int(empty_week.sum())))
     return out.transpose(*cube.dims)
+
+
+def city_cubes(locations: Sequence[int], weeks=("2016w01", "2018w52"), *, source: str = "synthetic",
+               size_px: int = 64, n_tiles: int = 4, seed: int = 0, progress: bool = True,
+               **request_kwargs) -> xr.DataArray:
+    """Weekly image cubes of several cities, stacked as ``(location, week, band, y, x)``.
+
+    Parameters
+    ----------
+    locations : DANE codes (with a centre in :data:`CITY_CENTRES` for the real sources)
+    weeks : (first, last) labels or a list of weeks
+    source : {"synthetic", "earthengine", "stac"}
+        ``"synthetic"``: :func:`terralab.dengue.synthetic.synthetic_s2_cubes` (``size_px`` pixels, clouds on an
+        ``n_tiles`` grid; carries no information about real cases). ``"earthengine"`` / ``"stac"``:
+        :func:`s2_weekly_mosaics_ee` / :func:`s2_weekly_mosaics_stac` per city with ``request_kwargs``.
+    """
+    locations = list(locations)
+    if source == "synthetic":
+        from .synthetic import synthetic_s2_cubes
+
+        return synthetic_s2_cubes(_weeks_of(weeks), locations, size_px=size_px, n_tiles=n_tiles, seed=seed)
+    fetchers = {"earthengine": s2_weekly_mosaics_ee, "stac": s2_weekly_mosaics_stac}
+    if source not in fetchers:
+        raise InvalidInputError(f"image source must be synthetic, earthengine or stac, got {source!r}")
+    cubes = [fetchers[source](loc, weeks, progress=progress, **request_kwargs) for loc in locations]
+    shapes = {c.shape for c in cubes}
+    if len(shapes) > 1:
+        raise FileFormatError(f"cities came back on different grids {shapes}; they cannot be stacked")
+    out = xr.concat([c.drop_vars(["y", "x"]) for c in cubes], dim=pd.Index(locations, name="location"))
+    out.attrs = dict(cubes[0].attrs, location=None)
+    return out

@@ -81,7 +81,7 @@ class Forecaster:
         """Weeks of history (including the origin) needed at each origin."""
         return panel.lookback
 
-    def fit(self, panel: Panel, train_end: pd.Timestamp) -> "Forecaster":
+    def fit(self, panel: Panel, train_end: pd.Timestamp) -> Forecaster:
         """Learn from targets up to ``train_end`` (inclusive); baselines need nothing."""
         return self
 
@@ -276,7 +276,7 @@ class MedianAR(_Pooled):
     def __init__(self, quantile: float = 0.5) -> None:
         super().__init__(quantile=float(quantile))
 
-    def fit(self, panel: Panel, train_end: pd.Timestamp) -> "MedianAR":
+    def fit(self, panel: Panel, train_end: pd.Timestamp) -> MedianAR:
         from sklearn.linear_model import QuantileRegressor
 
         X, y = self._fit_common(panel, train_end)
@@ -294,7 +294,7 @@ class GradientBoosting(_Pooled):
         super().__init__(loss=loss, max_iter=int(max_iter), learning_rate=float(learning_rate),
                          max_leaf_nodes=int(max_leaf_nodes), min_samples_leaf=int(min_samples_leaf))
 
-    def fit(self, panel: Panel, train_end: pd.Timestamp) -> "GradientBoosting":
+    def fit(self, panel: Panel, train_end: pd.Timestamp) -> GradientBoosting:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         X, y = self._fit_common(panel, train_end)
@@ -315,7 +315,7 @@ class NegBinGLM(Forecaster):
     uses_covariates = True
     trained = True
 
-    def fit(self, panel: Panel, train_end: pd.Timestamp) -> "NegBinGLM":
+    def fit(self, panel: Panel, train_end: pd.Timestamp) -> NegBinGLM:
         import statsmodels.api as sm
 
         self.cov_stats_ = _cov_stats(panel, train_end) if panel.covariates is not None else None
@@ -368,7 +368,7 @@ def _train_torch(net, X, y, *, epochs: int, batch_size: int, lr: float, seed: in
     import copy
 
     import torch
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -424,7 +424,7 @@ class LSTMForecaster(Forecaster):
                 chans.append(((c - mean[(var, loc)]) / std[(var, loc)])[idx])
         return np.stack(chans, axis=-1)
 
-    def fit(self, panel: Panel, train_end: pd.Timestamp) -> "LSTMForecaster":
+    def fit(self, panel: Panel, train_end: pd.Timestamp) -> LSTMForecaster:
         torch = _torch_seed(panel.seed)
         self.scale_ = {c: float(panel.cases.loc[:train_end, c].mean()) + 1.0 for c in panel.locations}
         self.cov_stats_ = _cov_stats(panel, train_end) if panel.covariates is not None else None
@@ -523,7 +523,7 @@ class DengueNet(Forecaster):
             res.append(vals[idx])
         return res
 
-    def fit(self, panel: Panel, train_end: pd.Timestamp) -> "DengueNet":
+    def fit(self, panel: Panel, train_end: pd.Timestamp) -> DengueNet:
         torch = _torch_seed(panel.seed)
         self._lookback = panel.lookback
         units, dense = self.params["lstm_units"], self.params["dense_units"]
@@ -576,7 +576,7 @@ class DengueNet(Forecaster):
             y_tr = y_all.loc[tr + panel.horizon * WEEK].to_numpy()
             lo, hi = float(y_tr.min()), float(y_tr.max())
             self.yrange_[loc] = (lo, hi - lo if hi > lo else 1.0)
-            sy = lambda v, loc=loc: (v - self.yrange_[loc][0]) / self.yrange_[loc][1]  # noqa: E731
+            sy = lambda v, loc=loc: (v - self.yrange_[loc][0]) / self.yrange_[loc][1]
             Xtr = self._windows(arrays, self.stats_[loc], tr)
             Xva = self._windows(arrays, self.stats_[loc], va) if len(va) else None
             net = Net([a.shape[-1] for a in Xtr])

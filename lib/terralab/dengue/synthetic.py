@@ -16,7 +16,7 @@ so images carry the same information as the rain covariate). Cloud tiles (bright
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Union
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
 
-WeekLike = Union[str, dt.date, pd.Timestamp, np.datetime64, tuple]
+WeekLike = str | dt.date | pd.Timestamp | np.datetime64 | tuple
 
 _WEEK_RE = re.compile(r"^\s*(\d{4})\s*[-/ ]?\s*[wW]\s*(\d{1,2})\s*$")
 _CDC_RE = re.compile(r"^\s*(\d{4})(\d{2})\s*$")

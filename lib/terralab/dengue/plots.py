@@ -1,0 +1,98 @@
+"""Figures of the dengue notebook: case curves, forecasts against observations, cloud tiles. matplotlib only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+
+def _names(cases_or_attrs) -> dict:
+    attrs = getattr(cases_or_attrs, "attrs", cases_or_attrs) or {}
+    return attrs.get("location_names", {}) or {}
+
+
+def plot_cases(cases: pd.DataFrame, *, highlight: tuple | None = None, ax=None):
+    """Weekly case curves, one line per location; ``highlight`` = (start, end) shades a window (e.g. the test)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 3.5))
+    names = _names(cases)
+    for col in cases.columns:
+        ax.plot(cases.index, cases[col], lw=0.9, label=f"{names.get(col, col)} ({col})")
+    if highlight is not None:
+        ax.axvspan(pd.Timestamp(highlight[0]), pd.Timestamp(highlight[1]), color="0.85", zorder=0, label="test weeks")
+    ax.set_ylabel("cases / week")
+    ax.legend(fontsize=8, ncol=3)
+    ax.set_title(f"weekly dengue cases ({cases.attrs.get('source', 'cases')})")
+    return ax.figure
+
+
+def plot_forecasts(results: Mapping[str, pd.DataFrame], *, names: Mapping | None = None, history: pd.DataFrame | None
+                   = None, history_weeks: int = 20, ncols: int = 3):
+    """Forecast against observed per location, one panel per location, one line per model."""
+    import matplotlib.pyplot as plt
+
+    first = next(iter(results.values()))
+    locs = list(dict.fromkeys(first["location"]))
+    names = dict(names or {})
+    nrows = int(np.ceil(len(locs) / ncols))
+    fig, axes = plt.subplots(nrows, min(ncols, len(locs)), figsize=(4.2 * min(ncols, len(locs)), 3.0 * nrows),
+                             squeeze=False, sharex=True)
+    for ax, loc in zip(axes.ravel(), locs):
+        obs = first[first["location"] == loc]
+        if history is not None:
+            start = obs["week"].min() - pd.Timedelta(weeks=history_weeks)
+            past = history.loc[start:obs["week"].min() - pd.Timedelta(weeks=1), loc]
+            ax.plot(past.index, past.to_numpy(), color="0.6", lw=1)
+        ax.plot(obs["week"], obs["observed"], "k.-", lw=1.5, label="observed")
+        for name, fc in results.items():
+            sub = fc[fc["location"] == loc]
+            ax.plot(sub["week"], sub["forecast"], lw=1, label=name)
+        ax.set_title(f"{names.get(loc, loc)} ({loc})", fontsize=9)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    for ax in axes.ravel()[len(locs):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("cases / week")
+    axes.ravel()[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cloud_tiles(cube: xr.DataArray, cleaned: xr.DataArray, flags: xr.DataArray, *, n_weeks: int = 4,
+                     rgb: Sequence[str] = ("B04", "B03", "B02")):
+    """True-colour weeks before and after DengueNet's tile replacement, cloud tiles outlined red, shadows blue."""
+    import matplotlib.pyplot as plt
+
+    t = "week" if "week" in cube.dims else "time"
+    cloudy = np.argsort(-(flags != 0).sum(dim=("tile_y", "tile_x")).to_numpy(), kind="stable")[:n_weeks]
+    fig, axes = plt.subplots(2, len(cloudy), figsize=(2.6 * len(cloudy), 5.4), squeeze=False)
+    vmax = float(np.nanpercentile(cube.sel(band=list(rgb)).to_numpy(), 99)) or 1.0
+    ny, nx = cube.sizes["y"], cube.sizes["x"]
+    n_tiles = flags.sizes["tile_y"]
+    edges_y = np.linspace(0, ny, n_tiles + 1)
+    edges_x = np.linspace(0, nx, n_tiles + 1)
+    for k, w in enumerate(cloudy):
+        for row, data in enumerate((cube, cleaned)):
+            img = data.isel({t: w}).sel(band=list(rgb)).transpose("y", "x", "band").to_numpy()
+            ax = axes[row, k]
+            ax.imshow(np.clip(np.nan_to_num(img / vmax), 0, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                label = pd.Timestamp(cube[t].values[w]).date() if t == "week" else cube[t].values[w]
+                ax.set_title(str(label), fontsize=8)
+                f = flags.isel({t: w}).to_numpy()
+                for i in range(n_tiles):
+                    for j in range(n_tiles):
+                        if f[i, j]:
+                            ax.add_patch(plt.Rectangle((edges_x[j] - 0.5, edges_y[i] - 0.5), edges_x[j + 1] - edges_x[j],
+                                                       edges_y[i + 1] - edges_y[i], fill=False, lw=1,
+                                                       ec="red" if f[i, j] == 1 else "blue"))
+    axes[0, 0].set_ylabel("as acquired")
+    axes[1, 0].set_ylabel("tiles replaced")
+    fig.tight_layout()
+    return fig

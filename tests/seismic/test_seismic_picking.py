@@ -269,3 +269,20 @@ def test_annotate_records_gives_one_row_per_record(sample, model):
     assert prob.dims == ("record", "phase", "time")
     assert prob.sizes["time"] == sample.sizes["time"]
     assert isinstance(prob, xr.DataArray)
+
+
+def test_several_stations_in_one_stream(record, model):
+    import obspy
+
+    a = io.dataarray_to_stream(record)
+    b = io.dataarray_to_stream(record.isel(time=slice(1000, None)).assign_attrs(trace_id="NC.OTHER..HH"))
+    prob = picking.annotate(obspy.Stream(list(a) + list(b)), model)
+    assert prob.dims == ("trace_id", "phase", "time")
+    assert set(prob["trace_id"].values) == {"NC.MEM..EH", "NC.OTHER..HH"}
+    other = prob.sel(trace_id="NC.OTHER..HH")
+    assert np.isnan(other.values[:, :1000]).all() and np.isfinite(other.values[:, 1000:]).all()
+    picks = picking.pick(obspy.Stream(list(a) + list(b)), model)
+    truth = pd.Timestamp(record.attrs["p_time"])
+    for tid in ("NC.MEM..EH", "NC.OTHER..HH"):
+        p = picks[(picks["trace_id"] == tid) & (picks["phase"] == "P")]
+        assert (p["time"].sub(truth).abs() < pd.Timedelta(seconds=0.1)).any()

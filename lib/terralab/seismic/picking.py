@@ -232,7 +232,7 @@ def _first_grid_sample(start: pd.Timestamp, stride: int) -> int:
 
 
 def _window_weight(window: int, taper: int) -> np.ndarray:
-    w = np.ones(window, dtype=np.float64)
+    w = np.ones(window, dtype=np.float32)
     if taper > 0:
         ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(taper) + 0.5) / taper)
         w[:taper] = ramp
@@ -301,8 +301,8 @@ def _annotate_station(
     first = _first_grid_sample(st.start, stride) if align_windows == "utc" else 0
     starts = window_starts(data.shape[1], window, stride, first)
     weight = _window_weight(window, taper)
-    acc = np.zeros((3, data.shape[1]), dtype=np.float64)
-    norm = np.zeros(data.shape[1], dtype=np.float64)
+    acc = np.zeros((3, data.shape[1]), dtype=np.float32)
+    norm = np.zeros(data.shape[1], dtype=np.float32)
     if merge == "max":
         acc[:] = -np.inf
     chunk = max(batch_size, 1) * 4

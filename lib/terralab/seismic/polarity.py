@@ -146,9 +146,9 @@ def first_motion_polarity(waveform: xr.DataArray, pick_time: Any, **kwargs: Any)
 
     Example
     -------
-    >>> wave = synthetic.first_motion_traces(n=1, polarity="D", seed=0).isel(record=0)
-    >>> first_motion_polarity(wave, wave.attrs["p_time"])
-    ('D', 0.9...)
+    >>> wave = synthetic.first_motion_traces(n=1, snr=20, polarity="D", seed=0).isel(record=0)
+    >>> first_motion_polarity(wave, wave["pick_time"].values)
+    ('D', 0.99...)
     """
     z = _vertical(waveform)
     times = pd.DatetimeIndex(z["time"].values)

@@ -95,7 +95,8 @@ def stream(
         The vehicles confirmed in this batch (possibly none), columns as :func:`detect_vehicles`, with stable
         integer ``vehicle_id``. ``attrs``: ``batch`` (index), ``batch_start`` / ``batch_end`` (data times),
         ``files`` (files read for this batch), ``compute_s`` (filtering + detection time of this batch),
-        ``latency_s`` (wall time from the newest file being available to the batch being yielded) and ``gap``
+        ``latency_s`` (wall time from the newest file of the batch being available - seen complete in follow
+        mode, opened in archive mode - to the batch being yielded) and ``gap``
         (True when the batch closes a segment before a gap in the data).
     """
     from . import io
@@ -115,7 +116,10 @@ def stream(
         files_iter = iter(tqdm(files_list, desc="DAS files"))
     pending_files: list[str] = []
     compute = 0.0
+    seen_at = _time.perf_counter()
     for path, seen_at in files_iter:
+        if not follow:
+            seen_at = _time.perf_counter()  # an archive file is "available" when we start reading it
         pieces = io.read_file(path, **read_kwargs)
         pending_files.append(str(path))
         for piece in pieces:
@@ -135,7 +139,7 @@ def stream(
         t_c = _time.perf_counter()
         out = _run_window(st, p, classifier, batch_s, step_s, final=True)
         compute += _time.perf_counter() - t_c
-        yield _finish(out, st, pending_files, compute, _time.perf_counter(), emit_range_ns)
+        yield _finish(out, st, pending_files, compute, seen_at, emit_range_ns)
 
 
 def process_archive(
@@ -336,7 +340,10 @@ def _run_window(st: StreamState, p, classifier, batch_s: float, step_s: float | 
     if len(lf_t) == 0:
         return {"vehicles": _empty_frame(), "start": None, "end": None, "gap": gap}
     end = int(lf_t[-1]) if final else int(st.next_end_ns)
-    start = max(int(st.segment_start_ns), end - int(batch_s * 1e9))
+    start = end - int(batch_s * 1e9)
+    if start <= int(st.segment_start_ns):
+        # delay-compensated stamps of the first samples precede the first input sample: keep them all
+        start = min(int(lf_t[0]), int(mid_t[0]) if len(mid_t) else int(lf_t[0]))
     sel = (lf_t >= start) & (lf_t <= end)
     msel = (mid_t >= start) & (mid_t <= end)
     prod = Products(mid=mid[msel], mid_time_ns=mid_t[msel], lf=lf[sel], lf_time_ns=lf_t[sel])

@@ -199,12 +199,19 @@ def test_outputs_go_to_an_object_store_through_a_client(tmp_path):
 
 # --- names and grid ---------------------------------------------------------------------------------
 def test_run_names_are_file_system_safe_and_unique():
-    points = [{"label": "a b"}, {"label": "a_b"}, {"label": "../etc/passwd"}, {"ratio": 0.5, "flag": True}]
+    points = [
+        {"label": "a b"},
+        {"label": "a_b"},
+        {"label": "../etc/passwd"},
+        {"ratio": 0.5, "flag": True},
+        {"lr": 1e25, "tag": "x+y=z"},
+    ]
     names = sw.run_names("rice mapping", points)
     assert len(set(names)) == len(names)
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", n) for n in names), names
     assert names[2] == "rice_mapping__label-etc_passwd"
     assert names[3] == "rice_mapping__ratio-0.5__flag-true"
+    assert names[4] == "rice_mapping__lr-1e_25__tag-x_y_z"
     long = sw.run_name("nb", {"x": "y" * 500})
     assert len(long) <= 120 and long != sw.run_name("nb", {"x": "y" * 499})
 

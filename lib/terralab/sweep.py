@@ -38,11 +38,8 @@ STATE_FILE = "sweep.json"
 # The pid of the Dask worker process running a task, exported to its kernel: lets a test notebook kill
 # its worker the way a lost node would.
 WORKER_PID_ENV = "TERRALAB_SWEEP_WORKER_PID"
-_OUTPUT_SUFFIXES = (
-    ".ipynb",
-    ".html",
-    ".metrics.json",
-)  # metrics last: its presence means the run is complete
+# Copied in this order: metrics last, so its presence at the destination means the run is complete.
+_OUTPUT_SUFFIXES = (".ipynb", ".html", ".metrics.json")
 _MAX_NAME = 120
 
 
@@ -59,16 +56,16 @@ def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
 
 def _slug(value: Any) -> str:
     text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
-    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_.") or "_"
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_.") or "_"
 
 
 def run_name(stem: str, point: dict[str, Any]) -> str:
     """A file-system-safe run name for one grid point: ``stem__bands-RGBN__model-unet``.
 
-    Characters other than letters, digits, ``.``, ``+`` and ``-`` become ``_``; names longer than 120
-    characters are cut and given a hash of the point, so they stay unique.
+    Characters other than letters, digits, ``.`` and ``-`` become ``_`` (what ``run_notebook`` accepts as a
+    name); names longer than 120 characters are cut and given a hash of the point, so they stay unique.
     """
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("_.") or "run"
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("_.-") or "run"
     name = "__".join([base] + [f"{_slug(k)}-{_slug(v)}" for k, v in point.items()])
     if len(name) > _MAX_NAME:
         digest = hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:10]

@@ -95,7 +95,7 @@ def test_braking_vehicle_speed_is_read_at_mid_section():
 
 
 def test_nan_and_dead_channels_are_masked_never_a_crash():
-    data, truth = synthetic.highway_bridge(duration_s=60, n_channels=200, seed=9, rate_per_min=20)
+    data, _ = synthetic.highway_bridge(duration_s=60, n_channels=200, seed=9, rate_per_min=20)
     bad = data.copy()
     bad.values[:, 20:30] = np.nan
     bad.values[:, 100:104] = 0.0

@@ -55,7 +55,7 @@ def test_frequencies_that_would_alias_onto_the_traffic_band_are_rejected():
 
 def test_decimated_times_are_corrected_for_the_filter_delay():
     veh = pd.DataFrame({"time_s": [30.0], "speed_kmh": [80.0], "direction": [1], "vehicle_class": ["car"]})
-    data, truth = synthetic.highway_bridge(
+    data, _ = synthetic.highway_bridge(
         duration_s=60, n_channels=60, vehicles=veh, seed=2, white_noise=1e-9, coloured_noise=0,
         common_mode_noise=0, modes=(), span_bending=0, dead_channels=0, nan_channels=0, noisy_channels=0,
         gain_spread=0.0, width_spread=0.0)

@@ -159,3 +159,11 @@ def test_check_rejects_malformed_arrays_with_a_clear_message(mutate, message):
         io.check(mutate(_record()))
     with pytest.raises(InvalidInputError):
         io.check(np.zeros((10, 10)))
+
+
+def test_time_range_reads_only_the_time_axis(shared_data, tmp_path):
+    t0, t1 = io.time_range(shared_data / "das/optodas_fixture/decimated_optodas.hdf5")
+    assert str(t0).startswith("2023-10-27T14:23:37.02") and (t1 - t0) / np.timedelta64(1, "s") == pytest.approx(9.998)
+    da = _record()
+    (path,) = das.write_files(da, tmp_path, file_s=100.0, fmt="netcdf")
+    assert io.time_range(path) == (da.time.values[0], da.time.values[-1])

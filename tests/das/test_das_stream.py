@@ -20,9 +20,9 @@ def record(tmp_path_factory):
 
 
 def test_streaming_10s_files_gives_the_same_vehicles_as_one_batch(record):
-    data, truth, folder = record
+    data, _, folder = record
     one = das.detect_vehicles(data)
-    streamed, batches = das.collect(das.stream(folder, batch_s=60, step_s=20))
+    streamed, _ = das.collect(das.stream(folder, batch_s=60, step_s=20))
     assert len(one) >= 8
     assert len(streamed) == len(one)
     m = das.match(streamed, one, time_tol_s=0.3, speed_tol=0.03)
@@ -34,7 +34,7 @@ def test_streaming_10s_files_gives_the_same_vehicles_as_one_batch(record):
 
 def test_stream_ids_are_unique_and_each_vehicle_reported_once(record):
     _, truth, folder = record
-    streamed, batches = das.collect(das.stream(folder, batch_s=60, step_s=20))
+    streamed, _ = das.collect(das.stream(folder, batch_s=60, step_s=20))
     assert streamed["vehicle_id"].is_unique
     assert list(streamed["vehicle_id"]) == list(range(len(streamed)))
     m = das.match(streamed, truth)
@@ -77,7 +77,7 @@ def test_archive_runs_on_a_local_dask_cluster_with_the_same_vehicles(record):
 def test_follow_mode_processes_files_in_a_watched_directory(record, tmp_path):
     data, _, _ = record
     das.write_files(data.isel(time=slice(0, 40000)), tmp_path, file_s=10.0)
-    got, batches = das.collect(das.stream(tmp_path, follow=True, poll_s=0.05, idle_timeout_s=0.3))
+    _, batches = das.collect(das.stream(tmp_path, follow=True, poll_s=0.05, idle_timeout_s=0.3))
     assert batches["n_files"].sum() == 4
 
 

@@ -43,7 +43,11 @@ _FUNCTIONS = {
     "match": ("evaluate", "match"),
 }
 
-__all__ = sorted(set(_SUBMODULES) | set(_FUNCTIONS))
+__all__ = [
+    "DetectParams", "bridge_modes", "classify", "collect", "detect", "detect_vehicles", "evaluate", "filters",
+    "gap_table", "io", "load_classifier", "match", "modal", "open_dataset", "plot", "preprocess",
+    "process_archive", "quiet_intervals", "read", "score", "stream", "streaming", "synthetic", "write_files",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -26,17 +26,23 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import FileFormatError, InvalidInputError
 
 __all__ = [
-    "FEATURES", "CarTruckClassifier", "load_classifier", "vehicle_features", "train", "make_training_set",
+    "FEATURES",
     "MODEL_PATH",
+    "CarTruckClassifier",
+    "load_classifier",
+    "make_training_set",
+    "train",
+    "vehicle_features",
 ]
 
 MODEL_PATH = Path(__file__).with_name("car_truck_classifier.json")
@@ -173,7 +179,7 @@ class CarTruckClassifier:
         self.meta = {k: v for k, v in spec.items() if k not in ("trees",)}
 
     @classmethod
-    def load(cls, path: str | os.PathLike = MODEL_PATH) -> "CarTruckClassifier":
+    def load(cls, path: str | os.PathLike = MODEL_PATH) -> CarTruckClassifier:
         path = Path(path)
         if not path.exists():
             raise FileFormatError(

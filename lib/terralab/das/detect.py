@@ -3,22 +3,30 @@
 The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
 
 1. **Low-pass + decimate once** (:mod:`terralab.das.filters`): float32, multi-stage, stateful, shared by both
-   travel directions; strain rate is integrated to strain; time stamps are corrected for the filter delay.
-   Dead, NaN and noisy channels are masked; channels are binned to ``channel_bin_m``.
-2. **Normalise**: common-mode removal (median over channels) and per-channel robust noise scaling.
-3. **Speed bands**: the speed range is split into octave bands; each band works on an image whose time step
-   makes its tracks close to diagonal, so one default covers 8-160 km/h (the published chain used one
-   80-85 km/h band per pass).
-4. **Velocity-tuned smoothing** per band and direction: a Gaussian of ``smoothing_m`` along the band's track
-   direction, normalised so that noise keeps unit variance.
-5. **Adaptive threshold and thin edges**: ``threshold_sigma`` times the robust noise level of the smoothed image
-   (no fixed amplitude), then non-maximum suppression across the track direction.
+   travel directions; strain rate is integrated to strain; time stamps are corrected for the filter delay
+   (the published causal low-pass reports vehicles ~1 s late). Dead, NaN and noisy channels are masked;
+   channels are binned to ``channel_bin_m``.
+2. **Normalise**: common-mode removal (median over channels), per-channel robust noise scaling and a soft
+   saturation at ``clip_sigma`` (coupling differences would otherwise smear strong trucks into every band).
+3. **Speed bands**: the speed range is split into octave bands (the published chain used one 80-85 km/h band
+   per pass); each band works on an image whose time step keeps its tracks near the diagonal, so one default
+   covers 8-160 km/h on 1 m / 1000 Hz highway bridges and 5 m / 625 Hz streets alike.
+4. **Velocity-tuned filtering** per band and direction: a band-pass along time matched to the strain pulse at the
+   band's speed (for a local bump of ``pulse_m`` and a span-long response of ``long_pulse_m``), an f-k fan that
+   keeps the band's apparent velocities in one direction, the analytic envelope (one ridge per vehicle), and a
+   Gaussian of ``smoothing_m`` along the band's track direction, normalised to unit noise.
+5. **Adaptive threshold and thin edges**: ``threshold_sigma`` times the robust noise level of each band's image
+   (no fixed amplitude), non-maximum suppression (along time; along distance in slow bands whose tracks are
+   steep), and suppression of ridge pixels that a band of
+   another speed or direction explains better (ghosts of strong vehicles).
 6. **Hough lines** (``skimage.transform.probabilistic_hough_line``) over the band's angles only.
 7. **DBSCAN merge** of segments with the mean time offset between two segments over their shared distance
-   (extrapolated across gaps) as the distance.
-8. **Track refinement**: the ridge is followed along the merged track, a quadratic t(x) is fitted robustly, and
-   the track must cover ``min_coverage`` of the section in metres (the published OpenCV length check is per
-   axis, so a track as long as the section could never pass it). Speed and time are read at mid-section.
+   (extrapolated across gaps), plus a speed-mismatch term so that overtaking vehicles stay apart.
+8. **Track refinement**: the ridge is followed along each merged track (nearest envelope peak per channel), a
+   quadratic t(x) is fitted robustly (braking and accelerating vehicles), and the track must cover
+   ``min_coverage`` of the section in metres and show on ``min_fill`` of the channels along it (the published
+   OpenCV length check is per axis, so a track as long as the section could never pass it). Tracks whose
+   points mostly belong to a stronger track are dropped. Speed and time are read at mid-section.
 9. **Classify** car/truck with the packaged classifier (:mod:`terralab.das.classify`).
 
 Examples
@@ -32,7 +40,6 @@ Examples
 from __future__ import annotations
 
 import time as _time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -40,7 +47,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 
-__all__ = ["DetectParams", "detect_vehicles", "preprocess", "VEHICLE_COLUMNS", "detect_in_products"]
+__all__ = ["VEHICLE_COLUMNS", "DetectParams", "detect_in_products", "detect_vehicles", "preprocess"]
 
 KMH = 1.0 / 3.6
 VEHICLE_COLUMNS = [
@@ -127,7 +134,7 @@ class DetectParams:
     classify: bool = True
     seed: int = 0
 
-    def validate(self) -> "DetectParams":
+    def validate(self) -> DetectParams:
         if not (0 < self.speed_min_kmh < self.speed_max_kmh):
             raise InvalidInputError(
                 f"need 0 < speed_min_kmh < speed_max_kmh, got {self.speed_min_kmh}, {self.speed_max_kmh}"
@@ -579,22 +586,6 @@ def _ridges(env, thr, *, along_time: bool):
     return ridge
 
 
-def _segment_distance(a, b) -> float:
-    """Mean |time offset| (s) between two segments over their shared distance, or across the gap between them."""
-    ax0, at0, ax1, at1 = a
-    bx0, bt0, bx1, bt1 = b
-    sa = (at1 - at0) / (ax1 - ax0)
-    sb = (bt1 - bt0) / (bx1 - bx0)
-    lo, hi = max(ax0, bx0), min(ax1, bx1)
-    if hi > lo:
-        xs = np.linspace(lo, hi, 5)
-    else:
-        xs = np.array([(lo + hi) / 2])
-    ta = at0 + sa * (xs - ax0)
-    tb = bt0 + sb * (xs - bx0)
-    return float(np.mean(np.abs(ta - tb)))
-
-
 def _cluster(segs, eps_s: float, speed_weight_s: float = 4.0) -> np.ndarray:
     from sklearn.cluster import DBSCAN
 
@@ -662,7 +653,7 @@ def _refine(member, bands, xb, dxb, valid, x_mid, length, section, direction, p:
         "t_in": float(poly(x_entry - x_mid)), "t_out": float(poly(x_exit - x_mid)),
         "x_lo": float(px.min()), "x_hi": float(px.max()), "coverage": coverage, "score": score,
         "snr": float(np.median(pe) / band.sigma), "speed_change": speed_change,
-        "poly": poly, "n_points": int(len(px)), "band": (band.v_lo / KMH, band.v_hi / KMH),
+        "poly": poly, "n_points": len(px), "band": (band.v_lo / KMH, band.v_hi / KMH),
         "pts": (px - x_mid, pt), "strength": float(np.sum(pe) / band.sigma), "pulse_m": band.pulse_m,
     }
 

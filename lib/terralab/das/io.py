@@ -26,24 +26,28 @@ import glob
 import json
 import os
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import FileFormatError, InvalidInputError, MissingDependencyError
 
 __all__ = [
-    "DASGapWarning",
     "NPZ_SUFFIXES",
     "XARRAY_SUFFIXES",
+    "DASGapWarning",
+    "channel_spacing_m",
     "check",
     "gap_table",
     "list_files",
     "read",
     "read_file",
     "sampling_rate_hz",
-    "channel_spacing_m",
+    "time_range",
+    "write_files",
+    "open_dataset",
 ]
 
 NPZ_SUFFIXES = (".npz",)
@@ -201,7 +205,7 @@ def read_file(
             pieces = _read_dascore(path, **kwargs)
     except (FileFormatError, InvalidInputError, MissingDependencyError):
         raise
-    except Exception as exc:  # any parser failure means the file is not what it claims to be
+    except Exception as exc:  # noqa: BLE001 - any parser failure means the file is not what it claims to be
         raise FileFormatError(
             f"{path}: cannot be read as DAS data ({type(exc).__name__}: {exc}); the file may be corrupt or "
             f"truncated, or its format is not supported (npz, NetCDF/Zarr, or a DASCore format)"
@@ -477,7 +481,7 @@ def _classify_units(q) -> tuple[str, str]:
         qq = get_quantity(q)
         dim = dict(qq.dimensionality)
         text = str(qq.units)
-    except Exception:
+    except Exception:  # noqa: BLE001 - units DASCore cannot parse are reported as they are
         return "unknown", str(q)
     is_strain = "strain" in text or "ϵ" in text or "ε" in text
     is_rad = "radian" in text or text.strip() in ("rad", "rad / s")
@@ -695,3 +699,34 @@ def open_dataset(name: str, **synthetic_params: Any):
     else:
         data, truth = out, None
     return check(data), truth
+
+
+def time_range(path: str | os.PathLike) -> tuple[np.datetime64, np.datetime64]:
+    """First and last sample time of a file, reading only its time axis where the format allows."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in NPZ_SUFFIXES:
+            with np.load(path, allow_pickle=False) as z:
+                key = next((k for k in ("t", "time", "times") if k in z.files), None)
+                t = np.asarray(z[key]) if key is not None else None
+            if t is not None and np.issubdtype(t.dtype, np.datetime64):
+                return t[0].astype("datetime64[ns]"), t[-1].astype("datetime64[ns]")
+        elif suffix in XARRAY_SUFFIXES or _is_zarr(path):
+            import xarray as xr
+
+            with (xr.open_zarr(path) if _is_zarr(path) else xr.open_dataset(path)) as ds:
+                t = ds["time"].values
+            return t[0].astype("datetime64[ns]"), t[-1].astype("datetime64[ns]")
+        else:
+            import dascore as dc
+
+            contents = dc.spool(path).get_contents()
+            return (np.datetime64(contents["time_min"].min(), "ns"), np.datetime64(contents["time_max"].max(), "ns"))
+    except (FileFormatError, InvalidInputError):
+        raise
+    except Exception:  # noqa: BLE001 - fall back to reading the file, which raises a clear error if it must
+        pass
+    piece = read_file(path)[0]
+    t = piece["time"].values
+    return t[0], t[-1]

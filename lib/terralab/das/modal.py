@@ -133,8 +133,7 @@ def bridge_modes(
     prod = dec.process(values, t0)
     mid, tm = prod.mid, prod.mid_time_ns
     fs_mid = dec.fs_mid
-    if fmax_hz >= 0.45 * fs_mid:
-        fmax_hz = 0.45 * fs_mid
+    fmax_hz = min(0.45 * fs_mid, fmax_hz)
     live = np.flatnonzero(np.abs(mid).max(axis=0) > 0)
     if len(live) < 2:
         raise InvalidInputError("fewer than two live channel bins; cannot form a cross-spectral matrix")

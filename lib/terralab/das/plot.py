@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["waterfall", "summary", "counts", "traffic_over_time", "stream_latency", "modal_spectrum", "throughput"]
+__all__ = ["counts", "modal_spectrum", "stream_latency", "summary", "throughput", "traffic_over_time", "waterfall"]
 
 KMH = 1.0 / 3.6
 

@@ -21,15 +21,16 @@ from __future__ import annotations
 import os
 import time as _time
 import warnings
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
 
-__all__ = ["stream", "process_archive", "StreamState"]
+__all__ = ["StreamState", "process_archive", "stream"]
 
 KMH = 1.0 / 3.6
 
@@ -229,16 +230,22 @@ def _archive_task(files: list[str], own: tuple[int, int], kwargs: dict):
 def _file_start_ns(path: str, read_kwargs: dict | None) -> int:
     from . import io
 
-    pieces = io.read_file(path, **(read_kwargs or {}))
-    return int(pieces[0]["time"].values[0].astype("datetime64[ns]").astype(np.int64))
+    return int(io.time_range(path)[0].astype("datetime64[ns]").astype(np.int64))
 
 
 def _file_duration_s(path: str, read_kwargs: dict | None) -> float:
     from . import io
 
-    pieces = io.read_file(path, **(read_kwargs or {}))
-    t = pieces[0]["time"].values.astype("datetime64[ns]").astype(np.int64)
-    return float((t[-1] - t[0]) / 1e9) + 1.0 / io.sampling_rate_hz(pieces[0])
+    t0, t1 = io.time_range(path)
+    piece_fs = None
+    if Path(path).suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            key = next((k for k in ("t", "time", "times") if k in z.files), None)
+            if key is not None and len(z[key]) > 1:
+                tt = z[key].astype("datetime64[ns]").astype(np.int64)
+                piece_fs = 1e9 / float(np.median(np.diff(tt)))
+    dt = 1.0 / piece_fs if piece_fs else 0.0
+    return float((t1 - t0) / np.timedelta64(1, "s")) + dt
 
 
 def _follow_files(directory, poll_s: float, idle_timeout_s: float | None):

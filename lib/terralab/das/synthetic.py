@@ -28,14 +28,15 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
 
-__all__ = ["traffic", "highway_bridge", "urban_street", "scene", "SCENES"]
+__all__ = ["SCENES", "highway_bridge", "scene", "traffic", "urban_street"]
 
 KMH = 1.0 / 3.6
 

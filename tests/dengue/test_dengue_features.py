@@ -143,3 +143,18 @@ def test_image_features_stack_vit_radiomics_and_tile_classes_per_location():
     assert ds["vit"].dims == ("location", "week", "vit_feature")
     assert ds["radiomics"].shape == (2, 12, 4, 9) and ds["tile_class"].shape == (2, 12, 2, 2)
     assert ds.attrs["vit_weights"].startswith("random")
+
+
+def test_feature_pipeline_runs_on_real_sentinel2_scenes(shared_data):
+    """The five real L1C scenes as five weeks of one city: tiles replaced, then ViT and radiomics features."""
+    import pandas as pd
+
+    from terralab.dengue.imagery import S2_BANDS, read_reference_scenes
+
+    scenes = read_reference_scenes(shared_data / "dengue/sentinel2_samples/slovenia_eolearn/REFERENCE_SCENES.npy")
+    weeks = pd.date_range("2018-09-15", periods=5, freq="W-SAT", name="week")
+    cube = scenes.sel(band=list(S2_BANDS)).rename(time="week").assign_coords(week=weeks)
+    ds = F.image_features(cube.expand_dims(location=[5001]), n_tiles=4, vit_model="vit_micro", image_size=64)
+    assert ds["vit"].shape == (1, 5, 64) and np.isfinite(ds["vit"]).all()
+    assert ds["radiomics"].shape == (1, 5, 16, 9) and np.isfinite(ds["radiomics"]).all()
+    assert (ds["tile_class"].sel(location=5001)[0] == 1).all()  # the hazy scene is replaced tile by tile

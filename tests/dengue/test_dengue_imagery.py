@@ -99,8 +99,9 @@ def test_ee_request_is_the_least_cloudy_weekly_mosaic_of_a_7_5_km_square(fake_ea
     assert ("sort", "CLOUDY_PIXEL_PERCENTAGE", False) in log
     sel = next(e for e in log if e[0] == "select")
     assert sel[1][:2] == ("B1", "B2") and "B8A" in sel[1] and sel[2] == tuple(I.S2_BANDS)
-    # the empty week is NaN and costs no pixel request
-    assert len(calls) == 2 and np.isnan(cube.sel(week="2018-09-22")).all()
+    # two requests of 6 bands per week (size limit); the empty week is NaN and costs no pixel request
+    assert len(calls) == 4 and [len(c["bands"]) for c in calls] == [6, 6, 6, 6]
+    assert np.isnan(cube.sel(week="2018-09-22")).all()
     assert float(cube["cloud_pct"][0]) == 12.5
     lon0, lat0, lon1, lat1 = calls[0]["region"]
     width_km = (lon1 - lon0) * 111.32 * math.cos(math.radians((lat0 + lat1) / 2))
@@ -267,3 +268,33 @@ def test_unknown_city_centre_asks_for_coordinates():
     with pytest.raises(InvalidInputError, match="lon"):
         I.city_bbox(99999)
     assert I.city_bbox(lon=-75.0, lat=4.0, size_km=1.0)[0] < -75.0
+
+
+def test_ee_cube_through_the_real_earthengine_helper_splits_bands_under_the_request_limit(monkeypatch):
+    """terralab.earthengine.compute_pixels on a fake `ee`: a 7.5 km, 10 m, 12-band week needs two requests."""
+    import importlib
+
+    earthengine = importlib.import_module("terralab.earthengine")
+    log, requests = [], []
+    ee = _fake_ee(log, {})
+    ee.Initialize = lambda **kw: None
+
+    def compute(request):
+        requests.append(request)
+        dims = request["grid"]["dimensions"]
+        dtype = [(b, "<f8") for b in request["bandIds"]]
+        out = np.zeros((dims["height"], dims["width"]), dtype=dtype)
+        for k, b in enumerate(request["bandIds"]):
+            out[b] = I.S2_BANDS.index(b)
+        return out
+
+    ee.data = types.SimpleNamespace(computePixels=compute)
+    for var in ("EE_SERVICE_ACCOUNT", "EE_PRIVATE_KEY_FILE", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setitem(sys.modules, "ee", ee)
+    monkeypatch.setattr(earthengine, "_STATE", {"initialised": False, "project": None})
+    cube = I.s2_weekly_mosaics_ee(50001, ["2018w37"], progress=False)
+    assert len(requests) == 2 and all(len(r["bandIds"]) * 8 * 760 * 760 < 48 * 2**20 for r in requests)
+    assert list(cube["band"].values) == list(I.S2_BANDS)
+    np.testing.assert_array_equal(cube[0, :, 0, 0].to_numpy(), np.arange(12))
+    assert 740 <= cube.sizes["x"] <= 770 and 740 <= cube.sizes["y"] <= 770

@@ -162,6 +162,19 @@ def _stack_weeks(slices: list, weeks: pd.DatetimeIndex, bands, template: xr.Data
     return cube
 
 
+_PIXELS_REQUEST_BYTES = 40 * 2**20  # below computePixels' 48 MiB per request, counting 8 bytes a value
+
+
+def _band_groups(bands: list[str], size_km: float, scale_m: float) -> list[list[str]]:
+    """Split the bands so that each computePixels request stays under its size limit (12 bands of a 7.5 km
+    square at 10 m would need ~52 MiB in one request)."""
+    side_px = size_km * 1000.0 / scale_m * 1.02 + 2
+    per_band = side_px * side_px * 8
+    per_request = max(1, int(_PIXELS_REQUEST_BYTES // per_band))
+    n_groups = math.ceil(len(bands) / per_request)
+    return [list(g) for g in np.array_split(np.asarray(bands, dtype=object), n_groups)]
+
+
 def s2_weekly_mosaics_ee(location: int | None = None, weeks=("2016w01", "2018w52"), *, lon: float | None = None,
                          lat: float | None = None, size_km: float = 7.5, scale_m: float = 10.0,
                          collection: str = EE_COLLECTIONS[0], max_cloud_pct: float | None = None,
@@ -187,7 +200,8 @@ def s2_weekly_mosaics_ee(location: int | None = None, weeks=("2016w01", "2018w52
     Returns
     -------
     DataArray (week, band, y, x) of reflectance × 10⁴; weeks without any image are NaN, and coordinate
-    ``cloud_pct`` holds the least cloudy image's ``CLOUDY_PIXEL_PERCENTAGE`` per week.
+    ``cloud_pct`` holds the least cloudy image's ``CLOUDY_PIXEL_PERCENTAGE`` per week. The bands of a week are
+    fetched in as few ``computePixels`` requests as its size limit allows (two for 12 bands at 7.5 km / 10 m).
 
     Raises
     ------
@@ -200,6 +214,7 @@ def s2_weekly_mosaics_ee(location: int | None = None, weeks=("2016w01", "2018w52
     bbox = city_bbox(location, lon=lon, lat=lat, size_km=size_km)
     wk = _weeks_of(weeks)
     ee = earthengine.initialize(project=project)
+    band_groups = _band_groups(list(bands), size_km, scale_m)
     slices, cloud, template = [], [], None
     for week in tqdm(wk, desc="S2 weeks (Earth Engine)", disable=not progress):
         col = s2_week_collection(ee, bbox, week, collection=collection, max_cloud_pct=max_cloud_pct)
@@ -209,9 +224,11 @@ def s2_weekly_mosaics_ee(location: int | None = None, weeks=("2016w01", "2018w52
             cloud.append(np.nan)
             continue
         image = col.mosaic().select([EE_BAND_NAMES[b] for b in bands], list(bands))
-        da = earthengine.compute_pixels(image, bbox, scale_m=scale_m, crs="EPSG:4326", bands=list(bands))
-        if tuple(da.dims) != ("band", "y", "x"):
-            raise FileFormatError(f"compute_pixels returned dims {da.dims}, expected (band, y, x)")
+        parts = [earthengine.compute_pixels(image, bbox, scale_m=scale_m, crs="EPSG:4326", bands=chunk)
+                 for chunk in band_groups]
+        if any(tuple(p.dims) != ("band", "y", "x") for p in parts):
+            raise FileFormatError(f"compute_pixels returned dims {parts[0].dims}, expected (band, y, x)")
+        da = xr.concat(parts, dim="band") if len(parts) > 1 else parts[0]
         if template is not None and (da.sizes["y"], da.sizes["x"]) != (template.sizes["y"], template.sizes["x"]):
             raise FileFormatError("weekly mosaics came back on different grids; fix scale_m and crs")
         template = da if template is None else template

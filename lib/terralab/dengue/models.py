@@ -363,8 +363,9 @@ def _torch_seed(seed: int):
 
 
 def _train_torch(net, X, y, *, epochs: int, batch_size: int, lr: float, seed: int, progress: bool, desc: str,
-                 X_val=None, y_val=None):
-    """Minimise mean absolute error with Adam; with validation data keep the epoch with the lowest validation MAE."""
+                 X_val=None, y_val=None, patience: int | None = None):
+    """Minimise mean absolute error with Adam; with validation data keep the epoch with the lowest validation MAE
+    (and stop after ``patience`` epochs without improvement)."""
     import copy
 
     import torch
@@ -396,6 +397,8 @@ def _train_torch(net, X, y, *, epochs: int, batch_size: int, lr: float, seed: in
             history.append(v)
             if v < best:
                 best, best_state = v, copy.deepcopy(net.state_dict())
+            elif patience is not None and len(history) - 1 - int(np.argmin(history)) >= patience:
+                break
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
@@ -472,7 +475,9 @@ class DengueNet(Forecaster):
     Parameters
     ----------
     epochs : int
-        Training epochs (the paper does not state it; 300 by default).
+        Most training epochs (the paper does not state it; 300 by default).
+    patience : int or None
+        Stop when the validation MAE has not improved for this many epochs (None: run all epochs).
     """
 
     name = "denguenet"
@@ -481,9 +486,11 @@ class DengueNet(Forecaster):
     trained = True
 
     def __init__(self, epochs: int = 300, lr: float = 1e-4, batch_size: int = 8, val_weeks: int = 16,
-                 branches: tuple = ("vit", "radiomics"), lstm_units: tuple = (60, 30, 5), dense_units: int = 30):
+                 patience: int | None = 50, branches: tuple = ("vit", "radiomics"), lstm_units: tuple = (60, 30, 5),
+                 dense_units: int = 30):
         super().__init__(epochs=int(epochs), lr=float(lr), batch_size=int(batch_size), val_weeks=int(val_weeks),
-                         branches=tuple(branches), lstm_units=tuple(lstm_units), dense_units=int(dense_units))
+                         patience=None if patience is None else int(patience), branches=tuple(branches),
+                         lstm_units=tuple(lstm_units), dense_units=int(dense_units))
         unknown = set(self.params["branches"]) - {"vit", "radiomics", "cases"}
         if unknown or not self.params["branches"]:
             raise InvalidInputError(f"branches must be drawn from vit, radiomics, cases; got {branches!r}")
@@ -583,7 +590,8 @@ class DengueNet(Forecaster):
             self.val_history_[loc] = _train_torch(
                 net, Xtr, sy(y_tr), epochs=self.params["epochs"], batch_size=self.params["batch_size"],
                 lr=self.params["lr"], seed=panel.seed + k, progress=panel.progress, desc=f"denguenet {loc}",
-                X_val=Xva, y_val=sy(y_all.loc[va + panel.horizon * WEEK].to_numpy()) if len(va) else None)
+                X_val=Xva, y_val=sy(y_all.loc[va + panel.horizon * WEEK].to_numpy()) if len(va) else None,
+                patience=self.params["patience"])
             self.nets_[loc] = net
         return self
 

@@ -197,6 +197,71 @@ def test_outputs_go_to_an_object_store_through_a_client(tmp_path):
         mem.rm("/sweeps", recursive=True)
 
 
+# --- comparison page --------------------------------------------------------------------------------
+def _record(name: str, params: dict, metrics: dict, status: str = "ok") -> dict:
+    return {
+        "name": name,
+        "notebook": "rice_mapping.ipynb",
+        "parameters": params,
+        "status": status,
+        "metrics": metrics,
+        "html": f"{name}.html",
+        "duration_s": 1.0,
+    }
+
+
+def _pivot_cells(page: str, metric: str) -> list[list[str]]:
+    table = re.search(
+        rf'<table class="tl tl-pivot" id="pivot-{re.escape(metric)}">.*?</table>', page, re.DOTALL
+    )
+    assert table, f"no pivot for {metric}"
+    rows = re.findall(r"<tr>(.*?)</tr>", table.group(0), re.DOTALL)
+    return [
+        [re.sub(r"<.*?>", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r)] for r in rows
+    ]
+
+
+def test_rice_grid_comes_out_as_band_sets_by_models_with_dict_metrics_spread(tmp_path):
+    """The layout of the paper's table: band sets down, models across; a metric recorded as a dict
+    (``accuracy = {"f1": …, "kappa": …}``) becomes one sortable column and one pivot per entry."""
+    from terralab import compare
+
+    bands, models = ["RGBN", "RGBNE", "RGBNS", "RGBNES"], ["unet", "dnn"]
+    records = []
+    for i, b in enumerate(bands):
+        for j, m in enumerate(models):
+            f1 = 0.80 + 0.01 * i - 0.05 * j  # made-up layout values: best is RGBNES × unet
+            records.append(
+                _record(
+                    sw.run_name("rice_mapping", {"bands": b, "model": m}),
+                    {"bands": b, "model": m},
+                    {"accuracy": {"f1": f1, "kappa": f1 - 0.1}, "n_points": 1219},
+                )
+            )
+    records.append(
+        _record("rice_mapping__bands-RGBN__model-broken", {"bands": "RGBN", "model": "dnn"}, {}, "failed")
+    )
+    index = compare.write_comparison(
+        tmp_path, {"bands": bands, "model": models}, records=records, notebook="notebooks/rice_mapping.ipynb"
+    )
+    page = Path(index).read_text()
+
+    cells = _pivot_cells(page, "accuracy.f1")
+    assert cells[0] == ["bands \\ model", "unet", "dnn"]
+    assert [row[0] for row in cells[1:]] == bands
+    assert cells[1][1:] == ["0.8", "0.75"] and cells[4][1:] == ["0.83 ★", "0.78"]
+    # A constant (the number of test points) has nothing to compare: no pivot for it.
+    assert "pivot-accuracy.kappa" in page and "pivot-n_points" not in page
+    best = re.search(r'<p id="best-run".*?</p>', page, re.DOTALL).group(0)
+    assert "rice_mapping__bands-RGBNES__model-unet" in best and "accuracy.f1" in best
+    assert re.search(r"<th>(?:<span[^>]*>)?accuracy\.f1<", page), "no table column for accuracy.f1"
+    assert '"f1":' not in page, "the dict must be spread, not printed as JSON"
+    assert 'id="figure-accuracy.f1"' in page
+    assert "rice_mapping__bands-RGBN__model-broken" in re.search(
+        r'<ul id="failed-runs">.*?</ul>', page, re.DOTALL
+    ).group(0)
+
+
 # --- names and grid ---------------------------------------------------------------------------------
 def test_run_names_are_file_system_safe_and_unique():
     points = [

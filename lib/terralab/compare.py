@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_FIGURES = 8
+MAX_PIVOTS = 8
 MAX_LINES_PER_AXES = 10
 
 
@@ -65,6 +66,43 @@ def varying_parameters(grid: dict[str, list]) -> list[str]:
     return [name for name, values in grid.items() if len(values) > 1]
 
 
+def flatten_metrics(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Spread dict-valued metrics into one column per entry: ``metric.accuracy`` → ``metric.accuracy.f1``, ….
+
+    A notebook that records ``{"f1": 0.9, "precision": 0.8}`` under one name gets a sortable column, a pivot
+    and a figure per entry. Recorded tables (``{"type": "table", ...}``) stay as they are.
+
+    Returns
+    -------
+    (runs, leaves)
+        The widened frame, and for every new metric name (``accuracy.f1``) its own key (``f1``), which is
+        what says whether higher or lower is better.
+    """
+    import pandas as pd
+
+    runs = runs.copy()
+    leaves: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for col in [c for c in runs.columns if str(c).startswith("metric.")]:
+            values = [v for v in runs[col] if v is not None and not (isinstance(v, float) and math.isnan(v))]
+            if not values or not all(isinstance(v, dict) and v.get("type") != "table" for v in values):
+                continue
+            keys: list[str] = []
+            for v in values:
+                keys += [str(k) for k in v if str(k) not in keys]
+            spread = pd.DataFrame(
+                {f"{col}.{k}": [v.get(k) if isinstance(v, dict) else None for v in runs[col]] for k in keys},
+                index=runs.index,
+            )
+            leaves.update({f"{col}.{k}"[len("metric.") :]: k for k in keys})
+            at = list(runs.columns).index(col)
+            runs = pd.concat([runs.iloc[:, :at], spread, runs.iloc[:, at + 1 :]], axis=1)
+            changed = True
+    return runs, leaves
+
+
 def grid_order(runs: pd.DataFrame, grid: dict[str, list]) -> pd.DataFrame:
     """``runs`` sorted in the grid's order (first parameter slowest); runs off the grid go last, by name."""
     keys = []
@@ -90,11 +128,17 @@ def numeric_metrics(runs: pd.DataFrame) -> list[str]:
     return names
 
 
+def _direction(name: str, directions: dict[str, str | None]) -> str | None:
+    """``directions[name]`` when given (None there means "unknown"), else what the name says."""
+    from . import report
+
+    return directions[name] if name in directions else report.metric_direction(name)
+
+
 def headline_metric(
     runs: pd.DataFrame, metric: str | None = None, directions: dict[str, str] | None = None
 ) -> tuple[str, str] | None:
     """The metric that picks the best run and which way is better, ``(name, "min" | "max")``, or None."""
-    from . import report
     from .errors import InvalidInputError
 
     directions = directions or {}
@@ -105,10 +149,10 @@ def headline_metric(
                 f"metric {metric!r} is not a numeric metric of these runs; recorded numeric metrics: "
                 f"{', '.join(candidates) or 'none'}"
             )
-        way = directions.get(metric) or report.metric_direction(metric) or "max"
+        way = _direction(metric, directions) or "max"
         return metric, way
     for name in candidates:
-        way = directions.get(name) or report.metric_direction(name)
+        way = _direction(name, directions)
         if way:
             return name, way
     return None
@@ -220,6 +264,12 @@ def metric_figure(runs: pd.DataFrame, grid: dict[str, list], metric: str) -> byt
     return buf.getvalue()
 
 
+def _headline_first(names: list[str], headline: tuple[str, str] | None) -> list[str]:
+    if headline and headline[0] in names:
+        return [headline[0]] + [n for n in names if n != headline[0]]
+    return list(names)
+
+
 def comparison_html(
     runs: pd.DataFrame,
     grid: dict[str, list],
@@ -251,10 +301,14 @@ def comparison_html(
     """
     from . import report
 
+    runs, leaves = flatten_metrics(runs)
     runs = grid_order(runs, grid)
     params = list(grid)
     metrics = [c[len("metric.") :] for c in runs.columns if str(c).startswith("metric.")]
-    directions = dict(directions or {})
+    # An entry of a dict metric is judged by its own key: in accuracy.n_detected, "accuracy" says nothing.
+    directions = {name: report.metric_direction(leaf) for name, leaf in leaves.items()} | dict(
+        directions or {}
+    )
     headline = headline_metric(runs, metric, directions)
     if headline:
         directions.setdefault(*headline)
@@ -309,12 +363,12 @@ def comparison_html(
     if len(varying) == 2 and varied:
         rows_p, cols_p = varying
         parts.append(f"<h2>{_esc(rows_p)} × {_esc(cols_p)}</h2>")
-        for name in varied:
-            way = directions.get(name) or report.metric_direction(name)
+        for name in _headline_first(varied, headline)[:MAX_PIVOTS]:
+            way = _direction(name, directions)
             parts.append(_pivot_html(pivot(runs, grid, name, rows_p, cols_p), name, way))
 
     figures = []
-    for name in varied[:MAX_FIGURES]:
+    for name in _headline_first(varied, headline)[:MAX_FIGURES]:
         png = metric_figure(runs, grid, name)
         if png:
             data = base64.b64encode(png).decode("ascii")

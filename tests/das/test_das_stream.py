@@ -10,6 +10,9 @@ from terralab import das
 from terralab.das import synthetic
 from terralab.errors import InvalidInputError
 
+# a 200 m section at the default 8 km/h minimum needs 90 s windows; that warning is tested once, below
+pytestmark = pytest.mark.filterwarnings("ignore:vehicles slower than")
+
 
 @pytest.fixture(scope="module")
 def record(tmp_path_factory):
@@ -85,3 +88,10 @@ def test_bad_batch_settings_are_refused(record):
     _, _, folder = record
     with pytest.raises(InvalidInputError, match="step_s"):
         next(das.stream(folder, batch_s=20, step_s=30))
+
+
+@pytest.mark.filterwarnings("default")
+def test_stream_warns_when_slow_vehicles_cannot_fit_a_window(record):
+    _, _, folder = record
+    with pytest.warns(UserWarning, match="vehicles slower than 13 km/h"):
+        next(das.stream(folder, batch_s=60, step_s=20))

@@ -317,6 +317,13 @@ def _ingest(st: StreamState, piece, p, batch_s: float) -> list:
                         measurand=str(piece.attrs.get("measurand", "unknown")), noisy_factor=p.noisy_factor)
         st.decimator = dec
         st.section = (float(x[0]), float(x[-1]))
+        window_s = batch_s - 4.0  # a vehicle must enter and leave inside one window (2 s guard at each end)
+        v_fit = abs(x[-1] - x[0]) / max(window_s, 1e-3) / KMH
+        if v_fit > p.speed_min_kmh:
+            warnings.warn(
+                f"vehicles slower than {v_fit:.0f} km/h need more than batch_s - 4 s to cross this "
+                f"{abs(x[-1] - x[0]):.0f} m section; they are only seen on partial tracks (raise batch_s to detect "
+                f"them reliably, down to speed_min_kmh={p.speed_min_kmh:g})", stacklevel=3)
         st.segment_start_ns = t0
         st.next_end_ns = t0 + int(batch_s * 1e9)
     prod = dec.process(values, t0)

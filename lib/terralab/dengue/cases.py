@@ -175,7 +175,10 @@ def _regularize(frame: pd.DataFrame, fill: str, *, round_counts: bool) -> tuple[
 def _finish(frame: pd.DataFrame, *, source: str, names: dict, population: dict, imputed: list[str],
             week_system: str = "MMWR") -> pd.DataFrame:
     frame = frame.astype(float)
-    frame.index = pd.DatetimeIndex(frame.index, freq="W-SAT").as_unit("ns")
+    try:
+        frame.index = pd.DatetimeIndex(frame.index, freq="W-SAT").as_unit("ns")
+    except ValueError:  # not one regular weekly run (e.g. several sources' spans); validate_cases will say so
+        frame.index = pd.DatetimeIndex(frame.index).as_unit("ns")
     frame.index.name = "week"
     frame.columns.name = "location"
     frame.attrs = {

@@ -309,8 +309,14 @@ def radiomics_features(cube: xr.DataArray, *, band: str = "B12", n_tiles: int = 
 def build_vit(model_name: str = "vit_tiny_patch16_224", weights_path: str | Path | None = None, seed: int = 0,
               image_size: int = 224):
     """A timm ViT without classifier head: local weights when ``weights_path`` is given, else random init."""
-    import timm
+    import warnings
+
     import torch
+
+    with warnings.catch_warnings():
+        # timm's hub helpers import tqdm.auto, which warns in notebooks without ipywidgets
+        warnings.simplefilter("ignore")
+        import timm
 
     torch.manual_seed(seed)
     if model_name == "vit_micro":

@@ -96,3 +96,22 @@ def plot_cloud_tiles(cube: xr.DataArray, cleaned: xr.DataArray, flags: xr.DataAr
     axes[1, 0].set_ylabel("tiles replaced")
     fig.tight_layout()
     return fig
+
+
+def plot_covariates(covariates: pd.DataFrame | None, *, start=None, end=None):
+    """One panel per covariate variable, one line per location; nothing (None) when there are no covariates."""
+    import matplotlib.pyplot as plt
+
+    if covariates is None:
+        return None
+    variables = list(dict.fromkeys(covariates.columns.get_level_values(0)))
+    fig, axes = plt.subplots(len(variables), 1, figsize=(11, 1.8 * len(variables)), sharex=True, squeeze=False)
+    units = covariates.attrs.get("units", {})
+    for ax, var in zip(axes[:, 0], variables):
+        frame = covariates[var].loc[start:end]
+        ax.plot(frame.index, frame.to_numpy(), lw=0.8)
+        ax.set_ylabel(var, fontsize=8)
+        ax.set_title(f"{var} [{units.get(var, '')}]", fontsize=8, loc="left")
+    axes[0, 0].legend([str(c) for c in covariates[variables[0]].columns], fontsize=7, ncol=5)
+    fig.tight_layout()
+    return fig

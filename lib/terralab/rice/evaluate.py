@@ -1,0 +1,222 @@
+"""Accuracy of class maps and point predictions: confusion matrix, per-class precision / recall / F1 / IoU,
+overall accuracy, Cohen's κ; independent evaluation on a separate point set; the paper's table of band sets ×
+model types.
+
+Example
+-------
+>>> import numpy as np
+>>> from terralab.rice import evaluate
+>>> s = evaluate.scores(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), class_names=["a", "b", "c"])
+>>> round(s.overall_accuracy, 2), round(s.per_class.loc["b", "recall"], 2)
+(0.75, 0.5)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import InvalidInputError
+
+__all__ = [
+    "Scores",
+    "confusion_matrix",
+    "scores",
+    "sample_at",
+    "independent_evaluation",
+    "band_model_table",
+    "compare_band_sets",
+]
+
+
+def _flat(values) -> np.ndarray:
+    if isinstance(values, (xr.DataArray, pd.Series, pd.DataFrame)):
+        values = values.values
+    return np.asarray(values).ravel()
+
+
+def _pairs(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    t, p = _flat(y_true), _flat(y_pred)
+    if t.shape != p.shape:
+        raise InvalidInputError(f"truth and prediction differ in size ({t.size} vs {p.size}); put them on the same grid")
+    t = np.where(np.isnan(t), -1, t) if t.dtype.kind == "f" else t
+    p = np.where(np.isnan(p), -1, p) if p.dtype.kind == "f" else p
+    ok = (t >= 0) & (p >= 0)  # −1 = unlabelled truth or nodata prediction: not scored
+    return t[ok].astype(np.int64), p[ok].astype(np.int64)
+
+
+def _names(class_names, k: int) -> list[str]:
+    if class_names is None:
+        return [str(i) for i in range(k)]
+    names = [class_names[i] for i in sorted(class_names)] if isinstance(class_names, Mapping) else list(class_names)
+    if len(names) < k:
+        raise InvalidInputError(f"{len(names)} class names for class ids up to {k - 1}")
+    return [str(n) for n in names]
+
+
+def confusion_matrix(y_true, y_pred, *, class_names: Sequence[str] | Mapping[int, str] | None = None) -> pd.DataFrame:
+    """Counts with true classes as rows and predicted classes as columns; −1 on either side is skipped."""
+    t, p = _pairs(y_true, y_pred)
+    k = max(int(t.max(initial=-1)), int(p.max(initial=-1))) + 1
+    if class_names is not None:
+        k = max(k, len(class_names))
+    names = _names(class_names, k)
+    cm = np.zeros((k, k), np.int64)
+    np.add.at(cm, (t, p), 1)
+    return pd.DataFrame(cm, index=pd.Index(names, name="true"), columns=pd.Index(names, name="predicted"))
+
+
+@dataclass
+class Scores:
+    """Accuracy of one prediction: ``confusion`` (DataFrame), ``per_class`` (precision, recall, f1, iou,
+    support), ``overall_accuracy``, ``kappa``, ``macro_f1``, ``n`` (points/pixels scored)."""
+
+    confusion: pd.DataFrame
+    per_class: pd.DataFrame
+    overall_accuracy: float
+    kappa: float
+    macro_f1: float
+    n: int
+
+    def summary(self, prefix: str = "") -> dict[str, float]:
+        """Flat dict of headline numbers (OA, κ, macro F1, F1 of each class), handy for report.record."""
+        out = {f"{prefix}overall_accuracy": self.overall_accuracy, f"{prefix}kappa": self.kappa,
+               f"{prefix}macro_f1": self.macro_f1}
+        for name, row in self.per_class.iterrows():
+            out[f"{prefix}f1_{name}"] = float(row["f1"])
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Scores(n={self.n}, OA={self.overall_accuracy:.3f}, kappa={self.kappa:.3f}, "
+                f"macro F1={self.macro_f1:.3f})")
+
+
+def scores(y_true, y_pred, *, class_names: Sequence[str] | Mapping[int, str] | None = None) -> Scores:
+    """Confusion matrix, per-class precision / recall / F1 / IoU, overall accuracy, Cohen's κ and macro F1.
+
+    ``y_true`` and ``y_pred`` are arrays, Series or DataArrays of class ids of the same size (e.g. a truth
+    raster and a predicted class map on the same grid); pixels with −1 (or NaN) on either side are skipped.
+    Precision or recall of a class never predicted / never present is NaN, not 0.
+    """
+    cm_df = confusion_matrix(y_true, y_pred, class_names=class_names)
+    cm = cm_df.to_numpy().astype(float)
+    n = cm.sum()
+    if n == 0:
+        raise InvalidInputError("nothing to score: no pixel/point has both a label and a prediction (all −1 or NaN)")
+    tp = np.diag(cm)
+    pred_tot, true_tot = cm.sum(0), cm.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(pred_tot > 0, tp / pred_tot, np.nan)
+        recall = np.where(true_tot > 0, tp / true_tot, np.nan)
+        f1 = np.where(pred_tot + true_tot > 0, 2 * tp / (pred_tot + true_tot), np.nan)
+        iou = np.where(pred_tot + true_tot - tp > 0, tp / (pred_tot + true_tot - tp), np.nan)
+    oa = tp.sum() / n
+    pe = (pred_tot * true_tot).sum() / n**2
+    kappa = (oa - pe) / (1 - pe) if pe < 1 else 1.0
+    per_class = pd.DataFrame(
+        {"precision": precision, "recall": recall, "f1": f1, "iou": iou, "support": true_tot.astype(np.int64)},
+        index=pd.Index(cm_df.index, name="class"),
+    )
+    present = true_tot > 0
+    macro = float(np.nanmean(f1[present])) if present.any() else float("nan")
+    return Scores(cm_df, per_class, float(oa), float(kappa), macro, int(n))
+
+
+def sample_at(class_map: xr.DataArray, points: pd.DataFrame, *, x: str = "x", y: str = "y") -> pd.Series:
+    """Class of the map pixel under each point (nearest pixel; −1 outside the map).
+
+    ``points`` needs coordinate columns in the map's CRS (``x``/``y`` by default).
+    """
+    if not {x, y} <= set(points.columns):
+        raise InvalidInputError(f"points need coordinate columns {x!r} and {y!r} in the map's CRS")
+    xs, ys = class_map["x"].values, class_map["y"].values
+    dx = abs(xs[1] - xs[0]) if xs.size > 1 else np.inf
+    dy = abs(ys[1] - ys[0]) if ys.size > 1 else np.inf
+
+    def nearest(coord: np.ndarray, values: np.ndarray) -> np.ndarray:
+        order = np.argsort(coord)
+        pos = np.searchsorted(coord[order], values).clip(1, len(coord) - 1)
+        left, right = order[pos - 1], order[pos]
+        return np.where(np.abs(coord[left] - values) <= np.abs(coord[right] - values), left, right)
+
+    px, py = points[x].to_numpy(float), points[y].to_numpy(float)
+    ci, ri = nearest(xs, px), nearest(ys, py)
+    inside = (np.abs(xs[ci] - px) <= dx / 2 + 1e-9 * dx) & (np.abs(ys[ri] - py) <= dy / 2 + 1e-9 * dy)
+    values = class_map.transpose("y", "x").values[ri, ci]
+    return pd.Series(np.where(inside, values, -1).astype(np.int64), index=points.index, name="class")
+
+
+def independent_evaluation(model_or_map, points: pd.DataFrame, *, class_names=None) -> Scores:
+    """Score a model or a class map on a separate, independently collected point set.
+
+    ``model_or_map`` is a per-pixel :class:`~terralab.rice.models.RiceModel` (the points then need its band
+    columns), or a class map ``xr.DataArray (y, x)`` (the points then need ``x``/``y`` in its CRS).
+    """
+    from .models import RiceModel, predict
+
+    if "class" not in points.columns:
+        raise InvalidInputError("independent points need a 'class' column")
+    if isinstance(model_or_map, RiceModel):
+        pred = predict(model_or_map, points, progress=False)
+        names = class_names or model_or_map.class_names
+    elif isinstance(model_or_map, xr.DataArray):
+        pred = sample_at(model_or_map, points)
+        names = class_names or model_or_map.attrs.get("class_names")
+    else:
+        raise InvalidInputError("give a RiceModel or a class map (xr.DataArray (y, x))")
+    return scores(points["class"], pred, class_names=names)
+
+
+def band_model_table(results: Mapping[tuple[str, str], Scores | float], *, metric: str = "macro_f1") -> pd.DataFrame:
+    """Lay results out like the paper's table: one row per model type, one column per band set.
+
+    ``results`` maps ``(model, band_set)`` to a :class:`Scores` (``metric`` picks ``macro_f1``,
+    ``overall_accuracy``, ``kappa`` or ``f1_<class>``) or to a number.
+    """
+    rows: dict[str, dict[str, float]] = {}
+    for (model, band_set), value in results.items():
+        if isinstance(value, Scores):
+            if metric.startswith("f1_"):
+                value = float(value.per_class.loc[metric[3:], "f1"])
+            else:
+                value = float(getattr(value, metric))
+        rows.setdefault(model, {})[band_set] = float(value)
+    table = pd.DataFrame(rows).T
+    order = [b for b in ("RGBN", "RGBNE", "RGBNS", "RGBNES") if b in table.columns]
+    table = table[order + [c for c in table.columns if c not in order]]
+    table.index.name = "model"
+    table.columns.name = metric
+    return table
+
+
+def compare_band_sets(
+    stack: xr.DataArray,
+    train_labels: xr.DataArray,
+    test_labels: xr.DataArray,
+    *,
+    band_sets: Sequence[str] = ("RGBN", "RGBNE", "RGBNS", "RGBNES"),
+    models: Sequence[str] = ("unet", "dnn"),
+    validation: xr.DataArray | None = None,
+    seed: int = 0,
+    fit_kwargs: Mapping[str, Mapping] | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict[tuple[str, str], Scores]]:
+    """Train every model type on every band set and score it on ``test_labels`` (the paper's comparison).
+
+    Returns the :func:`band_model_table` of macro F1 and the full :class:`Scores` per (model, band set).
+    """
+    from .models import fit, predict
+
+    results: dict[tuple[str, str], Scores] = {}
+    for model in models:
+        for band_set in band_sets:
+            kwargs = dict((fit_kwargs or {}).get(model, {}))
+            m = fit(stack, train_labels, model=model, bands=band_set, validation=validation, seed=seed,
+                    progress=progress, **kwargs)
+            pred = predict(m, stack, progress=False)
+            results[(model, band_set)] = scores(test_labels, pred, class_names=m.class_names)
+    return band_model_table(results), results

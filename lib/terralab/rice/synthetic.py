@@ -1,0 +1,273 @@
+"""Synthetic rice-mapping scenes with known ground truth.
+
+:func:`scene` draws a terraced mountain valley like Paro's: a meandering river, terraced fields on the valley
+floor and lower slopes, forest above, villages, and two seasons of imagery that carry the signals rice mapping
+relies on:
+
+* rice is bare or puddled *before* planting (Mar–May, low NDVI) and a dense canopy *during* the monsoon
+  (Jul–Sep, high NDVI); other crops are green in both seasons, less so during;
+* flooded paddies are specular to radar: dark in Sentinel-1 VH (and VV) before, bright from the canopy during;
+* the DEM is terraced: flat treads and steep risers, so slope separates fields from hillside;
+* monsoon clouds contaminate the "during" optical median; a missing-data patch (NaN in every band) plays the
+  part of a gap in the mosaic.
+
+Pixels carry noise of realistic size (sub-pixel mixing in 4.77 m NICFI resampled to 10 m; residual speckle
+in monthly Sentinel-1 medians), so a single pixel is ambiguous while a whole field is not: this is what
+gives a patch model its edge over a per-pixel classifier, as in the paper.
+
+Example
+-------
+>>> from terralab.rice import synthetic
+>>> stack, truth = synthetic.scene(height_px=64, width_px=64, seed=1)
+>>> stack.sizes["band"], sorted(set(truth.values.ravel()))[:2]
+(18, [0, 1])
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InvalidInputError
+from .features import BAND_SETS, make_stack
+
+__all__ = ["CLASS_NAMES", "Scene", "scene", "LANDCOVER_CODES", "LANDCOVER_TO_CLASS", "landcover"]
+
+#: Class ids and names, the same as the ACES Paro points (0 cropland etc., 1 rice, 2 forest, 3 urban, 4 water etc.)
+CLASS_NAMES = ("cropland_etc", "rice", "forest", "urban", "others_water_etc")
+
+# mean reflectance (red, green, blue, nir) per class and season
+_OPTICAL = {
+    "before": np.array(
+        [
+            [0.080, 0.078, 0.058, 0.215],  # cropland: winter/spring crops, moderately green
+            [0.095, 0.085, 0.065, 0.150],  # rice: bare, puddled soil
+            [0.032, 0.050, 0.026, 0.270],  # forest
+            [0.140, 0.130, 0.120, 0.180],  # urban
+            [0.050, 0.060, 0.062, 0.030],  # water
+        ]
+    ),
+    "during": np.array(
+        [
+            [0.062, 0.078, 0.042, 0.255],  # cropland: maize / vegetables
+            [0.042, 0.072, 0.032, 0.330],  # rice: closed canopy
+            [0.028, 0.050, 0.022, 0.310],  # forest
+            [0.140, 0.130, 0.120, 0.185],  # urban
+            [0.085, 0.085, 0.062, 0.050],  # water: monsoon-turbid river
+        ]
+    ),
+}
+# mean Sentinel-1 backscatter (dB) (VV, VH) per class and season
+_RADAR = {
+    "before": np.array([[-11.0, -18.0], [-13.5, -21.0], [-7.5, -13.0], [-4.5, -11.0], [-20.0, -27.0]]),
+    "during": np.array([[-10.0, -16.5], [-9.0, -15.0], [-7.5, -13.0], [-4.5, -11.0], [-19.0, -26.0]]),
+}
+
+
+class Scene(NamedTuple):
+    """A synthetic scene: the feature ``stack`` (band, y, x) and the ``truth`` class map (y, x)."""
+
+    stack: xr.DataArray
+    truth: xr.DataArray
+
+
+def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale_px: float) -> np.ndarray:
+    """Gaussian random field with correlation length ``scale_px``, zero mean, unit std."""
+    from scipy.ndimage import gaussian_filter
+
+    field = gaussian_filter(rng.standard_normal(shape), sigma=max(scale_px, 0.5), mode="wrap")
+    return (field - field.mean()) / (field.std() + 1e-12)
+
+
+def scene(
+    height_px: int = 256,
+    width_px: int = 256,
+    *,
+    seed: int = 0,
+    pixel_size_m: float = 10.0,
+    field_size_px: float = 10.0,
+    cloud_fraction: float = 0.04,
+    nodata_fraction: float = 0.01,
+    noise_scale: float = 1.0,
+    crs: str = "EPSG:32645",
+    origin_m: tuple[float, float] = (737_000.0, 3_039_000.0),
+) -> Scene:
+    """Draw a synthetic Paro-like valley: an 18-band RGBNES stack and its true class map.
+
+    Parameters
+    ----------
+    height_px, width_px
+        Size of the scene in pixels (≥ 32 each).
+    seed
+        Random seed; the same seed gives the same scene.
+    pixel_size_m
+        Pixel size in metres (10 m, as the paper resamples to).
+    field_size_px
+        Mean field (parcel) size in pixels.
+    cloud_fraction
+        Fraction of the scene under residual cloud in the "during" optical median (0–0.5).
+    nodata_fraction
+        Fraction of the scene that is a gap (NaN in every band), placed as one rectangle (0–0.3).
+    noise_scale
+        Multiplier of the per-pixel noise (1 = the realistic default; 0 = noise-free).
+    crs
+        CRS of the grid (default UTM 45N, which covers Bhutan).
+    origin_m
+        (x, y) of the upper-left corner in CRS units.
+
+    Returns
+    -------
+    Scene
+        ``stack`` float32 (band, y, x) with the 18 RGBNES bands (reflectance 0–1, elevation m, slope degree,
+        backscatter dB), NaN in the gap; ``truth`` int16 (y, x) with class ids 0–4 (see ``CLASS_NAMES``),
+        defined everywhere. ``truth.attrs["nodata_mask"]`` is not stored: NaN in the stack marks the gap.
+    """
+    from scipy.spatial import cKDTree
+
+    if height_px < 32 or width_px < 32:
+        raise InvalidInputError(f"scene must be at least 32×32 pixels, got {height_px}×{width_px}")
+    if not 0 <= cloud_fraction <= 0.5 or not 0 <= nodata_fraction <= 0.3:
+        raise InvalidInputError("cloud_fraction must be in [0, 0.5] and nodata_fraction in [0, 0.3]")
+    rng = np.random.default_rng(seed)
+    h, w = int(height_px), int(width_px)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+
+    # terrain: a river meandering down the middle, a valley floor, hillsides climbing to the east and west
+    phase = rng.uniform(0, 2 * np.pi)
+    centre = w / 2 + 0.12 * w * np.sin(2 * np.pi * yy / (1.3 * h) + phase)
+    dist = np.abs(xx - centre)  # px from the river
+    valley_px = 0.28 * w
+    rise_m = np.where(dist < valley_px, 0.6 * dist, 0.6 * valley_px + 4.0 * (dist - valley_px))
+    dem = 2250.0 - 0.05 * yy * pixel_size_m / 10 + rise_m * pixel_size_m / 10
+    dem += 6.0 * _smooth_field(rng, (h, w), 0.15 * w)
+    terraced = dist < valley_px * 1.25
+    step_m = 2.0
+    dem = np.where(terraced, np.floor(dem / step_m) * step_m, dem)
+    gy, gx = np.gradient(dem, pixel_size_m)
+    slope = np.degrees(np.arctan(np.hypot(gx, gy)))
+
+    # fields: Voronoi parcels, classes drawn by zone
+    n_seeds = max(4, int(h * w / field_size_px**2))
+    seeds = np.column_stack([rng.uniform(0, h, n_seeds), rng.uniform(0, w, n_seeds)])
+    _, parcel = cKDTree(seeds).query(np.column_stack([yy.ravel(), xx.ravel()]))
+    parcel = parcel.reshape(h, w)
+    seed_dist = np.abs(seeds[:, 1] - (w / 2 + 0.12 * w * np.sin(2 * np.pi * seeds[:, 0] / (1.3 * h) + phase)))
+    in_valley = seed_dist < valley_px
+    p_valley = [0.25, 0.55, 0.05, 0.15, 0.0]
+    p_hill = [0.15, 0.05, 0.75, 0.05, 0.0]
+    parcel_class = np.where(
+        in_valley, rng.choice(5, n_seeds, p=p_valley), rng.choice(5, n_seeds, p=p_hill)
+    ).astype(np.int16)
+    truth = parcel_class[parcel]
+    truth[dist < max(1.5, 0.012 * w)] = 4  # the river
+
+    # optical seasons: class mean × field-level variation + per-pixel noise (+ clouds during)
+    n_parcels = n_seeds
+    bands: dict[str, np.ndarray] = {}
+    for season in ("before", "during"):
+        field_gain = rng.normal(1.0, 0.07, (n_parcels, 4))
+        base = _OPTICAL[season][truth] * field_gain[parcel]
+        texture = 0.5 * _smooth_field(rng, (h, w), 1.0)[..., None]  # sub-field heterogeneity
+        pixel = rng.standard_normal((h, w, 4))
+        urban_texture = np.where((truth == 3)[..., None], 0.35 * base * rng.standard_normal((h, w, 1)), 0.0)
+        values = base * (1 + noise_scale * (0.15 * texture + 0.35 * pixel)) + noise_scale * urban_texture
+        for i, name in enumerate(("red", "green", "blue", "nir")):
+            bands[f"{name}_{season}"] = values[..., i]
+    if cloud_fraction > 0:
+        cloud_field = _smooth_field(rng, (h, w), 0.06 * min(h, w))
+        cloudy = cloud_field > np.quantile(cloud_field, 1 - cloud_fraction)
+        opacity = np.clip((cloud_field - np.quantile(cloud_field, 1 - cloud_fraction)) * 3, 0.3, 1.0)
+        for name, bright in (("red", 0.32), ("green", 0.33), ("blue", 0.35), ("nir", 0.38)):
+            band = bands[f"{name}_during"]
+            bands[f"{name}_during"] = np.where(cloudy, (1 - opacity) * band + opacity * bright, band)
+
+    bands["elevation"] = dem
+    bands["slope"] = slope
+
+    # radar: class mean + field variation + speckle; ascending/descending see opposite-facing slopes brighter
+    facing = np.degrees(np.arctan(gx))  # + where the ground rises to the east
+    for orbit, sign in (("asc", 1.0), ("desc", -1.0)):
+        for season in ("before", "during"):
+            field_db = rng.normal(0.0, 0.8, (n_parcels, 2))
+            base = _RADAR[season][truth] + field_db[parcel]
+            speckle = noise_scale * 2.5 * rng.standard_normal((h, w, 2))
+            values = base + speckle - sign * 0.25 * facing[..., None]
+            bands[f"vv_{orbit}_{season}"] = values[..., 0]
+            bands[f"vh_{orbit}_{season}"] = values[..., 1]
+
+    names = BAND_SETS["RGBNES"]
+    data = np.stack([bands[n] for n in names]).astype(np.float32)
+    optical = [i for i, n in enumerate(names) if n.split("_")[0] in ("red", "green", "blue", "nir")]
+    data[optical] = np.clip(data[optical], 0.001, 1.0)
+
+    if nodata_fraction > 0:
+        gap_h = max(1, int(round(h * np.sqrt(nodata_fraction))))
+        gap_w = max(1, int(round(w * np.sqrt(nodata_fraction))))
+        r0 = int(rng.integers(0, h - gap_h + 1))
+        c0 = int(rng.integers(0, w - gap_w + 1))
+        data[:, r0 : r0 + gap_h, c0 : c0 + gap_w] = np.nan
+
+    from affine import Affine
+
+    transform = Affine(pixel_size_m, 0.0, origin_m[0], 0.0, -pixel_size_m, origin_m[1])
+    stack = make_stack(
+        data,
+        names,
+        transform=transform,
+        crs=crs,
+        attrs={"source": f"terralab.rice.synthetic.scene(seed={seed})", "pixel_size_m": pixel_size_m},
+    )
+    truth_da = xr.DataArray(
+        truth.astype(np.int16),
+        dims=("y", "x"),
+        coords={"y": stack["y"].values, "x": stack["x"].values},
+        name="class",
+        attrs={"class_names": list(CLASS_NAMES), "long_name": "true land-cover class", "units": "1"},
+    )
+    truth_da = truth_da.rio.write_crs(crs).rio.write_transform(transform)
+    return Scene(stack, truth_da)
+
+
+#: Codes of a regional land-cover product in the style of RLCMS (illustrative), used by :func:`landcover`.
+LANDCOVER_CODES = {
+    1: "forest",
+    2: "shrubland",
+    3: "grassland",
+    4: "cropland",
+    5: "paddy_rice",
+    6: "built_up",
+    7: "water",
+    8: "barren",
+}
+#: Remapping table from :data:`LANDCOVER_CODES` to the five rice-mapping classes (weak labels).
+LANDCOVER_TO_CLASS = {1: 2, 2: 4, 3: 4, 4: 0, 5: 1, 6: 3, 7: 4, 8: 4}
+_CLASS_TO_CODE = {0: 4, 1: 5, 2: 1, 3: 6, 4: 7}
+
+
+def landcover(truth: xr.DataArray, *, block_px: int = 3, error_rate: float = 0.1, seed: int = 0) -> xr.DataArray:
+    """A coarse, imperfect regional land-cover map made from a true class map (for weak-label demos).
+
+    The truth is resampled to ``block_px``-pixel blocks (majority), coded as :data:`LANDCOVER_CODES`, and a
+    fraction ``error_rate`` of blocks gets a random wrong code, like a regional product at coarser resolution.
+    """
+    if truth.ndim != 2 or set(truth.dims) != {"y", "x"}:
+        raise InvalidInputError("truth must be a (y, x) class map")
+    rng = np.random.default_rng(seed)
+    t = truth.values.astype(np.int64)
+    h, w = t.shape
+    bh, bw = -(-h // block_px), -(-w // block_px)
+    padded = np.full((bh * block_px, bw * block_px), -1, dtype=np.int64)
+    padded[:h, :w] = t
+    blocks = padded.reshape(bh, block_px, bw, block_px).transpose(0, 2, 1, 3).reshape(bh, bw, -1)
+    counts = np.stack([(blocks == k).sum(-1) for k in range(5)], axis=-1)
+    majority = counts.argmax(-1)
+    codes = np.vectorize(_CLASS_TO_CODE.get)(majority)
+    wrong = rng.random((bh, bw)) < error_rate
+    codes = np.where(wrong, rng.choice(sorted(LANDCOVER_CODES), (bh, bw)), codes)
+    full = np.repeat(np.repeat(codes, block_px, 0), block_px, 1)[:h, :w].astype(np.int16)
+    out = truth.copy(data=full)
+    out.name = "landcover"
+    out.attrs = {"codes": {int(k): v for k, v in LANDCOVER_CODES.items()}, "long_name": "regional land cover (synthetic)"}
+    return out

@@ -9,7 +9,11 @@
 * when exactly two grid parameters vary, a pivot per numeric metric, rows the first parameter's values and
   columns the second's — the rice sweep ``bands × model`` comes out like the paper's table;
 * a figure per numeric metric that varies: the metric along each varying parameter, one line per
-  combination of the others (embedded PNG, readable offline).
+  combination of the others (embedded PNG, readable offline);
+* the failed runs with their errors.
+
+A metric recorded as a dict (``accuracy = {"f1": …, "kappa": …}``) is spread into one column per entry
+(``accuracy.f1``), each judged by its own key.
 
 It can be rebuilt from any folder of runs::
 

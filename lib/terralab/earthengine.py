@@ -43,6 +43,7 @@ __all__ = [
     "METRES_PER_DEGREE",
     "COMPUTE_PIXELS_MAX_BYTES",
     "initialize",
+    "ensure_initialized",
     "geometry",
     "pixel_grid",
     "compute_pixels",
@@ -141,7 +142,8 @@ def initialize(project: str | None = None) -> types.ModuleType:
     return ee
 
 
-def _ensure_initialized():
+def ensure_initialized():
+    """The `ee` module, initialised with :func:`initialize` on first use (request builders call this)."""
     ee = _import_ee()
     if not (_STATE["initialised"] and _STATE.get("module") is ee):
         return initialize()
@@ -165,7 +167,7 @@ def _check_bbox(region: Sequence[float]) -> tuple[float, float, float, float]:
 
 def geometry(region: Any):
     """An ``ee.Geometry`` for a region given as a lon/lat box (xmin, ymin, xmax, ymax) or already a geometry."""
-    ee = _import_ee()
+    ee = ensure_initialized()
     if _is_bbox(region):
         xmin, ymin, xmax, ymax = _check_bbox(region)
         return ee.Geometry.Rectangle([xmin, ymin, xmax, ymax], proj="EPSG:4326", geodesic=False)
@@ -252,7 +254,7 @@ def compute_pixels(
     import rioxarray  # noqa: F401
     from affine import Affine
 
-    ee = _ensure_initialized()
+    ee = ensure_initialized()
     grid = pixel_grid(region, scale_m=scale_m, crs=crs)
     w, h = grid["dimensions"]["width"], grid["dimensions"]["height"]
     names = list(bands) if bands is not None else list(image.bandNames().getInfo())
@@ -346,7 +348,7 @@ def export_tfrecord(
     ee.batch.Task
         The started task (``task.status()`` to follow it).
     """
-    ee = _ensure_initialized()
+    ee = ensure_initialized()
     _check_description(description)
     if patch_size < 1:
         raise InvalidInputError("patch_size must be ≥ 1 pixel")
@@ -390,7 +392,7 @@ def export_table_tfrecord(
 
     Read the result with :func:`terralab.rice.tfrecord.read_points`.
     """
-    ee = _ensure_initialized()
+    ee = ensure_initialized()
     _check_description(description)
     common: dict[str, Any] = {"collection": collection, "description": description, "fileFormat": "TFRecord"}
     if selectors is not None:

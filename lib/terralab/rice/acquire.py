@@ -66,7 +66,7 @@ def _dates(year: int, first_month: int, last_month: int) -> tuple[str, str]:
 
 def nicfi_seasonal_median(region: Any, year: int, season: str, *, collection: str = NICFI_ASIA):
     """Median NICFI basemap of a season, as reflectance bands ``red_<season>, green_…, blue_…, nir_…``."""
-    ee = earthengine._import_ee()
+    ee = earthengine.ensure_initialized()
     start, end = _dates(year, *_season(season))
     geom = earthengine.geometry(region)
     return (
@@ -83,7 +83,7 @@ def nicfi_seasonal_median(region: Any, year: int, season: str, *, collection: st
 
 def _terrain_flatten(image, dem):
     """Volume-model terrain flattening of one S1 GRD scene (Vollrath, Mullissa & Reiche 2020), linear power."""
-    ee = earthengine._import_ee()
+    ee = earthengine.ensure_initialized()
     theta_i = image.select("angle")
     # the satellite heading, from the incidence-angle gradient across the swath
     phi_i = ee.Terrain.aspect(theta_i).reduceRegion(
@@ -107,7 +107,7 @@ def _terrain_flatten(image, dem):
 
 def _lee_filter(image, kernel_px: int = 7, looks: float = 4.4):
     """Lee speckle filter in linear power (ENL ``looks``; ~4.4 for IW GRD)."""
-    ee = earthengine._import_ee()
+    ee = earthengine.ensure_initialized()
     kernel = ee.Kernel.square(kernel_px // 2, "pixels")
     mean = image.reduceNeighborhood(reducer=ee.Reducer.mean(), kernel=kernel)
     variance = image.reduceNeighborhood(reducer=ee.Reducer.variance(), kernel=kernel)
@@ -132,7 +132,7 @@ def sentinel1_monthly_medians(
 
     Returns an ``ee.ImageCollection`` with one image per month (bands ``VV``, ``VH``).
     """
-    ee = earthengine._import_ee()
+    ee = earthengine.ensure_initialized()
     if orbit not in _ORBITS:
         raise InvalidInputError(f"orbit must be 'asc' or 'desc', got {orbit!r}")
     if not months or any(not 1 <= int(m) <= 12 for m in months):
@@ -172,7 +172,7 @@ def sentinel1_seasonal(region: Any, year: int, season: str, *, orbit: str = "asc
 
 def dem_and_slope(region: Any, *, dem: str = DEFAULT_DEM):
     """``elevation`` (m) and ``slope`` (degrees) from a DEM asset (SRTM 30 m by default)."""
-    ee = earthengine._import_ee()
+    ee = earthengine.ensure_initialized()
     image = ee.Image(dem).select(0).rename("elevation")
     slope = ee.Terrain.slope(image).rename("slope")
     return image.addBands(slope).clip(earthengine.geometry(region)).toFloat()

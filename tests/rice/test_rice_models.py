@@ -1,0 +1,270 @@
+"""Point DNN, patch U-Net and RandomForest: training, tiled inference, checkpoints, bad input, and the
+quality claims of issue 5 (figures printed with -s)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import rioxarray
+import torch
+
+from terralab import rice
+from terralab.errors import DataNotAvailableError, FileFormatError, InvalidInputError
+from terralab.rice import features, labels, synthetic
+
+FAST_UNET = {"epochs": 1, "patches_per_epoch": 8, "batch_size": 4, "patch_size_px": 32, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def small():
+    return synthetic.scene(height_px=64, width_px=72, seed=7, nodata_fraction=0.02)
+
+
+@pytest.fixture(scope="module")
+def small_unet(small):
+    stack, truth = small
+    return rice.fit(stack, truth, model="unet", bands="RGBNE", seed=0, **FAST_UNET)
+
+
+# --- U-Net --------------------------------------------------------------------------------------------
+def test_unet_prediction_is_on_the_stack_grid_with_nodata_kept(small, small_unet):
+    stack, _ = small
+    pred = rice.predict(small_unet, stack, tile=32, overlap=8, progress=False)
+    assert pred.dims == ("y", "x") and pred.shape == stack.shape[1:]
+    np.testing.assert_array_equal(pred["x"], stack["x"])
+    assert pred.rio.crs == stack.rio.crs and pred.rio.transform() == stack.rio.transform()
+    gap = np.isnan(stack.values).any(axis=0)
+    assert gap.any() and (pred.values[gap] == -1).all() and (pred.values[~gap] >= 0).all()
+    assert pred.rio.nodata == -1
+
+
+@pytest.mark.parametrize("band_set", [["red_before", "green_before", "blue_before", "nir_before"], "RGBNES+NDVI"])
+def test_unet_takes_4_to_20_input_bands(small, band_set):
+    stack, truth = small
+    model = rice.fit(stack, truth, model="unet", bands=band_set, seed=0, **FAST_UNET)
+    assert len(model.bands) in (4, 20)
+    assert model.net.encoder.conv1.in_channels == len(model.bands)
+    assert rice.predict(model, stack, tile=64, overlap=16, progress=False).shape == stack.shape[1:]
+
+
+def test_tiles_smaller_than_the_stride_are_padded(small, small_unet):
+    stack, _ = small
+    assert small_unet.stride == 8
+    pred = rice.predict(small_unet, stack, tile=5, overlap=0, progress=False)
+    assert pred.shape == stack.shape[1:] and (pred.values >= -1).all()
+    tiny = stack.isel(y=slice(0, 3), x=slice(0, 6))
+    assert rice.predict(small_unet, tiny, tile=256, progress=False).shape == (3, 6)
+
+
+def test_overlapping_tiles_blend_into_nearly_the_whole_scene_prediction(small, small_unet):
+    stack, _ = small
+    whole = rice.predict(small_unet, stack, tile=80, overlap=0, progress=False, output="proba")
+    tiled = rice.predict(small_unet, stack, tile=48, overlap=24, progress=False, output="proba")
+    valid = np.isfinite(whole.values).all(axis=0)
+    assert np.abs(whole.values - tiled.values)[:, valid].mean() < 0.05
+    np.testing.assert_allclose(tiled.sum("class").values[valid], 1.0, atol=1e-4)
+
+
+def test_checkpoint_round_trip_keeps_bands_normalisation_and_predictions(small, small_unet, tmp_path):
+    stack, _ = small
+    path = small_unet.save(tmp_path / "unet.pt")
+    loaded = rice.load(path)
+    assert loaded.bands == small_unet.bands == features.band_names("RGBNE")
+    assert loaded.normalisation == small_unet.normalisation
+    assert loaded.class_names == small_unet.class_names and loaded.config == small_unet.config
+    a = rice.predict(small_unet, stack, tile=32, overlap=8, progress=False)
+    b = rice.predict(loaded, stack, tile=32, overlap=8, progress=False)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_corrupt_checkpoint_is_a_file_format_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x02 definitely not a checkpoint")
+    with pytest.raises(FileFormatError):
+        rice.load(bad)
+    with pytest.raises(DataNotAvailableError):
+        rice.load(tmp_path / "absent.pt")
+
+
+def test_geotiff_to_geotiff_equals_in_memory_prediction(small, small_unet, tmp_path):
+    stack, _ = small
+    src = features.write_stack(stack, tmp_path / "features.tif")
+    dst = rice.predict_geotiff(small_unet, src, tmp_path / "out" / "classes.tif", tile=32, overlap=8, progress=False)
+    on_disk = rioxarray.open_rasterio(dst).squeeze("band", drop=True)
+    in_memory = rice.predict(small_unet, stack, tile=32, overlap=8, progress=False)
+    np.testing.assert_array_equal(on_disk.values, in_memory.values)
+    assert on_disk.rio.crs == stack.rio.crs and on_disk.rio.nodata == -1
+    assert [p.name for p in dst.parent.iterdir()] == ["classes.tif"]
+
+
+def test_a_corrupt_geotiff_raises_and_leaves_no_output(small, small_unet, tmp_path):
+    stack, _ = small
+    src = features.write_stack(stack, tmp_path / "features.tif")
+    raw = src.read_bytes()
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(raw[: len(raw) // 3])
+    out = tmp_path / "out"
+    with pytest.raises(FileFormatError, match="corrupt"):
+        rice.predict_geotiff(small_unet, bad, out / "classes.tif", tile=32, overlap=8, progress=False)
+    assert list(out.iterdir()) == []
+
+
+def test_a_geotiff_missing_a_band_the_model_needs_is_refused(small, small_unet, tmp_path):
+    stack, _ = small
+    src = features.write_stack(features.select_bands(stack, "RGBN"), tmp_path / "rgbn.tif")
+    with pytest.raises(InvalidInputError, match="elevation"):
+        rice.predict_geotiff(small_unet, src, tmp_path / "c.tif", progress=False)
+    with pytest.raises(InvalidInputError, match="slope"):
+        rice.predict(small_unet, features.select_bands(stack, "RGBN"), progress=False)
+
+
+def test_labels_on_another_crs_are_refused_unless_reprojection_is_asked(small):
+    stack, truth = small
+    other = truth.astype(np.int16).rio.write_nodata(-1).rio.reproject("EPSG:4326")
+    with pytest.raises(InvalidInputError, match="reproject=True"):
+        rice.fit(stack, other, model="unet", **FAST_UNET)
+    model = rice.fit(stack, other, model="unet", reproject=True, **FAST_UNET)
+    assert model.kind == "unet"
+
+
+def test_an_empty_training_split_says_there_is_nothing_to_learn(small):
+    stack, truth = small
+    empty = truth.copy(data=np.full(truth.shape, -1, np.int16))
+    with pytest.raises(InvalidInputError, match="training split"):
+        rice.fit(stack, empty, model="unet", **FAST_UNET)
+    with pytest.raises(InvalidInputError, match="empty"):
+        rice.fit(pd.DataFrame({"a": [np.nan], "class": [1]}), model="dnn", epochs=1, progress=False)
+
+
+def test_nan_pixels_are_ignored_in_training_and_all_nan_labels_error(small):
+    stack, truth = small
+    holes = stack.copy(data=stack.values.copy())
+    holes.values[:, :, :36] = np.nan  # half the scene is a gap
+    model = rice.fit(holes, truth, model="rf", n_estimators=5, progress=False)
+    pred = rice.predict(model, holes, progress=False)
+    assert (pred.values[:, :36] == -1).all() and (pred.values[:, 36:] >= 0).mean() > 0.95
+
+
+def test_local_encoder_weights_are_loaded_and_spread_over_the_input_bands(small, tmp_path):
+    import segmentation_models_pytorch as smp
+
+    stack, truth = small
+    donor = smp.Unet("resnet18", encoder_weights=None, in_channels=3, classes=2, encoder_depth=3,
+                     decoder_channels=(64, 32, 16))
+    path = tmp_path / "resnet18_encoder.pth"
+    torch.save(donor.encoder.state_dict(), path)
+    model = rice.fit(stack, truth, model="unet", bands="RGBN", encoder_weights=path, learning_rate=1e-12,
+                     **FAST_UNET)
+    got = model.net.encoder.layer1[0].conv1.weight.detach()
+    torch.testing.assert_close(got, donor.encoder.layer1[0].conv1.weight.detach(), atol=1e-6, rtol=0)
+    conv1 = model.net.encoder.conv1.weight.detach()
+    assert conv1.shape[1] == 8
+    torch.testing.assert_close(conv1[:, :3], donor.encoder.conv1.weight.detach() * 3 / 8, atol=1e-6, rtol=0)
+    with pytest.raises(InvalidInputError, match="do not exist"):
+        rice.fit(stack, truth, model="unet", encoder_weights=tmp_path / "none.pth", **FAST_UNET)
+
+
+def test_unknown_model_or_points_for_a_unet_are_refused(small):
+    stack, truth = small
+    with pytest.raises(InvalidInputError, match="unknown model"):
+        rice.fit(stack, truth, model="transformer")
+    with pytest.raises(InvalidInputError, match="U-Net needs a feature stack"):
+        rice.fit(pd.DataFrame({"a": [1.0], "class": [0]}), model="unet")
+
+
+# --- DNN and RF on points -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def points(small):
+    stack, truth = small
+    pts = labels.sample_points(stack, truth, 60, seed=1)
+    return pts.drop(columns=["row", "col"])
+
+
+def test_same_seed_gives_the_same_dnn(points):
+    a = rice.fit(points, model="dnn", bands="RGBN", epochs=3, seed=5, progress=False)
+    b = rice.fit(points, model="dnn", bands="RGBN", epochs=3, seed=5, progress=False)
+    for pa, pb in zip(a.net.parameters(), b.net.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    assert list(a.history.columns) == ["member", "epoch", "train_loss", "val_loss", "val_accuracy"]
+
+
+def test_dnn_predicts_points_by_row_and_minus_one_for_nan_rows(points, tmp_path):
+    model = rice.fit(points, model="dnn", epochs=20, seed=0, progress=False)
+    with_nan = points.copy()
+    with_nan.iloc[0, 0] = np.nan
+    pred = rice.predict(model, with_nan)
+    assert isinstance(pred, pd.Series) and pred.index.equals(points.index)
+    assert pred.iloc[0] == -1 and (pred.iloc[1:] >= 0).all()
+    proba = rice.predict(model, points, output="proba")
+    assert list(proba.columns) == model.class_names
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    again = rice.load(model.save(tmp_path / "dnn.pt"))
+    pd.testing.assert_series_equal(rice.predict(again, points), rice.predict(model, points))
+
+
+def test_points_missing_a_band_name_the_columns(points):
+    with pytest.raises(InvalidInputError, match="elevation"):
+        rice.fit(points[features.band_names("RGBN") + ["class"]], model="dnn", bands="RGBNE", epochs=1, progress=False)
+
+
+def test_rf_checkpoint_round_trip(points, tmp_path):
+    model = rice.fit(points, model="rf", n_estimators=10, progress=False)
+    again = rice.load(model.save(tmp_path / "rf.pt"))
+    pd.testing.assert_series_equal(rice.predict(again, points), rice.predict(model, points))
+
+
+# --- quality claims -----------------------------------------------------------------------------------
+@pytest.fixture
+def one_torch_thread():
+    """Small convolutions gain little from a second thread and lose a lot when the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_unet_recovers_synthetic_rice_on_the_unseen_half_and_beats_a_per_pixel_classifier(one_torch_thread):
+    stack, truth = synthetic.scene(height_px=256, width_px=256, seed=0)
+    parts = labels.split(truth, kind="half", fractions=(0.5, 0.0, 0.5))
+    unet = rice.fit(stack, parts["train"], model="unet", epochs=30, seed=0, progress=False)
+    pixel = rice.fit(stack, parts["train"], model="rf", n_estimators=100, seed=0, progress=False)
+    s_unet = rice.scores(parts["test"], rice.predict(unet, stack, tile=128, overlap=32, progress=False),
+                         class_names=unet.class_names)
+    s_rf = rice.scores(parts["test"], rice.predict(pixel, stack, progress=False), class_names=unet.class_names)
+    f1_unet, f1_rf = s_unet.per_class.loc["rice", "f1"], s_rf.per_class.loc["rice", "f1"]
+    print(f"\nsynthetic, unseen half: U-Net rice F1 {f1_unet:.3f} OA {s_unet.overall_accuracy:.3f} | "
+          f"per-pixel RF rice F1 {f1_rf:.3f} OA {s_rf.overall_accuracy:.3f}")
+    assert f1_unet >= 0.95
+    assert f1_unet > f1_rf and s_unet.overall_accuracy > s_rf.overall_accuracy
+
+
+@pytest.mark.slow
+def test_dnn_on_real_aces_paro_points_is_on_par_with_randomforest(shared_data):
+    """The issue asks the DNN to beat RandomForest (rice F1 0.847, OA 0.790). Measured: it does not — the two
+    are within sampling error of each other (1,219 test points). This test pins what holds: the RF reproduces
+    the anchor, and the DNN is not significantly worse (exact McNemar test on the paired test points)."""
+    from scipy.stats import binomtest
+
+    folder = shared_data / "rice" / "aces_paro_2021"
+    train, val, test = (
+        pd.read_csv(folder / f"aces_dnn_points_{p}.csv") for p in ("training", "validation", "testing")
+    )
+    bands = features.band_names("RGBN")
+    rf = rice.fit(train, model="rf", bands=bands, n_estimators=500, seed=0, progress=False)
+    dnn = rice.fit(train, model="dnn", bands=bands, validation=val, epochs=300, patience=20, seed=0, progress=False)
+    s_rf = rice.evaluate.independent_evaluation(rf, test)
+    s_dnn = rice.evaluate.independent_evaluation(dnn, test)
+    print(f"\nACES Paro test points: DNN rice F1 {s_dnn.per_class.loc['rice', 'f1']:.3f} OA "
+          f"{s_dnn.overall_accuracy:.3f} kappa {s_dnn.kappa:.3f} | RF(500) rice F1 "
+          f"{s_rf.per_class.loc['rice', 'f1']:.3f} OA {s_rf.overall_accuracy:.3f} kappa {s_rf.kappa:.3f}")
+    assert s_rf.per_class.loc["rice", "f1"] == pytest.approx(0.847, abs=0.005)
+    assert s_rf.overall_accuracy == pytest.approx(0.790, abs=0.005)
+    right_dnn = rice.predict(dnn, test).to_numpy() == test["class"].to_numpy()
+    right_rf = rice.predict(rf, test).to_numpy() == test["class"].to_numpy()
+    only_rf, only_dnn = int((right_rf & ~right_dnn).sum()), int((right_dnn & ~right_rf).sum())
+    p = binomtest(only_rf, only_rf + only_dnn, 0.5, alternative="greater").pvalue
+    assert p > 0.05, f"DNN significantly worse than RF (McNemar p={p:.3g})"
+    assert s_dnn.per_class.loc["rice", "f1"] > 0.82 and s_dnn.overall_accuracy > 0.76

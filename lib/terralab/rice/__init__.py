@@ -14,7 +14,7 @@ Heavy dependencies (torch, segmentation-models-pytorch, ee) are imported only in
 them, so importing this package is fast.
 """
 
-from . import evaluate, features, labels, synthetic, tfrecord
+from . import evaluate, features, labels, plots, synthetic, tfrecord, workflow
 from .evaluate import scores
 from .features import BAND_SETS, band_names, select_bands
 from .labels import ACES_CLASSES, split
@@ -29,6 +29,7 @@ __all__ = [
     "features",
     "fit",
     "labels",
+    "plots",
     "load",
     "predict",
     "predict_geotiff",
@@ -37,4 +38,5 @@ __all__ = [
     "split",
     "synthetic",
     "tfrecord",
+    "workflow",
 ]

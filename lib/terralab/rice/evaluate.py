@@ -28,6 +28,7 @@ __all__ = [
     "scores",
     "sample_at",
     "independent_evaluation",
+    "compare_scores",
     "band_model_table",
     "compare_band_sets",
 ]
@@ -169,6 +170,22 @@ def independent_evaluation(model_or_map, points: pd.DataFrame, *, class_names=No
     else:
         raise InvalidInputError("give a RiceModel or a class map (xr.DataArray (y, x))")
     return scores(points["class"], pred, class_names=names)
+
+
+def compare_scores(results: Mapping[str, Scores], *, focus_class: str = "rice") -> pd.DataFrame:
+    """One row per model: overall accuracy, κ, macro F1 and the focus class's precision, recall, F1, IoU."""
+    rows = {}
+    for name, s in results.items():
+        row = {"overall_accuracy": s.overall_accuracy, "kappa": s.kappa, "macro_f1": s.macro_f1}
+        if focus_class in s.per_class.index:
+            for col in ("precision", "recall", "f1", "iou"):
+                row[f"{focus_class}_{col}"] = float(s.per_class.loc[focus_class, col])
+        row["n"] = s.n
+        rows[name] = row
+    table = pd.DataFrame(rows).T
+    table["n"] = table["n"].astype(int)
+    table.index.name = "model"
+    return table
 
 
 def band_model_table(results: Mapping[tuple[str, str], Scores | float], *, metric: str = "macro_f1") -> pd.DataFrame:

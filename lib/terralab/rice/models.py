@@ -58,7 +58,7 @@ def _torch():
 def _progress(iterable, enabled: bool, **kwargs):
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(iterable, **kwargs)
 
@@ -765,7 +765,7 @@ def _features_for(model: RiceModel, block: np.ndarray, band_list: Sequence[str])
 
 def _run_tiled(
     model: RiceModel,
-    read_rows: Callable[[int, int], np.ndarray],
+    read_window: Callable[[int, int, int, int], np.ndarray],
     write_rows: Callable[[int, np.ndarray, np.ndarray | None], None],
     height: int,
     width: int,
@@ -780,8 +780,9 @@ def _run_tiled(
 ) -> None:
     """Tiled inference over a raster read and written strip by strip.
 
-    Memory stays O(bands × tile × width): tiles of one row are blended into a strip accumulator; rows that no
-    later tile touches are final and are written out before the next row of tiles is read.
+    Memory stays O(classes × tile × width + bands × tile² × batch): tiles are read a batch at a time and blended
+    into a strip accumulator; rows that no later tile touches are final and are written out before the next row
+    of tiles is read.
     """
     torch = _torch()
     K = model.n_classes
@@ -790,7 +791,7 @@ def _run_tiled(
         starts = range(0, height, rows)
         for r0 in _progress(starts, progress, desc="predict", total=len(starts)):
             r1 = min(height, r0 + rows)
-            block = _features_for(model, read_rows(r0, r1), band_list)
+            block = _features_for(model, read_window(r0, r1, 0, width), band_list)
             flat = block.reshape(block.shape[0], -1).T
             ok = ~np.isnan(flat).any(axis=1)
             proba = np.zeros((flat.shape[0], K), np.float32)
@@ -837,22 +838,22 @@ def _run_tiled(
     for r0 in _progress(row_starts, progress, desc="predict", total=len(row_starts)):
         flush(r0)
         r1 = min(height, r0 + tile)
-        block = _features_for(model, read_rows(r0, r1), band_list).astype(np.float32)
-        invalid = np.isnan(block).any(axis=0)
-        norm = np.nan_to_num(model.normalisation.apply(block), nan=0.0)
         off = r0 - buf_start
-        bad[off : off + (r1 - r0)] |= invalid
-        tiles = []
-        for c0 in col_starts:
-            c1 = min(width, c0 + tile)
-            tiles.append((c0, c1, _pad_to(norm[:, :, c0:c1], tile_p, tile_p, 0.0)))
-        for i in range(0, len(tiles), batch_size):
-            chunk = tiles[i : i + batch_size]
+        h = r1 - r0
+        # one batch of tiles at a time: the input held in memory is batch_size tiles, not the whole strip
+        for i in range(0, len(col_starts), batch_size):
+            group = col_starts[i : i + batch_size]
+            g0, g1 = group[0], min(width, group[-1] + tile)
+            block = _features_for(model, read_window(r0, r1, g0, g1), band_list).astype(np.float32, copy=False)
+            bad[off : off + h, g0:g1] |= np.isnan(block).any(axis=0)
+            norm = np.nan_to_num(model.normalisation.apply(block), nan=0.0)
+            del block
+            spans = [(c0, min(width, c0 + tile)) for c0 in group]
+            xb = np.stack([_pad_to(norm[:, :, c0 - g0 : c1 - g0], tile_p, tile_p, 0.0) for c0, c1 in spans])
             with torch.no_grad():
-                xb = torch.as_tensor(np.stack([t[2] for t in chunk]), device=device)
-                probs = torch.softmax(net(xb), dim=1).cpu().numpy()
-            for (c0, c1, _), p in zip(chunk, probs):
-                h, w = r1 - r0, c1 - c0
+                probs = torch.softmax(net(torch.as_tensor(xb, device=device)), dim=1).cpu().numpy()
+            for (c0, c1), p in zip(spans, probs):
+                w = c1 - c0
                 wt = weight[:h, :w]
                 acc[:, off : off + h, c0:c1] += p[:, :h, :w] * wt
                 wsum[off : off + h, c0:c1] += wt
@@ -939,8 +940,8 @@ def predict(
     out = np.full((H, W), NODATA, np.int16)
     proba_out = np.zeros((model.n_classes, H, W), np.float32) if output == "proba" else None
 
-    def read_rows(r0: int, r1: int) -> np.ndarray:
-        return values[:, r0:r1].astype(np.float32)
+    def read_window(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        return values[:, r0:r1, c0:c1].astype(np.float32)
 
     def write_rows(r0: int, classes: np.ndarray, proba) -> None:
         out[r0 : r0 + classes.shape[0]] = classes
@@ -948,7 +949,7 @@ def predict(
             proba_out[:, r0 : r0 + classes.shape[0]] = np.where(classes[None] >= 0, proba, np.nan)
 
     _run_tiled(
-        model, read_rows, write_rows, H, W, band_list, tile=tile, overlap=overlap, batch_size=batch_size,
+        model, read_window, write_rows, H, W, band_list, tile=tile, overlap=overlap, batch_size=batch_size,
         progress=progress, want_proba=output == "proba", device=device,
     )
     coords = {"y": stack["y"].values, "x": stack["x"].values}
@@ -980,11 +981,12 @@ def predict_geotiff(
     overlap: int = 32,
     batch_size: int = 4,
     device: str = "cpu",
+    gdal_cache_mb: int = 128,
     progress: bool = True,
 ) -> Path:
     """Classify a feature GeoTIFF into a class GeoTIFF, reading and writing window by window.
 
-    Band names come from the source's band descriptions (as written by :func:`~terralab.rice.features.write_stack`).
+    ``gdal_cache_mb`` caps GDAL's block cache (MiB). Band names come from the source's band descriptions (as written by :func:`~terralab.rice.features.write_stack`).
     Memory is bounded by a strip of ``tile`` rows, whatever the raster size. The output (int16, nodata −1,
     tiled, deflate) is written to a temporary file beside ``dst_path`` and renamed when complete.
 
@@ -1008,7 +1010,8 @@ def predict_geotiff(
     fd, tmp = tempfile.mkstemp(suffix=".tif", dir=dst_path.parent)
     os.close(fd)
     try:
-        with rasterio.open(src_path) as src:
+        # GDAL's block cache defaults to 5 % of RAM and would grow with the raster: cap it
+        with rasterio.Env(GDAL_CACHEMAX=int(gdal_cache_mb) * 1024 * 1024), rasterio.open(src_path) as src:
             names = [d or f"band_{i + 1}" for i, d in enumerate(src.descriptions)]
             needed = [b for b in model.bands if b in names]
             probe = xr.DataArray(np.zeros((len(names), 1, 1), np.float32), dims=("band", "y", "x"), coords={"band": names})
@@ -1031,8 +1034,8 @@ def predict_geotiff(
                 dst.set_band_description(1, "class")
                 dst.update_tags(class_names=",".join(model.class_names), model=model.kind)
 
-                def read_rows(r0: int, r1: int) -> np.ndarray:
-                    block = src.read(indexes, window=Window(0, r0, W, r1 - r0)).astype(np.float32)
+                def read_window(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+                    block = src.read(indexes, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float32)
                     if nodata is not None and not np.isnan(nodata):
                         block[block == nodata] = np.nan
                     return block
@@ -1041,7 +1044,7 @@ def predict_geotiff(
                     dst.write(classes[None], window=Window(0, r0, W, classes.shape[0]))
 
                 _run_tiled(
-                    model, read_rows, write_rows, H, W, needed, tile=tile, overlap=overlap, batch_size=batch_size,
+                    model, read_window, write_rows, H, W, needed, tile=tile, overlap=overlap, batch_size=batch_size,
                     progress=progress, want_proba=False, device=device,
                 )
         os.replace(tmp, dst_path)

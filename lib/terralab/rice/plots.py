@@ -1,0 +1,123 @@
+"""Figures of the rice workflow: RGB composites, NDVI, class maps, training curves, confusion matrices.
+
+Each function returns the matplotlib Figure (matplotlib is imported inside).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .features import add_indices
+
+__all__ = ["CLASS_COLOURS", "rgb", "maps", "training_curves", "confusion"]
+
+#: Colours of the five classes (cropland, rice, forest, urban, water/other).
+CLASS_COLOURS = ("#d9b36c", "#4cd94c", "#1f6b2e", "#c0392b", "#2e86de")
+
+
+def rgb(stack: xr.DataArray, season: str = "before", *, stretch_percent: float = 2.0) -> np.ndarray:
+    """True-colour (y, x, 3) composite of one season, percent-stretched; NaN pixels are white."""
+    bands = [f"{c}_{season}" for c in ("red", "green", "blue")]
+    data = stack.sel(band=bands).values.astype(np.float64)
+    lo, hi = np.nanpercentile(data, [stretch_percent, 100 - stretch_percent])
+    out = np.clip((data - lo) / max(hi - lo, 1e-9), 0, 1)
+    out = np.where(np.isnan(out), 1.0, out)
+    return np.moveaxis(out, 0, -1)
+
+
+def _class_cmap(n: int):
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    cmap = ListedColormap(list(CLASS_COLOURS[:n]))
+    cmap.set_bad("white")
+    return cmap, BoundaryNorm(np.arange(-0.5, n + 0.5), n)
+
+
+def maps(
+    stack: xr.DataArray,
+    class_maps: dict[str, xr.DataArray] | None = None,
+    *,
+    class_names: Sequence[str] = ("cropland_etc", "rice", "forest", "urban", "others_water_etc"),
+    title: str | None = None,
+):
+    """RGB before, RGB during, NDVI before and during, then each class map (−1 shown white)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    class_maps = dict(class_maps or {})
+    ndvi = add_indices(stack, ["ndvi"]) if "ndvi_before" not in stack["band"].values else stack
+    n = 4 + len(class_maps)
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.4 * rows), squeeze=False)
+    axes = axes.ravel()
+    axes[0].imshow(rgb(stack, "before"))
+    axes[0].set_title("RGB before (Mar–May)")
+    axes[1].imshow(rgb(stack, "during"))
+    axes[1].set_title("RGB during (Jul–Sep)")
+    for ax, season in zip(axes[2:4], ("before", "during")):
+        im = ax.imshow(ndvi.sel(band=f"ndvi_{season}").values, cmap="RdYlGn", vmin=-0.2, vmax=0.9)
+        ax.set_title(f"NDVI {season}")
+    fig.colorbar(im, ax=axes[3], fraction=0.046)
+    cmap, norm = _class_cmap(len(class_names))
+    for ax, (name, cmap_da) in zip(axes[4:], class_maps.items()):
+        values = np.ma.masked_less(cmap_da.transpose("y", "x").values, 0)
+        ax.imshow(values, cmap=cmap, norm=norm, interpolation="nearest")
+        ax.set_title(name)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    if class_maps:
+        fig.legend(handles=[Patch(color=c, label=l) for c, l in zip(CLASS_COLOURS, class_names)],
+                   loc="lower center", ncol=len(class_names), frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.05 if class_maps else 0, 1, 1))
+    return fig
+
+
+def training_curves(history: pd.DataFrame, *, title: str = "training"):
+    """Training and validation loss, and validation accuracy, per epoch (one line per ensemble member)."""
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    groups = history.groupby("member") if "member" in history.columns else [(0, history)]
+    for member, h in groups:
+        label = f" #{member}" if "member" in history.columns and history["member"].nunique() > 1 else ""
+        a.plot(h["epoch"], h["train_loss"], label=f"train{label}")
+        a.plot(h["epoch"], h["val_loss"], "--", label=f"validation{label}")
+        b.plot(h["epoch"], h["val_accuracy"], label=f"validation{label}")
+    a.set_xlabel("epoch")
+    a.set_ylabel("cross-entropy")
+    a.legend(frameon=False)
+    b.set_xlabel("epoch")
+    b.set_ylabel("pixel accuracy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(scores, *, title: str = "confusion matrix (rows: truth)"):
+    """Row-normalised confusion matrix with counts."""
+    import matplotlib.pyplot as plt
+
+    cm = scores.confusion
+    frac = cm.div(cm.sum(axis=1).replace(0, np.nan), axis=0).fillna(0).to_numpy()
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{cm.iat[i, j]}", ha="center", va="center", color="white" if frac[i, j] > 0.5 else "black",
+                    fontsize=8)
+    ax.set_xticks(range(cm.shape[1]), cm.columns, rotation=40, ha="right")
+    ax.set_yticks(range(cm.shape[0]), cm.index)
+    ax.set_xlabel("predicted")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -40,15 +40,15 @@ import xarray as xr
 from .errors import CredentialsError, InvalidInputError, MissingDependencyError
 
 __all__ = [
-    "METRES_PER_DEGREE",
     "COMPUTE_PIXELS_MAX_BYTES",
-    "initialize",
-    "ensure_initialized",
-    "geometry",
-    "pixel_grid",
+    "METRES_PER_DEGREE",
     "compute_pixels",
-    "export_tfrecord",
+    "ensure_initialized",
     "export_table_tfrecord",
+    "export_tfrecord",
+    "geometry",
+    "initialize",
+    "pixel_grid",
     "recording_ee",
 ]
 
@@ -135,7 +135,7 @@ def initialize(project: str | None = None) -> types.ModuleType:
             ee.Initialize(credentials=credentials, project=project)
         else:
             ee.Initialize(project=project)
-    except Exception as err:  # noqa: BLE001 - ee raises EEException, google.auth errors, ValueError …
+    except Exception as err:
         who = f"service account {account[0]}" if account else "stored user credentials"
         raise CredentialsError(f"Earth Engine could not be initialised with {who}: {err}. " + _HOW_TO) from err
     _STATE.update(initialised=True, project=project, module=ee)
@@ -208,8 +208,8 @@ def pixel_grid(region: Any, *, scale_m: float, crs: str = "EPSG:4326") -> dict:
         x0, y0, x1, y1 = tr.transform_bounds(xmin, ymin, xmax, ymax)
     left = math.floor(x0 / px) * px
     top = math.ceil(y1 / px) * px
-    width = int(math.ceil((x1 - left) / px - 1e-9))
-    height = int(math.ceil((top - y0) / px - 1e-9))
+    width = math.ceil((x1 - left) / px - 1e-9)
+    height = math.ceil((top - y0) / px - 1e-9)
     return {
         "dimensions": {"width": max(width, 1), "height": max(height, 1)},
         "affineTransform": {"scaleX": px, "shearX": 0.0, "translateX": left, "shearY": 0.0, "scaleY": -px, "translateY": top},

@@ -32,17 +32,17 @@ from ..errors import InvalidInputError
 from .features import BAND_SETS, ELEVATION, RGBN, SENTINEL1, band_names
 
 __all__ = [
+    "DEFAULT_DEM",
     "NICFI_ASIA",
     "S1_COLLECTION",
-    "DEFAULT_DEM",
     "SEASON_MONTHS",
+    "dem_and_slope",
+    "export_stack",
+    "feature_image",
+    "fetch_stack",
     "nicfi_seasonal_median",
     "sentinel1_monthly_medians",
     "sentinel1_seasonal",
-    "dem_and_slope",
-    "feature_image",
-    "fetch_stack",
-    "export_stack",
 ]
 
 NICFI_ASIA = "projects/planet-nicfi/assets/basemaps/asia"

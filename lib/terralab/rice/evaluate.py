@@ -24,13 +24,13 @@ from ..errors import InvalidInputError
 
 __all__ = [
     "Scores",
-    "confusion_matrix",
-    "scores",
-    "sample_at",
-    "independent_evaluation",
-    "compare_scores",
     "band_model_table",
     "compare_band_sets",
+    "compare_scores",
+    "confusion_matrix",
+    "independent_evaluation",
+    "sample_at",
+    "scores",
 ]
 
 

@@ -34,21 +34,21 @@ import xarray as xr
 from ..errors import FileFormatError, InvalidInputError
 
 __all__ = [
-    "SEASONS",
-    "RGBN",
-    "ELEVATION",
-    "SENTINEL1",
     "BAND_SETS",
+    "ELEVATION",
     "INDICES",
-    "band_names",
-    "select_bands",
-    "add_indices",
+    "RGBN",
+    "SEASONS",
+    "SENTINEL1",
     "Normalisation",
+    "add_indices",
+    "band_names",
+    "check_stack",
     "fit_normalisation",
     "make_stack",
     "read_stack",
+    "select_bands",
     "write_stack",
-    "check_stack",
 ]
 
 SEASONS = ("before", "during")
@@ -177,10 +177,8 @@ def _restore_geo(out: xr.DataArray, like: xr.DataArray) -> xr.DataArray:
     crs = like.rio.crs
     if crs is not None:
         out = out.rio.write_crs(crs)
-        try:
+        if like.sizes.get("x", 0) > 1 and like.sizes.get("y", 0) > 1:  # a transform needs a regular 2-D grid
             out = out.rio.write_transform(like.rio.transform())
-        except Exception:  # noqa: BLE001 - a stack without regular x/y has no transform to carry
-            pass
     return out
 
 

@@ -28,15 +28,15 @@ from ..errors import InvalidInputError
 __all__ = [
     "ACES_CLASSES",
     "NODATA",
-    "remap_classes",
-    "weak_labels",
-    "sample_points",
+    "align_labels",
     "block_ids",
+    "check_labels",
+    "class_weights",
+    "remap_classes",
+    "sample_points",
     "split",
     "split_points",
-    "class_weights",
-    "check_labels",
-    "align_labels",
+    "weak_labels",
 ]
 
 #: The five classes of the ACES Paro points, by id.

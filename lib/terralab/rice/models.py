@@ -21,7 +21,6 @@ a path loads a local encoder ``state_dict``.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import pickle
@@ -37,9 +36,9 @@ import xarray as xr
 
 from ..errors import FileFormatError, InvalidInputError, MissingDependencyError
 from .features import Normalisation, band_names, check_stack, fit_normalisation, select_bands
-from .labels import ACES_CLASSES, NODATA, align_labels, check_labels, class_weights, split
+from .labels import ACES_CLASSES, NODATA, align_labels, class_weights, split
 
-__all__ = ["RiceModel", "fit", "predict", "predict_geotiff", "load", "POINT_META_COLUMNS"]
+__all__ = ["POINT_META_COLUMNS", "RiceModel", "fit", "load", "predict", "predict_geotiff"]
 
 MODEL_KINDS = ("unet", "dnn", "rf")
 #: Columns of a points table that are never features.
@@ -165,7 +164,7 @@ def load(path: str | Path, *, device: str = "cpu") -> RiceModel:
         raise DataNotAvailableError(f"model checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+    except Exception as err:
         raise FileFormatError(f"{path} is not a terralab rice model checkpoint ({err.__class__.__name__}: {err})") from err
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise FileFormatError(f"{path} is not a terralab rice model checkpoint (format {_FORMAT} expected)")
@@ -173,7 +172,7 @@ def load(path: str | Path, *, device: str = "cpu") -> RiceModel:
     config = payload["config"]
     norm = Normalisation.from_dict(payload["normalisation"])
     if kind == "rf":
-        net = pickle.loads(payload["sklearn_pickle"])  # noqa: S301 - documented: trusted files only
+        net = pickle.loads(payload["sklearn_pickle"])
     else:
         net = _build_net(kind, len(payload["bands"]), len(payload["class_names"]), config, load_encoder=False)
         net.load_state_dict(payload["state_dict"])
@@ -235,7 +234,7 @@ def _load_encoder_weights(encoder, path: Path, n_bands: int) -> None:
         raise InvalidInputError(f"encoder weights {path} do not exist: give a local .pth state_dict or None")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise FileFormatError(f"{path} is not a torch state_dict ({err})") from err
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
@@ -257,7 +256,7 @@ def _load_encoder_weights(encoder, path: Path, n_bands: int) -> None:
     encoder.load_state_dict(adapted, strict=False)
 
 
-def _Ensemble(members):  # noqa: N802 - builds a torch module lazily (torch imported inside)
+def _Ensemble(members):
     torch = _torch()
 
     class Ensemble(torch.nn.Module):
@@ -547,7 +546,7 @@ def _fit_pixels(
     rng = np.random.default_rng(seed)
     if Xv is None:
         order = rng.permutation(y.size)
-        n_val = max(1, int(round(0.15 * y.size)))
+        n_val = max(1, round(0.15 * y.size))
         val_idx, tr_idx = order[:n_val], order[n_val:]
         Xv, yv = X[val_idx], y[val_idx]
         X, y = X[tr_idx], y[tr_idx]
@@ -623,7 +622,7 @@ def _fit_unet(
 ) -> RiceModel:
     torch = _torch()
     stride = 2**encoder_depth
-    patch = max(stride, int(math.ceil(patch_size_px / stride)) * stride)
+    patch = max(stride, math.ceil(patch_size_px / stride) * stride)
     n_classes = _n_classes(lab, val)
     names_c = _class_names(n_classes, class_names, attrs_names)
     n_classes = max(n_classes, len(names_c))

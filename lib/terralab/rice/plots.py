@@ -13,7 +13,7 @@ import xarray as xr
 
 from .features import add_indices
 
-__all__ = ["CLASS_COLOURS", "rgb", "maps", "training_curves", "confusion"]
+__all__ = ["CLASS_COLOURS", "confusion", "maps", "rgb", "training_curves"]
 
 #: Colours of the five classes (cropland, rice, forest, urban, water/other).
 CLASS_COLOURS = ("#d9b36c", "#4cd94c", "#1f6b2e", "#c0392b", "#2e86de")

@@ -33,7 +33,7 @@ import xarray as xr
 from ..errors import InvalidInputError
 from .features import BAND_SETS, make_stack
 
-__all__ = ["CLASS_NAMES", "Scene", "scene", "LANDCOVER_CODES", "LANDCOVER_TO_CLASS", "landcover"]
+__all__ = ["CLASS_NAMES", "LANDCOVER_CODES", "LANDCOVER_TO_CLASS", "Scene", "landcover", "scene"]
 
 #: Class ids and names, the same as the ACES Paro points (0 cropland etc., 1 rice, 2 forest, 3 urban, 4 water etc.)
 CLASS_NAMES = ("cropland_etc", "rice", "forest", "urban", "others_water_etc")
@@ -203,8 +203,8 @@ def scene(
     data[optical] = np.clip(data[optical], 0.001, 1.0)
 
     if nodata_fraction > 0:
-        gap_h = max(1, int(round(h * np.sqrt(nodata_fraction))))
-        gap_w = max(1, int(round(w * np.sqrt(nodata_fraction))))
+        gap_h = max(1, round(h * float(np.sqrt(nodata_fraction))))
+        gap_w = max(1, round(w * float(np.sqrt(nodata_fraction))))
         r0 = int(rng.integers(0, h - gap_h + 1))
         c0 = int(rng.integers(0, w - gap_w + 1))
         data[:, r0 : r0 + gap_h, c0 : c0 + gap_w] = np.nan

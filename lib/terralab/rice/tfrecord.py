@@ -38,8 +38,8 @@ from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError
 
 __all__ = [
     "crc32c",
-    "masked_crc32c",
     "iter_records",
+    "masked_crc32c",
     "parse_example",
     "read_examples",
     "read_image_patches",
@@ -437,7 +437,7 @@ def read_image_patches(
         raise InvalidInputError(f"bands {missing} are not in {path}; it holds {list(patches[0].keys())}")
 
     n_len = len(patches[0][names[0]])
-    kernel = int(round(np.sqrt(n_len))) - ph if ph == pw else 0
+    kernel = round(float(np.sqrt(n_len))) - ph if ph == pw else 0
     if (ph + kernel) * (pw + kernel) != n_len:
         raise FileFormatError(
             f"{path}: band {names[0]!r} has {n_len} values per patch, which fits neither the patch size "
@@ -504,9 +504,7 @@ def read_points(
                     rows[key] = [None] * n
             for key, column in rows.items():
                 value = example.get(key)
-                if isinstance(value, np.ndarray) and value.size == 1:
-                    value = value[0]
-                elif isinstance(value, list) and len(value) == 1:
+                if isinstance(value, np.ndarray) and value.size == 1 or isinstance(value, list) and len(value) == 1:
                     value = value[0]
                 column.append(value)
             n += 1

@@ -27,7 +27,7 @@ import xarray as xr
 from ..errors import InvalidInputError
 from .labels import ACES_CLASSES, split
 
-__all__ = ["Experiment", "open_experiment", "POINT_DATASETS", "SCENE_DATASETS"]
+__all__ = ["POINT_DATASETS", "SCENE_DATASETS", "Experiment", "open_experiment"]
 
 SCENE_DATASETS = ("rice_synthetic_scene",)
 POINT_DATASETS = ("rice_aces_paro_points",)

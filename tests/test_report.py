@@ -285,3 +285,15 @@ def test_written_reports_are_readable_by_others(tmp_path):
     report.write_text_atomic(tmp_path / "a.html", "x")
     for p in tmp_path.iterdir():
         assert p.stat().st_mode & 0o044 == 0o044
+
+
+def test_index_lists_only_parameters_that_were_set_or_differ(tmp_path):
+    _write_run(tmp_path, "r1", parameters={}, defaults={"bands": "RGBN", "epochs": 5, "seed": 0},
+               metrics={"f1": 0.5})
+    _write_run(tmp_path, "r2", parameters={"epochs": 9}, defaults={"bands": "RGBN", "epochs": 5, "seed": 0},
+               metrics={"f1": 0.6})
+    html = (report.build_index(tmp_path)).read_text()
+    header = html.split("<tbody>")[0]
+    assert ">epochs<" in header  # set for one run, so it differs
+    assert ">bands<" not in header and ">seed<" not in header  # shared defaults stay in each run's report
+    assert ">f1<" in header

@@ -596,6 +596,25 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _telling_parameters(runs: pd.DataFrame) -> list[str]:
+    """The parameters worth a column: set explicitly for some run, or differing between runs.
+
+    Defaults every run shares stay in each run's own report; listing them all would push the metrics off the
+    page.
+    """
+    names = [c[len("param.") :] for c in runs.columns if str(c).startswith("param.")]
+    overridden: set[str] = set()
+    for value in runs["parameters"] if "parameters" in runs else []:
+        if isinstance(value, dict):
+            overridden |= set(value)
+    keep = []
+    for name in names:
+        values = {json.dumps(v, sort_keys=True, default=str) for v in runs[f"param.{name}"]}
+        if name in overridden or len(values) > 1:
+            keep.append(name)
+    return keep
+
+
 def index_html(
     runs: pd.DataFrame, title: str, *, extra_html: str = "", directions: dict[str, str] | None = None
 ) -> str:
@@ -615,7 +634,9 @@ def index_html(
             group = group.dropna(axis=1, how="all")
             sections.append(
                 f'<h2>{_esc(notebook)} <span class="tl-note">{_plural(len(group), "run")}</span></h2>'
-                + runs_table_html(group, table_id=f"runs-{k}", directions=directions)
+                + runs_table_html(
+                    group, parameters=_telling_parameters(group), table_id=f"runs-{k}", directions=directions
+                )
             )
     else:
         sections.append('<p class="tl-note">no runs found (no *.metrics.json files)</p>')

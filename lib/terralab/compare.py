@@ -434,7 +434,6 @@ def runs_from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
 def write_text(url: str, text: str) -> str:
     """Write ``text`` to a local path or fsspec URL without ever leaving half a file at ``url``."""
     import fsspec
-    from fsspec.implementations.local import LocalFileSystem
 
     fs, path = fsspec.core.url_to_fs(url)
     parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
@@ -443,6 +442,14 @@ def write_text(url: str, text: str) -> str:
         fs.makedirs(parent, exist_ok=True)
     with fs.open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
+    move_into_place(fs, tmp, path)
+    return url
+
+
+def move_into_place(fs, tmp: str, path: str) -> None:
+    """Rename a fully written temporary file ``tmp`` to ``path`` on filesystem ``fs``; remove it on failure."""
+    from fsspec.implementations.local import LocalFileSystem
+
     try:
         if isinstance(fs, LocalFileSystem):
             os.chmod(tmp, 0o644)
@@ -453,7 +460,6 @@ def write_text(url: str, text: str) -> str:
         if fs.exists(tmp):
             fs.rm(tmp)
         raise
-    return url
 
 
 def write_comparison(

@@ -224,19 +224,12 @@ def _open_output(output: str | os.PathLike):
 
 def _put_file(fs, local: str | os.PathLike, target: str) -> None:
     """Copy a local file to ``target`` on ``fs`` through a temporary name, so no half file is ever visible."""
+    from .compare import move_into_place
+
     parent, name = target.rsplit("/", 1)
     tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
     fs.put_file(os.fspath(local), tmp)
-    try:
-        if _is_local(fs):
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        else:
-            fs.mv(tmp, target)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
+    move_into_place(fs, tmp, target)
 
 
 def _is_local(fs) -> bool:

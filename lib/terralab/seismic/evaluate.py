@@ -212,9 +212,7 @@ def phasenet_protocol(
     metrics : pd.DataFrame (as :func:`evaluate_picks`)
     picks : pd.DataFrame with ``record``, ``phase``, ``time`` (s within the record), ``sample``, ``probability``
     """
-    import torch
-
-    from .picking import _get_model, find_pick_indices, predict_windows
+    from .picking import _get_model, find_pick_indices, inference, predict_windows
 
     if records.sizes["component"] != 3 or [str(c) for c in records["component"].values] != ["E", "N", "Z"]:
         raise InvalidInputError("the protocol needs records with components E, N, Z")
@@ -225,16 +223,8 @@ def phasenet_protocol(
     starts = protocol_windows(records, seed)
     values = records.values
     windows = np.stack([values[i, :, s : s + 3000] for i, s in enumerate(starts)])
-    previous = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(int(num_threads))
-    try:
-        was_training = model.training
-        model.eval()
+    with inference(model, num_threads):
         prob = predict_windows(model, windows, batch_size)
-        model.train(was_training)
-    finally:
-        torch.set_num_threads(previous)
     rows = []
     for i, name in enumerate(records["record"].values):
         for k, phase in ((1, "P"), (2, "S")):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -246,6 +247,23 @@ def _get_model(model: Any):
     return load_phasenet() if model is None else model
 
 
+@contextmanager
+def inference(model: Any, num_threads: int | None = None):
+    """Run ``model`` in eval mode, optionally on ``num_threads`` torch threads; both restored afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    was_training = model.training
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
+    try:
+        model.eval()
+        yield model
+    finally:
+        model.train(was_training)
+        torch.set_num_threads(previous)
+
+
 def predict_windows(model: Any, windows: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """PhaseNet probabilities (window, 3, time) of raw windows (window, 3 [E,N,Z], time) with NaN = no data.
 
@@ -337,19 +355,9 @@ def _annotate_all(waveforms, model, overlap_s, merge, taper_s, batch_size, num_t
         raise InvalidInputError(f"align_windows must be 'utc' or 'start', got {align_windows!r}")
     stations = prepare(waveforms)
     model = _get_model(model)
-    import torch
-
-    previous = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(int(num_threads))
-    try:
-        was_training = model.training
-        model.eval()
+    with inference(model, num_threads):
         probs = [_annotate_station(st, model, overlap_s, merge, taper_s, batch_size, progress, align_windows)
                  for st in stations]
-        model.train(was_training)
-    finally:
-        torch.set_num_threads(previous)
     return stations, probs
 
 

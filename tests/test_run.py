@@ -311,3 +311,14 @@ def test_run_all_checks_every_notebook_before_running_any(tmp_path):
 def test_run_all_refuses_an_empty_directory(tmp_path):
     with pytest.raises(NotebookNotFoundError, match="no notebooks"):
         run.run_all(tmp_path, tmp_path / "reports")
+
+
+def test_a_kernel_that_dies_is_reported_at_the_cell_that_killed_it(tmp_path):
+    toy = Path(__file__).parent / "notebooks_sweep" / "sweep_toy.ipynb"
+    result = run.run_notebook(toy, {"crash": "kernel"}, tmp_path, progress=False)
+    assert result.status == "failed"
+    assert result.error["ename"] == "DeadKernelError"
+    # cell 4 (0-based, source notebook) is the one that kills its kernel; later cells never started
+    assert result.error["cell_index"] == 4
+    assert "crash" in result.error["source"]
+    assert Path(result.html).exists() and Path(result.output_notebook).exists()

@@ -616,7 +616,8 @@ def _error_from_notebook(nb) -> dict[str, Any] | None:
                 return _error_dict(position, cell, out.get("ename", ""), out.get("evalue", ""))
         if pm.get("exception") is True or pm.get("status") == "running":
             return _error_dict(position, cell, "", "")
-        if pm.get("status") not in (None, "pending"):
+        # papermill marks every cell "completed" when the run ends; only cells that started have a start time
+        if pm.get("start_time") is not None:
             last_started = (position, cell)
     if last_started is not None:
         return _error_dict(*last_started, "", "")

@@ -297,3 +297,13 @@ def test_index_lists_only_parameters_that_were_set_or_differ(tmp_path):
     assert ">epochs<" in header  # set for one run, so it differs
     assert ">bands<" not in header and ">seed<" not in header  # shared defaults stay in each run's report
     assert ">f1<" in header
+
+
+def test_best_run_of_a_signed_error_is_the_one_closest_to_zero():
+    import pandas as pd
+
+    runs = pd.DataFrame({"status": ["ok", "ok", "ok"], "metric.count_error_pct": [-28.6, 4.0, 12.5],
+                         "metric.rmse": [3.0, 2.0, 5.0]})
+    best = report.best_runs(runs)
+    assert best["count_error_pct"] == 1
+    assert best["rmse"] == 1

@@ -484,6 +484,7 @@ def best_runs(runs: pd.DataFrame, directions: dict[str, str] | None = None) -> d
     """Index label of the best successful run per numeric ``metric.<name>`` column.
 
     ``directions`` maps a metric name to ``"min"`` or ``"max"``; other metrics use ``metric_direction``.
+    A "min" metric that takes negative values is a signed error: the value closest to zero wins.
     Metrics with no known direction, or fewer than two successful numeric values, get no best run.
     """
     directions = directions or {}
@@ -497,6 +498,9 @@ def best_runs(runs: pd.DataFrame, directions: dict[str, str] | None = None) -> d
         values = {i: v for i, v in ok[col].items() if _is_number(v) and math.isfinite(v)}
         if len(values) < 2:
             continue
+        if way == "min" and min(values.values()) < 0:
+            # an error-like metric with negative values is signed (a bias): closest to zero is best
+            values = {i: abs(v) for i, v in values.items()}
         best[metric] = (min if way == "min" else max)(values, key=values.get)
     return best
 

@@ -307,3 +307,8 @@ def test_best_run_of_a_signed_error_is_the_one_closest_to_zero():
     best = report.best_runs(runs)
     assert best["count_error_pct"] == 1
     assert best["rmse"] == 1
+
+
+def test_dict_and_list_metrics_read_as_short_text():
+    text = report.format_value({"precision": 0.47533333, "n_missed": 0, "names": ["a", "b"]})
+    assert text == "precision: 0.4753, n_missed: 0, names: [a, b]"

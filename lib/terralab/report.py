@@ -276,8 +276,10 @@ def format_value(value: Any) -> str:
         return f"{value:.4g}" if abs(value) < 1000 else f"{value:.6g}"
     if _is_table(value):
         return f"table {len(value.get('data', []))}×{len(value.get('columns', []))}"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(", ", ": "))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
     return str(value)
 
 

@@ -65,6 +65,8 @@ def test_injected_parameters_reach_the_kernel_and_its_metric(square_run):
 def test_kernel_runs_in_the_notebook_folder_with_the_metrics_file_set(square_run):
     assert square_run.metrics["kernel_cwd"] == str(NOTEBOOKS.resolve())
     assert square_run.metrics["metrics_file"] == str(square_run.metrics_json)
+    # kernels wait passively for OpenMP work unless the user chose a policy (set in the test, or not)
+    assert square_run.metrics["omp_wait_policy"] == (os.environ.get("OMP_WAIT_POLICY") or "PASSIVE")
     # handed to the kernel process only; this process's environment is left alone
     assert os.environ.get(report.METRICS_ENV) != str(square_run.metrics_json)
 

@@ -820,7 +820,7 @@ def run_notebook(
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     }
     # OpenMP threads that spin while waiting (torch's default) starve every other process on a busy machine:
-    # the rice notebook took 41 s instead of 12 s beside one busy core, and ~10 % less than 11 s when idle.
+    # the rice notebook took 41 s instead of 12 s beside one busy core (10.2 s vs 11.4 s when idle).
     # Sweeps put several kernels on the same cores, so kernels wait passively unless the user chose otherwise.
     kernel_env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY") or "PASSIVE"
     error: dict[str, Any] | None = None

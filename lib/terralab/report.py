@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,6 @@ METRIC_MIME = "application/vnd.terralab.metric+json"
 METRICS_ENV = "TERRALAB_METRICS_FILE"
 MAX_TABLE_CELLS = 5000
 # mkstemp creates 0600 files; reports are meant to be shared and served like any other output.
-_FILE_MODE = 0o644
 
 _METRICS: dict[str, Any] = {}
 
@@ -100,17 +98,9 @@ def _to_jsonable(value: Any, name: str) -> Any:
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file and a rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .files import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False))
 
 
 def record(name: str, value: Any) -> Any:
@@ -662,17 +652,9 @@ def index_html(
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write text to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .files import write_text_atomic as _write
+
+    _write(path, text)
 
 
 def build_index(

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
+from .files import atomic_path, write_text_atomic
 from .errors import (
     FileFormatError,
     InvalidInputError,
@@ -540,18 +541,6 @@ class RunResult:
         return self
 
 
-def _write_atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
-            write(fh)
-        os.chmod(tmp, report._FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _kernel_manager_class(env: dict[str, str], cwd: str):
     """nbclient's kernel manager, starting the kernel with ``env`` added to its environment and in ``cwd``.
 
@@ -901,9 +890,10 @@ def run_notebook(
             k: run[k]
             for k in ("parameters", "defaults", "metrics", "status", "duration_s", "started", "error")
         }
-        _write_atomic(ipynb_path, lambda fh: nbformat.write(nb, fh))
+        with atomic_path(ipynb_path) as tmp:
+            nbformat.write(nb, str(tmp))
         html = render_html(nb, run, show_code=show_code, resources_path=notebook.resolve().parent)
-        _write_atomic(html_path, lambda fh: fh.write(html))
+        write_text_atomic(html_path, html)
         report.write_json_atomic(metrics_path, run)
     finally:
         running_path.unlink(missing_ok=True)

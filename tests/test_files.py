@@ -1,0 +1,30 @@
+"""terralab.files: writers leave either the whole new file or the old one, never half a file."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from terralab.files import atomic_path, write_text_atomic
+
+
+def test_finished_block_replaces_the_file_with_the_suffix_kept_on_the_temporary(tmp_path):
+    target = tmp_path / "sub" / "map.tif"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.suffix == ".tif" and tmp != target
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert [p.name for p in target.parent.iterdir()] == ["map.tif"]
+
+
+def test_failing_block_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "table.csv"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("writer failed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]

@@ -37,7 +37,6 @@ import importlib
 import json
 import os
 import shutil
-import tempfile
 import types
 import warnings
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from .errors import (
     MissingDependencyError,
     UnknownDatasetError,
 )
+from .files import atomic_path
 
 __all__ = [
     "Catalog",
@@ -912,15 +912,8 @@ def _human(n: int) -> str:
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _call_generator(entry: Entry, kwargs: Mapping[str, Any]) -> Any:

@@ -21,13 +21,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .files import write_text_atomic
+
 if TYPE_CHECKING:
     import pandas as pd
 
 METRIC_MIME = "application/vnd.terralab.metric+json"
 METRICS_ENV = "TERRALAB_METRICS_FILE"
 MAX_TABLE_CELLS = 5000
-# mkstemp creates 0600 files; reports are meant to be shared and served like any other output.
 
 _METRICS: dict[str, Any] = {}
 
@@ -98,8 +99,6 @@ def _to_jsonable(value: Any, name: str) -> Any:
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file and a rename, so readers never see half a file."""
-    from .files import write_text_atomic
-
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False))
 
 
@@ -648,13 +647,6 @@ def index_html(
         "whose name says which way is better (error-like: lowest; score-like: highest).</p>"
         f"<script>{_SORT_JS}</script></body></html>\n"
     )
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write text to ``path`` through a temporary file and a rename."""
-    from .files import write_text_atomic as _write
-
-    _write(path, text)
 
 
 def build_index(

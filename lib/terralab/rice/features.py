@@ -20,8 +20,6 @@ Example
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import FileFormatError, InvalidInputError
+from ..files import atomic_path
 
 __all__ = [
     "BAND_SETS",
@@ -340,7 +339,6 @@ def write_stack(stack: xr.DataArray, path: str | Path, *, compress: str = "defla
 
     stack = check_stack(stack)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     profile = {
         "driver": "GTiff",
         "dtype": "float32",
@@ -355,15 +353,8 @@ def write_stack(stack: xr.DataArray, path: str | Path, *, compress: str = "defla
         "blockxsize": 256,
         "blockysize": 256,
     }
-    fd, tmp = tempfile.mkstemp(suffix=".tif", dir=path.parent)
-    os.close(fd)
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(stack.values.astype(np.float32))
-            for i, name in enumerate(stack["band"].values, start=1):
-                dst.set_band_description(i, str(name))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(stack.values.astype(np.float32))
+        for i, name in enumerate(stack["band"].values, start=1):
+            dst.set_band_description(i, str(name))
     return path

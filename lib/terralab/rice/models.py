@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import FileFormatError, InvalidInputError, MissingDependencyError
+from ..files import atomic_path
 from .features import Normalisation, band_names, check_stack, fit_normalisation, select_bands
 from .labels import ACES_CLASSES, NODATA, align_labels, class_weights, split
 
@@ -114,7 +114,6 @@ class RiceModel:
         """Write a checkpoint (weights, band names, normalisation, classes, config, history), atomically."""
         torch = _torch()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": _FORMAT,
             "kind": self.kind,
@@ -128,14 +127,8 @@ class RiceModel:
             payload["sklearn_pickle"] = pickle.dumps(self.net)
         else:
             payload["state_dict"] = self.net.state_dict()
-        fd, tmp = tempfile.mkstemp(suffix=".pt", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         return path
 
 
@@ -1005,12 +998,13 @@ def predict_geotiff(
         from ..errors import DataNotAvailableError
 
         raise DataNotAvailableError(f"{src_path} does not exist")
-    dst_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tif", dir=dst_path.parent)
-    os.close(fd)
     try:
         # GDAL's block cache defaults to 5 % of RAM and would grow with the raster: cap it
-        with rasterio.Env(GDAL_CACHEMAX=int(gdal_cache_mb) * 1024 * 1024), rasterio.open(src_path) as src:
+        with (
+            atomic_path(dst_path) as tmp,
+            rasterio.Env(GDAL_CACHEMAX=int(gdal_cache_mb) * 1024 * 1024),
+            rasterio.open(src_path) as src,
+        ):
             names = [d or f"band_{i + 1}" for i, d in enumerate(src.descriptions)]
             needed = [b for b in model.bands if b in names]
             probe = xr.DataArray(np.zeros((len(names), 1, 1), np.float32), dims=("band", "y", "x"), coords={"band": names})
@@ -1046,10 +1040,6 @@ def predict_geotiff(
                     model, read_window, write_rows, H, W, needed, tile=tile, overlap=overlap, batch_size=batch_size,
                     progress=progress, want_proba=False, device=device,
                 )
-        os.replace(tmp, dst_path)
     except RasterioError as err:
         raise FileFormatError(f"{src_path} is not a readable GeoTIFF ({err}); the file is corrupt or truncated") from err
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return dst_path

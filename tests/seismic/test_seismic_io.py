@@ -128,7 +128,7 @@ def test_seisbench_round_trip(tmp_path, ceed_file):
     assert list(back["station_location_code"].values) == [""] * 12
     assert (back["trace_start_time"].values == records["trace_start_time"].values.astype("datetime64[us]")).all()
     assert list(wave["component"].values) == ["E", "N", "Z"]
-    assert not list(tmp_path.joinpath("sb").glob(".*.tmp"))
+    assert not list(tmp_path.joinpath("sb").glob(".*.tmp*"))
 
 
 def test_seisbench_reads_bucketed_traces(tmp_path):

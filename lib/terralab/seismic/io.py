@@ -27,7 +27,6 @@ import io as _io
 import os
 import re
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError
+from ..files import atomic_path
 
 SAMPLING_RATE_HZ = 100.0
 ENZ = ("E", "N", "Z")
@@ -69,14 +69,6 @@ _RECORD_COORDS_FLOAT = ("trace_p_arrival_sample", "trace_s_arrival_sample")
 # ---------------------------------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------------------------------
-def _atomic_path(path: Path) -> tuple[Path, Path]:
-    """A temporary sibling of ``path`` to write into before ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return path, Path(tmp)
-
-
 def _to_python(value: Any) -> Any:
     """HDF5 attribute → plain Python value (bytes → str, 0-d arrays → scalars, arrays → lists)."""
     if isinstance(value, bytes):
@@ -481,21 +473,18 @@ def save_records_npz(records: xr.DataArray, path: str | os.PathLike) -> Path:
     _check_records(records)
     if [str(c) for c in records["component"].values] != list(ENZ):
         raise InvalidInputError("save_records_npz needs components E, N, Z in that order")
-    path, tmp = _atomic_path(Path(path))
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                fname=records["record"].values.astype(str),
-                data=np.ascontiguousarray(records.values.transpose(0, 2, 1).astype(np.float32)),
-                itp=records["trace_p_arrival_sample"].values.astype(np.int64),
-                its=records["trace_s_arrival_sample"].values.astype(np.int64),
-                channels=(records["trace_channel"].values.astype(str) if "trace_channel" in records.coords
-                          else np.array([""] * records.sizes["record"])),
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    path = Path(path)
+    # an open handle, so numpy does not append ".npz" to a target named otherwise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            fname=records["record"].values.astype(str),
+            data=np.ascontiguousarray(records.values.transpose(0, 2, 1).astype(np.float32)),
+            itp=records["trace_p_arrival_sample"].values.astype(np.int64),
+            its=records["trace_s_arrival_sample"].values.astype(np.int64),
+            channels=(records["trace_channel"].values.astype(str) if "trace_channel" in records.coords
+                      else np.array([""] * records.sizes["record"])),
+        )
     return path
 
 
@@ -876,9 +865,8 @@ def write_seisbench(records: xr.DataArray, directory: str | os.PathLike, compone
     meta["trace_npts"] = records.sizes["time"]
     meta["trace_component_order"] = component_order
 
-    h5_path, h5_tmp = _atomic_path(directory / "waveforms.hdf5")
-    csv_path, csv_tmp = _atomic_path(directory / "metadata.csv")
-    try:
+    # metadata.csv (outer block) is renamed into place last: a reader that finds it finds the waveforms too
+    with atomic_path(directory / "metadata.csv") as csv_tmp, atomic_path(directory / "waveforms.hdf5") as h5_tmp:
         with h5py.File(h5_tmp, "w") as f:
             fmt = f.create_group("data_format")
             fmt.create_dataset("dimension_order", data="CW")
@@ -890,11 +878,6 @@ def write_seisbench(records: xr.DataArray, directory: str | os.PathLike, compone
             for name, trace in zip(meta["trace_name"], ordered.values):
                 data.create_dataset(name, data=trace.astype(np.float32))
         meta.to_csv(csv_tmp, index=False)
-        os.replace(h5_tmp, h5_path)
-        os.replace(csv_tmp, csv_path)
-    finally:
-        h5_tmp.unlink(missing_ok=True)
-        csv_tmp.unlink(missing_ok=True)
     return directory
 
 

@@ -16,7 +16,6 @@ recover it:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import InvalidInputError
+from ..files import atomic_path
 
 SAMPLING_RATE_HZ = 100.0
 _TIME_FMT = "%Y-%m-%dT%H:%M:%S.%f"
@@ -197,10 +197,6 @@ def write_synthetic_ceed(
     if n_events < 1 or n_stations < 1:
         raise InvalidInputError("n_events and n_stations must be at least 1")
     rng = np.random.default_rng(seed)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     stations = pd.DataFrame({
         "network": "SY", "station": [f"S{k:03d}" for k in range(n_stations)], "location": "",
         "instrument": rng.choice(["HH", "EH", "BH"], size=n_stations),
@@ -209,72 +205,68 @@ def write_synthetic_ceed(
     })
     vp, vs = 6.0, 3.5
     truth = []
-    try:
-        with h5py.File(tmp, "w") as f:
-            for e in range(n_events):
-                event_id = f"sy{73000000 + e}"
-                origin = pd.Timestamp("2023-01-01T00:00:00") + pd.Timedelta(hours=7 * e + rng.uniform(0, 3))
-                lat, lon = 36.0 + rng.uniform(-0.3, 0.3), -120.0 + rng.uniform(-0.3, 0.3)
-                depth = rng.uniform(2, 15)
-                mag = round(float(rng.uniform(1.0, 4.0)), 2)
-                dx = (stations["longitude"] - lon) * 111.19 * np.cos(np.radians(lat))
-                dy = (stations["latitude"] - lat) * 111.19
-                epi = np.hypot(dx, dy).to_numpy()
-                hypo = np.hypot(epi, depth)
-                tp = hypo / vp
-                ts = hypo / vs
-                begin = origin + pd.Timedelta(seconds=float(tp.min()) - 30.0)
-                end = begin + pd.Timedelta(seconds=(nt - 1) / SAMPLING_RATE_HZ)
-                g = f.create_group(event_id)
-                g.attrs.update({
-                    "event_id": event_id, "event_time": origin.strftime(_TIME_FMT), "latitude": lat,
-                    "longitude": lon, "depth_km": depth, "magnitude": mag, "magnitude_type": "l",
-                    "source": "SY", "begin_time": begin.strftime(_TIME_FMT), "end_time": end.strftime(_TIME_FMT),
-                    "event_time_index": int(round((origin - begin).total_seconds() * SAMPLING_RATE_HZ)),
-                    "sampling_rate": SAMPLING_RATE_HZ, "nt": nt, "nx": n_stations,
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for e in range(n_events):
+            event_id = f"sy{73000000 + e}"
+            origin = pd.Timestamp("2023-01-01T00:00:00") + pd.Timedelta(hours=7 * e + rng.uniform(0, 3))
+            lat, lon = 36.0 + rng.uniform(-0.3, 0.3), -120.0 + rng.uniform(-0.3, 0.3)
+            depth = rng.uniform(2, 15)
+            mag = round(float(rng.uniform(1.0, 4.0)), 2)
+            dx = (stations["longitude"] - lon) * 111.19 * np.cos(np.radians(lat))
+            dy = (stations["latitude"] - lat) * 111.19
+            epi = np.hypot(dx, dy).to_numpy()
+            hypo = np.hypot(epi, depth)
+            tp = hypo / vp
+            ts = hypo / vs
+            begin = origin + pd.Timedelta(seconds=float(tp.min()) - 30.0)
+            end = begin + pd.Timedelta(seconds=(nt - 1) / SAMPLING_RATE_HZ)
+            g = f.create_group(event_id)
+            g.attrs.update({
+                "event_id": event_id, "event_time": origin.strftime(_TIME_FMT), "latitude": lat,
+                "longitude": lon, "depth_km": depth, "magnitude": mag, "magnitude_type": "l",
+                "source": "SY", "begin_time": begin.strftime(_TIME_FMT), "end_time": end.strftime(_TIME_FMT),
+                "event_time_index": int(round((origin - begin).total_seconds() * SAMPLING_RATE_HZ)),
+                "sampling_rate": SAMPLING_RATE_HZ, "nt": nt, "nx": n_stations,
+            })
+            for k, sta in stations.iterrows():
+                sid = f"{sta.network}.{sta.station}.{sta.location}.{sta.instrument}"
+                p_idx = int(round((origin + pd.Timedelta(seconds=float(tp[k])) - begin).total_seconds() * SAMPLING_RATE_HZ))
+                s_idx = int(round((origin + pd.Timedelta(seconds=float(ts[k])) - begin).total_seconds() * SAMPLING_RATE_HZ))
+                pol = str(rng.choice(["U", "D"]))
+                snr = float(np.clip(10 ** (mag - 1.5 * np.log10(max(hypo[k], 1.0)) + 1.5), 3, 200))
+                noise_um_s = 0.01
+                data = event_waveform(nt, p_idx, s_idx if s_idx < nt else None, pol, snr,
+                                      seed=int(rng.integers(0, 2**31))) * noise_um_s
+                p_time = begin + pd.Timedelta(seconds=p_idx / SAMPLING_RATE_HZ)
+                s_time = begin + pd.Timedelta(seconds=s_idx / SAMPLING_RATE_HZ)
+                az = float(np.degrees(np.arctan2(dx[k], dy[k])) % 360)
+                ds = g.create_dataset(sid, data=data)
+                ds.attrs.update({
+                    "network": sta.network, "station": sta.station, "location": sta.location,
+                    "instrument": sta.instrument, "component": "ENZ", "unit": "um/s",
+                    "dt_s": 1 / SAMPLING_RATE_HZ, "latitude": float(sta.latitude),
+                    "longitude": float(sta.longitude), "elevation_m": float(sta.elevation_m),
+                    "distance_km": float(epi[k]), "azimuth": (az + 180) % 360, "back_azimuth": az,
+                    "takeoff_angle": float(np.degrees(np.arctan2(epi[k], depth)) + 90),
+                    "snr": snr,
+                    "p_phase_index": p_idx, "p_phase_time": p_time.strftime(_TIME_FMT), "p_phase_score": 1.0,
+                    "p_phase_polarity": pol, "p_phase_status": "manual",
+                    "s_phase_index": s_idx, "s_phase_time": s_time.strftime(_TIME_FMT), "s_phase_score": 1.0,
+                    "s_phase_polarity": "N", "s_phase_status": "manual",
+                    "phase_type": _string_array(["P", "S"]),
+                    "phase_index": np.array([p_idx, s_idx]),
+                    "phase_time": _string_array([p_time.strftime(_TIME_FMT), s_time.strftime(_TIME_FMT)]),
+                    "phase_score": np.array([1.0, 1.0]),
+                    "phase_polarity": _string_array([pol, "N"]),
+                    "phase_remark": _string_array(["i", "e"]),
+                    "phase_picking_channel": _string_array([f"{sta.instrument}Z", f"{sta.instrument}E"]),
+                    "event_id": _string_array([event_id, event_id]),
                 })
-                for k, sta in stations.iterrows():
-                    sid = f"{sta.network}.{sta.station}.{sta.location}.{sta.instrument}"
-                    p_idx = int(round((origin + pd.Timedelta(seconds=float(tp[k])) - begin).total_seconds() * SAMPLING_RATE_HZ))
-                    s_idx = int(round((origin + pd.Timedelta(seconds=float(ts[k])) - begin).total_seconds() * SAMPLING_RATE_HZ))
-                    pol = str(rng.choice(["U", "D"]))
-                    snr = float(np.clip(10 ** (mag - 1.5 * np.log10(max(hypo[k], 1.0)) + 1.5), 3, 200))
-                    noise_um_s = 0.01
-                    data = event_waveform(nt, p_idx, s_idx if s_idx < nt else None, pol, snr,
-                                          seed=int(rng.integers(0, 2**31))) * noise_um_s
-                    p_time = begin + pd.Timedelta(seconds=p_idx / SAMPLING_RATE_HZ)
-                    s_time = begin + pd.Timedelta(seconds=s_idx / SAMPLING_RATE_HZ)
-                    az = float(np.degrees(np.arctan2(dx[k], dy[k])) % 360)
-                    ds = g.create_dataset(sid, data=data)
-                    ds.attrs.update({
-                        "network": sta.network, "station": sta.station, "location": sta.location,
-                        "instrument": sta.instrument, "component": "ENZ", "unit": "um/s",
-                        "dt_s": 1 / SAMPLING_RATE_HZ, "latitude": float(sta.latitude),
-                        "longitude": float(sta.longitude), "elevation_m": float(sta.elevation_m),
-                        "distance_km": float(epi[k]), "azimuth": (az + 180) % 360, "back_azimuth": az,
-                        "takeoff_angle": float(np.degrees(np.arctan2(epi[k], depth)) + 90),
-                        "snr": snr,
-                        "p_phase_index": p_idx, "p_phase_time": p_time.strftime(_TIME_FMT), "p_phase_score": 1.0,
-                        "p_phase_polarity": pol, "p_phase_status": "manual",
-                        "s_phase_index": s_idx, "s_phase_time": s_time.strftime(_TIME_FMT), "s_phase_score": 1.0,
-                        "s_phase_polarity": "N", "s_phase_status": "manual",
-                        "phase_type": _string_array(["P", "S"]),
-                        "phase_index": np.array([p_idx, s_idx]),
-                        "phase_time": _string_array([p_time.strftime(_TIME_FMT), s_time.strftime(_TIME_FMT)]),
-                        "phase_score": np.array([1.0, 1.0]),
-                        "phase_polarity": _string_array([pol, "N"]),
-                        "phase_remark": _string_array(["i", "e"]),
-                        "phase_picking_channel": _string_array([f"{sta.instrument}Z", f"{sta.instrument}E"]),
-                        "event_id": _string_array([event_id, event_id]),
-                    })
-                    truth.append({
-                        "event_id": event_id, "station_id": sid, "p_phase_index": p_idx, "s_phase_index": s_idx,
-                        "p_phase_time": p_time.tz_localize("UTC"), "s_phase_time": s_time.tz_localize("UTC"),
-                        "p_phase_polarity": pol, "distance_km": float(epi[k]), "magnitude": mag,
-                    })
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+                truth.append({
+                    "event_id": event_id, "station_id": sid, "p_phase_index": p_idx, "s_phase_index": s_idx,
+                    "p_phase_time": p_time.tz_localize("UTC"), "s_phase_time": s_time.tz_localize("UTC"),
+                    "p_phase_polarity": pol, "distance_km": float(epi[k]), "magnitude": mag,
+                })
     return pd.DataFrame(truth)
 
 

@@ -19,7 +19,6 @@ Example
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import InvalidInputError
+from ..files import atomic_path
 from .io import _check_records
 
 WINDOW_SAMPLES = 3000
@@ -155,15 +155,9 @@ def _window_f1(model, x, y, batch_size) -> dict[str, float]:
 def _save_checkpoint(path: Path, model, optimizer, epoch: int, history: list[dict]) -> None:
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
                     "epoch": epoch, "history": history}, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def train_phasenet(

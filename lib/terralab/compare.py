@@ -401,19 +401,13 @@ def comparison_html(
             '<p class="tl-note">Rerun only these with <code>terralab sweep … --retry-failed</code>.</p>'
         )
 
-    style = report._STYLE + (
-        ".tl-best{background:#dafbe1;padding:.4em .8em;border-radius:.4em;display:inline-block}"
+    return report.page_html(
+        title,
+        "\n".join(parts),
+        extra_style=".tl-best{background:#dafbe1;padding:.4em .8em;border-radius:.4em;display:inline-block}"
         "figure.tl-figure{display:inline-block;margin:0 1em 1em 0}"
         "figure.tl-figure figcaption{color:#57606a;font-size:.85em}"
-        "table.tl-pivot th:first-child{background:#f6f8fa}"
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_esc(title)}</title><style>{style}</style></head><body>"
-        + "\n".join(parts)
-        + '<p class="tl-note">Click a column header to sort. ★ marks the best successful run for metrics whose '
-        "name says which way is better (error-like: lowest; score-like: highest).</p>"
-        f"<script>{report._SORT_JS}</script></body></html>\n"
+        "table.tl-pivot th:first-child{background:#f6f8fa}",
     )
 
 

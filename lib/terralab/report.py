@@ -637,12 +637,22 @@ def index_html(
         sections.append('<p class="tl-note">no runs found (no *.metrics.json files)</p>')
     generated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     summary = f"{_plural(len(runs), 'run')}: {n_ok} ok, {n_failed} not ok · generated {generated}"
+    return page_html(
+        title,
+        f'<h1>{_esc(title)}</h1><p class="tl-sub">{_esc(summary)}</p>' + "\n".join(sections) + extra_html,
+    )
+
+
+def page_html(title: str, body: str, *, extra_style: str = "") -> str:
+    """A self-contained HTML page in the reports' look: ``body`` (HTML), then the note on sorting.
+
+    CSS and the script that sorts every ``table.tl`` by a click on its header are inline, so the page reads
+    offline. ``extra_style`` is CSS appended to the shared style sheet.
+    """
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_esc(title)}</title><style>{_STYLE}</style></head><body>"
-        f'<h1>{_esc(title)}</h1><p class="tl-sub">{_esc(summary)}</p>'
-        + "\n".join(sections)
-        + extra_html
+        f"<title>{_esc(title)}</title><style>{_STYLE}{extra_style}</style></head><body>"
+        + body
         + '<p class="tl-note">Click a column header to sort. ★ marks the best successful run for metrics '
         "whose name says which way is better (error-like: lowest; score-like: highest).</p>"
         f"<script>{_SORT_JS}</script></body></html>\n"

@@ -246,7 +246,16 @@ def _parse_parameters_cell(source: str) -> dict[str, Parameter]:
     return params
 
 
-def _read_notebook(notebook: str | os.PathLike):
+def read_notebook(notebook: str | os.PathLike):
+    """The notebook at ``notebook`` as an ``nbformat`` v4 node.
+
+    Raises
+    ------
+    NotebookNotFoundError
+        No such file (naming close matches in the same folder).
+    FileFormatError
+        The file is not a readable Jupyter notebook.
+    """
     import nbformat
 
     path = Path(notebook)
@@ -277,7 +286,7 @@ def declared_parameters(notebook: str | os.PathLike) -> dict[str, Parameter]:
     Each has its type (from the type hint, or inferred from a literal default), default and help comment.
     A notebook without such a cell declares none.
     """
-    nb = _read_notebook(notebook)
+    nb = read_notebook(notebook)
     cell = _parameters_cell(nb)
     if cell is None:
         return {}
@@ -407,7 +416,7 @@ def validate_parameters(notebook: str | os.PathLike, params: dict[str, Any] | No
     """
     params = dict(params or {})
     if not params:
-        _read_notebook(notebook)
+        read_notebook(notebook)
         return {}
     declared = declared_parameters(notebook)
     unknown = [name for name in params if name not in declared]
@@ -779,7 +788,7 @@ def run_notebook(
     from papermill.exceptions import PapermillExecutionError
 
     notebook = Path(notebook)
-    nb_source = _read_notebook(notebook)
+    nb_source = read_notebook(notebook)
     check_kernel(kernel)
     requested: dict[str, Any] = {}
     if parameters_file is not None:

@@ -576,10 +576,10 @@ def sweep(
 
     from . import compare
     from .errors import InvalidInputError, ParameterError
-    from .run import _read_notebook, check_kernel
+    from .run import check_kernel, read_notebook
 
     notebook = Path(notebook)
-    _read_notebook(notebook)
+    read_notebook(notebook)
     stem = notebook.stem
     if grid is None and not retry_failed:
         raise ParameterError("no grid given: pass {parameter: [values]} (or --grid NAME=V1,V2)")

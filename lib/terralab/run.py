@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .files import atomic_path, write_text_atomic
 from .errors import (
     FileFormatError,
     InvalidInputError,
@@ -49,6 +48,7 @@ from .errors import (
     OutputLocationError,
     ParameterError,
 )
+from .files import atomic_path, write_text_atomic
 
 DEFAULT_KERNEL = "terralab"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FileFormatError, InvalidInputError
+from ..files import write_text_atomic
 
 __all__ = [
     "FEATURES",
@@ -363,16 +363,7 @@ def train(n_scenes: int = 48, *, test_fraction: float = 0.25, seed: int = 1000, 
     }
     spec["metrics"] = metrics
     spec["trained_with"] = "python -m terralab.das.classify --retrain"
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(spec, fh, separators=(",", ":"))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(spec, separators=(",", ":")))
     _load_cached.cache_clear()
     return metrics
 

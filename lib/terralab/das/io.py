@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FileFormatError, InvalidInputError, MissingDependencyError
+from ..files import atomic_path
 
 __all__ = [
     "NPZ_SUFFIXES",
@@ -645,8 +646,6 @@ def write_files(data, directory: str | os.PathLike, *, file_s: float = 10.0, fmt
     list of pathlib.Path
         The files in time order.
     """
-    import tempfile
-
     if fmt not in ("npz", "netcdf"):
         raise InvalidInputError(f"fmt must be 'npz' or 'netcdf', got {fmt!r}")
     data = check(data)
@@ -661,9 +660,7 @@ def write_files(data, directory: str | os.PathLike, *, file_s: float = 10.0, fmt
         name = t0.strftime("%Y%m%dT%H%M%S") + f"{t0.microsecond // 1000:03d}"
         suffix = ".npz" if fmt == "npz" else ".nc"
         target = out_dir / f"{name}{suffix}"
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp_", suffix=suffix)
-        os.close(fd)
-        try:
+        with atomic_path(target) as tmp:
             if fmt == "npz":
                 with open(tmp, "wb") as fh:
                     np.savez(fh, data=part.values.T, t=part["time"].values.astype("datetime64[ns]"),
@@ -673,10 +670,6 @@ def write_files(data, directory: str | os.PathLike, *, file_s: float = 10.0, fmt
             else:
                 attrs = {k: v for k, v in part.attrs.items() if isinstance(v, (str, int, float))}
                 part.copy().assign_attrs(attrs).to_netcdf(tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         paths.append(target)
     return paths
 

@@ -141,10 +141,6 @@ def vehicle_features(vehicles, prod, dec, z, t, xb, valid, *, t_ref_ns: int, n_b
     return pd.DataFrame(rows, columns=FEATURES)
 
 
-def _robust_rms(x: np.ndarray) -> float:
-    return float(1.4826 * np.median(np.abs(x - np.median(x))))
-
-
 def _half_max_width(s: np.ndarray) -> float:
     """Samples over which |s| exceeds half its maximum, around the maximum."""
     a = np.abs(s)

@@ -184,11 +184,12 @@ def process_archive(
     files = [str(f) for f in io.list_files(paths)]
     if files_per_task < 1:
         raise InvalidInputError("files_per_task must be >= 1")
-    starts = [_file_start_ns(f, read_kwargs) for f in files]
+    ranges = [io.time_range(f) for f in files]
+    starts = [int(t0.astype("datetime64[ns]").astype(np.int64)) for t0, _ in ranges]
     order = np.argsort(starts, kind="stable")
     files = [files[i] for i in order]
     starts = [starts[i] for i in order]
-    dur = _file_duration_s(files[0], read_kwargs) if files else 0.0
+    dur = _file_duration_s(files[0], ranges[order[0]]) if files else 0.0
     pad = int(np.ceil(batch_s / max(dur, 1e-3))) + 1
     tasks = []
     for k in range(0, len(files), files_per_task):
@@ -227,16 +228,9 @@ def _archive_task(files: list[str], own: tuple[int, int], kwargs: dict):
     return out, compute
 
 
-def _file_start_ns(path: str, read_kwargs: dict | None) -> int:
-    from . import io
-
-    return int(io.time_range(path)[0].astype("datetime64[ns]").astype(np.int64))
-
-
-def _file_duration_s(path: str, read_kwargs: dict | None) -> float:
-    from . import io
-
-    t0, t1 = io.time_range(path)
+def _file_duration_s(path: str, time_range: tuple[np.datetime64, np.datetime64]) -> float:
+    """Seconds a file covers, from its first and last sample times (plus one sample step for npz files)."""
+    t0, t1 = time_range
     piece_fs = None
     if Path(path).suffix.lower() == ".npz":
         with np.load(path, allow_pickle=False) as z:

@@ -25,9 +25,7 @@ def one_hour_stream(minutes: float):
     """Real NCEDC records (the embedded sample) stitched and repeated into ``minutes`` of continuous data."""
     from terralab.seismic import io
 
-    records = io.read_sample()
-    three = [i for i, c in enumerate(records["trace_channel"].values) if "_" in str(c)]
-    wave, _ = io.stitch_records(records.isel(record=three))
+    wave, _ = io.stitch_records(io.three_component(io.read_sample()))
     n = int(minutes * 60 * 100)
     reps = int(np.ceil(n / wave.sizes["time"]))
     data = np.tile(wave.values, (1, reps))[:, :n]

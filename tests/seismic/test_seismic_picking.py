@@ -31,8 +31,7 @@ def sample():
 @pytest.fixture(scope="module")
 def stitched(sample):
     """The 3-component records of the embedded sample back to back: ~20 min of continuous real data."""
-    three = [i for i, c in enumerate(sample["trace_channel"].values) if "_" in str(c)]
-    return io.stitch_records(sample.isel(record=three))
+    return io.stitch_records(io.three_component(sample))
 
 
 @pytest.fixture(scope="module")

@@ -185,22 +185,37 @@ def run_counts(levels: np.ndarray) -> np.ndarray:
     ], dtype=float)
 
 
+def _length_features(M: np.ndarray, n_pixels: int, names: dict[str, str]) -> dict[str, float]:
+    """Features shared by run-length and size-zone matrices (columns = length or size 1, 2, …).
+
+    ``names`` maps each role (``percentage``, ``small``, ``large``, ``grey_nu``, ``length_nu``) to its pyradiomics
+    name, in the order the result lists them; all are NaN when the matrix is empty.
+    """
+    M = np.asarray(M, dtype=float)
+    n = M.sum()
+    if n == 0:
+        return dict.fromkeys(names.values(), np.nan)
+    lengths = np.arange(1, M.shape[1] + 1)
+    values = {
+        "percentage": float(n / n_pixels),
+        "small": float(np.sum(M / lengths**2) / n),
+        "large": float(np.sum(M * lengths**2) / n),
+        "grey_nu": float(np.sum(M.sum(axis=1) ** 2) / n),
+        "length_nu": float(np.sum(M.sum(axis=0) ** 2) / n),
+    }
+    return {name: values[role] for role, name in names.items()}
+
+
+_GLRLM_NAMES = {"percentage": "RunPercentage", "small": "ShortRunEmphasis", "large": "LongRunEmphasis",
+                "grey_nu": "GrayLevelNonUniformity", "length_nu": "RunLengthNonUniformity"}
+_GLSZM_NAMES = {"small": "SmallAreaEmphasis", "large": "LargeAreaEmphasis", "percentage": "ZonePercentage",
+                "grey_nu": "GrayLevelNonUniformity", "length_nu": "SizeZoneNonUniformity"}
+
+
 def glrlm_features(R: np.ndarray, n_pixels: int) -> dict[str, float]:
     """Run-length features of one matrix: RunPercentage = Nr / Np, Short/LongRunEmphasis, GrayLevelNonUniformity,
     RunLengthNonUniformity (pyradiomics names)."""
-    R = np.asarray(R, dtype=float)
-    nr = R.sum()
-    if nr == 0:
-        return {k: np.nan for k in ("RunPercentage", "ShortRunEmphasis", "LongRunEmphasis",
-                                    "GrayLevelNonUniformity", "RunLengthNonUniformity")}
-    lengths = np.arange(1, R.shape[1] + 1)
-    return {
-        "RunPercentage": float(nr / n_pixels),
-        "ShortRunEmphasis": float(np.sum(R / lengths**2) / nr),
-        "LongRunEmphasis": float(np.sum(R * lengths**2) / nr),
-        "GrayLevelNonUniformity": float(np.sum(R.sum(axis=1) ** 2) / nr),
-        "RunLengthNonUniformity": float(np.sum(R.sum(axis=0) ** 2) / nr),
-    }
+    return _length_features(R, n_pixels, _GLRLM_NAMES)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,19 +240,7 @@ def glszm_matrix(levels: np.ndarray, n_levels: int) -> np.ndarray:
 def glszm_features(Z: np.ndarray, n_pixels: int) -> dict[str, float]:
     """Size-zone features: SmallAreaEmphasis, LargeAreaEmphasis, ZonePercentage = Nz / Np,
     GrayLevelNonUniformity, SizeZoneNonUniformity (pyradiomics names)."""
-    Z = np.asarray(Z, dtype=float)
-    nz = Z.sum()
-    if nz == 0:
-        return {k: np.nan for k in ("SmallAreaEmphasis", "LargeAreaEmphasis", "ZonePercentage",
-                                    "GrayLevelNonUniformity", "SizeZoneNonUniformity")}
-    sizes = np.arange(1, Z.shape[1] + 1)
-    return {
-        "SmallAreaEmphasis": float(np.sum(Z / sizes**2) / nz),
-        "LargeAreaEmphasis": float(np.sum(Z * sizes**2) / nz),
-        "ZonePercentage": float(nz / n_pixels),
-        "GrayLevelNonUniformity": float(np.sum(Z.sum(axis=1) ** 2) / nz),
-        "SizeZoneNonUniformity": float(np.sum(Z.sum(axis=0) ** 2) / nz),
-    }
+    return _length_features(Z, n_pixels, _GLSZM_NAMES)
 
 
 def tile_radiomics(values: np.ndarray, n_levels: int, value_range: tuple[float, float]) -> dict[str, float]:

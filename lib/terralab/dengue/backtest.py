@@ -35,17 +35,38 @@ def available_models(*, images: bool = True) -> list[str]:
     return [n for n, cls in MODELS.items() if images or not cls.uses_images]
 
 
+def _source_covariates(cases: pd.DataFrame, who: str):
+    """Covariates of the cases' source for its locations, or None (with a warning when they cannot be had)."""
+    source = cases.attrs.get("source")
+    if not source or not _cases.has_covariates(source):
+        return None
+    try:
+        return _cases.load_covariates(source, list(cases.columns))
+    except DataNotAvailableError as exc:
+        warnings.warn(f"running {who} without covariates: {exc}", stacklevel=4)
+        return None
+
+
+def _shared_covariates(covariates, cases: pd.DataFrame, models: list):
+    """Covariates for several backtests of the same cases: loaded once here instead of once per model.
+
+    False (never) when the source has none for these locations, so each backtest does not try again.
+    """
+    if covariates is not None:
+        return covariates
+    users = [getattr(MODELS.get(m) if isinstance(m, str) else m, "uses_covariates", False) for m in models]
+    if not any(users):
+        return None
+    loaded = _source_covariates(cases, "the covariate models")
+    return False if loaded is None else loaded
+
+
 def _resolve_covariates(covariates, cases: pd.DataFrame, model: Forecaster):
     if covariates is False or not model.uses_covariates:
         return None
     if covariates is None:
-        source = cases.attrs.get("source")
-        if not source or not _cases.has_covariates(source):
-            return None
-        try:
-            covariates = _cases.load_covariates(source, list(cases.columns))
-        except DataNotAvailableError as exc:
-            warnings.warn(f"running {model.name} without covariates: {exc}", stacklevel=3)
+        covariates = _source_covariates(cases, model.name)
+        if covariates is None:
             return None
     return _cases.align_covariates(covariates, cases)
 
@@ -230,6 +251,7 @@ def select_model(cases: pd.DataFrame | str, candidates: Iterable[str] | None = N
         raise InvalidInputError("validation_weeks must be ≥ 1")
     v_start, v_end = start - int(validation_weeks) * WEEK, start - WEEK
     names = list(candidates) if candidates is not None else available_models(images=False)
+    covariates = _shared_covariates(covariates, cases, names)
     results = {n: backtest(cases, model=n, covariates=covariates, test_start=v_start, test_end=v_end,
                            horizon=horizon, lookback=lookback, seed=seed) for n in names}
     table = score_table(results).drop(columns="source")
@@ -271,7 +293,9 @@ def backtest_many(cases: pd.DataFrame | str, models: Iterable[str], *, baselines
     """
     if isinstance(cases, str):
         cases = _cases.load_cases(cases)
+    cases = _cases.validate_cases(cases)
     names = list(dict.fromkeys((list(BASELINES) if baselines else []) + list(models)))
+    kwargs["covariates"] = _shared_covariates(kwargs.get("covariates"), cases, names)
     return {name: backtest(cases, model=name, **kwargs) for name in names}
 
 

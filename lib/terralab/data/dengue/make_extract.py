@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from terralab.files import atomic_path
+
 CODES = [5001, 76001, 73001, 50001, 54001]
 
 
@@ -21,12 +23,14 @@ def main(src: str) -> None:
     cases = raw[week_cols].T
     cases.insert(0, "week", [int(c.split("/w")[1]) for c in week_cols])
     cases.insert(0, "year", [int(c.split("/w")[0]) for c in week_cols])
-    cases.to_csv(here / "colombia_denguenet_weekly_cases.csv", index=False)
+    with atomic_path(here / "colombia_denguenet_weekly_cases.csv") as tmp:
+        cases.to_csv(tmp, index=False)
     pop_cols = [c for c in raw.columns if c.startswith("Population")]
     pop = raw[pop_cols].T
     pop.index = [int(c[len("Population"):]) for c in pop_cols]
     pop.index.name = "year"
-    pop.to_csv(here / "colombia_denguenet_population.csv")
+    with atomic_path(here / "colombia_denguenet_population.csv") as tmp:
+        pop.to_csv(tmp)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ is reported.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -43,10 +42,8 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from distributed import LocalCluster
-
     from terralab.run import run_notebook
-    from terralab.sweep import sweep
+    from terralab.sweep import local_cluster, sweep
 
     grid = {"n": list(range(1, args.runs + 1))}
     fixed = {"work_n": args.work_n}
@@ -59,15 +56,7 @@ def main() -> int:
 
     with (
         tempfile.TemporaryDirectory(prefix="terralab-bench-") as tmp,
-        LocalCluster(
-            n_workers=args.workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-            scheduler_kwargs={"dashboard": False},
-        ) as cluster,
+        local_cluster(args.workers) as cluster,
     ):
         # One throw-away run per worker, so the warm figure excludes imports as well as start-up.
         sweep(

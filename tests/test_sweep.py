@@ -47,16 +47,8 @@ def _closed_port_address() -> str:
 @pytest.fixture(scope="module")
 def cluster():
     """A LocalCluster shaped like the one sweep() starts: one thread per worker process."""
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-        scheduler_kwargs={"dashboard": False},
-    ) as c:
+    pytest.importorskip("distributed")
+    with sw.local_cluster(2) as c:
         yield c
 
 

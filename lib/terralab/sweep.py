@@ -30,6 +30,7 @@ import re
 import socket
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,33 +321,43 @@ def _execute_point(
 
 
 # --- cluster ---------------------------------------------------------------------------------------
-def _connect(scheduler: Any, n_workers: int, connect_timeout_s: float):
-    """(client, cluster we own or None). A LocalCluster when ``scheduler`` is None."""
+def local_cluster(n_workers: int, **scheduler_kwargs: Any):
+    """A ``distributed.LocalCluster`` shaped for sweeps, as ``sweep()`` starts one.
+
+    One single-threaded worker process per run: notebooks run their own kernels, and a run that kills its
+    worker takes nothing else down. Loopback only, no dashboard: the cluster lives as long as the sweep.
+    ``scheduler_kwargs`` go to the scheduler (e.g. ``allowed_failures=0``).
+    """
     import logging
 
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+        scheduler_kwargs={"dashboard": False, **scheduler_kwargs},
+    )
+
+
+def _connect(scheduler: Any, n_workers: int, connect_timeout_s: float):
+    """(client, cluster we own or None). A LocalCluster when ``scheduler`` is None."""
     from .errors import MissingDependencyError, SchedulerError
 
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError as exc:  # pragma: no cover - distributed is a core dependency
         raise MissingDependencyError("sweeps need dask.distributed: pip install 'distributed'") from exc
 
     if isinstance(scheduler, Client):
         return scheduler, None
     if scheduler is None:
-        # One single-threaded worker process per run: notebooks run their own kernels, and a run that
-        # kills its worker takes nothing else down. allowed_failures=0 marks a run whose worker died as
-        # failed at once instead of replaying it on the next worker.
-        # Loopback only, no dashboard: the cluster lives as long as the sweep.
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-            scheduler_kwargs={"allowed_failures": 0, "dashboard": False},
-        )
+        # allowed_failures=0 marks a run whose worker died as failed at once instead of replaying it on
+        # the next worker.
+        cluster = local_cluster(n_workers, allowed_failures=0)
         try:
             return Client(cluster, set_as_default=False), cluster
         except BaseException:
@@ -651,18 +662,18 @@ def sweep(
             bar = tqdm(total=len(todo), desc=f"sweep {stem}", unit="run", disable=not progress)
             _run_on_cluster(
                 client,
-                notebook,
-                todo,
-                records,
-                output_text,
-                fs,
-                root,
-                kernel,
-                show_code,
-                cell_timeout_s,
-                timeout_s,
-                save_state,
-                bar,
+                notebook=notebook,
+                todo=todo,
+                records=records,
+                output_text=output_text,
+                fs=fs,
+                root=root,
+                kernel=kernel,
+                show_code=show_code,
+                cell_timeout_s=cell_timeout_s,
+                timeout_s=timeout_s,
+                save_state=save_state,
+                bar=bar,
                 throttle=cluster is not None,
             )
         finally:
@@ -694,22 +705,25 @@ def sweep(
 
 def _run_on_cluster(
     client,
-    notebook: Path,
-    todo,
-    records,
-    output_text,
-    fs,
-    root,
-    kernel,
-    show_code,
-    cell_timeout_s,
-    timeout_s,
-    save_state,
-    bar,
     *,
+    notebook: Path,
+    todo: list[tuple[str, dict[str, Any]]],
+    records: dict[str, dict[str, Any]],
+    output_text: str,
+    fs,
+    root: str,
+    kernel: str,
+    show_code: bool,
+    cell_timeout_s: float | None,
+    timeout_s: float | None,
+    save_state: Callable[[], None],
+    bar,
     throttle: bool,
 ) -> None:
     """Submit the runs, collect each as it finishes, and record a failure for whatever did not finish.
+
+    ``todo`` holds (run name, parameters) pairs; each finished run's record goes into ``records`` (by
+    name) and ``save_state`` is called after it.
 
     With ``throttle`` a run is submitted only while a worker thread is free, so no worker ever holds a
     second run in its queue: when a worker dies, only the run it was executing is lost. (The scheduler

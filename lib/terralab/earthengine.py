@@ -371,11 +371,16 @@ def export_tfrecord(
         "formatOptions": options,
         "maxPixels": 1e13,
     }
+    return _start_export(ee.batch.Export.image, description, bucket, folder, common)
+
+
+def _start_export(export, description: str, bucket: str | None, folder: str | None, common: dict[str, Any]):
+    """Start ``export`` (``ee.batch.Export.image`` or ``.table``) to Drive, or to ``bucket`` under ``folder``."""
     if bucket is None:
-        task = ee.batch.Export.image.toDrive(folder=folder, fileNamePrefix=description, **common)
+        task = export.toDrive(folder=folder, fileNamePrefix=description, **common)
     else:
         prefix = f"{folder.strip('/')}/{description}" if folder else description
-        task = ee.batch.Export.image.toCloudStorage(bucket=bucket, fileNamePrefix=prefix, **common)
+        task = export.toCloudStorage(bucket=bucket, fileNamePrefix=prefix, **common)
     task.start()
     return task
 
@@ -397,13 +402,7 @@ def export_table_tfrecord(
     common: dict[str, Any] = {"collection": collection, "description": description, "fileFormat": "TFRecord"}
     if selectors is not None:
         common["selectors"] = list(selectors)
-    if bucket is None:
-        task = ee.batch.Export.table.toDrive(folder=folder, fileNamePrefix=description, **common)
-    else:
-        prefix = f"{folder.strip('/')}/{description}" if folder else description
-        task = ee.batch.Export.table.toCloudStorage(bucket=bucket, fileNamePrefix=prefix, **common)
-    task.start()
-    return task
+    return _start_export(ee.batch.Export.table, description, bucket, folder, common)
 
 
 # --- a recording stand-in for the ee module, for tests -------------------------------------------------

@@ -266,7 +266,13 @@ def dengai_holdout(model: str | Forecaster = "persistence", years: int = 2, hori
     With ``validation=True`` the window is instead the ``years`` × 52 weeks before that (for choosing models
     without touching the holdout). Returns the two cities' backtests stacked (as :func:`backtest`).
     """
-    parts = []
+    return _dengai_holdouts([model], years, horizon, lookback, seed, covariates, validation, params)[model]
+
+
+def _dengai_holdouts(models: list, years: int, horizon: int, lookback: int, seed: int, covariates,
+                     validation: bool, params: Mapping[str, Any]) -> dict:
+    """:func:`dengai_holdout` of several models, loading each city's cases and covariates once."""
+    parts: dict = {m: [] for m in models}
     for city in _cases.DENGAI_CITIES:
         cases = _cases.load_cases("dengai", [city])
         n_test = int(years) * 52
@@ -274,13 +280,17 @@ def dengai_holdout(model: str | Forecaster = "persistence", years: int = 2, hori
         start_pos = end_pos - n_test + 1
         if start_pos < 1:
             raise InvalidInputError(f"DengAI {city} has {len(cases)} weeks, too few for a {years}-year holdout")
-        parts.append(backtest(cases, model=model, covariates=covariates,
-                              test_start=cases.index[start_pos], test_end=cases.index[end_pos], horizon=horizon,
-                              lookback=lookback, seed=seed, model_params=params or None))
-    out = pd.concat(parts, ignore_index=True)
-    out.attrs = dict(parts[0].attrs, test_start=None, test_end=None,
-                     windows={c: (p.attrs["test_start"], p.attrs["test_end"]) for c, p in
-                              zip(_cases.DENGAI_CITIES, parts)})
+        city_covariates = _shared_covariates(covariates, cases, models)
+        for m in models:
+            parts[m].append(backtest(cases, model=m, covariates=city_covariates,
+                                     test_start=cases.index[start_pos], test_end=cases.index[end_pos],
+                                     horizon=horizon, lookback=lookback, seed=seed, model_params=params or None))
+    out = {}
+    for m, frames in parts.items():
+        out[m] = pd.concat(frames, ignore_index=True)
+        out[m].attrs = dict(frames[0].attrs, test_start=None, test_end=None,
+                            windows={c: (p.attrs["test_start"], p.attrs["test_end"]) for c, p in
+                                     zip(_cases.DENGAI_CITIES, frames)})
     return out
 
 
@@ -308,7 +318,7 @@ def dengai_score_table(models: Iterable[str] = (), years: int = 2, horizon: int 
     """
     names = list(dict.fromkeys(list(BASELINES) + [m for m in models if not MODELS[m].uses_images]))
     try:
-        results = {n: dengai_holdout(n, years=years, horizon=horizon, lookback=lookback, seed=seed) for n in names}
+        results = _dengai_holdouts(names, years, horizon, lookback, seed, None, False, {})
     except DataNotAvailableError as exc:
         if missing == "skip":
             warnings.warn(f"DengAI holdout skipped: {exc}", stacklevel=2)

@@ -44,6 +44,7 @@ __all__ = [
     "band_names",
     "check_stack",
     "fit_normalisation",
+    "index_values",
     "make_stack",
     "read_stack",
     "select_bands",
@@ -122,17 +123,22 @@ def check_stack(stack: xr.DataArray, name: str = "stack") -> xr.DataArray:
     return stack.transpose("band", "y", "x")
 
 
-def _index(stack: xr.DataArray, index: str, season: str) -> xr.DataArray:
-    def band(b: str) -> xr.DataArray:
-        return stack.sel(band=f"{b}_{season}", drop=True).astype(np.float32)
-
+def index_values(index: str, red, green, blue, nir):
+    """One of :data:`INDICES` from reflectance (0–1) arrays or DataArrays; a zero denominator gives inf/NaN."""
     with np.errstate(divide="ignore", invalid="ignore"):
         if index == "ndvi":
-            out = (band("nir") - band("red")) / (band("nir") + band("red"))
-        elif index == "ndwi":  # McFeeters: green vs NIR, high over open water
-            out = (band("green") - band("nir")) / (band("green") + band("nir"))
-        else:  # EVI with the MODIS coefficients; reflectance in [0, 1]
-            out = 2.5 * (band("nir") - band("red")) / (band("nir") + 6 * band("red") - 7.5 * band("blue") + 1)
+            return (nir - red) / (nir + red)
+        if index == "ndwi":  # McFeeters: green vs NIR, high over open water
+            return (green - nir) / (green + nir)
+        # EVI with the MODIS coefficients
+        return 2.5 * (nir - red) / (nir + 6 * red - 7.5 * blue + 1)
+
+
+def _index(stack: xr.DataArray, index: str, season: str) -> xr.DataArray:
+    red, green, blue, nir = (
+        stack.sel(band=f"{b}_{season}", drop=True).astype(np.float32) for b in ("red", "green", "blue", "nir")
+    )
+    out = index_values(index, red, green, blue, nir)
     return out.where(np.isfinite(out))
 
 

@@ -35,7 +35,9 @@ import xarray as xr
 
 from ..errors import FileFormatError, InvalidInputError, MissingDependencyError
 from ..files import atomic_path
-from .features import Normalisation, band_names, check_stack, fit_normalisation, select_bands
+from .features import (
+    INDICES, Normalisation, band_names, check_stack, fit_normalisation, index_values, select_bands,
+)
 from .labels import ACES_CLASSES, NODATA, align_labels, class_weights, split
 
 __all__ = ["POINT_META_COLUMNS", "RiceModel", "fit", "load", "predict", "predict_geotiff"]
@@ -298,8 +300,6 @@ def _point_bands(points: pd.DataFrame, bands) -> list[str]:
 
 
 def _point_matrix(points: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
-    from .features import INDICES
-
     missing = [n for n in names if n not in points.columns and n.split("_")[0] not in INDICES]
     if missing:
         raise InvalidInputError(
@@ -315,14 +315,7 @@ def _point_matrix(points: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
         lacking = [v for v in need.values() if v not in points.columns]
         if lacking:
             raise InvalidInputError(f"cannot compute {name}: the points lack {lacking}")
-        r, g, b, n = (points[need[k]].to_numpy(dtype=np.float64) for k in ("red", "green", "blue", "nir"))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if index == "ndvi":
-                v = (n - r) / (n + r)
-            elif index == "ndwi":
-                v = (g - n) / (g + n)
-            else:
-                v = 2.5 * (n - r) / (n + 6 * r - 7.5 * b + 1)
+        v = index_values(index, *(points[c].to_numpy(dtype=np.float64) for c in need.values()))
         cols.append(np.where(np.isfinite(v), v, np.nan).astype(np.float32))
     return np.column_stack(cols) if cols else np.zeros((len(points), 0), np.float32)
 
@@ -619,8 +612,7 @@ def _fit_unet(
     n_classes = _n_classes(lab, val)
     names_c = _class_names(n_classes, class_names, attrs_names)
     n_classes = max(n_classes, len(names_c))
-    train_view = stack.copy(data=np.where(np.isnan(values), np.nan, values))
-    norm = fit_normalisation(train_view)
+    norm = fit_normalisation(stack.copy(data=values))
     x = np.nan_to_num(norm.apply(values), nan=0.0)
     # pad the scene to at least one patch: small scenes (and tiles smaller than the stride) still train
     H, W = lab.shape
@@ -699,13 +691,10 @@ def _fit_unet(
 
 
 def _grid_windows(H: int, W: int, patch: int, val: np.ndarray) -> list[tuple[int, int]]:
-    def starts(n: int) -> list[int]:
-        s = list(range(0, n - patch + 1, patch))
-        if s[-1] + patch < n:
-            s.append(n - patch)
-        return s
-
-    return [(r, c) for r in starts(H) for c in starts(W) if (val[r : r + patch, c : c + patch] >= 0).any()]
+    return [
+        (r, c) for r in _starts(H, patch, patch) for c in _starts(W, patch, patch)
+        if (val[r : r + patch, c : c + patch] >= 0).any()
+    ]
 
 
 def _unet_validation(net, x, val, windows, patch, loss_fn, batch_size, device) -> tuple[float, float]:
@@ -1009,8 +998,6 @@ def predict_geotiff(
             needed = [b for b in model.bands if b in names]
             probe = xr.DataArray(np.zeros((len(names), 1, 1), np.float32), dims=("band", "y", "x"), coords={"band": names})
             select_bands(probe, model.bands)  # raises with the list of missing bands
-            from .features import INDICES
-
             if len(needed) < len(model.bands):  # indices computed on the fly need their RGBN bands
                 extra = [f"{b}_{n.split('_', 1)[1]}" for n in model.bands if n not in names and n.split("_")[0] in INDICES
                          for b in ("red", "green", "blue", "nir")]

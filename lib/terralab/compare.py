@@ -33,8 +33,12 @@ import math
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .files import FILE_MODE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -430,23 +434,30 @@ def write_text(url: str, text: str) -> str:
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url)
-    parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
-    tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp" if parent else f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+    parent = path.rpartition("/")[0]
     if parent:
         fs.makedirs(parent, exist_ok=True)
-    with fs.open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    move_into_place(fs, tmp, path)
+    with atomic_fs_path(fs, path) as tmp:
+        fs.pipe_file(tmp, text.encode("utf-8"))
     return url
 
 
-def move_into_place(fs, tmp: str, path: str) -> None:
-    """Rename a fully written temporary file ``tmp`` to ``path`` on filesystem ``fs``; remove it on failure."""
+@contextmanager
+def atomic_fs_path(fs, path: str) -> Iterator[str]:
+    """:func:`terralab.files.atomic_path` on an fsspec filesystem ``fs``.
+
+    Yields a temporary name beside ``path``; when the block finishes it is renamed to ``path`` (moved, on
+    object stores), on any error it is removed.
+    """
     from fsspec.implementations.local import LocalFileSystem
 
+    parent, _, name = path.rpartition("/")
+    hidden = f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp = f"{parent}/{hidden}" if parent else hidden
     try:
+        yield tmp
         if isinstance(fs, LocalFileSystem):
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, FILE_MODE)
             os.replace(tmp, path)
         else:
             fs.mv(tmp, path)

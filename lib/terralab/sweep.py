@@ -225,12 +225,10 @@ def _open_output(output: str | os.PathLike):
 
 def _put_file(fs, local: str | os.PathLike, target: str) -> None:
     """Copy a local file to ``target`` on ``fs`` through a temporary name, so no half file is ever visible."""
-    from .compare import move_into_place
+    from .compare import atomic_fs_path
 
-    parent, name = target.rsplit("/", 1)
-    tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
-    fs.put_file(os.fspath(local), tmp)
-    move_into_place(fs, tmp, target)
+    with atomic_fs_path(fs, target) as tmp:
+        fs.put_file(os.fspath(local), tmp)
 
 
 def _is_local(fs) -> bool:
@@ -240,10 +238,10 @@ def _is_local(fs) -> bool:
 
 
 def _write_json(fs, target: str, data: Any) -> None:
-    with tempfile.TemporaryDirectory(prefix="terralab-sweep-") as tmp:
-        local = Path(tmp, "state.json")
-        local.write_text(json.dumps(data, indent=2, default=str))
-        _put_file(fs, local, target)
+    from .compare import atomic_fs_path
+
+    with atomic_fs_path(fs, target) as tmp:
+        fs.pipe_file(tmp, json.dumps(data, indent=2, default=str).encode("utf-8"))
 
 
 def _read_state(fs, root: str) -> dict[str, Any] | None:

@@ -190,6 +190,13 @@ def test_same_seed_gives_the_same_dnn(points):
     assert list(a.history.columns) == ["member", "epoch", "train_loss", "val_loss", "val_accuracy"]
 
 
+def test_validation_points_without_a_usable_row_are_refused(points):
+    unusable = points.copy()
+    unusable["class"] = -1
+    with pytest.raises(InvalidInputError, match="validation points hold no labelled row"):
+        rice.fit(points, model="dnn", validation=unusable, epochs=2, progress=False)
+
+
 def test_dnn_predicts_points_by_row_and_minus_one_for_nan_rows(points, tmp_path):
     model = rice.fit(points, model="dnn", epochs=20, seed=0, progress=False)
     with_nan = points.copy()

@@ -539,6 +539,11 @@ def _fit_pixels(
     else:
         vkeep = (yv >= 0) & ~np.isnan(Xv).any(axis=1)
         Xv, yv = Xv[vkeep], yv[vkeep].astype(np.int64)
+        if yv.size == 0:
+            raise InvalidInputError(
+                "the validation points hold no labelled row with every band valid; pass validation points "
+                "with class ids ≥ 0 and no NaN bands, or validation=None to hold out 15 % of the training points"
+            )
     if y.size == 0:
         raise InvalidInputError("the training split is empty after holding out validation points")
     config = {

@@ -31,7 +31,6 @@ import itertools
 import json
 import math
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -415,20 +414,6 @@ def comparison_html(
     )
 
 
-def runs_from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """``load_runs``' frame built from run records (the content of ``*.metrics.json`` files).
-
-    The records are written to a scratch folder and read back with ``terralab.report.load_runs``, so a sweep
-    whose outputs live in object storage gets exactly the columns a local folder of runs would.
-    """
-    from . import report
-
-    with tempfile.TemporaryDirectory(prefix="terralab-compare-") as tmp:
-        for rec in records:
-            Path(tmp, f"{rec['name']}.metrics.json").write_text(json.dumps(rec))
-        return report.load_runs(tmp)
-
-
 def write_text(url: str, text: str) -> str:
     """Write ``text`` to a local path or fsspec URL without ever leaving half a file at ``url``."""
     import fsspec
@@ -514,7 +499,7 @@ def write_comparison(
             names = {r["name"] for r in state.get("runs", [])}
             runs = runs[runs["name"].isin(names)].reset_index(drop=True)
     else:
-        runs = runs_from_records(records)
+        runs = report.runs_from_records(records)
     if title is None:
         stem = Path(notebook).stem if notebook else Path(output.rstrip("/")).name
         title = f"Sweep of {stem}"

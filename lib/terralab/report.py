@@ -399,10 +399,14 @@ def _read_run(path: Path) -> dict[str, Any]:
             "status": "unreadable",
             "error": {"ename": "FileFormatError", "evalue": "not a mapping"},
         }
+    return _complete_record(data, stem)
+
+
+def _complete_record(data: dict[str, Any], name: str) -> dict[str, Any]:
     if "status" not in data:
         # Only record() has written here: the run is still going or died before the runner finished it.
         data = {**data, "status": "incomplete"}
-    data.setdefault("name", stem)
+    data.setdefault("name", name)
     return data
 
 
@@ -419,8 +423,6 @@ def load_runs(directory: str | os.PathLike) -> pd.DataFrame:
     >>> runs = load_runs("reports")                          # doctest: +SKIP
     >>> runs[["name", "status", "metric.rice_f1"]]           # doctest: +SKIP
     """
-    import pandas as pd
-
     from .errors import OutputLocationError
 
     directory = Path(directory)
@@ -428,9 +430,27 @@ def load_runs(directory: str | os.PathLike) -> pd.DataFrame:
         raise OutputLocationError(
             f"report directory {directory} does not exist; run `terralab run` or `terralab demo` first"
         )
+    paths = sorted(directory.glob("*.metrics.json"))
+    return _runs_frame([_read_run(p) for p in paths], [str(p) for p in paths])
+
+
+def runs_from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """:func:`load_runs`' frame built from run records (the contents of ``*.metrics.json`` files).
+
+    A sweep whose outputs live in object storage gets exactly the columns a local folder of runs would;
+    ``path`` is empty.
+    """
+    # In the order load_runs reads files, so the param./metric. columns come out in the same order too.
+    records = sorted(records, key=lambda rec: f"{rec['name']}.metrics.json")
+    records = [_complete_record(dict(rec), rec["name"]) for rec in records]
+    return _runs_frame(records, [None] * len(records))
+
+
+def _runs_frame(records: list[dict[str, Any]], paths: list[str | None]) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
-    for path in sorted(directory.glob("*.metrics.json")):
-        run = _read_run(path)
+    for run, path in zip(records, paths):
         params = dict(run.get("defaults") or {})
         params.update(run.get("parameters") or {})
         metrics = run.get("metrics") or {}
@@ -446,7 +466,7 @@ def load_runs(directory: str | os.PathLike) -> pd.DataFrame:
             "parameters": run.get("parameters") or {},
             "defaults": run.get("defaults") or {},
             "metrics": metrics,
-            "path": str(path),
+            "path": path,
         }
         row.update({f"param.{k}": v for k, v in params.items()})
         row.update({f"metric.{k}": v for k, v in metrics.items()})

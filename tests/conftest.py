@@ -1,8 +1,13 @@
 """Shared test fixtures.
 
 Real data lives in ``../shared/data`` beside the project (CI always has it). Tests that need it use the
-``shared_data`` fixture, which skips with a clear reason when the folder is absent, so a fresh clone
-without it still passes.
+``shared_data`` fixture. On a user's machine without that folder they skip with a clear reason, so a fresh
+clone still passes; with ``TERRALAB_REQUIRE_DATA=1`` (``.ci/run`` sets it) a missing folder **fails** them
+instead, so CI cannot pass by skipping. Anything else a test may find missing (a browser, a server) goes
+through :func:`require`, which follows the same rule.
+
+Where the real data is looked up, first found wins: ``TERRALAB_SHARED_DATA``, then a
+``TERRALAB_DATA_MIRROR`` the user set, then ``../shared/data`` beside the repository.
 """
 
 from __future__ import annotations
@@ -13,27 +18,52 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("TERRALAB_SHARED_DATA", ROOT.parent / "shared" / "data")).resolve()
+#: The mirror the user (or the Makefile, or .ci/run) set before the tests started, if any.
+USER_MIRROR = os.environ.get("TERRALAB_DATA_MIRROR") or None
+SHARED_DATA = Path(
+    os.environ.get("TERRALAB_SHARED_DATA") or USER_MIRROR or (ROOT.parent / "shared" / "data")
+).resolve()
+#: True when missing real data or a missing test dependency must fail the test instead of skipping it.
+REQUIRE_DATA = os.environ.get("TERRALAB_REQUIRE_DATA", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _have_shared() -> bool:
+def have_shared() -> bool:
+    """True when the real-data folder (with its SOURCES.md) is there."""
     return (SHARED_DATA / "SOURCES.md").exists()
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip the calling test with ``reason`` when ``condition`` is false; fail it instead in CI.
+
+    CI (``TERRALAB_REQUIRE_DATA=1``) must not pass by skipping: a missing data folder, browser or server there
+    is a broken CI machine, not a reason to skip.
+    """
+    if condition:
+        return
+    if REQUIRE_DATA:
+        pytest.fail(f"TERRALAB_REQUIRE_DATA=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """Path of ../shared/data; skips the test when that folder is not there."""
-    if not _have_shared():
-        pytest.skip(f"real data not found at {SHARED_DATA} (set TERRALAB_SHARED_DATA or put shared/ beside the repo)")
+    """Path of the real data (``../shared/data``); skips the test when absent (fails under REQUIRE_DATA)."""
+    require(
+        have_shared(),
+        f"real data not found at {SHARED_DATA} (set TERRALAB_SHARED_DATA or TERRALAB_DATA_MIRROR, "
+        "or put shared/ beside the repo)",
+    )
     return SHARED_DATA
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets a fresh catalog cache and, when present, the shared data as mirror."""
+    """Every test gets a fresh catalog cache and, as mirror, the user's own or the shared data when present."""
     cache = tmp_path_factory.getbasetemp() / "terralab-cache"
     monkeypatch.setenv("TERRALAB_CACHE", str(cache))
-    if _have_shared():
+    if USER_MIRROR:
+        monkeypatch.setenv("TERRALAB_DATA_MIRROR", USER_MIRROR)
+    elif have_shared():
         monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(SHARED_DATA))
     else:
         monkeypatch.delenv("TERRALAB_DATA_MIRROR", raising=False)

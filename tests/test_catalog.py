@@ -1,7 +1,8 @@
 """terralab.catalog: lookup order, sha256 verification, clear errors, readers, and the real catalog's coverage.
 
 No test touches the network: an autouse fixture makes every socket connect fail, and downloads are simulated
-by replacing pooch's HTTP downloader (so pooch's own temp-file / hash / rename path still runs).
+by replacing pooch's HTTP downloader (so pooch's own temp-file / hash / rename path still runs). Retries do not
+wait: the back-off sleep is replaced by a recorder, so the tests see the delays that would have been waited.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
+import sys
+import types
 from fractions import Fraction
 from pathlib import Path
 
@@ -60,8 +63,22 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+@pytest.fixture(autouse=True)
+def waits(monkeypatch) -> list[float]:
+    """The back-off delays the catalog would have slept, in order (nothing is actually waited)."""
+    slept: list[float] = []
+    monkeypatch.setattr(catalog, "_sleep", slept.append)
+    return slept
+
+
 @pytest.fixture
-def fake_http(monkeypatch):
+def http_failures() -> dict[str, list[BaseException]]:
+    """url -> errors the fake server raises, one per request, before it serves the url."""
+    return {}
+
+
+@pytest.fixture
+def fake_http(monkeypatch, http_failures):
     """Serve URLs from a dict through pooch's real download path; record what was requested."""
     import pooch.downloaders
     import requests
@@ -71,6 +88,8 @@ def fake_http(monkeypatch):
 
     def call(self, url, output_file, pooch_obj, check_only=False):
         requested.append(url)
+        if http_failures.get(url):
+            raise http_failures[url].pop(0)
         if url not in served:
             raise requests.exceptions.ConnectionError(f"no route to host for {url}")
         data = served[url]
@@ -251,12 +270,90 @@ def test_download_lands_in_cache_then_serves_from_cache(tiny, cache, no_mirror, 
     assert requested == [URL]
 
 
-def test_download_with_wrong_bytes_raises_checksum_error_and_keeps_nothing(tiny, cache, no_mirror, fake_http):
+def test_download_with_wrong_bytes_raises_checksum_error_and_keeps_nothing(tiny, cache, no_mirror, fake_http,
+                                                                           waits):
     fake_http[0][URL] = b"something else\n"
     with pytest.raises(ChecksumError) as err:
         tiny.fetch("demo_table", progress=False)
     assert SHA in str(err.value)
     assert not list(cache.rglob("*.csv")), "a download with the wrong hash must not stay in the cache"
+    assert fake_http[1] == [URL] and waits == [], "a complete file with the wrong hash is not fetched again"
+
+
+def _http_error(status: int):
+    import requests
+
+    response = requests.Response()
+    response.status_code = status
+    return requests.exceptions.HTTPError(f"{status} Error for url: {URL}", response=response)
+
+
+def test_download_rides_out_passing_failures_with_a_doubling_back_off(tiny, cache, no_mirror, fake_http,
+                                                                      http_failures, waits):
+    import requests
+
+    served, requested = fake_http
+    served[URL] = CONTENT
+    http_failures[URL] = [requests.exceptions.ConnectionError("connection reset"), _http_error(503)]
+    path = tiny.fetch("demo_table", progress=False)
+    assert path.read_bytes() == CONTENT
+    assert requested == [URL] * 3
+    assert waits == [catalog.RETRY_BACKOFF_S, 2 * catalog.RETRY_BACKOFF_S]
+
+
+def test_download_gives_up_after_its_tries_with_the_clear_not_available_error(tiny, cache, no_mirror, fake_http,
+                                                                              waits):
+    with pytest.raises(DataNotAvailableError) as err:
+        tiny.fetch("demo_table", progress=False)
+    assert fake_http[1] == [URL] * catalog.DOWNLOAD_ATTEMPTS == [URL] * 3
+    assert waits == [1.0, 2.0]
+    msg = str(err.value)
+    assert f"could not download {URL} after 3 tries (ConnectionError" in msg and "TERRALAB_DATA_MIRROR" in msg
+    assert not list(cache.rglob("*.csv"))
+
+
+@pytest.mark.parametrize("status", [404, 403])
+def test_download_of_a_missing_or_forbidden_file_is_not_retried(tiny, cache, no_mirror, fake_http,
+                                                                http_failures, waits, status):
+    http_failures[URL] = [_http_error(status)]
+    fake_http[0][URL] = CONTENT  # would be served on a second request, which must not happen
+    with pytest.raises(DataNotAvailableError, match=f"{status} Error"):
+        tiny.fetch("demo_table", progress=False)
+    assert fake_http[1] == [URL] and waits == []
+
+
+def test_a_mirror_folder_that_does_not_exist_is_named_as_the_cause(tiny, tmp_path, monkeypatch, cache, fake_http):
+    nope = tmp_path / "nope"
+    monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(nope))
+    with pytest.raises(DataNotAvailableError) as err:
+        tiny.fetch("demo_table", progress=False)
+    msg = str(err.value)
+    first_line = msg.splitlines()[0]
+    assert first_line.startswith(f"TERRALAB_DATA_MIRROR is set to {nope}, which does not exist"), msg
+    assert "unset TERRALAB_DATA_MIRROR" in first_line
+    assert f"mirror {nope / 'demo' / 'table.csv'} (the mirror folder {nope} does not exist)" in msg
+
+
+def test_a_mirror_path_that_is_a_file_is_named_as_the_cause(tmp_path, monkeypatch, cache):
+    entry = _table_entry(derived=True)
+    del entry["url"]
+    cat = catalog.load_catalog(_write_catalog(tmp_path / "c.yaml", {"d": entry}), fragments=False)
+    not_a_folder = tmp_path / "mirror.txt"
+    not_a_folder.write_text("oops")
+    monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(not_a_folder))
+    with pytest.raises(DataNotAvailableError, match=r"^TERRALAB_DATA_MIRROR is set to .*mirror\.txt, which is not a "
+                                                    r"folder"):
+        cat.fetch("d")
+
+
+def test_a_missing_mirror_folder_is_named_for_multi_file_entries_too(tmp_path, monkeypatch, cache):
+    entry = {"kind": "file", "format": "text", "path": "demo/dir", "license": "MIT", "description": "derived",
+             "derived": True, "files": [{"path": "one.txt", "sha256": SHA}]}
+    cat = catalog.load_catalog(_write_catalog(tmp_path / "c.yaml", {"pair": entry}), fragments=False)
+    monkeypatch.setenv("TERRALAB_DATA_MIRROR", "/nope/terralab-mirror")
+    with pytest.raises(DataNotAvailableError) as err:
+        cat.fetch("pair")
+    assert str(err.value).startswith("TERRALAB_DATA_MIRROR is set to /nope/terralab-mirror, which does not exist")
 
 
 def test_no_network_and_no_mirror_copy_names_url_and_mirror_path(tiny, tmp_path, monkeypatch, cache, fake_http):
@@ -269,7 +366,7 @@ def test_no_network_and_no_mirror_copy_names_url_and_mirror_path(tiny, tmp_path,
     assert URL in msg
     assert str(mirror / "demo" / "table.csv") in msg
     assert "TERRALAB_DATA_MIRROR" in msg
-    assert fake_http[1] == [URL]
+    assert fake_http[1] == [URL] * catalog.DOWNLOAD_ATTEMPTS  # tried again before giving up
 
 
 def test_unset_mirror_is_reported_when_nothing_is_found(tiny, cache, no_mirror, fake_http):
@@ -387,6 +484,72 @@ def test_stac_entry_needs_the_cloud_extra_or_the_network():
     with pytest.raises((MissingDependencyError, DataNotAvailableError)) as err:
         catalog.open("stac_earth_search_sentinel2_l2a", bbox=[89.3, 27.3, 89.5, 27.5], datetime="2021-07")
     assert "pip install -e '.[cloud]'" in str(err.value) or "earth-search" in str(err.value)
+
+
+@pytest.fixture
+def fake_stac(monkeypatch):
+    """A stand-in ``pystac_client`` whose Client.open fails with the queued errors, then searches fine."""
+    calls: list[tuple] = []
+    failures: list[BaseException] = []
+
+    class Search:
+        def __init__(self, kwargs):
+            self.kwargs = kwargs
+
+        def item_collection(self):
+            return ("items", self.kwargs)
+
+    class Client:
+        @classmethod
+        def open(cls, url):
+            calls.append(("open", url))
+            if failures:
+                raise failures.pop(0)
+            return cls()
+
+        def search(self, **kwargs):
+            calls.append(("search", kwargs))
+            return Search(kwargs)
+
+        def get_collection(self, name):
+            return ("collection", name)
+
+    module = types.ModuleType("pystac_client")
+    module.Client = Client
+    monkeypatch.setitem(sys.modules, "pystac_client", module)
+    return calls, failures
+
+
+def test_stac_search_is_retried_after_passing_failures(fake_stac, waits):
+    import requests
+
+    calls, failures = fake_stac
+    failures += [requests.exceptions.ConnectTimeout("timed out"), ConnectionResetError("reset by peer")]
+    items = catalog.open("stac_earth_search_sentinel2_l2a", bbox=[89.3, 27.3, 89.5, 27.5], datetime="2021-07")
+    assert items == ("items", {"collections": ["sentinel-2-l2a"], "bbox": [89.3, 27.3, 89.5, 27.5],
+                               "datetime": "2021-07"})
+    assert [c[0] for c in calls] == ["open", "open", "open", "search"]
+    assert waits == [1.0, 2.0]
+
+
+def test_stac_search_gives_up_after_its_tries_with_a_clear_error(fake_stac, waits):
+    calls, failures = fake_stac
+    failures += [OSError("network is unreachable")] * 5
+    with pytest.raises(DataNotAvailableError) as err:
+        catalog.open("stac_earth_search_sentinel2_l2a", bbox=[89.3, 27.3, 89.5, 27.5])
+    assert "could not be reached or searched after 3 tries (OSError: network is unreachable)" in str(err.value)
+    assert len(calls) == 3 and waits == [1.0, 2.0]
+
+
+def test_stac_request_the_api_refuses_is_not_retried(fake_stac, waits):
+    class APIError(Exception):
+        status_code = 400
+
+    calls, failures = fake_stac
+    failures.append(APIError("bad bbox"))
+    with pytest.raises(DataNotAvailableError, match="bad bbox"):
+        catalog.open("stac_earth_search_sentinel2_l2a", bbox=[1, 2])
+    assert len(calls) == 1 and waits == []
 
 
 def test_catalog_has_the_remote_collections():

@@ -18,7 +18,10 @@ Entries written by the workflows in ``terralab/<workflow>/catalog_entries.yaml``
 Where :func:`fetch` looks for a file, in order: the package's embedded samples (``terralab/data/<package_path>``),
 the offline mirror ``$TERRALAB_DATA_MIRROR/<path>``, the cache ``$TERRALAB_CACHE/<path>`` (default: the user
 cache directory, e.g. ``~/.cache/terralab``), and finally a download of ``url`` with pooch into the cache.
-Every hit is checked against the catalog's sha256 (once per process per file version).
+Every hit is checked against the catalog's sha256 (once per process per file version). A download that fails
+for a passing reason (no connection, a timeout, HTTP 5xx or 429) is tried again after a back-off
+(:data:`DOWNLOAD_ATTEMPTS` tries in all, waiting :data:`RETRY_BACKOFF_S`, then twice that, ...) before
+:class:`~terralab.errors.DataNotAvailableError` says what was tried; STAC searches are retried the same way.
 
 Examples
 --------
@@ -35,13 +38,16 @@ import difflib
 import hashlib
 import importlib
 import json
+import logging
 import os
 import shutil
+import time
 import types
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -84,6 +90,14 @@ READER_GROUP = "terralab.readers"
 ENV_CATALOG = "TERRALAB_CATALOG"
 ENV_MIRROR = "TERRALAB_DATA_MIRROR"
 ENV_CACHE = "TERRALAB_CACHE"
+
+#: Tries per download or STAC request (the first one included) before giving up, and the first back-off
+#: delay in seconds; each further wait doubles it (1 s, 2 s: a network blip of a few seconds is ridden out,
+#: a machine without network gets its clear error within ~3 s per file).
+DOWNLOAD_ATTEMPTS = 3
+RETRY_BACKOFF_S = 1.0
+_sleep = time.sleep  # the tests replace it to count the waits without waiting
+_log = logging.getLogger(__name__)
 
 KINDS = ("file", "package", "synthetic", "earthengine", "stac", "hf")
 FILE_KINDS = ("file", "package", "hf")
@@ -163,8 +177,7 @@ def _check_sha(value: Any, where: str) -> str | None:
     if value is None:
         return None
     text = str(value).strip().lower()
-    if text.startswith("sha256:"):
-        text = text[len("sha256:"):]
+    text = text.removeprefix("sha256:")
     if len(text) != 64 or not set(text) <= _HEX:
         raise CatalogError(f"{where}: sha256 must be 64 hex digits, got {value!r}")
     return text
@@ -340,6 +353,18 @@ def mirror_dir() -> Path | None:
     """The offline mirror directory (``$TERRALAB_DATA_MIRROR``), or None when unset."""
     env = os.environ.get(ENV_MIRROR, "").strip()
     return Path(env).expanduser() if env else None
+
+
+def _mirror_problem() -> str | None:
+    """Why the mirror cannot be used although it is set (a folder that does not exist), or None."""
+    mirror = mirror_dir()
+    if mirror is None or mirror.is_dir():
+        return None
+    what = "is not a folder" if mirror.exists() else "does not exist"
+    return (
+        f"{ENV_MIRROR} is set to {mirror}, which {what}: the offline mirror was not searched. "
+        f"Fix the path (a typo? a drive not mounted?) or unset {ENV_MIRROR}."
+    )
 
 
 def cache_dir() -> Path:
@@ -621,6 +646,76 @@ def _mirror_hint(rel: str | None) -> str:
     )
 
 
+def _not_available(text: str) -> DataNotAvailableError:
+    """DataNotAvailableError with ``text``, led by the cause when the mirror folder itself is missing."""
+    problem = _mirror_problem()
+    return DataNotAvailableError(f"{problem}\n{text}" if problem else text)
+
+
+def _mirror_tried(path: Path) -> str:
+    mirror = mirror_dir()
+    if mirror is not None and not mirror.is_dir():
+        return f"mirror {path} (the mirror folder {mirror} does not exist)"
+    return f"mirror {path}"
+
+
+class _RetriesExhausted(Exception):
+    """The last error of :func:`_retry` and how many tries were made."""
+
+    def __init__(self, error: BaseException, attempts: int):
+        super().__init__(str(error))
+        self.error = error
+        self.attempts = attempts
+
+    @property
+    def tries(self) -> str:
+        return "" if self.attempts == 1 else f" after {self.attempts} tries"
+
+
+def _http_status(exc: BaseException) -> int | None:
+    for obj in (getattr(exc, "response", None), exc):
+        status = getattr(obj, "status_code", None)
+        if isinstance(status, int):
+            return status
+    return None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """True for an error worth a second try: no connection, a timeout, a reset, HTTP 5xx, 408 or 429.
+
+    A client error (404, 403: the file is not there, or not for us), a hash mismatch (pooch's ValueError) or
+    a programming error fails at once: trying again cannot help.
+    """
+    status = _http_status(exc)
+    if status is not None:
+        return status >= 500 or status in (408, 425, 429)
+    if isinstance(exc, OSError):  # requests' ConnectionError, Timeout, ChunkedEncodingError, socket errors
+        return True
+    return type(exc).__name__ in {"APIError", "TimeoutError", "ConnectTimeout", "ReadTimeout"}
+
+
+def _retry(call: Callable[[], Any], what: str, *, attempts: int | None = None,
+           backoff_s: float | None = None) -> Any:
+    """``call()``, tried again after a transient error (:func:`_is_transient`) with a doubling back-off.
+
+    Raises :class:`_RetriesExhausted` holding the last error once the tries are used up, or at once for an
+    error that is not transient.
+    """
+    attempts = max(1, int(DOWNLOAD_ATTEMPTS if attempts is None else attempts))
+    delay = float(RETRY_BACKOFF_S if backoff_s is None else backoff_s)
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as exc:  # sorted into transient or not just below
+            if attempt == attempts or not _is_transient(exc):
+                raise _RetriesExhausted(exc, attempt) from exc
+            _log.warning("%s failed (%s: %s); trying again in %.0f s (%d of %d tries left)", what,
+                         type(exc).__name__, exc, delay, attempts - attempt, attempts)
+            _sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class Catalog:
     """A set of validated entries, with lookup, fetching and opening.
 
@@ -736,7 +831,7 @@ class Catalog:
                 if p.is_file():
                     _verify(p, sha, "mirror", label)
                     return p
-                tried.append(f"mirror {p}")
+                tried.append(_mirror_tried(p))
         target = cache_dir() / cache_rel
         if target.is_file():
             _verify(target, sha, "cache", label)
@@ -750,7 +845,7 @@ class Catalog:
                 )
             else:
                 why = f"{label} has no verified public URL" + (f" ({entry.note})" if entry.note else "") + "."
-            raise DataNotAvailableError(f"{why}\nTried: {'; '.join(tried)}.\n{_mirror_hint(rel)}")
+            raise _not_available(f"{why}\nTried: {'; '.join(tried)}.\n{_mirror_hint(rel)}")
         return self._download(label, url, target, sha, tried, rel, progress)
 
     def _download(self, label: str, url: str, target: Path, sha: str | None, tried: list[str],
@@ -760,25 +855,27 @@ class Catalog:
         except ImportError as exc:  # pragma: no cover - pooch is a hard dependency
             raise MissingDependencyError("downloading datasets needs pooch: pip install pooch") from exc
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
+
+        def attempt() -> str:
             # pooch streams into a temporary file beside the target and renames it only once the hash matches
-            out = pooch.retrieve(
+            return pooch.retrieve(
                 url, known_hash=f"sha256:{sha}" if sha else None, fname=target.name, path=target.parent,
                 progressbar=progress,
             )
-        except ValueError as exc:
-            if "hash" in str(exc).lower() and sha:
+
+        try:
+            out = _retry(attempt, f"downloading {label} from {url}")
+        except _RetriesExhausted as failed:
+            exc = failed.error
+            if isinstance(exc, ValueError) and "hash" in str(exc).lower() and sha:
                 raise ChecksumError(
                     f"{label}: the file downloaded from {url} does not match the catalog\n  expected {sha}\n"
                     f"  pooch: {exc}\nNothing was kept in the cache. The source may have changed; "
                     f"report it or use a mirror. {_mirror_hint(rel)}"
                 ) from exc
-            raise DataNotAvailableError(
-                f"{label}: could not download {url}: {exc}\nTried: {'; '.join(tried)}.\n{_mirror_hint(rel)}"
-            ) from exc
-        except Exception as exc:  # network down, HTTP error, firewall: all mean the same to the user
-            raise DataNotAvailableError(
-                f"{label}: could not download {url} ({type(exc).__name__}: {exc}).\n"
+            # network down, HTTP error, firewall: all mean the same to the user
+            raise _not_available(
+                f"{label}: could not download {url}{failed.tries} ({type(exc).__name__}: {exc}).\n"
                 f"Tried: {'; '.join(tried)}.\n{_mirror_hint(rel)}"
             ) from exc
         path = Path(out)
@@ -808,10 +905,10 @@ class Catalog:
                 _copy_atomic(src, target)
                 continue
             rel = f"{entry.path}/{f.path}" if entry.path else None
-            tried = [f"mirror {src}" if src is not None else f"mirror: {ENV_MIRROR} is not set", f"cache {target}"]
+            tried = [_mirror_tried(src) if src is not None else f"mirror: {ENV_MIRROR} is not set", f"cache {target}"]
             if not f.url:
                 what = "derived data that ships with the project's data mirror" if entry.derived else "not public"
-                raise DataNotAvailableError(
+                raise _not_available(
                     f"{label} has no public URL ({what}{'; ' + entry.note if entry.note else ''}).\n"
                     f"Tried: {'; '.join(tried)}.\n{_mirror_hint(rel)}"
                 )
@@ -984,13 +1081,21 @@ def _open_stac(entry: Entry, kwargs: Mapping[str, Any]) -> Any:
         raise MissingDependencyError(
             f"{entry.name} is a STAC collection; searching it needs pystac-client: pip install -e '.[cloud]'"
         ) from exc
-    try:
+
+    def attempt() -> Any:
         client = Client.open(entry.url)
         if not kwargs:
             return client.get_collection(entry.collection)
         return client.search(collections=[entry.collection], **kwargs).item_collection()
-    except Exception as exc:
-        raise DataNotAvailableError(f"{entry.name}: STAC API {entry.url} could not be reached or searched: {exc}") from exc
+
+    try:
+        return _retry(attempt, f"searching STAC API {entry.url} for {entry.name}")
+    except _RetriesExhausted as failed:
+        exc = failed.error
+        raise DataNotAvailableError(
+            f"{entry.name}: STAC API {entry.url} could not be reached or searched{failed.tries} "
+            f"({type(exc).__name__}: {exc}). Check the network, or search again later."
+        ) from exc
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1066,7 +1171,7 @@ def fetch(name: str, *, progress: bool = True) -> Path:
     return _default().fetch(name, progress=progress)
 
 
-def open(name: str, **kwargs: Any) -> Any:  # noqa: A001 - the catalog's verb, as in intake/kedro
+def open(name: str, **kwargs: Any) -> Any:  # shadows the builtin on purpose: the catalog's verb, as in intake
     """Open dataset ``name`` as its natural object; keyword arguments override its ``read_kwargs``.
 
     Examples

@@ -60,11 +60,13 @@ def test_score_computes_mae_rmse_smape_by_hand():
     assert s.loc[2, "smape"] == pytest.approx(100 * (10 / 15 + 0) / 2)
 
 
-def test_score_table_puts_the_published_figure_beside_the_baselines(five_cities):
+def test_score_table_marks_a_published_figure_apart_from_this_backtest(five_cities):
     results = {m: dengue.backtest(five_cities, m) for m in ("persistence", "moving_mean")}
-    table = dengue.score_table(results, reference={"DengueNet (published)": dengue.DENGUENET_PUBLISHED_MAE})
-    assert table.loc["DengueNet (published)", "mae"] == 43.92
-    assert table.index[0] == "moving_mean"
+    table = dengue.score_table(results, reference={"published elsewhere": 20.0})
+    assert table.loc["published elsewhere", "source"] == "published"
+    assert np.isnan(table.loc["published elsewhere", ["rmse", "smape"]].astype(float)).all()
+    assert (table.loc[["persistence", "moving_mean"], "source"] == "this backtest").all()
+    assert list(table.index) == ["moving_mean", "persistence", "published elsewhere"]  # sorted by mae
 
 
 def test_dengai_holdout_tests_each_city_on_its_last_two_years(shared_data):
@@ -80,6 +82,18 @@ def test_test_window_outside_the_data_is_refused(five_cities):
         dengue.backtest(five_cities, test_start="2020w01", test_end="2020w10")
     with pytest.raises(InvalidInputError, match="before"):
         dengue.backtest(five_cities, test_start="2018w40", test_end="2018w37")
+
+
+@pytest.mark.parametrize("bad", [1.7, 0, -1, "2", True])
+def test_horizon_that_is_not_a_whole_number_of_weeks_is_refused(five_cities, bad):
+    with pytest.raises(InvalidInputError, match="horizon"):
+        dengue.backtest(five_cities, "persistence", horizon=bad)
+
+
+def test_lookback_that_is_not_a_whole_number_of_weeks_is_refused(five_cities):
+    with pytest.raises(InvalidInputError, match="lookback must be a whole number"):
+        dengue.backtest(five_cities, "median_ar", lookback=2.5)
+    assert dengue.backtest(five_cities, "persistence", horizon=2.0).attrs["horizon"] == 2
 
 
 def test_lookback_longer_than_the_history_is_refused(five_cities):

@@ -1,5 +1,9 @@
 """Case and covariate loaders: the embedded extract, the Colombian tables, DengAI and Rio, and bad input."""
 
+import gzip
+import hashlib
+import socket
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +24,45 @@ def test_embedded_extract_has_the_five_denguenet_cities_weekly_2007_to_2019():
     # the two MMWR week-53s the source lacks are filled and listed
     assert cases.attrs["imputed_weeks"] == ["2008w53", "2014w53"]
     assert cases.loc["2018-09-15", 5001] == 12  # 2018w37 in the source table
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No data mirror, an empty cache, and every network connection refused."""
+    monkeypatch.delenv("TERRALAB_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("TERRALAB_CACHE", str(tmp_path / "empty-cache"))
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access is disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_five_city_covariates_and_dengai_load_offline_from_the_embedded_extracts(offline):
+    cases = dengue.load_cases()
+    cov = dengue.align_covariates(dengue.load_covariates("colombia_denguenet"), cases)
+    assert cov.shape == (len(cases), 10) and not cov.isna().any().any()
+    assert 15 < cov["temperature"].mean().mean() < 35
+    assert dengue.load_covariates("colombia", [5001, 54001]).shape[1] == 4  # a subset of the five: embedded too
+    dengai = dengue.load_cases("dengai")
+    assert list(dengai.columns) == ["sj", "iq"] and dengai["sj"].sum() > 0
+    assert dengue.load_covariates("dengai").shape[1] == 40
+
+
+def test_embedded_covariates_are_the_source_columns_unchanged(shared_data):
+    for var in ("temperature", "precipitation"):
+        full = pd.read_csv(shared_data / f"dengue/colombia/{var}.csv", dtype=str, keep_default_na=False)
+        ours = pd.read_csv(C.PACKAGE_DATA / f"colombia_denguenet_{var}.csv", dtype=str, keep_default_na=False)
+        pd.testing.assert_frame_equal(ours, full[ours.columns])
+        assert {int(c.split("_")[1]) for c in ours.columns[1:]} == set(FIVE)
+
+
+def test_embedded_dengai_files_decompress_to_the_source_bytes(shared_data):
+    for name in ("labels_train", "features_train"):
+        ours = gzip.decompress((C.PACKAGE_DATA / f"dengai_{name}.csv.gz").read_bytes())
+        source = (shared_data / f"dengue/dengai/dengue_{name}.csv").read_bytes()
+        assert hashlib.sha256(ours).hexdigest() == hashlib.sha256(source).hexdigest()
 
 
 def test_week53_fill_nan_leaves_the_missing_weeks_empty():
@@ -122,6 +165,13 @@ def test_negative_and_nan_counts_are_refused():
         dengue.validate_cases(df)
     df.iloc[4, 0] = np.nan
     with pytest.raises(InvalidInputError, match="NaN"):
+        dengue.validate_cases(df)
+
+
+def test_fractional_counts_are_refused():
+    df = _weekly()
+    df.iloc[3, 0] = 2.5
+    with pytest.raises(InvalidInputError, match="whole numbers.*2.5.*round"):
         dengue.validate_cases(df)
 
 

@@ -126,7 +126,12 @@ def test_ee_without_credentials_raises_credentials_error(monkeypatch):
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture
 def fake_stac(monkeypatch):
+    """A fake STAC API; ``searches`` records each search, ``failures["search"]`` / ``failures["open"]`` make the
+    next that many calls raise a ConnectionError (a dropped connection), ``waits`` records the backoff sleeps."""
     searches = []
+    failures = {"search": 0, "open": 0}
+    waits = []
+    monkeypatch.setattr(I, "_sleep", waits.append)
 
     class Item:
         def __init__(self, day, cloud):
@@ -143,12 +148,18 @@ def fake_stac(monkeypatch):
     class Client:
         @staticmethod
         def open(url):
+            if failures["open"] > 0:
+                failures["open"] -= 1
+                raise ConnectionError("connection reset by peer")
             c = Client()
             c.url = url
             return c
 
         def search(self, **kw):
             searches.append(kw)
+            if failures["search"] > 0:
+                failures["search"] -= 1
+                raise ConnectionError("connection reset by peer")
             return Search(kw)
 
     def load(items, bands, bbox, resolution, groupby):
@@ -168,7 +179,7 @@ def fake_stac(monkeypatch):
     monkeypatch.setitem(sys.modules, "pystac_client", pystac_client)
     monkeypatch.setitem(sys.modules, "odc", odc)
     monkeypatch.setitem(sys.modules, "odc.stac", odc_stac)
-    return searches
+    return types.SimpleNamespace(searches=searches, failures=failures, waits=waits)
 
 
 def test_stac_mosaic_puts_the_least_cloudy_day_first_and_fills_its_gaps(fake_stac):
@@ -176,10 +187,26 @@ def test_stac_mosaic_puts_the_least_cloudy_day_first_and_fills_its_gaps(fake_sta
     assert cube.dims == ("week", "band", "y", "x") and cube.sizes["band"] == 12
     assert float(cube[0, 0, 0, 1]) == 100.0  # from the 5 % cloud day
     assert float(cube[0, 0, 0, 0]) == 900.0  # its nodata pixel filled from the cloudy day
-    kw = fake_stac[0]
+    kw = fake_stac.searches[0]
     assert kw["collections"] == ["sentinel-2-l2a"] and kw["datetime"] == "2018-09-09/2018-09-15"
     assert kw["query"] == {"eo:cloud_cover": {"lt": 90.0}}
     assert float(cube["cloud_pct"][0]) == 5.0
+
+
+def test_stac_search_is_retried_with_backoff_after_dropped_connections(fake_stac):
+    fake_stac.failures.update(open=1, search=2)
+    cube = I.s2_weekly_mosaics_stac(76001, ["2018w37"], progress=False)
+    assert float(cube[0, 0, 0, 1]) == 100.0  # the third search came through
+    assert len(fake_stac.searches) == 3
+    assert fake_stac.waits == [1.0, 1.0, 2.0]  # open: one wait; search: waits doubling
+
+
+def test_stac_search_that_keeps_failing_raises_a_clear_error(fake_stac):
+    fake_stac.failures["search"] = 100
+    with pytest.raises(DataNotAvailableError, match=r"failed 4 times.*ConnectionError.*image_source"):
+        I.s2_weekly_mosaics_stac(76001, ["2018w37"], progress=False)
+    assert len(fake_stac.searches) == I.STAC_ATTEMPTS
+    assert fake_stac.waits == [1.0, 2.0, 4.0]
 
 
 def test_stac_path_without_its_packages_names_the_extra(monkeypatch):

@@ -25,7 +25,7 @@ import pandas as pd
 from ..errors import DataNotAvailableError, InvalidInputError
 from . import cases as _cases
 from . import weeks as _weeks
-from .models import BASELINES, MODELS, Forecaster, Panel, make_model, single_thread
+from .models import BASELINES, MODELS, Forecaster, Panel, make_model, single_thread, whole_weeks
 
 WEEK = pd.Timedelta(days=7)
 
@@ -109,10 +109,8 @@ def _check_window(cases: pd.DataFrame, test_start, test_end, horizon: int, lookb
             f"test window {_weeks.week_label(start)}–{_weeks.week_label(end)} lies outside the data ({span}); "
             "choose test weeks inside it"
         )
-    if int(horizon) < 1:
-        raise InvalidInputError(f"horizon must be ≥ 1 week, got {horizon}")
-    if int(lookback) < 1:
-        raise InvalidInputError(f"lookback must be ≥ 1 week, got {lookback}")
+    horizon = whole_weeks(horizon, "horizon")
+    lookback = whole_weeks(lookback, "lookback")
     first_origin = start - int(horizon) * WEEK
     history = int((first_origin - first) / WEEK) + 1 if first_origin >= first else 0
     need = max(model.history_weeks(Panel(cases, horizon=horizon, lookback=lookback)), int(lookback))

@@ -21,7 +21,8 @@ Sources (:func:`available_sources`):
 ``colombia``            catalog ``dengue_colombia_weekly_cases``: 1,122 municipalities, 2007w01–2019w52
 ``colombia_top10``      catalog ``dengue_colombia_top10_climate_cases``: 10 municipalities with MODIS
                         temperature and CHIRPS precipitation
-``dengai``              catalog ``dengue_dengai_labels_train`` (+ features): San Juan 1990–2008, Iquitos 2000–2010
+``dengai``              embedded copy (package data, offline) of catalog ``dengue_dengai_labels_train`` (+ features):
+                        San Juan 1990–2008, Iquitos 2000–2010
 ``rio``                 catalog ``dengue_rio_cases``: Rio de Janeiro (IBGE 330455), 2015–2023
 =====================  ===================================================================================
 
@@ -70,8 +71,8 @@ _SOURCES: dict[str, str] = {
                 "dengue_colombia_weekly_cases)",
     "colombia_top10": "10 Colombian municipalities with MODIS temperature and CHIRPS precipitation (catalog "
                       "dengue_colombia_top10_climate_cases)",
-    "dengai": "DengAI: San Juan 1990–2008, Iquitos 2000–2010, with NOAA weather and NDVI (catalog "
-              "dengue_dengai_labels_train)",
+    "dengai": "DengAI: San Juan 1990–2008, Iquitos 2000–2010, with NOAA weather and NDVI (embedded copy of "
+              "catalog dengue_dengai_labels_train)",
     "rio": "Rio de Janeiro weekly probable cases 2015–2023, DATASUS (catalog dengue_rio_cases)",
 }
 _COVARIATE_SOURCES = ("colombia_denguenet", "colombia", "colombia_top10", "dengai")
@@ -270,8 +271,9 @@ def _load_top10(locations, fill):
 
 
 def _dengai_table() -> pd.DataFrame:
-    feats = _read_csv(_fetch("dengue_dengai_features_train"), parse_dates=["week_start_date"])
-    labels = _read_csv(_fetch("dengue_dengai_labels_train"))
+    # the embedded copies (byte-identical to the catalog's DengAI files once decompressed) work offline
+    feats = _read_csv(_fetch("dengue_dengai_features_train_package"), parse_dates=["week_start_date"])
+    labels = _read_csv(_fetch("dengue_dengai_labels_train_package"))
     merged = labels.merge(feats, on=["city", "year", "weekofyear"], how="left", validate="one_to_one")
     if merged["week_start_date"].isna().any():
         raise FileFormatError("DengAI labels name weeks that the features file lacks")
@@ -406,9 +408,12 @@ def _colombia_covariates(locations, source: str) -> pd.DataFrame:
         raw = _top10_table()
         raw.index = _weeks.week_ends(raw.index)
     else:
-        temp = _read_csv(_fetch("dengue_colombia_temperature"), parse_dates=["LastDayWeek"]).set_index("LastDayWeek")
-        prec = _read_csv(_fetch("dengue_colombia_precipitation"), parse_dates=["LastDayWeek"]).set_index(
-            "LastDayWeek")
+        # the five DengueNet municipalities are embedded (offline); the other five come from the catalog
+        embedded = source == "colombia_denguenet" or (
+            locations is not None and {_as_code(v, numeric=True) for v in locations} <= set(DENGUENET_MUNICIPALITIES))
+        stem = "dengue_colombia_denguenet_" if embedded else "dengue_colombia_"
+        temp = _read_csv(_fetch(stem + "temperature"), parse_dates=["LastDayWeek"]).set_index("LastDayWeek")
+        prec = _read_csv(_fetch(stem + "precipitation"), parse_dates=["LastDayWeek"]).set_index("LastDayWeek")
         raw = pd.concat([temp, prec], axis=1)
         raw.index = _weeks.week_ends(raw.index)
     frames = {}
@@ -459,7 +464,7 @@ def load_covariates(source: str = "colombia_denguenet", locations: Iterable | No
     """Weekly covariates indexed like :func:`load_cases`, columns (variable, location).
 
     Colombia (all three Colombian sources): MODIS land-surface ``temperature`` (°C) and CHIRPS ``precipitation``
-    for the ten municipalities that have them (the five DengueNet ones among them). DengAI: its 20 NOAA weather
+    for the ten municipalities that have them (the five DengueNet ones among them, embedded: offline). DengAI: its 20 NOAA weather
     and NDVI features (gaps forward-filled). Rio: none (raises DataNotAvailableError).
 
     Examples
@@ -479,12 +484,13 @@ def load_covariates(source: str = "colombia_denguenet", locations: Iterable | No
 # validation
 # --------------------------------------------------------------------------------------------------
 def validate_cases(cases: pd.DataFrame) -> pd.DataFrame:
-    """Check that ``cases`` is a regular weekly table of finite non-negative counts; return a float copy.
+    """Check that ``cases`` is a regular weekly table of finite non-negative whole counts; return a float copy.
 
     Raises
     ------
     InvalidInputError
-        Not a DataFrame with a DatetimeIndex of Saturdays; duplicated or missing weeks; NaN or negative counts.
+        Not a DataFrame with a DatetimeIndex of Saturdays; duplicated or missing weeks; NaN, negative or
+        non-integer counts.
     """
     if not isinstance(cases, pd.DataFrame):
         raise InvalidInputError(f"cases must be a DataFrame (week × location) from load_cases, got "
@@ -534,6 +540,14 @@ def validate_cases(cases: pd.DataFrame) -> pd.DataFrame:
         raise InvalidInputError(
             f"negative case count {arr[r, c]:g} at {_weeks.week_label(idx[r])} for location {cases.columns[c]!r}; "
             "counts must be ≥ 0"
+        )
+    fractional = arr != np.round(arr)
+    if fractional.any():
+        r, c = np.argwhere(fractional)[0]
+        raise InvalidInputError(
+            f"{int(fractional.sum())} case count(s) are not whole numbers, first {arr[r, c]:g} at "
+            f"{_weeks.week_label(idx[r])} for location {cases.columns.tolist()[c]!r}; the models forecast counts of cases: "
+            "round them (cases.round()) or, for incidence rates, multiply by the population first"
         )
     values.attrs = dict(cases.attrs)
     return values

@@ -26,6 +26,7 @@ import importlib
 import itertools
 import json
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -253,6 +254,38 @@ def _require(module: str, extra: str = "cloud"):
         ) from exc
 
 
+#: Attempts of each STAC request and the wait before the first retry (doubled after each failure).
+STAC_ATTEMPTS = 4
+STAC_FIRST_WAIT_S = 1.0
+_sleep = time.sleep  # tests replace it so that the backoff costs no time
+
+
+def _stac_retryable(pystac_client) -> tuple[type[BaseException], ...]:
+    """Errors worth another try: the network (OSError covers requests' and urllib3's) and the API's own errors."""
+    errors: list[type[BaseException]] = [OSError, TimeoutError]
+    api_error = getattr(getattr(pystac_client, "exceptions", None), "APIError", None)
+    if isinstance(api_error, type) and issubclass(api_error, BaseException):
+        errors.append(api_error)
+    return tuple(errors)
+
+
+def _with_retries(call, what: str, url: str, retryable: tuple[type[BaseException], ...]):
+    """``call()``, retried with exponential backoff on ``retryable`` errors; then a clear DataNotAvailableError."""
+    wait = STAC_FIRST_WAIT_S
+    for attempt in range(1, STAC_ATTEMPTS + 1):
+        try:
+            return call()
+        except retryable as exc:
+            if attempt == STAC_ATTEMPTS:
+                raise DataNotAvailableError(
+                    f"STAC {what} at {url} failed {STAC_ATTEMPTS} times (waits {STAC_FIRST_WAIT_S:g} s doubling): "
+                    f"{type(exc).__name__}: {exc}. Check the network and the API URL, or use image_source="
+                    "'synthetic' / 'earthengine'"
+                ) from exc
+            _sleep(wait)
+            wait *= 2
+
+
 def s2_weekly_mosaics_stac(location: int | None = None, weeks=("2016w01", "2018w52"), *, lon: float | None = None,
                            lat: float | None = None, size_km: float = 7.5, resolution_m: float = 10.0,
                            url: str = EARTH_SEARCH_URL, collection: str = "sentinel-2-l2a",
@@ -260,8 +293,10 @@ def s2_weekly_mosaics_stac(location: int | None = None, weeks=("2016w01", "2018w
                            bands: Sequence[str] = S2_BANDS, progress: bool = True) -> xr.DataArray:
     """Weekly least-cloudy Sentinel-2 mosaics of one city through a STAC API, as ``(week, band, y, x)``.
 
-    Items of each Sunday–Saturday week are searched with pystac-client, loaded with ``odc.stac.load`` on the
-    items' UTM grid at ``resolution_m``, and mosaicked pixel by pixel: the least cloudy day (``eo:cloud_cover``)
+    Items of each Sunday–Saturday week are searched with pystac-client (each request tried up to
+    :data:`STAC_ATTEMPTS` times with exponential backoff, then a DataNotAvailableError), loaded with
+    ``odc.stac.load`` on the items' UTM grid at ``resolution_m``, and mosaicked pixel by pixel: the least cloudy day
+    (``eo:cloud_cover``)
     first, gaps (nodata 0) filled from the next. ``assets`` maps band names to the API's asset keys (default:
     Earth Search's ``blue``, ``green``, …; Planetary Computer uses the band names themselves).
 
@@ -279,13 +314,16 @@ def s2_weekly_mosaics_stac(location: int | None = None, weeks=("2016w01", "2018w
         raise InvalidInputError(f"no asset name for bands {missing}; pass assets={{band: asset}}")
     bbox = city_bbox(location, lon=lon, lat=lat, size_km=size_km)
     wk = _weeks_of(weeks)
-    client = pystac_client.Client.open(url)
+    retryable = _stac_retryable(pystac_client)
+    client = _with_retries(lambda: pystac_client.Client.open(url), "connection", url, retryable)
     slices, cloud, template = [], [], None
     for week in tqdm(wk, desc="S2 weeks (STAC)", disable=not progress):
         start, end = _week_span(week)
         query = {"eo:cloud_cover": {"lt": float(max_cloud_pct)}} if max_cloud_pct is not None else None
-        items = list(client.search(collections=[collection], bbox=list(bbox),
-                                   datetime=f"{start:%Y-%m-%d}/{end:%Y-%m-%d}", query=query).items())
+        items = _with_retries(
+            lambda: list(client.search(collections=[collection], bbox=list(bbox),
+                                       datetime=f"{start:%Y-%m-%d}/{end:%Y-%m-%d}", query=query).items()),
+            f"search of week {_weeks.week_label(week)}", url, retryable)
         if not items:
             slices.append(None)
             cloud.append(np.nan)

@@ -40,6 +40,25 @@ from . import weeks as _weeks
 WEEK = pd.Timedelta(days=7)
 
 
+def whole_weeks(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as a whole number of weeks ≥ ``minimum``; anything else (1.7, "2", True, 0) is refused.
+
+    Raises
+    ------
+    InvalidInputError
+        Not an integer (an integral float such as 2.0 is accepted), or below ``minimum``.
+    """
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not ok and isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        ok = True
+    if not ok:
+        raise InvalidInputError(f"{name} must be a whole number of weeks, got {value!r} "
+                                f"({type(value).__name__}); pass an integer such as {max(minimum, 1)}")
+    if int(value) < minimum:
+        raise InvalidInputError(f"{name} must be ≥ {minimum} week(s), got {value!r}")
+    return int(value)
+
+
 @dataclass
 class Panel:
     """Everything a model may look at: cases (week × location), covariates, image features, settings."""
@@ -139,9 +158,8 @@ class MovingMean(Forecaster):
     name = "moving_mean"
 
     def __init__(self, window_weeks: int = 4) -> None:
-        if int(window_weeks) < 1:
-            raise InvalidInputError(f"window_weeks must be ≥ 1, got {window_weeks}")
-        super().__init__(window_weeks=int(window_weeks))
+        window_weeks = whole_weeks(window_weeks, "window_weeks")
+        super().__init__(window_weeks=window_weeks)
         self.window = int(window_weeks)
 
     def history_weeks(self, panel: Panel) -> int:

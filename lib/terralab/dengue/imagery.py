@@ -320,9 +320,10 @@ def s2_weekly_mosaics_stac(location: int | None = None, weeks=("2016w01", "2018w
     for week in tqdm(wk, desc="S2 weeks (STAC)", disable=not progress):
         start, end = _week_span(week)
         query = {"eo:cloud_cover": {"lt": float(max_cloud_pct)}} if max_cloud_pct is not None else None
+        window = f"{start:%Y-%m-%d}/{end:%Y-%m-%d}"
         items = _with_retries(
-            lambda: list(client.search(collections=[collection], bbox=list(bbox),
-                                       datetime=f"{start:%Y-%m-%d}/{end:%Y-%m-%d}", query=query).items()),
+            lambda window=window, query=query: list(client.search(collections=[collection], bbox=list(bbox),
+                                                                  datetime=window, query=query).items()),
             f"search of week {_weeks.week_label(week)}", url, retryable)
         if not items:
             slices.append(None)

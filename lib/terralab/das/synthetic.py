@@ -15,6 +15,12 @@ section, and the truth table of every vehicle. The physics is simple but not ide
 * **noise**: white incoherent noise, coloured (red) spatially correlated noise, common-mode noise, and for
   bridges the ambient vibration of a few structural modes (known frequencies, for :mod:`terralab.das.modal`).
 
+A second simulator written independently from different physics (elastic half-space strain under every wheel,
+Rayleigh waves, car-following traffic with a vehicle zoo including trams) lives in
+:mod:`terralab.das.halfspace` and is exposed here as :func:`halfspace_scene` / :func:`halfspace_traffic`.
+:func:`random_scene` draws a scene with random parameters from either simulator ("bump": this module,
+"halfspace": the other), the way the cross-simulator benchmark and tests use them.
+
 Two named scenes reproduce the settings the detector must handle with the same defaults:
 :func:`highway_bridge` (1 m channels, 1000 Hz, 60-110 km/h) and :func:`urban_street` (5 m channels, 625 Hz,
 10-60 km/h).
@@ -35,8 +41,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from .halfspace import halfspace_scene, halfspace_traffic
 
-__all__ = ["SCENES", "highway_bridge", "scene", "traffic", "urban_street"]
+__all__ = ["SCENES", "SIMULATORS", "halfspace_scene", "halfspace_traffic", "highway_bridge", "random_scene", "scene",
+           "traffic", "urban_street"]
+
+SIMULATORS = ("bump", "halfspace")
 
 KMH = 1.0 / 3.6
 
@@ -251,6 +261,39 @@ def highway_bridge(**overrides):
 def urban_street(**overrides):
     """Urban street: 5 m channels, 625 Hz, 10-60 km/h both ways, no bridge."""
     return scene("urban_street", **overrides)
+
+
+def random_scene(simulator: str, site: str, seed: int, **overrides):
+    """A scene whose parameters are drawn at random from ``seed``: ``(data, truth)``.
+
+    ``simulator`` is "bump" (this module: Gaussian strain bumps, bridge spans, AR(1) noise) or "halfspace"
+    (:mod:`terralab.das.halfspace`: Boussinesq strain, Rayleigh waves, car-following); ``site`` is "highway"
+    (1 m channels, 1000 Hz) or "urban" (5 m channels, 625 Hz). For "bump", noise levels, coupling spread, load
+    scale, truck share and fibre length are drawn as in the classifier's training scenes.
+    """
+    if simulator == "halfspace":
+        return halfspace_scene(site, seed, **overrides)
+    if simulator != "bump":
+        raise InvalidInputError(f"simulator must be one of {SIMULATORS}, got {simulator!r}")
+    if site not in ("highway", "urban"):
+        raise InvalidInputError(f"site must be 'highway' or 'urban', got {site!r}")
+    rng = np.random.default_rng([seed, 104729])
+    over: dict[str, Any] = {
+        "seed": int(seed),
+        "truck_fraction": float(rng.uniform(0.2, 0.45)),
+        "white_noise": float(5e-7 * rng.uniform(0.5, 2.0)),
+        "coloured_noise": float(4e-8 * rng.uniform(0.5, 2.0)),
+        "gain_spread": float(rng.uniform(0.2, 0.5)),
+        "strain_per_kn": float(2e-8 * rng.uniform(0.6, 1.6)),
+    }
+    if site == "highway":
+        over.update(n_channels=int(rng.integers(250, 401)), duration_s=90.0)
+        name = "highway_bridge"
+    else:
+        over.update(n_channels=int(rng.integers(40, 81)), duration_s=180.0, rate_per_min=float(rng.uniform(5, 9)))
+        name = "urban_street"
+    over.update(overrides)
+    return scene(name, **over)
 
 
 # --------------------------------------------------------------------------------------------------

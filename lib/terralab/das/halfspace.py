@@ -1,0 +1,754 @@
+"""A second, independent DAS traffic simulator: elastic half-space strain and Rayleigh waves.
+
+:mod:`terralab.das.synthetic` draws each axle's strain as a Gaussian bump on the fibre. This module shares none
+of its code or signature model; it starts from continuum mechanics:
+
+**Quasi-static strain (Boussinesq).** A vertical point load :math:`P` on the surface of a homogeneous, isotropic
+elastic half-space (shear modulus :math:`G`, Poisson ratio :math:`\\nu`) displaces a point at horizontal offset
+:math:`(x, y)` and depth :math:`z` along :math:`x` by (Boussinesq 1885; Johnson, *Contact Mechanics*, 1985,
+eq. 3.22a)
+
+.. math::  u_x = \\frac{P}{4\\pi G}\\left[\\frac{x z}{R^3} - (1-2\\nu)\\frac{x}{R(R+z)}\\right],
+           \\qquad R = \\sqrt{x^2+y^2+z^2}.
+
+The fibre runs along :math:`x` at depth :math:`d` and lateral offset :math:`y` from the wheel path. A DAS channel
+measures the strain averaged over its gauge length :math:`L_g`, which is exactly a displacement difference,
+:math:`\\bar\\varepsilon_{xx}(x) = [u_x(x+L_g/2) - u_x(x-L_g/2)]/L_g`, so no numerical derivative is needed. The
+point strain :math:`\\varepsilon_{xx} = \\partial u_x/\\partial x` (:func:`boussinesq_strain_xx`, used in the tests)
+is
+
+.. math::  \\varepsilon_{xx} = \\frac{P}{4\\pi G}\\left[\\frac{z}{R^3} - \\frac{3x^2z}{R^5}
+           - (1-2\\nu)\\left(\\frac{1}{R(R+z)} - \\frac{x^2(2R+z)}{R^3(R+z)^2}\\right)\\right].
+
+It is extensional under the load and compressive on both sides (the lobes change sign across the load), and
+far to the side of the wheel path it changes sign altogether. Integrated along a line it reduces to Flamant's
+plane-strain solution (:func:`flamant_strain_xx`; a test checks this). Every wheel of every axle (two per axle,
+``track_m`` apart) is such a load; a tram wheel's load is spread by the rail over neighbouring sleepers
+(beam on elastic foundation, Hetényi 1946: :math:`w(x) \\propto e^{-\\beta|x|}(\\cos\\beta x+\\sin\\beta|x|)`).
+The stiffness is an *equivalent* half-space modulus of pavement and ground (Odemark's equivalent thickness
+idea), drawn per scene.
+
+**Ground vibration (Rayleigh waves).** Each vehicle's dynamic wheel force (body bounce ~1-3 Hz, wheel hop
+~8-16 Hz, rail roughness 25-60 Hz for trams) radiates Rayleigh waves at the ground's wave speed :math:`c_R`. In
+the far field of a vertical point force (Lamb 1904; Miller & Pursey 1954) the radial displacement is
+:math:`u_r \\approx A_R F(t - r/c_R)\\,\\sqrt{k/(2\\pi r)}/G` with material damping
+:math:`e^{-\\pi f r/(Q c_R)}`. Along the fibre, a wave arriving at angle :math:`\\varphi` strains it by
+:math:`\\varepsilon_{xx} = -\\cos^2\\varphi\\,\\dot u_r/c_R` (plane-wave limit), averaged over the gauge length
+(a :math:`\\mathrm{sinc}(f L_g\\cos\\varphi/c_R)` factor). So vibration reaches 20-60 m around each vehicle and
+arrives at the ground's speed, hundreds of m/s, not the vehicle's.
+
+**Traffic.** A vehicle zoo (car, van, bus incl. articulated, 2-axle truck, 5-axle tractor-trailer, tram with
+bogies) drives lanes in both directions at once. Each lane is simulated with a car-following rule (desired
+speed that drifts along the section, bounded acceleration and braking, a safe time gap of at least 1.2 s), so
+platoons keep headways >= 1.2 s; urban scenes may have a signal in the section (stop-and-go queues) and side
+streets where vehicles enter or leave mid-section (their wheel path turns away laterally, so their strain fades
+physically).
+
+**Fibre and interrogator.** A spatially correlated coupling factor (0.4-1.6) scales everything a channel
+senses; dead, saturated (clipped) and NaN channels; white instrument noise, power-law coloured noise correlated
+along the fibre, and common-mode bursts (laser phase noise). Output is strain rate (1/s), float32.
+
+:func:`halfspace_scene` draws every parameter at random per seed for a ``"highway"`` or ``"urban"`` site (same
+channel spacings and rates as the other simulator's highway and urban scenes); :func:`halfspace_traffic` takes
+them explicitly. The truth table has the columns of :func:`terralab.das.synthetic.traffic`'s plus ``kind``
+(the zoo member), ``coverage`` (fraction of the section the wheel path covers), ``stopped`` and ``turning``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+
+__all__ = [
+    "ZOO",
+    "boussinesq_strain_xx",
+    "boussinesq_ux",
+    "flamant_strain_xx",
+    "halfspace_scene",
+    "halfspace_traffic",
+    "random_parameters",
+]
+
+KMH = 1.0 / 3.6
+
+#: Vehicle zoo: axle positions (m behind the front axle), gross weight (kN), length (m), two-class label.
+ZOO: dict[str, dict[str, Any]] = {
+    "car": dict(label="car", gross_kn=(11.0, 20.0), length_m=(4.0, 4.9)),
+    "van": dict(label="car", gross_kn=(20.0, 35.0), length_m=(5.0, 6.5)),
+    "bus": dict(label="truck", gross_kn=(110.0, 190.0), length_m=(11.5, 12.5)),
+    "articulated_bus": dict(label="truck", gross_kn=(160.0, 270.0), length_m=(17.5, 18.8)),
+    "truck": dict(label="truck", gross_kn=(60.0, 170.0), length_m=(7.0, 10.0)),
+    "tractor_trailer": dict(label="truck", gross_kn=(150.0, 400.0), length_m=(16.0, 20.0)),
+    "tram": dict(label="tram", gross_kn=(340.0, 560.0), length_m=(30.0, 45.0)),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# elastic half-space
+# --------------------------------------------------------------------------------------------------
+def boussinesq_ux(x, y, z, load_n, shear_modulus_pa: float, poisson: float):
+    """Displacement (m) along x at (x, y, depth z) under a vertical surface point load ``load_n`` (N) at the origin.
+
+    Boussinesq's solution (Johnson 1985, eq. 3.22a): ``P/(4 pi G) [x z / R^3 - (1 - 2 nu) x / (R (R + z))]``.
+    """
+    x, y, z = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(z, dtype=float)
+    r = np.sqrt(x * x + y * y + z * z)
+    r = np.maximum(r, 1e-6)
+    return load_n / (4 * np.pi * shear_modulus_pa) * (x * z / r**3 - (1 - 2 * poisson) * x / (r * (r + z)))
+
+
+def boussinesq_strain_xx(x, y, z, load_n, shear_modulus_pa: float, poisson: float):
+    """Point strain d u_x / d x (extension positive) of :func:`boussinesq_ux`, differentiated analytically."""
+    x, y, z = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(z, dtype=float)
+    r = np.maximum(np.sqrt(x * x + y * y + z * z), 1e-6)
+    t1 = z / r**3 - 3 * x * x * z / r**5
+    t2 = 1.0 / (r * (r + z)) - x * x * (2 * r + z) / (r**3 * (r + z) ** 2)
+    return load_n / (4 * np.pi * shear_modulus_pa) * (t1 - (1 - 2 * poisson) * t2)
+
+
+def flamant_strain_xx(x, z, load_n_per_m, young_pa: float, poisson: float):
+    """Plane-strain eps_xx at (x, depth z) under a line load (N/m) on the surface (Flamant 1892).
+
+    Stresses (compression negative): ``s_xx = -2 q x^2 z / (pi r^4)``, ``s_zz = -2 q z^3 / (pi r^4)``;
+    plane strain: ``eps_xx = ((1 - nu^2) s_xx - nu (1 + nu) s_zz) / E``.
+    """
+    x, z = np.asarray(x, dtype=float), np.asarray(z, dtype=float)
+    r2 = x * x + z * z
+    sxx = -2 * load_n_per_m * x * x * z / (np.pi * r2 * r2)
+    szz = -2 * load_n_per_m * z**3 / (np.pi * r2 * r2)
+    return ((1 - poisson**2) * sxx - poisson * (1 + poisson) * szz) / young_pa
+
+
+# --------------------------------------------------------------------------------------------------
+# vehicles and lanes
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class _Veh:
+    kind: str
+    label: str
+    direction: int
+    lane_y: float
+    t_arrive: float  # s, at the lane's start s_start (or the side street for entering vehicles)
+    v_des: float  # m/s
+    length_m: float
+    axles_m: np.ndarray  # behind the front axle
+    axle_kn: np.ndarray
+    track_m: float
+    dyn_ratio: float
+    dyn_freqs: tuple
+    drift: float  # relative change of desired speed across the section
+    s_enter: float | None = None  # side street where it enters (travel coordinate), None: from upstream
+    s_leave: float | None = None  # side street where it leaves
+    side: int = 1
+    platoon_id: int = -1
+    s_traj: np.ndarray | None = None  # front-axle travel coordinate on the simulation grid (nan: absent)
+    stopped: bool = False
+    rail: bool = False
+
+
+def _make(rng, kind: str, *, direction: int, lane_y: float, t: float, v: float, drift: float) -> _Veh:
+    z = ZOO[kind]
+    length = rng.uniform(*z["length_m"])
+    gross = rng.uniform(*z["gross_kn"])
+    if kind in ("car", "van"):
+        wb = rng.uniform(2.45, 2.9) if kind == "car" else rng.uniform(3.0, 3.7)
+        axles = np.array([0.0, wb])
+        w = np.array([0.55, 0.45])
+        freqs = (rng.uniform(1.0, 1.6), rng.uniform(10.0, 16.0))
+    elif kind == "bus":
+        axles = np.array([0.0, rng.uniform(5.8, 6.8)])
+        w = np.array([0.35, 0.65])
+        freqs = (rng.uniform(1.0, 1.8), rng.uniform(8.0, 12.0))
+    elif kind == "articulated_bus":
+        a1 = rng.uniform(5.6, 6.2)
+        axles = np.array([0.0, a1, a1 + rng.uniform(6.0, 7.0)])
+        w = np.array([0.25, 0.4, 0.35])
+        freqs = (rng.uniform(1.0, 1.8), rng.uniform(8.0, 12.0))
+    elif kind == "truck":
+        axles = np.array([0.0, rng.uniform(3.8, 5.8)])
+        w = np.array([0.35, 0.65])
+        freqs = (rng.uniform(1.8, 3.2), rng.uniform(8.0, 13.0))
+    elif kind == "tractor_trailer":
+        d1 = rng.uniform(3.4, 4.0)
+        t0 = d1 + 1.3 + rng.uniform(6.5, 8.5)
+        axles = np.array([0.0, d1, d1 + 1.3, t0, t0 + 1.3, t0 + 2.6])[: 5 + int(rng.random() < 0.4)]
+        w = np.r_[0.6, np.ones(len(axles) - 1)]
+        length = max(length, axles[-1] + 1.5)
+        freqs = (rng.uniform(1.8, 3.2), rng.uniform(8.0, 13.0))
+    elif kind == "tram":
+        n_bogie = int(rng.integers(3, 5))
+        span = length - 5.0
+        centres = np.linspace(2.5, 2.5 + span, n_bogie) - 2.5
+        axles = np.sort(np.concatenate([centres - 0.9, centres + 0.9]))
+        axles -= axles[0]
+        w = np.ones(len(axles))
+        freqs = (rng.uniform(8.0, 12.0), rng.uniform(25.0, 60.0))
+    else:  # pragma: no cover
+        raise InvalidInputError(f"unknown vehicle kind {kind!r}")
+    loads = gross * w / w.sum()
+    return _Veh(kind=kind, label=z["label"], direction=direction, lane_y=lane_y, t_arrive=t, v_des=v,
+                length_m=float(length), axles_m=axles, axle_kn=loads,
+                track_m=1.435 if kind == "tram" else rng.uniform(1.5, 2.0),
+                dyn_ratio=float(rng.uniform(0.03, 0.08) if kind != "tram" else rng.uniform(0.01, 0.025)),
+                dyn_freqs=freqs, drift=drift, rail=kind == "tram")
+
+
+def _simulate_lane(vehs: list[_Veh], *, t_grid: np.ndarray, s_start: float, s_end: float, signal,
+                   a_max: float = 1.6, b_comf: float = 2.5, gap_s: float = 1.2, s0: float = 2.0,
+                   section: tuple[float, float] = (0.0, 1.0)) -> None:
+    """Car-following along one lane on ``t_grid``: desired speed, bounded acceleration, braking for a red
+    signal, and a safe gap of ``s0 + gap_s * v`` behind the leader (headway >= gap_s). Fills ``s_traj``."""
+    dt = float(t_grid[1] - t_grid[0])
+    n, m = len(t_grid), len(vehs)
+    for v in vehs:
+        v.s_traj = np.full(n, np.nan)
+    state = np.zeros(m, dtype=int)  # 0 not yet in, 1 driving, 2 gone
+    pos = np.zeros(m)
+    vel = np.zeros(m)
+    sec0, sec1 = section
+    for k, t in enumerate(t_grid):
+        for i, v in enumerate(vehs):
+            if state[i] == 0 and t >= v.t_arrive:
+                s_in = v.s_enter if v.s_enter is not None else s_start
+                # a vehicle enters only where the lane is clear (else it waits at the entry)
+                others = (state == 1) & (pos >= s_in - 1.0) & (pos <= s_in + 40.0)
+                ahead_ok = all(pos[j] - vehs[j].length_m - s_in - s0 >= gap_s * v.v_des * 0.8
+                               for j in np.flatnonzero(others))
+                if ahead_ok:
+                    state[i], pos[i] = 1, s_in
+                    vel[i] = v.v_des * (0.35 if v.s_enter is not None else 1.0)
+        idx = np.flatnonzero(state == 1)
+        idx = idx[np.argsort(-pos[idx])]
+        leader = -1
+        for i in idx:
+            v, s, sp = vehs[i], pos[i], vel[i]
+            frac = np.clip((s - sec0) / max(sec1 - sec0, 1.0), 0.0, 1.0)
+            v_want = v.v_des * (1.0 + v.drift * frac)
+            if v.s_leave is not None:  # slow down to turn off
+                v_want = min(v_want, np.sqrt((0.35 * v.v_des) ** 2 + 2 * b_comf * max(v.s_leave - s, 0.0)))
+            cand = [sp + a_max * dt, v_want]
+            if leader >= 0:
+                gap = pos[leader] - vehs[leader].length_m - s - s0
+                cand.append(max(0.0, gap / gap_s))
+            if signal is not None:
+                s_sig, red = signal
+                to_line = s_sig - s
+                if to_line > 0 and red(t) and sp * sp / (2 * 4.0) < to_line:  # can stop (4 m/s^2 at most)
+                    cand.append(np.sqrt(2 * b_comf * max(to_line - 1.0, 0.0)))
+            new = max(0.0, min(cand))
+            if new < 0.5 and sec0 < s < sec1:
+                v.stopped = True
+            vel[i] = new
+            pos[i] = s + new * dt
+            v.s_traj[k] = pos[i]
+            if (v.s_leave is not None and pos[i] > v.s_leave + 15.0) or pos[i] > s_end:
+                state[i] = 2
+            else:
+                leader = i
+
+
+
+
+# --------------------------------------------------------------------------------------------------
+# the simulator
+# --------------------------------------------------------------------------------------------------
+def random_parameters(site: str, seed: int) -> dict[str, Any]:
+    """Every scene parameter of :func:`halfspace_traffic`, drawn at random for ``site`` ("highway"/"urban")."""
+    if site not in ("highway", "urban"):
+        raise InvalidInputError(f"site must be 'highway' or 'urban', got {site!r}")
+    rng = np.random.default_rng([seed, 7919])
+    common = dict(
+        depth_m=float(rng.uniform(0.6, 1.5)),
+        poisson=float(rng.uniform(0.25, 0.4)),
+        young_pa=float(np.exp(rng.uniform(np.log(0.8e9), np.log(4e9)))),
+        rayleigh_speed_ms=float(rng.uniform(140.0, 320.0)),
+        quality_factor=float(rng.uniform(12.0, 40.0)),
+        soil_shear_modulus_pa=float(np.exp(rng.uniform(np.log(4e7), np.log(1.5e8)))),
+        coupling_range=(0.4, 1.6),
+        coupling_corr_m=float(rng.uniform(4.0, 30.0)),
+        white_noise=float(np.exp(rng.uniform(np.log(2e-7), np.log(1.2e-6)))),
+        coloured_noise=float(np.exp(rng.uniform(np.log(1e-8), np.log(5e-8)))),
+        coloured_exponent=float(rng.uniform(0.7, 1.6)),
+        noise_corr_m=float(rng.uniform(5.0, 40.0)),
+        burst_rate_per_min=float(rng.uniform(0.0, 3.0)),
+        burst_amplitude=float(np.exp(rng.uniform(np.log(5e-7), np.log(5e-6)))),
+        dead_channels=int(rng.integers(0, 4)),
+        saturated_channels=int(rng.integers(0, 3)),
+        nan_channels=int(rng.integers(0, 2)),
+        speed_drift=float(rng.uniform(0.0, 0.2)),
+        platoon_fraction=float(rng.uniform(0.2, 0.5)),
+        seed=int(seed),
+    )
+    if site == "highway":
+        common.update(
+            fs_hz=1000.0, dx_m=1.0, gauge_length_m=float(rng.choice([2.0, 4.0, 8.0])),
+            n_channels=int(rng.integers(250, 401)), duration_s=90.0,
+            lanes=((1, 1.75), (1, 5.25), (-1, -1.75), (-1, -5.25)),
+            fibre_y_m=float(rng.uniform(-3.0, 3.0)),
+            speed_kmh=(float(rng.uniform(65, 80)), float(rng.uniform(105, 125))),
+            rate_per_min=float(rng.uniform(8.0, 18.0)),
+            mix={"car": 0.62, "van": 0.1, "bus": 0.04, "truck": 0.09, "tractor_trailer": 0.15},
+            signal=False, side_streets=False, tram=False,
+        )
+    else:
+        common.update(
+            fs_hz=625.0, dx_m=5.0, gauge_length_m=float(rng.choice([5.0, 10.0])),
+            n_channels=int(rng.integers(40, 81)), duration_s=180.0,
+            lanes=((1, 1.75), (-1, -1.75)),
+            fibre_y_m=float(rng.uniform(-4.5, 4.5)),
+            speed_kmh=(float(rng.uniform(20, 30)), float(rng.uniform(45, 60))),
+            rate_per_min=float(rng.uniform(5.0, 10.0)),
+            mix={"car": 0.64, "van": 0.12, "bus": 0.07, "articulated_bus": 0.04, "truck": 0.1,
+                 "tractor_trailer": 0.03},
+            signal=bool(rng.random() < 0.5), side_streets=bool(rng.random() < 0.6),
+            tram=bool(rng.random() < 0.5),
+        )
+    return common
+
+
+def halfspace_scene(site: str, seed: int, **overrides):
+    """A half-space scene with every parameter drawn at random from ``seed``; returns ``(data, truth)``.
+
+    ``site`` is "highway" (1 m channels, 1000 Hz, 65-125 km/h, four lanes) or "urban" (5 m channels, 625 Hz,
+    20-60 km/h, two lanes, maybe a tram line, a signal and side streets). Keyword arguments override draws.
+    """
+    params = random_parameters(site, seed)
+    unknown = set(overrides) - set(params) - {"start_time", "progress", "vehicles"}
+    if unknown:
+        raise InvalidInputError(f"unknown half-space parameter(s) {sorted(unknown)}; valid: {sorted(params)}")
+    params.update(overrides)
+    params["scene_name"] = f"halfspace_{site}"
+    return halfspace_traffic(**params)
+
+
+def halfspace_traffic(
+    *,
+    duration_s: float,
+    fs_hz: float,
+    dx_m: float,
+    n_channels: int,
+    gauge_length_m: float,
+    lanes,
+    fibre_y_m: float,
+    depth_m: float,
+    young_pa: float,
+    poisson: float,
+    rayleigh_speed_ms: float,
+    quality_factor: float,
+    soil_shear_modulus_pa: float,
+    speed_kmh: tuple[float, float],
+    rate_per_min: float,
+    mix: dict[str, float],
+    platoon_fraction: float = 0.3,
+    speed_drift: float = 0.1,
+    signal: bool = False,
+    side_streets: bool = False,
+    tram: bool = False,
+    coupling_range: tuple[float, float] = (0.4, 1.6),
+    coupling_corr_m: float = 10.0,
+    white_noise: float = 5e-7,
+    coloured_noise: float = 3e-8,
+    coloured_exponent: float = 1.0,
+    noise_corr_m: float = 20.0,
+    burst_rate_per_min: float = 1.0,
+    burst_amplitude: float = 1e-6,
+    dead_channels: int = 1,
+    saturated_channels: int = 1,
+    nan_channels: int = 0,
+    vehicles=None,
+    start_time: Any = "2024-06-01T07:30:00",
+    scene_name: str = "halfspace",
+    seed: int = 0,
+    progress: bool = False,
+):
+    """Make a half-space DAS traffic record (strain rate, 1/s) and its truth table (see the module docstring).
+
+    Parameters are physical: ``depth_m`` and ``fibre_y_m`` place the fibre (below the surface; across the road,
+    lanes at ``lanes = ((direction, y_m), ...)``); ``young_pa``/``poisson`` the equivalent half-space under the
+    wheels; ``rayleigh_speed_ms``, ``quality_factor`` and ``soil_shear_modulus_pa`` the ground that carries
+    vibration; ``mix`` the share of each :data:`ZOO` member (``tram=True`` adds a tram line in the middle).
+    ``vehicles`` (optional DataFrame with ``time_s`` (arrival at mid-section at the desired speed),
+    ``speed_kmh``, ``direction``, ``kind``) replaces the random schedule. ``seed`` fixes every random draw.
+    """
+    import pandas as pd
+    import xarray as xr
+
+    if n_channels < 2 or fs_hz <= 0 or dx_m <= 0 or duration_s <= 0:
+        raise InvalidInputError("need n_channels >= 2 and positive fs_hz, dx_m, duration_s")
+    rng = np.random.default_rng(seed)
+    n_t = int(round(duration_s * fs_hz))
+    x = dx_m * np.arange(n_channels, dtype=float)
+    length = float(x[-1])
+    x_mid = 0.5 * length
+    shear = young_pa / (2 * (1 + poisson))
+    reach = 25.0 + 3 * depth_m  # quasi-static strain beyond this is < 1e-3 of its peak
+    vib_reach = 90.0
+
+    # ---- traffic ---------------------------------------------------------------------------------
+    lanes = [(int(d), float(y)) for d, y in lanes]
+    t_grid = np.arange(-40.0, duration_s + 40.0, 0.1)
+    s_start, s_end = -reach - 30.0, length + reach + 30.0  # travel coordinate of the front axle
+    v_lo, v_hi = (s * KMH for s in speed_kmh)
+    fleet: list[_Veh] = []
+    kinds = list(mix)
+    p_kind = np.array([mix[k] for k in kinds], dtype=float)
+    p_kind /= p_kind.sum()
+    signals = {}
+    if signal:
+        cycle, red_s, phase = rng.uniform(40, 70), rng.uniform(15, 30), rng.uniform(0, 70)
+        for d in (1, -1):
+            s_sig = rng.uniform(0.6, 0.85) * length
+            signals[d] = (s_sig, lambda t, c=cycle, r=red_s, ph=phase: ((t + ph) % c) < r)
+    if vehicles is not None:
+        df = pd.DataFrame(vehicles)
+        need = {"time_s", "speed_kmh", "direction", "kind"}
+        if not need.issubset(df.columns):
+            raise InvalidInputError(f"vehicles needs columns {sorted(need)}, got {list(df.columns)}")
+        for row in df.itertuples(index=False):
+            if row.kind not in ZOO:
+                raise InvalidInputError(f"kind must be one of {sorted(ZOO)}, got {row.kind!r}")
+            d = int(row.direction)
+            lane_y = [y for dd, y in lanes if dd == d][0] if row.kind != "tram" else 0.75 * d
+            v = float(row.speed_kmh) * KMH
+            t_arr = float(row.time_s) - (x_mid - s_start) / v
+            fleet.append(_make(rng, row.kind, direction=d, lane_y=lane_y, t=t_arr, v=v, drift=0.0))
+    else:
+        n_lanes_dir = {d: sum(1 for dd, _ in lanes if dd == d) for d in (1, -1)}
+        pid = 0
+        for d, lane_y in lanes:
+            rate_s = rate_per_min / 60.0 / 2 / n_lanes_dir[d] / (1 + 1.5 * platoon_fraction)
+            t = rng.exponential(1 / rate_s) - 40.0
+            while t < duration_s + 10.0:
+                kind = str(rng.choice(kinds, p=p_kind))
+                v = rng.uniform(v_lo, v_hi) * (0.85 if ZOO[kind]["label"] == "truck" else 1.0)
+                drift = rng.uniform(-speed_drift, speed_drift)
+                group = [_make(rng, kind, direction=d, lane_y=lane_y, t=t, v=v, drift=drift)]
+                if rng.random() < platoon_fraction:
+                    pid += 1
+                    group[0].platoon_id = pid
+                    for _ in range(int(rng.integers(1, 4))):
+                        prev = group[-1]
+                        hw = rng.uniform(1.2, 2.5) + prev.length_m / max(prev.v_des, 1.0)
+                        f = _make(rng, str(rng.choice(kinds, p=p_kind)), direction=d, lane_y=lane_y,
+                                  t=prev.t_arrive + hw, v=prev.v_des * rng.uniform(0.97, 1.03), drift=drift)
+                        f.platoon_id = pid
+                        group.append(f)
+                if side_streets and rng.random() < 0.15:
+                    veh = group[0]
+                    if rng.random() < 0.5:
+                        veh.s_enter = rng.uniform(0.1, 0.3) * length
+                        veh.t_arrive = t + (veh.s_enter - s_start) / veh.v_des
+                    else:
+                        veh.s_leave = rng.uniform(0.7, 0.9) * length
+                    veh.side = int(rng.choice([-1, 1]))
+                fleet.extend(group)
+                t = group[-1].t_arrive + rng.exponential(1 / rate_s)
+        if tram:
+            headway = rng.uniform(60.0, 150.0)
+            for d in (1, -1):
+                t = rng.uniform(-30.0, headway - 30.0)
+                while t < duration_s + 10.0:
+                    fleet.append(_make(rng, "tram", direction=d, lane_y=0.75 * d, t=t,
+                                       v=rng.uniform(max(v_lo, 18 * KMH), min(v_hi, 45 * KMH)), drift=0.0))
+                    t += headway * rng.uniform(0.8, 1.2)
+    # one lane per (direction, y); trams run on their own track
+    for d, lane_y in lanes + [(1, 0.75), (-1, -0.75)]:
+        members = sorted([v for v in fleet if v.direction == d and v.lane_y == lane_y], key=lambda q: q.t_arrive)
+        if members:
+            _simulate_lane(members, t_grid=t_grid, s_start=s_start, s_end=s_end,
+                           signal=signals.get(d) if not members[0].rail else None, section=(0.0, length))
+
+    # ---- truth: vehicles whose crossing lies inside the record -----------------------------------
+    rows, render = [], []
+    for v in fleet:
+        s = v.s_traj
+        ok = np.isfinite(s)
+        if ok.sum() < 3:
+            continue
+        centroid = float(np.sum(v.axles_m * v.axle_kn) / np.sum(v.axle_kn))
+        sc = s - centroid  # load centre, travel coordinate
+        tt, sc_ok = t_grid[ok], sc[ok]
+        if sc_ok.max() < x_mid or sc_ok.min() > x_mid:
+            continue
+        s_cov0 = max(0.0, sc_ok.min()) if v.s_enter is not None else 0.0
+        s_cov1 = min(length, sc_ok.max()) if v.s_leave is not None else length
+        if v.s_leave is not None:
+            s_cov1 = min(s_cov1, v.s_leave)
+        i_mid = int(np.argmax(sc_ok >= x_mid))
+        t_mid = float(np.interp(x_mid, sc_ok[max(i_mid - 1, 0):i_mid + 1], tt[max(i_mid - 1, 0):i_mid + 1])) \
+            if i_mid > 0 else float(tt[0])
+        j0, j1 = max(i_mid - 5, 0), min(i_mid + 5, len(tt) - 1)
+        v_mid = float((sc_ok[j1] - sc_ok[j0]) / (tt[j1] - tt[j0]))
+        t_in = float(np.interp(s_cov0, sc_ok, tt)) if v.s_enter is None else float(tt[0])
+        t_out = float(np.interp(s_cov1, sc_ok, tt))
+        render.append(v)
+        if t_in < 2.0 or t_out > duration_s - 2.0:
+            # partly outside the record: its signal is there, it is flagged in the truth, not counted
+            pass
+        v_in = np.interp(s_cov0 + 5.0, sc_ok, np.gradient(sc_ok, tt))
+        v_out = np.interp(s_cov1 - 5.0, sc_ok, np.gradient(sc_ok, tt))
+        rows.append({
+            "time_s": t_mid, "speed_kmh": v_mid / KMH, "direction": v.direction, "vehicle_class": v.label,
+            "kind": v.kind, "t_enter_s": t_in, "t_exit_s": t_out,
+            "speed_change": float((v_out - v_in) / max(v_mid, 0.1)),
+            "n_axles": len(v.axles_m), "length_m": v.length_m, "gross_load_kn": float(np.sum(v.axle_kn)),
+            "vib_freq_hz": float(v.dyn_freqs[1]), "lane_coupling": 1.0, "platoon_id": v.platoon_id,
+            "overtaking": False, "lane_y_m": v.lane_y, "coverage": (s_cov1 - s_cov0) / length, "stopped": v.stopped,
+            "turning": v.s_enter is not None or v.s_leave is not None,
+            "complete": bool(t_in >= 2.0 and t_out <= duration_s - 2.0),
+        })
+
+    # ---- signals: quasi-static strain and Rayleigh waves ------------------------------------------
+    r_gen = max(1, int(fs_hz // 250))
+    fs_gen = fs_hz / r_gen
+    n_gen = int(np.ceil(n_t / r_gen)) + 2
+    t_gen = np.arange(n_gen) / fs_gen
+    coupling = _coupling(rng, n_channels, dx_m, coupling_corr_m, coupling_range)
+    signal_gen = np.zeros((n_gen, n_channels), dtype=np.float32)
+    it = render
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(render, desc="half-space vehicles")
+    for v in it:
+        _render_vehicle(signal_gen, v, t_grid=t_grid, t_gen=t_gen, x=x, fibre_y=fibre_y_m, depth=depth_m,
+                        gauge=gauge_length_m, shear=shear, poisson=poisson, reach=reach, vib_reach=vib_reach,
+                        c_r=rayleigh_speed_ms, q=quality_factor, g_soil=soil_shear_modulus_pa, rng=rng,
+                        fs_gen=fs_gen, length=length)
+    signal_gen *= coupling[None, :].astype(np.float32)
+    data = _upsample(signal_gen, r_gen, n_t)
+    del signal_gen
+
+    # ---- interrogator noise and bad channels -----------------------------------------------------
+    data += white_noise * rng.standard_normal((n_t, n_channels), dtype=np.float32)
+    _add_coloured(data, rng, fs_hz, dx_m, coloured_noise, coloured_exponent, noise_corr_m)
+    n_bursts = rng.poisson(burst_rate_per_min * duration_s / 60.0)
+    for _ in range(n_bursts):
+        dur = rng.uniform(0.2, 2.0)
+        i0 = int(rng.uniform(0, duration_s - dur) * fs_hz)
+        m = int(dur * fs_hz)
+        tt = np.arange(m) / fs_hz
+        f = rng.uniform(0.5, 20.0)
+        burst = burst_amplitude * np.sin(2 * np.pi * f * tt + rng.uniform(0, 6.3)) * np.hanning(m)
+        data[i0:i0 + m] += (burst[:, None] * rng.uniform(0.9, 1.1, n_channels)[None, :]).astype(np.float32)
+    n_bad = min(n_channels - 2, dead_channels + saturated_channels + nan_channels)
+    bad = rng.choice(np.arange(1, n_channels - 1), size=n_bad, replace=False)
+    dead = np.sort(bad[:dead_channels])
+    sat = np.sort(bad[dead_channels:dead_channels + saturated_channels])
+    nan = np.sort(bad[dead_channels + saturated_channels:])
+    data[:, dead] = 0.0
+    for c in sat:
+        clip = 3.0 * white_noise
+        data[:, c] = np.clip(40.0 * data[:, c], -clip, clip)
+    data[:, nan] = np.nan
+
+    t0 = np.datetime64(pd.Timestamp(start_time).to_datetime64(), "ns")
+    times = t0 + np.round(np.arange(n_t) * (1e9 / fs_hz)).astype("timedelta64[ns]")
+    da = xr.DataArray(
+        data, dims=("time", "distance"), coords={"time": times, "distance": x}, name="strain_rate",
+        attrs={
+            "units": "1/s", "measurand": "strain_rate", "gauge_length_m": float(gauge_length_m),
+            "sampling_rate_hz": float(fs_hz), "channel_spacing_m": float(dx_m), "format": "synthetic",
+            "scene": scene_name, "simulator": "halfspace", "seed": int(seed),
+            "dead_channels_m": x[dead].tolist(), "saturated_channels_m": x[sat].tolist(),
+            "nan_channels_m": x[nan].tolist(), "coupling": coupling.astype(float).tolist(), "gaps": "[]",
+            "fibre_depth_m": float(depth_m), "fibre_offset_m": float(fibre_y_m),
+        },
+    )
+    truth = _truth(rows, t0)
+    keep = truth["complete"].to_numpy(dtype=bool) if len(truth) else np.zeros(0, dtype=bool)
+    partial = truth[~keep].reset_index(drop=True)
+    truth = truth[keep].reset_index(drop=True)
+    truth["vehicle_id"] = np.arange(len(truth))
+    truth.attrs["section_m"] = (0.0, length)
+    truth.attrs["outside_record"] = partial  # vehicles only partly recorded: not counted either way
+    return da, truth
+
+
+def _truth(rows, t0):
+    import pandas as pd
+
+    cols = ["vehicle_id", "time", "speed_kmh", "direction", "vehicle_class", "kind", "t_enter", "t_exit",
+            "speed_change", "n_axles", "length_m", "gross_load_kn", "vib_freq_hz", "lane_coupling", "platoon_id",
+            "overtaking", "lane_y_m", "coverage", "stopped", "turning", "complete"]
+    if not rows:
+        df = pd.DataFrame(columns=cols)
+        for c in ("time", "t_enter", "t_exit"):
+            df[c] = pd.Series(dtype="datetime64[ns]")
+        return df
+    df = pd.DataFrame(rows).sort_values("time_s").reset_index(drop=True)
+
+    def ts(s):
+        return t0 + np.round(np.asarray(s, dtype=float) * 1e9).astype("timedelta64[ns]")
+
+    df["time"] = ts(df["time_s"])
+    df["t_enter"] = ts(df["t_enter_s"])
+    df["t_exit"] = ts(df["t_exit_s"])
+    df["vehicle_id"] = np.arange(len(df))
+    return df[cols]
+
+
+def _coupling(rng, n, dx, corr_m, rng_range):
+    """Spatially correlated coupling factor in [lo, hi]: a smoothed log-normal field along the fibre."""
+    from scipy import ndimage
+
+    lo, hi = rng_range
+    w = rng.standard_normal(n + 64)
+    w = ndimage.gaussian_filter1d(w, max(corr_m / dx, 0.5))[32:32 + n]
+    w = w / (w.std() + 1e-12)
+    c = np.exp(0.5 * (np.log(hi) - np.log(lo)) / 2.0 * w) * np.sqrt(lo * hi)
+    return np.clip(c, lo, hi)
+
+
+_RAIL_OFFSETS = np.array([-1.8, -1.2, -0.6, 0.0, 0.6, 1.2, 1.8])
+
+
+def _rail_weights(beta: float = 1.0 / 0.9) -> np.ndarray:
+    u = np.abs(_RAIL_OFFSETS)
+    w = np.exp(-beta * u) * (np.cos(beta * u) + np.sin(beta * u))
+    return w / w.sum()
+
+
+def _axle_kernel(lat_m, track_m, rail, *, depth, gauge, shear, poisson, u):
+    """Gauge-averaged strain per N of axle load at along-fibre offsets ``u`` from the axle (both wheels).
+
+    The Boussinesq field only depends on the offset between channel and wheel, so one kernel per lateral
+    position serves every time step (np.interp instead of the closed form at every sample).
+    """
+    k = np.zeros_like(u)
+    for lat in (lat_m - 0.5 * track_m, lat_m + 0.5 * track_m):
+        up = boussinesq_ux(u + 0.5 * gauge, lat, depth, 0.5, shear, poisson)
+        um = boussinesq_ux(u - 0.5 * gauge, lat, depth, 0.5, shear, poisson)
+        k += (up - um) / gauge
+    if rail:  # the rail spreads each wheel load over neighbouring sleepers
+        du = u[1] - u[0]
+        w = _rail_weights()
+        spread = np.zeros_like(k)
+        for off, wj in zip(_RAIL_OFFSETS, w):
+            spread += wj * np.roll(k, int(round(off / du)))
+        k = spread
+    return k
+
+
+def _render_vehicle(out, v: _Veh, *, t_grid, t_gen, x, fibre_y, depth, gauge, shear, poisson, reach, vib_reach,
+                    c_r, q, g_soil, rng, fs_gen, length):
+    """Add one vehicle's strain rate (quasi-static + Rayleigh) to ``out`` (time at fs_gen, channel)."""
+    ok = np.isfinite(v.s_traj)
+    tt = t_grid[ok]
+    st = v.s_traj[ok]
+    # travel coordinate of the section's ends, seen from the front axle, with the reach of each effect
+    inside = (t_gen >= tt[0]) & (t_gen <= tt[-1])
+    if inside.sum() < 4:
+        return
+    g0 = int(np.argmax(inside))
+    g1 = g0 + int(inside.sum())
+    s_gen = np.interp(t_gen[g0:g1], tt, st)
+    near = (s_gen > -vib_reach - v.length_m) & (s_gen < length + vib_reach + v.length_m)
+    if near.sum() < 4:
+        return
+    g0, g1 = g0 + int(np.argmax(near)), g0 + len(near) - int(np.argmax(near[::-1]))
+    tg = t_gen[g0:g1]
+    s_front = np.interp(tg, tt, st)
+    d = v.direction
+    centroid = float(np.sum(v.axles_m * v.axle_kn) / np.sum(v.axle_kn))
+    centre = (s_front - centroid) if d > 0 else length - (s_front - centroid)
+    # dynamic wheel force: narrow-band body bounce and wheel hop (tram: rail roughness), relative to the load
+    spec_f = np.fft.rfftfreq(len(tg), 1 / fs_gen)
+    dyn = np.zeros(len(tg))
+    for f0 in v.dyn_freqs:
+        amp = np.exp(-0.5 * ((spec_f - f0) / (0.15 * f0)) ** 2)
+        sig = np.fft.irfft(amp * np.exp(2j * np.pi * rng.random(len(spec_f))), n=len(tg))
+        dyn += 0.5 * sig / (sig.std() + 1e-12)
+    dyn *= v.dyn_ratio
+    # quasi-static: one kernel per axle (its lateral path), shifted along the fibre as the axle moves
+    lo_c = int(np.searchsorted(x, centre.min() - reach - v.length_m))
+    hi_c = int(np.searchsorted(x, centre.max() + reach + v.length_m))
+    if hi_c > lo_c:
+        xs = x[lo_c:hi_c]
+        ug = np.arange(-reach - gauge - 2.0, reach + gauge + 2.0, 0.02)
+        strain = np.zeros((len(tg), len(xs)))
+        s_ax = s_front[:, None] - v.axles_m[None, :]
+        along = s_ax if d > 0 else length - s_ax
+        turning = v.s_enter is not None or v.s_leave is not None
+        base = _axle_kernel(v.lane_y - fibre_y, v.track_m, v.rail, depth=depth, gauge=gauge, shear=shear,
+                            poisson=poisson, u=ug)
+        for a in range(len(v.axles_m)):
+            load_n = v.axle_kn[a] * 1e3
+            if not turning:
+                strain += load_n * np.interp(xs[None, :] - along[:, a:a + 1], ug, base, left=0.0, right=0.0)
+                continue
+            # a turning vehicle's path leaves (or joins) the lane: lateral offset changes with position
+            lat = np.full(len(tg), v.lane_y)
+            if v.s_enter is not None:
+                lat = lat + v.side * np.clip(v.s_enter + 12.0 - s_ax[:, a], 0.0, 12.0) * 1.5
+            if v.s_leave is not None:
+                lat = lat + v.side * np.clip(s_ax[:, a] - v.s_leave, 0.0, None) * 1.5
+            for lat_v in np.unique(np.round(lat, 0)):
+                rows = np.round(lat, 0) == lat_v
+                if abs(lat_v - fibre_y) > reach:
+                    continue
+                kern = _axle_kernel(lat_v - fibre_y, v.track_m, v.rail, depth=depth, gauge=gauge, shear=shear,
+                                    poisson=poisson, u=ug)
+                strain[rows] += load_n * np.interp(xs[None, :] - along[rows, a:a + 1], ug, kern, left=0.0,
+                                                   right=0.0)
+        strain *= (1.0 + dyn)[:, None]
+        out[g0:g1, lo_c:hi_c] += (np.gradient(strain, axis=0) * fs_gen).astype(np.float32)
+    # Rayleigh waves from the vehicle's dynamic force (radiated from its load centre)
+    lo_c = int(np.searchsorted(x, centre.min() - vib_reach))
+    hi_c = int(np.searchsorted(x, centre.max() + vib_reach))
+    if hi_c <= lo_c:
+        return
+    xs = x[lo_c:hi_c]
+    force = float(np.sum(v.axle_kn)) * 1e3 * dyn
+    # strain rate of the fibre: -(cos^2 phi / c_R) times the second time derivative of u_r
+    acc = np.gradient(np.gradient(force)) * fs_gen * fs_gen
+    f_c = float(np.mean(v.dyn_freqs))
+    k = 2 * np.pi * f_c / c_r
+    lat0 = v.lane_y - fibre_y
+    for a in range(0, len(xs), 64):
+        xc = xs[a:a + 64]
+        dxv = xc[None, :] - centre[:, None]
+        r = np.sqrt(dxv * dxv + lat0 * lat0 + depth * depth)
+        cos2 = (dxv * dxv) / (r * r)
+        amp = 0.12 * np.sqrt(k / (2 * np.pi * np.maximum(r, 1.0))) / g_soil * np.exp(-np.pi * f_c * r / (q * c_r))
+        amp *= np.abs(np.sinc(f_c * gauge * np.sqrt(cos2) / c_r))
+        amp = np.where(r <= vib_reach, amp, 0.0)
+        delayed = np.interp(tg[:, None] - r / c_r, tg, acc, left=0.0, right=0.0)
+        out[g0:g1, lo_c + a:lo_c + a + len(xc)] += (-cos2 / c_r * amp * delayed).astype(np.float32)
+
+
+def _upsample(coarse: np.ndarray, r: int, n_t: int) -> np.ndarray:
+    """Linear interpolation of (n_gen, ch) samples to r times the rate, float32, n_t rows."""
+    if r == 1:
+        return np.ascontiguousarray(coarse[:n_t])
+    out = np.empty((n_t, coarse.shape[1]), dtype=np.float32)
+    for phase in range(r):
+        rows = out[phase::r]
+        n = len(rows)
+        f = np.float32(phase / r)
+        rows[:] = coarse[:n] * (1 - f) + coarse[1:n + 1] * f
+    return out
+
+
+def _add_coloured(data, rng, fs_hz, dx_m, rms, exponent, corr_m):
+    """Power-law (1/f^exponent) noise, correlated along the fibre over ``corr_m``, made at ~50 Hz."""
+    from scipy import ndimage
+
+    if rms <= 0:
+        return
+    n_t, n_ch = data.shape
+    r = max(1, int(fs_hz // 50))
+    n_f = int(np.ceil(n_t / r)) + 2
+    w = rng.standard_normal((n_f, n_ch))
+    w = ndimage.gaussian_filter1d(w, max(corr_m / dx_m, 0.5), axis=1, mode="reflect")
+    spec = np.fft.rfft(w, axis=0)
+    f = np.fft.rfftfreq(n_f, r / fs_hz)
+    f[0] = f[1]
+    spec *= (np.maximum(f, 0.1) ** (-exponent / 2))[:, None]
+    field = np.fft.irfft(spec, n=n_f, axis=0)
+    field *= rms / (field.std() + 1e-30)
+    data += _upsample(field.astype(np.float32), r, n_t)

@@ -1,0 +1,107 @@
+"""The second, independent simulator: elastic half-space mechanics, car-following traffic, field imperfections."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from terralab.das import halfspace, synthetic
+from terralab.errors import InvalidInputError
+
+E, NU = 2e9, 0.3
+G = E / (2 * (1 + NU))
+
+
+def test_boussinesq_strain_is_the_derivative_of_the_displacement():
+    x = np.linspace(-6, 6, 241)
+    h = 1e-4
+    for y, z in ((0.0, 1.0), (2.5, 0.8), (6.0, 1.2)):
+        num = (halfspace.boussinesq_ux(x + h, y, z, 1e4, G, NU) - halfspace.boussinesq_ux(x - h, y, z, 1e4, G, NU)) / (2 * h)
+        ana = halfspace.boussinesq_strain_xx(x, y, z, 1e4, G, NU)
+        np.testing.assert_allclose(ana, num, rtol=1e-5, atol=1e-12)
+
+
+def test_a_line_of_boussinesq_loads_gives_flamants_plane_strain_solution():
+    # q N/m along y is the integral of point loads q dy: eps_xx must equal Flamant's plane-strain strain
+    y = np.linspace(-400, 400, 160001)
+    dy = y[1] - y[0]
+    for x, z in ((0.0, 1.0), (0.7, 1.0), (2.0, 0.6)):
+        line = np.sum(halfspace.boussinesq_strain_xx(x, y, z, 1.0, G, NU)) * dy
+        # beyond |y| = 400 m the integrand is -(1 - 2 nu) / (4 pi G y^2): add both tails analytically
+        line += -2 * (1 - 2 * NU) / (4 * np.pi * G * 400.0)
+        flamant = halfspace.flamant_strain_xx(x, z, 1.0, E, NU)
+        assert line == pytest.approx(flamant, rel=1e-3, abs=1e-16)
+
+
+def test_strain_is_extension_under_the_load_and_compression_on_both_sides():
+    x = np.linspace(-5, 5, 1001)
+    eps = halfspace.boussinesq_strain_xx(x, 0.0, 1.0, 1e4, G, NU)
+    assert eps[500] > 0
+    assert eps[np.abs(x - 1.5).argmin()] < 0 and eps[np.abs(x + 1.5).argmin()] < 0
+    np.testing.assert_allclose(eps, eps[::-1], rtol=1e-9)  # symmetric about the load
+
+
+@pytest.fixture(scope="module")
+def urban():
+    return synthetic.halfspace_scene("urban", 5, tram=True, signal=True, side_streets=True)
+
+
+def test_same_seed_same_scene_and_parameters_vary_between_seeds(urban):
+    data, truth = urban
+    data2, truth2 = synthetic.halfspace_scene("urban", 5, tram=True, signal=True, side_streets=True)
+    np.testing.assert_array_equal(data.values, data2.values)
+    pd.testing.assert_frame_equal(truth, truth2)
+    a, b = halfspace.random_parameters("urban", 5), halfspace.random_parameters("urban", 6)
+    assert a["depth_m"] != b["depth_m"] and a["young_pa"] != b["young_pa"]
+
+
+def test_platoons_keep_at_least_the_minimum_headway_in_every_lane(urban):
+    _, truth = urban
+    outside = truth.attrs["outside_record"]
+    both = pd.concat([truth, outside], ignore_index=True)
+    for (_, lane), grp in both.groupby(["direction", "lane_y_m"]):
+        t = np.sort(grp["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) / 1e9)
+        if len(t) > 1:
+            assert np.diff(t).min() >= 1.2 - 0.05
+
+
+def test_urban_scene_has_trams_and_both_directions_and_listed_bad_channels(urban):
+    data, truth = urban
+    assert "tram" in set(truth["vehicle_class"]) and set(truth["direction"]) == {1, -1}
+    assert truth.loc[truth["kind"] == "tram", "length_m"].min() >= 30
+    assert data.attrs["simulator"] == "halfspace" and data.dims == ("time", "distance")
+    coupling = np.asarray(data.attrs["coupling"])
+    assert coupling.min() >= 0.4 and coupling.max() <= 1.6
+    x = data["distance"].values
+    dead = np.isin(x, data.attrs["dead_channels_m"])
+    assert (data.values[:, dead] == 0).all()
+
+
+def test_vibration_outruns_the_vehicle_at_the_ground_wave_speed():
+    veh = pd.DataFrame({"time_s": [20.0], "speed_kmh": [40.0], "direction": [1], "kind": ["truck"]})
+    quiet = dict(white_noise=0.0, coloured_noise=0.0, burst_rate_per_min=0.0, dead_channels=0, saturated_channels=0,
+                 nan_channels=0, vehicles=veh, duration_s=40.0, n_channels=60, fibre_y_m=0.0)
+    data, truth = halfspace.halfspace_scene("urban", 3, **quiet)
+    x = data["distance"].values
+    t = (data.time.values - data.time.values[0]) / np.timedelta64(1, "s")
+    fs = data.attrs["sampling_rate_hz"]
+    # vibration (above 5 Hz) is felt 40 m ahead of the truck while its quasi-static strain is not there yet
+    from scipy import signal
+
+    sos = signal.butter(4, 5.0, "high", fs=fs, output="sos")
+    hp = signal.sosfilt(sos, data.values.astype(float), axis=0)
+    lp = signal.sosfilt(signal.butter(4, 1.0, "low", fs=fs, output="sos"), data.values.astype(float), axis=0)
+    c = np.abs(x - (x[-1] / 2 + 40)).argmin()  # 40 m ahead of mid-section
+    win = (t > 18.5) & (t < 20.0)  # truck still 17-40 m before mid-section
+    assert np.abs(hp[win, c]).max() > 0.05 * np.abs(hp[:, c]).max()
+    assert np.abs(lp[win, c]).max() < 0.15 * np.abs(lp[:, c]).max()
+
+
+def test_bad_site_and_unknown_parameters_are_refused():
+    with pytest.raises(InvalidInputError, match="site"):
+        halfspace.halfspace_scene("motorway", 1)
+    with pytest.raises(InvalidInputError, match="unknown half-space parameter"):
+        halfspace.halfspace_scene("urban", 1, depth=2.0)
+    with pytest.raises(InvalidInputError, match="simulator"):
+        synthetic.random_scene("gaussian", "urban", 1)

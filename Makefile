@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 # e.g. `make test TORCH_PINS=` to let pip choose.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 SHARED_DATA ?= $(abspath ../shared/data)
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k catalog -x"` (.ci/run adds its skip guard here).
+PYTEST_ARGS ?=
 export TERRALAB_DATA_MIRROR ?= $(if $(wildcard $(SHARED_DATA)/SOURCES.md),$(SHARED_DATA),)
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -33,7 +35,7 @@ demo: setup
 	@echo "open reports/index.html"
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)

@@ -127,10 +127,11 @@ def parse_allow_list(text: str) -> list[Entry]:
                 f"line {number}: {line!r} has no comment saying why the skip is legitimate; "
                 "write `PATTERN [| REASON]  # why`"
             )
-        nodeid, bar, reason = body.strip().partition(" | ")
-        if not nodeid.strip() or (bar and not reason.strip()):
+        parts = re.split(r"\s+\|(?:\s+|$)", body.strip(), maxsplit=1)
+        nodeid, reason = parts[0].strip(), (parts[1].strip() if len(parts) == 2 else None)
+        if not nodeid or reason == "":
             raise AllowListError(f"line {number}: {line!r} needs a node-id pattern (and a reason after ' | ')")
-        entries.append(Entry(nodeid.strip(), reason.strip() if bar else None, why.strip(), number))
+        entries.append(Entry(nodeid, reason, why.strip(), number))
     return entries
 
 

@@ -1,8 +1,10 @@
 """Reports in a real browser: a run's HTML, the runs index and a sweep's comparison page, opened in headless
 Chromium, show their metrics tables and figures; the tables sort on a click; links lead to the run reports.
 
-Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped with a reason
-when either is missing. Screenshots go to ``reports/browser-*.png`` at the repository root.
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them), or the binaries named by
+``TERRALAB_CHROMIUM`` and ``TERRALAB_CHROMEDRIVER``. When either is missing or the browser does not start, the
+tests skip with the reason on a user's machine and fail in CI (``TERRALAB_REQUIRE_DATA=1``, see
+``conftest.require``). Screenshots go to ``reports/browser-*.png`` at the repository root.
 """
 
 from __future__ import annotations
@@ -12,12 +14,18 @@ import shutil
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = Path(__file__).parent / "notebooks_sweep" / "sweep_toy.ipynb"
 SHOTS = ROOT / "reports"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM = os.environ.get("TERRALAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = os.environ.get("TERRALAB_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -30,11 +38,6 @@ FLAGS = [
     "--window-size=1280,1400",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
-    reason=f"headless Chromium not found ({CHROMIUM}, {CHROMEDRIVER}); install the Debian packages "
-    "`chromium` and `chromium-driver` (.ci/run does)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +60,19 @@ def pages(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
+    require(
+        os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK),
+        f"headless Chromium not found ({CHROMIUM}, {CHROMEDRIVER}); install the Debian packages "
+        "`chromium` and `chromium-driver` (.ci/run does) or set TERRALAB_CHROMIUM and TERRALAB_CHROMEDRIVER",
+    )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in FLAGS:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    except WebDriverException as exc:
+        require(False, f"headless Chromium ({CHROMIUM}, driver {CHROMEDRIVER}) did not start: {exc.msg or exc}")
     driver.set_page_load_timeout(30)
     try:
         yield driver
@@ -94,8 +102,6 @@ def _shoot(driver, name: str) -> Path:
 
 
 def test_run_report_shows_its_metrics_and_figure(browser, pages):
-    from selenium.webdriver.common.by import By
-
     _open(browser, pages["run"])
     table = browser.find_element(By.ID, "terralab-metrics")
     assert table.is_displayed()
@@ -111,8 +117,6 @@ def test_run_report_shows_its_metrics_and_figure(browser, pages):
 
 
 def test_runs_index_lists_both_runs_and_sorts_on_click(browser, pages):
-    from selenium.webdriver.common.by import By
-
     _open(browser, pages["index"])
     table = browser.find_element(By.CSS_SELECTOR, "table.sortable")
     assert table.is_displayed()
@@ -137,8 +141,6 @@ def test_runs_index_lists_both_runs_and_sorts_on_click(browser, pages):
 
 
 def test_comparison_page_marks_the_best_run_shows_the_figure_and_links_to_runs(browser, pages):
-    from selenium.webdriver.common.by import By
-
     _open(browser, pages["comparison"])
     assert browser.find_element(By.ID, "sweep-runs").is_displayed()
     best = browser.find_element(By.ID, "best-run")

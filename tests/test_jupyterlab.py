@@ -2,7 +2,8 @@
 the ``terralab`` kernel runs a cell sent over the kernel websocket.
 
 The server runs from this environment on a free loopback port with a random token, and is always shut
-down (kernels first) when the module ends. Every wait is bounded.
+down (kernels first) when the module ends. Every wait is bounded. A missing ``jupyter`` skips with the reason on
+a user's machine and fails in CI (``conftest.require``); a server that does not start always fails.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+import websocket
+
+from conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER = Path(sys.executable).with_name("jupyter")
@@ -28,9 +32,6 @@ START_TIMEOUT_S = 90
 HTTP_TIMEOUT_S = 15
 EXECUTE_TIMEOUT_S = 90
 
-pytestmark = pytest.mark.skipif(
-    not JUPYTER.exists(), reason=f"{JUPYTER} not found: install the dev extra (pip install -e '.[dev]')"
-)
 
 
 def _free_port() -> int:
@@ -71,6 +72,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    require(JUPYTER.exists(), f"{JUPYTER} not found: install the dev extra (pip install -e '.[dev]')")
     home = tmp_path_factory.mktemp("jupyter-home")
     token = secrets.token_hex(16)
     port = _free_port()
@@ -164,7 +166,6 @@ def test_every_notebook_is_listed_and_opens_with_a_parameters_cell(server, folde
 
 
 def test_terralab_kernel_runs_a_cell_over_the_websocket(server):
-    websocket = pytest.importorskip("websocket", reason="websocket-client is needed to talk to the kernel")
     kernel = server.json("POST", "/api/kernels", {"name": "terralab"}, expect=201)
     try:
         ws = websocket.create_connection(

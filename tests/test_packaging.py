@@ -6,10 +6,10 @@ import ast
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def test_import_does_not_pull_heavy_dependencies(module):
         f"import sys, importlib; importlib.import_module({module!r}); "
         f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"import {module} loads {out.stdout.strip()}: import them inside functions"
 
@@ -75,3 +75,37 @@ def test_core_imports_no_workflow_and_workflows_import_no_other_workflow():
             if target in WORKFLOWS and target != owner:
                 problems.append(f"{path.relative_to(ROOT)} imports {mod}")
     assert not problems, "dependencies must point notebooks → workflows → core:\n" + "\n".join(problems)
+
+
+def _canonical(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def _must_import() -> set[str]:
+    """Distributions `make test` always installs: the dependencies and the dev extra (the test tools)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["dev"] + ["terralab"]
+    return {_canonical(_name(r)) for r in wanted}
+
+
+def test_no_test_importorskips_a_hard_dependency_or_the_project():
+    """A broken install must fail the tests, not turn them into skips: import what `make test` installs."""
+    from importlib.metadata import packages_distributions
+
+    by_module = packages_distributions()
+    hard = _must_import()
+    problems = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "importorskip" and node.args
+                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                continue
+            module = node.args[0].value
+            top = module.split(".")[0]
+            dists = {_canonical(d) for d in by_module.get(top, [])} | ({"terralab"} if top == "terralab" else set())
+            if dists & hard:
+                problems.append(f"{path.relative_to(ROOT)}:{node.lineno} importorskip({module!r})")
+    assert not problems, (
+        "hard dependencies (and terralab itself) are imported, not skipped over:\n" + "\n".join(problems)
+    )

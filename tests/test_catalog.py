@@ -334,6 +334,13 @@ def test_a_mirror_folder_that_does_not_exist_is_named_as_the_cause(tiny, tmp_pat
     assert f"mirror {nope / 'demo' / 'table.csv'} (the mirror folder {nope} does not exist)" in msg
 
 
+def test_describe_names_a_missing_mirror_folder_when_the_file_is_not_found(tiny, tmp_path, monkeypatch, cache):
+    monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(tmp_path / "nope"))
+    text = tiny.describe("demo_table")
+    assert "available:   download needed" in text
+    assert f"mirror:      TERRALAB_DATA_MIRROR is set to {tmp_path / 'nope'}, which does not exist" in text
+
+
 def test_a_mirror_path_that_is_a_file_is_named_as_the_cause(tmp_path, monkeypatch, cache):
     entry = _table_entry(derived=True)
     del entry["url"]

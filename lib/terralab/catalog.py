@@ -969,6 +969,8 @@ class Catalog:
         if e.is_fetchable:
             where, path = self.locate(name)
             lines.append(f"  available:   {where} ({path})" if where else "  available:   download needed")
+            if where is None and _mirror_problem():
+                lines.append(f"  mirror:      {_mirror_problem()}")
         elif e.kind == "earthengine":
             lines.append("  available:   Earth Engine (needs credentials)")
         elif e.kind == "stac":

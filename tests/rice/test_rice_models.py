@@ -44,7 +44,9 @@ def test_unet_takes_4_to_20_input_bands(small, band_set):
     stack, truth = small
     model = rice.fit(stack, truth, model="unet", bands=band_set, seed=0, **FAST_UNET)
     assert len(model.bands) in (4, 20)
-    assert model.net.encoder.conv1.in_channels == len(model.bands)
+    # one extra input channel per cloud-masked optical season says where that season's bands are valid
+    assert model.input_names == model.bands + [f"valid_{g}" for g in model.masked_groups]
+    assert model.net.encoder.conv1.in_channels == len(model.input_names) == len(model.bands) + (1 if len(model.bands) == 4 else 2)
     assert rice.predict(model, stack, tile=64, overlap=16, progress=False).shape == stack.shape[1:]
 
 
@@ -88,13 +90,19 @@ def test_a_corrupt_checkpoint_is_a_file_format_error(tmp_path):
         rice.load(tmp_path / "absent.pt")
 
 
-def test_geotiff_to_geotiff_equals_in_memory_prediction(small, small_unet, tmp_path):
+def test_geotiff_to_geotiff_equals_in_memory_prediction_with_quality_and_probability_bands(small, small_unet, tmp_path):
     stack, _ = small
     src = features.write_stack(stack, tmp_path / "features.tif")
     dst = rice.predict_geotiff(small_unet, src, tmp_path / "out" / "classes.tif", tile=32, overlap=8, progress=False)
-    on_disk = rioxarray.open_rasterio(dst).squeeze("band", drop=True)
-    in_memory = rice.predict(small_unet, stack, tile=32, overlap=8, progress=False)
-    np.testing.assert_array_equal(on_disk.values, in_memory.values)
+    on_disk = rioxarray.open_rasterio(dst, mask_and_scale=False)
+    assert list(on_disk.attrs["long_name"]) == ["class", "quality", "confidence"]
+    in_memory = rice.predict(small_unet, stack, tile=32, overlap=8, progress=False, return_proba=True)
+    np.testing.assert_array_equal(on_disk.values[0], in_memory["classes"].values)
+    np.testing.assert_array_equal(on_disk.values[1], in_memory["quality"].values)
+    scaled = rioxarray.open_rasterio(dst, mask_and_scale=True).values[2]  # stored × 10,000, band scale 1e-4
+    valid = in_memory["classes"].values >= 0
+    np.testing.assert_allclose(scaled[valid], in_memory["confidence"].values[valid], atol=6e-5)
+    assert np.isnan(scaled[~valid]).all()
     assert on_disk.rio.crs == stack.rio.crs and on_disk.rio.nodata == -1
     assert [p.name for p in dst.parent.iterdir()] == ["classes.tif"]
 
@@ -160,8 +168,8 @@ def test_local_encoder_weights_are_loaded_and_spread_over_the_input_bands(small,
     got = model.net.encoder.layer1[0].conv1.weight.detach()
     torch.testing.assert_close(got, donor.encoder.layer1[0].conv1.weight.detach(), atol=1e-6, rtol=0)
     conv1 = model.net.encoder.conv1.weight.detach()
-    assert conv1.shape[1] == 8
-    torch.testing.assert_close(conv1[:, :3], donor.encoder.conv1.weight.detach() * 3 / 8, atol=1e-6, rtol=0)
+    assert conv1.shape[1] == len(model.input_names) == 10  # 8 bands + 2 validity channels
+    torch.testing.assert_close(conv1[:, :3], donor.encoder.conv1.weight.detach() * 3 / 10, atol=1e-6, rtol=0)
     with pytest.raises(InvalidInputError, match="do not exist"):
         rice.fit(stack, truth, model="unet", encoder_weights=tmp_path / "none.pth", **FAST_UNET)
 

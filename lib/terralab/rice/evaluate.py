@@ -23,8 +23,10 @@ import xarray as xr
 from ..errors import InvalidInputError
 
 __all__ = [
+    "Calibration",
     "Scores",
     "band_model_table",
+    "calibration",
     "compare_band_sets",
     "compare_scores",
     "confusion_matrix",
@@ -237,3 +239,68 @@ def compare_band_sets(
             pred = predict(m, stack, progress=False)
             results[(model, band_set)] = scores(test_labels, pred, class_names=m.class_names)
     return band_model_table(results), results
+
+
+@dataclass
+class Calibration:
+    """Reliability of predicted probabilities: ``ece`` (expected calibration error of the predicted class's
+    probability), ``table`` per confidence bin (``bin_lower``, ``bin_upper``, ``count``, ``mean_confidence``,
+    ``accuracy``), ``n`` (pixels/points scored)."""
+
+    ece: float
+    table: pd.DataFrame
+    n: int
+
+    def __repr__(self) -> str:
+        return f"Calibration(n={self.n}, ECE={self.ece:.4f})"
+
+
+def calibration(probability, truth, *, n_bins: int = 15) -> Calibration:
+    """Expected calibration error and the reliability table of class probabilities against true labels.
+
+    Parameters
+    ----------
+    probability
+        ``(class, y, x)`` probabilities (``rice.predict(..., output="proba")``), the Dataset of
+        ``rice.predict(..., return_proba=True)``, or an ``(n, classes)`` array / DataFrame.
+    truth
+        True class ids on the same grid ``(y, x)`` or ``(n,)``; −1 (unlabelled) and pixels without a
+        probability (NaN) are skipped.
+    n_bins
+        Equal-width confidence bins over [0, 1].
+
+    Notes
+    -----
+    ECE = Σ_b (n_b / n) · |accuracy_b − mean confidence_b| over bins of the predicted class's probability
+    (Guo et al. 2017); a perfectly calibrated model has ECE 0.
+    """
+    if isinstance(probability, xr.Dataset):
+        probability = probability["probability"]
+    if isinstance(probability, xr.DataArray):
+        if "class" not in probability.dims:
+            raise InvalidInputError("probabilities need a 'class' dimension")
+        p = probability.transpose("class", ...).values.reshape(probability.sizes["class"], -1).T
+    else:
+        p = np.asarray(probability.values if isinstance(probability, pd.DataFrame) else probability, dtype=np.float64)
+        if p.ndim != 2:
+            raise InvalidInputError("an array of probabilities must be (n, classes)")
+    t = _flat(truth)
+    if t.size != p.shape[0]:
+        raise InvalidInputError(f"{p.shape[0]} probability rows for {t.size} labels: put them on the same grid")
+    t = np.where(np.isnan(t), -1, t) if t.dtype.kind == "f" else t
+    ok = (t >= 0) & np.isfinite(p).all(axis=1)
+    if not ok.any():
+        raise InvalidInputError("nothing to score: no labelled pixel with a probability")
+    p, t = p[ok], t[ok].astype(np.int64)
+    conf = p.max(axis=1)
+    correct = p.argmax(axis=1) == t
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    count = np.bincount(which, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(which, weights=conf, minlength=n_bins) / count
+        accuracy = np.bincount(which, weights=correct, minlength=n_bins) / count
+    ece = float(np.nansum(count / count.sum() * np.abs(accuracy - mean_conf)))
+    table = pd.DataFrame({"bin_lower": edges[:-1], "bin_upper": edges[1:], "count": count,
+                          "mean_confidence": mean_conf, "accuracy": accuracy})
+    return Calibration(ece, table, int(count.sum()))

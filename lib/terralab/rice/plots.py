@@ -13,7 +13,8 @@ import xarray as xr
 
 from .features import add_indices
 
-__all__ = ["CLASS_COLOURS", "confusion", "maps", "rgb", "training_curves"]
+__all__ = ["CLASS_COLOURS", "area", "cloud_overlay", "confidence", "confusion", "maps", "reliability", "rgb",
+           "training_curves"]
 
 #: Colours of the five classes (cropland, rice, forest, urban, water/other).
 CLASS_COLOURS = ("#d9b36c", "#4cd94c", "#1f6b2e", "#c0392b", "#2e86de")
@@ -118,6 +119,101 @@ def confusion(scores, *, title: str = "confusion matrix (rows: truth)"):
     ax.set_xticks(range(cm.shape[1]), cm.columns, rotation=40, ha="right")
     ax.set_yticks(range(cm.shape[0]), cm.index)
     ax.set_xlabel("predicted")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def cloud_overlay(
+    stack: xr.DataArray,
+    class_map: xr.DataArray,
+    valid: xr.DataArray,
+    *,
+    class_names: Sequence[str] = ("cropland_etc", "rice", "forest", "urban", "others_water_etc"),
+    season: str = "during",
+    title: str | None = None,
+):
+    """RGB of ``season`` with its masked pixels outlined, and the class map with the pixels predicted without
+    that season's optical data hatched (``valid`` from :func:`terralab.rice.clouds.validity`)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    group = f"optical_{season}"
+    masked = ~valid.sel(group=group).values if group in valid["group"].values else np.zeros(class_map.shape, bool)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 4.4))
+    a.imshow(rgb(stack, season))
+    a.contour(masked.astype(float), levels=[0.5], colors="magenta", linewidths=0.8)
+    a.set_title(f"RGB {season}: cloud/shadow mask ({masked.mean():.0%}) outlined")
+    cmap, norm = _class_cmap(len(class_names))
+    b.imshow(np.ma.masked_less(class_map.transpose("y", "x").values, 0), cmap=cmap, norm=norm, interpolation="nearest")
+    b.contourf(masked.astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"])
+    b.contour(masked.astype(float), levels=[0.5], colors="black", linewidths=0.5)
+    b.set_title(f"class map; hatched: no {season} optical data used")
+    for ax in (a, b):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.legend(handles=[Patch(color=c, label=l) for c, l in zip(CLASS_COLOURS, class_names)],
+               loc="lower center", ncol=len(class_names), frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def confidence(prediction, *, title: str = "probability of the predicted class"):
+    """Map of the calibrated probability of the predicted class (``rice.predict(..., return_proba=True)``)."""
+    import matplotlib.pyplot as plt
+
+    conf = prediction["confidence"] if isinstance(prediction, xr.Dataset) else prediction
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    im = ax.imshow(conf.transpose("y", "x").values, cmap="viridis", vmin=0.2, vmax=1.0)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="probability")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def reliability(calibrations: dict, *, title: str = "reliability diagram"):
+    """Accuracy against mean confidence per bin (the diagonal is perfect calibration), one line per
+    :class:`~terralab.rice.evaluate.Calibration`; pixel counts per bin below."""
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(2, 1, figsize=(4.8, 5.4), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    a.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfectly calibrated")
+    for name, cal in calibrations.items():
+        t = cal.table[cal.table["count"] > 0]
+        a.plot(t["mean_confidence"], t["accuracy"], "o-", ms=3, label=f"{name} (ECE {cal.ece:.3f})")
+        b.bar((t["bin_lower"] + t["bin_upper"]) / 2, t["count"], width=(t["bin_upper"] - t["bin_lower"]) * 0.9,
+              alpha=0.5, label=name)
+    a.set_ylabel("accuracy")
+    a.legend(frameon=False, fontsize=8)
+    a.set_title(title)
+    b.set_xlabel("probability of the predicted class")
+    b.set_ylabel("pixels")
+    b.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def area(table: pd.DataFrame, *, truth_ha: dict | None = None, title: str = "area by class"):
+    """Mapped area beside the error-adjusted area with its 95 % confidence interval
+    (:func:`terralab.rice.area_estimate`), and the true area where known."""
+    import matplotlib.pyplot as plt
+
+    names = table["class_name"].tolist()
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.bar(x - 0.2, table["mapped_ha"], width=0.4, color="#bbbbbb", label="mapped (pixel count)")
+    ax.bar(x + 0.2, table["adjusted_ha"], width=0.4, yerr=table["ci95_ha"], capsize=3, color="#4c72b0",
+           label="adjusted ± 95 % CI")
+    if truth_ha:
+        ax.scatter(x + 0.2, [truth_ha.get(c, np.nan) for c in table.index], color="black", marker="_", s=300,
+                   zorder=3, label="true (synthetic)")
+    ax.set_xticks(x, names, rotation=20, ha="right")
+    ax.set_ylabel("ha")
+    ax.legend(frameon=False, fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -8,8 +8,11 @@ relies on:
   (Jul–Sep, high NDVI); other crops are green in both seasons, less so during;
 * flooded paddies are specular to radar: dark in Sentinel-1 VH (and VV) before, bright from the canopy during;
 * the DEM is terraced: flat treads and steep risers, so slope separates fields from hillside;
-* monsoon clouds contaminate the "during" optical median; a missing-data patch (NaN in every band) plays the
-  part of a gap in the mosaic.
+* clouds (0–50 % of the scene, thin at their edges) brighten the optical median of either season, and their
+  shadows, offset along the sun's azimuth by the cloud height, dim it (by default the monsoon "during" season
+  has 4 %); radar sees through both; a missing-data patch (NaN in every band) plays the part of a gap in the
+  mosaic. Clouds have their own random stream: the same ``seed`` gives the same landscape with or without them,
+  and ``return_clouds=True`` returns where they are.
 
 Pixels carry noise of realistic size (sub-pixel mixing in 4.77 m NICFI resampled to 10 m; residual speckle
 in monthly Sentinel-1 medians), so a single pixel is ambiguous while a whole field is not: this is what
@@ -25,15 +28,17 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
 
 from ..errors import InvalidInputError
+from . import clouds
 from .features import BAND_SETS, make_stack
 
-__all__ = ["CLASS_NAMES", "LANDCOVER_CODES", "LANDCOVER_TO_CLASS", "Scene", "landcover", "scene"]
+__all__ = ["CLASS_NAMES", "LANDCOVER_CODES", "LANDCOVER_TO_CLASS", "CloudyScene", "Scene", "landcover", "scene"]
 
 #: Class ids and names, the same as the ACES Paro points (0 cropland etc., 1 rice, 2 forest, 3 urban, 4 water etc.)
 CLASS_NAMES = ("cropland_etc", "rice", "forest", "urban", "others_water_etc")
@@ -73,6 +78,14 @@ class Scene(NamedTuple):
     truth: xr.DataArray
 
 
+class CloudyScene(NamedTuple):
+    """A synthetic scene with where its clouds are: ``clouds`` uint8 (season, y, x), 0 clear, 1 cloud, 2 shadow."""
+
+    stack: xr.DataArray
+    truth: xr.DataArray
+    clouds: xr.DataArray
+
+
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale_px: float) -> np.ndarray:
     """Gaussian random field with correlation length ``scale_px``, zero mean, unit std."""
     from scipy.ndimage import gaussian_filter
@@ -88,12 +101,20 @@ def scene(
     seed: int = 0,
     pixel_size_m: float = 10.0,
     field_size_px: float = 10.0,
-    cloud_fraction: float = 0.04,
+    cloud_fraction: float | Mapping[str, float] = 0.04,
     nodata_fraction: float = 0.01,
     noise_scale: float = 1.0,
     crs: str = "EPSG:32645",
     origin_m: tuple[float, float] = (737_000.0, 3_039_000.0),
-) -> Scene:
+    cloud_scale_px: float | None = None,
+    cloud_anisotropy: float = 1.0,
+    shadows: bool = True,
+    sun_azimuth_deg: float = 135.0,
+    sun_elevation_deg: float = 60.0,
+    cloud_height_m: float = 600.0,
+    valley_width_fraction: float = 0.28,
+    return_clouds: bool = False,
+) -> Scene | CloudyScene:
     """Draw a synthetic Paro-like valley: an 18-band RGBNES stack and its true class map.
 
     Parameters
@@ -107,7 +128,8 @@ def scene(
     field_size_px
         Mean field (parcel) size in pixels.
     cloud_fraction
-        Fraction of the scene under residual cloud in the "during" optical median (0–0.5).
+        Fraction of the scene under cloud in the "during" optical median (0–0.5), or a mapping
+        ``{"before": f, "during": f}`` for either season.
     nodata_fraction
         Fraction of the scene that is a gap (NaN in every band), placed as one rectangle (0–0.3).
     noise_scale
@@ -116,10 +138,20 @@ def scene(
         CRS of the grid (default UTM 45N, which covers Bhutan).
     origin_m
         (x, y) of the upper-left corner in CRS units.
+    cloud_scale_px, cloud_anisotropy
+        Correlation length of the cloud blobs (default 6 % of the smaller side) and their stretch along x
+        (1 = round blobs, 3 = streaks).
+    shadows, sun_azimuth_deg, sun_elevation_deg, cloud_height_m
+        Cast cloud shadows; the sun's azimuth (clockwise from north) and elevation and the cloud height set the
+        shadow offset (height / tan(elevation), away from the sun).
+    valley_width_fraction
+        Half-width of the valley floor as a fraction of the scene width (terraced fields lie within 1.25 ×).
+    return_clouds
+        Also return the cloud/shadow map (:class:`CloudyScene`).
 
     Returns
     -------
-    Scene
+    Scene or CloudyScene
         ``stack`` float32 (band, y, x) with the 18 RGBNES bands (reflectance 0–1, elevation m, slope degree,
         backscatter dB), NaN in the gap; ``truth`` int16 (y, x) with class ids 0–4 (see ``CLASS_NAMES``),
         defined everywhere. ``truth.attrs["nodata_mask"]`` is not stored: NaN in the stack marks the gap.
@@ -128,8 +160,14 @@ def scene(
 
     if height_px < 32 or width_px < 32:
         raise InvalidInputError(f"scene must be at least 32×32 pixels, got {height_px}×{width_px}")
-    if not 0 <= cloud_fraction <= 0.5 or not 0 <= nodata_fraction <= 0.3:
+    fractions = dict(cloud_fraction) if isinstance(cloud_fraction, Mapping) else {"during": float(cloud_fraction)}
+    unknown = set(fractions) - {"before", "during"}
+    if unknown:
+        raise InvalidInputError(f"cloud_fraction seasons must be 'before' or 'during', got {sorted(unknown)}")
+    if not all(0 <= f <= 0.5 for f in fractions.values()) or not 0 <= nodata_fraction <= 0.3:
         raise InvalidInputError("cloud_fraction must be in [0, 0.5] and nodata_fraction in [0, 0.3]")
+    if not 0 < valley_width_fraction <= 0.45:
+        raise InvalidInputError("valley_width_fraction must be in (0, 0.45]")
     rng = np.random.default_rng(seed)
     h, w = int(height_px), int(width_px)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -138,7 +176,7 @@ def scene(
     phase = rng.uniform(0, 2 * np.pi)
     centre = w / 2 + 0.12 * w * np.sin(2 * np.pi * yy / (1.3 * h) + phase)
     dist = np.abs(xx - centre)  # px from the river
-    valley_px = 0.28 * w
+    valley_px = valley_width_fraction * w
     rise_m = np.where(dist < valley_px, 0.6 * dist, 0.6 * valley_px + 4.0 * (dist - valley_px))
     dem = 2250.0 - 0.05 * yy * pixel_size_m / 10 + rise_m * pixel_size_m / 10
     dem += 6.0 * _smooth_field(rng, (h, w), 0.15 * w)
@@ -175,13 +213,25 @@ def scene(
         values = base * (1 + noise_scale * (0.15 * texture + 0.35 * pixel)) + noise_scale * urban_texture
         for i, name in enumerate(("red", "green", "blue", "nir")):
             bands[f"{name}_{season}"] = values[..., i]
-    if cloud_fraction > 0:
-        cloud_field = _smooth_field(rng, (h, w), 0.06 * min(h, w))
-        cloudy = cloud_field > np.quantile(cloud_field, 1 - cloud_fraction)
-        opacity = np.clip((cloud_field - np.quantile(cloud_field, 1 - cloud_fraction)) * 3, 0.3, 1.0)
-        for name, bright in (("red", 0.32), ("green", 0.33), ("blue", 0.35), ("nir", 0.38)):
-            band = bands[f"{name}_during"]
-            bands[f"{name}_during"] = np.where(cloudy, (1 - opacity) * band + opacity * bright, band)
+    # clouds: their own random stream, so the landscape does not change with the cloud settings
+    cloud_rng = np.random.default_rng([int(seed), 7])
+    cloud_map = np.zeros((2, h, w), np.uint8)
+    length_px = cloud_height_m / np.tan(np.radians(sun_elevation_deg)) / pixel_size_m if shadows else 0.0
+    az = np.radians(sun_azimuth_deg)
+    offset = (length_px * np.cos(az), -length_px * np.sin(az))  # rows grow southwards; away from the sun
+    for s_i, season in enumerate(("before", "during")):
+        fraction = fractions.get(season, 0.0)
+        if fraction <= 0:
+            continue
+        opacity, shadow = clouds.cloud_layer(
+            cloud_rng, (h, w), fraction, scale_px=cloud_scale_px or 0.06 * min(h, w), anisotropy=cloud_anisotropy,
+            shadow_offset_px=offset,
+        )
+        optical = np.stack([bands[f"{b}_{season}"] for b in ("red", "green", "blue", "nir")])
+        optical = clouds.apply_clouds(optical, opacity, shadow if shadows else np.zeros_like(shadow))
+        for i, b in enumerate(("red", "green", "blue", "nir")):
+            bands[f"{b}_{season}"] = optical[i]
+        cloud_map[s_i] = np.where(opacity > 0, 1, np.where(shadow > 0.05, 2, 0))
 
     bands["elevation"] = dem
     bands["slope"] = slope
@@ -227,7 +277,14 @@ def scene(
         attrs={"class_names": list(CLASS_NAMES), "long_name": "true land-cover class", "units": "1"},
     )
     truth_da = truth_da.rio.write_crs(crs).rio.write_transform(transform)
-    return Scene(stack, truth_da)
+    if not return_clouds:
+        return Scene(stack, truth_da)
+    clouds_da = xr.DataArray(
+        cloud_map, dims=("season", "y", "x"),
+        coords={"season": ["before", "during"], "y": stack["y"].values, "x": stack["x"].values}, name="clouds",
+        attrs={"flag_values": [0, 1, 2], "flag_meanings": "clear cloud shadow", "long_name": "true clouds and shadows"},
+    )
+    return CloudyScene(stack, truth_da, clouds_da.rio.write_crs(crs).rio.write_transform(transform))
 
 
 #: Codes of a regional land-cover product in the style of RLCMS (illustrative), used by :func:`landcover`.

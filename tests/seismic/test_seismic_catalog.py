@@ -102,18 +102,82 @@ def test_matching_is_one_to_one_for_doublets():
     assert res.matched["index_ref"].item() == 1  # the closer in time (0.6 s) wins over 0.9 s
 
 
-def test_ridgecrest_catalogs_as_geodataframes(shared_data):
-    cats = catalog.ridgecrest(shared_data / "seismic/ridgecrest_catalog")
+@pytest.fixture(scope="module")
+def ridgecrest():
+    return catalog.ridgecrest()  # the copies embedded in the package
+
+
+def test_ridgecrest_catalogs_are_embedded_and_open_offline(monkeypatch, tmp_path):
+    """No mirror, an empty cache and a network that fails: the embedded copies still open (notebook section 7)."""
+    import socket
+
+    from terralab import catalog as data_catalog
+
+    def no_network(*args, **kwargs):
+        raise OSError("network access is blocked in this test")
+
+    monkeypatch.delenv("TERRALAB_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("TERRALAB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    cats = catalog.ridgecrest()
     assert {k: len(v) for k, v in cats.items()} == {"scsn": 703, "gamma": 1479, "stations": 58}
+    assert not list((tmp_path / "empty-cache").rglob("*"))  # nothing downloaded or copied
+    for key, name in catalog.RIDGECREST_NAMES.items():
+        entry = data_catalog.get(name)
+        assert entry.kind == "package"
+        # byte-identical to the mirror's file entry of the same data (same sha256)
+        assert entry.sha256 == data_catalog.get(name.removesuffix("_package")).sha256
+
+
+def test_ridgecrest_catalogs_as_geodataframes(ridgecrest):
+    cats = ridgecrest
     for key in ("scsn", "gamma"):
         assert cats[key].crs.to_epsg() == 4326
         assert str(cats[key]["time"].dt.tz) == "UTC"
         assert cats[key]["depth_km"].between(-5, 60).all()
+        assert cats[key]["time"].min() >= pd.Timestamp("2019-07-04T17:00", tz="UTC")
+        assert cats[key]["time"].max() < pd.Timestamp("2019-07-05T00:00", tz="UTC")
     assert cats["stations"]["network"].isin(["CI", "NP", "PB"]).all()
-    res = catalog.match_catalogs(cats["scsn"], cats["gamma"])
-    assert res.summary["n_matched"] > 600
-    via_names = catalog.ridgecrest()  # through terralab.catalog and the mirror
-    assert len(via_names["scsn"]) == 703
+
+
+def test_embedded_ridgecrest_equals_the_shared_copy(shared_data, ridgecrest):
+    shared = catalog.ridgecrest(shared_data / "seismic/ridgecrest_catalog")
+    for key in ("scsn", "gamma", "stations"):
+        pd.testing.assert_frame_equal(pd.DataFrame(shared[key]), pd.DataFrame(ridgecrest[key]))
+
+
+def test_ridgecrest_completeness_and_b_values(ridgecrest):
+    """README: Mc 2.2 (SCSN) / 1.8 (GaMMA); b = 0.64 ± 0.03 / 0.65 ± 0.03.
+
+    Mc by maximum curvature + 0.2, b by Aki–Utsu maximum likelihood (ΔM = 0.1) above that Mc, ± Shi & Bolt.
+    All closed-form on fixed files — no seed, no spread — so asserted at the printed precision: Mc exactly,
+    b ± 0.005, the uncertainty ± 0.005 (measured b 0.6376 / 0.6485 on 312 / 573 events, Shi & Bolt 0.032 / 0.025;
+    the bootstrap, the only random part, gives 0.024–0.034 over seeds 0–4 and is not part of the figure).
+    """
+    table = catalog.completeness_table({"SCSN": ridgecrest["scsn"], "GaMMA": ridgecrest["gamma"]},
+                                       n_bootstrap=0).set_index("catalog")
+    assert table.loc["SCSN", "mc_maxc"] == pytest.approx(2.2, abs=1e-9)
+    assert table.loc["GaMMA", "mc_maxc"] == pytest.approx(1.8, abs=1e-9)
+    assert table.loc["SCSN", "mc_mbs"] == pytest.approx(2.0, abs=1e-9)  # b-value stability: 0.2 lower
+    assert table.loc["GaMMA", "mc_mbs"] == pytest.approx(1.6, abs=1e-9)
+    assert (table.loc["SCSN", "n_above_mc"], table.loc["GaMMA", "n_above_mc"]) == (312, 573)
+    assert table.loc["SCSN", "b"] == pytest.approx(0.64, abs=0.005)
+    assert table.loc["GaMMA", "b"] == pytest.approx(0.65, abs=0.005)
+    assert table.loc["SCSN", "b_std_shi_bolt"] == pytest.approx(0.03, abs=0.005)
+    assert table.loc["GaMMA", "b_std_shi_bolt"] == pytest.approx(0.03, abs=0.005)
+
+
+def test_gamma_holds_every_scsn_event_plus_776_more(ridgecrest):
+    """README: GaMMA holds all 703 SCSN events plus 776 more (one-to-one within 3 s and 20 km)."""
+    res = catalog.match_catalogs(ridgecrest["scsn"], ridgecrest["gamma"], time_tolerance_s=3.0,
+                                 distance_tolerance_km=20.0)
+    summary = res.summary
+    assert (summary["n_reference"], summary["n_other"]) == (703, 1479)
+    assert (summary["n_matched"], summary["n_missed"], summary["n_extra"]) == (703, 0, 776)
+    assert abs(summary["dt_median_s"]) < 0.1 and summary["distance_median_km"] < 2.0
+    # the extra events are mostly below SCSN's completeness
+    assert res.extra["magnitude"].median() < 1.8 < res.matched["magnitude_other"].median()
 
 
 def test_reading_bad_catalog_files(tmp_path):

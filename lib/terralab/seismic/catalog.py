@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError, TerralabError
+from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError
 
+#: Data-catalog names of the embedded copies (lib/terralab/data/seismic/ridgecrest/, MIT, from AI4EPS/GaMMA), so
+#: the catalogs open offline with no mirror and no cache. The mirror entries without ``_package`` hold the same bytes.
 RIDGECREST_NAMES = {
-    "scsn": "seismic_ridgecrest_catalog_scsn",
-    "gamma": "seismic_ridgecrest_catalog_gamma",
-    "stations": "seismic_ridgecrest_stations",
+    "scsn": "seismic_ridgecrest_catalog_scsn_package",
+    "gamma": "seismic_ridgecrest_catalog_gamma_package",
+    "stations": "seismic_ridgecrest_stations_package",
 }
 RIDGECREST_FILES = {"scsn": "catalog_scsn.csv", "gamma": "catalog_gamma.csv", "stations": "stations.csv"}
 EARTH_RADIUS_KM = 6371.0
@@ -87,42 +89,29 @@ def read_stations(path: str | os.PathLike) -> Any:
     return _geodataframe(df)
 
 
-def _fetch(name: str) -> Path:
-    try:
-        from terralab import catalog as data_catalog
-    except ImportError as exc:  # the core catalog is optional at this layer
-        raise DataNotAvailableError(f"terralab.catalog is not available to resolve {name!r}") from exc
-    return Path(data_catalog.fetch(name))
-
-
 def ridgecrest(catalog_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """The 2019 Ridgecrest catalogs (SCSN analyst, GaMMA machine learning) and the CI stations, as GeoDataFrames.
 
-    Found through the data catalog (``seismic_ridgecrest_catalog_scsn`` / ``_gamma`` /
-    ``seismic_ridgecrest_stations``: package data, mirror, cache or download); ``catalog_dir`` (a folder
-    holding ``catalog_scsn.csv``, ``catalog_gamma.csv``, ``stations.csv``) is used when given.
+    By default the copies embedded in the package (data-catalog entries ``seismic_ridgecrest_catalog_scsn_package``,
+    ``…_gamma_package``, ``seismic_ridgecrest_stations_package``; sha256-verified, no mirror or network needed).
+    ``catalog_dir`` (a folder holding ``catalog_scsn.csv``, ``catalog_gamma.csv``, ``stations.csv``) is used
+    instead when given.
 
     Returns
     -------
     dict with keys ``"scsn"``, ``"gamma"``, ``"stations"``.
+
+    Raises
+    ------
+    DataNotAvailableError
+        ``catalog_dir`` lacks one of the three files.
     """
-    out, reasons = {}, []
+    from terralab import catalog as data_catalog
+
+    out = {}
     for key, name in RIDGECREST_NAMES.items():
-        path = None
-        if catalog_dir is not None:
-            path = Path(catalog_dir) / RIDGECREST_FILES[key]
-        else:
-            try:
-                path = _fetch(name)
-            except (TerralabError, OSError) as exc:  # unknown name, offline, no mirror: say why below
-                reasons.append(f"{name}: {exc}")
-                continue
+        path = Path(catalog_dir) / RIDGECREST_FILES[key] if catalog_dir is not None else Path(data_catalog.fetch(name))
         out[key] = read_stations(path) if key == "stations" else read_catalog(path)
-    if reasons:
-        raise DataNotAvailableError(
-            "the Ridgecrest catalogs are not available (" + "; ".join(reasons) + "); set TERRALAB_DATA_MIRROR to a "
-            "copy of shared/data or pass catalog_dir= a folder with catalog_scsn.csv, catalog_gamma.csv, stations.csv"
-        )
     return out
 
 

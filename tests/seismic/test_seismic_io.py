@@ -211,7 +211,8 @@ def test_obspy_file_round_trip(tmp_path):
 
 
 def test_catalog_names_open_the_seismic_entries():
-    catalog = pytest.importorskip("terralab.catalog")
+    from terralab import catalog
+
     sample = catalog.open("seismic_phasenet_ncedc_sample")
     assert sample.dims == ("record", "component", "time") and sample.sizes["record"] == 20
     ceed = catalog.open("seismic_ceed_synthetic")
@@ -244,3 +245,20 @@ def test_load_records_by_name_and_path(tmp_path, ceed_file):
     with pytest.raises(DataNotAvailableError, match="neither"):
         io.load_records("no-such-dataset")
     assert io.three_component(io.read_sample()).sizes["record"] == 13
+
+
+def test_synthetic_ceed_rejects_traces_too_short_to_hold_the_p_arrivals(tmp_path):
+    """nt=3000 used to fail deep inside numpy; now a typed error names the problem and the minimum."""
+    path = tmp_path / "short.h5"
+    path.write_bytes(b"an earlier file")  # an earlier output must survive a refused call
+    for nt in (3000, synthetic.MIN_CEED_SAMPLES - 1, 0, -5):
+        with pytest.raises(InvalidInputError, match=f"at least {synthetic.MIN_CEED_SAMPLES}"):
+            synthetic.write_synthetic_ceed(path, nt=nt)
+    with pytest.raises(InvalidInputError, match="whole number"):
+        synthetic.write_synthetic_ceed(path, nt=6000.5)
+    assert path.read_bytes() == b"an earlier file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.h5"]  # no temporary left behind
+    truth = synthetic.write_synthetic_ceed(path, n_events=1, n_stations=3, nt=synthetic.MIN_CEED_SAMPLES)
+    assert (truth["p_phase_index"] < synthetic.MIN_CEED_SAMPLES).all()  # the minimum holds every P
+    with io.open_ceed(path) as ceed:
+        assert ceed.to_records().sizes["time"] == synthetic.MIN_CEED_SAMPLES

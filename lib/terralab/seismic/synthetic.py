@@ -27,6 +27,10 @@ from ..errors import InvalidInputError
 from ..files import atomic_path
 
 SAMPLING_RATE_HZ = 100.0
+#: Shortest synthetic CEED trace: the window starts 30 s before the first P and the farthest station's P comes
+#: at most ~19 s later (stations within ±0.5°, events within ±0.3°, 6 km/s), so 60 s (6000 samples) holds every
+#: P with a full 30-s PhaseNet window after the first one.
+MIN_CEED_SAMPLES = 6000
 _TIME_FMT = "%Y-%m-%dT%H:%M:%S.%f"
 
 
@@ -185,17 +189,31 @@ def write_synthetic_ceed(
     n_events, n_stations : int
     seed : int
     nt : int
-        Samples per trace (CEED: 12000 = 120 s).
+        Samples per trace (CEED: 12000 = 120 s); at least :data:`MIN_CEED_SAMPLES` (6000 = 60 s).
 
     Returns
     -------
     pd.DataFrame with ``event_id``, ``station_id``, ``p_phase_index``, ``s_phase_index``, ``p_phase_time``,
     ``s_phase_time``, ``p_phase_polarity``, ``distance_km``, ``magnitude``.
+
+    Raises
+    ------
+    InvalidInputError
+        ``n_events`` or ``n_stations`` below 1, or ``nt`` not a whole number of at least ``MIN_CEED_SAMPLES``;
+        nothing is written then.
     """
     import h5py
 
     if n_events < 1 or n_stations < 1:
         raise InvalidInputError("n_events and n_stations must be at least 1")
+    if isinstance(nt, bool) or not isinstance(nt, (int, np.integer)):
+        raise InvalidInputError(f"nt must be a whole number of samples, got {nt!r}")
+    if nt < MIN_CEED_SAMPLES:
+        raise InvalidInputError(
+            f"nt={nt} samples ({nt / SAMPLING_RATE_HZ:g} s) is too short for a synthetic CEED trace: the window starts "
+            f"30 s before the first P, so nt must be at least {MIN_CEED_SAMPLES} ({MIN_CEED_SAMPLES / SAMPLING_RATE_HZ:g} s "
+            "at 100 Hz); CEED's own traces have 12000"
+        )
     rng = np.random.default_rng(seed)
     stations = pd.DataFrame({
         "network": "SY", "station": [f"S{k:03d}" for k in range(n_stations)], "location": "",

@@ -71,7 +71,6 @@ def test_bad_inputs():
 
 
 def test_protocol_windows_keep_both_picks_inside():
-    pytest.importorskip("torch")
     from terralab.seismic import io
 
     records = io.read_sample()
@@ -89,7 +88,6 @@ def test_published_figures_table():
 
 
 def test_picks_and_polarities_on_synthetic_ceed_traces(tmp_path):
-    pytest.importorskip("torch")
     from terralab.seismic import io, synthetic
 
     path = tmp_path / "ceed.h5"
@@ -105,9 +103,15 @@ def test_picks_and_polarities_on_synthetic_ceed_traces(tmp_path):
 
 
 def test_window_offset_stability_summary():
-    pytest.importorskip("torch")
+    """README: picks independent of the window offset — 100 % of picks identical when the stream starts 7 s later.
+
+    The notebook's section 3 with its defaults: the 13 three-component records of the embedded sample (real NCEDC,
+    PhaseNet's training pool) stitched into ≈ 19.5 min of continuous data; 32 picks beyond the first window, all
+    at exactly the same sample. Deterministic (fixed data and weights).
+    """
     from terralab.seismic import io
 
-    wave, _ = io.stitch_records(io.three_component(io.read_sample(max_records=6)))
+    wave, _ = io.stitch_records(io.three_component(io.read_sample()).isel(record=slice(0, 13)))
     summary = evaluate.window_offset_stability(wave, 7.0)
-    assert summary["n_full"] >= 3 and summary["fraction_same"] == 1.0 and summary["max_dt_s"] <= 0.02
+    assert summary["n_full"] == summary["n_shifted"] == 32
+    assert summary["fraction_same"] == 1.0 and summary["max_dt_s"] <= 0.005

@@ -1,4 +1,10 @@
-"""PhaseNet port: the original weights reproduce the reference outputs and the 154-record table of WEIGHTS.md."""
+"""PhaseNet port: the original weights reproduce the reference outputs and the 154-record table of WEIGHTS.md.
+
+The 154 records are PhaseNet's own ``dataset/waveform_train`` NCEDC records, i.e. from its **training pool**:
+these figures show that the port equals the reference, not how PhaseNet generalises. Everything here is
+deterministic (fixed weights, fixed data, the protocol's fixed seed), and gives the same numbers on 1 and 2 torch
+threads, so the README figures are asserted at the precision they are printed (±0.0005 for three decimals).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,7 @@ import hashlib
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from terralab.errors import DataNotAvailableError, FileFormatError
 from terralab.seismic import evaluate, io
@@ -34,11 +39,24 @@ def test_model_has_the_original_parameter_count(model):
     assert params + stats == 269_675  # WEIGHTS.md counts the batch-norm moving statistics too
 
 
+@pytest.fixture(scope="module")
+def ncedc_154(shared_data):
+    """PhaseNet's 154 NCEDC records with the analyst picks (its training pool, see the module docstring)."""
+    records = io.read_phasenet_npz(
+        shared_data / "seismic/phasenet_ncedc/waveform_train.tar.gz",
+        csv=shared_data / "seismic/phasenet_ncedc/waveform.csv",
+    )
+    assert records.sizes["record"] == 154
+    return records
+
+
 def test_port_reproduces_reference_output(shared_data, model):
+    """README: "reference outputs within 1.1e-6" — measured max |Δp| 1.13e-6 (float32 CPU, 1 and 2 threads);
+    the bound 2e-6 leaves room for other CPUs' float32 summation order (WEIGHTS.md: a port agrees to ~1e-4)."""
     ref = np.load(shared_data / "seismic/phasenet_weights/phasenet_reference_io.npz")
     with torch.inference_mode():
         prob = model(torch.from_numpy(ref["x"].astype(np.float32))).numpy()
-    assert np.abs(prob - ref["prob"]).max() < 1e-4
+    assert np.abs(prob - ref["prob"]).max() < 2e-6
 
 
 def test_normalisation_matches_reference_inputs(shared_data):
@@ -50,21 +68,41 @@ def test_normalisation_matches_reference_inputs(shared_data):
     assert np.abs(x - ref["x"]).max() < 1e-4
 
 
-def test_port_reproduces_154_record_table(shared_data, model):
-    records = io.read_phasenet_npz(
-        shared_data / "seismic/phasenet_ncedc/waveform_train.tar.gz",
-        csv=shared_data / "seismic/phasenet_ncedc/waveform.csv",
-    )
-    assert records.sizes["record"] == 154
-    metrics, _ = evaluate.phasenet_protocol(records, model, seed=0)
+def test_port_reproduces_154_record_table(ncedc_154, model):
+    """README: P 0.941/0.935/0.938, S 0.875/0.818/0.846 (precision/recall/F1 at 0.1 s), identical to WEIGHTS.md.
+
+    Deterministic, so asserted at the printed precision (±0.0005); residuals at WEIGHTS.md's ±0.001 s.
+    """
+    metrics, _ = evaluate.phasenet_protocol(ncedc_154, model, seed=0)
     at = metrics[metrics["tolerance_s"] == 0.1].set_index("phase")
     expected = {"P": (0.941, 0.935, 0.938, 0.002, 0.022), "S": (0.875, 0.818, 0.846, 0.002, 0.036)}
     for phase, (p, r, f1, mean, std) in expected.items():
-        assert at.loc[phase, "f1"] == pytest.approx(f1, abs=0.005)
-        assert at.loc[phase, "precision"] == pytest.approx(p, abs=0.005)
-        assert at.loc[phase, "recall"] == pytest.approx(r, abs=0.005)
-        assert at.loc[phase, "residual_mean_s"] == pytest.approx(mean, abs=0.002)
-        assert at.loc[phase, "residual_std_s"] == pytest.approx(std, abs=0.002)
+        assert at.loc[phase, "precision"] == pytest.approx(p, abs=0.0005)
+        assert at.loc[phase, "recall"] == pytest.approx(r, abs=0.0005)
+        assert at.loc[phase, "f1"] == pytest.approx(f1, abs=0.0005)
+        assert at.loc[phase, "residual_mean_s"] == pytest.approx(mean, abs=0.0005)
+        assert at.loc[phase, "residual_std_s"] == pytest.approx(std, abs=0.0005)
+    # the same counts as the reference: 144 of 153 P picks and 126 of 144 S picks within 0.1 s
+    assert (at.loc["P", "n_matched"], at.loc["P", "n_predicted"]) == (144, 153)
+    assert (at.loc["S", "n_matched"], at.loc["S", "n_predicted"]) == (126, 144)
+
+
+def test_continuous_picking_of_the_154_whole_records(ncedc_154, model):
+    """README: continuous picking of the whole 90-s records, P F1 0.869 and S F1 0.776 at 0.1 s (0.894 / 0.861
+    at 0.5 s) — the notebook's section 2 with ``dataset="ncedc"`` and the default parameters (thresholds 0.3,
+    15-s overlap, averaged windows).
+
+    Every pick anywhere in a record counts, so picks of other, unlabelled arrivals are false positives, which is
+    why precision is lower than in the one-window protocol. Deterministic (same on 1 and 2 torch threads):
+    asserted at the printed precision, ±0.0005 (one pick more or less moves F1 by ≈ 0.003).
+    """
+    metrics, _, _ = evaluate.evaluate_records(ncedc_154, model, p_threshold=0.3, s_threshold=0.3,
+                                              overlap_s=15.0, merge="average")
+    f1 = metrics.set_index(["phase", "tolerance_s"])["f1"]
+    assert f1[("P", 0.1)] == pytest.approx(0.869, abs=0.0005)
+    assert f1[("S", 0.1)] == pytest.approx(0.776, abs=0.0005)
+    assert f1[("P", 0.5)] == pytest.approx(0.894, abs=0.0005)
+    assert f1[("S", 0.5)] == pytest.approx(0.861, abs=0.0005)
 
 
 def test_any_input_length_gives_same_length_output(model):

@@ -7,9 +7,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import xarray as xr
-
-torch = pytest.importorskip("torch")
 
 from terralab.errors import InvalidInputError
 from terralab.seismic import evaluate, io, picking

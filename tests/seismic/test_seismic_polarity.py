@@ -20,13 +20,39 @@ def _score(traces, **kwargs):
     return called.mean(), accuracy, conf, pol
 
 
-def test_first_motion_recovers_known_polarity_at_snr_10():
+def _over_seeds(snr, seeds=range(10), n=100):
+    """Called fraction and accuracy of called per seed: ``polarity.synthetic_accuracy`` (what the notebook runs)."""
+    rows = [polarity.synthetic_accuracy(snrs=(snr,), n=n, seed=s).iloc[0] for s in seeds]
+    return np.array([r["called"] for r in rows]), np.array([r["accuracy"] for r in rows])
+
+
+def test_first_motion_at_snr_5_over_ten_seeds():
+    """README: SNR 5 — 97 ± 2 % called, 98.9 ± 0.9 % of those correct (synthetic onsets, ±0.02 s pick error).
+
+    Measured on seeds 0–9 × 100 traces: called 0.968 (seed-to-seed sd 0.018, range 0.94–0.99), accuracy
+    0.989 (sd 0.009, range 0.979–1.000). The means are asserted within one seed-to-seed sd of the printed
+    figure; the spread itself, and the worst seed, are checked too. (A single draw of 100, as in the
+    notebook, can land at 94 % / 97.9 %.)
+    """
+    called, accuracy = _over_seeds(5.0)
+    assert called.mean() == pytest.approx(0.97, abs=0.018)
+    assert accuracy.mean() == pytest.approx(0.989, abs=0.009)
+    assert called.std(ddof=1) <= 0.03 and accuracy.std(ddof=1) <= 0.015
+    assert called.min() >= 0.90 and accuracy.min() >= 0.97
+
+
+def test_first_motion_at_snr_10_over_ten_seeds():
+    """README: SNR 10 — 100 % called, 100 % correct (seeds 0–9 × 100 traces, ±0.02 s pick error).
+
+    Measured: every seed 100 % / 100 %; on the odd seeds 1–39 called 99.75 % (sd 0.4 %), accuracy 100 %. Asserted:
+    mean called 1.00 within that sd, every call correct.
+    """
+    called, accuracy = _over_seeds(10.0)
+    assert called.mean() == pytest.approx(1.0, abs=0.005)
+    assert (accuracy == 1.0).all()
     traces = synthetic.first_motion_traces(n=120, snr=10.0, pick_error_s=0.02, seed=3)
-    assert set(traces["polarity"].values) == {"U", "D"}
-    called, accuracy, conf, _ = _score(traces)
-    assert called >= 0.9
-    assert accuracy >= 0.97
-    assert np.median(conf) > 0.7
+    assert set(traces["polarity"].values) == {"U", "D"}  # both signs are drawn
+    assert np.median(_score(traces)[2]) > 0.7  # and confidently
 
 
 def test_both_signs_are_recovered():

@@ -67,6 +67,40 @@ def test_real_bridge_record_gives_one_vehicle_at_a_plausible_speed(shared_data):
     assert abs((v.time - pd.Timestamp("2023-09-20T00:15:56.8")).total_seconds()) < 1.5
 
 
+
+# Every threshold and smoothing parameter, changed by -20 % and +20 %.
+SWEPT = ["threshold_sigma", "smoothing_m", "pulse_m", "long_pulse_m", "ghost_ratio", "clip_sigma", "hough_votes",
+         "min_segment", "max_gap", "merge_eps_s", "search_s", "min_coverage", "min_fill", "lowpass_hz",
+         "noisy_factor"]
+
+
+def test_real_bridge_record_under_20_percent_parameter_changes(shared_data):
+    """Issue 11 asks for one vehicle within 2 km/h under every +-20 % change: NOT MET.
+
+    Measured (this test prints it): 16 of 30 settings give exactly one vehicle; the real vehicle (direction -1)
+    is found in all 30, at 44.8-58.1 km/h (default 57.9); extra tracks at 62-160 km/h appear under changes of
+    threshold_sigma, smoothing_m, ghost_ratio, clip_sigma, hough_votes, min_segment and lowpass_hz. What the
+    test holds: the vehicle is never lost, never reported in the wrong direction, and its speed stays within
+    40-65 km/h; the default gives exactly one vehicle.
+    """
+    data = das.read(shared_data / "das/bridge_vehicle/fig1.npz")
+    base = das.DetectParams()
+    assert len(das.detect_vehicles(data)) == 1
+    single, rows = 0, []
+    for name in SWEPT:
+        for f in (0.8, 1.2):
+            value = getattr(base, name) * f
+            if name in ("min_coverage", "min_fill", "ghost_ratio"):
+                value = min(value, 1.0)
+            v = das.detect_vehicles(data, **{name: value})
+            rows.append((name, f, len(v), v["speed_kmh"].round(1).tolist()))
+            real = v[(v["direction"] == -1) & v["speed_kmh"].between(40, 65)]
+            assert len(real) >= 1, (name, f, v[["speed_kmh", "direction"]])
+            single += len(v) == 1
+    print("\n".join(map(str, rows)))
+    assert single >= 14, rows
+
+
 def test_times_are_not_delayed_by_the_low_pass():
     veh = pd.DataFrame({"time_s": [25.0, 40.0], "speed_kmh": [70.0, 100.0], "direction": [1, -1],
                         "vehicle_class": ["car", "car"]})

@@ -3,7 +3,10 @@
 Submodules are imported on first use so that ``import terralab.das`` stays fast:
 
 * :mod:`~terralab.das.io` - ``read`` (DASCore vendor formats, npz, NetCDF/Zarr), gap reports;
-* :mod:`~terralab.das.synthetic` - ``traffic``, ``highway_bridge``, ``urban_street`` with ground truth;
+* :mod:`~terralab.das.synthetic` - ``traffic``, ``highway_bridge``, ``urban_street`` with ground truth, and
+  ``random_scene`` from either simulator;
+* :mod:`~terralab.das.halfspace` - a second, independent simulator (Boussinesq half-space, Rayleigh waves);
+* :mod:`~terralab.das.diagnose` - ``diagnose``: noise, dead/saturated channels and coupling per channel;
 * :mod:`~terralab.das.detect` - ``detect_vehicles`` and its ``DetectParams``;
 * :mod:`~terralab.das.classify` - the packaged car/truck classifier and its re-training;
 * :mod:`~terralab.das.streaming` - ``stream`` over arriving files, ``process_archive`` on dask;
@@ -24,7 +27,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("io", "synthetic", "detect", "classify", "streaming", "modal", "evaluate", "filters", "plot")
+_SUBMODULES = ("io", "synthetic", "halfspace", "detect", "classify", "streaming", "modal", "evaluate", "filters", "plot",
+               "diagnose")
 _FUNCTIONS = {
     "read": ("io", "read"),
     "gap_table": ("io", "gap_table"),
@@ -40,11 +44,13 @@ _FUNCTIONS = {
     "bridge_modes": ("modal", "bridge_modes"),
     "quiet_intervals": ("modal", "quiet_intervals"),
     "score": ("evaluate", "score"),
+    "diagnose": ("diagnose", "diagnose"),
     "match": ("evaluate", "match"),
 }
 
 __all__ = [
-    "DetectParams", "bridge_modes", "classify", "collect", "detect", "detect_vehicles", "evaluate", "filters",
+    "DetectParams", "bridge_modes", "classify", "collect", "detect", "detect_vehicles", "diagnose", "evaluate",
+    "filters", "halfspace",
     "gap_table", "io", "load_classifier", "match", "modal", "open_dataset", "plot", "preprocess",
     "process_archive", "quiet_intervals", "read", "score", "stream", "streaming", "synthetic", "write_files",
 ]

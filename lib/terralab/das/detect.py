@@ -40,6 +40,7 @@ Examples
 from __future__ import annotations
 
 import time as _time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -47,13 +48,32 @@ import numpy as np
 
 from ..errors import InvalidInputError
 
-__all__ = ["VEHICLE_COLUMNS", "DetectParams", "detect_in_products", "detect_vehicles", "preprocess"]
+__all__ = ["FLAGS", "SITES", "VEHICLE_COLUMNS", "DetectParams", "ShortRecordWarning", "detect_in_products",
+           "detect_vehicles", "preprocess"]
+
+
+class ShortRecordWarning(UserWarning):
+    """The record is shorter than one crossing of the section: the vehicle table is empty."""
 
 KMH = 1.0 / 3.6
 VEHICLE_COLUMNS = [
     "vehicle_id", "time", "speed_kmh", "direction", "vehicle_class", "score", "p_truck", "t_start", "t_end",
-    "distance_start_m", "distance_end_m", "coverage", "snr", "speed_change",
+    "distance_start_m", "distance_end_m", "coverage", "snr", "speed_change", "flags",
 ]
+#: Per-site speed ranges (km/h): a street record must not yield motorway speeds, a motorway not walking pace.
+SITES = {
+    "any": (8.0, 160.0),
+    "highway": (30.0, 160.0),
+    "bridge": (8.0, 160.0),
+    "urban": (5.0, 80.0),
+}
+#: Quality flags a vehicle may carry (comma-separated in the ``flags`` column).
+FLAGS = {
+    "merged": "two or more parallel tracks explained by one vehicle's length were merged into this one",
+    "partial": "seen on less than 90 % of the section (entered, left or was hidden part of the way)",
+    "speed_change": "speed changed by more than 10 % across the section (braking, accelerating)",
+    "near": "another vehicle passed mid-section within 2 s (platoon, overtaking, opposite traffic)",
+}
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,10 @@ class DetectParams:
         Remove the median over channels at each time (laser phase / common-mode noise).
     classify : bool
         Run the car/truck classifier (``vehicle_class`` is "unknown" otherwise).
+    site : str
+        Kind of site, one of :data:`SITES` ("any", "highway", "bridge", "urban"). Passing ``site=...`` to
+        :func:`detect_vehicles` sets the site's plausible speed range unless ``speed_min_kmh`` /
+        ``speed_max_kmh`` are given too: a street record then never yields motorway speeds.
     seed : int
         Seed of the randomised Hough transform.
     """
@@ -132,6 +156,7 @@ class DetectParams:
     noisy_factor: float = 5.0
     common_mode: bool = True
     classify: bool = True
+    site: str = "any"
     seed: int = 0
 
     def validate(self) -> DetectParams:
@@ -147,7 +172,17 @@ class DetectParams:
             raise InvalidInputError(f"band_ratio must exceed 1.05, got {self.band_ratio}")
         if not 0 < self.min_coverage <= 1:
             raise InvalidInputError(f"min_coverage must be in (0, 1], got {self.min_coverage}")
+        if self.site not in SITES:
+            raise InvalidInputError(f"unknown site {self.site!r}; choose one of {sorted(SITES)}")
         return self
+
+    @classmethod
+    def for_site(cls, site: str, **overrides: Any) -> DetectParams:
+        """Defaults for a kind of site (its plausible speed range), with keyword overrides."""
+        if site not in SITES:
+            raise InvalidInputError(f"unknown site {site!r}; choose one of {sorted(SITES)}")
+        lo, hi = SITES[site]
+        return replace(cls(speed_min_kmh=lo, speed_max_kmh=hi, site=site), **overrides).validate()
 
 
 def _params(params: DetectParams | None, kwargs: dict) -> DetectParams:
@@ -157,6 +192,9 @@ def _params(params: DetectParams | None, kwargs: dict) -> DetectParams:
         raise InvalidInputError(
             f"unknown detector parameter(s) {sorted(unknown)}; valid: {sorted(asdict(base))}"
         )
+    if "site" in kwargs and kwargs["site"] in SITES:
+        lo, hi = SITES[kwargs["site"]]
+        kwargs = {"speed_min_kmh": lo, "speed_max_kmh": hi, **kwargs}
     return replace(base, **kwargs).validate()
 
 
@@ -216,6 +254,14 @@ def detect_vehicles(data, *, params: DetectParams | None = None, classifier=None
     t0_ns = int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64))
     prod = dec.process(np.ascontiguousarray(values) if flip else values, t0_ns)
     section = (float(x[0]), float(x[-1]))
+    duration_s = data.sizes["time"] / fs
+    shortest = abs(x[-1] - x[0]) / (p.speed_max_kmh * KMH)
+    if duration_s < shortest:
+        warnings.warn(
+            f"the record lasts {duration_s:.2f} s, less than one crossing of this {abs(x[-1] - x[0]):g} m section "
+            f"even at speed_max_kmh={p.speed_max_kmh:g} ({shortest:.2f} s): no vehicle can be detected; the "
+            "result is an empty table (with every column). Pass a longer record", ShortRecordWarning,
+            stacklevel=2)
     out = detect_in_products(prod, dec, section=section, params=p, classifier=classifier,
                              return_details=return_products)
     vehicles, details = out if return_products else (out, None)
@@ -278,12 +324,22 @@ def _check_rates(fs: float, x: np.ndarray, p: DetectParams) -> None:
     fs_lf = fs_lf / max(1, int(np.floor(fs_lf / p.lf_rate_hz)))
     crossing = length / (p.speed_max_kmh * KMH)
     need = 8.0 / crossing if crossing > 0 else np.inf
-    if fs_lf < need:
+    if fs_lf >= need:
+        return
+    v_ok = length / (8.0 / fs_lf) / KMH if np.isfinite(need) else 0.0
+    if fs_lf >= 0.9 * p.lf_rate_hz or fs >= need:
+        # the image already runs at lf_rate_hz: recording faster changes nothing, the section is too short
         raise InvalidInputError(
-            f"sampling rate {fs:g} Hz is too low for speeds up to {p.speed_max_kmh:g} km/h over this "
-            f"{length:g} m section: a crossing lasts {crossing:.2f} s, which must span >= 8 samples of the "
-            f"decimated image ({need:.1f} Hz needed); record faster, use a longer section or lower speed_max_kmh"
+            f"this {length:g} m section is too short for speeds up to {p.speed_max_kmh:g} km/h: a crossing lasts "
+            f"{crossing:.2f} s, which must span >= 8 samples of the detector's {fs_lf:.3g} Hz image "
+            f"(lf_rate_hz={p.lf_rate_hz:g}); use a longer section (>= {8.0 / fs_lf * p.speed_max_kmh * KMH:.0f} m), "
+            f"lower speed_max_kmh (<= {v_ok:.0f}), or raise lf_rate_hz (>= {need:.1f})"
         )
+    raise InvalidInputError(
+        f"sampling rate {fs:g} Hz is too low for speeds up to {p.speed_max_kmh:g} km/h over this "
+        f"{length:g} m section: a crossing lasts {crossing:.2f} s, which must span >= 8 samples of the "
+        f"decimated image ({need:.1f} Hz needed); record faster, use a longer section or lower speed_max_kmh"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,7 +417,9 @@ def detect_in_products(prod, dec, *, section: tuple[float, float], params: Detec
             if tr is not None:
                 tracks.append(tr)
     tracks = _dedupe(tracks, p)
+    tracks = _merge_parallel(tracks, xb, valid, x_mid, p, max_vehicle_m=50.0 if p.site == "urban" else 25.0)
     tracks = [tr for tr in tracks if p.speed_min_kmh <= tr["speed_kmh"] <= p.speed_max_kmh]
+    _set_flags(tracks)
     if not tracks:
         vehicles = _empty_frame()
     else:
@@ -381,12 +439,17 @@ def detect_in_products(prod, dec, *, section: tuple[float, float], params: Detec
 def _empty_frame():
     import pandas as pd
 
+    from .classify import FEATURES
+
     df = pd.DataFrame({c: pd.Series(dtype="float64") for c in VEHICLE_COLUMNS})
     for c in ("time", "t_start", "t_end"):
         df[c] = pd.Series(dtype="datetime64[ns]")
     df["vehicle_class"] = pd.Series(dtype="object")
+    df["flags"] = pd.Series(dtype="object")
     df["direction"] = pd.Series(dtype="int64")
     df["vehicle_id"] = pd.Series(dtype="int64")
+    for f in FEATURES:
+        df["feat_" + f] = pd.Series(dtype="float64")
     return df
 
 
@@ -655,6 +718,7 @@ def _refine(member, bands, xb, dxb, valid, x_mid, length, section, direction, p:
         "snr": float(np.median(pe) / band.sigma), "speed_change": speed_change,
         "poly": poly, "n_points": len(px), "band": (band.v_lo / KMH, band.v_hi / KMH),
         "pts": (px - x_mid, pt), "strength": float(np.sum(pe) / band.sigma), "pulse_m": band.pulse_m,
+        "band_obj": band, "merged": 0,
     }
 
 
@@ -757,6 +821,69 @@ def _dedupe(tracks, p: DetectParams):
     return kept
 
 
+def _merge_parallel(tracks, xb, valid, x_mid, p: DetectParams, *, max_vehicle_m: float = 25.0,
+                    join_fraction: float = 0.6):
+    """One vehicle, one track: merge same-direction tracks of nearly the same speed whose ridges are joined by
+    signal all the way between them, as the axle groups of a long vehicle, its vibration halo or the sign-flipping
+    lobes of its strain are; keep both where the envelope dips between them (two vehicles, even 1.2 s apart).
+
+    Only tracks closer than the time a ``max_vehicle_m`` long vehicle takes to pass are compared (25 m: a
+    tractor-trailer with its strain spreading; 50 m on urban sites, where trams run).
+    """
+    tracks = sorted(tracks, key=lambda d: -d["strength"])
+    kept: list[dict] = []
+    for tr in tracks:
+        host = None
+        for k in kept:
+            if k["direction"] != tr["direction"] or abs(np.log(k["speed_kmh"] / tr["speed_kmh"])) > 0.1:
+                continue
+            if abs(tr["t_mid"] - k["t_mid"]) > max_vehicle_m / (k["speed_kmh"] * KMH):
+                continue
+            if _joined(k, tr, xb, valid, x_mid) >= join_fraction:
+                host = k
+                break
+        if host is None:
+            kept.append(tr)
+        else:
+            host["merged"] += 1 + tr.get("merged", 0)
+    return kept
+
+
+def _joined(a, b, xb, valid, x_mid) -> float:
+    """Fraction of the shared channels on which the envelope between tracks a and b never drops below 80 % of
+    the weaker ridge (in the band image of the stronger track a)."""
+    band = a["band_obj"]
+    env, t0, dt = band.env, band.t[0], band.dt
+    lo, hi = max(a["x_lo"], b["x_lo"]), min(a["x_hi"], b["x_hi"])
+    cols = np.flatnonzero(valid & (xb >= lo) & (xb <= hi))
+    if len(cols) < 3:
+        return 0.0
+    ta, tb = a["poly"](xb[cols] - x_mid), b["poly"](xb[cols] - x_mid)
+    frac = np.linspace(0.0, 1.0, 7)
+    rows = np.round((ta[:, None] + (tb - ta)[:, None] * frac[None, :] - t0) / dt).astype(int)
+    inside = (rows >= 0) & (rows < len(env))
+    vals = env[np.clip(rows, 0, len(env) - 1), cols[:, None]]
+    vals = np.where(inside, vals, 0.0)
+    ends = np.minimum(vals[:, 0], vals[:, -1])
+    ok = vals[:, 1:-1].min(axis=1) >= 0.8 * ends
+    return float(np.mean(ok & inside.all(axis=1)))
+
+
+def _set_flags(tracks) -> None:
+    t = np.array([tr["t_mid"] for tr in tracks])
+    for i, tr in enumerate(tracks):
+        flags = []
+        if tr.get("merged", 0):
+            flags.append("merged")
+        if tr["coverage"] < 0.9:
+            flags.append("partial")
+        if abs(tr["speed_change"]) > 0.1:
+            flags.append("speed_change")
+        if len(t) > 1 and np.sort(np.abs(t - t[i]))[1] < 2.0:
+            flags.append("near")
+        tr["flags"] = ",".join(flags)
+
+
 def _classify(vehicles, prod, dec, z, t, xb, valid, p: DetectParams, classifier, t_ref_ns):
     from . import classify as _cls
 
@@ -794,6 +921,7 @@ def _to_frame(v, t_ref_ns):
         "coverage": v["coverage"].astype(float),
         "snr": v["snr"].astype(float),
         "speed_change": v["speed_change"].astype(float),
+        "flags": v["flags"].astype(object),
     })
     for c in v.columns:
         if c.startswith("feat_"):

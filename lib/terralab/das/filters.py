@@ -145,7 +145,10 @@ class Decimator:
         if self._t0_ns is None:
             self._t0_ns = int(t0_ns)
         block = block if block.dtype == np.float32 else block.astype(np.float32)
-        mid_raw = self._cic(block)  # (T_mid, channels), float32, NaN -> 0
+        # NaN and +-inf samples poison the CIC sums of their window, which are then zeroed (masked) below;
+        # the arithmetic on them is expected, not worth a RuntimeWarning
+        with np.errstate(invalid="ignore", over="ignore"):
+            mid_raw = self._cic(block)  # (T_mid, channels), float32, non-finite -> 0
         start_mid = self._n_mid - len(mid_raw) if len(mid_raw) else self._n_mid
         mid_t = self._mid_times(start_mid, len(mid_raw))
         mid, masked = self._bin(mid_raw)

@@ -423,6 +423,12 @@ def _read_dascore(path: Path, **select: Any) -> list:
     try:
         fmt, version = dc.get_format(path)
     except Exception as exc:
+        damaged = _damaged_hdf5(path)
+        if damaged:
+            raise FileFormatError(
+                f"{path}: truncated or corrupt HDF5 file ({damaged}); DAS formats in HDF5 (OptoDAS, PRODML, "
+                "Febus, ...) cannot be read from it: re-copy the file from the interrogator or archive"
+            ) from exc
         raise FileFormatError(
             f"{path}: not a DAS format DASCore recognises ({type(exc).__name__}: {exc}); supported here are "
             f"npz, NetCDF/Zarr written by xarray, and DASCore formats (OptoDAS, TDMS, PRODML, Febus, ...)"
@@ -436,6 +442,39 @@ def _read_dascore(path: Path, **select: Any) -> list:
         da.attrs["format"] = f"{fmt} {version}".strip()
         out.append(da)
     return out
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _damaged_hdf5(path: Path) -> str:
+    """Why an HDF5 file is damaged ("" when it is not HDF5 or opens fine).
+
+    The superblock (offset 0) records the end-of-file address; a file shorter than that was cut off.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(96)
+    except OSError:
+        return ""
+    if not head.startswith(_HDF5_SIGNATURE):
+        return ""
+    size = path.stat().st_size
+    version = head[8]
+    # end-of-file address: superblock v0/v1 at byte 40 (v1: 44), v2/v3 at byte 28; 8-byte little-endian
+    offset = {0: 40, 1: 44, 2: 28, 3: 28}.get(version)
+    if offset is not None and len(head) >= offset + 8:
+        eof = int.from_bytes(head[offset:offset + 8], "little")
+        if 0 < eof < 2**62 and size < eof:
+            return f"{size} of {eof} bytes present"
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            f.visit(lambda name: None)
+    except Exception as exc:  # noqa: BLE001 - any failure to walk the file means it is damaged
+        return f"{type(exc).__name__}: {exc}"
+    return ""
 
 
 def _patch_to_dataarray(patch):

@@ -291,3 +291,72 @@ def test_dnn_on_real_aces_paro_points_is_on_par_with_randomforest(shared_data, o
     p = binomtest(only_rf, only_rf + only_dnn, 0.5, alternative="greater").pvalue
     assert p > 0.05, f"DNN significantly worse than RF (McNemar p={p:.3g})"
     assert s_dnn.per_class.loc["rice", "f1"] > 0.82 and s_dnn.overall_accuracy > 0.76
+
+
+# --- bad input (issue 10) -----------------------------------------------------------------------------------
+def test_predict_geotiff_to_a_folder_is_refused_before_any_prediction(small, small_unet, tmp_path, monkeypatch):
+    from terralab.errors import OutputLocationError
+    from terralab.rice import models
+
+    stack, _ = small
+    src = features.write_stack(stack, tmp_path / "features.tif")
+    (tmp_path / "out").mkdir()
+
+    def no_prediction(*args, **kwargs):
+        raise AssertionError("the prediction ran before the output path was checked")
+
+    monkeypatch.setattr(models, "_run_tiled", no_prediction)
+    with pytest.raises(OutputLocationError, match="is a folder"):
+        rice.predict_geotiff(small_unet, src, tmp_path / "out", progress=False)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(OutputLocationError, match="is a file, not a folder"):
+        rice.predict_geotiff(small_unet, src, blocker / "classes.tif", progress=False)
+    with pytest.raises(OutputLocationError, match="source raster"):
+        rice.predict_geotiff(small_unet, src, src, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features.tif", "file.txt", "out"]
+
+
+def test_fit_with_a_single_class_warns_that_the_model_can_only_predict_it(small):
+    stack, truth = small
+    one = truth.copy(data=np.where(truth.values == 1, 1, -1).astype(np.int16))
+    with pytest.warns(UserWarning, match="single class"):
+        rice.fit(stack, one, model="rf", n_estimators=5, progress=False)
+    with pytest.warns(UserWarning, match="single class"):
+        rice.fit(pd.DataFrame({"a": [0.1, 0.2, 0.3], "class": [2, 2, 2]}), model="rf", n_estimators=5, progress=False)
+
+
+def test_an_all_nan_band_is_named_as_a_stack_problem_not_a_label_problem(small):
+    stack, truth = small
+    broken = stack.copy(data=stack.values.copy())
+    broken.values[list(stack["band"].values).index("slope")] = np.nan
+    with pytest.raises(InvalidInputError, match=r"\['slope'\] hold no value") as err:
+        rice.fit(broken, truth, model="unet", **FAST_UNET)
+    assert "label" not in str(err.value)
+    model = rice.fit(broken, truth, model="rf", bands="RGBN", n_estimators=5, progress=False)  # not needed: fine
+    assert model.bands == features.band_names("RGBN")
+
+
+# --- calibration ---------------------------------------------------------------------------------------------
+def test_temperature_scaling_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (20000, 5))
+    scaled = logits / 2.5
+    p = np.exp(scaled - scaled.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    labels_ = (rng.random(20000)[:, None] > np.cumsum(p, 1)).sum(1)  # labels drawn from softmax(logits / 2.5)
+    assert rice.models.fit_temperature(logits, labels_) == pytest.approx(2.5, rel=0.05)
+    assert rice.evaluate.calibration(p, labels_).ece < 0.015
+
+
+def test_fit_calibrates_and_calibrate_refits_the_temperature_without_changing_the_map(small):
+    stack, truth = small
+    parts = labels.split(truth, kind="half", fractions=(0.5, 0.25, 0.25))
+    model = rice.fit(stack, parts["train"], model="dnn", epochs=5, validation=parts["val"], progress=False)
+    assert model.temperature != 1.0
+    before = rice.predict(model, stack, progress=False)
+    again = rice.calibrate(model, stack, parts["test"])
+    assert again is model and np.isfinite(model.temperature) and model.temperature > 0
+    np.testing.assert_array_equal(rice.predict(model, stack, progress=False).values, before.values)
+    with pytest.raises(InvalidInputError, match="label raster"):
+        rice.calibrate(model, stack)

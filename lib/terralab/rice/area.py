@@ -84,6 +84,8 @@ def pixel_area_m2(grid: xr.DataArray) -> np.ndarray:
 
 
 def _class_map(prediction) -> xr.DataArray:
+    import rioxarray  # noqa: F401  (the .rio accessor)
+
     if isinstance(prediction, xr.Dataset):
         if "classes" not in prediction:
             raise InvalidInputError("a prediction Dataset needs a 'classes' variable (from rice.predict(..., return_proba=True))")
@@ -175,6 +177,7 @@ def stratified_estimates(
     class_ids: Sequence[int] | None = None,
     class_names: Sequence[str] | None = None,
     area_unit_m2: float = 10_000.0,
+    stratum_sizes: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Olofsson et al. (2014) stratified estimators from an error matrix of sample counts.
 
@@ -189,6 +192,9 @@ def stratified_estimates(
         Index and ``class_name`` column of the result (default 0 … q−1, no names).
     area_unit_m2
         Only recorded in ``attrs`` (10,000 = hectares).
+    stratum_sizes
+        Optional (q,) number of pixels in each stratum. A stratum sampled whole (a census: nᵢ. ≥ its pixels,
+        e.g. a class mapped on 1 pixel) is known exactly: it adds no variance and needs no second point.
 
     Returns
     -------
@@ -209,12 +215,13 @@ def stratified_estimates(
     W = area / total
     n_i = n.sum(axis=1)
     strata = W > 0
+    census = np.zeros(q, bool) if stratum_sizes is None else (n_i >= np.asarray(stratum_sizes)) & (n_i > 0)
     if (n[~strata] > 0).any():
         raise InvalidInputError("sample points fall in classes with no mapped area: the strata must be map classes")
     empty = strata & (n_i == 0)
     if empty.any():
         raise InvalidInputError(f"stratum(s) {_ids(class_ids, empty)} have no reference point: sample every mapped class")
-    short = strata & (n_i < 2)
+    short = strata & (n_i < 2) & ~census
     if short.any():
         raise InvalidInputError(
             f"stratum(s) {_ids(class_ids, short)} have fewer than 2 reference points: the variance needs at least 2"
@@ -222,23 +229,25 @@ def stratified_estimates(
     with np.errstate(divide="ignore", invalid="ignore"):
         f = np.where(n_i[:, None] > 0, n / n_i[:, None], 0.0)  # nᵢⱼ / nᵢ.
         p = W[:, None] * f  # p̂ᵢⱼ
-        denom = np.where(n_i > 1, n_i - 1, np.inf)[:, None]
+        # a census stratum contributes no sampling variance: an infinite denominator zeroes its terms
+        n_minus_1 = np.where((n_i > 1) & ~census, n_i - 1, np.inf)
+        denom = n_minus_1[:, None]
         p_col = p.sum(axis=0)
         adjusted = total * p_col
         se_p = np.sqrt((W[:, None] ** 2 * f * (1 - f) / denom).sum(axis=0))  # eq. 10
         ua = np.where(strata, np.diag(f), np.nan)
-        var_ua = np.where(strata, ua * (1 - ua) / np.where(n_i > 1, n_i - 1, np.inf), np.nan)  # eq. 6
+        var_ua = np.where(strata, ua * (1 - ua) / n_minus_1, np.nan)  # eq. 6
         pa = np.where(p_col > 0, np.diag(p) / p_col, np.nan)
         # eq. 7 with N̂.ⱼ = A p̂.ⱼ (estimated reference area of class j)
         N_hat = total * p_col
-        term1 = area**2 * (1 - pa) ** 2 * np.nan_to_num(ua) * (1 - np.nan_to_num(ua)) / np.where(n_i > 1, n_i - 1, np.inf)
+        term1 = area**2 * (1 - pa) ** 2 * np.nan_to_num(ua) * (1 - np.nan_to_num(ua)) / n_minus_1
         term2 = np.empty(q)
         for j in range(q):
             others = np.arange(q) != j
             term2[j] = (area[others] ** 2 * f[others, j] * (1 - f[others, j]) / denom[others, 0]).sum()
         var_pa = np.where(N_hat > 0, (term1 + pa**2 * term2) / N_hat**2, np.nan)
         oa = float(np.trace(p))
-        var_oa = float(np.nansum(W**2 * np.nan_to_num(ua) * (1 - np.nan_to_num(ua)) / np.where(n_i > 1, n_i - 1, np.inf)))
+        var_oa = float(np.nansum(W**2 * np.nan_to_num(ua) * (1 - np.nan_to_num(ua)) / n_minus_1))
     ids = list(class_ids) if class_ids is not None else list(range(q))
     table = pd.DataFrame(
         {
@@ -329,7 +338,7 @@ def area_estimate(
         bad = int((np.isnan(ref) | (ref < 0)).sum())
         raise InvalidInputError(f"{bad} reference point(s) have no reference class (−1 or empty): label every point")
     ref = ref.astype(np.int64)
-    ids, _, mapped_m2 = _mapped_area(class_map)
+    ids, mapped_px, mapped_m2 = _mapped_area(class_map)
     all_ids = sorted(set(ids.tolist()) | set(ref.tolist()))
     pos = {c: i for i, c in enumerate(all_ids)}
     q = len(all_ids)
@@ -337,6 +346,8 @@ def area_estimate(
     np.add.at(counts, ([pos[int(s)] for s in strata], [pos[int(r)] for r in ref]), 1)
     area_ha = np.zeros(q)
     area_ha[[pos[int(c)] for c in ids]] = mapped_m2 / 10_000.0
+    sizes = np.zeros(q, np.int64)
+    sizes[[pos[int(c)] for c in ids]] = mapped_px
     names = class_names if class_names is not None else class_map.attrs.get("class_names")
     labels = [str(names[c]) if names is not None and c < len(names) else str(c) for c in all_ids]
     missing = [c for c in ids if counts[pos[int(c)]].sum() == 0]
@@ -345,7 +356,7 @@ def area_estimate(
             f"mapped class(es) {[labels[pos[int(c)]] for c in missing]} have no reference point: every stratum needs "
             "a sample (sample_reference draws one per mapped class)"
         )
-    return stratified_estimates(counts, area_ha, class_ids=all_ids, class_names=labels)
+    return stratified_estimates(counts, area_ha, class_ids=all_ids, class_names=labels, stratum_sizes=sizes)
 
 
 def _outside(class_map: xr.DataArray, points: pd.DataFrame) -> np.ndarray:

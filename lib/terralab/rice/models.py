@@ -509,6 +509,7 @@ def fit(
     valid = None
     if masking is not None:
         valid = validity_array(raw, all_names, test=test, cloud_mask=season_masks, detect=masking["detect"])
+    _refuse_all_cloudy(masking, valid, labels.values >= 0)
     feats = _select_features(names, raw, all_names)
     norm = _fit_masked_normalisation(names, feats, masking, valid)
     x, nodata, _ = _model_inputs(names, norm, masking, raw, all_names, valid=valid, feats=feats)
@@ -518,7 +519,6 @@ def fit(
             "the training split holds no labelled, valid pixel (all −1, or no valid band at any labelled pixel): "
             "nothing to learn from"
         )
-    _refuse_all_cloudy(masking, valid, labels.values >= 0)
     if validation is not None:
         if isinstance(validation, pd.DataFrame):
             raise InvalidInputError("with a stack, validation must be a label raster on the same grid")
@@ -635,8 +635,8 @@ def _fit_masked_normalisation(names, feats: np.ndarray, masking: dict | None, va
     empty = [n for n, v in zip(names, clean) if not np.isfinite(v).any()]
     if empty:
         raise InvalidInputError(
-            f"band(s) {empty} are cloudy, shadowed or nodata at every pixel: nothing to learn them from. Leave "
-            "that season out (bands=[...]) or pass a clearer image"
+            f"band(s) {empty} are cloudy, shadowed or nodata at every pixel (all pixels cloudy): nothing to learn "
+            "them from. Leave that season out (bands=[...]) or pass a clearer image"
         )
     return fit_normalisation(xr.DataArray(clean, dims=("band", "y", "x"), coords={"band": list(names)}))
 

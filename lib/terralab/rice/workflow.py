@@ -51,6 +51,8 @@ class Experiment:
         ``{"train", "val", "test"}`` → label rasters (raster) or DataFrames (points).
     class_names
         Class names by id.
+    clouds
+        Where the synthetic scene's clouds and shadows truly are (season, y, x): 0 clear, 1 cloud, 2 shadow.
     """
 
     name: str
@@ -59,6 +61,7 @@ class Experiment:
     truth: xr.DataArray | None
     splits: dict
     class_names: list[str] = field(default_factory=lambda: list(ACES_CLASSES.values()))
+    clouds: xr.DataArray | None = None
 
     def fit(self, model: str = "unet", *, bands=None, epochs: int = 30, seed: int = 0, progress: bool = True, **kwargs):
         """Train ``model`` on the train split, early-stopping on the val split (see :func:`terralab.rice.fit`)."""
@@ -75,11 +78,61 @@ class Experiment:
         return fit(self.stack, self.splits["train"], model=model, bands=bands, epochs=epochs, seed=seed,
                    validation=self.splits["val"], progress=progress, **kwargs)
 
-    def predict_map(self, model, *, tile_px: int = 256, overlap_px: int = 32, progress: bool = True) -> xr.DataArray:
-        """Class map of the experiment's stack (−1 where the stack has no data)."""
+    def predict_map(self, model, *, tile_px: int = 256, overlap_px: int = 32, progress: bool = True,
+                    return_proba: bool = False):
+        """Class map of the experiment's stack (−1 where nothing usable was observed), with its ``quality``
+        coordinate; ``return_proba=True``: the Dataset of :func:`terralab.rice.predict` (classes, calibrated
+        probabilities, confidence, quality)."""
         from .models import predict
 
-        return predict(model, self.stack, tile=tile_px, overlap=overlap_px, progress=progress)
+        return predict(model, self.stack, tile=tile_px, overlap=overlap_px, progress=progress,
+                       return_proba=return_proba)
+
+    def validity(self) -> xr.DataArray:
+        """Per-season validity of the stack's bands (:func:`terralab.rice.clouds.validity`)."""
+        from .clouds import validity
+
+        return validity(self.stack)
+
+    def reliability(self, model, prediction=None, *, tile_px: int = 256, n_bins: int = 15) -> dict:
+        """Calibration on the test split, before (temperature 1) and after temperature scaling:
+        ``{"uncalibrated": Calibration, "calibrated (T=…)": Calibration}`` (raster experiments)."""
+        from .evaluate import calibration
+
+        test = self.splits["test"]
+        if self.kind == "points":
+            def probabilities(m):
+                return _point_proba(m, test)
+
+            truth, prediction = test["class"], None
+        else:
+            def probabilities(m):
+                return self.predict_map(m, tile_px=tile_px, progress=False, return_proba=True)
+
+            truth = test
+        calibrated = prediction if prediction is not None else probabilities(model)
+        raw = _with_temperature(model, 1.0, probabilities)
+        return {"uncalibrated": calibration(raw, truth, n_bins=n_bins),
+                f"calibrated (T={model.temperature:.2f})": calibration(calibrated, truth, n_bins=n_bins)}
+
+    def area_table(self, class_map, *, n_per_class: int = 50, seed: int = 0):
+        """Rice (and every class's) area in hectares from the map and a stratified reference sample of
+        ``n_per_class`` points per mapped class, labelled with the true classes (synthetic scenes: the truth
+        plays the part of the interpreter), with the true area beside it (``true_ha``)."""
+        from .area import area_estimate, pixel_area_m2, sample_reference
+
+        if self.truth is None:
+            raise InvalidInputError(
+                f"{self.name} has no reference class map to label a reference sample with: draw points with "
+                "rice.sample_reference, label them, and call rice.area_estimate"
+            )
+        classes = class_map["classes"] if isinstance(class_map, xr.Dataset) else class_map
+        points = sample_reference(classes, n_per_class, seed=seed, reference_map=self.truth)
+        table = area_estimate(classes, points, class_names=self.class_names)
+        mapped = classes.values >= 0
+        cell_ha = pixel_area_m2(classes)[:, None] / 10_000.0
+        table["true_ha"] = [float((((self.truth.values == c) & mapped) * cell_ha).sum()) for c in table.index]
+        return table
 
     def score(self, model, class_map: xr.DataArray | None = None):
         """Scores on the test split: every test pixel (raster) or every test point (points)."""
@@ -140,6 +193,22 @@ class Experiment:
         return table
 
 
+def _with_temperature(model, temperature: float, call):
+    """``call(model)`` with the model's temperature set to ``temperature`` for the duration."""
+    before = model.config.get("temperature", 1.0)
+    model.config["temperature"] = float(temperature)
+    try:
+        return call(model)
+    finally:
+        model.config["temperature"] = before
+
+
+def _point_proba(model, points: pd.DataFrame) -> pd.DataFrame:
+    from .models import predict
+
+    return predict(model, points, output="proba")
+
+
 def open_experiment(
     dataset: str = "rice_synthetic_scene",
     *,
@@ -147,6 +216,7 @@ def open_experiment(
     seed: int = 0,
     scene_size_px: int = 256,
     block_size_px: int = 64,
+    cloud_fraction: float | None = None,
 ) -> Experiment:
     """Load a dataset through the catalog and split it.
 
@@ -164,14 +234,20 @@ def open_experiment(
         Side of the synthetic scene.
     block_size_px
         Block side for blocked splits.
+    cloud_fraction
+        Synthetic scenes: share of the scene under cloud in the during-season optical median (0–0.4; default:
+        the generator's 4 %).
     """
     from .. import catalog
 
     if dataset in SCENE_DATASETS:
-        stack, truth = catalog.open(dataset, height_px=scene_size_px, width_px=scene_size_px, seed=seed)
+        extra = {} if cloud_fraction is None else {"cloud_fraction": float(cloud_fraction)}
+        stack, truth, cloud_map = catalog.open(dataset, height_px=scene_size_px, width_px=scene_size_px, seed=seed,
+                                               return_clouds=True, **extra)
         fractions = (0.5, 0.1, 0.4) if split_kind == "half" else (0.7, 0.2, 0.1)
         parts = split(truth, kind=split_kind, fractions=fractions, block_size_px=block_size_px, seed=seed)
-        return Experiment(dataset, "raster", stack, truth, parts, list(truth.attrs.get("class_names", ACES_CLASSES.values())))
+        return Experiment(dataset, "raster", stack, truth, parts,
+                          list(truth.attrs.get("class_names", ACES_CLASSES.values())), clouds=cloud_map)
     if dataset in POINT_DATASETS:
         names = list(ACES_CLASSES.values())
         # the TFRecord entries have public URLs (the CSVs beside them are derived copies, mirror only)

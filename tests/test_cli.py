@@ -66,12 +66,16 @@ def test_failed_run_exits_1_and_names_the_cell(tmp_path, capsys):
         (["run", "NB", "--kernel", "no-such-kernel-xyz"], "is not registered"),
         (["run", "NB", "-f", "BADYAML"], "not valid YAML"),
         (["report", "MISSINGDIR"], "does not exist"),
+        (["report", "AFILE"], "is a file, not a folder"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_no_traceback(tmp_path, capsys, argv, message):
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("a: [1,\n")
+    a_file = tmp_path / "run.metrics.json"
+    a_file.write_text("{}")
     subs = {
+        "AFILE": str(a_file),
         "NB": str(SQUARE),
         "BADYAML": str(bad_yaml),
         "MISSINGDIR": str(tmp_path / "nope"),
@@ -129,14 +133,24 @@ def test_report_rebuilds_the_index(tmp_path, capsys):
     assert "(1 run)" in capsys.readouterr().out
 
 
+def test_report_lists_broken_metrics_files_as_unreadable_and_exits_0(tmp_path, capsys):
+    (tmp_path / "good.metrics.json").write_text(json.dumps({"name": "good", "status": "ok", "metrics": {}}))
+    (tmp_path / "latin.metrics.json").write_bytes('{"name": "café"}'.encode("latin-1"))
+    (tmp_path / "types.metrics.json").write_text(json.dumps({"metrics": "oops", "parameters": [1, 2]}))
+    assert cli.main(["report", str(tmp_path)]) == 0
+    assert "(3 runs)" in capsys.readouterr().out
+    html = (tmp_path / "index.html").read_text()
+    assert html.count(">unreadable</span>") == 2
+
+
 def test_catalog_show_of_an_unknown_name_exits_2():
-    pytest.importorskip("terralab.catalog")
     assert cli.main(["catalog", "show", "no_such_dataset_xyz"]) == 2
 
 
 def test_catalog_commands_call_the_catalog(monkeypatch, capsys, tmp_path):
-    catalog = pytest.importorskip("terralab.catalog")
     import pandas as pd
+
+    from terralab import catalog
 
     monkeypatch.setattr(catalog, "table", lambda: pd.DataFrame({"name": ["a_set"], "format": ["csv"]}))
     monkeypatch.setattr(catalog, "describe", lambda name: f"{name}: described")

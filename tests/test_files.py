@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from terralab.files import atomic_path, write_text_atomic
+from terralab.files import atomic_path, atomic_paths, write_text_atomic
 
 
 def test_finished_block_replaces_the_file_with_the_suffix_kept_on_the_temporary(tmp_path):
@@ -28,3 +28,24 @@ def test_failing_block_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
             raise RuntimeError("writer failed")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+
+
+def test_several_files_change_together_or_not_at_all(tmp_path):
+    names = ["run.ipynb", "run.html", "run.metrics.json"]
+    for name in names:
+        write_text_atomic(tmp_path / name, f"old {name}")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_paths(*(tmp_path / n for n in names)) as temps:
+            temps[0].write_text("new")
+            raise KeyboardInterrupt  # Ctrl-C half-way: the old three stay, no temporary is left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    assert all((tmp_path / n).read_text() == f"old {n}" for n in names)
+
+    with atomic_paths(*(tmp_path / n for n in names)) as temps:
+        assert [t.suffix for t in temps] == [".ipynb", ".html", ".json"]
+        assert all(t.name.startswith(".") for t in temps), "temporaries are hidden"
+        for t, n in zip(temps, names):
+            t.write_text(f"new {n}")
+    assert all((tmp_path / n).read_text() == f"new {n}" for n in names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    assert stat.S_IMODE((tmp_path / names[0]).stat().st_mode) == 0o644

@@ -179,6 +179,44 @@ def test_load_runs_has_one_row_per_metrics_file(runs_dir):
     assert by_name.loc["c_broken", "error"] == "cell 4 (In [5]): ValueError: bad <band>"
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('{"name": "café", "status": "ok"}'.encode("latin-1"), "not UTF-8"),
+        (b'{"name": "r", "status": "ok", "metrics": "oops"}', "field 'metrics' is text, expected a mapping"),
+        (b'{"name": "r", "status": "ok", "parameters": [1, 2]}', "field 'parameters' is a list"),
+        (b'{"name": "r", "status": "ok", "duration_s": true}', "field 'duration_s' is true/false"),
+        (b"[1, 2]", "not a mapping but a list"),
+        (b'{"name": "r", "status": "ok", "metrics": {"f1": 0.9', "Expecting"),  # truncated
+    ],
+)
+def test_a_broken_metrics_file_is_listed_as_unreadable_beside_the_good_runs(tmp_path, content, problem):
+    """Issue 10: a non-UTF-8 file or wrong field types crashed the whole index; now they read like a
+    truncated file: one "unreadable" row saying what is wrong, and the other runs as usual."""
+    _write_run(tmp_path, "good", metrics={"f1": 0.8})
+    (tmp_path / "broken.metrics.json").write_bytes(content)
+    runs = report.load_runs(tmp_path).set_index("name")
+    assert runs.loc["good", "status"] == "ok" and runs.loc["good", "metric.f1"] == 0.8
+    assert runs.loc["broken", "status"] == "unreadable"
+    assert problem in runs.loc["broken", "error"]
+    html = report.build_index(tmp_path).read_text()
+    assert ">unreadable</span>" in html and "2 runs: 1 ok, 1 not ok" in html
+
+
+def test_hidden_files_beside_the_runs_are_not_runs(tmp_path):
+    """A run in progress records into a hidden file; temporaries are hidden too. None of them is a run."""
+    _write_run(tmp_path, "done")
+    (tmp_path / ".done.metrics.json.abc123.tmp.json").write_text("{}")
+    (tmp_path / ".x.metrics.json").write_text("{}")
+    assert list(report.load_runs(tmp_path)["name"]) == ["done"]
+
+
+def test_load_runs_of_a_file_says_it_is_not_a_folder(tmp_path):
+    _write_run(tmp_path, "r")
+    with pytest.raises(OutputLocationError, match="is a file, not a folder"):
+        report.load_runs(tmp_path / "r.metrics.json")
+
+
 def test_load_runs_of_an_empty_directory_is_empty(tmp_path):
     runs = report.load_runs(tmp_path)
     assert len(runs) == 0 and "status" in runs.columns

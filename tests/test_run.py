@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -64,7 +69,10 @@ def test_injected_parameters_reach_the_kernel_and_its_metric(square_run):
 
 def test_kernel_runs_in_the_notebook_folder_with_the_metrics_file_set(square_run):
     assert square_run.metrics["kernel_cwd"] == str(NOTEBOOKS.resolve())
-    assert square_run.metrics["metrics_file"] == str(square_run.metrics_json)
+    # record() writes to a hidden file beside the outputs while the kernel runs; it is gone afterwards
+    recording = square_run.metrics_json.parent / ".square.running-metrics.json"
+    assert square_run.metrics["metrics_file"] == str(recording)
+    assert not recording.exists()
     # kernels wait passively for OpenMP work unless the user chose a policy (set in the test, or not)
     assert square_run.metrics["omp_wait_policy"] == (os.environ.get("OMP_WAIT_POLICY") or "PASSIVE")
     # handed to the kernel process only; this process's environment is left alone
@@ -117,7 +125,7 @@ def test_show_code_keeps_the_code_cells_and_threaded_runs_stay_apart(tmp_path):
     # total = 2 * (0 + 1) and 2 * (0 + ... + 5); each run's metrics file is its own
     assert json.loads(with_code.metrics_json.read_text())["metrics"]["total"] == pytest.approx(2.0)
     assert json.loads(other.metrics_json.read_text())["metrics"]["total"] == pytest.approx(30.0)
-    assert other.metrics["metrics_file"] == str(other.metrics_json)
+    assert other.metrics["metrics_file"] == str(tmp_path / ".other.running-metrics.json")
 
 
 def test_failing_notebook_still_writes_both_and_names_the_cell(failed_run):
@@ -324,3 +332,93 @@ def test_a_kernel_that_dies_is_reported_at_the_cell_that_killed_it(tmp_path):
     assert result.error["cell_index"] == 4
     assert "crash" in result.error["source"]
     assert Path(result.html).exists() and Path(result.output_notebook).exists()
+
+
+# --- interrupted runs ------------------------------------------------------------------------------
+def _wait_for(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def finished_square(tmp_path_factory):
+    """A folder holding one finished run of square.ipynb (n_points=3, so total = 2 * 3 = 6)."""
+    out = tmp_path_factory.mktemp("finished")
+    assert run.run_notebook(SQUARE, {"n_points": 3}, out, progress=False).ok
+    return out
+
+
+@pytest.mark.parametrize(
+    ("how", "code", "message"),
+    [("ctrl-c", 130, "terralab: interrupted"), ("sigterm", 143, "terralab: terminated")],
+)
+def test_an_interrupted_rerun_keeps_the_finished_run_and_stops_its_kernel_quietly(
+    finished_square, tmp_path, how, code, message
+):
+    """Issue 10: a rerun into a folder with a finished run, stopped while its kernel runs, used to delete the
+    finished run's metrics.json (the index then showed 0 runs), print ~20 lines of kernel ZMQ errors on
+    Ctrl-C, and leave a hidden notebook and a kernel connection file behind on SIGTERM."""
+    out = tmp_path / "reports"
+    shutil.copytree(finished_square, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["square.html", "square.ipynb", "square.metrics.json"]
+
+    scratch = tmp_path / "tmp"  # the kernel connection file is made in TMPDIR
+    scratch.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "terralab", "run", str(SQUARE), "-p", "sleep_s", "120", "-o", str(out),
+         "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        start_new_session=True,  # its own process group, like a command in a terminal
+    )
+    try:
+        # the kernel has recorded the first metrics, so it is inside the notebook when the signal comes
+        _wait_for(lambda: (out / ".square.running-metrics.json").exists(), 120, "the rerun's kernel")
+        time.sleep(0.5)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends to the foreground group
+        else:
+            proc.send_signal(signal.SIGTERM)  # what kill, a batch scheduler or a container runtime sends
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    assert proc.returncode == code
+    assert stderr.strip() == message, stderr  # nothing from the kernel, no traceback
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after == before, "the finished run's three files must be kept as they were"
+    assert list(scratch.iterdir()) == [], "the kernel's connection file was left behind"
+    runs = report.load_runs(out)
+    assert list(runs["status"]) == ["ok"] and runs["metric.total"][0] == pytest.approx(6.0)
+    # the kernel is gone: no process still names a connection file of that TMPDIR
+    import psutil
+
+    def kernel_alive() -> bool:
+        for p in psutil.process_iter(["cmdline"]):
+            if any(str(scratch) in part for part in (p.info["cmdline"] or [])):
+                return True
+        return False
+
+    _wait_for(lambda: not kernel_alive(), 10, "the interrupted run's kernel to exit")
+
+
+def test_a_run_that_fails_to_write_keeps_the_earlier_run(finished_square, tmp_path, monkeypatch):
+    out = tmp_path / "reports"
+    shutil.copytree(finished_square, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr(run, "render_html", broken)
+    with pytest.raises(RuntimeError, match="renderer broke"):
+        run.run_notebook(SQUARE, {"n_points": 5}, out, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

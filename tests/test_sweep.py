@@ -47,7 +47,6 @@ def _closed_port_address() -> str:
 @pytest.fixture(scope="module")
 def cluster():
     """A LocalCluster shaped like the one sweep() starts: one thread per worker process."""
-    pytest.importorskip("distributed")
     with sw.local_cluster(2) as c:
         yield c
 
@@ -158,8 +157,9 @@ def test_outputs_go_to_an_fsspec_url_and_each_run_comes_back_with_its_files(clus
 
 def test_outputs_go_to_an_object_store_through_a_client(tmp_path):
     """memory:// is an object store without renames on disk; an in-process cluster shares it with the test."""
-    distributed = pytest.importorskip("distributed")
-    fsspec = pytest.importorskip("fsspec")
+    import distributed
+    import fsspec
+
     mem = fsspec.filesystem("memory")
     with (
         distributed.LocalCluster(
@@ -342,14 +342,14 @@ def test_unwritable_output_is_refused_before_connecting(tmp_path):
         sw.sweep(TOY, {"n": [1]}, scheduler=_closed_port_address(), output="nosuchproto://bucket/x")
 
 
-def test_cloud_url_without_its_driver_names_the_cloud_extra(tmp_path):
-    try:
-        import s3fs  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("s3fs is installed here; the missing-driver message cannot be triggered")
-    with pytest.raises(MissingDependencyError, match=r"\[cloud\]"):
+def test_cloud_url_without_its_driver_names_the_cloud_extra(monkeypatch):
+    """As on a machine without s3fs: the import fails (None in sys.modules) and fsspec has not cached it."""
+    import importlib
+
+    registry = importlib.import_module("fsspec.registry")  # the module; fsspec.registry is its read-only view
+    monkeypatch.setitem(sys.modules, "s3fs", None)
+    monkeypatch.delitem(registry._registry, "s3", raising=False)
+    with pytest.raises(MissingDependencyError, match=r"s3://.*\[cloud\]"):
         sw.sweep(TOY, {"n": [1]}, scheduler=_closed_port_address(), output="s3://bucket/sweep")
 
 
@@ -376,6 +376,141 @@ def test_zero_workers_is_refused(tmp_path):
 def test_retry_without_an_earlier_sweep_says_so(tmp_path):
     with pytest.raises(InvalidInputError, match="no earlier sweep"):
         sw.sweep(TOY, None, retry_failed=True, output=tmp_path, scheduler=_closed_port_address())
+
+
+# --- attempts and resuming --------------------------------------------------------------------------
+def _toy_sha() -> str:
+    import hashlib
+
+    return hashlib.sha256(TOY.read_bytes()).hexdigest()
+
+
+def _toy_record(n: int, *, sweep_id: str = "s1", attempt: int = 1, status: str = "ok") -> dict:
+    name = f"sweep_toy__n-{n}"
+    return {
+        "name": name,
+        "notebook": str(TOY),
+        "parameters": {"n": n},
+        "status": status,
+        "started": "2026-01-01T00:00:00+00:00",
+        "duration_s": 1.0,
+        "metrics": {"score": float(n)} if status == "ok" else {},
+        "error": None if status == "ok" else {"ename": "Cancelled", "evalue": "interrupted"},
+        "html": f"{name}.html" if status == "ok" else None,
+        "output_notebook": f"{name}.ipynb" if status == "ok" else None,
+        "attempt": attempt,
+        "sweep_id": sweep_id,
+    }
+
+
+def _interrupted_sweep(out: Path, runs: list[dict], *, outcome: str = "interrupted", sha: str | None = None):
+    """An output folder as an attempt of `terralab sweep TOY --grid n=1,2` leaves it when stopped."""
+    out.mkdir(parents=True, exist_ok=True)
+    state = {
+        "version": 2,
+        "id": "s1",
+        "notebook": str(TOY),
+        "notebook_sha256": sha or _toy_sha(),
+        "grid": {"n": [1, 2]},
+        "parameters": {},
+        "attempts": [{"attempt": 1, "outcome": outcome, "mode": "new", "scheduler": "LocalCluster"}],
+        "runs": runs,
+    }
+    (out / "sweep.json").write_text(json.dumps(state))
+    for run in runs:
+        if run["status"] == "ok":
+            for ext in (".html", ".ipynb"):
+                (out / f"{run['name']}{ext}").write_text("x")
+            (out / f"{run['name']}.metrics.json").write_text(json.dumps(run))
+    return state
+
+
+def test_restarting_an_interrupted_sweep_keeps_finished_points_and_adopts_runs_that_finished_late(tmp_path):
+    """n=1 finished before the interrupt; n=2 was still running on a remote worker when its client died and
+    wrote its files afterwards (not in sweep.json). The same command finds both: nothing is left to run,
+    so it does not even connect, and the page says which attempt made each run."""
+    out = tmp_path / "out"
+    _interrupted_sweep(out, [_toy_record(1), _toy_record(2, status="failed")])
+    (out / "sweep_toy__n-2.metrics.json").write_text(json.dumps(_toy_record(2)))  # the late finisher
+    seen = []
+    result = sw.sweep(
+        TOY, {"n": [1, 2]}, output=out, scheduler=_closed_port_address(), progress=False, on_start=seen.append
+    )
+    assert result.ok and [r.metrics["score"] for r in result.runs] == [1.0, 2.0]
+    assert seen[0]["mode"] == "resume" and seen[0]["kept"] == 2 and seen[0]["todo"] == 0
+    state = json.loads((out / "sweep.json").read_text())
+    assert [a["outcome"] for a in state["attempts"]] == ["interrupted", "completed"]
+    assert [r["attempt"] for r in state["runs"]] == [1, 1] and state["id"] == "s1"
+    page = Path(result.index).read_text()
+    assert 'id="sweep-attempts"' in page and "interrupted (Ctrl-C or SIGTERM)" in page
+    assert re.search(r"<th>attempt</th>", page)
+
+
+@pytest.mark.parametrize(
+    ("case", "mode", "todo"),
+    [
+        ("interrupted, same notebook", "resume", 1),
+        ("interrupted, notebook changed", "new", 2),
+        ("interrupted, --fresh", "new", 2),
+        ("completed", "new", 2),
+        ("files of another sweep", "resume", 2),
+    ],
+)
+def test_what_a_restart_runs_again(tmp_path, case, mode, todo):
+    """Only an unfinished attempt of the same notebook (by content) is resumed; a finished sweep, a changed
+    notebook or --fresh runs every point. A start that cannot reach its cluster leaves sweep.json as it was."""
+    out = tmp_path / "out"
+    first = _toy_record(1, sweep_id="other" if case == "files of another sweep" else "s1")
+    state = _interrupted_sweep(
+        out,
+        [first],
+        outcome="completed" if case == "completed" else "interrupted",
+        sha="0" * 64 if "changed" in case else None,
+    )
+    if case == "files of another sweep":  # n=1's files are there, not listed, and made by another sweep
+        state["runs"] = []
+        (out / "sweep.json").write_text(json.dumps(state))
+    seen = []
+    with pytest.raises(SchedulerError):
+        sw.sweep(
+            TOY,
+            {"n": [1, 2]},
+            output=out,
+            scheduler=_closed_port_address(),
+            connect_timeout_s=2,
+            fresh=case.endswith("--fresh"),
+            on_start=seen.append,
+        )
+    assert (seen[0]["mode"], seen[0]["todo"]) == (mode, todo)
+    assert json.loads((out / "sweep.json").read_text()) == state
+
+
+def test_retry_failed_and_fresh_together_are_refused(tmp_path):
+    with pytest.raises(InvalidInputError, match="contradict"):
+        sw.sweep(TOY, None, retry_failed=True, fresh=True, output=tmp_path)
+
+
+def test_comparison_page_shows_the_attempt_of_each_run():
+    from terralab import compare, report
+
+    records = [_toy_record(1, attempt=1), _toy_record(2, attempt=2)]
+    attempts = [
+        {"attempt": 1, "outcome": "running", "mode": "new", "started": "t1", "scheduler": "tcp://s:8786"},
+        {"attempt": 2, "outcome": "completed", "mode": "resume", "kept": 1, "scheduler": "tcp://s:8786"},
+    ]
+    page = compare.comparison_html(
+        report.runs_from_records(records), {"n": [1, 2]}, title="t", attempts=attempts
+    )
+    table = re.search(r'<table class="tl sortable" id="sweep-runs">.*?</table>', page, re.DOTALL).group(0)
+    header = re.findall(r"<th>(?:<span[^>]*>)?([^<]*)", table.split("<tbody>")[0])
+    assert header[:5] == ["run", "status", "duration (s)", "attempt", "n"]
+    rows = re.findall(r"<tr><td>.*?</tr>", table)
+    assert [re.findall(r"<td[^>]*>(.*?)</td>", r)[3] for r in rows] == ["1", "2"]
+    attempts_table = re.search(r'<table class="tl" id="sweep-attempts">.*?</table>', page, re.DOTALL).group(0)
+    assert "never finished (its client died" in attempts_table and "1 ok, 0 failed" in attempts_table
+    single = compare.comparison_html(report.runs_from_records(records[:1]), {"n": [1]}, title="t",
+                                     attempts=attempts[:1])
+    assert "sweep-attempts" not in single and "<th>attempt</th>" not in single
 
 
 # --- command line -----------------------------------------------------------------------------------

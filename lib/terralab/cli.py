@@ -6,11 +6,14 @@
     terralab run NOTEBOOK [-p NAME VALUE]... [-f params.yaml] [-o OUTDIR] [--name NAME] [--show-code]
                  [--cell-timeout S] [--kernel NAME] [--no-progress]
     terralab demo [-o reports] [-f params_by_notebook.yaml] [--notebooks-dir notebooks] [--no-progress]
-    terralab report DIR [--title TITLE]
+    terralab report DIR_OR_URL [--title TITLE]
     terralab sweep NOTEBOOK --grid NAME=V1,V2 ...   (terralab.sweep; see `terralab sweep --help`)
 
 Exit codes: 0 success; 1 a notebook ran and failed (its report is written); 2 bad input or set-up (a
-``terralab.errors`` message on stderr, no traceback); 130 interrupted.
+``terralab.errors`` message on stderr, no traceback); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+
+``-o`` of run, demo and sweep, and the folder of report, may be an fsspec URL (``s3://bucket/runs``);
+credentials come from the environment (see ``terralab.storage``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def _print_table(frame: Any) -> None:
@@ -265,17 +268,40 @@ def _extra_commands() -> list[Callable[[Any], None]]:
     return [sweep.add_cli]
 
 
+def _terminate(signum, frame):
+    from .run import Interrupted
+
+    raise Interrupted(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``terralab`` console script; returns the exit code."""
+    """Entry point of the ``terralab`` console script; returns the exit code.
+
+    SIGTERM (what ``kill``, a batch scheduler or a container runtime sends) stops a command the way Ctrl-C
+    does: kernels are stopped, temporary files removed, an earlier run's files kept; exit code 143
+    (130 for Ctrl-C).
+    """
+    import signal
+    import threading
+
     from .errors import TerralabError
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.func(args) or 0)
     except TerralabError as exc:
         print(f"terralab: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "signum", None) == signal.SIGTERM:
+            print("terralab: terminated", file=sys.stderr)
+            return EXIT_TERMINATED
         print("terralab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -31,13 +31,10 @@ import itertools
 import json
 import math
 import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .files import FILE_MODE
+from .storage import atomic_fs_path, write_text  # noqa: F401 - re-exported: sweep and older callers use them
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -286,6 +283,7 @@ def comparison_html(
     fixed: dict[str, Any] | None = None,
     metric: str | None = None,
     directions: dict[str, str] | None = None,
+    attempts: list[dict[str, Any]] | None = None,
 ) -> str:
     """The self-contained comparison page over ``runs`` (rows of ``terralab.report.load_runs``).
 
@@ -305,6 +303,9 @@ def comparison_html(
         Headline metric that picks the best run; default the first metric whose name gives a direction.
     directions : dict, optional
         ``{metric: "min" | "max"}`` for metrics whose name does not say which way is better.
+    attempts : list of dict, optional
+        The sweep's attempts (``sweep.json``). With more than one, the runs table gets an ``attempt``
+        column (which attempt made each run) and the page a table of the attempts.
     """
     from . import report
 
@@ -355,12 +356,22 @@ def comparison_html(
                 f"{_esc(point)}: {_esc(name)} = <b>{_esc(report.format_value(row.get(f'metric.{name}')))}</b></p>"
             )
 
+    several = len(attempts or []) > 1 or (
+        "attempt" in runs and any(_is_number(a) and a > 1 for a in runs["attempt"])
+    )
     parts.append("<h2>Runs</h2>")
     parts.append(
         report.runs_table_html(
-            runs, table_id="sweep-runs", parameters=params, metrics=metrics, directions=directions
+            runs,
+            table_id="sweep-runs",
+            parameters=params,
+            metrics=metrics,
+            directions=directions,
+            extra=[("attempt", "attempt")] if several else None,
         )
     )
+    if several and attempts:
+        parts.append(_attempts_html(attempts, runs))
 
     numeric = numeric_metrics(runs)
     ok = runs[runs["status"] == "ok"] if len(runs) else runs
@@ -414,42 +425,52 @@ def comparison_html(
     )
 
 
-def write_text(url: str, text: str) -> str:
-    """Write ``text`` to a local path or fsspec URL without ever leaving half a file at ``url``."""
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url)
-    parent = path.rpartition("/")[0]
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    with atomic_fs_path(fs, path) as tmp:
-        fs.pipe_file(tmp, text.encode("utf-8"))
-    return url
+_OUTCOMES = {
+    "completed": "finished",
+    "interrupted": "interrupted (Ctrl-C or SIGTERM)",
+    "timed out": "stopped at its time limit",
+    "running": "never finished (its client died, or it is still running)",
+}
 
 
-@contextmanager
-def atomic_fs_path(fs, path: str) -> Iterator[str]:
-    """:func:`terralab.files.atomic_path` on an fsspec filesystem ``fs``.
-
-    Yields a temporary name beside ``path``; when the block finishes it is renamed to ``path`` (moved, on
-    object stores), on any error it is removed.
-    """
-    from fsspec.implementations.local import LocalFileSystem
-
-    parent, _, name = path.rpartition("/")
-    hidden = f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp = f"{parent}/{hidden}" if parent else hidden
-    try:
-        yield tmp
-        if isinstance(fs, LocalFileSystem):
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, path)
-        else:
-            fs.mv(tmp, path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
+def _attempts_html(attempts: list[dict[str, Any]], runs: pd.DataFrame) -> str:
+    """The table of a sweep's attempts: when, how each ended, and the runs it made."""
+    rows = []
+    for entry in attempts:
+        number = entry.get("attempt")
+        made = runs[runs["attempt"] == number] if "attempt" in runs else runs.iloc[:0]
+        n_ok = int((made["status"] == "ok").sum())
+        outcome = entry.get("outcome", "")
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{_esc(v)}</td>"
+                for v in (
+                    number,
+                    entry.get("mode", ""),
+                    entry.get("started") or "",
+                    entry.get("ended") or "",
+                    _OUTCOMES.get(outcome, outcome),
+                    entry.get("scheduler", ""),
+                    f"{n_ok} ok, {len(made) - n_ok} failed",
+                    entry.get("kept", ""),
+                )
+            )
+            + "</tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("attempt", "mode", "started", "ended", "how it ended", "cluster", "runs it made in this table",
+                  "runs kept from earlier")
+    )
+    return (
+        '<h2>Attempts</h2><table class="tl" id="sweep-attempts"><thead><tr>'
+        + head
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + '</tbody></table><p class="tl-note">An interrupted sweep resumes when the same command is run '
+        "again: grid points that succeeded are kept, the rest run in the next attempt.</p>"
+    )
 
 
 def write_comparison(
@@ -462,29 +483,32 @@ def write_comparison(
     fixed: dict[str, Any] | None = None,
     metric: str | None = None,
     directions: dict[str, str] | None = None,
+    attempts: list[dict[str, Any]] | None = None,
 ) -> str:
     """Write ``<output>/index.html`` comparing the runs of a sweep; returns its path or URL.
 
     Parameters
     ----------
     output : path or fsspec URL
-        The sweep's folder. Without ``records`` it must be a local folder of ``*.metrics.json`` files.
+        The sweep's folder (or URL) holding its ``*.metrics.json`` files and ``sweep.json``.
     grid : dict of list, optional
-        The grid; default the sweep's ``sweep.json`` in ``output`` (local folders only).
+        The grid; default the sweep's ``sweep.json`` in ``output``.
     records : list of dict, optional
         Run records (``*.metrics.json`` contents) to compare instead of reading ``output``.
-    title, notebook, fixed, metric, directions
-        See ``comparison_html``.
+    title, notebook, fixed, metric, directions, attempts
+        See ``comparison_html``; ``attempts`` defaults to those of the sweep's ``sweep.json``.
     """
     from . import report
     from .errors import InvalidInputError
 
+    from . import storage
+
     output = str(output)
     state = None
-    if records is None or grid is None:
-        state_path = Path(output, "sweep.json")
-        if state_path.exists():
-            state = json.loads(state_path.read_text())
+    if records is None or grid is None or attempts is None:
+        fs, root = storage.filesystem(output)
+        if fs.exists(f"{root}/sweep.json"):
+            state = json.loads(fs.cat_file(f"{root}/sweep.json").decode("utf-8"))
     if grid is None:
         if state is None:
             raise InvalidInputError(
@@ -503,7 +527,16 @@ def write_comparison(
     if title is None:
         stem = Path(notebook).stem if notebook else Path(output.rstrip("/")).name
         title = f"Sweep of {stem}"
+    if attempts is None and state is not None:
+        attempts = state.get("attempts")
     page = comparison_html(
-        runs, grid, title=title, notebook=notebook, fixed=fixed, metric=metric, directions=directions
+        runs,
+        grid,
+        title=title,
+        notebook=notebook,
+        fixed=fixed,
+        metric=metric,
+        directions=directions,
+        attempts=attempts,
     )
     return write_text(output.rstrip("/") + "/index.html", page)

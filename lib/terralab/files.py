@@ -50,3 +50,36 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through :func:`atomic_path`."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+@contextmanager
+def atomic_paths(*paths: str | os.PathLike, mode: int = FILE_MODE) -> Iterator[list[Path]]:
+    """:func:`atomic_path` for several files that must change together.
+
+    Yields one temporary sibling per path. Only when the block finishes are they renamed into place, one
+    after another in the order given (put the file whose presence means "complete" last); until then every
+    old file stays as it was. On any error, or an interrupt, all temporaries are removed and no old file
+    is touched.
+
+    >>> with atomic_paths("out/run.ipynb", "out/run.html") as (nb_tmp, html_tmp):    # doctest: +SKIP
+    ...     nb_tmp.write_text(nb_text); html_tmp.write_text(html_text)
+    """
+    targets = [Path(p) for p in paths]
+    temps: list[Path] = []
+    try:
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}"
+            )
+            os.close(fd)
+            temps.append(Path(tmp))
+        yield list(temps)
+        for tmp in temps:
+            os.chmod(tmp, mode)
+        for tmp, target in zip(temps, targets):
+            os.replace(tmp, target)
+    except BaseException:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise

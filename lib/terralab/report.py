@@ -383,22 +383,64 @@ def run_summary_html(run: dict[str, Any]) -> str:
 _SUMMARY_INLINE = "padding:1em 1.5em;border-bottom:1px solid #d0d7de;margin-bottom:1em"
 
 
-def _read_run(path: Path) -> dict[str, Any]:
-    stem = path.name[: -len(".metrics.json")]
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        return {
-            "name": stem,
-            "status": "unreadable",
-            "error": {"ename": type(exc).__name__, "evalue": str(exc)},
-        }
+# Fields of a run record and the JSON types each may hold; a record that breaks this is shown as
+# "unreadable" (like a truncated file) instead of breaking the whole index.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "notebook": (str, type(None)),
+    "status": (str,),
+    "started": (str, type(None)),
+    "duration_s": (int, float, type(None)),
+    "html": (str, type(None)),
+    "output_notebook": (str, type(None)),
+    "error": (dict, type(None)),
+    "parameters": (dict, type(None)),
+    "defaults": (dict, type(None)),
+    "metrics": (dict, type(None)),
+    "attempt": (int, type(None)),
+}
+_JSON_NAMES = {dict: "a mapping", list: "a list", str: "text", int: "a number", float: "a number",
+               bool: "true/false", type(None): "null"}
+
+
+def record_problem(data: Any) -> str | None:
+    """Why ``data`` is not a usable run record (the content of a ``*.metrics.json``), or None if it is."""
     if not isinstance(data, dict):
-        return {
-            "name": stem,
-            "status": "unreadable",
-            "error": {"ename": "FileFormatError", "evalue": "not a mapping"},
-        }
+        return f"not a mapping but {_JSON_NAMES.get(type(data), type(data).__name__)}"
+    for key, types in _FIELD_TYPES.items():
+        if key in data and (not isinstance(data[key], types) or isinstance(data[key], bool)):
+            wanted = " or ".join(dict.fromkeys(_JSON_NAMES[t] for t in types))
+            got = _JSON_NAMES.get(type(data[key]), type(data[key]).__name__)
+            return f"field {key!r} is {got}, expected {wanted}"
+    return None
+
+
+def _read_run(path: Path) -> dict[str, Any]:
+    return parse_run(path.read_bytes() if path.is_file() else None, path.name)
+
+
+def parse_run(content: bytes | None, filename: str) -> dict[str, Any]:
+    """The run record in a ``*.metrics.json`` file's bytes; a broken file becomes an "unreadable" record.
+
+    Not UTF-8, not JSON, not a mapping, or a field of the wrong type (``"metrics": "oops"``): the record
+    keeps the run's name (from ``filename``) with ``status="unreadable"`` and says what is wrong in its error.
+    """
+    stem = filename.removesuffix(".metrics.json")
+
+    def unreadable(ename: str, evalue: str) -> dict[str, Any]:
+        return {"name": stem, "status": "unreadable", "error": {"ename": ename, "evalue": evalue}}
+
+    if content is None:
+        return unreadable("FileNotFoundError", f"{filename} could not be read")
+    try:
+        data = json.loads(content.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return unreadable("UnicodeDecodeError", f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+    except json.JSONDecodeError as exc:
+        return unreadable(type(exc).__name__, str(exc))
+    problem = record_problem(data)
+    if problem:
+        return unreadable("FileFormatError", problem)
     return _complete_record(data, stem)
 
 
@@ -410,28 +452,68 @@ def _complete_record(data: dict[str, Any], name: str) -> dict[str, Any]:
     return data
 
 
+def _run_files(directory: str | os.PathLike) -> tuple[Any, str, list[str]]:
+    """(fs, root, sorted paths of ``*.metrics.json``) in a local folder or an fsspec URL."""
+    from . import storage
+    from .errors import OutputLocationError
+
+    hint = "run `terralab run` or `terralab demo` first"
+    if storage.is_url(directory):
+        fs, root = storage.filesystem(directory)
+        try:
+            if not fs.isdir(root):
+                if fs.isfile(root):
+                    raise OutputLocationError(
+                        f"{directory} is a file, not a folder of runs; give the folder that holds the "
+                        "*.metrics.json files"
+                    )
+                raise OutputLocationError(f"report location {directory} does not exist (no files there); {hint}")
+            paths = fs.glob(f"{root}/*.metrics.json")
+        except OutputLocationError:
+            raise
+        except Exception as exc:  # every backend has its own errors for "cannot read here"
+            raise OutputLocationError(
+                f"cannot read {directory} ({type(exc).__name__}: {exc}); check the URL and its credentials"
+            ) from exc
+        return fs, root, sorted(p for p in paths if not p.rsplit("/", 1)[-1].startswith("."))
+    path = storage.local_path(directory)
+    if path.is_file():
+        raise OutputLocationError(
+            f"{directory} is a file, not a folder; give the folder that holds the runs' *.metrics.json files "
+            f"(here: {path.parent})"
+        )
+    if not path.is_dir():
+        raise OutputLocationError(f"report directory {directory} does not exist; {hint}")
+    files = sorted(str(p) for p in path.glob("*.metrics.json") if not p.name.startswith("."))
+    return None, str(path), files
+
+
 def load_runs(directory: str | os.PathLike) -> pd.DataFrame:
-    """One row per ``*.metrics.json`` in ``directory``, sorted by run name.
+    """One row per ``*.metrics.json`` in ``directory`` (a folder or an fsspec URL), sorted by run name.
 
     Columns: ``name, notebook, status, started, duration_s, html, output_notebook, error`` (text),
-    ``parameters`` (the values set for the run), ``defaults``, ``metrics`` (dicts), ``path`` (the JSON file),
-    then ``param.<name>`` for every effective parameter value and ``metric.<name>`` for every metric
-    (a recorded table stays a dict). Paths in ``html``/``output_notebook`` are relative to ``directory``.
+    ``attempt`` (a sweep's attempt that made the run, else empty), ``parameters`` (the values set for the
+    run), ``defaults``, ``metrics`` (dicts), ``path`` (the JSON file), then ``param.<name>`` for every
+    effective parameter value and ``metric.<name>`` for every metric (a recorded table stays a dict). Paths
+    in ``html``/``output_notebook`` are relative to ``directory``. A file that cannot be read as a run
+    record is a row with status ``unreadable``.
 
     Example
     -------
     >>> runs = load_runs("reports")                          # doctest: +SKIP
     >>> runs[["name", "status", "metric.rice_f1"]]           # doctest: +SKIP
     """
-    from .errors import OutputLocationError
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise OutputLocationError(
-            f"report directory {directory} does not exist; run `terralab run` or `terralab demo` first"
-        )
-    paths = sorted(directory.glob("*.metrics.json"))
-    return _runs_frame([_read_run(p) for p in paths], [str(p) for p in paths])
+    fs, _, paths = _run_files(directory)
+    records = []
+    for p in paths:
+        name = p.rsplit("/", 1)[-1]
+        try:
+            content = Path(p).read_bytes() if fs is None else fs.cat_file(p)
+        except (OSError, FileNotFoundError):
+            content = None
+        records.append(parse_run(content, name))
+    shown = paths if fs is None else [f"{os.fspath(directory).rstrip('/')}/{p.rsplit('/', 1)[-1]}" for p in paths]
+    return _runs_frame(records, shown)
 
 
 def runs_from_records(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -463,6 +545,7 @@ def _runs_frame(records: list[dict[str, Any]], paths: list[str | None]) -> pd.Da
             "html": run.get("html"),
             "output_notebook": run.get("output_notebook"),
             "error": _error_text(run.get("error")) or None,
+            "attempt": run.get("attempt"),
             "parameters": run.get("parameters") or {},
             "defaults": run.get("defaults") or {},
             "metrics": metrics,
@@ -480,6 +563,7 @@ def _runs_frame(records: list[dict[str, Any]], paths: list[str | None]) -> pd.Da
         "html",
         "output_notebook",
         "error",
+        "attempt",
         "parameters",
         "defaults",
         "metrics",
@@ -539,13 +623,16 @@ def runs_table_html(
     parameters: list[str] | None = None,
     metrics: list[str] | None = None,
     directions: dict[str, str] | None = None,
+    extra: list[tuple[str, str]] | None = None,
 ) -> str:
     """A sortable HTML table of runs (rows of ``load_runs``): link, status, duration, parameters, metrics.
 
     Each parameter and scalar metric gets a column (default: every ``param.*`` / ``metric.*`` column
     present); recorded tables show as a link into the run's report. The best run per metric is starred
-    (see ``best_runs``). A sweep's comparison page reuses this with its grid parameters.
+    (see ``best_runs``). A sweep's comparison page reuses this with its grid parameters. ``extra`` adds
+    columns after the duration, as ``(header, column of runs)`` pairs (a sweep's ``attempt``).
     """
+    extra = list(extra or [])
     if parameters is None:
         parameters = [c[len("param.") :] for c in runs.columns if str(c).startswith("param.")]
     if metrics is None:
@@ -554,6 +641,7 @@ def runs_table_html(
 
     head = (
         ["run", "status", "duration (s)"]
+        + [_esc(h) for h, _ in extra]
         + [f'<span title="parameter">{_esc(p)}</span>' for p in parameters]
         + [f'<span title="metric">{_esc(m)}</span>' for m in metrics]
     )
@@ -570,6 +658,9 @@ def runs_table_html(
             f'<td data-sort="{_esc(status)}">{_status_badge(status)}</td>',
             _cell(round(run["duration_s"], 1) if _is_number(run.get("duration_s")) else None),
         ]
+        for _, column in extra:
+            value = run.get(column)
+            cells.append(_cell(None if _missing(value) else value))
         overrides = run.get("parameters") or {}
         for p in parameters:
             value = run.get(f"param.{p}")
@@ -588,7 +679,7 @@ def runs_table_html(
             err = run.get("error")
             cells.append(f'<td class="tl-error">{_esc(err) if isinstance(err, str) else ""}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    groups = '<th colspan="3"></th>'
+    groups = f'<th colspan="{3 + len(extra)}"></th>'
     if parameters:
         groups += f'<th colspan="{len(parameters)}" class="tl-group">parameters</th>'
     if metrics:
@@ -681,13 +772,14 @@ def page_html(title: str, body: str, *, extra_style: str = "") -> str:
 
 def build_index(
     directory: str | os.PathLike, title: str | None = None, directions: dict[str, str] | None = None
-) -> Path:
+) -> Path | str:
     """Write ``<directory>/index.html`` over every run whose ``*.metrics.json`` is in ``directory``.
 
     Parameters
     ----------
-    directory : path
-        Folder holding run outputs (``terralab run -o DIR``).
+    directory : path or URL
+        Folder holding run outputs (``terralab run -o DIR``), or an fsspec URL such as ``s3://bucket/runs``
+        (the index is rebuilt from the objects there and written beside them).
     title : str, optional
         Page title; default ``"terralab runs — <directory name>"``.
     directions : dict, optional
@@ -695,11 +787,17 @@ def build_index(
 
     Returns
     -------
-    Path of the written index.html.
+    Path of the written index.html, or its URL.
     """
-    directory = Path(directory)
+    from . import storage
+
     runs = load_runs(directory)
-    title = title or f"terralab runs — {directory.resolve().name}"
-    target = directory / "index.html"
+    if storage.is_url(directory):
+        url = storage.join(os.fspath(directory), "index.html")
+        title = title or f"terralab runs — {os.fspath(directory).rstrip('/').rsplit('/', 1)[-1]}"
+        return storage.write_text(url, index_html(runs, title, directions=directions))
+    folder = storage.local_path(directory)
+    title = title or f"terralab runs — {folder.name}"
+    target = (folder if os.fspath(directory).startswith("file://") else Path(directory)) / "index.html"
     write_text_atomic(target, index_html(runs, title, directions=directions))
     return target

@@ -9,6 +9,9 @@ One run writes three files into the output directory::
                           error, html, output_notebook}
 
 A failing notebook still writes all three (with papermill's error banner) and returns ``status="failed"``.
+The three replace an earlier run's files together, at the end: a rerun that is interrupted (Ctrl-C,
+SIGTERM) or dies leaves the earlier run whole, and stops its kernel without a word. The output may be an
+fsspec URL (``s3://bucket/runs``); the run is then staged locally and uploaded.
 Bad input is refused before anything runs: a missing notebook or kernel, a parameter the notebook does not
 declare, a value that does not fit a parameter's type hint, an unreadable parameter file.
 
@@ -22,6 +25,7 @@ Example
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import datetime as _dt
 import difflib
@@ -29,16 +33,18 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 import tokenize
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import report, storage
 from .errors import (
     FileFormatError,
     InvalidInputError,
@@ -48,7 +54,7 @@ from .errors import (
     OutputLocationError,
     ParameterError,
 )
-from .files import atomic_path, write_text_atomic
+from .files import atomic_paths
 
 DEFAULT_KERNEL = "terralab"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -550,13 +556,14 @@ class RunResult:
         return self
 
 
-def _kernel_manager_class(env: dict[str, str], cwd: str):
+def _kernel_manager_class(env: dict[str, str], cwd: str, started: list | None = None):
     """nbclient's kernel manager, starting the kernel with ``env`` added to its environment and in ``cwd``.
 
     Handing both to the kernel process (instead of changing os.environ and chdir, as papermill's ``cwd``
     does) keeps runs in threads of one process apart. The manager also asks for CurveZMQ encryption where
     zmq and the kernel support it: kernel traffic is then encrypted on shared machines, and ipykernel stops
-    warning "running over TCP without encryption" on every run.
+    warning "running over TCP without encryption" on every run. Every manager that starts a kernel is
+    appended to ``started``, so an interrupt can stop that kernel at once.
     """
     import zmq
     from jupyter_client.manager import AsyncKernelManager
@@ -572,13 +579,86 @@ def _kernel_manager_class(env: dict[str, str], cwd: str):
         async def start_kernel(self, **kw):
             kw["env"] = {**(kw.get("env") or os.environ), **env}
             kw.setdefault("cwd", cwd)
+            if started is not None:
+                started.append(self)
+            _LIVE_KERNELS.add(self)
             return await super().start_kernel(**kw)
 
     return _RunKernelManager
 
 
+# Every kernel manager a run in this process started (weakly held: gone once its run is done).
+_LIVE_KERNELS: weakref.WeakSet = weakref.WeakSet()
+
+
+def kill_running_kernels() -> None:
+    """Kill every kernel that runs of this process still have: what a closing sweep worker does."""
+    _kill_kernels(list(_LIVE_KERNELS))
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT (Ctrl-C) or SIGTERM; ``signum`` says which. The CLI exits 130 or 143."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _kill_kernels(managers: list) -> None:
+    """SIGKILL the process group of every kernel these managers started (each kernel leads its own).
+
+    A kernel asked to shut down while a cell runs prints a screenful of ZMQ errors; one killed outright
+    says nothing, and nbclient's cleanup then only removes its connection file.
+    """
+    import signal
+
+    for km in managers:
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        pid = getattr(process, "pid", None)
+        if not pid:
+            continue
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+@contextlib.contextmanager
+def _stop_kernels_on_signals(managers: list) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM kill this run's kernels and raise :class:`Interrupted`.
+
+    Only in the main thread (where Python delivers signals); runs in other threads, such as sweep tasks on
+    a Dask worker, are left to their process's own handling.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        _kill_kernels(managers)
+        raise Interrupted(signum)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not settable here (an embedded interpreter)
+            pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _prepare_output_dir(output_dir: str | os.PathLike) -> Path:
-    out = Path(output_dir).expanduser().resolve()
+    out = storage.local_path(output_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out, prefix=".terralab-probe-")
@@ -589,6 +669,14 @@ def _prepare_output_dir(output_dir: str | os.PathLike) -> Path:
             f"cannot write to output directory {out} ({exc.strerror or exc}); choose another with -o"
         ) from exc
     return out
+
+
+def _check_output(output_dir: str | os.PathLike) -> None:
+    """Refuse an output folder or URL that cannot be written, before anything runs."""
+    if storage.is_url(output_dir):
+        storage.open_output(output_dir, what="output directory")
+    else:
+        _prepare_output_dir(output_dir)
 
 
 def _error_from_notebook(nb) -> dict[str, Any] | None:
@@ -758,8 +846,12 @@ def run_notebook(
         The ``.ipynb`` to run. It executes in its own directory, so relative paths inside it work.
     parameters : dict, optional
         Values for names declared in the notebook's ``parameters`` cell; they override ``parameters_file``.
-    output_dir : path
-        Where the three files go (created if missing).
+    output_dir : path or URL
+        Where the three files go (created if missing): a folder, or an fsspec URL such as
+        ``s3://bucket/runs`` (the run is staged locally and its files uploaded when it ends; credentials
+        come from the environment, see ``terralab.storage``). An earlier run of the same name keeps its
+        three files until the new three replace them together, so an interrupted or failed rerun loses
+        nothing.
     name : str, optional
         Base name of the outputs; default the notebook's file stem.
     kernel : str
@@ -783,10 +875,6 @@ def run_notebook(
     NotebookNotFoundError, KernelNotFoundError, ParameterError, OutputLocationError
         Before anything is executed or written.
     """
-    import nbformat
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     notebook = Path(notebook)
     nb_source = read_notebook(notebook)
     check_kernel(kernel)
@@ -802,19 +890,83 @@ def run_notebook(
         raise InvalidInputError(
             f"run name {name!r} must be a plain file name (letters, digits, '.', '_', '-'), not a path"
         )
-    out = _prepare_output_dir(output_dir)
+    remote = storage.is_url(output_dir)
+    if remote:
+        # An object store has no rename and no partial files to watch: the run is staged in a local
+        # scratch folder and its three files are uploaded together when it ends.
+        fs, root, out_url = storage.open_output(output_dir, what="output directory")
+        staging = Path(tempfile.mkdtemp(prefix="terralab-run-"))
+        out = staging
+    else:
+        out = _prepare_output_dir(output_dir)
+    try:
+        result = _execute(
+            notebook,
+            nb_source,
+            params,
+            declared,
+            out,
+            name=name,
+            kernel=kernel,
+            show_code=show_code,
+            cell_timeout_s=cell_timeout_s,
+            progress=progress,
+        )
+        if remote:
+            targets = {suffix: storage.join(out_url, f"{name}{suffix}") for suffix in _OUTPUT_SUFFIXES}
+            storage.put_together(
+                fs,
+                [
+                    (out / f"{name}{suffix}", storage.join(root, f"{name}{suffix}"))
+                    for suffix in _OUTPUT_SUFFIXES
+                ],
+            )
+            result.output_notebook = targets[".ipynb"]
+            result.html = targets[".html"]
+            result.metrics_json = targets[".metrics.json"]
+    finally:
+        if remote:
+            shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+# The three files of a run, in the order they replace an earlier run's: metrics last, so its presence
+# (what `terralab report` and sweeps look for) means the run is complete.
+_OUTPUT_SUFFIXES = (".ipynb", ".html", ".metrics.json")
+
+
+def _execute(
+    notebook: Path,
+    nb_source,
+    params: dict[str, Any],
+    declared: dict[str, Parameter],
+    out: Path,
+    *,
+    name: str,
+    kernel: str,
+    show_code: bool,
+    cell_timeout_s: float | None,
+    progress: bool,
+) -> RunResult:
+    """Run the notebook and write its three files into the local folder ``out`` (see ``run_notebook``)."""
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
     ipynb_path = out / f"{name}.ipynb"
     html_path = out / f"{name}.html"
     metrics_path = out / f"{name}.metrics.json"
     running_path = out / f".{name}.running.ipynb"
+    # record() writes here while the kernel runs. An earlier run's three files stay untouched until the new
+    # three replace them together, so an interrupted rerun loses nothing.
+    recorded_path = out / f".{name}.running-metrics.json"
+    recorded_path.unlink(missing_ok=True)  # left by a run that was killed outright
 
-    # record() merges into this file from inside the kernel; a previous run's values must not leak in.
-    metrics_path.unlink(missing_ok=True)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     # The kernel gets the inline plotting backend even when MPLBACKEND=Agg (the Makefile and the tests set
     # it for headless plotting), which would otherwise keep figures out of the notebook.
     kernel_env = {
-        report.METRICS_ENV: str(metrics_path),
+        report.METRICS_ENV: str(recorded_path),
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     }
     # OpenMP threads that spin while waiting (torch's default) starve every other process on a busy machine:
@@ -823,89 +975,91 @@ def run_notebook(
     kernel_env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY") or "PASSIVE"
     error: dict[str, Any] | None = None
     raised_outside = False
-    t0 = time.perf_counter()
+    kernels: list = []
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(running_path),
-            parameters=params,
-            kernel_name=kernel,
-            progress_bar=progress,
-            execution_timeout=cell_timeout_s,
-            kernel_manager_class=_kernel_manager_class(kernel_env, str(notebook.resolve().parent)),
-        )
-    except PapermillExecutionError as exc:
-        error = {
-            "cell_index": exc.cell_index,
-            "execution_count": exc.exec_count,
-            "ename": exc.ename,
-            "evalue": exc.evalue,
-            "source": "",
-        }
-    except Exception as exc:  # noqa: BLE001 - timeouts, a dead kernel, a kernel that never started
-        raised_outside = True
-        error = {
-            "cell_index": None,
-            "execution_count": None,
-            "ename": type(exc).__name__,
-            "evalue": str(exc).strip().splitlines()[0] if str(exc).strip() else "",
-            "source": "",
-        }
-    except BaseException:
-        running_path.unlink(missing_ok=True)
-        raise
-    finally:
-        duration_s = round(time.perf_counter() - t0, 3)
-
-    try:
-        if running_path.exists():
-            nb = nbformat.read(running_path, as_version=4)
-        else:
-            nb = copy.deepcopy(nb_source)
-        if error is not None:
-            located = _error_from_notebook(nb)
-            if located is not None:
-                # The notebook knows the user's cell position. For a cell error it also knows the exception;
-                # for a timeout or a dead kernel the runner's exception says what happened.
-                error = (
-                    {**located, "ename": error["ename"], "evalue": error["evalue"]}
-                    if raised_outside
-                    else {
-                        **located,
-                        "ename": located["ename"] or error["ename"],
-                        "evalue": located["evalue"] or error["evalue"],
-                    }
+        with _stop_kernels_on_signals(kernels):
+            t0 = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    str(notebook),
+                    str(running_path),
+                    parameters=params,
+                    kernel_name=kernel,
+                    progress_bar=progress,
+                    execution_timeout=cell_timeout_s,
+                    kernel_manager_class=_kernel_manager_class(
+                        kernel_env, str(notebook.resolve().parent), kernels
+                    ),
                 )
-        status = "ok" if error is None else "failed"
-        if error is not None:
-            _mark_failure(nb, error)
-        metrics = _recorded_metrics(metrics_path)
-        metrics.update(report.metrics_from_notebook(nb))
-        run = {
-            "name": name,
-            "notebook": str(notebook),
-            "parameters": report._to_jsonable(params, "parameters"),
-            "defaults": _jsonable_defaults(declared),
-            "status": status,
-            "started": started,
-            "duration_s": duration_s,
-            "metrics": metrics,
-            "error": error,
-            "kernel": kernel,
-            "html": html_path.name,
-            "output_notebook": ipynb_path.name,
-        }
-        nb.metadata["terralab"] = {
-            k: run[k]
-            for k in ("parameters", "defaults", "metrics", "status", "duration_s", "started", "error")
-        }
-        with atomic_path(ipynb_path) as tmp:
-            nbformat.write(nb, str(tmp))
-        html = render_html(nb, run, show_code=show_code, resources_path=notebook.resolve().parent)
-        write_text_atomic(html_path, html)
-        report.write_json_atomic(metrics_path, run)
+            except PapermillExecutionError as exc:
+                error = {
+                    "cell_index": exc.cell_index,
+                    "execution_count": exc.exec_count,
+                    "ename": exc.ename,
+                    "evalue": exc.evalue,
+                    "source": "",
+                }
+            except Exception as exc:  # noqa: BLE001 - timeouts, a dead kernel, a kernel that never started
+                raised_outside = True
+                error = {
+                    "cell_index": None,
+                    "execution_count": None,
+                    "ename": type(exc).__name__,
+                    "evalue": str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+                    "source": "",
+                }
+            finally:
+                duration_s = round(time.perf_counter() - t0, 3)
+
+            if running_path.exists():
+                nb = nbformat.read(running_path, as_version=4)
+            else:
+                nb = copy.deepcopy(nb_source)
+            if error is not None:
+                located = _error_from_notebook(nb)
+                if located is not None:
+                    # The notebook knows the user's cell position. For a cell error it also knows the
+                    # exception; for a timeout or a dead kernel the runner's exception says what happened.
+                    error = (
+                        {**located, "ename": error["ename"], "evalue": error["evalue"]}
+                        if raised_outside
+                        else {
+                            **located,
+                            "ename": located["ename"] or error["ename"],
+                            "evalue": located["evalue"] or error["evalue"],
+                        }
+                    )
+            status = "ok" if error is None else "failed"
+            if error is not None:
+                _mark_failure(nb, error)
+            metrics = _recorded_metrics(recorded_path)
+            metrics.update(report.metrics_from_notebook(nb))
+            run = {
+                "name": name,
+                "notebook": str(notebook),
+                "parameters": report._to_jsonable(params, "parameters"),
+                "defaults": _jsonable_defaults(declared),
+                "status": status,
+                "started": started,
+                "duration_s": duration_s,
+                "metrics": metrics,
+                "error": error,
+                "kernel": kernel,
+                "html": html_path.name,
+                "output_notebook": ipynb_path.name,
+            }
+            nb.metadata["terralab"] = {
+                k: run[k]
+                for k in ("parameters", "defaults", "metrics", "status", "duration_s", "started", "error")
+            }
+            html = render_html(nb, run, show_code=show_code, resources_path=notebook.resolve().parent)
+            with atomic_paths(ipynb_path, html_path, metrics_path) as (nb_tmp, html_tmp, metrics_tmp):
+                nbformat.write(nb, str(nb_tmp))
+                html_tmp.write_text(html, encoding="utf-8")
+                metrics_tmp.write_text(json.dumps(run, indent=2), encoding="utf-8")
     finally:
         running_path.unlink(missing_ok=True)
+        recorded_path.unlink(missing_ok=True)
 
     return RunResult(
         name=name,
@@ -978,7 +1132,7 @@ def run_all(
     check_kernel(kernel)
     chosen = _match_notebook_keys(notebooks, parameters_by_notebook or {}, notebooks_dir)
     checked = {nb: validate_parameters(nb, chosen.get(nb, {})) for nb in notebooks}
-    _prepare_output_dir(output_dir)
+    _check_output(output_dir)
     results = []
     for nb in notebooks:
         result = run_notebook(

@@ -190,55 +190,19 @@ def parse_grid(notebook: str | os.PathLike, items: list[str]) -> dict[str, list]
 # --- output location -------------------------------------------------------------------------------
 def _open_output(output: str | os.PathLike):
     """(filesystem, root path, normalised output) of a local folder or fsspec URL that we can write."""
-    import fsspec
+    from . import storage
 
-    from .errors import MissingDependencyError, OutputLocationError
-
-    text = os.fspath(output)
-    if "://" not in text:
-        text = str(Path(text).expanduser().resolve())
-    protocol = text.split("://", 1)[0] if "://" in text else "file"
-    try:
-        fs, root = fsspec.core.url_to_fs(text)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"writing sweep outputs to {text} needs the fsspec driver for {protocol}:// ({exc}); "
-            "install the cloud extra: pip install -e '.[cloud]' (s3fs, gcsfs)"
-        ) from exc
-    except ValueError as exc:
-        raise OutputLocationError(
-            f"cannot use output location {text}: {exc}; give a folder or an fsspec URL"
-        ) from exc
-    root = root.rstrip("/") or "/"
-    probe = f"{root}/.terralab-write-probe-{uuid.uuid4().hex[:8]}"
-    try:
-        fs.makedirs(root, exist_ok=True)
-        fs.pipe_file(probe, b"ok")
-        fs.rm_file(probe)
-    except Exception as exc:  # every backend has its own errors for "cannot write here"
-        raise OutputLocationError(
-            f"cannot write to the sweep output {text} ({type(exc).__name__}: {exc}); choose a folder or bucket "
-            "you can write with -o, or check its credentials"
-        ) from exc
-    return fs, root, text
-
-
-def _put_file(fs, local: str | os.PathLike, target: str) -> None:
-    """Copy a local file to ``target`` on ``fs`` through a temporary name, so no half file is ever visible."""
-    from .compare import atomic_fs_path
-
-    with atomic_fs_path(fs, target) as tmp:
-        fs.put_file(os.fspath(local), tmp)
+    return storage.open_output(output, what="sweep output")
 
 
 def _is_local(fs) -> bool:
-    from fsspec.implementations.local import LocalFileSystem
+    from . import storage
 
-    return isinstance(fs, LocalFileSystem)
+    return storage.is_local(fs)
 
 
 def _write_json(fs, target: str, data: Any) -> None:
-    from .compare import atomic_fs_path
+    from .storage import atomic_fs_path
 
     with atomic_fs_path(fs, target) as tmp:
         fs.pipe_file(tmp, json.dumps(data, indent=2, default=str).encode("utf-8"))
@@ -251,9 +215,8 @@ def _read_state(fs, root: str) -> dict[str, Any] | None:
     from .errors import FileFormatError
 
     try:
-        with fs.open(path, "r") as fh:
-            state = json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
+        state = json.loads(fs.cat_file(path).decode("utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise FileFormatError(
             f"{path} is not a readable sweep state ({exc}); remove it and rerun the whole sweep"
         ) from exc
@@ -264,7 +227,64 @@ def _read_state(fs, root: str) -> dict[str, Any] | None:
     return state
 
 
+def _same_values(a: Any, b: Any) -> bool:
+    """Parameter values compared as JSON would store them (a record read back has lists, not tuples)."""
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _finished_outputs(fs, root: str, wanted: dict[str, dict[str, Any]], sweep_id: str) -> dict[str, dict]:
+    """Successful runs of this sweep found at the output but missing from its sweep.json.
+
+    A client that died (or was interrupted) while a worker of a remote cluster was still running a task
+    leaves that run to finish on its own; its files arrive after the client has gone. They are this
+    sweep's when their record names the sweep's id and the same parameters; ``wanted`` maps run names to
+    the parameters they must have.
+    """
+    try:
+        present = {p.rsplit("/", 1)[-1] for p in fs.glob(f"{root}/*.metrics.json")}
+    except Exception:  # noqa: BLE001 - listing is an optimisation; without it nothing is adopted
+        return {}
+    found = {}
+    for name, params in wanted.items():
+        if f"{name}.metrics.json" not in present:
+            continue
+        try:
+            record = json.loads(fs.cat_file(f"{root}/{name}.metrics.json").decode("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (
+            isinstance(record, dict)
+            and record.get("status") == "ok"
+            and record.get("sweep_id") == sweep_id
+            and _same_values(record.get("parameters"), params)
+        ):
+            found[name] = record
+    return found
+
+
 # --- the task each worker runs ---------------------------------------------------------------------
+def _claim(key: str) -> str | None:
+    """Mark run ``key`` as started on the scheduler; return the worker that started it before, if any.
+
+    A scheduler sends a task whose worker died to another worker (up to its ``allowed-failures``, 3 by
+    default). A sweep does not want that: a notebook that killed its worker (out of memory, say) would take
+    the next worker down too, and a lost run should be listed and rerun on request (``--retry-failed``),
+    as on the LocalCluster. The claim lives in a ``distributed.Variable`` named after the task.
+    """
+    import asyncio
+
+    from distributed import Variable, get_client, get_worker
+
+    variable = Variable(f"{key}-started", client=get_client())
+    try:
+        earlier = variable.get(timeout=0)
+    except (TimeoutError, asyncio.TimeoutError):  # distinct types before Python 3.11
+        earlier = None
+    if earlier is None:
+        variable.set(get_worker().address)
+    return earlier
+
+
 def _execute_point(
     notebook_path: str,
     notebook_text: str,
@@ -274,17 +294,27 @@ def _execute_point(
     kernel: str,
     show_code: bool,
     cell_timeout_s: float | None,
+    sweep: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run one grid point on a worker and copy its three outputs to ``destination``; returns its record.
 
     The notebook runs from its own path when this worker sees the same file (so relative paths in it
-    work); a worker on another machine gets the text and runs it from a scratch folder.
+    work); a worker on another machine gets the text and runs it from a scratch folder. ``sweep`` holds
+    the sweep's ``id``, ``attempt`` and ``notebook_sha256`` (stored in the record) and ``claim``: the
+    task key to claim (see ``_claim``), or None where the scheduler already fails a lost run itself.
     """
     import fsspec
 
+    from . import storage
     from .run import run_notebook
 
+    sweep = sweep or {}
     os.environ[WORKER_PID_ENV] = str(os.getpid())
+    if sweep.get("claim"):
+        earlier = _claim(sweep["claim"])
+        if earlier is not None:
+            record = _failure_record(name, notebook_path, parameters, *_lost_worker(earlier))
+            return {**record, **_sweep_fields(sweep)}
     with tempfile.TemporaryDirectory(prefix="terralab-sweep-") as tmp:
         notebook = Path(notebook_path)
         try:
@@ -308,14 +338,20 @@ def _execute_point(
         record = json.loads(result.metrics_json.read_text())
         record["notebook"] = notebook_path
         record["worker"] = {"host": socket.gethostname(), "pid": os.getpid()}
+        record.update(_sweep_fields(sweep))
+        Path(out, f"{name}.metrics.json").write_text(json.dumps(record, indent=2))
         fs, root = fsspec.core.url_to_fs(destination)
         root = root.rstrip("/")
-        fs.makedirs(root, exist_ok=True)
-        for suffix in _OUTPUT_SUFFIXES:
-            if suffix == ".metrics.json":
-                Path(out, name + suffix).write_text(json.dumps(record, indent=2))
-            _put_file(fs, Path(out, name + suffix), f"{root}/{name}{suffix}")
+        if storage.is_local(fs):
+            fs.makedirs(root, exist_ok=True)
+        storage.put_together(
+            fs, [(Path(out, name + suffix), f"{root}/{name}{suffix}") for suffix in _OUTPUT_SUFFIXES]
+        )
     return record
+
+
+def _sweep_fields(sweep: dict[str, Any]) -> dict[str, Any]:
+    return {k: sweep[k] for k in ("attempt", "sweep_id", "notebook_sha256") if k in sweep}
 
 
 # --- cluster ---------------------------------------------------------------------------------------
@@ -338,11 +374,67 @@ def local_cluster(n_workers: int, **scheduler_kwargs: Any):
         dashboard_address=":0",
         silence_logs=logging.ERROR,
         scheduler_kwargs={"dashboard": False, **scheduler_kwargs},
+        preload=[__name__],  # dask_setup / dask_teardown below
     )
 
 
-def _connect(scheduler: Any, n_workers: int, connect_timeout_s: float):
-    """(client, cluster we own or None). A LocalCluster when ``scheduler`` is None."""
+def dask_setup(worker) -> None:
+    """Set-up of each LocalCluster worker process (a Dask preload; ``local_cluster`` names this module).
+
+    Ctrl-C in a terminal reaches every process of the command; the sweep stops its workers itself (and records
+    what finished), so the workers ignore it instead of each printing a KeyboardInterrupt traceback.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def dask_teardown(worker) -> None:
+    """A closing LocalCluster worker stops the kernel of a run it was still executing, at once and quietly.
+
+    The run's thread then only logs that its kernel died; the worker is going away, so its logging goes first.
+    """
+    import logging
+
+    from .run import kill_running_kernels
+
+    logging.disable(logging.CRITICAL)
+    kill_running_kernels()
+
+
+class _ClusterStart:
+    """A LocalCluster coming up in a background thread while this process prepares the sweep.
+
+    Starting the scheduler and the worker processes is most of a sweep's fixed cost; the main process meanwhile
+    checks the kernel, reads the notebook and imports what it needs, so both happen at once.
+    """
+
+    def __init__(self, n_workers: int):
+        import concurrent.futures
+
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="terralab-cluster")
+        # allowed_failures=0 marks a run whose worker died as failed at once instead of replaying it on the
+        # next worker.
+        self._future = self._pool.submit(local_cluster, n_workers, allowed_failures=0)
+        self._pool.shutdown(wait=False)
+
+    def result(self):
+        """The started cluster (waits for it)."""
+        return self._future.result()
+
+    def discard(self) -> None:
+        """Close the cluster once it has started (it may be half-way up): nothing is left running."""
+        try:
+            cluster = self._future.result()
+        except BaseException:  # noqa: BLE001 - a failed start left nothing to close
+            return
+        cluster.close()
+
+
+def _connect(scheduler: Any, n_workers: int, connect_timeout_s: float, starting: _ClusterStart | None = None):
+    """(client, cluster we own or None). A LocalCluster when ``scheduler`` is None (``starting``, if given)."""
     from .errors import MissingDependencyError, SchedulerError
 
     try:
@@ -353,9 +445,8 @@ def _connect(scheduler: Any, n_workers: int, connect_timeout_s: float):
     if isinstance(scheduler, Client):
         return scheduler, None
     if scheduler is None:
-        # allowed_failures=0 marks a run whose worker died as failed at once instead of replaying it on
-        # the next worker.
-        cluster = local_cluster(n_workers, allowed_failures=0)
+        starting = starting or _ClusterStart(n_workers)
+        cluster = starting.result()
         try:
             return Client(cluster, set_as_default=False), cluster
         except BaseException:
@@ -438,13 +529,20 @@ def _failure_record(
     }
 
 
+_LOST_WORKER = (
+    "the Dask worker running this run{where} died (killed, out of memory, or its node was lost); "
+    "the other runs were not affected. Rerun it with --retry-failed"
+)
+
+
+def _lost_worker(address: str | None = None) -> tuple[str, str]:
+    return "KilledWorker", _LOST_WORKER.format(where=f" ({address})" if address else "")
+
+
 def _describe_exception(exc: BaseException) -> tuple[str, str]:
     kind = type(exc).__name__
     if kind == "KilledWorker":
-        return kind, (
-            "the Dask worker running this run died (killed, out of memory, or its node was lost); "
-            "the other runs were not affected. Rerun it with --retry-failed"
-        )
+        return _lost_worker()
     text = str(exc).strip()
     return kind, text.splitlines()[0] if text else repr(exc)
 
@@ -464,6 +562,7 @@ class SweepResult:
     runs: list = field(default_factory=list)
     index: str = ""
     state: str = ""
+    attempts: list = field(default_factory=list)
 
     @property
     def failed(self) -> list:
@@ -515,6 +614,7 @@ def sweep(
     output: str | os.PathLike | None = None,
     n_workers: int | None = None,
     retry_failed: bool = False,
+    fresh: bool = False,
     timeout_s: float | None = None,
     connect_timeout_s: float = 10.0,
     cell_timeout_s: float | None = None,
@@ -523,6 +623,7 @@ def sweep(
     metric: str | None = None,
     directions: dict[str, str] | None = None,
     progress: bool = True,
+    on_start: Callable[[dict[str, Any]], None] | None = None,
 ) -> SweepResult:
     """Run a notebook once per grid point on Dask and write the comparison report.
 
@@ -545,7 +646,10 @@ def sweep(
     n_workers : int, optional
         Worker processes of the LocalCluster (ignored with ``scheduler``); default min(runs, cores).
     retry_failed : bool
-        Rerun only the grid points without a successful run in ``output``'s ``sweep.json``.
+        Rerun only the grid points without a successful run in ``output``'s ``sweep.json`` (also after the
+        notebook was changed, to fix what failed).
+    fresh : bool
+        Run every grid point, even when ``output`` holds an unfinished attempt of the same sweep.
     timeout_s : float, optional
         Wall-clock limit of the whole sweep in seconds; runs not finished by then are cancelled and marked
         failed. (On a cluster you do not own, a cancelled run may still finish in the background.)
@@ -561,6 +665,9 @@ def sweep(
         ``{metric: "min" | "max"}`` for metrics whose name does not say which way is better.
     progress : bool
         Show a progress bar over runs.
+    on_start : callable, optional
+        Called with the new attempt's entry of ``sweep.json`` (``attempt``, ``kept``, ``todo`` …) before the
+        first run is submitted; the CLI prints what is resumed.
 
     Returns
     -------
@@ -569,6 +676,16 @@ def sweep(
 
     Notes
     -----
+    **Attempts and resuming.** Every call is an *attempt*, numbered in ``sweep.json``; each run's record
+    says which attempt made it, and the comparison page shows it. When the last attempt in ``output`` did
+    not finish (interrupted by Ctrl-C or SIGTERM, its client killed, or over ``timeout_s``), the same call
+    resumes it: grid points that already succeeded with the same notebook (by content) and the same fixed
+    parameters are kept, including runs that a remote cluster finished after their client had gone.
+    Otherwise (the last attempt finished, or the notebook changed, or ``fresh=True``) every point runs.
+
+    **Lost workers.** A run whose worker dies is failed and listed at once, on any cluster (a remote
+    scheduler would otherwise send it to another worker), and rerun with ``retry_failed``.
+
     The default LocalCluster starts worker processes the way ``multiprocessing`` does, by importing the
     main module again: in a script, call ``sweep`` under ``if __name__ == "__main__":``.
 
@@ -581,11 +698,9 @@ def sweep(
     SchedulerError
         The scheduler could not be reached within ``connect_timeout_s``.
     """
-    from tqdm.auto import tqdm
-
     from . import compare
-    from .errors import InvalidInputError, ParameterError
-    from .run import check_kernel, read_notebook
+    from .errors import FileFormatError, InvalidInputError, ParameterError
+    from .run import read_notebook
 
     notebook = Path(notebook)
     read_notebook(notebook)
@@ -594,6 +709,8 @@ def sweep(
         raise ParameterError("no grid given: pass {parameter: [values]} (or --grid NAME=V1,V2)")
     if n_workers is not None and n_workers < 1:
         raise InvalidInputError(f"n_workers must be at least 1, got {n_workers}")
+    if retry_failed and fresh:
+        raise InvalidInputError("retry_failed and fresh contradict each other: give one of them")
     if grid is not None:
         grid, points = check_grid(notebook, grid, parameters)
     output = output if output is not None else Path("reports") / f"sweep-{stem}"
@@ -601,24 +718,33 @@ def sweep(
     local = _is_local(fs)
     if local:
         output_text = root
+    notebook_bytes = notebook.read_bytes()
+    notebook_sha = hashlib.sha256(notebook_bytes).hexdigest()
 
-    previous = _read_state(fs, root) if retry_failed else None
-    if retry_failed and previous is None:
-        raise InvalidInputError(
-            f"--retry-failed: there is no earlier sweep in {output_text} (no {STATE_FILE}); run the sweep "
-            "without --retry-failed first"
-        )
+    if retry_failed:
+        previous = _read_state(fs, root)
+        if previous is None:
+            raise InvalidInputError(
+                f"--retry-failed: there is no earlier sweep in {output_text} (no {STATE_FILE}); run the sweep "
+                "without --retry-failed first"
+            )
+    else:
+        try:
+            previous = None if fresh else _read_state(fs, root)
+        except FileFormatError:
+            previous = None  # a broken state of some earlier sweep: this one starts afresh and replaces it
     if previous is not None and Path(previous.get("notebook", "")).stem != stem:
-        raise InvalidInputError(
-            f"{output_text} holds a sweep of {previous.get('notebook')}, not {notebook}; choose another output"
-        )
+        if retry_failed:
+            raise InvalidInputError(
+                f"{output_text} holds a sweep of {previous.get('notebook')}, not {notebook}; choose another output"
+            )
+        previous = None
     if grid is None:
         parameters = (previous.get("parameters") or {}) if parameters is None else parameters
         grid, points = check_grid(notebook, previous["grid"], parameters)
     fixed = {k: v for k, v in points[0].items() if k not in grid}
-    if previous is not None and json.dumps(previous.get("parameters") or {}, sort_keys=True) != json.dumps(
-        fixed, sort_keys=True, default=str
-    ):
+    same_fixed = previous is not None and _same_values(previous.get("parameters") or {}, fixed)
+    if retry_failed and not same_fixed:
         # Runs are matched by grid point only; reusing them under other fixed values would mix two sweeps.
         raise InvalidInputError(
             f"--retry-failed: the fixed parameters {fixed} differ from the earlier sweep's "
@@ -627,12 +753,39 @@ def sweep(
         )
     names = run_names(stem, [{k: p[k] for k in grid} for p in points])
 
+    attempts: list[dict[str, Any]] = []
+    resume = False
+    if previous is not None and same_fixed:
+        last = (previous.get("attempts") or [{}])[-1]
+        unfinished = last.get("outcome") in ("running", "interrupted", "timed out")
+        resume = retry_failed or (unfinished and previous.get("notebook_sha256") == notebook_sha)
+    sweep_id = previous.get("id") if resume and previous.get("id") else uuid.uuid4().hex[:12]
     records: dict[str, dict[str, Any]] = {}
-    if previous is not None:
-        earlier = {r.get("name"): r for r in previous["runs"]}
-        records = {n: earlier[n] for n in names if n in earlier and earlier[n].get("status") == "ok"}
+    if resume:
+        attempts = [dict(a) for a in previous.get("attempts") or []]
+        if not attempts:  # a sweep.json written before attempts were counted: its runs were attempt 1
+            attempts = [{"attempt": 1, "outcome": "completed"}]
+        earlier = {r.get("name"): r for r in previous["runs"] if isinstance(r, dict)}
+        for n, p in zip(names, points):
+            rec = earlier.get(n)
+            if rec and rec.get("status") == "ok" and _same_values(rec.get("parameters"), p):
+                records[n] = {"attempt": 1, **rec}
+        records.update(
+            _finished_outputs(fs, root, {n: p for n, p in zip(names, points) if n not in records}, sweep_id)
+        )
     todo = [(n, p) for n, p in zip(names, points) if n not in records]
 
+    attempt = {
+        "attempt": len(attempts) + 1,
+        "started": _now(),
+        "ended": None,
+        "outcome": "running",
+        "mode": "retry-failed" if retry_failed else ("resume" if resume else "new"),
+        "scheduler": "LocalCluster" if scheduler is None else _scheduler_text(scheduler),
+        "kept": len(records),
+        "todo": len(todo),
+    }
+    attempts.append(attempt)
     state_path = f"{root}/{STATE_FILE}"
 
     def save_state() -> None:
@@ -641,28 +794,44 @@ def sweep(
             fs,
             state_path,
             {
-                "version": 1,
+                "version": 2,
+                "id": sweep_id,
                 "notebook": str(notebook),
+                "notebook_sha256": notebook_sha,
                 "grid": grid,
                 "parameters": fixed,
                 "output": output_text,
-                "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "updated": _now(),
+                "attempts": attempts,
                 "runs": runs,
             },
         )
 
-    if todo:
-        if scheduler is None:
-            check_kernel(kernel)
-        workers = n_workers or min(len(todo), os.cpu_count() or 1)
-        client, cluster = _connect(scheduler, workers, connect_timeout_s)
-        try:
-            bar = tqdm(total=len(todo), desc=f"sweep {stem}", unit="run", disable=not progress)
-            _run_on_cluster(
-                client,
+    starting = None
+    if todo and scheduler is None:
+        # The LocalCluster comes up while this process checks the kernel and connects.
+        starting = _ClusterStart(n_workers or min(len(todo), os.cpu_count() or 1))
+    if on_start is not None:
+        on_start(dict(attempt))
+    written = False
+
+    def connected() -> None:
+        # The attempt goes on record once the cluster answers and before any run starts: a client killed
+        # from now on leaves it "running", which the next call resumes. Until then the earlier state stays.
+        nonlocal written
+        save_state()
+        written = True
+
+    try:
+        if todo:
+            _run_todo(
                 notebook=notebook,
+                notebook_text=notebook_bytes.decode("utf-8"),
                 todo=todo,
                 records=records,
+                scheduler=scheduler,
+                starting=starting,
+                connect_timeout_s=connect_timeout_s,
                 output_text=output_text,
                 fs=fs,
                 root=root,
@@ -671,15 +840,25 @@ def sweep(
                 cell_timeout_s=cell_timeout_s,
                 timeout_s=timeout_s,
                 save_state=save_state,
-                bar=bar,
-                throttle=cluster is not None,
+                connected=connected,
+                progress=progress,
+                stem=stem,
+                task_sweep={"sweep_id": sweep_id, "attempt": attempt["attempt"], "notebook_sha256": notebook_sha},
+                attempt=attempt,
             )
-        finally:
-            if cluster is not None:
-                client.close()
-                cluster.close()
-            elif not hasattr(scheduler, "submit"):
-                client.close()
+            starting = None
+    except BaseException:
+        if starting is not None:
+            starting.discard()
+        if written:
+            if attempt["outcome"] == "running":
+                attempt["outcome"] = "interrupted"
+            attempt["ended"] = _now()
+            save_state()
+        raise
+    if attempt["outcome"] == "running":
+        attempt["outcome"] = "completed"
+    attempt["ended"] = _now()
     save_state()
     ordered = [records[n] for n in names]
     index = compare.write_comparison(
@@ -690,6 +869,7 @@ def sweep(
         fixed=fixed,
         metric=metric,
         directions=directions,
+        attempts=attempts,
     )
     return SweepResult(
         notebook=notebook,
@@ -698,13 +878,89 @@ def sweep(
         runs=[_as_run_result(r, output_text, local) for r in ordered],
         index=index,
         state=state_path if local else f"{output_text.rstrip('/')}/{STATE_FILE}",
+        attempts=attempts,
     )
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _scheduler_text(scheduler: Any) -> str:
+    address = getattr(scheduler, "scheduler", None)
+    address = getattr(address, "address", None) or str(scheduler)
+    return address if "://" in address or not isinstance(scheduler, str) else f"tcp://{address}"
+
+
+def _run_todo(
+    *,
+    notebook: Path,
+    notebook_text: str,
+    todo: list[tuple[str, dict[str, Any]]],
+    records: dict[str, dict[str, Any]],
+    scheduler: Any,
+    starting: _ClusterStart | None,
+    connect_timeout_s: float,
+    output_text: str,
+    fs,
+    root: str,
+    kernel: str,
+    show_code: bool,
+    cell_timeout_s: float | None,
+    timeout_s: float | None,
+    save_state: Callable[[], None],
+    connected: Callable[[], None],
+    progress: bool,
+    stem: str,
+    task_sweep: dict[str, Any],
+    attempt: dict[str, Any],
+) -> None:
+    """Connect (or wait for the LocalCluster), run ``todo`` on it, and close what this call opened.
+
+    ``connected`` is called once the cluster answers, before the first run is submitted.
+    """
+    from tqdm.auto import tqdm
+
+    from .run import check_kernel
+
+    if scheduler is None:
+        check_kernel(kernel)  # workers of a remote cluster have their own kernels
+    client, cluster = _connect(scheduler, 1, connect_timeout_s, starting)
+    try:
+        connected()
+        bar = tqdm(total=len(todo), desc=f"sweep {stem}", unit="run", disable=not progress)
+        _run_on_cluster(
+            client,
+            notebook=notebook,
+            notebook_text=notebook_text,
+            todo=todo,
+            records=records,
+            output_text=output_text,
+            fs=fs,
+            root=root,
+            kernel=kernel,
+            show_code=show_code,
+            cell_timeout_s=cell_timeout_s,
+            timeout_s=timeout_s,
+            save_state=save_state,
+            bar=bar,
+            throttle=cluster is not None,
+            task_sweep=task_sweep,
+            attempt=attempt,
+        )
+    finally:
+        if cluster is not None:
+            client.close()
+            cluster.close()
+        elif not hasattr(scheduler, "submit"):
+            client.close()
 
 
 def _run_on_cluster(
     client,
     *,
     notebook: Path,
+    notebook_text: str,
     todo: list[tuple[str, dict[str, Any]]],
     records: dict[str, dict[str, Any]],
     output_text: str,
@@ -717,46 +973,57 @@ def _run_on_cluster(
     save_state: Callable[[], None],
     bar,
     throttle: bool,
+    task_sweep: dict[str, Any],
+    attempt: dict[str, Any],
 ) -> None:
     """Submit the runs, collect each as it finishes, and record a failure for whatever did not finish.
 
     ``todo`` holds (run name, parameters) pairs; each finished run's record goes into ``records`` (by
     name) and ``save_state`` is called after it.
 
-    With ``throttle`` a run is submitted only while a worker thread is free, so no worker ever holds a
-    second run in its queue: when a worker dies, only the run it was executing is lost. (The scheduler
-    counts every task assigned to a dead worker as suspicious, and our LocalCluster fails a task on the
-    first such death.)
+    With ``throttle`` (our own LocalCluster) a run is submitted only while a worker thread is free, so no
+    worker ever holds a second run in its queue: when a worker dies, only the run it was executing is lost.
+    (That scheduler fails a task on the first death of its worker.) On a cluster we do not own every run
+    is submitted at once, so that an adaptive deployment sees them all and scales up; each task claims
+    its run when it starts (``_claim``), so a run whose worker died is failed, not replayed elsewhere.
     """
-    from distributed import as_completed
+    from distributed import Variable, as_completed
 
-    text = notebook.read_text(encoding="utf-8")
     nb_path = str(notebook.resolve())
     queue = list(todo)
     in_flight: dict[Any, tuple[str, dict[str, Any]]] = {}
     finished = as_completed(loop=client.loop, timeout=timeout_s)
     token = uuid.uuid4().hex[:8]
+    claimed: list[str] = []
 
     def submit_more() -> None:
         capacity = max(1, sum(client.nthreads().values())) if throttle else len(queue)
         while queue and len(in_flight) < capacity:
             name, params = queue.pop(0)
+            key = f"terralab-sweep-{token}-{name}"
+            claim = None if throttle else key
+            if claim:
+                claimed.append(claim)
             fut = client.submit(
                 _execute_point,
                 nb_path,
-                text,
+                notebook_text,
                 name,
                 params,
                 output_text,
                 kernel,
                 show_code,
                 cell_timeout_s,
-                key=f"terralab-sweep-{token}-{name}",
+                {**task_sweep, "claim": claim},
+                key=key,
                 pure=False,
                 retries=0,
             )
             in_flight[fut] = (name, params)
             finished.add(fut)
+
+    def failure(name: str, params: dict[str, Any], ename: str, evalue: str) -> dict[str, Any]:
+        return {**_failure_record(name, str(notebook), params, ename, evalue), **_sweep_fields(task_sweep)}
 
     timed_out = False
     try:
@@ -766,10 +1033,9 @@ def _run_on_cluster(
                 name, params = in_flight.pop(fut)
                 try:
                     record = fut.result()
-                    if not fs.exists(f"{root}/{name}.metrics.json"):
-                        record = _failure_record(
+                    if record.get("status") == "ok" and not fs.exists(f"{root}/{name}.metrics.json"):
+                        record = failure(
                             name,
-                            str(notebook),
                             params,
                             "OutputNotVisible",
                             f"the worker wrote its outputs to {output_text}, but they are not visible there from "
@@ -777,7 +1043,7 @@ def _run_on_cluster(
                             "URL (s3://, gs://) that every worker and this machine can reach",
                         )
                 except Exception as exc:  # noqa: BLE001 - any task failure is that run's failure
-                    record = _failure_record(name, str(notebook), params, *_describe_exception(exc))
+                    record = failure(name, params, *_describe_exception(exc))
                 records[name] = record
                 bar.set_postfix_str(f"{name}: {record['status']}", refresh=False)
                 bar.update(1)
@@ -785,20 +1051,25 @@ def _run_on_cluster(
                 submit_more()
         except TimeoutError:
             timed_out = True
+            attempt["outcome"] = "timed out"
     finally:
         unfinished = list(in_flight.values()) + queue
         for name, params in unfinished:
-            records[name] = _failure_record(
+            records[name] = failure(
                 name,
-                str(notebook),
                 params,
                 "TimeoutError" if timed_out else "Cancelled",
                 f"not finished within the sweep's timeout_s={timeout_s:g} s"
                 if timed_out
-                else "the sweep was interrupted before this run finished",
+                else "the sweep was interrupted before this run finished; run the same command again to resume",
             )
         if in_flight:
             client.cancel(list(in_flight), force=True)
+        for key in claimed:
+            try:
+                Variable(f"{key}-started", client=client).delete()
+            except Exception:  # noqa: BLE001, S110 - a claim left behind costs the scheduler a few bytes
+                pass
         bar.close()
         save_state()
 
@@ -810,7 +1081,8 @@ def add_cli(subparsers) -> None:
         "sweep",
         help="run a notebook over a parameter grid on Dask and compare the runs",
         description="Run NOTEBOOK once per point of the grid on a Dask cluster (a LocalCluster here unless "
-        "--scheduler is given) and write the runs, sweep.json and a comparison index.html to -o.",
+        "--scheduler is given) and write the runs, sweep.json and a comparison index.html to -o. An "
+        "interrupted sweep (Ctrl-C, SIGTERM, a killed client) resumes when the same command is run again.",
     )
     p.add_argument("notebook", help="the notebook to sweep")
     p.add_argument(
@@ -853,7 +1125,14 @@ def add_cli(subparsers) -> None:
     p.add_argument(
         "--retry-failed",
         action="store_true",
-        help="rerun only the grid points without a successful run in the output's sweep.json",
+        help="rerun only the grid points without a successful run in the output's sweep.json "
+        "(the grid comes from there when no --grid is given)",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run every grid point, even when the output holds an unfinished attempt of the same sweep "
+        "(by default that attempt is resumed: points that succeeded are kept)",
     )
     p.add_argument("--metric", default=None, help="headline metric that picks the best run in the report")
     p.add_argument("--kernel", default="terralab", help="Jupyter kernel to run on (default terralab)")
@@ -879,6 +1158,8 @@ def add_cli(subparsers) -> None:
 
 def main_sweep(args) -> int:
     """Run ``terralab sweep`` from parsed arguments; prints one line per run. Exit code 1 if any run failed."""
+    import sys
+
     from .errors import ParameterError
     from .run import parse_parameter_text
 
@@ -886,22 +1167,48 @@ def main_sweep(args) -> int:
         raise ParameterError("give at least one --grid NAME=V1,V2")
     grid = parse_grid(args.notebook, args.grid) if args.grid else None
     fixed = parse_parameter_text(args.notebook, dict(args.parameter)) if args.parameter else None
-    result = sweep(
-        args.notebook,
-        grid,
-        parameters=fixed,
-        scheduler=args.scheduler,
-        output=args.output,
-        n_workers=args.workers,
-        retry_failed=args.retry_failed,
-        timeout_s=args.timeout,
-        connect_timeout_s=args.connect_timeout,
-        cell_timeout_s=args.cell_timeout,
-        kernel=args.kernel,
-        show_code=args.show_code,
-        metric=args.metric,
-        progress=not args.no_progress,
-    )
+
+    def announce(attempt: dict[str, Any]) -> None:
+        if attempt["mode"] == "resume":
+            print(
+                f"resuming the unfinished sweep (attempt {attempt['attempt']}): {attempt['kept']} grid point(s) "
+                f"already done are kept, {attempt['todo']} to run (--fresh runs them all again)",
+                flush=True,
+            )
+        elif attempt["mode"] == "retry-failed":
+            print(
+                f"attempt {attempt['attempt']}: {attempt['kept']} successful run(s) kept, "
+                f"{attempt['todo']} to run again",
+                flush=True,
+            )
+
+    try:
+        result = sweep(
+            args.notebook,
+            grid,
+            parameters=fixed,
+            scheduler=args.scheduler,
+            output=args.output,
+            n_workers=args.workers,
+            retry_failed=args.retry_failed,
+            fresh=args.fresh,
+            timeout_s=args.timeout,
+            connect_timeout_s=args.connect_timeout,
+            cell_timeout_s=args.cell_timeout,
+            kernel=args.kernel,
+            show_code=args.show_code,
+            metric=args.metric,
+            progress=not args.no_progress,
+            on_start=announce,
+        )
+    except KeyboardInterrupt:
+        print(
+            "the sweep was stopped; runs that finished are kept in its sweep.json. Run the same command again "
+            "to resume it",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise
     for run in result.runs:
         line = f"{run.status:7s} {run.name}"
         if run.status != "ok":

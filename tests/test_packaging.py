@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the dev extra installs tomli there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "lib" / "terralab"
@@ -23,12 +27,22 @@ def _name(req: str) -> str:
     return re.split(r"[<>=!~\[ ;]", req, maxsplit=1)[0].strip().lower().replace("_", "-")
 
 
+def _needed_by(req: str, python: str) -> bool:
+    """False for a requirement whose environment marker excludes that Python (e.g. tomli below 3.11)."""
+    from packaging.requirements import Requirement
+
+    marker = Requirement(req).marker
+    return marker is None or marker.evaluate({"python_version": python})
+
+
 def test_environment_yml_lists_every_pyproject_dependency():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r) for r in project["dependencies"]}
-    for extra in project["optional-dependencies"].values():
-        wanted |= {_name(r) for r in extra}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    python = next(d.split("=", 1)[1] for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    requirements = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        requirements += extra
+    wanted = {_name(r) for r in requirements if _needed_by(r, python)}
     have = {_name(d) for d in env["dependencies"] if isinstance(d, str)}
     missing = {w for w in wanted if CONDA_NAMES.get(w, w) not in have}
     assert not missing, f"environment.yml lacks {sorted(missing)}: keep it in step with pyproject.toml"

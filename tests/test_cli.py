@@ -188,3 +188,23 @@ def test_python_dash_m_terralab_works():
         "--name",
     ):
         assert option in proc.stdout
+
+
+def test_the_command_starts_without_jsonschemas_slow_iri_checker_but_python_sessions_keep_it(tmp_path):
+    """The command (argv from sys.argv) blocks the optional rfc3987_syntax import (1.6 s of CPU at start-up);
+    calling terralab from Python changes nothing in the caller's session."""
+    code = (
+        "import sys; from terralab import cli, run; sys.argv = ['terralab', 'report', {out!r}]; "
+        "code = cli.main() if {as_command} else cli.main(['report', {out!r}]); "
+        "run.read_notebook({nb!r}); print(code, sys.modules.get('rfc3987_syntax', 'absent') is None)"
+    )
+    for as_command, blocked in ((True, "True"), (False, "False")):
+        proc = subprocess.run(
+            [sys.executable, "-c", code.format(out=str(tmp_path), nb=str(SQUARE), as_command=as_command)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split()[-2:] == ["0", blocked], proc.stdout

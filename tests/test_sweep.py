@@ -124,6 +124,20 @@ def test_a_dying_worker_fails_only_its_own_run(tmp_path):
     assert "sweep_toy__crash-worker" in failed_list and "KilledWorker" in failed_list
 
 
+def test_local_cluster_workers_leave_ctrl_c_to_the_sweep_and_skip_the_slow_iri_checker(cluster):
+    """The LocalCluster's preload (``dask_setup``): Ctrl-C reaches every process of a terminal command, and the
+    sweep, not each worker, handles it; nbformat's jsonschema goes without its 1.6-s IRI grammar."""
+    import signal
+
+    from distributed import Client
+
+    def state():
+        return signal.getsignal(signal.SIGINT) == signal.SIG_IGN, sys.modules.get("rfc3987_syntax", "absent")
+
+    with Client(cluster, set_as_default=False) as client:
+        assert set(client.run(state).values()) == {(True, None)}
+
+
 def test_outputs_go_to_an_fsspec_url_and_each_run_comes_back_with_its_files(cluster, tmp_path):
     """Workers copy their outputs through fsspec (here a file:// URL, as they would to s3:// or gs://)."""
     out = tmp_path / "remote"

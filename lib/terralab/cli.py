@@ -268,6 +268,17 @@ def _extra_commands() -> list[Callable[[Any], None]]:
     return [sweep.add_cli]
 
 
+def _skip_slow_optional_imports() -> None:
+    """Start-up of the ``terralab`` command (not of a Python session that imports terralab).
+
+    Reading a notebook imports nbformat, which imports jsonschema, whose optional IRI format checker compiles a
+    Lark grammar on import (``rfc3987_syntax``: about 1.6 s of CPU, most of ``terralab run``'s start-up).
+    terralab validates notebooks with fastjsonschema and never checks IRIs, so the command goes without it;
+    jsonschema treats the module as optional.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def _terminate(signum, frame):
     from .run import Interrupted
 
@@ -286,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .errors import TerralabError
 
+    if argv is None:
+        _skip_slow_optional_imports()
     parser = build_parser()
     args = parser.parse_args(argv)
     previous = None

@@ -21,6 +21,7 @@ Example
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as _dt
 import hashlib
 import itertools
@@ -29,6 +30,7 @@ import os
 import re
 import socket
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -263,26 +265,21 @@ def _finished_outputs(fs, root: str, wanted: dict[str, dict[str, Any]], sweep_id
 
 
 # --- the task each worker runs ---------------------------------------------------------------------
-def _claim(key: str) -> str | None:
-    """Mark run ``key`` as started on the scheduler; return the worker that started it before, if any.
+def _claim(key: str) -> bool:
+    """Mark run ``key`` as started on the scheduler; True if it had been started before (by a lost worker).
 
     A scheduler sends a task whose worker died to another worker (up to its ``allowed-failures``, 3 by
     default). A sweep does not want that: a notebook that killed its worker (out of memory, say) would take
     the next worker down too, and a lost run should be listed and rerun on request (``--retry-failed``),
-    as on the LocalCluster. The claim lives in a ``distributed.Variable`` named after the task.
+    as on the LocalCluster. The mark is a ``distributed.Event`` named after the task (the sweep clears it).
     """
-    import asyncio
+    from distributed import Event, get_client
 
-    from distributed import Variable, get_client, get_worker
-
-    variable = Variable(f"{key}-started", client=get_client())
-    try:
-        earlier = variable.get(timeout=0)
-    except (TimeoutError, asyncio.TimeoutError):  # distinct types before Python 3.11
-        earlier = None
-    if earlier is None:
-        variable.set(get_worker().address)
-    return earlier
+    started = Event(f"{key}-started", client=get_client())
+    if started.is_set():
+        return True
+    started.set()
+    return False
 
 
 def _execute_point(
@@ -310,11 +307,9 @@ def _execute_point(
 
     sweep = sweep or {}
     os.environ[WORKER_PID_ENV] = str(os.getpid())
-    if sweep.get("claim"):
-        earlier = _claim(sweep["claim"])
-        if earlier is not None:
-            record = _failure_record(name, notebook_path, parameters, *_lost_worker(earlier))
-            return {**record, **_sweep_fields(sweep)}
+    if sweep.get("claim") and _claim(sweep["claim"]):
+        record = _failure_record(name, notebook_path, parameters, *_lost_worker())
+        return {**record, **_sweep_fields(sweep)}
     with tempfile.TemporaryDirectory(prefix="terralab-sweep-") as tmp:
         notebook = Path(notebook_path)
         try:
@@ -385,10 +380,15 @@ def dask_setup(worker) -> None:
     what finished), so the workers ignore it instead of each printing a KeyboardInterrupt traceback.
     """
     import signal
+    import sys
     import threading
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # nbformat imports jsonschema, whose optional IRI format checker compiles a Lark grammar on import
+    # (rfc3987-syntax: 1.6 s of CPU here, half of a worker's start-up). Notebook validation uses fastjsonschema
+    # and never checks IRIs, so these dedicated worker processes go without it.
+    sys.modules.setdefault("rfc3987_syntax", None)
 
 
 def dask_teardown(worker) -> None:
@@ -529,14 +529,11 @@ def _failure_record(
     }
 
 
-_LOST_WORKER = (
-    "the Dask worker running this run{where} died (killed, out of memory, or its node was lost); "
-    "the other runs were not affected. Rerun it with --retry-failed"
-)
-
-
-def _lost_worker(address: str | None = None) -> tuple[str, str]:
-    return "KilledWorker", _LOST_WORKER.format(where=f" ({address})" if address else "")
+def _lost_worker() -> tuple[str, str]:
+    return "KilledWorker", (
+        "the Dask worker running this run died (killed, out of memory, or its node was lost); "
+        "the other runs were not affected. Rerun it with --retry-failed"
+    )
 
 
 def _describe_exception(exc: BaseException) -> tuple[str, str]:
@@ -813,7 +810,11 @@ def sweep(
         starting = _ClusterStart(n_workers or min(len(todo), os.cpu_count() or 1))
     if on_start is not None:
         on_start(dict(attempt))
+    if todo:
+        # This process is idle while the runs execute; it gets ready to draw the comparison page meanwhile.
+        threading.Thread(target=_prepare_comparison, name="terralab-page-warm-up", daemon=True).start()
     written = False
+    close = None
 
     def connected() -> None:
         # The attempt goes on record once the cluster answers and before any run starts: a client killed
@@ -824,7 +825,7 @@ def sweep(
 
     try:
         if todo:
-            _run_todo(
+            close = _run_todo(
                 notebook=notebook,
                 notebook_text=notebook_bytes.decode("utf-8"),
                 todo=todo,
@@ -859,18 +860,28 @@ def sweep(
     if attempt["outcome"] == "running":
         attempt["outcome"] = "completed"
     attempt["ended"] = _now()
-    save_state()
-    ordered = [records[n] for n in names]
-    index = compare.write_comparison(
-        output_text,
-        grid,
-        records=ordered,
-        notebook=str(notebook),
-        fixed=fixed,
-        metric=metric,
-        directions=directions,
-        attempts=attempts,
-    )
+    closing = None
+    if close is not None:
+        # The cluster shuts down (mostly waiting for its processes to exit) while the page is drawn.
+        closing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="terralab-close")
+        closed = closing.submit(close)
+    try:
+        save_state()
+        ordered = [records[n] for n in names]
+        index = compare.write_comparison(
+            output_text,
+            grid,
+            records=ordered,
+            notebook=str(notebook),
+            fixed=fixed,
+            metric=metric,
+            directions=directions,
+            attempts=attempts,
+        )
+    finally:
+        if closing is not None:
+            closing.shutdown(wait=True)
+            closed.result()
     return SweepResult(
         notebook=notebook,
         output=output_text,
@@ -884,6 +895,23 @@ def sweep(
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _prepare_comparison() -> None:
+    """Import and warm up what the comparison page draws with (pandas, matplotlib's Agg canvas).
+
+    Runs in a background thread while the sweep's runs execute elsewhere, so the page is not delayed by
+    imports after the last run. Anything that goes wrong here is left for the page itself to report.
+    """
+    try:
+        import io
+
+        import pandas  # noqa: F401
+        from matplotlib.figure import Figure
+
+        Figure(figsize=(1, 1)).savefig(io.BytesIO(), format="png")  # loads the font cache and the Agg canvas
+    except Exception:  # noqa: BLE001, S110
+        pass
 
 
 def _scheduler_text(scheduler: Any) -> str:
@@ -914,10 +942,12 @@ def _run_todo(
     stem: str,
     task_sweep: dict[str, Any],
     attempt: dict[str, Any],
-) -> None:
-    """Connect (or wait for the LocalCluster), run ``todo`` on it, and close what this call opened.
+) -> Callable[[], None]:
+    """Connect (or wait for the LocalCluster) and run ``todo`` on it.
 
-    ``connected`` is called once the cluster answers, before the first run is submitted.
+    ``connected`` is called once the cluster answers, before the first run is submitted. Returns the
+    function that closes what this call opened, so that the caller can close the cluster while it writes the
+    comparison page; on an error it is closed here.
     """
     from tqdm.auto import tqdm
 
@@ -926,6 +956,14 @@ def _run_todo(
     if scheduler is None:
         check_kernel(kernel)  # workers of a remote cluster have their own kernels
     client, cluster = _connect(scheduler, 1, connect_timeout_s, starting)
+
+    def close() -> None:
+        if cluster is not None:
+            client.close()
+            cluster.close()
+        elif not hasattr(scheduler, "submit"):
+            client.close()
+
     try:
         connected()
         bar = tqdm(total=len(todo), desc=f"sweep {stem}", unit="run", disable=not progress)
@@ -948,12 +986,10 @@ def _run_todo(
             task_sweep=task_sweep,
             attempt=attempt,
         )
-    finally:
-        if cluster is not None:
-            client.close()
-            cluster.close()
-        elif not hasattr(scheduler, "submit"):
-            client.close()
+    except BaseException:
+        close()
+        raise
+    return close
 
 
 def _run_on_cluster(
@@ -987,7 +1023,7 @@ def _run_on_cluster(
     is submitted at once, so that an adaptive deployment sees them all and scales up; each task claims
     its run when it starts (``_claim``), so a run whose worker died is failed, not replayed elsewhere.
     """
-    from distributed import Variable, as_completed
+    from distributed import Event, as_completed
 
     nb_path = str(notebook.resolve())
     queue = list(todo)
@@ -1067,8 +1103,8 @@ def _run_on_cluster(
             client.cancel(list(in_flight), force=True)
         for key in claimed:
             try:
-                Variable(f"{key}-started", client=client).delete()
-            except Exception:  # noqa: BLE001, S110 - a claim left behind costs the scheduler a few bytes
+                Event(f"{key}-started", client=client).clear()  # clearing removes it from the scheduler
+            except Exception:  # noqa: BLE001, S110 - a mark left behind costs the scheduler a few bytes
                 pass
         bar.close()
         save_state()

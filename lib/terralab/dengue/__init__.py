@@ -29,35 +29,47 @@ from .cases import (
     load_cases,
     load_covariates,
     population,
+    top_locations,
     validate_cases,
 )
+from .probabilistic import QUANTILES, check_quantiles, coverage_curve, paired_test, pit_values, wis
+from .rolling import ensemble, rolling_backtest
 from .weeks import parse_week, same_week_last_year, week_end, week_index, week_label
 
-#: DengueNet's published average MAE over its five cities (Kuo et al. 2024), for comparison tables.
+#: DengueNet's published average MAE over its five cities (Kuo et al. 2024), on real Sentinel-2 images.
 DENGUENET_PUBLISHED_MAE = 43.92
 
 __all__ = [
     "DENGUENET_MUNICIPALITIES",
     "DENGUENET_PUBLISHED_MAE",
+    "QUANTILES",
     "align_covariates",
     "available_models",
     "available_sources",
     "backtest",
     "backtest_many",
+    "check_quantiles",
+    "coverage_curve",
     "dengai_holdout",
     "dengai_score_table",
+    "ensemble",
     "has_covariates",
     "list_locations",
     "load_cases",
     "load_covariates",
+    "paired_test",
     "parse_week",
+    "pit_values",
     "population",
+    "rolling_backtest",
     "same_week_last_year",
     "score",
     "score_table",
     "select_model",
+    "top_locations",
     "validate_cases",
     "week_end",
     "week_index",
     "week_label",
+    "wis",
 ]

@@ -16,7 +16,7 @@ Examples
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from ..errors import DataNotAvailableError, InvalidInputError
 from . import cases as _cases
 from . import weeks as _weeks
 from .models import BASELINES, MODELS, Forecaster, Panel, make_model, single_thread, whole_weeks
+from .probabilistic import check_quantiles, interval_coverage, quantile_column, quantile_levels, wis
 
 WEEK = pd.Timedelta(days=7)
 
@@ -125,7 +126,8 @@ def _check_window(cases: pd.DataFrame, test_start, test_end, horizon: int, lookb
 
 def backtest(cases: pd.DataFrame | str, model: str | Forecaster = "persistence", covariates=None, images=None,
              test_start="2018w37", test_end="2018w52", horizon: int = 1, lookback: int = 5, seed: int = 0, *,
-             model_params: Mapping[str, Any] | None = None, progress: bool = False) -> pd.DataFrame:
+             model_params: Mapping[str, Any] | None = None, progress: bool = False,
+             quantiles: Sequence[float] | None = None) -> pd.DataFrame:
     """Fit ``model`` on weeks before ``test_start`` and forecast each test week ``horizon`` weeks ahead.
 
     Parameters
@@ -149,12 +151,19 @@ def backtest(cases: pd.DataFrame | str, model: str | Forecaster = "persistence",
         Seed for every random step.
     model_params : mapping, optional
         Parameters for a model given by name, e.g. ``{"window_weeks": 4}``.
+    quantiles : sequence of float, optional
+        Quantile levels in (0, 1), increasing, e.g. :data:`terralab.dengue.QUANTILES` (the hubs' 23); adds one
+        column ``q<level>`` each (cases/week, non-negative, non-crossing). How each model makes them:
+        ``attrs["quantile_method"]``.
 
     Returns
     -------
-    DataFrame with columns week (target week-ending Saturday), location, observed, forecast (cases/week);
-    ``attrs`` hold model, horizon, lookback, test_start, test_end.
+    DataFrame with columns week (target week-ending Saturday), location, observed, forecast (cases/week; the
+    model's point forecast: ``attrs["point_kind"]`` says whether it is the predictive median, the mean, or a rule
+    such as last week's count), then the quantile columns when asked; ``attrs`` hold model, horizon, lookback,
+    test_start, test_end.
     """
+    levels = check_quantiles(quantiles)
     if isinstance(cases, str):
         cases = _cases.load_cases(cases)
     cases = _cases.validate_cases(cases)
@@ -170,6 +179,9 @@ def backtest(cases: pd.DataFrame | str, model: str | Forecaster = "persistence",
         if model.trained:
             model.fit(panel, train_end)
         fc = model.forecast(panel, origins)
+        if levels:
+            model.calibrate(panel, train_end)
+            qs = model.forecast_quantiles(panel, origins, fc, np.asarray(levels))
     fc.index = targets
     if not np.isfinite(fc.to_numpy()).all():
         raise InvalidInputError(f"model {model.name} produced non-finite forecasts; check its inputs")
@@ -180,30 +192,81 @@ def backtest(cases: pd.DataFrame | str, model: str | Forecaster = "persistence",
         "observed": observed.to_numpy().ravel(),
         "forecast": fc[list(cases.columns)].to_numpy().ravel(),
     })
+    if levels:
+        qs = qs.reshape(-1, len(levels))
+        if not np.isfinite(qs).all():
+            raise InvalidInputError(f"model {model.name} produced non-finite quantiles; check its inputs")
+        out = pd.concat([out, pd.DataFrame(qs, columns=[quantile_column(q) for q in levels])], axis=1)
     out.attrs = {"model": model.name, "model_repr": repr(model), "horizon": int(horizon), "lookback": int(lookback),
+                 "point_kind": model.point_kind, "quantiles": list(levels),
+                 "quantile_method": model.quantile_method if levels else None,
                  "test_start": _weeks.week_label(start), "test_end": _weeks.week_label(end), "seed": int(seed),
                  "covariates": panel.covariates is not None, "source": cases.attrs.get("source")}
     return out
 
 
-def score(forecasts: pd.DataFrame) -> pd.DataFrame:
-    """Error of a backtest per location: ``mae``, ``rmse`` (cases/week) and ``smape`` (%), and ``n`` weeks.
+def score(forecasts: pd.DataFrame, by: Sequence[str] | str | None = None, *,
+          baseline: str | None = None) -> pd.DataFrame:
+    """Scores of forecasts per group: ``mae``, ``rmse`` (cases/week), ``smape`` (%), ``n``; with quantile columns
+    also ``wis`` (cases/week), ``coverage_50``, ``coverage_90``, ``coverage_95``.
 
-    sMAPE = 100 · mean(2 |F − A| / (|A| + |F|)), with 0/0 counted as 0.
+    Parameters
+    ----------
+    forecasts : DataFrame
+        Output of :func:`backtest` or :func:`terralab.dengue.rolling_backtest`.
+    by : column name(s)
+        Groups, default ``["location"]``. When the frame has a ``model`` column, ``model`` is always the first
+        group (scores mixing models mean nothing); ``by=[]`` then gives one row per model.
+    baseline : str, optional
+        A model of the frame: adds ``rel_wis`` and ``rel_mae``, each group's score over the baseline's in the same
+        group (other ``by`` columns equal). Needs a ``model`` column.
+
+    sMAPE = 100 · mean(2 |F − A| / (|A| + |F|)), with 0/0 counted as 0. WIS: :mod:`terralab.dengue.probabilistic`.
     """
     need = {"location", "observed", "forecast"}
     if not isinstance(forecasts, pd.DataFrame) or not need <= set(forecasts.columns):
         raise InvalidInputError(f"score needs a DataFrame with columns {sorted(need)} (backtest's output)")
+    by = ["location"] if by is None else [by] if isinstance(by, str) else list(by)
+    if "model" in forecasts.columns and "model" not in by:
+        by = ["model"] + by
+    missing = [c for c in by if c not in forecasts.columns]
+    if missing:
+        raise InvalidInputError(f"cannot group by {missing}: the forecasts have columns {list(forecasts.columns)}")
     err = forecasts["forecast"].astype(float) - forecasts["observed"].astype(float)
     denom = forecasts["observed"].abs() + forecasts["forecast"].abs()
     ratio = np.where(denom > 0, 2 * err.abs() / denom.where(denom > 0, 1.0), 0.0)
-    frame = pd.DataFrame({"location": forecasts["location"].to_numpy(), "ae": err.abs().to_numpy(),
-                          "se": (err**2).to_numpy(), "sr": ratio})
-    g = frame.groupby("location", sort=False)
+    frame = pd.DataFrame({"ae": err.abs().to_numpy(), "se": (err**2).to_numpy(), "sr": ratio})
+    levels, qcols = quantile_levels(forecasts)
+    if qcols:
+        y, q = forecasts["observed"].to_numpy(float), forecasts[qcols].to_numpy(float)
+        frame["wis"] = wis(y, q, levels)
+        for c in (0.5, 0.9, 0.95):
+            frame[f"coverage_{round(100 * c)}"] = interval_coverage(y, q, levels, c)
+    for c in by:
+        frame[c] = forecasts[c].to_numpy()
+    g = frame.groupby(by, sort=False) if by else frame.assign(_all=0).groupby("_all")
     out = pd.DataFrame({"mae": g["ae"].mean(), "rmse": np.sqrt(g["se"].mean()), "smape": 100 * g["sr"].mean(),
                         "n": g["ae"].size()})
-    out.attrs = {"units": {"mae": "cases/week", "rmse": "cases/week", "smape": "%"},
-                 "model": forecasts.attrs.get("model")}
+    if qcols:
+        for col in ("wis", "coverage_50", "coverage_90", "coverage_95"):
+            out[col] = g[col].mean()
+    if baseline is not None:
+        if "model" not in by:
+            raise InvalidInputError("baseline= needs forecasts of several models (a 'model' column)")
+        if baseline not in set(forecasts["model"]):
+            raise InvalidInputError(f"baseline {baseline!r} is not among the models {sorted(set(forecasts['model']))}")
+        rest = [c for c in by if c != "model"]
+        base = out.xs(baseline, level="model") if rest else out.loc[baseline]
+        for col in ("wis", "mae"):
+            if col not in out.columns:
+                continue
+            if rest:
+                ref = base[col].reindex(out.index.droplevel("model")).to_numpy()
+            else:
+                ref = np.full(len(out), base[col])
+            out[f"rel_{col}"] = out[col].to_numpy() / ref
+    out.attrs = {"units": {"mae": "cases/week", "rmse": "cases/week", "smape": "%", "wis": "cases/week"},
+                 "model": forecasts.attrs.get("model"), "baseline": baseline}
     return out
 
 

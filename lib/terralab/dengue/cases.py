@@ -363,6 +363,26 @@ def load_cases(source: str = "colombia_denguenet", locations: Iterable | None = 
     return _LOADERS[_check_source(source)](locations, week53_fill)
 
 
+def top_locations(cases: pd.DataFrame, n: int = 100, end="2015w52") -> pd.DataFrame:
+    """The ``n`` locations with the most cases up to week ``end`` (inclusive), most first, attrs kept.
+
+    Choosing them on weeks before the evaluation window keeps the choice free of the weeks being scored.
+    """
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise InvalidInputError(f"n must be a positive integer, got {n!r}")
+    last = _weeks.week_end(end, week53="raise")
+    totals = cases.loc[:last].sum()
+    if len(cases.loc[:last]) == 0:
+        raise InvalidInputError(f"no weeks up to {_weeks.week_label(last)} to rank locations by")
+    chosen = list(totals.sort_values(ascending=False, kind="stable").index[:n])
+    out = cases[chosen].copy()
+    out.attrs = dict(cases.attrs)
+    out.attrs["location_names"] = {k: v for k, v in cases.attrs.get("location_names", {}).items() if k in chosen}
+    out.attrs["population"] = {k: v for k, v in cases.attrs.get("population", {}).items() if k in chosen}
+    out.attrs["selected_by"] = f"top {n} by cases up to {_weeks.week_label(last)}"
+    return out
+
+
 def list_locations(source: str = "colombia_denguenet") -> pd.DataFrame:
     """Codes and names of every location of ``source``."""
     cases = load_cases(source)

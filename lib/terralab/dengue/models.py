@@ -13,11 +13,13 @@ name                      model
 ``moving_mean``           mean of the last ``window_weeks`` weeks (default 4)
 ``seasonal_naive``        the same MMWR week one year earlier (week 53 → week 52)
 ``median_ar``             pooled linear autoregression on scale-free lags (+ covariates), fitted by least absolute
-                          deviation (median regression)
+                          deviation (median regression, statsmodels QuantReg)
 ``gbm``                   pooled gradient boosting (scikit-learn HistGradientBoosting, absolute-error loss) on
                           lags, season and covariates
 ``nb_glm``                negative-binomial GLM per location (log link) on log lags, season and covariates;
                           dispersion from the Cameron–Trivedi auxiliary regression
+``pooled``                one global log-linear model over all locations: lags, location level, climatology,
+                          season, covariates; quantiles from held-out errors (split conformal)
 ``lstm``                  pooled two-layer LSTM on the lookback window of cases (+ covariates), MAE loss
 ``denguenet``             DengueNet (Kuo et al. 2024): ViT and radiomics image-feature branches, each a stacked
                           LSTM (60, 30, 5), merged into dense 30 → 1; per location; MAE on min-max-scaled cases
@@ -108,6 +110,34 @@ class Forecaster:
         """Forecast of week ``origin + horizon`` for every origin (rows) and location (columns)."""
         raise NotImplementedError
 
+    #: How :meth:`forecast_quantiles` makes its quantiles (shown in reports).
+    quantile_method = "empirical quantiles of the log1p-scale errors on the training origins, pooled over locations"
+    #: What ``forecast`` is: "median" or "mean" of the predictive distribution, or "point" (a rule, e.g. last week).
+    point_kind = "median"
+
+    def calibration_origins(self, panel: Panel, train_end: pd.Timestamp) -> pd.DatetimeIndex:
+        """Origins whose errors calibrate the quantiles: every training origin (targets up to ``train_end``)."""
+        return _train_origins(panel, train_end, self.history_weeks(panel))
+
+    def calibrate(self, panel: Panel, train_end: pd.Timestamp) -> Forecaster:
+        """Learn the spread of the forecasts from data up to ``train_end`` (after :meth:`fit`).
+
+        Default: the errors log1p(y) − log1p(forecast) of the fitted model on :meth:`calibration_origins`, pooled
+        over locations (a multiplicative spread, so that it scales with the level of each location).
+        """
+        origins = self.calibration_origins(panel, train_end)
+        f = self.forecast(panel, origins)[panel.locations].to_numpy()
+        y = panel.cases.to_numpy()[panel.pos(origins) + panel.horizon]
+        self.log_errors_ = (np.log1p(y) - np.log1p(np.clip(f, 0, None))).ravel()
+        return self
+
+    def forecast_quantiles(self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame,
+                           levels: np.ndarray) -> np.ndarray:
+        """Predictive quantiles (origin × location × level) around the point forecast ``point``."""
+        shift = np.quantile(self.log_errors_, levels)
+        base = np.log1p(np.clip(point[panel.locations].to_numpy(), 0, None))
+        return _tidy(np.expm1(base[..., None] + shift))
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
@@ -137,10 +167,49 @@ def single_thread(torch: bool = False):
                 tm.set_num_threads(n_torch)
 
 
+def _tidy(values: np.ndarray) -> np.ndarray:
+    """Quantiles non-negative and non-crossing along the last axis."""
+    return np.sort(np.clip(np.nan_to_num(values, nan=0.0), 0.0, None), axis=-1)
+
+
 # --------------------------------------------------------------------------------------------------
 # baselines
 # --------------------------------------------------------------------------------------------------
-class Persistence(Forecaster):
+class _Baseline(Forecaster):
+    """A rule without parameters; its quantiles come from its own past errors at the same horizon.
+
+    As the forecast hubs' baseline: for each location, the empirical distribution of the rule's errors
+    y_{t+h} − forecast_t over the ``calibration_weeks`` origins before the fit (default: every origin with enough
+    history), added to the forecast; counts below 0 are set to 0. ``symmetric`` mirrors the errors (±e) so that the
+    median stays the rule's value, as the COVID-19 Forecast Hub baseline does.
+    """
+
+    quantile_method = "empirical quantiles of the rule's own past errors at this horizon, per location"
+    point_kind = "point"
+
+    def __init__(self, calibration_weeks: int | None = None, symmetric: bool = False, **params: Any) -> None:
+        cal = None if calibration_weeks is None else whole_weeks(calibration_weeks, "calibration_weeks", 10)
+        super().__init__(**params, calibration_weeks=cal, symmetric=bool(symmetric))
+
+    def calibration_origins(self, panel: Panel, train_end: pd.Timestamp) -> pd.DatetimeIndex:
+        origins = _train_origins(panel, train_end, self.history_weeks(panel))
+        cal = self.params.get("calibration_weeks")
+        return origins[-cal:] if cal else origins
+
+    def calibrate(self, panel: Panel, train_end: pd.Timestamp) -> _Baseline:
+        origins = self.calibration_origins(panel, train_end)
+        f = self.forecast(panel, origins)[panel.locations].to_numpy()
+        err = panel.cases.to_numpy()[panel.pos(origins) + panel.horizon] - f
+        self.errors_ = np.concatenate([err, -err]) if self.params.get("symmetric") else err
+        return self
+
+    def forecast_quantiles(self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame,
+                           levels: np.ndarray) -> np.ndarray:
+        shift = np.quantile(self.errors_, levels, axis=0).T  # location × level
+        return _tidy(point[panel.locations].to_numpy()[..., None] + shift[None, :, :])
+
+
+class Persistence(_Baseline):
     """Next week equals the last observed week."""
 
     name = "persistence"
@@ -152,14 +221,14 @@ class Persistence(Forecaster):
         return pd.DataFrame(panel.cases.to_numpy()[panel.pos(origins)], index=origins, columns=panel.locations)
 
 
-class MovingMean(Forecaster):
+class MovingMean(_Baseline):
     """Mean of the last ``window_weeks`` observed weeks (default 4, the DengueNet comparison's "4-week mean")."""
 
     name = "moving_mean"
 
-    def __init__(self, window_weeks: int = 4) -> None:
+    def __init__(self, window_weeks: int = 4, **params: Any) -> None:
         window_weeks = whole_weeks(window_weeks, "window_weeks")
-        super().__init__(window_weeks=window_weeks)
+        super().__init__(window_weeks=window_weeks, **params)
         self.window = int(window_weeks)
 
     def history_weeks(self, panel: Panel) -> int:
@@ -172,7 +241,7 @@ class MovingMean(Forecaster):
         return pd.DataFrame(vals, index=origins, columns=panel.locations)
 
 
-class SeasonalNaive(Forecaster):
+class SeasonalNaive(_Baseline):
     """The same MMWR week one year before the target week (week 53 compared with week 52)."""
 
     name = "seasonal_naive"
@@ -286,6 +355,16 @@ class _Pooled(Forecaster):
         return pd.DataFrame(out, index=origins)
 
 
+class _Linear:
+    """A fitted linear predictor (intercept first) with scikit-learn's ``predict``."""
+
+    def __init__(self, coef: np.ndarray) -> None:
+        self.coef_ = np.asarray(coef, dtype=float)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.coef_[0] + X @ self.coef_[1:]
+
+
 class MedianAR(_Pooled):
     """Pooled linear autoregression fitted by least absolute deviation on lags divided by each city's mean."""
 
@@ -295,10 +374,16 @@ class MedianAR(_Pooled):
         super().__init__(quantile=float(quantile))
 
     def fit(self, panel: Panel, train_end: pd.Timestamp) -> MedianAR:
-        from sklearn.linear_model import QuantileRegressor
+        import statsmodels.api as sm
 
         X, y = self._fit_common(panel, train_end)
-        self.model_ = QuantileRegressor(quantile=self.params["quantile"], alpha=0.0, solver="highs").fit(X, y)
+        # statsmodels' IRLS quantile regression: scikit-learn's exact LP (HiGHS) took minutes and gigabytes on
+        # the 47,000 rows of 100 pooled municipalities
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = sm.QuantReg(y, sm.add_constant(X, has_constant="add")).fit(q=self.params["quantile"],
+                                                                                max_iter=300)
+        self.model_ = _Linear(fit.params)
         return self
 
 
@@ -312,12 +397,66 @@ class GradientBoosting(_Pooled):
         super().__init__(loss=loss, max_iter=int(max_iter), learning_rate=float(learning_rate),
                          max_leaf_nodes=int(max_leaf_nodes), min_samples_leaf=int(min_samples_leaf))
 
+    quantile_method = ("split conformal: empirical quantiles of the log1p-scale errors, on the last 52 training "
+                       "weeks, of the same GBM fitted on the weeks before them")
+
     def fit(self, panel: Panel, train_end: pd.Timestamp) -> GradientBoosting:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         X, y = self._fit_common(panel, train_end)
         self.model_ = HistGradientBoostingRegressor(random_state=panel.seed, **self.params).fit(X, y)
         return self
+
+    def calibrate(self, panel: Panel, train_end: pd.Timestamp) -> GradientBoosting:
+        # boosted trees fit their training weeks too closely for in-sample errors to show the spread: calibrate on
+        # weeks the calibration copy has not seen
+        held_out = 52
+        cal_end = train_end - held_out * WEEK
+        origins = _train_origins(panel, train_end, self.history_weeks(panel))
+        origins = origins[origins + panel.horizon * WEEK > cal_end]
+        if len(_train_origins(panel, cal_end, self.history_weeks(panel))) < 52:
+            return super().calibrate(panel, train_end)  # too little history for a held-out year: in-sample
+        twin = GradientBoosting(**self.params).fit(panel, cal_end)
+        f = twin.forecast(panel, origins)[panel.locations].to_numpy()
+        y = panel.cases.to_numpy()[panel.pos(origins) + panel.horizon]
+        self.log_errors_ = (np.log1p(y) - np.log1p(f)).ravel()
+        return self
+
+
+def log_link_irls(X: np.ndarray, y: np.ndarray, alpha: float = 0.0, *, tol: float = 1e-8,
+                  max_iter: int = 100) -> np.ndarray:
+    """Coefficients of a Poisson (``alpha`` = 0) or negative-binomial (Var = μ + αμ², α fixed) GLM with log link.
+
+    Iteratively reweighted least squares as statsmodels' ``GLM.fit()`` does it (start μ = (y + ȳ)/2, stop when
+    the deviance changes by less than ``tol`` relative), in plain numpy: the same estimates without its
+    per-fit overhead, which dominated rolling evaluations over hundreds of locations
+    (``tests/dengue/test_dengue_models.py`` compares the two).
+    """
+    y = np.asarray(y, dtype=float)
+    mu = (y + y.mean()) / 2.0
+    eta = np.log(mu)
+
+    def deviance(m):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ylog = np.where(y > 0, y * np.log(y / m), 0.0)
+            if alpha == 0:
+                return 2 * np.sum(ylog - (y - m))
+            return 2 * np.sum(ylog - (y + 1 / alpha) * np.log((1 + alpha * y) / (1 + alpha * m)))
+
+    dev = deviance(mu)
+    beta = np.zeros(X.shape[1])
+    for _ in range(max_iter):
+        w = mu / (1 + alpha * mu)
+        z = eta + (y - mu) / mu
+        sw = np.sqrt(w)
+        beta = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
+        eta = np.clip(X @ beta, -30, 30)
+        mu = np.exp(eta)
+        new = deviance(mu)
+        if abs(new - dev) <= tol * (abs(dev) + tol):
+            break
+        dev = new
+    return beta
 
 
 class NegBinGLM(Forecaster):
@@ -332,25 +471,35 @@ class NegBinGLM(Forecaster):
     name = "nb_glm"
     uses_covariates = True
     trained = True
+    quantile_method = "quantiles of the fitted negative binomial (mean of the GLM, the location's dispersion α)"
+    point_kind = "mean"
+
+    def calibrate(self, panel: Panel, train_end: pd.Timestamp) -> NegBinGLM:
+        return self  # the predictive distribution is the fitted NB itself
+
+    def forecast_quantiles(self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame,
+                           levels: np.ndarray) -> np.ndarray:
+        from scipy import stats
+
+        mu = np.clip(point[panel.locations].to_numpy(), 1e-9, None)[..., None]
+        alpha = np.array([self.alpha_[loc] for loc in panel.locations])[None, :, None]
+        n = 1.0 / alpha
+        return _tidy(stats.nbinom.ppf(np.asarray(levels)[None, None, :], n, n / (n + mu)))
 
     def fit(self, panel: Panel, train_end: pd.Timestamp) -> NegBinGLM:
-        import statsmodels.api as sm
-
         self.cov_stats_ = _cov_stats(panel, train_end) if panel.covariates is not None else None
         origins = _train_origins(panel, train_end, self.history_weeks(panel))
-        self.fits_, self.alpha_ = {}, {}
+        self.params_, self.alpha_ = {}, {}
         for loc in panel.locations:
-            X = sm.add_constant(self._design(panel, origins, loc), has_constant="add")
+            X = np.column_stack([np.ones(len(origins)), self._design(panel, origins, loc)])
             y = panel.cases[loc].to_numpy()[panel.pos(origins) + panel.horizon]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                mu = sm.GLM(y, X, family=sm.families.Poisson()).fit().mu
-                alpha = float(np.sum((y - mu) ** 2 - y) / np.sum(mu**2))
-                alpha = min(max(alpha, 1e-4), 10.0)
-                self.fits_[loc] = sm.GLM(y, X, family=sm.families.NegativeBinomial(alpha=alpha)).fit()
+            mu = np.exp(np.clip(X @ log_link_irls(X, y, alpha=0.0), -30, 30))
+            alpha = float(np.sum((y - mu) ** 2 - y) / np.sum(mu**2))
+            alpha = min(max(alpha, 1e-4), 10.0)
+            self.params_[loc] = log_link_irls(X, y, alpha=alpha)
             self.alpha_[loc] = alpha
         names = ["const"] + _design_names(panel, panel.lookback, "log", self.cov_stats_ is not None)
-        self.coefficients_ = pd.DataFrame({loc: f.params for loc, f in self.fits_.items()}, index=names)
+        self.coefficients_ = pd.DataFrame(self.params_, index=names)
         return self
 
     def _design(self, panel, origins, loc):
@@ -358,15 +507,200 @@ class NegBinGLM(Forecaster):
                        n_lags=panel.lookback)
 
     def forecast(self, panel: Panel, origins: pd.DatetimeIndex) -> pd.DataFrame:
-        import statsmodels.api as sm
-
         out = {}
         for loc in panel.locations:
-            X = sm.add_constant(self._design(panel, origins, loc), has_constant="add")
+            X = np.column_stack([np.ones(len(origins)), self._design(panel, origins, loc)])
             # the linear predictor is clipped so one wild covariate week cannot overflow exp()
-            eta = np.clip(X @ self.fits_[loc].params, -20, 20)
+            eta = np.clip(X @ self.params_[loc], -20, 20)
             out[loc] = np.exp(eta)
         return pd.DataFrame(out, index=origins)
+
+
+# --------------------------------------------------------------------------------------------------
+# the pooled (global) model
+# --------------------------------------------------------------------------------------------------
+def _climatology(logy: np.ndarray, half_width: int = 2) -> np.ndarray:
+    """Mean of log1p cases around the same week in every earlier year, for each row (NaN without an earlier year).
+
+    Row i averages rows i − 52j − w … i − 52j + w (w = ``half_width``) over the years j ≥ 1 that exist: only weeks
+    at least 52 − w weeks before row i, so a forecast of week t + h (h ≤ 52 − w) uses nothing after its origin t.
+    """
+    n = logy.shape[0]
+    pad = np.vstack([np.full((half_width, logy.shape[1]), np.nan), logy, np.full((half_width, logy.shape[1]),
+                                                                                   np.nan)])
+    win = np.nanmean(np.stack([pad[k:k + n] for k in range(2 * half_width + 1)]), axis=0)  # centred window mean
+    total = np.zeros_like(logy)
+    count = np.zeros_like(logy)
+    for j in range(1, n // 52 + 1):
+        src = win[: n - 52 * j]
+        ok = np.isfinite(src)
+        total[52 * j:] += np.where(ok, src, 0.0)
+        count[52 * j:] += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+class Pooled(Forecaster):
+    """One model for all locations (global), on log1p counts, with quantiles from its own held-out errors.
+
+    For location l, origin t and horizon h the target log1p(y_{l,t+h}) is regressed (least squares, pooled over
+    locations, one model per horizon) on:
+
+    * lagged cases: log1p(y_{t−k}), k = 0 … lookback − 1, and log1p of the 13-week mean;
+    * location effects: the location's mean log1p count over the training weeks;
+    * seasonality: the location's climatology (mean log1p count around the same week of every earlier year)
+      at the target week and at the origin week, and sin/cos of the target's week of the year (two harmonics);
+    * lagged covariates (standardised per location) where the source has them, lags 0 … lookback − 1.
+
+    Quantiles: the errors log1p(y) − prediction are collected on the origins of the last ``calibration_weeks``
+    training weeks from a copy fitted on the weeks before them (split conformal), binned by the predicted level
+    (``level_bins`` bins of equal count, so small counts get their wider relative spread), and their empirical
+    quantiles added to the prediction; ``forecast`` is the predictive median. Non-negative and non-crossing.
+    """
+
+    name = "pooled"
+    uses_covariates = True
+    trained = True
+    point_kind = "median"
+    quantile_method = ("split conformal: empirical quantiles of held-out log1p-scale errors (last calibration_weeks "
+                       "of the training window), binned by predicted level, pooled over locations")
+
+    def __init__(self, calibration_weeks: int = 52, spread: str = "regression", level_bins: int = 5,
+                 interactions: bool = True, ridge: float = 1e-3) -> None:
+        if spread not in ("regression", "binned"):
+            raise InvalidInputError(f"spread must be 'regression' or 'binned', got {spread!r}")
+        super().__init__(calibration_weeks=whole_weeks(calibration_weeks, "calibration_weeks", 13), spread=spread,
+                         level_bins=whole_weeks(level_bins, "level_bins"), interactions=bool(interactions),
+                         ridge=float(ridge))
+
+    def history_weeks(self, panel: Panel) -> int:
+        return max(panel.lookback, 13)
+
+    # features ---------------------------------------------------------------------------------------
+    def _prepare(self, panel: Panel, train_end: pd.Timestamp) -> None:
+        cases = panel.cases.to_numpy(dtype=float)
+        self._logy = np.log1p(cases)
+        # rows past the data (targets of the last origins) get their climatology from the earlier years too
+        beyond = np.full((panel.horizon, cases.shape[1]), np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # weeks without any earlier year: NaN, filled later
+            self._clim = _climatology(np.vstack([self._logy, beyond]))
+        csum = np.vstack([np.zeros((1, cases.shape[1])), np.cumsum(cases, axis=0)])
+        self._mean13 = np.full_like(cases, np.nan)
+        self._mean13[12:] = np.log1p((csum[13:] - csum[:-13]) / 13)
+        train = panel.cases.index <= train_end
+        self.loc_mean_ = self._logy[train].mean(axis=0)
+        self.cov_stats_ = _cov_stats(panel, train_end) if panel.covariates is not None else None
+
+    def _features(self, panel: Panel, origins: pd.DatetimeIndex) -> np.ndarray:
+        """(origin × location) rows, flattened origin-major, × features."""
+        p = panel.pos(origins)
+        n_o, n_l = len(p), panel.cases.shape[1]
+        lags = np.stack([self._logy[p - k] for k in range(panel.lookback)], axis=-1)  # o × l × k
+        fill = self.loc_mean_[None, :]
+        clim_t = self._clim[p + panel.horizon]
+        clim_o = self._clim[p]
+        clim_t = np.where(np.isfinite(clim_t), clim_t, fill)
+        clim_o = np.where(np.isfinite(clim_o), clim_o, fill)
+        ang = 2 * np.pi * (origins + panel.horizon * WEEK).day_of_year.to_numpy(dtype=float) / 365.25
+        season = np.column_stack([np.sin(ang), np.cos(ang), np.sin(2 * ang), np.cos(2 * ang)])
+        cols = [lags, self._mean13[p][..., None], np.broadcast_to(self.loc_mean_[None, :, None], (n_o, n_l, 1)),
+                clim_t[..., None], clim_o[..., None], (clim_t - clim_o)[..., None],
+                np.broadcast_to(season[:, None, :], (n_o, n_l, season.shape[1]))]
+        X = np.concatenate(cols, axis=-1).reshape(n_o * n_l, -1)
+        if self.params["interactions"]:
+            # dynamics differ with the size of the location: lags and seasonal terms times its mean level
+            k = panel.lookback + 1
+            size = X[:, k:k + 1] - 2.0
+            X = np.column_stack([X, X[:, :k] * size, X[:, k + 1:k + 4] * size])
+        return X
+
+    def _solve(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        A = np.column_stack([np.ones(len(X)), X])
+        reg = self.params["ridge"] * len(A) * np.eye(A.shape[1])
+        reg[0, 0] = 0.0
+        return np.linalg.solve(A.T @ A + reg, A.T @ y)
+
+    @staticmethod
+    def _predict(coef: np.ndarray, X: np.ndarray) -> np.ndarray:
+        return coef[0] + X @ coef[1:]
+
+    def _training(self, panel: Panel, end: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+        origins = _train_origins(panel, end, self.history_weeks(panel))
+        X = self._features(panel, origins)
+        y = self._logy[panel.pos(origins) + panel.horizon].ravel()
+        ok = np.isfinite(X).all(axis=1)
+        return X[ok], y[ok]
+
+    # fit / forecast -------------------------------------------------------------------------------------
+    def fit(self, panel: Panel, train_end: pd.Timestamp) -> Pooled:
+        self._prepare(panel, train_end)
+        X, y = self._training(panel, train_end)
+        self.coef_ = self._solve(X, y)
+        # held-out errors of a copy fitted before the calibration window
+        cal_end = train_end - self.params["calibration_weeks"] * WEEK
+        idx = panel.cases.index
+        cal_origins = idx[(idx + panel.horizon * WEEK > cal_end) & (idx + panel.horizon * WEEK <= train_end)]
+        cal_origins = cal_origins[panel.pos(cal_origins) >= self.history_weeks(panel) - 1]
+        try:
+            Xc, yc = self._training(panel, cal_end)
+            coef_cal = self._solve(Xc, yc)
+        except InvalidInputError:  # too short a history for a held-out window: in-sample errors
+            coef_cal, cal_origins = self.coef_, _train_origins(panel, train_end, self.history_weeks(panel))
+        Xv = self._features(panel, cal_origins)
+        yv = self._logy[panel.pos(cal_origins) + panel.horizon].ravel()
+        ok = np.isfinite(Xv).all(axis=1)
+        pred = self._predict(coef_cal, Xv[ok])
+        if self.params["spread"] == "regression":
+            # location-scale: the size of the held-out errors regressed on the features, errors standardised by it
+            err = yv[ok] - pred
+            Z = np.column_stack([np.ones(ok.sum()), Xv[ok]])
+            self.spread_coef_ = np.linalg.lstsq(Z, np.log(np.abs(err) + 0.05), rcond=None)[0]
+            scale = np.exp(Z @ self.spread_coef_)
+            self._set_errors(np.zeros(len(err)), err / scale, bins=1)
+        else:
+            self.spread_coef_ = None
+            self._set_errors(pred, yv[ok] - pred, bins=self.params["level_bins"])
+        return self
+
+    def _scale(self, panel: Panel, origins: pd.DatetimeIndex) -> np.ndarray | float:
+        if self.spread_coef_ is None:
+            return 1.0
+        X = np.nan_to_num(self._features(panel, origins))
+        return np.exp(self.spread_coef_[0] + X @ self.spread_coef_[1:]).reshape(len(origins), -1)
+
+    def _set_errors(self, pred: np.ndarray, err: np.ndarray, bins: int) -> None:
+        bins = max(1, min(bins, len(pred) // 50))
+        edges = np.quantile(pred, np.linspace(0, 1, bins + 1)[1:-1]) if bins > 1 else np.array([])
+        which = np.searchsorted(edges, pred)
+        self.bin_edges_ = edges
+        self.bin_errors_ = [np.sort(err[which == b]) for b in range(bins)]
+
+    def _point_log(self, panel: Panel, origins: pd.DatetimeIndex) -> np.ndarray:
+        X = self._features(panel, origins)
+        return self._predict(self.coef_, np.nan_to_num(X)).reshape(len(origins), -1)
+
+    def _shift(self, pred: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        which = np.searchsorted(self.bin_edges_, pred)
+        table = np.stack([np.quantile(e, levels) for e in self.bin_errors_])  # bin × level
+        return table[which]
+
+    def forecast(self, panel: Panel, origins: pd.DatetimeIndex) -> pd.DataFrame:
+        pred = self._point_log(panel, origins)
+        key = pred if self.spread_coef_ is None else np.zeros_like(pred)
+        med = np.expm1(pred + self._scale(panel, origins) * self._shift(key, np.array([0.5]))[..., 0])
+        return pd.DataFrame(np.clip(med, 0, None), index=origins, columns=panel.locations)
+
+    def calibrate(self, panel: Panel, train_end: pd.Timestamp) -> Pooled:
+        return self  # the held-out errors were collected in fit
+
+    def forecast_quantiles(self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame,
+                           levels: np.ndarray) -> np.ndarray:
+        pred = self._point_log(panel, origins)
+        key = pred if self.spread_coef_ is None else np.zeros_like(pred)
+        scale = self._scale(panel, origins)
+        scale = scale[..., None] if isinstance(scale, np.ndarray) else scale
+        return _tidy(np.expm1(pred[..., None] + scale * self._shift(key, np.asarray(levels))))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -502,6 +836,12 @@ class DengueNet(Forecaster):
     uses_images = True
     uses_torch = True
     trained = True
+    quantile_method = "conformal: empirical quantiles of the log1p-scale errors on the validation weeks"
+
+    def calibration_origins(self, panel: Panel, train_end: pd.Timestamp) -> pd.DatetimeIndex:
+        # the validation weeks picked the epoch but were not trained on; the training weeks are fitted too closely
+        last = train_end - panel.horizon * WEEK
+        return pd.date_range(last - (self.params["val_weeks"] - 1) * WEEK, last, freq="W-SAT")
 
     def __init__(self, epochs: int = 300, lr: float = 1e-4, batch_size: int = 8, val_weeks: int = 16,
                  patience: int | None = 50, branches: tuple = ("vit", "radiomics"), lstm_units: tuple = (60, 30, 5),
@@ -628,8 +968,8 @@ class DengueNet(Forecaster):
 
 MODELS: dict[str, type[Forecaster]] = {
     cls.name: cls
-    for cls in (Persistence, MovingMean, SeasonalNaive, MedianAR, GradientBoosting, NegBinGLM, LSTMForecaster,
-                DengueNet)
+    for cls in (Persistence, MovingMean, SeasonalNaive, MedianAR, GradientBoosting, NegBinGLM, Pooled,
+                LSTMForecaster, DengueNet)
 }
 BASELINES = ("persistence", "moving_mean", "seasonal_naive")
 

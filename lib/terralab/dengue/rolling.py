@@ -1,0 +1,335 @@
+"""Rolling-origin evaluation: many forecast origins, several horizons, periodic refits, quantile forecasts.
+
+The design that separates a good forecaster from a lucky one (ANCHORS.md, "Probabilistic forecasting"): every
+week between ``start`` and ``end`` is forecast from origins ``horizon`` weeks earlier, for each horizon; models are
+refitted every ``refit_every_weeks`` weeks on the data up to (and including) that refit's origin week, and used for
+the origins until the next refit. A refit task is handed the case table **cut at the last origin it forecasts
+from**, so no fit or forecast can see a later week (``tests/dengue/test_dengue_rolling.py`` changes later weeks and
+checks that nothing before them moves).
+
+Model × refit tasks run in parallel with joblib (``n_jobs``) or on a dask.distributed ``client``.
+
+Examples
+--------
+>>> from terralab import dengue
+>>> cases = dengue.load_cases()                                                      # doctest: +SKIP
+>>> fc = dengue.rolling_backtest(cases, ["persistence", "pooled"], "2016w01", "2018w52")  # doctest: +SKIP
+>>> dengue.score(fc, by=["model", "horizon"], baseline="persistence")               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InvalidInputError
+from . import cases as _cases
+from . import weeks as _weeks
+from .models import Forecaster, Panel, make_model, single_thread, whole_weeks
+from .probabilistic import QUANTILES, check_quantiles, quantile_column
+
+WEEK = pd.Timedelta(days=7)
+ENSEMBLE = "ensemble"
+
+
+def _model_specs(models, model_params) -> list[tuple[str, Any, dict]]:
+    if isinstance(models, (str, Forecaster)):
+        models = [models]
+    models = list(models)
+    if not models:
+        raise InvalidInputError("models is empty: name at least one model, e.g. ['persistence', 'pooled']")
+    specs, seen = [], set()
+    for m in models:
+        name = m if isinstance(m, str) else m.name
+        if name in seen:
+            raise InvalidInputError(f"model {name!r} is listed twice")
+        seen.add(name)
+        if name == ENSEMBLE:
+            continue
+        params = dict((model_params or {}).get(name, {}))
+        probe = make_model(m, **params)  # unknown names and bad parameters fail here, before any work
+        if probe.uses_images:
+            raise InvalidInputError(
+                f"model {name!r} needs image features made for each training window; rolling_backtest runs "
+                "case and covariate models only. Backtest it on one split with dengue.backtest(..., images=...)"
+            )
+        specs.append((name, m, params))
+    return specs
+
+
+def _refit_blocks(index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp, horizons: Sequence[int],
+                  every: int) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """(refit origin, last origin it serves) blocks covering every origin of every horizon."""
+    first = start - max(horizons) * WEEK
+    last = end - min(horizons) * WEEK
+    refits = pd.date_range(first, last, freq=f"{7 * every}D")
+    return [(r, min(r + (every - 1) * WEEK, last)) for r in refits]
+
+
+def _check_history(cases: pd.DataFrame, first_origin: pd.Timestamp, lookback: int, horizons: Sequence[int],
+                   needs: Mapping[str, int]) -> None:
+    """Every location needs ``lookback + horizon`` weeks (and what each model needs) before the first origin."""
+    need_h = int(lookback) + max(horizons)
+    valid_from = {c: cases[c].first_valid_index() for c in cases.columns}
+    for loc, first_valid in valid_from.items():
+        have = int(((cases.index >= first_valid) & (cases.index <= first_origin)).sum()) if first_valid is not None \
+            else 0
+        if have < need_h:
+            raise InvalidInputError(
+                f"location {loc!r} has {have} week(s) of data up to the first forecast origin "
+                f"{_weeks.week_label(first_origin)}, fewer than lookback + horizon = {need_h}; start later, shorten "
+                "lookback or drop that location"
+            )
+    have = int((cases.index <= first_origin).sum())
+    for name, need in needs.items():
+        if have < need:
+            raise InvalidInputError(
+                f"model {name} needs {need} weeks of history up to the first origin {_weeks.week_label(first_origin)} "
+                f"(lookback, its own lags and ≥ 10 training weeks), the data have {have}; start later"
+            )
+
+
+def _run_task(name: str, spec: Any, params: dict, cases: pd.DataFrame, covariates: pd.DataFrame | None,
+              refit: pd.Timestamp, last_origin: pd.Timestamp, start: pd.Timestamp, end: pd.Timestamp,
+              horizons: tuple[int, ...], lookback: int, seed: int, levels: tuple[float, ...]) -> dict:
+    """Fit ``spec`` at ``refit`` for each horizon and forecast the block's origins (runs in a worker)."""
+    t0 = time.perf_counter()
+    cut = cases.loc[:last_origin]  # nothing after the last origin of this block is ever handed to the model
+    cov = covariates.loc[:last_origin] if covariates is not None else None
+    parts = []
+    for h in horizons:
+        origins = cut.index[(cut.index >= refit) & (cut.index + h * WEEK >= start) & (cut.index + h * WEEK <= end)]
+        if not len(origins):
+            continue
+        model = make_model(spec if isinstance(spec, str) else _clone(spec), **params)
+        panel = Panel(cases=cut, covariates=cov if model.uses_covariates else None, horizon=h, lookback=lookback,
+                      seed=seed)
+        with single_thread(torch=model.uses_torch):
+            if model.trained:
+                model.fit(panel, refit)
+            fc = model.forecast(panel, origins)[panel.locations]
+            q = None
+            if levels:
+                model.calibrate(panel, refit)
+                q = model.forecast_quantiles(panel, origins, fc, np.asarray(levels))
+        n_o, n_l = fc.shape
+        part = {"location": np.tile(np.asarray(panel.locations, dtype=object), n_o),
+                "origin": np.repeat(origins.to_numpy(), n_l), "horizon": np.full(n_o * n_l, h),
+                "forecast": fc.to_numpy().ravel()}
+        if q is not None:
+            part["q"] = q.reshape(n_o * n_l, len(levels))
+        parts.append(part)
+    return {"name": name, "refit": refit, "parts": parts, "seconds": time.perf_counter() - t0,
+            "point_kind": model.point_kind, "quantile_method": model.quantile_method, "repr": repr(model)}
+
+
+def _clone(model: Forecaster) -> Forecaster:
+    return type(model)(**model.params)
+
+
+def _execute(tasks: list[dict], n_jobs: int | None, client, progress: bool) -> list[dict]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc="rolling backtest (model × refit)", disable=not progress)
+    results = []
+    try:
+        if client is not None:
+            from distributed import as_completed
+
+            futures = [client.submit(_run_task, pure=False, **t) for t in tasks]
+            for fut in as_completed(futures):
+                results.append(fut.result())
+                bar.update()
+        elif n_jobs == 1 or len(tasks) == 1:
+            for t in tasks:
+                results.append(_run_task(**t))
+                bar.update()
+        else:
+            from joblib import Parallel, delayed
+
+            # biggest first so that the slow tasks do not end up alone at the end
+            order = sorted(range(len(tasks)), key=lambda i: -tasks[i]["_cost"])
+            jobs = (delayed(_run_task)(**{k: v for k, v in tasks[i].items() if k != "_cost"}) for i in order)
+            for res in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
+                results.append(res)
+                bar.update()
+    finally:
+        bar.close()
+    return results
+
+
+def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaster] | str, start="2016w01",
+                     end="2019w52", horizons: Sequence[int] = (1, 2, 3, 4), refit_every_weeks: int = 13,
+                     quantiles: Sequence[float] | None = QUANTILES, seed: int = 0, progress: bool = True, *,
+                     lookback: int = 5, covariates=None, model_params: Mapping[str, Mapping] | None = None,
+                     ensemble_members: Sequence[str] | None = None, n_jobs: int | None = -1,
+                     client=None) -> pd.DataFrame:
+    """Forecast every week of ``start``–``end`` at each horizon from rolling origins, refitting periodically.
+
+    Parameters
+    ----------
+    cases : DataFrame (week × location) or source name
+        Whole counts; all locations on one weekly index.
+    models : names or Forecaster instances
+        Any of :func:`terralab.dengue.available_models` without images, and ``"ensemble"``: the quantile-wise
+        mean of ``ensemble_members`` (default: every other non-baseline model listed).
+    start, end : week label, date or (year, week)
+        First and last target week.
+    horizons : sequence of int
+        Weeks ahead; each is fitted as its own (direct) model.
+    refit_every_weeks : int
+        Weeks between refits. A refit at origin r uses the targets up to r and serves origins r … r + period − 1.
+    quantiles : sequence of float or None
+        Levels of the quantile columns (default the hubs' 23, :data:`QUANTILES`); None for point forecasts only.
+    seed : int
+    progress : bool
+        A progress bar over the model × refit tasks.
+    lookback : int
+        Weeks of lagged cases the trained models see.
+    covariates : DataFrame, None or False
+        As in :func:`terralab.dengue.backtest`; None loads the source's when it has them for every location.
+    model_params : mapping model name -> parameters
+    ensemble_members : names of the models averaged into ``"ensemble"``
+    n_jobs : int or None
+        joblib workers for the tasks (-1: every core; 1: in this process).
+    client : dask.distributed.Client, optional
+        Run the tasks on this cluster instead of joblib.
+
+    Returns
+    -------
+    Long DataFrame: model, location, origin, horizon, week (target), observed, forecast, q0.01 … q0.99.
+    ``attrs``: start, end, horizons, refit_every_weeks, refits (labels), quantiles, lookback, seed, covariates,
+    point_kind / quantile_method / seconds per model, wall_s.
+    """
+    t_wall = time.perf_counter()
+    levels = check_quantiles(quantiles)
+    if isinstance(cases, str):
+        cases = _cases.load_cases(cases)
+    if not isinstance(cases, pd.DataFrame):
+        raise InvalidInputError(f"cases must be a DataFrame (week × location), got {type(cases).__name__}")
+    if isinstance(horizons, (int, np.integer)):
+        horizons = (horizons,)
+    horizons = tuple(whole_weeks(h, "horizon") for h in horizons)
+    if not horizons or len(set(horizons)) != len(horizons):
+        raise InvalidInputError(f"horizons must be distinct whole weeks ≥ 1, got {horizons}")
+    horizons = tuple(sorted(horizons))
+    every = whole_weeks(refit_every_weeks, "refit_every_weeks")
+    lookback = whole_weeks(lookback, "lookback")
+    start_w, end_w = _weeks.week_end(start, week53="raise"), _weeks.week_end(end, week53="raise")
+    if start_w > end_w:
+        raise InvalidInputError(f"start {_weeks.week_label(start_w)} is after end {_weeks.week_label(end_w)}")
+    specs = _model_specs(models, model_params)
+    names_all = [m if isinstance(m, str) else m.name for m in ([models] if isinstance(models, (str, Forecaster))
+                                                               else models)]
+    if isinstance(cases.index, pd.DatetimeIndex) and len(cases.index):
+        first_origin = start_w - max(horizons) * WEEK
+        if first_origin < cases.index[0] or end_w > cases.index[-1]:
+            raise InvalidInputError(
+                f"targets {_weeks.week_label(start_w)}–{_weeks.week_label(end_w)} with horizons up to {max(horizons)}"
+                f" need data from {_weeks.week_label(first_origin)} to {_weeks.week_label(end_w)}; the data span "
+                f"{_weeks.week_label(cases.index[0])}–{_weeks.week_label(cases.index[-1])}"
+            )
+        needs = {}
+        for name, spec, params in specs:
+            m = make_model(spec if isinstance(spec, str) else _clone(spec), **params)
+            lag_need = max(m.history_weeks(Panel(cases, horizon=h, lookback=lookback)) for h in horizons)
+            needs[name] = max(lag_need, lookback) + max(horizons) + (10 if m.trained or levels else 0)
+        _check_history(cases, first_origin, lookback, horizons, needs)
+    cases = _cases.validate_cases(cases)
+    from .backtest import _shared_covariates
+
+    cov = _shared_covariates(covariates, cases, [s for s, _, _ in specs])
+    cov = _cases.align_covariates(cov, cases) if cov is not None and cov is not False else None
+
+    members = list(ensemble_members) if ensemble_members is not None else None
+    if ENSEMBLE in names_all:
+        from .models import BASELINES
+
+        if members is None:
+            members = [n for n, _, _ in specs if n not in BASELINES]
+        unknown = [m for m in members if m not in {n for n, _, _ in specs}]
+        if len(members) < 2 or unknown:
+            raise InvalidInputError(f"the ensemble needs ≥ 2 members among the models listed; got {members}"
+                                    + (f" ({unknown} not listed)" if unknown else ""))
+        if not levels:
+            raise InvalidInputError("the ensemble averages quantiles: pass quantiles (e.g. QUANTILES)")
+
+    blocks = _refit_blocks(cases.index, start_w, end_w, horizons, every)
+    tasks = []
+    for name, spec, params in specs:
+        cost = 1 if name in ("persistence", "moving_mean", "seasonal_naive") else 10
+        for refit, last in blocks:
+            tasks.append({"name": name, "spec": spec, "params": params, "cases": cases, "covariates": cov,
+                          "refit": refit, "last_origin": last, "start": start_w, "end": end_w, "horizons": horizons,
+                          "lookback": lookback, "seed": int(seed), "levels": levels, "_cost": cost})
+    serial = client is None and (n_jobs == 1 or len(tasks) == 1)
+    if serial or client is not None:
+        for t in tasks:
+            t.pop("_cost")
+    results = _execute(tasks, n_jobs, client, progress)
+
+    frames, seconds, kinds, methods, reprs = [], {}, {}, {}, {}
+    qcols = [quantile_column(q) for q in levels]
+    for res in results:
+        seconds[res["name"]] = seconds.get(res["name"], 0.0) + res["seconds"]
+        kinds[res["name"]], methods[res["name"]], reprs[res["name"]] = (res["point_kind"], res["quantile_method"],
+                                                                         res["repr"])
+        for part in res["parts"]:
+            f = pd.DataFrame({k: v for k, v in part.items() if k != "q"})
+            if "q" in part:
+                f = pd.concat([f, pd.DataFrame(part["q"], columns=qcols)], axis=1)
+            f.insert(0, "model", res["name"])
+            frames.append(f)
+    out = pd.concat(frames, ignore_index=True)
+    out["origin"] = pd.DatetimeIndex(out["origin"]).as_unit("ns")
+    out.insert(4, "week", out["origin"] + pd.to_timedelta(out["horizon"] * 7, unit="D"))
+    observed = cases.stack()
+    observed.index.names = ["week", "location"]
+    key = pd.MultiIndex.from_arrays([out["week"], out["location"]])
+    out.insert(5, "observed", observed.reindex(key).to_numpy())
+    order = {n: i for i, n in enumerate(names_all)}
+    out = out.sort_values(["model", "horizon", "origin", "location"], key=lambda c: c.map(order)
+                          if c.name == "model" else c, kind="stable").reset_index(drop=True)
+    if ENSEMBLE in names_all:
+        out = pd.concat([out, ensemble(out, members)], ignore_index=True)
+        kinds[ENSEMBLE] = "median"
+        methods[ENSEMBLE] = f"quantile-wise mean of {', '.join(members)}"
+    out.attrs = {
+        "start": _weeks.week_label(start_w), "end": _weeks.week_label(end_w), "horizons": list(horizons),
+        "refit_every_weeks": every, "refits": [_weeks.week_label(r) for r, _ in blocks], "quantiles": list(levels),
+        "lookback": lookback, "seed": int(seed), "covariates": cov is not None, "source": cases.attrs.get("source"),
+        "point_kind": kinds, "quantile_method": methods, "model_repr": reprs, "seconds": seconds,
+        "wall_s": time.perf_counter() - t_wall, "ensemble_members": members,
+    }
+    return out
+
+
+def ensemble(forecasts: pd.DataFrame, members: Sequence[str], name: str = ENSEMBLE) -> pd.DataFrame:
+    """Quantile-wise mean of ``members``' forecasts (the hubs' ensemble); its ``forecast`` is the mean median.
+
+    Returns the ensemble's rows only (same columns as ``forecasts``), for the (location, origin, horizon) that every
+    member forecast.
+    """
+    from .probabilistic import quantile_levels
+
+    _, qcols = quantile_levels(forecasts)
+    if not qcols:
+        raise InvalidInputError("the ensemble averages quantiles: the forecasts have no q… columns")
+    sub = forecasts[forecasts["model"].isin(members)]
+    keys = ["location", "origin", "horizon", "week", "observed"]
+    g = sub.groupby(keys, sort=False)
+    counts = g.size()
+    mean = g[qcols].mean()[counts.to_numpy() == len(members)]
+    mean[qcols] = np.sort(mean[qcols].to_numpy(), axis=1)
+    out = mean.reset_index()
+    med = [c for c in qcols if float(c[1:]) == 0.5]
+    out["forecast"] = out[med[0]] if med else out[qcols].mean(axis=1)
+    out.insert(0, "model", name)
+    return out[list(forecasts.columns)]
+
+
+__all__ = ["ENSEMBLE", "ensemble", "rolling_backtest"]

@@ -2,12 +2,15 @@
 
 Generates a ``size × size × 8`` float32 GeoTIFF (RGBN before/during; the issue's default 10,000 × 10,000 is
 3.2 GB) window by window, then classifies it with ``terralab.rice.predict_geotiff`` in a fresh process whose
-peak RSS is measured. The baseline, measured in that same process, is the bare forward pass of the same network
+peak RSS is measured. The output holds the class, the quality flag and (``--probability``, default ``max``) the
+calibrated probability of the predicted class, or all class probabilities (``all``); every tile runs the
+cloud/shadow test of the model's masked seasons. The baseline, measured in that same process, is the bare forward pass of the same network
 on in-memory tiles of the same size and batch (no reading, blending or writing), so the printed ratio is the
 cost of doing it window by window on disk. Goal: peak RSS ≤ 2 GB whatever the raster size.
 
     python benchmarks/rice_inference.py                 # 10,000² (3.2 GB in /tmp, removed afterwards)
     python benchmarks/rice_inference.py --size 4000     # a quicker run; memory does not grow with size
+    python benchmarks/rice_inference.py --probability all   # one probability band per class
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def _infer(args) -> None:
     torch.set_num_threads(args.threads)
     model = rice.load(args.model)
     net = model.net.eval()
-    x = torch.randn(args.batch, len(model.bands), args.tile, args.tile)
+    x = torch.randn(args.batch, len(model.input_names), args.tile, args.tile)
     def bare_forward_s(reps: int) -> float:
         """Best of ``reps`` timings: the least disturbed by other processes on shared cores."""
         times = []
@@ -83,7 +86,8 @@ def _infer(args) -> None:
     t0 = time.perf_counter()
     with torch.inference_mode():
         rice.predict_geotiff(model, args.src, args.dst, tile=args.tile, overlap=args.overlap,
-                             batch_size=args.batch, progress=False)
+                             batch_size=args.batch, probability=None if args.probability == "none" else args.probability,
+                             progress=False)
     seconds = time.perf_counter() - t0
     bare_s = min(bare_s, bare_forward_s(5))  # again after the run, in case the machine was busy before
     bare_mps = args.batch * args.tile**2 / bare_s / 1e6
@@ -99,6 +103,8 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--probability", choices=["max", "all", "none"], default="max",
+                        help="probability bands written beside the classes (default: max)")
     parser.add_argument("--workdir", default=tempfile.gettempdir(), help="where the GeoTIFFs go (deleted after)")
     parser.add_argument("--_infer", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -123,13 +129,15 @@ def main() -> None:
         model.save(ckpt)
         cmd = [sys.executable, __file__, "--_infer", "--model", str(ckpt), "--src", str(src), "--dst", str(dst),
                "--tile", str(args.tile), "--overlap", str(args.overlap), "--batch", str(args.batch),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), "--probability", args.probability]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         mp = args.size**2 / 1e6
         mps = mp / result["seconds"]
+        out_mb = dst.stat().st_size / 1e6
         print(f"raster {args.size}×{args.size}×8 float32 ({size_gb:.2f} GB on disk, generated in {gen_s:.0f} s); "
-              f"tile {args.tile}, overlap {args.overlap}, batch {args.batch}, {args.threads} torch threads")
+              f"tile {args.tile}, overlap {args.overlap}, batch {args.batch}, {args.threads} torch threads; output: "
+              f"class + quality + probability={args.probability} ({out_mb:.0f} MB)")
         print(f"U-Net ({model.n_parameters():,} parameters) GeoTIFF→GeoTIFF: {result['seconds']:.1f} s = "
               f"{mps:.2f} MP/s; peak RSS {result['peak_rss_mb']:.0f} MB (goal ≤ 2048 MB), of which "
               f"{result['rss_before_mb']:.0f} MB before the first window (torch, smp, one forward pass)")

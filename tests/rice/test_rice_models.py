@@ -241,19 +241,36 @@ def one_torch_thread():
 
 
 @pytest.mark.slow
-def test_unet_recovers_synthetic_rice_on_the_unseen_half_and_beats_a_per_pixel_classifier(one_torch_thread):
-    stack, truth = synthetic.scene(height_px=256, width_px=256, seed=0)
-    parts = labels.split(truth, kind="half", fractions=(0.5, 0.0, 0.5))
-    unet = rice.fit(stack, parts["train"], model="unet", epochs=30, seed=0, progress=False)
-    pixel = rice.fit(stack, parts["train"], model="rf", n_estimators=100, seed=0, progress=False)
-    s_unet = rice.scores(parts["test"], rice.predict(unet, stack, tile=128, overlap=32, progress=False),
-                         class_names=unet.class_names)
-    s_rf = rice.scores(parts["test"], rice.predict(pixel, stack, progress=False), class_names=unet.class_names)
-    f1_unet, f1_rf = s_unet.per_class.loc["rice", "f1"], s_rf.per_class.loc["rice", "f1"]
-    print(f"\nsynthetic, unseen half: U-Net rice F1 {f1_unet:.3f} OA {s_unet.overall_accuracy:.3f} | "
-          f"per-pixel RF rice F1 {f1_rf:.3f} OA {s_rf.overall_accuracy:.3f}")
-    assert f1_unet >= 0.95
-    assert f1_unet > f1_rf and s_unet.overall_accuracy > s_rf.overall_accuracy
+def test_unet_maps_rice_under_clouds_on_an_unseen_valley_beats_rf_with_majority_filter_and_is_calibrated(
+    one_torch_thread,
+):
+    """Issue 13 on one valley the defaults were not chosen on (seeds 100–109 were; benchmarks/rice_clouds.py
+    runs 2 × 5 more): clouds over a fifth of the during-season image, ``epochs=20`` and the library defaults.
+    Floors, not the benchmark's means: rice F1 ≥ 0.95 (benchmark goal 0.96 on average), above a per-pixel
+    RandomForest + 5 × 5 majority filter trained on the same pixels, ECE ≤ 0.03, and the 95 % CI of the adjusted
+    rice area covering the truth in at least 17 of 20 reference samples."""
+    stack, truth, cloud_map = synthetic.scene(height_px=256, width_px=256, seed=21, cloud_fraction=0.2,
+                                              return_clouds=True)
+    parts = labels.split(truth, kind="half", fractions=(0.5, 0.1, 0.4))
+    scored = parts["test"].values >= 0
+    assert 0.1 <= (cloud_map.sel(season="during").values == 1)[scored].mean() <= 0.3
+    unet = rice.fit(stack, parts["train"], model="unet", epochs=20, seed=0, validation=parts["val"], progress=False)
+    out = rice.predict(unet, stack, tile=128, overlap=32, progress=False, return_proba=True)
+    rf = rice.fit(stack, parts["train"], model="rf", n_estimators=100, seed=0, validation=parts["val"], progress=False)
+    smoothed = rice.majority_filter(rice.predict(rf, stack, progress=False), 5)
+    f1_unet = rice.scores(parts["test"], out["classes"], class_names=unet.class_names).per_class.loc["rice", "f1"]
+    f1_rf = rice.scores(parts["test"], smoothed, class_names=unet.class_names).per_class.loc["rice", "f1"]
+    ece = rice.evaluate.calibration(out, parts["test"]).ece
+    true_ha = float(((truth.values == 1) & (out["classes"].values >= 0)).sum()) * 0.01
+    covered = 0
+    for seed in range(20):
+        table = rice.area_estimate(out["classes"], rice.sample_reference(out["classes"], 50, seed=seed, reference_map=truth))
+        covered += abs(table.loc[1, "adjusted_ha"] - true_ha) <= table.loc[1, "ci95_ha"]
+    print(f"\nunseen cloudy valley: U-Net rice F1 {f1_unet:.3f}, ECE {ece:.4f} (T={unet.temperature:.2f}) | "
+          f"RF + 5×5 majority {f1_rf:.3f} | area CI covers the truth in {covered}/20")
+    assert f1_unet >= 0.95 and f1_unet > f1_rf
+    assert ece <= 0.03
+    assert covered >= 17
 
 
 @pytest.mark.slow
@@ -285,6 +302,7 @@ def test_dnn_on_real_aces_paro_points_is_on_par_with_randomforest(shared_data, o
           f"{f_rf.per_class.loc['rice', 'f1']:.3f}")
     assert s_rf.per_class.loc["rice", "f1"] == pytest.approx(0.847, abs=0.005)
     assert s_rf.overall_accuracy == pytest.approx(0.790, abs=0.005)
+    assert s_rf.kappa == pytest.approx(0.718, abs=0.005)
     right_dnn = rice.predict(dnn, test).to_numpy() == test["class"].to_numpy()
     right_rf = rice.predict(rf, test).to_numpy() == test["class"].to_numpy()
     only_rf, only_dnn = int((right_rf & ~right_dnn).sum()), int((right_dnn & ~right_rf).sum())

@@ -137,8 +137,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         on_result=_print_result,
     )
+    from . import storage
+
     failed = [r for r in results if not r.ok]
-    index = Path(args.output_dir) / "index.html"
+    index = (
+        storage.join(args.output_dir, "index.html")
+        if storage.is_url(args.output_dir)
+        else Path(args.output_dir) / "index.html"
+    )
     print(f"{len(results) - len(failed)}/{len(results)} notebooks ok; index: {index}")
     if failed:
         print(f"failed: {', '.join(r.name for r in failed)}", file=sys.stderr)
@@ -223,7 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument(
         "-f", "--parameters-file", metavar="FILE", help="YAML file with a mapping of parameters"
     )
-    run_p.add_argument("-o", "--output-dir", default="reports", metavar="OUTDIR", help="default: reports")
+    run_p.add_argument(
+        "-o",
+        "--output-dir",
+        default="reports",
+        metavar="OUTDIR",
+        help="folder or fsspec URL (s3://bucket/runs; credentials from the environment); default: reports",
+    )
     run_p.add_argument("--name", help="base name of the outputs (default: the notebook's file name)")
     run_p.add_argument("--show-code", action="store_true", help="keep the code cells in the HTML")
     _add_run_options(run_p)
@@ -247,8 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(demo)
     demo.set_defaults(func=_cmd_demo)
 
-    rep = sub.add_parser("report", help="(re)build DIR/index.html over the runs in DIR")
-    rep.add_argument("directory", metavar="DIR")
+    rep = sub.add_parser(
+        "report",
+        help="(re)build DIR/index.html over the runs in DIR (a folder or an fsspec URL such as s3://bucket/runs)",
+    )
+    rep.add_argument("directory", metavar="DIR_OR_URL")
     rep.add_argument("--title", help="page title")
     rep.set_defaults(func=_cmd_report)
 

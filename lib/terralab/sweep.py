@@ -10,6 +10,11 @@ report of ``terralab.compare``.
 
 Failures stay per run: a cell that raises, a kernel or a worker process that dies, are recorded for that
 run and listed; the others finish. ``retry_failed=True`` reruns only the grid points without a successful run.
+A run whose worker dies is failed on any cluster, not replayed elsewhere by the scheduler.
+
+Every call is an *attempt*, numbered in ``sweep.json`` and in each run's record. An attempt that did not finish
+(Ctrl-C, SIGTERM, a killed client, a timeout) is resumed by the same call: grid points that succeeded with the
+same notebook and fixed parameters are kept, also runs a remote cluster finished after their client had gone.
 
 Example
 -------
@@ -810,9 +815,6 @@ def sweep(
         starting = _ClusterStart(n_workers or min(len(todo), os.cpu_count() or 1))
     if on_start is not None:
         on_start(dict(attempt))
-    if todo:
-        # This process is idle while the runs execute; it gets ready to draw the comparison page meanwhile.
-        threading.Thread(target=_prepare_comparison, name="terralab-page-warm-up", daemon=True).start()
     written = False
     close = None
 
@@ -966,6 +968,9 @@ def _run_todo(
 
     try:
         connected()
+        # This process waits while the runs execute; it gets ready to draw the comparison page meanwhile
+        # (started only now, so that it does not slow the cluster's start-up).
+        threading.Thread(target=_prepare_comparison, name="terralab-page-warm-up", daemon=True).start()
         bar = tqdm(total=len(todo), desc=f"sweep {stem}", unit="run", disable=not progress)
         _run_on_cluster(
             client,

@@ -171,6 +171,10 @@ def dask_cluster(s3, tmp_path_factory):
     scheduler_file = work / "scheduler.json"
     logs, started = [], []
 
+    # One run per single-threaded worker at a time (Dask's default lets a worker hold a second task in its
+    # own queue, where it would wait behind a held run instead of going to the free worker).
+    env = _env(DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="1.0")
+
     def start(name: str, *args: str) -> subprocess.Popen:
         log = work / f"{name}.log"
         logs.append(log)
@@ -180,7 +184,7 @@ def dask_cluster(s3, tmp_path_factory):
                 cwd=work,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
-                env=_env(),
+                env=env,
                 start_new_session=True,
             )
         started.append(proc)
@@ -191,7 +195,7 @@ def dask_cluster(s3, tmp_path_factory):
             "scheduler",
             "scheduler",
             "--host", "127.0.0.1",
-            "--port", str(_free_port()),
+            "--port", "0",  # any free port; the workers and the tests read it from the scheduler file
             "--no-dashboard",
             "--scheduler-file", str(scheduler_file),
         )  # fmt: skip

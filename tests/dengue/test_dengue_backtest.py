@@ -49,6 +49,46 @@ def test_model_chosen_on_the_validation_weeks_beats_the_four_week_mean_on_test(f
     assert test_mae < 8.43, f"{best} scored {test_mae:.2f} on 2018w37-w52"
 
 
+@pytest.fixture(scope="module")
+def split_results(five_cities):
+    """Every non-image model on the DengueNet split (covariates from the embedded extract), one fit each."""
+    return dengue.backtest_many(five_cities, dengue.available_models(images=False))
+
+
+# README figures on the DengueNet split (MAE, cases/week, mean over the five cities). Every model but the LSTM is
+# deterministic (least squares, IRLS, fixed-seed trees), so its figure is tested to the printed two decimals.
+@pytest.mark.parametrize(("model", "mae"), [("median_ar", 8.34), ("nb_glm", 8.14), ("gbm", 8.52), ("pooled", 7.67)])
+def test_denguenet_split_mae_of_each_model_is_the_readme_figure(split_results, model, mae):
+    assert _mae(split_results[model]) == pytest.approx(mae, abs=0.006)
+
+
+def test_lstm_on_the_denguenet_split_is_within_its_seed_spread(split_results):
+    # seeds 0-4 gave 9.20, 8.42, 8.32, 8.37, 8.25 (mean 8.51): seed 0 is tested against the mean ± the full spread
+    assert _mae(split_results["lstm"]) == pytest.approx(8.51, abs=0.70)
+
+
+def test_pooled_model_has_the_best_mae_on_the_denguenet_split(split_results):
+    maes = {m: _mae(fc) for m, fc in split_results.items()}
+    assert min(maes, key=maes.get) == "pooled", maes
+
+
+@pytest.fixture(scope="module")
+def dengai_table():
+    return dengue.dengai_score_table(["median_ar", "gbm", "nb_glm", "pooled", "lstm"])
+
+
+# README figures on DengAI (each city's last two labelled years, one week ahead, MAE averaged over the two cities)
+@pytest.mark.parametrize(("model", "mae"), [("persistence", 5.66), ("moving_mean", 7.00), ("seasonal_naive", 18.89),
+                                            ("gbm", 5.57), ("median_ar", 5.95), ("nb_glm", 6.24), ("pooled", 5.75)])
+def test_dengai_mae_of_each_model_is_the_readme_figure(dengai_table, model, mae):
+    assert dengai_table.loc[model, "mae"] == pytest.approx(mae, abs=0.006)
+
+
+def test_dengai_lstm_mae_is_within_its_seed_spread(dengai_table):
+    # seed 0 gives 7.22; the seed spread was measured on the DengueNet split (±0.5 around the mean), not here
+    assert dengai_table.loc["lstm", "mae"] == pytest.approx(7.22, abs=0.5)
+
+
 def test_score_computes_mae_rmse_smape_by_hand():
     fc = pd.DataFrame({"week": pd.to_datetime(["2018-01-06"] * 2 + ["2018-01-13"] * 2), "location": [1, 2, 1, 2],
                        "observed": [0.0, 10.0, 4.0, 10.0], "forecast": [0.0, 5.0, 2.0, 10.0]})

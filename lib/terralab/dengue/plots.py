@@ -115,3 +115,73 @@ def plot_covariates(covariates: pd.DataFrame | None, *, start=None, end=None):
     axes[0, 0].legend([str(c) for c in covariates[variables[0]].columns], fontsize=7, ncol=5)
     fig.tight_layout()
     return fig
+
+
+def plot_fan(forecasts: pd.DataFrame, model: str, *, horizon: int = 1, names: Mapping | None = None,
+             history: pd.DataFrame | None = None, ncols: int = 3):
+    """Fan chart per location: observed counts, the model's median and its 50 % and 90 % central intervals.
+
+    ``forecasts`` is the long frame of :func:`terralab.dengue.rolling_backtest`; one horizon is drawn.
+    """
+    import matplotlib.pyplot as plt
+
+    sub = forecasts[(forecasts["model"] == model) & (forecasts["horizon"] == horizon)]
+    if sub.empty:
+        raise ValueError(f"no forecasts of model {model!r} at horizon {horizon}")
+    locs = list(dict.fromkeys(sub["location"]))
+    names = dict(names or {})
+    ncols = min(ncols, len(locs))
+    nrows = int(np.ceil(len(locs) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 2.9 * nrows), squeeze=False, sharex=True)
+    for ax, loc in zip(axes.ravel(), locs):
+        s = sub[sub["location"] == loc].sort_values("week")
+        ax.fill_between(s["week"], s["q0.05"], s["q0.95"], color="tab:blue", alpha=0.18, lw=0, label="90 %")
+        ax.fill_between(s["week"], s["q0.25"], s["q0.75"], color="tab:blue", alpha=0.35, lw=0, label="50 %")
+        ax.plot(s["week"], s["q0.5"], color="tab:blue", lw=1.2, label="median")
+        ax.plot(s["week"], s["observed"], "k.", ms=2.5, label="observed")
+        ax.set_title(f"{names.get(loc, loc)} ({loc})", fontsize=9)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    for ax in axes.ravel()[len(locs):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("cases / week")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{model}: {horizon} week(s) ahead, rolling origins", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_coverage(curve: pd.DataFrame, ax=None):
+    """Calibration plot: empirical against nominal coverage of the central intervals, one line per model."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.8, 4.4))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    for col in curve.columns:
+        ax.plot(curve.index, curve[col], marker=".", lw=1.2, label=str(col))
+    ax.set_xlabel("nominal coverage of the central interval")
+    ax.set_ylabel("share of observations inside")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    ax.set_title("interval coverage (calibration)", fontsize=9)
+    return ax.figure
+
+
+def plot_pit(forecasts: pd.DataFrame, models: Sequence[str] | None = None, *, bins: int = 10, seed: int = 0):
+    """PIT histograms (one panel per model); a calibrated forecaster is flat at 1."""
+    import matplotlib.pyplot as plt
+
+    from .probabilistic import pit_values
+
+    models = list(models or dict.fromkeys(forecasts["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models), 2.4), squeeze=False, sharey=True)
+    for ax, m in zip(axes[0], models):
+        pit = pit_values(forecasts[forecasts["model"] == m], seed=seed)
+        ax.hist(pit, bins=bins, range=(0, 1), density=True, color="tab:blue", alpha=0.7)
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.set_title(m, fontsize=9)
+        ax.set_xlabel("PIT")
+    axes[0, 0].set_ylabel("density")
+    fig.tight_layout()
+    return fig

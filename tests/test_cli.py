@@ -143,6 +143,22 @@ def test_report_lists_broken_metrics_files_as_unreadable_and_exits_0(tmp_path, c
     assert html.count(">unreadable</span>") == 2
 
 
+def test_report_in_a_sweep_folder_rebuilds_its_comparison_page(tmp_path, capsys):
+    runs = []
+    for n in (1, 2):
+        run = {"name": f"toy__n-{n}", "notebook": "toy.ipynb", "parameters": {"n": n}, "status": "ok",
+               "metrics": {"score": float(n)}, "html": f"toy__n-{n}.html", "attempt": 1}  # fmt: skip
+        (tmp_path / f"toy__n-{n}.metrics.json").write_text(json.dumps(run))
+        runs.append(run)
+    (tmp_path / "sweep.json").write_text(
+        json.dumps({"notebook": "toy.ipynb", "grid": {"n": [1, 2]}, "parameters": {}, "runs": runs})
+    )
+    assert cli.main(["report", str(tmp_path)]) == 0
+    assert "(2 runs)" in capsys.readouterr().out
+    page = (tmp_path / "index.html").read_text()
+    assert "<title>Sweep of toy</title>" in page and 'id="sweep-runs"' in page and 'id="best-run"' in page
+
+
 def test_catalog_show_of_an_unknown_name_exits_2():
     assert cli.main(["catalog", "show", "no_such_dataset_xyz"]) == 2
 

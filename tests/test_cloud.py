@@ -298,6 +298,10 @@ def test_sweep_on_a_cluster_of_separate_processes_writes_every_run_and_the_compa
     assert 'id="pivot-score"' in page and "sweep_toy__n-2__model-unet" in re.search(
         r'<p id="best-run".*?</p>', page, re.DOTALL
     ).group(0)
+    # `terralab report` on the sweep's URL rebuilds its comparison page from sweep.json and the runs' files
+    s3.fs.rm_file(f"{url}/index.html")
+    assert cli.main(["report", url]) == 0
+    assert 'id="pivot-score"' in s3.fs.cat_file(f"{url}/index.html").decode()
     _assert_no_credentials(s3.fs, url, s3.env)
 
 

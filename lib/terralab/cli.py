@@ -19,6 +19,7 @@ credentials come from the environment (see ``terralab.storage``).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -153,11 +154,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from . import report
+    from . import compare, report, storage
 
-    path = report.build_index(args.directory, title=args.title)
-    runs = report.load_runs(args.directory)
-    print(f"{path}  ({len(runs)} run{'s' if len(runs) != 1 else ''})")
+    fs, root = storage.filesystem(args.directory)
+    if fs.isfile(f"{root}/sweep.json"):
+        # A sweep's folder: its index is the comparison page, rebuilt from sweep.json and the runs' files.
+        path = compare.write_comparison(args.directory, title=args.title)
+        state = json.loads(fs.cat_file(f"{root}/sweep.json").decode("utf-8"))
+        n = len(state.get("runs") or [])
+    else:
+        path = report.build_index(args.directory, title=args.title)
+        n = len(report.load_runs(args.directory))
+    print(f"{path}  ({n} run{'s' if n != 1 else ''})")
     return EXIT_OK
 
 
@@ -261,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser(
         "report",
-        help="(re)build DIR/index.html over the runs in DIR (a folder or an fsspec URL such as s3://bucket/runs)",
+        help="(re)build DIR/index.html over the runs in DIR (a folder or an fsspec URL such as s3://bucket/runs); "
+        "in a sweep's folder, its comparison page",
     )
     rep.add_argument("directory", metavar="DIR_OR_URL")
     rep.add_argument("--title", help="page title")

@@ -187,9 +187,10 @@ class _Baseline(Forecaster):
     quantile_method = "empirical quantiles of the rule's own past errors at this horizon, per location"
     point_kind = "point"
 
-    def __init__(self, calibration_weeks: int | None = None, symmetric: bool = False, **params: Any) -> None:
+    def __init__(self, calibration_weeks: int | None = None, symmetric: bool = False, *,
+                 _rule: dict | None = None) -> None:
         cal = None if calibration_weeks is None else whole_weeks(calibration_weeks, "calibration_weeks", 10)
-        super().__init__(**params, calibration_weeks=cal, symmetric=bool(symmetric))
+        super().__init__(**(_rule or {}), calibration_weeks=cal, symmetric=bool(symmetric))
 
     def calibration_origins(self, panel: Panel, train_end: pd.Timestamp) -> pd.DatetimeIndex:
         origins = _train_origins(panel, train_end, self.history_weeks(panel))
@@ -226,9 +227,10 @@ class MovingMean(_Baseline):
 
     name = "moving_mean"
 
-    def __init__(self, window_weeks: int = 4, **params: Any) -> None:
+    def __init__(self, window_weeks: int = 4, calibration_weeks: int | None = None, symmetric: bool = False) -> None:
         window_weeks = whole_weeks(window_weeks, "window_weeks")
-        super().__init__(window_weeks=window_weeks, **params)
+        super().__init__(calibration_weeks=calibration_weeks, symmetric=symmetric,
+                         _rule={"window_weeks": window_weeks})
         self.window = int(window_weeks)
 
     def history_weeks(self, panel: Panel) -> int:

@@ -167,3 +167,13 @@ def test_pooled_model_beats_the_best_baseline_over_100_municipalities_2016_to_20
     assert table.loc["pooled", "coverage_50"] == pytest.approx(0.502, abs=0.0006)
     paired = dengue.paired_test(fc, "pooled", "persistence")
     assert paired["p_value"] < 0.05 and paired["ratio_ci95"][1] < 1.0
+
+
+def test_a_dask_client_runs_the_tasks_with_the_same_result(synthetic):
+    from distributed import Client
+
+    kw = {"start": "2016w01", "end": "2016w13", "horizons": (1, 2), "progress": False, "covariates": False}
+    serial = dengue.rolling_backtest(synthetic, ["persistence", "pooled"], n_jobs=1, **kw)
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        on_dask = dengue.rolling_backtest(synthetic, ["persistence", "pooled"], client=client, **kw)
+    pd.testing.assert_frame_equal(serial, on_dask)

@@ -7,6 +7,11 @@ Typical use::
     fc = dengue.backtest(cases, model="persistence", test_start="2018w37", test_end="2018w52")
     dengue.score(fc)                                                 # mae, rmse, smape per location
 
+    # probabilistic, over rolling origins: 23 quantiles, WIS and coverage, paired test against a baseline
+    rolling = dengue.rolling_backtest(cases, ["persistence", "nb_glm", "pooled", "ensemble"], "2016w01", "2019w52")
+    dengue.score(rolling, by=["horizon"], baseline="persistence")     # wis, rel_wis, coverage_50/90, mae, …
+    dengue.paired_test(rolling, "ensemble", "persistence")           # Diebold–Mariano and block-bootstrap p
+
 Heavy dependencies (torch, timm, ee, pystac-client, odc-stac) are imported inside the functions that need them.
 """
 

@@ -275,10 +275,14 @@ def test_unet_maps_rice_under_clouds_on_an_unseen_valley_beats_rf_with_majority_
 
 @pytest.mark.slow
 def test_dnn_on_real_aces_paro_points_is_on_par_with_randomforest(shared_data, one_torch_thread):
-    """The issue asks the DNN to beat RandomForest (rice F1 0.847, OA 0.790). Measured: it does not — the two
-    are within sampling error of each other (1,219 test points), and RF's small lead comes from the 60 test
-    points that repeat a training point exactly. This test pins what holds: the RF reproduces the anchor, and
-    the DNN is not significantly worse (exact McNemar test on the paired test points)."""
+    """The issue asks the DNN to beat RandomForest (rice F1 0.847, OA 0.790). Measured: it does not. With seed 0
+    the two are within sampling error of each other (1,219 test points; exact McNemar test not significant), and
+    RF's small lead comes from the 60 test points that repeat a training point exactly. Over training seeds 0–4
+    (benchmarks/rice_aces_points.py) the DNN gives rice F1 0.832–0.839, OA 0.778–0.785, κ 0.703–0.712 and RF stays
+    ahead by 1.3 points of OA on average — significantly (two-sided McNemar p < 0.05) for 2 of the 5 seeds: parity
+    at best. This test pins seed 0: the RF reproduces the anchor (±0.005), the DNN's figures hold within the
+    seed-to-seed spread measured there (rice F1 ±0.008, OA ±0.008, κ ±0.010), and the DNN is not significantly
+    worse with this seed."""
     from scipy.stats import binomtest
 
     folder = shared_data / "rice" / "aces_paro_2021"
@@ -308,7 +312,9 @@ def test_dnn_on_real_aces_paro_points_is_on_par_with_randomforest(shared_data, o
     only_rf, only_dnn = int((right_rf & ~right_dnn).sum()), int((right_dnn & ~right_rf).sum())
     p = binomtest(only_rf, only_rf + only_dnn, 0.5, alternative="greater").pvalue
     assert p > 0.05, f"DNN significantly worse than RF (McNemar p={p:.3g})"
-    assert s_dnn.per_class.loc["rice", "f1"] > 0.82 and s_dnn.overall_accuracy > 0.76
+    assert s_dnn.per_class.loc["rice", "f1"] == pytest.approx(0.839, abs=0.008)
+    assert s_dnn.overall_accuracy == pytest.approx(0.780, abs=0.008)
+    assert s_dnn.kappa == pytest.approx(0.707, abs=0.010)
 
 
 # --- bad input (issue 10) -----------------------------------------------------------------------------------

@@ -643,7 +643,7 @@ def _fit_masked_normalisation(names, feats: np.ndarray, masking: dict | None, va
 
 
 def _refuse_all_cloudy(masking: dict | None, valid, labelled: np.ndarray) -> None:
-    if masking is None:
+    if masking is None or not labelled.any():  # no label at all is reported as an empty training split
         return
     gvalid = _group_validity(masking, valid, labelled.shape)
     for g, v in zip(masking["groups"], gvalid):

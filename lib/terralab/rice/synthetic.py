@@ -113,6 +113,7 @@ def scene(
     sun_elevation_deg: float = 60.0,
     cloud_height_m: float = 600.0,
     valley_width_fraction: float = 0.28,
+    cloud_seed: int | None = None,
     return_clouds: bool = False,
 ) -> Scene | CloudyScene:
     """Draw a synthetic Paro-like valley: an 18-band RGBNES stack and its true class map.
@@ -146,6 +147,9 @@ def scene(
         shadow offset (height / tan(elevation), away from the sun).
     valley_width_fraction
         Half-width of the valley floor as a fraction of the scene width (terraced fields lie within 1.25 ×).
+    cloud_seed
+        Seed of the clouds' own random stream (default: ``seed``); another value moves the clouds over the same
+        landscape.
     return_clouds
         Also return the cloud/shadow map (:class:`CloudyScene`).
 
@@ -214,7 +218,7 @@ def scene(
         for i, name in enumerate(("red", "green", "blue", "nir")):
             bands[f"{name}_{season}"] = values[..., i]
     # clouds: their own random stream, so the landscape does not change with the cloud settings
-    cloud_rng = np.random.default_rng([int(seed), 7])
+    cloud_rng = np.random.default_rng([int(seed if cloud_seed is None else cloud_seed), 7])
     cloud_map = np.zeros((2, h, w), np.uint8)
     length_px = cloud_height_m / np.tan(np.radians(sun_elevation_deg)) / pixel_size_m if shadows else 0.0
     az = np.radians(sun_azimuth_deg)

@@ -57,7 +57,7 @@ def split_results(five_cities):
 
 # README figures on the DengueNet split (MAE, cases/week, mean over the five cities). Every model but the LSTM is
 # deterministic (least squares, IRLS, fixed-seed trees), so its figure is tested to the printed two decimals.
-@pytest.mark.parametrize(("model", "mae"), [("median_ar", 8.34), ("nb_glm", 8.14), ("gbm", 8.52), ("pooled", 7.67)])
+@pytest.mark.parametrize(("model", "mae"), [("median_ar", 8.34), ("nb_glm", 8.14), ("gbm", 8.52), ("pooled", 7.70)])
 def test_denguenet_split_mae_of_each_model_is_the_readme_figure(split_results, model, mae):
     assert _mae(split_results[model]) == pytest.approx(mae, abs=0.006)
 
@@ -79,7 +79,7 @@ def dengai_table():
 
 # README figures on DengAI (each city's last two labelled years, one week ahead, MAE averaged over the two cities)
 @pytest.mark.parametrize(("model", "mae"), [("persistence", 5.66), ("moving_mean", 7.00), ("seasonal_naive", 18.89),
-                                            ("gbm", 5.57), ("median_ar", 5.95), ("nb_glm", 6.24), ("pooled", 5.75)])
+                                            ("gbm", 5.57), ("median_ar", 5.95), ("nb_glm", 6.24), ("pooled", 5.72)])
 def test_dengai_mae_of_each_model_is_the_readme_figure(dengai_table, model, mae):
     assert dengai_table.loc[model, "mae"] == pytest.approx(mae, abs=0.006)
 

@@ -592,6 +592,7 @@ class Pooled(Forecaster):
         self._mean13[12:] = np.log1p((csum[13:] - csum[:-13]) / 13)
         train = panel.cases.index <= train_end
         self.loc_mean_ = self._logy[train].mean(axis=0)
+        self.log_max_ = self._logy[train].max(axis=0)
         self.cov_stats_ = _cov_stats(panel, train_end) if panel.covariates is not None else None
 
     def _features(self, panel: Panel, origins: pd.DatetimeIndex) -> np.ndarray:
@@ -656,20 +657,23 @@ class Pooled(Forecaster):
         if self.params["spread"] == "regression":
             # location-scale: the size of the held-out errors regressed on the features, errors standardised by it
             err = yv[ok] - pred
-            Z = np.column_stack([np.ones(ok.sum()), Xv[ok]])
-            self.spread_coef_ = np.linalg.lstsq(Z, np.log(np.abs(err) + 0.05), rcond=None)[0]
-            scale = np.exp(Z @ self.spread_coef_)
+            self.spread_coef_ = self._solve(Xv[ok], np.log(np.abs(err) + 0.05))
+            scale = self._spread(Xv[ok])
             self._set_errors(np.zeros(len(err)), err / scale, bins=1)
         else:
             self.spread_coef_ = None
             self._set_errors(pred, yv[ok] - pred, bins=self.params["level_bins"])
         return self
 
+    def _spread(self, X: np.ndarray) -> np.ndarray:
+        # bounded so that a feature far outside the calibration weeks cannot blow the intervals up (or shut them)
+        return np.exp(np.clip(self._predict(self.spread_coef_, X), np.log(0.02), np.log(3.0)))
+
     def _scale(self, panel: Panel, origins: pd.DatetimeIndex) -> np.ndarray | float:
         if self.spread_coef_ is None:
             return 1.0
         X = np.nan_to_num(self._features(panel, origins))
-        return np.exp(self.spread_coef_[0] + X @ self.spread_coef_[1:]).reshape(len(origins), -1)
+        return self._spread(X).reshape(len(origins), -1)
 
     def _set_errors(self, pred: np.ndarray, err: np.ndarray, bins: int) -> None:
         bins = max(1, min(bins, len(pred) // 50))
@@ -680,7 +684,9 @@ class Pooled(Forecaster):
 
     def _point_log(self, panel: Panel, origins: pd.DatetimeIndex) -> np.ndarray:
         X = self._features(panel, origins)
-        return self._predict(self.coef_, np.nan_to_num(X)).reshape(len(origins), -1)
+        pred = self._predict(self.coef_, np.nan_to_num(X)).reshape(len(origins), -1)
+        # a linear model extrapolates without bound: no more than ten times the largest weekly count seen
+        return np.clip(pred, 0.0, self.log_max_ + np.log(10.0))
 
     def _shift(self, pred: np.ndarray, levels: np.ndarray) -> np.ndarray:
         which = np.searchsorted(self.bin_edges_, pred)

@@ -189,6 +189,7 @@ def test_load_runs_has_one_row_per_metrics_file(runs_dir):
         (b"[1, 2]", "not a mapping but a list"),
         (b'{"name": "r", "status": "ok", "metrics": {"f1": 0.9', "Expecting"),  # truncated
     ],
+    ids=["latin-1", "metrics-text", "parameters-list", "duration-bool", "a-list", "truncated"],
 )
 def test_a_broken_metrics_file_is_listed_as_unreadable_beside_the_good_runs(tmp_path, content, problem):
     """Issue 10: a non-UTF-8 file or wrong field types crashed the whole index; now they read like a

@@ -354,6 +354,7 @@ def finished_square(tmp_path_factory):
 @pytest.mark.parametrize(
     ("how", "code", "message"),
     [("ctrl-c", 130, "terralab: interrupted"), ("sigterm", 143, "terralab: terminated")],
+    ids=["ctrl-c", "sigterm"],
 )
 def test_an_interrupted_rerun_keeps_the_finished_run_and_stops_its_kernel_quietly(
     finished_square, tmp_path, how, code, message

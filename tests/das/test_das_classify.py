@@ -1,4 +1,4 @@
-"""The packaged car/truck classifier: loaded, not refitted, and as accurate as its stored held-out score says."""
+"""The packaged vehicle classifier: transferable features, loaded not refitted, accuracy measured on unseen scenes."""
 
 from __future__ import annotations
 
@@ -13,73 +13,104 @@ from terralab.das import classify, synthetic
 from terralab.errors import FileFormatError, InvalidInputError
 
 
-def test_packaged_classifier_loads_once_and_is_the_stored_model():
+def test_packaged_classifier_loads_once_and_knows_cars_trucks_and_trams():
     clf = das.load_classifier()
     assert clf is das.load_classifier()  # cached, loaded once per process
     assert clf.features == classify.FEATURES
-    assert clf.metrics["n_test"] >= 150  # what the JSON says is not evidence; the tests below measure it
+    assert clf.classes == ["car", "truck", "tram"]  # trained on the half-space simulator, which has trams
+    assert clf.metrics["simulator"] == "halfspace" and clf.metrics["n_train"] >= 100
+    other = classify.load_classifier(classify.MODEL_PATH.with_name("vehicle_classifier_bump.json"))
+    assert other.metrics["simulator"] == "bump" and other.classes == ["car", "truck"]
 
 
 @pytest.fixture(scope="module")
-def heldout_pairs():
-    """Detections matched to truth on held-out scenes: random "bump" scenes (seeds 600-601, never used in
-    training, which drew its scenes from seeds 1000+) and half-space scenes (a simulator it never saw)."""
-    out = {}
+def heldout():
+    """Detections matched to truth on two unseen scenes per simulator and site (seeds 600-601: never used in
+    training, which draws seeds 2000+, nor in choosing detector parameters, seeds 100-107), with the features
+    of the packaged detector."""
+    frames = []
     for sim in ("bump", "halfspace"):
-        frames = []
-        for seed in (600, 601):
-            data, truth = synthetic.random_scene(sim, "highway", seed)
-            det = das.detect_vehicles(data)
-            frames.append(das.match(det, truth))
-        out[sim] = pd.concat(frames, ignore_index=True)
-    return out
+        for site, kw in (("highway", {"n_channels": 200, "duration_s": 60.0}), ("urban", {})):
+            for seed in (600, 601):
+                data, truth = synthetic.random_scene(sim, site, seed, **kw)
+                det = das.detect_vehicles(data, site=site, classify=False)
+                f = classify._matched_features(det, truth, scene=seed, site=site)
+                frames.append(f.assign(simulator=sim))
+    return pd.concat(frames, ignore_index=True)
 
 
-def test_classifier_accuracy_measured_on_held_out_scenes(heldout_pairs, monkeypatch):
-    """Car/truck accuracy over matched vehicles, measured here (not read from the JSON).
+def test_classifier_accuracy_measured_on_unseen_scenes_of_both_simulators(heldout):
+    """Accuracy over matched vehicles, measured here (not read from the JSON), for the model trained on each
+    simulator, on both simulators.
 
-    Measured here: bump (the training simulator, unseen seeds 600-601) 0.94 on 17 matched vehicles (0.88 over
-    the benchmark's 20 highway scenes); half-space (the other simulator) 0.36 on 14 matched vehicles. The
-    0.92 target of issue 11 is NOT MET across simulators; the floors are what this test holds (bump: measured
-    minus the 0.06 spread seen between seed sets; half-space: a regression floor).
+    The 20-scene figures are printed by ``benchmarks/das_cross_simulator.py``; this test holds floors on two
+    unseen scenes per simulator and site (44 matched vehicles). Measured here (trained on -> scored on):
+    half-space -> half-space 0.72, half-space -> bump 0.53, bump -> bump 0.68, bump -> half-space 0.64. The
+    floors are these minus 0.2, the spread between the two seeds (single scenes hold 5-15 vehicles). Target
+    0.92 across simulators: NOT MET.
     """
-    m = heldout_pairs["bump"]
-    assert len(m) >= 15
-    assert m["class_ok"].mean() >= 0.8
-    h = heldout_pairs["halfspace"]
-    assert len(h) >= 10
-    assert h["class_ok"].mean() >= 0.25
+    models = {"halfspace": das.load_classifier(),
+              "bump": classify.load_classifier(classify.MODEL_PATH.with_name("vehicle_classifier_bump.json"))}
+    acc = {}
+    for trained, model in models.items():
+        for sim in ("bump", "halfspace"):
+            rows = heldout[heldout["simulator"] == sim]
+            ok = [classify.accuracy(model, rows[rows["site"] == site], trams=site == "urban")
+                  for site in ("highway", "urban")]
+            n = [int((rows["site"] == site).sum()) for site in ("highway", "urban")]
+            acc[(trained, sim)] = float(np.average(ok, weights=n))
+    assert len(heldout) >= 40
+    # trained on the same simulator (unseen scenes)
+    assert acc[("bump", "bump")] >= 0.48, acc
+    assert acc[("halfspace", "halfspace")] >= 0.52, acc
+    # trained on the other simulator: the transfer the issue asks about (floors, not met targets)
+    assert acc[("halfspace", "bump")] >= 0.33, acc
+    assert acc[("bump", "halfspace")] >= 0.44, acc
+
+
+def test_two_class_sites_never_get_trams():
+    clf = das.load_classifier()
+    X = pd.DataFrame({"length_m": [1.6, 0.7], "axle_groups": [4.0, 1.0], "amplitude": [0.6, -0.1],
+                      "freq_hz": [1.5, 1.1], "speed": [1.5, 1.7]})
+    assert set(clf.predict(X, trams=False)) <= {"car", "truck"}
+    p = clf.predict_proba(X)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_allclose(clf.p_heavy(X), 1.0 - p[:, 0])
 
 
 def test_classifier_is_never_refitted_per_call(monkeypatch):
-    # fitting is forbidden during detection: the stored model is only evaluated
-    import sklearn.ensemble
+    import sklearn.linear_model
 
     def no_fit(*a, **k):
         raise AssertionError("the classifier must not be refitted per call")
 
-    monkeypatch.setattr(sklearn.ensemble.HistGradientBoostingClassifier, "fit", no_fit)
-    data, truth = synthetic.highway_bridge(duration_s=60, n_channels=200, seed=31, truck_fraction=0.4)
+    monkeypatch.setattr(sklearn.linear_model.LogisticRegression, "fit", no_fit)
+    data, _ = synthetic.highway_bridge(duration_s=60, n_channels=200, seed=31, truck_fraction=0.4)
     det = das.detect_vehicles(data)
     assert set(det["vehicle_class"]) <= {"car", "truck"} and len(det) > 3
+    assert det["p_truck"].between(0, 1).all()
 
 
-def test_probabilities_are_probabilities_and_missing_features_are_refused():
+def test_coupling_is_estimated_from_the_records_own_traffic():
+    # three vehicles seen on four channels; channel 2 is coupled 4x weaker: the relative loads come out unchanged
+    load = np.array([1.0, 2.0, 8.0])
+    coupling = np.array([1.0, 1.0, 0.25, 1.0])
+    amp = load[:, None] * coupling[None, :]
+    rel = classify._coupling_normalised_amplitude(amp)
+    np.testing.assert_allclose(rel, np.log10(load / 2.0), atol=1e-9)
+
+
+def test_missing_features_or_model_files_are_refused_with_the_retrain_hint(tmp_path):
     clf = das.load_classifier()
     X = pd.DataFrame(np.zeros((3, len(clf.features))), columns=clf.features)
-    p = clf.predict_proba(X)
-    assert ((p >= 0) & (p <= 1)).all()
     with pytest.raises(InvalidInputError, match="missing"):
         clf.predict_proba(X.drop(columns=["speed"]))
-
-
-def test_missing_or_broken_model_file_says_how_to_retrain(tmp_path):
     with pytest.raises(FileFormatError, match="--retrain"):
-        classify.CarTruckClassifier.load(tmp_path / "none.json")
+        classify.VehicleClassifier.load(tmp_path / "none.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(FileFormatError, match="JSON"):
-        classify.CarTruckClassifier.load(bad)
+        classify.VehicleClassifier.load(bad)
     bad.write_text(json.dumps({"features": ["a"]}))
     with pytest.raises(FileFormatError, match="malformed"):
-        classify.CarTruckClassifier.load(bad)
+        classify.VehicleClassifier.load(bad)

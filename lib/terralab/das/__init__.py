@@ -56,6 +56,12 @@ __all__ = [
 ]
 
 
+# ``diagnose`` names both a submodule and its function: importing the submodule binds the package attribute to
+# the module, which would shadow the lazy function after its first use. Bind the function eagerly (the module
+# only needs numpy at import time).
+from .diagnose import diagnose
+
+
 def __getattr__(name: str) -> Any:
     if name in _FUNCTIONS:
         mod, attr = _FUNCTIONS[name]

@@ -27,7 +27,18 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    ``min_coverage`` of the section in metres and show on ``min_fill`` of the channels along it (the published
    OpenCV length check is per axis, so a track as long as the section could never pass it). Tracks whose
    points mostly belong to a stronger track are dropped. Speed and time are read at mid-section.
-9. **Classify** car/truck with the packaged classifier (:mod:`terralab.das.classify`).
+9. **Merge and explain away**: a track whose ridge mostly lies on a stronger track of the same direction is that
+   vehicle again; a much weaker track of the other direction built on a strong vehicle's ridge is its echo;
+   parallel tracks of one speed joined by signal within ``max_vehicle_m`` are one vehicle (axle groups, bogies),
+   reported at their load-weighted centre. ``site`` presets bound the speeds to what the site allows.
+10. **Classify** car / truck (/ tram on sites with a tram line) with the packaged classifier
+    (:mod:`terralab.das.classify`), from features that transfer between sites.
+
+``image="both"`` adds a second detection image, the band-limited energy of the strain rate
+(:mod:`terralab.das.filters`), searched by slant stacking; it sees a signature whatever its sign or band, but on
+both simulators it added more false tracks than vehicles, so the packaged default is the strain image alone
+(``benchmarks/das_cross_simulator.py``; the defaults were chosen there on development scenes, see
+:data:`CHOSEN`).
 
 Examples
 --------
@@ -48,7 +59,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 
-__all__ = ["FLAGS", "SITES", "VEHICLE_COLUMNS", "DetectParams", "ShortRecordWarning", "detect_in_products",
+__all__ = ["CHOSEN", "FLAGS", "SITES", "VEHICLE_COLUMNS", "DetectParams", "ShortRecordWarning", "detect_in_products",
            "detect_vehicles", "preprocess"]
 
 
@@ -67,12 +78,25 @@ SITES = {
     "bridge": (8.0, 160.0),
     "urban": (5.0, 80.0),
 }
+#: Sites where trams may run (``trams=True`` unless given).
+TRAM_SITES = ("urban",)
 #: Quality flags a vehicle may carry (comma-separated in the ``flags`` column).
 FLAGS = {
     "merged": "two or more parallel tracks explained by one vehicle's length were merged into this one",
     "partial": "seen on less than 90 % of the section (entered, left or was hidden part of the way)",
     "speed_change": "speed changed by more than 10 % across the section (braking, accelerating)",
     "near": "another vehicle passed mid-section within 2 s (platoon, overtaking, opposite traffic)",
+}
+
+
+#: The detector settings chosen on each simulator's development scenes (seeds 100-107, highway and urban), by
+#: ``python benchmarks/das_cross_simulator.py --choose``: the best site-averaged F1 over its 24-setting grid.
+#: The packaged defaults of :class:`DetectParams` are the "halfspace" choice; the benchmark scores both choices
+#: on unseen scenes of both simulators.
+CHOSEN = {
+    "bump": {"image": "strain", "lowpass_hz": 2.0, "lf_rate_hz": 12.0, "threshold_sigma": 3.5, "max_vehicle_m": 12.0},
+    "halfspace": {"image": "strain", "lowpass_hz": 2.0, "lf_rate_hz": 12.0, "threshold_sigma": 3.5,
+                  "max_vehicle_m": 25.0},
 }
 
 
@@ -122,8 +146,36 @@ class DetectParams:
         A channel with more than this times the median channel RMS is masked as noisy.
     common_mode : bool
         Remove the median over channels at each time (laser phase / common-mode noise).
+    max_vehicle_m : float
+        Parallel tracks of one direction and speed closer than the time a vehicle this long takes to pass, and
+        joined by signal, are merged into one vehicle (axle groups, bogies, vibration halo).
+    image : str
+        ``"strain"``: detect on the quasi-static strain image only. ``"both"``: also detect on the band-limited
+        energy image (:mod:`terralab.das.filters`) by slant stacking, and add the vehicles the strain image
+        missed (the energy sees a signature whatever its sign or band; measured in
+        ``benchmarks/das_cross_simulator.py``).
+    energy_bands_hz, energy_lowpass_hz, energy_diff_max_hz : tuple, float, float
+        Frequency bands of the energy image, the low-pass of the squared signal, and the highest band edge for
+        which neighbouring channel bins are differenced before squaring (slow, vehicle-borne strain stays;
+        ground waves and common-mode noise cancel).
+    energy_compress : str
+        ``"log"`` or ``"sqrt"`` compression of the energy relative to each channel's noise level.
+    energy_noise_q : float
+        Percentile of each channel's energy over time taken as its noise level (the record's quiet moments).
+    energy_clip, energy_keep : float
+        Along a slant-stack track the energy image is clipped at ``energy_clip`` noise units and only the
+        lowest ``energy_keep`` fraction of channels is averaged (a track that merely crosses a strong vehicle
+        gains nothing).
+    energy_threshold : float
+        Slant-stack peaks must exceed this many noise standard deviations of the stack.
+    energy_exclusion_m, energy_overlap : float
+        A weaker peak whose track lies inside a stronger vehicle's energy ridge on more than ``energy_overlap``
+        of the channels is that vehicle; ``energy_exclusion_m`` pads the ridge (in metres of travel).
     classify : bool
-        Run the car/truck classifier (``vehicle_class`` is "unknown" otherwise).
+        Run the vehicle classifier (``vehicle_class`` is "unknown" otherwise).
+    trams : bool
+        The site has a tram line: ``vehicle_class`` may be "tram" (otherwise only "car" or "truck"; a tram-like
+        vehicle is then a "truck"). ``site="urban"`` sets it.
     site : str
         Kind of site, one of :data:`SITES` ("any", "highway", "bridge", "urban"). Passing ``site=...`` to
         :func:`detect_vehicles` sets the site's plausible speed range unless ``speed_min_kmh`` /
@@ -134,14 +186,14 @@ class DetectParams:
 
     speed_min_kmh: float = 8.0
     speed_max_kmh: float = 160.0
-    lowpass_hz: float = 1.0
-    lf_rate_hz: float = 8.0
+    lowpass_hz: float = 2.0
+    lf_rate_hz: float = 12.0
     channel_bin_m: float = 5.0
     smoothing_m: float = 10.0
     pulse_m: float = 6.0
     long_pulse_m: float = 24.0
     ghost_ratio: float = 0.9
-    threshold_sigma: float = 4.0
+    threshold_sigma: float = 3.5
     clip_sigma: float = 6.0
     band_ratio: float = 2.0
     speed_resolution: float = 0.01
@@ -156,6 +208,19 @@ class DetectParams:
     noisy_factor: float = 5.0
     common_mode: bool = True
     classify: bool = True
+    trams: bool = False
+    max_vehicle_m: float = 25.0
+    image: str = "strain"
+    energy_bands_hz: tuple = ((0.3, 1.0), (0.7, 3.0))
+    energy_lowpass_hz: float = 2.0
+    energy_diff_max_hz: float = 5.0
+    energy_compress: str = "log"
+    energy_noise_q: float = 20.0
+    energy_clip: float = 3.0
+    energy_keep: float = 0.7
+    energy_threshold: float = 8.0
+    energy_exclusion_m: float = 12.0
+    energy_overlap: float = 0.3
     site: str = "any"
     seed: int = 0
 
@@ -174,6 +239,12 @@ class DetectParams:
             raise InvalidInputError(f"min_coverage must be in (0, 1], got {self.min_coverage}")
         if self.site not in SITES:
             raise InvalidInputError(f"unknown site {self.site!r}; choose one of {sorted(SITES)}")
+        if self.image not in ("strain", "both"):
+            raise InvalidInputError(f"image must be 'strain' or 'both', got {self.image!r}")
+        if self.energy_compress not in ("log", "sqrt"):
+            raise InvalidInputError(f"energy_compress must be 'log' or 'sqrt', got {self.energy_compress!r}")
+        if not self.max_vehicle_m >= 0:
+            raise InvalidInputError(f"max_vehicle_m must be >= 0, got {self.max_vehicle_m}")
         return self
 
     @classmethod
@@ -182,7 +253,8 @@ class DetectParams:
         if site not in SITES:
             raise InvalidInputError(f"unknown site {site!r}; choose one of {sorted(SITES)}")
         lo, hi = SITES[site]
-        return replace(cls(speed_min_kmh=lo, speed_max_kmh=hi, site=site), **overrides).validate()
+        return replace(cls(speed_min_kmh=lo, speed_max_kmh=hi, site=site, trams=site in TRAM_SITES),
+                       **overrides).validate()
 
 
 def _params(params: DetectParams | None, kwargs: dict) -> DetectParams:
@@ -194,7 +266,7 @@ def _params(params: DetectParams | None, kwargs: dict) -> DetectParams:
         )
     if "site" in kwargs and kwargs["site"] in SITES:
         lo, hi = SITES[kwargs["site"]]
-        kwargs = {"speed_min_kmh": lo, "speed_max_kmh": hi, **kwargs}
+        kwargs = {"speed_min_kmh": lo, "speed_max_kmh": hi, "trams": kwargs["site"] in TRAM_SITES, **kwargs}
     return replace(base, **kwargs).validate()
 
 
@@ -223,8 +295,8 @@ def detect_vehicles(data, *, params: DetectParams | None = None, classifier=None
     pandas.DataFrame
         One row per vehicle, sorted by time: ``vehicle_id``, ``time`` (datetime64[ns], passage of the middle
         of the section), ``speed_kmh`` (at mid-section), ``direction`` (+1 towards increasing distance),
-        ``vehicle_class`` ("car"/"truck"), ``score`` (fraction of the section along which the track was seen),
-        ``p_truck``, ``t_start``/``t_end`` (section entry/exit), ``distance_start_m``/``distance_end_m``
+        ``vehicle_class`` ("car"/"truck", or "tram" with ``trams=True``), ``score`` (fraction of the section
+        along which the track was seen), ``p_truck`` (probability of a heavy vehicle: truck, bus or tram), ``t_start``/``t_end`` (section entry/exit), ``distance_start_m``/``distance_end_m``
         (distance range seen), ``coverage``, ``snr``, ``speed_change`` (relative, exit vs entry).
         ``attrs`` hold the parameters, masked channels and timing.
 
@@ -235,7 +307,6 @@ def detect_vehicles(data, *, params: DetectParams | None = None, classifier=None
         low for the requested speeds.
     """
     from . import io
-    from .filters import Decimator
 
     p = _params(params, kwargs)
     t_start = _time.perf_counter()
@@ -249,8 +320,7 @@ def detect_vehicles(data, *, params: DetectParams | None = None, classifier=None
         values = values[:, ::-1]
     _check_rates(fs, x, p)
     measurand = str(data.attrs.get("measurand", "unknown"))
-    dec = Decimator(fs, x, lowpass_hz=p.lowpass_hz, lf_rate_hz=p.lf_rate_hz, channel_bin_m=p.channel_bin_m,
-                    measurand=measurand, noisy_factor=p.noisy_factor)
+    dec = make_decimator(fs, x, p, measurand)
     t0_ns = int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64))
     prod = dec.process(np.ascontiguousarray(values) if flip else values, t0_ns)
     section = (float(x[0]), float(x[-1]))
@@ -289,7 +359,6 @@ def preprocess(data, *, params: DetectParams | None = None, **kwargs: Any):
     import xarray as xr
 
     from . import io
-    from .filters import Decimator
 
     p = _params(params, kwargs)
     data = io.check(data)
@@ -298,8 +367,7 @@ def preprocess(data, *, params: DetectParams | None = None, **kwargs: Any):
     values = data.values
     if x[0] > x[-1]:
         x, values = x[::-1], np.ascontiguousarray(values[:, ::-1])
-    dec = Decimator(fs, x, lowpass_hz=p.lowpass_hz, lf_rate_hz=p.lf_rate_hz, channel_bin_m=p.channel_bin_m,
-                    measurand=str(data.attrs.get("measurand", "unknown")), noisy_factor=p.noisy_factor)
+    dec = make_decimator(fs, x, p, str(data.attrs.get("measurand", "unknown")))
     prod = dec.process(values, int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64)))
     lf = prod.lf
     if p.common_mode and lf.shape[1] >= 5:
@@ -312,6 +380,16 @@ def preprocess(data, *, params: DetectParams | None = None, **kwargs: Any):
                "sampling_rate_hz": dec.fs_lf, "description": "low-passed, decimated, channel-binned DAS image"},
         name="lf",
     )
+
+
+def make_decimator(fs: float, x: np.ndarray, p: DetectParams, measurand: str):
+    """The :class:`~terralab.das.filters.Decimator` the detector needs for parameters ``p``."""
+    from .filters import Decimator
+
+    bands = p.energy_bands_hz if p.image != "strain" else ()
+    return Decimator(fs, x, lowpass_hz=p.lowpass_hz, lf_rate_hz=p.lf_rate_hz, channel_bin_m=p.channel_bin_m,
+                     measurand=measurand, noisy_factor=p.noisy_factor, energy_bands_hz=bands,
+                     energy_lowpass_hz=p.energy_lowpass_hz, energy_diff_max_hz=p.energy_diff_max_hz)
 
 
 def _check_rates(fs: float, x: np.ndarray, p: DetectParams) -> None:
@@ -397,6 +475,9 @@ def detect_in_products(prod, dec, *, section: tuple[float, float], params: Detec
                          int(np.ceil(np.log(p.speed_max_kmh / p.speed_min_kmh) / np.log(p.band_ratio))) + 1)
     bands: list[_Band] = []
     scales = (p.pulse_m,) + ((p.long_pulse_m,) if p.long_pulse_m and p.long_pulse_m > p.pulse_m else ())
+    ze = None
+    if p.image == "both" and prod.energy is not None:
+        ze = _energy_image(prod.energy, dec.energy_delay_s, dt, valid, p)
     for direction in (1, -1):
         for v_lo, v_hi in zip(edges[:-1], edges[1:]):
             for pulse in scales:
@@ -416,8 +497,10 @@ def detect_in_products(prod, dec, *, section: tuple[float, float], params: Detec
             tr = _refine(member, bands, xb, dxb, valid, x_mid, length, section, direction, p)
             if tr is not None:
                 tracks.append(tr)
+    if ze is not None:
+        tracks = _fuse_tracks(tracks, _energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p), p)
     tracks = _dedupe(tracks, p)
-    tracks = _merge_parallel(tracks, xb, valid, x_mid, p, max_vehicle_m=50.0 if p.site == "urban" else 25.0)
+    tracks = _merge_parallel(tracks, xb, valid, x_mid, p, max_vehicle_m=p.max_vehicle_m, bands=bands)
     tracks = [tr for tr in tracks if p.speed_min_kmh <= tr["speed_kmh"] <= p.speed_max_kmh]
     _set_flags(tracks)
     if not tracks:
@@ -432,6 +515,8 @@ def detect_in_products(prod, dec, *, section: tuple[float, float], params: Detec
     if return_details:
         details = {"bands": bands, "t_ref_ns": t_ref_ns, "lf_time_ns": prod.lf_time_ns, "distance": xb,
                    "z": z, "valid": valid}
+        if ze is not None:
+            details["energy"] = ze
         return vehicles, details
     return vehicles
 
@@ -451,6 +536,246 @@ def _empty_frame():
     for f in FEATURES:
         df["feat_" + f] = pd.Series(dtype="float64")
     return df
+
+
+def _energy_image(energy, delays_s, dt, valid, p: DetectParams):
+    """One noise-normalised detection image from the band-limited energies (time, bin, band).
+
+    Each band is moved back by its chain's extra delay, divided by its own per-channel noise level (a low
+    percentile over time: the record's quiet moments), compressed (log or sqrt), and the bands are combined;
+    the result is normalised per channel to unit robust noise, like the strain image.
+    """
+    n_t, n_b, n_k = energy.shape
+    if n_k == 0 or n_t < 8:
+        return None
+    acc = np.zeros((n_t, n_b), dtype=np.float32)
+    cols = np.flatnonzero(valid)
+    for k in range(n_k):
+        e = energy[:, :, k]
+        sh = int(round(float(delays_s[k]) / dt)) if len(delays_s) > k else 0
+        if 0 < sh < n_t:
+            e = np.concatenate([e[sh:], np.repeat(e[-1:], sh, axis=0)], axis=0)
+        noise = np.percentile(e[:, cols], p.energy_noise_q, axis=0)
+        noise = np.where(noise > 0, noise, np.inf)
+        r = np.zeros((n_t, len(cols)), dtype=np.float32)
+        r[:] = e[:, cols] / noise[None, :]
+        if p.energy_compress == "sqrt":
+            c = np.sqrt(r)
+        else:
+            c = np.log(np.maximum(r, 1e-2))
+        acc[:, cols] += c / n_k
+    med, mad = _lower_tail_noise(acc[:, cols], axis=0)
+    out = np.zeros_like(acc)
+    good = mad > 0
+    out[:, cols[good]] = (acc[:, cols[good]] - med[good]) / mad[good]
+    if p.clip_sigma > 0:
+        out = (p.clip_sigma * np.tanh(out / p.clip_sigma)).astype(np.float32)
+    return out
+
+
+
+
+def _slant_stack(ze, dt, xb, valid, x_mid, slowness, direction, *, keep: float, min_cover: float):
+    """Robust mean of ``ze`` along straight tracks t = t0 + direction * s * (x - x_mid), for every t0 row.
+
+    Along each track the values are clipped, the highest ``1 - keep`` fraction is dropped (a track that only
+    crosses a strong vehicle's ridge gains nothing from the crossing), and the rest is averaged; tracks that see
+    fewer than ``min_cover`` of the live channels inside the record are NaN.
+    """
+    cols = np.flatnonzero(valid)
+    n_t = ze.shape[0]
+    off = direction * slowness * (xb[cols] - x_mid) / dt  # rows, per column
+    i0 = np.floor(off).astype(int)
+    f = (off - i0).astype(np.float32)
+    pad = int(np.abs(i0).max()) + 2
+    z = np.full((n_t + 2 * pad, len(cols)), np.nan, dtype=np.float32)
+    z[pad:pad + n_t] = ze[:, cols]
+    rows = np.arange(n_t)[:, None] + pad + i0[None, :]
+    cidx = np.arange(len(cols))[None, :]
+    g = (1 - f)[None, :] * z[rows, cidx] + f[None, :] * z[rows + 1, cidx]
+    n_ok = np.sum(np.isfinite(g), axis=1)
+    g = np.where(np.isfinite(g), g, -np.inf)
+    k = max(1, int(round(keep * len(cols))))
+    # the k lowest finite values: sorting puts the -inf (missing) first, so the cut starts after them
+    g.sort(axis=1)
+    miss = len(cols) - n_ok
+    idx = np.clip(miss[:, None] + np.arange(k)[None, :], 0, len(cols) - 1)
+    sel = np.take_along_axis(g, idx, axis=1)
+    sel = np.where(np.isfinite(sel), sel, 0.0)
+    out = sel.sum(axis=1) / np.maximum(np.minimum(k, n_ok), 1)
+    out[n_ok < min_cover * len(cols)] = np.nan
+    return out
+
+
+def _energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p: DetectParams):
+    """Vehicle tracks from the energy image by slant stacking (straight tracks, then a ridge-following fit).
+
+    For each direction and speed (steps of ``speed_resolution``, at least 2 %) the robust along-track mean of the
+    energy image is computed for every time; its local maxima over time and speed that exceed
+    ``energy_threshold`` times the noise of the stack are vehicles. A stronger maximum of the same direction
+    within ``energy_exclusion_m`` of travel (in time) and 15 % of speed suppresses a weaker one (one vehicle,
+    one track); vehicles 1.2 s apart stay apart when their energies dip in between.
+    """
+    from scipy import ndimage
+
+    if valid.sum() < 3:
+        return []
+    zc = np.clip(ze, -3.0, p.energy_clip)
+    step = max(p.speed_resolution, 0.02)
+    speeds = np.exp(np.arange(np.log(p.speed_min_kmh * KMH), np.log(p.speed_max_kmh * KMH) + 1e-9,
+                              np.log1p(step)))
+    out = []
+    for direction in (1, -1):
+        stack = np.stack([_slant_stack(zc, dt, xb, valid, x_mid, 1.0 / v, direction, keep=p.energy_keep,
+                                       min_cover=p.min_coverage) for v in speeds], axis=0)  # (speed, t)
+        finite = np.isfinite(stack)
+        if finite.sum() < 10:
+            continue
+        centre, sig = _lower_tail_noise(stack[finite])
+        snr = np.where(finite, (stack - centre) / sig, -np.inf)
+        # local maxima over +-1 speed step and +-0.4 s
+        w_t = max(1, int(round(0.4 / dt)))
+        mx = ndimage.maximum_filter(snr, size=(3, 2 * w_t + 1), mode="nearest")
+        peaks = np.argwhere((snr >= mx) & (snr >= p.energy_threshold))
+        order = np.argsort(-snr[peaks[:, 0], peaks[:, 1]])
+        kept = []
+        cols = np.flatnonzero(valid)
+        xs = xb[cols] - x_mid
+        lo_all, hi_all = [], []
+        for si, ti in peaks[order]:
+            v = speeds[si]
+            t0 = t[ti]
+            # explain away: a track that runs inside a stronger vehicle's energy ridge over much of the section
+            # is that vehicle (at a slightly wrong speed or time, its vibration halo, its other axles)
+            tc = t0 + direction * xs / v
+            claimed = np.zeros(len(xs), dtype=bool)
+            for lo, hi in zip(lo_all, hi_all):
+                claimed |= (tc >= lo) & (tc <= hi)
+            if claimed.mean() > p.energy_overlap:
+                continue
+            kept.append((v, t0, snr[si, ti]))
+            lo, hi = _ridge_extent(zc, t, dt, cols, tc, p)
+            lo_all.append(lo)
+            hi_all.append(hi)
+        for v, t0, snr_v in kept:
+            tr = _energy_track(ze, t, dt, xb, dxb, valid, x_mid, length, section, direction, v, t0, snr_v, p)
+            if tr is not None:
+                out.append(tr)
+    return out
+
+
+def _ridge_extent(ze, t, dt, cols, tc, p: DetectParams, max_s: float = 6.0):
+    """Per channel, the time interval around ``tc`` over which the energy stays above half its local peak (and
+    above 1 noise unit), padded by half the time ``energy_exclusion_m`` takes at the track's speed."""
+    n_t = len(t)
+    w = max(2, int(round(max_s / dt)))
+    r = np.round((tc - t[0]) / dt).astype(int)
+    offs = np.arange(-w, w + 1)
+    rows = r[:, None] + offs[None, :]
+    inside = (rows >= 0) & (rows < n_t)
+    vals = np.where(inside, ze[np.clip(rows, 0, n_t - 1), cols[:, None]], -np.inf)
+    # local peak near the track (within +-0.5 s)
+    near = np.abs(offs) <= max(1, int(round(0.5 / dt)))
+    peak = np.max(np.where(near[None, :], vals, -np.inf), axis=1)
+    level = np.maximum(0.5 * peak, 1.0)
+    above = vals >= level[:, None]
+    centre = w
+    # walk outwards from the centre: first sample below the level on each side
+    right = above[:, centre:]
+    left = above[:, :centre + 1][:, ::-1]
+    n_right = np.where(right.all(axis=1), right.shape[1], np.argmin(right, axis=1))
+    n_left = np.where(left.all(axis=1), left.shape[1], np.argmin(left, axis=1))
+    pad = 0.5 * dt
+    lo = tc - n_left * dt - pad
+    hi = tc + n_right * dt + pad
+    return lo, hi
+
+
+def _energy_track(ze, t, dt, xb, dxb, valid, x_mid, length, section, direction, v, t0, snr_v, p):
+    """Track dict (as :func:`_refine` makes) for a slant-stack peak, refined by following the energy ridge."""
+    cols = np.flatnonzero(valid)
+    tp = t0 + direction * (xb[cols] - x_mid) / v
+    half = max(2, int(round(0.5 * p.energy_exclusion_m / v / dt)))
+    r = np.round((tp - t[0]) / dt).astype(int)
+    offs = np.arange(-half, half + 1)
+    rows = r[:, None] + offs[None, :]
+    inside = (rows >= 0) & (rows < len(t))
+    vals = np.where(inside, ze[np.clip(rows, 0, len(t) - 1), cols[:, None]], -np.inf)
+    # the ridge: maximum near the straight track, weighted towards it
+    k = np.argmax(vals - 0.05 * np.abs(offs)[None, :], axis=1)
+    best = vals[np.arange(len(cols)), k]
+    ok = np.isfinite(best) & (best > 1.0)
+    if ok.sum() < max(4, p.min_fill * p.min_coverage * len(cols)):
+        return None
+    px = xb[cols[ok]]
+    pt = t[np.clip(r[ok] + offs[k[ok]], 0, len(t) - 1)]
+    pe = best[ok]
+    quad = np.ptp(px) >= 0.4 * length and len(px) >= 8
+    poly = _robust_fit(px - x_mid, pt, np.maximum(pe, 0.1), quadratic=quad, tol_s=max(dt, 0.1))
+    if poly is None:
+        return None
+    good = np.abs(poly(px - x_mid) - pt) <= max(2 * dt, 0.3)
+    if good.sum() < 4:
+        return None
+    px, pt, pe = px[good], pt[good], pe[good]
+    dpoly = poly.deriv()
+    slope_mid = dpoly(0.0)
+    if slope_mid == 0 or np.sign(slope_mid) != direction:
+        return None
+    speed = 1.0 / abs(slope_mid)
+    if abs(np.log(speed / v)) > 0.25:  # the fit wandered off to another ridge: keep the stack's estimate
+        poly = np.poly1d([direction / v, t0])
+        dpoly = poly.deriv()
+        speed = v
+    span = float(np.ptp(px)) + dxb
+    coverage = min(1.0, span / (length + dxb))
+    if coverage < p.min_coverage:
+        return None
+    x_entry, x_exit = (section[0], section[1]) if direction > 0 else (section[1], section[0])
+    s_in, s_out = dpoly(x_entry - x_mid), dpoly(x_exit - x_mid)
+    speed_change = float((abs(1 / s_out) - abs(1 / s_in)) / speed) if s_in != 0 and s_out != 0 else 0.0
+    band = _Band(v_lo=speed / 1.2, v_hi=speed * 1.2, direction=direction, m=1, dt=dt, slope=speed * dt / dxb,
+                 t=t, env=np.maximum(ze, 0.0), sigma=1.0, thr=1.0, ridge=np.zeros((0, 0), dtype=bool),
+                 pulse_m=p.pulse_m)
+    return {
+        "t_mid": float(poly(0.0)), "speed_kmh": speed / KMH, "direction": int(direction),
+        "t_in": float(poly(x_entry - x_mid)), "t_out": float(poly(x_exit - x_mid)),
+        "x_lo": float(px.min()), "x_hi": float(px.max()), "coverage": coverage,
+        "score": float(min(1.0, len(px) / max(1, valid.sum()))),
+        "snr": float(snr_v), "speed_change": speed_change,
+        "poly": poly, "n_points": len(px), "band": (speed / 1.2 / KMH, speed * 1.2 / KMH),
+        "pts": (px - x_mid, pt), "strength": float(np.sum(np.maximum(pe, 0))), "pulse_m": p.pulse_m,
+        "band_obj": band, "merged": 0, "source": "energy",
+    }
+
+
+def _fuse_tracks(strain_tracks, energy_tracks, p: DetectParams):
+    """Union of the strain and energy tracks: an energy track that repeats a strain track (same direction, mid
+    times within the time the vehicle needs for ``energy_exclusion_m``, speeds within 15 %) is dropped."""
+    out = list(strain_tracks)
+    for e in energy_tracks:
+        v = e["speed_kmh"] * KMH
+        dup = any(s["direction"] == e["direction"] and abs(s["t_mid"] - e["t_mid"]) < p.energy_exclusion_m / v
+                  and abs(np.log(s["speed_kmh"] / e["speed_kmh"])) < 0.15 for s in strain_tracks)
+        if not dup:
+            out.append(e)
+    return out
+
+
+def _lower_tail_noise(vals, axis=None):
+    """Centre and standard deviation of the noise in an image where signal is positive and may fill much of it.
+
+    The 5th and 25th percentiles are noise-only as long as vehicles cover less than ~70 % of the samples:
+    for Gaussian noise, sigma = (q25 - q5) / 0.97 and the centre is q25 + 0.674 sigma.
+    """
+    if np.size(vals) == 0:
+        return 0.0, 1.0
+    q5, q25 = np.percentile(vals, [5.0, 25.0], axis=axis)
+    sig = (q25 - q5) / 0.97
+    centre = q25 + 0.674 * sig
+    if axis is None:
+        return float(centre), float(sig) if sig > 0 else 1.0
+    return centre, sig
 
 
 def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams, pulse_m: float) -> _Band:
@@ -808,21 +1133,25 @@ def _dedupe(tracks, p: DetectParams):
     for tr in tracks:
         xs, ts = tr["pts"]
         claimed = np.zeros(len(xs), dtype=bool)
+        ghost = np.zeros(len(xs), dtype=bool)
         for k in kept:
-            if k["direction"] != tr["direction"]:
-                continue
             # a vehicle owns the ridge within half its pulse duration (long for a bridge span's response)
             claim_s = max(0.35 * p.merge_eps_s, 0.5 * k["pulse_m"] / (k["speed_kmh"] * KMH))
             kx, _ = k["pts"]
             inside = (xs >= kx.min() - 10.0) & (xs <= kx.max() + 10.0)
-            claimed |= inside & (np.abs(k["poly"](xs) - ts) <= claim_s)
-        if claimed.mean() <= 0.5:
+            near = inside & (np.abs(k["poly"](xs) - ts) <= claim_s)
+            if k["direction"] == tr["direction"]:
+                claimed |= near
+            elif tr["strength"] < p.ghost_ratio * 0.5 * k["strength"]:
+                # a much weaker track of the other direction built from a strong vehicle's own ridge: its echo
+                ghost |= near
+        if claimed.mean() <= 0.5 and (claimed | ghost).mean() <= 0.6:
             kept.append(tr)
     return kept
 
 
 def _merge_parallel(tracks, xb, valid, x_mid, p: DetectParams, *, max_vehicle_m: float = 25.0,
-                    join_fraction: float = 0.6):
+                    join_fraction: float = 0.6, bands=None):
     """One vehicle, one track: merge same-direction tracks of nearly the same speed whose ridges are joined by
     signal all the way between them, as the axle groups of a long vehicle, its vibration halo or the sign-flipping
     lobes of its strain are; keep both where the envelope dips between them (two vehicles, even 1.2 s apart).
@@ -839,20 +1168,34 @@ def _merge_parallel(tracks, xb, valid, x_mid, p: DetectParams, *, max_vehicle_m:
                 continue
             if abs(tr["t_mid"] - k["t_mid"]) > max_vehicle_m / (k["speed_kmh"] * KMH):
                 continue
-            if _joined(k, tr, xb, valid, x_mid) >= join_fraction:
+            if _joined(k, tr, xb, valid, x_mid, bands) >= join_fraction:
                 host = k
                 break
         if host is None:
             kept.append(tr)
         else:
             host["merged"] += 1 + tr.get("merged", 0)
+            if tr["strength"] >= 0.5 * host["strength"]:
+                # comparable parts (axle groups, bogies): the vehicle passes at their load-weighted centre
+                w0, w1 = host["strength"], tr["strength"]
+                shift = w1 / (w0 + w1) * (tr["t_mid"] - host["t_mid"])
+                host["poly"] = host["poly"] + np.poly1d([shift])
+                host["t_mid"] += shift
+                host["t_in"] += shift
+                host["t_out"] += shift
     return kept
 
 
-def _joined(a, b, xb, valid, x_mid) -> float:
+def _joined(a, b, xb, valid, x_mid, bands=None) -> float:
     """Fraction of the shared channels on which the envelope between tracks a and b never drops below 80 % of
-    the weaker ridge (in the band image of the stronger track a)."""
+    the weaker ridge (in the band image of the stronger track a, at the short pulse scale: the long one would
+    join two vehicles of a platoon)."""
     band = a["band_obj"]
+    if bands:
+        same = [b for b in bands if b.direction == band.direction and abs(b.v_lo - band.v_lo) < 1e-6
+                and b.pulse_m <= band.pulse_m]
+        if same:
+            band = min(same, key=lambda b: b.pulse_m)
     env, t0, dt = band.env, band.t[0], band.dt
     lo, hi = max(a["x_lo"], b["x_lo"]), min(a["x_hi"], b["x_hi"])
     cols = np.flatnonzero(valid & (xb >= lo) & (xb <= hi))
@@ -895,9 +1238,8 @@ def _classify(vehicles, prod, dec, z, t, xb, valid, p: DetectParams, classifier,
         vehicles["p_truck"] = np.nan
         return
     model = classifier if classifier is not None else _cls.load_classifier()
-    proba = model.predict_proba(feats)
-    vehicles["p_truck"] = proba
-    vehicles["vehicle_class"] = np.where(proba >= 0.5, "truck", "car")
+    vehicles["p_truck"] = model.p_heavy(feats)
+    vehicles["vehicle_class"] = model.predict(feats, trams=p.trams)
 
 
 def _to_frame(v, t_ref_ns):

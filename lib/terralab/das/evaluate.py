@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 
-__all__ = ["duplicates", "evaluate_scenes", "match", "score"]
+__all__ = ["duplicates", "evaluate_runs", "evaluate_scenes", "match", "score"]
 
 
 def match(detections, truth, *, time_tol_s: float = 1.5, distance_tol_m: float = 10.0, speed_tol: float = 0.25):
@@ -131,14 +131,21 @@ def evaluate_scenes(simulator: str, site: str, seeds, *, detect_kwargs: dict | N
         ``duplicates`` (count), ``speed_mae_kmh``, ``class_accuracy``, ``n_true``, ``n_detected``,
         ``n_scenes``; and one row per scene.
     """
+    return evaluate_runs(simulator, site, seeds, {"run": dict(detect_kwargs or {})}, progress=progress)["run"]
+
+
+def evaluate_runs(simulator: str, site: str, seeds, runs: dict[str, dict], *, progress: bool = False):
+    """:func:`evaluate_scenes` for several detector settings at once, each scene made only once.
+
+    ``runs`` maps a name to the keyword arguments of :func:`~terralab.das.detect.detect_vehicles` (a
+    ``classifier`` may be among them). Returns ``{name: (pooled, per_scene)}``.
+    """
     import pandas as pd
 
     from . import synthetic
     from .detect import detect_vehicles
 
-    kw = dict(detect_kwargs or {})
-    rows = []
-    errs, cls = [], []
+    acc = {name: {"rows": [], "errs": [], "cls": []} for name in runs}
     it = list(seeds)
     if progress:
         from tqdm.auto import tqdm
@@ -146,31 +153,37 @@ def evaluate_scenes(simulator: str, site: str, seeds, *, detect_kwargs: dict | N
         it = tqdm(it, desc=f"{simulator}/{site}")
     for seed in it:
         data, truth = synthetic.random_scene(simulator, site, int(seed))
-        det = detect_vehicles(data, **kw)
         outside = truth.attrs.get("outside_record")
-        if outside is not None and len(outside) and len(det):
-            po = match(det, outside)
-            det = det.drop(index=po["det_index"].to_numpy())
-        pairs = match(det, truth)
-        n_dup = duplicates(det, truth, pairs)
-        e = (det.loc[pairs["det_index"].to_numpy(), "speed_kmh"].to_numpy()
-             - truth.loc[pairs["truth_index"].to_numpy(), "speed_kmh"].to_numpy())
-        errs.append(np.abs(e))
-        cls.append(pairs["class_ok"].to_numpy(dtype=float))
-        rows.append({"simulator": simulator, "site": site, "seed": int(seed), "n_true": len(truth),
-                     "n_detected": len(det), "true_positives": len(pairs), "duplicates": n_dup,
-                     "speed_mae_kmh": float(np.mean(np.abs(e))) if len(e) else np.nan,
-                     "class_accuracy": float(np.mean(cls[-1])) if len(pairs) else np.nan})
-    df = pd.DataFrame(rows)
-    n_true, n_det, tp = int(df["n_true"].sum()), int(df["n_detected"].sum()), int(df["true_positives"].sum())
-    err = np.concatenate(errs) if errs else np.zeros(0)
-    ok = np.concatenate(cls) if cls else np.zeros(0)
-    pooled = {
-        "simulator": simulator, "site": site, "n_scenes": len(df), "n_true": n_true, "n_detected": n_det,
-        "precision": tp / n_det if n_det else float("nan"), "recall": tp / n_true if n_true else float("nan"),
-        "count_error_pct": 100.0 * abs(n_det - n_true) / n_true if n_true else float("nan"),
-        "duplicates": int(df["duplicates"].sum()),
-        "speed_mae_kmh": float(np.mean(err)) if len(err) else float("nan"),
-        "class_accuracy": float(np.mean(ok)) if len(ok) else float("nan"),
-    }
-    return pooled, df
+        for name, kw in runs.items():
+            det = detect_vehicles(data, **kw)
+            if outside is not None and len(outside) and len(det):
+                po = match(det, outside)
+                det = det.drop(index=po["det_index"].to_numpy())
+            pairs = match(det, truth)
+            n_dup = duplicates(det, truth, pairs)
+            e = (det.loc[pairs["det_index"].to_numpy(), "speed_kmh"].to_numpy()
+                 - truth.loc[pairs["truth_index"].to_numpy(), "speed_kmh"].to_numpy())
+            a = acc[name]
+            a["errs"].append(np.abs(e))
+            a["cls"].append(pairs["class_ok"].to_numpy(dtype=float))
+            a["rows"].append({"simulator": simulator, "site": site, "seed": int(seed), "n_true": len(truth),
+                              "n_detected": len(det), "true_positives": len(pairs), "duplicates": n_dup,
+                              "speed_mae_kmh": float(np.mean(np.abs(e))) if len(e) else np.nan,
+                              "class_accuracy": float(np.mean(a["cls"][-1])) if len(pairs) else np.nan})
+        del data
+    out = {}
+    for name, a in acc.items():
+        df = pd.DataFrame(a["rows"])
+        n_true, n_det, tp = int(df["n_true"].sum()), int(df["n_detected"].sum()), int(df["true_positives"].sum())
+        err = np.concatenate(a["errs"]) if a["errs"] else np.zeros(0)
+        ok = np.concatenate(a["cls"]) if a["cls"] else np.zeros(0)
+        pooled = {
+            "simulator": simulator, "site": site, "n_scenes": len(df), "n_true": n_true, "n_detected": n_det,
+            "precision": tp / n_det if n_det else float("nan"), "recall": tp / n_true if n_true else float("nan"),
+            "count_error_pct": 100.0 * abs(n_det - n_true) / n_true if n_true else float("nan"),
+            "duplicates": int(df["duplicates"].sum()),
+            "speed_mae_kmh": float(np.mean(err)) if len(err) else float("nan"),
+            "class_accuracy": float(np.mean(ok)) if len(ok) else float("nan"),
+        }
+        out[name] = (pooled, df)
+    return out

@@ -8,6 +8,12 @@ analysis. A Bessel low-pass (flat group delay) then brings it to ~8 Hz, and a le
 strain rate into strain (a first-order high-pass for strain or phase input), the "lf" product the detector
 works on.
 
+A third product sees every vehicle whatever the sign or band of its signature: the **band-limited energy
+envelope**. Per channel bin, the ~100 Hz product is band-passed into a few frequency bands (the quasi-static
+strain lobes of a vehicle at road speed, and the vibration it sets off), the common mode across the fibre is
+removed, the result is squared, low-passed and decimated to the lf rate. Its time stamps are those of the lf
+product; the extra delay of each band's chain is returned (``energy_delay_s``) for the detector to compensate.
+
 Every stage carries its state between calls (leftover samples, pending CIC block, IIR ``zi``, decimation
 phase), so feeding a record file by file gives the same samples as feeding it at once. Delays are compensated
 in the time stamps: the CIC output is stamped at the centre of its window, the Bessel output is moved back by its
@@ -35,6 +41,8 @@ class Products:
     lf: np.ndarray
     lf_time_ns: np.ndarray
     masked_channels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    #: (time, bin, band) band-limited energy at the lf rate and lf time stamps (None without energy bands)
+    energy: np.ndarray | None = None
 
 
 def cic2_response(f_hz, fs_hz: float, q: int):
@@ -68,11 +76,17 @@ class Decimator:
         Corner of the leaky integrator / high-pass that removes drift from the lf product.
     noisy_factor : float
         A channel whose RMS exceeds ``noisy_factor`` times the median channel RMS is masked as noisy.
+    energy_bands_hz : sequence of (float, float)
+        Frequency bands (Hz) of the energy product (empty: none). Bands reaching beyond 0.45 times the mid rate
+        are cut there; bands that start above it are dropped.
+    energy_lowpass_hz : float
+        Corner of the low-pass applied to the squared band signals before decimation (Hz).
     """
 
     def __init__(self, fs_hz: float, distance_m, *, lowpass_hz: float = 1.0, lf_rate_hz: float = 8.0,
                  mid_rate_hz: float = 100.0, channel_bin_m: float = 5.0, measurand: str = "strain_rate",
-                 highpass_hz: float = 0.05, noisy_factor: float = 5.0):
+                 highpass_hz: float = 0.05, noisy_factor: float = 5.0, energy_bands_hz=(),
+                 energy_lowpass_hz: float = 2.0, energy_diff_max_hz: float = 5.0):
         from scipy import signal
 
         x = np.asarray(distance_m, dtype=float)
@@ -115,6 +129,36 @@ class Decimator:
         else:
             self.b_int = np.array([1.0, -1.0]) * (1 + rho) / 2
         self.a_int = np.array([1.0, -rho])
+        # energy bands: Butterworth band-passes at the mid rate, a Bessel low-pass of the squared signal
+        self.energy_bands_hz: list[tuple[float, float]] = []
+        self.sos_bp: list[np.ndarray] = []
+        self.energy_delay_s = np.zeros(0)
+        self.energy_diff: list[bool] = []
+        nyq_use = 0.45 * self.fs_mid
+        delays = []
+        if energy_bands_hz:
+            e_lp = min(float(energy_lowpass_hz), 0.45 * self.fs_lf)
+            self.sos_elp = signal.bessel(4, e_lp, btype="low", norm="mag", fs=self.fs_mid, output="sos")
+            n_imp = int(40 * self.fs_mid / e_lp) + 8
+            imp = np.zeros(n_imp)
+            imp[0] = 1.0
+            h = signal.sosfilt(self.sos_elp, imp)
+            elp_delay = float(np.sum(np.arange(n_imp) * h) / np.sum(h)) / self.fs_mid
+            for lo, hi in energy_bands_hz:
+                lo, hi = float(lo), min(float(hi), nyq_use)
+                if not 0 < lo < hi:
+                    continue
+                sos = signal.butter(2, [lo, hi], btype="band", fs=self.fs_mid, output="sos")
+                n_bp = int(40 * self.fs_mid / lo) + 8
+                imp = np.zeros(n_bp)
+                imp[0] = 1.0
+                hb = signal.sosfilt(sos, imp) ** 2  # the envelope is delayed by the centroid of |h|^2
+                self.energy_bands_hz.append((lo, hi))
+                self.sos_bp.append(sos)
+                self.energy_diff.append(hi <= energy_diff_max_hz)
+                delays.append(float(np.sum(np.arange(n_bp) * hb) / np.sum(hb)) / self.fs_mid + elp_delay
+                              - self.lp_delay_s)
+            self.energy_delay_s = np.asarray(delays)
         self.reset()
 
     # ----------------------------------------------------------------------------------------------
@@ -130,6 +174,8 @@ class Decimator:
         self._zi_int: np.ndarray | None = None
         self._n_mid = 0
         self._mask: np.ndarray | None = None
+        self._zi_bp: list | None = None
+        self._zi_elp: list | None = None
 
     @property
     def expected_next_ns(self) -> int | None:
@@ -151,9 +197,14 @@ class Decimator:
             mid_raw = self._cic(block)  # (T_mid, channels), float32, non-finite -> 0
         start_mid = self._n_mid - len(mid_raw) if len(mid_raw) else self._n_mid
         mid_t = self._mid_times(start_mid, len(mid_raw))
+        return self.process_mid(mid_raw, start_mid, mid_t)
+
+    def process_mid(self, mid_raw: np.ndarray, start_mid: int, mid_t: np.ndarray) -> Products:
+        """The stages after the CIC: mask and bin channels, low-pass to lf, energy bands."""
         mid, masked = self._bin(mid_raw)
         lf, lf_t = self._lowpass(mid, start_mid)
-        return Products(mid=mid, mid_time_ns=mid_t, lf=lf, lf_time_ns=lf_t, masked_channels=masked)
+        energy = self._energy(mid, start_mid) if self.sos_bp else None
+        return Products(mid=mid, mid_time_ns=mid_t, lf=lf, lf_time_ns=lf_t, masked_channels=masked, energy=energy)
 
     # ----------------------------------------------------------------------------------------------
     def _cic(self, block: np.ndarray) -> np.ndarray:
@@ -248,3 +299,42 @@ class Decimator:
         centre = global_k * self.q1 + (self.q1 - 1 if self.q1 > 1 else 0)
         t = self._t0_ns + np.round(centre * 1e9 / self.fs - self.lp_delay_s * 1e9)
         return lf.astype(np.float32), t.astype(np.int64)
+
+    def _energy(self, mid: np.ndarray, start_mid: int) -> np.ndarray:
+        """(T_lf, bins, bands) float32: band-pass, common-mode removal, square, low-pass, keep every q2-th."""
+        from scipy import signal
+
+        n_b = len(self.sos_bp)
+        first = (-start_mid) % self.q2
+        keep_idx = np.arange(first, len(mid), self.q2)
+        out = np.zeros((len(keep_idx), self.n_bins, n_b), dtype=np.float32)
+        if len(mid) == 0:
+            return out
+        if self._zi_bp is None:
+            self._zi_bp = [np.zeros((sos.shape[0], 2, self.n_bins)) for sos in self.sos_bp]
+            self._zi_elp = [np.zeros((self.sos_elp.shape[0], 2, self.n_bins)) for _ in self.sos_bp]
+        live = np.abs(mid).max(axis=0) > 0
+        for k, sos in enumerate(self.sos_bp):
+            y, self._zi_bp[k] = signal.sosfilt(sos, mid, axis=0, zi=self._zi_bp[k])
+            y = y.astype(np.float32)
+            if self.energy_diff[k] and self.n_bins >= 3:
+                # the strain a vehicle presses into the ground travels at the vehicle's speed, so neighbouring
+                # bins see it at different times; ground waves, common-mode noise and long-wavelength noise
+                # arrive almost at once and cancel in the difference of neighbouring bins
+                pair = (live[1:] & live[:-1]).astype(np.float32)
+                d = (y[:, 1:] - y[:, :-1]) ** 2 * pair
+                acc = np.zeros_like(y)
+                acc[:, 1:] += d
+                acc[:, :-1] += d
+                cnt = np.zeros(self.n_bins, dtype=np.float32)
+                cnt[1:] += pair
+                cnt[:-1] += pair
+                y = acc / np.maximum(cnt, 1.0)
+            else:
+                if live.sum() >= 5:
+                    # common mode (laser phase noise, bursts felt along the whole fibre) is not a vehicle
+                    y[:, live] -= np.median(y[:, live], axis=1, keepdims=True)
+                y *= y
+            e, self._zi_elp[k] = signal.sosfilt(self.sos_elp, y, axis=0, zi=self._zi_elp[k])
+            out[:, :, k] = np.maximum(e[keep_idx], 0.0)
+        return out

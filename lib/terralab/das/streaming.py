@@ -45,6 +45,7 @@ class StreamState:
     lf_t: list = field(default_factory=list)
     mid: list = field(default_factory=list)
     mid_t: list = field(default_factory=list)
+    energy: list = field(default_factory=list)  # band energies at the lf rate (when the detector uses them)
     segment_start_ns: int | None = None
     next_end_ns: int | None = None
     emitted: list = field(default_factory=list)  # (t_mid_ns, direction, speed_kmh, vehicle_id)
@@ -279,7 +280,7 @@ def _buffer_end(st: StreamState) -> int:
 def _ingest(st: StreamState, piece, p, batch_s: float) -> list:
     """Filter one contiguous piece into the buffers; returns closing batches when a gap ends a segment."""
     from . import io
-    from .filters import Decimator
+    from .detect import make_decimator
 
     fs = piece.attrs.get("sampling_rate_hz") or io.sampling_rate_hz(piece)
     x = np.asarray(piece["distance"].values, dtype=float)
@@ -307,8 +308,7 @@ def _ingest(st: StreamState, piece, p, batch_s: float) -> list:
             values = values[n_drop:]
             t0 = expected
     if dec is None:
-        dec = Decimator(fs, x, lowpass_hz=p.lowpass_hz, lf_rate_hz=p.lf_rate_hz, channel_bin_m=p.channel_bin_m,
-                        measurand=str(piece.attrs.get("measurand", "unknown")), noisy_factor=p.noisy_factor)
+        dec = make_decimator(fs, x, p, str(piece.attrs.get("measurand", "unknown")))
         st.decimator = dec
         st.section = (float(x[0]), float(x[-1]))
         window_s = batch_s - 4.0  # a vehicle must enter and leave inside one window (2 s guard at each end)
@@ -325,12 +325,14 @@ def _ingest(st: StreamState, piece, p, batch_s: float) -> list:
     st.lf_t.append(prod.lf_time_ns)
     st.mid.append(prod.mid)
     st.mid_t.append(prod.mid_time_ns)
+    if prod.energy is not None:
+        st.energy.append(prod.energy)
     return out
 
 
 def _reset_segment(st: StreamState) -> None:
     st.decimator = None
-    st.lf, st.lf_t, st.mid, st.mid_t = [], [], [], []
+    st.lf, st.lf_t, st.mid, st.mid_t, st.energy = [], [], [], [], []
     st.segment_start_ns = None
     st.next_end_ns = None
 
@@ -354,7 +356,8 @@ def _run_window(st: StreamState, p, classifier, batch_s: float, step_s: float | 
         start = min(int(lf_t[0]), int(mid_t[0]) if len(mid_t) else int(lf_t[0]))
     sel = (lf_t >= start) & (lf_t <= end)
     msel = (mid_t >= start) & (mid_t <= end)
-    prod = Products(mid=mid[msel], mid_time_ns=mid_t[msel], lf=lf[sel], lf_time_ns=lf_t[sel])
+    energy = np.concatenate(st.energy)[sel] if st.energy else None
+    prod = Products(mid=mid[msel], mid_time_ns=mid_t[msel], lf=lf[sel], lf_time_ns=lf_t[sel], energy=energy)
     vehicles = detect_in_products(prod, st.decimator, section=st.section, params=p, classifier=classifier)
     guard = int(2e9)
     at_segment_start = start <= int(st.segment_start_ns) + guard
@@ -399,14 +402,18 @@ def _already_emitted(st: StreamState, row) -> bool:
 
 
 def _trim(st: StreamState, keep_from_ns: int) -> None:
-    for arrs, ts in ((st.lf, st.lf_t), (st.mid, st.mid_t)):
+    # the energy product shares the lf time stamps: trim it with them
+    groups = [((st.lf, st.energy) if st.energy else (st.lf,), st.lf_t), ((st.mid,), st.mid_t)]
+    for arr_lists, ts in groups:
         while ts and len(ts[0]) and ts[0][-1] < keep_from_ns:
             ts.pop(0)
-            arrs.pop(0)
+            for arrs in arr_lists:
+                arrs.pop(0)
         if ts and len(ts[0]) and ts[0][0] < keep_from_ns:
             k = int(np.searchsorted(ts[0], keep_from_ns))
             ts[0] = ts[0][k:]
-            arrs[0] = arrs[0][k:]
+            for arrs in arr_lists:
+                arrs[0] = arrs[0][k:]
 
 
 def _finish(out: dict, st: StreamState, files: list, compute: float, seen_at: float, emit_range_ns):

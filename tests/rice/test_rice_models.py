@@ -244,7 +244,7 @@ def one_torch_thread():
 def test_unet_maps_rice_under_clouds_on_an_unseen_valley_beats_rf_with_majority_filter_and_is_calibrated(
     one_torch_thread,
 ):
-    """Issue 13 on one valley the defaults were not chosen on (seeds 100–109 were; benchmarks/rice_clouds.py
+    """Issue 13 on one valley the defaults were not chosen on (seeds 101–102 were; benchmarks/rice_clouds.py
     runs 2 × 5 more): clouds over a fifth of the during-season image, ``epochs=20`` and the library defaults.
     Floors, not the benchmark's means: rice F1 ≥ 0.95 (benchmark goal 0.96 on average), above a per-pixel
     RandomForest + 5 × 5 majority filter trained on the same pixels, ECE ≤ 0.03, and the 95 % CI of the adjusted

@@ -15,9 +15,9 @@ commission error moves it), so the good practice (Olofsson, Foody, Herold, Stehm
    the rounded normal quantile the paper uses).
 
 The confidence intervals are the paper's normal (Wald) intervals: a stratum whose sample holds no error gets a
-user's accuracy of 1 ± 0, and a rare error missed by the sample is missed by the interval too; with 50 points per
-class the rice-area interval covered the truth less often than 95 % on our synthetic maps (benchmarks/
-rice_clouds.py reports the coverage at 50 and 100 points per class) — sample more where errors are rare.
+user's accuracy of 1 ± 0, and a rare error missed by the sample is missed by the interval too. On U-Net maps of
+ten synthetic valleys (benchmarks/rice_clouds.py) the 95 % interval of the rice area covered the truth in 91 and
+95 of 100 samples with 50 points per mapped class, 95 and 97 with 100 — sample more where errors are rare.
 
 Pixel areas come from the map's CRS: projected CRSs give |pixel width × height| in square metres (converted
 from the CRS's linear unit); geographic CRSs (degrees) give each row's cell area on the CRS's ellipsoid

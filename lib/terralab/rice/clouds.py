@@ -258,7 +258,7 @@ def validity_array(
         if detect and prob is None and scl is None:
             own = rgbn[season]
             if own is not None:
-                other_season = [s for s in SEASONS if s != season][0]
+                other_season = next(s for s in SEASONS if s != season)
                 other = rgbn[other_season]
                 cloud = bright[season] & _brighter(own, other, test)
                 shadow = _shadow_test(own, other, test)
@@ -378,7 +378,7 @@ def cloud_layer(
     if fraction <= 0:
         z = np.zeros(shape, np.float32)
         return z, z.copy()
-    dy, dx = (int(round(v)) for v in shadow_offset_px)
+    dy, dx = (round(float(v)) for v in shadow_offset_px)
     pad_y, pad_x = abs(dy), abs(dx)
     H, W = h + 2 * pad_y, w + 2 * pad_x
     field = gaussian_filter(rng.standard_normal((H, W)), sigma=(max(scale_px, 0.5), max(scale_px * anisotropy, 0.5)),

@@ -39,7 +39,14 @@ from ..files import atomic_path
 from . import clouds as clouds_mod
 from .clouds import CloudTest, band_group, feature_bands, is_optical, validity_array
 from .features import (
-    INDICES, SEASONS, Normalisation, band_names, check_stack, fit_normalisation, index_values, select_bands,
+    INDICES,
+    SEASONS,
+    Normalisation,
+    band_names,
+    check_stack,
+    fit_normalisation,
+    index_values,
+    select_bands,
 )
 from .labels import ACES_CLASSES, NODATA, align_labels, class_weights, split
 
@@ -404,8 +411,9 @@ def fit(
         Names of the class ids (default: the labels' ``class_names`` attr, else ACES's five classes).
     class_weighting
         ``"none"`` (default) or ``"balanced"`` (weights the loss by inverse class frequency: more recall for rare
-        classes, less precision for common ones). On synthetic valleys of seeds 101–102, balanced weights cost the
-        U-Net 0.005 rice F1 (rice covers half the valley floor), so the default is none.
+        classes, less precision for common ones). On the development valley of seed 102 (with and without
+        clouds), balanced weights cost the U-Net 0.005 rice F1 (rice covers half the valley floor), so the
+        default is none.
     learning_rate, batch_size
         Adam settings (defaults: 3e-3 with cosine decay and 16 patches for unet; 1e-3 and 256 points for dnn).
     patience
@@ -413,8 +421,9 @@ def fit(
     patch_size_px, patches_per_epoch
         U-Net training patches: side (multiple of the stride 2**encoder_depth; smaller sizes are padded)
         and number drawn at random per epoch (each around a labelled pixel, with flips and rotations). The
-        defaults (64 px, 256 per epoch, batches of 16) were chosen on synthetic valleys of seeds 100–109; with
-        64 patches per epoch the network is still under-trained after 20 epochs.
+        defaults (64 px, 256 per epoch, batches of 16) were chosen on development valleys (seeds 101–102; the
+        report seeds of benchmarks/rice_clouds.py are others); with 64 patches per epoch the network is still
+        under-trained after 20 epochs.
     encoder, encoder_depth, encoder_weights, decoder_channels
         The smp U-Net. ``encoder_weights``: None (from scratch), a local ``.pth`` encoder state_dict, or an
         smp weights name (downloads — not offline).

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 
-__all__ = ["duplicates", "evaluate_runs", "evaluate_scenes", "match", "score"]
+__all__ = ["duplicates", "evaluate_runs", "evaluate_scenes", "match", "oracle_detectability", "score"]
 
 
 def match(detections, truth, *, time_tol_s: float = 1.5, distance_tol_m: float = 10.0, speed_tol: float = 0.25):
@@ -187,3 +187,139 @@ def evaluate_runs(simulator: str, site: str, seeds, runs: dict[str, dict], *, pr
         }
         out[name] = (pooled, df)
     return out
+
+
+def oracle_detectability(data, truth, *, site: str = "any", false_alarm: float = 0.01, n_null: int = 200,
+                         min_gap_s: float = 3.0, seed: int = 0, params=None) -> dict[str, Any]:
+    """How many true vehicles stand out of the record's own noise when their track is *known* (a ceiling).
+
+    The detector's strain image is made as :func:`~terralab.das.detect.detect_vehicles` makes it (low-pass,
+    integration, channel bins, common-mode removal, robust per-channel scaling); for each true vehicle, the
+    velocity-tuned envelope of the speed band and direction it belongs to (the detector's band image at its short
+    pulse scale) is read along its true track (a parabola through its section entry, middle and exit times, so
+    braking and accelerating vehicles are followed; straight for vehicles turning off or in): per channel the largest value within ``max(0.3 s, 5 m / v)`` of
+    the track, its median over the live channels (robust to the few channels where a track crosses another vehicle). The same statistic along ``n_null`` random tracks (speeds drawn
+    from the true vehicles', mid-section times at least ``min_gap_s`` from every vehicle of that direction, the
+    ones only partly recorded included) gives the noise distribution. A vehicle is *detectable* when its
+    statistic exceeds the ``1 - false_alarm`` quantile of the null. No track search, no thresholds to choose:
+    a detector working on this image cannot be expected to find vehicles this oracle misses.
+
+    Returns
+    -------
+    dict
+        ``n_true``, ``detectable`` (fraction), ``auc`` (probability a vehicle beats a random null track), and
+        ``per_vehicle`` (array of the statistic, in null standard deviations above the null median).
+    """
+    from .detect import DetectParams, KMH, _band_image, make_decimator, _params
+    from . import io
+
+    p = params if params is not None else _params(None, {"site": site, "classify": False})
+    data = io.check(data)
+    fs = io.sampling_rate_hz(data)
+    x = np.asarray(data["distance"].values, dtype=float)
+    dec = make_decimator(fs, x, p, str(data.attrs.get("measurand", "unknown")))
+    t0_ns = int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64))
+    prod = dec.process(data.values, t0_ns)
+    lf = prod.lf.astype(np.float32)
+    t = (prod.lf_time_ns - t0_ns) / 1e9
+    dt = float(np.median(np.diff(t)))
+    xb = dec.bin_distance
+    dxb = float(np.median(np.diff(xb)))
+    valid = np.abs(lf).max(axis=0) > 0
+    if p.common_mode and valid.sum() >= 5:
+        lf = lf - np.median(lf[:, valid], axis=1, keepdims=True)
+    mad = np.median(np.abs(lf - np.median(lf, axis=0)), axis=0) * 1.4826
+    valid &= mad > 0
+    z = np.zeros_like(lf)
+    z[:, valid] = lf[:, valid] / mad[valid]
+    if p.clip_sigma > 0:
+        z = (p.clip_sigma * np.tanh(z / p.clip_sigma)).astype(np.float32)
+    section = truth.attrs.get("section_m", (float(x[0]), float(x[-1])))
+    x_mid = 0.5 * (section[0] + section[1])
+    edges = np.geomspace(p.speed_min_kmh * KMH, p.speed_max_kmh * KMH,
+                         int(np.ceil(np.log(p.speed_max_kmh / p.speed_min_kmh) / np.log(p.band_ratio))) + 1)
+    cache: dict = {}
+
+    def band_of(v, d):
+        k = int(np.clip(np.searchsorted(edges, v) - 1, 0, len(edges) - 2))
+        if (k, d) not in cache:
+            cache[(k, d)] = _band_image(z, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
+        return cache[(k, d)]
+
+    cols = np.flatnonzero(valid)
+
+    def stat(t_mid, v, d, t_in=None, t_out=None, path=None):
+        b = band_of(v, d)
+        tc = t_mid + d * (xb[cols] - x_mid) / v
+        if path is not None:
+            # the simulator's own track of the load centre (stop-and-go, turning): time it passes each channel
+            tp, xp = (np.asarray(a, dtype=float) for a in path)
+            xp = xp if d > 0 else -xp
+            xp = np.maximum.accumulate(xp)
+            inside = (d * xb[cols] >= xp.min()) & (d * xb[cols] <= xp.max())
+            tc = np.where(inside, np.interp(d * xb[cols], xp, tp), np.nan)
+        elif t_in is not None and np.isfinite(t_in) and np.isfinite(t_out):
+            # the true track bends where the vehicle brakes or accelerates: a parabola through entry, middle, exit
+            xe = np.array([section[0], x_mid, section[1]]) - x_mid
+            te = np.array([t_in, t_mid, t_out]) if d > 0 else np.array([t_out, t_mid, t_in])
+            if np.all(np.diff(te) * d > 0):
+                tc = np.polyval(np.polyfit(xe, te, 2), xb[cols] - x_mid)
+        w = max(0.3, 5.0 / v)
+        offs = np.arange(-w, w + 1e-9, b.dt)
+        rows = np.round((np.nan_to_num(tc, nan=-1e9)[:, None] + offs[None, :] - b.t[0]) / b.dt).astype(int)
+        inside = (rows >= 0) & (rows < len(b.t))
+        if inside.all(axis=1).mean() < 0.3:
+            return np.nan
+        vals = np.where(inside, b.env[np.clip(rows, 0, len(b.t) - 1), cols[:, None]], np.nan)
+        # median over channels: a random track crossing another vehicle gains on a few channels only
+        return float(np.nanmedian(np.nanmax(vals, axis=1)) / b.sigma)
+
+    def secs(df):
+        return (df["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) - t0_ns) / 1e9
+
+    outside = truth.attrs.get("outside_record")
+    every = [truth] + ([outside] if outside is not None and len(outside) else [])
+    t_all = np.concatenate([secs(df) for df in every])
+    d_all = np.concatenate([df["direction"].to_numpy() for df in every])
+    v_true = truth["speed_kmh"].to_numpy(dtype=float) * KMH
+    ends = {}
+    for c in ("t_enter", "t_exit"):
+        ends[c] = secs(truth.rename(columns={c: "time", "time": "_t"})) if c in truth.columns else np.full(len(truth), np.nan)
+    # vehicles that enter or leave by a side street do not cover the section: their track is the straight line
+    turning = truth["turning"].to_numpy(dtype=bool) if "turning" in truth.columns else np.zeros(len(truth), bool)
+    ends["t_enter"] = np.where(turning, np.nan, ends["t_enter"])
+    paths = truth.attrs.get("tracks")
+    paths = paths if paths is not None and len(paths) == len(truth) else [None] * len(truth)
+    sig = np.array([stat(tm, v, int(d), a, b, path) for tm, v, d, a, b, path in
+                    zip(secs(truth), v_true, truth["direction"].to_numpy(), ends["t_enter"], ends["t_exit"], paths)])
+    rng = np.random.default_rng(seed)
+    null = []
+    tries = 0
+    crossing = abs(section[1] - section[0]) / max(float(v_true.min()) if len(v_true) else 10.0, 1.0)
+    while len(null) < n_null and tries < 50 * n_null and len(v_true):
+        tries += 1
+        d = int(rng.choice([-1, 1]))
+        v = float(rng.choice(v_true)) * float(rng.uniform(0.9, 1.1))
+        tm = float(rng.uniform(t[0] + 0.5 * crossing, t[-1] - 0.5 * crossing))
+        same = d_all == d
+        if same.any() and np.min(np.abs(t_all[same] - tm)) < min_gap_s:
+            continue
+        s = stat(tm, v, d)
+        if np.isfinite(s):
+            null.append(s)
+    null = np.asarray(null)
+    ok = np.isfinite(sig)
+    if len(null) < 20 or not ok.any():
+        return {"n_true": int(len(truth)), "detectable": float("nan"), "auc": float("nan"), "n_detectable": 0,
+                "n_scored": 0,
+                "per_vehicle": sig, "n_null": int(len(null))}
+    thr = np.quantile(null, 1.0 - false_alarm)
+    med, spread = np.median(null), np.std(null) + 1e-12
+    return {
+        "n_true": int(len(truth)),
+        "detectable": float(np.mean(sig[ok] > thr)),
+        "n_detectable": int(np.sum(sig[ok] > thr)), "n_scored": int(ok.sum()),
+        "auc": float(np.mean(sig[ok][:, None] > null[None, :])),
+        "per_vehicle": (sig - med) / spread,
+        "n_null": int(len(null)),
+    }

@@ -25,8 +25,25 @@ far to the side of the wheel path it changes sign altogether. Integrated along a
 plane-strain solution (:func:`flamant_strain_xx`; a test checks this). Every wheel of every axle (two per axle,
 ``track_m`` apart) is such a load; a tram wheel's load is spread by the rail over neighbouring sleepers
 (beam on elastic foundation, Hetényi 1946: :math:`w(x) \\propto e^{-\\beta|x|}(\\cos\\beta x+\\sin\\beta|x|)`).
-The stiffness is an *equivalent* half-space modulus of pavement and ground (Odemark's equivalent thickness
-idea), drawn per scene.
+
+**Pavement (Odemark).** The fibre lies in the ground *below* a pavement (asphalt over an unbound granular base),
+in a conduit 0.6-1.5 m deep. The stiff layers above it spread the wheel load; Odemark's method of equivalent
+thickness (Odemark 1949; Ullidtz, *Pavement Analysis*, 1987) replaces each layer ``i`` above the fibre by a
+layer of the fibre's own medium of thickness :math:`h_e = 0.9\\,h_i (E_i/E_f)^{1/3}`, so the strain at the
+fibre is Boussinesq's in a half-space of the medium around the fibre (modulus :math:`E_f`, the subgrade, or the
+base if the fibre lies in it) at the *equivalent depth* :func:`odemark_depth`. The ranges drawn per scene are
+the textbook ones: asphalt 1-10 GPa (Austroads 2004 design moduli: 11.5 GPa at 10 °C, 3.5 GPa at 25 °C,
+0.62 GPa at 40 °C), granular base 150-500 MPa (Austroads 2004: 250-500 MPa; "Typical values of Young's elastic
+modulus for pavement materials" (Huang, *Pavement Analysis and Design*): crushed stone base 140-550 MPa),
+subgrade 30-250 MPa (same table: clayey 21-83, silty 34-138, sandy/gravelly 69-414 MPa; SAPEM 2014 ch. 10
+table 51: 50-130 MPa recommended for subgrades). The ground's shear modulus implied by the simulated Rayleigh
+wave speed (140-320 m/s: 40-150 MPa, E = 100-420 MPa) bounds these from above, as the small-strain (seismic)
+modulus exceeds the resilient one.
+
+*Audit (issue 11, das3).* An earlier version drew a single "equivalent half-space" modulus of 0.8-4 GPa at the
+true fibre depth: an asphalt modulus down to 1.5 m. That is 10-40 times the modulus implied by the simulator's
+own Rayleigh wave speed and made a car's strain at the fibre about ten times too small (1-2e-8 instead of
+1-4e-7 right above the fibre; ``benchmarks/das_oracle.py`` gives the before/after detectability).
 
 **Ground vibration (Rayleigh waves).** Each vehicle's dynamic wheel force (body bounce ~1-3 Hz, wheel hop
 ~8-16 Hz, rail roughness 25-60 Hz for trams) radiates Rayleigh waves at the ground's wave speed :math:`c_R`. In
@@ -44,9 +61,16 @@ platoons keep headways >= 1.2 s; urban scenes may have a signal in the section (
 streets where vehicles enter or leave mid-section (their wheel path turns away laterally, so their strain fades
 physically).
 
-**Fibre and interrogator.** A spatially correlated coupling factor (0.4-1.6) scales everything a channel
-senses; dead, saturated (clipped) and NaN channels; white instrument noise, power-law coloured noise correlated
-along the fibre, and common-mode bursts (laser phase noise). Output is strain rate (1/s), float32.
+**Fibre and interrogator.** A spatially correlated coupling factor (strain transfer from ground to fibre,
+0.3-1.0) scales everything a channel senses: a passive cable cannot stretch more than the ground around it, and
+loosely coupled cables transfer 0.13-0.53 of the rock strain (Forbriger et al. 2024, arXiv 2408.01151, by a
+strainmeter array); a buried cable is better coupled. (An earlier version drew 0.4-1.6.) Dead, saturated
+(clipped) and NaN channels; white instrument noise, power-law coloured noise correlated along the fibre, and
+common-mode bursts (laser phase noise). The white strain-rate noise, 2e-7 to 1.2e-6 1/s per sample at 625-1000 Hz
+(9e-9 to 7e-8 (1/s)/sqrt(Hz), i.e. 1.4-11 nanostrain/sqrt(Hz) at 1 Hz), spans one to seven times the high-frequency
+floor of a real ASN OptoDAS record with a 10 m gauge (``das/optodas_fixture`` in the shared data: 1e-8
+(1/s)/sqrt(Hz) at 100-200 Hz); the quiet end of real field fibres, the noisy end of long telecom links. Output is
+strain rate (1/s), float32.
 
 :func:`halfspace_scene` draws every parameter at random per seed for a ``"highway"`` or ``"urban"`` site (same
 channel spacings and rates as the other simulator's highway and urban scenes); :func:`halfspace_traffic` takes
@@ -66,6 +90,7 @@ from ..errors import InvalidInputError
 __all__ = [
     "ZOO",
     "boussinesq_strain_xx",
+    "odemark_depth",
     "boussinesq_ux",
     "flamant_strain_xx",
     "halfspace_scene",
@@ -108,6 +133,28 @@ def boussinesq_strain_xx(x, y, z, load_n, shear_modulus_pa: float, poisson: floa
     t1 = z / r**3 - 3 * x * x * z / r**5
     t2 = 1.0 / (r * (r + z)) - x * x * (2 * r + z) / (r**3 * (r + z) ** 2)
     return load_n / (4 * np.pi * shear_modulus_pa) * (t1 - (1 - 2 * poisson) * t2)
+
+
+def odemark_depth(depth_m: float, pavement, ground_pa: float, *, factor: float = 0.9) -> tuple[float, float]:
+    """Equivalent depth (m) and modulus (Pa) of the medium around a fibre at ``depth_m`` below a pavement.
+
+    ``pavement`` lists the layers from the top as ``(thickness_m, young_pa)``; below them lies the ground of
+    modulus ``ground_pa``. Each layer above the fibre becomes ``factor * h * (E / E_fibre) ** (1/3)`` of the
+    fibre's own medium (Odemark 1949; Ullidtz 1987 recommends 0.9), the layer holding the fibre counts with its
+    true thickness down to the fibre. Returns ``(equivalent_depth_m, fibre_medium_pa)``.
+    """
+    layers = [(float(h), float(e)) for h, e in pavement]
+    top, medium, above = 0.0, float(ground_pa), []
+    for h, e in layers:
+        if depth_m < top + h:  # the fibre lies inside this layer
+            medium = e
+            break
+        above.append((h, e))
+        top += h
+    z = depth_m - top
+    for h, e in above:
+        z += factor * h * (e / medium) ** (1.0 / 3.0)
+    return float(z), float(medium)
 
 
 def flamant_strain_xx(x, z, load_n_per_m, young_pa: float, poisson: float):
@@ -264,11 +311,12 @@ def random_parameters(site: str, seed: int) -> dict[str, Any]:
     common = dict(
         depth_m=float(rng.uniform(0.6, 1.5)),
         poisson=float(rng.uniform(0.25, 0.4)),
-        young_pa=float(np.exp(rng.uniform(np.log(0.8e9), np.log(4e9)))),
+        # the ground below the pavement (subgrade): see the module docstring for the sources of every range
+        young_pa=float(np.exp(rng.uniform(np.log(30e6), np.log(250e6)))),
         rayleigh_speed_ms=float(rng.uniform(140.0, 320.0)),
         quality_factor=float(rng.uniform(12.0, 40.0)),
         soil_shear_modulus_pa=float(np.exp(rng.uniform(np.log(4e7), np.log(1.5e8)))),
-        coupling_range=(0.4, 1.6),
+        coupling_range=(0.3, 1.0),
         coupling_corr_m=float(rng.uniform(4.0, 30.0)),
         white_noise=float(np.exp(rng.uniform(np.log(2e-7), np.log(1.2e-6)))),
         coloured_noise=float(np.exp(rng.uniform(np.log(1e-8), np.log(5e-8)))),
@@ -286,6 +334,7 @@ def random_parameters(site: str, seed: int) -> dict[str, Any]:
     if site == "highway":
         common.update(
             fs_hz=1000.0, dx_m=1.0, gauge_length_m=float(rng.choice([2.0, 4.0, 8.0])),
+            pavement=_pavement(seed, asphalt_m=(0.15, 0.30), base_m=(0.2, 0.45)),
             n_channels=int(rng.integers(250, 401)), duration_s=90.0,
             lanes=((1, 1.75), (1, 5.25), (-1, -1.75), (-1, -5.25)),
             fibre_y_m=float(rng.uniform(-3.0, 3.0)),
@@ -297,6 +346,7 @@ def random_parameters(site: str, seed: int) -> dict[str, Any]:
     else:
         common.update(
             fs_hz=625.0, dx_m=5.0, gauge_length_m=float(rng.choice([5.0, 10.0])),
+            pavement=_pavement(seed, asphalt_m=(0.06, 0.18), base_m=(0.15, 0.35)),
             n_channels=int(rng.integers(40, 81)), duration_s=180.0,
             lanes=((1, 1.75), (-1, -1.75)),
             fibre_y_m=float(rng.uniform(-4.5, 4.5)),
@@ -308,6 +358,15 @@ def random_parameters(site: str, seed: int) -> dict[str, Any]:
             tram=bool(rng.random() < 0.5),
         )
     return common
+
+
+def _pavement(seed: int, *, asphalt_m, base_m):
+    """Asphalt over an unbound granular base, (thickness m, modulus Pa) from the top (ranges: module docstring).
+
+    Drawn from a generator of its own so that adding the pavement left every other scene draw as it was."""
+    r = np.random.default_rng([seed, 7919, 2])
+    return ((float(r.uniform(*asphalt_m)), float(np.exp(r.uniform(np.log(1e9), np.log(10e9))))),
+            (float(r.uniform(*base_m)), float(np.exp(r.uniform(np.log(150e6), np.log(500e6))))))
 
 
 def halfspace_scene(site: str, seed: int, **overrides):
@@ -336,6 +395,7 @@ def halfspace_traffic(
     fibre_y_m: float,
     depth_m: float,
     young_pa: float,
+    pavement=(),
     poisson: float,
     rayleigh_speed_ms: float,
     quality_factor: float,
@@ -348,7 +408,7 @@ def halfspace_traffic(
     signal: bool = False,
     side_streets: bool = False,
     tram: bool = False,
-    coupling_range: tuple[float, float] = (0.4, 1.6),
+    coupling_range: tuple[float, float] = (0.3, 1.0),
     coupling_corr_m: float = 10.0,
     white_noise: float = 5e-7,
     coloured_noise: float = 3e-8,
@@ -368,8 +428,9 @@ def halfspace_traffic(
     """Make a half-space DAS traffic record (strain rate, 1/s) and its truth table (see the module docstring).
 
     Parameters are physical: ``depth_m`` and ``fibre_y_m`` place the fibre (below the surface; across the road,
-    lanes at ``lanes = ((direction, y_m), ...)``); ``young_pa``/``poisson`` the equivalent half-space under the
-    wheels; ``rayleigh_speed_ms``, ``quality_factor`` and ``soil_shear_modulus_pa`` the ground that carries
+    lanes at ``lanes = ((direction, y_m), ...)``); ``young_pa``/``poisson`` the ground below the pavement
+    (``pavement``: layers ``(thickness_m, young_pa)`` from the top, empty for bare ground; the strain at the fibre is
+    Boussinesq's at Odemark's equivalent depth, :func:`odemark_depth`); ``rayleigh_speed_ms``, ``quality_factor`` and ``soil_shear_modulus_pa`` the ground that carries
     vibration; ``mix`` the share of each :data:`ZOO` member (``tram=True`` adds a tram line in the middle).
     ``vehicles`` (optional DataFrame with ``time_s`` (arrival at mid-section at the desired speed),
     ``speed_kmh``, ``direction``, ``kind``) replaces the random schedule. ``seed`` fixes every random draw.
@@ -384,8 +445,9 @@ def halfspace_traffic(
     x = dx_m * np.arange(n_channels, dtype=float)
     length = float(x[-1])
     x_mid = 0.5 * length
-    shear = young_pa / (2 * (1 + poisson))
-    reach = 25.0 + 3 * depth_m  # quasi-static strain beyond this is < 1e-3 of its peak
+    depth_eq, medium_pa = odemark_depth(depth_m, pavement, young_pa)
+    shear = medium_pa / (2 * (1 + poisson))
+    reach = 25.0 + 3 * depth_eq  # quasi-static strain beyond this is < 1e-3 of its peak
     vib_reach = 90.0
 
     # ---- traffic ---------------------------------------------------------------------------------
@@ -491,7 +553,11 @@ def halfspace_traffic(
             pass
         v_in = np.interp(s_cov0 + 5.0, sc_ok, np.gradient(sc_ok, tt))
         v_out = np.interp(s_cov1 - 5.0, sc_ok, np.gradient(sc_ok, tt))
+        # the load centre's path along the fibre (s after the record start, m), every 0.5 s: the true track
+        step = max(1, int(round(0.5 / (t_grid[1] - t_grid[0]))))
+        x_path = sc_ok if v.direction > 0 else length - sc_ok
         rows.append({
+            "track_xt": (tt[::step].astype(np.float32), x_path[::step].astype(np.float32)),
             "time_s": t_mid, "speed_kmh": v_mid / KMH, "direction": v.direction, "vehicle_class": v.label,
             "kind": v.kind, "t_enter_s": t_in, "t_exit_s": t_out,
             "speed_change": float((v_out - v_in) / max(v_mid, 0.1)),
@@ -516,6 +582,7 @@ def halfspace_traffic(
         it = tqdm(render, desc="half-space vehicles")
     for v in it:
         _render_vehicle(signal_gen, v, t_grid=t_grid, t_gen=t_gen, x=x, fibre_y=fibre_y_m, depth=depth_m,
+                        depth_eq=depth_eq,
                         gauge=gauge_length_m, shear=shear, poisson=poisson, reach=reach, vib_reach=vib_reach,
                         c_r=rayleigh_speed_ms, q=quality_factor, g_soil=soil_shear_modulus_pa, rng=rng,
                         fs_gen=fs_gen, length=length)
@@ -557,13 +624,17 @@ def halfspace_traffic(
             "dead_channels_m": x[dead].tolist(), "saturated_channels_m": x[sat].tolist(),
             "nan_channels_m": x[nan].tolist(), "coupling": coupling.astype(float).tolist(), "gaps": "[]",
             "fibre_depth_m": float(depth_m), "fibre_offset_m": float(fibre_y_m),
+            "equivalent_depth_m": float(depth_eq), "fibre_medium_pa": float(medium_pa),
         },
     )
     truth = _truth(rows, t0)
     keep = truth["complete"].to_numpy(dtype=bool) if len(truth) else np.zeros(0, dtype=bool)
+    tracks = list(truth.pop("track_xt")) if "track_xt" in truth.columns else []
     partial = truth[~keep].reset_index(drop=True)
     truth = truth[keep].reset_index(drop=True)
     truth["vehicle_id"] = np.arange(len(truth))
+    #: per truth row, the true track ``(t_s, x_m)`` of the load centre (for oracle scoring; not a column)
+    truth.attrs["tracks"] = [tr for tr, k in zip(tracks, keep) if k]
     truth.attrs["section_m"] = (0.0, length)
     truth.attrs["outside_record"] = partial  # vehicles only partly recorded: not counted either way
     return da, truth
@@ -589,7 +660,7 @@ def _truth(rows, t0):
     df["t_enter"] = ts(df["t_enter_s"])
     df["t_exit"] = ts(df["t_exit_s"])
     df["vehicle_id"] = np.arange(len(df))
-    return df[cols]
+    return df[cols + (["track_xt"] if "track_xt" in df.columns else [])]
 
 
 def _coupling(rng, n, dx, corr_m, rng_range):
@@ -634,7 +705,8 @@ def _axle_kernel(lat_m, track_m, rail, *, depth, gauge, shear, poisson, u):
     return k
 
 
-def _render_vehicle(out, v: _Veh, *, t_grid, t_gen, x, fibre_y, depth, gauge, shear, poisson, reach, vib_reach,
+def _render_vehicle(out, v: _Veh, *, t_grid, t_gen, x, fibre_y, depth, depth_eq, gauge, shear, poisson, reach,
+                    vib_reach,
                     c_r, q, g_soil, rng, fs_gen, length):
     """Add one vehicle's strain rate (quasi-static + Rayleigh) to ``out`` (time at fs_gen, channel)."""
     ok = np.isfinite(v.s_traj)
@@ -674,7 +746,7 @@ def _render_vehicle(out, v: _Veh, *, t_grid, t_gen, x, fibre_y, depth, gauge, sh
         s_ax = s_front[:, None] - v.axles_m[None, :]
         along = s_ax if d > 0 else length - s_ax
         turning = v.s_enter is not None or v.s_leave is not None
-        base = _axle_kernel(v.lane_y - fibre_y, v.track_m, v.rail, depth=depth, gauge=gauge, shear=shear,
+        base = _axle_kernel(v.lane_y - fibre_y, v.track_m, v.rail, depth=depth_eq, gauge=gauge, shear=shear,
                             poisson=poisson, u=ug)
         for a in range(len(v.axles_m)):
             load_n = v.axle_kn[a] * 1e3
@@ -691,7 +763,7 @@ def _render_vehicle(out, v: _Veh, *, t_grid, t_gen, x, fibre_y, depth, gauge, sh
                 rows = np.round(lat, 0) == lat_v
                 if abs(lat_v - fibre_y) > reach:
                     continue
-                kern = _axle_kernel(lat_v - fibre_y, v.track_m, v.rail, depth=depth, gauge=gauge, shear=shear,
+                kern = _axle_kernel(lat_v - fibre_y, v.track_m, v.rail, depth=depth_eq, gauge=gauge, shear=shear,
                                     poisson=poisson, u=ug)
                 strain[rows] += load_n * np.interp(xs[None, :] - along[rows, a:a + 1], ug, kern, left=0.0,
                                                    right=0.0)

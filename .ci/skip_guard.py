@@ -64,14 +64,26 @@ def _location(report) -> str:
 
 def pytest_runtest_logreport(report):
     if report.skipped:
-        _SKIPS.append({"nodeid": report.nodeid, "when": report.when, "reason": _reason(report),
-                       "location": _location(report)})
+        _SKIPS.append(
+            {
+                "nodeid": report.nodeid,
+                "when": report.when,
+                "reason": _reason(report),
+                "location": _location(report),
+            }
+        )
 
 
 def pytest_collectreport(report):
     if report.skipped:
-        _SKIPS.append({"nodeid": report.nodeid, "when": "collect", "reason": _reason(report),
-                       "location": _location(report)})
+        _SKIPS.append(
+            {
+                "nodeid": report.nodeid,
+                "when": "collect",
+                "reason": _reason(report),
+                "location": _location(report),
+            }
+        )
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -81,8 +93,9 @@ def pytest_sessionfinish(session, exitstatus):
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"version": REPORT_VERSION, "exitstatus": int(exitstatus), "skips": _SKIPS},
-                              indent=1))
+    tmp.write_text(
+        json.dumps({"version": REPORT_VERSION, "exitstatus": int(exitstatus), "skips": _SKIPS}, indent=1)
+    )
     os.replace(tmp, path)  # a half-written report would read as "no skips"
 
 
@@ -130,7 +143,9 @@ def parse_allow_list(text: str) -> list[Entry]:
         parts = re.split(r"\s+\|(?:\s+|$)", body.strip(), maxsplit=1)
         nodeid, reason = parts[0].strip(), (parts[1].strip() if len(parts) == 2 else None)
         if not nodeid or reason == "":
-            raise AllowListError(f"line {number}: {line!r} needs a node-id pattern (and a reason after ' | ')")
+            raise AllowListError(
+                f"line {number}: {line!r} needs a node-id pattern (and a reason after ' | ')"
+            )
         entries.append(Entry(nodeid, reason, why.strip(), number))
     return entries
 
@@ -153,8 +168,11 @@ def check(report_path: str, allow_path: str) -> int:
         report = json.loads(Path(report_path).read_text())
         skips = report["skips"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"skip guard: cannot read the skip report {report_path} ({exc}); did pytest run with "
-              "`-p skip_guard --skip-report=...`?", file=sys.stderr)
+        print(
+            f"skip guard: cannot read the skip report {report_path} ({exc}); did pytest run with "
+            "`-p skip_guard --skip-report=...`?",
+            file=sys.stderr,
+        )
         return 2
     try:
         entries = parse_allow_list(Path(allow_path).read_text()) if Path(allow_path).exists() else []
@@ -169,12 +187,18 @@ def check(report_path: str, allow_path: str) -> int:
         else:
             print(f"skip guard: note: {allow_path} {entry} allowed no skip in this run")
     if unexpected:
-        print(f"skip guard: {len(unexpected)} skip(s) not on the allow-list {allow_path} — CI cannot pass by "
-              "skipping:", file=sys.stderr)
+        print(
+            f"skip guard: {len(unexpected)} skip(s) not on the allow-list {allow_path} — CI cannot pass by "
+            "skipping:",
+            file=sys.stderr,
+        )
         for skip in unexpected:
             print(f"  SKIPPED {skip['nodeid']}\n      reason: {skip['reason']}", file=sys.stderr)
-        print("Fix the cause (a missing dependency, data folder, browser or server is a broken CI machine), or, "
-              f"if the skip is legitimate, add `NODEID_PATTERN [| REASON]  # why` to {allow_path}.", file=sys.stderr)
+        print(
+            "Fix the cause (a missing dependency, data folder, browser or server is a broken CI machine), or, "
+            f"if the skip is legitimate, add `NODEID_PATTERN [| REASON]  # why` to {allow_path}.",
+            file=sys.stderr,
+        )
         return 1
     print(f"skip guard: {len(skips)} skip(s), {allowed} on the allow-list, 0 unexpected")
     return 0

@@ -80,10 +80,14 @@ def main(argv=None) -> int:
     size = sum(p.stat().st_size for p in files)
 
     load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-          "(figures are only meaningful on an idle machine)")
-    print(f"data: {len(files)} files of {len(names)} catalog entries, {size / 1e6:.1f} MB: {origin['mirror']} from "
-          f"the mirror ({where}), {origin['package']} embedded in the package")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+        "(figures are only meaningful on an idle machine)"
+    )
+    print(
+        f"data: {len(files)} files of {len(names)} catalog entries, {size / 1e6:.1f} MB: {origin['mirror']} from "
+        f"the mirror ({where}), {origin['package']} embedded in the package"
+    )
 
     def fetch_all() -> None:
         with warnings.catch_warnings():
@@ -100,7 +104,9 @@ def main(argv=None) -> int:
     print(f"plain hashlib.sha256 of the same files: {t_plain * 1e3:.1f} ms")
     print(f"catalog fetch of every entry, first time in the process: {t_first * 1e3:.1f} ms")
     print(f"catalog fetch of every entry, later: {t_later * 1e3:.2f} ms")
-    print(f"RATIO first / plain hashlib = {t_first / t_plain:.2f}   (1.0: verifying costs no more than hashing)")
+    print(
+        f"RATIO first / plain hashlib = {t_first / t_plain:.2f}   (1.0: verifying costs no more than hashing)"
+    )
     print(f"RATIO later / first = {t_later / t_first:.3f}   (hashes are reused per path, mtime and size)")
     return 0
 

@@ -140,7 +140,9 @@ def main() -> int:
     wall, ours = time.perf_counter() - start_wall, _cpu_s() - start_ours
     machine = _machine_busy_s()
     other = None if machine is None or start_machine is None else max(0.0, machine - start_machine - ours)
-    print(f"serial:      {best['serial']:7.1f} s  (run_notebook x {args.runs} in a loop; CPU {min(cpu['serial']):.1f} s)")
+    print(
+        f"serial:      {best['serial']:7.1f} s  (run_notebook x {args.runs} in a loop; CPU {min(cpu['serial']):.1f} s)"
+    )
     print(
         f"sweep:       {best['sweep']:7.1f} s  (sweep(); its LocalCluster of {args.workers} started and stopped "
         f"inside; CPU {min(cpu['sweep']):.1f} s)"

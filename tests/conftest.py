@@ -26,9 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 USER_MIRROR = os.environ.get("TERRALAB_DATA_MIRROR") or None
 # Absolute but with symlinks kept: the same path the mirror variable names (a CI checkout may reach
 # ../shared through a symlink), so paths the catalog returns compare equal to ``shared_data / ...``.
-SHARED_DATA = Path(os.path.abspath(os.path.expanduser(
-    os.environ.get("TERRALAB_SHARED_DATA") or USER_MIRROR or (ROOT.parent / "shared" / "data")
-)))
+SHARED_DATA = Path(
+    os.path.abspath(
+        os.path.expanduser(
+            os.environ.get("TERRALAB_SHARED_DATA") or USER_MIRROR or (ROOT.parent / "shared" / "data")
+        )
+    )
+)
 #: True when missing real data or a missing test dependency must fail the test instead of skipping it.
 REQUIRE_DATA = os.environ.get("TERRALAB_REQUIRE_DATA", "").strip().lower() in {"1", "true", "yes", "on"}
 

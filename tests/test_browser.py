@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TOY = Path(__file__).parent / "notebooks_sweep" / "sweep_toy.ipynb"
 SHOTS = ROOT / "reports"
 CHROMIUM = os.environ.get("TERRALAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = os.environ.get("TERRALAB_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMEDRIVER = (
+    os.environ.get("TERRALAB_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
+)
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -37,7 +39,6 @@ FLAGS = [
     "--no-first-run",
     "--window-size=1280,1400",
 ]
-
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,9 @@ def browser():
     try:
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     except WebDriverException as exc:
-        require(False, f"headless Chromium ({CHROMIUM}, driver {CHROMEDRIVER}) did not start: {exc.msg or exc}")
+        require(
+            False, f"headless Chromium ({CHROMIUM}, driver {CHROMEDRIVER}) did not start: {exc.msg or exc}"
+        )
     driver.set_page_load_timeout(30)
     try:
         yield driver

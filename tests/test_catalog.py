@@ -34,21 +34,43 @@ CONTENT = b"a,b\n1,2\n3,4\n"
 SHA = hashlib.sha256(CONTENT).hexdigest()
 
 FIXED_NAMES = [
-    "das_bridge_vehicle", "das_optodas_fixture",
-    "seismic_phasenet_ncedc_picks", "seismic_phasenet_ncedc_waveforms", "seismic_phasenet_weights",
-    "seismic_phasenet_reference_io", "seismic_ridgecrest_catalog_scsn", "seismic_ridgecrest_catalog_gamma",
+    "das_bridge_vehicle",
+    "das_optodas_fixture",
+    "seismic_phasenet_ncedc_picks",
+    "seismic_phasenet_ncedc_waveforms",
+    "seismic_phasenet_weights",
+    "seismic_phasenet_reference_io",
+    "seismic_ridgecrest_catalog_scsn",
+    "seismic_ridgecrest_catalog_gamma",
     "seismic_ridgecrest_stations",
-    "rice_aces_paro_image_tfrecord", "rice_aces_paro_points_training_tfrecord",
-    "rice_aces_paro_points_validation_tfrecord", "rice_aces_paro_points_testing_tfrecord",
-    "rice_aces_paro_geotiff", "rice_aces_paro_points_training", "rice_aces_paro_points_validation",
-    "rice_aces_paro_points_testing", "rice_aces_paro_preview", "rice_landsat_rgb",
-    "dengue_colombia_weekly_cases", "dengue_colombia_yearly_2015_2019", "dengue_colombia_top10_climate_cases",
-    "dengue_colombia_top10_sociodemographic", "dengue_colombia_temperature", "dengue_colombia_precipitation",
-    "dengue_dengai_features_train", "dengue_dengai_labels_train", "dengue_dengai_features_test",
-    "dengue_dengai_submission_format", "dengue_rio_cases",
+    "rice_aces_paro_image_tfrecord",
+    "rice_aces_paro_points_training_tfrecord",
+    "rice_aces_paro_points_validation_tfrecord",
+    "rice_aces_paro_points_testing_tfrecord",
+    "rice_aces_paro_geotiff",
+    "rice_aces_paro_points_training",
+    "rice_aces_paro_points_validation",
+    "rice_aces_paro_points_testing",
+    "rice_aces_paro_preview",
+    "rice_landsat_rgb",
+    "dengue_colombia_weekly_cases",
+    "dengue_colombia_yearly_2015_2019",
+    "dengue_colombia_top10_climate_cases",
+    "dengue_colombia_top10_sociodemographic",
+    "dengue_colombia_temperature",
+    "dengue_colombia_precipitation",
+    "dengue_dengai_features_train",
+    "dengue_dengai_labels_train",
+    "dengue_dengai_features_test",
+    "dengue_dengai_submission_format",
+    "dengue_rio_cases",
     *[f"dengue_rio_datasus_{y}" for y in range(2015, 2024)],
-    "dengue_s2_slovenia_reference_scenes", "dengue_s2_slovenia_eopatch", "dengue_s2_usa_b8a", "dengue_s2_usa_b11",
-    "dengue_s2_usa_b12", "dengue_s2_usa_preview",
+    "dengue_s2_slovenia_reference_scenes",
+    "dengue_s2_slovenia_eopatch",
+    "dengue_s2_usa_b8a",
+    "dengue_s2_usa_b11",
+    "dengue_s2_usa_b12",
+    "dengue_s2_usa_preview",
 ]
 
 
@@ -120,8 +142,15 @@ def _write_catalog(path: Path, datasets: dict) -> Path:
 
 
 def _table_entry(**extra) -> dict:
-    entry = {"kind": "file", "format": "csv", "path": "demo/table.csv", "url": URL, "sha256": SHA,
-             "license": "CC0-1.0", "description": "a tiny table"}
+    entry = {
+        "kind": "file",
+        "format": "csv",
+        "path": "demo/table.csv",
+        "url": URL,
+        "sha256": SHA,
+        "license": "CC0-1.0",
+        "description": "a tiny table",
+    }
     entry.update(extra)
     return entry
 
@@ -129,8 +158,9 @@ def _table_entry(**extra) -> dict:
 @pytest.fixture
 def tiny(tmp_path) -> catalog.Catalog:
     """A one-entry catalog (demo_table) without the workflows' fragments."""
-    return catalog.load_catalog(_write_catalog(tmp_path / "cat.yaml", {"demo_table": _table_entry()}),
-                                fragments=False)
+    return catalog.load_catalog(
+        _write_catalog(tmp_path / "cat.yaml", {"demo_table": _table_entry()}), fragments=False
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -156,19 +186,34 @@ def test_every_fixed_catalog_name_exists():
         ("datasets: [unclosed", "not valid YAML"),
         ("- just\n- a list\n", "top level"),
         ("datasets:\n  x: 3\n", "must be a mapping"),
-        ("datasets:\n  x: {kind: file, format: csv, path: a.csv, url: http://x, license: MIT, description: d}\n",
-         "sha256"),
+        (
+            "datasets:\n  x: {kind: file, format: csv, path: a.csv, url: http://x, license: MIT, description: d}\n",
+            "sha256",
+        ),
         ("datasets:\n  x: {format: csv, path: a.csv, sha256: null, license: MIT, description: d}\n", "kind"),
-        ("datasets:\n  x: {kind: file, format: csv, path: a.csv, sha256: null, url: http://x, license: MIT, "
-         "description: d}\n", "null only for kinds"),
-        ("datasets:\n  x: {kind: file, format: csv, path: a.csv, sha256: abc, url: http://x, license: MIT, "
-         "description: d}\n", "64 hex"),
-        ("datasets:\n  x: {kind: file, format: csv, path: a.csv, sha256: " + "a" * 64 + ", license: MIT, "
-         "description: d}\n", "url"),
+        (
+            "datasets:\n  x: {kind: file, format: csv, path: a.csv, sha256: null, url: http://x, license: MIT, "
+            "description: d}\n",
+            "null only for kinds",
+        ),
+        (
+            "datasets:\n  x: {kind: file, format: csv, path: a.csv, sha256: abc, url: http://x, license: MIT, "
+            "description: d}\n",
+            "64 hex",
+        ),
+        (
+            "datasets:\n  x: {kind: file, format: csv, path: a.csv, sha256: " + "a" * 64 + ", license: MIT, "
+            "description: d}\n",
+            "url",
+        ),
         ("datasets:\n  x: {kind: tape, description: d, license: MIT}\n", "kind 'tape'"),
         ("datasets:\n  x: {kind: synthetic, description: d, generator: nocolon}\n", "module:function"),
-        ("datasets:\n  x: {kind: file, format: csv, path: ../etc/passwd, sha256: " + "a" * 64 +
-         ", url: http://x, license: MIT, description: d}\n", "relative path"),
+        (
+            "datasets:\n  x: {kind: file, format: csv, path: ../etc/passwd, sha256: "
+            + "a" * 64
+            + ", url: http://x, license: MIT, description: d}\n",
+            "relative path",
+        ),
     ],
 )
 def test_malformed_catalog_raises_catalog_error_naming_the_problem(tmp_path, text, complaint):
@@ -198,11 +243,19 @@ def test_package_ships_the_same_catalog_as_the_repo_root():
 def test_fragment_entries_are_merged_and_the_main_file_wins(tmp_path, monkeypatch):
     frag = tmp_path / "wf" / "catalog_entries.yaml"
     frag.parent.mkdir()
-    frag.write_text(yaml.safe_dump({
-        "demo_table": _table_entry(description="from the fragment"),
-        "wf_ramp": {"kind": "synthetic", "generator": "fractions:Fraction", "params": {"numerator": 1},
-                    "description": "a fragment-only entry"},
-    }))
+    frag.write_text(
+        yaml.safe_dump(
+            {
+                "demo_table": _table_entry(description="from the fragment"),
+                "wf_ramp": {
+                    "kind": "synthetic",
+                    "generator": "fractions:Fraction",
+                    "params": {"numerator": 1},
+                    "description": "a fragment-only entry",
+                },
+            }
+        )
+    )
     monkeypatch.setattr(catalog, "_fragment_paths", lambda: [frag])
     cat = catalog.load_catalog(_write_catalog(tmp_path / "main.yaml", {"demo_table": _table_entry()}))
     assert cat.get("demo_table").description == "a tiny table"
@@ -270,8 +323,9 @@ def test_download_lands_in_cache_then_serves_from_cache(tiny, cache, no_mirror, 
     assert requested == [URL]
 
 
-def test_download_with_wrong_bytes_raises_checksum_error_and_keeps_nothing(tiny, cache, no_mirror, fake_http,
-                                                                           waits):
+def test_download_with_wrong_bytes_raises_checksum_error_and_keeps_nothing(
+    tiny, cache, no_mirror, fake_http, waits
+):
     fake_http[0][URL] = b"something else\n"
     with pytest.raises(ChecksumError) as err:
         tiny.fetch("demo_table", progress=False)
@@ -288,8 +342,9 @@ def _http_error(status: int):
     return requests.exceptions.HTTPError(f"{status} Error for url: {URL}", response=response)
 
 
-def test_download_rides_out_passing_failures_with_a_doubling_back_off(tiny, cache, no_mirror, fake_http,
-                                                                      http_failures, waits):
+def test_download_rides_out_passing_failures_with_a_doubling_back_off(
+    tiny, cache, no_mirror, fake_http, http_failures, waits
+):
     import requests
 
     served, requested = fake_http
@@ -301,8 +356,9 @@ def test_download_rides_out_passing_failures_with_a_doubling_back_off(tiny, cach
     assert waits == [catalog.RETRY_BACKOFF_S, 2 * catalog.RETRY_BACKOFF_S]
 
 
-def test_download_gives_up_after_its_tries_with_the_clear_not_available_error(tiny, cache, no_mirror, fake_http,
-                                                                              waits):
+def test_download_gives_up_after_its_tries_with_the_clear_not_available_error(
+    tiny, cache, no_mirror, fake_http, waits
+):
     with pytest.raises(DataNotAvailableError) as err:
         tiny.fetch("demo_table", progress=False)
     assert fake_http[1] == [URL] * catalog.DOWNLOAD_ATTEMPTS == [URL] * 3
@@ -313,8 +369,9 @@ def test_download_gives_up_after_its_tries_with_the_clear_not_available_error(ti
 
 
 @pytest.mark.parametrize("status", [404, 403])
-def test_download_of_a_missing_or_forbidden_file_is_not_retried(tiny, cache, no_mirror, fake_http,
-                                                                http_failures, waits, status):
+def test_download_of_a_missing_or_forbidden_file_is_not_retried(
+    tiny, cache, no_mirror, fake_http, http_failures, waits, status
+):
     http_failures[URL] = [_http_error(status)]
     fake_http[0][URL] = CONTENT  # would be served on a second request, which must not happen
     with pytest.raises(DataNotAvailableError, match=f"{status} Error"):
@@ -322,7 +379,9 @@ def test_download_of_a_missing_or_forbidden_file_is_not_retried(tiny, cache, no_
     assert fake_http[1] == [URL] and waits == []
 
 
-def test_a_mirror_folder_that_does_not_exist_is_named_as_the_cause(tiny, tmp_path, monkeypatch, cache, fake_http):
+def test_a_mirror_folder_that_does_not_exist_is_named_as_the_cause(
+    tiny, tmp_path, monkeypatch, cache, fake_http
+):
     nope = tmp_path / "nope"
     monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(nope))
     with pytest.raises(DataNotAvailableError) as err:
@@ -334,7 +393,9 @@ def test_a_mirror_folder_that_does_not_exist_is_named_as_the_cause(tiny, tmp_pat
     assert f"mirror {nope / 'demo' / 'table.csv'} (the mirror folder {nope} does not exist)" in msg
 
 
-def test_describe_names_a_missing_mirror_folder_when_the_file_is_not_found(tiny, tmp_path, monkeypatch, cache):
+def test_describe_names_a_missing_mirror_folder_when_the_file_is_not_found(
+    tiny, tmp_path, monkeypatch, cache
+):
     monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(tmp_path / "nope"))
     text = tiny.describe("demo_table")
     assert "available:   download needed" in text
@@ -348,22 +409,36 @@ def test_a_mirror_path_that_is_a_file_is_named_as_the_cause(tmp_path, monkeypatc
     not_a_folder = tmp_path / "mirror.txt"
     not_a_folder.write_text("oops")
     monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(not_a_folder))
-    with pytest.raises(DataNotAvailableError, match=r"^TERRALAB_DATA_MIRROR is set to .*mirror\.txt, which is not a "
-                                                    r"folder"):
+    with pytest.raises(
+        DataNotAvailableError,
+        match=r"^TERRALAB_DATA_MIRROR is set to .*mirror\.txt, which is not a "
+        r"folder",
+    ):
         cat.fetch("d")
 
 
 def test_a_missing_mirror_folder_is_named_for_multi_file_entries_too(tmp_path, monkeypatch, cache):
-    entry = {"kind": "file", "format": "text", "path": "demo/dir", "license": "MIT", "description": "derived",
-             "derived": True, "files": [{"path": "one.txt", "sha256": SHA}]}
+    entry = {
+        "kind": "file",
+        "format": "text",
+        "path": "demo/dir",
+        "license": "MIT",
+        "description": "derived",
+        "derived": True,
+        "files": [{"path": "one.txt", "sha256": SHA}],
+    }
     cat = catalog.load_catalog(_write_catalog(tmp_path / "c.yaml", {"pair": entry}), fragments=False)
     monkeypatch.setenv("TERRALAB_DATA_MIRROR", "/nope/terralab-mirror")
     with pytest.raises(DataNotAvailableError) as err:
         cat.fetch("pair")
-    assert str(err.value).startswith("TERRALAB_DATA_MIRROR is set to /nope/terralab-mirror, which does not exist")
+    assert str(err.value).startswith(
+        "TERRALAB_DATA_MIRROR is set to /nope/terralab-mirror, which does not exist"
+    )
 
 
-def test_no_network_and_no_mirror_copy_names_url_and_mirror_path(tiny, tmp_path, monkeypatch, cache, fake_http):
+def test_no_network_and_no_mirror_copy_names_url_and_mirror_path(
+    tiny, tmp_path, monkeypatch, cache, fake_http
+):
     mirror = tmp_path / "empty_mirror"
     mirror.mkdir()
     monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(mirror))
@@ -395,20 +470,39 @@ def test_package_data_is_searched_before_the_mirror(tmp_path, monkeypatch, cache
     (pkg / "wf" / "table.csv").write_bytes(CONTENT)
     monkeypatch.setattr(catalog, "PACKAGE_DATA", pkg)
     monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(tmp_path / "nowhere"))
-    entry = {"kind": "package", "format": "csv", "package_path": "wf/table.csv", "sha256": SHA,
-             "license": "MIT", "description": "embedded sample"}
+    entry = {
+        "kind": "package",
+        "format": "csv",
+        "package_path": "wf/table.csv",
+        "sha256": SHA,
+        "license": "MIT",
+        "description": "embedded sample",
+    }
     cat = catalog.load_catalog(_write_catalog(tmp_path / "c.yaml", {"sample": entry}), fragments=False)
     assert cat.fetch("sample") == pkg / "wf" / "table.csv"
     assert cat.table().set_index("name").loc["sample", "location"] == "package"
 
 
-def test_multi_file_entry_is_assembled_in_cache_from_mirror_and_download(tmp_path, monkeypatch, cache, fake_http):
+def test_multi_file_entry_is_assembled_in_cache_from_mirror_and_download(
+    tmp_path, monkeypatch, cache, fake_http
+):
     one, two = b"first\n", b"second\n"
     url_two = URL.replace("table.csv", "two.txt")
-    entry = {"kind": "file", "format": "text", "path": "demo/dir", "license": "MIT", "description": "two files",
-             "files": [{"path": "one.txt", "url": URL.replace("table.csv", "one.txt"),
-                        "sha256": hashlib.sha256(one).hexdigest()},
-                       {"path": "sub/two.txt", "url": url_two, "sha256": hashlib.sha256(two).hexdigest()}]}
+    entry = {
+        "kind": "file",
+        "format": "text",
+        "path": "demo/dir",
+        "license": "MIT",
+        "description": "two files",
+        "files": [
+            {
+                "path": "one.txt",
+                "url": URL.replace("table.csv", "one.txt"),
+                "sha256": hashlib.sha256(one).hexdigest(),
+            },
+            {"path": "sub/two.txt", "url": url_two, "sha256": hashlib.sha256(two).hexdigest()},
+        ],
+    }
     cat = catalog.load_catalog(_write_catalog(tmp_path / "c.yaml", {"pair": entry}), fragments=False)
     mirror = tmp_path / "mirror"
     (mirror / "demo" / "dir").mkdir(parents=True)
@@ -429,9 +523,15 @@ def test_hf_entry_without_sha256_is_used_with_a_warning(tmp_path, monkeypatch, c
     (mirror / "ceed").mkdir(parents=True)
     (mirror / "ceed" / "2023.h5").write_bytes(b"\x89HDF")
     monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(mirror))
-    entry = {"kind": "hf", "format": "ceed-hdf5", "path": "ceed/2023.h5", "sha256": None, "license": "MIT",
-             "url": "https://huggingface.co/datasets/AI4EPS/quakeflow_nc/resolve/main/waveform_h5/2023.h5",
-             "description": "CEED year"}
+    entry = {
+        "kind": "hf",
+        "format": "ceed-hdf5",
+        "path": "ceed/2023.h5",
+        "sha256": None,
+        "license": "MIT",
+        "url": "https://huggingface.co/datasets/AI4EPS/quakeflow_nc/resolve/main/waveform_h5/2023.h5",
+        "description": "CEED year",
+    }
     cat = catalog.load_catalog(_write_catalog(tmp_path / "c.yaml", {"ceed": entry}), fragments=False)
     with pytest.warns(catalog.UnverifiedDataWarning, match="unverified"):
         assert cat.fetch("ceed") == mirror / "ceed" / "2023.h5"
@@ -447,10 +547,19 @@ def make_ramp(n: int, step: float = 1.0) -> list[float]:
 
 def test_synthetic_entry_calls_its_generator_with_params_and_overrides(tmp_path):
     entries = {
-        "ramp": {"kind": "synthetic", "generator": f"{__name__}:make_ramp", "params": {"n": 4, "step": 0.5},
-                 "description": "a ramp", "license": "MIT"},
-        "frac": {"kind": "synthetic", "generator": "fractions:Fraction",
-                 "params": {"numerator": 3, "denominator": 4}, "description": "stdlib generator"},
+        "ramp": {
+            "kind": "synthetic",
+            "generator": f"{__name__}:make_ramp",
+            "params": {"n": 4, "step": 0.5},
+            "description": "a ramp",
+            "license": "MIT",
+        },
+        "frac": {
+            "kind": "synthetic",
+            "generator": "fractions:Fraction",
+            "params": {"numerator": 3, "denominator": 4},
+            "description": "stdlib generator",
+        },
     }
     cat = catalog.load_catalog(_write_catalog(tmp_path / "c.yaml", entries), fragments=False)
     assert cat.open("ramp") == [0.0, 0.5, 1.0, 1.5]
@@ -482,7 +591,11 @@ def test_earth_engine_entry_is_handed_to_terralab_earthengine_when_credentials_e
     fake = types.ModuleType("terralab.earthengine")
     fake.open_catalog_entry = lambda entry, **kw: ("handed off", entry.asset, kw)
     monkeypatch.setitem(sys.modules, "terralab.earthengine", fake)
-    assert catalog.open("ee_nasadem", region="paro") == ("handed off", "NASA/NASADEM_HGT/001", {"region": "paro"})
+    assert catalog.open("ee_nasadem", region="paro") == (
+        "handed off",
+        "NASA/NASADEM_HGT/001",
+        {"region": "paro"},
+    )
 
 
 def test_stac_entry_needs_the_cloud_extra_or_the_network():
@@ -533,8 +646,10 @@ def test_stac_search_is_retried_after_passing_failures(fake_stac, waits):
     calls, failures = fake_stac
     failures += [requests.exceptions.ConnectTimeout("timed out"), ConnectionResetError("reset by peer")]
     items = catalog.open("stac_earth_search_sentinel2_l2a", bbox=[89.3, 27.3, 89.5, 27.5], datetime="2021-07")
-    assert items == ("items", {"collections": ["sentinel-2-l2a"], "bbox": [89.3, 27.3, 89.5, 27.5],
-                               "datetime": "2021-07"})
+    assert items == (
+        "items",
+        {"collections": ["sentinel-2-l2a"], "bbox": [89.3, 27.3, 89.5, 27.5], "datetime": "2021-07"},
+    )
     assert [c[0] for c in calls] == ["open", "open", "open", "search"]
     assert waits == [1.0, 2.0]
 
@@ -544,7 +659,9 @@ def test_stac_search_gives_up_after_its_tries_with_a_clear_error(fake_stac, wait
     failures += [OSError("network is unreachable")] * 5
     with pytest.raises(DataNotAvailableError) as err:
         catalog.open("stac_earth_search_sentinel2_l2a", bbox=[89.3, 27.3, 89.5, 27.5])
-    assert "could not be reached or searched after 3 tries (OSError: network is unreachable)" in str(err.value)
+    assert "could not be reached or searched after 3 tries (OSError: network is unreachable)" in str(
+        err.value
+    )
     assert len(calls) == 3 and waits == [1.0, 2.0]
 
 
@@ -565,8 +682,12 @@ def test_catalog_has_the_remote_collections():
     assert nc.url == "https://huggingface.co/datasets/AI4EPS/quakeflow_nc/resolve/main/waveform_h5/2023.h5"
     assert catalog.get("stac_earth_search_sentinel2_l2a").collection == "sentinel-2-l2a"
     assets = {catalog.get(n).asset for n in catalog.names() if catalog.get(n).kind == "earthengine"}
-    assert {"projects/planet-nicfi/assets/basemaps/asia", "COPERNICUS/S1_GRD", "COPERNICUS/S2_SR_HARMONIZED",
-            "NASA/NASADEM_HGT/001"} <= assets
+    assert {
+        "projects/planet-nicfi/assets/basemaps/asia",
+        "COPERNICUS/S1_GRD",
+        "COPERNICUS/S2_SR_HARMONIZED",
+        "NASA/NASADEM_HGT/001",
+    } <= assets
 
 
 # ------------------------------------------------------------------------------------------------
@@ -583,8 +704,10 @@ def test_registered_reader_is_used_and_unknown_format_is_a_clear_error(tmp_path,
     (mirror / "demo").mkdir(parents=True)
     (mirror / "demo" / "table.csv").write_bytes(CONTENT)
     monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(mirror))
-    entries = {"loud": _table_entry(format="shout", read_kwargs={"suffix": "?"}),
-               "odd": _table_entry(format="no-such-format")}
+    entries = {
+        "loud": _table_entry(format="shout", read_kwargs={"suffix": "?"}),
+        "odd": _table_entry(format="no-such-format"),
+    }
     cat = catalog.load_catalog(_write_catalog(tmp_path / "c.yaml", entries), fragments=False)
     assert cat.open("loud").endswith("3,4?")
     assert cat.open("loud", suffix="!!").endswith("!!")
@@ -605,7 +728,11 @@ def test_open_returns_natural_objects_for_real_files(shared_data):
 
     scsn = catalog.open("seismic_ridgecrest_catalog_scsn")
     assert isinstance(scsn, pd.DataFrame) and len(scsn) == 703 and "depth(m)" in scsn.columns
-    assert list(catalog.open("seismic_ridgecrest_stations").columns)[:3] == ["station", "longitude", "latitude"]
+    assert list(catalog.open("seismic_ridgecrest_stations").columns)[:3] == [
+        "station",
+        "longitude",
+        "latitude",
+    ]
     weekly = catalog.open("dengue_colombia_weekly_cases")
     assert len(weekly) == 1122 and "Medellín" in set(weekly["Municipality"])
 

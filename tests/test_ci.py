@@ -41,7 +41,12 @@ def _clean_env(**extra: str) -> dict[str, str]:
 def _pytest(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -54,7 +59,9 @@ BROWSER_TEST = "tests/test_browser.py::test_run_report_shows_its_metrics_and_fig
 
 def test_missing_data_folder_fails_a_real_data_test_in_ci_and_skips_it_elsewhere(tmp_path):
     renamed_away = tmp_path / "shared" / "data"  # what .ci/run points the mirror at, absent
-    ci = _pytest([SHARED_DATA_TEST], _clean_env(TERRALAB_REQUIRE_DATA="1", TERRALAB_DATA_MIRROR=str(renamed_away)))
+    ci = _pytest(
+        [SHARED_DATA_TEST], _clean_env(TERRALAB_REQUIRE_DATA="1", TERRALAB_DATA_MIRROR=str(renamed_away))
+    )
     assert ci.returncode == 1, ci.stdout + ci.stderr
     assert re.search(r"\b1 (failed|error)\b", ci.stdout)  # a failing fixture reports as an error
     assert f"TERRALAB_REQUIRE_DATA=1 but real data not found at {renamed_away}" in ci.stdout
@@ -65,7 +72,10 @@ def test_missing_data_folder_fails_a_real_data_test_in_ci_and_skips_it_elsewhere
 
 
 def test_missing_browser_fails_the_browser_test_in_ci_and_skips_it_elsewhere(tmp_path):
-    missing = {"TERRALAB_CHROMIUM": str(tmp_path / "no-chromium"), "TERRALAB_CHROMEDRIVER": str(tmp_path / "no-driver")}
+    missing = {
+        "TERRALAB_CHROMIUM": str(tmp_path / "no-chromium"),
+        "TERRALAB_CHROMEDRIVER": str(tmp_path / "no-driver"),
+    }
     ci = _pytest([BROWSER_TEST], _clean_env(TERRALAB_REQUIRE_DATA="1", **missing))
     assert ci.returncode == 1 and re.search(r"\b1 (failed|error)\b", ci.stdout), ci.stdout + ci.stderr
     assert "TERRALAB_REQUIRE_DATA=1 but headless Chromium not found" in ci.stdout
@@ -78,7 +88,7 @@ def test_missing_browser_fails_the_browser_test_in_ci_and_skips_it_elsewhere(tmp
 # the skip guard
 # --------------------------------------------------------------------------------------------------
 PATH_REASON = r"real data not found at /tmp/a [copy]/shared (x)/data?*.csv (set TERRALAB_SHARED_DATA)"
-PROBE = f'''
+PROBE = f"""
 import pytest
 
 
@@ -112,7 +122,7 @@ def needs_server():
 
 def test_skipped_in_setup(needs_server):
     pass
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +132,20 @@ def probe_report(tmp_path_factory) -> list[dict]:
     (folder / "test_probe.py").write_text(PROBE)
     (folder / "pytest.ini").write_text("[pytest]\n")
     report = folder / "skips.json"
-    out = _pytest(["-c", str(folder / "pytest.ini"), "--rootdir", str(folder), "-p", "skip_guard",
-                   f"--skip-report={report}", "test_probe.py"],
-                  _clean_env(PYTHONPATH=str(CI)), cwd=folder)
+    out = _pytest(
+        [
+            "-c",
+            str(folder / "pytest.ini"),
+            "--rootdir",
+            str(folder),
+            "-p",
+            "skip_guard",
+            f"--skip-report={report}",
+            "test_probe.py",
+        ],
+        _clean_env(PYTHONPATH=str(CI)),
+        cwd=folder,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     data = json.loads(report.read_text())
     assert data["exitstatus"] == 0
@@ -152,28 +173,42 @@ def _allow(tmp_path: Path, text: str) -> Path:
 def _check(tmp_path: Path, skips: list[dict], allow: Path) -> tuple[int, str]:
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"version": 1, "exitstatus": 0, "skips": skips}))
-    out = subprocess.run([sys.executable, str(CI / "skip_guard.py"), "check", str(report), str(allow)],
-                         capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, str(CI / "skip_guard.py"), "check", str(report), str(allow)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     return out.returncode, out.stdout + out.stderr
 
 
 def test_guard_fails_on_skips_off_the_list_and_names_each(probe_report, tmp_path):
-    allow = _allow(tmp_path, f"""\
+    allow = _allow(
+        tmp_path,
+        f"""\
         # literal brackets, parentheses, '?' and '*' inside the reason; '*' at the end is the wildcard
         test_probe.py::test_skip_quoting_a_path | {PATH_REASON}  # a probe
         test_probe.py::test_param[*] | chromium for * not found  # another probe
-    """)
+    """,
+    )
     code, text = _check(tmp_path, probe_report, allow)
     assert code == 1
     assert "3 skip(s) not on the allow-list" in text
-    for nodeid in ("test_probe.py::test_known_bug", "test_probe.py::test_skipped_in_setup", "test_of_nothing"):
+    for nodeid in (
+        "test_probe.py::test_known_bug",
+        "test_probe.py::test_skipped_in_setup",
+        "test_of_nothing",
+    ):
         assert nodeid in text
     assert "SKIPPED test_probe.py::test_skip_quoting_a_path" not in text
     assert "SKIPPED test_probe.py::test_param" not in text
 
 
 def test_guard_passes_when_every_skip_is_explained(probe_report, tmp_path):
-    allow = _allow(tmp_path, """\
+    allow = _allow(
+        tmp_path,
+        """\
         test_probe.py::test_skip_quoting_a_path | real data not found at /tmp/a [copy]/shared (x)/data?*  # probe
         test_probe.py::test_param[a/b[1]]  # brackets in the id are literal
         test_probe.py::test_param[c d]  # a space in the id
@@ -181,7 +216,8 @@ def test_guard_passes_when_every_skip_is_explained(probe_report, tmp_path):
         test_probe.py::test_skipped_in_setup  # a skip from a fixture
         test_probe.py::test_of_nothing*  # an empty parameter set
         tests/never.py::test_never  # an entry that allows nothing is noted, not an error
-    """)
+    """,
+    )
     code, text = _check(tmp_path, probe_report, allow)
     assert code == 0, text
     assert "6 skip(s), 6 on the allow-list, 0 unexpected" in text
@@ -190,8 +226,11 @@ def test_guard_passes_when_every_skip_is_explained(probe_report, tmp_path):
 
 @pytest.mark.parametrize(
     "line, why",
-    [("test_probe.py::test_param[c d]", "comment"), ("test_probe.py::test_param[c d]  #   ", "comment"),
-     ("test_x | # why", "node-id pattern")],
+    [
+        ("test_probe.py::test_param[c d]", "comment"),
+        ("test_probe.py::test_param[c d]  #   ", "comment"),
+        ("test_x | # why", "node-id pattern"),
+    ],
 )
 def test_allow_list_entry_without_a_reason_is_refused(tmp_path, line, why):
     with pytest.raises(skip_guard.AllowListError, match=why):
@@ -211,8 +250,13 @@ def test_patterns_take_only_star_as_wildcard():
 
 def test_guard_refuses_a_missing_or_unreadable_report(tmp_path):
     allow = _allow(tmp_path, "")
-    out = subprocess.run([sys.executable, str(CI / "skip_guard.py"), "check", str(tmp_path / "none.json"),
-                          str(allow)], capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, str(CI / "skip_guard.py"), "check", str(tmp_path / "none.json"), str(allow)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 2 and "cannot read the skip report" in out.stderr
 
 
@@ -256,15 +300,24 @@ def ci_checkout(tmp_path) -> dict:
         exe.chmod(0o755)
     skips = tmp_path / "skips.json"
     skips.write_text(json.dumps({"version": 1, "exitstatus": 0, "skips": []}))
-    env = _clean_env(PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", FAKE_MAKE_LOG=str(tmp_path / "make.json"),
-                     FAKE_SKIPS=str(skips))
+    env = _clean_env(
+        PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        FAKE_MAKE_LOG=str(tmp_path / "make.json"),
+        FAKE_SKIPS=str(skips),
+    )
     env.pop("PYTHONPATH", None)
     return {"repo": repo, "data": data, "env": env, "skips": skips, "log": tmp_path / "make.json"}
 
 
 def _ci_run(checkout: dict, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(checkout["repo"] / ".ci" / "run")], env={**checkout["env"], **env},
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        ["bash", str(checkout["repo"] / ".ci" / "run")],
+        env={**checkout["env"], **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_ci_run_requires_the_data_and_runs_make_test_with_the_skip_guard(ci_checkout):
@@ -280,7 +333,12 @@ def test_ci_run_requires_the_data_and_runs_make_test_with_the_skip_guard(ci_chec
 
 
 def test_ci_run_fails_on_a_skip_off_the_allow_list(ci_checkout):
-    skip = {"nodeid": "tests/test_x.py::test_y", "when": "setup", "reason": "chromium not found", "location": ""}
+    skip = {
+        "nodeid": "tests/test_x.py::test_y",
+        "when": "setup",
+        "reason": "chromium not found",
+        "location": "",
+    }
     ci_checkout["skips"].write_text(json.dumps({"version": 1, "exitstatus": 0, "skips": [skip]}))
     out = _ci_run(ci_checkout)
     assert out.returncode == 1

@@ -204,14 +204,21 @@ def dask_cluster(s3, tmp_path_factory):
         workers = [
             start(
                 f"worker-{i}",
-                "worker", address,
-                "--nthreads", "1",
-                "--nworkers", "1",
-                "--host", "127.0.0.1",
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--nworkers",
+                "1",
+                "--host",
+                "127.0.0.1",
                 "--no-dashboard",
-                "--name", f"w{i}",
-                "--death-timeout", "60",  # a worker whose scheduler is gone exits by itself
-                "--local-directory", str(work / f"w{i}"),
+                "--name",
+                f"w{i}",
+                "--death-timeout",
+                "60",  # a worker whose scheduler is gone exits by itself
+                "--local-directory",
+                str(work / f"w{i}"),
             )  # fmt: skip
             for i in (1, 2)
         ]
@@ -269,7 +276,9 @@ def test_run_writes_its_three_files_to_the_bucket_and_report_rebuilds_the_index_
 def test_a_bucket_that_does_not_exist_is_refused_before_the_run(s3, capsys):
     assert cli.main(["run", str(SQUARE), "-o", "s3://no-such-bucket-here/runs", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "cannot write to the output directory s3://no-such-bucket-here/runs" in err and "Traceback" not in err
+    assert (
+        "cannot write to the output directory s3://no-such-bucket-here/runs" in err and "Traceback" not in err
+    )
     assert cli.main(["report", f"{s3.url}/nothing-here"]) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -286,8 +295,9 @@ def test_sweep_on_a_cluster_of_separate_processes_writes_every_run_and_the_compa
     assert "4/4 runs ok" in proc.stdout and f"comparison: {url}/index.html" in proc.stdout
     names = sorted(p.rsplit("/", 1)[1] for p in s3.fs.ls(url))
     runs = [f"sweep_toy__n-{n}__model-{m}" for n in (1, 2) for m in ("unet", "dnn")]
-    assert names == sorted(["index.html", "sweep.json"] + [r + ext for r in runs for ext in (".html", ".ipynb",
-                                                                                                ".metrics.json")])
+    assert names == sorted(
+        ["index.html", "sweep.json"] + [r + ext for r in runs for ext in (".html", ".ipynb", ".metrics.json")]
+    )
     state = json.loads(s3.fs.cat_file(f"{url}/sweep.json"))
     for run in state["runs"]:
         assert run["status"] == "ok" and run["attempt"] == 1
@@ -320,7 +330,10 @@ def _start_held_sweep(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, Pa
             runs = json.loads((out / "sweep.json").read_text())["runs"]
         except (OSError, ValueError, KeyError):
             return False
-        return {(r["name"], r["status"]) for r in runs} >= {("sweep_toy__n-1", "ok"), ("sweep_toy__n-3", "ok")}
+        return {(r["name"], r["status"]) for r in runs} >= {
+            ("sweep_toy__n-1", "ok"),
+            ("sweep_toy__n-3", "ok"),
+        }
 
     try:
         _wait_for(lambda: (markers / "hold-2.pid").exists() and recorded() or proc.poll() is not None,
@@ -345,7 +358,9 @@ def test_a_sweep_whose_client_died_resumes_with_the_same_command(dask_cluster, t
     finished = {n: (out / f"sweep_toy__n-{n}.metrics.json").read_bytes() for n in (1, 3)}
 
     (markers / "hold-2").unlink()  # n=2, its client gone, finishes on its worker and writes its files
-    _wait_for((out / "sweep_toy__n-2.metrics.json").exists, 120, "the orphaned run to finish", dask_cluster.logs)
+    _wait_for(
+        (out / "sweep_toy__n-2.metrics.json").exists, 120, "the orphaned run to finish", dask_cluster.logs
+    )
 
     again = _terralab(*command)
     assert again.returncode == 0, again.stdout + again.stderr[-3000:]
@@ -389,7 +404,9 @@ def test_ctrl_c_stops_a_local_sweep_quietly_and_the_same_command_resumes_it(tmp_
     )
     assert {n: (out / f"sweep_toy__n-{n}.metrics.json").read_bytes() for n in (1, 3)} == finished
     state = json.loads((out / "sweep.json").read_text())
-    assert [r["attempt"] for r in state["runs"]] == [1, 2, 1] and {r["status"] for r in state["runs"]} == {"ok"}
+    assert [r["attempt"] for r in state["runs"]] == [1, 2, 1] and {r["status"] for r in state["runs"]} == {
+        "ok"
+    }
     table = re.search(r'<table class="tl sortable" id="sweep-runs">.*?</table>', (out / "index.html").read_text(),
                       re.DOTALL).group(0)  # fmt: skip
     assert "<th>attempt</th>" in table
@@ -422,7 +439,10 @@ def test_a_worker_killed_mid_sweep_loses_only_its_run_and_retry_failed_completes
     retry = _terralab("sweep", TOY, "--retry-failed", "--scheduler", dask_cluster.address, "-o", out,
                       "--no-progress")  # fmt: skip
     assert retry.returncode == 0, retry.stdout + retry.stderr[-3000:]
-    assert "attempt 2: 2 successful run(s) kept, 1 to run again" in retry.stdout and "3/3 runs ok" in retry.stdout
+    assert (
+        "attempt 2: 2 successful run(s) kept, 1 to run again" in retry.stdout
+        and "3/3 runs ok" in retry.stdout
+    )
     assert {n: (out / f"sweep_toy__n-{n}.metrics.json").read_bytes() for n in (1, 3)} == finished
     state = json.loads((out / "sweep.json").read_text())
     assert [(r["status"], r["attempt"]) for r in state["runs"]] == [("ok", 1), ("ok", 2), ("ok", 1)]

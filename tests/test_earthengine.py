@@ -28,7 +28,9 @@ def fake_ee(monkeypatch):
 
 def test_importing_earthengine_does_not_import_ee():
     code = "import sys, terralab.earthengine; print('ee' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.stdout.strip() == "False", out.stderr
 
 
@@ -41,7 +43,9 @@ def test_missing_ee_package_raises_missing_dependency_naming_the_extra(monkeypat
 
 def test_service_account_from_environment_is_used(fake_ee, monkeypatch, tmp_path):
     key = tmp_path / "key.json"
-    key.write_text(json.dumps({"type": "service_account", "client_email": "sa@p.iam", "project_id": "key-project"}))
+    key.write_text(
+        json.dumps({"type": "service_account", "client_email": "sa@p.iam", "project_id": "key-project"})
+    )
     monkeypatch.setenv("EE_SERVICE_ACCOUNT", "sa@p.iam")
     monkeypatch.setenv("EE_PRIVATE_KEY_FILE", str(key))
     ee = earthengine.initialize()
@@ -147,15 +151,23 @@ def test_compute_pixels_rejects_a_box_that_is_not_lon_lat(fake_ee):
     with pytest.raises(InvalidInputError, match="xmin < xmax"):
         earthengine.compute_pixels(fake_ee.Image("x"), (89.5, 27.4, 89.4, 27.5), scale_m=10, bands=["a"])
     with pytest.raises(InvalidInputError, match="lon/lat"):
-        earthengine.compute_pixels(fake_ee.Image("x"), (737000, 3039000, 738000, 3040000), scale_m=10, bands=["a"])
+        earthengine.compute_pixels(
+            fake_ee.Image("x"), (737000, 3039000, 738000, 3040000), scale_m=10, bands=["a"]
+        )
 
 
 def test_export_tfrecord_to_drive_starts_a_patch_export(fake_ee):
-    task = earthengine.export_tfrecord(fake_ee.Image("img"), PARO, scale_m=10, description="paro_2021", folder="rice")
+    task = earthengine.export_tfrecord(
+        fake_ee.Image("img"), PARO, scale_m=10, description="paro_2021", folder="rice"
+    )
     text = fake_ee.text()
     assert "batch.Export.image.toDrive(" in text
     assert "folder='rice'" in text and "fileNamePrefix='paro_2021'" in text
-    assert "fileFormat='TFRecord'" in text and "'patchDimensions': [256, 256]" in text and "'compressed': True" in text
+    assert (
+        "fileFormat='TFRecord'" in text
+        and "'patchDimensions': [256, 256]" in text
+        and "'compressed': True" in text
+    )
     assert "region=Geometry.Rectangle([89.39, 27.42, 89.42, 27.45], proj='EPSG:4326', geodesic=False)" in text
     assert "scale=10.0" in text and "crs='EPSG:4326'" in text
     assert fake_ee.calls[-1].endswith(".start()") and repr(task).startswith("batch.Export.image.toDrive(")
@@ -163,7 +175,14 @@ def test_export_tfrecord_to_drive_starts_a_patch_export(fake_ee):
 
 def test_export_tfrecord_to_cloud_storage_uses_bucket_and_prefix(fake_ee):
     earthengine.export_tfrecord(
-        fake_ee.Image("img"), PARO, scale_m=10, description="paro", bucket="b", folder="exports/", patch_size=128, kernel_size=32
+        fake_ee.Image("img"),
+        PARO,
+        scale_m=10,
+        description="paro",
+        bucket="b",
+        folder="exports/",
+        patch_size=128,
+        kernel_size=32,
     )
     text = fake_ee.text()
     assert "toCloudStorage(bucket='b', fileNamePrefix='exports/paro'" in text
@@ -176,6 +195,11 @@ def test_export_rejects_descriptions_earth_engine_refuses(fake_ee):
 
 
 def test_export_table_tfrecord_starts_a_table_export(fake_ee):
-    earthengine.export_table_tfrecord(fake_ee.FeatureCollection("pts"), description="points", selectors=["a", "class"])
-    assert "batch.Export.table.toDrive(folder=None, fileNamePrefix='points', collection=FeatureCollection('pts')" in fake_ee.text()
+    earthengine.export_table_tfrecord(
+        fake_ee.FeatureCollection("pts"), description="points", selectors=["a", "class"]
+    )
+    assert (
+        "batch.Export.table.toDrive(folder=None, fileNamePrefix='points', collection=FeatureCollection('pts')"
+        in fake_ee.text()
+    )
     assert "selectors=['a', 'class']" in fake_ee.text()

@@ -33,7 +33,6 @@ HTTP_TIMEOUT_S = 15
 EXECUTE_TIMEOUT_S = 90
 
 
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -42,8 +42,16 @@ PARAMS_FILE = Path(__file__).parent / "notebook_params.yaml"
 CELL_TIMEOUT_S = 600
 # Port 9 (discard) on loopback: nothing listens, so a proxied request is refused at once.
 DEAD_PROXY = "http://127.0.0.1:9"
-PROXY_VARS = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY",
-              "ALL_PROXY")
+PROXY_VARS = (
+    "http_proxy",
+    "https_proxy",
+    "ftp_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "FTP_PROXY",
+    "ALL_PROXY",
+)
 EE_VARS = ("EE_SERVICE_ACCOUNT", "EE_PRIVATE_KEY_FILE", "EE_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS")
 
 
@@ -84,10 +92,16 @@ def expected_metrics(notebook: Path) -> set[str]:
         if cell.cell_type != "code":
             continue
         # IPython magics and shell escapes are not Python; blank them so the cell parses.
-        source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.source.splitlines())
+        source = "\n".join(
+            "" if line.lstrip().startswith(("%", "!")) else line for line in cell.source.splitlines()
+        )
         for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Call) and _is_record_call(node.func):
-                first = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "name"), None)
+                first = (
+                    node.args[0]
+                    if node.args
+                    else next((k.value for k in node.keywords if k.arg == "name"), None)
+                )
                 if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
                     raise AssertionError(
                         f"{notebook.name}, code cell {index}: `{ast.unparse(node)[:80]}` records a metric whose name "
@@ -111,10 +125,12 @@ def test_expected_metrics_are_every_record_call_in_the_source(tmp_path):
     nb.cells = [
         nbformat.v4.new_code_cell("x: int = 1", metadata={"tags": ["parameters"]}),
         nbformat.v4.new_markdown_cell('report.record("not_code", 1)'),
-        nbformat.v4.new_code_cell('%matplotlib inline\nfrom terralab import report\nreport.record("always", 1)'),
+        nbformat.v4.new_code_cell(
+            '%matplotlib inline\nfrom terralab import report\nreport.record("always", 1)'
+        ),
         nbformat.v4.new_code_cell(
             'if x > 2:\n    report.record("in_a_branch", x)\ntry:\n    terralab.report.record(name="dotted", value=2)\n'
-            'except OSError:\n    pass\nrecords = [1]\nprint(records)'
+            "except OSError:\n    pass\nrecords = [1]\nprint(records)"
         ),
     ]
     path = tmp_path / "demo.ipynb"
@@ -156,8 +172,11 @@ def offline_kernel_env(tmp_path, monkeypatch) -> Path:
         monkeypatch.setenv(var, DEAD_PROXY)
     monkeypatch.setenv("EARTHENGINE_CREDENTIALS", str(tmp_path / "no-earthengine-credentials"))
     empty = {}
-    for var, name in (("TERRALAB_CACHE", "empty-cache"), ("TORCH_HOME", "empty-torch-home"),
-                      ("HF_HOME", "empty-hf-home")):
+    for var, name in (
+        ("TERRALAB_CACHE", "empty-cache"),
+        ("TORCH_HOME", "empty-torch-home"),
+        ("HF_HOME", "empty-hf-home"),
+    ):
         empty[var] = tmp_path / name
         empty[var].mkdir()
         monkeypatch.setenv(var, str(empty[var]))
@@ -214,8 +233,11 @@ def test_network_access_fails_fast_inside_the_notebook_kernel(offline_kernel_env
         "except OSError as exc:\n"
         "    report.record('shared_data_read', f'{type(exc).__name__}: {exc}')\n"
     )
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "terralab", "display_name": "Python (terralab)",
-                                                           "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {"name": "terralab", "display_name": "Python (terralab)", "language": "python"}
+        }
+    )
     nb.cells = [nbformat.v4.new_code_cell(probe)]
     path = tmp_path / "network_probe.ipynb"
     nbformat.write(nb, path)
@@ -258,7 +280,9 @@ def test_notebook_is_parameterised_and_committed_without_outputs(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
-def test_notebook_runs_offline_with_small_parameters_and_records_every_metric(path, tmp_path, offline_kernel_env):
+def test_notebook_runs_offline_with_small_parameters_and_records_every_metric(
+    path, tmp_path, offline_kernel_env
+):
     params = _params_by_notebook().get(f"notebooks/{path.name}") or {}
     t0 = time.perf_counter()
     result = run.run_notebook(path, params, tmp_path / "out", cell_timeout_s=CELL_TIMEOUT_S, progress=False)
@@ -275,5 +299,7 @@ def test_notebook_runs_offline_with_small_parameters_and_records_every_metric(pa
         f"its parameters in {PARAMS_FILE.name} turn it off); see {result.html}"
     )
     empty = sorted(name for name in expected if _empty(result.metrics[name]))
-    assert not empty, f"{path.name} recorded {empty} without content (None/NaN or an empty table); see {result.html}"
+    assert not empty, (
+        f"{path.name} recorded {empty} without content (None/NaN or an empty table); see {result.html}"
+    )
     print(f"{path.name}: {len(expected)} metrics recorded offline in {took:.1f} s")

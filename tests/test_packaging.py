@@ -38,7 +38,9 @@ def _needed_by(req: str, python: str) -> bool:
 def test_environment_yml_lists_every_pyproject_dependency():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    python = next(d.split("=", 1)[1] for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    python = next(
+        d.split("=", 1)[1] for d in env["dependencies"] if isinstance(d, str) and d.startswith("python=")
+    )
     requirements = list(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         requirements += extra
@@ -48,17 +50,31 @@ def test_environment_yml_lists_every_pyproject_dependency():
     assert not missing, f"environment.yml lacks {sorted(missing)}: keep it in step with pyproject.toml"
 
 
-@pytest.mark.parametrize("module", ["terralab", "terralab.catalog", "terralab.report"]
-                         + [f"terralab.{w}" for w in WORKFLOWS])
+@pytest.mark.parametrize(
+    "module", ["terralab", "terralab.catalog", "terralab.report"] + [f"terralab.{w}" for w in WORKFLOWS]
+)
 def test_import_does_not_pull_heavy_dependencies(module):
-    heavy = ["torch", "ee", "dascore", "obspy", "timm", "segmentation_models_pytorch", "distributed", "tensorflow"]
+    heavy = [
+        "torch",
+        "ee",
+        "dascore",
+        "obspy",
+        "timm",
+        "segmentation_models_pytorch",
+        "distributed",
+        "tensorflow",
+    ]
     code = (
         f"import sys, importlib; importlib.import_module({module!r}); "
         f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "", f"import {module} loads {out.stdout.strip()}: import them inside functions"
+    assert out.stdout.strip() == "", (
+        f"import {module} loads {out.stdout.strip()}: import them inside functions"
+    )
 
 
 def _imports(path: Path) -> set[str]:
@@ -111,13 +127,20 @@ def test_no_test_importorskips_a_hard_dependency_or_the_project():
     problems = []
     for path in sorted((ROOT / "tests").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "importorskip" and node.args
-                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "importorskip"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 continue
             module = node.args[0].value
             top = module.split(".")[0]
-            dists = {_canonical(d) for d in by_module.get(top, [])} | ({"terralab"} if top == "terralab" else set())
+            dists = {_canonical(d) for d in by_module.get(top, [])} | (
+                {"terralab"} if top == "terralab" else set()
+            )
             if dists & hard:
                 problems.append(f"{path.relative_to(ROOT)}:{node.lineno} importorskip({module!r})")
     assert not problems, (

@@ -327,10 +327,16 @@ def test_written_reports_are_readable_by_others(tmp_path):
 
 
 def test_index_lists_only_parameters_that_were_set_or_differ(tmp_path):
-    _write_run(tmp_path, "r1", parameters={}, defaults={"bands": "RGBN", "epochs": 5, "seed": 0},
-               metrics={"f1": 0.5})
-    _write_run(tmp_path, "r2", parameters={"epochs": 9}, defaults={"bands": "RGBN", "epochs": 5, "seed": 0},
-               metrics={"f1": 0.6})
+    _write_run(
+        tmp_path, "r1", parameters={}, defaults={"bands": "RGBN", "epochs": 5, "seed": 0}, metrics={"f1": 0.5}
+    )
+    _write_run(
+        tmp_path,
+        "r2",
+        parameters={"epochs": 9},
+        defaults={"bands": "RGBN", "epochs": 5, "seed": 0},
+        metrics={"f1": 0.6},
+    )
     html = (report.build_index(tmp_path)).read_text()
     header = html.split("<tbody>")[0]
     assert ">epochs<" in header  # set for one run, so it differs
@@ -341,8 +347,13 @@ def test_index_lists_only_parameters_that_were_set_or_differ(tmp_path):
 def test_best_run_of_a_signed_error_is_the_one_closest_to_zero():
     import pandas as pd
 
-    runs = pd.DataFrame({"status": ["ok", "ok", "ok"], "metric.count_error_pct": [-28.6, 4.0, 12.5],
-                         "metric.rmse": [3.0, 2.0, 5.0]})
+    runs = pd.DataFrame(
+        {
+            "status": ["ok", "ok", "ok"],
+            "metric.count_error_pct": [-28.6, 4.0, 12.5],
+            "metric.rmse": [3.0, 2.0, 5.0],
+        }
+    )
     best = report.best_runs(runs)
     assert best["count_error_pct"] == 1
     assert best["rmse"] == 1

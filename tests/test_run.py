@@ -370,8 +370,19 @@ def test_an_interrupted_rerun_keeps_the_finished_run_and_stops_its_kernel_quietl
     scratch = tmp_path / "tmp"  # the kernel connection file is made in TMPDIR
     scratch.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "terralab", "run", str(SQUARE), "-p", "sleep_s", "120", "-o", str(out),
-         "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "terralab",
+            "run",
+            str(SQUARE),
+            "-p",
+            "sleep_s",
+            "120",
+            "-o",
+            str(out),
+            "--no-progress",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -522,8 +522,9 @@ def test_comparison_page_shows_the_attempt_of_each_run():
     assert [re.findall(r"<td[^>]*>(.*?)</td>", r)[3] for r in rows] == ["1", "2"]
     attempts_table = re.search(r'<table class="tl" id="sweep-attempts">.*?</table>', page, re.DOTALL).group(0)
     assert "never finished (its client died" in attempts_table and "1 ok, 0 failed" in attempts_table
-    single = compare.comparison_html(report.runs_from_records(records[:1]), {"n": [1]}, title="t",
-                                     attempts=attempts[:1])
+    single = compare.comparison_html(
+        report.runs_from_records(records[:1]), {"n": [1]}, title="t", attempts=attempts[:1]
+    )
     assert "sweep-attempts" not in single and "<th>attempt</th>" not in single
 
 

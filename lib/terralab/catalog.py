@@ -104,9 +104,29 @@ FILE_KINDS = ("file", "package", "hf")
 UNVERIFIED_KINDS = ("hf", "stac", "earthengine")  # kinds whose sha256 may be null
 
 _KNOWN_KEYS = {
-    "kind", "format", "description", "license", "citation", "url", "path", "package_path", "sha256",
-    "read_kwargs", "files", "derived", "note", "size_bytes", "license_file", "source", "generator", "params",
-    "asset", "ee_type", "bands", "collection", "repo",
+    "kind",
+    "format",
+    "description",
+    "license",
+    "citation",
+    "url",
+    "path",
+    "package_path",
+    "sha256",
+    "read_kwargs",
+    "files",
+    "derived",
+    "note",
+    "size_bytes",
+    "license_file",
+    "source",
+    "generator",
+    "params",
+    "asset",
+    "ee_type",
+    "bands",
+    "collection",
+    "repo",
 }
 _HEX = set("0123456789abcdef")
 
@@ -202,7 +222,9 @@ def _rel_path(value: Any, key: str, where: str) -> str | None:
         return None
     p = Path(text)
     if p.is_absolute() or ".." in p.parts:
-        raise CatalogError(f"{where}: {key!r} must be a relative path inside the mirror/package, got {text!r}")
+        raise CatalogError(
+            f"{where}: {key!r} must be a relative path inside the mirror/package, got {text!r}"
+        )
     return p.as_posix().rstrip("/")
 
 
@@ -218,7 +240,9 @@ def _parse_entry(name: Any, raw: Any, origin: str) -> Entry:
     """Validate one raw YAML entry; raise CatalogError naming the entry and file on any problem."""
     where = f"{origin}: entry {name!r}"
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-." for c in name):
-        raise CatalogError(f"{origin}: dataset name {name!r} must be a non-empty string of letters, digits, _ - .")
+        raise CatalogError(
+            f"{origin}: dataset name {name!r} must be a non-empty string of letters, digits, _ - ."
+        )
     if not isinstance(raw, dict):
         raise CatalogError(f"{where} must be a mapping of keys (kind, format, ...), got {type(raw).__name__}")
     kind = _as_str(raw.get("kind"), "kind", where, required=True)
@@ -250,7 +274,9 @@ def _parse_entry(name: Any, raw: Any, origin: str) -> Entry:
             fsha = _check_sha(spec.get("sha256"), fwhere)
             if fsha is None and kind not in UNVERIFIED_KINDS:
                 raise CatalogError(f"{fwhere}: sha256 is required for kind {kind!r}")
-            files.append(FileSpec(fpath, _as_str(spec.get("url"), "url", fwhere), fsha, spec.get("size_bytes")))
+            files.append(
+                FileSpec(fpath, _as_str(spec.get("url"), "url", fwhere), fsha, spec.get("size_bytes"))
+            )
         if path is None and package_path is None:
             raise CatalogError(f"{where}: a multi-file entry needs 'path' (or 'package_path'): the directory")
 
@@ -285,13 +311,31 @@ def _parse_entry(name: Any, raw: Any, origin: str) -> Entry:
 
     extra = {k: v for k, v in raw.items() if k not in _KNOWN_KEYS}
     return Entry(
-        name=name, kind=kind, format=fmt, description=description, license=license_,
-        citation=_as_str(raw.get("citation"), "citation", where), url=url, path=path, package_path=package_path,
-        sha256=sha, read_kwargs=read_kwargs, files=tuple(files), derived=derived, note=note, size_bytes=size,
+        name=name,
+        kind=kind,
+        format=fmt,
+        description=description,
+        license=license_,
+        citation=_as_str(raw.get("citation"), "citation", where),
+        url=url,
+        path=path,
+        package_path=package_path,
+        sha256=sha,
+        read_kwargs=read_kwargs,
+        files=tuple(files),
+        derived=derived,
+        note=note,
+        size_bytes=size,
         license_file=_rel_path(raw.get("license_file"), "license_file", where),
-        source=_as_str(raw.get("source"), "source", where), generator=generator, params=params, asset=asset,
-        ee_type=_as_str(raw.get("ee_type"), "ee_type", where), bands=tuple(str(b) for b in bands),
-        collection=collection, repo=_as_str(raw.get("repo"), "repo", where), origin=origin,
+        source=_as_str(raw.get("source"), "source", where),
+        generator=generator,
+        params=params,
+        asset=asset,
+        ee_type=_as_str(raw.get("ee_type"), "ee_type", where),
+        bands=tuple(str(b) for b in bands),
+        collection=collection,
+        repo=_as_str(raw.get("repo"), "repo", where),
+        origin=origin,
         extra=types.MappingProxyType(extra),
     )
 
@@ -331,7 +375,9 @@ def default_catalog_path() -> Path:
     if env:
         p = Path(env).expanduser()
         if not p.is_file():
-            raise CatalogError(f"{ENV_CATALOG}={env} does not name a file: point it at a data_catalog.yaml or unset it")
+            raise CatalogError(
+                f"{ENV_CATALOG}={env} does not name a file: point it at a data_catalog.yaml or unset it"
+            )
         return p
     repo_root = PACKAGE_DIR.parent.parent
     candidates = [repo_root / CATALOG_FILENAME] if PACKAGE_DIR.parent.name == "lib" else []
@@ -403,7 +449,8 @@ def _verify(path: Path, expected: str | None, where: str, name: str) -> None:
     """Check a local file against the catalog hash; remove it when it is a bad cache copy."""
     if expected is None:
         warnings.warn(
-            f"{name}: the catalog records no sha256, so {path} is used unverified", UnverifiedDataWarning,
+            f"{name}: the catalog records no sha256, so {path} is used unverified",
+            UnverifiedDataWarning,
             stacklevel=4,
         )
         return
@@ -561,22 +608,33 @@ def _read_zarr(path: Path, **kwargs: Any) -> Any:
 
 
 @register_reader("npy")
-def _read_npy(path: Path, dims: Any = None, attrs: Mapping[str, Any] | None = None, name: str | None = None,
-              mmap: bool = False) -> Any:
+def _read_npy(
+    path: Path,
+    dims: Any = None,
+    attrs: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    mmap: bool = False,
+) -> Any:
     """A ``.npy`` array as ``xarray.DataArray``; ``dims`` names its axes (default ``dim_0 ...``)."""
     import numpy as np
     import xarray as xr
 
     arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    da = xr.DataArray(arr, dims=_dims_for(arr.shape, dims, name or Path(path).stem), name=name or Path(path).stem)
+    da = xr.DataArray(
+        arr, dims=_dims_for(arr.shape, dims, name or Path(path).stem), name=name or Path(path).stem
+    )
     da.attrs.update(dict(attrs or {}))
     da.attrs.setdefault("source", str(path))
     return da
 
 
 @register_reader("npz")
-def _read_npz(path: Path, dims: Mapping[str, Any] | None = None, attrs: Mapping[str, Any] | None = None,
-              as_dataset: bool | None = None) -> Any:
+def _read_npz(
+    path: Path,
+    dims: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    as_dataset: bool | None = None,
+) -> Any:
     """An ``.npz`` archive as ``xarray.Dataset`` when its arrays fit one (``dims`` per variable, or all
     arrays of one shape), else a ``dict`` of numpy arrays (e.g. a weights file)."""
     import numpy as np
@@ -592,7 +650,9 @@ def _read_npz(path: Path, dims: Mapping[str, Any] | None = None, attrs: Mapping[
     try:
         ds = xr.Dataset(variables)
     except ValueError as exc:
-        raise FileFormatError(f"{path}: arrays do not fit one Dataset ({exc}); give read_kwargs dims") from exc
+        raise FileFormatError(
+            f"{path}: arrays do not fit one Dataset ({exc}); give read_kwargs dims"
+        ) from exc
     ds.attrs.update(dict(attrs or {}))
     ds.attrs.setdefault("source", str(path))
     return ds
@@ -694,8 +754,9 @@ def _is_transient(exc: BaseException) -> bool:
     return type(exc).__name__ in {"APIError", "TimeoutError", "ConnectTimeout", "ReadTimeout"}
 
 
-def _retry(call: Callable[[], Any], what: str, *, attempts: int | None = None,
-           backoff_s: float | None = None) -> Any:
+def _retry(
+    call: Callable[[], Any], what: str, *, attempts: int | None = None, backoff_s: float | None = None
+) -> Any:
     """``call()``, tried again after a transient error (:func:`_is_transient`) with a doubling back-off.
 
     Raises :class:`_RetriesExhausted` holding the last error once the tries are used up, or at once for an
@@ -709,8 +770,15 @@ def _retry(call: Callable[[], Any], what: str, *, attempts: int | None = None,
         except Exception as exc:  # sorted into transient or not just below
             if attempt == attempts or not _is_transient(exc):
                 raise _RetriesExhausted(exc, attempt) from exc
-            _log.warning("%s failed (%s: %s); trying again in %.0f s (%d of %d tries left)", what,
-                         type(exc).__name__, exc, delay, attempts - attempt, attempts)
+            _log.warning(
+                "%s failed (%s: %s); trying again in %.0f s (%d of %d tries left)",
+                what,
+                type(exc).__name__,
+                exc,
+                delay,
+                attempts - attempt,
+                attempts,
+            )
             _sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")  # pragma: no cover
@@ -809,12 +877,27 @@ class Catalog:
         if entry.files:
             return self._fetch_multi(entry, progress)
         return self._fetch_one(
-            entry.name, entry.path, entry.package_path, self._cache_rel(entry), entry.url, entry.sha256,
-            entry, progress,
+            entry.name,
+            entry.path,
+            entry.package_path,
+            self._cache_rel(entry),
+            entry.url,
+            entry.sha256,
+            entry,
+            progress,
         )
 
-    def _fetch_one(self, label: str, rel: str | None, package_rel: str | None, cache_rel: str,
-                   url: str | None, sha: str | None, entry: Entry, progress: bool) -> Path:
+    def _fetch_one(
+        self,
+        label: str,
+        rel: str | None,
+        package_rel: str | None,
+        cache_rel: str,
+        url: str | None,
+        sha: str | None,
+        entry: Entry,
+        progress: bool,
+    ) -> Path:
         tried: list[str] = []
         if package_rel:
             p = PACKAGE_DATA / package_rel
@@ -848,8 +931,16 @@ class Catalog:
             raise _not_available(f"{why}\nTried: {'; '.join(tried)}.\n{_mirror_hint(rel)}")
         return self._download(label, url, target, sha, tried, rel, progress)
 
-    def _download(self, label: str, url: str, target: Path, sha: str | None, tried: list[str],
-                  rel: str | None, progress: bool) -> Path:
+    def _download(
+        self,
+        label: str,
+        url: str,
+        target: Path,
+        sha: str | None,
+        tried: list[str],
+        rel: str | None,
+        progress: bool,
+    ) -> Path:
         try:
             import pooch
         except ImportError as exc:  # pragma: no cover - pooch is a hard dependency
@@ -859,7 +950,10 @@ class Catalog:
         def attempt() -> str:
             # pooch streams into a temporary file beside the target and renames it only once the hash matches
             return pooch.retrieve(
-                url, known_hash=f"sha256:{sha}" if sha else None, fname=target.name, path=target.parent,
+                url,
+                known_hash=f"sha256:{sha}" if sha else None,
+                fname=target.name,
+                path=target.parent,
                 progressbar=progress,
             )
 
@@ -905,9 +999,16 @@ class Catalog:
                 _copy_atomic(src, target)
                 continue
             rel = f"{entry.path}/{f.path}" if entry.path else None
-            tried = [_mirror_tried(src) if src is not None else f"mirror: {ENV_MIRROR} is not set", f"cache {target}"]
+            tried = [
+                _mirror_tried(src) if src is not None else f"mirror: {ENV_MIRROR} is not set",
+                f"cache {target}",
+            ]
             if not f.url:
-                what = "derived data that ships with the project's data mirror" if entry.derived else "not public"
+                what = (
+                    "derived data that ships with the project's data mirror"
+                    if entry.derived
+                    else "not public"
+                )
                 raise _not_available(
                     f"{label} has no public URL ({what}{'; ' + entry.note if entry.note else ''}).\n"
                     f"Tried: {'; '.join(tried)}.\n{_mirror_hint(rel)}"
@@ -944,8 +1045,19 @@ class Catalog:
         lines.append(f"  licence:     {e.license}")
         if e.citation:
             lines.append(f"  citation:    {e.citation}")
-        for key in ("url", "path", "package_path", "sha256", "source", "license_file", "asset", "ee_type",
-                    "collection", "repo", "generator"):
+        for key in (
+            "url",
+            "path",
+            "package_path",
+            "sha256",
+            "source",
+            "license_file",
+            "asset",
+            "ee_type",
+            "collection",
+            "repo",
+            "generator",
+        ):
             val = getattr(e, key)
             if val:
                 lines.append(f"  {key + ':':<12} {val}")
@@ -994,12 +1106,20 @@ class Catalog:
                 where, _ = self.locate(n)
             else:
                 where = {"synthetic": "generated", "earthengine": "earthengine", "stac": "stac"}[e.kind]
-            rows.append({
-                "name": n, "kind": e.kind, "format": e.format or "", "license": e.license,
-                "size_mb": round(size / 1e6, 3) if size else None,
-                "offline": where in ("package", "mirror", "cache", "generated"), "location": where or "remote",
-            })
-        return pd.DataFrame(rows, columns=["name", "kind", "format", "license", "size_mb", "offline", "location"])
+            rows.append(
+                {
+                    "name": n,
+                    "kind": e.kind,
+                    "format": e.format or "",
+                    "license": e.license,
+                    "size_mb": round(size / 1e6, 3) if size else None,
+                    "offline": where in ("package", "mirror", "cache", "generated"),
+                    "location": where or "remote",
+                }
+            )
+        return pd.DataFrame(
+            rows, columns=["name", "kind", "format", "license", "size_mb", "offline", "location"]
+        )
 
 
 def _human(n: int) -> str:
@@ -1025,7 +1145,9 @@ def _call_generator(entry: Entry, kwargs: Mapping[str, Any]) -> Any:
         ) from exc
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise CatalogError(f"{entry.name}: {module_name} has no function {func_name!r} (generator {entry.generator})")
+        raise CatalogError(
+            f"{entry.name}: {module_name} has no function {func_name!r} (generator {entry.generator})"
+        )
     return func(**{**dict(entry.params), **dict(kwargs)})
 
 
@@ -1041,7 +1163,9 @@ def _ee_credentials_found() -> bool:
         return True
     if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
         return True
-    default = Path(os.environ.get("EARTHENGINE_CREDENTIALS", "~/.config/earthengine/credentials")).expanduser()
+    default = Path(
+        os.environ.get("EARTHENGINE_CREDENTIALS", "~/.config/earthengine/credentials")
+    ).expanduser()
     return default.is_file()
 
 
@@ -1064,13 +1188,19 @@ def _open_earthengine(entry: Entry, kwargs: Mapping[str, Any]) -> Any:
         ) from exc
     try:
         if os.environ.get("EE_SERVICE_ACCOUNT") and os.environ.get("EE_PRIVATE_KEY_FILE"):
-            creds = ee.ServiceAccountCredentials(os.environ["EE_SERVICE_ACCOUNT"], os.environ["EE_PRIVATE_KEY_FILE"])
+            creds = ee.ServiceAccountCredentials(
+                os.environ["EE_SERVICE_ACCOUNT"], os.environ["EE_PRIVATE_KEY_FILE"]
+            )
             ee.Initialize(creds, project=os.environ.get("EE_PROJECT"))
         else:
             ee.Initialize(project=os.environ.get("EE_PROJECT"))
     except Exception as exc:
-        raise CredentialsError(f"{entry.name}: Earth Engine refused to initialise ({exc}). {_EE_HOWTO}") from exc
-    obj = ee.Image(entry.asset) if (entry.ee_type or "").lower() == "image" else ee.ImageCollection(entry.asset)
+        raise CredentialsError(
+            f"{entry.name}: Earth Engine refused to initialise ({exc}). {_EE_HOWTO}"
+        ) from exc
+    obj = (
+        ee.Image(entry.asset) if (entry.ee_type or "").lower() == "image" else ee.ImageCollection(entry.asset)
+    )
     bands = kwargs.get("bands", entry.bands)
     return obj.select(list(bands)) if bands else obj
 

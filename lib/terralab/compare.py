@@ -460,8 +460,16 @@ def _attempts_html(attempts: list[dict[str, Any]], runs: pd.DataFrame) -> str:
         )
     head = "".join(
         f"<th>{h}</th>"
-        for h in ("attempt", "mode", "started", "ended", "how it ended", "cluster", "runs it made in this table",
-                  "runs kept from earlier")
+        for h in (
+            "attempt",
+            "mode",
+            "started",
+            "ended",
+            "how it ended",
+            "cluster",
+            "runs it made in this table",
+            "runs kept from earlier",
+        )
     )
     return (
         '<h2>Attempts</h2><table class="tl" id="sweep-attempts"><thead><tr>'

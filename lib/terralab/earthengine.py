@@ -101,7 +101,9 @@ def _service_account() -> tuple[str, str, str | None] | None:
         try:
             info = json.loads(Path(gac).read_text())
         except (OSError, ValueError) as err:
-            raise CredentialsError(f"GOOGLE_APPLICATION_CREDENTIALS={gac} is not a readable JSON key ({err}). " + _HOW_TO) from err
+            raise CredentialsError(
+                f"GOOGLE_APPLICATION_CREDENTIALS={gac} is not a readable JSON key ({err}). " + _HOW_TO
+            ) from err
         if info.get("type") == "service_account" and info.get("client_email"):
             return info["client_email"], gac, info.get("project_id")
     return None
@@ -137,7 +139,9 @@ def initialize(project: str | None = None) -> types.ModuleType:
             ee.Initialize(project=project)
     except Exception as err:
         who = f"service account {account[0]}" if account else "stored user credentials"
-        raise CredentialsError(f"Earth Engine could not be initialised with {who}: {err}. " + _HOW_TO) from err
+        raise CredentialsError(
+            f"Earth Engine could not be initialised with {who}: {err}. " + _HOW_TO
+        ) from err
     _STATE.update(initialised=True, project=project, module=ee)
     return ee
 
@@ -151,15 +155,19 @@ def ensure_initialized():
 
 
 def _is_bbox(region: Any) -> bool:
-    return isinstance(region, (tuple, list, np.ndarray)) and len(region) == 4 and all(
-        isinstance(v, (int, float, np.integer, np.floating)) for v in region
+    return (
+        isinstance(region, (tuple, list, np.ndarray))
+        and len(region) == 4
+        and all(isinstance(v, (int, float, np.integer, np.floating)) for v in region)
     )
 
 
 def _check_bbox(region: Sequence[float]) -> tuple[float, float, float, float]:
     xmin, ymin, xmax, ymax = (float(v) for v in region)
     if not (xmin < xmax and ymin < ymax):
-        raise InvalidInputError(f"region {tuple(region)} must be (xmin, ymin, xmax, ymax) with xmin < xmax and ymin < ymax")
+        raise InvalidInputError(
+            f"region {tuple(region)} must be (xmin, ymin, xmax, ymax) with xmin < xmax and ymin < ymax"
+        )
     if not (-180 <= xmin <= 180 and -180 <= xmax <= 180 and -90 <= ymin <= 90 and -90 <= ymax <= 90):
         raise InvalidInputError(f"region {tuple(region)} is not a lon/lat box in degrees (EPSG:4326)")
     return xmin, ymin, xmax, ymax
@@ -184,7 +192,12 @@ def _bounds_lonlat(region: Any) -> tuple[float, float, float, float]:
             f"region must be (xmin, ymin, xmax, ymax) in lon/lat or an ee.Geometry, got {type(region).__name__}"
         ) from err
     coords = np.asarray(ring, dtype=float).reshape(-1, 2)
-    return float(coords[:, 0].min()), float(coords[:, 1].min()), float(coords[:, 0].max()), float(coords[:, 1].max())
+    return (
+        float(coords[:, 0].min()),
+        float(coords[:, 1].min()),
+        float(coords[:, 0].max()),
+        float(coords[:, 1].max()),
+    )
 
 
 def pixel_grid(region: Any, *, scale_m: float, crs: str = "EPSG:4326") -> dict:
@@ -212,7 +225,14 @@ def pixel_grid(region: Any, *, scale_m: float, crs: str = "EPSG:4326") -> dict:
     height = math.ceil((top - y0) / px - 1e-9)
     return {
         "dimensions": {"width": max(width, 1), "height": max(height, 1)},
-        "affineTransform": {"scaleX": px, "shearX": 0.0, "translateX": left, "shearY": 0.0, "scaleY": -px, "translateY": top},
+        "affineTransform": {
+            "scaleX": px,
+            "shearX": 0.0,
+            "translateX": left,
+            "shearY": 0.0,
+            "scaleY": -px,
+            "translateY": top,
+        },
         "crsCode": crs,
     }
 
@@ -284,7 +304,9 @@ def compute_pixels(
     elif arr.ndim == 2 and len(names) == 1:
         data = arr[None].astype(np.float32)
     else:
-        raise InvalidInputError(f"unexpected computePixels result of shape {arr.shape} for {len(names)} bands")
+        raise InvalidInputError(
+            f"unexpected computePixels result of shape {arr.shape} for {len(names)} bands"
+        )
     if data.shape[1:] != (h, w):
         raise InvalidInputError(f"computePixels returned {data.shape[1:]} pixels, expected {(h, w)}")
     a = grid["affineTransform"]
@@ -422,7 +444,10 @@ class _Recorded:
 
     def __call__(self, *args, **kwargs) -> _Recorded:
         # a function mapped over a collection is run once on a placeholder, so its body is recorded too
-        args = tuple(a(_Recorded(self._fake, "<element>")) if callable(a) and not isinstance(a, _Recorded) else a for a in args)
+        args = tuple(
+            a(_Recorded(self._fake, "<element>")) if callable(a) and not isinstance(a, _Recorded) else a
+            for a in args
+        )
         parts = [_fmt(a) for a in args] + [f"{k}={_fmt(v)}" for k, v in kwargs.items()]
         text = f"{self._text}({', '.join(parts)})"
         self._fake.calls.append(text)
@@ -457,7 +482,9 @@ class _RecordingEE(types.ModuleType):
         fake = self
 
         def _initialize(*args, **kwargs):
-            fake.calls.append(f"Initialize({', '.join([_fmt(a) for a in args] + [f'{k}={_fmt(v)}' for k, v in kwargs.items()])})")
+            fake.calls.append(
+                f"Initialize({', '.join([_fmt(a) for a in args] + [f'{k}={_fmt(v)}' for k, v in kwargs.items()])})"
+            )
             if initialize is not None:
                 initialize(*args, **kwargs)
 
@@ -515,4 +542,3 @@ def recording_ee(*, get_info=None, compute_pixels=None, initialize=None) -> type
 def _reset_state() -> None:
     """Forget the initialisation (tests switch ``ee`` modules)."""
     _STATE.update(initialised=False, project=None, module=None)
-

@@ -399,8 +399,15 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "metrics": (dict, type(None)),
     "attempt": (int, type(None)),
 }
-_JSON_NAMES = {dict: "a mapping", list: "a list", str: "text", int: "a number", float: "a number",
-               bool: "true/false", type(None): "null"}
+_JSON_NAMES = {
+    dict: "a mapping",
+    list: "a list",
+    str: "text",
+    int: "a number",
+    float: "a number",
+    bool: "true/false",
+    type(None): "null",
+}
 
 
 def record_problem(data: Any) -> str | None:
@@ -467,7 +474,9 @@ def _run_files(directory: str | os.PathLike) -> tuple[Any, str, list[str]]:
                         f"{directory} is a file, not a folder of runs; give the folder that holds the "
                         "*.metrics.json files"
                     )
-                raise OutputLocationError(f"report location {directory} does not exist (no files there); {hint}")
+                raise OutputLocationError(
+                    f"report location {directory} does not exist (no files there); {hint}"
+                )
             paths = fs.glob(f"{root}/*.metrics.json")
         except OutputLocationError:
             raise
@@ -512,7 +521,9 @@ def load_runs(directory: str | os.PathLike) -> pd.DataFrame:
         except (OSError, FileNotFoundError):
             content = None
         records.append(parse_run(content, name))
-    shown = paths if fs is None else [f"{os.fspath(directory).rstrip('/')}/{p.rsplit('/', 1)[-1]}" for p in paths]
+    shown = (
+        paths if fs is None else [f"{os.fspath(directory).rstrip('/')}/{p.rsplit('/', 1)[-1]}" for p in paths]
+    )
     return _runs_frame(records, shown)
 
 

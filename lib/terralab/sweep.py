@@ -870,7 +870,11 @@ def sweep(
                 connected=connected,
                 progress=progress,
                 stem=stem,
-                task_sweep={"sweep_id": sweep_id, "attempt": attempt["attempt"], "notebook_sha256": notebook_sha},
+                task_sweep={
+                    "sweep_id": sweep_id,
+                    "attempt": attempt["attempt"],
+                    "notebook_sha256": notebook_sha,
+                },
                 attempt=attempt,
             )
             starting = None

@@ -778,8 +778,14 @@ def _lower_tail_noise(vals, axis=None):
     return centre, sig
 
 
-def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams, pulse_m: float) -> _Band:
-    """Envelope, noise level, threshold and thin ridges of one speed band and direction."""
+def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams, pulse_m: float,
+                scales=None) -> _Band:
+    """Envelope, noise level, threshold and thin ridges of one speed band and direction.
+
+    ``scales`` (per-channel scale of the band-passed image, envelope sigma), taken from another record (a
+    noise-only one, for oracle scoring), replaces the scales this image would estimate from itself; the band
+    keeps the ones it used in ``band.scales``.
+    """
     v_c = np.sqrt(v_lo * v_hi)
     m_max = max(1, int(np.floor(p.max_lf_step_s / dt)))
     m = int(np.clip(np.round(dxb / (v_c * dt)), 1, m_max))
@@ -791,7 +797,8 @@ def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams
         img, tb = z, t
     dtb = dt * m
     slope = v_c * dtb / dxb  # columns per row at the band centre
-    img = _matched_bandpass(img, valid, pulse_m / v_c / dtb)
+    img, chan_scale = _matched_bandpass(img, valid, pulse_m / v_c / dtb,
+                                        mad=None if scales is None else scales[0])
     px_per_ms = dtb / dxb  # (columns per row) per (m/s)
     img = _velocity_fan(img, valid, direction, v_lo / 1.2 * px_per_ms, v_hi * 1.2 * px_per_ms)
     smooth = _directional_smooth(img, valid, slope, direction, p.smoothing_m / dxb)
@@ -799,11 +806,15 @@ def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams
     # env is the modulus of a complex (analytic) Gaussian noise field: Rayleigh, median = 1.1774 sigma
     sig = float(np.median(env[:, valid]) / 1.1774) if valid.any() else 1.0
     sig = sig if sig > 0 else 1.0
+    if scales is not None:
+        sig = scales[1]
     thr = p.threshold_sigma * sig
     ridge = _ridges(env, thr, along_time=slope >= 1.0)
     ridge[:, ~valid] = False
-    return _Band(v_lo=v_lo, v_hi=v_hi, direction=direction, m=m, dt=dtb, slope=slope, t=tb, env=env, sigma=sig,
+    band = _Band(v_lo=v_lo, v_hi=v_hi, direction=direction, m=m, dt=dtb, slope=slope, t=tb, env=env, sigma=sig,
                  thr=thr, ridge=ridge, pulse_m=pulse_m)
+    band.scales = (chan_scale, sig)
+    return band
 
 
 def _suppress_non_winners(bands: list[_Band], n_lf: int, tolerance: float = 0.9) -> None:
@@ -869,11 +880,12 @@ def _band_segments(band: _Band, band_id: int, xb, dxb, valid, p: DetectParams) -
         band.segments.append((xa, ta, xb_, tb_, band_id))
 
 
-def _matched_bandpass(img, valid, tau_rows):
+def _matched_bandpass(img, valid, tau_rows, mad=None):
     """Band-pass along time matched to a strain pulse lasting ``tau_rows`` rows, then unit noise per channel.
 
     A difference of Gaussians keeps the pulse (a vehicle's strain bump) and removes the slow drift and red noise
-    that dominate integrated DAS data below the pulse's frequencies.
+    that dominate integrated DAS data below the pulse's frequencies. Returns the image and the per-channel scale
+    it was divided by (``mad``, when given, is used instead of the image's own).
     """
     from scipy import ndimage
 
@@ -881,12 +893,13 @@ def _matched_bandpass(img, valid, tau_rows):
     if 0.5 * tau_rows >= 0.5:
         out = ndimage.gaussian_filter1d(img, 0.5 * tau_rows, axis=0, mode="nearest")
     out = out - ndimage.gaussian_filter1d(img, 3.0 * max(tau_rows, 1.0), axis=0, mode="nearest")
-    mad = np.median(np.abs(out[:, valid]), axis=0) * 1.4826
+    if mad is None:
+        mad = np.median(np.abs(out[:, valid]), axis=0) * 1.4826
     res = np.zeros_like(out)
     good = mad > 0
     vcols = np.flatnonzero(valid)
     res[:, vcols[good]] = out[:, vcols[good]] / mad[good]
-    return res.astype(np.float32, copy=False)
+    return res.astype(np.float32, copy=False), mad
 
 
 def _velocity_fan(img, valid, direction, v_lo_px, v_hi_px, taper=1.35):

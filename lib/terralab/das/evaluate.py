@@ -189,137 +189,151 @@ def evaluate_runs(simulator: str, site: str, seeds, runs: dict[str, dict], *, pr
     return out
 
 
-def oracle_detectability(data, truth, *, site: str = "any", false_alarm: float = 0.01, n_null: int = 200,
-                         min_gap_s: float = 3.0, seed: int = 0, params=None) -> dict[str, Any]:
-    """How many true vehicles stand out of the record's own noise when their track is *known* (a ceiling).
+def oracle_detectability(data, truth, noise, *, site: str = "any", false_alarm: float = 0.01, n_null: int = 300,
+                         seed: int = 0, params=None) -> dict[str, Any]:
+    """How many true vehicles stand out of the instrument noise when their track is *known* (a ceiling).
 
-    The detector's strain image is made as :func:`~terralab.das.detect.detect_vehicles` makes it (low-pass,
-    integration, channel bins, common-mode removal, robust per-channel scaling); for each true vehicle, the
-    velocity-tuned envelope of the speed band and direction it belongs to (the detector's band image at its short
-    pulse scale) is read along its true track (a parabola through its section entry, middle and exit times, so
-    braking and accelerating vehicles are followed; straight for vehicles turning off or in): per channel the largest value within ``max(0.3 s, 5 m / v)`` of
-    the track, its median over the live channels (robust to the few channels where a track crosses another vehicle). The same statistic along ``n_null`` random tracks (speeds drawn
-    from the true vehicles', mid-section times at least ``min_gap_s`` from every vehicle of that direction, the
-    ones only partly recorded included) gives the noise distribution. A vehicle is *detectable* when its
-    statistic exceeds the ``1 - false_alarm`` quantile of the null. No track search, no thresholds to choose:
-    a detector working on this image cannot be expected to find vehicles this oracle misses.
+    ``noise`` is the same record without traffic (same simulator parameters and noise levels; for the
+    simulators here, the scene made with an empty vehicle list). Both records go through the detector's linear
+    chain (low-pass, integration, channel bins, common-mode removal), scaled per channel by the *noise* record's
+    robust level; for each true vehicle, the velocity-tuned envelope of the speed band and direction it belongs
+    to (the detector's band image at its short pulse scale, with the noise record's scales) is read along its
+    true track: the simulator's own path of the load centre where the truth carries it (``truth.attrs["tracks"]``:
+    stop-and-go, turning), else a parabola through its section entry, middle and exit times. Per channel the
+    largest value within ``max(0.3 s, 5 m / v)`` of the track counts, and the statistic is its median over the
+    live channels (a vehicle must show on most of the section, not only where it crosses another). The same
+    statistic along ``n_null`` random tracks of the noise record (speeds and directions of the true vehicles)
+    gives the noise distribution; a vehicle is *detectable* when it exceeds the ``1 - false_alarm`` quantile.
+    No track search and no interference from other vehicles on the null side: a detector working on this image
+    cannot be expected to find vehicles this oracle misses, and the fraction it misses is the share of
+    vehicles whose signal at the fibre is below the interrogator noise.
 
     Returns
     -------
     dict
-        ``n_true``, ``detectable`` (fraction), ``auc`` (probability a vehicle beats a random null track), and
-        ``per_vehicle`` (array of the statistic, in null standard deviations above the null median).
+        ``n_true``, ``n_scored`` (vehicles whose track lies in the record), ``n_detectable``, ``detectable``
+        (fraction), ``auc`` (probability a vehicle beats a random null track), ``per_vehicle`` (statistic in null
+        standard deviations above the null median, NaN where not scored).
     """
-    from .detect import DetectParams, KMH, _band_image, make_decimator, _params
     from . import io
+    from .detect import KMH, _band_image, _params, make_decimator
 
     p = params if params is not None else _params(None, {"site": site, "classify": False})
-    data = io.check(data)
-    fs = io.sampling_rate_hz(data)
-    x = np.asarray(data["distance"].values, dtype=float)
-    dec = make_decimator(fs, x, p, str(data.attrs.get("measurand", "unknown")))
-    t0_ns = int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64))
-    prod = dec.process(data.values, t0_ns)
-    lf = prod.lf.astype(np.float32)
-    t = (prod.lf_time_ns - t0_ns) / 1e9
+
+    def image(rec):
+        rec = io.check(rec)
+        fs = io.sampling_rate_hz(rec)
+        x = np.asarray(rec["distance"].values, dtype=float)
+        dec = make_decimator(fs, x, p, str(rec.attrs.get("measurand", "unknown")))
+        t0 = int(rec["time"].values[0].astype("datetime64[ns]").astype(np.int64))
+        prod = dec.process(rec.values, t0)
+        lf = prod.lf.astype(np.float32)
+        valid = np.abs(lf).max(axis=0) > 0
+        if p.common_mode and valid.sum() >= 5:
+            lf = lf - np.median(lf[:, valid], axis=1, keepdims=True)
+        return lf, (prod.lf_time_ns - t0) / 1e9, dec.bin_distance, valid, t0
+
+    lf_n, t_n, xb, valid_n, _ = image(noise)
+    lf_s, t, xb_s, valid_s, t0_ns = image(data)
+    if lf_n.shape[1] != lf_s.shape[1]:
+        raise InvalidInputError("the noise record must have the channels of the data record")
+    mad = np.median(np.abs(lf_n - np.median(lf_n, axis=0)), axis=0) * 1.4826
+    valid = valid_n & valid_s & (mad > 0)
+    z_n = np.zeros_like(lf_n)
+    z_s = np.zeros_like(lf_s)
+    z_n[:, valid] = lf_n[:, valid] / mad[valid]
+    z_s[:, valid] = lf_s[:, valid] / mad[valid]
     dt = float(np.median(np.diff(t)))
-    xb = dec.bin_distance
     dxb = float(np.median(np.diff(xb)))
-    valid = np.abs(lf).max(axis=0) > 0
-    if p.common_mode and valid.sum() >= 5:
-        lf = lf - np.median(lf[:, valid], axis=1, keepdims=True)
-    mad = np.median(np.abs(lf - np.median(lf, axis=0)), axis=0) * 1.4826
-    valid &= mad > 0
-    z = np.zeros_like(lf)
-    z[:, valid] = lf[:, valid] / mad[valid]
-    if p.clip_sigma > 0:
-        z = (p.clip_sigma * np.tanh(z / p.clip_sigma)).astype(np.float32)
-    section = truth.attrs.get("section_m", (float(x[0]), float(x[-1])))
+    section = truth.attrs.get("section_m", (float(xb[0]), float(xb[-1])))
     x_mid = 0.5 * (section[0] + section[1])
     edges = np.geomspace(p.speed_min_kmh * KMH, p.speed_max_kmh * KMH,
                          int(np.ceil(np.log(p.speed_max_kmh / p.speed_min_kmh) / np.log(p.band_ratio))) + 1)
     cache: dict = {}
 
-    def band_of(v, d):
+    def bands(v, d):
         k = int(np.clip(np.searchsorted(edges, v) - 1, 0, len(edges) - 2))
         if (k, d) not in cache:
-            cache[(k, d)] = _band_image(z, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
+            bn = _band_image(z_n, t_n, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
+            bs = _band_image(z_s, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m, scales=bn.scales)
+            cache[(k, d)] = (bn, bs)
         return cache[(k, d)]
 
     cols = np.flatnonzero(valid)
 
-    def stat(t_mid, v, d, t_in=None, t_out=None, path=None):
-        b = band_of(v, d)
-        tc = t_mid + d * (xb[cols] - x_mid) / v
-        if path is not None:
-            # the simulator's own track of the load centre (stop-and-go, turning): time it passes each channel
-            tp, xp = (np.asarray(a, dtype=float) for a in path)
-            xp = xp if d > 0 else -xp
-            xp = np.maximum.accumulate(xp)
-            inside = (d * xb[cols] >= xp.min()) & (d * xb[cols] <= xp.max())
-            tc = np.where(inside, np.interp(d * xb[cols], xp, tp), np.nan)
-        elif t_in is not None and np.isfinite(t_in) and np.isfinite(t_out):
-            # the true track bends where the vehicle brakes or accelerates: a parabola through entry, middle, exit
-            xe = np.array([section[0], x_mid, section[1]]) - x_mid
-            te = np.array([t_in, t_mid, t_out]) if d > 0 else np.array([t_out, t_mid, t_in])
-            if np.all(np.diff(te) * d > 0):
-                tc = np.polyval(np.polyfit(xe, te, 2), xb[cols] - x_mid)
+    def stat(b, tc, v):
         w = max(0.3, 5.0 / v)
         offs = np.arange(-w, w + 1e-9, b.dt)
         rows = np.round((np.nan_to_num(tc, nan=-1e9)[:, None] + offs[None, :] - b.t[0]) / b.dt).astype(int)
         inside = (rows >= 0) & (rows < len(b.t))
-        if inside.all(axis=1).mean() < 0.3:
+        full = inside.all(axis=1)
+        if full.mean() < 0.3:
             return np.nan
-        vals = np.where(inside, b.env[np.clip(rows, 0, len(b.t) - 1), cols[:, None]], np.nan)
-        # median over channels: a random track crossing another vehicle gains on a few channels only
-        return float(np.nanmedian(np.nanmax(vals, axis=1)) / b.sigma)
+        vals = b.env[np.clip(rows[full], 0, len(b.t) - 1), cols[full][:, None]]
+        return float(np.median(vals.max(axis=1)) / b.sigma)
 
-    def secs(df):
-        return (df["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) - t0_ns) / 1e9
+    def track(t_mid, v, d, t_in, t_out, path):
+        tc = t_mid + d * (xb[cols] - x_mid) / v
+        if path is not None:
+            tp, xp = (np.asarray(a, dtype=float) for a in path)
+            xp = np.maximum.accumulate(d * xp)
+            inside = (d * xb[cols] >= xp.min()) & (d * xb[cols] <= xp.max())
+            return np.where(inside, np.interp(d * xb[cols], xp, tp), np.nan)
+        if np.isfinite(t_in) and np.isfinite(t_out):
+            xe = np.array([section[0], x_mid, section[1]]) - x_mid
+            te = np.array([t_in, t_mid, t_out]) if d > 0 else np.array([t_out, t_mid, t_in])
+            if np.all(np.diff(te) * d > 0):
+                return np.polyval(np.polyfit(xe, te, 2), xb[cols] - x_mid)
+        return tc
 
-    outside = truth.attrs.get("outside_record")
-    every = [truth] + ([outside] if outside is not None and len(outside) else [])
-    t_all = np.concatenate([secs(df) for df in every])
-    d_all = np.concatenate([df["direction"].to_numpy() for df in every])
-    v_true = truth["speed_kmh"].to_numpy(dtype=float) * KMH
-    ends = {}
-    for c in ("t_enter", "t_exit"):
-        ends[c] = secs(truth.rename(columns={c: "time", "time": "_t"})) if c in truth.columns else np.full(len(truth), np.nan)
-    # vehicles that enter or leave by a side street do not cover the section: their track is the straight line
-    turning = truth["turning"].to_numpy(dtype=bool) if "turning" in truth.columns else np.zeros(len(truth), bool)
-    ends["t_enter"] = np.where(turning, np.nan, ends["t_enter"])
+    def secs(col):
+        if col not in truth.columns:
+            return np.full(len(truth), np.nan)
+        return (truth[col].to_numpy().astype("datetime64[ns]").astype(np.int64) - t0_ns) / 1e9
+
     paths = truth.attrs.get("tracks")
     paths = paths if paths is not None and len(paths) == len(truth) else [None] * len(truth)
-    sig = np.array([stat(tm, v, int(d), a, b, path) for tm, v, d, a, b, path in
-                    zip(secs(truth), v_true, truth["direction"].to_numpy(), ends["t_enter"], ends["t_exit"], paths)])
+    v_true = truth["speed_kmh"].to_numpy(dtype=float) * KMH
+    d_true = truth["direction"].to_numpy().astype(int)
+    sig = np.array([stat(bands(v, d)[1], track(tm, v, d, a, b, path), v) for tm, v, d, a, b, path in
+                    zip(secs("time"), v_true, d_true, secs("t_enter"), secs("t_exit"), paths)])
     rng = np.random.default_rng(seed)
     null = []
-    tries = 0
-    crossing = abs(section[1] - section[0]) / max(float(v_true.min()) if len(v_true) else 10.0, 1.0)
-    while len(null) < n_null and tries < 50 * n_null and len(v_true):
-        tries += 1
-        d = int(rng.choice([-1, 1]))
-        v = float(rng.choice(v_true)) * float(rng.uniform(0.9, 1.1))
-        tm = float(rng.uniform(t[0] + 0.5 * crossing, t[-1] - 0.5 * crossing))
-        same = d_all == d
-        if same.any() and np.min(np.abs(t_all[same] - tm)) < min_gap_s:
-            continue
-        s = stat(tm, v, d)
-        if np.isfinite(s):
-            null.append(s)
+    if len(v_true):
+        crossing = abs(section[1] - section[0]) / max(float(v_true.min()), 1.0)
+        for _ in range(4 * n_null):
+            if len(null) >= n_null:
+                break
+            i = int(rng.integers(len(v_true)))
+            v, d = float(v_true[i]) * float(rng.uniform(0.9, 1.1)), int(d_true[i])
+            lo, hi = t_n[0] + 0.5 * crossing, t_n[-1] - 0.5 * crossing
+            tm = float(rng.uniform(lo, hi)) if hi > lo else float(rng.uniform(t_n[0], t_n[-1]))
+            st = stat(bands(v, d)[0], tm + d * (xb[cols] - x_mid) / v, v)
+            if np.isfinite(st):
+                null.append(st)
     null = np.asarray(null)
     ok = np.isfinite(sig)
+    out = {"n_true": int(len(truth)), "n_scored": int(ok.sum()), "n_null": int(len(null))}
     if len(null) < 20 or not ok.any():
-        return {"n_true": int(len(truth)), "detectable": float("nan"), "auc": float("nan"), "n_detectable": 0,
-                "n_scored": 0,
-                "per_vehicle": sig, "n_null": int(len(null))}
+        return {**out, "n_detectable": 0, "detectable": float("nan"), "auc": float("nan"), "per_vehicle": sig}
     thr = np.quantile(null, 1.0 - false_alarm)
-    med, spread = np.median(null), np.std(null) + 1e-12
     return {
-        "n_true": int(len(truth)),
+        **out,
+        "n_detectable": int(np.sum(sig[ok] > thr)),
         "detectable": float(np.mean(sig[ok] > thr)),
-        "n_detectable": int(np.sum(sig[ok] > thr)), "n_scored": int(ok.sum()),
         "auc": float(np.mean(sig[ok][:, None] > null[None, :])),
-        "per_vehicle": (sig - med) / spread,
-        "n_null": int(len(null)),
+        "per_vehicle": (sig - np.median(null)) / (np.std(null) + 1e-12),
     }
+
+
+def noise_only(simulator: str, site: str, seed: int, **overrides):
+    """The random scene of ``simulator``/``site``/``seed`` with no traffic (its noise and channel faults only)."""
+    import pandas as pd
+
+    from . import synthetic
+
+    cls = "kind" if simulator == "halfspace" else "vehicle_class"
+    empty = pd.DataFrame({"time_s": pd.Series(dtype=float), "speed_kmh": pd.Series(dtype=float),
+                          "direction": pd.Series(dtype=int), cls: pd.Series(dtype=object)})
+    data, _ = synthetic.random_scene(simulator, site, seed, vehicles=empty, **overrides)
+    return data

@@ -34,7 +34,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .storage import atomic_fs_path, write_text  # noqa: F401 - re-exported: sweep and older callers use them
+from .files import write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -506,10 +506,8 @@ def write_comparison(
     title, notebook, fixed, metric, directions, attempts
         See ``comparison_html``; ``attempts`` defaults to those of the sweep's ``sweep.json``.
     """
-    from . import report
+    from . import report, storage
     from .errors import InvalidInputError
-
-    from . import storage
 
     output = str(output)
     state = None
@@ -547,4 +545,4 @@ def write_comparison(
         directions=directions,
         attempts=attempts,
     )
-    return write_text(output.rstrip("/") + "/index.html", page)
+    return write_text_atomic(output.rstrip("/") + "/index.html", page)

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .files import write_text_atomic
+from .files import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,11 +95,6 @@ def _to_jsonable(value: Any, name: str) -> Any:
         f"metric {name!r}: cannot record a value of type {type(value).__name__}; "
         "record a number, string, bool, dict, list or small pandas DataFrame"
     )
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename, so readers never see half a file."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False))
 
 
 def record(name: str, value: Any) -> Any:
@@ -806,7 +801,7 @@ def build_index(
     if storage.is_url(directory):
         url = storage.join(os.fspath(directory), "index.html")
         title = title or f"terralab runs — {os.fspath(directory).rstrip('/').rsplit('/', 1)[-1]}"
-        return storage.write_text(url, index_html(runs, title, directions=directions))
+        return write_text_atomic(url, index_html(runs, title, directions=directions))
     folder = storage.local_path(directory)
     title = title or f"terralab runs — {folder.name}"
     target = (folder if os.fspath(directory).startswith("file://") else Path(directory)) / "index.html"

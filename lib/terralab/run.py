@@ -54,7 +54,7 @@ from .errors import (
     OutputLocationError,
     ParameterError,
 )
-from .files import atomic_paths
+from .files import atomic_paths, put_together
 
 DEFAULT_KERNEL = "terralab"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -923,7 +923,7 @@ def run_notebook(
         )
         if remote:
             targets = {suffix: storage.join(out_url, f"{name}{suffix}") for suffix in _OUTPUT_SUFFIXES}
-            storage.put_together(
+            put_together(
                 fs,
                 [
                     (out / f"{name}{suffix}", storage.join(root, f"{name}{suffix}"))

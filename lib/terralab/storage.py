@@ -8,10 +8,16 @@ environment variables ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` (``AWS_SE
 MinIO, Ceph or moto; for ``gs://`` (gcsfs) ``GOOGLE_APPLICATION_CREDENTIALS``. Nothing terralab writes
 records them: the output URL is stored as given.
 
-Files reach an object store under a hidden temporary name first and are then moved to their final key, so a
-reader sees either the whole new file or the old one.
+Files are written there with :mod:`terralab.files` (``atomic_path``, ``put_together``): they reach an object
+store under a hidden temporary name first and are then moved to their final key, so a reader sees either the
+whole new file or the old one.
 
 >>> from terralab import storage
+>>> storage.is_url("s3://my-bucket/runs"), storage.is_url("reports")
+(True, False)
+>>> storage.join("s3://my-bucket/runs/", "index.html")
+'s3://my-bucket/runs/index.html'
+>>> # a bucket needs credentials, so this line is not run by the doctests:
 >>> fs, root, url = storage.open_output("s3://my-bucket/runs")        # doctest: +SKIP
 """
 
@@ -19,12 +25,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from .files import FILE_MODE
 
 
 def is_url(location: str | os.PathLike) -> bool:
@@ -106,72 +108,6 @@ def is_local(fs) -> bool:
     from fsspec.implementations.local import LocalFileSystem
 
     return isinstance(fs, LocalFileSystem)
-
-
-@contextmanager
-def atomic_fs_path(fs, path: str) -> Iterator[str]:
-    """:func:`terralab.files.atomic_path` on an fsspec filesystem ``fs``.
-
-    Yields a temporary name beside ``path``; when the block finishes it is renamed to ``path`` (moved, on
-    object stores), on any error it is removed.
-    """
-    parent, _, name = path.rpartition("/")
-    hidden = f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp = f"{parent}/{hidden}" if parent else hidden
-    try:
-        yield tmp
-        if is_local(fs):
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, path)
-        else:
-            fs.mv(tmp, path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
-
-
-def put_together(fs, files: list[tuple[str | os.PathLike, str]]) -> None:
-    """Copy local files to their targets on ``fs`` so that they change together.
-
-    Every file is uploaded under a hidden temporary name first; only then are they moved to their final
-    names, in the order given (put the file whose presence means "complete" last). If an upload fails, the
-    temporaries are removed and every earlier file at the targets is left as it was.
-    """
-    temps: list[tuple[str, str]] = []
-    try:
-        for local, target in files:
-            parent, _, name = target.rpartition("/")
-            tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
-            temps.append((tmp, target))
-            fs.put_file(os.fspath(local), tmp)
-        for tmp, target in temps:
-            if is_local(fs):
-                os.chmod(tmp, FILE_MODE)
-                os.replace(tmp, target)
-            else:
-                fs.mv(tmp, target)
-    except BaseException:
-        for tmp, _ in temps:
-            try:
-                if fs.exists(tmp):
-                    fs.rm(tmp)
-            except Exception:  # noqa: BLE001, S110 - cleaning up after a failure must not hide it
-                pass
-        raise
-
-
-def write_text(url: str, text: str) -> str:
-    """Write ``text`` (UTF-8) to a local path or fsspec URL without ever leaving half a file at ``url``."""
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url)
-    parent = path.rpartition("/")[0]
-    if parent and is_local(fs):
-        fs.makedirs(parent, exist_ok=True)
-    with atomic_fs_path(fs, path) as tmp:
-        fs.pipe_file(tmp, text.encode("utf-8"))
-    return url
 
 
 def join(location: str, name: str) -> str:

@@ -210,10 +210,9 @@ def _is_local(fs) -> bool:
 
 
 def _write_json(fs, target: str, data: Any) -> None:
-    from .storage import atomic_fs_path
+    from .files import write_json_atomic
 
-    with atomic_fs_path(fs, target) as tmp:
-        fs.pipe_file(tmp, json.dumps(data, indent=2, default=str).encode("utf-8"))
+    write_json_atomic(target, data, fs=fs, default=str)
 
 
 def _read_state(fs, root: str) -> dict[str, Any] | None:
@@ -309,6 +308,7 @@ def _execute_point(
     import fsspec
 
     from . import storage
+    from .files import put_together
     from .run import run_notebook
 
     sweep = sweep or {}
@@ -345,7 +345,7 @@ def _execute_point(
         root = root.rstrip("/")
         if storage.is_local(fs):
             fs.makedirs(root, exist_ok=True)
-        storage.put_together(
+        put_together(
             fs, [(Path(out, name + suffix), f"{root}/{name}{suffix}") for suffix in _OUTPUT_SUFFIXES]
         )
     return record

@@ -434,3 +434,32 @@ def test_a_run_that_fails_to_write_keeps_the_earlier_run(finished_square, tmp_pa
     with pytest.raises(RuntimeError, match="renderer broke"):
         run.run_notebook(SQUARE, {"n_points": 5}, out, progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_report_run_has_no_progress_frames_no_stderr_and_no_recorded_lines(tmp_path):
+    """The runner tells its kernel it makes a report: terralab's bars stay silent even when a caller asks
+    for them, and record()'s "recorded …" lines stay in the notebook but out of the HTML page."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("steps: int = 50", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import os\n"
+            "from terralab import report\n"
+            "from terralab.progress import in_report_run, progress_bar\n"
+            "total = sum(progress_bar(range(steps), desc='summing', enabled=True, mininterval=0))\n"
+            "report.record('total', total)\n"
+            "report.record('report_run', in_report_run())"
+        ),
+    ]
+    notebook = tmp_path / "quiet.ipynb"
+    nbformat.write(nb, notebook)
+    result = run.run_notebook(notebook, {}, tmp_path / "out", progress=False)
+    assert result.status == "ok", result.error
+    assert result.metrics == {"total": 1225, "report_run": True}
+    executed = nbformat.read(result.output_notebook, as_version=4)
+    streams = [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "stream"]
+    assert not [o for o in streams if o.name == "stderr"], streams
+    assert "recorded total" in json.dumps(executed.cells[1].outputs), "the notebook keeps record()'s lines"
+    html = result.html.read_text()
+    assert "recorded " not in html and "summing" not in html and "it/s" not in html
+    assert ">total<" in html and ">1225<" in html, "the metric is still in the summary table"

@@ -10,7 +10,8 @@ Each call stores the value in the run's ``metrics.json`` (the file named by the 
 ``TERRALAB_METRICS_FILE``, which ``terralab run`` sets) and displays it as an output with the MIME type
 ``application/vnd.terralab.metric+json``, from which the runner copies every metric into the executed
 notebook's metadata (``metadata.terralab.metrics``). Outside a run the values stay in memory
-(``report.metrics()``).
+(``report.metrics()``). The "recorded …" lines show in the notebook but not in the rendered HTML report,
+whose summary table at the top lists every metric.
 """
 
 from __future__ import annotations
@@ -716,7 +717,7 @@ def _telling_parameters(runs: pd.DataFrame) -> list[str]:
     """
     names = [c[len("param.") :] for c in runs.columns if str(c).startswith("param.")]
     overridden: set[str] = set()
-    for value in runs["parameters"] if "parameters" in runs else []:
+    for value in runs.get("parameters", []):
         if isinstance(value, dict):
             overridden |= set(value)
     keep = []

@@ -55,6 +55,7 @@ from .errors import (
     ParameterError,
 )
 from .files import atomic_paths, put_together
+from .progress import REPORT_RUN_ENV
 
 DEFAULT_KERNEL = "terralab"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -806,6 +807,10 @@ def render_html(
     }
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
+        if cell.cell_type == "code":
+            # ``report.record``'s "recorded …" outputs: the summary table at the top already shows every
+            # metric, so the page reads like a figure page rather than a console log.
+            cell.outputs = [o for o in cell.get("outputs", []) if report.METRIC_MIME not in o.get("data", {})]
         if cell.cell_type == "markdown" and "papermill-error-cell-tag" in (cell.metadata.get("tags") or []):
             # As inline HTML the markdown renderer splits papermill's banner apart; as a block it stays whole.
             cell.source = f"<div>\n{cell.source}\n</div>"
@@ -974,8 +979,10 @@ def _execute(
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     # The kernel gets the inline plotting backend even when MPLBACKEND=Agg (the Makefile and the tests set
     # it for headless plotting), which would otherwise keep figures out of the notebook.
+    # TERRALAB_REPORT_RUN keeps terralab's progress bars (terralab.progress) out of the report.
     kernel_env = {
         report.METRICS_ENV: str(recorded_path),
+        REPORT_RUN_ENV: "1",
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     }
     # OpenMP threads that spin while waiting (torch's default) starve every other process on a busy machine:

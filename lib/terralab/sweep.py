@@ -979,8 +979,7 @@ def _run_todo(
     function that closes what this call opened, so that the caller can close the cluster while it writes the
     comparison page; on an error it is closed here.
     """
-    from tqdm.auto import tqdm
-
+    from .progress import progress_bar
     from .run import check_kernel
 
     if scheduler is None:
@@ -999,7 +998,7 @@ def _run_todo(
         # This process waits while the runs execute; it gets ready to draw the comparison page meanwhile
         # (started only now, so that it does not slow the cluster's start-up).
         threading.Thread(target=_prepare_comparison, name="terralab-page-warm-up", daemon=True).start()
-        bar = tqdm(total=len(todo), desc=f"sweep {stem}", unit="run", disable=not progress)
+        bar = progress_bar(total=len(todo), desc=f"sweep {stem}", unit="run", enabled=progress)
         _run_on_cluster(
             client,
             notebook=notebook,

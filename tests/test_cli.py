@@ -224,3 +224,27 @@ def test_the_command_starts_without_jsonschemas_slow_iri_checker_but_python_sess
         )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.split()[-2:] == ["0", blocked], proc.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "sweep"])
+@pytest.mark.parametrize("spelling", ["-o", "--output", "--output-dir"])
+def test_every_command_takes_one_output_option_and_the_old_spelling(command, spelling):
+    argv = [command] + (["nb.ipynb"] if command != "demo" else []) + [spelling, "s3://bucket/runs"]
+    if command == "sweep":
+        argv += ["--grid", "n=1,2"]
+    args = cli.build_parser().parse_args(argv)
+    assert args.output == "s3://bucket/runs"
+    assert not hasattr(args, "output_dir")
+
+
+def test_the_kernel_name_is_one_constant_used_by_every_command_and_function():
+    import inspect
+
+    from terralab import options, run, sweep
+
+    assert run.DEFAULT_KERNEL == options.DEFAULT_KERNEL == "terralab"
+    parser = cli.build_parser()
+    for argv in (["run", "nb.ipynb"], ["demo"], ["sweep", "nb.ipynb", "--grid", "n=1"]):
+        assert parser.parse_args(argv).kernel == options.DEFAULT_KERNEL, argv
+    for function in (run.run_notebook, run.run_all, run.check_kernel, sweep.sweep):
+        assert inspect.signature(function).parameters["kernel"].default == options.DEFAULT_KERNEL

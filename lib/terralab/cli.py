@@ -3,7 +3,7 @@
 ::
 
     terralab catalog list | show NAME | fetch NAME
-    terralab run NOTEBOOK [-p NAME VALUE]... [-f params.yaml] [-o OUTDIR] [--name NAME] [--show-code]
+    terralab run NOTEBOOK [-p NAME VALUE]... [-f params.yaml] [-o DIR_OR_URL] [--name NAME] [--show-code]
                  [--cell-timeout S] [--kernel NAME] [--no-progress]
     terralab demo [-o reports] [-f params_by_notebook.yaml] [--notebooks-dir notebooks] [--no-progress]
     terralab report DIR_OR_URL [--title TITLE]
@@ -12,8 +12,9 @@
 Exit codes: 0 success; 1 a notebook ran and failed (its report is written); 2 bad input or set-up (a
 ``terralab.errors`` message on stderr, no traceback); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 
-``-o`` of run, demo and sweep, and the folder of report, may be an fsspec URL (``s3://bucket/runs``);
-credentials come from the environment (see ``terralab.storage``).
+``-o/--output`` of run, demo and sweep (``--output-dir``: the old spelling of run and demo, still accepted),
+and the folder of report, may be an fsspec URL (``s3://bucket/runs``); credentials come from the environment
+(see ``terralab.storage``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from .options import add_kernel_option, add_output_option
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -100,7 +103,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run.run_notebook(
         args.notebook,
         params,
-        args.output_dir,
+        args.output,
         name=args.name,
         kernel=args.kernel,
         show_code=args.show_code,
@@ -131,7 +134,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             )
     results = run.run_all(
         args.notebooks_dir,
-        args.output_dir,
+        args.output,
         by_notebook,
         kernel=args.kernel,
         cell_timeout_s=args.cell_timeout,
@@ -142,9 +145,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     failed = [r for r in results if not r.ok]
     index = (
-        storage.join(args.output_dir, "index.html")
-        if storage.is_url(args.output_dir)
-        else Path(args.output_dir) / "index.html"
+        storage.join(args.output, "index.html")
+        if storage.is_url(args.output)
+        else Path(args.output) / "index.html"
     )
     print(f"{len(results) - len(failed)}/{len(results)} notebooks ok; index: {index}")
     if failed:
@@ -181,9 +184,7 @@ def _positive_float(text: str) -> float:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--kernel", default="terralab", help="registered Jupyter kernel to run on (default: terralab)"
-    )
+    add_kernel_option(p)
     p.add_argument(
         "--cell-timeout",
         type=_positive_float,
@@ -220,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_p = sub.add_parser(
         "run",
         help="execute one notebook with parameters; write its .ipynb, .html and .metrics.json",
-        description="Execute NOTEBOOK with papermill on the terralab kernel and write OUTDIR/<name>.ipynb, "
+        description="Execute NOTEBOOK with papermill on the terralab kernel and write OUTPUT/<name>.ipynb, "
         "<name>.html (code hidden unless --show-code) and <name>.metrics.json. Exits 1 when a cell fails "
         "(the report is still written), 2 on bad input such as an undeclared parameter.",
     )
@@ -237,11 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument(
         "-f", "--parameters-file", metavar="FILE", help="YAML file with a mapping of parameters"
     )
-    run_p.add_argument(
-        "-o",
-        "--output-dir",
+    add_output_option(
+        run_p,
         default="reports",
-        metavar="OUTDIR",
         help="folder or fsspec URL (s3://bucket/runs; credentials from the environment); default: reports",
     )
     run_p.add_argument("--name", help="base name of the outputs (default: the notebook's file name)")
@@ -253,10 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="run every notebook in notebooks/ on its defaults, then write the index",
         description="Run every notebook of --notebooks-dir (default notebooks/) on its embedded defaults, "
-        "write each report and OUTDIR/index.html. A failing notebook does not stop the others; the exit "
+        "write each report and OUTPUT/index.html. A failing notebook does not stop the others; the exit "
         "code is 1 if any failed.",
     )
-    demo.add_argument("-o", "--output-dir", default="reports", metavar="OUTDIR", help="default: reports")
+    add_output_option(demo, default="reports", help="folder or fsspec URL for the reports; default: reports")
     demo.add_argument(
         "-f",
         "--parameters-file",

@@ -55,9 +55,9 @@ from .errors import (
     ParameterError,
 )
 from .files import atomic_paths, put_together
+from .options import DEFAULT_KERNEL
 from .progress import REPORT_RUN_ENV
 
-DEFAULT_KERNEL = "terralab"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Cells papermill adds to the executed notebook; they are not the user's cells when counting positions.
 _PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .options import DEFAULT_KERNEL
+
 STATE_FILE = "sweep.json"
 # The pid of the Dask worker process running a task, exported to its kernel: lets a test notebook kill
 # its worker the way a lost node would.
@@ -644,7 +646,7 @@ def sweep(
     timeout_s: float | None = None,
     connect_timeout_s: float = 10.0,
     cell_timeout_s: float | None = None,
-    kernel: str = "terralab",
+    kernel: str = DEFAULT_KERNEL,
     show_code: bool = False,
     metric: str | None = None,
     directions: dict[str, str] | None = None,
@@ -1145,6 +1147,8 @@ def _run_on_cluster(
 # --- command line ----------------------------------------------------------------------------------
 def add_cli(subparsers) -> None:
     """Register ``terralab sweep`` on an argparse sub-parser collection; it calls ``main_sweep``."""
+    from .options import add_kernel_option, add_output_option
+
     p = subparsers.add_parser(
         "sweep",
         help="run a notebook over a parameter grid on Dask and compare the runs",
@@ -1176,11 +1180,9 @@ def add_cli(subparsers) -> None:
         metavar="ADDRESS",
         help="address of a running Dask scheduler (tcp://HOST:8786); default a LocalCluster here",
     )
-    p.add_argument(
-        "-o",
-        "--output",
+    add_output_option(
+        p,
         default=None,
-        metavar="DIR_OR_URL",
         help="folder or fsspec URL (s3://…, gs://…) for the outputs; default reports/sweep-<notebook>",
     )
     p.add_argument(
@@ -1203,7 +1205,7 @@ def add_cli(subparsers) -> None:
         "(by default that attempt is resumed: points that succeeded are kept)",
     )
     p.add_argument("--metric", default=None, help="headline metric that picks the best run in the report")
-    p.add_argument("--kernel", default="terralab", help="Jupyter kernel to run on (default terralab)")
+    add_kernel_option(p)
     p.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS", help="per-cell time limit")
     p.add_argument(
         "--timeout",

@@ -1,0 +1,124 @@
+"""Options shared by the ``terralab`` commands and the functions behind them: one spelling, one check.
+
+The library functions (``run_notebook``, ``sweep``) check their numbers with :func:`check_seconds` and
+:func:`check_count` and raise :class:`terralab.errors.ParameterError`; the command line reads the same options
+through :func:`seconds_option` and :func:`count_option`, so a bad ``--workers 0`` is refused with the same words
+before anything starts.
+
+>>> from terralab.options import check_seconds, check_count
+>>> check_seconds("cell_timeout_s", "2.5"), check_seconds("timeout_s", None)
+(2.5, None)
+>>> check_count("n_workers", 4)
+4
+>>> check_count("n_workers", 0)
+Traceback (most recent call last):
+...
+terralab.errors.ParameterError: n_workers: expected a whole number of at least 1, got 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .errors import ParameterError
+
+__all__ = [
+    "DEFAULT_KERNEL",
+    "add_kernel_option",
+    "add_output_option",
+    "check_count",
+    "check_seconds",
+    "count_option",
+    "seconds_option",
+]
+
+#: The Jupyter kernel every run uses unless told otherwise (``make setup`` registers it).
+DEFAULT_KERNEL = "terralab"
+
+
+def check_seconds(name: str, value: Any, *, allow_none: bool = True) -> float | None:
+    """``value`` as a positive, finite number of seconds; None passes when ``allow_none``.
+
+    Raises ParameterError naming ``name`` for text that is not a number, zero, a negative number, NaN or
+    infinity (write nothing, or leave the option out, for "no limit").
+    """
+    if value is None and allow_none:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name}: expected a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or not (math.isfinite(seconds) and seconds > 0):
+        raise ParameterError(f"{name}: expected a positive, finite number of seconds, got {value!r}")
+    return seconds
+
+
+def check_count(name: str, value: Any, *, minimum: int = 1, allow_none: bool = True) -> int | None:
+    """``value`` as a whole number of at least ``minimum``; None passes when ``allow_none``."""
+    if value is None and allow_none:
+        return None
+    count: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    elif (isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value)) or (
+        isinstance(value, float) and value.is_integer()
+    ):
+        count = int(value)
+    if count is None or count < minimum:
+        raise ParameterError(f"{name}: expected a whole number of at least {minimum}, got {value!r}")
+    return count
+
+
+def _argparse_type(check: Callable[..., Any], kind: str, **kwargs: Any) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return check("", text, allow_none=False, **kwargs)
+        except ParameterError as exc:
+            # argparse puts "argument --workers: " in front; the check's own "<name>: " would repeat it
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(": ")) from None
+
+    convert.__name__ = kind  # how argparse names the type if anything else goes wrong
+    return convert
+
+
+def seconds_option() -> Callable[[str], float]:
+    """An argparse ``type`` for a positive number of seconds (``--cell-timeout``, ``--timeout``).
+
+    >>> seconds_option()("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a positive, finite number of seconds, got '0'
+    """
+    return _argparse_type(check_seconds, "seconds")
+
+
+def count_option(*, minimum: int = 1) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number of at least ``minimum`` (``--workers``)."""
+    return _argparse_type(check_count, "count", minimum=minimum)
+
+
+def add_output_option(parser: argparse.ArgumentParser, *, default: str | None, help: str) -> None:
+    """``-o/--output`` (old spelling ``--output-dir`` still accepted), stored as ``args.output``."""
+    parser.add_argument(
+        "-o",
+        "--output",
+        "--output-dir",
+        dest="output",
+        default=default,
+        metavar="DIR_OR_URL",
+        help=help + " (--output-dir: the old spelling, still accepted)",
+    )
+
+
+def add_kernel_option(parser: argparse.ArgumentParser) -> None:
+    """``--kernel NAME`` with :data:`DEFAULT_KERNEL` as its default."""
+    parser.add_argument(
+        "--kernel",
+        default=DEFAULT_KERNEL,
+        metavar="NAME",
+        help=f"registered Jupyter kernel to run on (default: {DEFAULT_KERNEL})",
+    )

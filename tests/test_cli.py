@@ -248,3 +248,35 @@ def test_the_kernel_name_is_one_constant_used_by_every_command_and_function():
         assert parser.parse_args(argv).kernel == options.DEFAULT_KERNEL, argv
     for function in (run.run_notebook, run.run_all, run.check_kernel, sweep.sweep):
         assert inspect.signature(function).parameters["kernel"].default == options.DEFAULT_KERNEL
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "NB", "--cell-timeout", "0"], "argument --cell-timeout: the value must be a positive"),
+        (["run", "NB", "--cell-timeout", "soon"], "argument --cell-timeout: the value must be a number"),
+        (["demo", "--cell-timeout", "-5"], "argument --cell-timeout: the value must be a positive"),
+        (["demo", "--cell-timeout", "inf"], "finite number of seconds, got 'inf'"),
+        (["sweep", "NB", "-g", "n=1", "--workers", "0"], "argument --workers: the value must be at least 1"),
+        (["sweep", "NB", "-g", "n=1", "--workers", "2.5"], "at least 1 (a whole number), got '2.5'"),
+        (["sweep", "NB", "-g", "n=1", "--workers", "many"], "argument --workers:"),
+        (["sweep", "NB", "-g", "n=1", "--timeout", "0"], "argument --timeout: the value must be a positive"),
+        (["sweep", "NB", "-g", "n=1", "--timeout", "nan"], "argument --timeout:"),
+        (["sweep", "NB", "-g", "n=1", "--connect-timeout", "-1"], "argument --connect-timeout:"),
+        (["sweep", "NB", "-g", "n=1", "--cell-timeout", "x"], "argument --cell-timeout:"),
+    ],
+)
+def test_bad_numbers_are_refused_with_exit_2_before_anything_runs(tmp_path, capsys, argv, message):
+    argv = [str(SQUARE) if a == "NB" else a for a in argv] + ["-o", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text", ["1", "30", "2.5", "1e3"])
+def test_good_numbers_are_read_as_seconds(text):
+    args = cli.build_parser().parse_args(["run", "nb.ipynb", "--cell-timeout", text])
+    assert args.cell_timeout == float(text)

@@ -463,3 +463,14 @@ def test_report_run_has_no_progress_frames_no_stderr_and_no_recorded_lines(tmp_p
     html = result.html.read_text()
     assert "recorded " not in html and "summing" not in html and "it/s" not in html
     assert ">total<" in html and ">1225<" in html, "the metric is still in the summary table"
+
+
+@pytest.mark.parametrize("seconds", [0, -1.0, float("nan"), float("inf"), "soon", True])
+def test_a_cell_timeout_that_is_not_a_positive_number_of_seconds_is_refused(tmp_path, seconds):
+    from terralab.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="cell_timeout_s must be a"):
+        run.run_notebook(SQUARE, {}, tmp_path / "out", cell_timeout_s=seconds, progress=False)
+    with pytest.raises(InvalidInputError, match="cell_timeout_s must be a"):
+        run.run_all(NOTEBOOKS, tmp_path / "out", cell_timeout_s=seconds, progress=False)
+    assert not (tmp_path / "out").exists()

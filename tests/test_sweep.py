@@ -387,6 +387,24 @@ def test_zero_workers_is_refused(tmp_path):
         sw.sweep(TOY, {"n": [1]}, n_workers=0, output=tmp_path)
 
 
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("n_workers", 2.5, "n_workers must be at least 1 (a whole number)"),
+        ("n_workers", "two", "n_workers must be at least 1 (a whole number)"),
+        ("timeout_s", 0, "timeout_s must be a positive, finite number of seconds"),
+        ("timeout_s", float("nan"), "timeout_s must be a positive, finite number of seconds"),
+        ("connect_timeout_s", None, "connect_timeout_s must be a number of seconds"),
+        ("connect_timeout_s", -1, "connect_timeout_s must be a positive"),
+        ("cell_timeout_s", "later", "cell_timeout_s must be a number of seconds"),
+    ],
+)
+def test_numbers_that_make_no_sense_are_refused_before_anything_runs(tmp_path, option, value, message):
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        sw.sweep(TOY, {"n": [1]}, output=tmp_path / "out", **{option: value})
+    assert not (tmp_path / "out").exists()
+
+
 def test_retry_without_an_earlier_sweep_says_so(tmp_path):
     with pytest.raises(InvalidInputError, match="no earlier sweep"):
         sw.sweep(TOY, None, retry_failed=True, output=tmp_path, scheduler=_closed_port_address())

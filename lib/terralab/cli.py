@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .options import add_kernel_option, add_output_option
+from .options import add_kernel_option, add_output_option, seconds_option
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -173,21 +173,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 # --- parser ----------------------------------------------------------------------------------------
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     add_kernel_option(p)
     p.add_argument(
         "--cell-timeout",
-        type=_positive_float,
+        type=seconds_option(),
         default=None,
         metavar="S",
         help="fail the run when one cell runs longer than S seconds (default: no limit)",

@@ -1,7 +1,7 @@
 """Options shared by the ``terralab`` commands and the functions behind them: one spelling, one check.
 
 The library functions (``run_notebook``, ``sweep``) check their numbers with :func:`check_seconds` and
-:func:`check_count` and raise :class:`terralab.errors.ParameterError`; the command line reads the same options
+:func:`check_count` and raise :class:`terralab.errors.InvalidInputError`; the command line reads the same options
 through :func:`seconds_option` and :func:`count_option`, so a bad ``--workers 0`` is refused with the same words
 before anything starts.
 
@@ -13,7 +13,7 @@ before anything starts.
 >>> check_count("n_workers", 0)
 Traceback (most recent call last):
 ...
-terralab.errors.ParameterError: n_workers: expected a whole number of at least 1, got 0
+terralab.errors.InvalidInputError: n_workers must be at least 1 (a whole number), got 0
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ParameterError
+from .errors import InvalidInputError
 
 __all__ = [
     "DEFAULT_KERNEL",
@@ -43,7 +43,7 @@ DEFAULT_KERNEL = "terralab"
 def check_seconds(name: str, value: Any, *, allow_none: bool = True) -> float | None:
     """``value`` as a positive, finite number of seconds; None passes when ``allow_none``.
 
-    Raises ParameterError naming ``name`` for text that is not a number, zero, a negative number, NaN or
+    Raises InvalidInputError naming ``name`` for text that is not a number, zero, a negative number, NaN or
     infinity (write nothing, or leave the option out, for "no limit").
     """
     if value is None and allow_none:
@@ -51,9 +51,9 @@ def check_seconds(name: str, value: Any, *, allow_none: bool = True) -> float | 
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        raise ParameterError(f"{name}: expected a number of seconds, got {value!r}") from None
+        raise InvalidInputError(f"{name} must be a number of seconds, got {value!r}") from None
     if isinstance(value, bool) or not (math.isfinite(seconds) and seconds > 0):
-        raise ParameterError(f"{name}: expected a positive, finite number of seconds, got {value!r}")
+        raise InvalidInputError(f"{name} must be a positive, finite number of seconds, got {value!r}")
     return seconds
 
 
@@ -69,17 +69,17 @@ def check_count(name: str, value: Any, *, minimum: int = 1, allow_none: bool = T
     ):
         count = int(value)
     if count is None or count < minimum:
-        raise ParameterError(f"{name}: expected a whole number of at least {minimum}, got {value!r}")
+        raise InvalidInputError(f"{name} must be at least {minimum} (a whole number), got {value!r}")
     return count
 
 
 def _argparse_type(check: Callable[..., Any], kind: str, **kwargs: Any) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
-            return check("", text, allow_none=False, **kwargs)
-        except ParameterError as exc:
-            # argparse puts "argument --workers: " in front; the check's own "<name>: " would repeat it
-            raise argparse.ArgumentTypeError(str(exc).removeprefix(": ")) from None
+            # argparse puts "argument --workers: " in front of the message
+            return check("the value", text, allow_none=False, **kwargs)
+        except InvalidInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     convert.__name__ = kind  # how argparse names the type if anything else goes wrong
     return convert
@@ -91,7 +91,7 @@ def seconds_option() -> Callable[[str], float]:
     >>> seconds_option()("0")
     Traceback (most recent call last):
     ...
-    argparse.ArgumentTypeError: expected a positive, finite number of seconds, got '0'
+    argparse.ArgumentTypeError: the value must be a positive, finite number of seconds, got '0'
     """
     return _argparse_type(check_seconds, "seconds")
 

@@ -55,7 +55,7 @@ from .errors import (
     ParameterError,
 )
 from .files import atomic_paths, put_together
-from .options import DEFAULT_KERNEL
+from .options import DEFAULT_KERNEL, check_seconds
 from .progress import REPORT_RUN_ENV
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -886,12 +886,13 @@ def run_notebook(
 
     Raises
     ------
-    NotebookNotFoundError, KernelNotFoundError, ParameterError, OutputLocationError
+    NotebookNotFoundError, KernelNotFoundError, ParameterError, OutputLocationError, InvalidInputError
         Before anything is executed or written.
     """
     notebook = Path(notebook)
     nb_source = read_notebook(notebook)
     check_kernel(kernel)
+    cell_timeout_s = check_seconds("cell_timeout_s", cell_timeout_s)
     requested: dict[str, Any] = {}
     if parameters_file is not None:
         requested.update(load_parameters_file(parameters_file))
@@ -1145,6 +1146,7 @@ def run_all(
     notebooks = sorted(p for p in notebooks_dir.glob("*.ipynb") if not p.name.startswith("."))
     if not notebooks:
         raise NotebookNotFoundError(f"no notebooks (*.ipynb) in {notebooks_dir}")
+    cell_timeout_s = check_seconds("cell_timeout_s", cell_timeout_s)
     check_kernel(kernel)
     chosen = _match_notebook_keys(notebooks, parameters_by_notebook or {}, notebooks_dir)
     checked = {nb: validate_parameters(nb, chosen.get(nb, {})) for nb in notebooks}

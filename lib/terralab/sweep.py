@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .options import DEFAULT_KERNEL
+from .options import DEFAULT_KERNEL, check_count, check_seconds
 
 STATE_FILE = "sweep.json"
 # The pid of the Dask worker process running a task, exported to its kernel: lets a test notebook kill
@@ -735,8 +735,10 @@ def sweep(
     stem = notebook.stem
     if grid is None and not retry_failed:
         raise ParameterError("no grid given: pass {parameter: [values]} (or --grid NAME=V1,V2)")
-    if n_workers is not None and n_workers < 1:
-        raise InvalidInputError(f"n_workers must be at least 1, got {n_workers}")
+    n_workers = check_count("n_workers", n_workers)
+    timeout_s = check_seconds("timeout_s", timeout_s)
+    connect_timeout_s = check_seconds("connect_timeout_s", connect_timeout_s, allow_none=False)
+    cell_timeout_s = check_seconds("cell_timeout_s", cell_timeout_s)
     if retry_failed and fresh:
         raise InvalidInputError("retry_failed and fresh contradict each other: give one of them")
     if grid is not None:
@@ -1147,7 +1149,7 @@ def _run_on_cluster(
 # --- command line ----------------------------------------------------------------------------------
 def add_cli(subparsers) -> None:
     """Register ``terralab sweep`` on an argparse sub-parser collection; it calls ``main_sweep``."""
-    from .options import add_kernel_option, add_output_option
+    from .options import add_kernel_option, add_output_option, count_option, seconds_option
 
     p = subparsers.add_parser(
         "sweep",
@@ -1187,7 +1189,7 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=count_option(),
         default=None,
         metavar="N",
         help="worker processes of the LocalCluster (default: one per run, at most one per core)",
@@ -1206,17 +1208,19 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument("--metric", default=None, help="headline metric that picks the best run in the report")
     add_kernel_option(p)
-    p.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS", help="per-cell time limit")
+    p.add_argument(
+        "--cell-timeout", type=seconds_option(), default=None, metavar="SECONDS", help="per-cell time limit"
+    )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_option(),
         default=None,
         metavar="SECONDS",
         help="time limit of the whole sweep; unfinished runs are marked failed",
     )
     p.add_argument(
         "--connect-timeout",
-        type=float,
+        type=seconds_option(),
         default=10.0,
         metavar="SECONDS",
         help="seconds to wait for --scheduler (default 10)",

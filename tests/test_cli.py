@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -280,3 +281,49 @@ def test_bad_numbers_are_refused_with_exit_2_before_anything_runs(tmp_path, caps
 def test_good_numbers_are_read_as_seconds(text):
     args = cli.build_parser().parse_args(["run", "nb.ipynb", "--cell-timeout", text])
     assert args.cell_timeout == float(text)
+
+
+@pytest.mark.parametrize(
+    "flags, shown",
+    [([], False), (["-v"], True), (["--verbose"], True), (["-q"], False), (["-vv"], True)],
+)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_shows_what_the_library_logs_and_quiet_keeps_it_out(tmp_path, capsys, flags, shown, where):
+    (tmp_path / "x.metrics.json").write_text(json.dumps({"name": "x", "status": "ok", "metrics": {}}))
+    argv = [*flags, "report", str(tmp_path)] if where == "before" else ["report", str(tmp_path), *flags]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert ("terralab: INFO: index of 1 run(s) at" in captured.err) is shown, captured.err
+    assert "(1 run)" in captured.out, "results still go to stdout"
+    assert logging.getLogger("terralab").level == logging.NOTSET, "the level is put back after the command"
+    assert not logging.getLogger("terralab").handlers
+
+
+def test_quiet_and_verbose_together_are_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["-q", "report", "somewhere", "-v"])
+    assert exc.value.code == 2
+    assert "-q and -v contradict each other" in capsys.readouterr().err
+
+
+def test_quiet_turns_the_progress_bars_off(tmp_path, monkeypatch, capsys):
+    from terralab import run
+
+    seen = {}
+
+    def run_all(*args, **kwargs):
+        seen.update(kwargs)
+        return []
+
+    monkeypatch.setattr(run, "run_all", run_all)
+    assert cli.main(["demo", "-q", "-o", str(tmp_path)]) == 0
+    assert seen["progress"] is False
+    assert cli.main(["demo", "-o", str(tmp_path)]) == 0
+    assert seen["progress"] is True
+
+
+def test_log_levels_of_the_flags():
+    assert cli.log_level(0, False) == logging.WARNING
+    assert cli.log_level(1, False) == logging.INFO
+    assert cli.log_level(2, False) == cli.log_level(5, False) == logging.DEBUG
+    assert cli.log_level(0, True) == logging.ERROR

@@ -903,6 +903,7 @@ class Catalog:
             p = PACKAGE_DATA / package_rel
             if p.is_file():
                 _verify(p, sha, "package", label)
+                _log.debug("%s: package data %s", label, p)
                 return p
             tried.append(f"package data {p}")
         mirror = mirror_dir()
@@ -913,11 +914,13 @@ class Catalog:
                 p = mirror / rel
                 if p.is_file():
                     _verify(p, sha, "mirror", label)
+                    _log.debug("%s: mirror %s", label, p)
                     return p
                 tried.append(_mirror_tried(p))
         target = cache_dir() / cache_rel
         if target.is_file():
             _verify(target, sha, "cache", label)
+            _log.debug("%s: cache %s", label, target)
             return target
         tried.append(f"cache {target}")
         if not url:
@@ -946,6 +949,7 @@ class Catalog:
         except ImportError as exc:  # pragma: no cover - pooch is a hard dependency
             raise MissingDependencyError("downloading datasets needs pooch: pip install pooch") from exc
         target.parent.mkdir(parents=True, exist_ok=True)
+        _log.info("%s: downloading %s to %s", label, url, target)
 
         def attempt() -> str:
             # pooch streams into a temporary file beside the target and renames it only once the hash matches

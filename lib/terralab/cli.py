@@ -9,6 +9,11 @@
     terralab report DIR_OR_URL [--title TITLE]
     terralab sweep NOTEBOOK --grid NAME=V1,V2 ...   (terralab.sweep; see `terralab sweep --help`)
 
+Every command takes ``-v`` (what terralab is doing: runs started and finished, downloads, the cluster;
+``-vv`` adds details such as parameters and where each dataset was found) and ``-q`` (errors only, no
+progress bars). They may come before or after the command's name. Library messages go through
+``logging`` (loggers ``terralab.*``), so a Python session chooses its own level the same way.
+
 Exit codes: 0 success; 1 a notebook ran and failed (its report is written); 2 bad input or set-up (a
 ``terralab.errors`` message on stderr, no traceback); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 
@@ -20,9 +25,11 @@ and the folder of report, may be an fsspec URL (``s3://bucket/runs``); credentia
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +274,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     for register in _extra_commands():
         register(sub)
+    _add_verbosity(parser, default=True)
+    for command in sub.choices.values():
+        _add_verbosity(command, default=False)
     return parser
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, *, default: bool) -> None:
+    """``-v``/``-q`` on the main parser and, without defaults of their own, after each command's name."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if default else argparse.SUPPRESS,
+        help="say what terralab is doing (-vv: and the details)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=False if default else argparse.SUPPRESS,
+        help="errors only: no progress bars, no warnings",
+    )
+
+
+def log_level(verbose: int, quiet: bool) -> int:
+    """The ``logging`` level of the ``terralab`` loggers for ``-v`` given ``verbose`` times and ``-q``."""
+    if quiet:
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+
+
+@contextlib.contextmanager
+def _log_to_stderr(level: int) -> Iterator[None]:
+    """Send the ``terralab`` loggers' messages of ``level`` and above to stderr while a command runs."""
+    logger = logging.getLogger("terralab")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("terralab: %(levelname)s: %(message)s [%(name)s]"))
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 def _extra_commands() -> list[Callable[[Any], None]]:
@@ -314,11 +365,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _skip_slow_optional_imports()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.quiet and args.verbose:
+        parser.error("-q and -v contradict each other: give one of them")
+    if args.quiet and hasattr(args, "no_progress"):
+        args.no_progress = True
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return int(args.func(args) or 0)
+        with _log_to_stderr(log_level(args.verbose, args.quiet)):
+            return int(args.func(args) or 0)
     except TerralabError as exc:
         print(f"terralab: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

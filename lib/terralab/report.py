@@ -17,6 +17,7 @@ whose summary table at the top lists every metric.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -27,6 +28,7 @@ from .files import write_json_atomic, write_text_atomic
 if TYPE_CHECKING:
     import pandas as pd
 
+_log = logging.getLogger(__name__)
 METRIC_MIME = "application/vnd.terralab.metric+json"
 METRICS_ENV = "TERRALAB_METRICS_FILE"
 MAX_TABLE_CELLS = 5000
@@ -802,9 +804,11 @@ def build_index(
     if storage.is_url(directory):
         url = storage.join(os.fspath(directory), "index.html")
         title = title or f"terralab runs — {os.fspath(directory).rstrip('/').rsplit('/', 1)[-1]}"
+        _log.info("index of %d run(s) at %s", len(runs), url)
         return write_text_atomic(url, index_html(runs, title, directions=directions))
     folder = storage.local_path(directory)
     title = title or f"terralab runs — {folder.name}"
     target = (folder if os.fspath(directory).startswith("file://") else Path(directory)) / "index.html"
     write_text_atomic(target, index_html(runs, title, directions=directions))
+    _log.info("index of %d run(s) at %s", len(runs), target)
     return target

@@ -31,6 +31,7 @@ import datetime as _dt
 import difflib
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -58,6 +59,7 @@ from .files import atomic_paths, put_together
 from .options import DEFAULT_KERNEL, check_seconds
 from .progress import REPORT_RUN_ENV
 
+_log = logging.getLogger(__name__)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Cells papermill adds to the executed notebook; they are not the user's cells when counting positions.
 _PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
@@ -890,9 +892,9 @@ def run_notebook(
         Before anything is executed or written.
     """
     notebook = Path(notebook)
+    cell_timeout_s = check_seconds("cell_timeout_s", cell_timeout_s)
     nb_source = read_notebook(notebook)
     check_kernel(kernel)
-    cell_timeout_s = check_seconds("cell_timeout_s", cell_timeout_s)
     requested: dict[str, Any] = {}
     if parameters_file is not None:
         requested.update(load_parameters_file(parameters_file))
@@ -914,6 +916,8 @@ def run_notebook(
         out = staging
     else:
         out = _prepare_output_dir(output_dir)
+    _log.info("running %s as %r on kernel %r, outputs to %s", notebook, name, kernel, os.fspath(output_dir))
+    _log.debug("parameters of %r: %s", name, params)
     try:
         result = _execute(
             notebook,
@@ -942,6 +946,7 @@ def run_notebook(
     finally:
         if remote:
             shutil.rmtree(staging, ignore_errors=True)
+    _log.info("%s: %s in %.1f s, report %s", name, result.status, result.duration_s, result.html)
     return result
 
 
@@ -1141,12 +1146,12 @@ def run_all(
     written last.
     """
     notebooks_dir = Path(notebooks_dir)
+    cell_timeout_s = check_seconds("cell_timeout_s", cell_timeout_s)
     if not notebooks_dir.is_dir():
         raise NotebookNotFoundError(f"notebook directory {notebooks_dir} does not exist")
     notebooks = sorted(p for p in notebooks_dir.glob("*.ipynb") if not p.name.startswith("."))
     if not notebooks:
         raise NotebookNotFoundError(f"no notebooks (*.ipynb) in {notebooks_dir}")
-    cell_timeout_s = check_seconds("cell_timeout_s", cell_timeout_s)
     check_kernel(kernel)
     chosen = _match_notebook_keys(notebooks, parameters_by_notebook or {}, notebooks_dir)
     checked = {nb: validate_parameters(nb, chosen.get(nb, {})) for nb in notebooks}

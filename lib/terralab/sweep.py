@@ -31,6 +31,7 @@ import datetime as _dt
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import socket
@@ -46,6 +47,7 @@ from typing import Any
 from .options import DEFAULT_KERNEL, check_count, check_seconds
 
 STATE_FILE = "sweep.json"
+_log = logging.getLogger(__name__)
 # The pid of the Dask worker process running a task, exported to its kernel: lets a test notebook kill
 # its worker the way a lost node would.
 WORKER_PID_ENV = "TERRALAB_SWEEP_WORKER_PID"
@@ -478,6 +480,7 @@ def _connect(scheduler: Any, n_workers: int, connect_timeout_s: float, starting:
     if scheduler is None:
         starting = starting or _ClusterStart(n_workers)
         cluster = starting.result()
+        _log.info("LocalCluster up at %s", getattr(cluster, "scheduler_address", "?"))
         try:
             return Client(cluster, set_as_default=False), cluster
         except BaseException:
@@ -501,6 +504,7 @@ def _connect(scheduler: Any, n_workers: int, connect_timeout_s: float, starting:
         raise SchedulerError(
             f"{address} answered, but not as a Dask scheduler ({str(identity)[:200]}). {advice}"
         )
+    _log.info("connecting to the Dask scheduler at %s", address)
     try:
         client = Client(address, timeout=connect_timeout_s, set_as_default=False)
     except Exception as exc:  # the scheduler went away between the probe and the connection
@@ -817,6 +821,16 @@ def sweep(
     }
     attempts.append(attempt)
     state_path = f"{root}/{STATE_FILE}"
+    _log.info(
+        "sweep of %s, attempt %d (%s): %d run(s) to do, %d kept, on %s, outputs to %s",
+        notebook,
+        attempt["attempt"],
+        attempt["mode"],
+        len(todo),
+        len(records),
+        attempt["scheduler"],
+        output_text,
+    )
 
     def save_state() -> None:
         runs = [records[n] for n in names if n in records]

@@ -474,3 +474,46 @@ def test_a_cell_timeout_that_is_not_a_positive_number_of_seconds_is_refused(tmp_
     with pytest.raises(InvalidInputError, match="cell_timeout_s must be a"):
         run.run_all(NOTEBOOKS, tmp_path / "out", cell_timeout_s=seconds, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("watching", [True, False])
+def test_run_all_shows_one_bar_across_the_notebooks_when_someone_watches(
+    tmp_path, monkeypatch, capsys, watching
+):
+    from terralab import progress
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for source in (SQUARE, FAILS):
+        (notebooks / source.name).write_bytes(source.read_bytes())
+    monkeypatch.delenv(progress.REPORT_RUN_ENV, raising=False)
+    monkeypatch.setattr(progress, "_stderr_is_terminal", lambda: watching)
+    ran = []
+
+    def fake_run(notebook, params, output_dir, **kwargs):
+        ran.append((notebook.name, kwargs["progress"]))
+        out = Path(output_dir)
+        return run.RunResult(
+            name=notebook.stem,
+            notebook=notebook,
+            status="ok",
+            output_notebook=out / notebook.name,
+            html=out / f"{notebook.stem}.html",
+            metrics_json=out / f"{notebook.stem}.metrics.json",
+            parameters=params,
+            duration_s=0.1,
+            started="2026-01-01T00:00:00+00:00",
+        )
+
+    monkeypatch.setattr(run, "run_notebook", fake_run)
+    lines = []
+    results = run.run_all(notebooks, tmp_path / "out", on_result=lambda r: lines.append(r.name))
+    assert [r.name for r in results] == ["fails", "square"] == lines
+    assert ran == [("fails.ipynb", True), ("square.ipynb", True)]
+    err = capsys.readouterr().err
+    if watching:
+        assert "notebooks: 100%" in err and "2/2" in err and "square" in err
+    else:
+        assert err == "", "nobody watching: no bar"
+    run.run_all(notebooks, tmp_path / "out", progress=False)
+    assert capsys.readouterr().err == "" and ran[-1] == ("square.ipynb", False)

@@ -57,7 +57,7 @@ from .errors import (
 )
 from .files import atomic_paths, put_together
 from .options import DEFAULT_KERNEL, check_seconds
-from .progress import REPORT_RUN_ENV
+from .progress import REPORT_RUN_ENV, progress_bar
 
 _log = logging.getLogger(__name__)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -1143,7 +1143,8 @@ def run_all(
     parameters.
     All parameters are checked before the first notebook starts; a failing notebook does not stop the others.
     ``on_result`` is called after each run (the CLI prints a line). ``<output_dir>/index.html`` is
-    written last.
+    written last. With ``progress``, a bar over the notebooks (``terralab.progress``: drawn when a person is
+    watching) sits above each run's bar over its cells.
     """
     notebooks_dir = Path(notebooks_dir)
     cell_timeout_s = check_seconds("cell_timeout_s", cell_timeout_s)
@@ -1156,19 +1157,26 @@ def run_all(
     chosen = _match_notebook_keys(notebooks, parameters_by_notebook or {}, notebooks_dir)
     checked = {nb: validate_parameters(nb, chosen.get(nb, {})) for nb in notebooks}
     _check_output(output_dir)
+    _log.info("running %d notebook(s) from %s", len(notebooks), notebooks_dir)
     results = []
-    for nb in notebooks:
-        result = run_notebook(
-            nb,
-            checked[nb],
-            output_dir,
-            kernel=kernel,
-            show_code=show_code,
-            cell_timeout_s=cell_timeout_s,
-            progress=progress,
-        )
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
+    with progress_bar(
+        total=len(notebooks), desc="notebooks", unit="notebook", enabled=None if progress else False
+    ) as bar:
+        for nb in notebooks:
+            bar.set_postfix_str(nb.stem)
+            result = run_notebook(
+                nb,
+                checked[nb],
+                output_dir,
+                kernel=kernel,
+                show_code=show_code,
+                cell_timeout_s=cell_timeout_s,
+                progress=progress,
+            )
+            results.append(result)
+            bar.update(1)
+            if on_result is not None:
+                with bar.external_write_mode():  # the caller's lines go above the bar, not through it
+                    on_result(result)
     report.build_index(output_dir)
     return results

@@ -192,13 +192,17 @@ def test_every_fixed_catalog_name_exists():
         ),
         ("datasets:\n  x: {format: csv, path: a.csv, sha256: null, license: MIT, description: d}\n", "kind"),
         (
-            "datasets:\n  x: {kind: file, format: csv, path: a.csv, sha256: null, url: http://x, license: MIT, "
-            "description: d}\n",
+            (
+                "datasets:\n  x: {kind: file, format: csv, path: a.csv, sha256: null, url: http://x, "
+                "license: MIT, description: d}\n"
+            ),
             "null only for kinds",
         ),
         (
-            "datasets:\n  x: {kind: file, format: csv, path: a.csv, sha256: abc, url: http://x, license: MIT, "
-            "description: d}\n",
+            (
+                "datasets:\n  x: {kind: file, format: csv, path: a.csv, sha256: abc, url: http://x, "
+                "license: MIT, description: d}\n"
+            ),
             "64 hex",
         ),
         (

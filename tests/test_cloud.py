@@ -219,7 +219,7 @@ def dask_cluster(s3, tmp_path_factory):
                 "60",  # a worker whose scheduler is gone exits by itself
                 "--local-directory",
                 str(work / f"w{i}"),
-            )  # fmt: skip
+            )
             for i in (1, 2)
         ]
         from distributed import Client
@@ -381,12 +381,14 @@ def test_ctrl_c_stops_a_local_sweep_quietly_and_the_same_command_resumes_it(tmp_
     kernel, says how to resume, and the same command then runs only n=2, as attempt 2."""
     proc, out, markers, command = _start_held_sweep(tmp_path, "--workers", "2")
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends to the whole foreground group
-    stdout, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert stderr.strip().splitlines()[-2:] == [
-        "the sweep was stopped; runs that finished are kept in its sweep.json. Run the same command again to "
-        "resume it",
+        (
+            "the sweep was stopped; runs that finished are kept in its sweep.json. Run the same command again "
+            "to resume it"
+        ),
         "terralab: interrupted",
     ]
     state = json.loads((out / "sweep.json").read_text())
@@ -417,7 +419,7 @@ def test_a_worker_killed_mid_sweep_loses_only_its_run_and_retry_failed_completes
     """The node running n=2 is lost: its `dask worker` process and the worker process under it are killed
     (SIGKILL). The scheduler would send the run to the other worker; the sweep lists it as failed instead, the
     other runs finish, and `--retry-failed` runs n=2 alone."""
-    proc, out, markers, command = _start_held_sweep(tmp_path, "--scheduler", dask_cluster.address)
+    proc, out, markers, _ = _start_held_sweep(tmp_path, "--scheduler", dask_cluster.address)
     worker_pid = int((markers / "hold-2.pid").read_text())
     assert worker_pid in dask_cluster.worker_pids
     node = next(p for p in dask_cluster.workers if p.pid == psutil.Process(worker_pid).ppid())

@@ -1,0 +1,52 @@
+"""House style is checked, not hoped for: ruff's linter and formatter pass on the core modules and tests.
+
+Covers the core package modules (``lib/terralab/*.py``) and the top-level tests (``tests/test_*.py``); the
+workflow sub-packages join once their style pass is done (issue 15). Settings come from pyproject.toml
+(``[tool.ruff]``, line length 110).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKED = sorted(ROOT.glob("lib/terralab/*.py")) + sorted(ROOT.glob("tests/test_*.py"))
+
+
+def _ruff() -> str:
+    beside = Path(sys.executable).with_name("ruff")
+    found = str(beside) if beside.is_file() else shutil.which("ruff")
+    if found is None:
+        pytest.skip("ruff is not installed (it comes with the dev extra: pip install -e '.[dev]')")
+    return found
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [_ruff(), *args, *(str(p.relative_to(ROOT)) for p in CHECKED)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_files_checked_include_the_core_modules_and_these_tests():
+    names = {p.relative_to(ROOT).as_posix() for p in CHECKED}
+    assert {"lib/terralab/run.py", "lib/terralab/cli.py", "tests/test_style.py"} <= names
+
+
+def test_core_modules_and_top_level_tests_pass_ruff_check():
+    proc = _run("check", "--no-cache", "--output-format", "concise")
+    assert proc.returncode == 0, f"ruff check found problems (fix with `ruff check --fix`):\n{proc.stdout}"
+
+
+def test_core_modules_and_top_level_tests_are_ruff_formatted():
+    proc = _run("format", "--check", "--no-cache")
+    assert proc.returncode == 0, f"run `ruff format` on these files:\n{proc.stdout}{proc.stderr}"

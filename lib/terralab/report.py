@@ -507,8 +507,13 @@ def load_runs(directory: str | os.PathLike) -> pd.DataFrame:
 
     Example
     -------
-    >>> runs = load_runs("reports")                          # doctest: +SKIP
-    >>> runs[["name", "status", "metric.rice_f1"]]           # doctest: +SKIP
+    >>> import json, tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> record = {"name": "rice", "status": "ok", "metrics": {"rice_f1": 0.91}}
+    >>> _ = (folder / "rice.metrics.json").write_text(json.dumps(record))
+    >>> load_runs(folder)[["name", "status", "metric.rice_f1"]]
+       name status  metric.rice_f1
+    0  rice     ok            0.91
     """
     fs, _, paths = _run_files(directory)
     records = []

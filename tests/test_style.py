@@ -7,6 +7,7 @@ workflow sub-packages join once their style pass is done (issue 15). Settings co
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,17 @@ def test_core_modules_and_top_level_tests_pass_ruff_check():
 def test_core_modules_and_top_level_tests_are_ruff_formatted():
     proc = _run("format", "--check", "--no-cache")
     assert proc.returncode == 0, f"run `ruff format` on these files:\n{proc.stdout}{proc.stderr}"
+
+
+def test_core_modules_use_no_private_name_of_another_module():
+    core = {p.stem for p in ROOT.glob("lib/terralab/*.py")}
+    attribute = re.compile(rf"\b(?:{'|'.join(sorted(core))})\._[a-z]\w*")
+    imported = re.compile(r"^\s*from \.+[\w.]* import [^#\n]*\b_[a-z]\w*", re.MULTILINE)
+    found = []
+    for path in sorted(ROOT.glob("lib/terralab/*.py")):
+        text = path.read_text()
+        found += [
+            f"{path.name}: {m.group(0).strip()}"
+            for m in (*attribute.finditer(text), *imported.finditer(text))
+        ]
+    assert not found, "make the helper public or move it:\n" + "\n".join(found)

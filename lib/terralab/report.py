@@ -36,7 +36,7 @@ MAX_TABLE_CELLS = 5000
 _METRICS: dict[str, Any] = {}
 
 
-def _to_jsonable(value: Any, name: str) -> Any:
+def to_jsonable(value: Any, name: str) -> Any:
     """Convert a scalar, dict, sequence, numpy value or small pandas object into plain JSON data."""
     from .errors import InvalidInputError
 
@@ -61,7 +61,7 @@ def _to_jsonable(value: Any, name: str) -> Any:
         if isinstance(value, np.integer):
             return int(value)
         if isinstance(value, np.floating):
-            return _to_jsonable(float(value), name)
+            return to_jsonable(float(value), name)
         if isinstance(value, np.datetime64):
             return str(value)
         if isinstance(value, np.ndarray):
@@ -70,7 +70,7 @@ def _to_jsonable(value: Any, name: str) -> Any:
                     f"metric {name!r}: array of {value.size} values is too large to record "
                     f"(limit {MAX_TABLE_CELLS}); record a summary instead"
                 )
-            return [_to_jsonable(v, name) for v in value.tolist()]
+            return [to_jsonable(v, name) for v in value.tolist()]
     if pd is not None:
         if isinstance(value, pd.Series):
             value = value.to_frame()
@@ -84,16 +84,16 @@ def _to_jsonable(value: Any, name: str) -> Any:
             return {
                 "type": "table",
                 "columns": [str(c) for c in frame.columns],
-                "data": [[_to_jsonable(v, name) for v in row] for row in frame.itertuples(index=False)],
+                "data": [[to_jsonable(v, name) for v in row] for row in frame.itertuples(index=False)],
             }
         if isinstance(value, pd.Timestamp):
             return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): _to_jsonable(v, name) for k, v in value.items()}
+        return {str(k): to_jsonable(v, name) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_to_jsonable(v, name) for v in value]
+        return [to_jsonable(v, name) for v in value]
     if hasattr(value, "item"):
-        return _to_jsonable(value.item(), name)
+        return to_jsonable(value.item(), name)
     raise InvalidInputError(
         f"metric {name!r}: cannot record a value of type {type(value).__name__}; "
         "record a number, string, bool, dict, list or small pandas DataFrame"
@@ -113,7 +113,7 @@ def record(name: str, value: Any) -> Any:
 
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError(f"metric name must be a non-empty string, got {name!r}")
-    payload = _to_jsonable(value, name)
+    payload = to_jsonable(value, name)
     _METRICS[name] = payload
 
     target = os.environ.get(METRICS_ENV)
@@ -312,7 +312,8 @@ def _status_badge(status: str) -> str:
     return f'<span class="tl-status" style="background:{colour}">{_esc(status)}</span>'
 
 
-def _error_text(error: dict[str, Any] | None) -> str:
+def error_text(error: dict[str, Any] | None) -> str:
+    """One line saying where a run failed and why, from its record's ``error`` (empty for no error)."""
     if not error:
         return ""
     where = f"cell {error['cell_index']}" if error.get("cell_index") is not None else "before any cell"
@@ -341,7 +342,7 @@ def run_summary_html(run: dict[str, Any]) -> str:
     ]
     if run.get("error"):
         anchor = ' — <a href="#papermill-error-cell">go to the failing cell</a>'
-        parts.append(f'<p class="tl-error">Failed at {_esc(_error_text(run["error"]))}{anchor}</p>')
+        parts.append(f'<p class="tl-error">Failed at {_esc(error_text(run["error"]))}{anchor}</p>')
     if params:
         rows = "".join(
             f'<tr><td>{_esc(k)}</td><td class="{"tl-override" if k in overrides else ""}">'
@@ -558,7 +559,7 @@ def _runs_frame(records: list[dict[str, Any]], paths: list[str | None]) -> pd.Da
             "duration_s": run.get("duration_s"),
             "html": run.get("html"),
             "output_notebook": run.get("output_notebook"),
-            "error": _error_text(run.get("error")) or None,
+            "error": error_text(run.get("error")) or None,
             "attempt": run.get("attempt"),
             "parameters": run.get("parameters") or {},
             "defaults": run.get("defaults") or {},

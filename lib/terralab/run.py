@@ -548,7 +548,7 @@ class RunResult:
 
     def describe_error(self) -> str:
         """One line naming the failing cell and the exception, or ``""`` when the run succeeded."""
-        return report._error_text(self.error)
+        return report.error_text(self.error)
 
     def raise_for_status(self) -> RunResult:
         """Raise NotebookExecutionError when the run failed; return self otherwise."""
@@ -834,7 +834,7 @@ def _jsonable_defaults(declared: dict[str, Parameter]) -> dict[str, Any]:
     for name, p in declared.items():
         if p.has_literal_default:
             try:
-                out[name] = report._to_jsonable(p.default, name)
+                out[name] = report.to_jsonable(p.default, name)
                 continue
             except InvalidInputError:
                 pass
@@ -1059,7 +1059,7 @@ def _execute(
             run = {
                 "name": name,
                 "notebook": str(notebook),
-                "parameters": report._to_jsonable(params, "parameters"),
+                "parameters": report.to_jsonable(params, "parameters"),
                 "defaults": _jsonable_defaults(declared),
                 "status": status,
                 "started": started,

@@ -57,14 +57,15 @@ def split_results(five_cities):
 
 # README figures on the DengueNet split (MAE, cases/week, mean over the five cities). Every model but the LSTM is
 # deterministic (least squares, IRLS, fixed-seed trees), so its figure is tested to the printed two decimals.
-@pytest.mark.parametrize(("model", "mae"), [("median_ar", 8.34), ("nb_glm", 8.14), ("gbm", 8.52), ("pooled", 7.70)])
+@pytest.mark.parametrize(("model", "mae"), [("median_ar", 8.34), ("nb_glm", 8.14), ("gbm", 8.07), ("pooled", 7.87)])
 def test_denguenet_split_mae_of_each_model_is_the_readme_figure(split_results, model, mae):
     assert _mae(split_results[model]) == pytest.approx(mae, abs=0.006)
 
 
 def test_lstm_on_the_denguenet_split_is_within_its_seed_spread(split_results):
-    # seeds 0-4 gave 9.20, 8.42, 8.32, 8.37, 8.25 (mean 8.51): seed 0 is tested against the mean ± the full spread
-    assert _mae(split_results["lstm"]) == pytest.approx(8.51, abs=0.70)
+    # quantile-head LSTM, seeds 0-4 gave 8.84, 8.42, 8.19, 8.44, 8.37 (mean 8.45; /tmp-free rerun:
+    # benchmarks/dengue_backtest.py --lstm-seeds): seed 0 is tested against the mean ± the largest deviation
+    assert _mae(split_results["lstm"]) == pytest.approx(8.45, abs=0.40)
 
 
 def test_pooled_model_has_the_best_mae_on_the_denguenet_split(split_results):
@@ -79,7 +80,7 @@ def dengai_table():
 
 # README figures on DengAI (each city's last two labelled years, one week ahead, MAE averaged over the two cities)
 @pytest.mark.parametrize(("model", "mae"), [("persistence", 5.66), ("moving_mean", 7.00), ("seasonal_naive", 18.89),
-                                            ("gbm", 5.57), ("median_ar", 5.95), ("nb_glm", 6.24), ("pooled", 5.72)])
+                                            ("gbm", 5.49), ("median_ar", 5.95), ("nb_glm", 6.24), ("pooled", 5.74)])
 def test_dengai_mae_of_each_model_is_the_readme_figure(dengai_table, model, mae):
     assert dengai_table.loc[model, "mae"] == pytest.approx(mae, abs=0.006)
 

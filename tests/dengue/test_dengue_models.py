@@ -130,3 +130,88 @@ def test_unknown_model_and_bad_parameters_are_refused():
     with pytest.raises(InvalidInputError):
         dengue.backtest(cases, "moving_mean", test_start=cases.index[-4], test_end=cases.index[-1],
                         model_params={"window": 3})
+
+
+def test_gbm_learns_the_change_so_it_can_forecast_counts_above_any_it_was_trained_on():
+    # steady 1.5 % weekly growth: every test week is larger than any training week; trees on the level itself
+    # could not go past the largest training target
+    cases = _frame(np.round(20 * 1.015 ** np.arange(330)))
+    fc = dengue.backtest(cases, "gbm", test_start=cases.index[-10], test_end=cases.index[-1])
+    train_max = cases.loc[: cases.index[-11], 1].max()
+    assert (fc["forecast"] > train_max).all()
+    assert dengue.score(fc)["mae"].iloc[0] < dengue.score(dengue.backtest(
+        cases, "persistence", test_start=cases.index[-10], test_end=cases.index[-1]))["mae"].iloc[0]
+
+
+def test_gbm_is_deterministic():
+    cases = S.synthetic_cases(260, 3, seed=2)
+    kw = {"test_start": cases.index[-12], "test_end": cases.index[-1], "quantiles": dengue.QUANTILES}
+    a, b = dengue.backtest(cases, "gbm", **kw), dengue.backtest(cases, "gbm", **kw)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_pooled_calibrates_one_series_on_several_held_out_years_with_binned_errors():
+    """With nothing to pool, one held-out year of one series (52 errors) cannot set a 98 % interval, and a spread
+    regression of ~25 coefficients on it fits the errors: up to 4 held-out years and plain binned errors instead."""
+    one = S.synthetic_cases(400, 1, seed=3)
+    many = S.synthetic_cases(400, 30, seed=3)
+    end = one.index[-1]
+    single = M.Pooled().fit(M.Panel(one, horizon=2, lookback=5), end)
+    assert single.calibration_folds_ == 4 and single.spread_ == "binned"
+    assert sum(len(e) for e in single.bin_errors_) == 4 * 52
+    pooled = M.Pooled().fit(M.Panel(many, horizon=2, lookback=5), end)
+    assert pooled.calibration_folds_ == 1 and pooled.spread_ == "regression"  # 30 x 52 errors are enough
+    first_release = M.Pooled(max_folds=1, spread="regression").fit(M.Panel(one, horizon=2, lookback=5), end)
+    assert first_release.calibration_folds_ == 1 and first_release.spread_ == "regression"
+
+
+def test_lstm_fits_one_network_for_every_horizon():
+    cases = S.synthetic_cases(200, 2, seed=4)
+    model = M.LSTMForecaster(epochs=2)
+    panel = M.Panel(cases, horizon=1, lookback=5)
+    fitted = model.fit_horizons(panel, cases.index[-5], (1, 2, 3, 4))
+    assert all(m is model for m in fitted.values()) and model.horizons_ == (1, 2, 3, 4)
+    origins = cases.index[-20:-4]
+    outs = [fitted[h].forecast(M.Panel(cases, horizon=h, lookback=5), origins) for h in (1, 2, 3, 4)]
+    assert not np.allclose(outs[0].to_numpy(), outs[3].to_numpy())  # one head per horizon
+    with pytest.raises(InvalidInputError, match="fitted for horizons"):
+        model.forecast(M.Panel(cases, horizon=6, lookback=5), origins)
+
+
+def test_lstm_training_budget_in_steps_is_the_same_for_one_series_and_many():
+    calls = {}
+
+    def spy(net, X, y, levels, *, epochs, **kw):
+        calls[len(X)] = epochs
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(M, "_train_quantiles", spy):
+        for n_loc in (1, 20):
+            cases = S.synthetic_cases(200, n_loc, seed=4)
+            M.LSTMForecaster(steps=300, batch_size=64).fit(M.Panel(cases, horizon=1, lookback=5), cases.index[-2])
+    (n1, e1), (n20, e20) = sorted(calls.items())
+    assert e1 * np.ceil(n1 / 64) >= 300 > (e1 - 1) * np.ceil(n1 / 64)
+    assert e20 * np.ceil(n20 / 64) >= 300 > (e20 - 1) * np.ceil(n20 / 64)
+    assert e1 > 10 * e20
+
+
+def test_pooled_covariate_features_are_the_means_of_weeks_t_minus_3_to_t_and_t_minus_11_to_t_minus_4():
+    cases = S.synthetic_cases(200, 2, seed=5)
+    cov = dengue.align_covariates(S.synthetic_covariates(200, 2, seed=5), cases)
+    panel = M.Panel(cases, cov, horizon=1, lookback=5)
+    train_end = cases.index[-20]
+    model = M.Pooled(covariates=True)
+    model._prepare(panel, train_end)
+    mean, std = M._cov_stats(panel, train_end)
+    var = cov.columns.get_level_values(0)[0]
+    loc = panel.locations[1]
+    z = (cov[(var, loc)] - mean[(var, loc)]) / std[(var, loc)]
+    recent = z.rolling(4).mean().to_numpy()
+    earlier = z.shift(4).rolling(8).mean().to_numpy()
+    np.testing.assert_allclose(model._cov[:, 1, 0], recent, equal_nan=True)
+    np.testing.assert_allclose(model._cov[:, 1, 1], earlier, equal_nan=True)
+    # and the model with covariates fits and forecasts without look-ahead (guarded for every model above)
+    fc = dengue.backtest(cases, M.Pooled(covariates=True), covariates=cov, test_start=cases.index[-8],
+                         test_end=cases.index[-1])
+    assert np.isfinite(fc["forecast"]).all()

@@ -44,6 +44,28 @@ def test_wis_of_the_23_levels_equals_bracher_et_als_interval_sum():
     assert P.wis(y, q, levels) == pytest.approx(total / 11.5, rel=1e-12)
 
 
+def test_wis_agrees_with_the_scoringrules_library():
+    """Our WIS against scoringrules' interval and quantile scores (an independent implementation).
+
+    scoringrules 0.10's own ``weighted_interval_score`` on its numpy backend adds w_median * median where Bracher et
+    al. have w_median * |y - median| (its numba kernel has the absolute error), so the WIS is assembled here from its
+    ``interval_score`` (Winkler score) and checked a second way through its ``quantile_score`` (pinball loss).
+    """
+    import scoringrules as sr  # a test dependency (scoringrules >= 0.10)
+
+    rng = np.random.default_rng(4)
+    levels = np.array(dengue.QUANTILES)
+    q = np.sort(rng.gamma(2.0, 15.0, size=(300, 23)), axis=1)
+    y = rng.negative_binomial(3, 0.1, size=300).astype(float)
+    alphas = 2 * levels[:11]
+    intervals = np.asarray(sr.interval_score(y, q[:, :11], q[:, 22:11:-1], alphas,
+                                             backend="numpy"))
+    total = 0.5 * np.abs(y - q[:, 11]) + (alphas / 2 * intervals).sum(axis=1)
+    assert P.wis(y, q, levels) == pytest.approx(total / 11.5, rel=1e-12)
+    pinball = np.stack([np.asarray(sr.quantile_score(y, q[:, j], levels[j], backend="numpy")) for j in range(23)], 1)
+    assert P.wis(y, q, levels) == pytest.approx(pinball.sum(axis=1) / 11.5, rel=1e-12)
+
+
 def test_wis_of_a_point_forecast_is_its_absolute_error():
     # all 23 quantiles at m: the pinball weights of the symmetric levels sum to K + 0.5, so WIS = |y - m|
     q = np.full((2, 23), 7.0)

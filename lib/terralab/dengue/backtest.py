@@ -39,7 +39,8 @@ def available_models(*, images: bool = True) -> list[str]:
 def _source_covariates(cases: pd.DataFrame, who: str):
     """Covariates of the cases' source for its locations, or None (with a warning when they cannot be had)."""
     source = cases.attrs.get("source")
-    if not source or not _cases.has_covariates(source):
+    # a source that is not a loader's (e.g. "synthetic") has no covariates to load
+    if not source or source not in _cases.available_sources() or not _cases.has_covariates(source):
         return None
     try:
         return _cases.load_covariates(source, list(cases.columns))

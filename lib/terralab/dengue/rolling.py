@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,16 @@ from .probabilistic import QUANTILES, check_quantiles, quantile_column
 
 WEEK = pd.Timedelta(days=7)
 ENSEMBLE = "ensemble"
+
+#: Ensembles chosen on earlier origins only, never on a reported window (``benchmarks/dengue_design_selection.py``):
+#: ``"many"`` on the 100 Colombian municipalities with targets 2012–2015 (the lowest WIS of every ensemble of ≥ 2
+#: trained models, mean or median, preferring fewer members within 0.5 %); ``"single"`` the same on single series
+#: (eight Colombian municipalities run alone, 2012–2015, and DengAI's two cities before their reported weeks), where
+#: the pooled model has nothing to pool and local models carry the ensemble.
+CHOSEN_ENSEMBLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "many": (("gbm", "nb_glm", "pooled"), "median"),
+    "single": (("median_ar", "gbm", "nb_glm"), "median"),
+}
 
 
 def _model_specs(models, model_params) -> list[tuple[str, Any, dict]]:
@@ -96,35 +107,43 @@ def _check_history(cases: pd.DataFrame, first_origin: pd.Timestamp, lookback: in
 def _run_task(name: str, spec: Any, params: dict, cases: pd.DataFrame, covariates: pd.DataFrame | None,
               refit: pd.Timestamp, last_origin: pd.Timestamp, start: pd.Timestamp, end: pd.Timestamp,
               horizons: tuple[int, ...], lookback: int, seed: int, levels: tuple[float, ...]) -> dict:
-    """Fit ``spec`` at ``refit`` for each horizon and forecast the block's origins (runs in a worker)."""
-    t0 = time.perf_counter()
+    """Fit ``spec`` at ``refit`` for its horizons and forecast the block's origins (runs in a worker).
+
+    The model's :meth:`~terralab.dengue.models.Forecaster.fit_horizons` makes one fitted model per horizon (one
+    fit each, or one fit for all). Returns the forecasts, the wall and the CPU seconds of the task (this process's
+    CPU time, so that a benchmark can add up CPU time over workers).
+    """
+    t0, c0 = time.perf_counter(), time.process_time()
     cut = cases.loc[:last_origin]  # nothing after the last origin of this block is ever handed to the model
     cov = covariates.loc[:last_origin] if covariates is not None else None
-    parts = []
+    origins_of = {}
     for h in horizons:
         origins = cut.index[(cut.index >= refit) & (cut.index + h * WEEK >= start) & (cut.index + h * WEEK <= end)]
-        if not len(origins):
-            continue
-        model = make_model(spec if isinstance(spec, str) else _clone(spec), **params)
-        panel = Panel(cases=cut, covariates=cov if model.uses_covariates else None, horizon=h, lookback=lookback,
-                      seed=seed)
-        with single_thread(torch=model.uses_torch):
-            if model.trained:
-                model.fit(panel, refit)
-            fc = model.forecast(panel, origins)[panel.locations]
+        if len(origins):
+            origins_of[h] = origins
+    model = make_model(spec if isinstance(spec, str) else _clone(spec), **params)
+    panel = Panel(cases=cut, covariates=cov if model.uses_covariates else None, horizon=min(horizons),
+                  lookback=lookback, seed=seed)
+    parts = []
+    with single_thread(torch=model.uses_torch):
+        fitted = model.fit_horizons(panel, refit, tuple(origins_of)) if origins_of else {}
+        for h, origins in origins_of.items():
+            m, hpanel = fitted[h], replace(panel, horizon=h)
+            fc = m.forecast(hpanel, origins)[hpanel.locations]
             q = None
             if levels:
-                model.calibrate(panel, refit)
-                q = model.forecast_quantiles(panel, origins, fc, np.asarray(levels))
-        n_o, n_l = fc.shape
-        part = {"location": np.tile(np.asarray(panel.locations, dtype=object), n_o),
-                "origin": np.repeat(origins.to_numpy(), n_l), "horizon": np.full(n_o * n_l, h),
-                "forecast": fc.to_numpy().ravel()}
-        if q is not None:
-            part["q"] = q.reshape(n_o * n_l, len(levels))
-        parts.append(part)
+                m.calibrate(hpanel, refit)
+                q = m.forecast_quantiles(hpanel, origins, fc, np.asarray(levels))
+            n_o, n_l = fc.shape
+            part = {"location": np.tile(np.asarray(hpanel.locations, dtype=object), n_o),
+                    "origin": np.repeat(origins.to_numpy(), n_l), "horizon": np.full(n_o * n_l, h),
+                    "forecast": fc.to_numpy().ravel()}
+            if q is not None:
+                part["q"] = q.reshape(n_o * n_l, len(levels))
+            parts.append(part)
     return {"name": name, "refit": refit, "parts": parts, "seconds": time.perf_counter() - t0,
-            "point_kind": model.point_kind, "quantile_method": model.quantile_method, "repr": repr(model)}
+            "cpu_seconds": time.process_time() - c0, "point_kind": model.point_kind,
+            "quantile_method": model.quantile_method, "repr": repr(model)}
 
 
 def _clone(model: Forecaster) -> Forecaster:
@@ -166,8 +185,8 @@ def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaste
                      end="2019w52", horizons: Sequence[int] = (1, 2, 3, 4), refit_every_weeks: int = 13,
                      quantiles: Sequence[float] | None = QUANTILES, seed: int = 0, progress: bool = True, *,
                      lookback: int = 5, covariates=None, model_params: Mapping[str, Mapping] | None = None,
-                     ensemble_members: Sequence[str] | None = None, n_jobs: int | None = -1,
-                     client=None) -> pd.DataFrame:
+                     ensemble_members: Sequence[str] | None = None, ensemble_how: str | None = None,
+                     n_jobs: int | None = -1, client=None) -> pd.DataFrame:
     """Forecast every week of ``start``–``end`` at each horizon from rolling origins, refitting periodically.
 
     Parameters
@@ -193,7 +212,11 @@ def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaste
     covariates : DataFrame, None or False
         As in :func:`terralab.dengue.backtest`; None loads the source's when it has them for every location.
     model_params : mapping model name -> parameters
-    ensemble_members : names of the models averaged into ``"ensemble"``
+    ensemble_members : names of the models combined into ``"ensemble"``
+        Default: the ensemble chosen on earlier origins (:data:`CHOSEN_ENSEMBLES`; one for many locations, one for
+        a single series) when all its members are listed, else every other non-baseline model listed.
+    ensemble_how : ``"mean"`` (the hubs' quantile average) or ``"median"`` (quantile-wise median of the members)
+        Default: the chosen ensemble's, else ``"mean"``.
     n_jobs : int or None
         joblib workers for the tasks (-1: every core; 1: in this process).
     client : dask.distributed.Client, optional
@@ -203,7 +226,7 @@ def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaste
     -------
     Long DataFrame: model, location, origin, horizon, week (target), observed, forecast, q0.01 … q0.99.
     ``attrs``: start, end, horizons, refit_every_weeks, refits (labels), quantiles, lookback, seed, covariates,
-    point_kind / quantile_method / seconds per model, wall_s.
+    point_kind / quantile_method / seconds (task wall time) / cpu_seconds (task CPU time) per model, wall_s.
     """
     t_wall = time.perf_counter()
     levels = check_quantiles(quantiles)
@@ -250,13 +273,22 @@ def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaste
         from .models import BASELINES
 
         if members is None:
-            members = [n for n, _, _ in specs if n not in BASELINES]
+            chosen, how = CHOSEN_ENSEMBLES["single" if cases.shape[1] == 1 else "many"]
+            listed = {n for n, _, _ in specs}
+            if set(chosen) <= listed:
+                members = list(chosen)
+                ensemble_how = ensemble_how or how
+            else:
+                members = [n for n, _, _ in specs if n not in BASELINES]
+        ensemble_how = ensemble_how or "mean"
         unknown = [m for m in members if m not in {n for n, _, _ in specs}]
         if len(members) < 2 or unknown:
             raise InvalidInputError(f"the ensemble needs ≥ 2 members among the models listed; got {members}"
                                     + (f" ({unknown} not listed)" if unknown else ""))
         if not levels:
             raise InvalidInputError("the ensemble averages quantiles: pass quantiles (e.g. QUANTILES)")
+        if ensemble_how not in ("mean", "median"):
+            raise InvalidInputError(f"ensemble_how must be 'mean' or 'median', got {ensemble_how!r}")
 
     blocks = _refit_blocks(cases.index, start_w, end_w, horizons, every)
     tasks = []
@@ -272,10 +304,11 @@ def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaste
             t.pop("_cost")
     results = _execute(tasks, n_jobs, client, progress)
 
-    frames, seconds, kinds, methods, reprs = [], {}, {}, {}, {}
+    frames, seconds, cpu, kinds, methods, reprs = [], {}, {}, {}, {}, {}
     qcols = [quantile_column(q) for q in levels]
     for res in results:
         seconds[res["name"]] = seconds.get(res["name"], 0.0) + res["seconds"]
+        cpu[res["name"]] = cpu.get(res["name"], 0.0) + res["cpu_seconds"]
         kinds[res["name"]], methods[res["name"]], reprs[res["name"]] = (res["point_kind"], res["quantile_method"],
                                                                          res["repr"])
         for part in res["parts"]:
@@ -295,27 +328,30 @@ def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaste
     out = out.sort_values(["model", "horizon", "origin", "location"], key=lambda c: c.map(order)
                           if c.name == "model" else c, kind="stable").reset_index(drop=True)
     if ENSEMBLE in names_all:
-        out = pd.concat([out, ensemble(out, members)], ignore_index=True)
+        out = pd.concat([out, ensemble(out, members, how=ensemble_how)], ignore_index=True)
         kinds[ENSEMBLE] = "median"
-        methods[ENSEMBLE] = f"quantile-wise mean of {', '.join(members)}"
+        methods[ENSEMBLE] = f"quantile-wise {ensemble_how} of {', '.join(members)}"
     out.attrs = {
         "start": _weeks.week_label(start_w), "end": _weeks.week_label(end_w), "horizons": list(horizons),
         "refit_every_weeks": every, "refits": [_weeks.week_label(r) for r, _ in blocks], "quantiles": list(levels),
         "lookback": lookback, "seed": int(seed), "covariates": cov is not None, "source": cases.attrs.get("source"),
-        "point_kind": kinds, "quantile_method": methods, "model_repr": reprs, "seconds": seconds,
+        "point_kind": kinds, "quantile_method": methods, "model_repr": reprs, "seconds": seconds, "cpu_seconds": cpu,
         "wall_s": time.perf_counter() - t_wall, "ensemble_members": members,
+        "ensemble_how": ensemble_how if ENSEMBLE in names_all else None,
     }
     return out
 
 
-def ensemble(forecasts: pd.DataFrame, members: Sequence[str], name: str = ENSEMBLE) -> pd.DataFrame:
-    """Quantile-wise mean of ``members``' forecasts (the hubs' ensemble); its ``forecast`` is the mean median.
+def ensemble(forecasts: pd.DataFrame, members: Sequence[str], name: str = ENSEMBLE, how: str = "mean") -> pd.DataFrame:
+    """Quantile-wise mean (the hubs' ensemble) or median of ``members``' forecasts; ``forecast`` is its median.
 
     Returns the ensemble's rows only (same columns as ``forecasts``), for the (location, origin, horizon) that every
     member forecast.
     """
     from .probabilistic import quantile_levels
 
+    if how not in ("mean", "median"):
+        raise InvalidInputError(f"ensemble how must be 'mean' or 'median', got {how!r}")
     _, qcols = quantile_levels(forecasts)
     if not qcols:
         raise InvalidInputError("the ensemble averages quantiles: the forecasts have no q… columns")
@@ -323,13 +359,13 @@ def ensemble(forecasts: pd.DataFrame, members: Sequence[str], name: str = ENSEMB
     keys = ["location", "origin", "horizon", "week", "observed"]
     g = sub.groupby(keys, sort=False)
     counts = g.size()
-    mean = g[qcols].mean()[counts.to_numpy() == len(members)]
-    mean[qcols] = np.sort(mean[qcols].to_numpy(), axis=1)
-    out = mean.reset_index()
+    combined = (g[qcols].mean() if how == "mean" else g[qcols].median())[counts.to_numpy() == len(members)]
+    combined[qcols] = np.sort(combined[qcols].to_numpy(), axis=1)
+    out = combined.reset_index()
     med = [c for c in qcols if float(c[1:]) == 0.5]
     out["forecast"] = out[med[0]] if med else out[qcols].mean(axis=1)
     out.insert(0, "model", name)
     return out[list(forecasts.columns)]
 
 
-__all__ = ["ENSEMBLE", "ensemble", "rolling_backtest"]
+__all__ = ["CHOSEN_ENSEMBLES", "ENSEMBLE", "ensemble", "rolling_backtest"]

@@ -5,7 +5,10 @@ For each model of ``terralab.dengue.available_models(images=False)``: load nothi
 ``--repeats`` runs. Prints seconds per model, each model's time relative to persistence measured in the same
 process, the test MAE beside it, and the ratio of the total to the 60-second goal of issue 6.
 
-Run: ``.venv/bin/python benchmarks/dengue_backtest.py [--repeats 1] [--source colombia_denguenet]``
+``--lstm-seeds`` also backtests the LSTM with seeds 0-4 and prints each MAE, their mean and largest deviation from
+it (the spread ``tests/dengue/test_dengue_backtest.py`` allows around the seed-0 figure).
+
+Run: ``.venv/bin/python benchmarks/dengue_backtest.py [--repeats 1] [--source colombia_denguenet] [--lstm-seeds]``
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ def main() -> None:
     parser.add_argument("--source", default="colombia_denguenet")
     parser.add_argument("--test-start", default="2018w37")
     parser.add_argument("--test-end", default="2018w52")
+    parser.add_argument("--lstm-seeds", action="store_true", help="LSTM MAE for seeds 0-4 (its seed spread)")
     args = parser.parse_args()
 
     from terralab import dengue
@@ -55,6 +59,13 @@ def main() -> None:
         print(f"{name:<16}{secs:>9.3f}{secs / base:>15.1f}{mae:>10.2f}")
     print(f"total {total:.1f} s for {len(rows)} models; ratio to the {GOAL_S:.0f}-s goal: {total / GOAL_S:.2f} "
           f"({'met' if total < GOAL_S else 'NOT met'})")
+    if args.lstm_seeds:
+        maes = [dengue.score(dengue.backtest(cases, "lstm", covariates=covariates if covariates is not None else False,
+                                             test_start=args.test_start, test_end=args.test_end, seed=seed))["mae"]
+                .mean() for seed in range(5)]
+        mean = sum(maes) / len(maes)
+        print("lstm MAE, seeds 0-4: " + ", ".join(f"{m:.2f}" for m in maes)
+              + f"; mean {mean:.2f}, largest deviation {max(abs(m - mean) for m in maes):.2f}")
 
 
 if __name__ == "__main__":

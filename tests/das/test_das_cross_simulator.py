@@ -2,18 +2,26 @@
 
 ``benchmarks/das_cross_simulator.py`` prints the full table (20 unseen scenes per simulator and site, parameters
 chosen on either simulator); this test runs unseen scenes (seeds 500-502: seeds 500-599 are used nowhere else;
-one highway scene, three urban ones) with the packaged defaults (chosen on the half-space simulator's
-development seeds 100-107) and the site preset, and holds the floors below. Measured (development machine):
+one highway scene, three urban ones) with the packaged defaults and the site preset, and holds the floors below.
 
-* bump highway (seed 500) P 1.00 R 0.93; bump urban (500-502) P 1.00 R 0.88;
-* half-space highway (500) P 0.83 R 0.36; half-space urban (500-502) P 0.57 R 0.07.
+The defaults were re-chosen after the half-space simulator's audit (Odemark equivalent depth, coupling 0.3-1.0)
+on its development seeds 100-107 only (``python benchmarks/das_cross_simulator.py --choose``: low-pass 1 Hz at
+8 Hz, threshold 3.5, merge 25 m; then ``lobe_merge`` and ``speed_stack`` on, see ``detect.CHOSEN``). Measured
+with them on these unseen scenes (development machine):
 
-Floors are these values minus the scene-to-scene spread seen on the development seeds (0.1 for recall; 0.15
-for half-space precision, which rests on a handful of detections). Half-space urban recall is near zero on
-these three scenes (fibre 3.8 m from the lanes and the noisiest interrogator in the drawn range for 500): the
-issue-11 targets (P, R >= 0.97) are NOT MET on the half-space simulator. At its signal level even an oracle that
-knows each vehicle's track separates only ~75 % (highway) and ~50 % (urban) of the development vehicles from
-noise tracks at 1 % false alarms (see the handoff note); the floors hold today's state, not a quality claim.
+* bump highway (seed 500): P 1.00, R 0.93, 0 duplicates, speed MAE 1.04 km/h;
+* bump urban (500-502): P 1.00, R 0.88, 0 duplicates, speed MAE 0.41 km/h;
+* half-space highway (500): P 0.80, R 0.86, 2 duplicates, speed MAE 3.23 km/h;
+* half-space urban (500-502): P 0.51, R 0.59, 8 duplicates, speed MAE 1.60 km/h.
+
+Floors are these values minus (plus, for duplicates and speed error) the scene-to-scene standard deviation of the
+same metric over the development seeds 100-107 with the same defaults (precision / recall / duplicates per scene
+/ speed MAE: bump highway 0.03 / 0.06 / 0 / 0.43, bump urban 0.02 / 0.12 / 0 / 0.23, half-space highway
+0.06 / 0.12 / 0.5 / 0.87, half-space urban 0.12 / 0.15 / 1.1 / 0.55; duplicates rounded up, times sqrt(3) for
+the three urban scenes). The issue-11 targets (P, R >= 0.97, no duplicates, speed MAE <= 2 km/h) are NOT MET on
+the half-space simulator, although an oracle that knows each vehicle's track finds every development vehicle
+above the noise there (``benchmarks/das_oracle.py``): the track search, not the signal, is what is missing. The
+floors hold today's state, not a quality claim.
 """
 
 from __future__ import annotations
@@ -25,18 +33,18 @@ from terralab.das import evaluate
 SEEDS = {"highway": [500], "urban": [500, 501, 502]}
 
 
-@pytest.mark.parametrize("simulator, site, precision, recall, max_dups", [
-    ("bump", "highway", 0.9, 0.83, 0),
-    ("bump", "urban", 0.9, 0.78, 0),
-    ("halfspace", "highway", 0.68, 0.26, 1),
-    ("halfspace", "urban", 0.42, 0.05, 1),
+@pytest.mark.parametrize("simulator, site, precision, recall, max_dups, max_speed_mae", [
+    ("bump", "highway", 0.97, 0.87, 0, 1.5),
+    ("bump", "urban", 0.98, 0.76, 0, 0.65),
+    ("halfspace", "highway", 0.74, 0.73, 3, 4.1),
+    ("halfspace", "urban", 0.38, 0.43, 10, 2.2),
 ])
-def test_defaults_on_both_simulators_meet_the_stated_floors(simulator, site, precision, recall, max_dups):
+def test_defaults_on_both_simulators_meet_the_stated_floors(simulator, site, precision, recall, max_dups,
+                                                            max_speed_mae):
     pooled, _ = evaluate.evaluate_scenes(simulator, site, SEEDS[site],
                                          detect_kwargs={"site": site, "classify": False})
     assert pooled["n_true"] >= 10
     assert pooled["precision"] >= precision, pooled
     assert pooled["recall"] >= recall, pooled
     assert pooled["duplicates"] <= max_dups, pooled
-    # speed MAE: bump 0.58 / 0.31 km/h measured; half-space 2.62 / 1.60 (the 2 km/h target is NOT MET there)
-    assert pooled["speed_mae_kmh"] <= (1.0 if simulator == "bump" else 3.0), pooled
+    assert pooled["speed_mae_kmh"] <= max_speed_mae, pooled

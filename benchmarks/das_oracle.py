@@ -29,8 +29,11 @@ def pre_audit(site: str, seed: int) -> dict:
     from terralab.das.halfspace import random_parameters
 
     u = (np.log(random_parameters(site, seed)["young_pa"]) - np.log(30e6)) / (np.log(250e6) - np.log(30e6))
-    return {"young_pa": float(np.exp(np.log(0.8e9) + u * (np.log(4e9) - np.log(0.8e9)))), "pavement": (),
-            "coupling_range": (0.4, 1.6)}
+    return {
+        "young_pa": float(np.exp(np.log(0.8e9) + u * (np.log(4e9) - np.log(0.8e9)))),
+        "pavement": (),
+        "coupling_range": (0.4, 1.6),
+    }
 
 
 def run(simulator: str, site: str, seeds, *, before: bool = False) -> dict:
@@ -50,8 +53,11 @@ def run(simulator: str, site: str, seeds, *, before: bool = False) -> dict:
         if np.isfinite(r["auc"]):
             aucs.append(r["auc"])
         del data
-    return {"n": n_true, "detectable": n_det / n_true if n_true else float("nan"),
-            "auc": float(np.mean(aucs)) if aucs else float("nan")}
+    return {
+        "n": n_true,
+        "detectable": n_det / n_true if n_true else float("nan"),
+        "auc": float(np.mean(aucs)) if aucs else float("nan"),
+    }
 
 
 def main(argv=None) -> int:
@@ -59,8 +65,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="100-107", help="first-last seed (inclusive)")
     ap.add_argument("--simulators", default="bump,halfspace")
     ap.add_argument("--sites", default="highway,urban")
-    ap.add_argument("--pre-audit", action="store_true",
-                    help="half-space scenes as drawn before the das3 magnitude audit (for the before/after figure)")
+    ap.add_argument(
+        "--pre-audit",
+        action="store_true",
+        help="half-space scenes as drawn before the das3 magnitude audit (for the before/after figure)",
+    )
     args = ap.parse_args(argv)
     a, b = (int(s) for s in args.seeds.split("-"))
     warnings.simplefilter("ignore")

@@ -49,8 +49,12 @@ def main(argv=None) -> int:
     ap.add_argument("--fs", type=float, default=1000.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--image", default="strain", choices=("strain", "both"),
-                    help="detector image: the packaged 'strain' or 'both' (adds the band-limited energy image)")
+    ap.add_argument(
+        "--image",
+        default="strain",
+        choices=("strain", "both"),
+        help="detector image: the packaged 'strain' or 'both' (adds the band-limited energy image)",
+    )
     args = ap.parse_args(argv)
 
     from scipy import signal
@@ -58,13 +62,18 @@ def main(argv=None) -> int:
     from terralab import das
 
     load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-          "(figures are only meaningful on an idle machine)")
-    data, truth = das.synthetic.highway_bridge(duration_s=args.seconds, n_channels=args.channels, fs_hz=args.fs,
-                                               rate_per_min=30.0, seed=args.seed)
+    print(
+        f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+        "(figures are only meaningful on an idle machine)"
+    )
+    data, truth = das.synthetic.highway_bridge(
+        duration_s=args.seconds, n_channels=args.channels, fs_hz=args.fs, rate_per_min=30.0, seed=args.seed
+    )
     x = data.values
-    print(f"input: {x.shape[1]} channels x {x.shape[0]} samples {x.dtype} = {x.nbytes / 1e6:.0f} MB, "
-          f"{len(truth)} vehicles")
+    print(
+        f"input: {x.shape[1]} channels x {x.shape[0]} samples {x.dtype} = {x.nbytes / 1e6:.0f} MB, "
+        f"{len(truth)} vehicles"
+    )
 
     # warm-up (imports, FFT plans, classifier load) for both sides
     das.detect_vehicles(data.isel(time=slice(0, int(20 * args.fs))), image=args.image)
@@ -83,12 +92,18 @@ def main(argv=None) -> int:
     scores = das.score(vehicles, truth)
 
     rt = args.seconds / t_det
-    print(f"scipy.signal.decimate(x, 125, ftype='fir', axis=0): {t_dec:.3f} s, peak {peak_dec / x.nbytes:.2f}x input")
-    print(f"terralab.das.detect_vehicles(image={args.image!r}): {t_det:.3f} s for {args.seconds:g} s of data, "
-          f"{len(vehicles)} vehicles (recall {scores['recall']:.2f}, precision {scores['precision']:.2f})")
+    print(
+        f"scipy.signal.decimate(x, 125, ftype='fir', axis=0): {t_dec:.3f} s, peak {peak_dec / x.nbytes:.2f}x input"
+    )
+    print(
+        f"terralab.das.detect_vehicles(image={args.image!r}): {t_det:.3f} s for {args.seconds:g} s of data, "
+        f"{len(vehicles)} vehicles (recall {scores['recall']:.2f}, precision {scores['precision']:.2f})"
+    )
     print(f"REAL-TIME FACTOR {rt:.0f}x   (goal >= 100x; published chain ~11x)")
     print(f"RATIO detect / decimate = {t_det / t_dec:.2f}   (goal <= 3)")
-    print(f"PEAK MEMORY = {peak / x.nbytes:.2f}x input ({peak / 1e6:.0f} MB; goal <= 3x; published chain ~10x)")
+    print(
+        f"PEAK MEMORY = {peak / x.nbytes:.2f}x input ({peak / 1e6:.0f} MB; goal <= 3x; published chain ~10x)"
+    )
     return 0
 
 

@@ -16,9 +16,15 @@ from terralab.errors import FileFormatError, InvalidInputError
 
 def _record(n_t, n_ch, fs, dx=1.0, seed=0):
     rng = np.random.default_rng(seed)
-    t = np.datetime64("2024-01-01T00:00:00", "ns") + np.round(np.arange(n_t) * 1e9 / fs).astype("timedelta64[ns]")
-    return xr.DataArray(rng.standard_normal((n_t, n_ch)).astype(np.float32), dims=("time", "distance"),
-                        coords={"time": t, "distance": dx * np.arange(n_ch)}, attrs={"measurand": "strain_rate"})
+    t = np.datetime64("2024-01-01T00:00:00", "ns") + np.round(np.arange(n_t) * 1e9 / fs).astype(
+        "timedelta64[ns]"
+    )
+    return xr.DataArray(
+        rng.standard_normal((n_t, n_ch)).astype(np.float32),
+        dims=("time", "distance"),
+        coords={"time": t, "distance": dx * np.arange(n_ch)},
+        attrs={"measurand": "strain_rate"},
+    )
 
 
 @pytest.mark.parametrize("fs", [1000.0, 1e6, 1e9])
@@ -80,11 +86,17 @@ def test_integer_records_are_read_as_their_values():
     np.testing.assert_allclose(a["speed_kmh"], b["speed_kmh"], rtol=1e-3)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.isel(distance=[0]), "at least 2"),
-    (lambda d: d.isel(time=np.r_[np.arange(100, 200), np.arange(0, 100)]), "not increasing"),
-    (lambda d: d.assign_coords(time=np.concatenate([d.time.values[:10], d.time.values[9:-1]])), "duplicated"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.isel(distance=[0]), "at least 2"),
+        (lambda d: d.isel(time=np.r_[np.arange(100, 200), np.arange(0, 100)]), "not increasing"),
+        (
+            lambda d: d.assign_coords(time=np.concatenate([d.time.values[:10], d.time.values[9:-1]])),
+            "duplicated",
+        ),
+    ],
+)
 def test_single_channel_and_bad_time_axes_are_refused(mutate, message):
     data = _record(5000, 40, 625.0, dx=5.0)
     with pytest.raises(InvalidInputError, match=message):

@@ -33,16 +33,21 @@ from terralab.das import evaluate
 SEEDS = {"highway": [500], "urban": [500, 501, 502]}
 
 
-@pytest.mark.parametrize("simulator, site, precision, recall, max_dups, max_speed_mae", [
-    ("bump", "highway", 0.97, 0.87, 0, 1.5),
-    ("bump", "urban", 0.98, 0.76, 0, 0.65),
-    ("halfspace", "highway", 0.74, 0.73, 3, 4.1),
-    ("halfspace", "urban", 0.38, 0.43, 10, 2.2),
-])
-def test_defaults_on_both_simulators_meet_the_stated_floors(simulator, site, precision, recall, max_dups,
-                                                            max_speed_mae):
-    pooled, _ = evaluate.evaluate_scenes(simulator, site, SEEDS[site],
-                                         detect_kwargs={"site": site, "classify": False})
+@pytest.mark.parametrize(
+    "simulator, site, precision, recall, max_dups, max_speed_mae",
+    [
+        ("bump", "highway", 0.97, 0.87, 0, 1.5),
+        ("bump", "urban", 0.98, 0.76, 0, 0.65),
+        ("halfspace", "highway", 0.74, 0.73, 3, 4.1),
+        ("halfspace", "urban", 0.38, 0.43, 10, 2.2),
+    ],
+)
+def test_defaults_on_both_simulators_meet_the_stated_floors(
+    simulator, site, precision, recall, max_dups, max_speed_mae
+):
+    pooled, _ = evaluate.evaluate_scenes(
+        simulator, site, SEEDS[site], detect_kwargs={"site": site, "classify": False}
+    )
     assert pooled["n_true"] >= 10
     assert pooled["precision"] >= precision, pooled
     assert pooled["recall"] >= recall, pooled

@@ -46,8 +46,10 @@ def urban():
 # urban R 0.83 P 1.00 count error 17 % within 5 % for 0.86. The previous defaults (2 Hz at 12 Hz, chosen on the
 # pre-audit half-space simulator) gave urban R 0.91 P 0.97 count error 6 % within 5 % 0.97: the half-space choice
 # costs the bump urban street about 0.08 recall. Floors: measured minus a margin.
-FLOORS = {"highway": {"recall": 0.93, "precision": 0.95, "count": 0.08, "within5": 0.9},
-          "urban": {"recall": 0.8, "precision": 0.95, "count": 0.2, "within5": 0.83}}
+FLOORS = {
+    "highway": {"recall": 0.93, "precision": 0.95, "count": 0.08, "within5": 0.9},
+    "urban": {"recall": 0.8, "precision": 0.95, "count": 0.2, "within5": 0.83},
+}
 
 
 @pytest.mark.parametrize("name", ["highway", "urban"])
@@ -79,11 +81,25 @@ def test_real_bridge_record_gives_one_vehicle_at_a_plausible_speed(shared_data):
     assert abs((v.time - pd.Timestamp("2023-09-20T00:15:56.8")).total_seconds()) < 1.5
 
 
-
 # Every threshold and smoothing parameter, changed by -20 % and +20 %.
-SWEPT = ["threshold_sigma", "smoothing_m", "pulse_m", "long_pulse_m", "ghost_ratio", "clip_sigma", "hough_votes",
-         "min_segment", "max_gap", "merge_eps_s", "search_s", "min_coverage", "min_fill", "lowpass_hz",
-         "noisy_factor", "max_vehicle_m"]
+SWEPT = [
+    "threshold_sigma",
+    "smoothing_m",
+    "pulse_m",
+    "long_pulse_m",
+    "ghost_ratio",
+    "clip_sigma",
+    "hough_votes",
+    "min_segment",
+    "max_gap",
+    "merge_eps_s",
+    "search_s",
+    "min_coverage",
+    "min_fill",
+    "lowpass_hz",
+    "noisy_factor",
+    "max_vehicle_m",
+]
 
 
 def test_real_bridge_record_under_20_percent_parameter_changes(shared_data):
@@ -117,16 +133,28 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data):
 
 
 def test_times_are_not_delayed_by_the_low_pass():
-    veh = pd.DataFrame({"time_s": [25.0, 40.0], "speed_kmh": [70.0, 100.0], "direction": [1, -1],
-                        "vehicle_class": ["car", "car"]})
+    veh = pd.DataFrame(
+        {
+            "time_s": [25.0, 40.0],
+            "speed_kmh": [70.0, 100.0],
+            "direction": [1, -1],
+            "vehicle_class": ["car", "car"],
+        }
+    )
     data, truth = synthetic.highway_bridge(duration_s=65, n_channels=200, vehicles=veh, seed=4)
     m = das.match(das.detect_vehicles(data), truth)
     assert len(m) == 2 and np.abs(m["dt_s"]).max() < 0.2
 
 
 def test_one_default_covers_slow_and_fast_vehicles():
-    veh = pd.DataFrame({"time_s": [70.0, 120.0, 150.0], "speed_kmh": [12.0, 45.0, 140.0], "direction": [1, -1, 1],
-                        "vehicle_class": ["car", "truck", "car"]})
+    veh = pd.DataFrame(
+        {
+            "time_s": [70.0, 120.0, 150.0],
+            "speed_kmh": [12.0, 45.0, 140.0],
+            "direction": [1, -1, 1],
+            "vehicle_class": ["car", "truck", "car"],
+        }
+    )
     data, truth = synthetic.urban_street(duration_s=200, n_channels=50, vehicles=veh, seed=6)
     m = das.match(das.detect_vehicles(data), truth)
     assert len(m) == 3
@@ -134,8 +162,15 @@ def test_one_default_covers_slow_and_fast_vehicles():
 
 
 def test_braking_vehicle_speed_is_read_at_mid_section():
-    veh = pd.DataFrame({"time_s": [40.0], "speed_kmh": [90.0], "direction": [1], "vehicle_class": ["car"],
-                        "speed_change": [-0.2]})
+    veh = pd.DataFrame(
+        {
+            "time_s": [40.0],
+            "speed_kmh": [90.0],
+            "direction": [1],
+            "vehicle_class": ["car"],
+            "speed_change": [-0.2],
+        }
+    )
     data, truth = synthetic.highway_bridge(duration_s=80, n_channels=400, vehicles=veh, seed=8)
     det = das.detect_vehicles(data)
     m = das.match(det, truth)
@@ -165,12 +200,15 @@ def test_distance_time_arrays_are_transposed_and_give_the_same_vehicles():
     pd.testing.assert_series_equal(a["time"], b["time"])
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.isel(distance=[0]), "at least 2"),
-    (lambda d: d.isel(time=np.r_[np.arange(100, 200), np.arange(0, 100)]), "not increasing"),
-    (lambda d: d.drop_vars("time"), "coordinate"),
-    (lambda d: d.rename({"time": "t"}), "dims"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.isel(distance=[0]), "at least 2"),
+        (lambda d: d.isel(time=np.r_[np.arange(100, 200), np.arange(0, 100)]), "not increasing"),
+        (lambda d: d.drop_vars("time"), "coordinate"),
+        (lambda d: d.rename({"time": "t"}), "dims"),
+    ],
+)
 def test_malformed_input_raises_invalid_input(mutate, message):
     data, _ = synthetic.urban_street(duration_s=20, n_channels=10, seed=0)
     with pytest.raises(InvalidInputError, match=message):
@@ -202,8 +240,18 @@ def test_unknown_or_inconsistent_parameters_are_refused():
 def test_output_columns_and_types():
     data, _ = synthetic.urban_street(duration_s=120, n_channels=30, seed=3)
     v = das.detect_vehicles(data)
-    for col in ("vehicle_id", "time", "speed_kmh", "direction", "vehicle_class", "score", "t_start", "t_end",
-                "distance_start_m", "distance_end_m"):
+    for col in (
+        "vehicle_id",
+        "time",
+        "speed_kmh",
+        "direction",
+        "vehicle_class",
+        "score",
+        "t_start",
+        "t_end",
+        "distance_start_m",
+        "distance_end_m",
+    ):
         assert col in v.columns
     assert v["time"].dtype == np.dtype("datetime64[ns]")
     assert (v["speed_kmh"] > 0).all() and set(v["direction"]) <= {1, -1}
@@ -212,9 +260,11 @@ def test_output_columns_and_types():
 
 
 def test_importing_the_workflow_is_light():
-    code = ("import sys, time; t = time.perf_counter(); import terralab.das; "
-            "dt = time.perf_counter() - t; heavy = [m for m in ('dascore', 'skimage', 'sklearn', 'torch', "
-            "'distributed') if m in sys.modules]; print(dt, heavy)")
+    code = (
+        "import sys, time; t = time.perf_counter(); import terralab.das; "
+        "dt = time.perf_counter() - t; heavy = [m for m in ('dascore', 'skimage', 'sklearn', 'torch', "
+        "'distributed') if m in sys.modules]; print(dt, heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     dt, heavy = out.split(" ", 1)
     assert float(dt) < 1.0 and heavy.strip() == "[]"
@@ -225,8 +275,14 @@ def test_a_weak_track_of_the_other_direction_built_on_a_strong_vehicles_ridge_is
 
     def track(direction, speed_kmh, strength, xs, ts):
         v = speed_kmh / 3.6
-        return {"direction": direction, "speed_kmh": speed_kmh, "strength": strength, "pulse_m": 6.0,
-                "poly": np.poly1d([direction / v, 0.0]), "pts": (np.asarray(xs, float), np.asarray(ts, float))}
+        return {
+            "direction": direction,
+            "speed_kmh": speed_kmh,
+            "strength": strength,
+            "pulse_m": 6.0,
+            "poly": np.poly1d([direction / v, 0.0]),
+            "pts": (np.asarray(xs, float), np.asarray(ts, float)),
+        }
 
     x = np.linspace(-100, 100, 41)
     strong = track(-1, 60.0, 100.0, x, -x / (60 / 3.6))

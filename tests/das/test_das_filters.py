@@ -28,7 +28,7 @@ def test_feeding_files_one_by_one_gives_the_same_samples_as_one_pass():
     x = rng.standard_normal((25000, 8)).astype(np.float32)
     one = Decimator(625.0, 5.0 * np.arange(8)).process(x, 0)
     dec = Decimator(625.0, 5.0 * np.arange(8))
-    parts = [dec.process(x[i:i + 3127], int(i * 1e9 / 625.0)) for i in range(0, len(x), 3127)]
+    parts = [dec.process(x[i : i + 3127], int(i * 1e9 / 625.0)) for i in range(0, len(x), 3127)]
     for name in ("mid", "lf", "mid_time_ns", "lf_time_ns"):
         joined = np.concatenate([getattr(p, name) for p in parts])
         np.testing.assert_array_equal(joined, getattr(one, name))
@@ -41,8 +41,13 @@ def test_frequencies_that_would_alias_onto_the_traffic_band_are_rejected():
     rng = np.random.default_rng(0)
     # channel 0: a 0.5 Hz signal; channel 1: 100.5 Hz, which folds onto 0.5 Hz at the ~100 Hz stage (plus a
     # little noise so that the channel is not masked as dead)
-    x = np.stack([np.sin(2 * np.pi * 0.5 * t),
-                  np.sin(2 * np.pi * (fs / dec.q1 + 0.5) * t) + 1e-2 * rng.standard_normal(n)], axis=1)
+    x = np.stack(
+        [
+            np.sin(2 * np.pi * 0.5 * t),
+            np.sin(2 * np.pi * (fs / dec.q1 + 0.5) * t) + 1e-2 * rng.standard_normal(n),
+        ],
+        axis=1,
+    )
     out = dec.process(x.astype(np.float32), 0)
     assert out.masked_channels.size == 0
     tl = (out.lf_time_ns - out.lf_time_ns[0]) / 1e9
@@ -56,9 +61,21 @@ def test_frequencies_that_would_alias_onto_the_traffic_band_are_rejected():
 def test_decimated_times_are_corrected_for_the_filter_delay():
     veh = pd.DataFrame({"time_s": [30.0], "speed_kmh": [80.0], "direction": [1], "vehicle_class": ["car"]})
     data, _ = synthetic.highway_bridge(
-        duration_s=60, n_channels=60, vehicles=veh, seed=2, white_noise=1e-9, coloured_noise=0,
-        common_mode_noise=0, modes=(), span_bending=0, dead_channels=0, nan_channels=0, noisy_channels=0,
-        gain_spread=0.0, width_spread=0.0)
+        duration_s=60,
+        n_channels=60,
+        vehicles=veh,
+        seed=2,
+        white_noise=1e-9,
+        coloured_noise=0,
+        common_mode_noise=0,
+        modes=(),
+        span_bending=0,
+        dead_channels=0,
+        nan_channels=0,
+        noisy_channels=0,
+        gain_spread=0.0,
+        width_spread=0.0,
+    )
     x = data["distance"].values
     dec = Decimator(1000.0, x, channel_bin_m=1.0)
     t0 = int(data.time.values[0].astype("datetime64[ns]").astype(np.int64))
@@ -91,13 +108,14 @@ def test_energy_product_joins_files_seamlessly_and_peaks_when_the_vehicle_passes
     stamped on the lf times: its peak at a channel is the vehicle's passage there, whatever the sign of its
     strain (the difference of neighbouring bins cancels what arrives everywhere at once)."""
     veh = pd.DataFrame({"time_s": [20.0], "speed_kmh": [60.0], "direction": [1], "vehicle_class": ["car"]})
-    data, _ = synthetic.urban_street(duration_s=40, n_channels=40, vehicles=veh, seed=5, dead_channels=0,
-                                     nan_channels=0, noisy_channels=0)
+    data, _ = synthetic.urban_street(
+        duration_s=40, n_channels=40, vehicles=veh, seed=5, dead_channels=0, nan_channels=0, noisy_channels=0
+    )
     x = data["distance"].values
     bands = ((0.3, 1.0), (0.7, 3.0), (3.0, 10.0))
     one = Decimator(625.0, x, energy_bands_hz=bands).process(data.values, 0)
     dec = Decimator(625.0, x, energy_bands_hz=bands)
-    parts = [dec.process(data.values[i:i + 6250], int(i * 1e9 / 625.0)) for i in range(0, len(data), 6250)]
+    parts = [dec.process(data.values[i : i + 6250], int(i * 1e9 / 625.0)) for i in range(0, len(data), 6250)]
     joined = np.concatenate([p.energy for p in parts])
     np.testing.assert_allclose(joined, one.energy, rtol=1e-3, atol=1e-6 * one.energy.max())
     assert one.energy.shape == (len(one.lf), dec.n_bins, 3) and one.energy.dtype == np.float32

@@ -17,7 +17,10 @@ def test_boussinesq_strain_is_the_derivative_of_the_displacement():
     x = np.linspace(-6, 6, 241)
     h = 1e-4
     for y, z in ((0.0, 1.0), (2.5, 0.8), (6.0, 1.2)):
-        num = (halfspace.boussinesq_ux(x + h, y, z, 1e4, G, NU) - halfspace.boussinesq_ux(x - h, y, z, 1e4, G, NU)) / (2 * h)
+        num = (
+            halfspace.boussinesq_ux(x + h, y, z, 1e4, G, NU)
+            - halfspace.boussinesq_ux(x - h, y, z, 1e4, G, NU)
+        ) / (2 * h)
         ana = halfspace.boussinesq_strain_xx(x, y, z, 1e4, G, NU)
         np.testing.assert_allclose(ana, num, rtol=1e-5, atol=1e-12)
 
@@ -61,7 +64,10 @@ def test_a_cars_strain_at_the_fibre_has_the_magnitude_of_pavement_mechanics():
     u = np.arange(-40, 40, 0.02)
     z, e = halfspace.odemark_depth(1.0, ((0.15, 3.5e9), (0.30, 3e8)), 8e7)
     k = halfspace._axle_kernel(0.0, 1.7, False, depth=z, gauge=10.0, shear=e / 2.6, poisson=0.3, u=u) * 8e3
-    stiff = halfspace._axle_kernel(0.0, 1.7, False, depth=1.0, gauge=10.0, shear=2e9 / 2.6, poisson=0.3, u=u) * 8e3
+    stiff = (
+        halfspace._axle_kernel(0.0, 1.7, False, depth=1.0, gauge=10.0, shear=2e9 / 2.6, poisson=0.3, u=u)
+        * 8e3
+    )
     assert 1e-7 < np.ptp(k) < 1e-6
     assert np.ptp(k) > 8 * np.ptp(stiff)
 
@@ -104,8 +110,18 @@ def test_urban_scene_has_trams_and_both_directions_and_listed_bad_channels(urban
 
 def test_vibration_outruns_the_vehicle_at_the_ground_wave_speed():
     veh = pd.DataFrame({"time_s": [20.0], "speed_kmh": [40.0], "direction": [1], "kind": ["truck"]})
-    quiet = dict(white_noise=0.0, coloured_noise=0.0, burst_rate_per_min=0.0, dead_channels=0, saturated_channels=0,
-                 nan_channels=0, vehicles=veh, duration_s=40.0, n_channels=60, fibre_y_m=0.0)
+    quiet = dict(
+        white_noise=0.0,
+        coloured_noise=0.0,
+        burst_rate_per_min=0.0,
+        dead_channels=0,
+        saturated_channels=0,
+        nan_channels=0,
+        vehicles=veh,
+        duration_s=40.0,
+        n_channels=60,
+        fibre_y_m=0.0,
+    )
     data, truth = halfspace.halfspace_scene("urban", 3, **quiet)
     x = data["distance"].values
     t = (data.time.values - data.time.values[0]) / np.timedelta64(1, "s")

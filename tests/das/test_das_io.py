@@ -18,7 +18,8 @@ def _record(n_t=2000, n_ch=12, fs=500.0, start="2024-01-01T00:00:00", seed=0):
     rng = np.random.default_rng(seed)
     t = np.datetime64(start, "ns") + (np.arange(n_t) * 1e9 / fs).astype("timedelta64[ns]")
     return xr.DataArray(
-        rng.standard_normal((n_t, n_ch)).astype(np.float32), dims=("time", "distance"),
+        rng.standard_normal((n_t, n_ch)).astype(np.float32),
+        dims=("time", "distance"),
         coords={"time": t, "distance": 10.0 * np.arange(n_ch)},
         attrs={"units": "1/s", "measurand": "strain_rate"},
     )
@@ -116,8 +117,9 @@ def test_empty_file_raises_file_format_error(tmp_path):
         das.read(p)
 
 
-@pytest.mark.parametrize("name, content", [("broken.hdf5", b"\x89HDF\r\n" + b"\x00" * 50),
-                                           ("broken.npz", b"PK\x03\x04garbage")])
+@pytest.mark.parametrize(
+    "name, content", [("broken.hdf5", b"\x89HDF\r\n" + b"\x00" * 50), ("broken.npz", b"PK\x03\x04garbage")]
+)
 def test_corrupt_file_raises_file_format_error(tmp_path, name, content):
     p = tmp_path / name
     p.write_bytes(content)
@@ -145,15 +147,23 @@ def test_check_transposes_distance_time_arrays():
     assert out.dims == ("time", "distance")
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.rename({"distance": "channel"}), "dims"),
-    (lambda d: d.drop_vars("distance"), "coordinate"),
-    (lambda d: d.assign_coords(time=np.concatenate([d.time.values[:10], d.time.values[9:-1]])), "duplicated"),
-    (lambda d: d.isel(time=np.r_[np.arange(10, 20), np.arange(0, 10)]), "not increasing"),
-    (lambda d: d.isel(distance=[0]), "at least 2"),
-    (lambda d: d.assign_coords(distance=np.r_[0.0, 0.0, 10.0 * np.arange(2, d.sizes["distance"])]),
-     "monotonic"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.rename({"distance": "channel"}), "dims"),
+        (lambda d: d.drop_vars("distance"), "coordinate"),
+        (
+            lambda d: d.assign_coords(time=np.concatenate([d.time.values[:10], d.time.values[9:-1]])),
+            "duplicated",
+        ),
+        (lambda d: d.isel(time=np.r_[np.arange(10, 20), np.arange(0, 10)]), "not increasing"),
+        (lambda d: d.isel(distance=[0]), "at least 2"),
+        (
+            lambda d: d.assign_coords(distance=np.r_[0.0, 0.0, 10.0 * np.arange(2, d.sizes["distance"])]),
+            "monotonic",
+        ),
+    ],
+)
 def test_check_rejects_malformed_arrays_with_a_clear_message(mutate, message):
     with pytest.raises(InvalidInputError, match=message):
         io.check(mutate(_record()))
@@ -163,7 +173,9 @@ def test_check_rejects_malformed_arrays_with_a_clear_message(mutate, message):
 
 def test_time_range_reads_only_the_time_axis(shared_data, tmp_path):
     t0, t1 = io.time_range(shared_data / "das/optodas_fixture/decimated_optodas.hdf5")
-    assert str(t0).startswith("2023-10-27T14:23:37.02") and (t1 - t0) / np.timedelta64(1, "s") == pytest.approx(9.998)
+    assert str(t0).startswith("2023-10-27T14:23:37.02") and (t1 - t0) / np.timedelta64(
+        1, "s"
+    ) == pytest.approx(9.998)
     da = _record()
     (path,) = das.write_files(da, tmp_path, file_s=100.0, fmt="netcdf")
     assert io.time_range(path) == (da.time.values[0], da.time.values[-1])

@@ -71,8 +71,10 @@ def test_archive_runs_on_a_local_dask_cluster_with_the_same_vehicles(record):
 
     _, _, folder = record
     serial, _ = das.collect(das.stream(folder, batch_s=60, step_s=20))
-    with LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         parallel = das.process_archive(folder, client=client, files_per_task=4)
     assert parallel.attrs["tasks"] == 3
     assert len(parallel) == len(serial)

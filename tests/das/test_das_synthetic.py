@@ -46,11 +46,26 @@ def test_record_has_dead_nan_and_noisy_channels_listed_in_attrs(scene):
 
 
 def test_trucks_strain_the_fibre_more_than_cars():
-    vehicles = pd.DataFrame({"time_s": [20.0, 50.0], "speed_kmh": [50.0, 50.0], "direction": [1, 1],
-                             "vehicle_class": ["car", "truck"]})
-    data, truth = synthetic.urban_street(duration_s=70.0, n_channels=30, vehicles=vehicles, seed=1,
-                                         white_noise=0.0, coloured_noise=0.0, common_mode_noise=0.0,
-                                         dead_channels=0, nan_channels=0, noisy_channels=0)
+    vehicles = pd.DataFrame(
+        {
+            "time_s": [20.0, 50.0],
+            "speed_kmh": [50.0, 50.0],
+            "direction": [1, 1],
+            "vehicle_class": ["car", "truck"],
+        }
+    )
+    data, truth = synthetic.urban_street(
+        duration_s=70.0,
+        n_channels=30,
+        vehicles=vehicles,
+        seed=1,
+        white_noise=0.0,
+        coloured_noise=0.0,
+        common_mode_noise=0.0,
+        dead_channels=0,
+        nan_channels=0,
+        noisy_channels=0,
+    )
     strain = np.cumsum(data.values, axis=0) / data.attrs["sampling_rate_hz"]
     t = (data.time.values - data.time.values[0]) / np.timedelta64(1, "s")
     car = np.abs(strain[(t > 10) & (t < 30)]).max()

@@ -27,8 +27,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("io", "synthetic", "halfspace", "detect", "classify", "streaming", "modal", "evaluate", "filters", "plot",
-               "diagnose")
+_SUBMODULES = (
+    "io",
+    "synthetic",
+    "halfspace",
+    "detect",
+    "classify",
+    "streaming",
+    "modal",
+    "evaluate",
+    "filters",
+    "plot",
+    "diagnose",
+)
 _FUNCTIONS = {
     "read": ("io", "read"),
     "gap_table": ("io", "gap_table"),
@@ -49,10 +60,32 @@ _FUNCTIONS = {
 }
 
 __all__ = [
-    "DetectParams", "bridge_modes", "classify", "collect", "detect", "detect_vehicles", "diagnose", "evaluate",
-    "filters", "halfspace",
-    "gap_table", "io", "load_classifier", "match", "modal", "open_dataset", "plot", "preprocess",
-    "process_archive", "quiet_intervals", "read", "score", "stream", "streaming", "synthetic", "write_files",
+    "DetectParams",
+    "bridge_modes",
+    "classify",
+    "collect",
+    "detect",
+    "detect_vehicles",
+    "diagnose",
+    "evaluate",
+    "filters",
+    "gap_table",
+    "halfspace",
+    "io",
+    "load_classifier",
+    "match",
+    "modal",
+    "open_dataset",
+    "plot",
+    "preprocess",
+    "process_archive",
+    "quiet_intervals",
+    "read",
+    "score",
+    "stream",
+    "streaming",
+    "synthetic",
+    "write_files",
 ]
 
 

@@ -61,7 +61,9 @@ KMH = 1.0 / 3.6
 # --------------------------------------------------------------------------------------------------
 # features
 # --------------------------------------------------------------------------------------------------
-def vehicle_features(vehicles, prod, dec, z, t, xb, valid, *, t_ref_ns: int, n_bins: int = 7, nfft: int = 128):
+def vehicle_features(
+    vehicles, prod, dec, z, t, xb, valid, *, t_ref_ns: int, n_bins: int = 7, nfft: int = 128
+):
     """Features of each detected vehicle (internal track table) as a DataFrame with :data:`FEATURES` columns.
 
     ``prod`` holds the decimator's ~100 Hz strain-rate product (``mid``); ``t`` are the lf times (s after
@@ -90,7 +92,9 @@ def vehicle_features(vehicles, prod, dec, z, t, xb, valid, *, t_ref_ns: int, n_b
         win_norm = fs_mid * np.sum(win**2)
         sel = (freqs >= 2.0) & (freqs < min(40.0, 0.45 * fs_mid))
     # per-bin noise energy of the strain rate (robust: most samples are quiet)
-    noise_e = (1.4826 * np.median(np.abs(mid - np.median(mid, axis=0)), axis=0)) ** 2 if len(mid) else np.zeros(n_c)
+    noise_e = (
+        (1.4826 * np.median(np.abs(mid - np.median(mid, axis=0)), axis=0)) ** 2 if len(mid) else np.zeros(n_c)
+    )
     for i, tr in enumerate(vehicles.itertuples(index=False)):
         v = max(float(tr.speed_kmh) * KMH, 0.5)
         cand = np.flatnonzero(valid & (xb >= tr.x_lo) & (xb <= tr.x_hi))
@@ -124,26 +128,32 @@ def vehicle_features(vehicles, prod, dec, z, t, xb, valid, *, t_ref_ns: int, n_b
             while hi < len(e) - 1 and above[hi + 1]:
                 hi += 1
             lengths.append((hi - lo + 1) / fs_mid * v)
-            part = e[lo:hi + 1]
-            pk, _ = signal.find_peaks(part, height=max(0.25 * e[k], floor), distance=max(1, int(2.5 / v * fs_mid)),
-                                      prominence=0.15 * e[k])
+            part = e[lo : hi + 1]
+            pk, _ = signal.find_peaks(
+                part,
+                height=max(0.25 * e[k], floor),
+                distance=max(1, int(2.5 / v * fs_mid)),
+                prominence=0.15 * e[k],
+            )
             groups.append(max(1, len(pk)))
             if have_spec:
                 m0 = int(np.searchsorted(tm, tcen)) - nfft // 2
                 if 0 <= m0 and m0 + nfft <= len(tm):
-                    x = mid[m0:m0 + nfft, c].astype(np.float64)
+                    x = mid[m0 : m0 + nfft, c].astype(np.float64)
                     spec = np.abs(np.fft.rfft((x - x.mean()) * win)) ** 2 / win_norm
                     spec[1:-1] *= 2
                     excess = np.clip(spec[sel] / droop[sel] - noise_psd[sel, c] / droop[sel], 0.0, None)
                     if excess.sum() > 0:
                         cents.append(float(np.sum(freqs[sel] * excess) / np.sum(excess)))
-        rows.append({
-            "length_m": float(np.log10(max(np.median(lengths), 0.5))) if lengths else np.nan,
-            "axle_groups": float(np.median(groups)) if groups else np.nan,
-            "amplitude": np.nan,
-            "freq_hz": float(np.log10(max(np.median(cents), 0.5))) if cents else np.nan,
-            "speed": float(np.log10(max(float(tr.speed_kmh), 1.0))),
-        })
+        rows.append(
+            {
+                "length_m": float(np.log10(max(np.median(lengths), 0.5))) if lengths else np.nan,
+                "axle_groups": float(np.median(groups)) if groups else np.nan,
+                "amplitude": np.nan,
+                "freq_hz": float(np.log10(max(np.median(cents), 0.5))) if cents else np.nan,
+                "speed": float(np.log10(max(float(tr.speed_kmh), 1.0))),
+            }
+        )
     feats = pd.DataFrame(rows, columns=FEATURES)
     if n_v:
         feats["amplitude"] = _coupling_normalised_amplitude(amp)
@@ -286,8 +296,14 @@ def load_classifier(path: str | os.PathLike | None = None) -> VehicleClassifier:
 # --------------------------------------------------------------------------------------------------
 # training on simulated traffic
 # --------------------------------------------------------------------------------------------------
-def make_training_set(simulator: str = "halfspace", n_scenes: int = 24, *, seed: int = 2000, progress: bool = True,
-                      detect_kwargs: dict | None = None):
+def make_training_set(
+    simulator: str = "halfspace",
+    n_scenes: int = 24,
+    *,
+    seed: int = 2000,
+    progress: bool = True,
+    detect_kwargs: dict | None = None,
+):
     """Features and true classes of vehicles detected in ``n_scenes`` random scenes of one simulator.
 
     Scenes alternate between the highway and urban sites (``synthetic.random_scene``, seeds ``seed``,
@@ -297,8 +313,12 @@ def make_training_set(simulator: str = "halfspace", n_scenes: int = 24, *, seed:
     import pandas as pd
 
     if simulator == "both":
-        parts = [make_training_set(sim, n_scenes, seed=seed, progress=progress, detect_kwargs=detect_kwargs)
-                 .assign(simulator=sim) for sim in ("halfspace", "bump")]
+        parts = [
+            make_training_set(
+                sim, n_scenes, seed=seed, progress=progress, detect_kwargs=detect_kwargs
+            ).assign(simulator=sim)
+            for sim in ("halfspace", "bump")
+        ]
         parts[1]["scene"] += n_scenes
         return pd.concat(parts, ignore_index=True)
 
@@ -359,22 +379,36 @@ def fit(df, *, c: float = 1.0) -> dict[str, Any]:
         coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
         intercept = np.array([0.0, intercept[0]])
         order = [0, 1] if list(model.classes_) == classes else [1, 0]
-    return {"features": FEATURES, "classes": classes, "mean": mean.tolist(), "scale": scale.tolist(),
-            "coef": coef[order].tolist(), "intercept": np.asarray(intercept)[order].tolist(),
-            "fill": fill.tolist()}
+    return {
+        "features": FEATURES,
+        "classes": classes,
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "coef": coef[order].tolist(),
+        "intercept": np.asarray(intercept)[order].tolist(),
+        "fill": fill.tolist(),
+    }
 
 
 def accuracy(spec_or_model, df, *, trams: bool = True) -> float:
     """Fraction of rows of a feature table (with ``label``) whose class the model predicts."""
-    model = spec_or_model if isinstance(spec_or_model, VehicleClassifier) else VehicleClassifier(spec_or_model)
+    model = (
+        spec_or_model if isinstance(spec_or_model, VehicleClassifier) else VehicleClassifier(spec_or_model)
+    )
     if len(df) == 0:
         return float("nan")
     pred = model.predict(df[FEATURES], trams=trams)
     return float(np.mean(pred == df["label"].to_numpy()))
 
 
-def train(simulator: str = "halfspace", n_scenes: int = 24, *, seed: int = 2000, path: str | os.PathLike = MODEL_PATH,
-          progress: bool = True) -> dict[str, Any]:
+def train(
+    simulator: str = "halfspace",
+    n_scenes: int = 24,
+    *,
+    seed: int = 2000,
+    path: str | os.PathLike = MODEL_PATH,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train the vehicle classifier on one simulator's scenes and save it as JSON.
 
     The stored ``metrics`` hold the training accuracy and the number of vehicles per class; accuracy on other
@@ -391,7 +425,9 @@ def train(simulator: str = "halfspace", n_scenes: int = 24, *, seed: int = 2000,
         "simulator": simulator,
         "seeds": [int(seed), int(seed + (n_scenes - 1) // 2)],
     }
-    spec["trained_with"] = f"python -m terralab.das.classify --retrain --simulator {simulator} --scenes {n_scenes}"
+    spec["trained_with"] = (
+        f"python -m terralab.das.classify --retrain --simulator {simulator} --scenes {n_scenes}"
+    )
     write_text_atomic(path, json.dumps(spec, indent=1))
     _load_cached.cache_clear()
     return spec["metrics"]
@@ -401,7 +437,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m terralab.das.classify", description=__doc__.split("\n")[0])
-    ap.add_argument("--retrain", action="store_true", help="re-train on simulated traffic and overwrite the model")
+    ap.add_argument(
+        "--retrain", action="store_true", help="re-train on simulated traffic and overwrite the model"
+    )
     ap.add_argument("--simulator", default="halfspace", choices=("bump", "halfspace", "both"))
     ap.add_argument("--scenes", type=int, default=24, help="number of scenes (default 24)")
     ap.add_argument("--seed", type=int, default=2000)

@@ -59,17 +59,40 @@ import numpy as np
 
 from ..errors import InvalidInputError
 
-__all__ = ["CHOSEN", "FLAGS", "SITES", "VEHICLE_COLUMNS", "DetectParams", "ShortRecordWarning", "detect_in_products",
-           "detect_vehicles", "preprocess"]
+__all__ = [
+    "CHOSEN",
+    "FLAGS",
+    "SITES",
+    "VEHICLE_COLUMNS",
+    "DetectParams",
+    "ShortRecordWarning",
+    "detect_in_products",
+    "detect_vehicles",
+    "preprocess",
+]
 
 
 class ShortRecordWarning(UserWarning):
     """The record is shorter than one crossing of the section: the vehicle table is empty."""
 
+
 KMH = 1.0 / 3.6
 VEHICLE_COLUMNS = [
-    "vehicle_id", "time", "speed_kmh", "direction", "vehicle_class", "score", "p_truck", "t_start", "t_end",
-    "distance_start_m", "distance_end_m", "coverage", "snr", "speed_change", "flags",
+    "vehicle_id",
+    "time",
+    "speed_kmh",
+    "direction",
+    "vehicle_class",
+    "score",
+    "p_truck",
+    "t_start",
+    "t_end",
+    "distance_start_m",
+    "distance_end_m",
+    "coverage",
+    "snr",
+    "speed_change",
+    "flags",
 ]
 #: Per-site speed ranges (km/h): a street record must not yield motorway speeds, a motorway not walking pace.
 SITES = {
@@ -100,10 +123,24 @@ FLAGS = {
 #: grid setting fixed: mean F1 0.738 -> 0.742, duplicates 31 -> 24, speed MAE highway 2.11 -> 1.76 km/h but
 #: urban 1.32 -> 1.50 km/h (pooled 1.73 -> 1.63). The bump choice predates both options (off there).
 CHOSEN = {
-    "bump": {"image": "strain", "lowpass_hz": 2.0, "lf_rate_hz": 12.0, "threshold_sigma": 3.5, "max_vehicle_m": 12.0,
-             "lobe_merge": False, "speed_stack": False},
-    "halfspace": {"image": "strain", "lowpass_hz": 1.0, "lf_rate_hz": 8.0, "threshold_sigma": 3.5,
-                  "max_vehicle_m": 25.0, "lobe_merge": True, "speed_stack": True},
+    "bump": {
+        "image": "strain",
+        "lowpass_hz": 2.0,
+        "lf_rate_hz": 12.0,
+        "threshold_sigma": 3.5,
+        "max_vehicle_m": 12.0,
+        "lobe_merge": False,
+        "speed_stack": False,
+    },
+    "halfspace": {
+        "image": "strain",
+        "lowpass_hz": 1.0,
+        "lf_rate_hz": 8.0,
+        "threshold_sigma": 3.5,
+        "max_vehicle_m": 25.0,
+        "lobe_merge": True,
+        "speed_stack": True,
+    },
 }
 
 
@@ -245,8 +282,17 @@ class DetectParams:
             raise InvalidInputError(
                 f"need 0 < speed_min_kmh < speed_max_kmh, got {self.speed_min_kmh}, {self.speed_max_kmh}"
             )
-        for name in ("lowpass_hz", "lf_rate_hz", "channel_bin_m", "smoothing_m", "pulse_m", "threshold_sigma",
-                     "merge_eps_s", "search_s", "max_lf_step_s"):
+        for name in (
+            "lowpass_hz",
+            "lf_rate_hz",
+            "channel_bin_m",
+            "smoothing_m",
+            "pulse_m",
+            "threshold_sigma",
+            "merge_eps_s",
+            "search_s",
+            "max_lf_step_s",
+        ):
             if not getattr(self, name) > 0:
                 raise InvalidInputError(f"{name} must be positive, got {getattr(self, name)}")
         if self.band_ratio <= 1.05:
@@ -269,8 +315,9 @@ class DetectParams:
         if site not in SITES:
             raise InvalidInputError(f"unknown site {site!r}; choose one of {sorted(SITES)}")
         lo, hi = SITES[site]
-        return replace(cls(speed_min_kmh=lo, speed_max_kmh=hi, site=site, trams=site in TRAM_SITES),
-                       **overrides).validate()
+        return replace(
+            cls(speed_min_kmh=lo, speed_max_kmh=hi, site=site, trams=site in TRAM_SITES), **overrides
+        ).validate()
 
 
 def _params(params: DetectParams | None, kwargs: dict) -> DetectParams:
@@ -289,8 +336,9 @@ def _params(params: DetectParams | None, kwargs: dict) -> DetectParams:
 # --------------------------------------------------------------------------------------------------
 # public entry points
 # --------------------------------------------------------------------------------------------------
-def detect_vehicles(data, *, params: DetectParams | None = None, classifier=None, return_products: bool = False,
-                    **kwargs: Any):
+def detect_vehicles(
+    data, *, params: DetectParams | None = None, classifier=None, return_products: bool = False, **kwargs: Any
+):
     """Detect vehicles crossing the fibre section of ``data``.
 
     Parameters
@@ -346,20 +394,25 @@ def detect_vehicles(data, *, params: DetectParams | None = None, classifier=None
         warnings.warn(
             f"the record lasts {duration_s:.2f} s, less than one crossing of this {abs(x[-1] - x[0]):g} m section "
             f"even at speed_max_kmh={p.speed_max_kmh:g} ({shortest:.2f} s): no vehicle can be detected; the "
-            "result is an empty table (with every column). Pass a longer record", ShortRecordWarning,
-            stacklevel=2)
-    out = detect_in_products(prod, dec, section=section, params=p, classifier=classifier,
-                             return_details=return_products)
+            "result is an empty table (with every column). Pass a longer record",
+            ShortRecordWarning,
+            stacklevel=2,
+        )
+    out = detect_in_products(
+        prod, dec, section=section, params=p, classifier=classifier, return_details=return_products
+    )
     vehicles, details = out if return_products else (out, None)
     elapsed = _time.perf_counter() - t_start
     duration = data.sizes["time"] / fs
-    vehicles.attrs.update({
-        "processing_s": elapsed,
-        "realtime_factor": duration / elapsed if elapsed > 0 else float("inf"),
-        "masked_channels_m": x[prod.masked_channels].tolist(),
-        "section_m": section,
-        "measurand": measurand,
-    })
+    vehicles.attrs.update(
+        {
+            "processing_s": elapsed,
+            "realtime_factor": duration / elapsed if elapsed > 0 else float("inf"),
+            "masked_channels_m": x[prod.masked_channels].tolist(),
+            "section_m": section,
+            "measurand": measurand,
+        }
+    )
     if flip:
         vehicles.attrs["note"] = "distance decreases along the data; directions refer to increasing distance"
     if return_products:
@@ -390,10 +443,15 @@ def preprocess(data, *, params: DetectParams | None = None, **kwargs: Any):
         lf = lf - np.median(lf, axis=1, keepdims=True)
     units = "1" if dec.integrate and data.attrs.get("units") == "1/s" else data.attrs.get("units", "")
     return xr.DataArray(
-        lf, dims=("time", "distance"),
+        lf,
+        dims=("time", "distance"),
         coords={"time": prod.lf_time_ns.astype("datetime64[ns]"), "distance": dec.bin_distance},
-        attrs={"units": units, "measurand": "strain" if dec.integrate else data.attrs.get("measurand", ""),
-               "sampling_rate_hz": dec.fs_lf, "description": "low-passed, decimated, channel-binned DAS image"},
+        attrs={
+            "units": units,
+            "measurand": "strain" if dec.integrate else data.attrs.get("measurand", ""),
+            "sampling_rate_hz": dec.fs_lf,
+            "description": "low-passed, decimated, channel-binned DAS image",
+        },
         name="lf",
     )
 
@@ -403,9 +461,18 @@ def make_decimator(fs: float, x: np.ndarray, p: DetectParams, measurand: str):
     from .filters import Decimator
 
     bands = p.energy_bands_hz if p.image != "strain" else ()
-    return Decimator(fs, x, lowpass_hz=p.lowpass_hz, lf_rate_hz=p.lf_rate_hz, channel_bin_m=p.channel_bin_m,
-                     measurand=measurand, noisy_factor=p.noisy_factor, energy_bands_hz=bands,
-                     energy_lowpass_hz=p.energy_lowpass_hz, energy_diff_max_hz=p.energy_diff_max_hz)
+    return Decimator(
+        fs,
+        x,
+        lowpass_hz=p.lowpass_hz,
+        lf_rate_hz=p.lf_rate_hz,
+        channel_bin_m=p.channel_bin_m,
+        measurand=measurand,
+        noisy_factor=p.noisy_factor,
+        energy_bands_hz=bands,
+        energy_lowpass_hz=p.energy_lowpass_hz,
+        energy_diff_max_hz=p.energy_diff_max_hz,
+    )
 
 
 def _check_rates(fs: float, x: np.ndarray, p: DetectParams) -> None:
@@ -456,8 +523,16 @@ class _Band:
     segments: list = field(default_factory=list)
 
 
-def detect_in_products(prod, dec, *, section: tuple[float, float], params: DetectParams, classifier=None,
-                       return_details: bool = False, t_ref_ns: int | None = None):
+def detect_in_products(
+    prod,
+    dec,
+    *,
+    section: tuple[float, float],
+    params: DetectParams,
+    classifier=None,
+    return_details: bool = False,
+    t_ref_ns: int | None = None,
+):
     """Run the detector on a Decimator's products (used by :func:`detect_vehicles` and the stream)."""
     import pandas as pd
 
@@ -487,8 +562,11 @@ def detect_in_products(prod, dec, *, section: tuple[float, float], params: Detec
     # modulation leaks into every speed band and the other direction (ghost tracks); clipped ridges do not
     zc = (p.clip_sigma * np.tanh(z / p.clip_sigma)).astype(np.float32) if p.clip_sigma > 0 else z
 
-    edges = np.geomspace(p.speed_min_kmh * KMH, p.speed_max_kmh * KMH,
-                         int(np.ceil(np.log(p.speed_max_kmh / p.speed_min_kmh) / np.log(p.band_ratio))) + 1)
+    edges = np.geomspace(
+        p.speed_min_kmh * KMH,
+        p.speed_max_kmh * KMH,
+        int(np.ceil(np.log(p.speed_max_kmh / p.speed_min_kmh) / np.log(p.band_ratio))) + 1,
+    )
     bands: list[_Band] = []
     scales = (p.pulse_m,) + ((p.long_pulse_m,) if p.long_pulse_m and p.long_pulse_m > p.pulse_m else ())
     ze = None
@@ -532,8 +610,14 @@ def detect_in_products(prod, dec, *, section: tuple[float, float], params: Detec
     vehicles.attrs["params"] = asdict(p)
     vehicles.attrs["lf_rate_hz"] = 1.0 / dt
     if return_details:
-        details = {"bands": bands, "t_ref_ns": t_ref_ns, "lf_time_ns": prod.lf_time_ns, "distance": xb,
-                   "z": z, "valid": valid}
+        details = {
+            "bands": bands,
+            "t_ref_ns": t_ref_ns,
+            "lf_time_ns": prod.lf_time_ns,
+            "distance": xb,
+            "z": z,
+            "valid": valid,
+        }
         if ze is not None:
             details["energy"] = ze
         return vehicles, details
@@ -592,8 +676,6 @@ def _energy_image(energy, delays_s, dt, valid, p: DetectParams):
     return out
 
 
-
-
 def _slant_stack(ze, dt, xb, valid, x_mid, slowness, direction, *, keep: float, min_cover: float):
     """Robust mean of ``ze`` along straight tracks t = t0 + direction * s * (x - x_mid), for every t0 row.
 
@@ -608,7 +690,7 @@ def _slant_stack(ze, dt, xb, valid, x_mid, slowness, direction, *, keep: float, 
     f = (off - i0).astype(np.float32)
     pad = int(np.abs(i0).max()) + 2
     z = np.full((n_t + 2 * pad, len(cols)), np.nan, dtype=np.float32)
-    z[pad:pad + n_t] = ze[:, cols]
+    z[pad : pad + n_t] = ze[:, cols]
     rows = np.arange(n_t)[:, None] + pad + i0[None, :]
     cidx = np.arange(len(cols))[None, :]
     g = (1 - f)[None, :] * z[rows, cidx] + f[None, :] * z[rows + 1, cidx]
@@ -641,12 +723,20 @@ def _energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p: DetectP
         return []
     zc = np.clip(ze, -3.0, p.energy_clip)
     step = max(p.speed_resolution, 0.02)
-    speeds = np.exp(np.arange(np.log(p.speed_min_kmh * KMH), np.log(p.speed_max_kmh * KMH) + 1e-9,
-                              np.log1p(step)))
+    speeds = np.exp(
+        np.arange(np.log(p.speed_min_kmh * KMH), np.log(p.speed_max_kmh * KMH) + 1e-9, np.log1p(step))
+    )
     out = []
     for direction in (1, -1):
-        stack = np.stack([_slant_stack(zc, dt, xb, valid, x_mid, 1.0 / v, direction, keep=p.energy_keep,
-                                       min_cover=p.min_coverage) for v in speeds], axis=0)  # (speed, t)
+        stack = np.stack(
+            [
+                _slant_stack(
+                    zc, dt, xb, valid, x_mid, 1.0 / v, direction, keep=p.energy_keep, min_cover=p.min_coverage
+                )
+                for v in speeds
+            ],
+            axis=0,
+        )  # (speed, t)
         finite = np.isfinite(stack)
         if finite.sum() < 10:
             continue
@@ -701,7 +791,7 @@ def _ridge_extent(ze, t, dt, cols, tc, p: DetectParams, max_s: float = 6.0):
     centre = w
     # walk outwards from the centre: first sample below the level on each side
     right = above[:, centre:]
-    left = above[:, :centre + 1][:, ::-1]
+    left = above[:, : centre + 1][:, ::-1]
     n_right = np.where(right.all(axis=1), right.shape[1], np.argmin(right, axis=1))
     n_left = np.where(left.all(axis=1), left.shape[1], np.argmin(left, axis=1))
     pad = 0.5 * dt
@@ -753,18 +843,41 @@ def _energy_track(ze, t, dt, xb, dxb, valid, x_mid, length, section, direction, 
     x_entry, x_exit = (section[0], section[1]) if direction > 0 else (section[1], section[0])
     s_in, s_out = dpoly(x_entry - x_mid), dpoly(x_exit - x_mid)
     speed_change = float((abs(1 / s_out) - abs(1 / s_in)) / speed) if s_in != 0 and s_out != 0 else 0.0
-    band = _Band(v_lo=speed / 1.2, v_hi=speed * 1.2, direction=direction, m=1, dt=dt, slope=speed * dt / dxb,
-                 t=t, env=np.maximum(ze, 0.0), sigma=1.0, thr=1.0, ridge=np.zeros((0, 0), dtype=bool),
-                 pulse_m=p.pulse_m)
+    band = _Band(
+        v_lo=speed / 1.2,
+        v_hi=speed * 1.2,
+        direction=direction,
+        m=1,
+        dt=dt,
+        slope=speed * dt / dxb,
+        t=t,
+        env=np.maximum(ze, 0.0),
+        sigma=1.0,
+        thr=1.0,
+        ridge=np.zeros((0, 0), dtype=bool),
+        pulse_m=p.pulse_m,
+    )
     return {
-        "t_mid": float(poly(0.0)), "speed_kmh": speed / KMH, "direction": int(direction),
-        "t_in": float(poly(x_entry - x_mid)), "t_out": float(poly(x_exit - x_mid)),
-        "x_lo": float(px.min()), "x_hi": float(px.max()), "coverage": coverage,
+        "t_mid": float(poly(0.0)),
+        "speed_kmh": speed / KMH,
+        "direction": int(direction),
+        "t_in": float(poly(x_entry - x_mid)),
+        "t_out": float(poly(x_exit - x_mid)),
+        "x_lo": float(px.min()),
+        "x_hi": float(px.max()),
+        "coverage": coverage,
         "score": float(min(1.0, len(px) / max(1, valid.sum()))),
-        "snr": float(snr_v), "speed_change": speed_change,
-        "poly": poly, "n_points": len(px), "band": (speed / 1.2 / KMH, speed * 1.2 / KMH),
-        "pts": (px - x_mid, pt), "strength": float(np.sum(np.maximum(pe, 0))), "pulse_m": p.pulse_m,
-        "band_obj": band, "merged": 0, "source": "energy",
+        "snr": float(snr_v),
+        "speed_change": speed_change,
+        "poly": poly,
+        "n_points": len(px),
+        "band": (speed / 1.2 / KMH, speed * 1.2 / KMH),
+        "pts": (px - x_mid, pt),
+        "strength": float(np.sum(np.maximum(pe, 0))),
+        "pulse_m": p.pulse_m,
+        "band_obj": band,
+        "merged": 0,
+        "source": "energy",
     }
 
 
@@ -774,8 +887,12 @@ def _fuse_tracks(strain_tracks, energy_tracks, p: DetectParams):
     out = list(strain_tracks)
     for e in energy_tracks:
         v = e["speed_kmh"] * KMH
-        dup = any(s["direction"] == e["direction"] and abs(s["t_mid"] - e["t_mid"]) < p.energy_exclusion_m / v
-                  and abs(np.log(s["speed_kmh"] / e["speed_kmh"])) < 0.15 for s in strain_tracks)
+        dup = any(
+            s["direction"] == e["direction"]
+            and abs(s["t_mid"] - e["t_mid"]) < p.energy_exclusion_m / v
+            and abs(np.log(s["speed_kmh"] / e["speed_kmh"])) < 0.15
+            for s in strain_tracks
+        )
         if not dup:
             out.append(e)
     return out
@@ -797,8 +914,9 @@ def _lower_tail_noise(vals, axis=None):
     return centre, sig
 
 
-def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams, pulse_m: float,
-                scales=None) -> _Band:
+def _band_image(
+    z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams, pulse_m: float, scales=None
+) -> _Band:
     """Envelope, noise level, threshold and thin ridges of one speed band and direction.
 
     ``scales`` (per-channel scale of the band-passed image, envelope sigma), taken from another record (a
@@ -816,8 +934,9 @@ def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams
         img, tb = z, t
     dtb = dt * m
     slope = v_c * dtb / dxb  # columns per row at the band centre
-    img, chan_scale = _matched_bandpass(img, valid, pulse_m / v_c / dtb,
-                                        mad=None if scales is None else scales[0])
+    img, chan_scale = _matched_bandpass(
+        img, valid, pulse_m / v_c / dtb, mad=None if scales is None else scales[0]
+    )
     px_per_ms = dtb / dxb  # (columns per row) per (m/s)
     img = _velocity_fan(img, valid, direction, v_lo / 1.2 * px_per_ms, v_hi * 1.2 * px_per_ms)
     smooth = _directional_smooth(img, valid, slope, direction, p.smoothing_m / dxb)
@@ -830,8 +949,20 @@ def _band_image(z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams
     thr = p.threshold_sigma * sig
     ridge = _ridges(env, thr, along_time=slope >= 1.0)
     ridge[:, ~valid] = False
-    band = _Band(v_lo=v_lo, v_hi=v_hi, direction=direction, m=m, dt=dtb, slope=slope, t=tb, env=env, sigma=sig,
-                 thr=thr, ridge=ridge, pulse_m=pulse_m)
+    band = _Band(
+        v_lo=v_lo,
+        v_hi=v_hi,
+        direction=direction,
+        m=m,
+        dt=dtb,
+        slope=slope,
+        t=tb,
+        env=env,
+        sigma=sig,
+        thr=thr,
+        ridge=ridge,
+        pulse_m=pulse_m,
+    )
     band.scales = (chan_scale, sig)
     return band
 
@@ -882,9 +1013,12 @@ def _band_segments(band: _Band, band_id: int, xb, dxb, valid, p: DetectParams) -
     speeds = np.exp(np.arange(np.log(band.v_lo / 1.1), np.log(band.v_hi * 1.1), np.log1p(p.speed_resolution)))
     theta = np.unique(-np.arctan(band.direction * speeds * dtb / dxb))
     lines = probabilistic_hough_line(
-        band.ridge, threshold=max(4, int(p.hough_votes * n_full)),
-        line_length=max(3, int(p.min_segment * extent)), line_gap=max(2, int(np.ceil(p.max_gap * extent))),
-        theta=theta, rng=p.seed,
+        band.ridge,
+        threshold=max(4, int(p.hough_votes * n_full)),
+        line_length=max(3, int(p.min_segment * extent)),
+        line_gap=max(2, int(np.ceil(p.max_gap * extent))),
+        theta=theta,
+        rng=p.seed,
     )
     for (c0, r0), (c1, r1) in lines:
         if c0 == c1 or r0 == r1:
@@ -892,7 +1026,9 @@ def _band_segments(band: _Band, band_id: int, xb, dxb, valid, p: DetectParams) -
         xa, xb_ = xb[c0], xb[c1]
         ta, tb_ = tb[r0], tb[r1]
         speed = abs((xb_ - xa) / (tb_ - ta))
-        if np.sign((xb_ - xa) / (tb_ - ta)) != band.direction or not (band.v_lo / 1.25 <= speed <= band.v_hi * 1.25):
+        if np.sign((xb_ - xa) / (tb_ - ta)) != band.direction or not (
+            band.v_lo / 1.25 <= speed <= band.v_hi * 1.25
+        ):
             continue
         if xa > xb_:
             xa, xb_, ta, tb_ = xb_, xa, tb_, ta
@@ -931,7 +1067,7 @@ def _velocity_fan(img, valid, direction, v_lo_px, v_hi_px, taper=1.35):
     n_rows, n_cols = img.shape
     pr, pc = max(8, n_rows // 10), max(4, n_cols // 4)
     pad = np.zeros((n_rows + 2 * pr, n_cols + 2 * pc), dtype=np.float32)
-    pad[pr:pr + n_rows, pc:pc + n_cols] = img
+    pad[pr : pr + n_rows, pc : pc + n_cols] = img
     spec = np.fft.rfft2(pad, axes=(1, 0))  # real FFT along time (axis 0), full along distance
     ft = np.fft.rfftfreq(pad.shape[0])[:, None]
     kx = np.fft.fftfreq(pad.shape[1])[None, :]
@@ -957,7 +1093,7 @@ def _velocity_fan(img, valid, direction, v_lo_px, v_hi_px, taper=1.35):
         half[-1] *= 0.5
     full[: half.shape[0]] = half
     out = np.fft.ifft2(full, axes=(1, 0))
-    out = out[pr:pr + n_rows, pc:pc + n_cols].astype(np.complex64)
+    out = out[pr : pr + n_rows, pc : pc + n_cols].astype(np.complex64)
     out[:, ~valid] = 0.0
     return out
 
@@ -971,18 +1107,18 @@ def _directional_smooth(img, valid, slope, direction, sigma_cols):
     shifts = direction * ks / slope  # rows to move per column offset
     P = int(np.ceil(np.abs(shifts).max())) + 2
     pad = np.zeros((n_rows + 2 * P, n_cols + 2 * K), dtype=img.dtype)
-    pad[P:P + n_rows, K:K + n_cols] = img
+    pad[P : P + n_rows, K : K + n_cols] = img
     vpad = np.zeros(n_cols + 2 * K, dtype=np.float32)
-    vpad[K:K + n_cols] = valid
+    vpad[K : K + n_cols] = valid
     out = np.zeros((n_rows, n_cols), dtype=img.dtype)
     wsq = np.zeros(n_cols, dtype=np.float32)
     for k, wk, sh in zip(ks, w, shifts):
         r0 = int(np.floor(sh))
         f = np.float32(sh - r0)
         cols = slice(K + k, K + k + n_cols)
-        a = pad[P + r0:P + r0 + n_rows, cols]
+        a = pad[P + r0 : P + r0 + n_rows, cols]
         if f > 1e-6:
-            b = pad[P + r0 + 1:P + r0 + 1 + n_rows, cols]
+            b = pad[P + r0 + 1 : P + r0 + 1 + n_rows, cols]
             out += wk * ((1 - f) * a + f * b)
         else:
             out += wk * a
@@ -1071,18 +1207,42 @@ def _refine(member, bands, xb, dxb, valid, x_mid, length, section, direction, p:
     speed_change = float((abs(1 / s_out) - abs(1 / s_in)) / speed) if s_in != 0 and s_out != 0 else 0.0
     score = float(min(1.0, len(np.unique(np.round((px - xb[0]) / dxb))) / max(1, valid.sum())))
     return {
-        "t_mid": float(poly(0.0)), "speed_kmh": speed / KMH, "direction": int(direction),
-        "t_in": float(poly(x_entry - x_mid)), "t_out": float(poly(x_exit - x_mid)),
-        "x_lo": float(px.min()), "x_hi": float(px.max()), "coverage": coverage, "score": score,
-        "snr": float(np.median(pe) / band.sigma), "speed_change": speed_change,
-        "poly": poly, "n_points": len(px), "band": (band.v_lo / KMH, band.v_hi / KMH),
-        "pts": (px - x_mid, pt), "strength": float(np.sum(pe) / band.sigma), "pulse_m": band.pulse_m,
-        "band_obj": band, "merged": 0,
+        "t_mid": float(poly(0.0)),
+        "speed_kmh": speed / KMH,
+        "direction": int(direction),
+        "t_in": float(poly(x_entry - x_mid)),
+        "t_out": float(poly(x_exit - x_mid)),
+        "x_lo": float(px.min()),
+        "x_hi": float(px.max()),
+        "coverage": coverage,
+        "score": score,
+        "snr": float(np.median(pe) / band.sigma),
+        "speed_change": speed_change,
+        "poly": poly,
+        "n_points": len(px),
+        "band": (band.v_lo / KMH, band.v_hi / KMH),
+        "pts": (px - x_mid, pt),
+        "strength": float(np.sum(pe) / band.sigma),
+        "pulse_m": band.pulse_m,
+        "band_obj": band,
+        "merged": 0,
     }
 
 
-def _stack_refine(band: _Band, poly, px, xb, valid, x_mid, length, rel: float = 0.08, n_rel: int = 33,
-                  max_shift_s: float = 0.4, max_change: float = 0.4, n_curv: int = 9):
+def _stack_refine(
+    band: _Band,
+    poly,
+    px,
+    xb,
+    valid,
+    x_mid,
+    length,
+    rel: float = 0.08,
+    n_rel: int = 33,
+    max_shift_s: float = 0.4,
+    max_change: float = 0.4,
+    n_curv: int = 9,
+):
     """Track re-read by slant stacking the band's envelope over the channels it covers.
 
     The followed ridge points can hop between the centre of a vehicle's strain and its lobes (or between axle
@@ -1101,9 +1261,17 @@ def _stack_refine(band: _Band, poly, px, xb, valid, x_mid, length, rel: float = 
     c0 = float(poly(0.0))
     scale = np.linspace(1 - rel, 1 + rel, n_rel)
     shifts = np.arange(-max_shift_s, max_shift_s + 1e-9, 0.5 * dt)
-    curv = (np.linspace(-max_change, max_change, n_curv) * s0 / max(length, 1.0)) if poly.order >= 2 else np.zeros(1)
-    base = (c0 + shifts[None, None, :, None] + (scale * s0)[:, None, None, None] * xr
-            + curv[None, :, None, None] * xr ** 2)
+    curv = (
+        (np.linspace(-max_change, max_change, n_curv) * s0 / max(length, 1.0))
+        if poly.order >= 2
+        else np.zeros(1)
+    )
+    base = (
+        c0
+        + shifts[None, None, :, None]
+        + (scale * s0)[:, None, None, None] * xr
+        + curv[None, :, None, None] * xr**2
+    )
     r = (base - t0) / dt
     r0 = np.floor(r).astype(int)
     f = (r - r0).astype(np.float32)
@@ -1220,8 +1388,17 @@ def _dedupe(tracks, p: DetectParams):
     return kept
 
 
-def _merge_parallel(tracks, xb, valid, x_mid, p: DetectParams, *, max_vehicle_m: float = 25.0,
-                    join_fraction: float = 0.6, bands=None):
+def _merge_parallel(
+    tracks,
+    xb,
+    valid,
+    x_mid,
+    p: DetectParams,
+    *,
+    max_vehicle_m: float = 25.0,
+    join_fraction: float = 0.6,
+    bands=None,
+):
     """One vehicle, one track: merge same-direction tracks of nearly the same speed whose ridges are joined by
     signal all the way between them, as the axle groups of a long vehicle, its vibration halo or the sign-flipping
     lobes of its strain are; keep both where the envelope dips between them (two vehicles, even 1.2 s apart).
@@ -1241,7 +1418,7 @@ def _merge_parallel(tracks, xb, valid, x_mid, p: DetectParams, *, max_vehicle_m:
             if _joined(k, tr, xb, valid, x_mid, bands) >= join_fraction:
                 host = k
                 break
-            if p.lobe_merge and k.get("polarity", 0.0) * tr.get("polarity", 0.0) <= -LOBE_POLARITY ** 2:
+            if p.lobe_merge and k.get("polarity", 0.0) * tr.get("polarity", 0.0) <= -(LOBE_POLARITY**2):
                 # the opposite-signed lobe of a stronger vehicle's quasi-static strain: the same vehicle,
                 # reported at the stronger ridge
                 host, lobe = k, True
@@ -1282,7 +1459,7 @@ def _polarity(tr, z, t, dt, xb, dxb, x_mid, p: DetectParams) -> float:
     cols = np.clip(np.round((px + x_mid - xb[0]) / dxb).astype(int), 0, len(xb) - 1)
     frac = (pt - t[0]) / dt - rows0
     u = offs[None, :] - frac[:, None]
-    k = (np.exp(-0.5 * (u / s1) ** 2) / s1 - np.exp(-0.5 * (u / s2) ** 2) / s2)
+    k = np.exp(-0.5 * (u / s1) ** 2) / s1 - np.exp(-0.5 * (u / s2) ** 2) / s2
     rows = rows0[:, None] + offs[None, :]
     inside = (rows >= 0) & (rows < len(z))
     vals = np.where(inside, z[np.clip(rows, 0, len(z) - 1), cols[:, None]], 0.0)
@@ -1298,8 +1475,11 @@ def _joined(a, b, xb, valid, x_mid, bands=None) -> float:
     join two vehicles of a platoon)."""
     band = a["band_obj"]
     if bands:
-        same = [b for b in bands if b.direction == band.direction and abs(b.v_lo - band.v_lo) < 1e-6
-                and b.pulse_m <= band.pulse_m]
+        same = [
+            b
+            for b in bands
+            if b.direction == band.direction and abs(b.v_lo - band.v_lo) < 1e-6 and b.pulse_m <= band.pulse_m
+        ]
         if same:
             band = min(same, key=lambda b: b.pulse_m)
     env, t0, dt = band.env, band.t[0], band.dt
@@ -1352,25 +1532,29 @@ def _to_frame(v, t_ref_ns):
     import pandas as pd
 
     def ts(sec):
-        return (t_ref_ns + np.round(np.asarray(sec, dtype=float) * 1e9)).astype("int64").astype("datetime64[ns]")
+        return (
+            (t_ref_ns + np.round(np.asarray(sec, dtype=float) * 1e9)).astype("int64").astype("datetime64[ns]")
+        )
 
-    out = pd.DataFrame({
-        "vehicle_id": np.arange(len(v), dtype=np.int64),
-        "time": ts(v["t_mid"]),
-        "speed_kmh": v["speed_kmh"].astype(float),
-        "direction": v["direction"].astype(np.int64),
-        "vehicle_class": v["vehicle_class"].astype(object),
-        "score": v["score"].astype(float),
-        "p_truck": v["p_truck"].astype(float),
-        "t_start": ts(v["t_in"]),
-        "t_end": ts(v["t_out"]),
-        "distance_start_m": v["x_lo"].astype(float),
-        "distance_end_m": v["x_hi"].astype(float),
-        "coverage": v["coverage"].astype(float),
-        "snr": v["snr"].astype(float),
-        "speed_change": v["speed_change"].astype(float),
-        "flags": v["flags"].astype(object),
-    })
+    out = pd.DataFrame(
+        {
+            "vehicle_id": np.arange(len(v), dtype=np.int64),
+            "time": ts(v["t_mid"]),
+            "speed_kmh": v["speed_kmh"].astype(float),
+            "direction": v["direction"].astype(np.int64),
+            "vehicle_class": v["vehicle_class"].astype(object),
+            "score": v["score"].astype(float),
+            "p_truck": v["p_truck"].astype(float),
+            "t_start": ts(v["t_in"]),
+            "t_end": ts(v["t_out"]),
+            "distance_start_m": v["x_lo"].astype(float),
+            "distance_end_m": v["x_hi"].astype(float),
+            "coverage": v["coverage"].astype(float),
+            "snr": v["snr"].astype(float),
+            "speed_change": v["speed_change"].astype(float),
+            "flags": v["flags"].astype(object),
+        }
+    )
     for c in v.columns:
         if c.startswith("feat_"):
             out[c] = v[c].values

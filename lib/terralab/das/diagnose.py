@@ -19,7 +19,9 @@ import numpy as np
 __all__ = ["diagnose"]
 
 
-def diagnose(data, *, noisy_factor: float = 5.0, saturation_fraction: float = 0.005, max_samples: int = 200_000):
+def diagnose(
+    data, *, noisy_factor: float = 5.0, saturation_fraction: float = 0.005, max_samples: int = 200_000
+):
     """Per-channel quality of a DAS record.
 
     Parameters
@@ -58,8 +60,11 @@ def diagnose(data, *, noisy_factor: float = 5.0, saturation_fraction: float = 0.
     nan_frac = 1.0 - finite.mean(axis=0)
     vz = np.where(finite, v, np.nan)
     with np.errstate(invalid="ignore"), _quiet():
-        d = np.diff(vz, axis=0) if step == 1 else np.diff(np.asarray(data.values[: min(n_t, max_samples)],
-                                                                         dtype=np.float64), axis=0)
+        d = (
+            np.diff(vz, axis=0)
+            if step == 1
+            else np.diff(np.asarray(data.values[: min(n_t, max_samples)], dtype=np.float64), axis=0)
+        )
         med_d = np.nanmedian(d, axis=0)
         noise = 1.4826 * np.nanmedian(np.abs(d - med_d), axis=0) / np.sqrt(2.0)
         spread = np.nanmax(vz, axis=0) - np.nanmin(vz, axis=0)
@@ -93,8 +98,16 @@ def diagnose(data, *, noisy_factor: float = 5.0, saturation_fraction: float = 0.
         coupling = np.where(good, c / ref_c, np.nan) if ref_c > 0 else coupling
     except Exception:  # noqa: BLE001 - a record the detector cannot read still gets its channel table
         pass
-    out = pd.DataFrame({"distance_m": x, "status": status, "nan_fraction": nan_frac, "noise": noise,
-                        "noise_ratio": ratio, "coupling": coupling})
+    out = pd.DataFrame(
+        {
+            "distance_m": x,
+            "status": status,
+            "nan_fraction": nan_frac,
+            "noise": noise,
+            "noise_ratio": ratio,
+            "coupling": coupling,
+        }
+    )
     n_bad = int((status != "ok").sum())
     cg = coupling[np.isfinite(coupling)]
     spread_c = float(np.percentile(cg, 90) / np.percentile(cg, 10)) if len(cg) > 4 else float("nan")
@@ -102,9 +115,17 @@ def diagnose(data, *, noisy_factor: float = 5.0, saturation_fraction: float = 0.
     if n_bad / len(x) > 0.2:
         advice.append(f"{n_bad} of {len(x)} channels are bad: counts may miss vehicles seen only there")
     if np.isfinite(spread_c) and spread_c > 3.0:
-        advice.append(f"coupling varies {spread_c:.1f}x along the fibre: amplitudes (car/truck) are less reliable")
-    out.attrs.update({"n_bad": n_bad, "bad_fraction": n_bad / len(x), "coupling_spread": spread_c,
-                      "advice": "; ".join(advice) or "no problem found"})
+        advice.append(
+            f"coupling varies {spread_c:.1f}x along the fibre: amplitudes (car/truck) are less reliable"
+        )
+    out.attrs.update(
+        {
+            "n_bad": n_bad,
+            "bad_fraction": n_bad / len(x),
+            "coupling_spread": spread_c,
+            "advice": "; ".join(advice) or "no problem found",
+        }
+    )
     return out
 
 

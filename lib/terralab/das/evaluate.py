@@ -11,7 +11,9 @@ from ..errors import InvalidInputError
 __all__ = ["duplicates", "evaluate_runs", "evaluate_scenes", "match", "oracle_detectability", "score"]
 
 
-def match(detections, truth, *, time_tol_s: float = 1.5, distance_tol_m: float = 10.0, speed_tol: float = 0.25):
+def match(
+    detections, truth, *, time_tol_s: float = 1.5, distance_tol_m: float = 10.0, speed_tol: float = 0.25
+):
     """One-to-one matching of detections to true vehicles (Hungarian assignment).
 
     A pair may match when the mid-section times differ by at most ``time_tol_s`` seconds or, for slow
@@ -51,13 +53,15 @@ def match(detections, truth, *, time_tol_s: float = 1.5, distance_tol_m: float =
     ri, ci = linear_sum_assignment(cost)
     keep = cost[ri, ci] < big
     ri, ci = ri[keep], ci[keep]
-    out = pd.DataFrame({
-        "det_index": detections.index.to_numpy()[ri],
-        "truth_index": truth.index.to_numpy()[ci],
-        "dt_s": dt[ri, ci],
-        "speed_err": vd[ri] / vt[ci] - 1.0,
-        "direction_ok": dd[ri] == dtr[ci],
-    })
+    out = pd.DataFrame(
+        {
+            "det_index": detections.index.to_numpy()[ri],
+            "truth_index": truth.index.to_numpy()[ci],
+            "dt_s": dt[ri, ci],
+            "speed_err": vd[ri] / vt[ci] - 1.0,
+            "direction_ok": dd[ri] == dtr[ci],
+        }
+    )
     if "vehicle_class" in detections.columns and "vehicle_class" in truth.columns:
         out["class_ok"] = detections["vehicle_class"].to_numpy()[ri] == truth["vehicle_class"].to_numpy()[ci]
     else:
@@ -114,11 +118,15 @@ def duplicates(detections, truth, pairs=None, *, time_tol_s: float = 2.5, speed_
     tol = np.maximum(time_tol_s, 10.0 / (vt / 3.6))
     near = np.abs(te[:, None] - th[None, :]) <= tol[None, :]
     same = extra["direction"].to_numpy()[:, None] == hit["direction"].to_numpy()[None, :]
-    sv = np.abs(np.log(extra["speed_kmh"].to_numpy(dtype=float)[:, None] / vt[None, :])) <= np.log1p(speed_tol)
+    sv = np.abs(np.log(extra["speed_kmh"].to_numpy(dtype=float)[:, None] / vt[None, :])) <= np.log1p(
+        speed_tol
+    )
     return int(np.any(near & same & sv, axis=1).sum())
 
 
-def evaluate_scenes(simulator: str, site: str, seeds, *, detect_kwargs: dict | None = None, progress: bool = False):
+def evaluate_scenes(
+    simulator: str, site: str, seeds, *, detect_kwargs: dict | None = None, progress: bool = False
+):
     """Detect vehicles in random scenes of one simulator and site; pooled metrics and per-scene rows.
 
     Vehicles a scene records only partly (``truth.attrs["outside_record"]``) count neither way: a detection
@@ -161,25 +169,45 @@ def evaluate_runs(simulator: str, site: str, seeds, runs: dict[str, dict], *, pr
                 det = det.drop(index=po["det_index"].to_numpy())
             pairs = match(det, truth)
             n_dup = duplicates(det, truth, pairs)
-            e = (det.loc[pairs["det_index"].to_numpy(), "speed_kmh"].to_numpy()
-                 - truth.loc[pairs["truth_index"].to_numpy(), "speed_kmh"].to_numpy())
+            e = (
+                det.loc[pairs["det_index"].to_numpy(), "speed_kmh"].to_numpy()
+                - truth.loc[pairs["truth_index"].to_numpy(), "speed_kmh"].to_numpy()
+            )
             a = acc[name]
             a["errs"].append(np.abs(e))
             a["cls"].append(pairs["class_ok"].to_numpy(dtype=float))
-            a["rows"].append({"simulator": simulator, "site": site, "seed": int(seed), "n_true": len(truth),
-                              "n_detected": len(det), "true_positives": len(pairs), "duplicates": n_dup,
-                              "speed_mae_kmh": float(np.mean(np.abs(e))) if len(e) else np.nan,
-                              "class_accuracy": float(np.mean(a["cls"][-1])) if len(pairs) else np.nan})
+            a["rows"].append(
+                {
+                    "simulator": simulator,
+                    "site": site,
+                    "seed": int(seed),
+                    "n_true": len(truth),
+                    "n_detected": len(det),
+                    "true_positives": len(pairs),
+                    "duplicates": n_dup,
+                    "speed_mae_kmh": float(np.mean(np.abs(e))) if len(e) else np.nan,
+                    "class_accuracy": float(np.mean(a["cls"][-1])) if len(pairs) else np.nan,
+                }
+            )
         del data
     out = {}
     for name, a in acc.items():
         df = pd.DataFrame(a["rows"])
-        n_true, n_det, tp = int(df["n_true"].sum()), int(df["n_detected"].sum()), int(df["true_positives"].sum())
+        n_true, n_det, tp = (
+            int(df["n_true"].sum()),
+            int(df["n_detected"].sum()),
+            int(df["true_positives"].sum()),
+        )
         err = np.concatenate(a["errs"]) if a["errs"] else np.zeros(0)
         ok = np.concatenate(a["cls"]) if a["cls"] else np.zeros(0)
         pooled = {
-            "simulator": simulator, "site": site, "n_scenes": len(df), "n_true": n_true, "n_detected": n_det,
-            "precision": tp / n_det if n_det else float("nan"), "recall": tp / n_true if n_true else float("nan"),
+            "simulator": simulator,
+            "site": site,
+            "n_scenes": len(df),
+            "n_true": n_true,
+            "n_detected": n_det,
+            "precision": tp / n_det if n_det else float("nan"),
+            "recall": tp / n_true if n_true else float("nan"),
             "count_error_pct": 100.0 * abs(n_det - n_true) / n_true if n_true else float("nan"),
             "duplicates": int(df["duplicates"].sum()),
             "speed_mae_kmh": float(np.mean(err)) if len(err) else float("nan"),
@@ -189,8 +217,17 @@ def evaluate_runs(simulator: str, site: str, seeds, runs: dict[str, dict], *, pr
     return out
 
 
-def oracle_detectability(data, truth, noise, *, site: str = "any", false_alarm: float = 0.01, n_null: int = 300,
-                         seed: int = 0, params=None) -> dict[str, Any]:
+def oracle_detectability(
+    data,
+    truth,
+    noise,
+    *,
+    site: str = "any",
+    false_alarm: float = 0.01,
+    n_null: int = 300,
+    seed: int = 0,
+    params=None,
+) -> dict[str, Any]:
     """How many true vehicles stand out of the instrument noise when their track is *known* (a ceiling).
 
     ``noise`` is the same record without traffic (same simulator parameters and noise levels; for the
@@ -247,15 +284,20 @@ def oracle_detectability(data, truth, noise, *, site: str = "any", false_alarm: 
     dxb = float(np.median(np.diff(xb)))
     section = truth.attrs.get("section_m", (float(xb[0]), float(xb[-1])))
     x_mid = 0.5 * (section[0] + section[1])
-    edges = np.geomspace(p.speed_min_kmh * KMH, p.speed_max_kmh * KMH,
-                         int(np.ceil(np.log(p.speed_max_kmh / p.speed_min_kmh) / np.log(p.band_ratio))) + 1)
+    edges = np.geomspace(
+        p.speed_min_kmh * KMH,
+        p.speed_max_kmh * KMH,
+        int(np.ceil(np.log(p.speed_max_kmh / p.speed_min_kmh) / np.log(p.band_ratio))) + 1,
+    )
     cache: dict = {}
 
     def bands(v, d):
         k = int(np.clip(np.searchsorted(edges, v) - 1, 0, len(edges) - 2))
         if (k, d) not in cache:
             bn = _band_image(z_n, t_n, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
-            bs = _band_image(z_s, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m, scales=bn.scales)
+            bs = _band_image(
+                z_s, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m, scales=bn.scales
+            )
             cache[(k, d)] = (bn, bs)
         return cache[(k, d)]
 
@@ -295,8 +337,14 @@ def oracle_detectability(data, truth, noise, *, site: str = "any", false_alarm: 
     paths = paths if paths is not None and len(paths) == len(truth) else [None] * len(truth)
     v_true = truth["speed_kmh"].to_numpy(dtype=float) * KMH
     d_true = truth["direction"].to_numpy().astype(int)
-    sig = np.array([stat(bands(v, d)[1], track(tm, v, d, a, b, path), v) for tm, v, d, a, b, path in
-                    zip(secs("time"), v_true, d_true, secs("t_enter"), secs("t_exit"), paths)])
+    sig = np.array(
+        [
+            stat(bands(v, d)[1], track(tm, v, d, a, b, path), v)
+            for tm, v, d, a, b, path in zip(
+                secs("time"), v_true, d_true, secs("t_enter"), secs("t_exit"), paths
+            )
+        ]
+    )
     rng = np.random.default_rng(seed)
     null = []
     if len(v_true):
@@ -313,7 +361,7 @@ def oracle_detectability(data, truth, noise, *, site: str = "any", false_alarm: 
                 null.append(st)
     null = np.asarray(null)
     ok = np.isfinite(sig)
-    out = {"n_true": int(len(truth)), "n_scored": int(ok.sum()), "n_null": int(len(null))}
+    out = {"n_true": len(truth), "n_scored": int(ok.sum()), "n_null": len(null)}
     if len(null) < 20 or not ok.any():
         return {**out, "n_detectable": 0, "detectable": float("nan"), "auc": float("nan"), "per_vehicle": sig}
     thr = np.quantile(null, 1.0 - false_alarm)
@@ -333,7 +381,13 @@ def noise_only(simulator: str, site: str, seed: int, **overrides):
     from . import synthetic
 
     cls = "kind" if simulator == "halfspace" else "vehicle_class"
-    empty = pd.DataFrame({"time_s": pd.Series(dtype=float), "speed_kmh": pd.Series(dtype=float),
-                          "direction": pd.Series(dtype=int), cls: pd.Series(dtype=object)})
+    empty = pd.DataFrame(
+        {
+            "time_s": pd.Series(dtype=float),
+            "speed_kmh": pd.Series(dtype=float),
+            "direction": pd.Series(dtype=int),
+            cls: pd.Series(dtype=object),
+        }
+    )
     data, _ = synthetic.random_scene(simulator, site, seed, vehicles=empty, **overrides)
     return data

@@ -83,10 +83,22 @@ class Decimator:
         Corner of the low-pass applied to the squared band signals before decimation (Hz).
     """
 
-    def __init__(self, fs_hz: float, distance_m, *, lowpass_hz: float = 1.0, lf_rate_hz: float = 8.0,
-                 mid_rate_hz: float = 100.0, channel_bin_m: float = 5.0, measurand: str = "strain_rate",
-                 highpass_hz: float = 0.05, noisy_factor: float = 5.0, energy_bands_hz=(),
-                 energy_lowpass_hz: float = 2.0, energy_diff_max_hz: float = 5.0):
+    def __init__(
+        self,
+        fs_hz: float,
+        distance_m,
+        *,
+        lowpass_hz: float = 1.0,
+        lf_rate_hz: float = 8.0,
+        mid_rate_hz: float = 100.0,
+        channel_bin_m: float = 5.0,
+        measurand: str = "strain_rate",
+        highpass_hz: float = 0.05,
+        noisy_factor: float = 5.0,
+        energy_bands_hz=(),
+        energy_lowpass_hz: float = 2.0,
+        energy_diff_max_hz: float = 5.0,
+    ):
         from scipy import signal
 
         x = np.asarray(distance_m, dtype=float)
@@ -117,7 +129,9 @@ class Decimator:
         self.n_channels = n_ch
         # Bessel low-pass (flat group delay) at the mid rate, decimating by q2
         wn = min(self.lowpass_hz, 0.45 * self.fs_mid)
-        self.sos_lp = signal.bessel(4, wn, btype="low", norm="mag", fs=self.fs_mid, output="sos").astype(np.float64)
+        self.sos_lp = signal.bessel(4, wn, btype="low", norm="mag", fs=self.fs_mid, output="sos").astype(
+            np.float64
+        )
         imp = np.zeros(int(20 * self.fs_mid / wn) + 8)
         imp[0] = 1.0
         h = signal.sosfilt(self.sos_lp, imp)
@@ -156,8 +170,11 @@ class Decimator:
                 self.energy_bands_hz.append((lo, hi))
                 self.sos_bp.append(sos)
                 self.energy_diff.append(hi <= energy_diff_max_hz)
-                delays.append(float(np.sum(np.arange(n_bp) * hb) / np.sum(hb)) / self.fs_mid + elp_delay
-                              - self.lp_delay_s)
+                delays.append(
+                    float(np.sum(np.arange(n_bp) * hb) / np.sum(hb)) / self.fs_mid
+                    + elp_delay
+                    - self.lp_delay_s
+                )
             self.energy_delay_s = np.asarray(delays)
         self.reset()
 
@@ -204,7 +221,9 @@ class Decimator:
         mid, masked = self._bin(mid_raw)
         lf, lf_t = self._lowpass(mid, start_mid)
         energy = self._energy(mid, start_mid) if self.sos_bp else None
-        return Products(mid=mid, mid_time_ns=mid_t, lf=lf, lf_time_ns=lf_t, masked_channels=masked, energy=energy)
+        return Products(
+            mid=mid, mid_time_ns=mid_t, lf=lf, lf_time_ns=lf_t, masked_channels=masked, energy=energy
+        )
 
     # ----------------------------------------------------------------------------------------------
     def _cic(self, block: np.ndarray) -> np.ndarray:
@@ -220,13 +239,13 @@ class Decimator:
         if self._leftover is not None and len(self._leftover):
             block = np.concatenate([self._leftover, block], axis=0)
         n_full = len(block) // q
-        self._leftover = block[n_full * q:].copy()
+        self._leftover = block[n_full * q :].copy()
         if n_full == 0:
             return np.zeros((0, self.n_channels), dtype=np.float32)
         body = block[: n_full * q]
         # block sums S and ramp sums R = sum_j j x_j with strided in-place adds: the input is read once, the
         # (small, cache-resident) accumulators need no temporaries. R is the sum of the suffix sums T_k.
-        t_suf = body[q - 1::q].copy()
+        t_suf = body[q - 1 :: q].copy()
         r = t_suf.copy()
         for k in range(q - 2, 0, -1):
             t_suf += body[k::q]
@@ -254,7 +273,9 @@ class Decimator:
 
     def _mid_times(self, start: int, n: int) -> np.ndarray:
         # mid sample k is centred on input sample k*q1 + (q1 - 1) (order-2 CIC), or k when q1 == 1
-        centre = (np.arange(start, start + n) * self.q1 + (self.q1 - 1 if self.q1 > 1 else 0)).astype(np.float64)
+        centre = (np.arange(start, start + n) * self.q1 + (self.q1 - 1 if self.q1 > 1 else 0)).astype(
+            np.float64
+        )
         return (self._t0_ns + np.round(centre * 1e9 / self.fs)).astype(np.int64)
 
     def _bin(self, mid_raw: np.ndarray):
@@ -262,8 +283,11 @@ class Decimator:
             return np.zeros((0, self.n_bins), dtype=np.float32), np.zeros(0, dtype=int)
         # standard deviation, not RMS: some records carry a large offset (normalised or phase data)
         mean = mid_raw.mean(axis=0, dtype=np.float64)
-        rms = np.sqrt(np.maximum(np.einsum("tc,tc->c", mid_raw, mid_raw, dtype=np.float64) / len(mid_raw)
-                                 - mean * mean, 0.0))
+        rms = np.sqrt(
+            np.maximum(
+                np.einsum("tc,tc->c", mid_raw, mid_raw, dtype=np.float64) / len(mid_raw) - mean * mean, 0.0
+            )
+        )
         live = rms > 0
         if live.sum() == 0:
             raise InvalidInputError("every channel is dead (zero or NaN); nothing to detect")
@@ -276,7 +300,9 @@ class Decimator:
         mid_masked = mid_raw * w[None, :]
         sums = np.add.reduceat(mid_masked, self.bin_starts, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            binned = np.where(counts[None, :] > 0, sums / np.maximum(counts, 1)[None, :], 0.0).astype(np.float32)
+            binned = np.where(counts[None, :] > 0, sums / np.maximum(counts, 1)[None, :], 0.0).astype(
+                np.float32
+            )
         return binned, np.flatnonzero(~live)
 
     def _lowpass(self, mid: np.ndarray, start_mid: int):

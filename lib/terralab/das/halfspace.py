@@ -80,7 +80,7 @@ them explicitly. The truth table has the columns of :func:`terralab.das.syntheti
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -90,11 +90,11 @@ from ..errors import InvalidInputError
 __all__ = [
     "ZOO",
     "boussinesq_strain_xx",
-    "odemark_depth",
     "boussinesq_ux",
     "flamant_strain_xx",
     "halfspace_scene",
     "halfspace_traffic",
+    "odemark_depth",
     "random_parameters",
 ]
 
@@ -237,16 +237,37 @@ def _make(rng, kind: str, *, direction: int, lane_y: float, t: float, v: float, 
     else:  # pragma: no cover
         raise InvalidInputError(f"unknown vehicle kind {kind!r}")
     loads = gross * w / w.sum()
-    return _Veh(kind=kind, label=z["label"], direction=direction, lane_y=lane_y, t_arrive=t, v_des=v,
-                length_m=float(length), axles_m=axles, axle_kn=loads,
-                track_m=1.435 if kind == "tram" else rng.uniform(1.5, 2.0),
-                dyn_ratio=float(rng.uniform(0.03, 0.08) if kind != "tram" else rng.uniform(0.01, 0.025)),
-                dyn_freqs=freqs, drift=drift, rail=kind == "tram")
+    return _Veh(
+        kind=kind,
+        label=z["label"],
+        direction=direction,
+        lane_y=lane_y,
+        t_arrive=t,
+        v_des=v,
+        length_m=float(length),
+        axles_m=axles,
+        axle_kn=loads,
+        track_m=1.435 if kind == "tram" else rng.uniform(1.5, 2.0),
+        dyn_ratio=float(rng.uniform(0.03, 0.08) if kind != "tram" else rng.uniform(0.01, 0.025)),
+        dyn_freqs=freqs,
+        drift=drift,
+        rail=kind == "tram",
+    )
 
 
-def _simulate_lane(vehs: list[_Veh], *, t_grid: np.ndarray, s_start: float, s_end: float, signal,
-                   a_max: float = 1.6, b_comf: float = 2.5, gap_s: float = 1.2, s0: float = 2.0,
-                   section: tuple[float, float] = (0.0, 1.0)) -> None:
+def _simulate_lane(
+    vehs: list[_Veh],
+    *,
+    t_grid: np.ndarray,
+    s_start: float,
+    s_end: float,
+    signal,
+    a_max: float = 1.6,
+    b_comf: float = 2.5,
+    gap_s: float = 1.2,
+    s0: float = 2.0,
+    section: tuple[float, float] = (0.0, 1.0),
+) -> None:
     """Car-following along one lane on ``t_grid``: desired speed, bounded acceleration, braking for a red
     signal, and a safe gap of ``s0 + gap_s * v`` behind the leader (headway >= gap_s). Fills ``s_traj``."""
     dt = float(t_grid[1] - t_grid[0])
@@ -263,8 +284,10 @@ def _simulate_lane(vehs: list[_Veh], *, t_grid: np.ndarray, s_start: float, s_en
                 s_in = v.s_enter if v.s_enter is not None else s_start
                 # a vehicle enters only where the lane is clear (else it waits at the entry)
                 others = (state == 1) & (pos >= s_in - 1.0) & (pos <= s_in + 40.0)
-                ahead_ok = all(pos[j] - vehs[j].length_m - s_in - s0 >= gap_s * v.v_des * 0.8
-                               for j in np.flatnonzero(others))
+                ahead_ok = all(
+                    pos[j] - vehs[j].length_m - s_in - s0 >= gap_s * v.v_des * 0.8
+                    for j in np.flatnonzero(others)
+                )
                 if ahead_ok:
                     state[i], pos[i] = 1, s_in
                     vel[i] = v.v_des * (0.35 if v.s_enter is not None else 1.0)
@@ -296,8 +319,6 @@ def _simulate_lane(vehs: list[_Veh], *, t_grid: np.ndarray, s_start: float, s_en
                 state[i] = 2
             else:
                 leader = i
-
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,28 +354,43 @@ def random_parameters(site: str, seed: int) -> dict[str, Any]:
     )
     if site == "highway":
         common.update(
-            fs_hz=1000.0, dx_m=1.0, gauge_length_m=float(rng.choice([2.0, 4.0, 8.0])),
+            fs_hz=1000.0,
+            dx_m=1.0,
+            gauge_length_m=float(rng.choice([2.0, 4.0, 8.0])),
             pavement=_pavement(seed, asphalt_m=(0.15, 0.30), base_m=(0.2, 0.45)),
-            n_channels=int(rng.integers(250, 401)), duration_s=90.0,
+            n_channels=int(rng.integers(250, 401)),
+            duration_s=90.0,
             lanes=((1, 1.75), (1, 5.25), (-1, -1.75), (-1, -5.25)),
             fibre_y_m=float(rng.uniform(-3.0, 3.0)),
             speed_kmh=(float(rng.uniform(65, 80)), float(rng.uniform(105, 125))),
             rate_per_min=float(rng.uniform(8.0, 18.0)),
             mix={"car": 0.62, "van": 0.1, "bus": 0.04, "truck": 0.09, "tractor_trailer": 0.15},
-            signal=False, side_streets=False, tram=False,
+            signal=False,
+            side_streets=False,
+            tram=False,
         )
     else:
         common.update(
-            fs_hz=625.0, dx_m=5.0, gauge_length_m=float(rng.choice([5.0, 10.0])),
+            fs_hz=625.0,
+            dx_m=5.0,
+            gauge_length_m=float(rng.choice([5.0, 10.0])),
             pavement=_pavement(seed, asphalt_m=(0.06, 0.18), base_m=(0.15, 0.35)),
-            n_channels=int(rng.integers(40, 81)), duration_s=180.0,
+            n_channels=int(rng.integers(40, 81)),
+            duration_s=180.0,
             lanes=((1, 1.75), (-1, -1.75)),
             fibre_y_m=float(rng.uniform(-4.5, 4.5)),
             speed_kmh=(float(rng.uniform(20, 30)), float(rng.uniform(45, 60))),
             rate_per_min=float(rng.uniform(5.0, 10.0)),
-            mix={"car": 0.64, "van": 0.12, "bus": 0.07, "articulated_bus": 0.04, "truck": 0.1,
-                 "tractor_trailer": 0.03},
-            signal=bool(rng.random() < 0.5), side_streets=bool(rng.random() < 0.6),
+            mix={
+                "car": 0.64,
+                "van": 0.12,
+                "bus": 0.07,
+                "articulated_bus": 0.04,
+                "truck": 0.1,
+                "tractor_trailer": 0.03,
+            },
+            signal=bool(rng.random() < 0.5),
+            side_streets=bool(rng.random() < 0.6),
             tram=bool(rng.random() < 0.5),
         )
     return common
@@ -365,8 +401,10 @@ def _pavement(seed: int, *, asphalt_m, base_m):
 
     Drawn from a generator of its own so that adding the pavement left every other scene draw as it was."""
     r = np.random.default_rng([seed, 7919, 2])
-    return ((float(r.uniform(*asphalt_m)), float(np.exp(r.uniform(np.log(1e9), np.log(10e9))))),
-            (float(r.uniform(*base_m)), float(np.exp(r.uniform(np.log(150e6), np.log(500e6))))))
+    return (
+        (float(r.uniform(*asphalt_m)), float(np.exp(r.uniform(np.log(1e9), np.log(10e9))))),
+        (float(r.uniform(*base_m)), float(np.exp(r.uniform(np.log(150e6), np.log(500e6))))),
+    )
 
 
 def halfspace_scene(site: str, seed: int, **overrides):
@@ -495,8 +533,15 @@ def halfspace_traffic(
                     for _ in range(int(rng.integers(1, 4))):
                         prev = group[-1]
                         hw = rng.uniform(1.2, 2.5) + prev.length_m / max(prev.v_des, 1.0)
-                        f = _make(rng, str(rng.choice(kinds, p=p_kind)), direction=d, lane_y=lane_y,
-                                  t=prev.t_arrive + hw, v=prev.v_des * rng.uniform(0.97, 1.03), drift=drift)
+                        f = _make(
+                            rng,
+                            str(rng.choice(kinds, p=p_kind)),
+                            direction=d,
+                            lane_y=lane_y,
+                            t=prev.t_arrive + hw,
+                            v=prev.v_des * rng.uniform(0.97, 1.03),
+                            drift=drift,
+                        )
                         f.platoon_id = pid
                         group.append(f)
                 if side_streets and rng.random() < 0.15:
@@ -514,15 +559,32 @@ def halfspace_traffic(
             for d in (1, -1):
                 t = rng.uniform(-30.0, headway - 30.0)
                 while t < duration_s + 10.0:
-                    fleet.append(_make(rng, "tram", direction=d, lane_y=0.75 * d, t=t,
-                                       v=rng.uniform(max(v_lo, 18 * KMH), min(v_hi, 45 * KMH)), drift=0.0))
+                    fleet.append(
+                        _make(
+                            rng,
+                            "tram",
+                            direction=d,
+                            lane_y=0.75 * d,
+                            t=t,
+                            v=rng.uniform(max(v_lo, 18 * KMH), min(v_hi, 45 * KMH)),
+                            drift=0.0,
+                        )
+                    )
                     t += headway * rng.uniform(0.8, 1.2)
     # one lane per (direction, y); trams run on their own track
     for d, lane_y in lanes + [(1, 0.75), (-1, -0.75)]:
-        members = sorted([v for v in fleet if v.direction == d and v.lane_y == lane_y], key=lambda q: q.t_arrive)
+        members = sorted(
+            [v for v in fleet if v.direction == d and v.lane_y == lane_y], key=lambda q: q.t_arrive
+        )
         if members:
-            _simulate_lane(members, t_grid=t_grid, s_start=s_start, s_end=s_end,
-                           signal=signals.get(d) if not members[0].rail else None, section=(0.0, length))
+            _simulate_lane(
+                members,
+                t_grid=t_grid,
+                s_start=s_start,
+                s_end=s_end,
+                signal=signals.get(d) if not members[0].rail else None,
+                section=(0.0, length),
+            )
 
     # ---- truth: vehicles whose crossing lies inside the record -----------------------------------
     rows, render = [], []
@@ -541,8 +603,11 @@ def halfspace_traffic(
         if v.s_leave is not None:
             s_cov1 = min(s_cov1, v.s_leave)
         i_mid = int(np.argmax(sc_ok >= x_mid))
-        t_mid = float(np.interp(x_mid, sc_ok[max(i_mid - 1, 0):i_mid + 1], tt[max(i_mid - 1, 0):i_mid + 1])) \
-            if i_mid > 0 else float(tt[0])
+        t_mid = (
+            float(np.interp(x_mid, sc_ok[max(i_mid - 1, 0) : i_mid + 1], tt[max(i_mid - 1, 0) : i_mid + 1]))
+            if i_mid > 0
+            else float(tt[0])
+        )
         j0, j1 = max(i_mid - 5, 0), min(i_mid + 5, len(tt) - 1)
         v_mid = float((sc_ok[j1] - sc_ok[j0]) / (tt[j1] - tt[j0]))
         t_in = float(np.interp(s_cov0, sc_ok, tt)) if v.s_enter is None else float(tt[0])
@@ -556,17 +621,31 @@ def halfspace_traffic(
         # the load centre's path along the fibre (s after the record start, m), every 0.5 s: the true track
         step = max(1, int(round(0.5 / (t_grid[1] - t_grid[0]))))
         x_path = sc_ok if v.direction > 0 else length - sc_ok
-        rows.append({
-            "track_xt": (tt[::step].astype(np.float32), x_path[::step].astype(np.float32)),
-            "time_s": t_mid, "speed_kmh": v_mid / KMH, "direction": v.direction, "vehicle_class": v.label,
-            "kind": v.kind, "t_enter_s": t_in, "t_exit_s": t_out,
-            "speed_change": float((v_out - v_in) / max(v_mid, 0.1)),
-            "n_axles": len(v.axles_m), "length_m": v.length_m, "gross_load_kn": float(np.sum(v.axle_kn)),
-            "vib_freq_hz": float(v.dyn_freqs[1]), "lane_coupling": 1.0, "platoon_id": v.platoon_id,
-            "overtaking": False, "lane_y_m": v.lane_y, "coverage": (s_cov1 - s_cov0) / length, "stopped": v.stopped,
-            "turning": v.s_enter is not None or v.s_leave is not None,
-            "complete": bool(t_in >= 2.0 and t_out <= duration_s - 2.0),
-        })
+        rows.append(
+            {
+                "track_xt": (tt[::step].astype(np.float32), x_path[::step].astype(np.float32)),
+                "time_s": t_mid,
+                "speed_kmh": v_mid / KMH,
+                "direction": v.direction,
+                "vehicle_class": v.label,
+                "kind": v.kind,
+                "t_enter_s": t_in,
+                "t_exit_s": t_out,
+                "speed_change": float((v_out - v_in) / max(v_mid, 0.1)),
+                "n_axles": len(v.axles_m),
+                "length_m": v.length_m,
+                "gross_load_kn": float(np.sum(v.axle_kn)),
+                "vib_freq_hz": float(v.dyn_freqs[1]),
+                "lane_coupling": 1.0,
+                "platoon_id": v.platoon_id,
+                "overtaking": False,
+                "lane_y_m": v.lane_y,
+                "coverage": (s_cov1 - s_cov0) / length,
+                "stopped": v.stopped,
+                "turning": v.s_enter is not None or v.s_leave is not None,
+                "complete": bool(t_in >= 2.0 and t_out <= duration_s - 2.0),
+            }
+        )
 
     # ---- signals: quasi-static strain and Rayleigh waves ------------------------------------------
     r_gen = max(1, int(fs_hz // 250))
@@ -581,11 +660,27 @@ def halfspace_traffic(
 
         it = tqdm(render, desc="half-space vehicles")
     for v in it:
-        _render_vehicle(signal_gen, v, t_grid=t_grid, t_gen=t_gen, x=x, fibre_y=fibre_y_m, depth=depth_m,
-                        depth_eq=depth_eq,
-                        gauge=gauge_length_m, shear=shear, poisson=poisson, reach=reach, vib_reach=vib_reach,
-                        c_r=rayleigh_speed_ms, q=quality_factor, g_soil=soil_shear_modulus_pa, rng=rng,
-                        fs_gen=fs_gen, length=length)
+        _render_vehicle(
+            signal_gen,
+            v,
+            t_grid=t_grid,
+            t_gen=t_gen,
+            x=x,
+            fibre_y=fibre_y_m,
+            depth=depth_m,
+            depth_eq=depth_eq,
+            gauge=gauge_length_m,
+            shear=shear,
+            poisson=poisson,
+            reach=reach,
+            vib_reach=vib_reach,
+            c_r=rayleigh_speed_ms,
+            q=quality_factor,
+            g_soil=soil_shear_modulus_pa,
+            rng=rng,
+            fs_gen=fs_gen,
+            length=length,
+        )
     signal_gen *= coupling[None, :].astype(np.float32)
     data = _upsample(signal_gen, r_gen, n_t)
     del signal_gen
@@ -601,12 +696,12 @@ def halfspace_traffic(
         tt = np.arange(m) / fs_hz
         f = rng.uniform(0.5, 20.0)
         burst = burst_amplitude * np.sin(2 * np.pi * f * tt + rng.uniform(0, 6.3)) * np.hanning(m)
-        data[i0:i0 + m] += (burst[:, None] * rng.uniform(0.9, 1.1, n_channels)[None, :]).astype(np.float32)
+        data[i0 : i0 + m] += (burst[:, None] * rng.uniform(0.9, 1.1, n_channels)[None, :]).astype(np.float32)
     n_bad = min(n_channels - 2, dead_channels + saturated_channels + nan_channels)
     bad = rng.choice(np.arange(1, n_channels - 1), size=n_bad, replace=False)
     dead = np.sort(bad[:dead_channels])
-    sat = np.sort(bad[dead_channels:dead_channels + saturated_channels])
-    nan = np.sort(bad[dead_channels + saturated_channels:])
+    sat = np.sort(bad[dead_channels : dead_channels + saturated_channels])
+    nan = np.sort(bad[dead_channels + saturated_channels :])
     data[:, dead] = 0.0
     for c in sat:
         clip = 3.0 * white_noise
@@ -616,15 +711,29 @@ def halfspace_traffic(
     t0 = np.datetime64(pd.Timestamp(start_time).to_datetime64(), "ns")
     times = t0 + np.round(np.arange(n_t) * (1e9 / fs_hz)).astype("timedelta64[ns]")
     da = xr.DataArray(
-        data, dims=("time", "distance"), coords={"time": times, "distance": x}, name="strain_rate",
+        data,
+        dims=("time", "distance"),
+        coords={"time": times, "distance": x},
+        name="strain_rate",
         attrs={
-            "units": "1/s", "measurand": "strain_rate", "gauge_length_m": float(gauge_length_m),
-            "sampling_rate_hz": float(fs_hz), "channel_spacing_m": float(dx_m), "format": "synthetic",
-            "scene": scene_name, "simulator": "halfspace", "seed": int(seed),
-            "dead_channels_m": x[dead].tolist(), "saturated_channels_m": x[sat].tolist(),
-            "nan_channels_m": x[nan].tolist(), "coupling": coupling.astype(float).tolist(), "gaps": "[]",
-            "fibre_depth_m": float(depth_m), "fibre_offset_m": float(fibre_y_m),
-            "equivalent_depth_m": float(depth_eq), "fibre_medium_pa": float(medium_pa),
+            "units": "1/s",
+            "measurand": "strain_rate",
+            "gauge_length_m": float(gauge_length_m),
+            "sampling_rate_hz": float(fs_hz),
+            "channel_spacing_m": float(dx_m),
+            "format": "synthetic",
+            "scene": scene_name,
+            "simulator": "halfspace",
+            "seed": int(seed),
+            "dead_channels_m": x[dead].tolist(),
+            "saturated_channels_m": x[sat].tolist(),
+            "nan_channels_m": x[nan].tolist(),
+            "coupling": coupling.astype(float).tolist(),
+            "gaps": "[]",
+            "fibre_depth_m": float(depth_m),
+            "fibre_offset_m": float(fibre_y_m),
+            "equivalent_depth_m": float(depth_eq),
+            "fibre_medium_pa": float(medium_pa),
         },
     )
     truth = _truth(rows, t0)
@@ -643,9 +752,29 @@ def halfspace_traffic(
 def _truth(rows, t0):
     import pandas as pd
 
-    cols = ["vehicle_id", "time", "speed_kmh", "direction", "vehicle_class", "kind", "t_enter", "t_exit",
-            "speed_change", "n_axles", "length_m", "gross_load_kn", "vib_freq_hz", "lane_coupling", "platoon_id",
-            "overtaking", "lane_y_m", "coverage", "stopped", "turning", "complete"]
+    cols = [
+        "vehicle_id",
+        "time",
+        "speed_kmh",
+        "direction",
+        "vehicle_class",
+        "kind",
+        "t_enter",
+        "t_exit",
+        "speed_change",
+        "n_axles",
+        "length_m",
+        "gross_load_kn",
+        "vib_freq_hz",
+        "lane_coupling",
+        "platoon_id",
+        "overtaking",
+        "lane_y_m",
+        "coverage",
+        "stopped",
+        "turning",
+        "complete",
+    ]
     if not rows:
         df = pd.DataFrame(columns=cols)
         for c in ("time", "t_enter", "t_exit"):
@@ -669,7 +798,7 @@ def _coupling(rng, n, dx, corr_m, rng_range):
 
     lo, hi = rng_range
     w = rng.standard_normal(n + 64)
-    w = ndimage.gaussian_filter1d(w, max(corr_m / dx, 0.5))[32:32 + n]
+    w = ndimage.gaussian_filter1d(w, max(corr_m / dx, 0.5))[32 : 32 + n]
     w = w / (w.std() + 1e-12)
     c = np.exp(0.5 * (np.log(hi) - np.log(lo)) / 2.0 * w) * np.sqrt(lo * hi)
     return np.clip(c, lo, hi)
@@ -705,9 +834,28 @@ def _axle_kernel(lat_m, track_m, rail, *, depth, gauge, shear, poisson, u):
     return k
 
 
-def _render_vehicle(out, v: _Veh, *, t_grid, t_gen, x, fibre_y, depth, depth_eq, gauge, shear, poisson, reach,
-                    vib_reach,
-                    c_r, q, g_soil, rng, fs_gen, length):
+def _render_vehicle(
+    out,
+    v: _Veh,
+    *,
+    t_grid,
+    t_gen,
+    x,
+    fibre_y,
+    depth,
+    depth_eq,
+    gauge,
+    shear,
+    poisson,
+    reach,
+    vib_reach,
+    c_r,
+    q,
+    g_soil,
+    rng,
+    fs_gen,
+    length,
+):
     """Add one vehicle's strain rate (quasi-static + Rayleigh) to ``out`` (time at fs_gen, channel)."""
     ok = np.isfinite(v.s_traj)
     tt = t_grid[ok]
@@ -746,12 +894,20 @@ def _render_vehicle(out, v: _Veh, *, t_grid, t_gen, x, fibre_y, depth, depth_eq,
         s_ax = s_front[:, None] - v.axles_m[None, :]
         along = s_ax if d > 0 else length - s_ax
         turning = v.s_enter is not None or v.s_leave is not None
-        base = _axle_kernel(v.lane_y - fibre_y, v.track_m, v.rail, depth=depth_eq, gauge=gauge, shear=shear,
-                            poisson=poisson, u=ug)
+        base = _axle_kernel(
+            v.lane_y - fibre_y,
+            v.track_m,
+            v.rail,
+            depth=depth_eq,
+            gauge=gauge,
+            shear=shear,
+            poisson=poisson,
+            u=ug,
+        )
         for a in range(len(v.axles_m)):
             load_n = v.axle_kn[a] * 1e3
             if not turning:
-                strain += load_n * np.interp(xs[None, :] - along[:, a:a + 1], ug, base, left=0.0, right=0.0)
+                strain += load_n * np.interp(xs[None, :] - along[:, a : a + 1], ug, base, left=0.0, right=0.0)
                 continue
             # a turning vehicle's path leaves (or joins) the lane: lateral offset changes with position
             lat = np.full(len(tg), v.lane_y)
@@ -763,10 +919,19 @@ def _render_vehicle(out, v: _Veh, *, t_grid, t_gen, x, fibre_y, depth, depth_eq,
                 rows = np.round(lat, 0) == lat_v
                 if abs(lat_v - fibre_y) > reach:
                     continue
-                kern = _axle_kernel(lat_v - fibre_y, v.track_m, v.rail, depth=depth_eq, gauge=gauge, shear=shear,
-                                    poisson=poisson, u=ug)
-                strain[rows] += load_n * np.interp(xs[None, :] - along[rows, a:a + 1], ug, kern, left=0.0,
-                                                   right=0.0)
+                kern = _axle_kernel(
+                    lat_v - fibre_y,
+                    v.track_m,
+                    v.rail,
+                    depth=depth_eq,
+                    gauge=gauge,
+                    shear=shear,
+                    poisson=poisson,
+                    u=ug,
+                )
+                strain[rows] += load_n * np.interp(
+                    xs[None, :] - along[rows, a : a + 1], ug, kern, left=0.0, right=0.0
+                )
         strain *= (1.0 + dyn)[:, None]
         out[g0:g1, lo_c:hi_c] += (np.gradient(strain, axis=0) * fs_gen).astype(np.float32)
     # Rayleigh waves from the vehicle's dynamic force (radiated from its load centre)
@@ -782,15 +947,20 @@ def _render_vehicle(out, v: _Veh, *, t_grid, t_gen, x, fibre_y, depth, depth_eq,
     k = 2 * np.pi * f_c / c_r
     lat0 = v.lane_y - fibre_y
     for a in range(0, len(xs), 64):
-        xc = xs[a:a + 64]
+        xc = xs[a : a + 64]
         dxv = xc[None, :] - centre[:, None]
         r = np.sqrt(dxv * dxv + lat0 * lat0 + depth * depth)
         cos2 = (dxv * dxv) / (r * r)
-        amp = 0.12 * np.sqrt(k / (2 * np.pi * np.maximum(r, 1.0))) / g_soil * np.exp(-np.pi * f_c * r / (q * c_r))
+        amp = (
+            0.12
+            * np.sqrt(k / (2 * np.pi * np.maximum(r, 1.0)))
+            / g_soil
+            * np.exp(-np.pi * f_c * r / (q * c_r))
+        )
         amp *= np.abs(np.sinc(f_c * gauge * np.sqrt(cos2) / c_r))
         amp = np.where(r <= vib_reach, amp, 0.0)
         delayed = np.interp(tg[:, None] - r / c_r, tg, acc, left=0.0, right=0.0)
-        out[g0:g1, lo_c + a:lo_c + a + len(xc)] += (-cos2 / c_r * amp * delayed).astype(np.float32)
+        out[g0:g1, lo_c + a : lo_c + a + len(xc)] += (-cos2 / c_r * amp * delayed).astype(np.float32)
 
 
 def _upsample(coarse: np.ndarray, r: int, n_t: int) -> np.ndarray:
@@ -802,7 +972,7 @@ def _upsample(coarse: np.ndarray, r: int, n_t: int) -> np.ndarray:
         rows = out[phase::r]
         n = len(rows)
         f = np.float32(phase / r)
-        rows[:] = coarse[:n] * (1 - f) + coarse[1:n + 1] * f
+        rows[:] = coarse[:n] * (1 - f) + coarse[1 : n + 1] * f
     return out
 
 

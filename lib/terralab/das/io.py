@@ -43,12 +43,12 @@ __all__ = [
     "check",
     "gap_table",
     "list_files",
+    "open_dataset",
     "read",
     "read_file",
     "sampling_rate_hz",
     "time_range",
     "write_files",
-    "open_dataset",
 ]
 
 NPZ_SUFFIXES = (".npz",)
@@ -134,8 +134,14 @@ def read(
     for f in files:
         pieces.extend(
             read_file(
-                f, measurand=measurand, units=units, gauge_length_m=gauge_length_m, start_time=start_time,
-                variable=variable, dtype=dtype, **kwargs,
+                f,
+                measurand=measurand,
+                units=units,
+                gauge_length_m=gauge_length_m,
+                start_time=start_time,
+                variable=variable,
+                dtype=dtype,
+                **kwargs,
             )
         )
     if not pieces:
@@ -166,7 +172,9 @@ def list_files(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike]) -
             continue
         p = Path(s)
         if not p.exists():
-            raise DataNotAvailableError(f"{p}: no such file or directory; check the path (or use terralab.catalog)")
+            raise DataNotAvailableError(
+                f"{p}: no such file or directory; check the path (or use terralab.catalog)"
+            )
         if p.is_dir() and not _is_zarr(p):
             hits = sorted(h for h in p.rglob("*") if _is_data_file(h))
             if not hits:
@@ -206,7 +214,7 @@ def read_file(
             pieces = _read_dascore(path, **kwargs)
     except (FileFormatError, InvalidInputError, MissingDependencyError):
         raise
-    except Exception as exc:  # noqa: BLE001 - any parser failure means the file is not what it claims to be
+    except Exception as exc:
         raise FileFormatError(
             f"{path}: cannot be read as DAS data ({type(exc).__name__}: {exc}); the file may be corrupt or "
             f"truncated, or its format is not supported (npz, NetCDF/Zarr, or a DASCore format)"
@@ -276,7 +284,9 @@ def check(data, *, min_channels: int = 2):
             "da.drop_duplicates('time')"
         )
     if np.any(dt < 0):
-        raise InvalidInputError("the time coordinate is not increasing; sort it first, e.g. da.sortby('time')")
+        raise InvalidInputError(
+            "the time coordinate is not increasing; sort it first, e.g. da.sortby('time')"
+        )
     med = float(np.median(dt))
     if np.any(np.abs(dt - med) > 0.01 * med):
         raise InvalidInputError(
@@ -326,7 +336,10 @@ def gap_table(data):
 # --------------------------------------------------------------------------------------------------
 def _is_zarr(p: Path) -> bool:
     return p.is_dir() and (
-        p.suffix == ".zarr" or (p / ".zgroup").exists() or (p / ".zarray").exists() or (p / "zarr.json").exists()
+        p.suffix == ".zarr"
+        or (p / ".zgroup").exists()
+        or (p / ".zarray").exists()
+        or (p / "zarr.json").exists()
     )
 
 
@@ -366,7 +379,11 @@ def _read_npz(path: Path, *, start_time: Any = None):
             )
         t = np.asarray(z[tkey])
         x = np.asarray(z[xkey], dtype=float)
-        meta = {k: z[k].item() for k in ("fs", "units", "measurand", "gauge_length") if k in keys and z[k].ndim == 0}
+        meta = {
+            k: z[k].item()
+            for k in ("fs", "units", "measurand", "gauge_length")
+            if k in keys and z[k].ndim == 0
+        }
     if not np.issubdtype(t.dtype, np.datetime64):
         if start_time is None:
             raise FileFormatError(
@@ -379,12 +396,18 @@ def _read_npz(path: Path, *, start_time: Any = None):
         raise FileFormatError(
             f"{path}: data shape {data.shape} does not match len(t)={len(t)} and len(x)={len(x)}"
         )
-    attrs = {"format": "npz", "units": str(meta.get("units", "")), "measurand": str(meta.get("measurand", "unknown"))}
+    attrs = {
+        "format": "npz",
+        "units": str(meta.get("units", "")),
+        "measurand": str(meta.get("measurand", "unknown")),
+    }
     if "gauge_length" in meta:
         attrs["gauge_length_m"] = float(meta["gauge_length"])
     return xr.DataArray(
-        data, dims=("time", "distance"),
-        coords={"time": t.astype("datetime64[ns]"), "distance": x}, attrs=attrs,
+        data,
+        dims=("time", "distance"),
+        coords={"time": t.astype("datetime64[ns]"), "distance": x},
+        attrs=attrs,
     )
 
 
@@ -417,9 +440,7 @@ def _read_dascore(path: Path, **select: Any) -> list:
     try:
         import dascore as dc
     except ImportError as exc:  # pragma: no cover - dascore is a dependency
-        raise MissingDependencyError(
-            "reading vendor DAS formats needs DASCore: pip install dascore"
-        ) from exc
+        raise MissingDependencyError("reading vendor DAS formats needs DASCore: pip install dascore") from exc
     try:
         fmt, version = dc.get_format(path)
     except Exception as exc:
@@ -464,7 +485,7 @@ def _damaged_hdf5(path: Path) -> str:
     # end-of-file address: superblock v0/v1 at byte 40 (v1: 44), v2/v3 at byte 28; 8-byte little-endian
     offset = {0: 40, 1: 44, 2: 28, 3: 28}.get(version)
     if offset is not None and len(head) >= offset + 8:
-        eof = int.from_bytes(head[offset:offset + 8], "little")
+        eof = int.from_bytes(head[offset : offset + 8], "little")
         if 0 < eof < 2**62 and size < eof:
             return f"{size} of {eof} bytes present"
     try:
@@ -624,7 +645,9 @@ def _join(pieces: list, *, gaps: str, max_gap_fill_s: float):
             ev["handling"] = f"filled {n_fill} samples with NaN"
             events.append(ev)
         elif step < 0.5:
-            n_dup = int(np.sum(cur["time"].values.astype("datetime64[ns]").astype(np.int64) <= end_prev + dt_ns / 2))
+            n_dup = int(
+                np.sum(cur["time"].values.astype("datetime64[ns]").astype(np.int64) <= end_prev + dt_ns / 2)
+            )
             ev = {
                 "kind": "overlap",
                 "start": str(np.datetime64(int(start), "ns")),
@@ -653,8 +676,13 @@ def _join(pieces: list, *, gaps: str, max_gap_fill_s: float):
         )
     attrs = dict(ref.attrs)
     attrs["source_files"] = ";".join(p.attrs.get("source_files", "") for p in pieces)
-    out = xr.concat([k.drop_attrs() if hasattr(k, "drop_attrs") else k for k in kept], dim="time",
-                    coords="minimal", compat="override", join="override")
+    out = xr.concat(
+        [k.drop_attrs() if hasattr(k, "drop_attrs") else k for k in kept],
+        dim="time",
+        coords="minimal",
+        compat="override",
+        join="override",
+    )
     out.attrs = attrs
     out.attrs["gaps"] = json.dumps(events)
     out.attrs["sampling_rate_hz"] = fs
@@ -702,10 +730,14 @@ def write_files(data, directory: str | os.PathLike, *, file_s: float = 10.0, fmt
         with atomic_path(target) as tmp:
             if fmt == "npz":
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, data=part.values.T, t=part["time"].values.astype("datetime64[ns]"),
-                             x=np.asarray(part["distance"].values, dtype=float),
-                             units=str(part.attrs.get("units", "")),
-                             measurand=str(part.attrs.get("measurand", "unknown")))
+                    np.savez(
+                        fh,
+                        data=part.values.T,
+                        t=part["time"].values.astype("datetime64[ns]"),
+                        x=np.asarray(part["distance"].values, dtype=float),
+                        units=str(part.attrs.get("units", "")),
+                        measurand=str(part.attrs.get("measurand", "unknown")),
+                    )
             else:
                 attrs = {k: v for k, v in part.attrs.items() if isinstance(v, (str, int, float))}
                 part.copy().assign_attrs(attrs).to_netcdf(tmp)
@@ -747,14 +779,17 @@ def time_range(path: str | os.PathLike) -> tuple[np.datetime64, np.datetime64]:
         elif suffix in XARRAY_SUFFIXES or _is_zarr(path):
             import xarray as xr
 
-            with (xr.open_zarr(path) if _is_zarr(path) else xr.open_dataset(path)) as ds:
+            with xr.open_zarr(path) if _is_zarr(path) else xr.open_dataset(path) as ds:
                 t = ds["time"].values
             return t[0].astype("datetime64[ns]"), t[-1].astype("datetime64[ns]")
         else:
             import dascore as dc
 
             contents = dc.spool(path).get_contents()
-            return (np.datetime64(contents["time_min"].min(), "ns"), np.datetime64(contents["time_max"].max(), "ns"))
+            return (
+                np.datetime64(contents["time_min"].min(), "ns"),
+                np.datetime64(contents["time_max"].max(), "ns"),
+            )
     except (FileFormatError, InvalidInputError):
         raise
     except Exception:  # noqa: BLE001 - fall back to reading the file, which raises a clear error if it must

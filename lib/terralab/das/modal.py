@@ -51,7 +51,11 @@ def quiet_intervals(vehicles, start, end, *, margin_s: float = 3.0, min_quiet_s:
             break
     if cur < end:
         free.append((cur, end))
-    rows = [(a, b, (b - a) / np.timedelta64(1, "s")) for a, b in free if (b - a) / np.timedelta64(1, "s") >= min_quiet_s]
+    rows = [
+        (a, b, (b - a) / np.timedelta64(1, "s"))
+        for a, b in free
+        if (b - a) / np.timedelta64(1, "s") >= min_quiet_s
+    ]
     return pd.DataFrame(rows, columns=["start", "end", "duration_s"])
 
 
@@ -127,8 +131,14 @@ def bridge_modes(
     values = data.values
     if x[0] > x[-1]:
         x, values = x[::-1], np.ascontiguousarray(values[:, ::-1])
-    dec = Decimator(fs, x, lowpass_hz=min(p.lowpass_hz, 0.2 * fs), channel_bin_m=p.channel_bin_m,
-                    measurand=str(data.attrs.get("measurand", "unknown")), noisy_factor=p.noisy_factor)
+    dec = Decimator(
+        fs,
+        x,
+        lowpass_hz=min(p.lowpass_hz, 0.2 * fs),
+        channel_bin_m=p.channel_bin_m,
+        measurand=str(data.attrs.get("measurand", "unknown")),
+        noisy_factor=p.noisy_factor,
+    )
     t0 = int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64))
     prod = dec.process(values, t0)
     mid, tm = prod.mid, prod.mid_time_ns
@@ -138,8 +148,9 @@ def bridge_modes(
     if len(live) < 2:
         raise InvalidInputError("fewer than two live channel bins; cannot form a cross-spectral matrix")
     cols = live[np.unique(np.round(np.linspace(0, len(live) - 1, min(max_bins, len(live)))).astype(int))]
-    quiet = quiet_intervals(vehicles, data["time"].values[0], data["time"].values[-1], margin_s=margin_s,
-                            min_quiet_s=segment_s)
+    quiet = quiet_intervals(
+        vehicles, data["time"].values[0], data["time"].values[-1], margin_s=margin_s, min_quiet_s=segment_s
+    )
     nper = int(round(segment_s * fs_mid))
     csd = None
     n_seg = 0
@@ -152,8 +163,16 @@ def bridge_modes(
             continue
         quiet_s += len(seg) / fs_mid
         seg = seg / (np.std(seg, axis=0, keepdims=True) + 1e-30)  # equal weight per bin (coupling differs)
-        f, _, z = signal.stft(seg, fs=fs_mid, window="hann", nperseg=nper, noverlap=nper // 2, axis=0,
-                              boundary=None, padded=False)
+        f, _, z = signal.stft(
+            seg,
+            fs=fs_mid,
+            window="hann",
+            nperseg=nper,
+            noverlap=nper // 2,
+            axis=0,
+            boundary=None,
+            padded=False,
+        )
         # z: (n_freq, bins, n_segments)
         g = np.einsum("fis,fjs->fij", z, np.conj(z))
         csd = g if csd is None else csd + g
@@ -163,7 +182,9 @@ def bridge_modes(
         empty.attrs.update({"quiet_s": quiet_s, "n_segments": 0, "segment_s": segment_s})
         if not return_spectrum:
             return empty
-        ds = xr.Dataset({"spectrum": xr.DataArray(np.zeros(0), dims=("frequency",), coords={"frequency": []})})
+        ds = xr.Dataset(
+            {"spectrum": xr.DataArray(np.zeros(0), dims=("frequency",), coords={"frequency": []})}
+        )
         return empty, ds
     if csd is None:
         raise InvalidInputError(
@@ -199,8 +220,14 @@ def bridge_modes(
         while hi < len(s1) - 1 and s1[hi] > half:
             hi += 1
         zeta = (fsel[hi] - fsel[lo]) / (2 * fk) if hi > lo else np.nan
-        rows.append({"freq_hz": float(fk), "damping_ratio": float(zeta), "prominence_db": float(props["prominences"][i]),
-                     "shape_index": int(k)})
+        rows.append(
+            {
+                "freq_hz": float(fk),
+                "damping_ratio": float(zeta),
+                "prominence_db": float(props["prominences"][i]),
+                "shape_index": int(k),
+            }
+        )
     modes = pd.DataFrame(rows, columns=["freq_hz", "damping_ratio", "prominence_db", "shape_index"])
     modes = modes.sort_values("freq_hz").reset_index(drop=True)
     modes.insert(0, "mode", np.arange(1, len(modes) + 1))
@@ -210,10 +237,20 @@ def bridge_modes(
     if not return_spectrum:
         return modes
     spec = xr.DataArray(
-        s1, dims=("frequency",), coords={"frequency": fsel}, name="first_singular_value",
-        attrs={"units": "normalised", "description": "first singular value of the quiet-interval cross-spectral matrix"},
+        s1,
+        dims=("frequency",),
+        coords={"frequency": fsel},
+        name="first_singular_value",
+        attrs={
+            "units": "normalised",
+            "description": "first singular value of the quiet-interval cross-spectral matrix",
+        },
     )
-    shape_da = xr.DataArray(shapes, dims=("mode", "distance"),
-                            coords={"mode": modes["mode"].to_numpy(), "distance": dec.bin_distance[cols]},
-                            name="mode_shape", attrs={"units": "normalised strain"})
+    shape_da = xr.DataArray(
+        shapes,
+        dims=("mode", "distance"),
+        coords={"mode": modes["mode"].to_numpy(), "distance": dec.bin_distance[cols]},
+        name="mode_shape",
+        attrs={"units": "normalised strain"},
+    )
     return modes, xr.Dataset({"spectrum": spec, "mode_shape": shape_da})

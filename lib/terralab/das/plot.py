@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["counts", "modal_spectrum", "stream_latency", "summary", "throughput", "traffic_over_time", "waterfall"]
+__all__ = [
+    "counts",
+    "modal_spectrum",
+    "stream_latency",
+    "summary",
+    "throughput",
+    "traffic_over_time",
+    "waterfall",
+]
 
 KMH = 1.0 / 3.6
 
@@ -18,7 +26,9 @@ def _track_lines(vehicles, section):
     return lines
 
 
-def waterfall(data, vehicles=None, truth=None, *, ax=None, clip_percentile: float = 99.0, params=None, **kwargs):
+def waterfall(
+    data, vehicles=None, truth=None, *, ax=None, clip_percentile: float = 99.0, params=None, **kwargs
+):
     """Waterfall (distance across, time down) of the detector's decimated image with tracks overlaid.
 
     Parameters
@@ -43,8 +53,15 @@ def waterfall(data, vehicles=None, truth=None, *, ax=None, clip_percentile: floa
     lim = np.nanpercentile(np.abs(vals), clip_percentile) or 1.0
     t = img["time"].values
     x = img["distance"].values
-    ax.imshow(vals, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
-              extent=[x[0], x[-1], mdates.date2num(t[-1]), mdates.date2num(t[0])])
+    ax.imshow(
+        vals,
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-lim,
+        vmax=lim,
+        interpolation="nearest",
+        extent=[x[0], x[-1], mdates.date2num(t[-1]), mdates.date2num(t[0])],
+    )
     section = (float(data["distance"].values.min()), float(data["distance"].values.max()))
     if truth is not None and len(truth):
         for row in truth.itertuples(index=False):
@@ -56,8 +73,13 @@ def waterfall(data, vehicles=None, truth=None, *, ax=None, clip_percentile: floa
             ax.plot(xs, mdates.date2num(ts), "k--", lw=0.8, alpha=0.7)
     if vehicles is not None and len(vehicles):
         for (ta, xa, tb, xb), d in zip(_track_lines(vehicles, section), vehicles["direction"]):
-            ax.plot([xa, xb], mdates.date2num(np.array([ta, tb])), "-", lw=1.6,
-                    color="tab:green" if d > 0 else "tab:orange")
+            ax.plot(
+                [xa, xb],
+                mdates.date2num(np.array([ta, tb])),
+                "-",
+                lw=1.6,
+                color="tab:green" if d > 0 else "tab:orange",
+            )
     ax.set_ylim(mdates.date2num(t[-1]), mdates.date2num(t[0]))
     ax.yaxis_date()
     ax.yaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
@@ -72,9 +94,15 @@ def counts(vehicles):
     import pandas as pd
 
     if len(vehicles) == 0:
-        return pd.DataFrame({"car": [0], "truck": [0], "total": [0]}, index=pd.Index(["total"], name="direction"))
-    tab = pd.crosstab(vehicles["direction"].map({1: "+1 (increasing distance)", -1: "-1 (decreasing distance)"}),
-                      vehicles["vehicle_class"], margins=True, margins_name="total")
+        return pd.DataFrame(
+            {"car": [0], "truck": [0], "total": [0]}, index=pd.Index(["total"], name="direction")
+        )
+    tab = pd.crosstab(
+        vehicles["direction"].map({1: "+1 (increasing distance)", -1: "-1 (decreasing distance)"}),
+        vehicles["vehicle_class"],
+        margins=True,
+        margins_name="total",
+    )
     tab.index.name = "direction"
     return tab
 
@@ -169,8 +197,12 @@ def throughput(data, vehicles, batches=None, *, ax=None):
         secs.append(float(batches["compute_s"].sum()))
     bars = ax.barh(labels, secs, color=["0.6"] + ["tab:blue"] * (len(secs) - 1))
     for bar, s in zip(bars[1:], secs[1:]):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f"  {duration / max(s, 1e-9):.0f}x real time",
-                va="center")
+        ax.text(
+            bar.get_width(),
+            bar.get_y() + bar.get_height() / 2,
+            f"  {duration / max(s, 1e-9):.0f}x real time",
+            va="center",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("seconds")
     ax.set_title("throughput")

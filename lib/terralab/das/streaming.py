@@ -109,8 +109,11 @@ def stream(
     p = _params(params, detect_kwargs)
     read_kwargs = dict(read_kwargs or {})
     st = StreamState()
-    files_iter = _follow_files(directory_or_paths, poll_s, idle_timeout_s) if follow else \
-        iter([(f, _time.perf_counter()) for f in io.list_files(directory_or_paths)])
+    files_iter = (
+        _follow_files(directory_or_paths, poll_s, idle_timeout_s)
+        if follow
+        else iter([(f, _time.perf_counter()) for f in io.list_files(directory_or_paths)])
+    )
     if progress and not follow:
         from tqdm.auto import tqdm
 
@@ -195,13 +198,16 @@ def process_archive(
     tasks = []
     for k in range(0, len(files), files_per_task):
         lo, hi = k, min(len(files), k + files_per_task)
-        own = (starts[lo] if k > 0 else np.iinfo(np.int64).min,
-               starts[hi] if hi < len(files) else np.iinfo(np.int64).max)
-        tasks.append((files[max(0, lo - pad):min(len(files), hi + pad)], own))
+        own = (
+            starts[lo] if k > 0 else np.iinfo(np.int64).min,
+            starts[hi] if hi < len(files) else np.iinfo(np.int64).max,
+        )
+        tasks.append((files[max(0, lo - pad) : min(len(files), hi + pad)], own))
     kwargs = dict(batch_s=batch_s, step_s=step_s, read_kwargs=read_kwargs, **detect_kwargs)
     if client is not None:
-        futures = client.map(_archive_task, [t[0] for t in tasks], [t[1] for t in tasks],
-                             [kwargs] * len(tasks), pure=False)
+        futures = client.map(
+            _archive_task, [t[0] for t in tasks], [t[1] for t in tasks], [kwargs] * len(tasks), pure=False
+        )
         results = client.gather(futures)
     else:
         results = [_archive_task(f, own, kwargs) for f, own in tasks]
@@ -296,8 +302,11 @@ def _ingest(st: StreamState, piece, p, batch_s: float) -> list:
         expected = dec.expected_next_ns
         step = (t0 - expected) * fs / 1e9
         if step > 0.5:  # a gap: close the segment, restart the filters
-            warnings.warn(f"gap of {step / fs:.3f} s in the DAS stream before {piece.attrs.get('source_files')}; "
-                          "filters restart", stacklevel=3)
+            warnings.warn(
+                f"gap of {step / fs:.3f} s in the DAS stream before {piece.attrs.get('source_files')}; "
+                "filters restart",
+                stacklevel=3,
+            )
             out.append(_run_window(st, p, None, batch_s, None, final=True, gap=True))
             _reset_segment(st)
             dec = None
@@ -317,7 +326,9 @@ def _ingest(st: StreamState, piece, p, batch_s: float) -> list:
             warnings.warn(
                 f"vehicles slower than {v_fit:.0f} km/h need more than batch_s - 4 s to cross this "
                 f"{abs(x[-1] - x[0]):.0f} m section; they are only seen on partial tracks (raise batch_s to detect "
-                f"them reliably, down to speed_min_kmh={p.speed_min_kmh:g})", stacklevel=3)
+                f"them reliably, down to speed_min_kmh={p.speed_min_kmh:g})",
+                stacklevel=3,
+            )
         st.segment_start_ns = t0
         st.next_end_ns = t0 + int(batch_s * 1e9)
     prod = dec.process(values, t0)
@@ -337,8 +348,9 @@ def _reset_segment(st: StreamState) -> None:
     st.next_end_ns = None
 
 
-def _run_window(st: StreamState, p, classifier, batch_s: float, step_s: float | None, *, final: bool,
-                gap: bool = False):
+def _run_window(
+    st: StreamState, p, classifier, batch_s: float, step_s: float | None, *, final: bool, gap: bool = False
+):
     """Detect in the buffered window ending at next_end_ns (or at the buffer end when final)."""
     from .detect import _empty_frame, detect_in_products
     from .filters import Products
@@ -376,8 +388,14 @@ def _run_window(st: StreamState, p, classifier, batch_s: float, step_s: float | 
     out = vehicles.loc[new].copy()
     for i in out.index:
         out.loc[i, "vehicle_id"] = st.next_id
-        st.emitted.append((int(out.loc[i, "time"].value), int(out.loc[i, "direction"]),
-                           float(out.loc[i, "speed_kmh"]), st.next_id))
+        st.emitted.append(
+            (
+                int(out.loc[i, "time"].value),
+                int(out.loc[i, "direction"]),
+                float(out.loc[i, "speed_kmh"]),
+                st.next_id,
+            )
+        )
         st.next_id += 1
     out["vehicle_id"] = out["vehicle_id"].astype(np.int64)
     # forget what can no longer reappear; keep the buffers to one batch
@@ -395,8 +413,11 @@ def _already_emitted(st: StreamState, row) -> bool:
     v = float(row.speed_kmh) * KMH
     tol_ns = max(1.0, 10.0 / max(v, 0.1)) * 1e9
     for t_ns, d, speed, _ in st.emitted:
-        if d == int(row.direction) and abs(t_ns - row.time.value) <= tol_ns and \
-                abs(np.log(speed / float(row.speed_kmh))) < 0.2:
+        if (
+            d == int(row.direction)
+            and abs(t_ns - row.time.value) <= tol_ns
+            and abs(np.log(speed / float(row.speed_kmh))) < 0.2
+        ):
             return True
     return False
 
@@ -446,9 +467,18 @@ def collect(batches):
     frames, rows = [], []
     for b in batches:
         a = b.attrs
-        rows.append({"batch": a.get("batch"), "batch_start": a.get("batch_start"), "batch_end": a.get("batch_end"),
-                     "n_new": len(b), "n_files": len(a.get("files", [])), "compute_s": a.get("compute_s"),
-                     "latency_s": a.get("latency_s"), "gap": a.get("gap")})
+        rows.append(
+            {
+                "batch": a.get("batch"),
+                "batch_start": a.get("batch_start"),
+                "batch_end": a.get("batch_end"),
+                "n_new": len(b),
+                "n_files": len(a.get("files", [])),
+                "compute_s": a.get("compute_s"),
+                "latency_s": a.get("latency_s"),
+                "gap": a.get("gap"),
+            }
+        )
         if len(b):
             frames.append(b)
     vehicles = pd.concat(frames, ignore_index=True) if frames else _empty_frame()

@@ -43,8 +43,17 @@ import numpy as np
 from ..errors import InvalidInputError
 from .halfspace import halfspace_scene, halfspace_traffic
 
-__all__ = ["SCENES", "SIMULATORS", "halfspace_scene", "halfspace_traffic", "highway_bridge", "random_scene", "scene",
-           "traffic", "urban_street"]
+__all__ = [
+    "SCENES",
+    "SIMULATORS",
+    "halfspace_scene",
+    "halfspace_traffic",
+    "highway_bridge",
+    "random_scene",
+    "scene",
+    "traffic",
+    "urban_street",
+]
 
 SIMULATORS = ("bump", "halfspace")
 
@@ -52,15 +61,33 @@ KMH = 1.0 / 3.6
 
 SCENES: dict[str, dict[str, Any]] = {
     "highway_bridge": dict(
-        fs_hz=1000.0, dx_m=1.0, n_channels=400, speed_kmh=(60.0, 110.0), rate_per_min=14.0, truck_fraction=0.3,
-        gauge_length_m=4.0, bump_width_m=2.5, span_m=40.0, span_bending=0.35,
+        fs_hz=1000.0,
+        dx_m=1.0,
+        n_channels=400,
+        speed_kmh=(60.0, 110.0),
+        rate_per_min=14.0,
+        truck_fraction=0.3,
+        gauge_length_m=4.0,
+        bump_width_m=2.5,
+        span_m=40.0,
+        span_bending=0.35,
         modes=((2.35, 0.015, 2.0e-8), (3.9, 0.012, 1.5e-8), (6.2, 0.01, 1.0e-8)),
         duration_s=120.0,
     ),
     "urban_street": dict(
-        fs_hz=625.0, dx_m=5.0, n_channels=60, speed_kmh=(10.0, 60.0), rate_per_min=6.0, truck_fraction=0.2,
-        gauge_length_m=10.0, bump_width_m=3.0, span_m=None, span_bending=0.0, modes=(),
-        duration_s=240.0, far_lane_coupling=(0.6, 0.85),
+        fs_hz=625.0,
+        dx_m=5.0,
+        n_channels=60,
+        speed_kmh=(10.0, 60.0),
+        rate_per_min=6.0,
+        truck_fraction=0.2,
+        gauge_length_m=10.0,
+        bump_width_m=3.0,
+        span_m=None,
+        span_bending=0.0,
+        modes=(),
+        duration_s=240.0,
+        far_lane_coupling=(0.6, 0.85),
     ),
 }
 
@@ -181,9 +208,16 @@ def traffic(
 
     if vehicles is None:
         fleet = _random_schedule(
-            rng, duration_s=duration_s, length_m=length, rate_per_min=rate_per_min, truck_fraction=truck_fraction,
-            speed_kmh=speed_kmh, speed_change=speed_change, speed_change_fraction=speed_change_fraction,
-            platoon_fraction=platoon_fraction, overtaking_fraction=overtaking_fraction,
+            rng,
+            duration_s=duration_s,
+            length_m=length,
+            rate_per_min=rate_per_min,
+            truck_fraction=truck_fraction,
+            speed_kmh=speed_kmh,
+            speed_change=speed_change,
+            speed_change_fraction=speed_change_fraction,
+            platoon_fraction=platoon_fraction,
+            overtaking_fraction=overtaking_fraction,
             far_lane_coupling=far_lane_coupling,
         )
     else:
@@ -193,8 +227,16 @@ def traffic(
     data = rng.standard_normal((n_t, n_channels), dtype=np.float32)
     data *= np.float32(white_noise)
     _add_low_rate_field(
-        data, rng, fs_hz=fs_hz, dx_m=dx_m, coloured=coloured_noise, corner_hz=coloured_corner_hz,
-        corr_m=correlation_length_m, common=common_mode_noise, modes=modes, x=x,
+        data,
+        rng,
+        fs_hz=fs_hz,
+        dx_m=dx_m,
+        coloured=coloured_noise,
+        corner_hz=coloured_corner_hz,
+        corr_m=correlation_length_m,
+        common=common_mode_noise,
+        modes=modes,
+        x=x,
     )
 
     # --- vehicles ----------------------------------------------------------------------------------
@@ -213,15 +255,29 @@ def traffic(
 
         it = tqdm(fleet, desc="synthetic vehicles")
     for veh in it:
-        _add_vehicle(data, veh, x=x, x_mid=x_mid, fs_hz=fs_hz, r=r, fs_gen=fs_gen, gain=gain, sigma=sigma,
-                     spans=spans, strain_per_kn=strain_per_kn)
+        _add_vehicle(
+            data,
+            veh,
+            x=x,
+            x_mid=x_mid,
+            fs_hz=fs_hz,
+            r=r,
+            fs_gen=fs_gen,
+            gain=gain,
+            sigma=sigma,
+            spans=spans,
+            strain_per_kn=strain_per_kn,
+        )
 
     # --- bad channels ------------------------------------------------------------------------------
-    bad = rng.choice(np.arange(1, n_channels - 1), size=min(n_channels - 2, dead_channels + nan_channels +
-                                                              noisy_channels), replace=False)
+    bad = rng.choice(
+        np.arange(1, n_channels - 1),
+        size=min(n_channels - 2, dead_channels + nan_channels + noisy_channels),
+        replace=False,
+    )
     dead = np.sort(bad[:dead_channels])
-    nan = np.sort(bad[dead_channels:dead_channels + nan_channels])
-    noisy = np.sort(bad[dead_channels + nan_channels:])
+    nan = np.sort(bad[dead_channels : dead_channels + nan_channels])
+    noisy = np.sort(bad[dead_channels + nan_channels :])
     data[:, dead] = 0.0
     data[:, nan] = np.nan
     for c in noisy:
@@ -229,14 +285,24 @@ def traffic(
 
     times = t0 + np.round(np.arange(n_t) * (1e9 / fs_hz)).astype("timedelta64[ns]")
     da = xr.DataArray(
-        data, dims=("time", "distance"), coords={"time": times, "distance": x}, name="strain_rate",
+        data,
+        dims=("time", "distance"),
+        coords={"time": times, "distance": x},
+        name="strain_rate",
         attrs={
-            "units": "1/s", "measurand": "strain_rate", "gauge_length_m": float(gauge_length_m),
-            "sampling_rate_hz": float(fs_hz), "channel_spacing_m": float(dx_m), "format": "synthetic",
-            "scene": scene_name, "seed": int(seed),
-            "dead_channels_m": x[dead].tolist(), "nan_channels_m": x[nan].tolist(),
+            "units": "1/s",
+            "measurand": "strain_rate",
+            "gauge_length_m": float(gauge_length_m),
+            "sampling_rate_hz": float(fs_hz),
+            "channel_spacing_m": float(dx_m),
+            "format": "synthetic",
+            "scene": scene_name,
+            "seed": int(seed),
+            "dead_channels_m": x[dead].tolist(),
+            "nan_channels_m": x[nan].tolist(),
             "noisy_channels_m": x[noisy].tolist(),
-            "modes_hz": [float(m[0]) for m in modes], "gaps": "[]",
+            "modes_hz": [float(m[0]) for m in modes],
+            "gaps": "[]",
         },
     )
     truth = _truth_table(fleet, t0=t0, length_m=length)
@@ -290,7 +356,9 @@ def random_scene(simulator: str, site: str, seed: int, **overrides):
         over.update(n_channels=int(rng.integers(250, 401)), duration_s=90.0)
         name = "highway_bridge"
     else:
-        over.update(n_channels=int(rng.integers(40, 81)), duration_s=180.0, rate_per_min=float(rng.uniform(5, 9)))
+        over.update(
+            n_channels=int(rng.integers(40, 81)), duration_s=180.0, rate_per_min=float(rng.uniform(5, 9))
+        )
         name = "urban_street"
     over.update(overrides)
     return scene(name, **over)
@@ -299,8 +367,17 @@ def random_scene(simulator: str, site: str, seed: int, **overrides):
 # --------------------------------------------------------------------------------------------------
 # schedules
 # --------------------------------------------------------------------------------------------------
-def _make_vehicle(rng, vclass: str, *, t_mid: float, v: float, direction: int, dv_frac: float, length_m: float,
-                  lane_coupling: float) -> _Vehicle:
+def _make_vehicle(
+    rng,
+    vclass: str,
+    *,
+    t_mid: float,
+    v: float,
+    direction: int,
+    dv_frac: float,
+    length_m: float,
+    lane_coupling: float,
+) -> _Vehicle:
     if vclass == "car":
         wheelbase = rng.uniform(2.4, 3.0)
         offsets = np.array([0.0, wheelbase])
@@ -323,9 +400,17 @@ def _make_vehicle(rng, vclass: str, *, t_mid: float, v: float, direction: int, d
     centroid = float(np.sum(offsets * loads) / np.sum(loads))
     accel = dv_frac * v * v / max(length_m, 1.0)
     return _Vehicle(
-        t_mid_s=t_mid, v_mid=v, direction=direction, vclass=vclass, accel=accel, axle_offsets=offsets - centroid,
-        axle_loads_kn=loads, vib_freq_hz=float(vib_f), vib_factor=float(rng.uniform(0.05, 0.2)),
-        lane_coupling=lane_coupling, length_m=float(veh_len),
+        t_mid_s=t_mid,
+        v_mid=v,
+        direction=direction,
+        vclass=vclass,
+        accel=accel,
+        axle_offsets=offsets - centroid,
+        axle_loads_kn=loads,
+        vib_freq_hz=float(vib_f),
+        vib_factor=float(rng.uniform(0.05, 0.2)),
+        lane_coupling=lane_coupling,
+        length_m=float(veh_len),
     )
 
 
@@ -345,8 +430,20 @@ def _tau_at(v: _Vehicle, s: float) -> float:
     return (-v0 + np.sqrt(disc)) / a
 
 
-def _random_schedule(rng, *, duration_s, length_m, rate_per_min, truck_fraction, speed_kmh, speed_change,
-                     speed_change_fraction, platoon_fraction, overtaking_fraction, far_lane_coupling):
+def _random_schedule(
+    rng,
+    *,
+    duration_s,
+    length_m,
+    rate_per_min,
+    truck_fraction,
+    speed_kmh,
+    speed_change,
+    speed_change_fraction,
+    platoon_fraction,
+    overtaking_fraction,
+    far_lane_coupling,
+):
     vmin, vmax = (float(s) * KMH for s in speed_kmh)
     far = rng.uniform(*far_lane_coupling)
     fleet: list[_Vehicle] = []
@@ -362,8 +459,18 @@ def _random_schedule(rng, *, duration_s, length_m, rate_per_min, truck_fraction,
             hi = vmax if vclass == "car" else vmin + 0.8 * (vmax - vmin)
             v = rng.uniform(vmin, hi)
             dv = rng.uniform(-speed_change, speed_change) if rng.random() < speed_change_fraction else 0.0
-            group = [_make_vehicle(rng, vclass, t_mid=t, v=v, direction=direction, dv_frac=dv, length_m=length_m,
-                                   lane_coupling=lane_c)]
+            group = [
+                _make_vehicle(
+                    rng,
+                    vclass,
+                    t_mid=t,
+                    v=v,
+                    direction=direction,
+                    dv_frac=dv,
+                    length_m=length_m,
+                    lane_coupling=lane_c,
+                )
+            ]
             if rng.random() < platoon_fraction:
                 platoon_counter += 1
                 group[0].platoon_id = platoon_counter
@@ -372,8 +479,16 @@ def _random_schedule(rng, *, duration_s, length_m, rate_per_min, truck_fraction,
                     headway = max(rng.uniform(2.0, 3.0), (prev.length_m + 8.0) / prev.v_mid)
                     fc = "truck" if rng.random() < truck_fraction else "car"
                     nv = prev.v_mid * rng.uniform(0.98, 1.02)
-                    f = _make_vehicle(rng, fc, t_mid=prev.t_mid_s + headway, v=nv, direction=direction,
-                                      dv_frac=dv, length_m=length_m, lane_coupling=lane_c)
+                    f = _make_vehicle(
+                        rng,
+                        fc,
+                        t_mid=prev.t_mid_s + headway,
+                        v=nv,
+                        direction=direction,
+                        dv_frac=dv,
+                        length_m=length_m,
+                        lane_coupling=lane_c,
+                    )
                     f.platoon_id = platoon_counter
                     group.append(f)
             elif rng.random() < overtaking_fraction / max(1e-9, 1 - platoon_fraction):
@@ -382,8 +497,16 @@ def _random_schedule(rng, *, duration_s, length_m, rate_per_min, truck_fraction,
                 fast_v = min(slow.v_mid * rng.uniform(1.2, 1.4), 1.3 * vmax)
                 xc = rng.choice([-1, 1]) * rng.uniform(0.2, 0.35) * length_m  # crossing point, travel coords
                 t_c = slow.t_mid_s + xc / slow.v_mid
-                fast = _make_vehicle(rng, "car", t_mid=t_c - xc / fast_v, v=fast_v, direction=direction,
-                                     dv_frac=0.0, length_m=length_m, lane_coupling=lane_c * rng.uniform(0.7, 0.9))
+                fast = _make_vehicle(
+                    rng,
+                    "car",
+                    t_mid=t_c - xc / fast_v,
+                    v=fast_v,
+                    direction=direction,
+                    dv_frac=0.0,
+                    length_m=length_m,
+                    lane_coupling=lane_c * rng.uniform(0.7, 0.9),
+                )
                 fast.overtaking = True
                 group.append(fast)
             fleet.extend(group)
@@ -423,9 +546,18 @@ def _explicit_schedule(rng, vehicles, *, length_m, far_lane_coupling):
         if row.vehicle_class not in ("car", "truck"):
             raise InvalidInputError(f"vehicle_class must be 'car' or 'truck', got {row.vehicle_class!r}")
         dv = float(getattr(row, "speed_change", 0.0) or 0.0)
-        fleet.append(_make_vehicle(rng, row.vehicle_class, t_mid=float(row.time_s), v=float(row.speed_kmh) * KMH,
-                                   direction=d, dv_frac=dv, length_m=length_m,
-                                   lane_coupling=1.0 if d == 1 else far))
+        fleet.append(
+            _make_vehicle(
+                rng,
+                row.vehicle_class,
+                t_mid=float(row.time_s),
+                v=float(row.speed_kmh) * KMH,
+                direction=d,
+                dv_frac=dv,
+                length_m=length_m,
+                lane_coupling=1.0 if d == 1 else far,
+            )
+        )
     return fleet
 
 
@@ -437,25 +569,42 @@ def _truth_table(fleet, *, t0, length_m):
         ta, tb = _crossing_half_times(v, length_m)
         v_in = v.v_mid + v.accel * ta
         v_out = v.v_mid + v.accel * tb
-        rows.append({
-            "vehicle_id": i,
-            "time": t0 + np.timedelta64(int(round(v.t_mid_s * 1e9)), "ns"),
-            "speed_kmh": v.v_mid / KMH,
-            "direction": v.direction,
-            "vehicle_class": v.vclass,
-            "t_enter": t0 + np.timedelta64(int(round((v.t_mid_s + ta) * 1e9)), "ns"),
-            "t_exit": t0 + np.timedelta64(int(round((v.t_mid_s + tb) * 1e9)), "ns"),
-            "speed_change": (v_out - v_in) / v.v_mid,
-            "n_axles": len(v.axle_loads_kn),
-            "length_m": v.length_m,
-            "gross_load_kn": float(np.sum(v.axle_loads_kn)),
-            "vib_freq_hz": v.vib_freq_hz,
-            "lane_coupling": v.lane_coupling,
-            "platoon_id": v.platoon_id,
-            "overtaking": v.overtaking,
-        })
-    cols = ["vehicle_id", "time", "speed_kmh", "direction", "vehicle_class", "t_enter", "t_exit", "speed_change",
-            "n_axles", "length_m", "gross_load_kn", "vib_freq_hz", "lane_coupling", "platoon_id", "overtaking"]
+        rows.append(
+            {
+                "vehicle_id": i,
+                "time": t0 + np.timedelta64(int(round(v.t_mid_s * 1e9)), "ns"),
+                "speed_kmh": v.v_mid / KMH,
+                "direction": v.direction,
+                "vehicle_class": v.vclass,
+                "t_enter": t0 + np.timedelta64(int(round((v.t_mid_s + ta) * 1e9)), "ns"),
+                "t_exit": t0 + np.timedelta64(int(round((v.t_mid_s + tb) * 1e9)), "ns"),
+                "speed_change": (v_out - v_in) / v.v_mid,
+                "n_axles": len(v.axle_loads_kn),
+                "length_m": v.length_m,
+                "gross_load_kn": float(np.sum(v.axle_loads_kn)),
+                "vib_freq_hz": v.vib_freq_hz,
+                "lane_coupling": v.lane_coupling,
+                "platoon_id": v.platoon_id,
+                "overtaking": v.overtaking,
+            }
+        )
+    cols = [
+        "vehicle_id",
+        "time",
+        "speed_kmh",
+        "direction",
+        "vehicle_class",
+        "t_enter",
+        "t_exit",
+        "speed_change",
+        "n_axles",
+        "length_m",
+        "gross_load_kn",
+        "vib_freq_hz",
+        "lane_coupling",
+        "platoon_id",
+        "overtaking",
+    ]
     df = pd.DataFrame(rows, columns=cols)
     for c in ("time", "t_enter", "t_exit"):
         df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
@@ -468,7 +617,9 @@ def _truth_table(fleet, *, t0, length_m):
 def _add_vehicle(data, v: _Vehicle, *, x, x_mid, fs_hz, r, fs_gen, gain, sigma, spans, strain_per_kn):
     """Add one vehicle's strain rate to ``data`` in place (computed at fs_gen, linearly interpolated)."""
     n_t, n_ch = data.shape
-    reach = 4.0 * float(sigma.max()) + float(np.ptp(v.axle_offsets)) + (spans[0][1] - spans[0][0] if spans else 0)
+    reach = (
+        4.0 * float(sigma.max()) + float(np.ptp(v.axle_offsets)) + (spans[0][1] - spans[0][0] if spans else 0)
+    )
     length = x[-1] - x[0]
     ta = _tau_at(v, -(length / 2 + reach))
     tb = _tau_at(v, length / 2 + reach)
@@ -527,7 +678,9 @@ def _bending(xs, pos, edges):
     L = edges[span_x + 1] - a
     xi = (xs - a) / L  # (ch,)
     eta = (pos[..., None] - a[None, None, :]) / L[None, None, :]  # (t, axle, ch)
-    il = np.where(xi[None, None, :] <= eta, xi[None, None, :] * (1 - eta), eta * (1 - xi[None, None, :])) * 4.0
+    il = (
+        np.where(xi[None, None, :] <= eta, xi[None, None, :] * (1 - eta), eta * (1 - xi[None, None, :])) * 4.0
+    )
     same = span_p[..., None] == span_x[None, None, :]
     return np.where(same & (eta >= 0) & (eta <= 1), il, 0.0)
 
@@ -539,7 +692,7 @@ def _add_interp(data, coarse, *, k_start: int, r: int, c0: int):
     if r == 1:
         j0 = k_start
         j1 = min(n_t, j0 + len(coarse))
-        data[j0:j1, c0:c0 + n_c] += coarse[: j1 - j0].astype(np.float32)
+        data[j0:j1, c0 : c0 + n_c] += coarse[: j1 - j0].astype(np.float32)
         return
     coarse = coarse.astype(np.float32, copy=False)
     j0 = k_start * r
@@ -547,7 +700,7 @@ def _add_interp(data, coarse, *, k_start: int, r: int, c0: int):
     j1 = min(n_t, j0 + n_k * r)
     if j1 <= j0:
         return
-    block = data[j0:j1, c0:c0 + n_c]
+    block = data[j0:j1, c0 : c0 + n_c]
     lo, hi = coarse[:-1], coarse[1:]
     for phase in range(r):  # one strided pass per phase keeps temporaries small and float32
         rows = block[phase::r]
@@ -580,7 +733,7 @@ def _add_low_rate_field(data, rng, *, fs_hz, dx_m, coloured, corner_hz, corr_m, 
         if f >= 0.45 * fs_f:
             continue
         b, a = _resonator(f, zeta, fs_f)
-        q = signal.lfilter(b, a, rng.standard_normal(n_f + 20 * int(fs_f)))[20 * int(fs_f):]
+        q = signal.lfilter(b, a, rng.standard_normal(n_f + 20 * int(fs_f)))[20 * int(fs_f) :]
         q = np.gradient(q) * fs_f  # strain rate of a modal strain
         shape = np.sin(n * np.pi * (x - x[0]) / length)
         field += rms * (q / q.std())[:, None] * shape[None, :] / np.sqrt(np.mean(shape**2))

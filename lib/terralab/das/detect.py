@@ -1403,8 +1403,11 @@ def _merge_parallel(
     signal all the way between them, as the axle groups of a long vehicle, its vibration halo or the sign-flipping
     lobes of its strain are; keep both where the envelope dips between them (two vehicles, even 1.2 s apart).
 
-    Only tracks closer than the time a ``max_vehicle_m`` long vehicle takes to pass are compared (25 m: a
-    tractor-trailer with its strain spreading; 50 m on urban sites, where trams run).
+    Only tracks closer than the time a ``max_vehicle_m`` long vehicle takes to pass are compared (25 m by default,
+    on every site: a tractor-trailer with its strain spreading; a 30-45 m tram's bogies can stay apart). With
+    ``p.lobe_merge`` a track whose strain has the opposite sign of a stronger one (:func:`_polarity`) is merged
+    too, even where the envelope dips between them: it is that vehicle's lobe, and the vehicle keeps the stronger
+    track's time.
     """
     tracks = sorted(tracks, key=lambda d: -d["strength"])
     kept: list[dict] = []

@@ -198,7 +198,7 @@ def single_part(args) -> None:
     print("\nensembles on single series (geometric mean of WIS / best baseline), best 10:")
     for (how, members), g in ranked[:10]:
         print(f"  {how:<6} {members:<44} {g:.3f}")
-    pooled_choice = ("median", "gbm + nb_glm + pooled")
+    pooled_choice = ("mean", "gbm + nb_glm + pooled")
     if pooled_choice in dict(ranked):
         print(f"  (the 100-municipality choice) {' '.join(pooled_choice)}: {dict(ranked)[pooled_choice]:.3f}")
     (how, members), g = choose(ranked)

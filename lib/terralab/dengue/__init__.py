@@ -38,13 +38,14 @@ from .cases import (
     validate_cases,
 )
 from .probabilistic import QUANTILES, check_quantiles, coverage_curve, paired_test, pit_values, wis
-from .rolling import ensemble, rolling_backtest
+from .rolling import CHOSEN_ENSEMBLES, ensemble, rolling_backtest
 from .weeks import parse_week, same_week_last_year, week_end, week_index, week_label
 
 #: DengueNet's published average MAE over its five cities (Kuo et al. 2024), on real Sentinel-2 images.
 DENGUENET_PUBLISHED_MAE = 43.92
 
 __all__ = [
+    "CHOSEN_ENSEMBLES",
     "DENGUENET_MUNICIPALITIES",
     "DENGUENET_PUBLISHED_MAE",
     "QUANTILES",

@@ -38,16 +38,23 @@ def main() -> None:
             covariates = dengue.load_covariates(args.source, list(cases.columns))
         except Exception as exc:  # noqa: BLE001 - the benchmark runs without covariates when offline
             warnings.warn(f"no covariates ({exc}); timing the models on cases alone", stacklevel=1)
-    print(f"{args.source}: {cases.shape[1]} locations x {len(cases)} weeks; test {args.test_start}-{args.test_end}; "
-          f"covariates: {'yes' if covariates is not None else 'no'}")
+    print(
+        f"{args.source}: {cases.shape[1]} locations x {len(cases)} weeks; test {args.test_start}-{args.test_end}; "
+        f"covariates: {'yes' if covariates is not None else 'no'}"
+    )
 
     rows = []
     for name in dengue.available_models(images=False):
         best, mae = float("inf"), float("nan")
         for _ in range(max(1, args.repeats)):
             t0 = time.perf_counter()
-            fc = dengue.backtest(cases, name, covariates=covariates if covariates is not None else False,
-                                 test_start=args.test_start, test_end=args.test_end)
+            fc = dengue.backtest(
+                cases,
+                name,
+                covariates=covariates if covariates is not None else False,
+                test_start=args.test_start,
+                test_end=args.test_end,
+            )
             best = min(best, time.perf_counter() - t0)
             mae = dengue.score(fc)["mae"].mean()
         rows.append((name, best, mae))
@@ -57,15 +64,30 @@ def main() -> None:
     print(f"{'model':<16}{'seconds':>9}{'x persistence':>15}{'test MAE':>10}")
     for name, secs, mae in rows:
         print(f"{name:<16}{secs:>9.3f}{secs / base:>15.1f}{mae:>10.2f}")
-    print(f"total {total:.1f} s for {len(rows)} models; ratio to the {GOAL_S:.0f}-s goal: {total / GOAL_S:.2f} "
-          f"({'met' if total < GOAL_S else 'NOT met'})")
+    print(
+        f"total {total:.1f} s for {len(rows)} models; ratio to the {GOAL_S:.0f}-s goal: {total / GOAL_S:.2f} "
+        f"({'met' if total < GOAL_S else 'NOT met'})"
+    )
     if args.lstm_seeds:
-        maes = [dengue.score(dengue.backtest(cases, "lstm", covariates=covariates if covariates is not None else False,
-                                             test_start=args.test_start, test_end=args.test_end, seed=seed))["mae"]
-                .mean() for seed in range(5)]
+        maes = [
+            dengue.score(
+                dengue.backtest(
+                    cases,
+                    "lstm",
+                    covariates=covariates if covariates is not None else False,
+                    test_start=args.test_start,
+                    test_end=args.test_end,
+                    seed=seed,
+                )
+            )["mae"].mean()
+            for seed in range(5)
+        ]
         mean = sum(maes) / len(maes)
-        print("lstm MAE, seeds 0-4: " + ", ".join(f"{m:.2f}" for m in maes)
-              + f"; mean {mean:.2f}, largest deviation {max(abs(m - mean) for m in maes):.2f}")
+        print(
+            "lstm MAE, seeds 0-4: "
+            + ", ".join(f"{m:.2f}" for m in maes)
+            + f"; mean {mean:.2f}, largest deviation {max(abs(m - mean) for m in maes):.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -54,9 +54,19 @@ POOLED_VARIANTS = {k: v for k, v in SINGLE_VARIANTS.items() if k != "pooled, no 
 def _rolling(cases, models, start, end, args, covariates=False, params=None):
     from terralab import dengue
 
-    return dengue.rolling_backtest(cases, models, start, end, horizons=(1, 2, 3, 4), refit_every_weeks=13, seed=0,
-                                   progress=False, n_jobs=args.n_jobs, covariates=covariates,
-                                   model_params={"lstm": LSTM, **(params or {})})
+    return dengue.rolling_backtest(
+        cases,
+        models,
+        start,
+        end,
+        horizons=(1, 2, 3, 4),
+        refit_every_weeks=13,
+        seed=0,
+        progress=False,
+        n_jobs=args.n_jobs,
+        covariates=covariates,
+        model_params={"lstm": LSTM, **(params or {})},
+    )
 
 
 def _cached(args, key, make):
@@ -106,24 +116,42 @@ def pooled_part(args) -> None:
 
     cases = dengue.top_locations(dengue.load_cases("colombia"), 100, end="2015w52")
     t0 = time.perf_counter()
-    fc = pd.concat([_cached(args, f"colombia100_2012_2015_{m}",
-                            lambda m=m: _rolling(cases, [m], "2012w01", "2015w52", args)) for m in BASELINES + TRAINED],
-                   ignore_index=True)
+    fc = pd.concat(
+        [
+            _cached(
+                args,
+                f"colombia100_2012_2015_{m}",
+                lambda m=m: _rolling(cases, [m], "2012w01", "2015w52", args),
+            )
+            for m in BASELINES + TRAINED
+        ],
+        ignore_index=True,
+    )
     scores = dengue.score(fc, by=[])
     best = scores.loc[BASELINES, "wis"].idxmin()
     ref = scores.loc[best, "wis"]
-    print(f"\n== pooled design set: 100 municipalities, targets 2012w01-2015w52; best baseline {best} "
-          f"(WIS {ref:.3f}) ==")
-    print((scores[["wis", "coverage_50", "coverage_90", "mae"]].assign(rel_wis=scores["wis"] / ref)).round(3)
-          .to_string())
+    print(
+        f"\n== pooled design set: 100 municipalities, targets 2012w01-2015w52; best baseline {best} "
+        f"(WIS {ref:.3f}) =="
+    )
+    print(
+        (scores[["wis", "coverage_50", "coverage_90", "mae"]].assign(rel_wis=scores["wis"] / ref))
+        .round(3)
+        .to_string()
+    )
     from terralab.dengue.models import Pooled
 
     for label, params in POOLED_VARIANTS.items():
-        var = _cached(args, "colombia100_2012_2015_" + label.replace(" ", "_").replace(",", ""),
-                      lambda p=params: _rolling(cases, [Pooled(**p)], "2012w01", "2015w52", args))
+        var = _cached(
+            args,
+            "colombia100_2012_2015_" + label.replace(" ", "_").replace(",", ""),
+            lambda p=params: _rolling(cases, [Pooled(**p)], "2012w01", "2015w52", args),
+        )
         w = dengue.score(var, by=[])
-        print(f"  {label:<40} WIS {w['wis'].iloc[0]:.3f}  x {best} {w['wis'].iloc[0] / ref:.3f}  "
-              f"coverage_90 {w['coverage_90'].iloc[0]:.3f}")
+        print(
+            f"  {label:<40} WIS {w['wis'].iloc[0]:.3f}  x {best} {w['wis'].iloc[0] / ref:.3f}  "
+            f"coverage_90 {w['coverage_90'].iloc[0]:.3f}"
+        )
     rows = ensembles(fc, TRAINED)
     ranked = sorted(rows.items(), key=lambda kv: kv[1])
     print("\nensembles (best 12 of", len(rows), "), WIS and x best baseline:")
@@ -132,8 +160,10 @@ def pooled_part(args) -> None:
     for label in (("mean", "nb_glm + pooled"),):
         print(f"  (first release) {label[0]} {label[1]}: {rows[label]:.3f}  {rows[label] / ref:.3f}")
     (how, members), w = choose(ranked)
-    print(f"chosen: quantile-wise {how} of {members} ({w / ref:.3f} x {best}; the fewest members within "
-          f"{TIE} of the lowest WIS ratio, {ranked[0][1] / ref:.3f}); {time.perf_counter() - t0:.0f} s")
+    print(
+        f"chosen: quantile-wise {how} of {members} ({w / ref:.3f} x {best}; the fewest members within "
+        f"{TIE} of the lowest WIS ratio, {ranked[0][1] / ref:.3f}); {time.perf_counter() - t0:.0f} s"
+    )
 
 
 def _single_series(args):
@@ -161,17 +191,25 @@ def single_part(args) -> None:
 
     t0 = time.perf_counter()
     frames = []
-    variants = {"pooled_first_release": Pooled(max_folds=1, spread="regression", ridge_prior=0.0), **{
-        label: Pooled(**params) for label, params in SINGLE_VARIANTS.items()}}
+    variants = {
+        "pooled_first_release": Pooled(max_folds=1, spread="regression", ridge_prior=0.0),
+        **{label: Pooled(**params) for label, params in SINGLE_VARIANTS.items()},
+    }
     for label, cases, start, end, cov in _single_series(args):
         stem = "single_" + label.replace(" ", "_")
         for model in BASELINES + SINGLE_TRAINED:
-            fc = _cached(args, f"{stem}_{model}", lambda m=model, c=cases, a=start, b=end, v=cov:
-                         _rolling(c, [m], a, b, args, covariates=v))
+            fc = _cached(
+                args,
+                f"{stem}_{model}",
+                lambda m=model, c=cases, a=start, b=end, v=cov: _rolling(c, [m], a, b, args, covariates=v),
+            )
             frames.append(fc.assign(series=label))
         for name, model in variants.items():
-            fc = _cached(args, f"{stem}_{name}", lambda m=model, c=cases, a=start, b=end, v=cov:
-                         _rolling(c, [m], a, b, args, covariates=v))
+            fc = _cached(
+                args,
+                f"{stem}_{name}",
+                lambda m=model, c=cases, a=start, b=end, v=cov: _rolling(c, [m], a, b, args, covariates=v),
+            )
             frames.append(fc.assign(series=label, model=name))
     fc = pd.concat(frames, ignore_index=True)
     # relative WIS per series (each against its own best baseline), then the geometric mean over series
@@ -184,9 +222,16 @@ def single_part(args) -> None:
         rel[series] = sub["wis"] / sub.loc[BASELINES, "wis"].min()
     rel = pd.DataFrame(rel)
     cov = per["coverage_90"].unstack("series")
-    print("\n== single-series design set: WIS / the series' best baseline (geometric mean over the 10 series) ==")
-    table = pd.DataFrame({"geo_mean_rel_wis": np.exp(np.log(rel).mean(axis=1)), "worst": rel.max(axis=1),
-                          "coverage_90": cov.mean(axis=1)})
+    print(
+        "\n== single-series design set: WIS / the series' best baseline (geometric mean over the 10 series) =="
+    )
+    table = pd.DataFrame(
+        {
+            "geo_mean_rel_wis": np.exp(np.log(rel).mean(axis=1)),
+            "worst": rel.max(axis=1),
+            "coverage_90": cov.mean(axis=1),
+        }
+    )
     print(table.sort_values("geo_mean_rel_wis").round(3).to_string())
     pool = list(SINGLE_TRAINED)
     rows = {}
@@ -202,7 +247,9 @@ def single_part(args) -> None:
     if pooled_choice in dict(ranked):
         print(f"  (the 100-municipality choice) {' '.join(pooled_choice)}: {dict(ranked)[pooled_choice]:.3f}")
     (how, members), g = choose(ranked)
-    print(f"chosen for single series: quantile-wise {how} of {members} ({g:.3f}); {time.perf_counter() - t0:.0f} s")
+    print(
+        f"chosen for single series: quantile-wise {how} of {members} ({g:.3f}); {time.perf_counter() - t0:.0f} s"
+    )
 
 
 def main() -> None:

@@ -25,8 +25,17 @@ import warnings
 
 GOAL_S = 600.0
 CORES = 2
-MODELS = ["persistence", "moving_mean", "seasonal_naive", "median_ar", "gbm", "nb_glm", "pooled", "lstm",
-          "ensemble"]
+MODELS = [
+    "persistence",
+    "moving_mean",
+    "seasonal_naive",
+    "median_ar",
+    "gbm",
+    "nb_glm",
+    "pooled",
+    "lstm",
+    "ensemble",
+]
 BASELINES = ["persistence", "moving_mean", "seasonal_naive"]
 
 
@@ -38,9 +47,19 @@ def _run(cases, models, start, end, args, covariates):
     # the ensemble: rolling_backtest's default, the one chosen on earlier origins (dengue.CHOSEN_ENSEMBLES: mean
     # of gbm, nb_glm, pooled for many locations; median of median_ar, gbm, nb_glm for a single series such as DengAI's
     # cities and Rio)
-    return dengue.rolling_backtest(cases, models, start, end, horizons=(1, 2, 3, 4), refit_every_weeks=13,
-                                   seed=0, progress=not args.no_progress, n_jobs=args.n_jobs, covariates=covariates,
-                                   model_params={"lstm": LSTM})
+    return dengue.rolling_backtest(
+        cases,
+        models,
+        start,
+        end,
+        horizons=(1, 2, 3, 4),
+        refit_every_weeks=13,
+        seed=0,
+        progress=not args.no_progress,
+        n_jobs=args.n_jobs,
+        covariates=covariates,
+        model_params={"lstm": LSTM},
+    )
 
 
 def evaluate(source: str, models: list[str], args) -> tuple:
@@ -62,8 +81,13 @@ def evaluate(source: str, models: list[str], args) -> tuple:
             frames.append(_run(cases, models, start, end, args, None))
             windows.append(f"{city} {dengue.week_label(start)}–{dengue.week_label(end)}")
         out = pd.concat(frames, ignore_index=True)
-        out.attrs = dict(frames[0].attrs, **{key: {m: sum(f.attrs[key].get(m, 0) for f in frames) for m in models}
-                                             for key in ("seconds", "cpu_seconds")})
+        out.attrs = dict(
+            frames[0].attrs,
+            **{
+                key: {m: sum(f.attrs[key].get(m, 0) for f in frames) for m in models}
+                for key in ("seconds", "cpu_seconds")
+            },
+        )
         return out, "; ".join(windows)
     raise SystemExit(f"unknown source {source}")
 
@@ -78,34 +102,48 @@ def report(fc, window: str, args) -> None:
     base = [m for m in BASELINES if m in overall.index]
     best = overall.loc[base, "wis"].idxmin()
     table = dengue.score(fc, by=[], baseline=best)
-    print(f"\n{args.source}: {fc['location'].nunique()} location(s), targets {window}, horizons 1-4, refit every 13 "
-          f"weeks; best baseline by WIS: {best}")
+    print(
+        f"\n{args.source}: {fc['location'].nunique()} location(s), targets {window}, horizons 1-4, refit every 13 "
+        f"weeks; best baseline by WIS: {best}"
+    )
     if fc.attrs.get("ensemble_members"):
-        print(f"ensemble: quantile-wise {fc.attrs['ensemble_how']} of {', '.join(fc.attrs['ensemble_members'])}")
+        print(
+            f"ensemble: quantile-wise {fc.attrs['ensemble_how']} of {', '.join(fc.attrs['ensemble_members'])}"
+        )
     cols = ["wis", "rel_wis", "coverage_50", "coverage_90", "mae", "rel_mae", "rmse", "smape"]
     print(table[cols].round(3).to_string())
     by_h = dengue.score(fc, by=["horizon"], baseline=best)
     print("\nWIS by horizon (relative to " + best + ")")
-    print(pd.concat({"wis": by_h["wis"].unstack(), "rel_wis": by_h["rel_wis"].unstack()}, axis=1).round(3)
-          .to_string())
+    print(
+        pd.concat({"wis": by_h["wis"].unstack(), "rel_wis": by_h["rel_wis"].unstack()}, axis=1)
+        .round(3)
+        .to_string()
+    )
     print("\ncoverage of the 90 % interval by horizon")
     print(by_h["coverage_90"].unstack().round(3).to_string())
     for m in [m for m in table.index if m not in BASELINES]:
         if m in table.index:
             t = dengue.paired_test(fc, m, best)
             lo, hi = t["ratio_ci95"]
-            print(f"paired test {m} vs {best} (WIS, {t['n_origins']} origins): ratio {t['ratio']:.3f} "
-                  f"[{lo:.3f}, {hi:.3f}], Diebold-Mariano {t['dm_stat']:.2f}, p = {t['p_value']:.2g}, "
-                  f"block bootstrap p = {t['p_bootstrap']:.3g}")
+            print(
+                f"paired test {m} vs {best} (WIS, {t['n_origins']} origins): ratio {t['ratio']:.3f} "
+                f"[{lo:.3f}, {hi:.3f}], Diebold-Mariano {t['dm_stat']:.2f}, p = {t['p_value']:.2g}, "
+                f"block bootstrap p = {t['p_bootstrap']:.3g}"
+            )
     goal = ""
     if args.source == "colombia" and "pooled" in table.index:
         for m in ("pooled", "ensemble"):
             if m in table.index:
                 r, c90 = table.loc[m, "rel_wis"], table.loc[m, "coverage_90"]
-                goal += (f"\n{m}: WIS {r:.3f} x best baseline (goal <= 0.85: {'met' if r <= 0.85 else 'NOT met'}); "
-                         f"90 % coverage {c90:.3f} (goal 0.85-0.95: {'met' if 0.85 <= c90 <= 0.95 else 'NOT met'})")
+                goal += (
+                    f"\n{m}: WIS {r:.3f} x best baseline (goal <= 0.85: {'met' if r <= 0.85 else 'NOT met'}); "
+                    f"90 % coverage {c90:.3f} (goal 0.85-0.95: {'met' if 0.85 <= c90 <= 0.95 else 'NOT met'})"
+                )
     cpu = fc.attrs.get("cpu_seconds", {})
-    print("\nCPU seconds per model (summed over its tasks): " + ", ".join(f"{m} {s:.0f}" for m, s in cpu.items()))
+    print(
+        "\nCPU seconds per model (summed over its tasks): "
+        + ", ".join(f"{m} {s:.0f}" for m, s in cpu.items())
+    )
     print(goal.strip())
 
 
@@ -121,19 +159,25 @@ def timing(fc, wall: float, cpu: float, args) -> None:
     tasks = sum(fc.attrs.get("cpu_seconds", {}).values())
     load = os.getloadavg()
     budget = GOAL_S * CORES
-    print(f"\nwall time {wall:.0f} s with n_jobs={args.n_jobs} (load average at the end {load[0]:.1f} / {load[1]:.1f} "
-          f"/ {load[2]:.1f} over 1/5/15 min on {os.cpu_count()} cores); wall / {GOAL_S:.0f} s = {wall / GOAL_S:.2f} "
-          f"({'met' if wall <= GOAL_S else 'NOT met'} here; only meaningful on an idle machine)")
-    print(f"CPU time {cpu:.0f} s (this process and its workers; model tasks alone {tasks:.0f} s); "
-          f"CPU / ({CORES} cores x {GOAL_S:.0f} s) = {cpu / budget:.2f} "
-          f"({'within' if cpu <= budget else 'OVER'} the 2-core budget; wall time on {CORES} idle cores is at least "
-          f"CPU / {CORES} = {cpu / CORES:.0f} s)")
+    print(
+        f"\nwall time {wall:.0f} s with n_jobs={args.n_jobs} (load average at the end {load[0]:.1f} / {load[1]:.1f} "
+        f"/ {load[2]:.1f} over 1/5/15 min on {os.cpu_count()} cores); wall / {GOAL_S:.0f} s = {wall / GOAL_S:.2f} "
+        f"({'met' if wall <= GOAL_S else 'NOT met'} here; only meaningful on an idle machine)"
+    )
+    print(
+        f"CPU time {cpu:.0f} s (this process and its workers; model tasks alone {tasks:.0f} s); "
+        f"CPU / ({CORES} cores x {GOAL_S:.0f} s) = {cpu / budget:.2f} "
+        f"({'within' if cpu <= budget else 'OVER'} the 2-core budget; wall time on {CORES} idle cores is at least "
+        f"CPU / {CORES} = {cpu / CORES:.0f} s)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default="colombia", choices=["colombia", "rio", "dengai"])
-    parser.add_argument("--locations", type=int, default=100, help="Colombia: top-N municipalities by 2007-2015 cases")
+    parser.add_argument(
+        "--locations", type=int, default=100, help="Colombia: top-N municipalities by 2007-2015 cases"
+    )
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--no-progress", action="store_true")

@@ -57,7 +57,9 @@ def split_results(five_cities):
 
 # README figures on the DengueNet split (MAE, cases/week, mean over the five cities). Every model but the LSTM is
 # deterministic (least squares, IRLS, fixed-seed trees), so its figure is tested to the printed two decimals.
-@pytest.mark.parametrize(("model", "mae"), [("median_ar", 8.34), ("nb_glm", 8.14), ("gbm", 8.07), ("pooled", 7.87)])
+@pytest.mark.parametrize(
+    ("model", "mae"), [("median_ar", 8.34), ("nb_glm", 8.14), ("gbm", 8.07), ("pooled", 7.87)]
+)
 def test_denguenet_split_mae_of_each_model_is_the_readme_figure(split_results, model, mae):
     assert _mae(split_results[model]) == pytest.approx(mae, abs=0.006)
 
@@ -79,8 +81,18 @@ def dengai_table():
 
 
 # README figures on DengAI (each city's last two labelled years, one week ahead, MAE averaged over the two cities)
-@pytest.mark.parametrize(("model", "mae"), [("persistence", 5.66), ("moving_mean", 7.00), ("seasonal_naive", 18.89),
-                                            ("gbm", 5.49), ("median_ar", 5.95), ("nb_glm", 6.24), ("pooled", 5.74)])
+@pytest.mark.parametrize(
+    ("model", "mae"),
+    [
+        ("persistence", 5.66),
+        ("moving_mean", 7.00),
+        ("seasonal_naive", 18.89),
+        ("gbm", 5.49),
+        ("median_ar", 5.95),
+        ("nb_glm", 6.24),
+        ("pooled", 5.74),
+    ],
+)
 def test_dengai_mae_of_each_model_is_the_readme_figure(dengai_table, model, mae):
     assert dengai_table.loc[model, "mae"] == pytest.approx(mae, abs=0.006)
 
@@ -91,8 +103,14 @@ def test_dengai_lstm_mae_is_within_its_seed_spread(dengai_table):
 
 
 def test_score_computes_mae_rmse_smape_by_hand():
-    fc = pd.DataFrame({"week": pd.to_datetime(["2018-01-06"] * 2 + ["2018-01-13"] * 2), "location": [1, 2, 1, 2],
-                       "observed": [0.0, 10.0, 4.0, 10.0], "forecast": [0.0, 5.0, 2.0, 10.0]})
+    fc = pd.DataFrame(
+        {
+            "week": pd.to_datetime(["2018-01-06"] * 2 + ["2018-01-13"] * 2),
+            "location": [1, 2, 1, 2],
+            "observed": [0.0, 10.0, 4.0, 10.0],
+            "forecast": [0.0, 5.0, 2.0, 10.0],
+        }
+    )
     s = dengue.score(fc)
     assert s.loc[1, "mae"] == pytest.approx(1.0) and s.loc[2, "mae"] == pytest.approx(2.5)
     assert s.loc[1, "rmse"] == pytest.approx(np.sqrt(2.0))
@@ -153,6 +171,8 @@ def test_covariates_load_by_default_when_the_source_has_them(shared_data, five_c
 
 def test_importing_the_dengue_package_is_light():
     code = "import sys, time; t=time.time(); import terralab.dengue; print(time.time()-t, 'torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out[1] == "False"
     assert float(out[0]) < 3.0

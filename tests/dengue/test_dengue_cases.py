@@ -44,7 +44,9 @@ def test_five_city_covariates_and_dengai_load_offline_from_the_embedded_extracts
     cov = dengue.align_covariates(dengue.load_covariates("colombia_denguenet"), cases)
     assert cov.shape == (len(cases), 10) and not cov.isna().any().any()
     assert 15 < cov["temperature"].mean().mean() < 35
-    assert dengue.load_covariates("colombia", [5001, 54001]).shape[1] == 4  # a subset of the five: embedded too
+    assert (
+        dengue.load_covariates("colombia", [5001, 54001]).shape[1] == 4
+    )  # a subset of the five: embedded too
     dengai = dengue.load_cases("dengai")
     assert list(dengai.columns) == ["sj", "iq"] and dengai["sj"].sum() > 0
     assert dengue.load_covariates("dengai").shape[1] == 40

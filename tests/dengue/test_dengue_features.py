@@ -9,16 +9,12 @@ from terralab.dengue import synthetic as S
 from terralab.errors import InvalidInputError
 
 # 3 x 3 test image, grey levels 1..3
-IMG = np.array([[1, 1, 2],
-                [1, 2, 2],
-                [3, 3, 3]])
+IMG = np.array([[1, 1, 2], [1, 2, 2], [3, 3, 3]])
 
 
 def test_glcm_at_0_degrees_matches_the_hand_count():
     # horizontal neighbour pairs: (1,1) (1,2) | (1,2) (2,2) | (3,3) (3,3), each counted both ways
-    expected = np.array([[2, 2, 0],
-                         [2, 2, 0],
-                         [0, 0, 4]])
+    expected = np.array([[2, 2, 0], [2, 2, 0], [0, 0, 4]])
     np.testing.assert_array_equal(F.glcm_matrices(IMG, 3)[:, :, 0], expected)
 
 
@@ -27,10 +23,10 @@ def test_glcm_features_match_the_hand_computation():
     f = F.glcm_features(P)
     # px = py = (1/3, 1/3, 1/3): mu_x = mu_y = 2; i + j - 4 is -2 on (1,1), -1 on (1,2),(2,1), 0 on (2,2), 2 on (3,3)
     assert f["JointAverage"] == pytest.approx(2.0)
-    assert f["ClusterTendency"] == pytest.approx((4 * 2 + 1 * 4 + 4 * 4) / 12)   # 28/12
-    assert f["ClusterShade"] == pytest.approx((-8 * 2 - 1 * 4 + 8 * 4) / 12)      # 1
+    assert f["ClusterTendency"] == pytest.approx((4 * 2 + 1 * 4 + 4 * 4) / 12)  # 28/12
+    assert f["ClusterShade"] == pytest.approx((-8 * 2 - 1 * 4 + 8 * 4) / 12)  # 1
     assert f["ClusterProminence"] == pytest.approx((16 * 2 + 1 * 4 + 16 * 4) / 12)  # 100/12
-    assert f["Idm"] == pytest.approx((2 + 2 + 4) / 12 + (2 + 2) / 12 / 2)          # 10/12
+    assert f["Idm"] == pytest.approx((2 + 2 + 4) / 12 + (2 + 2) / 12 / 2)  # 10/12
     # Q = [[.5,.5,0],[.5,.5,0],[0,0,1]] has eigenvalues 1, 1, 0: MCC = sqrt(1)
     assert f["MCC"] == pytest.approx(1.0)
 
@@ -56,7 +52,9 @@ def test_run_counts_per_direction_and_run_percentage_match_the_hand_count():
     assert [F.glrlm_matrix(IMG, 3, d).sum() for d in F.DIRECTIONS] == [5, 7, 7, 9]
     feats = F.tile_radiomics(IMG.astype(float), 3, (0.5, 3.5))
     assert feats["RunPercentage"] == pytest.approx(28 / 36)
-    assert F.glrlm_features(F.glrlm_matrix(IMG, 3), 9)["ShortRunEmphasis"] == pytest.approx((1 + 1 / 4 + 1 + 1 / 4 + 1 / 9) / 5)
+    assert F.glrlm_features(F.glrlm_matrix(IMG, 3), 9)["ShortRunEmphasis"] == pytest.approx(
+        (1 + 1 / 4 + 1 + 1 / 4 + 1 / 9) / 5
+    )
 
 
 def test_size_zone_matrix_uses_8_connected_zones():
@@ -93,13 +91,17 @@ def test_radiomics_features_give_the_nine_denguenet_features_per_tile():
     flat = cube.copy()
     flat.loc[{"band": "B12"}] = 0.2
     rf = F.radiomics_features(flat, n_tiles=2, value_range=(0.0, 1.0))
-    assert np.allclose(rf.sel(radiomics_feature="MCC"), 1.0) and np.allclose(rf.sel(radiomics_feature="Idm"), 1.0)
+    assert np.allclose(rf.sel(radiomics_feature="MCC"), 1.0) and np.allclose(
+        rf.sel(radiomics_feature="Idm"), 1.0
+    )
 
 
 def test_radiomics_on_real_b12(shared_data):
     from terralab.dengue.imagery import read_reference_scenes
 
-    scenes = read_reference_scenes(shared_data / "dengue/sentinel2_samples/slovenia_eolearn/REFERENCE_SCENES.npy")
+    scenes = read_reference_scenes(
+        shared_data / "dengue/sentinel2_samples/slovenia_eolearn/REFERENCE_SCENES.npy"
+    )
     rad = F.radiomics_features(scenes, n_tiles=4)
     assert rad.shape == (5, 16, 9) and np.isfinite(rad).all()
     r = {k: rad.sel(radiomics_feature=k).to_numpy() for k in F.RADIOMICS_FEATURES}
@@ -138,7 +140,9 @@ def test_vit_loads_local_weights_for_a_timm_model(tmp_path):
 
 def test_image_features_stack_vit_radiomics_and_tile_classes_per_location():
     cubes = S.synthetic_s2_cubes(12, [5001, 76001], size_px=16, n_tiles=2, seed=0)
-    ds = F.image_features(cubes, train_end=cubes["week"].values[7], n_tiles=2, vit_model="vit_micro", image_size=32)
+    ds = F.image_features(
+        cubes, train_end=cubes["week"].values[7], n_tiles=2, vit_model="vit_micro", image_size=32
+    )
     assert isinstance(ds, xr.Dataset)
     assert ds["vit"].dims == ("location", "week", "vit_feature")
     assert ds["radiomics"].shape == (2, 12, 4, 9) and ds["tile_class"].shape == (2, 12, 2, 2)
@@ -151,7 +155,9 @@ def test_feature_pipeline_runs_on_real_sentinel2_scenes(shared_data):
 
     from terralab.dengue.imagery import S2_BANDS, read_reference_scenes
 
-    scenes = read_reference_scenes(shared_data / "dengue/sentinel2_samples/slovenia_eolearn/REFERENCE_SCENES.npy")
+    scenes = read_reference_scenes(
+        shared_data / "dengue/sentinel2_samples/slovenia_eolearn/REFERENCE_SCENES.npy"
+    )
     weeks = pd.date_range("2018-09-15", periods=5, freq="W-SAT", name="week")
     cube = scenes.sel(band=list(S2_BANDS)).rename(time="week").assign_coords(week=weeks)
     ds = F.image_features(cube.expand_dims(location=[5001]), n_tiles=4, vit_model="vit_micro", image_size=64)

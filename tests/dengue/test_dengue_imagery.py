@@ -78,8 +78,9 @@ def fake_earthengine(monkeypatch):
     def compute_pixels(image, region, *, scale_m, crs="EPSG:4326", bands=None):
         calls.append({"image": image, "region": region, "scale_m": scale_m, "crs": crs, "bands": bands})
         data = np.full((len(bands), 4, 5), len(calls), dtype=np.float32)
-        return xr.DataArray(data, dims=("band", "y", "x"),
-                            coords={"band": bands, "y": np.arange(4.0), "x": np.arange(5.0)})
+        return xr.DataArray(
+            data, dims=("band", "y", "x"), coords={"band": bands, "y": np.arange(4.0), "x": np.arange(5.0)}
+        )
 
     fake = types.ModuleType("terralab.earthengine")
     fake.initialize, fake.compute_pixels = initialize, compute_pixels
@@ -105,7 +106,9 @@ def test_ee_request_is_the_least_cloudy_weekly_mosaic_of_a_7_5_km_square(fake_ea
     assert float(cube["cloud_pct"][0]) == 12.5
     lon0, lat0, lon1, lat1 = calls[0]["region"]
     width_km = (lon1 - lon0) * 111.32 * math.cos(math.radians((lat0 + lat1) / 2))
-    assert width_km == pytest.approx(7.5, rel=0.01) and (lat1 - lat0) * 110.574 == pytest.approx(7.5, rel=0.01)
+    assert width_km == pytest.approx(7.5, rel=0.01) and (lat1 - lat0) * 110.574 == pytest.approx(
+        7.5, rel=0.01
+    )
     assert calls[0]["scale_m"] == 10.0
 
 
@@ -238,15 +241,19 @@ def test_thresholds_come_from_the_training_weeks_only():
     brighter[20:] = brighter[20:] * 3
     b = I.cloud_shadow_tiles(brighter, train_end, n_tiles=4)
     assert a.attrs["cloud_threshold"] == b.attrs["cloud_threshold"]
-    assert (b[20:] == I.CLOUD).mean() > 0.9  # later, tripled weeks look like cloud against training thresholds
+    assert (
+        b[20:] == I.CLOUD
+    ).mean() > 0.9  # later, tripled weeks look like cloud against training thresholds
 
 
 def test_hazy_reference_scene_is_replaced_and_clear_scenes_are_kept(shared_data):
-    scenes = I.read_reference_scenes(shared_data / "dengue/sentinel2_samples/slovenia_eolearn/REFERENCE_SCENES.npy")
+    scenes = I.read_reference_scenes(
+        shared_data / "dengue/sentinel2_samples/slovenia_eolearn/REFERENCE_SCENES.npy"
+    )
     assert scenes.dims == ("time", "band", "y", "x") and scenes.sizes["band"] == 13
     flags = I.cloud_shadow_tiles(scenes, n_tiles=4)
-    assert (flags[0] == I.CLOUD).all()            # scene 0: bright haze over everything
-    assert (flags[2:4] == I.CLEAR).all()          # scenes 2 and 3: clear
+    assert (flags[0] == I.CLOUD).all()  # scene 0: bright haze over everything
+    assert (flags[2:4] == I.CLEAR).all()  # scenes 2 and 3: clear
     clean = I.replace_cloud_tiles(scenes, flags)
     vis = ["B02", "B03", "B04"]
     clear_level = float(scenes.sel(band=vis)[2:].mean())

@@ -21,7 +21,9 @@ def test_persistence_and_moving_mean_on_a_linear_trend_lag_by_their_window():
     mm = dengue.score(dengue.backtest(cases, "moving_mean", test_start="2018w01", test_end="2018w10"))
     assert pers["mae"].iloc[0] == pytest.approx(1.0)
     assert mm["mae"].iloc[0] == pytest.approx(2.5)  # mean of t-1..t-4 is t-2.5
-    h3 = dengue.score(dengue.backtest(cases, "persistence", test_start="2018w01", test_end="2018w10", horizon=3))
+    h3 = dengue.score(
+        dengue.backtest(cases, "persistence", test_start="2018w01", test_end="2018w10", horizon=3)
+    )
     assert h3["mae"].iloc[0] == pytest.approx(3.0)
 
 
@@ -39,7 +41,9 @@ def test_median_ar_recovers_an_exact_autoregression():
     for t in range(2, 300):
         y[t] = 20 + 0.6 * y[t - 1] + 0.2 * y[t - 2] + 10 * np.sin(t / 3)
     cases = _frame(np.round(y))  # counts are whole numbers: rounding adds at most ±0.5 of noise
-    fc = dengue.backtest(cases, "median_ar", test_start=cases.index[-20], test_end=cases.index[-1], lookback=3)
+    fc = dengue.backtest(
+        cases, "median_ar", test_start=cases.index[-20], test_end=cases.index[-1], lookback=3
+    )
     persistence = dengue.backtest(cases, "persistence", test_start=cases.index[-20], test_end=cases.index[-1])
     assert dengue.score(fc)["mae"].iloc[0] < 0.2 * dengue.score(persistence)["mae"].iloc[0]
 
@@ -86,7 +90,9 @@ def test_denguenet_has_the_published_branch_shapes():
     net = model.nets_[1]
     branch_sizes = [[layer.hidden_size for layer in br.layers] for br in net.branches]
     assert branch_sizes == [[60, 30, 5], [60, 30, 5]]
-    assert net.dense[0].in_features == 10 and net.dense[0].out_features == 30 and net.dense[2].out_features == 1
+    assert (
+        net.dense[0].in_features == 10 and net.dense[0].out_features == 30 and net.dense[2].out_features == 1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +100,27 @@ def synthetic_images():
     """Cases driven by rain 2 weeks earlier; cubes whose greenness shows that rain, and cubes that show noise."""
     import terralab.dengue.features as F
 
-    ds = S.synthetic_dengue_dataset(n_weeks=150, locations=1, size_px=24, n_tiles=3, seed=2, ar=0.0, noise_sd=0.05,
-                                    rain_effect=1.0, season_amplitude=0.5, rain_lag_weeks=2)
+    ds = S.synthetic_dengue_dataset(
+        n_weeks=150,
+        locations=1,
+        size_px=24,
+        n_tiles=3,
+        seed=2,
+        ar=0.0,
+        noise_sd=0.05,
+        rain_effect=1.0,
+        season_amplitude=0.5,
+        rain_lag_weeks=2,
+    )
     cases = ds["cases"]
     train_end = cases.index[-17]
-    informative = F.image_features(ds["images"], train_end=train_end, n_tiles=3, vit_model="vit_micro",
-                                   image_size=64)
+    informative = F.image_features(
+        ds["images"], train_end=train_end, n_tiles=3, vit_model="vit_micro", image_size=64
+    )
     noise = S.synthetic_s2_cubes(cases.index, [1], size_px=24, n_tiles=3, seed=9)
-    uninformative = F.image_features(noise, train_end=train_end, n_tiles=3, vit_model="vit_micro", image_size=64)
+    uninformative = F.image_features(
+        noise, train_end=train_end, n_tiles=3, vit_model="vit_micro", image_size=64
+    )
     return cases, informative, uninformative
 
 
@@ -112,7 +131,9 @@ def test_denguenet_learns_from_images_that_carry_the_driver(synthetic_images):
     kw = {"test_start": start, "test_end": end, "model_params": {"epochs": 80}}
     good = dengue.score(dengue.backtest(cases, "denguenet", images=informative, **kw))["mae"].iloc[0]
     blind = dengue.score(dengue.backtest(cases, "denguenet", images=uninformative, **kw))["mae"].iloc[0]
-    train_mean = (cases.loc[start:end] - cases.loc[: start - pd.Timedelta(weeks=1)].mean()).abs().mean().iloc[0]
+    train_mean = (
+        (cases.loc[start:end] - cases.loc[: start - pd.Timedelta(weeks=1)].mean()).abs().mean().iloc[0]
+    )
     assert good < 0.8 * train_mean
     assert good < 0.8 * blind
 
@@ -128,8 +149,13 @@ def test_unknown_model_and_bad_parameters_are_refused():
     with pytest.raises(InvalidInputError, match="available"):
         dengue.backtest(cases, "prophet", test_start=cases.index[-4], test_end=cases.index[-1])
     with pytest.raises(InvalidInputError):
-        dengue.backtest(cases, "moving_mean", test_start=cases.index[-4], test_end=cases.index[-1],
-                        model_params={"window": 3})
+        dengue.backtest(
+            cases,
+            "moving_mean",
+            test_start=cases.index[-4],
+            test_end=cases.index[-1],
+            model_params={"window": 3},
+        )
 
 
 def test_gbm_learns_the_change_so_it_can_forecast_counts_above_any_it_was_trained_on():
@@ -139,8 +165,12 @@ def test_gbm_learns_the_change_so_it_can_forecast_counts_above_any_it_was_traine
     fc = dengue.backtest(cases, "gbm", test_start=cases.index[-10], test_end=cases.index[-1])
     train_max = cases.loc[: cases.index[-11], 1].max()
     assert (fc["forecast"] > train_max).all()
-    assert dengue.score(fc)["mae"].iloc[0] < dengue.score(dengue.backtest(
-        cases, "persistence", test_start=cases.index[-10], test_end=cases.index[-1]))["mae"].iloc[0]
+    assert (
+        dengue.score(fc)["mae"].iloc[0]
+        < dengue.score(
+            dengue.backtest(cases, "persistence", test_start=cases.index[-10], test_end=cases.index[-1])
+        )["mae"].iloc[0]
+    )
 
 
 def test_gbm_is_deterministic():
@@ -189,7 +219,9 @@ def test_lstm_training_budget_in_steps_is_the_same_for_one_series_and_many():
     with unittest.mock.patch.object(M, "_train_quantiles", spy):
         for n_loc in (1, 20):
             cases = S.synthetic_cases(200, n_loc, seed=4)
-            M.LSTMForecaster(steps=300, batch_size=64).fit(M.Panel(cases, horizon=1, lookback=5), cases.index[-2])
+            M.LSTMForecaster(steps=300, batch_size=64).fit(
+                M.Panel(cases, horizon=1, lookback=5), cases.index[-2]
+            )
     (n1, e1), (n20, e20) = sorted(calls.items())
     assert e1 * np.ceil(n1 / 64) >= 300 > (e1 - 1) * np.ceil(n1 / 64)
     assert e20 * np.ceil(n20 / 64) >= 300 > (e20 - 1) * np.ceil(n20 / 64)
@@ -212,6 +244,7 @@ def test_pooled_covariate_features_are_the_means_of_weeks_t_minus_3_to_t_and_t_m
     np.testing.assert_allclose(model._cov[:, 1, 0], recent, equal_nan=True)
     np.testing.assert_allclose(model._cov[:, 1, 1], earlier, equal_nan=True)
     # and the model with covariates fits and forecasts without look-ahead (guarded for every model above)
-    fc = dengue.backtest(cases, M.Pooled(covariates=True), covariates=cov, test_start=cases.index[-8],
-                         test_end=cases.index[-1])
+    fc = dengue.backtest(
+        cases, M.Pooled(covariates=True), covariates=cov, test_start=cases.index[-8], test_end=cases.index[-1]
+    )
     assert np.isfinite(fc["forecast"]).all()

@@ -13,7 +13,12 @@ from terralab.errors import InvalidInputError
 
 def test_quantiles_are_the_hubs_23_levels_with_their_column_names():
     assert len(dengue.QUANTILES) == 23
-    assert dengue.QUANTILES[:4] == (0.01, 0.025, 0.05, 0.1) and dengue.QUANTILES[-4:] == (0.9, 0.95, 0.975, 0.99)
+    assert dengue.QUANTILES[:4] == (0.01, 0.025, 0.05, 0.1) and dengue.QUANTILES[-4:] == (
+        0.9,
+        0.95,
+        0.975,
+        0.99,
+    )
     assert 0.5 in dengue.QUANTILES
     assert np.allclose(np.array(dengue.QUANTILES) + np.array(dengue.QUANTILES[::-1]), 1.0)
     names = [P.quantile_column(q) for q in dengue.QUANTILES]
@@ -58,11 +63,12 @@ def test_wis_agrees_with_the_scoringrules_library():
     q = np.sort(rng.gamma(2.0, 15.0, size=(300, 23)), axis=1)
     y = rng.negative_binomial(3, 0.1, size=300).astype(float)
     alphas = 2 * levels[:11]
-    intervals = np.asarray(sr.interval_score(y, q[:, :11], q[:, 22:11:-1], alphas,
-                                             backend="numpy"))
+    intervals = np.asarray(sr.interval_score(y, q[:, :11], q[:, 22:11:-1], alphas, backend="numpy"))
     total = 0.5 * np.abs(y - q[:, 11]) + (alphas / 2 * intervals).sum(axis=1)
     assert P.wis(y, q, levels) == pytest.approx(total / 11.5, rel=1e-12)
-    pinball = np.stack([np.asarray(sr.quantile_score(y, q[:, j], levels[j], backend="numpy")) for j in range(23)], 1)
+    pinball = np.stack(
+        [np.asarray(sr.quantile_score(y, q[:, j], levels[j], backend="numpy")) for j in range(23)], 1
+    )
     assert P.wis(y, q, levels) == pytest.approx(pinball.sum(axis=1) / 11.5, rel=1e-12)
 
 
@@ -108,9 +114,18 @@ def _two_models(shift):
     for k, (m, extra) in enumerate((("a", 0.0), ("b", shift))):
         for o, loc, y, noise in truth:
             centre = y + noise[k] + extra
-            rows.append({"model": m, "location": loc, "origin": o, "horizon": 1, "week": o, "observed": y,
-                         "forecast": centre, **{P.quantile_column(t): centre + 5 * (t - 0.5) for t in
-                                                dengue.QUANTILES}})
+            rows.append(
+                {
+                    "model": m,
+                    "location": loc,
+                    "origin": o,
+                    "horizon": 1,
+                    "week": o,
+                    "observed": y,
+                    "forecast": centre,
+                    **{P.quantile_column(t): centre + 5 * (t - 0.5) for t in dengue.QUANTILES},
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -119,8 +134,11 @@ def test_paired_test_finds_a_real_difference_and_not_an_absent_one():
     assert clear["ratio"] < 0.8 and clear["p_value"] < 0.01 and clear["p_bootstrap"] < 0.01
     assert clear["n_origins"] == 60 and clear["n_pairs"] == 120
     same = _two_models(0.0)
-    same.loc[same["model"] == "b", [c for c in same.columns if c.startswith("q") or c == "forecast"]] = \
-        same.loc[same["model"] == "a", [c for c in same.columns if c.startswith("q") or c == "forecast"]].to_numpy()
+    same.loc[same["model"] == "b", [c for c in same.columns if c.startswith("q") or c == "forecast"]] = (
+        same.loc[
+            same["model"] == "a", [c for c in same.columns if c.startswith("q") or c == "forecast"]
+        ].to_numpy()
+    )
     tie = dengue.paired_test(same, "a", "b")
     assert tie["ratio"] == pytest.approx(1.0) and tie["p_value"] == pytest.approx(1.0)
 
@@ -128,11 +146,15 @@ def test_paired_test_finds_a_real_difference_and_not_an_absent_one():
 def test_score_adds_wis_coverage_and_wis_relative_to_a_named_baseline():
     frame = _two_models(6.0)
     table = dengue.score(frame, by=["horizon"], baseline="b")
-    assert {"wis", "coverage_50", "coverage_90", "mae", "rmse", "smape", "rel_wis", "rel_mae"} <= set(table.columns)
+    assert {"wis", "coverage_50", "coverage_90", "mae", "rmse", "smape", "rel_wis", "rel_mae"} <= set(
+        table.columns
+    )
     assert table.loc[("b", 1), "rel_wis"] == pytest.approx(1.0)
     y, q, lv = P._arrays(frame[frame["model"] == "a"])
     assert table.loc[("a", 1), "wis"] == pytest.approx(P.wis(y, q, lv).mean())
-    assert table.loc[("a", 1), "rel_wis"] == pytest.approx(table.loc[("a", 1), "wis"] / table.loc[("b", 1), "wis"])
+    assert table.loc[("a", 1), "rel_wis"] == pytest.approx(
+        table.loc[("a", 1), "wis"] / table.loc[("b", 1), "wis"]
+    )
     per_location = dengue.score(frame)  # default: by location, model first
     assert per_location.index.names == ["model", "location"]
     with pytest.raises(InvalidInputError, match="baseline"):
@@ -152,8 +174,16 @@ def synthetic_panel():
 def test_every_model_gives_23_monotone_non_negative_quantiles(synthetic_panel, name):
     cases, cov = synthetic_panel
     params = {"epochs": 2} if name == "lstm" else None
-    fc = dengue.backtest(cases, name, covariates=cov, test_start=cases.index[-20], test_end=cases.index[-1],
-                         horizon=2, quantiles=dengue.QUANTILES, model_params=params)
+    fc = dengue.backtest(
+        cases,
+        name,
+        covariates=cov,
+        test_start=cases.index[-20],
+        test_end=cases.index[-1],
+        horizon=2,
+        quantiles=dengue.QUANTILES,
+        model_params=params,
+    )
     cols = [P.quantile_column(q) for q in dengue.QUANTILES]
     assert list(fc.columns) == ["week", "location", "observed", "forecast"] + cols
     q = fc[cols].to_numpy()
@@ -166,8 +196,9 @@ def test_persistence_quantiles_are_its_past_errors_at_that_horizon():
     index = dengue.week_index("2015w01", (2017, 16))
     cases = pd.DataFrame({1: np.resize([10.0, 20.0], len(index))}, index=index)
     # one week ahead the count flips by ±10: past errors are +10 and -10, half each
-    fc = dengue.backtest(cases, "persistence", test_start=cases.index[-6], test_end=cases.index[-1],
-                         quantiles=[0.1, 0.5, 0.9])
+    fc = dengue.backtest(
+        cases, "persistence", test_start=cases.index[-6], test_end=cases.index[-1], quantiles=[0.1, 0.5, 0.9]
+    )
     for _, row in fc.iterrows():
         assert row["q0.1"] == pytest.approx(max(row["forecast"] - 10, 0))
         assert row["q0.9"] == pytest.approx(row["forecast"] + 10)
@@ -178,8 +209,14 @@ def test_nb_glm_quantiles_are_those_of_its_negative_binomial():
 
     cases = S.synthetic_cases(260, 1, seed=6)
     model = M.NegBinGLM()
-    fc = dengue.backtest(cases, model, covariates=False, test_start=cases.index[-5], test_end=cases.index[-1],
-                         quantiles=[0.1, 0.9])
+    fc = dengue.backtest(
+        cases,
+        model,
+        covariates=False,
+        test_start=cases.index[-5],
+        test_end=cases.index[-1],
+        quantiles=[0.1, 0.9],
+    )
     a = model.alpha_[1]
     mu = fc["forecast"].to_numpy()
     expected = stats.nbinom.ppf(0.9, 1 / a, 1 / (1 + a * mu))
@@ -201,5 +238,6 @@ def test_numpy_irls_gives_statsmodels_glm_estimates():
 def test_quantile_levels_are_checked_by_backtest():
     cases = S.synthetic_cases(120, 1)
     with pytest.raises(InvalidInputError, match="between 0 and 1"):
-        dengue.backtest(cases, "persistence", test_start=cases.index[-4], test_end=cases.index[-1],
-                        quantiles=[0.5, 1.2])
+        dengue.backtest(
+            cases, "persistence", test_start=cases.index[-4], test_end=cases.index[-1], quantiles=[0.5, 1.2]
+        )

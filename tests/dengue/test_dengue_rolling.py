@@ -23,19 +23,38 @@ def synthetic():
 
 @pytest.fixture(scope="module")
 def rolled(synthetic):
-    return dengue.rolling_backtest(synthetic, ["persistence", "nb_glm", "pooled", "ensemble"], "2016w01", "2016w26",
-                                   n_jobs=1, progress=False, covariates=False)
+    return dengue.rolling_backtest(
+        synthetic,
+        ["persistence", "nb_glm", "pooled", "ensemble"],
+        "2016w01",
+        "2016w26",
+        n_jobs=1,
+        progress=False,
+        covariates=False,
+    )
 
 
 def test_rolling_backtest_forecasts_every_target_week_at_every_horizon(rolled, synthetic):
-    assert list(rolled.columns[:7]) == ["model", "location", "origin", "horizon", "week", "observed", "forecast"]
+    assert list(rolled.columns[:7]) == [
+        "model",
+        "location",
+        "origin",
+        "horizon",
+        "week",
+        "observed",
+        "forecast",
+    ]
     assert list(rolled.columns[7:]) == QCOLS
     assert list(dict.fromkeys(rolled["model"])) == ["persistence", "nb_glm", "pooled", "ensemble"]
     assert len(rolled) == 4 * 3 * 26 * 4  # models × locations × target weeks × horizons
     assert (rolled["week"] - rolled["origin"] == pd.to_timedelta(rolled["horizon"] * 7, unit="D")).all()
-    assert rolled["week"].min() == dengue.week_end("2016w01") and rolled["week"].max() == dengue.week_end("2016w26")
+    assert rolled["week"].min() == dengue.week_end("2016w01") and rolled["week"].max() == dengue.week_end(
+        "2016w26"
+    )
     obs = synthetic.stack()
-    assert (rolled["observed"].to_numpy() == obs.loc[list(zip(rolled["week"], rolled["location"]))].to_numpy()).all()
+    assert (
+        rolled["observed"].to_numpy() == obs.loc[list(zip(rolled["week"], rolled["location"]))].to_numpy()
+    ).all()
     q = rolled[QCOLS].to_numpy()
     assert (q >= 0).all() and (np.diff(q, axis=1) >= 0).all()
 
@@ -60,7 +79,9 @@ class _Spy(M.Persistence):
 
 def test_each_refit_sees_only_the_weeks_up_to_the_last_origin_it_serves(synthetic):
     _Spy.seen.clear()
-    dengue.rolling_backtest(synthetic, [_Spy()], "2016w01", "2016w26", n_jobs=1, progress=False, quantiles=None)
+    dengue.rolling_backtest(
+        synthetic, [_Spy()], "2016w01", "2016w26", n_jobs=1, progress=False, quantiles=None
+    )
     refits = [dengue.week_end(w) for w in ("2015w49", "2016w10", "2016w23")]
     ends = [refits[1] - pd.Timedelta(weeks=1), refits[2] - pd.Timedelta(weeks=1), dengue.week_end("2016w25")]
     assert sorted({(r, e) for r, e, _ in _Spy.seen}) == list(zip(refits, ends))
@@ -69,8 +90,14 @@ def test_each_refit_sees_only_the_weeks_up_to_the_last_origin_it_serves(syntheti
 
 @pytest.mark.parametrize("name", ["persistence", "nb_glm", "pooled", "gbm", "lstm"])
 def test_changing_later_weeks_moves_no_forecast_made_before_them(synthetic, name):
-    kw = {"start": "2016w01", "end": "2016w20", "n_jobs": 1, "progress": False, "covariates": False,
-          "model_params": {"lstm": {"steps": 30, "batch_size": 64}}}
+    kw = {
+        "start": "2016w01",
+        "end": "2016w20",
+        "n_jobs": 1,
+        "progress": False,
+        "covariates": False,
+        "model_params": {"lstm": {"steps": 30, "batch_size": 64}},
+    }
     base = dengue.rolling_backtest(synthetic, [name], **kw)
     cut = dengue.week_end("2016w08")
     changed = synthetic.copy()
@@ -92,17 +119,33 @@ def test_ensemble_is_the_quantile_wise_mean_of_its_members(rolled):
 
 
 def test_ensemble_can_take_the_quantile_wise_median_of_its_members(synthetic):
-    fc = dengue.rolling_backtest(synthetic, ["persistence", "moving_mean", "nb_glm", "ensemble"], "2016w01",
-                                 "2016w08", n_jobs=1, progress=False, covariates=False,
-                                 ensemble_members=["persistence", "moving_mean", "nb_glm"], ensemble_how="median")
+    fc = dengue.rolling_backtest(
+        synthetic,
+        ["persistence", "moving_mean", "nb_glm", "ensemble"],
+        "2016w01",
+        "2016w08",
+        n_jobs=1,
+        progress=False,
+        covariates=False,
+        ensemble_members=["persistence", "moving_mean", "nb_glm"],
+        ensemble_how="median",
+    )
     keys = ["location", "origin", "horizon"]
     members = fc[fc["model"] != "ensemble"].groupby(keys)[QCOLS].median().sort_index()
     ens = fc[fc["model"] == "ensemble"].set_index(keys)[QCOLS].sort_index()
     np.testing.assert_allclose(ens.to_numpy(), np.sort(members.to_numpy(), axis=1))
     assert fc.attrs["quantile_method"]["ensemble"].startswith("quantile-wise median")
     with pytest.raises(InvalidInputError, match="ensemble_how"):
-        dengue.rolling_backtest(synthetic, ["nb_glm", "pooled", "ensemble"], "2016w01", "2016w08", n_jobs=1,
-                                progress=False, covariates=False, ensemble_how="trimmed")
+        dengue.rolling_backtest(
+            synthetic,
+            ["nb_glm", "pooled", "ensemble"],
+            "2016w01",
+            "2016w08",
+            n_jobs=1,
+            progress=False,
+            covariates=False,
+            ensemble_how="trimmed",
+        )
 
 
 def test_the_lstm_is_fitted_once_per_refit_for_all_four_horizons(synthetic, monkeypatch):
@@ -114,8 +157,16 @@ def test_the_lstm_is_fitted_once_per_refit_for_all_four_horizons(synthetic, monk
         return original(self, panel, train_end, horizons)
 
     monkeypatch.setattr(M.LSTMForecaster, "_fit", counting)
-    fc = dengue.rolling_backtest(synthetic, ["lstm"], "2016w01", "2016w26", n_jobs=1, progress=False,
-                                 covariates=False, model_params={"lstm": {"steps": 20}})
+    fc = dengue.rolling_backtest(
+        synthetic,
+        ["lstm"],
+        "2016w01",
+        "2016w26",
+        n_jobs=1,
+        progress=False,
+        covariates=False,
+        model_params={"lstm": {"steps": 20}},
+    )
     # three refits, one network each; the last serves origins 2016w23-w25, too late for a 4-week forecast in 2016w26
     assert [h for _, h in fits] == [(1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3)]
     assert set(fc["horizon"]) == {1, 2, 3, 4} and fc.attrs["cpu_seconds"]["lstm"] > 0
@@ -131,20 +182,29 @@ def test_parallel_workers_give_the_serial_result(synthetic):
 # --------------------------------------------------------------------------------------------------
 # bad input
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"quantiles": [0.1, 0.5, 1.0]}, "between 0 and 1"),
-    ({"quantiles": [0.9, 0.5, 0.1]}, "increasing"),
-    ({"start": "2016w20", "end": "2016w10"}, "after"),
-    ({"horizons": (0, 1)}, "horizon must be ≥ 1"),
-    ({"horizons": (1.5,)}, "horizon must be a whole number"),
-    ({"refit_every_weeks": 0}, "refit_every_weeks must be ≥ 1"),
-    ({"refit_every_weeks": 2.5}, "refit_every_weeks must be a whole number"),
-    ({"models": ["denguenet"]}, "image"),
-    ({"models": ["prophet"]}, "unknown model"),
-    ({"models": ["persistence", "ensemble"]}, "ensemble needs"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"quantiles": [0.1, 0.5, 1.0]}, "between 0 and 1"),
+        ({"quantiles": [0.9, 0.5, 0.1]}, "increasing"),
+        ({"start": "2016w20", "end": "2016w10"}, "after"),
+        ({"horizons": (0, 1)}, "horizon must be ≥ 1"),
+        ({"horizons": (1.5,)}, "horizon must be a whole number"),
+        ({"refit_every_weeks": 0}, "refit_every_weeks must be ≥ 1"),
+        ({"refit_every_weeks": 2.5}, "refit_every_weeks must be a whole number"),
+        ({"models": ["denguenet"]}, "image"),
+        ({"models": ["prophet"]}, "unknown model"),
+        ({"models": ["persistence", "ensemble"]}, "ensemble needs"),
+    ],
+)
 def test_bad_settings_are_refused(synthetic, kwargs, match):
-    kw = {"models": ["persistence"], "start": "2016w01", "end": "2016w10", "progress": False, "n_jobs": 1} | kwargs
+    kw = {
+        "models": ["persistence"],
+        "start": "2016w01",
+        "end": "2016w10",
+        "progress": False,
+        "n_jobs": 1,
+    } | kwargs
     with pytest.raises(InvalidInputError, match=match):
         dengue.rolling_backtest(synthetic, **kw)
 
@@ -154,7 +214,7 @@ def test_location_with_too_few_weeks_before_the_first_origin_is_refused(syntheti
     late.loc[: dengue.week_end("2015w45"), 2] = np.nan  # location 2 starts four weeks before the first origin
     with pytest.raises(InvalidInputError, match=r"location 2 has 4 week\(s\).*lookback \+ horizon = 9"):
         dengue.rolling_backtest(late, ["persistence"], "2016w01", "2016w10", progress=False, n_jobs=1)
-    short = synthetic.loc[dengue.week_end("2015w40"):]
+    short = synthetic.loc[dengue.week_end("2015w40") :]
     with pytest.raises(InvalidInputError, match="needs"):
         dengue.rolling_backtest(short, ["pooled"], "2016w01", "2016w10", progress=False, n_jobs=1)
 
@@ -172,8 +232,10 @@ def test_negative_or_fractional_counts_are_refused(synthetic, value, match):
 # --------------------------------------------------------------------------------------------------
 def test_denguenet_split_best_mae_is_the_pooled_models(shared_data):
     five = dengue.load_cases()
-    maes = {m: dengue.score(dengue.backtest(five, m))["mae"].mean() for m in
-            ("persistence", "moving_mean", "nb_glm", "pooled")}
+    maes = {
+        m: dengue.score(dengue.backtest(five, m))["mae"].mean()
+        for m in ("persistence", "moving_mean", "nb_glm", "pooled")
+    }
     assert maes["pooled"] == pytest.approx(7.87, abs=0.006)  # deterministic (least squares), as printed
     assert maes["pooled"] < min(v for k, v in maes.items() if k != "pooled")
 
@@ -191,9 +253,15 @@ def colombia_100(shared_data, tmp_path_factory):
         mp.setenv("TERRALAB_DATA_MIRROR", str(shared_data))
         mp.setenv("TERRALAB_CACHE", str(tmp_path_factory.mktemp("terralab-cache")))
         cases = dengue.top_locations(dengue.load_cases("colombia"), 100, end="2015w52")
-    return dengue.rolling_backtest(cases, ["persistence", "moving_mean", "seasonal_naive", "gbm", "nb_glm", "pooled",
-                                           "ensemble"], "2016w01", "2019w52", n_jobs=2, progress=False,
-                                   covariates=False)
+    return dengue.rolling_backtest(
+        cases,
+        ["persistence", "moving_mean", "seasonal_naive", "gbm", "nb_glm", "pooled", "ensemble"],
+        "2016w01",
+        "2019w52",
+        n_jobs=2,
+        progress=False,
+        covariates=False,
+    )
 
 
 @pytest.mark.slow
@@ -207,17 +275,27 @@ def test_colombia_100_rolling_evaluation_covers_every_origin_and_uses_the_chosen
 
 # README figures, 100 Colombian municipalities 2016-2019 (as benchmarks/dengue_rolling.py prints them)
 @pytest.mark.slow
-@pytest.mark.parametrize(("model", "wis", "rel_wis", "coverage_50", "coverage_90"), [
-    ("persistence", 2.469, 1.000, 0.634, 0.914),
-    ("moving_mean", 2.647, 1.072, 0.582, 0.898),
-    ("seasonal_naive", 7.440, 3.013, 0.599, 0.893),
-    ("gbm", 2.069, 0.838, 0.502, 0.898),
-    ("nb_glm", 2.118, 0.858, 0.662, 0.933),
-    ("pooled", 2.207, 0.894, 0.501, 0.897),
-    ("ensemble", 2.057, 0.833, 0.495, 0.898),  # goal WIS <= 0.85 x best baseline: met; 90 % coverage 0.85-0.95: met
-])
-def test_colombia_100_wis_and_coverage_are_the_readme_figures(colombia_100, model, wis, rel_wis, coverage_50,
-                                                              coverage_90):
+@pytest.mark.parametrize(
+    ("model", "wis", "rel_wis", "coverage_50", "coverage_90"),
+    [
+        ("persistence", 2.469, 1.000, 0.634, 0.914),
+        ("moving_mean", 2.647, 1.072, 0.582, 0.898),
+        ("seasonal_naive", 7.440, 3.013, 0.599, 0.893),
+        ("gbm", 2.069, 0.838, 0.502, 0.898),
+        ("nb_glm", 2.118, 0.858, 0.662, 0.933),
+        ("pooled", 2.207, 0.894, 0.501, 0.897),
+        (
+            "ensemble",
+            2.057,
+            0.833,
+            0.495,
+            0.898,
+        ),  # goal WIS <= 0.85 x best baseline: met; 90 % coverage 0.85-0.95: met
+    ],
+)
+def test_colombia_100_wis_and_coverage_are_the_readme_figures(
+    colombia_100, model, wis, rel_wis, coverage_50, coverage_90
+):
     row = dengue.score(colombia_100, by=[], baseline="persistence").loc[model]
     assert row["wis"] == pytest.approx(wis, abs=0.0006)
     assert row["rel_wis"] == pytest.approx(rel_wis, abs=0.0006)
@@ -226,14 +304,17 @@ def test_colombia_100_wis_and_coverage_are_the_readme_figures(colombia_100, mode
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("model", "ratio", "lo", "hi"), [("ensemble", 0.834, 0.814, 0.850),
-                                                        ("gbm", 0.837, 0.822, 0.854),
-                                                        ("pooled", 0.895, 0.863, 0.923)])
+@pytest.mark.parametrize(
+    ("model", "ratio", "lo", "hi"),
+    [("ensemble", 0.834, 0.814, 0.850), ("gbm", 0.837, 0.822, 0.854), ("pooled", 0.895, 0.863, 0.923)],
+)
 def test_colombia_100_paired_test_against_persistence(colombia_100, model, ratio, lo, hi):
     t = dengue.paired_test(colombia_100, model, "persistence")
     assert t["n_origins"] == 211
     assert t["ratio"] == pytest.approx(ratio, abs=0.0006)
-    assert t["ratio_ci95"][0] == pytest.approx(lo, abs=0.0006) and t["ratio_ci95"][1] == pytest.approx(hi, abs=0.0006)
+    assert t["ratio_ci95"][0] == pytest.approx(lo, abs=0.0006) and t["ratio_ci95"][1] == pytest.approx(
+        hi, abs=0.0006
+    )
     assert t["p_value"] < 1e-10 and t["p_bootstrap"] < 0.05  # printed: p = 1.3e-30 / 1.5e-27 / 1.9e-13
 
 
@@ -256,8 +337,9 @@ def _single_series_rolling(shared_data, tmp_path_factory, source):
         mp.setenv("TERRALAB_DATA_MIRROR", str(shared_data))
         mp.setenv("TERRALAB_CACHE", str(tmp_path_factory.mktemp("terralab-cache")))
         if source == "rio":
-            return dengue.rolling_backtest(dengue.load_cases("rio"), models, "2018w01", "2023w52", covariates=False,
-                                           **kw)
+            return dengue.rolling_backtest(
+                dengue.load_cases("rio"), models, "2018w01", "2023w52", covariates=False, **kw
+            )
         frames = []
         for city in ("sj", "iq"):
             cases = dengue.load_cases("dengai", [city])
@@ -267,12 +349,22 @@ def _single_series_rolling(shared_data, tmp_path_factory, source):
 
 # README figures (benchmarks/dengue_rolling.py --source rio / --source dengai print the same, to three decimals)
 @pytest.mark.slow
-@pytest.mark.parametrize(("source", "persistence_wis", "ensemble_wis", "rel_wis", "coverage_90"), [
-    ("rio", 42.749, 27.085, 0.634, 0.848),
-    ("dengai", 5.275, 4.463, 0.846, 0.840),  # 90 % coverage below the 0.85-0.95 goal on these single series
-])
-def test_single_series_sources_rolling_ensemble_figures(shared_data, tmp_path_factory, source, persistence_wis,
-                                                        ensemble_wis, rel_wis, coverage_90):
+@pytest.mark.parametrize(
+    ("source", "persistence_wis", "ensemble_wis", "rel_wis", "coverage_90"),
+    [
+        ("rio", 42.749, 27.085, 0.634, 0.848),
+        (
+            "dengai",
+            5.275,
+            4.463,
+            0.846,
+            0.840,
+        ),  # 90 % coverage below the 0.85-0.95 goal on these single series
+    ],
+)
+def test_single_series_sources_rolling_ensemble_figures(
+    shared_data, tmp_path_factory, source, persistence_wis, ensemble_wis, rel_wis, coverage_90
+):
     fc = _single_series_rolling(shared_data, tmp_path_factory, source)
     table = dengue.score(fc, by=[], baseline="persistence")
     assert table.loc[["persistence", "moving_mean", "seasonal_naive"], "wis"].idxmin() == "persistence"

@@ -18,8 +18,17 @@ def test_synthetic_cases_are_reproducible_weekly_counts_with_their_truth():
 
 
 def test_synthetic_counts_follow_the_negative_binomial_mean_and_variance():
-    cases = S.synthetic_cases(3000, 1, seed=0, season_amplitude=0.0, rain_effect=0.0, ar=0.0, noise_sd=0.0,
-                              base_rate=50.0, dispersion=0.1)
+    cases = S.synthetic_cases(
+        3000,
+        1,
+        seed=0,
+        season_amplitude=0.0,
+        rain_effect=0.0,
+        ar=0.0,
+        noise_sd=0.0,
+        base_rate=50.0,
+        dispersion=0.1,
+    )
     y = cases[1].to_numpy()
     assert y.mean() == pytest.approx(50, rel=0.05)
     assert y.var() == pytest.approx(50 + 0.1 * 50**2, rel=0.15)
@@ -39,12 +48,14 @@ def test_synthetic_cube_clouds_are_bright_and_shadows_dark():
     tc = ds["tile_class"].to_numpy()
     edges = 8
     w, i, j = np.argwhere(tc == 1)[0]
-    tile = ds["cube"][w, :, i * edges:(i + 1) * edges, j * edges:(j + 1) * edges]
+    tile = ds["cube"][w, :, i * edges : (i + 1) * edges, j * edges : (j + 1) * edges]
     assert float(tile.mean()) > 0.5
     clear_tiles = np.argwhere(tc == 0)[0]
     w, i, j = clear_tiles
-    np.testing.assert_array_equal(ds["cube"][w, :, i * edges:(i + 1) * edges, j * edges:(j + 1) * edges],
-                                  ds["clear"][w, :, i * edges:(i + 1) * edges, j * edges:(j + 1) * edges])
+    np.testing.assert_array_equal(
+        ds["cube"][w, :, i * edges : (i + 1) * edges, j * edges : (j + 1) * edges],
+        ds["clear"][w, :, i * edges : (i + 1) * edges, j * edges : (j + 1) * edges],
+    )
 
 
 def test_greener_vegetation_follows_the_driver():

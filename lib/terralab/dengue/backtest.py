@@ -73,8 +73,9 @@ def _resolve_covariates(covariates, cases: pd.DataFrame, model: Forecaster):
     return _cases.align_covariates(covariates, cases)
 
 
-def _resolve_images(images, cases: pd.DataFrame, model: Forecaster, train_end: pd.Timestamp, seed: int,
-                    progress: bool):
+def _resolve_images(
+    images, cases: pd.DataFrame, model: Forecaster, train_end: pd.Timestamp, seed: int, progress: bool
+):
     if not model.uses_images:
         return None
     if images is None:
@@ -90,8 +91,10 @@ def _resolve_images(images, cases: pd.DataFrame, model: Forecaster, train_end: p
     if isinstance(images, xr.DataArray):
         images = image_features(images, train_end=train_end, seed=seed, progress=progress)
     if not isinstance(images, xr.Dataset) or "location" not in images.dims or "week" not in images.dims:
-        raise InvalidInputError("images must be a DataArray (location, week, band, y, x) or a feature Dataset with "
-                                "dims location and week")
+        raise InvalidInputError(
+            "images must be a DataArray (location, week, band, y, x) or a feature Dataset with "
+            "dims location and week"
+        )
     have = set(images["location"].to_numpy().tolist())
     lacking = [c for c in cases.columns if c not in have]
     if lacking:
@@ -99,13 +102,16 @@ def _resolve_images(images, cases: pd.DataFrame, model: Forecaster, train_end: p
     return images
 
 
-def _check_window(cases: pd.DataFrame, test_start, test_end, horizon: int, lookback: int,
-                  model: Forecaster) -> tuple[pd.Timestamp, pd.Timestamp]:
+def _check_window(
+    cases: pd.DataFrame, test_start, test_end, horizon: int, lookback: int, model: Forecaster
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     start, end = _weeks.week_end(test_start, week53="raise"), _weeks.week_end(test_end, week53="raise")
     first, last = cases.index[0], cases.index[-1]
     span = f"{_weeks.week_label(first)}–{_weeks.week_label(last)}"
     if end < start:
-        raise InvalidInputError(f"test_end {_weeks.week_label(end)} is before test_start {_weeks.week_label(start)}")
+        raise InvalidInputError(
+            f"test_end {_weeks.week_label(end)} is before test_start {_weeks.week_label(start)}"
+        )
     if start < first or end > last:
         raise InvalidInputError(
             f"test window {_weeks.week_label(start)}–{_weeks.week_label(end)} lies outside the data ({span}); "
@@ -125,10 +131,21 @@ def _check_window(cases: pd.DataFrame, test_start, test_end, horizon: int, lookb
     return start, end
 
 
-def backtest(cases: pd.DataFrame | str, model: str | Forecaster = "persistence", covariates=None, images=None,
-             test_start="2018w37", test_end="2018w52", horizon: int = 1, lookback: int = 5, seed: int = 0, *,
-             model_params: Mapping[str, Any] | None = None, progress: bool = False,
-             quantiles: Sequence[float] | None = None) -> pd.DataFrame:
+def backtest(
+    cases: pd.DataFrame | str,
+    model: str | Forecaster = "persistence",
+    covariates=None,
+    images=None,
+    test_start="2018w37",
+    test_end="2018w52",
+    horizon: int = 1,
+    lookback: int = 5,
+    seed: int = 0,
+    *,
+    model_params: Mapping[str, Any] | None = None,
+    progress: bool = False,
+    quantiles: Sequence[float] | None = None,
+) -> pd.DataFrame:
     """Fit ``model`` on weeks before ``test_start`` and forecast each test week ``horizon`` weeks ahead.
 
     Parameters
@@ -171,7 +188,9 @@ def backtest(cases: pd.DataFrame | str, model: str | Forecaster = "persistence",
     model = make_model(model, **dict(model_params or {}))
     start, end = _check_window(cases, test_start, test_end, horizon, lookback, model)
     train_end = start - WEEK
-    panel = Panel(cases=cases, horizon=int(horizon), lookback=int(lookback), seed=int(seed), progress=progress)
+    panel = Panel(
+        cases=cases, horizon=int(horizon), lookback=int(lookback), seed=int(seed), progress=progress
+    )
     panel.covariates = _resolve_covariates(covariates, cases, model)
     panel.features = _resolve_images(images, cases, model, train_end, int(seed), progress)
     targets = cases.loc[start:end].index
@@ -187,27 +206,39 @@ def backtest(cases: pd.DataFrame | str, model: str | Forecaster = "persistence",
     if not np.isfinite(fc.to_numpy()).all():
         raise InvalidInputError(f"model {model.name} produced non-finite forecasts; check its inputs")
     observed = cases.loc[targets]
-    out = pd.DataFrame({
-        "week": np.repeat(targets.to_numpy(), cases.shape[1]),
-        "location": np.tile(np.asarray(cases.columns, dtype=object), len(targets)),
-        "observed": observed.to_numpy().ravel(),
-        "forecast": fc[list(cases.columns)].to_numpy().ravel(),
-    })
+    out = pd.DataFrame(
+        {
+            "week": np.repeat(targets.to_numpy(), cases.shape[1]),
+            "location": np.tile(np.asarray(cases.columns, dtype=object), len(targets)),
+            "observed": observed.to_numpy().ravel(),
+            "forecast": fc[list(cases.columns)].to_numpy().ravel(),
+        }
+    )
     if levels:
         qs = qs.reshape(-1, len(levels))
         if not np.isfinite(qs).all():
             raise InvalidInputError(f"model {model.name} produced non-finite quantiles; check its inputs")
         out = pd.concat([out, pd.DataFrame(qs, columns=[quantile_column(q) for q in levels])], axis=1)
-    out.attrs = {"model": model.name, "model_repr": repr(model), "horizon": int(horizon), "lookback": int(lookback),
-                 "point_kind": model.point_kind, "quantiles": list(levels),
-                 "quantile_method": model.quantile_method if levels else None,
-                 "test_start": _weeks.week_label(start), "test_end": _weeks.week_label(end), "seed": int(seed),
-                 "covariates": panel.covariates is not None, "source": cases.attrs.get("source")}
+    out.attrs = {
+        "model": model.name,
+        "model_repr": repr(model),
+        "horizon": int(horizon),
+        "lookback": int(lookback),
+        "point_kind": model.point_kind,
+        "quantiles": list(levels),
+        "quantile_method": model.quantile_method if levels else None,
+        "test_start": _weeks.week_label(start),
+        "test_end": _weeks.week_label(end),
+        "seed": int(seed),
+        "covariates": panel.covariates is not None,
+        "source": cases.attrs.get("source"),
+    }
     return out
 
 
-def score(forecasts: pd.DataFrame, by: Sequence[str] | str | None = None, *,
-          baseline: str | None = None) -> pd.DataFrame:
+def score(
+    forecasts: pd.DataFrame, by: Sequence[str] | str | None = None, *, baseline: str | None = None
+) -> pd.DataFrame:
     """Scores of forecasts per group: ``mae``, ``rmse`` (cases/week), ``smape`` (%), ``n``; with quantile columns
     also ``wis`` (cases/week), ``coverage_50``, ``coverage_90``, ``coverage_95``.
 
@@ -232,7 +263,9 @@ def score(forecasts: pd.DataFrame, by: Sequence[str] | str | None = None, *,
         by = ["model"] + by
     missing = [c for c in by if c not in forecasts.columns]
     if missing:
-        raise InvalidInputError(f"cannot group by {missing}: the forecasts have columns {list(forecasts.columns)}")
+        raise InvalidInputError(
+            f"cannot group by {missing}: the forecasts have columns {list(forecasts.columns)}"
+        )
     err = forecasts["forecast"].astype(float) - forecasts["observed"].astype(float)
     denom = forecasts["observed"].abs() + forecasts["forecast"].abs()
     ratio = np.where(denom > 0, 2 * err.abs() / denom.where(denom > 0, 1.0), 0.0)
@@ -246,8 +279,14 @@ def score(forecasts: pd.DataFrame, by: Sequence[str] | str | None = None, *,
     for c in by:
         frame[c] = forecasts[c].to_numpy()
     g = frame.groupby(by, sort=False) if by else frame.assign(_all=0).groupby("_all")
-    out = pd.DataFrame({"mae": g["ae"].mean(), "rmse": np.sqrt(g["se"].mean()), "smape": 100 * g["sr"].mean(),
-                        "n": g["ae"].size()})
+    out = pd.DataFrame(
+        {
+            "mae": g["ae"].mean(),
+            "rmse": np.sqrt(g["se"].mean()),
+            "smape": 100 * g["sr"].mean(),
+            "n": g["ae"].size(),
+        }
+    )
     if qcols:
         for col in ("wis", "coverage_50", "coverage_90", "coverage_95"):
             out[col] = g[col].mean()
@@ -255,7 +294,9 @@ def score(forecasts: pd.DataFrame, by: Sequence[str] | str | None = None, *,
         if "model" not in by:
             raise InvalidInputError("baseline= needs forecasts of several models (a 'model' column)")
         if baseline not in set(forecasts["model"]):
-            raise InvalidInputError(f"baseline {baseline!r} is not among the models {sorted(set(forecasts['model']))}")
+            raise InvalidInputError(
+                f"baseline {baseline!r} is not among the models {sorted(set(forecasts['model']))}"
+            )
         rest = [c for c in by if c != "model"]
         base = out.xs(baseline, level="model") if rest else out.loc[baseline]
         for col in ("wis", "mae"):
@@ -266,13 +307,17 @@ def score(forecasts: pd.DataFrame, by: Sequence[str] | str | None = None, *,
             else:
                 ref = np.full(len(out), base[col])
             out[f"rel_{col}"] = out[col].to_numpy() / ref
-    out.attrs = {"units": {"mae": "cases/week", "rmse": "cases/week", "smape": "%", "wis": "cases/week"},
-                 "model": forecasts.attrs.get("model"), "baseline": baseline}
+    out.attrs = {
+        "units": {"mae": "cases/week", "rmse": "cases/week", "smape": "%", "wis": "cases/week"},
+        "model": forecasts.attrs.get("model"),
+        "baseline": baseline,
+    }
     return out
 
 
-def score_table(results: Mapping[str, pd.DataFrame],
-                reference: Mapping[str, float] | None = None) -> pd.DataFrame:
+def score_table(
+    results: Mapping[str, pd.DataFrame], reference: Mapping[str, float] | None = None
+) -> pd.DataFrame:
     """One row per model: mae, rmse, smape averaged over locations (as DengueNet reports its MAE).
 
     Parameters
@@ -283,8 +328,12 @@ def score_table(results: Mapping[str, pd.DataFrame],
     rows = {}
     for name, fc in results.items():
         s = score(fc)
-        rows[name] = {"mae": s["mae"].mean(), "rmse": s["rmse"].mean(), "smape": s["smape"].mean(),
-                      "source": "this backtest"}
+        rows[name] = {
+            "mae": s["mae"].mean(),
+            "rmse": s["rmse"].mean(),
+            "smape": s["smape"].mean(),
+            "source": "this backtest",
+        }
     for label, mae in (reference or {}).items():
         rows[label] = {"mae": float(mae), "rmse": np.nan, "smape": np.nan, "source": "published"}
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -292,9 +341,16 @@ def score_table(results: Mapping[str, pd.DataFrame],
     return table.sort_values("mae")
 
 
-def select_model(cases: pd.DataFrame | str, candidates: Iterable[str] | None = None, covariates=None,
-                 test_start="2018w37", validation_weeks: int = 16, horizon: int = 1, lookback: int = 5,
-                 seed: int = 0) -> pd.DataFrame:
+def select_model(
+    cases: pd.DataFrame | str,
+    candidates: Iterable[str] | None = None,
+    covariates=None,
+    test_start="2018w37",
+    validation_weeks: int = 16,
+    horizon: int = 1,
+    lookback: int = 5,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Rank candidate models by MAE on the ``validation_weeks`` weeks just before ``test_start``.
 
     Each candidate is fitted on data before the validation window, so the test weeks are never looked at. Use the
@@ -314,15 +370,38 @@ def select_model(cases: pd.DataFrame | str, candidates: Iterable[str] | None = N
     v_start, v_end = start - int(validation_weeks) * WEEK, start - WEEK
     names = list(candidates) if candidates is not None else available_models(images=False)
     covariates = _shared_covariates(covariates, cases, names)
-    results = {n: backtest(cases, model=n, covariates=covariates, test_start=v_start, test_end=v_end,
-                           horizon=horizon, lookback=lookback, seed=seed) for n in names}
+    results = {
+        n: backtest(
+            cases,
+            model=n,
+            covariates=covariates,
+            test_start=v_start,
+            test_end=v_end,
+            horizon=horizon,
+            lookback=lookback,
+            seed=seed,
+        )
+        for n in names
+    }
     table = score_table(results).drop(columns="source")
-    table.attrs = {"best": table.index[0], "validation": f"{_weeks.week_label(v_start)}–{_weeks.week_label(v_end)}"}
+    table.attrs = {
+        "best": table.index[0],
+        "validation": f"{_weeks.week_label(v_start)}–{_weeks.week_label(v_end)}",
+    }
     return table
 
 
-def dengai_holdout(model: str | Forecaster = "persistence", years: int = 2, horizon: int = 1, lookback: int = 5,
-                   seed: int = 0, covariates=None, *, validation: bool = False, **params: Any) -> pd.DataFrame:
+def dengai_holdout(
+    model: str | Forecaster = "persistence",
+    years: int = 2,
+    horizon: int = 1,
+    lookback: int = 5,
+    seed: int = 0,
+    covariates=None,
+    *,
+    validation: bool = False,
+    **params: Any,
+) -> pd.DataFrame:
     """Backtest on DengAI: each city's last ``years`` × 52 labelled weeks are its test window.
 
     With ``validation=True`` the window is instead the ``years`` × 52 weeks before that (for choosing models
@@ -331,8 +410,16 @@ def dengai_holdout(model: str | Forecaster = "persistence", years: int = 2, hori
     return _dengai_holdouts([model], years, horizon, lookback, seed, covariates, validation, params)[model]
 
 
-def _dengai_holdouts(models: list, years: int, horizon: int, lookback: int, seed: int, covariates,
-                     validation: bool, params: Mapping[str, Any]) -> dict:
+def _dengai_holdouts(
+    models: list,
+    years: int,
+    horizon: int,
+    lookback: int,
+    seed: int,
+    covariates,
+    validation: bool,
+    params: Mapping[str, Any],
+) -> dict:
     """:func:`dengai_holdout` of several models, loading each city's cases and covariates once."""
     parts: dict = {m: [] for m in models}
     for city in _cases.DENGAI_CITIES:
@@ -341,23 +428,41 @@ def _dengai_holdouts(models: list, years: int, horizon: int, lookback: int, seed
         end_pos = len(cases) - 1 - (n_test if validation else 0)
         start_pos = end_pos - n_test + 1
         if start_pos < 1:
-            raise InvalidInputError(f"DengAI {city} has {len(cases)} weeks, too few for a {years}-year holdout")
+            raise InvalidInputError(
+                f"DengAI {city} has {len(cases)} weeks, too few for a {years}-year holdout"
+            )
         city_covariates = _shared_covariates(covariates, cases, models)
         for m in models:
-            parts[m].append(backtest(cases, model=m, covariates=city_covariates,
-                                     test_start=cases.index[start_pos], test_end=cases.index[end_pos],
-                                     horizon=horizon, lookback=lookback, seed=seed, model_params=params or None))
+            parts[m].append(
+                backtest(
+                    cases,
+                    model=m,
+                    covariates=city_covariates,
+                    test_start=cases.index[start_pos],
+                    test_end=cases.index[end_pos],
+                    horizon=horizon,
+                    lookback=lookback,
+                    seed=seed,
+                    model_params=params or None,
+                )
+            )
     out = {}
     for m, frames in parts.items():
         out[m] = pd.concat(frames, ignore_index=True)
-        out[m].attrs = dict(frames[0].attrs, test_start=None, test_end=None,
-                            windows={c: (p.attrs["test_start"], p.attrs["test_end"]) for c, p in
-                                     zip(_cases.DENGAI_CITIES, frames)})
+        out[m].attrs = dict(
+            frames[0].attrs,
+            test_start=None,
+            test_end=None,
+            windows={
+                c: (p.attrs["test_start"], p.attrs["test_end"]) for c, p in zip(_cases.DENGAI_CITIES, frames)
+            },
+        )
     return out
 
 
-def backtest_many(cases: pd.DataFrame | str, models: Iterable[str], *, baselines: bool = True,
-                  **kwargs: Any) -> dict[str, pd.DataFrame]:
+def backtest_many(
+    cases: pd.DataFrame | str, models: Iterable[str], *, baselines: bool = True, **kwargs: Any
+) -> dict[str, pd.DataFrame]:
     """:func:`backtest` of several models on the same cases and window; returns {model name: forecasts}.
 
     With ``baselines`` (default) persistence, moving mean and seasonal naive are added first, so no model is shown
@@ -371,8 +476,15 @@ def backtest_many(cases: pd.DataFrame | str, models: Iterable[str], *, baselines
     return {name: backtest(cases, model=name, **kwargs) for name in names}
 
 
-def dengai_score_table(models: Iterable[str] = (), years: int = 2, horizon: int = 1, lookback: int = 5,
-                       seed: int = 0, *, missing: str = "raise") -> pd.DataFrame | None:
+def dengai_score_table(
+    models: Iterable[str] = (),
+    years: int = 2,
+    horizon: int = 1,
+    lookback: int = 5,
+    seed: int = 0,
+    *,
+    missing: str = "raise",
+) -> pd.DataFrame | None:
     """Score table of :func:`dengai_holdout` for the baselines plus ``models`` (mean over San Juan and Iquitos).
 
     ``missing="skip"`` returns None, with a warning, when the DengAI files cannot be had (offline without the data
@@ -393,5 +505,14 @@ def dengai_score_table(models: Iterable[str] = (), years: int = 2, horizon: int 
     return table
 
 
-__all__ = ["BASELINES", "available_models", "backtest", "backtest_many", "dengai_holdout", "dengai_score_table",
-           "score", "score_table", "select_model"]
+__all__ = [
+    "BASELINES",
+    "available_models",
+    "backtest",
+    "backtest_many",
+    "dengai_holdout",
+    "dengai_score_table",
+    "score",
+    "score_table",
+    "select_model",
+]

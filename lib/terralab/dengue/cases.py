@@ -68,11 +68,11 @@ RIO_CODE = 330455
 _SOURCES: dict[str, str] = {
     "colombia_denguenet": "embedded extract: five DengueNet municipalities, SIVIGILA weekly cases 2007–2019",
     "colombia": "SIVIGILA weekly cases, 1,122 Colombian municipalities, 2007–2019 (catalog "
-                "dengue_colombia_weekly_cases)",
+    "dengue_colombia_weekly_cases)",
     "colombia_top10": "10 Colombian municipalities with MODIS temperature and CHIRPS precipitation (catalog "
-                      "dengue_colombia_top10_climate_cases)",
+    "dengue_colombia_top10_climate_cases)",
     "dengai": "DengAI: San Juan 1990–2008, Iquitos 2000–2010, with NOAA weather and NDVI (embedded copy of "
-              "catalog dengue_dengai_labels_train)",
+    "catalog dengue_dengai_labels_train)",
     "rio": "Rio de Janeiro weekly probable cases 2015–2023, DATASUS (catalog dengue_rio_cases)",
 }
 _COVARIATE_SOURCES = ("colombia_denguenet", "colombia", "colombia_top10", "dengai")
@@ -126,7 +126,9 @@ def _as_code(value, *, numeric: bool):
     try:
         f = float(value)
     except (TypeError, ValueError):
-        raise UnknownLocationError(f"location {value!r} is not a municipality code (an integer like 5001)") from None
+        raise UnknownLocationError(
+            f"location {value!r} is not a municipality code (an integer like 5001)"
+        ) from None
     if not np.isfinite(f) or f != int(f):
         raise UnknownLocationError(f"location {value!r} is not a municipality code (an integer like 5001)")
     return int(f)
@@ -173,8 +175,15 @@ def _regularize(frame: pd.DataFrame, fill: str, *, round_counts: bool) -> tuple[
     return out, [_weeks.week_label(d) for d in missing]
 
 
-def _finish(frame: pd.DataFrame, *, source: str, names: dict, population: dict, imputed: list[str],
-            week_system: str = "MMWR") -> pd.DataFrame:
+def _finish(
+    frame: pd.DataFrame,
+    *,
+    source: str,
+    names: dict,
+    population: dict,
+    imputed: list[str],
+    week_system: str = "MMWR",
+) -> pd.DataFrame:
     frame = frame.astype(float)
     try:
         frame.index = pd.DatetimeIndex(frame.index, freq="W-SAT").as_unit("ns")
@@ -193,8 +202,9 @@ def _finish(frame: pd.DataFrame, *, source: str, names: dict, population: dict, 
     return frame
 
 
-def _colombia_wide(raw: pd.DataFrame, code_col: str, name_col: str | None, locations, source: str,
-                   fill: str) -> pd.DataFrame:
+def _colombia_wide(
+    raw: pd.DataFrame, code_col: str, name_col: str | None, locations, source: str, fill: str
+) -> pd.DataFrame:
     if code_col not in raw.columns:
         raise FileFormatError(f"{source}: column {code_col!r} missing; is this the SIVIGILA table?")
     codes = raw[code_col].astype(int).tolist()
@@ -213,7 +223,7 @@ def _colombia_wide(raw: pd.DataFrame, code_col: str, name_col: str | None, locat
     counts, imputed = _regularize(counts, fill, round_counts=True)
     pop_cols = [c for c in raw.columns if str(c).replace(" ", "").startswith("Population")]
     population = {
-        code: {int(str(c).replace(" ", "")[len("Population"):]): int(table.at[code, c]) for c in pop_cols}
+        code: {int(str(c).replace(" ", "")[len("Population") :]): int(table.at[code, c]) for c in pop_cols}
         for code in chosen
     }
     names = {code: str(table.at[code, name_col]) for code in chosen} if name_col else {}
@@ -235,8 +245,13 @@ def _load_embedded(locations, fill):
     counts, imputed = _regularize(counts, fill, round_counts=True)
     pop = _read_csv(EMBEDDED_POPULATION, index_col="year")
     population = {c: {int(y): int(v) for y, v in pop[str(c)].items()} for c in chosen}
-    return _finish(counts, source="colombia_denguenet", names=DENGUENET_MUNICIPALITIES, population=population,
-                   imputed=imputed)
+    return _finish(
+        counts,
+        source="colombia_denguenet",
+        names=DENGUENET_MUNICIPALITIES,
+        population=population,
+        imputed=imputed,
+    )
 
 
 def _load_colombia(locations, fill):
@@ -264,7 +279,7 @@ def _load_top10(locations, fill):
         for c in chosen:
             if c in socio.index:
                 names[c] = str(socio.at[c, "Municipality"])
-                population[c] = {int(p[len("Population"):]): int(socio.at[c, p]) for p in pop_cols}
+                population[c] = {int(p[len("Population") :]): int(socio.at[c, p]) for p in pop_cols}
     except DataNotAvailableError:
         pass  # names and population are extras; the counts stand on their own
     return _finish(counts, source="colombia_top10", names=names, population=population, imputed=imputed)
@@ -297,9 +312,15 @@ def _load_dengai(locations, fill):
         parts.append(reg)
         imputed += [f"{city}:{w}" for w in imp]
     counts = pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
-    return _finish(counts, source="dengai", names=DENGAI_CITIES, population={}, imputed=imputed,
-                   week_system="ISO weeks of DengAI's week_start_date, placed on the Saturday of the MMWR week "
-                               "sharing their Monday–Saturday")
+    return _finish(
+        counts,
+        source="dengai",
+        names=DENGAI_CITIES,
+        population={},
+        imputed=imputed,
+        week_system="ISO weeks of DengAI's week_start_date, placed on the Saturday of the MMWR week "
+        "sharing their Monday–Saturday",
+    )
 
 
 def _load_rio(locations, fill):
@@ -310,10 +331,13 @@ def _load_rio(locations, fill):
         raise FileFormatError(f"rio cases file lacks columns {sorted(missing)}")
     ends = [_weeks.week_end((y, w), week53="fold") for y, w in zip(raw["year"], raw["epiweek"])]
     # rule 2 of the week-53 rule: a week-53 row of a 52-week year is added to week 52
-    series = pd.Series(raw["cases"].to_numpy(dtype=float), index=pd.DatetimeIndex(ends)).groupby(level=0).sum()
+    series = (
+        pd.Series(raw["cases"].to_numpy(dtype=float), index=pd.DatetimeIndex(ends)).groupby(level=0).sum()
+    )
     counts, imputed = _regularize(series.to_frame(RIO_CODE), fill, round_counts=True)
-    return _finish(counts[chosen], source="rio", names={RIO_CODE: "Rio de Janeiro"}, population={},
-                   imputed=imputed)
+    return _finish(
+        counts[chosen], source="rio", names={RIO_CODE: "Rio de Janeiro"}, population={}, imputed=imputed
+    )
 
 
 _LOADERS = {
@@ -335,8 +359,9 @@ def _check_source(source: str) -> str:
     return source
 
 
-def load_cases(source: str = "colombia_denguenet", locations: Iterable | None = None, *,
-               week53_fill: str = "interpolate") -> pd.DataFrame:
+def load_cases(
+    source: str = "colombia_denguenet", locations: Iterable | None = None, *, week53_fill: str = "interpolate"
+) -> pd.DataFrame:
     """Weekly dengue cases, one column per location, indexed by the Saturday ending each MMWR epi-week.
 
     Parameters
@@ -377,7 +402,9 @@ def top_locations(cases: pd.DataFrame, n: int = 100, end="2015w52") -> pd.DataFr
     chosen = list(totals.sort_values(ascending=False, kind="stable").index[:n])
     out = cases[chosen].copy()
     out.attrs = dict(cases.attrs)
-    out.attrs["location_names"] = {k: v for k, v in cases.attrs.get("location_names", {}).items() if k in chosen}
+    out.attrs["location_names"] = {
+        k: v for k, v in cases.attrs.get("location_names", {}).items() if k in chosen
+    }
     out.attrs["population"] = {k: v for k, v in cases.attrs.get("population", {}).items() if k in chosen}
     out.attrs["selected_by"] = f"top {n} by cases up to {_weeks.week_label(last)}"
     return out
@@ -407,10 +434,15 @@ def population(cases: pd.DataFrame) -> pd.DataFrame:
 # covariates
 # --------------------------------------------------------------------------------------------------
 _DENGAI_UNITS = {
-    "precipitation_amt_mm": "mm/week", "reanalysis_precip_amt_kg_per_m2": "kg/m2/week",
-    "reanalysis_sat_precip_amt_mm": "mm/week", "station_precip_mm": "mm/week",
-    "reanalysis_relative_humidity_percent": "%", "reanalysis_specific_humidity_g_per_kg": "g/kg",
-    "station_avg_temp_c": "degC", "station_diur_temp_rng_c": "degC", "station_max_temp_c": "degC",
+    "precipitation_amt_mm": "mm/week",
+    "reanalysis_precip_amt_kg_per_m2": "kg/m2/week",
+    "reanalysis_sat_precip_amt_mm": "mm/week",
+    "station_precip_mm": "mm/week",
+    "reanalysis_relative_humidity_percent": "%",
+    "reanalysis_specific_humidity_g_per_kg": "g/kg",
+    "station_avg_temp_c": "degC",
+    "station_diur_temp_rng_c": "degC",
+    "station_max_temp_c": "degC",
     "station_min_temp_c": "degC",
 }
 
@@ -430,7 +462,9 @@ def _colombia_covariates(locations, source: str) -> pd.DataFrame:
     else:
         # the five DengueNet municipalities are embedded (offline); the other five come from the catalog
         embedded = source == "colombia_denguenet" or (
-            locations is not None and {_as_code(v, numeric=True) for v in locations} <= set(DENGUENET_MUNICIPALITIES))
+            locations is not None
+            and {_as_code(v, numeric=True) for v in locations} <= set(DENGUENET_MUNICIPALITIES)
+        )
         stem = "dengue_colombia_denguenet_" if embedded else "dengue_colombia_"
         temp = _read_csv(_fetch(stem + "temperature"), parse_dates=["LastDayWeek"]).set_index("LastDayWeek")
         prec = _read_csv(_fetch(stem + "precipitation"), parse_dates=["LastDayWeek"]).set_index("LastDayWeek")
@@ -452,15 +486,19 @@ def _colombia_covariates(locations, source: str) -> pd.DataFrame:
         part = raw[[cols[c] for c in chosen]].set_axis(chosen, axis=1).astype(float)
         # covariates are smooth in time, so linear interpolation of the week-53 gap is harmless
         frames[var], _ = _regularize(part, "interpolate", round_counts=False)
-    units = {"temperature": "degC (MODIS land-surface temperature, weekly mean)",
-             "precipitation": "mm/day (CHIRPS, weekly mean of daily totals as aggregated by the source)"}
+    units = {
+        "temperature": "degC (MODIS land-surface temperature, weekly mean)",
+        "precipitation": "mm/day (CHIRPS, weekly mean of daily totals as aggregated by the source)",
+    }
     return _stack_covariates(frames, units, source)
 
 
 def _dengai_covariates(locations) -> pd.DataFrame:
     table = _dengai_table()
     chosen = _select(list(DENGAI_CITIES), locations, "dengai", numeric=False)
-    variables = [c for c in table.columns if c.startswith(("ndvi_", "reanalysis_", "station_", "precipitation"))]
+    variables = [
+        c for c in table.columns if c.startswith(("ndvi_", "reanalysis_", "station_", "precipitation"))
+    ]
     frames: dict[str, pd.DataFrame] = {}
     for var in variables:
         per_city = {}
@@ -470,8 +508,10 @@ def _dengai_covariates(locations) -> pd.DataFrame:
             reg, _ = _regularize(s.to_frame(city), "interpolate", round_counts=False)
             per_city[city] = reg[city].ffill().bfill()
         frames[var] = pd.DataFrame(per_city)
-    units = {v: _DENGAI_UNITS.get(v, "K" if v.endswith("_k") else "NDVI" if v.startswith("ndvi") else "")
-             for v in variables}
+    units = {
+        v: _DENGAI_UNITS.get(v, "K" if v.endswith("_k") else "NDVI" if v.startswith("ndvi") else "")
+        for v in variables
+    }
     return _stack_covariates(frames, units, "dengai")
 
 
@@ -497,7 +537,9 @@ def load_covariates(source: str = "colombia_denguenet", locations: Iterable | No
         return _dengai_covariates(locations)
     if source in ("colombia_denguenet", "colombia", "colombia_top10"):
         return _colombia_covariates(locations, source)
-    raise DataNotAvailableError(f"source {source!r} has no weekly covariates; backtest it with covariates=False")
+    raise DataNotAvailableError(
+        f"source {source!r} has no weekly covariates; backtest it with covariates=False"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -513,8 +555,9 @@ def validate_cases(cases: pd.DataFrame) -> pd.DataFrame:
         non-integer counts.
     """
     if not isinstance(cases, pd.DataFrame):
-        raise InvalidInputError(f"cases must be a DataFrame (week × location) from load_cases, got "
-                                f"{type(cases).__name__}")
+        raise InvalidInputError(
+            f"cases must be a DataFrame (week × location) from load_cases, got {type(cases).__name__}"
+        )
     if cases.empty or cases.shape[1] == 0:
         raise InvalidInputError("cases is empty: it needs at least one location column and some weeks")
     if not isinstance(cases.index, pd.DatetimeIndex):
@@ -524,8 +567,10 @@ def validate_cases(cases: pd.DataFrame) -> pd.DataFrame:
     idx = cases.index
     if idx.duplicated().any():
         dups = sorted({_weeks.week_label(d) for d in idx[idx.duplicated()]})
-        raise InvalidInputError(f"weeks {dups[:5]} appear more than once; aggregate them (e.g. "
-                                "cases.groupby(level=0).sum()) before forecasting")
+        raise InvalidInputError(
+            f"weeks {dups[:5]} appear more than once; aggregate them (e.g. "
+            "cases.groupby(level=0).sum()) before forecasting"
+        )
     if not idx.is_monotonic_increasing:
         raise InvalidInputError("weeks are not in increasing order; sort with cases.sort_index()")
     not_sat = idx[idx.day_of_week != 5]
@@ -581,10 +626,14 @@ def align_covariates(covariates: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFr
     covariates : DataFrame (week × (variable, location)) from :func:`load_covariates`
     cases : DataFrame (week × location)
     """
-    if not isinstance(covariates, pd.DataFrame) or not isinstance(covariates.columns, pd.MultiIndex) \
-            or covariates.columns.nlevels != 2:
-        raise InvalidInputError("covariates must be a DataFrame with (variable, location) columns, as "
-                                "load_covariates returns")
+    if (
+        not isinstance(covariates, pd.DataFrame)
+        or not isinstance(covariates.columns, pd.MultiIndex)
+        or covariates.columns.nlevels != 2
+    ):
+        raise InvalidInputError(
+            "covariates must be a DataFrame with (variable, location) columns, as load_covariates returns"
+        )
     if not isinstance(covariates.index, pd.DatetimeIndex):
         raise InvalidInputError("covariates must be indexed by week-ending dates (Saturdays) like the cases")
     if covariates.index.duplicated().any():

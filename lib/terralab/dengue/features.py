@@ -40,8 +40,15 @@ from .imagery import CLEAR, _time_dim, cloud_shadow_tiles, replace_cloud_tiles, 
 
 #: The nine radiomics features DengueNet kept, in its order.
 RADIOMICS_FEATURES: tuple[str, ...] = (
-    "ClusterShade", "ClusterProminence", "Skewness", "RunPercentage", "JointAverage", "ClusterTendency",
-    "MeanAbsoluteDeviation", "Idm", "MCC",
+    "ClusterShade",
+    "ClusterProminence",
+    "Skewness",
+    "RunPercentage",
+    "JointAverage",
+    "ClusterTendency",
+    "MeanAbsoluteDeviation",
+    "Idm",
+    "MCC",
 )
 #: The four 2-D directions as (dy, dx) offsets: 0°, 45°, 90°, 135°.
 DIRECTIONS: tuple[tuple[int, int], ...] = ((0, 1), (-1, 1), (-1, 0), (-1, -1))
@@ -69,7 +76,10 @@ def first_order_features(values: np.ndarray) -> dict[str, float]:
         return {"Skewness": np.nan, "MeanAbsoluteDeviation": np.nan}
     d = x - x.mean()
     m2, m3 = np.mean(d**2), np.mean(d**3)
-    return {"Skewness": float(m3 / m2**1.5) if m2 > 0 else 0.0, "MeanAbsoluteDeviation": float(np.mean(np.abs(d)))}
+    return {
+        "Skewness": float(m3 / m2**1.5) if m2 > 0 else 0.0,
+        "MeanAbsoluteDeviation": float(np.mean(np.abs(d))),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,8 +94,14 @@ def glcm_matrices(levels: np.ndarray, n_levels: int, distance: int = 1) -> np.nd
     if img.ndim != 2 or img.min() < 1 or img.max() > n_levels:
         raise InvalidInputError(f"levels must be a 2-D array of grey levels 1..{n_levels}")
     angles = [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4]
-    P = graycomatrix((img - 1).astype(np.uint16), distances=[distance], angles=angles, levels=n_levels,
-                     symmetric=True, normed=False)
+    P = graycomatrix(
+        (img - 1).astype(np.uint16),
+        distances=[distance],
+        angles=angles,
+        levels=n_levels,
+        symmetric=True,
+        normed=False,
+    )
     return P[:, :, 0, :].astype(float)
 
 
@@ -177,12 +193,15 @@ def run_counts(levels: np.ndarray) -> np.ndarray:
     """
     lv = np.asarray(levels)
     n = lv.size
-    return np.array([
-        n - np.count_nonzero(lv[:, 1:] == lv[:, :-1]),      # 0°
-        n - np.count_nonzero(lv[1:, :-1] == lv[:-1, 1:]),   # 45°
-        n - np.count_nonzero(lv[1:, :] == lv[:-1, :]),      # 90°
-        n - np.count_nonzero(lv[1:, 1:] == lv[:-1, :-1]),   # 135°
-    ], dtype=float)
+    return np.array(
+        [
+            n - np.count_nonzero(lv[:, 1:] == lv[:, :-1]),  # 0°
+            n - np.count_nonzero(lv[1:, :-1] == lv[:-1, 1:]),  # 45°
+            n - np.count_nonzero(lv[1:, :] == lv[:-1, :]),  # 90°
+            n - np.count_nonzero(lv[1:, 1:] == lv[:-1, :-1]),  # 135°
+        ],
+        dtype=float,
+    )
 
 
 def _length_features(M: np.ndarray, n_pixels: int, names: dict[str, str]) -> dict[str, float]:
@@ -206,10 +225,20 @@ def _length_features(M: np.ndarray, n_pixels: int, names: dict[str, str]) -> dic
     return {name: values[role] for role, name in names.items()}
 
 
-_GLRLM_NAMES = {"percentage": "RunPercentage", "small": "ShortRunEmphasis", "large": "LongRunEmphasis",
-                "grey_nu": "GrayLevelNonUniformity", "length_nu": "RunLengthNonUniformity"}
-_GLSZM_NAMES = {"small": "SmallAreaEmphasis", "large": "LargeAreaEmphasis", "percentage": "ZonePercentage",
-                "grey_nu": "GrayLevelNonUniformity", "length_nu": "SizeZoneNonUniformity"}
+_GLRLM_NAMES = {
+    "percentage": "RunPercentage",
+    "small": "ShortRunEmphasis",
+    "large": "LongRunEmphasis",
+    "grey_nu": "GrayLevelNonUniformity",
+    "length_nu": "RunLengthNonUniformity",
+}
+_GLSZM_NAMES = {
+    "small": "SmallAreaEmphasis",
+    "large": "LargeAreaEmphasis",
+    "percentage": "ZonePercentage",
+    "grey_nu": "GrayLevelNonUniformity",
+    "length_nu": "SizeZoneNonUniformity",
+}
 
 
 def glrlm_features(R: np.ndarray, n_pixels: int) -> dict[str, float]:
@@ -258,8 +287,15 @@ def tile_radiomics(values: np.ndarray, n_levels: int, value_range: tuple[float, 
     return {k: out[k] for k in RADIOMICS_FEATURES}
 
 
-def radiomics_features(cube: xr.DataArray, *, band: str = "B12", n_tiles: int = 16, n_levels: int = 16,
-                       value_range: tuple[float, float] | None = None, progress: bool = False) -> xr.DataArray:
+def radiomics_features(
+    cube: xr.DataArray,
+    *,
+    band: str = "B12",
+    n_tiles: int = 16,
+    n_levels: int = 16,
+    value_range: tuple[float, float] | None = None,
+    progress: bool = False,
+) -> xr.DataArray:
     """The nine DengueNet radiomics features of ``band`` for every tile of every week.
 
     Parameters
@@ -299,18 +335,33 @@ def radiomics_features(cube: xr.DataArray, *, band: str = "B12", n_tiles: int = 
             for j, (x0, x1) in enumerate(ex):
                 feats = tile_radiomics(img[w, y0:y1, x0:x1], n_levels, value_range)
                 out[w, i * n_tiles + j] = [feats[k] for k in RADIOMICS_FEATURES]
-    return xr.DataArray(out, dims=(t, "tile", "radiomics_feature"),
-                        coords={t: cube[t].to_numpy(), "tile": np.arange(n_tiles * n_tiles),
-                                "radiomics_feature": list(RADIOMICS_FEATURES)},
-                        attrs={"band": band, "n_tiles": n_tiles, "n_levels": n_levels,
-                               "value_range": list(map(float, value_range)), "definitions": "IBSI / pyradiomics"})
+    return xr.DataArray(
+        out,
+        dims=(t, "tile", "radiomics_feature"),
+        coords={
+            t: cube[t].to_numpy(),
+            "tile": np.arange(n_tiles * n_tiles),
+            "radiomics_feature": list(RADIOMICS_FEATURES),
+        },
+        attrs={
+            "band": band,
+            "n_tiles": n_tiles,
+            "n_levels": n_levels,
+            "value_range": list(map(float, value_range)),
+            "definitions": "IBSI / pyradiomics",
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # ViT
 # --------------------------------------------------------------------------------------------------
-def build_vit(model_name: str = "vit_tiny_patch16_224", weights_path: str | Path | None = None, seed: int = 0,
-              image_size: int = 224):
+def build_vit(
+    model_name: str = "vit_tiny_patch16_224",
+    weights_path: str | Path | None = None,
+    seed: int = 0,
+    image_size: int = 224,
+):
     """A timm ViT without classifier head: local weights when ``weights_path`` is given, else random init."""
     import warnings
 
@@ -325,17 +376,21 @@ def build_vit(model_name: str = "vit_tiny_patch16_224", weights_path: str | Path
     if model_name == "vit_micro":
         from timm.models.vision_transformer import VisionTransformer
 
-        model = VisionTransformer(img_size=image_size, patch_size=16, embed_dim=64, depth=2, num_heads=2,
-                                  num_classes=0)
+        model = VisionTransformer(
+            img_size=image_size, patch_size=16, embed_dim=64, depth=2, num_heads=2, num_classes=0
+        )
         if weights_path is not None:
             state = torch.load(Path(weights_path), map_location="cpu", weights_only=True)
             model.load_state_dict(state)
     elif weights_path is not None:
         path = Path(weights_path)
         if not path.is_file():
-            raise FileFormatError(f"ViT weights {path} do not exist; give a local .pth/.safetensors/.bin file")
-        model = timm.create_model(model_name, pretrained=True, num_classes=0,
-                                  pretrained_cfg_overlay={"file": str(path)})
+            raise FileFormatError(
+                f"ViT weights {path} do not exist; give a local .pth/.safetensors/.bin file"
+            )
+        model = timm.create_model(
+            model_name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)}
+        )
     else:
         try:
             model = timm.create_model(model_name, pretrained=False, num_classes=0)
@@ -345,10 +400,19 @@ def build_vit(model_name: str = "vit_tiny_patch16_224", weights_path: str | Path
     return model
 
 
-def vit_embeddings(cube: xr.DataArray, *, model_name: str = "vit_tiny_patch16_224",
-                   weights_path: str | Path | None = None, rgb_bands: Sequence[str] = ("B04", "B03", "B02"),
-                   reflectance_max: float | None = None, image_size: int | None = None, batch_size: int = 16,
-                   seed: int = 0, progress: bool = False, model=None) -> xr.DataArray:
+def vit_embeddings(
+    cube: xr.DataArray,
+    *,
+    model_name: str = "vit_tiny_patch16_224",
+    weights_path: str | Path | None = None,
+    rgb_bands: Sequence[str] = ("B04", "B03", "B02"),
+    reflectance_max: float | None = None,
+    image_size: int | None = None,
+    batch_size: int = 16,
+    seed: int = 0,
+    progress: bool = False,
+    model=None,
+) -> xr.DataArray:
     """ViT embedding of each week's true-colour image, as ``(week, vit_feature)``.
 
     Parameters
@@ -388,24 +452,40 @@ def vit_embeddings(cube: xr.DataArray, *, model_name: str = "vit_tiny_patch16_22
     feats = []
     with torch.no_grad():
         for s in tqdm(range(0, len(rgb), batch_size), desc="ViT", disable=not progress, leave=False):
-            x = torch.as_tensor(rgb[s:s + batch_size])
+            x = torch.as_tensor(rgb[s : s + batch_size])
             x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
             feats.append(model((x - mean) / std).numpy())
     emb = np.concatenate(feats).astype(np.float32)
     weights = f"local file {weights_path}" if weights_path else f"random initialisation (seed={seed})"
-    return xr.DataArray(emb, dims=(t, "vit_feature"),
-                        coords={t: cube[t].to_numpy(), "vit_feature": np.arange(emb.shape[1])},
-                        attrs={"model_name": model_name, "weights": weights, "image_size": size,
-                               "rgb_bands": list(rgb_bands)})
+    return xr.DataArray(
+        emb,
+        dims=(t, "vit_feature"),
+        coords={t: cube[t].to_numpy(), "vit_feature": np.arange(emb.shape[1])},
+        attrs={
+            "model_name": model_name,
+            "weights": weights,
+            "image_size": size,
+            "rgb_bands": list(rgb_bands),
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # the DengueNet feature pipeline
 # --------------------------------------------------------------------------------------------------
-def image_features(cubes: xr.DataArray, *, train_end=None, n_tiles: int = 16, radiomics_tiles: int | None = None,
-                   vit_model: str = "vit_tiny_patch16_224", weights_path: str | Path | None = None,
-                   image_size: int | None = None, n_levels: int = 16, seed: int = 0,
-                   progress: bool = False) -> xr.Dataset:
+def image_features(
+    cubes: xr.DataArray,
+    *,
+    train_end=None,
+    n_tiles: int = 16,
+    radiomics_tiles: int | None = None,
+    vit_model: str = "vit_tiny_patch16_224",
+    weights_path: str | Path | None = None,
+    image_size: int | None = None,
+    n_levels: int = 16,
+    seed: int = 0,
+    progress: bool = False,
+) -> xr.Dataset:
     """DengueNet's image branch inputs for every location: cloud/shadow tiles replaced, then ViT and radiomics.
 
     Parameters
@@ -430,12 +510,23 @@ def image_features(cubes: xr.DataArray, *, train_end=None, n_tiles: int = 16, ra
     from .models import single_thread
 
     with single_thread(torch=True):
-        return _image_features(cubes, train_end, n_tiles, radiomics_tiles, vit_model, weights_path, image_size,
-                               n_levels, seed, progress)
+        return _image_features(
+            cubes,
+            train_end,
+            n_tiles,
+            radiomics_tiles,
+            vit_model,
+            weights_path,
+            image_size,
+            n_levels,
+            seed,
+            progress,
+        )
 
 
-def _image_features(cubes, train_end, n_tiles, radiomics_tiles, vit_model, weights_path, image_size, n_levels,
-                    seed, progress) -> xr.Dataset:
+def _image_features(
+    cubes, train_end, n_tiles, radiomics_tiles, vit_model, weights_path, image_size, n_levels, seed, progress
+) -> xr.Dataset:
     model = build_vit(vit_model, weights_path, seed, image_size or 224)
     vits, rads, flags = [], [], []
     for loc in cubes["location"].to_numpy():
@@ -449,17 +540,41 @@ def _image_features(cubes, train_end, n_tiles, radiomics_tiles, vit_model, weigh
         vr = (float(np.percentile(b12, 1)), float(np.percentile(b12, 99))) if b12.size else None
         if vr is not None and vr[1] <= vr[0]:
             vr = (vr[0], vr[0] + 1e-6)
-        rads.append(radiomics_features(clean, n_tiles=radiomics_tiles or n_tiles, n_levels=n_levels, value_range=vr,
-                                       progress=progress))
-        vits.append(vit_embeddings(clean, model_name=vit_model, weights_path=weights_path, image_size=image_size,
-                                   seed=seed, progress=progress, model=model))
+        rads.append(
+            radiomics_features(
+                clean,
+                n_tiles=radiomics_tiles or n_tiles,
+                n_levels=n_levels,
+                value_range=vr,
+                progress=progress,
+            )
+        )
+        vits.append(
+            vit_embeddings(
+                clean,
+                model_name=vit_model,
+                weights_path=weights_path,
+                image_size=image_size,
+                seed=seed,
+                progress=progress,
+                model=model,
+            )
+        )
         flags.append(f)
     loc_index = pd.Index(cubes["location"].to_numpy(), name="location")
-    ds = xr.Dataset({"vit": xr.concat(vits, dim=loc_index), "radiomics": xr.concat(rads, dim=loc_index),
-                     "tile_class": xr.concat(flags, dim=loc_index)})
-    ds.attrs = {"vit_weights": vits[0].attrs["weights"], "vit_model": vit_model,
-                "train_end": str(train_end) if train_end is not None else "all weeks",
-                "cloud_tile_fraction": float((ds["tile_class"] != CLEAR).mean())}
+    ds = xr.Dataset(
+        {
+            "vit": xr.concat(vits, dim=loc_index),
+            "radiomics": xr.concat(rads, dim=loc_index),
+            "tile_class": xr.concat(flags, dim=loc_index),
+        }
+    )
+    ds.attrs = {
+        "vit_weights": vits[0].attrs["weights"],
+        "vit_model": vit_model,
+        "train_end": str(train_end) if train_end is not None else "all weeks",
+        "cloud_tile_fraction": float((ds["tile_class"] != CLEAR).mean()),
+    }
     return ds
 
 

@@ -38,30 +38,59 @@ from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError, 
 from . import weeks as _weeks
 
 #: The 12 bands of Sentinel-2 L2A (B10, cirrus, exists only in L1C), in DengueNet's order.
-S2_BANDS: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+S2_BANDS: tuple[str, ...] = (
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B11",
+    "B12",
+)
 #: The 13 bands of Sentinel-2 L1C (eo-learn's REFERENCE_SCENES order).
 S2_BANDS_L1C: tuple[str, ...] = S2_BANDS[:10] + ("B10",) + S2_BANDS[10:]
 #: Earth Engine band names of :data:`S2_BANDS`.
 EE_BAND_NAMES: dict[str, str] = {b: ("B8A" if b == "B8A" else "B" + str(int(b[1:]))) for b in S2_BANDS}
 #: Earth Search (STAC) asset names of :data:`S2_BANDS`.
-EARTH_SEARCH_ASSETS: dict[str, str] = dict(zip(S2_BANDS, (
-    "coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", "nir09", "swir16",
-    "swir22")))
+EARTH_SEARCH_ASSETS: dict[str, str] = dict(
+    zip(
+        S2_BANDS,
+        (
+            "coastal",
+            "blue",
+            "green",
+            "red",
+            "rededge1",
+            "rededge2",
+            "rededge3",
+            "nir",
+            "nir08",
+            "nir09",
+            "swir16",
+            "swir22",
+        ),
+    )
+)
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
 EE_COLLECTIONS = ("COPERNICUS/S2_SR_HARMONIZED", "COPERNICUS/S2_HARMONIZED")
 
 #: Approximate city-centre (lon, lat) in degrees of the ten municipalities with covariates (DANE code).
 CITY_CENTRES: dict[int, tuple[float, float]] = {
-    5001: (-75.5636, 6.2518),     # Medellín
-    76001: (-76.5320, 3.4516),    # Cali
-    73001: (-75.2322, 4.4389),    # Ibagué
-    50001: (-73.6266, 4.1420),    # Villavicencio
-    54001: (-72.5078, 7.8939),    # Cúcuta
-    5360: (-75.6114, 6.1719),     # Itagüí
-    8001: (-74.7813, 10.9685),    # Barranquilla
-    23001: (-75.8814, 8.7479),    # Montería
-    41001: (-75.2819, 2.9273),    # Neiva
-    68001: (-73.1227, 7.1193),    # Bucaramanga
+    5001: (-75.5636, 6.2518),  # Medellín
+    76001: (-76.5320, 3.4516),  # Cali
+    73001: (-75.2322, 4.4389),  # Ibagué
+    50001: (-73.6266, 4.1420),  # Villavicencio
+    54001: (-72.5078, 7.8939),  # Cúcuta
+    5360: (-75.6114, 6.1719),  # Itagüí
+    8001: (-74.7813, 10.9685),  # Barranquilla
+    23001: (-75.8814, 8.7479),  # Montería
+    41001: (-75.2819, 2.9273),  # Neiva
+    68001: (-73.1227, 7.1193),  # Bucaramanga
 }
 
 REFLECTANCE_SCALE = 1e4
@@ -70,8 +99,9 @@ REFLECTANCE_SCALE = 1e4
 # --------------------------------------------------------------------------------------------------
 # geometry
 # --------------------------------------------------------------------------------------------------
-def city_bbox(location: int | None = None, *, lon: float | None = None, lat: float | None = None,
-              size_km: float = 7.5) -> tuple[float, float, float, float]:
+def city_bbox(
+    location: int | None = None, *, lon: float | None = None, lat: float | None = None, size_km: float = 7.5
+) -> tuple[float, float, float, float]:
     """(lon_min, lat_min, lon_max, lat_max) of a ``size_km`` square centred on a city (degrees, WGS 84).
 
     Parameters
@@ -117,8 +147,14 @@ def _weeks_of(weeks) -> pd.DatetimeIndex:
 # --------------------------------------------------------------------------------------------------
 # Earth Engine
 # --------------------------------------------------------------------------------------------------
-def s2_week_collection(ee, bbox: Sequence[float], week, *, collection: str = EE_COLLECTIONS[0],
-                       max_cloud_pct: float | None = None):
+def s2_week_collection(
+    ee,
+    bbox: Sequence[float],
+    week,
+    *,
+    collection: str = EE_COLLECTIONS[0],
+    max_cloud_pct: float | None = None,
+):
     """The ``ee.ImageCollection`` of Sentinel-2 images over ``bbox`` in the MMWR week ``week`` (request builder).
 
     Sorted by ``CLOUDY_PIXEL_PERCENTAGE`` from most to least cloudy, so that ``mosaic()`` puts the least cloudy on
@@ -127,16 +163,25 @@ def s2_week_collection(ee, bbox: Sequence[float], week, *, collection: str = EE_
     if collection not in EE_COLLECTIONS:
         raise InvalidInputError(f"collection must be one of {EE_COLLECTIONS}, got {collection!r}")
     start, end = _week_span(week)
-    col = (ee.ImageCollection(collection)
-           .filterBounds(ee.Geometry.Rectangle(list(bbox)))
-           .filterDate(start.strftime("%Y-%m-%d"), (end + pd.Timedelta(days=1)).strftime("%Y-%m-%d")))
+    col = (
+        ee.ImageCollection(collection)
+        .filterBounds(ee.Geometry.Rectangle(list(bbox)))
+        .filterDate(start.strftime("%Y-%m-%d"), (end + pd.Timedelta(days=1)).strftime("%Y-%m-%d"))
+    )
     if max_cloud_pct is not None:
         col = col.filter(ee.Filter.lt("CLOUDY_PIXEL_PERCENTAGE", float(max_cloud_pct)))
     return col.sort("CLOUDY_PIXEL_PERCENTAGE", False)
 
 
-def s2_week_image(ee, bbox: Sequence[float], week, *, collection: str = EE_COLLECTIONS[0],
-                  max_cloud_pct: float | None = None, bands: Sequence[str] = S2_BANDS):
+def s2_week_image(
+    ee,
+    bbox: Sequence[float],
+    week,
+    *,
+    collection: str = EE_COLLECTIONS[0],
+    max_cloud_pct: float | None = None,
+    bands: Sequence[str] = S2_BANDS,
+):
     """Least-cloudy-on-top weekly mosaic as an ``ee.Image`` with the 12 bands (request builder)."""
     col = s2_week_collection(ee, bbox, week, collection=collection, max_cloud_pct=max_cloud_pct)
     return col.mosaic().select([EE_BAND_NAMES[b] for b in bands], list(bands))
@@ -146,17 +191,25 @@ def _nan_slice(bands: Sequence[str], shape: tuple[int, int]) -> np.ndarray:
     return np.full((len(bands),) + shape, np.nan, dtype=np.float32)
 
 
-def _stack_weeks(slices: list, weeks: pd.DatetimeIndex, bands, template: xr.DataArray | None, attrs: dict,
-                 cloud_pct: list) -> xr.DataArray:
+def _stack_weeks(
+    slices: list, weeks: pd.DatetimeIndex, bands, template: xr.DataArray | None, attrs: dict, cloud_pct: list
+) -> xr.DataArray:
     if template is None:
-        raise DataNotAvailableError("no Sentinel-2 image was found in any requested week; widen the weeks or "
-                                    "relax max_cloud_pct")
+        raise DataNotAvailableError(
+            "no Sentinel-2 image was found in any requested week; widen the weeks or relax max_cloud_pct"
+        )
     ny, nx = template.sizes["y"], template.sizes["x"]
     data = np.stack([s if s is not None else _nan_slice(bands, (ny, nx)) for s in slices]).astype(np.float32)
     cube = xr.DataArray(
-        data, dims=("week", "band", "y", "x"),
-        coords={"week": weeks, "band": list(bands), "y": template["y"].to_numpy(), "x": template["x"].to_numpy(),
-                "cloud_pct": ("week", np.asarray(cloud_pct, dtype=float))},
+        data,
+        dims=("week", "band", "y", "x"),
+        coords={
+            "week": weeks,
+            "band": list(bands),
+            "y": template["y"].to_numpy(),
+            "x": template["x"].to_numpy(),
+            "cloud_pct": ("week", np.asarray(cloud_pct, dtype=float)),
+        },
         attrs=attrs,
     )
     cube["cloud_pct"].attrs["units"] = "%"
@@ -176,11 +229,20 @@ def _band_groups(bands: list[str], size_km: float, scale_m: float) -> list[list[
     return [list(g) for g in np.array_split(np.asarray(bands, dtype=object), n_groups)]
 
 
-def s2_weekly_mosaics_ee(location: int | None = None, weeks=("2016w01", "2018w52"), *, lon: float | None = None,
-                         lat: float | None = None, size_km: float = 7.5, scale_m: float = 10.0,
-                         collection: str = EE_COLLECTIONS[0], max_cloud_pct: float | None = None,
-                         bands: Sequence[str] = S2_BANDS, project: str | None = None,
-                         progress: bool = True) -> xr.DataArray:
+def s2_weekly_mosaics_ee(
+    location: int | None = None,
+    weeks=("2016w01", "2018w52"),
+    *,
+    lon: float | None = None,
+    lat: float | None = None,
+    size_km: float = 7.5,
+    scale_m: float = 10.0,
+    collection: str = EE_COLLECTIONS[0],
+    max_cloud_pct: float | None = None,
+    bands: Sequence[str] = S2_BANDS,
+    project: str | None = None,
+    progress: bool = True,
+) -> xr.DataArray:
     """Weekly least-cloudy Sentinel-2 mosaics of one city from Earth Engine, as ``(week, band, y, x)``.
 
     Parameters
@@ -219,25 +281,39 @@ def s2_weekly_mosaics_ee(location: int | None = None, weeks=("2016w01", "2018w52
     slices, cloud, template = [], [], None
     for week in tqdm(wk, desc="S2 weeks (Earth Engine)", disable=not progress):
         col = s2_week_collection(ee, bbox, week, collection=collection, max_cloud_pct=max_cloud_pct)
-        info = ee.Dictionary({"n": col.size(), "cloud": col.aggregate_min("CLOUDY_PIXEL_PERCENTAGE")}).getInfo()
+        info = ee.Dictionary(
+            {"n": col.size(), "cloud": col.aggregate_min("CLOUDY_PIXEL_PERCENTAGE")}
+        ).getInfo()
         if not info or not info.get("n"):
             slices.append(None)
             cloud.append(np.nan)
             continue
         image = col.mosaic().select([EE_BAND_NAMES[b] for b in bands], list(bands))
-        parts = [earthengine.compute_pixels(image, bbox, scale_m=scale_m, crs="EPSG:4326", bands=chunk)
-                 for chunk in band_groups]
+        parts = [
+            earthengine.compute_pixels(image, bbox, scale_m=scale_m, crs="EPSG:4326", bands=chunk)
+            for chunk in band_groups
+        ]
         if any(tuple(p.dims) != ("band", "y", "x") for p in parts):
             raise FileFormatError(f"compute_pixels returned dims {parts[0].dims}, expected (band, y, x)")
         da = xr.concat(parts, dim="band") if len(parts) > 1 else parts[0]
-        if template is not None and (da.sizes["y"], da.sizes["x"]) != (template.sizes["y"], template.sizes["x"]):
+        if template is not None and (da.sizes["y"], da.sizes["x"]) != (
+            template.sizes["y"],
+            template.sizes["x"],
+        ):
             raise FileFormatError("weekly mosaics came back on different grids; fix scale_m and crs")
         template = da if template is None else template
         slices.append(da.sel(band=list(bands)).to_numpy().astype(np.float32))
         cloud.append(float(info.get("cloud", np.nan)))
-    attrs = {"units": "reflectance x 1e4", "source": f"Earth Engine {collection}", "location": location,
-             "bbox_lonlat": list(bbox), "size_km": size_km, "scale_m": scale_m, "crs": "EPSG:4326",
-             "mosaic": "least CLOUDY_PIXEL_PERCENTAGE on top"}
+    attrs = {
+        "units": "reflectance x 1e4",
+        "source": f"Earth Engine {collection}",
+        "location": location,
+        "bbox_lonlat": list(bbox),
+        "size_km": size_km,
+        "scale_m": scale_m,
+        "crs": "EPSG:4326",
+        "mosaic": "least CLOUDY_PIXEL_PERCENTAGE on top",
+    }
     return _stack_weeks(slices, wk, bands, template, attrs, cloud)
 
 
@@ -286,11 +362,21 @@ def _with_retries(call, what: str, url: str, retryable: tuple[type[BaseException
             wait *= 2
 
 
-def s2_weekly_mosaics_stac(location: int | None = None, weeks=("2016w01", "2018w52"), *, lon: float | None = None,
-                           lat: float | None = None, size_km: float = 7.5, resolution_m: float = 10.0,
-                           url: str = EARTH_SEARCH_URL, collection: str = "sentinel-2-l2a",
-                           assets: dict[str, str] | None = None, max_cloud_pct: float | None = None,
-                           bands: Sequence[str] = S2_BANDS, progress: bool = True) -> xr.DataArray:
+def s2_weekly_mosaics_stac(
+    location: int | None = None,
+    weeks=("2016w01", "2018w52"),
+    *,
+    lon: float | None = None,
+    lat: float | None = None,
+    size_km: float = 7.5,
+    resolution_m: float = 10.0,
+    url: str = EARTH_SEARCH_URL,
+    collection: str = "sentinel-2-l2a",
+    assets: dict[str, str] | None = None,
+    max_cloud_pct: float | None = None,
+    bands: Sequence[str] = S2_BANDS,
+    progress: bool = True,
+) -> xr.DataArray:
     """Weekly least-cloudy Sentinel-2 mosaics of one city through a STAC API, as ``(week, band, y, x)``.
 
     Items of each Sunday–Saturday week are searched with pystac-client (each request tried up to
@@ -322,15 +408,24 @@ def s2_weekly_mosaics_stac(location: int | None = None, weeks=("2016w01", "2018w
         query = {"eo:cloud_cover": {"lt": float(max_cloud_pct)}} if max_cloud_pct is not None else None
         window = f"{start:%Y-%m-%d}/{end:%Y-%m-%d}"
         items = _with_retries(
-            lambda window=window, query=query: list(client.search(collections=[collection], bbox=list(bbox),
-                                                                  datetime=window, query=query).items()),
-            f"search of week {_weeks.week_label(week)}", url, retryable)
+            lambda window=window, query=query: list(
+                client.search(collections=[collection], bbox=list(bbox), datetime=window, query=query).items()
+            ),
+            f"search of week {_weeks.week_label(week)}",
+            url,
+            retryable,
+        )
         if not items:
             slices.append(None)
             cloud.append(np.nan)
             continue
-        ds = odc_stac.load(items, bands=[assets[b] for b in bands], bbox=list(bbox), resolution=resolution_m,
-                           groupby="solar_day")
+        ds = odc_stac.load(
+            items,
+            bands=[assets[b] for b in bands],
+            bbox=list(bbox),
+            resolution=resolution_m,
+            groupby="solar_day",
+        )
         # cloud cover of each loaded day = that of its least cloudy item
         day_cloud = {}
         for it in items:
@@ -339,14 +434,19 @@ def s2_weekly_mosaics_stac(location: int | None = None, weeks=("2016w01", "2018w
             day_cloud[day] = min(cc, day_cloud.get(day, np.inf))
         days = pd.DatetimeIndex(ds["time"].to_numpy()).normalize()
         order = np.argsort([day_cloud.get(d, 100.0) for d in days], kind="stable")
-        stack = np.stack([ds[assets[b]].to_numpy() for b in bands], axis=1).astype(np.float32)  # time, band, y, x
+        stack = np.stack([ds[assets[b]].to_numpy() for b in bands], axis=1).astype(
+            np.float32
+        )  # time, band, y, x
         stack[stack == 0] = np.nan
         mosaic = np.full(stack.shape[1:], np.nan, dtype=np.float32)
         for t in order:
             gap = np.isnan(mosaic)
             mosaic[gap] = stack[t][gap]
-        grid = xr.DataArray(mosaic, dims=("band", "y", "x"),
-                            coords={"band": list(bands), "y": ds["y"].to_numpy(), "x": ds["x"].to_numpy()})
+        grid = xr.DataArray(
+            mosaic,
+            dims=("band", "y", "x"),
+            coords={"band": list(bands), "y": ds["y"].to_numpy(), "x": ds["x"].to_numpy()},
+        )
         if template is not None and grid.shape != template.shape:
             raise FileFormatError("weekly STAC loads came back on different grids (items in two UTM zones?)")
         template = grid if template is None else template
@@ -357,9 +457,16 @@ def s2_weekly_mosaics_stac(location: int | None = None, weeks=("2016w01", "2018w
         crs = str(ds.odc.crs)  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - the odc accessor is optional metadata
         crs = None
-    attrs = {"units": "reflectance x 1e4", "source": f"STAC {url} {collection}", "location": location,
-             "bbox_lonlat": list(bbox), "size_km": size_km, "resolution_m": resolution_m, "crs": crs,
-             "mosaic": "least eo:cloud_cover first, gaps filled from the next"}
+    attrs = {
+        "units": "reflectance x 1e4",
+        "source": f"STAC {url} {collection}",
+        "location": location,
+        "bbox_lonlat": list(bbox),
+        "size_km": size_km,
+        "resolution_m": resolution_m,
+        "crs": crs,
+        "mosaic": "least eo:cloud_cover first, gaps filled from the next",
+    }
     return _stack_weeks(slices, wk, bands, template, attrs, cloud)
 
 
@@ -380,9 +487,12 @@ def read_reference_scenes(path: str | Path | None = None) -> xr.DataArray:
     arr = np.load(Path(path))
     if arr.ndim != 4 or arr.shape[-1] != 13:
         raise FileFormatError(f"{path}: expected (time, y, x, 13) reflectance, got shape {arr.shape}")
-    da = xr.DataArray(np.moveaxis(arr, -1, 1).astype(np.float32), dims=("time", "band", "y", "x"),
-                      coords={"time": np.arange(arr.shape[0]), "band": list(S2_BANDS_L1C)},
-                      attrs={"units": "reflectance", "source": "eo-learn REFERENCE_SCENES (Sentinel-2 L1C)"})
+    da = xr.DataArray(
+        np.moveaxis(arr, -1, 1).astype(np.float32),
+        dims=("time", "band", "y", "x"),
+        coords={"time": np.arange(arr.shape[0]), "band": list(S2_BANDS_L1C)},
+        attrs={"units": "reflectance", "source": "eo-learn REFERENCE_SCENES (Sentinel-2 L1C)"},
+    )
     return da
 
 
@@ -421,7 +531,12 @@ def read_eopatch(path: str | Path) -> xr.Dataset:
             raise FileFormatError(f"{ts_file}: cannot read timestamps: {exc}") from exc
     variables: dict[str, xr.DataArray] = {}
     shape_yx = None
-    for group, temporal in (("data", True), ("mask", True), ("data_timeless", False), ("mask_timeless", False)):
+    for group, temporal in (
+        ("data", True),
+        ("mask", True),
+        ("data_timeless", False),
+        ("mask_timeless", False),
+    ):
         gdir = root / group
         if not gdir.is_dir():
             continue
@@ -432,8 +547,10 @@ def read_eopatch(path: str | Path) -> xr.Dataset:
             arr = _eopatch_array(f)
             want = 4 if temporal else 3
             if arr.ndim != want:
-                raise FileFormatError(f"{f}: expected {want} dims ({'time, ' if temporal else ''}y, x, channels), "
-                                      f"got shape {arr.shape}")
+                raise FileFormatError(
+                    f"{f}: expected {want} dims ({'time, ' if temporal else ''}y, x, channels), "
+                    f"got shape {arr.shape}"
+                )
             if shape_yx is None:
                 shape_yx = arr.shape[-3:-1]
             elif arr.shape[-3:-1] != shape_yx:
@@ -467,9 +584,13 @@ def read_eopatch(path: str | Path) -> xr.Dataset:
         coords["x"] = ("x", xmin + dx * (np.arange(nx) + 0.5), {"units": "m"})
         coords["y"] = ("y", ymax - dy * (np.arange(ny) + 0.5), {"units": "m"})
         epsg = crs_name.rsplit(":", 1)[-1] if crs_name else ""
-        attrs.update({"crs": f"EPSG:{epsg}" if epsg.isdigit() else crs_name,
-                      "bbox": [float(xmin), float(ymin), float(xmax), float(ymax)],
-                      "resolution_m": [float(dx), float(dy)]})
+        attrs.update(
+            {
+                "crs": f"EPSG:{epsg}" if epsg.isdigit() else crs_name,
+                "bbox": [float(xmin), float(ymin), float(xmax), float(ymax)],
+                "resolution_m": [float(dx), float(dy)],
+            }
+        )
     if times is not None:
         coords["time"] = times
     ds = xr.Dataset(variables, coords=coords, attrs=attrs)
@@ -529,14 +650,29 @@ def _train_mask(cube: xr.DataArray, t: str, train) -> np.ndarray:
 def _brightness(cube: xr.DataArray, t: str, reference_bands: Sequence[str]) -> np.ndarray:
     missing = [b for b in reference_bands if b not in cube["band"].to_numpy().tolist()]
     if missing:
-        raise InvalidInputError(f"cube lacks reference bands {missing}; it has {cube['band'].to_numpy().tolist()}")
-    return cube.sel(band=list(reference_bands)).transpose(t, "band", "y", "x").to_numpy().astype(float).mean(axis=1)
+        raise InvalidInputError(
+            f"cube lacks reference bands {missing}; it has {cube['band'].to_numpy().tolist()}"
+        )
+    return (
+        cube.sel(band=list(reference_bands))
+        .transpose(t, "band", "y", "x")
+        .to_numpy()
+        .astype(float)
+        .mean(axis=1)
+    )
 
 
-def cloud_shadow_tiles(cube: xr.DataArray, train=None, *, n_tiles: int = 16, cloud_percentile: float = 70.0,
-                       shadow_percentile: float = 10.0, min_fraction: float = 0.5,
-                       reference_bands: Sequence[str] = ("B02", "B03", "B04"),
-                       mask: xr.DataArray | None = None) -> xr.DataArray:
+def cloud_shadow_tiles(
+    cube: xr.DataArray,
+    train=None,
+    *,
+    n_tiles: int = 16,
+    cloud_percentile: float = 70.0,
+    shadow_percentile: float = 10.0,
+    min_fraction: float = 0.5,
+    reference_bands: Sequence[str] = ("B02", "B03", "B04"),
+    mask: xr.DataArray | None = None,
+) -> xr.DataArray:
     """Classify every tile of every week as clear (0), cloud (1) or shadow (2), DengueNet's rule.
 
     Parameters
@@ -581,19 +717,28 @@ def cloud_shadow_tiles(cube: xr.DataArray, train=None, *, n_tiles: int = 16, clo
         hi, lo = np.percentile(ref, cloud_percentile), np.percentile(ref, shadow_percentile)
         with np.errstate(invalid="ignore"):
             hi_px, lo_px = bright > hi, bright < lo
-        attrs.update({"rule": f"brightness > p{cloud_percentile:g} (cloud) / < p{shadow_percentile:g} (shadow)",
-                      "cloud_threshold": float(hi), "shadow_threshold": float(lo),
-                      "reference_bands": list(reference_bands)})
+        attrs.update(
+            {
+                "rule": f"brightness > p{cloud_percentile:g} (cloud) / < p{shadow_percentile:g} (shadow)",
+                "cloud_threshold": float(hi),
+                "shadow_threshold": float(lo),
+                "reference_bands": list(reference_bands),
+            }
+        )
     flags = np.zeros((nt, n_tiles, n_tiles), dtype=np.int8)
     for i, (y0, y1) in enumerate(ey):
         for j, (x0, x1) in enumerate(ex):
             cloud_frac = hi_px[:, y0:y1, x0:x1].mean(axis=(1, 2))
             shadow_frac = lo_px[:, y0:y1, x0:x1].mean(axis=(1, 2))
-            flags[:, i, j] = np.where(cloud_frac >= min_fraction, CLOUD,
-                                      np.where(shadow_frac >= min_fraction, SHADOW, CLEAR))
-    return xr.DataArray(flags, dims=(t, "tile_y", "tile_x"),
-                        coords={t: cube[t].to_numpy(), "tile_y": np.arange(n_tiles), "tile_x": np.arange(n_tiles)},
-                        attrs=attrs)
+            flags[:, i, j] = np.where(
+                cloud_frac >= min_fraction, CLOUD, np.where(shadow_frac >= min_fraction, SHADOW, CLEAR)
+            )
+    return xr.DataArray(
+        flags,
+        dims=(t, "tile_y", "tile_x"),
+        coords={t: cube[t].to_numpy(), "tile_y": np.arange(n_tiles), "tile_x": np.arange(n_tiles)},
+        attrs=attrs,
+    )
 
 
 def replace_cloud_tiles(cube: xr.DataArray, flags: xr.DataArray, train=None) -> xr.DataArray:
@@ -634,14 +779,26 @@ def replace_cloud_tiles(cube: xr.DataArray, flags: xr.DataArray, train=None) -> 
             mean_tile = tile[pool].mean(axis=0)
             tile[bad] = mean_tile
             replaced += int(bad.sum())
-    out = xr.DataArray(data, dims=order, coords={k: v for k, v in cube.coords.items()},
-                       attrs=dict(cube.attrs, cloud_tiles_replaced=replaced, empty_weeks=int(empty_week.sum())))
+    out = xr.DataArray(
+        data,
+        dims=order,
+        coords={k: v for k, v in cube.coords.items()},
+        attrs=dict(cube.attrs, cloud_tiles_replaced=replaced, empty_weeks=int(empty_week.sum())),
+    )
     return out.transpose(*cube.dims)
 
 
-def city_cubes(locations: Sequence[int], weeks=("2016w01", "2018w52"), *, source: str = "synthetic",
-               size_px: int = 64, n_tiles: int = 4, seed: int = 0, progress: bool = True,
-               **request_kwargs) -> xr.DataArray:
+def city_cubes(
+    locations: Sequence[int],
+    weeks=("2016w01", "2018w52"),
+    *,
+    source: str = "synthetic",
+    size_px: int = 64,
+    n_tiles: int = 4,
+    seed: int = 0,
+    progress: bool = True,
+    **request_kwargs,
+) -> xr.DataArray:
     """Weekly image cubes of several cities, stacked as ``(location, week, band, y, x)``.
 
     Parameters

@@ -52,11 +52,18 @@ def whole_weeks(value: Any, name: str, minimum: int = 1) -> int:
         Not an integer (an integral float such as 2.0 is accepted), or below ``minimum``.
     """
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if not ok and isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+    if (
+        not ok
+        and isinstance(value, (float, np.floating))
+        and np.isfinite(value)
+        and float(value).is_integer()
+    ):
         ok = True
     if not ok:
-        raise InvalidInputError(f"{name} must be a whole number of weeks, got {value!r} "
-                                f"({type(value).__name__}); pass an integer such as {max(minimum, 1)}")
+        raise InvalidInputError(
+            f"{name} must be a whole number of weeks, got {value!r} "
+            f"({type(value).__name__}); pass an integer such as {max(minimum, 1)}"
+        )
     if int(value) < minimum:
         raise InvalidInputError(f"{name} must be ≥ {minimum} week(s), got {value!r}")
     return int(value)
@@ -126,7 +133,9 @@ class Forecaster:
         return out
 
     #: How :meth:`forecast_quantiles` makes its quantiles (shown in reports).
-    quantile_method = "empirical quantiles of the log1p-scale errors on the training origins, pooled over locations"
+    quantile_method = (
+        "empirical quantiles of the log1p-scale errors on the training origins, pooled over locations"
+    )
     #: What ``forecast`` is: "median" or "mean" of the predictive distribution, or "point" (a rule, e.g. last week).
     point_kind = "median"
 
@@ -146,8 +155,9 @@ class Forecaster:
         self.log_errors_ = (np.log1p(y) - np.log1p(np.clip(f, 0, None))).ravel()
         return self
 
-    def forecast_quantiles(self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame,
-                           levels: np.ndarray) -> np.ndarray:
+    def forecast_quantiles(
+        self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame, levels: np.ndarray
+    ) -> np.ndarray:
         """Predictive quantiles (origin × location × level) around the point forecast ``point``."""
         shift = np.quantile(self.log_errors_, levels)
         base = np.log1p(np.clip(point[panel.locations].to_numpy(), 0, None))
@@ -202,8 +212,9 @@ class _Baseline(Forecaster):
     quantile_method = "empirical quantiles of the rule's own past errors at this horizon, per location"
     point_kind = "point"
 
-    def __init__(self, calibration_weeks: int | None = None, symmetric: bool = False, *,
-                 _rule: dict | None = None) -> None:
+    def __init__(
+        self, calibration_weeks: int | None = None, symmetric: bool = False, *, _rule: dict | None = None
+    ) -> None:
         cal = None if calibration_weeks is None else whole_weeks(calibration_weeks, "calibration_weeks", 10)
         super().__init__(**(_rule or {}), calibration_weeks=cal, symmetric=bool(symmetric))
 
@@ -219,8 +230,9 @@ class _Baseline(Forecaster):
         self.errors_ = np.concatenate([err, -err]) if self.params.get("symmetric") else err
         return self
 
-    def forecast_quantiles(self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame,
-                           levels: np.ndarray) -> np.ndarray:
+    def forecast_quantiles(
+        self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame, levels: np.ndarray
+    ) -> np.ndarray:
         shift = np.quantile(self.errors_, levels, axis=0).T  # location × level
         return _tidy(point[panel.locations].to_numpy()[..., None] + shift[None, :, :])
 
@@ -234,7 +246,9 @@ class Persistence(_Baseline):
         return 1
 
     def forecast(self, panel: Panel, origins: pd.DatetimeIndex) -> pd.DataFrame:
-        return pd.DataFrame(panel.cases.to_numpy()[panel.pos(origins)], index=origins, columns=panel.locations)
+        return pd.DataFrame(
+            panel.cases.to_numpy()[panel.pos(origins)], index=origins, columns=panel.locations
+        )
 
 
 class MovingMean(_Baseline):
@@ -242,10 +256,13 @@ class MovingMean(_Baseline):
 
     name = "moving_mean"
 
-    def __init__(self, window_weeks: int = 4, calibration_weeks: int | None = None, symmetric: bool = False) -> None:
+    def __init__(
+        self, window_weeks: int = 4, calibration_weeks: int | None = None, symmetric: bool = False
+    ) -> None:
         window_weeks = whole_weeks(window_weeks, "window_weeks")
-        super().__init__(calibration_weeks=calibration_weeks, symmetric=symmetric,
-                         _rule={"window_weeks": window_weeks})
+        super().__init__(
+            calibration_weeks=calibration_weeks, symmetric=symmetric, _rule={"window_weeks": window_weeks}
+        )
         self.window = int(window_weeks)
 
     def history_weeks(self, panel: Panel) -> int:
@@ -268,7 +285,9 @@ class SeasonalNaive(_Baseline):
 
     def forecast(self, panel: Panel, origins: pd.DatetimeIndex) -> pd.DataFrame:
         if panel.horizon > 52:
-            raise InvalidInputError("seasonal_naive needs horizon ≤ 52 weeks (last year's week must be known)")
+            raise InvalidInputError(
+                "seasonal_naive needs horizon ≤ 52 weeks (last year's week must be known)"
+            )
         targets = origins + panel.horizon * WEEK
         last_year = pd.DatetimeIndex([_weeks.same_week_last_year(t) for t in targets])
         p = panel.cases.index.get_indexer(last_year)
@@ -296,8 +315,16 @@ def _cov_stats(panel: Panel, train_end: pd.Timestamp) -> tuple[pd.Series, pd.Ser
     return mean, std
 
 
-def _design(panel: Panel, origins: pd.DatetimeIndex, location, *, scale: float, transform: str,
-            cov_stats: tuple | None, n_lags: int) -> np.ndarray:
+def _design(
+    panel: Panel,
+    origins: pd.DatetimeIndex,
+    location,
+    *,
+    scale: float,
+    transform: str,
+    cov_stats: tuple | None,
+    n_lags: int,
+) -> np.ndarray:
     """One row per origin: lags 0..n_lags-1 of cases (scaled), season of the target week, covariate lags."""
     y = panel.cases[location].to_numpy()
     p = panel.pos(origins)
@@ -327,7 +354,7 @@ def _design_names(panel: Panel, n_lags: int, transform: str, with_covariates: bo
 def _train_origins(panel: Panel, train_end: pd.Timestamp, need: int) -> pd.DatetimeIndex:
     idx = panel.cases.index
     last_origin = train_end - panel.horizon * WEEK
-    origins = idx[(need - 1):][idx[(need - 1):] <= last_origin]
+    origins = idx[(need - 1) :][idx[(need - 1) :] <= last_origin]
     if len(origins) < 10:
         raise InvalidInputError(
             f"lookback of {panel.lookback} weeks leaves {len(origins)} training sample(s) before "
@@ -355,8 +382,15 @@ class _Pooled(Forecaster):
         return np.vstack(X), np.concatenate(y)
 
     def _design(self, panel, origins, loc):
-        return _design(panel, origins, loc, scale=self.scale_[loc], transform=self.transform,
-                       cov_stats=self.cov_stats_, n_lags=panel.lookback)
+        return _design(
+            panel,
+            origins,
+            loc,
+            scale=self.scale_[loc],
+            transform=self.transform,
+            cov_stats=self.cov_stats_,
+            n_lags=panel.lookback,
+        )
 
     def _target(self, y, loc):
         return y / self.scale_[loc]
@@ -398,14 +432,16 @@ class MedianAR(_Pooled):
         # the 47,000 rows of 100 pooled municipalities
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = sm.QuantReg(y, sm.add_constant(X, has_constant="add")).fit(q=self.params["quantile"],
-                                                                                max_iter=300)
+            fit = sm.QuantReg(y, sm.add_constant(X, has_constant="add")).fit(
+                q=self.params["quantile"], max_iter=300
+            )
         self.model_ = _Linear(fit.params)
         return self
 
 
-def log_link_irls(X: np.ndarray, y: np.ndarray, alpha: float = 0.0, *, tol: float = 1e-8,
-                  max_iter: int = 100) -> np.ndarray:
+def log_link_irls(
+    X: np.ndarray, y: np.ndarray, alpha: float = 0.0, *, tol: float = 1e-8, max_iter: int = 100
+) -> np.ndarray:
     """Coefficients of a Poisson (``alpha`` = 0) or negative-binomial (Var = μ + αμ², α fixed) GLM with log link.
 
     Iteratively reweighted least squares as statsmodels' ``GLM.fit()`` does it (start μ = (y + ȳ)/2, stop when
@@ -452,14 +488,17 @@ class NegBinGLM(Forecaster):
     name = "nb_glm"
     uses_covariates = True
     trained = True
-    quantile_method = "quantiles of the fitted negative binomial (mean of the GLM, the location's dispersion α)"
+    quantile_method = (
+        "quantiles of the fitted negative binomial (mean of the GLM, the location's dispersion α)"
+    )
     point_kind = "mean"
 
     def calibrate(self, panel: Panel, train_end: pd.Timestamp) -> NegBinGLM:
         return self  # the predictive distribution is the fitted NB itself
 
-    def forecast_quantiles(self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame,
-                           levels: np.ndarray) -> np.ndarray:
+    def forecast_quantiles(
+        self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame, levels: np.ndarray
+    ) -> np.ndarray:
         from scipy import stats
 
         mu = np.clip(point[panel.locations].to_numpy(), 1e-9, None)[..., None]
@@ -487,8 +526,9 @@ class NegBinGLM(Forecaster):
         return self
 
     def _design(self, panel, origins, loc):
-        return _design(panel, origins, loc, scale=1.0, transform="log", cov_stats=self.cov_stats_,
-                       n_lags=panel.lookback)
+        return _design(
+            panel, origins, loc, scale=1.0, transform="log", cov_stats=self.cov_stats_, n_lags=panel.lookback
+        )
 
     def forecast(self, panel: Panel, origins: pd.DatetimeIndex) -> pd.DataFrame:
         out = {}
@@ -510,30 +550,38 @@ def _climatology(logy: np.ndarray, half_width: int = 2) -> np.ndarray:
     at least 52 − w weeks before row i, so a forecast of week t + h (h ≤ 52 − w) uses nothing after its origin t.
     """
     n = logy.shape[0]
-    pad = np.vstack([np.full((half_width, logy.shape[1]), np.nan), logy, np.full((half_width, logy.shape[1]),
-                                                                                   np.nan)])
-    win = np.nanmean(np.stack([pad[k:k + n] for k in range(2 * half_width + 1)]), axis=0)  # centred window mean
+    pad = np.vstack(
+        [np.full((half_width, logy.shape[1]), np.nan), logy, np.full((half_width, logy.shape[1]), np.nan)]
+    )
+    win = np.nanmean(
+        np.stack([pad[k : k + n] for k in range(2 * half_width + 1)]), axis=0
+    )  # centred window mean
     total = np.zeros_like(logy)
     count = np.zeros_like(logy)
     for j in range(1, n // 52 + 1):
         src = win[: n - 52 * j]
         ok = np.isfinite(src)
-        total[52 * j:] += np.where(ok, src, 0.0)
-        count[52 * j:] += ok
+        total[52 * j :] += np.where(ok, src, 0.0)
+        count[52 * j :] += ok
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def _conformal_params(calibration_weeks, spread, level_bins, covariates, min_calibration_rows, max_folds,
-                      min_regression_rows) -> dict:
+def _conformal_params(
+    calibration_weeks, spread, level_bins, covariates, min_calibration_rows, max_folds, min_regression_rows
+) -> dict:
     """Checked settings of the pooled models' features and split-conformal quantiles."""
     if spread not in ("auto", "regression", "binned"):
         raise InvalidInputError(f"spread must be 'auto', 'regression' or 'binned', got {spread!r}")
-    return {"calibration_weeks": whole_weeks(calibration_weeks, "calibration_weeks", 13), "spread": spread,
-            "level_bins": whole_weeks(level_bins, "level_bins"), "covariates": bool(covariates),
-            "min_calibration_rows": whole_weeks(min_calibration_rows, "min_calibration_rows"),
-            "max_folds": whole_weeks(max_folds, "max_folds"),
-            "min_regression_rows": whole_weeks(min_regression_rows, "min_regression_rows")}
+    return {
+        "calibration_weeks": whole_weeks(calibration_weeks, "calibration_weeks", 13),
+        "spread": spread,
+        "level_bins": whole_weeks(level_bins, "level_bins"),
+        "covariates": bool(covariates),
+        "min_calibration_rows": whole_weeks(min_calibration_rows, "min_calibration_rows"),
+        "max_folds": whole_weeks(max_folds, "max_folds"),
+        "min_regression_rows": whole_weeks(min_regression_rows, "min_regression_rows"),
+    }
 
 
 class Pooled(Forecaster):
@@ -565,18 +613,41 @@ class Pooled(Forecaster):
     uses_covariates = True
     trained = True
     point_kind = "median"
-    quantile_method = ("split conformal: empirical quantiles of held-out log1p-scale errors (windows of "
-                       "calibration_weeks before the fit's end, scored by copies fitted before them), standardised "
-                       "by a regression of their size or binned by predicted level, pooled over locations")
+    quantile_method = (
+        "split conformal: empirical quantiles of held-out log1p-scale errors (windows of "
+        "calibration_weeks before the fit's end, scored by copies fitted before them), standardised "
+        "by a regression of their size or binned by predicted level, pooled over locations"
+    )
 
-    def __init__(self, calibration_weeks: int = 52, spread: str = "auto", level_bins: int = 5,
-                 interactions: bool = True, ridge: float = 1e-3, ridge_prior: float = 40.0, covariates: bool = False,
-                 min_calibration_rows: int = 1000, max_folds: int = 4, min_regression_rows: int = 750) -> None:
+    def __init__(
+        self,
+        calibration_weeks: int = 52,
+        spread: str = "auto",
+        level_bins: int = 5,
+        interactions: bool = True,
+        ridge: float = 1e-3,
+        ridge_prior: float = 40.0,
+        covariates: bool = False,
+        min_calibration_rows: int = 1000,
+        max_folds: int = 4,
+        min_regression_rows: int = 750,
+    ) -> None:
         if not (np.isfinite(ridge) and ridge >= 0 and np.isfinite(ridge_prior) and ridge_prior >= 0):
             raise InvalidInputError(f"ridge and ridge_prior must be ≥ 0, got {ridge!r}, {ridge_prior!r}")
-        super().__init__(interactions=bool(interactions), ridge=float(ridge), ridge_prior=float(ridge_prior),
-                         **_conformal_params(calibration_weeks, spread, level_bins, covariates, min_calibration_rows,
-                                             max_folds, min_regression_rows))
+        super().__init__(
+            interactions=bool(interactions),
+            ridge=float(ridge),
+            ridge_prior=float(ridge_prior),
+            **_conformal_params(
+                calibration_weeks,
+                spread,
+                level_bins,
+                covariates,
+                min_calibration_rows,
+                max_folds,
+                min_regression_rows,
+            ),
+        )
 
     def history_weeks(self, panel: Panel) -> int:
         return max(panel.lookback, 13)
@@ -588,7 +659,9 @@ class Pooled(Forecaster):
         # rows past the data (targets of the last origins) get their climatology from the earlier years too
         beyond = np.full((panel.horizon, cases.shape[1]), np.nan)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # weeks without any earlier year: NaN, filled later
+            warnings.simplefilter(
+                "ignore", RuntimeWarning
+            )  # weeks without any earlier year: NaN, filled later
             self._clim = _climatology(np.vstack([self._logy, beyond]))
         csum = np.vstack([np.zeros((1, cases.shape[1])), np.cumsum(cases, axis=0)])
         self._mean13 = np.full_like(cases, np.nan)
@@ -625,15 +698,21 @@ class Pooled(Forecaster):
         clim_o = np.where(np.isfinite(clim_o), clim_o, fill)
         ang = 2 * np.pi * (origins + panel.horizon * WEEK).day_of_year.to_numpy(dtype=float) / 365.25
         season = np.column_stack([np.sin(ang), np.cos(ang), np.sin(2 * ang), np.cos(2 * ang)])
-        cols = [lags, self._mean13[p][..., None], np.broadcast_to(self.loc_mean_[None, :, None], (n_o, n_l, 1)),
-                clim_t[..., None], clim_o[..., None], (clim_t - clim_o)[..., None],
-                np.broadcast_to(season[:, None, :], (n_o, n_l, season.shape[1]))]
+        cols = [
+            lags,
+            self._mean13[p][..., None],
+            np.broadcast_to(self.loc_mean_[None, :, None], (n_o, n_l, 1)),
+            clim_t[..., None],
+            clim_o[..., None],
+            (clim_t - clim_o)[..., None],
+            np.broadcast_to(season[:, None, :], (n_o, n_l, season.shape[1])),
+        ]
         X = np.concatenate(cols, axis=-1).reshape(n_o * n_l, -1)
         if self.params.get("interactions", False):
             # dynamics differ with the size of the location: lags and seasonal terms times its mean level
             k = panel.lookback + 1
-            size = X[:, k:k + 1] - 2.0
-            X = np.column_stack([X, X[:, :k] * size, X[:, k + 1:k + 4] * size])
+            size = X[:, k : k + 1] - 2.0
+            X = np.column_stack([X, X[:, :k] * size, X[:, k + 1 : k + 4] * size])
         if self._cov is not None:
             X = np.column_stack([X, self._cov[p].reshape(n_o * n_l, -1)])
         return X
@@ -757,8 +836,9 @@ class Pooled(Forecaster):
     def calibrate(self, panel: Panel, train_end: pd.Timestamp) -> Pooled:
         return self  # the held-out errors were collected in fit
 
-    def forecast_quantiles(self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame,
-                           levels: np.ndarray) -> np.ndarray:
+    def forecast_quantiles(
+        self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame, levels: np.ndarray
+    ) -> np.ndarray:
         pred = self._point_log(panel, origins)
         key = pred if self.spread_coef_ is None else np.zeros_like(pred)
         scale = self._scale(panel, origins)
@@ -778,26 +858,56 @@ class GradientBoosting(Pooled):
     """
 
     name = "gbm"
-    quantile_method = ("split conformal: held-out log1p-scale errors of a copy fitted before the last "
-                       "calibration_weeks, standardised by a regression of their size, pooled over locations")
+    quantile_method = (
+        "split conformal: held-out log1p-scale errors of a copy fitted before the last "
+        "calibration_weeks, standardised by a regression of their size, pooled over locations"
+    )
 
-    def __init__(self, n_estimators: int = 200, learning_rate: float = 0.05, num_leaves: int = 15,
-                 min_child_samples: int = 20, calibration_weeks: int = 52, spread: str = "auto",
-                 level_bins: int = 5, covariates: bool = False, min_calibration_rows: int = 1000,
-                 max_folds: int = 4, min_regression_rows: int = 750) -> None:
-        Forecaster.__init__(self, n_estimators=whole_weeks(n_estimators, "n_estimators"),
-                            learning_rate=float(learning_rate), num_leaves=whole_weeks(num_leaves, "num_leaves", 2),
-                            min_child_samples=whole_weeks(min_child_samples, "min_child_samples"),
-                            **_conformal_params(calibration_weeks, spread, level_bins, covariates,
-                                                min_calibration_rows, max_folds, min_regression_rows))
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        learning_rate: float = 0.05,
+        num_leaves: int = 15,
+        min_child_samples: int = 20,
+        calibration_weeks: int = 52,
+        spread: str = "auto",
+        level_bins: int = 5,
+        covariates: bool = False,
+        min_calibration_rows: int = 1000,
+        max_folds: int = 4,
+        min_regression_rows: int = 750,
+    ) -> None:
+        Forecaster.__init__(
+            self,
+            n_estimators=whole_weeks(n_estimators, "n_estimators"),
+            learning_rate=float(learning_rate),
+            num_leaves=whole_weeks(num_leaves, "num_leaves", 2),
+            min_child_samples=whole_weeks(min_child_samples, "min_child_samples"),
+            **_conformal_params(
+                calibration_weeks,
+                spread,
+                level_bins,
+                covariates,
+                min_calibration_rows,
+                max_folds,
+                min_regression_rows,
+            ),
+        )
 
     def _fit_point(self, X: np.ndarray, y: np.ndarray, seed: int):
         import lightgbm as lgb
 
-        model = lgb.LGBMRegressor(n_estimators=self.params["n_estimators"], learning_rate=self.params["learning_rate"],
-                                  num_leaves=self.params["num_leaves"],
-                                  min_child_samples=self.params["min_child_samples"], random_state=seed,
-                                  n_jobs=1, deterministic=True, force_row_wise=True, verbose=-1)
+        model = lgb.LGBMRegressor(
+            n_estimators=self.params["n_estimators"],
+            learning_rate=self.params["learning_rate"],
+            num_leaves=self.params["num_leaves"],
+            min_child_samples=self.params["min_child_samples"],
+            random_state=seed,
+            n_jobs=1,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        )
         return model.fit(X, y - X[:, 0])  # column 0: log1p of the origin week's count
 
     def _predict_point(self, model, X: np.ndarray) -> np.ndarray:
@@ -815,8 +925,21 @@ def _torch_seed(seed: int):
     return torch
 
 
-def _train_torch(net, X, y, *, epochs: int, batch_size: int, lr: float, seed: int, progress: bool, desc: str,
-                 X_val=None, y_val=None, patience: int | None = None):
+def _train_torch(
+    net,
+    X,
+    y,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    progress: bool,
+    desc: str,
+    X_val=None,
+    y_val=None,
+    patience: int | None = None,
+):
     """Minimise mean absolute error with Adam; with validation data keep the epoch with the lowest validation MAE
     (and stop after ``patience`` epochs without improvement)."""
     import copy
@@ -829,8 +952,10 @@ def _train_torch(net, X, y, *, epochs: int, batch_size: int, lr: float, seed: in
     Xt = [torch.as_tensor(a, dtype=torch.float32) for a in (X if isinstance(X, (list, tuple)) else [X])]
     yt = torch.as_tensor(y, dtype=torch.float32)
     if X_val is not None:
-        Xv = [torch.as_tensor(a, dtype=torch.float32) for a in (X_val if isinstance(X_val, (list, tuple)) else
-                                                                  [X_val])]
+        Xv = [
+            torch.as_tensor(a, dtype=torch.float32)
+            for a in (X_val if isinstance(X_val, (list, tuple)) else [X_val])
+        ]
         yv = torch.as_tensor(y_val, dtype=torch.float32)
     best, best_state, history = np.inf, None, []
     n = len(yt)
@@ -838,7 +963,7 @@ def _train_torch(net, X, y, *, epochs: int, batch_size: int, lr: float, seed: in
         net.train()
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
-            b = perm[i:i + batch_size]
+            b = perm[i : i + batch_size]
             opt.zero_grad()
             loss = torch.mean(torch.abs(net(*[x[b] for x in Xt]).squeeze(-1) - yt[b]))
             loss.backward()
@@ -879,16 +1004,28 @@ class LSTMForecaster(Forecaster):
     point_kind = "median"
     quantile_method = "quantile head: the network's own quantiles, trained with the pinball loss (in-sample)"
 
-    def __init__(self, hidden: int = 32, epochs: int = 60, batch_size: int = 64, lr: float = 1e-3,
-                 levels: tuple | None = None, steps: int | None = None) -> None:
+    def __init__(
+        self,
+        hidden: int = 32,
+        epochs: int = 60,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        levels: tuple | None = None,
+        steps: int | None = None,
+    ) -> None:
         from .probabilistic import QUANTILES, check_quantiles
 
         levels = check_quantiles(QUANTILES if levels is None else levels)
         if 0.5 not in levels:
             raise InvalidInputError(f"lstm levels must include the median 0.5, got {levels}")
-        super().__init__(hidden=whole_weeks(hidden, "hidden"), epochs=whole_weeks(epochs, "epochs"),
-                         batch_size=whole_weeks(batch_size, "batch_size"), lr=float(lr), levels=levels,
-                         steps=None if steps is None else whole_weeks(steps, "steps"))
+        super().__init__(
+            hidden=whole_weeks(hidden, "hidden"),
+            epochs=whole_weeks(epochs, "epochs"),
+            batch_size=whole_weeks(batch_size, "batch_size"),
+            lr=float(lr),
+            levels=levels,
+            steps=None if steps is None else whole_weeks(steps, "steps"),
+        )
 
     def _windows(self, panel: Panel, origins: pd.DatetimeIndex, loc) -> np.ndarray:
         p = panel.pos(origins)
@@ -922,8 +1059,11 @@ class LSTMForecaster(Forecaster):
         y = []
         for loc in panel.locations:
             col = panel.cases[loc].to_numpy(dtype=float) / self.scale_[loc]
-            y.append(np.column_stack([np.where(p + h <= last, col[np.minimum(p + h, last)], np.nan)
-                                      for h in self.horizons_]))
+            y.append(
+                np.column_stack(
+                    [np.where(p + h <= last, col[np.minimum(p + h, last)], np.nan) for h in self.horizons_]
+                )
+            )
         y = np.concatenate(y)
         hidden, n_out = self.params["hidden"], len(self.horizons_) * len(self.params["levels"])
 
@@ -941,9 +1081,17 @@ class LSTMForecaster(Forecaster):
         epochs = self.params["epochs"]
         if self.params["steps"] is not None:
             epochs = int(np.ceil(self.params["steps"] / np.ceil(len(X) / self.params["batch_size"])))
-        _train_quantiles(self.net_, X, y, np.asarray(self.params["levels"]), epochs=epochs,
-                         batch_size=self.params["batch_size"], lr=self.params["lr"], seed=panel.seed,
-                         progress=panel.progress)
+        _train_quantiles(
+            self.net_,
+            X,
+            y,
+            np.asarray(self.params["levels"]),
+            epochs=epochs,
+            batch_size=self.params["batch_size"],
+            lr=self.params["lr"],
+            seed=panel.seed,
+            progress=panel.progress,
+        )
         return self
 
     def _quantiles(self, panel: Panel, origins: pd.DatetimeIndex) -> np.ndarray:
@@ -951,7 +1099,9 @@ class LSTMForecaster(Forecaster):
         import torch
 
         if panel.horizon not in self.horizons_:
-            raise InvalidInputError(f"this lstm was fitted for horizons {self.horizons_}, not {panel.horizon}")
+            raise InvalidInputError(
+                f"this lstm was fitted for horizons {self.horizons_}, not {panel.horizon}"
+            )
         k, n_lev = self.horizons_.index(panel.horizon), len(self.params["levels"])
         out = []
         with torch.no_grad():
@@ -968,8 +1118,9 @@ class LSTMForecaster(Forecaster):
     def calibrate(self, panel: Panel, train_end: pd.Timestamp) -> LSTMForecaster:
         return self  # the quantiles come from the network's head
 
-    def forecast_quantiles(self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame,
-                           levels: np.ndarray) -> np.ndarray:
+    def forecast_quantiles(
+        self, panel: Panel, origins: pd.DatetimeIndex, point: pd.DataFrame, levels: np.ndarray
+    ) -> np.ndarray:
         q = self._quantiles(panel, origins)
         own = np.asarray(self.params["levels"])
         # other levels: linear in the level between the head's quantiles (held at its outermost beyond them)
@@ -980,8 +1131,18 @@ class LSTMForecaster(Forecaster):
         return _tidy(q[..., lo] * (1 - w) + q[..., hi] * w)
 
 
-def _train_quantiles(net, X: np.ndarray, y: np.ndarray, levels: np.ndarray, *, epochs: int, batch_size: int,
-                     lr: float, seed: int, progress: bool) -> None:
+def _train_quantiles(
+    net,
+    X: np.ndarray,
+    y: np.ndarray,
+    levels: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    progress: bool,
+) -> None:
     """Minimise the mean pinball loss of ``net``'s (target × level) outputs with Adam; NaN targets are skipped."""
     import torch
     from tqdm import tqdm
@@ -997,12 +1158,13 @@ def _train_quantiles(net, X: np.ndarray, y: np.ndarray, levels: np.ndarray, *, e
         net.train()
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
-            b = perm[i:i + batch_size]
+            b = perm[i : i + batch_size]
             opt.zero_grad()
             q = net(Xt[b]).view(len(b), n_t, n_l)
             diff = yt[b][..., None] - q
             loss = (torch.maximum(tau * diff, (tau - 1) * diff) * mask[b][..., None]).sum() / (
-                mask[b].sum() * n_l).clamp(min=1.0)
+                mask[b].sum() * n_l
+            ).clamp(min=1.0)
             loss.backward()
             opt.step()
     net.eval()
@@ -1036,12 +1198,27 @@ class DengueNet(Forecaster):
         last = train_end - panel.horizon * WEEK
         return pd.date_range(last - (self.params["val_weeks"] - 1) * WEEK, last, freq="W-SAT")
 
-    def __init__(self, epochs: int = 300, lr: float = 1e-4, batch_size: int = 8, val_weeks: int = 16,
-                 patience: int | None = 50, branches: tuple = ("vit", "radiomics"), lstm_units: tuple = (60, 30, 5),
-                 dense_units: int = 30):
-        super().__init__(epochs=int(epochs), lr=float(lr), batch_size=int(batch_size), val_weeks=int(val_weeks),
-                         patience=None if patience is None else int(patience), branches=tuple(branches),
-                         lstm_units=tuple(lstm_units), dense_units=int(dense_units))
+    def __init__(
+        self,
+        epochs: int = 300,
+        lr: float = 1e-4,
+        batch_size: int = 8,
+        val_weeks: int = 16,
+        patience: int | None = 50,
+        branches: tuple = ("vit", "radiomics"),
+        lstm_units: tuple = (60, 30, 5),
+        dense_units: int = 30,
+    ):
+        super().__init__(
+            epochs=int(epochs),
+            lr=float(lr),
+            batch_size=int(batch_size),
+            val_weeks=int(val_weeks),
+            patience=None if patience is None else int(patience),
+            branches=tuple(branches),
+            lstm_units=tuple(lstm_units),
+            dense_units=int(dense_units),
+        )
         unknown = set(self.params["branches"]) - {"vit", "radiomics", "cases"}
         if unknown or not self.params["branches"]:
             raise InvalidInputError(f"branches must be drawn from vit, radiomics, cases; got {branches!r}")
@@ -1059,7 +1236,9 @@ class DengueNet(Forecaster):
             flat = da.to_numpy().reshape(da.sizes["week"], -1)
             index = pd.DatetimeIndex(da["week"].to_numpy())
             if len(index) > 1 and ((index[1:] - index[:-1]) != WEEK).any():
-                raise InvalidInputError(f"denguenet: {b} features must be on consecutive weeks (one image per week)")
+                raise InvalidInputError(
+                    f"denguenet: {b} features must be on consecutive weeks (one image per week)"
+                )
             if not np.isfinite(flat).all():
                 raise InvalidInputError(f"denguenet: {b} features of location {loc!r} contain NaN or inf")
             out[b] = pd.DataFrame(flat, index=index)
@@ -1091,7 +1270,8 @@ class DengueNet(Forecaster):
                 super().__init__()
                 sizes = (n_in,) + tuple(units)
                 self.layers = torch.nn.ModuleList(
-                    [torch.nn.LSTM(sizes[i], sizes[i + 1], batch_first=True) for i in range(len(units))])
+                    [torch.nn.LSTM(sizes[i], sizes[i + 1], batch_first=True) for i in range(len(units))]
+                )
 
             def forward(self, x):
                 for layer in self.layers:
@@ -1102,8 +1282,9 @@ class DengueNet(Forecaster):
             def __init__(self, n_ins):
                 super().__init__()
                 self.branches = torch.nn.ModuleList([Branch(n) for n in n_ins])
-                self.dense = torch.nn.Sequential(torch.nn.Linear(units[-1] * len(n_ins), dense), torch.nn.ReLU(),
-                                                 torch.nn.Linear(dense, 1))
+                self.dense = torch.nn.Sequential(
+                    torch.nn.Linear(units[-1] * len(n_ins), dense), torch.nn.ReLU(), torch.nn.Linear(dense, 1)
+                )
 
             def forward(self, *xs):
                 return self.dense(torch.cat([br(x) for br, x in zip(self.branches, xs)], dim=-1))
@@ -1115,7 +1296,7 @@ class DengueNet(Forecaster):
             common = panel.cases.index
             for frame in arrays.values():
                 common = common.intersection(frame.index)
-            origins_all = common[panel.lookback - 1:]
+            origins_all = common[panel.lookback - 1 :]
             origins_all = origins_all[(origins_all + panel.horizon * WEEK).isin(panel.cases.index)]
             origins_all = origins_all[origins_all + panel.horizon * WEEK <= train_end]
             tr = origins_all[origins_all + panel.horizon * WEEK < val_start]
@@ -1127,9 +1308,13 @@ class DengueNet(Forecaster):
                 )
             # feature scaling from training weeks only
             tr_rows = {b: f.loc[f.index <= tr[-1]] for b, f in arrays.items()}
-            self.stats_[loc] = {b: (f.min().to_numpy(), np.where((f.max() - f.min()).to_numpy() > 0,
-                                                                   (f.max() - f.min()).to_numpy(), 1.0))
-                                for b, f in tr_rows.items()}
+            self.stats_[loc] = {
+                b: (
+                    f.min().to_numpy(),
+                    np.where((f.max() - f.min()).to_numpy() > 0, (f.max() - f.min()).to_numpy(), 1.0),
+                )
+                for b, f in tr_rows.items()
+            }
             y_all = panel.cases[loc]
             y_tr = y_all.loc[tr + panel.horizon * WEEK].to_numpy()
             lo, hi = float(y_tr.min()), float(y_tr.max())
@@ -1139,10 +1324,19 @@ class DengueNet(Forecaster):
             Xva = self._windows(arrays, self.stats_[loc], va) if len(va) else None
             net = Net([a.shape[-1] for a in Xtr])
             self.val_history_[loc] = _train_torch(
-                net, Xtr, sy(y_tr), epochs=self.params["epochs"], batch_size=self.params["batch_size"],
-                lr=self.params["lr"], seed=panel.seed + k, progress=panel.progress, desc=f"denguenet {loc}",
-                X_val=Xva, y_val=sy(y_all.loc[va + panel.horizon * WEEK].to_numpy()) if len(va) else None,
-                patience=self.params["patience"])
+                net,
+                Xtr,
+                sy(y_tr),
+                epochs=self.params["epochs"],
+                batch_size=self.params["batch_size"],
+                lr=self.params["lr"],
+                seed=panel.seed + k,
+                progress=panel.progress,
+                desc=f"denguenet {loc}",
+                X_val=Xva,
+                y_val=sy(y_all.loc[va + panel.horizon * WEEK].to_numpy()) if len(va) else None,
+                patience=self.params["patience"],
+            )
             self.nets_[loc] = net
         return self
 
@@ -1161,8 +1355,17 @@ class DengueNet(Forecaster):
 
 MODELS: dict[str, type[Forecaster]] = {
     cls.name: cls
-    for cls in (Persistence, MovingMean, SeasonalNaive, MedianAR, GradientBoosting, NegBinGLM, Pooled,
-                LSTMForecaster, DengueNet)
+    for cls in (
+        Persistence,
+        MovingMean,
+        SeasonalNaive,
+        MedianAR,
+        GradientBoosting,
+        NegBinGLM,
+        Pooled,
+        LSTMForecaster,
+        DengueNet,
+    )
 }
 BASELINES = ("persistence", "moving_mean", "seasonal_naive")
 

@@ -24,15 +24,23 @@ def plot_cases(cases: pd.DataFrame, *, highlight: tuple | None = None, ax=None):
     for col in cases.columns:
         ax.plot(cases.index, cases[col], lw=0.9, label=f"{names.get(col, col)} ({col})")
     if highlight is not None:
-        ax.axvspan(pd.Timestamp(highlight[0]), pd.Timestamp(highlight[1]), color="0.85", zorder=0, label="test weeks")
+        ax.axvspan(
+            pd.Timestamp(highlight[0]), pd.Timestamp(highlight[1]), color="0.85", zorder=0, label="test weeks"
+        )
     ax.set_ylabel("cases / week")
     ax.legend(fontsize=8, ncol=3)
     ax.set_title(f"weekly dengue cases ({cases.attrs.get('source', 'cases')})")
     return ax.figure
 
 
-def plot_forecasts(results: Mapping[str, pd.DataFrame], *, names: Mapping | None = None, history: pd.DataFrame | None
-                   = None, history_weeks: int = 20, ncols: int = 3):
+def plot_forecasts(
+    results: Mapping[str, pd.DataFrame],
+    *,
+    names: Mapping | None = None,
+    history: pd.DataFrame | None = None,
+    history_weeks: int = 20,
+    ncols: int = 3,
+):
     """Forecast against observed per location, one panel per location, one line per model."""
     import matplotlib.pyplot as plt
 
@@ -40,13 +48,18 @@ def plot_forecasts(results: Mapping[str, pd.DataFrame], *, names: Mapping | None
     locs = list(dict.fromkeys(first["location"]))
     names = dict(names or {})
     nrows = int(np.ceil(len(locs) / ncols))
-    fig, axes = plt.subplots(nrows, min(ncols, len(locs)), figsize=(4.2 * min(ncols, len(locs)), 3.0 * nrows),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        nrows,
+        min(ncols, len(locs)),
+        figsize=(4.2 * min(ncols, len(locs)), 3.0 * nrows),
+        squeeze=False,
+        sharex=True,
+    )
     for ax, loc in zip(axes.ravel(), locs):
         obs = first[first["location"] == loc]
         if history is not None:
             start = obs["week"].min() - pd.Timedelta(weeks=history_weeks)
-            past = history.loc[start:obs["week"].min() - pd.Timedelta(weeks=1), loc]
+            past = history.loc[start : obs["week"].min() - pd.Timedelta(weeks=1), loc]
             ax.plot(past.index, past.to_numpy(), color="0.6", lw=1)
         ax.plot(obs["week"], obs["observed"], "k.-", lw=1.5, label="observed")
         for name, fc in results.items():
@@ -54,7 +67,7 @@ def plot_forecasts(results: Mapping[str, pd.DataFrame], *, names: Mapping | None
             ax.plot(sub["week"], sub["forecast"], lw=1, label=name)
         ax.set_title(f"{names.get(loc, loc)} ({loc})", fontsize=9)
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-    for ax in axes.ravel()[len(locs):]:
+    for ax in axes.ravel()[len(locs) :]:
         ax.axis("off")
     axes[0, 0].set_ylabel("cases / week")
     axes.ravel()[0].legend(fontsize=7)
@@ -62,8 +75,14 @@ def plot_forecasts(results: Mapping[str, pd.DataFrame], *, names: Mapping | None
     return fig
 
 
-def plot_cloud_tiles(cube: xr.DataArray, cleaned: xr.DataArray, flags: xr.DataArray, *, n_weeks: int = 4,
-                     rgb: Sequence[str] = ("B04", "B03", "B02")):
+def plot_cloud_tiles(
+    cube: xr.DataArray,
+    cleaned: xr.DataArray,
+    flags: xr.DataArray,
+    *,
+    n_weeks: int = 4,
+    rgb: Sequence[str] = ("B04", "B03", "B02"),
+):
     """True-colour weeks before and after DengueNet's tile replacement, cloud tiles outlined red, shadows blue."""
     import matplotlib.pyplot as plt
 
@@ -89,9 +108,16 @@ def plot_cloud_tiles(cube: xr.DataArray, cleaned: xr.DataArray, flags: xr.DataAr
                 for i in range(n_tiles):
                     for j in range(n_tiles):
                         if f[i, j]:
-                            ax.add_patch(plt.Rectangle((edges_x[j] - 0.5, edges_y[i] - 0.5), edges_x[j + 1] - edges_x[j],
-                                                       edges_y[i + 1] - edges_y[i], fill=False, lw=1,
-                                                       ec="red" if f[i, j] == 1 else "blue"))
+                            ax.add_patch(
+                                plt.Rectangle(
+                                    (edges_x[j] - 0.5, edges_y[i] - 0.5),
+                                    edges_x[j + 1] - edges_x[j],
+                                    edges_y[i + 1] - edges_y[i],
+                                    fill=False,
+                                    lw=1,
+                                    ec="red" if f[i, j] == 1 else "blue",
+                                )
+                            )
     axes[0, 0].set_ylabel("as acquired")
     axes[1, 0].set_ylabel("tiles replaced")
     fig.tight_layout()
@@ -105,7 +131,9 @@ def plot_covariates(covariates: pd.DataFrame | None, *, start=None, end=None):
     if covariates is None:
         return None
     variables = list(dict.fromkeys(covariates.columns.get_level_values(0)))
-    fig, axes = plt.subplots(len(variables), 1, figsize=(11, 1.8 * len(variables)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(variables), 1, figsize=(11, 1.8 * len(variables)), sharex=True, squeeze=False
+    )
     units = covariates.attrs.get("units", {})
     for ax, var in zip(axes[:, 0], variables):
         frame = covariates[var].loc[start:end]
@@ -117,8 +145,15 @@ def plot_covariates(covariates: pd.DataFrame | None, *, start=None, end=None):
     return fig
 
 
-def plot_fan(forecasts: pd.DataFrame, model: str, *, horizon: int = 1, names: Mapping | None = None,
-             history: pd.DataFrame | None = None, ncols: int = 3):
+def plot_fan(
+    forecasts: pd.DataFrame,
+    model: str,
+    *,
+    horizon: int = 1,
+    names: Mapping | None = None,
+    history: pd.DataFrame | None = None,
+    ncols: int = 3,
+):
     """Fan chart per location: observed counts, the model's median and its 50 % and 90 % central intervals.
 
     ``forecasts`` is the long frame of :func:`terralab.dengue.rolling_backtest`; one horizon is drawn.
@@ -141,7 +176,7 @@ def plot_fan(forecasts: pd.DataFrame, model: str, *, horizon: int = 1, names: Ma
         ax.plot(s["week"], s["observed"], "k.", ms=2.5, label="observed")
         ax.set_title(f"{names.get(loc, loc)} ({loc})", fontsize=9)
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-    for ax in axes.ravel()[len(locs):]:
+    for ax in axes.ravel()[len(locs) :]:
         ax.axis("off")
     axes[0, 0].set_ylabel("cases / week")
     axes[0, 0].legend(fontsize=7, loc="upper left")

@@ -26,8 +26,9 @@ import pandas as pd
 from ..errors import InvalidInputError
 
 #: The 23 quantile levels of the forecast hubs (CDC FluSight, COVID-19 Forecast Hub, Infodengue–Mosqlimate).
-QUANTILES: tuple[float, ...] = (0.01, 0.025, 0.05) + tuple(round(0.1 + 0.05 * k, 2) for k in range(17)) + (
-    0.95, 0.975, 0.99)
+QUANTILES: tuple[float, ...] = (
+    (0.01, 0.025, 0.05) + tuple(round(0.1 + 0.05 * k, 2) for k in range(17)) + (0.95, 0.975, 0.99)
+)
 
 
 def quantile_column(level: float) -> str:
@@ -50,13 +51,17 @@ def check_quantiles(quantiles: Sequence[float] | None) -> tuple[float, ...]:
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"quantiles must be numbers in (0, 1), got {quantiles!r}") from exc
     if not levels:
-        raise InvalidInputError("quantiles is empty: pass None for point forecasts or levels such as QUANTILES")
+        raise InvalidInputError(
+            "quantiles is empty: pass None for point forecasts or levels such as QUANTILES"
+        )
     bad = [q for q in levels if not (0.0 < q < 1.0)]
     if bad:
         raise InvalidInputError(f"quantile levels must lie strictly between 0 and 1, got {bad}")
     if any(b <= a for a, b in itertools.pairwise(levels)):
-        raise InvalidInputError(f"quantile levels must be strictly increasing (sorted, no repeats), got {levels}; "
-                                "e.g. terralab.dengue.QUANTILES")
+        raise InvalidInputError(
+            f"quantile levels must be strictly increasing (sorted, no repeats), got {levels}; "
+            "e.g. terralab.dengue.QUANTILES"
+        )
     return levels
 
 
@@ -84,7 +89,9 @@ def tidy_quantiles(values: np.ndarray) -> np.ndarray:
 def _arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     levels, cols = quantile_levels(frame)
     if not cols:
-        raise InvalidInputError("no quantile columns (q0.01 … q0.99): run the backtest with quantiles=QUANTILES")
+        raise InvalidInputError(
+            "no quantile columns (q0.01 … q0.99): run the backtest with quantiles=QUANTILES"
+        )
     return frame["observed"].to_numpy(float), frame[cols].to_numpy(float), np.asarray(levels)
 
 
@@ -105,8 +112,9 @@ def wis(y: np.ndarray, q: np.ndarray, levels: Sequence[float]) -> np.ndarray:
     """
     levels = np.asarray(levels, dtype=float)
     if not np.allclose(levels + levels[::-1], 1.0) or not np.any(np.isclose(levels, 0.5)):
-        raise InvalidInputError("WIS needs quantile levels symmetric about the median and including 0.5, "
-                                f"got {levels.tolist()}")
+        raise InvalidInputError(
+            f"WIS needs quantile levels symmetric about the median and including 0.5, got {levels.tolist()}"
+        )
     k_intervals = (len(levels) - 1) / 2
     return pinball_loss(y, q, levels).sum(axis=-1) / (k_intervals + 0.5)
 
@@ -182,8 +190,16 @@ def _loss_column(forecasts: pd.DataFrame, metric: str) -> pd.Series:
     raise InvalidInputError(f"metric must be 'wis' or 'ae', got {metric!r}")
 
 
-def paired_test(forecasts: pd.DataFrame, model: str, baseline: str, *, metric: str = "wis", block_weeks: int = 4,
-                n_boot: int = 2000, seed: int = 0) -> dict:
+def paired_test(
+    forecasts: pd.DataFrame,
+    model: str,
+    baseline: str,
+    *,
+    metric: str = "wis",
+    block_weeks: int = 4,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict:
     """Is ``model``'s mean ``metric`` lower than ``baseline``'s on the same forecasts? Paired over origins.
 
     The two models' losses are matched row by row (location, origin, horizon), averaged per forecast origin, and
@@ -238,13 +254,31 @@ def paired_test(forecasts: pd.DataFrame, model: str, baseline: str, *, metric: s
     lm, lb = per_origin["loss_m"].to_numpy(), per_origin["loss_b"].to_numpy()
     ratios = lm[idx].mean(axis=1) / np.maximum(lb[idx].mean(axis=1), 1e-300)
     return {
-        "model": model, "baseline": baseline, "metric": metric, "n_origins": n, "n_pairs": len(pairs),
-        "mean_model": float(lm.mean()), "mean_baseline": float(lb.mean()),
+        "model": model,
+        "baseline": baseline,
+        "metric": metric,
+        "n_origins": n,
+        "n_pairs": len(pairs),
+        "mean_model": float(lm.mean()),
+        "mean_baseline": float(lb.mean()),
         "ratio": float(lm.mean() / lb.mean()) if lb.mean() > 0 else np.nan,
-        "dm_stat": float(dm), "p_value": p_value, "p_bootstrap": float(np.mean(ratios >= 1.0)),
+        "dm_stat": float(dm),
+        "p_value": p_value,
+        "p_bootstrap": float(np.mean(ratios >= 1.0)),
         "ratio_ci95": (float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))),
     }
 
 
-__all__ = ["QUANTILES", "check_quantiles", "coverage_curve", "interval_coverage", "paired_test", "pinball_loss",
-           "pit_values", "quantile_column", "quantile_levels", "tidy_quantiles", "wis"]
+__all__ = [
+    "QUANTILES",
+    "check_quantiles",
+    "coverage_curve",
+    "interval_coverage",
+    "paired_test",
+    "pinball_loss",
+    "pit_values",
+    "quantile_column",
+    "quantile_levels",
+    "tidy_quantiles",
+    "wis",
+]

@@ -73,8 +73,9 @@ def _model_specs(models, model_params) -> list[tuple[str, Any, dict]]:
     return specs
 
 
-def _refit_blocks(index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp, horizons: Sequence[int],
-                  every: int) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+def _refit_blocks(
+    index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp, horizons: Sequence[int], every: int
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """(refit origin, last origin it serves) blocks covering every origin of every horizon."""
     first = start - max(horizons) * WEEK
     last = end - min(horizons) * WEEK
@@ -82,14 +83,22 @@ def _refit_blocks(index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestam
     return [(r, min(r + (every - 1) * WEEK, last)) for r in refits]
 
 
-def _check_history(cases: pd.DataFrame, first_origin: pd.Timestamp, lookback: int, horizons: Sequence[int],
-                   needs: Mapping[str, int]) -> None:
+def _check_history(
+    cases: pd.DataFrame,
+    first_origin: pd.Timestamp,
+    lookback: int,
+    horizons: Sequence[int],
+    needs: Mapping[str, int],
+) -> None:
     """Every location needs ``lookback + horizon`` weeks (and what each model needs) before the first origin."""
     need_h = int(lookback) + max(horizons)
     valid_from = {c: cases[c].first_valid_index() for c in cases.columns}
     for loc, first_valid in valid_from.items():
-        have = int(((cases.index >= first_valid) & (cases.index <= first_origin)).sum()) if first_valid is not None \
+        have = (
+            int(((cases.index >= first_valid) & (cases.index <= first_origin)).sum())
+            if first_valid is not None
             else 0
+        )
         if have < need_h:
             raise InvalidInputError(
                 f"location {loc!r} has {have} week(s) of data up to the first forecast origin "
@@ -105,9 +114,21 @@ def _check_history(cases: pd.DataFrame, first_origin: pd.Timestamp, lookback: in
             )
 
 
-def _run_task(name: str, spec: Any, params: dict, cases: pd.DataFrame, covariates: pd.DataFrame | None,
-              refit: pd.Timestamp, last_origin: pd.Timestamp, start: pd.Timestamp, end: pd.Timestamp,
-              horizons: tuple[int, ...], lookback: int, seed: int, levels: tuple[float, ...]) -> dict:
+def _run_task(
+    name: str,
+    spec: Any,
+    params: dict,
+    cases: pd.DataFrame,
+    covariates: pd.DataFrame | None,
+    refit: pd.Timestamp,
+    last_origin: pd.Timestamp,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    horizons: tuple[int, ...],
+    lookback: int,
+    seed: int,
+    levels: tuple[float, ...],
+) -> dict:
     """Fit ``spec`` at ``refit`` for its horizons and forecast the block's origins (runs in a worker).
 
     The model's :meth:`~terralab.dengue.models.Forecaster.fit_horizons` makes one fitted model per horizon (one
@@ -119,12 +140,19 @@ def _run_task(name: str, spec: Any, params: dict, cases: pd.DataFrame, covariate
     cov = covariates.loc[:last_origin] if covariates is not None else None
     origins_of = {}
     for h in horizons:
-        origins = cut.index[(cut.index >= refit) & (cut.index + h * WEEK >= start) & (cut.index + h * WEEK <= end)]
+        origins = cut.index[
+            (cut.index >= refit) & (cut.index + h * WEEK >= start) & (cut.index + h * WEEK <= end)
+        ]
         if len(origins):
             origins_of[h] = origins
     model = make_model(spec if isinstance(spec, str) else _clone(spec), **params)
-    panel = Panel(cases=cut, covariates=cov if model.uses_covariates else None, horizon=min(horizons),
-                  lookback=lookback, seed=seed)
+    panel = Panel(
+        cases=cut,
+        covariates=cov if model.uses_covariates else None,
+        horizon=min(horizons),
+        lookback=lookback,
+        seed=seed,
+    )
     parts = []
     with single_thread(torch=model.uses_torch):
         fitted = model.fit_horizons(panel, refit, tuple(origins_of)) if origins_of else {}
@@ -136,15 +164,25 @@ def _run_task(name: str, spec: Any, params: dict, cases: pd.DataFrame, covariate
                 m.calibrate(hpanel, refit)
                 q = m.forecast_quantiles(hpanel, origins, fc, np.asarray(levels))
             n_o, n_l = fc.shape
-            part = {"location": np.tile(np.asarray(hpanel.locations, dtype=object), n_o),
-                    "origin": np.repeat(origins.to_numpy(), n_l), "horizon": np.full(n_o * n_l, h),
-                    "forecast": fc.to_numpy().ravel()}
+            part = {
+                "location": np.tile(np.asarray(hpanel.locations, dtype=object), n_o),
+                "origin": np.repeat(origins.to_numpy(), n_l),
+                "horizon": np.full(n_o * n_l, h),
+                "forecast": fc.to_numpy().ravel(),
+            }
             if q is not None:
                 part["q"] = q.reshape(n_o * n_l, len(levels))
             parts.append(part)
-    return {"name": name, "refit": refit, "parts": parts, "seconds": time.perf_counter() - t0,
-            "cpu_seconds": time.process_time() - c0, "point_kind": model.point_kind,
-            "quantile_method": model.quantile_method, "repr": repr(model)}
+    return {
+        "name": name,
+        "refit": refit,
+        "parts": parts,
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "point_kind": model.point_kind,
+        "quantile_method": model.quantile_method,
+        "repr": repr(model),
+    }
 
 
 def _clone(model: Forecaster) -> Forecaster:
@@ -182,12 +220,25 @@ def _execute(tasks: list[dict], n_jobs: int | None, client, progress: bool) -> l
     return results
 
 
-def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaster] | str, start="2016w01",
-                     end="2019w52", horizons: Sequence[int] = (1, 2, 3, 4), refit_every_weeks: int = 13,
-                     quantiles: Sequence[float] | None = QUANTILES, seed: int = 0, progress: bool = True, *,
-                     lookback: int = 5, covariates=None, model_params: Mapping[str, Mapping] | None = None,
-                     ensemble_members: Sequence[str] | None = None, ensemble_how: str | None = None,
-                     n_jobs: int | None = -1, client=None) -> pd.DataFrame:
+def rolling_backtest(
+    cases: pd.DataFrame | str,
+    models: Iterable[str | Forecaster] | str,
+    start="2016w01",
+    end="2019w52",
+    horizons: Sequence[int] = (1, 2, 3, 4),
+    refit_every_weeks: int = 13,
+    quantiles: Sequence[float] | None = QUANTILES,
+    seed: int = 0,
+    progress: bool = True,
+    *,
+    lookback: int = 5,
+    covariates=None,
+    model_params: Mapping[str, Mapping] | None = None,
+    ensemble_members: Sequence[str] | None = None,
+    ensemble_how: str | None = None,
+    n_jobs: int | None = -1,
+    client=None,
+) -> pd.DataFrame:
     """Forecast every week of ``start``–``end`` at each horizon from rolling origins, refitting periodically.
 
     Parameters
@@ -247,8 +298,10 @@ def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaste
     if start_w > end_w:
         raise InvalidInputError(f"start {_weeks.week_label(start_w)} is after end {_weeks.week_label(end_w)}")
     specs = _model_specs(models, model_params)
-    names_all = [m if isinstance(m, str) else m.name for m in ([models] if isinstance(models, (str, Forecaster))
-                                                               else models)]
+    names_all = [
+        m if isinstance(m, str) else m.name
+        for m in ([models] if isinstance(models, (str, Forecaster)) else models)
+    ]
     if isinstance(cases.index, pd.DatetimeIndex) and len(cases.index):
         first_origin = start_w - max(horizons) * WEEK
         if first_origin < cases.index[0] or end_w > cases.index[-1]:
@@ -284,8 +337,10 @@ def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaste
         ensemble_how = ensemble_how or "mean"
         unknown = [m for m in members if m not in {n for n, _, _ in specs}]
         if len(members) < 2 or unknown:
-            raise InvalidInputError(f"the ensemble needs ≥ 2 members among the models listed; got {members}"
-                                    + (f" ({unknown} not listed)" if unknown else ""))
+            raise InvalidInputError(
+                f"the ensemble needs ≥ 2 members among the models listed; got {members}"
+                + (f" ({unknown} not listed)" if unknown else "")
+            )
         if not levels:
             raise InvalidInputError("the ensemble averages quantiles: pass quantiles (e.g. QUANTILES)")
         if ensemble_how not in ("mean", "median"):
@@ -296,9 +351,24 @@ def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaste
     for name, spec, params in specs:
         cost = 1 if name in ("persistence", "moving_mean", "seasonal_naive") else 10
         for refit, last in blocks:
-            tasks.append({"name": name, "spec": spec, "params": params, "cases": cases, "covariates": cov,
-                          "refit": refit, "last_origin": last, "start": start_w, "end": end_w, "horizons": horizons,
-                          "lookback": lookback, "seed": int(seed), "levels": levels, "_cost": cost})
+            tasks.append(
+                {
+                    "name": name,
+                    "spec": spec,
+                    "params": params,
+                    "cases": cases,
+                    "covariates": cov,
+                    "refit": refit,
+                    "last_origin": last,
+                    "start": start_w,
+                    "end": end_w,
+                    "horizons": horizons,
+                    "lookback": lookback,
+                    "seed": int(seed),
+                    "levels": levels,
+                    "_cost": cost,
+                }
+            )
     serial = client is None and (n_jobs == 1 or len(tasks) == 1)
     if serial or client is not None:
         for t in tasks:
@@ -310,8 +380,11 @@ def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaste
     for res in results:
         seconds[res["name"]] = seconds.get(res["name"], 0.0) + res["seconds"]
         cpu[res["name"]] = cpu.get(res["name"], 0.0) + res["cpu_seconds"]
-        kinds[res["name"]], methods[res["name"]], reprs[res["name"]] = (res["point_kind"], res["quantile_method"],
-                                                                         res["repr"])
+        kinds[res["name"]], methods[res["name"]], reprs[res["name"]] = (
+            res["point_kind"],
+            res["quantile_method"],
+            res["repr"],
+        )
         for part in res["parts"]:
             f = pd.DataFrame({k: v for k, v in part.items() if k != "q"})
             if "q" in part:
@@ -326,24 +399,41 @@ def rolling_backtest(cases: pd.DataFrame | str, models: Iterable[str | Forecaste
     key = pd.MultiIndex.from_arrays([out["week"], out["location"]])
     out.insert(5, "observed", observed.reindex(key).to_numpy())
     order = {n: i for i, n in enumerate(names_all)}
-    out = out.sort_values(["model", "horizon", "origin", "location"], key=lambda c: c.map(order)
-                          if c.name == "model" else c, kind="stable").reset_index(drop=True)
+    out = out.sort_values(
+        ["model", "horizon", "origin", "location"],
+        key=lambda c: c.map(order) if c.name == "model" else c,
+        kind="stable",
+    ).reset_index(drop=True)
     if ENSEMBLE in names_all:
         out = pd.concat([out, ensemble(out, members, how=ensemble_how)], ignore_index=True)
         kinds[ENSEMBLE] = "median"
         methods[ENSEMBLE] = f"quantile-wise {ensemble_how} of {', '.join(members)}"
     out.attrs = {
-        "start": _weeks.week_label(start_w), "end": _weeks.week_label(end_w), "horizons": list(horizons),
-        "refit_every_weeks": every, "refits": [_weeks.week_label(r) for r, _ in blocks], "quantiles": list(levels),
-        "lookback": lookback, "seed": int(seed), "covariates": cov is not None, "source": cases.attrs.get("source"),
-        "point_kind": kinds, "quantile_method": methods, "model_repr": reprs, "seconds": seconds, "cpu_seconds": cpu,
-        "wall_s": time.perf_counter() - t_wall, "ensemble_members": members,
+        "start": _weeks.week_label(start_w),
+        "end": _weeks.week_label(end_w),
+        "horizons": list(horizons),
+        "refit_every_weeks": every,
+        "refits": [_weeks.week_label(r) for r, _ in blocks],
+        "quantiles": list(levels),
+        "lookback": lookback,
+        "seed": int(seed),
+        "covariates": cov is not None,
+        "source": cases.attrs.get("source"),
+        "point_kind": kinds,
+        "quantile_method": methods,
+        "model_repr": reprs,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "wall_s": time.perf_counter() - t_wall,
+        "ensemble_members": members,
         "ensemble_how": ensemble_how if ENSEMBLE in names_all else None,
     }
     return out
 
 
-def ensemble(forecasts: pd.DataFrame, members: Sequence[str], name: str = ENSEMBLE, how: str = "mean") -> pd.DataFrame:
+def ensemble(
+    forecasts: pd.DataFrame, members: Sequence[str], name: str = ENSEMBLE, how: str = "mean"
+) -> pd.DataFrame:
     """Quantile-wise mean (the hubs' ensemble) or median of ``members``' forecasts; ``forecast`` is its median.
 
     Returns the ensemble's rows only (same columns as ``forecasts``), for the (location, origin, horizon) that every

@@ -52,12 +52,19 @@ def _drivers(n_weeks: int, locations: list, seed: int) -> dict:
         phase = 2 * np.pi * k / max(len(locations), 1)
         rain = np.maximum(0.0, 5 + 3 * np.sin(2 * np.pi * t / 52 + phase + 1) + rng.normal(0, 1.5, n_weeks))
         temp = 25 + 2 * np.sin(2 * np.pi * t / 52 + phase) + rng.normal(0, 0.5, n_weeks)
-        out[loc] = {"phase": phase, "rain": rain, "temperature": temp, "z": (rain - rain.mean()) / rain.std(),
-                    "rng_state": int(rng.integers(2**31))}
+        out[loc] = {
+            "phase": phase,
+            "rain": rain,
+            "temperature": temp,
+            "z": (rain - rain.mean()) / rain.std(),
+            "rng_state": int(rng.integers(2**31)),
+        }
     return out
 
 
-def synthetic_covariates(n_weeks: int = 312, locations=3, start: str = "2012w01", seed: int = 0) -> pd.DataFrame:
+def synthetic_covariates(
+    n_weeks: int = 312, locations=3, start: str = "2012w01", seed: int = 0
+) -> pd.DataFrame:
     """Weekly ``rain`` (mm/day) and ``temperature`` (°C) per location, columns (variable, location).
 
     The same ``n_weeks``, ``locations``, ``start`` and ``seed`` as :func:`synthetic_cases` give the covariates that
@@ -66,17 +73,29 @@ def synthetic_covariates(n_weeks: int = 312, locations=3, start: str = "2012w01"
     locs = _locations(locations)
     idx = _weeks.week_index(start, _weeks.week_end(start) + pd.Timedelta(weeks=n_weeks - 1))
     d = _drivers(n_weeks, locs, seed)
-    frames = {var: pd.DataFrame({loc: d[loc][var] for loc in locs}, index=idx) for var in ("rain", "temperature")}
+    frames = {
+        var: pd.DataFrame({loc: d[loc][var] for loc in locs}, index=idx) for var in ("rain", "temperature")
+    }
     out = pd.concat(frames, axis=1, names=["variable", "location"])
     out.index.name = "week"
     out.attrs = {"source": "synthetic", "units": {"rain": "mm/day", "temperature": "degC"}}
     return out
 
 
-def synthetic_cases(n_weeks: int = 312, locations=3, start: str = "2012w01", seed: int = 0, *,
-                    base_rate: float | Sequence[float] = 40.0, season_amplitude: float = 0.8,
-                    rain_effect: float = 0.5, rain_lag_weeks: int = 3, ar: float = 0.8, noise_sd: float = 0.15,
-                    dispersion: float = 0.02) -> pd.DataFrame:
+def synthetic_cases(
+    n_weeks: int = 312,
+    locations=3,
+    start: str = "2012w01",
+    seed: int = 0,
+    *,
+    base_rate: float | Sequence[float] = 40.0,
+    season_amplitude: float = 0.8,
+    rain_effect: float = 0.5,
+    rain_lag_weeks: int = 3,
+    ar: float = 0.8,
+    noise_sd: float = 0.15,
+    dispersion: float = 0.02,
+) -> pd.DataFrame:
     """Weekly case counts with seasonal, covariate-driven and autoregressive structure (module docstring).
 
     Parameters
@@ -117,9 +136,13 @@ def synthetic_cases(n_weeks: int = 312, locations=3, start: str = "2012w01", see
         eps = rng.normal(0, noise_sd, n_weeks)
         for i in range(1, n_weeks):
             u[i] = ar * u[i - 1] + eps[i]
-        z_lag = np.r_[np.zeros(rain_lag_weeks), d[loc]["z"][:n_weeks - rain_lag_weeks]]
-        mu = np.exp(np.log(rates[k]) + season_amplitude * np.sin(2 * np.pi * t / 52 + d[loc]["phase"])
-                    + rain_effect * z_lag + u)
+        z_lag = np.r_[np.zeros(rain_lag_weeks), d[loc]["z"][: n_weeks - rain_lag_weeks]]
+        mu = np.exp(
+            np.log(rates[k])
+            + season_amplitude * np.sin(2 * np.pi * t / 52 + d[loc]["phase"])
+            + rain_effect * z_lag
+            + u
+        )
         if dispersion > 0:
             shape = 1.0 / dispersion
             lam = rng.gamma(shape, mu / shape)
@@ -130,11 +153,23 @@ def synthetic_cases(n_weeks: int = 312, locations=3, start: str = "2012w01", see
     cases = pd.DataFrame(data, index=idx)
     cases.columns.name = "location"
     cases.attrs = {
-        "source": "synthetic", "units": "cases/week", "location_names": {c: f"synthetic {c}" for c in locs},
-        "population": {}, "imputed_weeks": [], "week_system": "MMWR",
-        "truth": {"base_rate": rates.tolist(), "season_amplitude": season_amplitude, "rain_effect": rain_effect,
-                  "rain_lag_weeks": rain_lag_weeks, "ar": ar, "noise_sd": noise_sd, "dispersion": dispersion,
-                  "seed": seed, "mu": mus},
+        "source": "synthetic",
+        "units": "cases/week",
+        "location_names": {c: f"synthetic {c}" for c in locs},
+        "population": {},
+        "imputed_weeks": [],
+        "week_system": "MMWR",
+        "truth": {
+            "base_rate": rates.tolist(),
+            "season_amplitude": season_amplitude,
+            "rain_effect": rain_effect,
+            "rain_lag_weeks": rain_lag_weeks,
+            "ar": ar,
+            "noise_sd": noise_sd,
+            "dispersion": dispersion,
+            "seed": seed,
+            "mu": mus,
+        },
     }
     return cases
 
@@ -143,16 +178,26 @@ def _landscape(size_px: int, rng: np.random.Generator) -> np.ndarray:
     """Per-pixel surface class 0 vegetation, 1 built-up, 2 water, as smooth random patches."""
     from scipy import ndimage
 
-    field = ndimage.gaussian_filter(rng.normal(size=(2, size_px, size_px)), sigma=(0, size_px / 12, size_px / 12))
+    field = ndimage.gaussian_filter(
+        rng.normal(size=(2, size_px, size_px)), sigma=(0, size_px / 12, size_px / 12)
+    )
     classes = np.zeros((size_px, size_px), dtype=int)
     classes[field[0] > np.quantile(field[0], 0.6)] = 1
     classes[field[1] > np.quantile(field[1], 0.9)] = 2
     return classes
 
 
-def synthetic_s2_cube(weeks: pd.DatetimeIndex | int = 60, *, size_px: int = 64, n_tiles: int = 4,
-                      cloud_prob: float = 0.15, shadow_prob: float = 0.05, driver: np.ndarray | None = None,
-                      start: str = "2016w01", seed: int = 0) -> xr.Dataset:
+def synthetic_s2_cube(
+    weeks: pd.DatetimeIndex | int = 60,
+    *,
+    size_px: int = 64,
+    n_tiles: int = 4,
+    cloud_prob: float = 0.15,
+    shadow_prob: float = 0.05,
+    driver: np.ndarray | None = None,
+    start: str = "2016w01",
+    seed: int = 0,
+) -> xr.Dataset:
     """One location's weekly 12-band cube with cloud and shadow tiles of known position.
 
     Parameters
@@ -206,23 +251,48 @@ def synthetic_s2_cube(weeks: pd.DatetimeIndex | int = 60, *, size_px: int = 64, 
             for j, (x0, x1) in enumerate(ex):
                 if tile_class[w, i, j] == CLOUD:
                     cube[w, :, y0:y1, x0:x1] = (0.55 + 0.1 * rng.random()) * (
-                        1 + 0.03 * rng.normal(size=(len(S2_BANDS), y1 - y0, x1 - x0)))
+                        1 + 0.03 * rng.normal(size=(len(S2_BANDS), y1 - y0, x1 - x0))
+                    )
                 elif tile_class[w, i, j] == SHADOW:
                     cube[w, :, y0:y1, x0:x1] *= 0.2
-    coords = {"week": weeks, "band": list(S2_BANDS), "y": np.arange(size_px) * -10.0, "x": np.arange(size_px) * 10.0}
+    coords = {
+        "week": weeks,
+        "band": list(S2_BANDS),
+        "y": np.arange(size_px) * -10.0,
+        "x": np.arange(size_px) * 10.0,
+    }
     ds = xr.Dataset(
-        {"cube": (("week", "band", "y", "x"), cube), "clear": (("week", "band", "y", "x"), clear),
-         "tile_class": (("week", "tile_y", "tile_x"), tile_class.astype(np.int8)), "driver": ("week", driver)},
+        {
+            "cube": (("week", "band", "y", "x"), cube),
+            "clear": (("week", "band", "y", "x"), clear),
+            "tile_class": (("week", "tile_y", "tile_x"), tile_class.astype(np.int8)),
+            "driver": ("week", driver),
+        },
         coords=coords,
-        attrs={"units": "reflectance", "n_tiles": n_tiles, "cloud_prob": cloud_prob, "shadow_prob": shadow_prob,
-               "seed": seed, "source": "synthetic"},
+        attrs={
+            "units": "reflectance",
+            "n_tiles": n_tiles,
+            "cloud_prob": cloud_prob,
+            "shadow_prob": shadow_prob,
+            "seed": seed,
+            "source": "synthetic",
+        },
     )
     return ds
 
 
-def synthetic_s2_cubes(weeks: pd.DatetimeIndex | int = 60, locations=3, *, drivers: pd.DataFrame | None = None,
-                       size_px: int = 64, n_tiles: int = 4, cloud_prob: float = 0.15, shadow_prob: float = 0.05,
-                       start: str = "2016w01", seed: int = 0) -> xr.DataArray:
+def synthetic_s2_cubes(
+    weeks: pd.DatetimeIndex | int = 60,
+    locations=3,
+    *,
+    drivers: pd.DataFrame | None = None,
+    size_px: int = 64,
+    n_tiles: int = 4,
+    cloud_prob: float = 0.15,
+    shadow_prob: float = 0.05,
+    start: str = "2016w01",
+    seed: int = 0,
+) -> xr.DataArray:
     """Cloudy weekly cubes for several locations, as ``(location, week, band, y, x)`` (reflectance).
 
     ``drivers`` (week × location), when given, sets each location's vegetation greenness per week (e.g. the
@@ -242,18 +312,37 @@ def synthetic_s2_cubes(weeks: pd.DatetimeIndex | int = 60, locations=3, *, drive
             drv = drivers[loc].reindex(weeks).to_numpy()
             if np.isnan(drv).any():
                 raise InvalidInputError("drivers do not cover every requested week")
-        ds = synthetic_s2_cube(weeks, size_px=size_px, n_tiles=n_tiles, cloud_prob=cloud_prob,
-                               shadow_prob=shadow_prob, driver=drv, seed=seed + 1000 * k)
+        ds = synthetic_s2_cube(
+            weeks,
+            size_px=size_px,
+            n_tiles=n_tiles,
+            cloud_prob=cloud_prob,
+            shadow_prob=shadow_prob,
+            driver=drv,
+            seed=seed + 1000 * k,
+        )
         cubes.append(ds["cube"])
     out = xr.concat(cubes, dim=pd.Index(locs, name="location"))
-    out.attrs = {"units": "reflectance", "source": "synthetic (terralab.dengue.synthetic.synthetic_s2_cubes)",
-                 "informative": drivers is not None, "n_tiles": n_tiles}
+    out.attrs = {
+        "units": "reflectance",
+        "source": "synthetic (terralab.dengue.synthetic.synthetic_s2_cubes)",
+        "informative": drivers is not None,
+        "n_tiles": n_tiles,
+    }
     return out
 
 
-def synthetic_dengue_dataset(n_weeks: int = 200, locations=2, start: str = "2014w01", seed: int = 0, *,
-                             size_px: int = 32, n_tiles: int = 4, rain_lag_weeks: int = 3,
-                             **case_params) -> dict:
+def synthetic_dengue_dataset(
+    n_weeks: int = 200,
+    locations=2,
+    start: str = "2014w01",
+    seed: int = 0,
+    *,
+    size_px: int = 32,
+    n_tiles: int = 4,
+    rain_lag_weeks: int = 3,
+    **case_params,
+) -> dict:
     """Cases, covariates and image cubes sharing one driver: images show the rain that drives the cases.
 
     Returns
@@ -265,6 +354,7 @@ def synthetic_dengue_dataset(n_weeks: int = 200, locations=2, start: str = "2014
     cov = synthetic_covariates(n_weeks, locations, start, seed)
     rain = cov["rain"]
     z = (rain - rain.mean()) / rain.std()
-    images = synthetic_s2_cubes(cases.index, list(cases.columns), drivers=z, size_px=size_px, n_tiles=n_tiles,
-                                seed=seed)
+    images = synthetic_s2_cubes(
+        cases.index, list(cases.columns), drivers=z, size_px=size_px, n_tiles=n_tiles, seed=seed
+    )
     return {"cases": cases, "covariates": cov, "images": images}

@@ -74,7 +74,9 @@ def parse_week(text: str) -> tuple[int, int]:
         raise InvalidInputError(f"week label must be a string like '2018w37', got {text!r}")
     m = _WEEK_RE.match(text) or _CDC_RE.match(text)
     if not m:
-        raise InvalidInputError(f"cannot read {text!r} as a week: write it like '2018w37' (year, 'w', week 1–53)")
+        raise InvalidInputError(
+            f"cannot read {text!r} as a week: write it like '2018w37' (year, 'w', week 1–53)"
+        )
     year, week = int(m.group(1)), int(m.group(2))
     if not 1 <= week <= 53:
         raise InvalidInputError(f"week number {week} in {text!r} is outside 1–53")
@@ -108,8 +110,9 @@ def week_end(value: WeekLike, *, week53: str = "fold") -> pd.Timestamp:
         return _saturday_of(value)
     if week == 53 and n_weeks(year) == 52:
         if week53 == "raise":
-            raise InvalidInputError(f"{year} has 52 MMWR weeks, so {year}w53 does not exist (week53='fold' maps it "
-                                    "to week 52)")
+            raise InvalidInputError(
+                f"{year} has 52 MMWR weeks, so {year}w53 does not exist (week53='fold' maps it to week 52)"
+            )
         week = 52
     return pd.Timestamp(_epiweek(year, week).enddate())
 
@@ -208,5 +211,7 @@ def fold_week53(series: pd.Series | pd.DataFrame) -> pd.DataFrame:
     yw = [epiweek_of(d) for d in frame.index]
     years = [y for y, _ in yw]
     weeks = [min(w, 52) for _, w in yw]
-    out = frame.groupby([pd.Index(years, name="year"), pd.Index(weeks, name="week")], sort=True).sum(min_count=1)
+    out = frame.groupby([pd.Index(years, name="year"), pd.Index(weeks, name="week")], sort=True).sum(
+        min_count=1
+    )
     return out

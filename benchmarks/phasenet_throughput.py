@@ -70,9 +70,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--minutes", type=float, default=60.0, help="length of the test stream")
-    parser.add_argument("--cpu-time", action="store_true", help="compare process CPU time instead of wall-clock")
-    parser.add_argument("--omp-active", action="store_true",
-                        help="keep OpenMP's default (active, spinning) wait policy instead of OMP_WAIT_POLICY=PASSIVE")
+    parser.add_argument(
+        "--cpu-time", action="store_true", help="compare process CPU time instead of wall-clock"
+    )
+    parser.add_argument(
+        "--omp-active",
+        action="store_true",
+        help="keep OpenMP's default (active, spinning) wait policy instead of OMP_WAIT_POLICY=PASSIVE",
+    )
     args = parser.parse_args()
     if not args.omp_active:
         # On a machine shared with other busy processes, OpenMP threads that spin while waiting for a
@@ -92,29 +97,39 @@ def main() -> None:
     st = prepare(stream)[0]
     starts = window_starts(st.data.shape[1], 3000, 1500, _first_grid_sample(st.start, 1500))
     n_windows = len(starts)
-    print(f"data: {args.minutes:g} min, 3 components, 100 Hz ({st.data.shape[1]} samples); "
-          f"{n_windows} windows of 3000 samples, stride 1500; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}")
+    print(
+        f"data: {args.minutes:g} min, 3 components, 100 Hz ({st.data.shape[1]} samples); "
+        f"{n_windows} windows of 3000 samples, stride 1500; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}"
+    )
 
     pick = 1 if args.cpu_time else 0
     unit = "CPU s" if args.cpu_time else "s"
-    ours = best_of(lambda: annotate(stream, model, overlap_s=15.0, batch_size=256, num_threads=args.threads),
-                   args.repeats)
+    ours = best_of(
+        lambda: annotate(stream, model, overlap_s=15.0, batch_size=256, num_threads=args.threads),
+        args.repeats,
+    )
     windows = np.stack([st.data[:, s : s + 3000] for s in starts])
     forward = best_of(lambda: predict_windows(model, windows, 256), args.repeats)
     loop = best_of(lambda: unbatched_loop(model, st.data, starts), max(1, args.repeats - 1))
     t_ours, t_loop = ours[pick], loop[pick]
-    print(f"terralab annotate        : {t_ours:7.3f} {unit} = {n_windows / t_ours:7.1f} windows/s "
-          f"({args.minutes * 60 / t_ours:,.0f}x real time); bare batched forward {forward[pick]:.3f} {unit} "
-          f"[wall {ours[0]:.3f} s, CPU {ours[1]:.3f} s]")
-    print(f"per-window unbatched loop: {t_loop:7.3f} {unit} = {n_windows / t_loop:7.1f} windows/s "
-          f"[wall {loop[0]:.3f} s, CPU {loop[1]:.3f} s]")
+    print(
+        f"terralab annotate        : {t_ours:7.3f} {unit} = {n_windows / t_ours:7.1f} windows/s "
+        f"({args.minutes * 60 / t_ours:,.0f}x real time); bare batched forward {forward[pick]:.3f} {unit} "
+        f"[wall {ours[0]:.3f} s, CPU {ours[1]:.3f} s]"
+    )
+    print(
+        f"per-window unbatched loop: {t_loop:7.3f} {unit} = {n_windows / t_loop:7.1f} windows/s "
+        f"[wall {loop[0]:.3f} s, CPU {loop[1]:.3f} s]"
+    )
     print(f"RATIO batched vs unbatched loop: {t_loop / t_ours:.2f}x faster")
 
     try:
         import seisbench.models as sbm
     except ImportError:
-        print("SeisBench not importable: no SeisBench comparison (pip install seisbench, or put it on PYTHONPATH)")
+        print(
+            "SeisBench not importable: no SeisBench comparison (pip install seisbench, or put it on PYTHONPATH)"
+        )
         return
     import seisbench
 
@@ -125,12 +140,17 @@ def main() -> None:
     for _ in range(args.repeats):
         sb_times.append(best_of(lambda: sb.annotate(stream, overlap=1500, batch_size=256, stacking="avg"), 1))
         torch.set_num_threads(args.threads)
-        our_times.append(best_of(lambda: annotate(stream, model, overlap_s=15.0, batch_size=256,
-                                                  num_threads=args.threads), 1))
+        our_times.append(
+            best_of(
+                lambda: annotate(stream, model, overlap_s=15.0, batch_size=256, num_threads=args.threads), 1
+            )
+        )
     t_sb = min(t[pick] for t in sb_times)
     t_ours = min(t[pick] for t in our_times)
-    print(f"SeisBench {seisbench.__version__} PhaseNet.annotate: {t_sb:7.3f} {unit} = {n_windows / t_sb:7.1f} windows/s "
-          f"[wall {min(t[0] for t in sb_times):.3f} s, CPU {min(t[1] for t in sb_times):.3f} s]")
+    print(
+        f"SeisBench {seisbench.__version__} PhaseNet.annotate: {t_sb:7.3f} {unit} = {n_windows / t_sb:7.1f} windows/s "
+        f"[wall {min(t[0] for t in sb_times):.3f} s, CPU {min(t[1] for t in sb_times):.3f} s]"
+    )
     print(f"RATIO terralab vs SeisBench: {t_sb / t_ours:.2f}x (>1 means terralab is faster)")
 
 

@@ -37,9 +37,16 @@ VARIANTS = {
     "default": {"seeds": [2000, 2001, 2002, 2003, 2004], "scene": {}},
     "other": {
         "seeds": [3000, 3001, 3002, 3003, 3004],
-        "scene": {"field_size_px": 14.0, "valley_width_fraction": 0.22, "noise_scale": 1.2, "cloud_scale_px": 6.0,
-                  "cloud_anisotropy": 2.5, "sun_azimuth_deg": 200.0, "sun_elevation_deg": 45.0,
-                  "cloud_height_m": 1000.0},
+        "scene": {
+            "field_size_px": 14.0,
+            "valley_width_fraction": 0.22,
+            "noise_scale": 1.2,
+            "cloud_scale_px": 6.0,
+            "cloud_anisotropy": 2.5,
+            "sun_azimuth_deg": 200.0,
+            "sun_elevation_deg": 45.0,
+            "cloud_height_m": 1000.0,
+        },
     },
 }
 CLOUD_FRACTIONS = (0.12, 0.16, 0.20, 0.24, 0.28)
@@ -51,32 +58,56 @@ def cloudy_scene(seed: int, cloud_fraction: float, scene_kwargs: dict, size: int
 
     rows = np.arange(size) >= round(0.6 * size)
     for k in range(200):
-        scene = synthetic.scene(size, size, seed=seed, cloud_fraction=cloud_fraction, return_clouds=True,
-                                cloud_seed=seed * 1000 + k, **scene_kwargs)
+        scene = synthetic.scene(
+            size,
+            size,
+            seed=seed,
+            cloud_fraction=cloud_fraction,
+            return_clouds=True,
+            cloud_seed=seed * 1000 + k,
+            **scene_kwargs,
+        )
         share = float((scene.clouds.sel(season="during").values[rows] == 1).mean())
         if cloud_fraction == 0 or scored_share[0] <= share <= scored_share[1]:
             return scene, seed * 1000 + k
     raise RuntimeError(f"no cloud seed puts {scored_share} of cloud over the scored half of valley {seed}")
 
 
-def run_valley(seed: int, cloud_fraction: float, scene_kwargs: dict, *, epochs: int, size: int, area_samples: int,
-               n_per_class: tuple[int, ...]) -> dict:
+def run_valley(
+    seed: int,
+    cloud_fraction: float,
+    scene_kwargs: dict,
+    *,
+    epochs: int,
+    size: int,
+    area_samples: int,
+    n_per_class: tuple[int, ...],
+) -> dict:
     from terralab import rice
     from terralab.rice import evaluate, labels, synthetic
 
     (stack, truth, cloud_map), cloud_seed = cloudy_scene(seed, cloud_fraction, scene_kwargs, size)
     parts = labels.split(truth, kind="half", fractions=(0.5, 0.1, 0.4))
     scored = parts["test"].values >= 0
-    row = {"seed": seed, "cloud_fraction": cloud_fraction, "cloud_seed": cloud_seed,
-           "cloud_in_scored_half": float((cloud_map.sel(season="during").values == 1)[scored].mean()),
-           "shadow_in_scored_half": float((cloud_map.sel(season="during").values == 2)[scored].mean())}
+    row = {
+        "seed": seed,
+        "cloud_fraction": cloud_fraction,
+        "cloud_seed": cloud_seed,
+        "cloud_in_scored_half": float((cloud_map.sel(season="during").values == 1)[scored].mean()),
+        "shadow_in_scored_half": float((cloud_map.sel(season="during").values == 2)[scored].mean()),
+    }
 
     def rice_f1(class_map) -> float:
-        return float(rice.scores(parts["test"], class_map, class_names=list(synthetic.CLASS_NAMES))
-                     .per_class.loc["rice", "f1"])
+        return float(
+            rice.scores(parts["test"], class_map, class_names=list(synthetic.CLASS_NAMES)).per_class.loc[
+                "rice", "f1"
+            ]
+        )
 
     t0 = time.perf_counter()
-    unet = rice.fit(stack, parts["train"], model="unet", epochs=epochs, seed=0, validation=parts["val"], progress=False)
+    unet = rice.fit(
+        stack, parts["train"], model="unet", epochs=epochs, seed=0, validation=parts["val"], progress=False
+    )
     row["unet_fit_s"] = time.perf_counter() - t0
     prediction = rice.predict(unet, stack, tile=128, overlap=32, progress=False, return_proba=True)
     row["unet_rice_f1"] = rice_f1(prediction["classes"])
@@ -84,8 +115,12 @@ def run_valley(seed: int, cloud_fraction: float, scene_kwargs: dict, *, epochs: 
     row["temperature"] = unet.temperature
     masked = prediction["quality"].values >= 1
     under = parts["test"].where(masked, -1)
-    row["unet_rice_f1_masked_pixels"] = rice_f1(prediction["classes"].where(masked, -1)) if (under.values == 1).any() else float("nan")
-    rf = rice.fit(stack, parts["train"], model="rf", n_estimators=100, seed=0, validation=parts["val"], progress=False)
+    row["unet_rice_f1_masked_pixels"] = (
+        rice_f1(prediction["classes"].where(masked, -1)) if (under.values == 1).any() else float("nan")
+    )
+    rf = rice.fit(
+        stack, parts["train"], model="rf", n_estimators=100, seed=0, validation=parts["val"], progress=False
+    )
     rf_map = rice.predict(rf, stack, progress=False)
     row["rf_rice_f1"] = rice_f1(rf_map)
     row["rf_majority_rice_f1"] = rice_f1(rice.majority_filter(rf_map, 5))
@@ -93,9 +128,16 @@ def run_valley(seed: int, cloud_fraction: float, scene_kwargs: dict, *, epochs: 
     if area_samples:
         classes = prediction["classes"]
         mapped = classes.values >= 0
-        true_ha = float(((truth.values == 1) & mapped).sum()) * float(rice.area.pixel_area_m2(classes)[0]) / 1e4
-        row.update(true_rice_ha=true_ha, mapped_rice_ha=float((classes.values == 1).sum()) * true_ha /
-                   max(1, int(((truth.values == 1) & mapped).sum())), area_samples=area_samples)
+        true_ha = (
+            float(((truth.values == 1) & mapped).sum()) * float(rice.area.pixel_area_m2(classes)[0]) / 1e4
+        )
+        row.update(
+            true_rice_ha=true_ha,
+            mapped_rice_ha=float((classes.values == 1).sum())
+            * true_ha
+            / max(1, int(((truth.values == 1) & mapped).sum())),
+            area_samples=area_samples,
+        )
         for n in n_per_class:
             covered, widths, errors = [], [], []
             for s in range(area_samples):
@@ -105,22 +147,38 @@ def run_valley(seed: int, cloud_fraction: float, scene_kwargs: dict, *, epochs: 
                 covered.append(abs(est - true_ha) <= half)
                 widths.append(half / true_ha)
                 errors.append((est - true_ha) / true_ha)
-            row.update({f"area_covered_{n}": int(np.sum(covered)), f"area_ci_half_width_rel_{n}": float(np.mean(widths)),
-                        f"area_mean_error_rel_{n}": float(np.mean(errors))})
+            row.update(
+                {
+                    f"area_covered_{n}": int(np.sum(covered)),
+                    f"area_ci_half_width_rel_{n}": float(np.mean(widths)),
+                    f"area_mean_error_rel_{n}": float(np.mean(errors)),
+                }
+            )
     return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="default")
-    parser.add_argument("--seeds", type=int, nargs="*", help="valley seeds (default: the variant's report seeds)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="*", help="valley seeds (default: the variant's report seeds)"
+    )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--size", type=int, default=256, help="valley side in pixels")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--area-samples", type=int, default=20, help="seeded reference samples per cloudy map")
-    parser.add_argument("--n-per-class", type=int, nargs="*", default=[50, 100],
-                        help="reference points per mapped class (each is tried)")
-    parser.add_argument("--conditions", nargs="*", default=["cloud-free", "cloudy"], choices=["cloud-free", "cloudy"])
+    parser.add_argument(
+        "--area-samples", type=int, default=20, help="seeded reference samples per cloudy map"
+    )
+    parser.add_argument(
+        "--n-per-class",
+        type=int,
+        nargs="*",
+        default=[50, 100],
+        help="reference points per mapped class (each is tried)",
+    )
+    parser.add_argument(
+        "--conditions", nargs="*", default=["cloud-free", "cloudy"], choices=["cloud-free", "cloudy"]
+    )
     parser.add_argument("--json", help="also write the rows to this JSON file (rewritten after each run)")
     args = parser.parse_args()
 
@@ -131,27 +189,52 @@ def main() -> None:
     seeds = args.seeds or variant["seeds"]
     rows = []
     for i, seed in enumerate(seeds):
-        for condition, fraction in (("cloud-free", 0.0), ("cloudy", CLOUD_FRACTIONS[i % len(CLOUD_FRACTIONS)])):
+        for condition, fraction in (
+            ("cloud-free", 0.0),
+            ("cloudy", CLOUD_FRACTIONS[i % len(CLOUD_FRACTIONS)]),
+        ):
             if condition not in args.conditions:
                 continue
-            row = run_valley(seed, fraction, variant["scene"], epochs=args.epochs, size=args.size,
-                             area_samples=args.area_samples if condition == "cloudy" else 0,
-                             n_per_class=tuple(args.n_per_class))
+            row = run_valley(
+                seed,
+                fraction,
+                variant["scene"],
+                epochs=args.epochs,
+                size=args.size,
+                area_samples=args.area_samples if condition == "cloudy" else 0,
+                n_per_class=tuple(args.n_per_class),
+            )
             row["condition"] = condition
             rows.append(row)
-            cov = "".join(f", area CI covers truth {row[f'area_covered_{n}']}/{row['area_samples']} ({n}/class)"
-                          for n in args.n_per_class if f"area_covered_{n}" in row)
-            print(f"seed {seed} {condition:10s} cloud in scored half {row['cloud_in_scored_half']:.0%} "
-                  f"(+{row['shadow_in_scored_half']:.0%} shadow): U-Net rice F1 {row['unet_rice_f1']:.4f} "
-                  f"(masked pixels {row['unet_rice_f1_masked_pixels']:.4f}), ECE {row['unet_ece']:.4f} | RF "
-                  f"{row['rf_rice_f1']:.4f}, RF+5×5 majority {row['rf_majority_rice_f1']:.4f}{cov} "
-                  f"[U-Net fit {row['unet_fit_s']:.0f} s]", flush=True)
+            cov = "".join(
+                f", area CI covers truth {row[f'area_covered_{n}']}/{row['area_samples']} ({n}/class)"
+                for n in args.n_per_class
+                if f"area_covered_{n}" in row
+            )
+            print(
+                f"seed {seed} {condition:10s} cloud in scored half {row['cloud_in_scored_half']:.0%} "
+                f"(+{row['shadow_in_scored_half']:.0%} shadow): U-Net rice F1 {row['unet_rice_f1']:.4f} "
+                f"(masked pixels {row['unet_rice_f1_masked_pixels']:.4f}), ECE {row['unet_ece']:.4f} | RF "
+                f"{row['rf_rice_f1']:.4f}, RF+5×5 majority {row['rf_majority_rice_f1']:.4f}{cov} "
+                f"[U-Net fit {row['unet_fit_s']:.0f} s]",
+                flush=True,
+            )
             if args.json:
                 with open(args.json, "w") as fh:
-                    json.dump({"variant": args.variant, "epochs": args.epochs, "threads": args.threads, "rows": rows},
-                              fh, indent=1)
+                    json.dump(
+                        {
+                            "variant": args.variant,
+                            "epochs": args.epochs,
+                            "threads": args.threads,
+                            "rows": rows,
+                        },
+                        fh,
+                        indent=1,
+                    )
 
-    print(f"\nvariant {args.variant}: {len(seeds)} unseen valleys, epochs={args.epochs}, {args.threads} torch thread(s)")
+    print(
+        f"\nvariant {args.variant}: {len(seeds)} unseen valleys, epochs={args.epochs}, {args.threads} torch thread(s)"
+    )
     for condition, goal in (("cloud-free", 0.97), ("cloudy", 0.96)):
         part = [r for r in rows if r["condition"] == condition]
         if not part:
@@ -159,12 +242,16 @@ def main() -> None:
         unet = np.array([r["unet_rice_f1"] for r in part])
         base = np.array([r["rf_majority_rice_f1"] for r in part])
         above = int((unet > base).sum())
-        print(f"{condition:10s}: U-Net rice F1 mean {unet.mean():.4f} (min {unet.min():.4f}, sd {unet.std(ddof=1) if unet.size > 1 else 0:.4f}); "
-              f"RF+majority mean {base.mean():.4f}; U-Net above it in {above}/{len(part)} valleys; "
-              f"goal ≥ {goal}: {'met' if unet.min() >= goal else 'not met'} (min), "
-              f"{'met' if unet.mean() >= goal else 'not met'} (mean)")
+        print(
+            f"{condition:10s}: U-Net rice F1 mean {unet.mean():.4f} (min {unet.min():.4f}, sd {unet.std(ddof=1) if unet.size > 1 else 0:.4f}); "
+            f"RF+majority mean {base.mean():.4f}; U-Net above it in {above}/{len(part)} valleys; "
+            f"goal ≥ {goal}: {'met' if unet.min() >= goal else 'not met'} (min), "
+            f"{'met' if unet.mean() >= goal else 'not met'} (mean)"
+        )
     eces = np.array([r["unet_ece"] for r in rows])
-    print(f"ECE: mean {eces.mean():.4f}, max {eces.max():.4f}; goal ≤ 0.03: {'met' if eces.max() <= 0.03 else 'not met'}")
+    print(
+        f"ECE: mean {eces.mean():.4f}, max {eces.max():.4f}; goal ≤ 0.03: {'met' if eces.max() <= 0.03 else 'not met'}"
+    )
     cloudy = [r for r in rows if r["condition"] == "cloudy"]
     for n in args.n_per_class:
         if not cloudy:
@@ -172,9 +259,11 @@ def main() -> None:
         covered = sum(r[f"area_covered_{n}"] for r in cloudy)
         total = sum(r["area_samples"] for r in cloudy)
         width = np.mean([r[f"area_ci_half_width_rel_{n}"] for r in cloudy])
-        print(f"rice area, {n} reference points per mapped class: 95 % CI covers the true area in {covered}/{total} "
-              f"samples ({covered / total:.0%}); mean half-width {width:.1%} of the true area; goal ≥ 90 %: "
-              f"{'met' if covered / total >= 0.9 else 'not met'}")
+        print(
+            f"rice area, {n} reference points per mapped class: 95 % CI covers the true area in {covered}/{total} "
+            f"samples ({covered / total:.0%}); mean half-width {width:.1%} of the true area; goal ≥ 90 %: "
+            f"{'met' if covered / total >= 0.9 else 'not met'}"
+        )
 
 
 if __name__ == "__main__":

@@ -37,12 +37,23 @@ def _generate(path: Path, size: int, block: int = 1024) -> float:
     from terralab.rice import features, synthetic
 
     t0 = time.perf_counter()
-    scene = features.select_bands(synthetic.scene(height_px=512, width_px=512, seed=0, nodata_fraction=0.0).stack, "RGBN")
+    scene = features.select_bands(
+        synthetic.scene(height_px=512, width_px=512, seed=0, nodata_fraction=0.0).stack, "RGBN"
+    )
     motif = scene.values.astype(np.float32)
     profile = {
-        "driver": "GTiff", "dtype": "float32", "count": 8, "height": size, "width": size, "crs": "EPSG:32645",
-        "transform": Affine(10.0, 0.0, 700_000.0, 0.0, -10.0, 3_100_000.0), "nodata": float("nan"),
-        "tiled": True, "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER",
+        "driver": "GTiff",
+        "dtype": "float32",
+        "count": 8,
+        "height": size,
+        "width": size,
+        "crs": "EPSG:32645",
+        "transform": Affine(10.0, 0.0, 700_000.0, 0.0, -10.0, 3_100_000.0),
+        "nodata": float("nan"),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "BIGTIFF": "IF_SAFER",
     }
     with rasterio.open(path, "w", **profile) as dst:
         for i, name in enumerate(scene["band"].values, start=1):
@@ -70,6 +81,7 @@ def _infer(args) -> None:
     model = rice.load(args.model)
     net = model.net.eval()
     x = torch.randn(args.batch, len(model.input_names), args.tile, args.tile)
+
     def bare_forward_s(reps: int) -> float:
         """Best of ``reps`` timings: the least disturbed by other processes on shared cores."""
         times = []
@@ -85,15 +97,30 @@ def _infer(args) -> None:
     before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # torch + smp + one forward pass
     t0 = time.perf_counter()
     with torch.inference_mode():
-        rice.predict_geotiff(model, args.src, args.dst, tile=args.tile, overlap=args.overlap,
-                             batch_size=args.batch, probability=None if args.probability == "none" else args.probability,
-                             progress=False)
+        rice.predict_geotiff(
+            model,
+            args.src,
+            args.dst,
+            tile=args.tile,
+            overlap=args.overlap,
+            batch_size=args.batch,
+            probability=None if args.probability == "none" else args.probability,
+            progress=False,
+        )
     seconds = time.perf_counter() - t0
     bare_s = min(bare_s, bare_forward_s(5))  # again after the run, in case the machine was busy before
     bare_mps = args.batch * args.tile**2 / bare_s / 1e6
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "bare_mps": bare_mps, "peak_rss_mb": peak_kb / 1024,
-                      "rss_before_mb": before_kb / 1024}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "bare_mps": bare_mps,
+                "peak_rss_mb": peak_kb / 1024,
+                "rss_before_mb": before_kb / 1024,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -103,9 +130,15 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--probability", choices=["max", "all", "none"], default="max",
-                        help="probability bands written beside the classes (default: max)")
-    parser.add_argument("--workdir", default=tempfile.gettempdir(), help="where the GeoTIFFs go (deleted after)")
+    parser.add_argument(
+        "--probability",
+        choices=["max", "all", "none"],
+        default="max",
+        help="probability bands written beside the classes (default: max)",
+    )
+    parser.add_argument(
+        "--workdir", default=tempfile.gettempdir(), help="where the GeoTIFFs go (deleted after)"
+    )
     parser.add_argument("--_infer", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--src", help=argparse.SUPPRESS)
@@ -124,26 +157,59 @@ def main() -> None:
         size_gb = src.stat().st_size / 1e9
         stack, truth = rice.synthetic.scene(height_px=64, width_px=64, seed=0)
         # inference speed does not depend on the weights: one short epoch gives a real checkpoint to load
-        model = rice.fit(stack, truth, model="unet", bands="RGBN", epochs=1, patches_per_epoch=4, batch_size=4,
-                         patch_size_px=32, progress=False)
+        model = rice.fit(
+            stack,
+            truth,
+            model="unet",
+            bands="RGBN",
+            epochs=1,
+            patches_per_epoch=4,
+            batch_size=4,
+            patch_size_px=32,
+            progress=False,
+        )
         model.save(ckpt)
-        cmd = [sys.executable, __file__, "--_infer", "--model", str(ckpt), "--src", str(src), "--dst", str(dst),
-               "--tile", str(args.tile), "--overlap", str(args.overlap), "--batch", str(args.batch),
-               "--threads", str(args.threads), "--probability", args.probability]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--_infer",
+            "--model",
+            str(ckpt),
+            "--src",
+            str(src),
+            "--dst",
+            str(dst),
+            "--tile",
+            str(args.tile),
+            "--overlap",
+            str(args.overlap),
+            "--batch",
+            str(args.batch),
+            "--threads",
+            str(args.threads),
+            "--probability",
+            args.probability,
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         mp = args.size**2 / 1e6
         mps = mp / result["seconds"]
         out_mb = dst.stat().st_size / 1e6
-        print(f"raster {args.size}×{args.size}×8 float32 ({size_gb:.2f} GB on disk, generated in {gen_s:.0f} s); "
-              f"tile {args.tile}, overlap {args.overlap}, batch {args.batch}, {args.threads} torch threads; output: "
-              f"class + quality + probability={args.probability} ({out_mb:.0f} MB)")
-        print(f"U-Net ({model.n_parameters():,} parameters) GeoTIFF→GeoTIFF: {result['seconds']:.1f} s = "
-              f"{mps:.2f} MP/s; peak RSS {result['peak_rss_mb']:.0f} MB (goal ≤ 2048 MB), of which "
-              f"{result['rss_before_mb']:.0f} MB before the first window (torch, smp, one forward pass)")
+        print(
+            f"raster {args.size}×{args.size}×8 float32 ({size_gb:.2f} GB on disk, generated in {gen_s:.0f} s); "
+            f"tile {args.tile}, overlap {args.overlap}, batch {args.batch}, {args.threads} torch threads; output: "
+            f"class + quality + probability={args.probability} ({out_mb:.0f} MB)"
+        )
+        print(
+            f"U-Net ({model.n_parameters():,} parameters) GeoTIFF→GeoTIFF: {result['seconds']:.1f} s = "
+            f"{mps:.2f} MP/s; peak RSS {result['peak_rss_mb']:.0f} MB (goal ≤ 2048 MB), of which "
+            f"{result['rss_before_mb']:.0f} MB before the first window (torch, smp, one forward pass)"
+        )
         print(f"baseline, bare forward pass on in-memory tiles: {result['bare_mps']:.2f} MP/s")
-        print(f"ratio windowed end-to-end / bare forward: {mps / result['bare_mps']:.2f} "
-              f"(the tiles overlap: ideal {((args.tile - args.overlap) / args.tile) ** 2:.2f})")
+        print(
+            f"ratio windowed end-to-end / bare forward: {mps / result['bare_mps']:.2f} "
+            f"(the tiles overlap: ideal {((args.tile - args.overlap) / args.tile) ** 2:.2f})"
+        )
         print(f"ratio peak RSS / raster size: {result['peak_rss_mb'] / 1e3 / size_gb:.3f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -57,7 +57,9 @@ def test_sentinel1_request_is_iw_dual_pol_one_orbit_flattened_and_speckle_filter
         assert f"Filter.calendarRange({month}, {month}, 'month')).median().set('month', {month})" in text
     assert "Terrain.slope(Image('USGS/SRTMGL1_003'))" in text and "<element>.select('angle')" in text
     assert "reduceNeighborhood(reducer=Reducer.variance()" in text  # the Lee filter
-    assert text.endswith(".mean().log10().multiply(10).rename(['vv_desc_during', 'vh_desc_during']).toFloat()")
+    assert text.endswith(
+        ".mean().log10().multiply(10).rename(['vv_desc_during', 'vh_desc_during']).toFloat()"
+    )
 
 
 def test_sentinel1_refuses_unknown_orbits_and_months(fake_ee):

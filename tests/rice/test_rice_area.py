@@ -33,9 +33,15 @@ def test_olofsson_2014_worked_example_is_reproduced_at_the_printed_precision():
     np.testing.assert_array_equal(np.round(t["users_accuracy_ci95"], 2), [0.07, 0.10, 0.04, 0.02])
     np.testing.assert_array_equal(np.round(t["producers_accuracy"], 2), [0.75, 0.85, 0.93, 0.96])
     np.testing.assert_array_equal(np.round(t["producers_accuracy_ci95"], 2), [0.21, 0.25, 0.03, 0.02])
-    assert round(t.attrs["overall_accuracy"], 2) == 0.95 and round(t.attrs["overall_accuracy_ci95"], 2) == 0.02
-    table9 = [[0.0176, 0, 0.0013, 0.0011], [0, 0.0110, 0.0016, 0.0024], [0.0019, 0, 0.2967, 0.0213],
-              [0.0040, 0.0020, 0.0179, 0.6212]]
+    assert (
+        round(t.attrs["overall_accuracy"], 2) == 0.95 and round(t.attrs["overall_accuracy_ci95"], 2) == 0.02
+    )
+    table9 = [
+        [0.0176, 0, 0.0013, 0.0011],
+        [0, 0.0110, 0.0016, 0.0024],
+        [0.0019, 0, 0.2967, 0.0213],
+        [0.0040, 0.0020, 0.0179, 0.6212],
+    ]
     np.testing.assert_array_equal(np.round(t.attrs["error_matrix_proportions"], 4), table9)
     np.testing.assert_array_equal(t["mapped_ha"], [18000, 13500, 288000, 580500])
 
@@ -69,8 +75,12 @@ def known_map():
     y = 3_000_000.0 - 10.0 * (np.arange(200) + 0.5)
 
     def da(values):
-        out = xr.DataArray(values, dims=("y", "x"), coords={"y": y, "x": x},
-                           attrs={"class_names": ["other", "rice", "forest"]})
+        out = xr.DataArray(
+            values,
+            dims=("y", "x"),
+            coords={"y": y, "x": x},
+            attrs={"class_names": ["other", "rice", "forest"]},
+        )
         return out.rio.write_crs("EPSG:32645").rio.write_transform(transform)
 
     return da(mapped), da(truth)
@@ -112,21 +122,32 @@ def test_area_table_has_the_columns_agencies_report(known_map):
     mapped, truth = known_map
     table = rice.area_estimate(mapped, rice.sample_reference(mapped, 40, seed=0, reference_map=truth))
     assert list(table.index) == [0, 1, 2] and table.loc[1, "class_name"] == "rice"
-    for col in ("mapped_ha", "adjusted_ha", "ci95_ha", "users_accuracy", "users_accuracy_ci95",
-                "producers_accuracy", "producers_accuracy_ci95"):
+    for col in (
+        "mapped_ha",
+        "adjusted_ha",
+        "ci95_ha",
+        "users_accuracy",
+        "users_accuracy_ci95",
+        "producers_accuracy",
+        "producers_accuracy_ci95",
+    ):
         assert col in table.columns and np.isfinite(table[col]).all()
     assert table["mapped_ha"].sum() == pytest.approx(600.0)  # 60,000 pixels of 100 m²
     assert table["adjusted_ha"].sum() == pytest.approx(600.0)
 
 
 def test_pixel_area_comes_from_the_crs_projected_in_feet_and_geographic():
-    grid = xr.DataArray(np.zeros((3, 4)), dims=("y", "x"), coords={"y": [25.0, 15.0, 5.0], "x": [5.0, 15, 25, 35]})
+    grid = xr.DataArray(
+        np.zeros((3, 4)), dims=("y", "x"), coords={"y": [25.0, 15.0, 5.0], "x": [5.0, 15, 25, 35]}
+    )
     assert area.pixel_area_m2(grid.rio.write_crs("EPSG:32645")) == pytest.approx(np.full(3, 100.0))
     feet = area.pixel_area_m2(grid.rio.write_crs("EPSG:2229"))  # California zone 5, US survey feet
     assert feet == pytest.approx(np.full(3, 100.0 * 0.3048006096**2))
     # 1 arc-second cells at 27.4° N (Paro): 30.87 m × cos(lat) wide (WGS84: 27.48 m) by 30.80 m tall
     lat = 27.4 + np.arange(3) / 3600
-    geo = xr.DataArray(np.zeros((3, 4)), dims=("y", "x"), coords={"y": lat[::-1], "x": 89.4 + np.arange(4) / 3600})
+    geo = xr.DataArray(
+        np.zeros((3, 4)), dims=("y", "x"), coords={"y": lat[::-1], "x": 89.4 + np.arange(4) / 3600}
+    )
     cells = area.pixel_area_m2(geo.rio.write_crs("EPSG:4326"))
     assert cells == pytest.approx(np.full(3, 846.4), rel=0.002)
 
@@ -135,8 +156,12 @@ def test_area_of_a_geographic_map_uses_the_cell_areas():
     values = np.ones((10, 10), np.int16)
     values[:, 5:] = 0
     lat = 27.4 + (np.arange(10) + 0.5) / 3600
-    geo = xr.DataArray(values, dims=("y", "x"), coords={"y": lat[::-1], "x": 89.4 + (np.arange(10) + 0.5) / 3600},
-                       attrs={"class_names": ["other", "rice"]}).rio.write_crs("EPSG:4326")
+    geo = xr.DataArray(
+        values,
+        dims=("y", "x"),
+        coords={"y": lat[::-1], "x": 89.4 + (np.arange(10) + 0.5) / 3600},
+        attrs={"class_names": ["other", "rice"]},
+    ).rio.write_crs("EPSG:4326")
     points = rice.sample_reference(geo, 5, seed=0, reference_map=geo)
     table = rice.area_estimate(geo, points)
     assert table.loc[1, "mapped_ha"] == pytest.approx(50 * 846.4 / 1e4, rel=0.003)

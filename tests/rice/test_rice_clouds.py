@@ -27,14 +27,21 @@ def _mask_quality(stack, cloud_map, season):
     "settings",
     [
         {"cloud_fraction": 0.25},  # round monsoon blobs
-        {"cloud_fraction": {"before": 0.2}, "cloud_scale_px": 4.0, "cloud_anisotropy": 3.0, "sun_azimuth_deg": 60.0},
+        {
+            "cloud_fraction": {"before": 0.2},
+            "cloud_scale_px": 4.0,
+            "cloud_anisotropy": 3.0,
+            "sun_azimuth_deg": 60.0,
+        },
     ],
     ids=["during-blobs", "before-streaks"],
 )
 def test_rgbn_cloud_test_finds_most_cloud_and_flags_little_clear_ground(settings):
     """Thresholds are physical (HOT, Fmask's whiteness), not fitted: checked here on a valley and cloud shapes
     (streaks in the other season, another sun) the thresholds were not looked at on."""
-    stack, _, cloud_map = synthetic.scene(height_px=160, width_px=160, seed=41, return_clouds=True, **settings)
+    stack, _, cloud_map = synthetic.scene(
+        height_px=160, width_px=160, seed=41, return_clouds=True, **settings
+    )
     season = "before" if "before" in str(settings["cloud_fraction"]) else "during"
     recall, false_alarm = _mask_quality(stack, cloud_map, season)
     assert recall > 0.8 and false_alarm < 0.03
@@ -45,7 +52,9 @@ def test_rgbn_cloud_test_finds_most_cloud_and_flags_little_clear_ground(settings
 def test_the_data_own_nan_masks_one_season_and_the_pixel_keeps_its_other_bands():
     stack, _ = synthetic.scene(height_px=48, width_px=48, seed=2, cloud_fraction=0.0, nodata_fraction=0.0)
     stack = stack.copy(data=stack.values.copy())
-    during = [i for i, b in enumerate(stack["band"].values) if b.endswith("_during") and not b.startswith("v")]
+    during = [
+        i for i, b in enumerate(stack["band"].values) if b.endswith("_during") and not b.startswith("v")
+    ]
     stack.values[during, :10, :10] = np.nan
     valid = clouds.validity(stack)
     assert list(valid["group"].values[:2]) == ["optical_before", "optical_during"]
@@ -62,8 +71,14 @@ def test_sentinel2_cloud_probability_and_scl_bands_mask_and_are_never_features()
     extra = features.make_stack(np.concatenate([prob, scl]), ["cloud_prob_during", "scl_before"])
     both = xr.concat([stack, extra.assign_coords(x=stack["x"], y=stack["y"])], dim="band")
     valid = clouds.validity(both)
-    assert not valid.sel(group="optical_during").values[:, :12].any() and valid.sel(group="optical_during").values[:, 12:].all()
-    assert not valid.sel(group="optical_before").values[40:].any() and valid.sel(group="optical_before").values[:40].all()
+    assert (
+        not valid.sel(group="optical_during").values[:, :12].any()
+        and valid.sel(group="optical_during").values[:, 12:].all()
+    )
+    assert (
+        not valid.sel(group="optical_before").values[40:].any()
+        and valid.sel(group="optical_before").values[:40].all()
+    )
     model = rice.fit(both.rio.write_crs(stack.rio.crs), truth, model="rf", n_estimators=5, progress=False)
     assert "cloud_prob_during" not in model.bands and "scl_before" not in model.bands
     assert model.input_names[-2:] == ["valid_optical_before", "valid_optical_during"]
@@ -71,8 +86,11 @@ def test_sentinel2_cloud_probability_and_scl_bands_mask_and_are_never_features()
 
 def test_a_cloud_mask_on_another_grid_is_refused():
     stack, truth = synthetic.scene(height_px=48, width_px=48, seed=3)
-    mask = xr.DataArray(np.zeros((40, 48), bool), dims=("y", "x"),
-                        coords={"y": stack["y"].values[:40], "x": stack["x"].values})
+    mask = xr.DataArray(
+        np.zeros((40, 48), bool),
+        dims=("y", "x"),
+        coords={"y": stack["y"].values[:40], "x": stack["x"].values},
+    )
     with pytest.raises(InvalidInputError, match="different grid"):
         clouds.validity(stack, cloud_mask=mask)
     with pytest.raises(InvalidInputError, match="different grid"):
@@ -85,8 +103,9 @@ def test_a_cloud_mask_on_another_grid_is_refused():
 
 def test_clouds_come_in_either_season_with_shadows_and_leave_the_landscape_alone():
     clear = synthetic.scene(height_px=96, width_px=96, seed=5, cloud_fraction=0.0)
-    cloudy = synthetic.scene(height_px=96, width_px=96, seed=5, cloud_fraction={"before": 0.3, "during": 0.1},
-                             return_clouds=True)
+    cloudy = synthetic.scene(
+        height_px=96, width_px=96, seed=5, cloud_fraction={"before": 0.3, "during": 0.1}, return_clouds=True
+    )
     np.testing.assert_array_equal(clear.truth.values, cloudy.truth.values)
     radar = [b for b in features.SENTINEL1]
     np.testing.assert_array_equal(clear.stack.sel(band=radar).values, cloudy.stack.sel(band=radar).values)
@@ -121,8 +140,11 @@ def half_cloudy():
     """A valley whose during-season optical bands are missing (NaN, as a provider's cloud mask) on the left half."""
     stack, truth = synthetic.scene(height_px=64, width_px=64, seed=8, cloud_fraction=0.0, nodata_fraction=0.0)
     stack = stack.copy(data=stack.values.copy())
-    during = [i for i, b in enumerate(stack["band"].values) if b.split("_")[0] in ("red", "green", "blue", "nir")
-              and b.endswith("_during")]
+    during = [
+        i
+        for i, b in enumerate(stack["band"].values)
+        if b.split("_")[0] in ("red", "green", "blue", "nir") and b.endswith("_during")
+    ]
     stack.values[during, :, :32] = np.nan
     return stack, truth
 
@@ -130,8 +152,11 @@ def half_cloudy():
 def test_pixels_without_optical_data_are_predicted_from_radar_and_marked(half_cloudy):
     stack, truth = half_cloudy
     both = stack.copy(data=stack.values.copy())
-    before = [i for i, b in enumerate(both["band"].values) if b.split("_")[0] in ("red", "green", "blue", "nir")
-              and b.endswith("_before")]
+    before = [
+        i
+        for i, b in enumerate(both["band"].values)
+        if b.split("_")[0] in ("red", "green", "blue", "nir") and b.endswith("_before")
+    ]
     both.values[before, :16, :32] = np.nan  # no optical season at all there
     model = rice.fit(both, truth, model="unet", bands="RGBNES", seed=0, **FAST)
     out = rice.predict(model, both, tile=32, overlap=8, progress=False, return_proba=True)
@@ -141,7 +166,9 @@ def test_pixels_without_optical_data_are_predicted_from_radar_and_marked(half_cl
     assert (out["classes"].values >= 0).all()  # radar and terrain still give a class
     np.testing.assert_allclose(out["probability"].sum("class").values, 1.0, atol=1e-5)
     np.testing.assert_allclose(out["confidence"].values, out["probability"].max("class").values)
-    assert (rice.predict(model, both, tile=32, overlap=8, progress=False).coords["quality"].values == quality).all()
+    assert (
+        rice.predict(model, both, tile=32, overlap=8, progress=False).coords["quality"].values == quality
+    ).all()
     rgbn = rice.fit(both, truth, model="rf", bands="RGBN", n_estimators=5, progress=False)
     classes = rice.predict(rgbn, both, progress=False)
     assert (classes.values[:16, :32] == -1).all() and (classes.values[16:] >= 0).all()
@@ -162,8 +189,11 @@ def test_pixels_with_no_valid_band_never_teach(half_cloudy):
 def test_all_pixels_cloudy_is_a_typed_error_in_fit_and_predict(half_cloudy):
     stack, truth = half_cloudy
     overcast = stack.copy(data=stack.values.copy())
-    during = [i for i, b in enumerate(stack["band"].values) if b.split("_")[0] in ("red", "green", "blue", "nir")
-              and b.endswith("_during")]
+    during = [
+        i
+        for i, b in enumerate(stack["band"].values)
+        if b.split("_")[0] in ("red", "green", "blue", "nir") and b.endswith("_during")
+    ]
     overcast.values[during] = 0.4  # a white sheet of cloud in every during pixel
     with pytest.raises(InvalidInputError, match="all pixels cloudy"):
         rice.fit(overcast, truth, model="rf", n_estimators=5, progress=False)

@@ -42,15 +42,22 @@ def test_a_class_never_predicted_has_nan_precision_not_zero():
 
 
 def test_sample_at_picks_the_pixel_under_each_point_and_minus_one_outside():
-    cmap = xr.DataArray(np.arange(12).reshape(3, 4), dims=("y", "x"),
-                        coords={"y": [25.0, 15.0, 5.0], "x": [5.0, 15.0, 25.0, 35.0]})
+    cmap = xr.DataArray(
+        np.arange(12).reshape(3, 4),
+        dims=("y", "x"),
+        coords={"y": [25.0, 15.0, 5.0], "x": [5.0, 15.0, 25.0, 35.0]},
+    )
     pts = pd.DataFrame({"x": [5.1, 34.0, 19.9, 50.0], "y": [24.0, 6.0, 11.0, 5.0]})
     assert evaluate.sample_at(cmap, pts).tolist() == [0, 11, 5, -1]
 
 
 def test_independent_evaluation_scores_a_class_map_on_points():
-    cmap = xr.DataArray(np.array([[1, 1], [0, 2]]), dims=("y", "x"), coords={"y": [1.5, 0.5], "x": [0.5, 1.5]},
-                        attrs={"class_names": ["crop", "rice", "forest"]})
+    cmap = xr.DataArray(
+        np.array([[1, 1], [0, 2]]),
+        dims=("y", "x"),
+        coords={"y": [1.5, 0.5], "x": [0.5, 1.5]},
+        attrs={"class_names": ["crop", "rice", "forest"]},
+    )
     pts = pd.DataFrame({"x": [0.5, 1.5, 0.5], "y": [1.5, 0.5, 0.5], "class": [1, 2, 1]})
     s = evaluate.independent_evaluation(cmap, pts)
     assert s.overall_accuracy == pytest.approx(2 / 3)
@@ -58,6 +65,8 @@ def test_independent_evaluation_scores_a_class_map_on_points():
 
 
 def test_band_model_table_is_laid_out_like_the_paper():
-    table = evaluate.band_model_table({("unet", "RGBNES"): 0.66, ("unet", "RGBN"): 0.59, ("dnn", "RGBN"): 0.5})
+    table = evaluate.band_model_table(
+        {("unet", "RGBNES"): 0.66, ("unet", "RGBN"): 0.59, ("dnn", "RGBN"): 0.5}
+    )
     assert list(table.columns) == ["RGBN", "RGBNES"] and list(table.index) == ["unet", "dnn"]
     assert table.loc["unet", "RGBNES"] == 0.66 and np.isnan(table.loc["dnn", "RGBNES"])

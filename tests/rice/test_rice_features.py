@@ -25,7 +25,12 @@ def test_band_set_names_follow_aces():
     assert features.band_names("RGBN")[:4] == ["red_before", "green_before", "blue_before", "nir_before"]
     assert features.band_names("RGBNE")[8:] == ["elevation", "slope"]
     assert features.band_names("RGBNS")[8:10] == ["vv_asc_before", "vh_asc_before"]
-    assert features.band_names("rgbn+ndvi+EVI")[-4:] == ["ndvi_before", "ndvi_during", "evi_before", "evi_during"]
+    assert features.band_names("rgbn+ndvi+EVI")[-4:] == [
+        "ndvi_before",
+        "ndvi_during",
+        "evi_before",
+        "evi_during",
+    ]
 
 
 def test_unknown_set_or_index_is_an_invalid_input():
@@ -40,7 +45,10 @@ def test_select_bands_keeps_the_order_and_georeference(scene):
     sub = features.select_bands(stack, "RGBNE")
     assert list(sub["band"].values) == features.band_names("RGBNE")
     assert sub.rio.crs == stack.rio.crs and sub.rio.transform() == stack.rio.transform()
-    assert features.select_bands(stack, None) is not None and features.select_bands(stack, None).sizes["band"] == 18
+    assert (
+        features.select_bands(stack, None) is not None
+        and features.select_bands(stack, None).sizes["band"] == 18
+    )
 
 
 def test_a_band_missing_for_the_requested_set_names_it(scene):

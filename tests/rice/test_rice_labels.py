@@ -44,8 +44,10 @@ def test_rice_phenology_rule_removes_weak_rice_labels_that_do_not_green_up(scene
     lc = synthetic.landcover(truth, error_rate=0.2, seed=1)
     raw = labels.remap_classes(lc, synthetic.LANDCOVER_TO_CLASS)
     clean = labels.weak_labels(lc, synthetic.LANDCOVER_TO_CLASS, stack=stack, min_ndvi_gain=0.15)
+
     def rice_precision(lab):
         return float((truth.values[lab.values == 1] == 1).mean())
+
     assert rice_precision(clean) > rice_precision(raw) + 0.02
     assert (clean.values == 1).sum() > 0.5 * (raw.values == 1).sum()
 

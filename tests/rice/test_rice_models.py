@@ -39,14 +39,20 @@ def test_unet_prediction_is_on_the_stack_grid_with_nodata_kept(small, small_unet
     assert pred.rio.nodata == -1
 
 
-@pytest.mark.parametrize("band_set", [["red_before", "green_before", "blue_before", "nir_before"], "RGBNES+NDVI"])
+@pytest.mark.parametrize(
+    "band_set", [["red_before", "green_before", "blue_before", "nir_before"], "RGBNES+NDVI"]
+)
 def test_unet_takes_4_to_20_input_bands(small, band_set):
     stack, truth = small
     model = rice.fit(stack, truth, model="unet", bands=band_set, seed=0, **FAST_UNET)
     assert len(model.bands) in (4, 20)
     # one extra input channel per cloud-masked optical season says where that season's bands are valid
     assert model.input_names == model.bands + [f"valid_{g}" for g in model.masked_groups]
-    assert model.net.encoder.conv1.in_channels == len(model.input_names) == len(model.bands) + (1 if len(model.bands) == 4 else 2)
+    assert (
+        model.net.encoder.conv1.in_channels
+        == len(model.input_names)
+        == len(model.bands) + (1 if len(model.bands) == 4 else 2)
+    )
     assert rice.predict(model, stack, tile=64, overlap=16, progress=False).shape == stack.shape[1:]
 
 
@@ -90,10 +96,14 @@ def test_a_corrupt_checkpoint_is_a_file_format_error(tmp_path):
         rice.load(tmp_path / "absent.pt")
 
 
-def test_geotiff_to_geotiff_equals_in_memory_prediction_with_quality_and_probability_bands(small, small_unet, tmp_path):
+def test_geotiff_to_geotiff_equals_in_memory_prediction_with_quality_and_probability_bands(
+    small, small_unet, tmp_path
+):
     stack, _ = small
     src = features.write_stack(stack, tmp_path / "features.tif")
-    dst = rice.predict_geotiff(small_unet, src, tmp_path / "out" / "classes.tif", tile=32, overlap=8, progress=False)
+    dst = rice.predict_geotiff(
+        small_unet, src, tmp_path / "out" / "classes.tif", tile=32, overlap=8, progress=False
+    )
     on_disk = rioxarray.open_rasterio(dst, mask_and_scale=False)
     assert list(on_disk.attrs["long_name"]) == ["class", "quality", "confidence"]
     in_memory = rice.predict(small_unet, stack, tile=32, overlap=8, progress=False, return_proba=True)
@@ -159,12 +169,19 @@ def test_local_encoder_weights_are_loaded_and_spread_over_the_input_bands(small,
     import segmentation_models_pytorch as smp
 
     stack, truth = small
-    donor = smp.Unet("resnet18", encoder_weights=None, in_channels=3, classes=2, encoder_depth=3,
-                     decoder_channels=(64, 32, 16))
+    donor = smp.Unet(
+        "resnet18",
+        encoder_weights=None,
+        in_channels=3,
+        classes=2,
+        encoder_depth=3,
+        decoder_channels=(64, 32, 16),
+    )
     path = tmp_path / "resnet18_encoder.pth"
     torch.save(donor.encoder.state_dict(), path)
-    model = rice.fit(stack, truth, model="unet", bands="RGBN", encoder_weights=path, learning_rate=1e-12,
-                     **FAST_UNET)
+    model = rice.fit(
+        stack, truth, model="unet", bands="RGBN", encoder_weights=path, learning_rate=1e-12, **FAST_UNET
+    )
     got = model.net.encoder.layer1[0].conv1.weight.detach()
     torch.testing.assert_close(got, donor.encoder.layer1[0].conv1.weight.detach(), atol=1e-6, rtol=0)
     conv1 = model.net.encoder.conv1.weight.detach()
@@ -221,7 +238,13 @@ def test_dnn_predicts_points_by_row_and_minus_one_for_nan_rows(points, tmp_path)
 
 def test_points_missing_a_band_name_the_columns(points):
     with pytest.raises(InvalidInputError, match="elevation"):
-        rice.fit(points[features.band_names("RGBN") + ["class"]], model="dnn", bands="RGBNE", epochs=1, progress=False)
+        rice.fit(
+            points[features.band_names("RGBN") + ["class"]],
+            model="dnn",
+            bands="RGBNE",
+            epochs=1,
+            progress=False,
+        )
 
 
 def test_rf_checkpoint_round_trip(points, tmp_path):
@@ -249,25 +272,36 @@ def test_unet_maps_rice_under_clouds_on_an_unseen_valley_beats_rf_with_majority_
     Floors, not the benchmark's means: rice F1 ≥ 0.95 (benchmark goal 0.96 on average), above a per-pixel
     RandomForest + 5 × 5 majority filter trained on the same pixels, ECE ≤ 0.03, and the 95 % CI of the adjusted
     rice area covering the truth in at least 17 of 20 reference samples."""
-    stack, truth, cloud_map = synthetic.scene(height_px=256, width_px=256, seed=21, cloud_fraction=0.2,
-                                              return_clouds=True)
+    stack, truth, cloud_map = synthetic.scene(
+        height_px=256, width_px=256, seed=21, cloud_fraction=0.2, return_clouds=True
+    )
     parts = labels.split(truth, kind="half", fractions=(0.5, 0.1, 0.4))
     scored = parts["test"].values >= 0
     assert 0.1 <= (cloud_map.sel(season="during").values == 1)[scored].mean() <= 0.3
-    unet = rice.fit(stack, parts["train"], model="unet", epochs=20, seed=0, validation=parts["val"], progress=False)
+    unet = rice.fit(
+        stack, parts["train"], model="unet", epochs=20, seed=0, validation=parts["val"], progress=False
+    )
     out = rice.predict(unet, stack, tile=128, overlap=32, progress=False, return_proba=True)
-    rf = rice.fit(stack, parts["train"], model="rf", n_estimators=100, seed=0, validation=parts["val"], progress=False)
+    rf = rice.fit(
+        stack, parts["train"], model="rf", n_estimators=100, seed=0, validation=parts["val"], progress=False
+    )
     smoothed = rice.majority_filter(rice.predict(rf, stack, progress=False), 5)
-    f1_unet = rice.scores(parts["test"], out["classes"], class_names=unet.class_names).per_class.loc["rice", "f1"]
+    f1_unet = rice.scores(parts["test"], out["classes"], class_names=unet.class_names).per_class.loc[
+        "rice", "f1"
+    ]
     f1_rf = rice.scores(parts["test"], smoothed, class_names=unet.class_names).per_class.loc["rice", "f1"]
     ece = rice.evaluate.calibration(out, parts["test"]).ece
     true_ha = float(((truth.values == 1) & (out["classes"].values >= 0)).sum()) * 0.01
     covered = 0
     for seed in range(20):
-        table = rice.area_estimate(out["classes"], rice.sample_reference(out["classes"], 50, seed=seed, reference_map=truth))
+        table = rice.area_estimate(
+            out["classes"], rice.sample_reference(out["classes"], 50, seed=seed, reference_map=truth)
+        )
         covered += abs(table.loc[1, "adjusted_ha"] - true_ha) <= table.loc[1, "ci95_ha"]
-    print(f"\nunseen cloudy valley: U-Net rice F1 {f1_unet:.3f}, ECE {ece:.4f} (T={unet.temperature:.2f}) | "
-          f"RF + 5×5 majority {f1_rf:.3f} | area CI covers the truth in {covered}/20")
+    print(
+        f"\nunseen cloudy valley: U-Net rice F1 {f1_unet:.3f}, ECE {ece:.4f} (T={unet.temperature:.2f}) | "
+        f"RF + 5×5 majority {f1_rf:.3f} | area CI covers the truth in {covered}/20"
+    )
     assert f1_unet >= 0.95 and f1_unet > f1_rf
     assert ece <= 0.03
     assert covered >= 17
@@ -291,19 +325,25 @@ def test_dnn_on_real_aces_paro_points_is_on_par_with_randomforest(shared_data, o
     )
     bands = features.band_names("RGBN")
     rf = rice.fit(train, model="rf", bands=bands, n_estimators=500, seed=0, progress=False)
-    dnn = rice.fit(train, model="dnn", bands=bands, validation=val, epochs=300, patience=20, seed=0, progress=False)
+    dnn = rice.fit(
+        train, model="dnn", bands=bands, validation=val, epochs=300, patience=20, seed=0, progress=False
+    )
     s_rf = rice.evaluate.independent_evaluation(rf, test)
     s_dnn = rice.evaluate.independent_evaluation(dnn, test)
-    print(f"\nACES Paro test points: DNN rice F1 {s_dnn.per_class.loc['rice', 'f1']:.3f} OA "
-          f"{s_dnn.overall_accuracy:.3f} kappa {s_dnn.kappa:.3f} | RF(500) rice F1 "
-          f"{s_rf.per_class.loc['rice', 'f1']:.3f} OA {s_rf.overall_accuracy:.3f} kappa {s_rf.kappa:.3f}")
+    print(
+        f"\nACES Paro test points: DNN rice F1 {s_dnn.per_class.loc['rice', 'f1']:.3f} OA "
+        f"{s_dnn.overall_accuracy:.3f} kappa {s_dnn.kappa:.3f} | RF(500) rice F1 "
+        f"{s_rf.per_class.loc['rice', 'f1']:.3f} OA {s_rf.overall_accuracy:.3f} kappa {s_rf.kappa:.3f}"
+    )
     # 60 test points repeat a training point's 8 values exactly: a forest memorises them, an MLP does not
     seen = test[bands].round(6).apply(tuple, axis=1).isin(set(train[bands].round(6).apply(tuple, axis=1)))
     fresh = test[~seen]
     f_rf, f_dnn = (rice.evaluate.independent_evaluation(m, fresh) for m in (rf, dnn))
-    print(f"without the {int(seen.sum())} test points seen in training: DNN OA {f_dnn.overall_accuracy:.3f} rice F1 "
-          f"{f_dnn.per_class.loc['rice', 'f1']:.3f} | RF OA {f_rf.overall_accuracy:.3f} rice F1 "
-          f"{f_rf.per_class.loc['rice', 'f1']:.3f}")
+    print(
+        f"without the {int(seen.sum())} test points seen in training: DNN OA {f_dnn.overall_accuracy:.3f} rice F1 "
+        f"{f_dnn.per_class.loc['rice', 'f1']:.3f} | RF OA {f_rf.overall_accuracy:.3f} rice F1 "
+        f"{f_rf.per_class.loc['rice', 'f1']:.3f}"
+    )
     assert s_rf.per_class.loc["rice", "f1"] == pytest.approx(0.847, abs=0.005)
     assert s_rf.overall_accuracy == pytest.approx(0.790, abs=0.005)
     assert s_rf.kappa == pytest.approx(0.718, abs=0.005)
@@ -318,7 +358,9 @@ def test_dnn_on_real_aces_paro_points_is_on_par_with_randomforest(shared_data, o
 
 
 # --- bad input (issue 10) -----------------------------------------------------------------------------------
-def test_predict_geotiff_to_a_folder_is_refused_before_any_prediction(small, small_unet, tmp_path, monkeypatch):
+def test_predict_geotiff_to_a_folder_is_refused_before_any_prediction(
+    small, small_unet, tmp_path, monkeypatch
+):
     from terralab.errors import OutputLocationError
     from terralab.rice import models
 
@@ -347,7 +389,12 @@ def test_fit_with_a_single_class_warns_that_the_model_can_only_predict_it(small)
     with pytest.warns(UserWarning, match="single class"):
         rice.fit(stack, one, model="rf", n_estimators=5, progress=False)
     with pytest.warns(UserWarning, match="single class"):
-        rice.fit(pd.DataFrame({"a": [0.1, 0.2, 0.3], "class": [2, 2, 2]}), model="rf", n_estimators=5, progress=False)
+        rice.fit(
+            pd.DataFrame({"a": [0.1, 0.2, 0.3], "class": [2, 2, 2]}),
+            model="rf",
+            n_estimators=5,
+            progress=False,
+        )
 
 
 def test_an_all_nan_band_is_named_as_a_stack_problem_not_a_label_problem(small):
@@ -357,7 +404,9 @@ def test_an_all_nan_band_is_named_as_a_stack_problem_not_a_label_problem(small):
     with pytest.raises(InvalidInputError, match=r"\['slope'\] hold no value") as err:
         rice.fit(broken, truth, model="unet", **FAST_UNET)
     assert "label" not in str(err.value)
-    model = rice.fit(broken, truth, model="rf", bands="RGBN", n_estimators=5, progress=False)  # not needed: fine
+    model = rice.fit(
+        broken, truth, model="rf", bands="RGBN", n_estimators=5, progress=False
+    )  # not needed: fine
     assert model.bands == features.band_names("RGBN")
 
 

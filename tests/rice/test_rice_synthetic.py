@@ -69,7 +69,9 @@ def test_dem_is_terraced_where_rice_grows(scene):
 
 
 def test_clouds_brighten_the_during_median_and_the_gap_is_nan_in_every_band():
-    stack, truth = synthetic.scene(height_px=96, width_px=96, seed=1, cloud_fraction=0.1, nodata_fraction=0.04)
+    stack, truth = synthetic.scene(
+        height_px=96, width_px=96, seed=1, cloud_fraction=0.1, nodata_fraction=0.04
+    )
     natural = truth.values != URBAN  # roofs can be bright; vegetation, soil and water are not
     blue = stack.sel(band="blue_during").values[natural]
     assert np.nanmean(blue > 0.2) > 0.05

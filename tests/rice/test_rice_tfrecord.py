@@ -83,8 +83,10 @@ def test_aces_image_patch_reads_back_identical_to_the_geotiff(shared_data):
 
 @pytest.mark.parametrize("part, n_points", [("training", 8316), ("validation", 2385), ("testing", 1219)])
 def test_aces_points_read_back_identical_to_the_csv_to_its_printed_precision(shared_data, part, n_points):
-    points = tfrecord.read_points(shared_data / ACES / "tfrecord" / part / f"{part}.tfrecord.gz",
-                                  class_names=["cropland_etc", "rice", "forest", "urban", "others_water_etc"])
+    points = tfrecord.read_points(
+        shared_data / ACES / "tfrecord" / part / f"{part}.tfrecord.gz",
+        class_names=["cropland_etc", "rice", "forest", "urban", "others_water_etc"],
+    )
     csv = pd.read_csv(shared_data / ACES / f"aces_dnn_points_{part}.csv", dtype=str)
     assert len(points) == n_points == len(csv)
     assert list(points.columns) == list(csv.columns)
@@ -107,8 +109,13 @@ def test_patches_are_mosaicked_by_patches_per_row_with_the_kernel_buffer_cropped
     _write_tfrecord(tmp_path / "scene-00000.tfrecord.gz", payloads[:3])
     _write_tfrecord(tmp_path / "scene-00001.tfrecord.gz", payloads[3:])
     mixer = {
-        "projection": {"crs": "EPSG:32645", "affine": {"doubleMatrix": [10.0, 0.0, 500000.0, 0.0, -10.0, 3000000.0]}},
-        "patchDimensions": [patch, patch], "patchesPerRow": per_row, "totalPatches": total,
+        "projection": {
+            "crs": "EPSG:32645",
+            "affine": {"doubleMatrix": [10.0, 0.0, 500000.0, 0.0, -10.0, 3000000.0]},
+        },
+        "patchDimensions": [patch, patch],
+        "patchesPerRow": per_row,
+        "totalPatches": total,
     }
     (tmp_path / "scene.json").write_text(json.dumps(mixer))
     image = tfrecord.read_image_patches(tmp_path)
@@ -123,13 +130,17 @@ def test_patches_are_mosaicked_by_patches_per_row_with_the_kernel_buffer_cropped
 
 
 def test_int64_bytes_and_unpacked_floats_are_decoded():
-    payload = _example({"class": np.array([3, -2], dtype=np.int64), "name": [b"rice"], "v": np.array([0.5], np.float32)})
+    payload = _example(
+        {"class": np.array([3, -2], dtype=np.int64), "name": [b"rice"], "v": np.array([0.5], np.float32)}
+    )
     example = tfrecord.parse_example(payload)
     assert example["class"].tolist() == [3, -2]
     assert example["name"] == [b"rice"]
     assert example["v"].tolist() == [0.5]
     # an unpacked float (wire type 5) is also valid protobuf
-    unpacked = _field(1, _field(1, _field(1, b"v") + _field(2, _field(2, _varint(1 << 3 | 5) + struct.pack("<f", 2.0)))))
+    unpacked = _field(
+        1, _field(1, _field(1, b"v") + _field(2, _field(2, _varint(1 << 3 | 5) + struct.pack("<f", 2.0))))
+    )
     assert tfrecord.parse_example(unpacked)["v"].tolist() == [2.0]
 
 

@@ -11,8 +11,9 @@ from terralab.errors import InvalidInputError
 
 @pytest.fixture(scope="module")
 def scene_experiment():
-    return rice.workflow.open_experiment("rice_synthetic_scene", split_kind="blocked", scene_size_px=96,
-                                         block_size_px=24, seed=1)
+    return rice.workflow.open_experiment(
+        "rice_synthetic_scene", split_kind="blocked", scene_size_px=96, block_size_px=24, seed=1
+    )
 
 
 def test_synthetic_experiment_splits_every_truth_pixel_once(scene_experiment):
@@ -28,7 +29,10 @@ def test_experiment_scores_a_model_on_the_test_split_and_on_independent_points(s
     model = exp.fit("rf", bands="RGBNES", n_estimators=30, progress=False)
     class_map = exp.predict_map(model, progress=False)
     scores = exp.score(model, class_map)
-    assert scores.n == int((exp.splits["test"].values >= 0).sum() - ((class_map.values < 0) & (exp.splits["test"].values >= 0)).sum())
+    assert scores.n == int(
+        (exp.splits["test"].values >= 0).sum()
+        - ((class_map.values < 0) & (exp.splits["test"].values >= 0)).sum()
+    )
     assert scores.per_class.loc["rice", "f1"] > 0.8
     independent = exp.independent_evaluation(model, class_map, n_per_class=20)
     assert independent.n <= 100 and independent.overall_accuracy > 0.7

@@ -45,7 +45,9 @@ def test_bootstrap_uncertainty_is_close_to_analytic():
 
 def test_mc_recovered_on_incomplete_catalog():
     for seed in range(3):
-        cat = synthetic.gutenberg_richter_catalog(n=2000, b_value=1.0, mc=1.0, incomplete_below=-0.5, seed=seed)
+        cat = synthetic.gutenberg_richter_catalog(
+            n=2000, b_value=1.0, mc=1.0, incomplete_below=-0.5, seed=seed
+        )
         assert len(cat) > 2000
         for method in ("maxc", "mbs"):
             assert abs(catalog.magnitude_of_completeness(cat, method=method) - 1.0) <= 0.2 + 1e-9
@@ -77,7 +79,7 @@ def _perturbed_copy(cat, seed):
 def test_match_catalogs_recovers_known_pairs():
     ref = synthetic.gutenberg_richter_catalog(n=300, seed=6)
     other = _perturbed_copy(ref, 7)
-    dropped = other.index[::10]                       # 30 events the other catalog misses
+    dropped = other.index[::10]  # 30 events the other catalog misses
     extras = other.iloc[:25].copy()
     extras["time"] = extras["time"] + pd.Timedelta(minutes=17)  # 25 events only in the other catalog
     extras["latitude"] += 5.0
@@ -93,10 +95,22 @@ def test_match_catalogs_recovers_known_pairs():
 
 def test_matching_is_one_to_one_for_doublets():
     t = pd.Timestamp("2019-07-04T18:00:00", tz="UTC")
-    ref = pd.DataFrame({"time": [t, t + pd.Timedelta(seconds=1.5)], "latitude": [35.7, 35.7],
-                        "longitude": [-117.5, -117.5], "magnitude": [2.0, 1.5]})
-    other = pd.DataFrame({"time": [t + pd.Timedelta(seconds=0.9)], "latitude": [35.7], "longitude": [-117.5],
-                          "magnitude": [1.9]})
+    ref = pd.DataFrame(
+        {
+            "time": [t, t + pd.Timedelta(seconds=1.5)],
+            "latitude": [35.7, 35.7],
+            "longitude": [-117.5, -117.5],
+            "magnitude": [2.0, 1.5],
+        }
+    )
+    other = pd.DataFrame(
+        {
+            "time": [t + pd.Timedelta(seconds=0.9)],
+            "latitude": [35.7],
+            "longitude": [-117.5],
+            "magnitude": [1.9],
+        }
+    )
     res = catalog.match_catalogs(ref, other, 3.0, 10.0)
     assert res.summary["n_matched"] == 1 and len(res.missed) == 1
     assert res.matched["index_ref"].item() == 1  # the closer in time (0.6 s) wins over 0.9 s
@@ -155,8 +169,9 @@ def test_ridgecrest_completeness_and_b_values(ridgecrest):
     b ± 0.005, the uncertainty ± 0.005 (measured b 0.6376 / 0.6485 on 312 / 573 events, Shi & Bolt 0.032 / 0.025;
     the bootstrap, the only random part, gives 0.024–0.034 over seeds 0–4 and is not part of the figure).
     """
-    table = catalog.completeness_table({"SCSN": ridgecrest["scsn"], "GaMMA": ridgecrest["gamma"]},
-                                       n_bootstrap=0).set_index("catalog")
+    table = catalog.completeness_table(
+        {"SCSN": ridgecrest["scsn"], "GaMMA": ridgecrest["gamma"]}, n_bootstrap=0
+    ).set_index("catalog")
     assert table.loc["SCSN", "mc_maxc"] == pytest.approx(2.2, abs=1e-9)
     assert table.loc["GaMMA", "mc_maxc"] == pytest.approx(1.8, abs=1e-9)
     assert table.loc["SCSN", "mc_mbs"] == pytest.approx(2.0, abs=1e-9)  # b-value stability: 0.2 lower
@@ -170,8 +185,9 @@ def test_ridgecrest_completeness_and_b_values(ridgecrest):
 
 def test_gamma_holds_every_scsn_event_plus_776_more(ridgecrest):
     """README: GaMMA holds all 703 SCSN events plus 776 more (one-to-one within 3 s and 20 km)."""
-    res = catalog.match_catalogs(ridgecrest["scsn"], ridgecrest["gamma"], time_tolerance_s=3.0,
-                                 distance_tolerance_km=20.0)
+    res = catalog.match_catalogs(
+        ridgecrest["scsn"], ridgecrest["gamma"], time_tolerance_s=3.0, distance_tolerance_km=20.0
+    )
     summary = res.summary
     assert (summary["n_reference"], summary["n_other"]) == (703, 1479)
     assert (summary["n_matched"], summary["n_missed"], summary["n_extra"]) == (703, 0, 776)

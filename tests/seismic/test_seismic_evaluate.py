@@ -17,14 +17,18 @@ def _picks(rows):
 
 
 def test_evaluate_picks_counts_and_residuals():
-    reference = _picks([("A", "P", 10.0, "U"), ("A", "S", 15.0, None), ("B", "P", 20.0, "D"), ("B", "S", 27.0, None)])
-    predicted = _picks([
-        ("A", "P", 10.05, "U"),   # matched at 0.1 s
-        ("A", "P", 10.08, "U"),   # second pick near the same arrival: a false positive
-        ("A", "S", 15.3, None),   # matched only at 0.5 s
-        ("B", "P", 19.98, "U"),   # matched, wrong polarity
-        ("B", "P", 40.0, "N"),    # false positive
-    ])
+    reference = _picks(
+        [("A", "P", 10.0, "U"), ("A", "S", 15.0, None), ("B", "P", 20.0, "D"), ("B", "S", 27.0, None)]
+    )
+    predicted = _picks(
+        [
+            ("A", "P", 10.05, "U"),  # matched at 0.1 s
+            ("A", "P", 10.08, "U"),  # second pick near the same arrival: a false positive
+            ("A", "S", 15.3, None),  # matched only at 0.5 s
+            ("B", "P", 19.98, "U"),  # matched, wrong polarity
+            ("B", "P", 40.0, "N"),  # false positive
+        ]
+    )
     m = evaluate.evaluate_picks(predicted, reference, (0.1, 0.5)).set_index(["phase", "tolerance_s"])
     p01 = m.loc[("P", 0.1)]
     assert (p01.n_reference, p01.n_predicted, p01.n_matched) == (2, 4, 2)
@@ -49,12 +53,19 @@ def test_matching_is_one_to_one_and_prefers_the_closest():
 def test_tolerance_is_inclusive_as_in_the_reference_protocol():
     reference = pd.DataFrame({"record": ["r"], "phase": ["P"], "time": [30.0]})
     predicted = pd.DataFrame({"record": ["r"], "phase": ["P"], "time": [30.1]})
-    assert evaluate.evaluate_picks(predicted, reference, (0.1,), key="record", phases=("P",))["n_matched"][0] == 1
+    assert (
+        evaluate.evaluate_picks(predicted, reference, (0.1,), key="record", phases=("P",))["n_matched"][0]
+        == 1
+    )
 
 
 def test_polarity_accuracy():
-    reference = _picks([("A", "P", 10.0, "U"), ("B", "P", 20.0, "D"), ("C", "P", 30.0, "U"), ("D", "P", 40.0, None)])
-    predicted = _picks([("A", "P", 10.01, "U"), ("B", "P", 20.0, "U"), ("C", "P", 30.02, "N"), ("D", "P", 40.0, "U")])
+    reference = _picks(
+        [("A", "P", 10.0, "U"), ("B", "P", 20.0, "D"), ("C", "P", 30.0, "U"), ("D", "P", 40.0, None)]
+    )
+    predicted = _picks(
+        [("A", "P", 10.01, "U"), ("B", "P", 20.0, "U"), ("C", "P", 30.02, "N"), ("D", "P", 40.0, "U")]
+    )
     acc = evaluate.polarity_accuracy(predicted, reference)
     assert acc["n_reference"] == 3 and acc["n_called"] == 2
     assert acc["accuracy"] == 0.5 and acc["coverage"] == pytest.approx(2 / 3)

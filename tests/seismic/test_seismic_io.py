@@ -109,8 +109,16 @@ def test_seisbench_round_trip(tmp_path, ceed_file):
         records = ceed.to_records()
     out = io.write_seisbench(records, tmp_path / "sb")
     meta = pd.read_csv(out / "metadata.csv")
-    for col in ("trace_name", "trace_p_arrival_sample", "trace_s_arrival_sample", "trace_sampling_rate_hz",
-                "source_latitude_deg", "source_magnitude", "station_code", "station_network_code"):
+    for col in (
+        "trace_name",
+        "trace_p_arrival_sample",
+        "trace_s_arrival_sample",
+        "trace_sampling_rate_hz",
+        "source_latitude_deg",
+        "source_magnitude",
+        "station_code",
+        "station_network_code",
+    ):
         assert col in meta.columns
     with h5py.File(out / "waveforms.hdf5") as f:
         assert f["data_format/component_order"][()].decode() == "ZNE"
@@ -122,11 +130,15 @@ def test_seisbench_round_trip(tmp_path, ceed_file):
         back = ds.to_records()
         wave = ds[3]
     np.testing.assert_array_equal(back.values, records.values)
-    np.testing.assert_array_equal(back["trace_p_arrival_sample"].values, records["trace_p_arrival_sample"].values)
+    np.testing.assert_array_equal(
+        back["trace_p_arrival_sample"].values, records["trace_p_arrival_sample"].values
+    )
     assert list(back["trace_p_polarity"].values) == list(records["trace_p_polarity"].values)
     assert list(back["station_code"].values) == list(records["station_code"].values)
     assert list(back["station_location_code"].values) == [""] * 12
-    assert (back["trace_start_time"].values == records["trace_start_time"].values.astype("datetime64[us]")).all()
+    assert (
+        back["trace_start_time"].values == records["trace_start_time"].values.astype("datetime64[us]")
+    ).all()
     assert list(wave["component"].values) == ["E", "N", "Z"]
     assert not list(tmp_path.joinpath("sb").glob(".*.tmp*"))
 
@@ -140,8 +152,13 @@ def test_seisbench_reads_bucketed_traces(tmp_path):
         f.create_dataset("data_format/component_order", data="ZNE")
         f.create_dataset("data_format/dimension_order", data="CW")
         f.create_dataset("data/bucket0", data=block)
-    pd.DataFrame({"trace_name": ["bucket0$0,:3,:500", "bucket0$1,:3,:400"], "trace_sampling_rate_hz": [100, 100],
-                  "trace_p_arrival_sample": [100, 120]}).to_csv(d / "metadata.csv", index=False)
+    pd.DataFrame(
+        {
+            "trace_name": ["bucket0$0,:3,:500", "bucket0$1,:3,:400"],
+            "trace_sampling_rate_hz": [100, 100],
+            "trace_p_arrival_sample": [100, 120],
+        }
+    ).to_csv(d / "metadata.csv", index=False)
     with io.read_seisbench(d) as ds:
         a, b = ds[0], ds[1]
     np.testing.assert_array_equal(a.sel(component="Z").values, block[0, 0])
@@ -161,7 +178,9 @@ def test_seisbench_bad_inputs(tmp_path):
 
 def test_embedded_sample_is_the_first_20_shared_records(shared_data):
     sample = io.read_sample()
-    shared = io.read_phasenet_npz(shared_data / "seismic/phasenet_ncedc/waveform_train.tar.gz", max_records=20)
+    shared = io.read_phasenet_npz(
+        shared_data / "seismic/phasenet_ncedc/waveform_train.tar.gz", max_records=20
+    )
     assert sample.sizes == {"record": 20, "component": 3, "time": 9001}
     assert list(sample["record"].values) == list(shared["record"].values)
     np.testing.assert_array_equal(sample.values, shared.values)
@@ -173,9 +192,13 @@ def test_embedded_sample_is_the_first_20_shared_records(shared_data):
 def test_read_phasenet_npz_from_directory_and_single_file(tmp_path):
     sample = io.read_sample(max_records=3)
     for i in range(3):
-        np.savez(tmp_path / str(sample["record"].values[i]), data=sample.values[i].T.astype(np.float64),
-                 itp=int(sample["trace_p_arrival_sample"][i]), its=int(sample["trace_s_arrival_sample"][i]),
-                 channels=str(sample["trace_channel"].values[i]))
+        np.savez(
+            tmp_path / str(sample["record"].values[i]),
+            data=sample.values[i].T.astype(np.float64),
+            itp=int(sample["trace_p_arrival_sample"][i]),
+            its=int(sample["trace_s_arrival_sample"][i]),
+            channels=str(sample["trace_channel"].values[i]),
+        )
     from_dir = io.read_phasenet_npz(tmp_path)
     assert from_dir.sizes["record"] == 3
     np.testing.assert_array_equal(from_dir.sel(record=sample["record"].values).values, sample.values)
@@ -204,7 +227,9 @@ def test_obspy_file_round_trip(tmp_path):
     io.dataarray_to_stream(wave).write(str(path), format="MSEED")
     stream = io.read_waveforms(path)
     assert [tr.stats.channel for tr in stream] == ["EHE", "EHN", "EHZ"]
-    np.testing.assert_allclose(stream.select(channel="EHZ")[0].data, wave.sel(component="Z").values, rtol=1e-6)
+    np.testing.assert_allclose(
+        stream.select(channel="EHZ")[0].data, wave.sel(component="Z").values, rtol=1e-6
+    )
     with pytest.raises(FileFormatError):
         (tmp_path / "junk.xyz").write_text("no seismogram")
         io.read_waveforms(tmp_path / "junk.xyz")

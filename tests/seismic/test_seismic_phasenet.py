@@ -61,7 +61,9 @@ def test_port_reproduces_reference_output(shared_data, model):
 
 def test_normalisation_matches_reference_inputs(shared_data):
     ref = np.load(shared_data / "seismic/phasenet_weights/phasenet_reference_io.npz")
-    records = io.read_phasenet_npz(shared_data / "seismic/phasenet_ncedc/waveform_train.tar.gz", max_records=4)
+    records = io.read_phasenet_npz(
+        shared_data / "seismic/phasenet_ncedc/waveform_train.tar.gz", max_records=4
+    )
     raw = np.stack([records.values[i, :, s : s + 3000] for i, s in enumerate(ref["window_start"])])
     x = normalize_windows(torch.from_numpy(raw)).numpy()
     assert list(records["record"].values) == list(ref["fname"])
@@ -96,8 +98,9 @@ def test_continuous_picking_of_the_154_whole_records(ncedc_154, model):
     why precision is lower than in the one-window protocol. Deterministic (same on 1 and 2 torch threads):
     asserted at the printed precision, ±0.0005 (one pick more or less moves F1 by ≈ 0.003).
     """
-    metrics, _, _ = evaluate.evaluate_records(ncedc_154, model, p_threshold=0.3, s_threshold=0.3,
-                                              overlap_s=15.0, merge="average")
+    metrics, _, _ = evaluate.evaluate_records(
+        ncedc_154, model, p_threshold=0.3, s_threshold=0.3, overlap_s=15.0, merge="average"
+    )
     f1 = metrics.set_index(["phase", "tolerance_s"])["f1"]
     assert f1[("P", 0.1)] == pytest.approx(0.869, abs=0.0005)
     assert f1[("S", 0.1)] == pytest.approx(0.776, abs=0.0005)

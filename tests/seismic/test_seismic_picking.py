@@ -106,9 +106,7 @@ def test_stream_and_dataarray_give_same_picks(record, model):
     a = picking.pick(record, model)
     b = picking.pick(stream, model)
     assert set(b["trace_id"]) == {"NC.MEM..EH"}
-    np.testing.assert_allclose(
-        (a["time"] - b["time"]).dt.total_seconds().to_numpy(), 0.0, atol=1e-6
-    )
+    np.testing.assert_allclose((a["time"] - b["time"]).dt.total_seconds().to_numpy(), 0.0, atol=1e-6)
     prob = picking.annotate(stream, model)
     assert prob.dims == ("trace_id", "phase", "time")
 
@@ -134,7 +132,11 @@ def test_z12_components_are_mapped_like_zne(record, model):
 
 def test_single_component_equals_zero_filled_horizontals(record, model):
     z_only = record.sel(component=["Z"])
-    zeroed = record.copy(data=np.vstack([np.zeros((2, record.sizes["time"]), np.float32), record.sel(component="Z").values[None]]))
+    zeroed = record.copy(
+        data=np.vstack(
+            [np.zeros((2, record.sizes["time"]), np.float32), record.sel(component="Z").values[None]]
+        )
+    )
     with pytest.warns(MissingComponentWarning, match="filled with zeros"):
         a = picking.annotate(z_only, model)
     b = picking.annotate(zeroed, model)
@@ -188,7 +190,9 @@ def test_nan_samples_are_no_data(record, model):
     assert np.isfinite(prob.values[:, 100:200]).all()
     clean = picking.annotate(record, model)
     # the P arrival (sample 3000) is far from the holes: its probability barely changes
-    assert abs(float(prob.sel(phase="P")[2990:3010].max()) - float(clean.sel(phase="P")[2990:3010].max())) < 0.1
+    assert (
+        abs(float(prob.sel(phase="P")[2990:3010].max()) - float(clean.sel(phase="P")[2990:3010].max())) < 0.1
+    )
 
 
 def test_short_traces_are_padded(record, model):

@@ -10,8 +10,10 @@ from terralab.seismic import polarity, synthetic
 
 
 def _score(traces, **kwargs):
-    res = [polarity.first_motion_polarity(traces.isel(record=i), traces["pick_time"].values[i], **kwargs)
-           for i in range(traces.sizes["record"])]
+    res = [
+        polarity.first_motion_polarity(traces.isel(record=i), traces["pick_time"].values[i], **kwargs)
+        for i in range(traces.sizes["record"])
+    ]
     pol = np.array([r[0] for r in res])
     conf = np.array([r[1] for r in res])
     called = pol != "N"

@@ -46,13 +46,23 @@ def test_fine_tuning_lowers_loss_on_a_fixed_batch(records, tmp_path):
     model = load_phasenet()
     before = train.window_loss(model, x, y)
     model, history = train.train_phasenet(
-        records, validation=records.isel(record=slice(0, 4)), model=model, epochs=1, batch_size=4,
-        learning_rate=1e-3, checkpoint_dir=tmp_path, num_threads=2, progress=False, seed=0,
+        records,
+        validation=records.isel(record=slice(0, 4)),
+        model=model,
+        epochs=1,
+        batch_size=4,
+        learning_rate=1e-3,
+        checkpoint_dir=tmp_path,
+        num_threads=2,
+        progress=False,
+        seed=0,
     )
     after = train.window_loss(model, x, y)
     assert after < before
     assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_P_f1", "val_S_f1", "seconds"]
-    assert history["epoch"].tolist() == [1] and np.isfinite(history[["train_loss", "val_loss"]].to_numpy()).all()
+    assert (
+        history["epoch"].tolist() == [1] and np.isfinite(history[["train_loss", "val_loss"]].to_numpy()).all()
+    )
     assert 0 <= history["val_P_f1"].iloc[0] <= 1
     assert (tmp_path / "epoch_001.pt").exists() and (tmp_path / "last.pt").exists()
     reloaded = load_phasenet(tmp_path / "last.pt")
@@ -61,13 +71,27 @@ def test_fine_tuning_lowers_loss_on_a_fixed_batch(records, tmp_path):
 
 def test_training_from_scratch_and_resuming(records, tmp_path):
     torch.set_num_threads(2)
-    _, h1 = train.train_phasenet(records.isel(record=slice(0, 4)), model="scratch", epochs=1, batch_size=4,
-                                     learning_rate=1e-3, freeze_batchnorm=False, checkpoint_dir=tmp_path,
-                                     progress=False)
+    _, h1 = train.train_phasenet(
+        records.isel(record=slice(0, 4)),
+        model="scratch",
+        epochs=1,
+        batch_size=4,
+        learning_rate=1e-3,
+        freeze_batchnorm=False,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
     assert np.isfinite(h1["train_loss"]).all()
-    _, h2 = train.train_phasenet(records.isel(record=slice(0, 4)), model="scratch", epochs=1, batch_size=4,
-                                 learning_rate=1e-3, freeze_batchnorm=False, resume=tmp_path / "last.pt",
-                                 progress=False)
+    _, h2 = train.train_phasenet(
+        records.isel(record=slice(0, 4)),
+        model="scratch",
+        epochs=1,
+        batch_size=4,
+        learning_rate=1e-3,
+        freeze_batchnorm=False,
+        resume=tmp_path / "last.pt",
+        progress=False,
+    )
     assert h2["epoch"].tolist() == [1, 2]
     with pytest.raises(InvalidInputError):
         train.train_phasenet(records, model="resnet", epochs=1, progress=False)

@@ -86,9 +86,11 @@ def _terrain_flatten(image, dem):
     ee = earthengine.ensure_initialized()
     theta_i = image.select("angle")
     # the satellite heading, from the incidence-angle gradient across the swath
-    phi_i = ee.Terrain.aspect(theta_i).reduceRegion(
-        reducer=ee.Reducer.mean(), geometry=theta_i.get("system:footprint"), scale=1000
-    ).get("aspect")
+    phi_i = (
+        ee.Terrain.aspect(theta_i)
+        .reduceRegion(reducer=ee.Reducer.mean(), geometry=theta_i.get("system:footprint"), scale=1000)
+        .get("aspect")
+    )
     alpha_s = ee.Terrain.slope(dem).select("slope")
     phi_s = ee.Terrain.aspect(dem).select("aspect")
     phi_r = ee.Image.constant(phi_i).subtract(phi_s)
@@ -113,8 +115,10 @@ def _lee_filter(image, kernel_px: int = 7, looks: float = 4.4):
     variance = image.reduceNeighborhood(reducer=ee.Reducer.variance(), kernel=kernel)
     ci2 = variance.divide(mean.multiply(mean))
     weight = ee.Image.constant(1).subtract(ee.Image.constant(1.0 / looks).divide(ci2)).clamp(0, 1)
-    return mean.add(weight.multiply(image.subtract(mean))).rename(["VV", "VH"]).copyProperties(
-        image, ["system:time_start"]
+    return (
+        mean.add(weight.multiply(image.subtract(mean)))
+        .rename(["VV", "VH"])
+        .copyProperties(image, ["system:time_start"])
     )
 
 
@@ -152,7 +156,11 @@ def sentinel1_monthly_medians(
         scenes = scenes.map(lambda img: _terrain_flatten(img, dem_image))
     else:
         scenes = scenes.map(
-            lambda img: ee.Image.constant(10).pow(img.select(["VV", "VH"]).divide(10)).copyProperties(img, ["system:time_start"])
+            lambda img: (
+                ee.Image.constant(10)
+                .pow(img.select(["VV", "VH"]).divide(10))
+                .copyProperties(img, ["system:time_start"])
+            )
         )
     if speckle_filter:
         scenes = scenes.map(_lee_filter)
@@ -167,7 +175,9 @@ def sentinel1_seasonal(region: Any, year: int, season: str, *, orbit: str = "asc
     """Season mean of the monthly S1 medians, in dB, as bands ``vv_<orbit>_<season>``, ``vh_<orbit>_<season>``."""
     first, last = _season(season)
     monthly = sentinel1_monthly_medians(region, year, list(range(first, last + 1)), orbit=orbit, **kwargs)
-    return monthly.mean().log10().multiply(10).rename([f"vv_{orbit}_{season}", f"vh_{orbit}_{season}"]).toFloat()
+    return (
+        monthly.mean().log10().multiply(10).rename([f"vv_{orbit}_{season}", f"vh_{orbit}_{season}"]).toFloat()
+    )
 
 
 def dem_and_slope(region: Any, *, dem: str = DEFAULT_DEM):
@@ -178,7 +188,9 @@ def dem_and_slope(region: Any, *, dem: str = DEFAULT_DEM):
     return image.addBands(slope).clip(earthengine.geometry(region)).toFloat()
 
 
-def feature_image(region: Any, year: int = 2021, bands: str | Sequence[str] = "RGBNES", *, dem: str = DEFAULT_DEM):
+def feature_image(
+    region: Any, year: int = 2021, bands: str | Sequence[str] = "RGBNES", *, dem: str = DEFAULT_DEM
+):
     """One ``ee.Image`` with the bands of a set (ACES order: RGBN, elevation/slope, Sentinel-1).
 
     Only the parts the set needs are requested; indices (``"RGBN+NDVI"``) are computed locally afterwards
@@ -186,14 +198,20 @@ def feature_image(region: Any, year: int = 2021, bands: str | Sequence[str] = "R
     """
     names = [n for n in band_names(bands) if n in set(RGBN + ELEVATION + SENTINEL1)]
     if not names:
-        raise InvalidInputError(f"band set {bands!r} holds no band Earth Engine can provide; use e.g. 'RGBNES'")
+        raise InvalidInputError(
+            f"band set {bands!r} holds no band Earth Engine can provide; use e.g. 'RGBNES'"
+        )
     parts = []
     if any(n in RGBN for n in names):
         parts += [nicfi_seasonal_median(region, year, s) for s in ("before", "during")]
     if any(n in ELEVATION for n in names):
         parts.append(dem_and_slope(region, dem=dem))
     if any(n in SENTINEL1 for n in names):
-        parts += [sentinel1_seasonal(region, year, s, orbit=o, dem=dem) for o in ("asc", "desc") for s in ("before", "during")]
+        parts += [
+            sentinel1_seasonal(region, year, s, orbit=o, dem=dem)
+            for o in ("asc", "desc")
+            for s in ("before", "during")
+        ]
     image = parts[0]
     for part in parts[1:]:
         image = image.addBands(part)
@@ -236,8 +254,14 @@ def export_stack(
     """Start a TFRecord export of the feature stack over a large area; returns the started task."""
     image = feature_image(region, year, bands)
     return earthengine.export_tfrecord(
-        image, region, scale_m=scale_m, description=description, patch_size=patch_size, bucket=bucket,
-        folder=folder, crs=crs,
+        image,
+        region,
+        scale_m=scale_m,
+        description=description,
+        patch_size=patch_size,
+        bucket=bucket,
+        folder=folder,
+        crs=crs,
     )
 
 

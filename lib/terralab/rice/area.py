@@ -64,7 +64,9 @@ def pixel_area_m2(grid: xr.DataArray) -> np.ndarray:
             transform = grid.rio.transform()
             dx, dy = abs(transform.a), abs(transform.e)
         except Exception as err:  # one row or column and no transform: no pixel size to read
-            raise InvalidInputError("the map needs at least 2 × 2 pixels or a transform to know its pixel size") from err
+            raise InvalidInputError(
+                "the map needs at least 2 × 2 pixels or a transform to know its pixel size"
+            ) from err
     else:
         dx, dy = abs(xs[1] - xs[0]), abs(ys[1] - ys[0])
     crs = grid.rio.crs
@@ -77,13 +79,20 @@ def pixel_area_m2(grid: xr.DataArray) -> np.ndarray:
         raise InvalidInputError(f"cannot tell pixel areas in CRS {crs}: reproject the map to a projected CRS")
     from pyproj import Geod
 
-    geod = Geod(**{k: v for k, v in crs.to_dict().items() if k in ("ellps", "a", "b", "rf", "f")} or {"ellps": "WGS84"})
+    geod = Geod(
+        **{k: v for k, v in crs.to_dict().items() if k in ("ellps", "a", "b", "rf", "f")}
+        or {"ellps": "WGS84"}
+    )
     top, bottom = ys + dy / 2, ys - dy / 2
     areas = np.empty(ys.size)
     for i, (t, b) in enumerate(zip(top, bottom)):
         lons = [0.0, dx, dx, 0.0]
-        lats = [float(np.clip(b, -90, 90)), float(np.clip(b, -90, 90)), float(np.clip(t, -90, 90)),
-                float(np.clip(t, -90, 90))]
+        lats = [
+            float(np.clip(b, -90, 90)),
+            float(np.clip(b, -90, 90)),
+            float(np.clip(t, -90, 90)),
+            float(np.clip(t, -90, 90)),
+        ]
         areas[i] = abs(geod.polygon_area_perimeter(lons, lats)[0])
     return areas
 
@@ -93,7 +102,9 @@ def _class_map(prediction) -> xr.DataArray:
 
     if isinstance(prediction, xr.Dataset):
         if "classes" not in prediction:
-            raise InvalidInputError("a prediction Dataset needs a 'classes' variable (from rice.predict(..., return_proba=True))")
+            raise InvalidInputError(
+                "a prediction Dataset needs a 'classes' variable (from rice.predict(..., return_proba=True))"
+            )
         prediction = prediction["classes"]
     if not isinstance(prediction, xr.DataArray) or set(prediction.dims) != {"y", "x"}:
         raise InvalidInputError("the prediction must be a class map xr.DataArray (y, x) (from rice.predict)")
@@ -160,10 +171,15 @@ def sample_reference(
         picks.append(rng.choice(idx, min(wanted[int(c)], idx.size), replace=False))
     flat = np.sort(np.concatenate(picks))
     rows, cols = np.unravel_index(flat, values.shape)
-    frame = pd.DataFrame({
-        "x": class_map["x"].values[cols], "y": class_map["y"].values[rows], "row": rows, "col": cols,
-        "map_class": values.ravel()[flat],
-    })
+    frame = pd.DataFrame(
+        {
+            "x": class_map["x"].values[cols],
+            "y": class_map["y"].values[rows],
+            "row": rows,
+            "col": cols,
+            "map_class": values.ravel()[flat],
+        }
+    )
     if reference_map is not None:
         from .labels import align_labels
 
@@ -222,10 +238,14 @@ def stratified_estimates(
     strata = W > 0
     census = np.zeros(q, bool) if stratum_sizes is None else (n_i >= np.asarray(stratum_sizes)) & (n_i > 0)
     if (n[~strata] > 0).any():
-        raise InvalidInputError("sample points fall in classes with no mapped area: the strata must be map classes")
+        raise InvalidInputError(
+            "sample points fall in classes with no mapped area: the strata must be map classes"
+        )
     empty = strata & (n_i == 0)
     if empty.any():
-        raise InvalidInputError(f"stratum(s) {_ids(class_ids, empty)} have no reference point: sample every mapped class")
+        raise InvalidInputError(
+            f"stratum(s) {_ids(class_ids, empty)} have no reference point: sample every mapped class"
+        )
     short = strata & (n_i < 2) & ~census
     if short.any():
         raise InvalidInputError(
@@ -270,9 +290,12 @@ def stratified_estimates(
         index=pd.Index(ids, name="class"),
     )
     table.attrs.update(
-        overall_accuracy=oa, overall_accuracy_ci95=_Z95 * float(np.sqrt(var_oa)), total_ha=float(total),
+        overall_accuracy=oa,
+        overall_accuracy_ci95=_Z95 * float(np.sqrt(var_oa)),
+        total_ha=float(total),
         area_unit_m2=area_unit_m2,
-        error_matrix_counts=n.astype(np.int64).tolist(), error_matrix_proportions=p.tolist(),
+        error_matrix_counts=n.astype(np.int64).tolist(),
+        error_matrix_proportions=p.tolist(),
     )
     return table
 
@@ -319,13 +342,17 @@ def area_estimate(
 
     class_map = _class_map(prediction)
     if not isinstance(reference, pd.DataFrame) or not {"x", "y", "class"} <= set(reference.columns):
-        raise InvalidInputError("reference must be a DataFrame with x, y (map CRS) and class columns (see sample_reference)")
+        raise InvalidInputError(
+            "reference must be a DataFrame with x, y (map CRS) and class columns (see sample_reference)"
+        )
     crs = reference.attrs.get("crs")
     if crs and class_map.rio.crs is not None and str(class_map.rio.crs) != crs:
         from pyproj import CRS
 
         if CRS.from_user_input(crs) != class_map.rio.crs:
-            raise InvalidInputError(f"the reference points are in {crs}, the map in {class_map.rio.crs}: reproject them")
+            raise InvalidInputError(
+                f"the reference points are in {crs}, the map in {class_map.rio.crs}: reproject them"
+            )
     strata = sample_at(class_map, reference).to_numpy()
     outside = _outside(class_map, reference)
     if outside.any():
@@ -341,7 +368,9 @@ def area_estimate(
     ref = pd.to_numeric(reference["class"], errors="coerce").to_numpy()
     if np.isnan(ref).any() or (ref < 0).any():
         bad = int((np.isnan(ref) | (ref < 0)).sum())
-        raise InvalidInputError(f"{bad} reference point(s) have no reference class (−1 or empty): label every point")
+        raise InvalidInputError(
+            f"{bad} reference point(s) have no reference class (−1 or empty): label every point"
+        )
     ref = ref.astype(np.int64)
     ids, mapped_px, mapped_m2 = _mapped_area(class_map)
     all_ids = sorted(set(ids.tolist()) | set(ref.tolist()))
@@ -369,5 +398,11 @@ def _outside(class_map: xr.DataArray, points: pd.DataFrame) -> np.ndarray:
     dx = abs(xs[1] - xs[0]) if xs.size > 1 else abs(class_map.rio.transform().a)
     dy = abs(ys[1] - ys[0]) if ys.size > 1 else abs(class_map.rio.transform().e)
     px, py = points["x"].to_numpy(float), points["y"].to_numpy(float)
-    return ((px < xs.min() - dx / 2) | (px > xs.max() + dx / 2) | (py < ys.min() - dy / 2) | (py > ys.max() + dy / 2)
-            | ~np.isfinite(px) | ~np.isfinite(py))
+    return (
+        (px < xs.min() - dx / 2)
+        | (px > xs.max() + dx / 2)
+        | (py < ys.min() - dy / 2)
+        | (py > ys.max() + dy / 2)
+        | ~np.isfinite(px)
+        | ~np.isfinite(py)
+    )

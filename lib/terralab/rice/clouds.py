@@ -216,7 +216,11 @@ def _shadow_test(own, other, test: CloudTest) -> np.ndarray:
             return dark
         ro, go, bo, no = other
         vis_o = (ro + go + bo) / 3
-        dimmed = (n < test.shadow_ratio * no) & (vis < test.shadow_ratio * vis_o) & (no >= test.shadow_min_nir_other)
+        dimmed = (
+            (n < test.shadow_ratio * no)
+            & (vis < test.shadow_ratio * vis_o)
+            & (no >= test.shadow_min_nir_other)
+        )
         return dark | dimmed
 
 
@@ -344,9 +348,13 @@ def validity(
     masks = _as_season_masks(cloud_mask, stack)
     names = [str(b) for b in stack["band"].values]
     groups, valid = validity_array(stack.values, names, test=test, cloud_mask=masks, detect=detect)
-    out = xr.DataArray(valid, dims=("group", "y", "x"),
-                       coords={"group": groups, "y": stack["y"].values, "x": stack["x"].values},
-                       name="valid", attrs={"long_name": "band group holds usable data", "units": "1"})
+    out = xr.DataArray(
+        valid,
+        dims=("group", "y", "x"),
+        coords={"group": groups, "y": stack["y"].values, "x": stack["x"].values},
+        name="valid",
+        attrs={"long_name": "band group holds usable data", "units": "1"},
+    )
     if stack.rio.crs is not None:
         out = out.rio.write_crs(stack.rio.crs)
     return out
@@ -381,8 +389,9 @@ def cloud_layer(
     dy, dx = (round(float(v)) for v in shadow_offset_px)
     pad_y, pad_x = abs(dy), abs(dx)
     H, W = h + 2 * pad_y, w + 2 * pad_x
-    field = gaussian_filter(rng.standard_normal((H, W)), sigma=(max(scale_px, 0.5), max(scale_px * anisotropy, 0.5)),
-                            mode="wrap")
+    field = gaussian_filter(
+        rng.standard_normal((H, W)), sigma=(max(scale_px, 0.5), max(scale_px * anisotropy, 0.5)), mode="wrap"
+    )
     field = (field - field.mean()) / (field.std() + 1e-12)
     inner = field[pad_y : pad_y + h, pad_x : pad_x + w]
     cut = np.quantile(inner, 1 - min(fraction, 1.0))
@@ -398,7 +407,11 @@ CLOUD_REFLECTANCE = (0.32, 0.33, 0.35, 0.38)
 
 
 def apply_clouds(
-    optical: np.ndarray, opacity: np.ndarray, shadow: np.ndarray, *, cloud_reflectance=CLOUD_REFLECTANCE,
+    optical: np.ndarray,
+    opacity: np.ndarray,
+    shadow: np.ndarray,
+    *,
+    cloud_reflectance=CLOUD_REFLECTANCE,
     shadow_light: float = 0.4,
 ) -> np.ndarray:
     """Blend cloud reflectance into (4, y, x) red/green/blue/nir by ``opacity``; dim by ``shadow``.
@@ -439,14 +452,23 @@ def augment(
         azimuth = rng.uniform(0, 2 * np.pi)
         length = rng.uniform(4, 25)
         opacity, shadow = cloud_layer(
-            rng, (h, w), rng.uniform(0.05, max_fraction), scale_px=rng.uniform(3, 20), anisotropy=rng.uniform(1, 3),
-            edge=rng.uniform(1.5, 5), shadow_offset_px=(length * np.cos(azimuth), length * np.sin(azimuth)),
+            rng,
+            (h, w),
+            rng.uniform(0.05, max_fraction),
+            scale_px=rng.uniform(3, 20),
+            anisotropy=rng.uniform(1, 3),
+            edge=rng.uniform(1.5, 5),
+            shadow_offset_px=(length * np.cos(azimuth), length * np.sin(azimuth)),
         )
         if h == w and rng.random() < 0.5:  # streaks along y as often as along x
             opacity, shadow = opacity.T.copy(), shadow.T.copy()
         gain = rng.uniform(0.7, 1.3)
-        out[idx] = apply_clouds(out[idx], opacity, shadow,
-                                cloud_reflectance=np.asarray(CLOUD_REFLECTANCE) * gain,
-                                shadow_light=rng.uniform(0.25, 0.6))
+        out[idx] = apply_clouds(
+            out[idx],
+            opacity,
+            shadow,
+            cloud_reflectance=np.asarray(CLOUD_REFLECTANCE) * gain,
+            shadow_light=rng.uniform(0.25, 0.6),
+        )
         cores[season] = (opacity >= 0.5) | (shadow >= 0.5)
     return (out, cores) if return_cores else out

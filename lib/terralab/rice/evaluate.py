@@ -45,7 +45,9 @@ def _flat(values) -> np.ndarray:
 def _pairs(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     t, p = _flat(y_true), _flat(y_pred)
     if t.shape != p.shape:
-        raise InvalidInputError(f"truth and prediction differ in size ({t.size} vs {p.size}); put them on the same grid")
+        raise InvalidInputError(
+            f"truth and prediction differ in size ({t.size} vs {p.size}); put them on the same grid"
+        )
     t = np.where(np.isnan(t), -1, t) if t.dtype.kind == "f" else t
     p = np.where(np.isnan(p), -1, p) if p.dtype.kind == "f" else p
     ok = (t >= 0) & (p >= 0)  # −1 = unlabelled truth or nodata prediction: not scored
@@ -55,13 +57,19 @@ def _pairs(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 def _names(class_names, k: int) -> list[str]:
     if class_names is None:
         return [str(i) for i in range(k)]
-    names = [class_names[i] for i in sorted(class_names)] if isinstance(class_names, Mapping) else list(class_names)
+    names = (
+        [class_names[i] for i in sorted(class_names)]
+        if isinstance(class_names, Mapping)
+        else list(class_names)
+    )
     if len(names) < k:
         raise InvalidInputError(f"{len(names)} class names for class ids up to {k - 1}")
     return [str(n) for n in names]
 
 
-def confusion_matrix(y_true, y_pred, *, class_names: Sequence[str] | Mapping[int, str] | None = None) -> pd.DataFrame:
+def confusion_matrix(
+    y_true, y_pred, *, class_names: Sequence[str] | Mapping[int, str] | None = None
+) -> pd.DataFrame:
     """Counts with true classes as rows and predicted classes as columns; −1 on either side is skipped."""
     t, p = _pairs(y_true, y_pred)
     k = max(int(t.max(initial=-1)), int(p.max(initial=-1))) + 1
@@ -87,15 +95,20 @@ class Scores:
 
     def summary(self, prefix: str = "") -> dict[str, float]:
         """Flat dict of headline numbers (OA, κ, macro F1, F1 of each class), handy for report.record."""
-        out = {f"{prefix}overall_accuracy": self.overall_accuracy, f"{prefix}kappa": self.kappa,
-               f"{prefix}macro_f1": self.macro_f1}
+        out = {
+            f"{prefix}overall_accuracy": self.overall_accuracy,
+            f"{prefix}kappa": self.kappa,
+            f"{prefix}macro_f1": self.macro_f1,
+        }
         for name, row in self.per_class.iterrows():
             out[f"{prefix}f1_{name}"] = float(row["f1"])
         return out
 
     def __repr__(self) -> str:
-        return (f"Scores(n={self.n}, OA={self.overall_accuracy:.3f}, kappa={self.kappa:.3f}, "
-                f"macro F1={self.macro_f1:.3f})")
+        return (
+            f"Scores(n={self.n}, OA={self.overall_accuracy:.3f}, kappa={self.kappa:.3f}, "
+            f"macro F1={self.macro_f1:.3f})"
+        )
 
 
 def scores(y_true, y_pred, *, class_names: Sequence[str] | Mapping[int, str] | None = None) -> Scores:
@@ -109,7 +122,9 @@ def scores(y_true, y_pred, *, class_names: Sequence[str] | Mapping[int, str] | N
     cm = cm_df.to_numpy().astype(float)
     n = cm.sum()
     if n == 0:
-        raise InvalidInputError("nothing to score: no pixel/point has both a label and a prediction (all −1 or NaN)")
+        raise InvalidInputError(
+            "nothing to score: no pixel/point has both a label and a prediction (all −1 or NaN)"
+        )
     tp = np.diag(cm)
     pred_tot, true_tot = cm.sum(0), cm.sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -121,7 +136,13 @@ def scores(y_true, y_pred, *, class_names: Sequence[str] | Mapping[int, str] | N
     pe = (pred_tot * true_tot).sum() / n**2
     kappa = (oa - pe) / (1 - pe) if pe < 1 else 1.0
     per_class = pd.DataFrame(
-        {"precision": precision, "recall": recall, "f1": f1, "iou": iou, "support": true_tot.astype(np.int64)},
+        {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "iou": iou,
+            "support": true_tot.astype(np.int64),
+        },
         index=pd.Index(cm_df.index, name="class"),
     )
     present = true_tot > 0
@@ -190,7 +211,9 @@ def compare_scores(results: Mapping[str, Scores], *, focus_class: str = "rice") 
     return table
 
 
-def band_model_table(results: Mapping[tuple[str, str], Scores | float], *, metric: str = "macro_f1") -> pd.DataFrame:
+def band_model_table(
+    results: Mapping[tuple[str, str], Scores | float], *, metric: str = "macro_f1"
+) -> pd.DataFrame:
     """Lay results out like the paper's table: one row per model type, one column per band set.
 
     ``results`` maps ``(model, band_set)`` to a :class:`Scores` (``metric`` picks ``macro_f1``,
@@ -234,8 +257,16 @@ def compare_band_sets(
     for model in models:
         for band_set in band_sets:
             kwargs = dict((fit_kwargs or {}).get(model, {}))
-            m = fit(stack, train_labels, model=model, bands=band_set, validation=validation, seed=seed,
-                    progress=progress, **kwargs)
+            m = fit(
+                stack,
+                train_labels,
+                model=model,
+                bands=band_set,
+                validation=validation,
+                seed=seed,
+                progress=progress,
+                **kwargs,
+            )
             pred = predict(m, stack, progress=False)
             results[(model, band_set)] = scores(test_labels, pred, class_names=m.class_names)
     return band_model_table(results), results
@@ -281,12 +312,16 @@ def calibration(probability, truth, *, n_bins: int = 15) -> Calibration:
             raise InvalidInputError("probabilities need a 'class' dimension")
         p = probability.transpose("class", ...).values.reshape(probability.sizes["class"], -1).T
     else:
-        p = np.asarray(probability.values if isinstance(probability, pd.DataFrame) else probability, dtype=np.float64)
+        p = np.asarray(
+            probability.values if isinstance(probability, pd.DataFrame) else probability, dtype=np.float64
+        )
         if p.ndim != 2:
             raise InvalidInputError("an array of probabilities must be (n, classes)")
     t = _flat(truth)
     if t.size != p.shape[0]:
-        raise InvalidInputError(f"{p.shape[0]} probability rows for {t.size} labels: put them on the same grid")
+        raise InvalidInputError(
+            f"{p.shape[0]} probability rows for {t.size} labels: put them on the same grid"
+        )
     t = np.where(np.isnan(t), -1, t) if t.dtype.kind == "f" else t
     ok = (t >= 0) & np.isfinite(p).all(axis=1)
     if not ok.any():
@@ -301,6 +336,13 @@ def calibration(probability, truth, *, n_bins: int = 15) -> Calibration:
         mean_conf = np.bincount(which, weights=conf, minlength=n_bins) / count
         accuracy = np.bincount(which, weights=correct, minlength=n_bins) / count
     ece = float(np.nansum(count / count.sum() * np.abs(accuracy - mean_conf)))
-    table = pd.DataFrame({"bin_lower": edges[:-1], "bin_upper": edges[1:], "count": count,
-                          "mean_confidence": mean_conf, "accuracy": accuracy})
+    table = pd.DataFrame(
+        {
+            "bin_lower": edges[:-1],
+            "bin_upper": edges[1:],
+            "count": count,
+            "mean_confidence": mean_conf,
+            "accuracy": accuracy,
+        }
+    )
     return Calibration(ece, table, int(count.sum()))

@@ -104,7 +104,9 @@ def band_names(bands: str | Sequence[str]) -> list[str]:
     for extra in extras:
         index = extra.lower()
         if index not in INDICES:
-            raise InvalidInputError(f"unknown index {extra!r} in {bands!r}: use {', '.join(i.upper() for i in INDICES)}")
+            raise InvalidInputError(
+                f"unknown index {extra!r} in {bands!r}: use {', '.join(i.upper() for i in INDICES)}"
+            )
         names += [f"{index}_{s}" for s in SEASONS]
     return names
 
@@ -116,7 +118,9 @@ def check_stack(stack: xr.DataArray, name: str = "stack") -> xr.DataArray:
     if set(stack.dims) != {"band", "y", "x"}:
         raise InvalidInputError(f"{name} must have dims (band, y, x), got {stack.dims}")
     if "band" not in stack.coords:
-        raise InvalidInputError(f"{name} has no 'band' coordinate: give each band its name (e.g. 'red_before')")
+        raise InvalidInputError(
+            f"{name} has no 'band' coordinate: give each band its name (e.g. 'red_before')"
+        )
     names = [str(b) for b in stack["band"].values]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"{name} has duplicate band names: {names}")
@@ -142,7 +146,9 @@ def _index(stack: xr.DataArray, index: str, season: str) -> xr.DataArray:
     return out.where(np.isfinite(out))
 
 
-def add_indices(stack: xr.DataArray, indices: Sequence[str] = INDICES, seasons: Sequence[str] = SEASONS) -> xr.DataArray:
+def add_indices(
+    stack: xr.DataArray, indices: Sequence[str] = INDICES, seasons: Sequence[str] = SEASONS
+) -> xr.DataArray:
     """Append spectral indices (NDVI, EVI, NDWI) per season as extra bands ``<index>_<season>``.
 
     Parameters
@@ -241,11 +247,21 @@ class Normalisation:
         return ((values.astype(np.float32) - mean) / std).astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"bands": list(self.bands), "mean": list(self.mean), "std": list(self.std), "extra": dict(self.extra)}
+        return {
+            "bands": list(self.bands),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "extra": dict(self.extra),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalisation:
-        return cls(list(d["bands"]), [float(v) for v in d["mean"]], [float(v) for v in d["std"]], dict(d.get("extra", {})))
+        return cls(
+            list(d["bands"]),
+            [float(v) for v in d["mean"]],
+            [float(v) for v in d["std"]],
+            dict(d.get("extra", {})),
+        )
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({"mean": self.mean, "std": self.std}, index=pd.Index(self.bands, name="band"))
@@ -257,7 +273,11 @@ def fit_normalisation(data: xr.DataArray | pd.DataFrame, bands: Sequence[str] | 
     A constant band gets std 1 so that it maps to 0 instead of dividing by zero.
     """
     if isinstance(data, pd.DataFrame):
-        names = list(bands) if bands is not None else [c for c in data.columns if c not in ("class", "class_name")]
+        names = (
+            list(bands)
+            if bands is not None
+            else [c for c in data.columns if c not in ("class", "class_name")]
+        )
         values = data[names].to_numpy(dtype=np.float64).T
     else:
         data = check_stack(data)
@@ -299,7 +319,11 @@ def make_stack(
     elif x is None or y is None:
         x, y = np.arange(data.shape[2]) + 0.5, np.arange(data.shape[1]) + 0.5
     out = xr.DataArray(
-        data, dims=("band", "y", "x"), coords={"band": list(bands), "y": y, "x": x}, name="features", attrs=dict(attrs or {})
+        data,
+        dims=("band", "y", "x"),
+        coords={"band": list(bands), "y": y, "x": x},
+        name="features",
+        attrs=dict(attrs or {}),
     )
     out.attrs.setdefault("units", {b: _unit(b) for b in bands})
     if crs is not None:
@@ -332,7 +356,9 @@ def read_stack(path: str | Path, *, bands: str | Sequence[str] | None = None) ->
             names = [d or f"band_{i + 1}" for i, d in enumerate(src.descriptions)]
             transform, crs = src.transform, src.crs
     except RasterioError as err:
-        raise FileFormatError(f"{path} is not a readable GeoTIFF ({err}); the file is corrupt or truncated") from err
+        raise FileFormatError(
+            f"{path} is not a readable GeoTIFF ({err}); the file is corrupt or truncated"
+        ) from err
     if nodata is not None and not np.isnan(nodata):
         data[data == nodata] = np.nan
     stack = make_stack(data, names, transform=transform, crs=crs, attrs={"source": str(path)})

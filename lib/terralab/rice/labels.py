@@ -48,7 +48,9 @@ NODATA = -1
 def check_labels(labels: xr.DataArray, name: str = "labels") -> xr.DataArray:
     """Check a (y, x) integer label raster (−1 = unlabelled); return it as int16 with dims (y, x)."""
     if not isinstance(labels, xr.DataArray):
-        raise InvalidInputError(f"{name} must be an xr.DataArray (y, x) of class ids, got {type(labels).__name__}")
+        raise InvalidInputError(
+            f"{name} must be an xr.DataArray (y, x) of class ids, got {type(labels).__name__}"
+        )
     if set(labels.dims) != {"y", "x"}:
         raise InvalidInputError(f"{name} must have dims (y, x), got {labels.dims}")
     values = labels.values
@@ -56,10 +58,14 @@ def check_labels(labels: xr.DataArray, name: str = "labels") -> xr.DataArray:
         if np.isnan(values).any():
             values = np.where(np.isnan(values), NODATA, values)
         if not np.all(values == np.round(values)):
-            raise InvalidInputError(f"{name} holds non-integer values: give class ids (int), −1 where unlabelled")
+            raise InvalidInputError(
+                f"{name} holds non-integer values: give class ids (int), −1 where unlabelled"
+            )
     out = labels.copy(data=values.astype(np.int16)).transpose("y", "x")
     if (out.values < NODATA).any():
-        raise InvalidInputError(f"{name} holds negative ids other than −1 (unlabelled): {np.unique(out.values[out.values < -1])}")
+        raise InvalidInputError(
+            f"{name} holds negative ids other than −1 (unlabelled): {np.unique(out.values[out.values < -1])}"
+        )
     return out
 
 
@@ -86,9 +92,13 @@ def align_labels(labels: xr.DataArray, stack: xr.DataArray, *, reproject: bool =
     if same_crs and same_grid:
         return labels.assign_coords(x=stack["x"].values, y=stack["y"].values)
     if not reproject:
-        what = f"CRS {crs_l} vs {crs_s}" if not same_crs else (
-            f"grid {labels.sizes['y']}×{labels.sizes['x']} at x0={float(labels['x'][0]):.6g}, y0={float(labels['y'][0]):.6g}"
-            f" vs {stack.sizes['y']}×{stack.sizes['x']} at x0={float(stack['x'][0]):.6g}, y0={float(stack['y'][0]):.6g}"
+        what = (
+            f"CRS {crs_l} vs {crs_s}"
+            if not same_crs
+            else (
+                f"grid {labels.sizes['y']}×{labels.sizes['x']} at x0={float(labels['x'][0]):.6g}, y0={float(labels['y'][0]):.6g}"
+                f" vs {stack.sizes['y']}×{stack.sizes['x']} at x0={float(stack['x'][0]):.6g}, y0={float(stack['y'][0]):.6g}"
+            )
         )
         raise InvalidInputError(
             f"labels and stack are not on the same grid ({what}); pass reproject=True to resample the labels "
@@ -165,7 +175,11 @@ def remap_classes(
     out[valid] = mapped
     result = landcover.copy(data=out)
     result.name = "class"
-    result.attrs = {"long_name": "weak labels", "units": "1", "remapping": {int(k): int(v) for k, v in mapping.items()}}
+    result.attrs = {
+        "long_name": "weak labels",
+        "units": "1",
+        "remapping": {int(k): int(v) for k, v in mapping.items()},
+    }
     return result
 
 
@@ -221,7 +235,9 @@ def sample_points(
         valid &= np.asarray(mask.values, dtype=bool)
     rng = np.random.default_rng(seed)
     classes = np.unique(lab[valid])
-    wanted = dict(n_per_class) if isinstance(n_per_class, Mapping) else {int(c): int(n_per_class) for c in classes}
+    wanted = (
+        dict(n_per_class) if isinstance(n_per_class, Mapping) else {int(c): int(n_per_class) for c in classes}
+    )
     picks = []
     for c in classes:
         idx = np.flatnonzero(valid.ravel() & (lab.ravel() == c))
@@ -229,7 +245,9 @@ def sample_points(
         if n:
             picks.append(rng.choice(idx, n, replace=False))
     if not picks:
-        raise InvalidInputError("no labelled, valid pixel to sample: check the labels (−1 = unlabelled) and NaNs")
+        raise InvalidInputError(
+            "no labelled, valid pixel to sample: check the labels (−1 = unlabelled) and NaNs"
+        )
     flat = np.sort(np.concatenate(picks))
     rows, cols = np.unravel_index(flat, lab.shape)
     values = stack.values.reshape(stack.sizes["band"], -1)[:, flat].T
@@ -262,7 +280,9 @@ def _fractions(fractions: Sequence[float]) -> np.ndarray:
     return f / f.sum()
 
 
-def _assign_units(n_units: int, fractions: np.ndarray, rng: np.random.Generator, weights: np.ndarray | None = None) -> np.ndarray:
+def _assign_units(
+    n_units: int, fractions: np.ndarray, rng: np.random.Generator, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Assign ``n_units`` units to splits 0/1/2 at random, filling each split to its fraction of the weight."""
     order = rng.permutation(n_units)
     weights = np.ones(n_units) if weights is None else np.asarray(weights, dtype=float)
@@ -350,7 +370,9 @@ def split(
         from scipy.ndimage import maximum_filter, minimum_filter
 
         size = 2 * gap_px + 1
-        border = maximum_filter(part, size=size, mode="nearest") != minimum_filter(part, size=size, mode="nearest")
+        border = maximum_filter(part, size=size, mode="nearest") != minimum_filter(
+            part, size=size, mode="nearest"
+        )
         part = np.where(border, -1, part)
     out = {}
     for i, name in enumerate(_NAMES):
@@ -385,10 +407,14 @@ def split_points(
         assign = _assign_units(len(points), f, rng)
     elif kind == "blocked":
         if not {"x", "y"} <= set(points.columns) or block_size is None:
-            raise InvalidInputError("a blocked point split needs 'x' and 'y' columns and block_size (CRS units)")
+            raise InvalidInputError(
+                "a blocked point split needs 'x' and 'y' columns and block_size (CRS units)"
+            )
         bx = np.floor(points["x"].to_numpy() / block_size).astype(np.int64)
         by = np.floor(points["y"].to_numpy() / block_size).astype(np.int64)
-        keys, inverse, counts = np.unique(np.column_stack([bx, by]), axis=0, return_inverse=True, return_counts=True)
+        keys, inverse, counts = np.unique(
+            np.column_stack([bx, by]), axis=0, return_inverse=True, return_counts=True
+        )
         assign = _assign_units(len(keys), f, rng, weights=counts)[inverse.ravel()]
     else:
         raise InvalidInputError(f"unknown split kind {kind!r}: use 'random' or 'blocked'")
@@ -406,7 +432,9 @@ def class_weights(
     values = np.asarray(values).ravel()
     values = values[values >= 0].astype(np.int64)
     if values.size == 0:
-        raise InvalidInputError("no labelled sample: cannot compute class weights (the training split is empty)")
+        raise InvalidInputError(
+            "no labelled sample: cannot compute class weights (the training split is empty)"
+        )
     k = int(n_classes) if n_classes is not None else int(values.max()) + 1
     counts = np.bincount(values, minlength=k)[:k].astype(float)
     if method == "none":

@@ -51,7 +51,14 @@ from .features import (
 from .labels import ACES_CLASSES, NODATA, align_labels, class_weights, split
 
 __all__ = [
-    "POINT_META_COLUMNS", "QUALITY_ATTRS", "RiceModel", "calibrate", "fit", "fit_temperature", "load", "majority_filter",
+    "POINT_META_COLUMNS",
+    "QUALITY_ATTRS",
+    "RiceModel",
+    "calibrate",
+    "fit",
+    "fit_temperature",
+    "load",
+    "majority_filter",
     "predict",
     "predict_geotiff",
 ]
@@ -140,7 +147,11 @@ class RiceModel:
 
     def __repr__(self) -> str:
         extra = f", {self.n_parameters():,} parameters" if self.kind != "rf" else ""
-        masks = f", cloud-masked {'+'.join(g.split('_', 1)[1] for g in self.masked_groups)}" if self.masked_groups else ""
+        masks = (
+            f", cloud-masked {'+'.join(g.split('_', 1)[1] for g in self.masked_groups)}"
+            if self.masked_groups
+            else ""
+        )
         return f"RiceModel({self.kind}, {len(self.bands)} bands, {self.n_classes} classes{extra}{masks})"
 
     def save(self, path: str | Path) -> Path:
@@ -191,7 +202,9 @@ def load(path: str | Path, *, device: str = "cpu") -> RiceModel:
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:
-        raise FileFormatError(f"{path} is not a terralab rice model checkpoint ({err.__class__.__name__}: {err})") from err
+        raise FileFormatError(
+            f"{path} is not a terralab rice model checkpoint ({err.__class__.__name__}: {err})"
+        ) from err
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise FileFormatError(f"{path} is not a terralab rice model checkpoint (format {_FORMAT} expected)")
     kind = payload["kind"]
@@ -276,7 +289,9 @@ def _load_encoder_weights(encoder, path: Path, n_bands: int) -> None:
                 reps = math.ceil(n_bands / value.shape[1])
                 value = value.repeat(1, reps, 1, 1)[:, :n_bands] * (value.shape[1] / n_bands)
             else:
-                raise InvalidInputError(f"encoder weight {key!r} has shape {tuple(value.shape)}, expected {tuple(target.shape)}")
+                raise InvalidInputError(
+                    f"encoder weight {key!r} has shape {tuple(value.shape)}, expected {tuple(target.shape)}"
+                )
         adapted[key] = value
     if not adapted:
         raise InvalidInputError(f"{path} holds no weight of this encoder: is it the right architecture?")
@@ -325,7 +340,11 @@ def _class_names(n_classes: int, given: Sequence[str] | dict | None, attrs_names
 
 def _point_bands(points: pd.DataFrame, bands) -> list[str]:
     if bands is None:
-        names = [c for c in points.columns if c not in POINT_META_COLUMNS and pd.api.types.is_numeric_dtype(points[c])]
+        names = [
+            c
+            for c in points.columns
+            if c not in POINT_META_COLUMNS and pd.api.types.is_numeric_dtype(points[c])
+        ]
     else:
         names = band_names(bands)
     return names
@@ -498,15 +517,34 @@ def fit(
             if pairs["class"].is_unique and (pairs["class"].to_numpy() == np.arange(len(pairs))).all():
                 attrs_names = list(pairs["class_name"])
         return _fit_pixels(
-            X, y, Xv, yv, names, model=model, seed=seed, epochs=epochs, class_names=class_names,
-            attrs_names=attrs_names, class_weighting=class_weighting, learning_rate=learning_rate,
-            batch_size=batch_size, patience=patience, hidden=hidden, dropout=dropout, n_members=n_members,
-            n_estimators=n_estimators, device=device, progress=progress, calibrate=calibrate,
+            X,
+            y,
+            Xv,
+            yv,
+            names,
+            model=model,
+            seed=seed,
+            epochs=epochs,
+            class_names=class_names,
+            attrs_names=attrs_names,
+            class_weighting=class_weighting,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            patience=patience,
+            hidden=hidden,
+            dropout=dropout,
+            n_members=n_members,
+            n_estimators=n_estimators,
+            device=device,
+            progress=progress,
+            calibrate=calibrate,
         )
 
     stack = check_stack(data)
     if labels is None:
-        raise InvalidInputError("fit(stack, labels): a stack needs a label raster (y, x) with −1 where unlabelled")
+        raise InvalidInputError(
+            "fit(stack, labels): a stack needs a label raster (y, x) with −1 where unlabelled"
+        )
     all_names = [str(b) for b in stack["band"].values]
     chosen = select_bands(stack, bands if bands is not None else feature_bands(all_names))
     names = [str(b) for b in chosen["band"].values]
@@ -532,12 +570,19 @@ def fit(
     if validation is not None:
         if isinstance(validation, pd.DataFrame):
             raise InvalidInputError("with a stack, validation must be a label raster on the same grid")
-        val = np.where(nodata, NODATA, align_labels(validation, stack, reproject=reproject).values).astype(np.int64)
+        val = np.where(nodata, NODATA, align_labels(validation, stack, reproject=reproject).values).astype(
+            np.int64
+        )
     else:
         to_split = labels.copy(data=lab.astype(np.int16))
         try:
-            held = split(to_split, kind="blocked", fractions=(0.85, 0.15, 0.0),
-                         block_size_px=min(64, max(8, min(lab.shape) // 4)), seed=seed)
+            held = split(
+                to_split,
+                kind="blocked",
+                fractions=(0.85, 0.15, 0.0),
+                block_size_px=min(64, max(8, min(lab.shape) // 4)),
+                seed=seed,
+            )
         except InvalidInputError:  # too few labelled blocks: hold out pixels instead
             try:
                 held = split(to_split, kind="random", fractions=(0.85, 0.15, 0.0), seed=seed)
@@ -555,19 +600,54 @@ def fit(
         Xv = x[:, val >= 0].T if (val >= 0).any() else None
         yv = val[val >= 0] if (val >= 0).any() else None
         return _fit_pixels(
-            X, lab[sel], Xv, yv, names, model=model, seed=seed, epochs=epochs, class_names=class_names,
-            attrs_names=labels.attrs.get("class_names"), class_weighting=class_weighting,
-            learning_rate=learning_rate, batch_size=batch_size, patience=patience, hidden=hidden,
-            dropout=dropout, n_members=n_members, n_estimators=n_estimators, device=device, progress=progress,
-            norm=norm, masking=masking, calibrate=calibrate,
+            X,
+            lab[sel],
+            Xv,
+            yv,
+            names,
+            model=model,
+            seed=seed,
+            epochs=epochs,
+            class_names=class_names,
+            attrs_names=labels.attrs.get("class_names"),
+            class_weighting=class_weighting,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            patience=patience,
+            hidden=hidden,
+            dropout=dropout,
+            n_members=n_members,
+            n_estimators=n_estimators,
+            device=device,
+            progress=progress,
+            norm=norm,
+            masking=masking,
+            calibrate=calibrate,
         )
     context = _AugmentContext(raw, all_names, names, norm, masking, season_masks, augment_clouds)
     return _fit_unet(
-        x, lab, val, names, norm, context, seed=seed, epochs=epochs, class_names=class_names,
-        attrs_names=labels.attrs.get("class_names"), class_weighting=class_weighting, learning_rate=learning_rate,
-        batch_size=batch_size or 16, patience=patience, patch_size_px=patch_size_px,
-        patches_per_epoch=patches_per_epoch, encoder=encoder, encoder_depth=encoder_depth,
-        encoder_weights=encoder_weights, decoder_channels=decoder_channels, device=device, progress=progress,
+        x,
+        lab,
+        val,
+        names,
+        norm,
+        context,
+        seed=seed,
+        epochs=epochs,
+        class_names=class_names,
+        attrs_names=labels.attrs.get("class_names"),
+        class_weighting=class_weighting,
+        learning_rate=learning_rate,
+        batch_size=batch_size or 16,
+        patience=patience,
+        patch_size_px=patch_size_px,
+        patches_per_epoch=patches_per_epoch,
+        encoder=encoder,
+        encoder_depth=encoder_depth,
+        encoder_weights=encoder_weights,
+        decoder_channels=decoder_channels,
+        device=device,
+        progress=progress,
         calibrate=calibrate,
     )
 
@@ -592,11 +672,14 @@ def _warn_single_class(lab: np.ndarray) -> None:
         warnings.warn(
             f"the training labels hold a single class ({int(present[0])}): the model can only ever predict it. "
             "Label pixels of the other classes too",
-            UserWarning, stacklevel=3,
+            UserWarning,
+            stacklevel=3,
         )
 
 
-def _masking_config(names: Sequence[str], available: Sequence[str], *, enabled: bool, test: CloudTest) -> dict | None:
+def _masking_config(
+    names: Sequence[str], available: Sequence[str], *, enabled: bool, test: CloudTest
+) -> dict | None:
     groups = [g for g in dict.fromkeys(band_group(b) for b in names) if is_optical(g)]
     if not enabled or not groups:
         return None
@@ -690,8 +773,13 @@ def _model_inputs(
         x = np.nan_to_num(norm.apply(feats), nan=0.0)
         return x, nodata, np.where(nodata, -1, 0).astype(np.int8)
     if valid is None:
-        valid = validity_array(raw, band_list, test=CloudTest.from_dict(masking["test"]), cloud_mask=cloud_mask,
-                               detect=masking["detect"])
+        valid = validity_array(
+            raw,
+            band_list,
+            test=CloudTest.from_dict(masking["test"]),
+            cloud_mask=cloud_mask,
+            detect=masking["detect"],
+        )
     groups = masking["groups"]
     gvalid = _group_validity(masking, valid, shape)
     z = norm.apply(feats)
@@ -707,7 +795,9 @@ def _model_inputs(
         observed |= np.isfinite(feats[radar]).all(axis=0)
     nodata |= ~observed
     n_valid = gvalid.sum(axis=0)
-    quality = np.where(nodata, -1, np.where(n_valid == len(groups), 0, np.where(n_valid == 0, 2, 1))).astype(np.int8)
+    quality = np.where(nodata, -1, np.where(n_valid == len(groups), 0, np.where(n_valid == 0, 2, 1))).astype(
+        np.int8
+    )
     x = np.concatenate([np.nan_to_num(z, nan=0.0), gvalid.astype(np.float32)])
     return x.astype(np.float32, copy=False), nodata, quality
 
@@ -729,7 +819,9 @@ class _AugmentContext:
         have = set(self.band_list)
         return {s for s in SEASONS if f"cloud_prob_{s}" not in have and f"scl_{s}" not in have}
 
-    def patch(self, rng, r0: int, c0: int, patch: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    def patch(
+        self, rng, r0: int, c0: int, patch: int, shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """Augmented inputs and nodata of the patch at (r0, c0) (padded to ``patch``), or None (not augmented)."""
         if self.masking is None or self.probability <= 0 or rng.random() >= self.probability:
             return None
@@ -737,16 +829,21 @@ class _AugmentContext:
         raw = self.raw[:, r0 : min(H, r0 + patch), c0 : min(W, c0 + patch)]
         raw = _pad_to(raw, patch, patch, np.nan)
         seasons = [s for s in ("during",) if f"optical_{s}" in self.masking["groups"]]
-        aug, cores = clouds_mod.augment(raw, self.band_list, rng, seasons=seasons, probability=1.0,
-                                         return_cores=True)
+        aug, cores = clouds_mod.augment(
+            raw, self.band_list, rng, seasons=seasons, probability=1.0, return_cores=True
+        )
         masks = {}
         for key, m in (self.season_masks or {}).items():
             masks[key] = _pad_to(m[r0 : min(H, r0 + patch), c0 : min(W, c0 + patch)], patch, patch, False)
         detected = self.seasons_detected()
         for season, core in cores.items():
-            if season not in detected:  # mask bands cannot see the clouds we drew: flag their cores explicitly
+            if (
+                season not in detected
+            ):  # mask bands cannot see the clouds we drew: flag their cores explicitly
                 masks[season] = masks.get(season, np.zeros(core.shape, bool)) | core
-        x, nodata, _ = _model_inputs(self.names, self.norm, self.masking, aug, self.band_list, cloud_mask=masks)
+        x, nodata, _ = _model_inputs(
+            self.names, self.norm, self.masking, aug, self.band_list, cloud_mask=masks
+        )
         return x, nodata
 
 
@@ -756,8 +853,29 @@ def _n_classes(*ys) -> int:
 
 
 def _fit_pixels(
-    X, y, Xv, yv, names, *, model, seed, epochs, class_names, attrs_names, class_weighting, learning_rate,
-    batch_size, patience, hidden, dropout, n_members, n_estimators, device, progress, norm=None, masking=None,
+    X,
+    y,
+    Xv,
+    yv,
+    names,
+    *,
+    model,
+    seed,
+    epochs,
+    class_names,
+    attrs_names,
+    class_weighting,
+    learning_rate,
+    batch_size,
+    patience,
+    hidden,
+    dropout,
+    n_members,
+    n_estimators,
+    device,
+    progress,
+    norm=None,
+    masking=None,
     calibrate=True,
 ) -> RiceModel:
     """Per-pixel models. Points: X holds raw band values (normalised here). Stacks: X holds the network inputs
@@ -779,7 +897,9 @@ def _fit_pixels(
         from sklearn.ensemble import RandomForestClassifier
 
         rf = RandomForestClassifier(
-            n_estimators=n_estimators, random_state=seed, n_jobs=-1,
+            n_estimators=n_estimators,
+            random_state=seed,
+            n_jobs=-1,
             class_weight="balanced" if class_weighting == "balanced" else None,
         )
         rf.fit(X, y)
@@ -788,7 +908,9 @@ def _fit_pixels(
         if calibrate and Xv is not None:
             vkeep = (yv >= 0) & ~np.isnan(Xv).any(axis=1)
             if vkeep.any():
-                proba = _predict_proba_matrix(fitted, Xv[vkeep], device, inputs=stack_inputs, calibrated=False)
+                proba = _predict_proba_matrix(
+                    fitted, Xv[vkeep], device, inputs=stack_inputs, calibrated=False
+                )
                 fitted.config["temperature"] = fit_temperature(np.log(np.clip(proba, 1e-4, 1)), yv[vkeep])
         return fitted
 
@@ -810,9 +932,16 @@ def _fit_pixels(
     if y.size == 0:
         raise InvalidInputError("the training split is empty after holding out validation points")
     config = {
-        "hidden": [int(h) for h in hidden], "dropout": float(dropout), "n_members": int(n_members),
-        "epochs": int(epochs), "learning_rate": float(learning_rate), "batch_size": int(batch_size or 256),
-        "patience": int(patience), "seed": int(seed), "class_weighting": class_weighting, **base,
+        "hidden": [int(h) for h in hidden],
+        "dropout": float(dropout),
+        "n_members": int(n_members),
+        "epochs": int(epochs),
+        "learning_rate": float(learning_rate),
+        "batch_size": int(batch_size or 256),
+        "patience": int(patience),
+        "seed": int(seed),
+        "class_weighting": class_weighting,
+        **base,
     }
     weights = class_weights(y, n_classes, method="balanced" if class_weighting == "balanced" else "none")
 
@@ -823,7 +952,9 @@ def _fit_pixels(
     yt = torch.as_tensor(y, device=device)
     Xvt = torch.as_tensor(prepare(Xv), device=device)
     yvt = torch.as_tensor(yv, device=device)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(np.array(weights.values), dtype=torch.float32, device=device))
+    loss_fn = torch.nn.CrossEntropyLoss(
+        weight=torch.tensor(np.array(weights.values), dtype=torch.float32, device=device)
+    )
     members, history = [], []
     bs = config["batch_size"]
     for m in range(int(n_members)):
@@ -850,7 +981,15 @@ def _fit_pixels(
                 logits = net(Xvt)
                 vloss = float(loss_fn(logits, yvt))
                 vacc = float((logits.argmax(1) == yvt).float().mean())
-            history.append({"member": m, "epoch": epoch, "train_loss": total / y.size, "val_loss": vloss, "val_accuracy": vacc})
+            history.append(
+                {
+                    "member": m,
+                    "epoch": epoch,
+                    "train_loss": total / y.size,
+                    "val_loss": vloss,
+                    "val_accuracy": vacc,
+                }
+            )
             if progress:
                 bar.set_postfix(train=f"{total / y.size:.3f}", val=f"{vloss:.3f}")
             if vloss < best[0] - 1e-4:
@@ -877,9 +1016,30 @@ def _pad_to(arr: np.ndarray, h: int, w: int, value: float) -> np.ndarray:
 
 
 def _fit_unet(
-    x, lab, val, names, norm, context, *, seed, epochs, class_names, attrs_names, class_weighting, learning_rate,
-    batch_size, patience, patch_size_px, patches_per_epoch, encoder, encoder_depth, encoder_weights,
-    decoder_channels, device, progress, calibrate,
+    x,
+    lab,
+    val,
+    names,
+    norm,
+    context,
+    *,
+    seed,
+    epochs,
+    class_names,
+    attrs_names,
+    class_weighting,
+    learning_rate,
+    batch_size,
+    patience,
+    patch_size_px,
+    patches_per_epoch,
+    encoder,
+    encoder_depth,
+    encoder_weights,
+    decoder_channels,
+    device,
+    progress,
+    calibrate,
 ) -> RiceModel:
     torch = _torch()
     stride = 2**encoder_depth
@@ -893,15 +1053,31 @@ def _fit_unet(
     lab_p = _pad_to(lab, max(H, patch), max(W, patch), NODATA)
     val_p = _pad_to(val, max(H, patch), max(W, patch), NODATA)
     Hp, Wp = lab_p.shape
-    dec = list(decoder_channels) if decoder_channels is not None else [16 * 2 ** (encoder_depth - 1 - i) for i in range(encoder_depth)]
+    dec = (
+        list(decoder_channels)
+        if decoder_channels is not None
+        else [16 * 2 ** (encoder_depth - 1 - i) for i in range(encoder_depth)]
+    )
     if len(dec) != encoder_depth:
-        raise InvalidInputError(f"decoder_channels needs {encoder_depth} entries (one per encoder stage), got {dec}")
+        raise InvalidInputError(
+            f"decoder_channels needs {encoder_depth} entries (one per encoder stage), got {dec}"
+        )
     config = {
-        "encoder": encoder, "encoder_depth": int(encoder_depth), "decoder_channels": [int(c) for c in dec],
-        "encoder_weights": None if encoder_weights is None else str(encoder_weights), "patch_size_px": patch,
-        "patches_per_epoch": int(patches_per_epoch), "epochs": int(epochs), "learning_rate": float(learning_rate),
-        "batch_size": int(batch_size), "patience": int(patience), "seed": int(seed), "class_weighting": class_weighting,
-        "masking": context.masking, "augment_clouds": float(context.probability), "stack_inputs": True,
+        "encoder": encoder,
+        "encoder_depth": int(encoder_depth),
+        "decoder_channels": [int(c) for c in dec],
+        "encoder_weights": None if encoder_weights is None else str(encoder_weights),
+        "patch_size_px": patch,
+        "patches_per_epoch": int(patches_per_epoch),
+        "epochs": int(epochs),
+        "learning_rate": float(learning_rate),
+        "batch_size": int(batch_size),
+        "patience": int(patience),
+        "seed": int(seed),
+        "class_weighting": class_weighting,
+        "masking": context.masking,
+        "augment_clouds": float(context.probability),
+        "stack_inputs": True,
     }
     net = _build_net("unet", x.shape[0], n_classes, config).to(device)
     weights = class_weights(lab, n_classes, method="balanced" if class_weighting == "balanced" else "none")
@@ -910,7 +1086,9 @@ def _fit_unet(
     )
     opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
     # cosine decay over the planned epochs: large steps early, fine convergence late
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=learning_rate * 0.02)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=max(1, epochs), eta_min=learning_rate * 0.02
+    )
     rng = np.random.default_rng(seed)
     labelled = np.flatnonzero(lab_p.ravel() >= 0)
 
@@ -934,7 +1112,9 @@ def _fit_unet(
                 xp = x[:, r0 : r0 + patch, c0 : c0 + patch]
                 yp = lab_p[r0 : r0 + patch, c0 : c0 + patch]
                 clouded = context.patch(rng, r0, c0, patch, (H, W))
-                if clouded is not None:  # the same patch under random clouds; pixels left with no data never teach
+                if (
+                    clouded is not None
+                ):  # the same patch under random clouds; pixels left with no data never teach
                     xp, nodata = clouded
                     yp = np.where(nodata, NODATA, yp)
                 k = int(rng.integers(0, 4))
@@ -957,7 +1137,13 @@ def _fit_unet(
         if progress:
             bar.set_postfix(train=f"{total / count:.3f}", val=f"{vloss:.3f}")
         if not np.isfinite(vloss) or vloss < best[0] - 1e-4:
-            best, stale = (vloss if np.isfinite(vloss) else math.inf, {k: v.detach().clone() for k, v in net.state_dict().items()}), 0
+            best, stale = (
+                (
+                    vloss if np.isfinite(vloss) else math.inf,
+                    {k: v.detach().clone() for k, v in net.state_dict().items()},
+                ),
+                0,
+            )
         else:
             stale += 1
             if stale >= patience:
@@ -973,7 +1159,9 @@ def _fit_unet(
 
 def _grid_windows(H: int, W: int, patch: int, val: np.ndarray) -> list[tuple[int, int]]:
     return [
-        (r, c) for r in _starts(H, patch, patch) for c in _starts(W, patch, patch)
+        (r, c)
+        for r in _starts(H, patch, patch)
+        for c in _starts(W, patch, patch)
         if (val[r : r + patch, c : c + patch] >= 0).any()
     ]
 
@@ -987,8 +1175,12 @@ def _unet_validation(net, x, val, windows, patch, loss_fn, batch_size, device) -
     with torch.no_grad():
         for i in range(0, len(windows), batch_size):
             chunk = windows[i : i + batch_size]
-            xb = torch.as_tensor(np.stack([x[:, r : r + patch, c : c + patch] for r, c in chunk]), device=device)
-            yb = torch.as_tensor(np.stack([val[r : r + patch, c : c + patch] for r, c in chunk]), device=device)
+            xb = torch.as_tensor(
+                np.stack([x[:, r : r + patch, c : c + patch] for r, c in chunk]), device=device
+            )
+            yb = torch.as_tensor(
+                np.stack([val[r : r + patch, c : c + patch] for r, c in chunk]), device=device
+            )
             logits = net(xb)
             n = int((yb >= 0).sum())
             if n:
@@ -1006,7 +1198,9 @@ def _unet_logits_at(net, x, labels, windows, patch, batch_size, device, max_pixe
     with torch.no_grad():
         for i in range(0, len(windows), batch_size):
             chunk = windows[i : i + batch_size]
-            xb = torch.as_tensor(np.stack([x[:, r : r + patch, c : c + patch] for r, c in chunk]), device=device)
+            xb = torch.as_tensor(
+                np.stack([x[:, r : r + patch, c : c + patch] for r, c in chunk]), device=device
+            )
             out = net(xb).cpu().numpy()
             for (r, c), o in zip(chunk, out):
                 y = labels[r : r + patch, c : c + patch]
@@ -1046,7 +1240,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 def _blend_window(tile: int, overlap: int) -> np.ndarray:
     """Separable weights that ramp linearly over ``overlap`` pixels at each edge (never zero)."""
     i = np.arange(tile, dtype=np.float32)
-    ramp = np.minimum(1.0, np.minimum(i + 1, tile - i) / (overlap + 1)) if overlap > 0 else np.ones(tile, np.float32)
+    ramp = (
+        np.minimum(1.0, np.minimum(i + 1, tile - i) / (overlap + 1))
+        if overlap > 0
+        else np.ones(tile, np.float32)
+    )
     return np.outer(ramp, ramp).astype(np.float32)
 
 
@@ -1062,8 +1260,14 @@ def _starts(n: int, tile: int, step: int) -> list[int]:
 def _block_inputs(model: RiceModel, block: np.ndarray, band_list: Sequence[str], cloud_mask=None):
     """(x (inputs, h, w), nodata (h, w), quality (h, w) int8) of a raw block for any model."""
     if model.config.get("stack_inputs"):
-        return _model_inputs(model.bands, model.normalisation, model.config.get("masking"), block, band_list,
-                             cloud_mask=cloud_mask)
+        return _model_inputs(
+            model.bands,
+            model.normalisation,
+            model.config.get("masking"),
+            block,
+            band_list,
+            cloud_mask=cloud_mask,
+        )
     feats = _select_features(model.bands, block, band_list)  # a model trained on points reads raw values
     nodata = np.isnan(feats).any(axis=0)
     return feats, nodata, np.where(nodata, -1, 0).astype(np.int8)
@@ -1074,8 +1278,12 @@ def _read_bands(model: RiceModel, available: Sequence[str]) -> list[str]:
     cloud test) and Sentinel-2 mask bands."""
     seasons = {g.split("_", 1)[1] for g in (band_group(b) for b in model.bands) if is_optical(g)}
     # the shadow test compares a season with the other one: a masked model reads both seasons' RGBN
-    extra = [f"{b}_{s}" for s in SEASONS for b in ("red", "green", "blue", "nir")
-             if s in seasons or model.masked_groups]
+    extra = [
+        f"{b}_{s}"
+        for s in SEASONS
+        for b in ("red", "green", "blue", "nir")
+        if s in seasons or model.masked_groups
+    ]
     extra += [f"{p}{s}" for s in SEASONS for p in clouds_mod.MASK_BAND_PREFIXES]
     wanted = [b for b in model.bands if b in available] + [b for b in extra if b in available]
     return list(dict.fromkeys(wanted))
@@ -1112,12 +1320,16 @@ def _run_tiled(
         starts = range(0, height, rows)
         for r0 in _progress(starts, progress, desc="predict", total=len(starts)):
             r1 = min(height, r0 + rows)
-            x, nodata, quality = _block_inputs(model, read_window(r0, r1, 0, width), band_list, masks(r0, r1, 0, width))
+            x, nodata, quality = _block_inputs(
+                model, read_window(r0, r1, 0, width), band_list, masks(r0, r1, 0, width)
+            )
             flat = x.reshape(x.shape[0], -1).T
             ok = ~nodata.ravel()
             proba = np.zeros((flat.shape[0], K), np.float32)
             if ok.any():
-                proba[ok] = _predict_proba_matrix(model, flat[ok], device, inputs=bool(model.config.get("stack_inputs")))
+                proba[ok] = _predict_proba_matrix(
+                    model, flat[ok], device, inputs=bool(model.config.get("stack_inputs"))
+                )
             classes = np.where(ok, proba.argmax(1), NODATA).reshape(r1 - r0, width).astype(np.int16)
             write_rows(r0, classes, proba.T.reshape(K, r1 - r0, width) if want_proba else None, quality)
         return
@@ -1167,7 +1379,9 @@ def _run_tiled(
             xs = []
             for c0, c1 in spans:
                 # each tile gets its own cloud test, so in-memory and GeoTIFF runs see the very same inputs
-                x, nodata, quality = _block_inputs(model, read_window(r0, r1, c0, c1), band_list, masks(r0, r1, c0, c1))
+                x, nodata, quality = _block_inputs(
+                    model, read_window(r0, r1, c0, c1), band_list, masks(r0, r1, c0, c1)
+                )
                 bad[off : off + h, c0:c1] |= nodata
                 np.maximum(qual[off : off + h, c0:c1], quality, out=qual[off : off + h, c0:c1])
                 xs.append(_pad_to(x, tile_p, tile_p, 0.0))
@@ -1190,7 +1404,12 @@ def _run_tiled(
 
 
 def _predict_proba_matrix(
-    model: RiceModel, X: np.ndarray, device: str = "cpu", *, inputs: bool = False, calibrated: bool = True,
+    model: RiceModel,
+    X: np.ndarray,
+    device: str = "cpu",
+    *,
+    inputs: bool = False,
+    calibrated: bool = True,
 ) -> np.ndarray:
     """Class probabilities (n, K) of per-pixel rows X for dnn and rf: raw band values, or (``inputs``) the network
     inputs of :func:`_model_inputs`. ``calibrated`` applies the model's temperature."""
@@ -1225,7 +1444,9 @@ def _point_inputs(model: RiceModel, points: pd.DataFrame) -> tuple[np.ndarray, n
     have = [c for c in _read_bands(model, list(points.columns))]
     for b in model.bands:
         if b not in have and b.split("_")[0] not in INDICES:
-            raise InvalidInputError(f"the points lack column {b!r} the model needs; they hold {list(points.columns)}")
+            raise InvalidInputError(
+                f"the points lack column {b!r} the model needs; they hold {list(points.columns)}"
+            )
     raw = points[have].to_numpy(dtype=np.float32).T[:, :, None]  # (band, n, 1): the per-pixel tests only
     masking = dict(model.config.get("masking") or {}) or None
     if masking is not None:
@@ -1245,10 +1466,15 @@ def majority_filter(classes: xr.DataArray, size_px: int = 5) -> xr.DataArray:
     k = int(values.max(initial=-1)) + 1
     if k == 0:
         return classes.copy()
-    votes = np.stack([uniform_filter((values == c).astype(np.float32), size_px, mode="nearest") for c in range(k)])
+    votes = np.stack(
+        [uniform_filter((values == c).astype(np.float32), size_px, mode="nearest") for c in range(k)]
+    )
     out = np.where(values < 0, NODATA, votes.argmax(0)).astype(values.dtype)
     result = classes.transpose("y", "x").copy(data=out)
-    result.attrs = dict(classes.attrs, long_name=f"{classes.attrs.get('long_name', 'class map')}, {size_px}×{size_px} majority")
+    result.attrs = dict(
+        classes.attrs,
+        long_name=f"{classes.attrs.get('long_name', 'class map')}, {size_px}×{size_px} majority",
+    )
     return result
 
 
@@ -1301,7 +1527,9 @@ def predict(
         class name; ``return_proba=True``: that DataFrame with ``class`` and ``confidence`` columns first.
     """
     if not isinstance(model, RiceModel):
-        raise InvalidInputError(f"model must be a RiceModel (from rice.fit or rice.load), got {type(model).__name__}")
+        raise InvalidInputError(
+            f"model must be a RiceModel (from rice.fit or rice.load), got {type(model).__name__}"
+        )
     if output not in ("class", "proba"):
         raise InvalidInputError("output must be 'class' or 'proba'")
     stack_inputs = bool(model.config.get("stack_inputs"))
@@ -1316,7 +1544,9 @@ def predict(
         proba = np.zeros((len(data), model.n_classes), np.float32)
         if ok.any():
             proba[ok] = _predict_proba_matrix(model, X[ok], device, inputs=stack_inputs)
-        classes = pd.Series(np.where(ok, proba.argmax(1), NODATA).astype(np.int64), index=data.index, name="class")
+        classes = pd.Series(
+            np.where(ok, proba.argmax(1), NODATA).astype(np.int64), index=data.index, name="class"
+        )
         if output == "class" and not return_proba:
             return classes
         proba[~ok] = np.nan
@@ -1350,8 +1580,20 @@ def predict(
             proba_out[:, r0 : r0 + classes.shape[0]] = np.where(classes[None] >= 0, proba, np.nan)
 
     _run_tiled(
-        model, read_window, write_rows, H, W, band_list, tile=tile, overlap=overlap, batch_size=batch_size,
-        progress=progress, want_proba=want_proba, device=device, read_mask=read_mask, flips=flips,
+        model,
+        read_window,
+        write_rows,
+        H,
+        W,
+        band_list,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        progress=progress,
+        want_proba=want_proba,
+        device=device,
+        read_mask=read_mask,
+        flips=flips,
     )
     _check_something_observed(model, quality)
     import rioxarray  # noqa: F401
@@ -1359,13 +1601,19 @@ def predict(
     coords = {"y": stack["y"].values, "x": stack["x"].values}
     quality_da = xr.DataArray(quality, dims=("y", "x"), coords=coords, name="quality", attrs=QUALITY_ATTRS)
     classes_da = xr.DataArray(
-        out, dims=("y", "x"), coords=coords, name="class",
+        out,
+        dims=("y", "x"),
+        coords=coords,
+        name="class",
         attrs={"class_names": list(model.class_names), "long_name": f"{model.kind} class map", "units": "1"},
     )
     proba_da = None
     if want_proba:
         proba_da = xr.DataArray(
-            proba_out, dims=("class", "y", "x"), coords={"class": model.class_names, **coords}, name="probability",
+            proba_out,
+            dims=("class", "y", "x"),
+            coords={"class": model.class_names, **coords},
+            name="probability",
             attrs={"units": "1", "long_name": "class probability", "temperature": model.temperature},
         )
     crs = stack.rio.crs
@@ -1380,8 +1628,14 @@ def predict(
         return classes_da
     confidence = proba_da.max("class", skipna=True).where(out >= 0)
     confidence.attrs = {"units": "1", "long_name": "probability of the predicted class"}
-    result = xr.Dataset({"classes": classes_da.drop_vars("quality"), "probability": proba_da,
-                         "confidence": confidence, "quality": quality_da})
+    result = xr.Dataset(
+        {
+            "classes": classes_da.drop_vars("quality"),
+            "probability": proba_da,
+            "confidence": confidence,
+            "quality": quality_da,
+        }
+    )
     return geo(result)
 
 
@@ -1414,8 +1668,15 @@ def calibrate(
             if labels is None:
                 raise InvalidInputError("calibrate(model, stack, labels): a stack needs a label raster")
             labels = align_labels(labels, check_stack(data))
-            proba_da = predict(model, data, output="proba", tile=tile, overlap=overlap, cloud_mask=cloud_mask,
-                               progress=progress)
+            proba_da = predict(
+                model,
+                data,
+                output="proba",
+                tile=tile,
+                overlap=overlap,
+                cloud_mask=cloud_mask,
+                progress=progress,
+            )
             proba = proba_da.values.reshape(model.n_classes, -1).T
             truth = labels.values.ravel()
         ok = (truth >= 0) & np.isfinite(proba).all(axis=1)
@@ -1452,7 +1713,9 @@ def _check_output_path(dst_path: Path, src_path: Path) -> None:
     from ..errors import OutputLocationError
 
     if dst_path.is_dir():
-        raise OutputLocationError(f"{dst_path} is a folder: give the path of the GeoTIFF to write, e.g. {dst_path / 'classes.tif'}")
+        raise OutputLocationError(
+            f"{dst_path} is a folder: give the path of the GeoTIFF to write, e.g. {dst_path / 'classes.tif'}"
+        )
     for parent in dst_path.parents:
         if parent.exists():
             if not parent.is_dir():
@@ -1520,26 +1783,43 @@ def predict_geotiff(
             rasterio.open(src_path) as src,
         ):
             names = [d or f"band_{i + 1}" for i, d in enumerate(src.descriptions)]
-            probe = xr.DataArray(np.zeros((len(names), 1, 1), np.float32), dims=("band", "y", "x"), coords={"band": names})
+            probe = xr.DataArray(
+                np.zeros((len(names), 1, 1), np.float32), dims=("band", "y", "x"), coords={"band": names}
+            )
             select_bands(probe, model.bands)  # raises with the list of missing bands
             needed = _read_bands(model, names)
             indexes = [names.index(b) + 1 for b in needed]
             nodata = src.nodata
             H, W = src.height, src.width
-            prob_names = {"max": ["confidence"], "all": [f"p_{c}" for c in model.class_names], None: []}[probability]
+            prob_names = {"max": ["confidence"], "all": [f"p_{c}" for c in model.class_names], None: []}[
+                probability
+            ]
             count = 2 + len(prob_names)
             profile = {
-                "driver": "GTiff", "dtype": "int16", "count": count, "height": H, "width": W, "crs": src.crs,
-                "transform": src.transform, "nodata": NODATA, "tiled": True, "blockxsize": 256, "blockysize": 256,
-                "compress": "deflate", "interleave": "band",
+                "driver": "GTiff",
+                "dtype": "int16",
+                "count": count,
+                "height": H,
+                "width": W,
+                "crs": src.crs,
+                "transform": src.transform,
+                "nodata": NODATA,
+                "tiled": True,
+                "blockxsize": 256,
+                "blockysize": 256,
+                "compress": "deflate",
+                "interleave": "band",
             }
             with rasterio.open(tmp, "w", **profile) as dst:
                 for i, name in enumerate(["class", "quality", *prob_names], start=1):
                     dst.set_band_description(i, name)
                 dst.scales = [1.0, 1.0] + [1e-4] * len(prob_names)
-                dst.update_tags(class_names=",".join(model.class_names), model=model.kind,
-                                quality="0 all optical seasons clear, 1 some optical season masked, 2 no optical data",
-                                temperature=str(model.temperature))
+                dst.update_tags(
+                    class_names=",".join(model.class_names),
+                    model=model.kind,
+                    quality="0 all optical seasons clear, 1 some optical season masked, 2 no optical data",
+                    temperature=str(model.temperature),
+                )
 
                 def read_window(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
                     block = src.read(indexes, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float32)
@@ -1559,9 +1839,21 @@ def predict_geotiff(
                         dst.write(layer, j, window=window)
 
                 _run_tiled(
-                    model, read_window, write_rows, H, W, needed, tile=tile, overlap=overlap, batch_size=batch_size,
-                    progress=progress, want_proba=probability is not None, device=device,
+                    model,
+                    read_window,
+                    write_rows,
+                    H,
+                    W,
+                    needed,
+                    tile=tile,
+                    overlap=overlap,
+                    batch_size=batch_size,
+                    progress=progress,
+                    want_proba=probability is not None,
+                    device=device,
                 )
     except RasterioError as err:
-        raise FileFormatError(f"{src_path} is not a readable GeoTIFF ({err}); the file is corrupt or truncated") from err
+        raise FileFormatError(
+            f"{src_path} is not a readable GeoTIFF ({err}); the file is corrupt or truncated"
+        ) from err
     return dst_path

@@ -13,8 +13,17 @@ import xarray as xr
 
 from .features import add_indices
 
-__all__ = ["CLASS_COLOURS", "area", "cloud_overlay", "confidence", "confusion", "maps", "reliability", "rgb",
-           "training_curves"]
+__all__ = [
+    "CLASS_COLOURS",
+    "area",
+    "cloud_overlay",
+    "confidence",
+    "confusion",
+    "maps",
+    "reliability",
+    "rgb",
+    "training_curves",
+]
 
 #: Colours of the five classes (cropland, rice, forest, urban, water/other).
 CLASS_COLOURS = ("#d9b36c", "#4cd94c", "#1f6b2e", "#c0392b", "#2e86de")
@@ -75,8 +84,12 @@ def maps(
     for ax in axes[n:]:
         ax.set_visible(False)
     if class_maps:
-        fig.legend(handles=[Patch(color=c, label=l) for c, l in zip(CLASS_COLOURS, class_names)],
-                   loc="lower center", ncol=len(class_names), frameon=False)
+        fig.legend(
+            handles=[Patch(color=c, label=l) for c, l in zip(CLASS_COLOURS, class_names)],
+            loc="lower center",
+            ncol=len(class_names),
+            frameon=False,
+        )
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.05 if class_maps else 0, 1, 1))
@@ -114,8 +127,15 @@ def confusion(scores, *, title: str = "confusion matrix (rows: truth)"):
     ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, f"{cm.iat[i, j]}", ha="center", va="center", color="white" if frac[i, j] > 0.5 else "black",
-                    fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{cm.iat[i, j]}",
+                ha="center",
+                va="center",
+                color="white" if frac[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     ax.set_xticks(range(cm.shape[1]), cm.columns, rotation=40, ha="right")
     ax.set_yticks(range(cm.shape[0]), cm.index)
     ax.set_xlabel("predicted")
@@ -139,21 +159,32 @@ def cloud_overlay(
     from matplotlib.patches import Patch
 
     group = f"optical_{season}"
-    masked = ~valid.sel(group=group).values if group in valid["group"].values else np.zeros(class_map.shape, bool)
+    masked = (
+        ~valid.sel(group=group).values if group in valid["group"].values else np.zeros(class_map.shape, bool)
+    )
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 4.4))
     a.imshow(rgb(stack, season))
     a.contour(masked.astype(float), levels=[0.5], colors="magenta", linewidths=0.8)
     a.set_title(f"RGB {season}: cloud/shadow mask ({masked.mean():.0%}) outlined")
     cmap, norm = _class_cmap(len(class_names))
-    b.imshow(np.ma.masked_less(class_map.transpose("y", "x").values, 0), cmap=cmap, norm=norm, interpolation="nearest")
+    b.imshow(
+        np.ma.masked_less(class_map.transpose("y", "x").values, 0),
+        cmap=cmap,
+        norm=norm,
+        interpolation="nearest",
+    )
     b.contourf(masked.astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"])
     b.contour(masked.astype(float), levels=[0.5], colors="black", linewidths=0.5)
     b.set_title(f"class map; hatched: no {season} optical data used")
     for ax in (a, b):
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.legend(handles=[Patch(color=c, label=l) for c, l in zip(CLASS_COLOURS, class_names)],
-               loc="lower center", ncol=len(class_names), frameon=False)
+    fig.legend(
+        handles=[Patch(color=c, label=l) for c, l in zip(CLASS_COLOURS, class_names)],
+        loc="lower center",
+        ncol=len(class_names),
+        frameon=False,
+    )
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
@@ -185,8 +216,13 @@ def reliability(calibrations: dict, *, title: str = "reliability diagram"):
     for name, cal in calibrations.items():
         t = cal.table[cal.table["count"] > 0]
         a.plot(t["mean_confidence"], t["accuracy"], "o-", ms=3, label=f"{name} (ECE {cal.ece:.3f})")
-        b.bar((t["bin_lower"] + t["bin_upper"]) / 2, t["count"], width=(t["bin_upper"] - t["bin_lower"]) * 0.9,
-              alpha=0.5, label=name)
+        b.bar(
+            (t["bin_lower"] + t["bin_upper"]) / 2,
+            t["count"],
+            width=(t["bin_upper"] - t["bin_lower"]) * 0.9,
+            alpha=0.5,
+            label=name,
+        )
     a.set_ylabel("accuracy")
     a.legend(frameon=False, fontsize=8)
     a.set_title(title)
@@ -206,11 +242,25 @@ def area(table: pd.DataFrame, *, truth_ha: dict | None = None, title: str = "are
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     ax.bar(x - 0.2, table["mapped_ha"], width=0.4, color="#bbbbbb", label="mapped (pixel count)")
-    ax.bar(x + 0.2, table["adjusted_ha"], width=0.4, yerr=table["ci95_ha"], capsize=3, color="#4c72b0",
-           label="adjusted ± 95 % CI")
+    ax.bar(
+        x + 0.2,
+        table["adjusted_ha"],
+        width=0.4,
+        yerr=table["ci95_ha"],
+        capsize=3,
+        color="#4c72b0",
+        label="adjusted ± 95 % CI",
+    )
     if truth_ha:
-        ax.scatter(x + 0.2, [truth_ha.get(c, np.nan) for c in table.index], color="black", marker="_", s=300,
-                   zorder=3, label="true (synthetic)")
+        ax.scatter(
+            x + 0.2,
+            [truth_ha.get(c, np.nan) for c in table.index],
+            color="black",
+            marker="_",
+            s=300,
+            zorder=3,
+            label="true (synthetic)",
+        )
     ax.set_xticks(x, names, rotation=20, ha="right")
     ax.set_ylabel("ha")
     ax.legend(frameon=False, fontsize=8)

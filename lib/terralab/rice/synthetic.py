@@ -38,7 +38,15 @@ from ..errors import InvalidInputError
 from . import clouds
 from .features import BAND_SETS, make_stack
 
-__all__ = ["CLASS_NAMES", "LANDCOVER_CODES", "LANDCOVER_TO_CLASS", "CloudyScene", "Scene", "landcover", "scene"]
+__all__ = [
+    "CLASS_NAMES",
+    "LANDCOVER_CODES",
+    "LANDCOVER_TO_CLASS",
+    "CloudyScene",
+    "Scene",
+    "landcover",
+    "scene",
+]
 
 #: Class ids and names, the same as the ACES Paro points (0 cropland etc., 1 rice, 2 forest, 3 urban, 4 water etc.)
 CLASS_NAMES = ("cropland_etc", "rice", "forest", "urban", "others_water_etc")
@@ -164,7 +172,9 @@ def scene(
 
     if height_px < 32 or width_px < 32:
         raise InvalidInputError(f"scene must be at least 32×32 pixels, got {height_px}×{width_px}")
-    fractions = dict(cloud_fraction) if isinstance(cloud_fraction, Mapping) else {"during": float(cloud_fraction)}
+    fractions = (
+        dict(cloud_fraction) if isinstance(cloud_fraction, Mapping) else {"during": float(cloud_fraction)}
+    )
     unknown = set(fractions) - {"before", "during"}
     if unknown:
         raise InvalidInputError(f"cloud_fraction seasons must be 'before' or 'during', got {sorted(unknown)}")
@@ -228,7 +238,11 @@ def scene(
         if fraction <= 0:
             continue
         opacity, shadow = clouds.cloud_layer(
-            cloud_rng, (h, w), fraction, scale_px=cloud_scale_px or 0.06 * min(h, w), anisotropy=cloud_anisotropy,
+            cloud_rng,
+            (h, w),
+            fraction,
+            scale_px=cloud_scale_px or 0.06 * min(h, w),
+            anisotropy=cloud_anisotropy,
             shadow_offset_px=offset,
         )
         optical = np.stack([bands[f"{b}_{season}"] for b in ("red", "green", "blue", "nir")])
@@ -284,9 +298,15 @@ def scene(
     if not return_clouds:
         return Scene(stack, truth_da)
     clouds_da = xr.DataArray(
-        cloud_map, dims=("season", "y", "x"),
-        coords={"season": ["before", "during"], "y": stack["y"].values, "x": stack["x"].values}, name="clouds",
-        attrs={"flag_values": [0, 1, 2], "flag_meanings": "clear cloud shadow", "long_name": "true clouds and shadows"},
+        cloud_map,
+        dims=("season", "y", "x"),
+        coords={"season": ["before", "during"], "y": stack["y"].values, "x": stack["x"].values},
+        name="clouds",
+        attrs={
+            "flag_values": [0, 1, 2],
+            "flag_meanings": "clear cloud shadow",
+            "long_name": "true clouds and shadows",
+        },
     )
     return CloudyScene(stack, truth_da, clouds_da.rio.write_crs(crs).rio.write_transform(transform))
 
@@ -307,7 +327,9 @@ LANDCOVER_TO_CLASS = {1: 2, 2: 4, 3: 4, 4: 0, 5: 1, 6: 3, 7: 4, 8: 4}
 _CLASS_TO_CODE = {0: 4, 1: 5, 2: 1, 3: 6, 4: 7}
 
 
-def landcover(truth: xr.DataArray, *, block_px: int = 3, error_rate: float = 0.1, seed: int = 0) -> xr.DataArray:
+def landcover(
+    truth: xr.DataArray, *, block_px: int = 3, error_rate: float = 0.1, seed: int = 0
+) -> xr.DataArray:
     """A coarse, imperfect regional land-cover map made from a true class map (for weak-label demos).
 
     The truth is resampled to ``block_px``-pixel blocks (majority), coded as :data:`LANDCOVER_CODES`, and a
@@ -330,5 +352,8 @@ def landcover(truth: xr.DataArray, *, block_px: int = 3, error_rate: float = 0.1
     full = np.repeat(np.repeat(codes, block_px, 0), block_px, 1)[:h, :w].astype(np.int16)
     out = truth.copy(data=full)
     out.name = "landcover"
-    out.attrs = {"codes": {int(k): v for k, v in LANDCOVER_CODES.items()}, "long_name": "regional land cover (synthetic)"}
+    out.attrs = {
+        "codes": {int(k): v for k, v in LANDCOVER_CODES.items()},
+        "long_name": "regional land cover (synthetic)",
+    }
     return out

@@ -125,7 +125,10 @@ _CHUNK_TABLES = _operator_tables(_zeros_operator(_CHUNK))
 
 def _apply_tables(tables: np.ndarray, reg: int) -> int:
     return int(
-        tables[0, reg & 0xFF] ^ tables[1, (reg >> 8) & 0xFF] ^ tables[2, (reg >> 16) & 0xFF] ^ tables[3, reg >> 24]
+        tables[0, reg & 0xFF]
+        ^ tables[1, (reg >> 8) & 0xFF]
+        ^ tables[2, (reg >> 16) & 0xFF]
+        ^ tables[3, reg >> 24]
     )
 
 
@@ -352,7 +355,9 @@ def _tfrecord_files(path: Path) -> list[Path]:
             raise DataNotAvailableError(f"no *.tfrecord or *.tfrecord.gz file in {path}")
         return files
     if not path.exists():
-        raise DataNotAvailableError(f"{path} does not exist; give a TFRecord file or the directory holding it")
+        raise DataNotAvailableError(
+            f"{path} does not exist; give a TFRecord file or the directory holding it"
+        )
     return [path]
 
 
@@ -361,7 +366,9 @@ def _find_mixer(path: Path, files: Sequence[Path]) -> Path:
     candidates = sorted(folder.glob("*.json"))
     # Earth Engine names the mixer after the file prefix: "<prefix>.json" or "<prefix>mixer.json"
     stems = {f.name.split(".tfrecord")[0].rsplit("-", 1)[0] for f in files}
-    preferred = [c for c in candidates if c.stem in stems or c.stem.removesuffix("mixer").rstrip("-_") in stems]
+    preferred = [
+        c for c in candidates if c.stem in stems or c.stem.removesuffix("mixer").rstrip("-_") in stems
+    ]
     for candidate in preferred + candidates:
         try:
             content = json.loads(candidate.read_text())
@@ -451,7 +458,9 @@ def read_image_patches(
         for i, name in enumerate(names):
             values = np.asarray(patch[name], dtype=np.float32)
             if values.size != n_len:
-                raise FileFormatError(f"{path}: patch {k} band {name!r} has {values.size} values, expected {n_len}")
+                raise FileFormatError(
+                    f"{path}: patch {k} band {name!r} has {values.size} values, expected {n_len}"
+                )
             block = values.reshape(ph + kernel, pw + kernel)[half : half + ph, half : half + pw]
             data[i, r * ph : (r + 1) * ph, col * pw : (col + 1) * pw] = block
 
@@ -504,7 +513,12 @@ def read_points(
                     rows[key] = [None] * n
             for key, column in rows.items():
                 value = example.get(key)
-                if isinstance(value, np.ndarray) and value.size == 1 or isinstance(value, list) and len(value) == 1:
+                if (
+                    isinstance(value, np.ndarray)
+                    and value.size == 1
+                    or isinstance(value, list)
+                    and len(value) == 1
+                ):
                     value = value[0]
                 column.append(value)
             n += 1

@@ -63,7 +63,16 @@ class Experiment:
     class_names: list[str] = field(default_factory=lambda: list(ACES_CLASSES.values()))
     clouds: xr.DataArray | None = None
 
-    def fit(self, model: str = "unet", *, bands=None, epochs: int = 30, seed: int = 0, progress: bool = True, **kwargs):
+    def fit(
+        self,
+        model: str = "unet",
+        *,
+        bands=None,
+        epochs: int = 30,
+        seed: int = 0,
+        progress: bool = True,
+        **kwargs,
+    ):
         """Train ``model`` on the train split, early-stopping on the val split (see :func:`terralab.rice.fit`)."""
         from .models import fit
 
@@ -73,20 +82,45 @@ class Experiment:
                     f"{self.name} has labelled points, no label raster: a U-Net cannot be trained on it. "
                     "Use model='dnn' (or 'rf')"
                 )
-            return fit(self.splits["train"], model=model, bands=bands, epochs=epochs, seed=seed,
-                       validation=self.splits["val"], progress=progress, **kwargs)
-        return fit(self.stack, self.splits["train"], model=model, bands=bands, epochs=epochs, seed=seed,
-                   validation=self.splits["val"], progress=progress, **kwargs)
+            return fit(
+                self.splits["train"],
+                model=model,
+                bands=bands,
+                epochs=epochs,
+                seed=seed,
+                validation=self.splits["val"],
+                progress=progress,
+                **kwargs,
+            )
+        return fit(
+            self.stack,
+            self.splits["train"],
+            model=model,
+            bands=bands,
+            epochs=epochs,
+            seed=seed,
+            validation=self.splits["val"],
+            progress=progress,
+            **kwargs,
+        )
 
-    def predict_map(self, model, *, tile_px: int = 256, overlap_px: int = 32, progress: bool = True,
-                    return_proba: bool = False):
+    def predict_map(
+        self,
+        model,
+        *,
+        tile_px: int = 256,
+        overlap_px: int = 32,
+        progress: bool = True,
+        return_proba: bool = False,
+    ):
         """Class map of the experiment's stack (−1 where nothing usable was observed), with its ``quality``
         coordinate; ``return_proba=True``: the Dataset of :func:`terralab.rice.predict` (classes, calibrated
         probabilities, confidence, quality)."""
         from .models import predict
 
-        return predict(model, self.stack, tile=tile_px, overlap=overlap_px, progress=progress,
-                       return_proba=return_proba)
+        return predict(
+            model, self.stack, tile=tile_px, overlap=overlap_px, progress=progress, return_proba=return_proba
+        )
 
     def validity(self) -> xr.DataArray:
         """Per-season validity of the stack's bands (:func:`terralab.rice.clouds.validity`)."""
@@ -101,19 +135,23 @@ class Experiment:
 
         test = self.splits["test"]
         if self.kind == "points":
+
             def probabilities(m):
                 return _point_proba(m, test)
 
             truth, prediction = test["class"], None
         else:
+
             def probabilities(m):
                 return self.predict_map(m, tile_px=tile_px, progress=False, return_proba=True)
 
             truth = test
         calibrated = prediction if prediction is not None else probabilities(model)
         raw = _with_temperature(model, 1.0, probabilities)
-        return {"uncalibrated": calibration(raw, truth, n_bins=n_bins),
-                f"calibrated (T={model.temperature:.2f})": calibration(calibrated, truth, n_bins=n_bins)}
+        return {
+            "uncalibrated": calibration(raw, truth, n_bins=n_bins),
+            f"calibrated (T={model.temperature:.2f})": calibration(calibrated, truth, n_bins=n_bins),
+        }
 
     def area_table(self, class_map, *, n_per_class: int = 50, seed: int = 0):
         """Rice (and every class's) area in hectares from the map and a stratified reference sample of
@@ -162,8 +200,16 @@ class Experiment:
         class_map = class_map if class_map is not None else self.predict_map(model, progress=False)
         return independent_evaluation(class_map, points, class_names=self.class_names)
 
-    def band_set_table(self, models=("unet", "dnn"), *, band_sets=None, epochs: int = 10, seed: int = 0,
-                       progress: bool = False, fit_kwargs: dict | None = None):
+    def band_set_table(
+        self,
+        models=("unet", "dnn"),
+        *,
+        band_sets=None,
+        epochs: int = 10,
+        seed: int = 0,
+        progress: bool = False,
+        fit_kwargs: dict | None = None,
+    ):
         """Macro F1 on the test split of every model type × band set, laid out like the paper's table.
 
         ``fit_kwargs`` maps a model type to extra :func:`terralab.rice.fit` arguments (e.g.
@@ -175,13 +221,23 @@ class Experiment:
         from .evaluate import band_model_table
 
         if band_sets is None:
-            band_sets = ("RGBN", "RGBNE", "RGBNS", "RGBNES") if self.kind == "raster" else ("RGBN", "RGBN+NDVI", "RGBN+NDVI+EVI+NDWI")
+            band_sets = (
+                ("RGBN", "RGBNE", "RGBNS", "RGBNES")
+                if self.kind == "raster"
+                else ("RGBN", "RGBN+NDVI", "RGBN+NDVI+EVI+NDWI")
+            )
         models = [m for m in models if not (self.kind == "points" and m == "unet")]
         results = {}
         for model in models:
             for band_set in band_sets:
-                m = self.fit(model, bands=band_set, epochs=epochs, seed=seed, progress=progress,
-                             **(fit_kwargs or {}).get(model, {}))
+                m = self.fit(
+                    model,
+                    bands=band_set,
+                    epochs=epochs,
+                    seed=seed,
+                    progress=progress,
+                    **(fit_kwargs or {}).get(model, {}),
+                )
                 results[(model, band_set)] = self.score(m)
         return band_model_table(results)
 
@@ -246,12 +302,20 @@ def open_experiment(
 
     if dataset in SCENE_DATASETS:
         extra = {} if cloud_fraction is None else {"cloud_fraction": float(cloud_fraction)}
-        stack, truth, cloud_map = catalog.open(dataset, height_px=scene_size_px, width_px=scene_size_px, seed=seed,
-                                               return_clouds=True, **extra)
+        stack, truth, cloud_map = catalog.open(
+            dataset, height_px=scene_size_px, width_px=scene_size_px, seed=seed, return_clouds=True, **extra
+        )
         fractions = (0.5, 0.1, 0.4) if split_kind == "half" else (0.7, 0.2, 0.1)
         parts = split(truth, kind=split_kind, fractions=fractions, block_size_px=block_size_px, seed=seed)
-        return Experiment(dataset, "raster", stack, truth, parts,
-                          list(truth.attrs.get("class_names", ACES_CLASSES.values())), clouds=cloud_map)
+        return Experiment(
+            dataset,
+            "raster",
+            stack,
+            truth,
+            parts,
+            list(truth.attrs.get("class_names", ACES_CLASSES.values())),
+            clouds=cloud_map,
+        )
     if dataset in POINT_DATASETS:
         names = list(ACES_CLASSES.values())
         # the TFRecord entries have public URLs (the CSVs beside them are derived copies, mirror only)
@@ -261,6 +325,4 @@ def open_experiment(
         }
         stack = catalog.open("rice_aces_paro_image_tfrecord")
         return Experiment(dataset, "points", stack, None, parts)
-    raise InvalidInputError(
-        f"unknown rice dataset {dataset!r}: use one of {SCENE_DATASETS + POINT_DATASETS}"
-    )
+    raise InvalidInputError(f"unknown rice dataset {dataset!r}: use one of {SCENE_DATASETS + POINT_DATASETS}")

@@ -110,7 +110,11 @@ def ridgecrest(catalog_dir: str | os.PathLike | None = None) -> dict[str, Any]:
 
     out = {}
     for key, name in RIDGECREST_NAMES.items():
-        path = Path(catalog_dir) / RIDGECREST_FILES[key] if catalog_dir is not None else Path(data_catalog.fetch(name))
+        path = (
+            Path(catalog_dir) / RIDGECREST_FILES[key]
+            if catalog_dir is not None
+            else Path(data_catalog.fetch(name))
+        )
         out[key] = read_stations(path) if key == "stations" else read_catalog(path)
     return out
 
@@ -181,7 +185,9 @@ def b_value(
     m = m[m >= mc - 1e-9]
     n = m.size
     if n < 2:
-        raise InvalidInputError(f"only {n} events at or above mc={mc}; a b-value needs many more (≥ 50 advisable)")
+        raise InvalidInputError(
+            f"only {n} events at or above mc={mc}; a b-value needs many more (≥ 50 advisable)"
+        )
     mean = m.mean()
     denom = mean - (mc - bin_width / 2)
     if denom <= 0:
@@ -194,15 +200,26 @@ def b_value(
         samples = rng.choice(m, size=(n_bootstrap, n), replace=True)
         bs = np.log10(np.e) / (samples.mean(axis=1) - (mc - bin_width / 2))
         boot = float(np.std(bs, ddof=1))
-    return pd.Series({
-        "b": float(b), "a": float(np.log10(n) + b * mc), "n": int(n), "mc": float(mc),
-        "mean_magnitude": float(mean), "b_std_aki": float(b / np.sqrt(n)), "b_std_shi_bolt": float(shi_bolt),
-        "b_std_bootstrap": boot,
-    })
+    return pd.Series(
+        {
+            "b": float(b),
+            "a": float(np.log10(n) + b * mc),
+            "n": int(n),
+            "mc": float(mc),
+            "mean_magnitude": float(mean),
+            "b_std_aki": float(b / np.sqrt(n)),
+            "b_std_shi_bolt": float(shi_bolt),
+            "b_std_bootstrap": boot,
+        }
+    )
 
 
 def magnitude_of_completeness(
-    magnitudes: Any, method: str = "maxc", bin_width: float = 0.1, correction: float = 0.2, min_events: int = 50
+    magnitudes: Any,
+    method: str = "maxc",
+    bin_width: float = 0.1,
+    correction: float = 0.2,
+    min_events: int = 50,
 ) -> float:
     """Magnitude of completeness Mc.
 
@@ -241,8 +258,14 @@ def magnitude_of_completeness(
     return round(maxc + correction, 6)
 
 
-def plot_frequency_magnitude(magnitudes: Any, mc: float | None = None, b: pd.Series | None = None,
-                             bin_width: float = 0.1, ax: Any = None, label: str | None = None):
+def plot_frequency_magnitude(
+    magnitudes: Any,
+    mc: float | None = None,
+    b: pd.Series | None = None,
+    bin_width: float = 0.1,
+    ax: Any = None,
+    label: str | None = None,
+):
     """Plot the cumulative and non-cumulative frequency–magnitude distribution, with the G-R fit if given."""
     import matplotlib.pyplot as plt
 
@@ -250,11 +273,18 @@ def plot_frequency_magnitude(magnitudes: Any, mc: float | None = None, b: pd.Ser
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4))
     line = ax.semilogy(fmd["magnitude"], fmd["cumulative"], "o", ms=3, label=f"{label or 'catalog'} N(≥M)")[0]
-    ax.semilogy(fmd["magnitude"], fmd["count"].where(fmd["count"] > 0), "^", ms=3, color=line.get_color(), alpha=0.4)
+    ax.semilogy(
+        fmd["magnitude"], fmd["count"].where(fmd["count"] > 0), "^", ms=3, color=line.get_color(), alpha=0.4
+    )
     if b is not None:
         mm = fmd["magnitude"][fmd["magnitude"] >= b["mc"] - 1e-9]
-        ax.semilogy(mm, 10 ** (b["a"] - b["b"] * mm), "-", color=line.get_color(),
-                    label=f"b = {b['b']:.2f} ± {b['b_std_shi_bolt']:.2f}")
+        ax.semilogy(
+            mm,
+            10 ** (b["a"] - b["b"] * mm),
+            "-",
+            color=line.get_color(),
+            label=f"b = {b['b']:.2f} ± {b['b_std_shi_bolt']:.2f}",
+        )
     if mc is not None:
         ax.axvline(mc, ls="--", color=line.get_color(), lw=0.8)
     ax.set_xlabel("magnitude")
@@ -263,8 +293,13 @@ def plot_frequency_magnitude(magnitudes: Any, mc: float | None = None, b: pd.Ser
     return ax
 
 
-def plot_catalog_map(events: Any, stations: Any = None, other: Any = None, ax: Any = None,
-                     labels: tuple[str, str] = ("catalog", "other")):
+def plot_catalog_map(
+    events: Any,
+    stations: Any = None,
+    other: Any = None,
+    ax: Any = None,
+    labels: tuple[str, str] = ("catalog", "other"),
+):
     """Map of events (circles sized by magnitude) and stations (triangles); lon/lat axes, no basemap.
 
     Parameters
@@ -282,10 +317,24 @@ def plot_catalog_map(events: Any, stations: Any = None, other: Any = None, ax: A
         _, ax = plt.subplots(figsize=(6, 6))
     size = lambda df: 2.0 * np.clip(df["magnitude"].to_numpy() + 1.0, 0.3, None) ** 2
     if other is not None:
-        ax.scatter(other["longitude"], other["latitude"], s=size(other), facecolor="none", edgecolor="0.5",
-                   lw=0.5, label=f"{labels[1]} ({len(other)})")
-    ax.scatter(events["longitude"], events["latitude"], s=size(events), c="tab:red", alpha=0.6, lw=0,
-               label=f"{labels[0]} ({len(events)})")
+        ax.scatter(
+            other["longitude"],
+            other["latitude"],
+            s=size(other),
+            facecolor="none",
+            edgecolor="0.5",
+            lw=0.5,
+            label=f"{labels[1]} ({len(other)})",
+        )
+    ax.scatter(
+        events["longitude"],
+        events["latitude"],
+        s=size(events),
+        c="tab:red",
+        alpha=0.6,
+        lw=0,
+        label=f"{labels[0]} ({len(events)})",
+    )
     if stations is not None:
         sta = stations.drop_duplicates(["network", "station"])
         ax.scatter(sta["longitude"], sta["latitude"], marker="^", s=40, c="k", label=f"stations ({len(sta)})")
@@ -319,7 +368,10 @@ class CatalogMatch:
 
 
 def match_catalogs(
-    reference: Any, other: Any, time_tolerance_s: float = 3.0, distance_tolerance_km: float = 20.0,
+    reference: Any,
+    other: Any,
+    time_tolerance_s: float = 3.0,
+    distance_tolerance_km: float = 20.0,
 ) -> CatalogMatch:
     """Match two event catalogs one-to-one within a time and an epicentral-distance tolerance.
 
@@ -395,28 +447,51 @@ def match_catalogs(
     oth_t = pd.to_datetime(other["time"], utc=True).to_numpy()
     mag_a = reference["magnitude"].to_numpy() if "magnitude" in reference.columns else np.full(na, np.nan)
     mag_b = other["magnitude"].to_numpy() if "magnitude" in other.columns else np.full(nb, np.nan)
-    matched = pd.DataFrame({
-        "index_ref": reference.index.to_numpy()[ia], "index_other": other.index.to_numpy()[ib],
-        "time_ref": pd.to_datetime(ref_t[ia], utc=True), "time_other": pd.to_datetime(oth_t[ib], utc=True),
-        "dt_s": [p[2] for p in pairs], "distance_km": [p[3] for p in pairs],
-        "latitude_ref": lat_a[ia], "longitude_ref": lon_a[ia], "latitude_other": lat_b[ib], "longitude_other": lon_b[ib],
-        "magnitude_ref": mag_a[ia], "magnitude_other": mag_b[ib],
-    })
+    matched = pd.DataFrame(
+        {
+            "index_ref": reference.index.to_numpy()[ia],
+            "index_other": other.index.to_numpy()[ib],
+            "time_ref": pd.to_datetime(ref_t[ia], utc=True),
+            "time_other": pd.to_datetime(oth_t[ib], utc=True),
+            "dt_s": [p[2] for p in pairs],
+            "distance_km": [p[3] for p in pairs],
+            "latitude_ref": lat_a[ia],
+            "longitude_ref": lon_a[ia],
+            "latitude_other": lat_b[ib],
+            "longitude_other": lon_b[ib],
+            "magnitude_ref": mag_a[ia],
+            "magnitude_other": mag_b[ib],
+        }
+    )
     matched["dmag"] = matched["magnitude_other"] - matched["magnitude_ref"]
     missed = reference.iloc[np.setdiff1d(np.arange(na), ia)]
     extra = other.iloc[np.setdiff1d(np.arange(nb), ib)]
-    summary = pd.Series({
-        "n_reference": na, "n_other": nb, "n_matched": len(pairs), "n_missed": len(missed), "n_extra": len(extra),
-        "recall": len(pairs) / na if na else np.nan, "precision": len(pairs) / nb if nb else np.nan,
-        "dt_median_s": float(np.median(matched["dt_s"])) if len(pairs) else np.nan,
-        "distance_median_km": float(np.median(matched["distance_km"])) if len(pairs) else np.nan,
-        "time_tolerance_s": time_tolerance_s, "distance_tolerance_km": distance_tolerance_km,
-    }, dtype=object)
+    summary = pd.Series(
+        {
+            "n_reference": na,
+            "n_other": nb,
+            "n_matched": len(pairs),
+            "n_missed": len(missed),
+            "n_extra": len(extra),
+            "recall": len(pairs) / na if na else np.nan,
+            "precision": len(pairs) / nb if nb else np.nan,
+            "dt_median_s": float(np.median(matched["dt_s"])) if len(pairs) else np.nan,
+            "distance_median_km": float(np.median(matched["distance_km"])) if len(pairs) else np.nan,
+            "time_tolerance_s": time_tolerance_s,
+            "distance_tolerance_km": distance_tolerance_km,
+        },
+        dtype=object,
+    )
     return CatalogMatch(matched, missed, extra, summary)
 
 
-def completeness_table(catalogs: dict[str, Any], bin_width: float = 0.1, methods: Iterable[str] = ("maxc", "mbs"),
-                       n_bootstrap: int = 200, seed: int = 0) -> pd.DataFrame:
+def completeness_table(
+    catalogs: dict[str, Any],
+    bin_width: float = 0.1,
+    methods: Iterable[str] = ("maxc", "mbs"),
+    n_bootstrap: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Mc (each method) and the b-value at the maxc Mc with its uncertainties, one row per catalog."""
     rows = []
     for name, cat in catalogs.items():
@@ -425,8 +500,17 @@ def completeness_table(catalogs: dict[str, Any], bin_width: float = 0.1, methods
             row[f"mc_{method}"] = magnitude_of_completeness(cat, method=method, bin_width=bin_width)
         mc = row[f"mc_{next(iter(methods))}"]
         b = b_value(cat, mc, bin_width, n_bootstrap=n_bootstrap, seed=seed)
-        row.update({"mc_used": mc, "n_above_mc": int(b["n"]), "b": b["b"], "b_std_aki": b["b_std_aki"],
-                    "b_std_shi_bolt": b["b_std_shi_bolt"], "b_std_bootstrap": b["b_std_bootstrap"], "a": b["a"]})
+        row.update(
+            {
+                "mc_used": mc,
+                "n_above_mc": int(b["n"]),
+                "b": b["b"],
+                "b_std_aki": b["b_std_aki"],
+                "b_std_shi_bolt": b["b_std_shi_bolt"],
+                "b_std_bootstrap": b["b_std_bootstrap"],
+                "a": b["a"],
+            }
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -436,5 +520,7 @@ def plot_completeness(catalogs: dict[str, Any], table: pd.DataFrame, bin_width: 
     rows = table.set_index("catalog")
     for name, cat in catalogs.items():
         mc = float(rows.loc[name, "mc_used"])
-        ax = plot_frequency_magnitude(cat, mc=mc, b=b_value(cat, mc, bin_width), bin_width=bin_width, ax=ax, label=name)
+        ax = plot_frequency_magnitude(
+            cat, mc=mc, b=b_value(cat, mc, bin_width), bin_width=bin_width, ax=ax, label=name
+        )
     return ax

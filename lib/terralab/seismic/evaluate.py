@@ -22,8 +22,17 @@ import xarray as xr
 from ..errors import InvalidInputError
 
 METRIC_COLUMNS = [
-    "phase", "tolerance_s", "n_reference", "n_predicted", "n_matched", "precision", "recall", "f1",
-    "residual_mean_s", "residual_std_s", "residual_mae_s",
+    "phase",
+    "tolerance_s",
+    "n_reference",
+    "n_predicted",
+    "n_matched",
+    "precision",
+    "recall",
+    "f1",
+    "residual_mean_s",
+    "residual_std_s",
+    "residual_mae_s",
 ]
 
 
@@ -82,7 +91,9 @@ def match_picks(
                 rows.append((*group, pi[a], ri[b], float(d[a, b]), "matched"))
         rows += [(*group, pi[a], np.nan, np.nan, "false_positive") for a in range(len(pi)) if a not in used_p]
         rows += [(*group, np.nan, ri[b], np.nan, "missed") for b in range(len(ri)) if b not in used_r]
-    return pd.DataFrame(rows, columns=[key, "phase", "predicted_index", "reference_index", "residual_s", "status"])
+    return pd.DataFrame(
+        rows, columns=[key, "phase", "predicted_index", "reference_index", "residual_s", "status"]
+    )
 
 
 def evaluate_picks(
@@ -125,13 +136,21 @@ def evaluate_picks(
             recall = tp / n_ref if n_ref else np.nan
             f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
             res = sub.loc[sub["status"] == "matched", "residual_s"].to_numpy()
-            rows.append({
-                "phase": phase, "tolerance_s": float(tol), "n_reference": n_ref, "n_predicted": n_pred,
-                "n_matched": tp, "precision": precision, "recall": recall, "f1": f1,
-                "residual_mean_s": float(res.mean()) if res.size else np.nan,
-                "residual_std_s": float(res.std()) if res.size else np.nan,
-                "residual_mae_s": float(np.abs(res).mean()) if res.size else np.nan,
-            })
+            rows.append(
+                {
+                    "phase": phase,
+                    "tolerance_s": float(tol),
+                    "n_reference": n_ref,
+                    "n_predicted": n_pred,
+                    "n_matched": tp,
+                    "precision": precision,
+                    "recall": recall,
+                    "f1": f1,
+                    "residual_mean_s": float(res.mean()) if res.size else np.nan,
+                    "residual_std_s": float(res.std()) if res.size else np.nan,
+                    "residual_mae_s": float(np.abs(res).mean()) if res.size else np.nan,
+                }
+            )
     return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 
 
@@ -146,22 +165,33 @@ def polarity_accuracy(
     for name, df in (("predicted", predicted), ("reference", reference)):
         if "polarity" not in df.columns:
             raise InvalidInputError(f"{name} picks have no polarity column")
-    m = match_picks(predicted[predicted["phase"] == "P"], reference[reference["phase"] == "P"], tolerance_s, key)
+    m = match_picks(
+        predicted[predicted["phase"] == "P"], reference[reference["phase"] == "P"], tolerance_s, key
+    )
     m = m[m["status"] == "matched"]
-    ref_pol = reference.loc[m["reference_index"].astype(int), "polarity"].to_numpy() if len(m) else np.array([])
-    pred_pol = predicted.loc[m["predicted_index"].astype(int), "polarity"].to_numpy() if len(m) else np.array([])
+    ref_pol = (
+        reference.loc[m["reference_index"].astype(int), "polarity"].to_numpy() if len(m) else np.array([])
+    )
+    pred_pol = (
+        predicted.loc[m["predicted_index"].astype(int), "polarity"].to_numpy() if len(m) else np.array([])
+    )
     has_ref = np.isin(ref_pol, ["U", "D"])
     called = has_ref & np.isin(pred_pol, ["U", "D"])
     n_ref, n_called = int(has_ref.sum()), int(called.sum())
     correct = int((ref_pol[called] == pred_pol[called]).sum())
-    return pd.Series({
-        "n_reference": n_ref, "n_called": n_called,
-        "coverage": n_called / n_ref if n_ref else np.nan,
-        "accuracy": correct / n_called if n_called else np.nan,
-    })
+    return pd.Series(
+        {
+            "n_reference": n_ref,
+            "n_called": n_called,
+            "coverage": n_called / n_ref if n_ref else np.nan,
+            "accuracy": correct / n_called if n_called else np.nan,
+        }
+    )
 
 
-def protocol_windows(records: xr.DataArray, seed: int = 0, window: int = 3000, margin: int = 100) -> np.ndarray:
+def protocol_windows(
+    records: xr.DataArray, seed: int = 0, window: int = 3000, margin: int = 100
+) -> np.ndarray:
     """Window starts of the reference protocol: per record, in order, ``rng.integers(lo, hi + 1)``.
 
     ``lo = max(0, its + margin − window)``, ``hi = min(itp − margin, n − window)`` (``n`` = record length),
@@ -231,8 +261,15 @@ def phasenet_protocol(
             pos, heights = find_pick_indices(prob[i, k], threshold, 50, refine=False)
             for x, h in zip(pos, heights):
                 sample = starts[i] + x
-                rows.append({"record": str(name), "phase": phase, "time": sample / sr, "sample": sample,
-                             "probability": float(h)})
+                rows.append(
+                    {
+                        "record": str(name),
+                        "phase": phase,
+                        "time": sample / sr,
+                        "sample": sample,
+                        "probability": float(h),
+                    }
+                )
     picks = pd.DataFrame(rows, columns=["record", "phase", "time", "sample", "probability"])
     ref = []
     for i, name in enumerate(records["record"].values):
@@ -251,16 +288,46 @@ def published_figures() -> pd.DataFrame:
     quotes them) and the 154-record port check (these
     records were in PhaseNet's training pool: they check a port, they are not a held-out score).
     """
-    return pd.DataFrame([
-        {"source": "Zhu & Beroza 2019 (paper, test set)", "phase": "P", "precision": 0.94, "recall": 0.86,
-         "f1": 0.90, "residual_mean_s": np.nan, "residual_std_s": np.nan},
-        {"source": "Zhu & Beroza 2019 (paper, test set)", "phase": "S", "precision": 0.85, "recall": 0.76,
-         "f1": 0.80, "residual_mean_s": np.nan, "residual_std_s": np.nan},
-        {"source": "WEIGHTS.md 154-record port check", "phase": "P", "precision": 0.941, "recall": 0.935,
-         "f1": 0.938, "residual_mean_s": 0.002, "residual_std_s": 0.022},
-        {"source": "WEIGHTS.md 154-record port check", "phase": "S", "precision": 0.875, "recall": 0.818,
-         "f1": 0.846, "residual_mean_s": 0.002, "residual_std_s": 0.036},
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "source": "Zhu & Beroza 2019 (paper, test set)",
+                "phase": "P",
+                "precision": 0.94,
+                "recall": 0.86,
+                "f1": 0.90,
+                "residual_mean_s": np.nan,
+                "residual_std_s": np.nan,
+            },
+            {
+                "source": "Zhu & Beroza 2019 (paper, test set)",
+                "phase": "S",
+                "precision": 0.85,
+                "recall": 0.76,
+                "f1": 0.80,
+                "residual_mean_s": np.nan,
+                "residual_std_s": np.nan,
+            },
+            {
+                "source": "WEIGHTS.md 154-record port check",
+                "phase": "P",
+                "precision": 0.941,
+                "recall": 0.935,
+                "f1": 0.938,
+                "residual_mean_s": 0.002,
+                "residual_std_s": 0.022,
+            },
+            {
+                "source": "WEIGHTS.md 154-record port check",
+                "phase": "S",
+                "precision": 0.875,
+                "recall": 0.818,
+                "f1": 0.846,
+                "residual_mean_s": 0.002,
+                "residual_std_s": 0.036,
+            },
+        ]
+    )
 
 
 def pick_records(
@@ -341,11 +408,16 @@ def window_offset_stability(
     a, b = full[full["time"] > t0], shifted[shifted["time"] > t0]
     m = match_picks(a, b, tolerance_s)
     same = m[m["status"] == "matched"]
-    return pd.Series({
-        "shift_s": shift_s, "n_full": len(a), "n_shifted": len(b), "n_same": len(same),
-        "fraction_same": len(same) / max(len(a), len(b), 1),
-        "max_dt_s": float(same["residual_s"].abs().max()) if len(same) else np.nan,
-    })
+    return pd.Series(
+        {
+            "shift_s": shift_s,
+            "n_full": len(a),
+            "n_shifted": len(b),
+            "n_same": len(same),
+            "fraction_same": len(same) / max(len(a), len(b), 1),
+            "max_dt_s": float(same["residual_s"].abs().max()) if len(same) else np.nan,
+        }
+    )
 
 
 def comparison_table(metrics: pd.DataFrame, label: str, tolerance_s: float = 0.1) -> pd.DataFrame:

@@ -45,20 +45,51 @@ SAMPLE_FILE = "ncedc_sample_20.npz"
 
 #: Attributes every CEED event group must carry (ANCHORS.md, "Seismic ML").
 CEED_EVENT_ATTRS = (
-    "event_id", "event_time", "latitude", "longitude", "depth_km", "magnitude", "magnitude_type",
-    "source", "begin_time", "end_time", "event_time_index", "sampling_rate", "nt", "nx",
+    "event_id",
+    "event_time",
+    "latitude",
+    "longitude",
+    "depth_km",
+    "magnitude",
+    "magnitude_type",
+    "source",
+    "begin_time",
+    "end_time",
+    "event_time_index",
+    "sampling_rate",
+    "nt",
+    "nx",
 )
 #: Attributes of each CEED station dataset (the pick lists ``phase_*`` are optional).
 CEED_STATION_ATTRS = (
-    "network", "station", "location", "instrument", "component", "unit", "dt_s", "latitude",
-    "longitude", "elevation_m", "distance_km", "azimuth", "back_azimuth", "takeoff_angle", "snr",
+    "network",
+    "station",
+    "location",
+    "instrument",
+    "component",
+    "unit",
+    "dt_s",
+    "latitude",
+    "longitude",
+    "elevation_m",
+    "distance_km",
+    "azimuth",
+    "back_azimuth",
+    "takeoff_angle",
+    "snr",
 )
 CEED_PICK_ATTRS = tuple(
     f"{p}_phase_{k}" for p in ("p", "s") for k in ("index", "time", "score", "polarity", "status")
 )
 CEED_PICK_LIST_ATTRS = (
-    "phase_type", "phase_index", "phase_time", "phase_score", "phase_polarity", "phase_remark",
-    "phase_picking_channel", "event_id",
+    "phase_type",
+    "phase_index",
+    "phase_time",
+    "phase_score",
+    "phase_polarity",
+    "phase_remark",
+    "phase_picking_channel",
+    "event_id",
 )
 _CEED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
@@ -161,7 +192,9 @@ def make_records(
     data = np.asarray(data, dtype=np.float32)
     names = [str(n) for n in names]
     if data.ndim != 3 or data.shape[0] != len(names):
-        raise InvalidInputError(f"record data must be (record, component, time) with {len(names)} records, got {data.shape}")
+        raise InvalidInputError(
+            f"record data must be (record, component, time) with {len(names)} records, got {data.shape}"
+        )
     n = data.shape[-1]
     record_coords: dict[str, Any] = {}
     for key, values in coords.items():
@@ -171,13 +204,21 @@ def make_records(
         if key in _RECORD_COORDS_FLOAT:
             values = np.array([np.nan if v is None or pd.isna(v) else float(v) for v in values])
         elif key.endswith("_time"):
-            values = np.array([np.datetime64("NaT") if v is None or pd.isna(v) else _naive_utc(v) for v in values],
-                              dtype="datetime64[ns]")
+            values = np.array(
+                [np.datetime64("NaT") if v is None or pd.isna(v) else _naive_utc(v) for v in values],
+                dtype="datetime64[ns]",
+            )
         record_coords[key] = ("record", values)
     for key in _RECORD_COORDS_FLOAT:
         record_coords.setdefault(key, ("record", np.full(len(names), np.nan)))
-    record_coords.setdefault("trace_start_time", ("record", np.full(len(names), np.datetime64("NaT"), "datetime64[ns]")))
-    time = xr.DataArray(np.arange(n) / sampling_rate_hz, dims="time", attrs={"units": "s", "long_name": "time since trace start"})
+    record_coords.setdefault(
+        "trace_start_time", ("record", np.full(len(names), np.datetime64("NaT"), "datetime64[ns]"))
+    )
+    time = xr.DataArray(
+        np.arange(n) / sampling_rate_hz,
+        dims="time",
+        attrs={"units": "s", "long_name": "time since trace start"},
+    )
     return xr.DataArray(
         data,
         dims=("record", "component", "time"),
@@ -211,8 +252,14 @@ def record_waveform(records: xr.DataArray, which: int | str) -> xr.DataArray:
             attrs[f"{phase}_time"] = (_utc(start) + pd.Timedelta(seconds=idx / sr)).isoformat()
     trace_id = str(rec["trace_id"].values) if "trace_id" in rec.coords else str(rec["record"].values)
     return waveform_dataarray(
-        rec.values, start, sr, components=[str(c) for c in records["component"].values],
-        trace_id=trace_id, units=records.attrs.get("units", "counts"), record=str(rec["record"].values), **attrs,
+        rec.values,
+        start,
+        sr,
+        components=[str(c) for c in records["component"].values],
+        trace_id=trace_id,
+        units=records.attrs.get("units", "counts"),
+        record=str(rec["record"].values),
+        **attrs,
     )
 
 
@@ -227,17 +274,26 @@ def reference_picks(records: xr.DataArray) -> pd.DataFrame:
     rows = []
     starts = records["trace_start_time"].values
     ids = records["trace_id"].values if "trace_id" in records.coords else records["record"].values
-    pol = records["trace_p_polarity"].values if "trace_p_polarity" in records.coords else [None] * records.sizes["record"]
+    pol = (
+        records["trace_p_polarity"].values
+        if "trace_p_polarity" in records.coords
+        else [None] * records.sizes["record"]
+    )
     for i, name in enumerate(records["record"].values):
         start = pd.Timestamp(0) if pd.isna(starts[i]) else pd.Timestamp(starts[i])
         for phase in ("P", "S"):
             idx = float(records[f"trace_{phase.lower()}_arrival_sample"].values[i])
             if np.isfinite(idx):
-                rows.append({
-                    "trace_id": str(ids[i]), "record": str(name), "phase": phase,
-                    "time": _utc(start) + pd.Timedelta(seconds=idx / sr), "sample": idx,
-                    "polarity": (pol[i] if phase == "P" and isinstance(pol[i], str) and pol[i] else None),
-                })
+                rows.append(
+                    {
+                        "trace_id": str(ids[i]),
+                        "record": str(name),
+                        "phase": phase,
+                        "time": _utc(start) + pd.Timedelta(seconds=idx / sr),
+                        "sample": idx,
+                        "polarity": (pol[i] if phase == "P" and isinstance(pol[i], str) and pol[i] else None),
+                    }
+                )
     return pd.DataFrame(rows, columns=["trace_id", "record", "phase", "time", "sample", "polarity"])
 
 
@@ -250,7 +306,10 @@ def _check_records(records: Any) -> None:
 
 
 def stitch_records(
-    records: xr.DataArray, start: Any = "2020-01-01T00:00:00", equalize_noise: bool = True, taper_s: float = 0.5
+    records: xr.DataArray,
+    start: Any = "2020-01-01T00:00:00",
+    equalize_noise: bool = True,
+    taper_s: float = 0.5,
 ) -> tuple[xr.DataArray, pd.DataFrame]:
     """Concatenate records end to end into one continuous waveform, with the reference picks on its time axis.
 
@@ -293,15 +352,27 @@ def stitch_records(
     data = np.concatenate(list(data), axis=-1).astype(np.float32)
     start = _utc(start)
     trace_id = "XX.STITCH..HH"
-    wave = waveform_dataarray(data, start, sr, components=[str(c) for c in records["component"].values],
-                              trace_id=trace_id, units="noise sigma" if equalize_noise else records.attrs.get("units", "counts"))
+    wave = waveform_dataarray(
+        data,
+        start,
+        sr,
+        components=[str(c) for c in records["component"].values],
+        trace_id=trace_id,
+        units="noise sigma" if equalize_noise else records.attrs.get("units", "counts"),
+    )
     rows = []
     for i, name in enumerate(records["record"].values):
         for phase in ("P", "S"):
             idx = float(records[f"trace_{phase.lower()}_arrival_sample"].values[i])
             if np.isfinite(idx):
-                rows.append({"trace_id": trace_id, "phase": phase, "record": str(name),
-                             "time": start + pd.Timedelta(seconds=(i * n + idx) / sr)})
+                rows.append(
+                    {
+                        "trace_id": trace_id,
+                        "phase": phase,
+                        "record": str(name),
+                        "time": start + pd.Timedelta(seconds=(i * n + idx) / sr),
+                    }
+                )
     return wave, pd.DataFrame(rows, columns=["trace_id", "phase", "time", "record"])
 
 
@@ -317,7 +388,9 @@ def _start_from_fname(fname: str) -> pd.Timestamp | None:
     if not m:
         return None
     try:
-        return _utc(pd.to_datetime(m.group(1), format="%Y%m%d%H%M%S")) + pd.Timedelta(milliseconds=10 * int(m.group(2)))
+        return _utc(pd.to_datetime(m.group(1), format="%Y%m%d%H%M%S")) + pd.Timedelta(
+            milliseconds=10 * int(m.group(2))
+        )
     except ValueError:
         return None
 
@@ -325,18 +398,28 @@ def _start_from_fname(fname: str) -> pd.Timestamp | None:
 def _record_from_npz(name: str, npz: Any) -> dict[str, Any]:
     missing = [k for k in ("data", "itp", "its") if k not in npz]
     if missing:
-        raise FileFormatError(f"{name}: PhaseNet npz lacks {missing}; expected keys data (n, 3), itp, its, channels")
+        raise FileFormatError(
+            f"{name}: PhaseNet npz lacks {missing}; expected keys data (n, 3), itp, its, channels"
+        )
     data = np.asarray(npz["data"], dtype=np.float32)
     if data.ndim != 2 or data.shape[1] != 3:
         raise FileFormatError(f"{name}: PhaseNet npz 'data' must be (n_samples, 3) E,N,Z, got {data.shape}")
     channels = str(npz["channels"]) if "channels" in npz else ""
-    return {"fname": name, "data": data.T, "itp": float(npz["itp"]), "its": float(npz["its"]), "channels": channels}
+    return {
+        "fname": name,
+        "data": data.T,
+        "itp": float(npz["itp"]),
+        "its": float(npz["its"]),
+        "channels": channels,
+    }
 
 
 def _records_from_rows(rows: list[dict[str, Any]]) -> xr.DataArray:
     lengths = {r["data"].shape[1] for r in rows}
     if len(lengths) != 1:
-        raise FileFormatError(f"PhaseNet records have different lengths {sorted(lengths)}; read them separately")
+        raise FileFormatError(
+            f"PhaseNet records have different lengths {sorted(lengths)}; read them separately"
+        )
     names = [r["fname"] for r in rows]
     networks, stations, ids = [], [], []
     for r in rows:
@@ -444,8 +527,13 @@ def read_phasenet_npz(
                     packed_order = npz["fname"].astype(str).tolist()
                     for i, fname in enumerate(packed_order):
                         if wanted_set is None or fname in wanted_set:
-                            rows[fname] = {"fname": fname, "data": data[i].T, "itp": float(npz["itp"][i]),
-                                           "its": float(npz["its"][i]), "channels": str(npz["channels"][i])}
+                            rows[fname] = {
+                                "fname": fname,
+                                "data": data[i].T,
+                                "itp": float(npz["itp"][i]),
+                                "its": float(npz["its"][i]),
+                                "channels": str(npz["channels"][i]),
+                            }
                 else:
                     rows[path.name] = _record_from_npz(path.name, npz)
     except (OSError, ValueError, tarfile.TarError, EOFError, zipfile.BadZipFile, KeyError) as exc:
@@ -460,7 +548,9 @@ def read_phasenet_npz(
             order = order[:max_records]
     missing = [n for n in order if n not in rows]
     if missing:
-        raise FileFormatError(f"{len(missing)} records listed in the csv are not in {path} (e.g. {missing[0]})")
+        raise FileFormatError(
+            f"{len(missing)} records listed in the csv are not in {path} (e.g. {missing[0]})"
+        )
     return _records_from_rows([rows[n] for n in order])
 
 
@@ -482,8 +572,11 @@ def save_records_npz(records: xr.DataArray, path: str | os.PathLike) -> Path:
             data=np.ascontiguousarray(records.values.transpose(0, 2, 1).astype(np.float32)),
             itp=records["trace_p_arrival_sample"].values.astype(np.int64),
             its=records["trace_s_arrival_sample"].values.astype(np.int64),
-            channels=(records["trace_channel"].values.astype(str) if "trace_channel" in records.coords
-                      else np.array([""] * records.sizes["record"])),
+            channels=(
+                records["trace_channel"].values.astype(str)
+                if "trace_channel" in records.coords
+                else np.array([""] * records.sizes["record"])
+            ),
         )
     return path
 
@@ -529,14 +622,22 @@ def dataarray_to_stream(waveform: xr.DataArray):
     waveform = waveform.transpose("component", "time")
     times = pd.DatetimeIndex(waveform["time"].values)
     sr = float(waveform.attrs.get("sampling_rate_hz") or 1.0 / np.median(np.diff(times.asi8) / 1e9))
-    net, sta, loc, inst = (str(waveform.attrs.get("trace_id", "XX.STA..HH")).split(".") + ["", "", "", ""])[:4]
+    net, sta, loc, inst = (str(waveform.attrs.get("trace_id", "XX.STA..HH")).split(".") + ["", "", "", ""])[
+        :4
+    ]
     stream = obspy.Stream()
     for comp in waveform["component"].values:
         data = np.asarray(waveform.sel(component=comp).values, dtype=np.float64)
         if np.isnan(data).any():
             data = np.ma.masked_invalid(data)
-        header = {"network": net, "station": sta, "location": loc, "channel": f"{inst}{str(comp)[-1]}",
-                  "sampling_rate": sr, "starttime": obspy.UTCDateTime(times[0].value / 1e9)}
+        header = {
+            "network": net,
+            "station": sta,
+            "location": loc,
+            "channel": f"{inst}{str(comp)[-1]}",
+            "sampling_rate": sr,
+            "starttime": obspy.UTCDateTime(times[0].value / 1e9),
+        }
         stream.append(obspy.Trace(data=data, header=header))
     return stream
 
@@ -657,7 +758,9 @@ class CEEDFile:
         except KeyError as exc:
             raise InvalidInputError(f"event {event_id!r} is not in {self.path.name}") from exc
         except OSError as exc:
-            raise FileFormatError(f"{self.path}: event {event_id!r} cannot be read ({exc}); the file may be corrupt") from exc
+            raise FileFormatError(
+                f"{self.path}: event {event_id!r} cannot be read ({exc}); the file may be corrupt"
+            ) from exc
         if not isinstance(group, _h5py().Group):
             raise InvalidInputError(f"{event_id!r} in {self.path.name} is not an event group")
         return group
@@ -666,7 +769,9 @@ class CEEDFile:
         try:
             attrs = {k: _to_python(v) for k, v in group.attrs.items()}
         except OSError as exc:
-            raise FileFormatError(f"{self.path}: attributes of event {event_id!r} cannot be read ({exc})") from exc
+            raise FileFormatError(
+                f"{self.path}: attributes of event {event_id!r} cannot be read ({exc})"
+            ) from exc
         missing = [k for k in CEED_EVENT_ATTRS if k not in attrs]
         if missing:
             raise FileFormatError(
@@ -680,8 +785,10 @@ class CEEDFile:
         """One row per event (its attributes), indexed by ``event_id``; ``event_time`` as UTC Timestamps."""
         if self._events is None:
             rows = [self._event_attrs(eid, self._group(eid)) for eid in self._event_ids]
-            df = pd.DataFrame(rows, columns=list(CEED_EVENT_ATTRS) + sorted(
-                {k for r in rows for k in r} - set(CEED_EVENT_ATTRS)))
+            df = pd.DataFrame(
+                rows,
+                columns=list(CEED_EVENT_ATTRS) + sorted({k for r in rows for k in r} - set(CEED_EVENT_ATTRS)),
+            )
             for col in ("event_time", "begin_time", "end_time"):
                 df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601")
             df["n_traces"] = [len(self._file[eid].keys()) for eid in self._event_ids]
@@ -696,7 +803,9 @@ class CEEDFile:
             try:
                 attrs = {k: _to_python(v) for k, v in ds.attrs.items()}
             except OSError as exc:
-                raise FileFormatError(f"{self.path}: attributes of {event_id}/{sid} cannot be read ({exc})") from exc
+                raise FileFormatError(
+                    f"{self.path}: attributes of {event_id}/{sid} cannot be read ({exc})"
+                ) from exc
             row = {"event_id": event_id, "station_id": sid}
             for key in CEED_STATION_ATTRS + CEED_PICK_ATTRS:
                 row[key] = attrs.get(key)
@@ -736,17 +845,29 @@ class CEEDFile:
             data = np.asarray(ds[()], dtype=np.float32)
             attrs = {k: _to_python(v) for k, v in ds.attrs.items()}
         except OSError as exc:
-            raise FileFormatError(f"{self.path}: trace {event_id}/{station_id} cannot be read ({exc}); the file is corrupt") from exc
+            raise FileFormatError(
+                f"{self.path}: trace {event_id}/{station_id} cannot be read ({exc}); the file is corrupt"
+            ) from exc
         if data.ndim != 2 or data.shape[0] != 3:
-            raise FileFormatError(f"{self.path}: trace {event_id}/{station_id} has shape {data.shape}, CEED traces are (3, nt) E,N,Z")
+            raise FileFormatError(
+                f"{self.path}: trace {event_id}/{station_id} has shape {data.shape}, CEED traces are (3, nt) E,N,Z"
+            )
         sr = float(event["sampling_rate"])
         keep = {k: v for k, v in attrs.items() if k not in ("event_id",)}
         return waveform_dataarray(
-            data, event["begin_time"], sr, components=ENZ, trace_id=station_id,
-            units=str(attrs.get("unit", "um/s")), event_id=event_id, **keep,
+            data,
+            event["begin_time"],
+            sr,
+            components=ENZ,
+            trace_id=station_id,
+            units=str(attrs.get("unit", "um/s")),
+            event_id=event_id,
+            **keep,
         )
 
-    def to_records(self, max_traces: int | None = None, require_p: bool = True, progress: bool = False) -> xr.DataArray:
+    def to_records(
+        self, max_traces: int | None = None, require_p: bool = True, progress: bool = False
+    ) -> xr.DataArray:
         """Read traces into a record set ``(record, component, time)`` for training or evaluation.
 
         Parameters
@@ -785,7 +906,10 @@ class CEEDFile:
             raise FileFormatError(f"{self.path.name}: traces have different lengths {sorted(lengths)}")
         sr = float(meta[0][0]["sampling_rate"])
         return make_records(
-            np.stack(data), names, sampling_rate_hz=sr, units=str(meta[0][1]["unit"] or "um/s"),
+            np.stack(data),
+            names,
+            sampling_rate_hz=sr,
+            units=str(meta[0][1]["unit"] or "um/s"),
             trace_id=[r["station_id"] for _, r in meta],
             trace_start_time=[e["begin_time"] for e, _ in meta],
             trace_p_arrival_sample=[r["p_phase_index"] for _, r in meta],
@@ -828,7 +952,9 @@ def open_ceed(path: str | os.PathLike, **kwargs: Any) -> CEEDFile:
 _BUCKET = re.compile(r"^(?P<bucket>[^$]+)\$(?P<index>\d+)(?:,(?P<rest>.*))?$")
 
 
-def write_seisbench(records: xr.DataArray, directory: str | os.PathLike, component_order: str = "ZNE") -> Path:
+def write_seisbench(
+    records: xr.DataArray, directory: str | os.PathLike, component_order: str = "ZNE"
+) -> Path:
     """Write a record set in SeisBench's format: ``metadata.csv`` + ``waveforms.hdf5``.
 
     Traces go to ``data/{trace_name}`` as (channel, sample) float32 in ``component_order``; ``data_format/``
@@ -849,7 +975,9 @@ def write_seisbench(records: xr.DataArray, directory: str | os.PathLike, compone
     _check_records(records)
     comps = [str(c) for c in records["component"].values]
     if sorted(component_order) != sorted(comps):
-        raise InvalidInputError(f"component_order {component_order!r} does not name the record components {comps}")
+        raise InvalidInputError(
+            f"component_order {component_order!r} does not name the record components {comps}"
+        )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     ordered = records.sel(component=list(component_order))
@@ -866,12 +994,17 @@ def write_seisbench(records: xr.DataArray, directory: str | os.PathLike, compone
     meta["trace_component_order"] = component_order
 
     # metadata.csv (outer block) is renamed into place last: a reader that finds it finds the waveforms too
-    with atomic_path(directory / "metadata.csv") as csv_tmp, atomic_path(directory / "waveforms.hdf5") as h5_tmp:
+    with (
+        atomic_path(directory / "metadata.csv") as csv_tmp,
+        atomic_path(directory / "waveforms.hdf5") as h5_tmp,
+    ):
         with h5py.File(h5_tmp, "w") as f:
             fmt = f.create_group("data_format")
             fmt.create_dataset("dimension_order", data="CW")
             fmt.create_dataset("component_order", data=component_order)
-            fmt.create_dataset("sampling_rate", data=float(records.attrs.get("sampling_rate_hz", SAMPLING_RATE_HZ)))
+            fmt.create_dataset(
+                "sampling_rate", data=float(records.attrs.get("sampling_rate_hz", SAMPLING_RATE_HZ))
+            )
             fmt.create_dataset("measurement", data=str(records.attrs.get("measurement", "velocity")))
             fmt.create_dataset("unit", data=str(records.attrs.get("units", "counts")))
             data = f.create_group("data")
@@ -882,8 +1015,17 @@ def write_seisbench(records: xr.DataArray, directory: str | os.PathLike, compone
 
 
 _SEISBENCH_TEXT_COLUMNS = (
-    "trace_name", "trace_id", "trace_channel", "trace_p_polarity", "trace_s_polarity", "station_network_code",
-    "station_code", "station_location_code", "source_id", "source_magnitude_type", "split",
+    "trace_name",
+    "trace_id",
+    "trace_channel",
+    "trace_p_polarity",
+    "trace_s_polarity",
+    "station_network_code",
+    "station_code",
+    "station_location_code",
+    "source_id",
+    "source_magnitude_type",
+    "split",
 )
 
 
@@ -901,10 +1043,14 @@ class SeisBenchDataset:
         csv = self.path / "metadata.csv"
         h5 = self.path / "waveforms.hdf5"
         if not csv.exists() or not h5.exists():
-            raise DataNotAvailableError(f"{self.path} is not a SeisBench dataset: it needs metadata.csv and waveforms.hdf5")
+            raise DataNotAvailableError(
+                f"{self.path} is not a SeisBench dataset: it needs metadata.csv and waveforms.hdf5"
+            )
         try:
             # codes such as station "0012" or location "" must stay strings, not become numbers / NaN
-            self.metadata = pd.read_csv(csv, low_memory=False, dtype={c: str for c in _SEISBENCH_TEXT_COLUMNS})
+            self.metadata = pd.read_csv(
+                csv, low_memory=False, dtype={c: str for c in _SEISBENCH_TEXT_COLUMNS}
+            )
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise FileFormatError(f"{csv} cannot be parsed as CSV: {exc}") from exc
         text = [c for c in _SEISBENCH_TEXT_COLUMNS if c in self.metadata.columns]
@@ -914,15 +1060,19 @@ class SeisBenchDataset:
         try:
             self._file = h5py.File(h5, "r")
             fmt = self._file.get("data_format")
-            read = lambda k, d: (_to_python(fmt[k][()]) if fmt is not None and k in fmt else d)
+            read = lambda k, d: _to_python(fmt[k][()]) if fmt is not None and k in fmt else d
             self.component_order = str(read("component_order", "ZNE"))
             self.dimension_order = str(read("dimension_order", "CW"))
             self.sampling_rate_hz = float(read("sampling_rate", np.nan))
             self.unit = str(read("unit", "counts"))
         except (OSError, KeyError) as exc:
-            raise FileFormatError(f"{h5} is not a readable HDF5 file ({exc}); it may be truncated or corrupt") from exc
+            raise FileFormatError(
+                f"{h5} is not a readable HDF5 file ({exc}); it may be truncated or corrupt"
+            ) from exc
         if sorted(self.dimension_order) != ["C", "W"]:
-            raise FileFormatError(f"{h5}: dimension_order {self.dimension_order!r} is not supported (need C and W)")
+            raise FileFormatError(
+                f"{h5}: dimension_order {self.dimension_order!r} is not supported (need C and W)"
+            )
 
     def __len__(self) -> int:
         return len(self.metadata)
@@ -952,7 +1102,9 @@ class SeisBenchDataset:
         except KeyError as exc:
             raise FileFormatError(f"trace {name!r} of metadata.csv is not in waveforms.hdf5") from exc
         except OSError as exc:
-            raise FileFormatError(f"trace {name!r} cannot be read from waveforms.hdf5 ({exc}); the file is corrupt") from exc
+            raise FileFormatError(
+                f"trace {name!r} cannot be read from waveforms.hdf5 ({exc}); the file is corrupt"
+            ) from exc
         if self.dimension_order == "WC":
             arr = arr.T
         return arr
@@ -964,9 +1116,15 @@ class SeisBenchDataset:
         sr = float(row.get("trace_sampling_rate_hz", self.sampling_rate_hz))
         start = row.get("trace_start_time", None)
         start = pd.Timestamp(0) if start is None or pd.isna(start) or start == "" else start
-        wave = waveform_dataarray(arr, start, sr, components=comps,
-                                  trace_id=str(row.get("trace_id", row["trace_name"])), units=self.unit,
-                                  trace_name=str(row["trace_name"]))
+        wave = waveform_dataarray(
+            arr,
+            start,
+            sr,
+            components=comps,
+            trace_id=str(row.get("trace_id", row["trace_name"])),
+            units=self.unit,
+            trace_name=str(row["trace_name"]),
+        )
         order = [c for c in ENZ if c in comps] + [c for c in comps if c not in ENZ]
         return wave.sel(component=order)
 
@@ -976,19 +1134,28 @@ class SeisBenchDataset:
         waves = [self[i] for i in idx]
         lengths = {w.sizes["time"] for w in waves}
         if len(lengths) != 1:
-            raise FileFormatError(f"traces have different lengths {sorted(lengths)}; select equal-length traces")
+            raise FileFormatError(
+                f"traces have different lengths {sorted(lengths)}; select equal-length traces"
+            )
         meta = self.metadata.iloc[idx]
         sr = float(waves[0].attrs["sampling_rate_hz"])
-        coords = {c: meta[c].tolist() for c in meta.columns
-                  if c not in ("trace_name", "trace_sampling_rate_hz", "trace_npts", "trace_component_order")}
+        coords = {
+            c: meta[c].tolist()
+            for c in meta.columns
+            if c not in ("trace_name", "trace_sampling_rate_hz", "trace_npts", "trace_component_order")
+        }
         if "trace_p_polarity" in coords:
             coords["trace_p_polarity"] = ["" if pd.isna(v) else str(v) for v in coords["trace_p_polarity"]]
         for c in ("trace_start_time", "source_origin_time"):
             if c in coords:
                 coords[c] = [None if (pd.isna(v) or v == "") else v for v in coords[c]]
-        return make_records(np.stack([w.sel(component=list(ENZ)).values for w in waves]),
-                            meta["trace_name"].astype(str).tolist(), sampling_rate_hz=sr, units=self.unit,
-                            **coords).assign_attrs(source=f"SeisBench dataset {self.path}")
+        return make_records(
+            np.stack([w.sel(component=list(ENZ)).values for w in waves]),
+            meta["trace_name"].astype(str).tolist(),
+            sampling_rate_hz=sr,
+            units=self.unit,
+            **coords,
+        ).assign_attrs(source=f"SeisBench dataset {self.path}")
 
 
 def _parse_slice(text: str) -> slice:
@@ -1000,7 +1167,6 @@ def _parse_slice(text: str) -> slice:
 def read_seisbench(directory: str | os.PathLike) -> SeisBenchDataset:
     """Open a SeisBench-format dataset directory lazily (see :class:`SeisBenchDataset`)."""
     return SeisBenchDataset(directory)
-
 
 
 def three_component(records: xr.DataArray) -> xr.DataArray:
@@ -1030,8 +1196,11 @@ def load_records(dataset: str = "sample", max_records: int | None = None) -> xr.
     if dataset == "ncedc":
         from terralab import catalog
 
-        return read_phasenet_npz(catalog.fetch("seismic_phasenet_ncedc_waveforms"),
-                                 csv=catalog.fetch("seismic_phasenet_ncedc_picks"), max_records=max_records)
+        return read_phasenet_npz(
+            catalog.fetch("seismic_phasenet_ncedc_waveforms"),
+            csv=catalog.fetch("seismic_phasenet_ncedc_picks"),
+            max_records=max_records,
+        )
     if dataset == "ceed_synthetic":
         from .synthetic import ceed_example
 

@@ -192,6 +192,7 @@ def state_dict_from_tf(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]
     state: dict[str, torch.Tensor] = {}
     used = set()
     for prefix, (module, kind) in _tf_to_torch_names().items():
+
         def take(name: str, prefix: str = prefix) -> np.ndarray:
             key = f"{prefix}/{name}"
             if key not in arrays:
@@ -206,7 +207,9 @@ def state_dict_from_tf(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]
             kernel = take("kernel")
             # TF (K, 1, Cin, Cout) → torch Conv1d (Cout, Cin, K); TF transposed (K, 1, Cout, Cin) →
             # torch ConvTranspose1d (Cin, Cout, K): the same transpose, no flip (WEIGHTS.md).
-            state[f"{module}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel[:, 0].transpose(2, 1, 0)))
+            state[f"{module}.weight"] = torch.from_numpy(
+                np.ascontiguousarray(kernel[:, 0].transpose(2, 1, 0))
+            )
             if f"{prefix}/bias" in arrays:
                 state[f"{module}.bias"] = torch.from_numpy(take("bias"))
         else:

@@ -115,7 +115,11 @@ def _assemble(trace_id: str, pieces: list[tuple[str, pd.Timestamp, float, np.nda
             "components — rename channels so their last letter is one of Z N E 1 2"
         )
     if ignored:
-        warnings.warn(f"{trace_id}: components {sorted(ignored)} ignored (not Z/N/E/1/2)", MissingComponentWarning, stacklevel=4)
+        warnings.warn(
+            f"{trace_id}: components {sorted(ignored)} ignored (not Z/N/E/1/2)",
+            MissingComponentWarning,
+            stacklevel=4,
+        )
     t0 = min(s for _, s, _ in slots)
     offsets = [int(round((s - t0).total_seconds() * SAMPLING_RATE_HZ)) for _, s, _ in slots]
     n = max(o + d.size for o, (_, _, d) in zip(offsets, slots))
@@ -164,7 +168,9 @@ def _from_stream(stream: Any) -> list[StationData]:
         if np.ma.isMaskedArray(data):
             data = np.ma.filled(data.astype(np.float64), np.nan)
         start = pd.Timestamp(s.starttime.ns, unit="ns", tz="UTC")
-        groups.setdefault(trace_id, []).append((s.channel[-1:] or s.component, start, float(s.sampling_rate), data))
+        groups.setdefault(trace_id, []).append(
+            (s.channel[-1:] or s.component, start, float(s.sampling_rate), data)
+        )
     return [_assemble(tid, pieces) for tid, pieces in groups.items()]
 
 
@@ -190,11 +196,15 @@ def _from_dataarray(da: xr.DataArray) -> list[StationData]:
         )
     rate = float(da.attrs.get("sampling_rate_hz") or 1e9 / step)
     if abs(rate - 1e9 / step) > 0.01 * rate:
-        raise InvalidInputError(f"attrs sampling_rate_hz={rate} disagrees with the time coordinate ({1e9 / step:g} Hz)")
+        raise InvalidInputError(
+            f"attrs sampling_rate_hz={rate} disagrees with the time coordinate ({1e9 / step:g} Hz)"
+        )
     start = pd.Timestamp(t[0]).tz_localize("UTC")
     trace_id = str(da.attrs.get("trace_id") or da.name or "waveform")
-    pieces = [(str(c), start, rate, np.asarray(da.sel(component=c).values, dtype=np.float64))
-              for c in da["component"].values]
+    pieces = [
+        (str(c), start, rate, np.asarray(da.sel(component=c).values, dtype=np.float64))
+        for c in da["component"].values
+    ]
     return [_assemble(trace_id, pieces)]
 
 
@@ -212,7 +222,9 @@ def prepare(waveforms: Any) -> list[StationData]:
 # ---------------------------------------------------------------------------------------------------
 # windowed inference
 # ---------------------------------------------------------------------------------------------------
-def window_starts(n_samples: int, window: int = WINDOW_SAMPLES, stride: int = 1500, first_grid: int = 0) -> np.ndarray:
+def window_starts(
+    n_samples: int, window: int = WINDOW_SAMPLES, stride: int = 1500, first_grid: int = 0
+) -> np.ndarray:
     """Start indices of windows covering ``n_samples``.
 
     Windows start every ``stride`` samples from ``first_grid`` (0 ≤ first_grid < stride); one window flush
@@ -298,7 +310,13 @@ def _normalize_nan(x):
 
 
 def _annotate_station(
-    st: StationData, model: Any, overlap_s: float, merge: str, taper_s: float, batch_size: int, progress: bool,
+    st: StationData,
+    model: Any,
+    overlap_s: float,
+    merge: str,
+    taper_s: float,
+    batch_size: int,
+    progress: bool,
     align_windows: str = "utc",
 ) -> np.ndarray:
     """Merged probabilities (3, n) of one station's data; NaN where no component has data."""
@@ -324,8 +342,12 @@ def _annotate_station(
     if merge == "max":
         acc[:] = -np.inf
     chunk = max(batch_size, 1) * 4
-    for c0 in tqdm(range(0, len(starts), chunk), disable=not progress or len(starts) <= chunk,
-                   desc=f"PhaseNet {st.trace_id}", unit="chunk"):
+    for c0 in tqdm(
+        range(0, len(starts), chunk),
+        disable=not progress or len(starts) <= chunk,
+        desc=f"PhaseNet {st.trace_id}",
+        unit="chunk",
+    ):
         batch_starts = starts[c0 : c0 + chunk]
         windows = np.stack([data[:, s : s + window] for s in batch_starts])
         probs = predict_windows(model, windows, batch_size)
@@ -348,7 +370,9 @@ def _annotate_station(
     return prob
 
 
-def _annotate_all(waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress, align_windows):
+def _annotate_all(
+    waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress, align_windows
+):
     if merge not in ("average", "max"):
         raise InvalidInputError(f"merge must be 'average' or 'max', got {merge!r}")
     if align_windows not in ("utc", "start"):
@@ -356,8 +380,10 @@ def _annotate_all(waveforms, model, overlap_s, merge, taper_s, batch_size, num_t
     stations = prepare(waveforms)
     model = _get_model(model)
     with inference(model, num_threads):
-        probs = [_annotate_station(st, model, overlap_s, merge, taper_s, batch_size, progress, align_windows)
-                 for st in stations]
+        probs = [
+            _annotate_station(st, model, overlap_s, merge, taper_s, batch_size, progress, align_windows)
+            for st in stations
+        ]
     return stations, probs
 
 
@@ -368,8 +394,12 @@ def _prob_dataarray(st: StationData, prob: np.ndarray) -> xr.DataArray:
         prob,
         dims=("phase", "time"),
         coords={"phase": list(PHASES), "time": time_axis(st.start, prob.shape[1], SAMPLING_RATE_HZ)},
-        attrs={"trace_id": st.trace_id, "sampling_rate_hz": SAMPLING_RATE_HZ, "units": "1",
-               "long_name": "PhaseNet probability"},
+        attrs={
+            "trace_id": st.trace_id,
+            "sampling_rate_hz": SAMPLING_RATE_HZ,
+            "units": "1",
+            "long_name": "PhaseNet probability",
+        },
         name="probability",
     )
 
@@ -424,13 +454,16 @@ def annotate(
     >>> prob = annotate(wave)          # (phase, time)
     >>> float(prob.sel(phase="P").max())
     """
-    stations, probs = _annotate_all(waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress,
-                                    align_windows)
+    stations, probs = _annotate_all(
+        waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress, align_windows
+    )
     arrays = [_prob_dataarray(st, p) for st, p in zip(stations, probs)]
     if isinstance(waveforms, xr.DataArray):
         return arrays[0]
     t0 = min(st.start for st in stations)
-    t1 = max(st.start + pd.Timedelta(seconds=(p.shape[1] - 1) / SAMPLING_RATE_HZ) for st, p in zip(stations, probs))
+    t1 = max(
+        st.start + pd.Timedelta(seconds=(p.shape[1] - 1) / SAMPLING_RATE_HZ) for st, p in zip(stations, probs)
+    )
     from .io import time_axis
 
     n = int(round((t1 - t0).total_seconds() * SAMPLING_RATE_HZ)) + 1
@@ -441,8 +474,11 @@ def annotate(
     return xr.DataArray(
         out,
         dims=("trace_id", "phase", "time"),
-        coords={"trace_id": [st.trace_id for st in stations], "phase": list(PHASES),
-                "time": time_axis(t0, n, SAMPLING_RATE_HZ)},
+        coords={
+            "trace_id": [st.trace_id for st in stations],
+            "phase": list(PHASES),
+            "time": time_axis(t0, n, SAMPLING_RATE_HZ),
+        },
         attrs={"sampling_rate_hz": SAMPLING_RATE_HZ, "units": "1", "long_name": "PhaseNet probability"},
         name="probability",
     )
@@ -520,8 +556,9 @@ def pick(
     for name, thr in (("p_threshold", p_threshold), ("s_threshold", s_threshold)):
         if not 0 < thr <= 1:
             raise InvalidInputError(f"{name} must be in (0, 1], got {thr}")
-    stations, probs = _annotate_all(waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress,
-                                    align_windows)
+    stations, probs = _annotate_all(
+        waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress, align_windows
+    )
     rows = []
     sep = int(round(min_separation_s * SAMPLING_RATE_HZ))
     for st, prob in zip(stations, probs):
@@ -530,12 +567,19 @@ def pick(
             for x, h in zip(pos, heights):
                 pol, conf = (None, np.nan)
                 if phase == "P":
-                    pol, conf = _polarity.first_motion(st.data[2], x, SAMPLING_RATE_HZ, **(polarity_kwargs or {}))
-                rows.append({
-                    "trace_id": st.trace_id, "phase": phase,
-                    "time": st.start + pd.Timedelta(seconds=float(x) / SAMPLING_RATE_HZ),
-                    "probability": float(h), "polarity": pol, "polarity_confidence": conf,
-                })
+                    pol, conf = _polarity.first_motion(
+                        st.data[2], x, SAMPLING_RATE_HZ, **(polarity_kwargs or {})
+                    )
+                rows.append(
+                    {
+                        "trace_id": st.trace_id,
+                        "phase": phase,
+                        "time": st.start + pd.Timedelta(seconds=float(x) / SAMPLING_RATE_HZ),
+                        "probability": float(h),
+                        "polarity": pol,
+                        "polarity_confidence": conf,
+                    }
+                )
     df = pd.DataFrame(rows, columns=PICK_COLUMNS)
     if len(df):
         df["time"] = pd.to_datetime(df["time"], utc=True)
@@ -548,33 +592,55 @@ def pick(
 
 
 def picks_from_annotations(
-    annotations: xr.DataArray, p_threshold: float = 0.3, s_threshold: float = 0.3, min_separation_s: float = 0.5
+    annotations: xr.DataArray,
+    p_threshold: float = 0.3,
+    s_threshold: float = 0.3,
+    min_separation_s: float = 0.5,
 ) -> pd.DataFrame:
     """Picks (``trace_id``, ``phase``, ``time``, ``probability``) from probabilities :func:`annotate` returned.
 
     No polarity (that needs the waveform; use :func:`pick`).
     """
-    if not isinstance(annotations, xr.DataArray) or "phase" not in annotations.dims or "time" not in annotations.dims:
-        raise InvalidInputError("expected the DataArray annotate() returns: dims (phase, time) or (trace_id, phase, time)")
-    arr = annotations if "trace_id" in annotations.dims else annotations.expand_dims(
-        trace_id=[annotations.attrs.get("trace_id", "")])
+    if (
+        not isinstance(annotations, xr.DataArray)
+        or "phase" not in annotations.dims
+        or "time" not in annotations.dims
+    ):
+        raise InvalidInputError(
+            "expected the DataArray annotate() returns: dims (phase, time) or (trace_id, phase, time)"
+        )
+    arr = (
+        annotations
+        if "trace_id" in annotations.dims
+        else annotations.expand_dims(trace_id=[annotations.attrs.get("trace_id", "")])
+    )
     times = pd.DatetimeIndex(arr["time"].values).tz_localize("UTC")
     sr = float(arr.attrs.get("sampling_rate_hz", SAMPLING_RATE_HZ))
     rows = []
     for tid in arr["trace_id"].values:
         for phase, thr in (("P", p_threshold), ("S", s_threshold)):
-            pos, heights = find_pick_indices(arr.sel(trace_id=tid, phase=phase).values, thr,
-                                             int(round(min_separation_s * sr)))
+            pos, heights = find_pick_indices(
+                arr.sel(trace_id=tid, phase=phase).values, thr, int(round(min_separation_s * sr))
+            )
             for x, h in zip(pos, heights):
-                rows.append({"trace_id": str(tid), "phase": phase,
-                             "time": times[0] + pd.Timedelta(seconds=float(x) / sr), "probability": float(h)})
+                rows.append(
+                    {
+                        "trace_id": str(tid),
+                        "phase": phase,
+                        "time": times[0] + pd.Timedelta(seconds=float(x) / sr),
+                        "probability": float(h),
+                    }
+                )
     df = pd.DataFrame(rows, columns=["trace_id", "phase", "time", "probability"])
     df["time"] = pd.to_datetime(df["time"], utc=True)
     return df.sort_values(["time", "trace_id", "phase"], ignore_index=True)
 
 
 def annotate_records(
-    records: xr.DataArray, model: Any = None, batch_size: int = 64, num_threads: int | None = None,
+    records: xr.DataArray,
+    model: Any = None,
+    batch_size: int = 64,
+    num_threads: int | None = None,
     progress: bool = False,
 ) -> xr.DataArray:
     """Probabilities of every record of a record set, one full-record pass each ``(record, phase, time)``.
@@ -596,12 +662,20 @@ def annotate_records(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingComponentWarning)
         for i in iterator:
-            out.append(annotate(record_waveform(records, int(i)), model=model, batch_size=batch_size,
-                                num_threads=num_threads).values)
+            out.append(
+                annotate(
+                    record_waveform(records, int(i)),
+                    model=model,
+                    batch_size=batch_size,
+                    num_threads=num_threads,
+                ).values
+            )
     return xr.DataArray(
-        np.stack(out), dims=("record", "phase", "time"),
+        np.stack(out),
+        dims=("record", "phase", "time"),
         coords={"record": records["record"].values, "phase": list(PHASES), "time": records["time"].values},
-        attrs={"units": "1", "long_name": "PhaseNet probability"}, name="probability",
+        attrs={"units": "1", "long_name": "PhaseNet probability"},
+        name="probability",
     )
 
 
@@ -642,7 +716,10 @@ def plot_picks(
     pt = (pd.DatetimeIndex(probabilities["time"].values) - t0).total_seconds()
     colours = {"P": "tab:blue", "S": "tab:red"}
     for phase in ("P", "S"):
-        axes[1].plot(pt, probabilities.sel(phase=phase).values, color=colours[phase], label=f"{phase} probability")
+        axes[1].plot(
+            pt, probabilities.sel(phase=phase).values, color=colours[phase], label=f"{phase} probability"
+        )
+
     def naive(when: Any) -> pd.Timestamp:
         ts = pd.Timestamp(when)
         return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts

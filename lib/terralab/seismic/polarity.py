@@ -162,7 +162,10 @@ def first_motion_polarity(waveform: xr.DataArray, pick_time: Any, **kwargs: Any)
 
 
 def synthetic_accuracy(
-    snrs: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0), n: int = 100, pick_error_s: float = 0.02, seed: int = 0,
+    snrs: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0),
+    n: int = 100,
+    pick_error_s: float = 0.02,
+    seed: int = 0,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Polarity accuracy on synthetic first motions of known sign, per signal-to-noise ratio.
@@ -175,11 +178,20 @@ def synthetic_accuracy(
     rows = []
     for k, snr in enumerate(snrs):
         traces = first_motion_traces(n=n, snr=snr, pick_error_s=pick_error_s, seed=seed + k)
-        res = [first_motion_polarity(traces.isel(record=i), traces["pick_time"].values[i], **kwargs) for i in range(n)]
+        res = [
+            first_motion_polarity(traces.isel(record=i), traces["pick_time"].values[i], **kwargs)
+            for i in range(n)
+        ]
         pol = np.array([r[0] for r in res])
         called = pol != "N"
         truth = traces["polarity"].values
-        rows.append({"snr": snr, "n": n, "called": float(called.mean()),
-                     "accuracy": float((pol[called] == truth[called]).mean()) if called.any() else np.nan,
-                     "median_confidence": float(np.median([r[1] for r in res]))})
+        rows.append(
+            {
+                "snr": snr,
+                "n": n,
+                "called": float(called.mean()),
+                "accuracy": float((pol[called] == truth[called]).mean()) if called.any() else np.nan,
+                "median_confidence": float(np.median([r[1] for r in res])),
+            }
+        )
     return pd.DataFrame(rows)

@@ -34,8 +34,9 @@ MIN_CEED_SAMPLES = 6000
 _TIME_FMT = "%Y-%m-%dT%H:%M:%S.%f"
 
 
-def _bandlimited_noise(rng: np.random.Generator, shape: tuple[int, ...], low_hz: float = 1.0,
-                       high_hz: float = 20.0) -> np.ndarray:
+def _bandlimited_noise(
+    rng: np.random.Generator, shape: tuple[int, ...], low_hz: float = 1.0, high_hz: float = 20.0
+) -> np.ndarray:
     """Gaussian noise band-passed to [low_hz, high_hz], unit standard deviation along the last axis."""
     from scipy.signal import butter, sosfiltfilt
 
@@ -99,7 +100,9 @@ def event_waveform(
         x[0, s_index:] += amp_s * np.cos(phi) * wave_s
         x[1, s_index:] += amp_s * np.sin(phi) * wave_s
         x[2, s_index:] += 0.3 * amp_s * rng.choice([-1, 1]) * wave_s
-        env_s = np.where(t >= s_index + 30, 0.5 * amp_s * np.exp(-(t - s_index) / (6.0 * SAMPLING_RATE_HZ)), 0.0)
+        env_s = np.where(
+            t >= s_index + 30, 0.5 * amp_s * np.exp(-(t - s_index) / (6.0 * SAMPLING_RATE_HZ)), 0.0
+        )
         x += _bandlimited_noise(rng, (3, n_samples), 0.5, 10.0) * env_s
     return x.astype(np.float32)
 
@@ -139,25 +142,37 @@ def first_motion_traces(
     """
     rng = np.random.default_rng(seed)
     pols = rng.choice(["U", "D"], size=n) if polarity is None else np.array([polarity] * n)
-    data = np.stack([
-        event_waveform(n_samples, p_index, None, p, snr, seed=int(s))[2]
-        for p, s in zip(pols, rng.integers(0, 2**31, size=n))
-    ])
+    data = np.stack(
+        [
+            event_waveform(n_samples, p_index, None, p, snr, seed=int(s))[2]
+            for p, s in zip(pols, rng.integers(0, 2**31, size=n))
+        ]
+    )
     errors = rng.uniform(-pick_error_s, pick_error_s, size=n)
-    t0 = pd.Timestamp(start).tz_localize(None) if pd.Timestamp(start).tzinfo is None else pd.Timestamp(start).tz_convert("UTC").tz_localize(None)
+    t0 = (
+        pd.Timestamp(start).tz_localize(None)
+        if pd.Timestamp(start).tzinfo is None
+        else pd.Timestamp(start).tz_convert("UTC").tz_localize(None)
+    )
     times = t0 + pd.to_timedelta(np.arange(n_samples) / SAMPLING_RATE_HZ, unit="s")
     p_time = t0 + pd.Timedelta(seconds=p_index / SAMPLING_RATE_HZ)
     return xr.DataArray(
         data,
         dims=("record", "time"),
         coords={
-            "record": np.arange(n), "time": times.values,
+            "record": np.arange(n),
+            "time": times.values,
             "polarity": ("record", pols.astype(str)),
             "p_time": ("record", np.full(n, np.datetime64(p_time, "ns"))),
             "pick_time": ("record", (p_time + pd.to_timedelta(errors, unit="s")).values),
         },
-        attrs={"sampling_rate_hz": SAMPLING_RATE_HZ, "units": "noise sigma", "snr": snr,
-               "pick_error_s": pick_error_s, "component": "Z"},
+        attrs={
+            "sampling_rate_hz": SAMPLING_RATE_HZ,
+            "units": "noise sigma",
+            "snr": snr,
+            "pick_error_s": pick_error_s,
+            "component": "Z",
+        },
         name="vertical",
     )
 
@@ -215,12 +230,17 @@ def write_synthetic_ceed(
             "at 100 Hz); CEED's own traces have 12000"
         )
     rng = np.random.default_rng(seed)
-    stations = pd.DataFrame({
-        "network": "SY", "station": [f"S{k:03d}" for k in range(n_stations)], "location": "",
-        "instrument": rng.choice(["HH", "EH", "BH"], size=n_stations),
-        "latitude": 36.0 + rng.uniform(-0.5, 0.5, n_stations), "longitude": -120.0 + rng.uniform(-0.5, 0.5, n_stations),
-        "elevation_m": rng.uniform(0, 1500, n_stations),
-    })
+    stations = pd.DataFrame(
+        {
+            "network": "SY",
+            "station": [f"S{k:03d}" for k in range(n_stations)],
+            "location": "",
+            "instrument": rng.choice(["HH", "EH", "BH"], size=n_stations),
+            "latitude": 36.0 + rng.uniform(-0.5, 0.5, n_stations),
+            "longitude": -120.0 + rng.uniform(-0.5, 0.5, n_stations),
+            "elevation_m": rng.uniform(0, 1500, n_stations),
+        }
+    )
     vp, vs = 6.0, 3.5
     truth = []
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -239,56 +259,107 @@ def write_synthetic_ceed(
             begin = origin + pd.Timedelta(seconds=float(tp.min()) - 30.0)
             end = begin + pd.Timedelta(seconds=(nt - 1) / SAMPLING_RATE_HZ)
             g = f.create_group(event_id)
-            g.attrs.update({
-                "event_id": event_id, "event_time": origin.strftime(_TIME_FMT), "latitude": lat,
-                "longitude": lon, "depth_km": depth, "magnitude": mag, "magnitude_type": "l",
-                "source": "SY", "begin_time": begin.strftime(_TIME_FMT), "end_time": end.strftime(_TIME_FMT),
-                "event_time_index": int(round((origin - begin).total_seconds() * SAMPLING_RATE_HZ)),
-                "sampling_rate": SAMPLING_RATE_HZ, "nt": nt, "nx": n_stations,
-            })
+            g.attrs.update(
+                {
+                    "event_id": event_id,
+                    "event_time": origin.strftime(_TIME_FMT),
+                    "latitude": lat,
+                    "longitude": lon,
+                    "depth_km": depth,
+                    "magnitude": mag,
+                    "magnitude_type": "l",
+                    "source": "SY",
+                    "begin_time": begin.strftime(_TIME_FMT),
+                    "end_time": end.strftime(_TIME_FMT),
+                    "event_time_index": int(round((origin - begin).total_seconds() * SAMPLING_RATE_HZ)),
+                    "sampling_rate": SAMPLING_RATE_HZ,
+                    "nt": nt,
+                    "nx": n_stations,
+                }
+            )
             for k, sta in stations.iterrows():
                 sid = f"{sta.network}.{sta.station}.{sta.location}.{sta.instrument}"
-                p_idx = int(round((origin + pd.Timedelta(seconds=float(tp[k])) - begin).total_seconds() * SAMPLING_RATE_HZ))
-                s_idx = int(round((origin + pd.Timedelta(seconds=float(ts[k])) - begin).total_seconds() * SAMPLING_RATE_HZ))
+                p_idx = int(
+                    round(
+                        (origin + pd.Timedelta(seconds=float(tp[k])) - begin).total_seconds()
+                        * SAMPLING_RATE_HZ
+                    )
+                )
+                s_idx = int(
+                    round(
+                        (origin + pd.Timedelta(seconds=float(ts[k])) - begin).total_seconds()
+                        * SAMPLING_RATE_HZ
+                    )
+                )
                 pol = str(rng.choice(["U", "D"]))
                 snr = float(np.clip(10 ** (mag - 1.5 * np.log10(max(hypo[k], 1.0)) + 1.5), 3, 200))
                 noise_um_s = 0.01
-                data = event_waveform(nt, p_idx, s_idx if s_idx < nt else None, pol, snr,
-                                      seed=int(rng.integers(0, 2**31))) * noise_um_s
+                data = (
+                    event_waveform(
+                        nt, p_idx, s_idx if s_idx < nt else None, pol, snr, seed=int(rng.integers(0, 2**31))
+                    )
+                    * noise_um_s
+                )
                 p_time = begin + pd.Timedelta(seconds=p_idx / SAMPLING_RATE_HZ)
                 s_time = begin + pd.Timedelta(seconds=s_idx / SAMPLING_RATE_HZ)
                 az = float(np.degrees(np.arctan2(dx[k], dy[k])) % 360)
                 ds = g.create_dataset(sid, data=data)
-                ds.attrs.update({
-                    "network": sta.network, "station": sta.station, "location": sta.location,
-                    "instrument": sta.instrument, "component": "ENZ", "unit": "um/s",
-                    "dt_s": 1 / SAMPLING_RATE_HZ, "latitude": float(sta.latitude),
-                    "longitude": float(sta.longitude), "elevation_m": float(sta.elevation_m),
-                    "distance_km": float(epi[k]), "azimuth": (az + 180) % 360, "back_azimuth": az,
-                    "takeoff_angle": float(np.degrees(np.arctan2(epi[k], depth)) + 90),
-                    "snr": snr,
-                    "p_phase_index": p_idx, "p_phase_time": p_time.strftime(_TIME_FMT), "p_phase_score": 1.0,
-                    "p_phase_polarity": pol, "p_phase_status": "manual",
-                    "s_phase_index": s_idx, "s_phase_time": s_time.strftime(_TIME_FMT), "s_phase_score": 1.0,
-                    "s_phase_polarity": "N", "s_phase_status": "manual",
-                    "phase_type": _string_array(["P", "S"]),
-                    "phase_index": np.array([p_idx, s_idx]),
-                    "phase_time": _string_array([p_time.strftime(_TIME_FMT), s_time.strftime(_TIME_FMT)]),
-                    "phase_score": np.array([1.0, 1.0]),
-                    "phase_polarity": _string_array([pol, "N"]),
-                    "phase_remark": _string_array(["i", "e"]),
-                    "phase_picking_channel": _string_array([f"{sta.instrument}Z", f"{sta.instrument}E"]),
-                    "event_id": _string_array([event_id, event_id]),
-                })
-                truth.append({
-                    "event_id": event_id, "station_id": sid, "p_phase_index": p_idx, "s_phase_index": s_idx,
-                    "p_phase_time": p_time.tz_localize("UTC"), "s_phase_time": s_time.tz_localize("UTC"),
-                    "p_phase_polarity": pol, "distance_km": float(epi[k]), "magnitude": mag,
-                })
+                ds.attrs.update(
+                    {
+                        "network": sta.network,
+                        "station": sta.station,
+                        "location": sta.location,
+                        "instrument": sta.instrument,
+                        "component": "ENZ",
+                        "unit": "um/s",
+                        "dt_s": 1 / SAMPLING_RATE_HZ,
+                        "latitude": float(sta.latitude),
+                        "longitude": float(sta.longitude),
+                        "elevation_m": float(sta.elevation_m),
+                        "distance_km": float(epi[k]),
+                        "azimuth": (az + 180) % 360,
+                        "back_azimuth": az,
+                        "takeoff_angle": float(np.degrees(np.arctan2(epi[k], depth)) + 90),
+                        "snr": snr,
+                        "p_phase_index": p_idx,
+                        "p_phase_time": p_time.strftime(_TIME_FMT),
+                        "p_phase_score": 1.0,
+                        "p_phase_polarity": pol,
+                        "p_phase_status": "manual",
+                        "s_phase_index": s_idx,
+                        "s_phase_time": s_time.strftime(_TIME_FMT),
+                        "s_phase_score": 1.0,
+                        "s_phase_polarity": "N",
+                        "s_phase_status": "manual",
+                        "phase_type": _string_array(["P", "S"]),
+                        "phase_index": np.array([p_idx, s_idx]),
+                        "phase_time": _string_array([p_time.strftime(_TIME_FMT), s_time.strftime(_TIME_FMT)]),
+                        "phase_score": np.array([1.0, 1.0]),
+                        "phase_polarity": _string_array([pol, "N"]),
+                        "phase_remark": _string_array(["i", "e"]),
+                        "phase_picking_channel": _string_array([f"{sta.instrument}Z", f"{sta.instrument}E"]),
+                        "event_id": _string_array([event_id, event_id]),
+                    }
+                )
+                truth.append(
+                    {
+                        "event_id": event_id,
+                        "station_id": sid,
+                        "p_phase_index": p_idx,
+                        "s_phase_index": s_idx,
+                        "p_phase_time": p_time.tz_localize("UTC"),
+                        "s_phase_time": s_time.tz_localize("UTC"),
+                        "p_phase_polarity": pol,
+                        "distance_km": float(epi[k]),
+                        "magnitude": mag,
+                    }
+                )
     return pd.DataFrame(truth)
 
 
-def ceed_example(n_events: int = 3, n_stations: int = 4, seed: int = 0, path: str | os.PathLike | None = None):
+def ceed_example(
+    n_events: int = 3, n_stations: int = 4, seed: int = 0, path: str | os.PathLike | None = None
+):
     """Write (once) and open a synthetic CEED file — the catalog's ``seismic_ceed_synthetic`` entry.
 
     The file goes to ``path`` or to the catalog's cache (``$TERRALAB_CACHE/seismic/``).
@@ -360,11 +431,17 @@ def gutenberg_richter_catalog(
     if bin_width > 0:
         mags = np.round(np.round(mags / bin_width) * bin_width, 6)
     rng.shuffle(mags)
-    times = pd.Timestamp("2019-07-04", tz="UTC") + pd.to_timedelta(np.sort(rng.uniform(0, 30 * 86400, mags.size)), unit="s")
-    df = pd.DataFrame({
-        "time": times, "magnitude": mags,
-        "latitude": 35.7 + rng.normal(0, 0.1, mags.size), "longitude": -117.5 + rng.normal(0, 0.1, mags.size),
-        "depth_km": rng.uniform(1, 15, mags.size),
-    })
+    times = pd.Timestamp("2019-07-04", tz="UTC") + pd.to_timedelta(
+        np.sort(rng.uniform(0, 30 * 86400, mags.size)), unit="s"
+    )
+    df = pd.DataFrame(
+        {
+            "time": times,
+            "magnitude": mags,
+            "latitude": 35.7 + rng.normal(0, 0.1, mags.size),
+            "longitude": -117.5 + rng.normal(0, 0.1, mags.size),
+            "depth_km": rng.uniform(1, 15, mags.size),
+        }
+    )
     df.attrs.update({"b_value": b_value, "mc": mc, "bin_width": bin_width})
     return df

@@ -35,7 +35,11 @@ WINDOW_SAMPLES = 3000
 
 
 def gaussian_labels(
-    n_samples: int, p_index: float | None, s_index: float | None, sigma_s: float = 0.1, sampling_rate_hz: float = 100.0
+    n_samples: int,
+    p_index: float | None,
+    s_index: float | None,
+    sigma_s: float = 0.1,
+    sampling_rate_hz: float = 100.0,
 ) -> np.ndarray:
     """PhaseNet's training target (3, n_samples): Gaussians of σ = ``sigma_s`` at P and S, noise = 1 − P − S.
 
@@ -89,8 +93,9 @@ def sample_windows(
     rng = np.random.default_rng(seed)
     data = records.values
     xs, ys = [], []
-    for i, (itp, its) in enumerate(zip(records["trace_p_arrival_sample"].values,
-                                       records["trace_s_arrival_sample"].values)):
+    for i, (itp, its) in enumerate(
+        zip(records["trace_p_arrival_sample"].values, records["trace_s_arrival_sample"].values)
+    ):
         if not np.isfinite(itp):
             continue
         hi = min(int(itp) - margin, n - window)
@@ -147,8 +152,12 @@ def _window_f1(model, x, y, batch_size) -> dict[str, float]:
             pred += [{"record": i, "phase": phase, "time": p / 100.0} for p in pos]
             if y[i, k].max() > 0.99:
                 ref.append({"record": i, "phase": phase, "time": float(np.argmax(y[i, k])) / 100.0})
-    m = evaluate_picks(pd.DataFrame(pred, columns=["record", "phase", "time"]),
-                       pd.DataFrame(ref, columns=["record", "phase", "time"]), (0.1,), key="record")
+    m = evaluate_picks(
+        pd.DataFrame(pred, columns=["record", "phase", "time"]),
+        pd.DataFrame(ref, columns=["record", "phase", "time"]),
+        (0.1,),
+        key="record",
+    )
     return {f"val_{r.phase}_f1": float(r.f1) for r in m.itertuples()}
 
 
@@ -156,8 +165,15 @@ def _save_checkpoint(path: Path, model, optimizer, epoch: int, history: list[dic
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save({"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
-                    "epoch": epoch, "history": history}, tmp)
+        torch.save(
+            {
+                "model_state": model.state_dict(),
+                "optimizer_state": optimizer.state_dict(),
+                "epoch": epoch,
+                "history": history,
+            },
+            tmp,
+        )
 
 
 def train_phasenet(
@@ -258,7 +274,9 @@ def train_phasenet(
                     if isinstance(m, torch.nn.BatchNorm1d):
                         m.eval()
             losses = []
-            bar = tqdm(range(0, len(order), batch_size), disable=not progress, desc=f"epoch {epoch}", unit="batch")
+            bar = tqdm(
+                range(0, len(order), batch_size), disable=not progress, desc=f"epoch {epoch}", unit="batch"
+            )
             for i in bar:
                 idx = order[i : i + batch_size]
                 if len(idx) < 2 and not freeze_batchnorm:
@@ -272,8 +290,13 @@ def train_phasenet(
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{np.mean(losses):.4f}")
             model.eval()
-            row = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else np.nan,
-                   "val_loss": np.nan, "val_P_f1": np.nan, "val_S_f1": np.nan}
+            row = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)) if losses else np.nan,
+                "val_loss": np.nan,
+                "val_P_f1": np.nan,
+                "val_S_f1": np.nan,
+            }
             if val is not None:
                 row["val_loss"] = window_loss(model, *val, batch_size=batch_size)
                 row.update(_window_f1(model, val[0], val[1], batch_size))
@@ -286,4 +309,6 @@ def train_phasenet(
     finally:
         torch.set_num_threads(previous)
     model.eval()
-    return model, pd.DataFrame(history, columns=["epoch", "train_loss", "val_loss", "val_P_f1", "val_S_f1", "seconds"])
+    return model, pd.DataFrame(
+        history, columns=["epoch", "train_loss", "val_loss", "val_P_f1", "val_S_f1", "seconds"]
+    )

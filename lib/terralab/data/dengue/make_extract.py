@@ -35,7 +35,7 @@ def _cases(src: Path, here: Path) -> None:
         cases.to_csv(tmp, index=False)
     pop_cols = [c for c in raw.columns if c.startswith("Population")]
     pop = raw[pop_cols].T
-    pop.index = [int(c[len("Population"):]) for c in pop_cols]
+    pop.index = [int(c[len("Population") :]) for c in pop_cols]
     pop.index.name = "year"
     with atomic_path(here / "colombia_denguenet_population.csv") as tmp:
         pop.to_csv(tmp)
@@ -62,7 +62,7 @@ def main(root: str) -> None:
     for var in ("temperature", "precipitation"):
         _covariate(root / "colombia" / f"{var}.csv", here / f"colombia_denguenet_{var}.csv")
     for name in ("dengue_labels_train.csv", "dengue_features_train.csv"):
-        _gzip_copy(root / "dengai" / name, here / f"dengai_{name[len('dengue_'):]}.gz")
+        _gzip_copy(root / "dengai" / name, here / f"dengai_{name[len('dengue_') :]}.gz")
 
 
 if __name__ == "__main__":

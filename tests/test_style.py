@@ -53,6 +53,19 @@ def test_core_modules_and_top_level_tests_are_ruff_formatted():
     assert proc.returncode == 0, f"run `ruff format` on these files:\n{proc.stdout}{proc.stderr}"
 
 
+def test_the_whole_tree_is_ruff_formatted():
+    """Formatting (not yet lint) covers every package, test and benchmark."""
+    proc = subprocess.run(
+        [_ruff(), "format", "--check", "--no-cache", "lib", "tests", "benchmarks", ".ci"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, f"run `ruff format lib tests benchmarks .ci`:\n{proc.stdout}{proc.stderr}"
+
+
 def test_core_modules_use_no_private_name_of_another_module():
     core = {p.stem for p in ROOT.glob("lib/terralab/*.py")}
     attribute = re.compile(rf"\b(?:{'|'.join(sorted(core))})\._[a-z]\w*")

@@ -251,8 +251,14 @@ def _nothing_left_running():
         if not left:
             break
         time.sleep(0.5)
+    described = []
+    for proc in left:  # named before they are stopped: a stopped process has no name to read
+        try:
+            described.append((proc.pid, proc.name(), " ".join(proc.cmdline())[:200]))
+        except psutil.Error:
+            described.append((proc.pid, "(gone)", ""))
     _stop(left)
-    assert not left, f"processes left running: {[(p.pid, p.name()) for p in left]}"
+    assert not left, f"processes left running: {described}"
 
 
 # --- object storage ------------------------------------------------------------------------------------
@@ -381,7 +387,12 @@ def test_ctrl_c_stops_a_local_sweep_quietly_and_the_same_command_resumes_it(tmp_
     kernel, says how to resume, and the same command then runs only n=2, as attempt 2."""
     proc, out, markers, command = _start_held_sweep(tmp_path, "--workers", "2")
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends to the whole foreground group
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # say where it hung, and leave nothing running
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=30)
+        pytest.fail(f"the sweep did not stop within 120 s of Ctrl-C; its stderr:\n{stderr[-4000:]}")
     assert proc.returncode == 130
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert stderr.strip().splitlines()[-2:] == [

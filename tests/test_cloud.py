@@ -104,15 +104,22 @@ def _terralab(*args, timeout_s: float = 300) -> subprocess.CompletedProcess:
 
 
 def _start_terralab(*args) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(BIN / "terralab"), *map(str, args)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        start_new_session=True,  # a process group of its own, as a command typed in a terminal
-    )
+    # A command typed in a terminal starts with Ctrl-C at its default action. A child inherits an ignored
+    # SIGINT (and Python then leaves it ignored), so whatever this process's own state, the child gets a
+    # handled one (handlers, unlike SIG_IGN, are reset to the default on exec).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            [str(BIN / "terralab"), *map(str, args)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            start_new_session=True,  # a process group of its own, as a command typed in a terminal
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _assert_no_credentials(fs, prefix: str, env: dict[str, str]) -> None:

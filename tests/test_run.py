@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from terralab import report, run
+from terralab import params as notebook_params
+from terralab import render, report, run
 from terralab.errors import (
     FileFormatError,
     KernelNotFoundError,
@@ -158,7 +159,7 @@ def test_cell_timeout_fails_the_run_at_the_slow_cell(tmp_path):
     assert 'id="papermill-error-cell"' in html and "Execution stopped here: CellTimeoutError" in html
     # the banner cells do not shift the cell positions read back from the saved notebook
     assert (
-        run._error_from_notebook(nbformat.read(result.output_notebook, as_version=4))["cell_index"]
+        render.locate_error(nbformat.read(result.output_notebook, as_version=4))["cell_index"]
         == result.error["cell_index"]
     )
 
@@ -219,14 +220,14 @@ def test_command_line_text_stays_text_for_str_parameters():
     ],
 )
 def test_type_hints_of_the_parameters_cell_are_enforced(source, name, good, bad):
-    declared = run._parse_parameters_cell(source)
-    run._coerce(good, declared[name].type)
-    with pytest.raises(run._Mismatch):
-        run._coerce(bad, declared[name].type)
+    declared = notebook_params.parse_parameters_cell(source)
+    notebook_params._coerce(good, declared[name].type)
+    with pytest.raises(notebook_params._Mismatch):
+        notebook_params._coerce(bad, declared[name].type)
 
 
 def test_parameters_cell_parsing_keeps_help_and_skips_magics():
-    declared = run._parse_parameters_cell(
+    declared = notebook_params.parse_parameters_cell(
         "%matplotlib inline\nspeed_min_kmh: float = 60.0  # slowest vehicle\nstations = load()\n"
     )
     assert declared["speed_min_kmh"].help == "slowest vehicle"

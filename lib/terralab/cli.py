@@ -344,7 +344,7 @@ def _skip_slow_optional_imports() -> None:
 
 
 def _terminate(signum, frame):
-    from .run import Interrupted
+    from .kernels import Interrupted
 
     raise Interrupted(signum)
 

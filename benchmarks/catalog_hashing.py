@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         if (shared / "SOURCES.md").exists():
             os.environ["TERRALAB_DATA_MIRROR"] = str(shared)
 
-    from terralab import catalog
+    from terralab import catalog, catalog_fetch
 
     cat = catalog.load_catalog()
     names, files, origin = [], [], {"mirror": 0, "package": 0}
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
 
     _plain_sha256(files)  # warm the page cache for both sides
     t_plain = _best_time(lambda: _plain_sha256(files), args.repeat)
-    t_first = _best_time(fetch_all, args.repeat, before=catalog._HASHES.clear)
+    t_first = _best_time(fetch_all, args.repeat, before=catalog_fetch._HASHES.clear)
     fetch_all()
     t_later = _best_time(fetch_all, args.repeat)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from terralab import catalog
+from terralab import catalog, catalog_fetch, catalog_readers
 from terralab.errors import (
     CatalogError,
     ChecksumError,
@@ -89,7 +89,7 @@ def _no_network(monkeypatch):
 def waits(monkeypatch) -> list[float]:
     """The back-off delays the catalog would have slept, in order (nothing is actually waited)."""
     slept: list[float] = []
-    monkeypatch.setattr(catalog, "_sleep", slept.append)
+    monkeypatch.setattr(catalog_fetch, "_sleep", slept.append)
     return slept
 
 
@@ -472,7 +472,7 @@ def test_package_data_is_searched_before_the_mirror(tmp_path, monkeypatch, cache
     pkg = tmp_path / "pkgdata"
     (pkg / "wf").mkdir(parents=True)
     (pkg / "wf" / "table.csv").write_bytes(CONTENT)
-    monkeypatch.setattr(catalog, "PACKAGE_DATA", pkg)
+    monkeypatch.setattr(catalog_fetch, "PACKAGE_DATA", pkg)
     monkeypatch.setenv("TERRALAB_DATA_MIRROR", str(tmp_path / "nowhere"))
     entry = {
         "kind": "package",
@@ -698,7 +698,7 @@ def test_catalog_has_the_remote_collections():
 # readers
 # ------------------------------------------------------------------------------------------------
 def test_registered_reader_is_used_and_unknown_format_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(catalog, "_READERS", dict(catalog._READERS))
+    monkeypatch.setattr(catalog_readers, "_READERS", dict(catalog_readers._READERS))
 
     @catalog.register_reader("shout")
     def read_shout(path, suffix="!"):
@@ -720,7 +720,7 @@ def test_registered_reader_is_used_and_unknown_format_is_a_clear_error(tmp_path,
 
 
 def test_workflow_formats_resolve_through_entry_points():
-    eps = catalog._entry_points()
+    eps = catalog_readers._entry_points()
     for fmt in ("das", "phasenet-npz", "ceed-hdf5", "ee-tfrecord-image", "ee-tfrecord-points", "eopatch"):
         assert fmt in eps, f"entry point for {fmt} missing: is the package installed (pip install -e .)?"
 

@@ -114,7 +114,7 @@ def _verify(path: Path, expected: str | None, where: str, name: str) -> None:
         warnings.warn(
             f"{name}: the catalog records no sha256, so {path} is used unverified",
             UnverifiedDataWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of Catalog.fetch (through fetch_entry and _fetch_one)
         )
         return
     actual = _sha256(path)

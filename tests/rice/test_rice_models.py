@@ -362,7 +362,7 @@ def test_predict_geotiff_to_a_folder_is_refused_before_any_prediction(
     small, small_unet, tmp_path, monkeypatch
 ):
     from terralab.errors import OutputLocationError
-    from terralab.rice import models
+    from terralab.rice import geotiff
 
     stack, _ = small
     src = features.write_stack(stack, tmp_path / "features.tif")
@@ -371,7 +371,7 @@ def test_predict_geotiff_to_a_folder_is_refused_before_any_prediction(
     def no_prediction(*args, **kwargs):
         raise AssertionError("the prediction ran before the output path was checked")
 
-    monkeypatch.setattr(models, "_run_tiled", no_prediction)
+    monkeypatch.setattr(geotiff, "run_tiled", no_prediction)
     with pytest.raises(OutputLocationError, match="is a folder"):
         rice.predict_geotiff(small_unet, src, tmp_path / "out", progress=False)
     blocker = tmp_path / "file.txt"

@@ -69,6 +69,7 @@ __all__ = [
     "feature_bands",
     "group_bands",
     "is_optical",
+    "season_masks",
     "validity",
     "validity_array",
 ]
@@ -286,7 +287,7 @@ def validity_array(
     return order, valid
 
 
-def _as_season_masks(cloud_mask, stack: xr.DataArray) -> dict[str, np.ndarray] | None:
+def season_masks(cloud_mask, stack: xr.DataArray) -> dict[str, np.ndarray] | None:
     """Check an explicit mask lies on the stack's grid; return {season or group: bool array}."""
     if cloud_mask is None:
         return None
@@ -345,7 +346,7 @@ def validity(
         The mask is not on the stack's grid.
     """
     stack = check_stack(stack)
-    masks = _as_season_masks(cloud_mask, stack)
+    masks = season_masks(cloud_mask, stack)
     names = [str(b) for b in stack["band"].values]
     groups, valid = validity_array(stack.values, names, test=test, cloud_mask=masks, detect=detect)
     out = xr.DataArray(

@@ -177,10 +177,11 @@ def sample_at(class_map: xr.DataArray, points: pd.DataFrame, *, x: str = "x", y:
 def independent_evaluation(model_or_map, points: pd.DataFrame, *, class_names=None) -> Scores:
     """Score a model or a class map on a separate, independently collected point set.
 
-    ``model_or_map`` is a per-pixel :class:`~terralab.rice.models.RiceModel` (the points then need its band
+    ``model_or_map`` is a per-pixel :class:`~terralab.rice.checkpoint.RiceModel` (the points then need its band
     columns), or a class map ``xr.DataArray (y, x)`` (the points then need ``x``/``y`` in its CRS).
     """
-    from .models import RiceModel, predict
+    from .checkpoint import RiceModel
+    from .inference import predict
 
     if "class" not in points.columns:
         raise InvalidInputError("independent points need a 'class' column")
@@ -245,13 +246,14 @@ def compare_band_sets(
     validation: xr.DataArray | None = None,
     seed: int = 0,
     fit_kwargs: Mapping[str, Mapping] | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str], Scores]]:
     """Train every model type on every band set and score it on ``test_labels`` (the paper's comparison).
 
     Returns the :func:`band_model_table` of macro F1 and the full :class:`Scores` per (model, band set).
     """
-    from .models import fit, predict
+    from .inference import predict
+    from .training import fit
 
     results: dict[tuple[str, str], Scores] = {}
     for model in models:

@@ -70,38 +70,28 @@ class Experiment:
         bands=None,
         epochs: int = 30,
         seed: int = 0,
-        progress: bool = True,
-        **kwargs,
+        progress: bool | None = None,
+        **model_params,
     ):
         """Train ``model`` on the train split, early-stopping on the val split (see :func:`terralab.rice.fit`)."""
-        from .models import fit
+        from .training import fit
 
-        if self.kind == "points":
-            if model == "unet":
-                raise InvalidInputError(
-                    f"{self.name} has labelled points, no label raster: a U-Net cannot be trained on it. "
-                    "Use model='dnn' (or 'rf')"
-                )
-            return fit(
-                self.splits["train"],
-                model=model,
-                bands=bands,
-                epochs=epochs,
-                seed=seed,
-                validation=self.splits["val"],
-                progress=progress,
-                **kwargs,
+        if self.kind == "points" and model == "unet":
+            raise InvalidInputError(
+                f"{self.name} has labelled points, no label raster: a U-Net cannot be trained on it. "
+                "Use model='dnn' (or 'rf')"
             )
+        # points are the data themselves; a raster experiment trains on the stack with the train labels
+        data = (self.splits["train"],) if self.kind == "points" else (self.stack, self.splits["train"])
         return fit(
-            self.stack,
-            self.splits["train"],
+            *data,
             model=model,
             bands=bands,
             epochs=epochs,
             seed=seed,
             validation=self.splits["val"],
             progress=progress,
-            **kwargs,
+            **model_params,
         )
 
     def predict_map(
@@ -110,13 +100,13 @@ class Experiment:
         *,
         tile_px: int = 256,
         overlap_px: int = 32,
-        progress: bool = True,
+        progress: bool | None = None,
         return_proba: bool = False,
     ):
         """Class map of the experiment's stack (−1 where nothing usable was observed), with its ``quality``
         coordinate; ``return_proba=True``: the Dataset of :func:`terralab.rice.predict` (classes, calibrated
         probabilities, confidence, quality)."""
-        from .models import predict
+        from .inference import predict
 
         return predict(
             model, self.stack, tile=tile_px, overlap=overlap_px, progress=progress, return_proba=return_proba
@@ -207,7 +197,7 @@ class Experiment:
         band_sets=None,
         epochs: int = 10,
         seed: int = 0,
-        progress: bool = False,
+        progress: bool | None = None,
         fit_kwargs: dict | None = None,
     ):
         """Macro F1 on the test split of every model type × band set, laid out like the paper's table.
@@ -264,7 +254,7 @@ def _with_temperature(model, temperature: float, call):
 
 
 def _point_proba(model, points: pd.DataFrame) -> pd.DataFrame:
-    from .models import predict
+    from .inference import predict
 
     return predict(model, points, output="proba")
 

@@ -198,9 +198,9 @@ def protocol_windows(
     so both analyst picks lie at least ``margin`` samples inside the window. Records lacking an S pick use
     ``lo = 0``; a record whose range is empty gets ``lo``.
     """
-    from .io import _check_records
+    from .records import check_records
 
-    _check_records(records)
+    check_records(records)
     rng = np.random.default_rng(seed)
     n = records.sizes["time"]
     starts = []
@@ -347,10 +347,11 @@ def pick_records(
 
     from tqdm import tqdm
 
-    from .io import _check_records, record_waveform
+    from .io import record_waveform
+    from .records import check_records
     from .picking import MissingComponentWarning, _get_model, pick
 
-    _check_records(records)
+    check_records(records)
     model = _get_model(model)
     frames = []
     for i in tqdm(range(records.sizes["record"]), disable=not progress, desc="picking records"):

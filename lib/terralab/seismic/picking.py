@@ -647,9 +647,9 @@ def annotate_records(
 
     Records longer than 30 s are picked with the sliding windows of :func:`annotate`.
     """
-    from .io import _check_records
+    from .records import check_records
 
-    _check_records(records)
+    check_records(records)
     out = []
     iterator: Iterable[int] = range(records.sizes["record"])
     if progress:

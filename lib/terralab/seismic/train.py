@@ -29,7 +29,7 @@ import xarray as xr
 
 from ..errors import InvalidInputError
 from ..files import atomic_path
-from .io import _check_records
+from .records import check_records
 
 WINDOW_SAMPLES = 3000
 
@@ -83,7 +83,7 @@ def sample_windows(
     -------
     x : (n, 3, window) float32 raw windows; y : (n, 3, window) float32 labels [noise, P, S]
     """
-    _check_records(records)
+    check_records(records)
     sr = float(records.attrs.get("sampling_rate_hz", 100.0))
     if abs(sr - 100.0) > 1e-6:
         raise InvalidInputError(f"training needs 100 Hz records, got {sr} Hz; resample them first")
@@ -237,7 +237,7 @@ def train_phasenet(
     from .phasenet import PhaseNet, load_phasenet
     from .picking import _normalize_nan
 
-    _check_records(train)
+    check_records(train)
     if epochs < 0 or batch_size < 1 or learning_rate <= 0:
         raise InvalidInputError("epochs must be ≥ 0, batch_size ≥ 1 and learning_rate > 0")
     torch.manual_seed(seed)

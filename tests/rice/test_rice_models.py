@@ -247,6 +247,33 @@ def test_points_missing_a_band_name_the_columns(points):
         )
 
 
+def test_fit_names_the_model_an_option_belongs_to_when_given_to_another(points):
+    with pytest.raises(InvalidInputError, match="'patch_size_px' is an option of model='unet'"):
+        rice.fit(points, model="rf", patch_size_px=32, progress=False)
+    with pytest.raises(InvalidInputError, match="'colour' is no option of any model"):
+        rice.fit(points, model="dnn", colour="red", progress=False)
+    with pytest.raises(InvalidInputError, match="class_weighting must be 'balanced' or 'none'"):
+        rice.fit(points, model="rf", class_weighting="inverse", progress=False)
+
+
+def test_fit_reads_none_learning_rate_and_batch_size_as_the_model_defaults(points):
+    model = rice.fit(points, model="dnn", epochs=1, learning_rate=None, batch_size=None, progress=False)
+    assert model.config["learning_rate"] == 1e-3 and model.config["batch_size"] == 256
+
+
+def test_progress_bars_draw_when_asked_and_never_in_a_report_run(points, small, capsys, monkeypatch):
+    stack, truth = small
+    rf = rice.fit(stack, truth, model="rf", bands="RGBN", n_estimators=5, progress=False)
+    rice.fit(points, model="dnn", epochs=2, progress=True)
+    rice.predict(rf, stack, progress=True)
+    drawn = capsys.readouterr().err
+    assert "dnn 1/1" in drawn and "predict" in drawn
+    monkeypatch.setenv("TERRALAB_REPORT_RUN", "1")
+    rice.fit(points, model="dnn", epochs=2, progress=True)
+    rice.predict(rf, stack, progress=True)
+    assert capsys.readouterr().err == ""
+
+
 def test_rf_checkpoint_round_trip(points, tmp_path):
     model = rice.fit(points, model="rf", n_estimators=10, progress=False)
     again = rice.load(model.save(tmp_path / "rf.pt"))

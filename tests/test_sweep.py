@@ -548,9 +548,9 @@ def test_comparison_page_shows_the_attempt_of_each_run():
 
 # --- command line -----------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="terralab")
-    sw.add_cli(parser.add_subparsers(dest="command"))
-    return parser
+    from terralab import cli
+
+    return cli.build_parser()
 
 
 def test_cli_sweep_lists_failures_and_retry_failed_reruns_only_those(cluster, tmp_path, capsys):
@@ -622,7 +622,7 @@ def test_terralab_cli_has_the_sweep_command():
     from terralab import cli
 
     args = cli.build_parser().parse_args(["sweep", str(TOY), "--grid", "n=1,2"])
-    assert args.func is sw.main_sweep
+    assert args.func is cli._cmd_sweep
 
 
 # Last in the module: the timed-out run keeps its worker busy for a few seconds after the sweep returns.

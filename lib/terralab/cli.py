@@ -1,4 +1,4 @@
-"""The ``terralab`` command: catalog, run, demo, report.
+"""The ``terralab`` command: catalog, run, demo, sweep, report.
 
 ::
 
@@ -7,7 +7,8 @@
                  [--cell-timeout S] [--kernel NAME] [--no-progress]
     terralab demo [-o reports] [-f params_by_notebook.yaml] [--notebooks-dir notebooks] [--no-progress]
     terralab report DIR_OR_URL [--title TITLE]
-    terralab sweep NOTEBOOK --grid NAME=V1,V2 ...   (terralab.sweep; see `terralab sweep --help`)
+    terralab sweep NOTEBOOK --grid NAME=V1,V2 ... [-p NAME VALUE]... [-o DIR_OR_URL] [--scheduler ADDRESS]
+                   [--workers N] [--retry-failed | --fresh] [--timeout S] (see `terralab sweep --help`)
 
 Every command takes ``-v`` (what terralab is doing: runs started and finished, downloads, the cluster;
 ``-vv`` adds details such as parameters and where each dataset was found) and ``-q`` (errors only, no
@@ -29,11 +30,11 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .options import add_kernel_option, add_output_option, seconds_option
+from .options import add_kernel_option, add_output_option, count_option, seconds_option
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -179,6 +180,156 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- sweep -----------------------------------------------------------------------------------------
+def _add_sweep_parser(subparsers) -> None:
+    """``terralab sweep``: its options, and ``_cmd_sweep`` to run it."""
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a notebook over a parameter grid on Dask and compare the runs",
+        description="Run NOTEBOOK once per point of the grid on a Dask cluster (a LocalCluster here unless "
+        "--scheduler is given) and write the runs, sweep.json and a comparison index.html to -o. An "
+        "interrupted sweep (Ctrl-C, SIGTERM, a killed client) resumes when the same command is run again.",
+    )
+    p.add_argument("notebook", help="the notebook to sweep")
+    p.add_argument(
+        "--grid",
+        "-g",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="a grid parameter and its values (repeat for more parameters)",
+    )
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter set to the same value in every run",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (tcp://HOST:8786); default a LocalCluster here",
+    )
+    add_output_option(
+        p,
+        default=None,
+        help="folder or fsspec URL (s3://…, gs://…) for the outputs; default reports/sweep-<notebook>",
+    )
+    p.add_argument(
+        "--workers",
+        type=count_option(),
+        default=None,
+        metavar="N",
+        help="worker processes of the LocalCluster (default: one per run, at most one per core)",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="rerun only the grid points without a successful run in the output's sweep.json "
+        "(the grid comes from there when no --grid is given)",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run every grid point, even when the output holds an unfinished attempt of the same sweep "
+        "(by default that attempt is resumed: points that succeeded are kept)",
+    )
+    p.add_argument("--metric", default=None, help="headline metric that picks the best run in the report")
+    add_kernel_option(p)
+    p.add_argument(
+        "--cell-timeout", type=seconds_option(), default=None, metavar="SECONDS", help="per-cell time limit"
+    )
+    p.add_argument(
+        "--timeout",
+        type=seconds_option(),
+        default=None,
+        metavar="SECONDS",
+        help="time limit of the whole sweep; unfinished runs are marked failed",
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=seconds_option(),
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds to wait for --scheduler (default 10)",
+    )
+    p.add_argument("--show-code", action="store_true", help="keep code cells in the HTML reports")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    """Run ``terralab sweep`` from parsed arguments; prints one line per run. Exit code 1 if any run failed."""
+    from .errors import ParameterError
+    from .params import parse_parameter_text
+    from .sweep import parse_grid, sweep
+
+    if not args.grid and not args.retry_failed:
+        raise ParameterError("give at least one --grid NAME=V1,V2")
+    grid = parse_grid(args.notebook, args.grid) if args.grid else None
+    fixed = parse_parameter_text(args.notebook, dict(args.parameter)) if args.parameter else None
+
+    def announce(attempt: dict[str, Any]) -> None:
+        if attempt["mode"] == "resume":
+            print(
+                f"resuming the unfinished sweep (attempt {attempt['attempt']}): {attempt['kept']} grid point(s) "
+                f"already done are kept, {attempt['todo']} to run (--fresh runs them all again)",
+                flush=True,
+            )
+        elif attempt["mode"] == "retry-failed":
+            print(
+                f"attempt {attempt['attempt']}: {attempt['kept']} successful run(s) kept, "
+                f"{attempt['todo']} to run again",
+                flush=True,
+            )
+
+    try:
+        result = sweep(
+            args.notebook,
+            grid,
+            parameters=fixed,
+            scheduler=args.scheduler,
+            output=args.output,
+            n_workers=args.workers,
+            retry_failed=args.retry_failed,
+            fresh=args.fresh,
+            timeout_s=args.timeout,
+            connect_timeout_s=args.connect_timeout,
+            cell_timeout_s=args.cell_timeout,
+            kernel=args.kernel,
+            show_code=args.show_code,
+            metric=args.metric,
+            progress=not args.no_progress,
+            on_start=announce,
+        )
+    except KeyboardInterrupt:
+        print(
+            "the sweep was stopped; runs that finished are kept in its sweep.json. Run the same command again "
+            "to resume it",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise
+    for run in result.runs:
+        line = f"{run.status:7s} {run.name}"
+        if run.status != "ok":
+            line += f"  — {run.describe_error()}"
+        print(line)
+    print(f"{len(result.runs) - len(result.failed)}/{len(result.runs)} runs ok · comparison: {result.index}")
+    if result.failed:
+        print(
+            f"rerun the failed ones with: terralab sweep {args.notebook} "
+            + " ".join(f"--grid {g}" for g in args.grid)
+            + f" -o {result.output} --retry-failed"
+        )
+        return 1
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------------------
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     add_kernel_option(p)
@@ -192,29 +343,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``terralab`` (one sub-command per verb)."""
-    from . import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="terralab",
-        description="terralab — a research workbench for machine learning on Earth-sensing data.",
-    )
-    parser.add_argument("--version", action="version", version=f"terralab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    cat = sub.add_parser("catalog", help="list, describe and fetch the datasets of data_catalog.yaml")
-    cat_sub = cat.add_subparsers(dest="catalog_command", metavar="ACTION")
-    cat_sub.required = True
-    cat_sub.add_parser("list", help="one line per dataset").set_defaults(func=_cmd_catalog_list)
-    show = cat_sub.add_parser("show", help="everything the catalog says about one dataset")
-    show.add_argument("name")
-    show.set_defaults(func=_cmd_catalog_show)
-    fetch = cat_sub.add_parser("fetch", help="get a verified local copy and print its path")
-    fetch.add_argument("name")
-    fetch.set_defaults(func=_cmd_catalog_fetch)
-
+def _add_run_parser(sub) -> None:
+    """``terralab run``: its options, and ``_cmd_run`` to run it."""
     run_p = sub.add_parser(
         "run",
         help="execute one notebook with parameters; write its .ipynb, .html and .metrics.json",
@@ -245,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run_p)
     run_p.set_defaults(func=_cmd_run)
 
+
+def _add_demo_parser(sub) -> None:
+    """``terralab demo``: its options, and ``_cmd_demo`` to run it."""
     demo = sub.add_parser(
         "demo",
         help="run every notebook in notebooks/ on its defaults, then write the index",
@@ -263,6 +396,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(demo)
     demo.set_defaults(func=_cmd_demo)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``terralab`` (one sub-command per verb)."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="terralab",
+        description="terralab — a research workbench for machine learning on Earth-sensing data.",
+    )
+    parser.add_argument("--version", action="version", version=f"terralab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    cat = sub.add_parser("catalog", help="list, describe and fetch the datasets of data_catalog.yaml")
+    cat_sub = cat.add_subparsers(dest="catalog_command", metavar="ACTION")
+    cat_sub.required = True
+    cat_sub.add_parser("list", help="one line per dataset").set_defaults(func=_cmd_catalog_list)
+    show = cat_sub.add_parser("show", help="everything the catalog says about one dataset")
+    show.add_argument("name")
+    show.set_defaults(func=_cmd_catalog_show)
+    fetch = cat_sub.add_parser("fetch", help="get a verified local copy and print its path")
+    fetch.add_argument("name")
+    fetch.set_defaults(func=_cmd_catalog_fetch)
+
+    _add_run_parser(sub)
+    _add_demo_parser(sub)
+
     rep = sub.add_parser(
         "report",
         help="(re)build DIR/index.html over the runs in DIR (a folder or an fsspec URL such as s3://bucket/runs); "
@@ -272,8 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--title", help="page title")
     rep.set_defaults(func=_cmd_report)
 
-    for register in _extra_commands():
-        register(sub)
+    _add_sweep_parser(sub)
     _add_verbosity(parser, default=True)
     for command in sub.choices.values():
         _add_verbosity(command, default=False)
@@ -319,17 +478,6 @@ def _log_to_stderr(level: int) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
-
-
-def _extra_commands() -> list[Callable[[Any], None]]:
-    """Sub-commands whose module defines its own parser: ``add_cli(subparsers)`` adds it and sets ``func``.
-
-    ``terralab sweep`` lives in terralab.sweep (issue 7) beside the code it drives; the module imports
-    nothing heavy at the top, so building the parser stays fast.
-    """
-    from . import sweep
-
-    return [sweep.add_cli]
 
 
 def _skip_slow_optional_imports() -> None:

@@ -1,0 +1,199 @@
+"""The Dask cluster a sweep runs on: a LocalCluster of its own, or a running scheduler it connects to.
+
+:func:`local_cluster` starts one single-threaded worker process per run on this machine, with this module as
+the workers' preload (:func:`dask_setup`, :func:`dask_teardown`); :class:`ClusterStart` brings it up in the
+background while the sweep is checked. :func:`connect` returns a client for either kind and turns an
+unreachable or wrong address into a SchedulerError that says what to check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+__all__ = ["ClusterStart", "connect", "dask_setup", "dask_teardown", "local_cluster"]
+
+_log = logging.getLogger(__name__)
+
+
+def local_cluster(n_workers: int, **scheduler_kwargs: Any):
+    """A ``distributed.LocalCluster`` shaped for sweeps, as ``sweep()`` starts one.
+
+    One single-threaded worker process per run: notebooks run their own kernels, and a run that kills its
+    worker takes nothing else down. Loopback only, no dashboard: the cluster lives as long as the sweep.
+    ``scheduler_kwargs`` go to the scheduler (e.g. ``allowed_failures=0``).
+    """
+    import logging
+
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+        scheduler_kwargs={"dashboard": False, **scheduler_kwargs},
+        preload=[__name__],  # dask_setup / dask_teardown below
+    )
+
+
+def dask_setup(worker) -> None:
+    """Set-up of each LocalCluster worker process (a Dask preload; ``local_cluster`` names this module).
+
+    Ctrl-C in a terminal reaches every process of the command; the sweep stops its workers itself (and records
+    what finished), so the workers ignore it instead of each printing a KeyboardInterrupt traceback.
+    """
+    import atexit
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    atexit.register(_leave_at_once)
+    # nbformat imports jsonschema, whose optional IRI format checker compiles a Lark grammar on import
+    # (rfc3987-syntax: 1.6 s of CPU here, half of a worker's start-up). Notebook validation uses fastjsonschema
+    # and never checks IRIs, so these dedicated worker processes go without it.
+    sys.modules.setdefault("rfc3987_syntax", None)
+
+
+def dask_teardown(worker) -> None:
+    """A closing LocalCluster worker stops the kernel of a run it was still executing, at once and quietly.
+
+    The run's thread then only logs that its kernel died; the worker is going away, so its logging goes first.
+    """
+    import logging
+
+    from .kernels import kill_running_kernels
+
+    global _CLOSED
+    logging.disable(logging.CRITICAL)
+    kill_running_kernels()
+    _CLOSED = True
+
+
+_CLOSED = False
+
+
+def _leave_at_once() -> None:
+    """Exit a LocalCluster worker that has closed normally without the interpreter's teardown.
+
+    Tearing down every module a run imported (papermill, nbconvert, …) takes 0.6 s here, and the sweep waits
+    for its workers' processes to end. After ``dask_teardown`` nothing is left to tidy up; a worker that ends
+    any other way exits as usual, with its own exit code.
+    """
+    if not _CLOSED:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001, S110 - a closed stream has nothing to flush
+            pass
+    os._exit(0)
+
+
+class ClusterStart:
+    """A LocalCluster coming up in a background thread while this process prepares the sweep.
+
+    Starting the scheduler and the worker processes is most of a sweep's fixed cost; the main process meanwhile
+    checks the kernel, reads the notebook and imports what it needs, so both happen at once.
+    """
+
+    def __init__(self, n_workers: int):
+        import concurrent.futures
+
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="terralab-cluster")
+        # allowed_failures=0 marks a run whose worker died as failed at once instead of replaying it on the
+        # next worker.
+        self._future = self._pool.submit(local_cluster, n_workers, allowed_failures=0)
+        self._pool.shutdown(wait=False)
+
+    def result(self):
+        """The started cluster (waits for it)."""
+        return self._future.result()
+
+    def discard(self) -> None:
+        """Close the cluster once it has started (it may be half-way up): nothing is left running."""
+        try:
+            cluster = self._future.result()
+        except BaseException:  # noqa: BLE001 - a failed start left nothing to close
+            return
+        cluster.close()
+
+
+def connect(scheduler: Any, n_workers: int, connect_timeout_s: float, starting: ClusterStart | None = None):
+    """(client, cluster we own or None). A LocalCluster when ``scheduler`` is None (``starting``, if given)."""
+    from .errors import MissingDependencyError, SchedulerError
+
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - distributed is a core dependency
+        raise MissingDependencyError("sweeps need dask.distributed: pip install 'distributed'") from exc
+
+    if isinstance(scheduler, Client):
+        return scheduler, None
+    if scheduler is None:
+        starting = starting or ClusterStart(n_workers)
+        cluster = starting.result()
+        _log.info("LocalCluster up at %s", getattr(cluster, "scheduler_address", "?"))
+        try:
+            return Client(cluster, set_as_default=False), cluster
+        except BaseException:
+            cluster.close()
+            raise
+    address = str(scheduler)
+    if "://" not in address:
+        address = f"tcp://{address}"
+    advice = (
+        "Check that the scheduler runs, that the address is tcp://HOST:PORT (default port 8786) and that this "
+        "machine can reach it; or leave --scheduler out to run on a LocalCluster here"
+    )
+    try:
+        identity = _probe_scheduler(address, connect_timeout_s)
+    except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
+        raise SchedulerError(
+            f"could not reach the Dask scheduler at {address} within {connect_timeout_s:g} s "
+            f"({type(exc).__name__}: {str(exc) or 'no answer'}). {advice}"
+        ) from exc
+    if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
+        raise SchedulerError(
+            f"{address} answered, but not as a Dask scheduler ({str(identity)[:200]}). {advice}"
+        )
+    _log.info("connecting to the Dask scheduler at %s", address)
+    try:
+        client = Client(address, timeout=connect_timeout_s, set_as_default=False)
+    except Exception as exc:  # the scheduler went away between the probe and the connection
+        raise SchedulerError(
+            f"could not connect to the Dask scheduler at {address}: {exc}. {advice}"
+        ) from exc
+    return client, None
+
+
+def _probe_scheduler(address: str, timeout_s: float) -> Any:
+    """Ask ``address`` for its identity, giving up after ``timeout_s`` seconds whatever the peer does.
+
+    ``Client(address, timeout=…)`` alone waits forever on a peer that accepts the connection and then says
+    nothing; this probe bounds the whole exchange. It runs its own event loop in a helper thread so that it
+    also works where a loop is already running (inside Jupyter).
+    """
+    import asyncio
+    import concurrent.futures
+
+    from distributed.comm import connect
+
+    async def ask() -> Any:
+        comm = await connect(address, timeout=timeout_s)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    def run() -> Any:
+        return asyncio.run(asyncio.wait_for(ask(), timeout_s))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result(timeout=timeout_s + 5)

@@ -1,6 +1,6 @@
 """Rice mapping (after SERVIR's ACES study in Paro, Bhutan): feature stacks, Earth Engine acquisition, weak
-labels and honest splits, cloud and shadow masks, a point DNN and a patch U-Net in PyTorch, tiled inference with
-calibrated probabilities, evaluation, and rice area in hectares with confidence intervals.
+labels and honest splits, cloud and shadow masks, a point DNN and a patch U-Net in PyTorch, tiled inference
+with calibrated probabilities, evaluation, and rice area in hectares with confidence intervals.
 
 Example
 -------

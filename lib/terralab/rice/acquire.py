@@ -82,7 +82,7 @@ def nicfi_seasonal_median(region: Any, year: int, season: str, *, collection: st
 
 
 def _terrain_flatten(image, dem):
-    """Volume-model terrain flattening of one S1 GRD scene (Vollrath, Mullissa & Reiche 2020), linear power."""
+    """Volume-model terrain flattening of one S1 GRD scene (Vollrath, Mullissa & Reiche 2020), linear."""
     ee = earthengine.ensure_initialized()
     theta_i = image.select("angle")
     # the satellite heading, from the incidence-angle gradient across the swath
@@ -172,7 +172,7 @@ def sentinel1_monthly_medians(
 
 
 def sentinel1_seasonal(region: Any, year: int, season: str, *, orbit: str = "asc", **kwargs):
-    """Season mean of the monthly S1 medians, in dB, as bands ``vv_<orbit>_<season>``, ``vh_<orbit>_<season>``."""
+    """Season mean of the monthly S1 medians in dB: bands ``vv_<orbit>_<season>``, ``vh_<orbit>_<season>``."""
     first, last = _season(season)
     monthly = sentinel1_monthly_medians(region, year, list(range(first, last + 1)), orbit=orbit, **kwargs)
     return (

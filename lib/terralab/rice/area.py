@@ -9,15 +9,16 @@ commission error moves it), so the good practice (Olofsson, Foody, Herold, Stehm
 2. label each sample pixel with its **reference class** (better data: field visits, very-high-resolution
    imagery; in our synthetic scenes, the true class map);
 3. estimate, with the **stratified estimators** (:func:`area_estimate`): the error matrix in area proportions
-   p̂ᵢⱼ = Wᵢ nᵢⱼ / nᵢ. (Wᵢ = mapped area share of stratum i), the error-adjusted area Âⱼ = A Σᵢ p̂ᵢⱼ with standard
-   error A √(Σᵢ Wᵢ² (nᵢⱼ/nᵢ.)(1 − nᵢⱼ/nᵢ.)/(nᵢ. − 1)), user's and producer's accuracies and the overall accuracy
-   with their standard errors (the paper's equations 4–7 and 10–11), and 95 % confidence intervals (± 1.96 SE,
-   the rounded normal quantile the paper uses).
+   p̂ᵢⱼ = Wᵢ nᵢⱼ / nᵢ. (Wᵢ = mapped area share of stratum i), the error-adjusted area Âⱼ = A Σᵢ p̂ᵢⱼ with
+   standard error A √(Σᵢ Wᵢ² (nᵢⱼ/nᵢ.)(1 − nᵢⱼ/nᵢ.)/(nᵢ. − 1)), user's and producer's accuracies and the
+   overall accuracy with their standard errors (the paper's equations 4–7 and 10–11), and 95 % confidence
+   intervals (± 1.96 SE, the rounded normal quantile the paper uses).
 
 The confidence intervals are the paper's normal (Wald) intervals: a stratum whose sample holds no error gets a
-user's accuracy of 1 ± 0, and a rare error missed by the sample is missed by the interval too. On U-Net maps of
-ten synthetic valleys (benchmarks/rice_clouds.py) the 95 % interval of the rice area covered the truth in 91 and
-95 of 100 samples with 50 points per mapped class, 95 and 97 with 100 — sample more where errors are rare.
+user's accuracy of 1 ± 0, and a rare error missed by the sample is missed by the interval too. On U-Net maps
+of ten synthetic valleys (benchmarks/rice_clouds.py) the 95 % interval of the rice area covered the truth in
+91 and 95 of 100 samples with 50 points per mapped class, 95 and 97 with 100 — sample more where errors are
+rare.
 
 Pixel areas come from the map's CRS: projected CRSs give |pixel width × height| in square metres (converted
 from the CRS's linear unit); geographic CRSs (degrees) give each row's cell area on the CRS's ellipsoid
@@ -29,7 +30,8 @@ Example
 -------
 >>> import numpy as np
 >>> from terralab.rice import area
->>> counts = np.array([[66, 0, 5, 4], [0, 55, 8, 12], [1, 0, 153, 11], [2, 1, 9, 313]])  # Olofsson 2014, table 8
+>>> # Olofsson et al. 2014, table 8
+>>> counts = np.array([[66, 0, 5, 4], [0, 55, 8, 12], [1, 0, 153, 11], [2, 1, 9, 313]])
 >>> table = area.stratified_estimates(counts, np.array([200_000, 150_000, 3_200_000, 6_450_000]) * 0.09)
 >>> round(table.loc[0, "adjusted_ha"]), round(table.loc[0, "ci95_ha"])
 (21158, 6158)
@@ -128,8 +130,8 @@ def sample_reference(
     seed: int = 0,
     reference_map: xr.DataArray | None = None,
 ) -> pd.DataFrame:
-    """A stratified random sample of map pixels, the map classes as strata, to be labelled with their reference
-    class (Olofsson et al. 2014's recommended design).
+    """A stratified random sample of map pixels, the map classes as strata, to be labelled with their
+    reference class (Olofsson et al. 2014's recommended design).
 
     Parameters
     ----------
@@ -249,7 +251,8 @@ def stratified_estimates(
     short = strata & (n_i < 2) & ~census
     if short.any():
         raise InvalidInputError(
-            f"stratum(s) {_ids(class_ids, short)} have fewer than 2 reference points: the variance needs at least 2"
+            f"stratum(s) {_ids(class_ids, short)} have fewer than 2 reference points: the variance needs at "
+            "least 2"
         )
     with np.errstate(divide="ignore", invalid="ignore"):
         f = np.where(n_i[:, None] > 0, n / n_i[:, None], 0.0)  # nᵢⱼ / nᵢ.
@@ -312,15 +315,15 @@ def area_estimate(
     class_names: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Error-adjusted area of each class in hectares with its 95 % confidence interval, and the map's user's,
-    producer's and overall accuracy, from a class map and a stratified reference sample (Olofsson et al. 2014).
+    producer's and overall accuracy, from a class map and a stratified reference sample (Olofsson 2014).
 
     Parameters
     ----------
     prediction
         Class map (y, x) (from :func:`terralab.rice.predict`; −1 = nodata, not part of any stratum).
     reference
-        Sample points from :func:`sample_reference`: ``x``, ``y`` in the map's CRS and the reference ``class``.
-        Each point's stratum is the map class under it.
+        Sample points from :func:`sample_reference`: ``x``, ``y`` in the map's CRS and the reference
+        ``class``. Each point's stratum is the map class under it.
     class_names
         Names of the class ids (default: the map's ``class_names`` attribute).
 
@@ -330,7 +333,8 @@ def area_estimate(
         Indexed by class id: ``class_name``, ``mapped_ha``, ``n_reference``, ``adjusted_ha``, ``se_ha``,
         ``ci95_ha`` (half-width of the 95 % CI of the adjusted area), ``users_accuracy``,
         ``users_accuracy_ci95``, ``producers_accuracy``, ``producers_accuracy_ci95`` (half-widths);
-        ``attrs`` hold ``overall_accuracy`` and its ``overall_accuracy_ci95``, ``total_ha`` and the error matrix.
+        ``attrs`` hold ``overall_accuracy`` and its ``overall_accuracy_ci95``, ``total_ha`` and the error
+        matrix.
 
     Raises
     ------
@@ -357,13 +361,14 @@ def area_estimate(
     outside = _outside(class_map, reference)
     if outside.any():
         raise InvalidInputError(
-            f"{int(outside.sum())} reference point(s) lie outside the map (first at x={reference['x'].to_numpy()[outside][0]:.6g}, "
+            f"{int(outside.sum())} reference point(s) lie outside the map (first at "
+            f"x={reference['x'].to_numpy()[outside][0]:.6g}, "
             f"y={reference['y'].to_numpy()[outside][0]:.6g}): use points in the map's extent and CRS"
         )
     if (strata < 0).any():
         raise InvalidInputError(
-            f"{int((strata < 0).sum())} reference point(s) fall on nodata pixels of the map (class −1), which belong to "
-            "no stratum: draw the sample with sample_reference"
+            f"{int((strata < 0).sum())} reference point(s) fall on nodata pixels of the map (class −1), "
+            "which belong to no stratum: draw the sample with sample_reference"
         )
     ref = pd.to_numeric(reference["class"], errors="coerce").to_numpy()
     if np.isnan(ref).any() or (ref < 0).any():
@@ -387,8 +392,8 @@ def area_estimate(
     missing = [c for c in ids if counts[pos[int(c)]].sum() == 0]
     if missing:
         raise InvalidInputError(
-            f"mapped class(es) {[labels[pos[int(c)]] for c in missing]} have no reference point: every stratum needs "
-            "a sample (sample_reference draws one per mapped class)"
+            f"mapped class(es) {[labels[pos[int(c)]] for c in missing]} have no reference point: every "
+            "stratum needs a sample (sample_reference draws one per mapped class)"
         )
     return stratified_estimates(counts, area_ha, class_ids=all_ids, class_names=labels, stratum_sizes=sizes)
 

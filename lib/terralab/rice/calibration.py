@@ -25,8 +25,9 @@ __all__ = ["calibrate", "fit_temperature"]
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The softmax temperature T minimising the negative log-likelihood of ``labels`` under softmax(logits / T)
-    (temperature scaling, Guo et al. 2017). Logits may be log-probabilities. Returns 1 for no usable labels."""
+    """The softmax temperature T minimising the negative log-likelihood of ``labels`` under softmax(logits /
+    T) (temperature scaling, Guo et al. 2017). Logits may be log-probabilities. Returns 1 for no usable
+    labels."""
     from scipy.optimize import minimize_scalar
     from scipy.special import log_softmax
 
@@ -54,8 +55,8 @@ def calibrate(
     cloud_mask: xr.DataArray | None = None,
     progress: bool | None = None,
 ) -> RiceModel:
-    """Fit the model's softmax temperature on held-out labels (temperature scaling, Guo et al. 2017) and return
-    the model (changed in place). :func:`fit` already does this on its validation split.
+    """Fit the model's softmax temperature on held-out labels (temperature scaling, Guo et al. 2017) and
+    return the model (changed in place). :func:`fit` already does this on its validation split.
 
     ``data`` is a stack with a label raster ``labels`` on its grid (−1 = not used), or points with a ``class``
     column. The class map does not change (a temperature keeps the order of the probabilities); only how sure

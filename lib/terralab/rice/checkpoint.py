@@ -62,13 +62,13 @@ class RiceModel:
 
     @property
     def masked_groups(self) -> list[str]:
-        """Optical band groups (``optical_before``, ``optical_during``) the model masks for clouds and nodata."""
+        """Optical groups (``optical_before``, ``optical_during``) the model masks for clouds and nodata."""
         masking = self.config.get("masking") or {}
         return list(masking.get("groups", []))
 
     @property
     def input_names(self) -> list[str]:
-        """The network's input channels: :attr:`bands`, then one ``valid_<group>`` channel per masked group."""
+        """The network's inputs: :attr:`bands`, then one ``valid_<group>`` channel per masked group."""
         return list(self.bands) + [f"valid_{g}" for g in self.masked_groups]
 
     @property
@@ -118,7 +118,7 @@ class RiceModel:
 
 
 def to_plain(obj):
-    """``obj`` with numpy scalars made Python numbers and tuples made lists (for a weights-only checkpoint)."""
+    """``obj`` with numpy scalars as Python numbers and tuples as lists (for a weights-only checkpoint)."""
     if isinstance(obj, dict):
         return {str(k): to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

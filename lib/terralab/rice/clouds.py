@@ -15,35 +15,35 @@ group's values can be trusted, from (first that applies):
    thresholds of :class:`CloudTest`:
 
    * *cloud*: the haze-optimised transform HOT = blue − 0.5·red − 0.08 > 0 (Zhang, Guindon & Cihlar 2002;
-     the same test is Fmask's, Zhu & Woodcock 2012): clouds are bright and relatively blue, while soil, roofs and
-     vegetation are redder than the clear-sky line; **and** whiteness Σ|b − mean|/mean over R, G, B < 0.7 (flat
-     visible spectrum, Fmask's whiteness test); **and** NDVI < 0.5 (a cloud hides the canopy); **and** a visible
-     mean 0.04 above the other season's or above 0.22 in absolute terms (roofs are bright in both seasons, a
-     cloud in one);
+     the same test is Fmask's, Zhu & Woodcock 2012): clouds are bright and relatively blue, while soil, roofs
+     and vegetation are redder than the clear-sky line; **and** whiteness Σ|b − mean|/mean over R, G, B < 0.7
+     (flat visible spectrum, Fmask's whiteness test); **and** NDVI < 0.5 (a cloud hides the canopy); **and** a
+     visible mean 0.04 above the other season's or above 0.22 in absolute terms (roofs are bright in both
+     seasons, a cloud in one);
    * *shadow*: the pixel is uniformly darker than in the other season — NIR below ``shadow_ratio`` (0.6) times
-     the other season's NIR *and* the visible mean below 0.6 times the other season's — where the other season's
-     NIR is ≥ 0.1 (not water, which is dark in every season) and the other season is not cloudy; a cloud shadow
-     dims direct light in every band alike, while crops change the *shape* of the spectrum (rice: NIR up,
-     visible down), not its level. Or dark in absolute terms: NIR < 0.12 and visible mean < 0.03 (no sunlit
-     land surface is both; water is dark in NIR, not in the visible);
+     the other season's NIR *and* the visible mean below 0.6 times the other season's — where the other
+     season's NIR is ≥ 0.1 (not water, which is dark in every season) and the other season is not cloudy; a
+     cloud shadow dims direct light in every band alike, while crops change the *shape* of the spectrum (rice:
+     NIR up, visible down), not its level. Or dark in absolute terms: NIR < 0.12 and visible mean < 0.03 (no
+     sunlit land surface is both; water is dark in NIR, not in the visible);
    * both tests are cleaned with a 3 × 3 majority (clouds and shadows are blobs, per-pixel noise is not) and
      dilated by ``buffer_px`` (thin cloud edges, as Fmask's buffer).
 
-The thresholds are physical defaults, not fitted; on the synthetic valleys the test finds ~90 % of cloud pixels
-and ~40 % of shadow pixels (the faint half-shadows at cloud edges are missed), and flags < 1 % of clear ground
-(tests/rice/test_rice_clouds.py checks it on a valley and cloud shapes it was not looked at on). On real data,
-check it on your scenes, or give the data's own mask.
+The thresholds are physical defaults, not fitted; on the synthetic valleys the test finds ~90 % of cloud
+pixels and ~40 % of shadow pixels (the faint half-shadows at cloud edges are missed), and flags < 1 % of clear
+ground (tests/rice/test_rice_clouds.py checks it on a valley and cloud shapes it was not looked at on). On
+real data, check it on your scenes, or give the data's own mask.
 
 Pixels that no test flags can still carry thin haze; the models are trained with :func:`augment` (random cloud
-blobs with shadows offset along a random sun direction on the during-season bands) so that they learn to use the
-other bands where the mask says "invalid" and to tolerate what the mask misses.
+blobs with shadows offset along a random sun direction on the during-season bands) so that they learn to use
+the other bands where the mask says "invalid" and to tolerate what the mask misses.
 
 Example
 -------
 >>> from terralab.rice import clouds, synthetic
 >>> stack, truth = synthetic.scene(height_px=64, width_px=64, seed=0, cloud_fraction=0.2)
 >>> valid = clouds.validity(stack)
->>> list(valid["group"].values)[:2]
+>>> valid["group"].values.tolist()[:2]
 ['optical_before', 'optical_during']
 """
 
@@ -95,10 +95,11 @@ class CloudTest:
         A cloud has NDVI below this.
     cloud_brightening, cloud_bright
         A cloud also has a visible mean at least ``cloud_brightening`` above the other season's, or above
-        ``cloud_bright`` (a cloud over the same pixel in both seasons); bright roofs are bright in both seasons.
+        ``cloud_bright`` (a cloud over the same pixel in both seasons); bright roofs are bright in both
+        seasons.
     dark_nir, dark_visible
-        A shadow is also any pixel darker than both (no clear land surface is, in NIR; water is dark in NIR but
-        not in the visible).
+        A shadow is also any pixel darker than both (no clear land surface is, in NIR; water is dark in NIR
+        but not in the visible).
     shadow_ratio
         A shadow has NIR and visible mean below this fraction of the other season's.
     shadow_min_nir_other
@@ -199,7 +200,7 @@ def _cloud_test(red, green, blue, nir, test: CloudTest) -> np.ndarray:
 
 
 def _brighter(own, other, test: CloudTest) -> np.ndarray:
-    """Visible mean clearly above the other season's, or bright in absolute terms (a cloud in both seasons)."""
+    """Visible mean clearly above the other season's, or bright in absolute terms (cloud in both seasons)."""
     vis = (own[0] + own[1] + own[2]) / 3
     if other is None:
         return np.ones(vis.shape, bool)
@@ -233,7 +234,8 @@ def validity_array(
     cloud_mask: Mapping[str, np.ndarray] | None = None,
     detect: bool = True,
 ) -> tuple[list[str], np.ndarray]:
-    """:func:`validity` on a numpy (band, y, x) block; returns (group names, bool (group, y, x), True = valid).
+    """:func:`validity` on a numpy (band, y, x) block; returns (group names, bool (group, y, x), True =
+    valid).
 
     ``cloud_mask`` maps a season (or a group name) to a bool (y, x) array, True = unusable. ``detect=False``
     skips the RGBN brightness/shadow test (only NaN, explicit and Sentinel-2 masks).
@@ -295,7 +297,8 @@ def season_masks(cloud_mask, stack: xr.DataArray) -> dict[str, np.ndarray] | Non
 
     if not isinstance(cloud_mask, xr.DataArray):
         raise InvalidInputError(
-            "cloud_mask must be an xr.DataArray (y, x) or (season, y, x) of booleans (True = cloudy) on the stack's grid"
+            "cloud_mask must be an xr.DataArray (y, x) or (season, y, x) of booleans (True = cloudy) on the "
+            "stack's grid"
         )
     if cloud_mask.ndim == 2:
         cloud_mask = cloud_mask.expand_dims(season=["during"])
@@ -320,7 +323,8 @@ def validity(
     test: CloudTest | None = None,
     detect: bool = True,
 ) -> xr.DataArray:
-    """Per-group, per-pixel validity of a stack's bands (True = usable); see the module docstring for the rules.
+    """Per-group, per-pixel validity of a stack's bands (True = usable); see the module docstring for the
+    rules.
 
     Parameters
     ----------
@@ -361,7 +365,7 @@ def validity(
     return out
 
 
-# --- cloud layers: shared by the synthetic scenes and the training augmentation -------------------------------
+# --- cloud layers: shared by the synthetic scenes and the training augmentation -----------------------------
 
 
 def cloud_layer(
@@ -374,7 +378,8 @@ def cloud_layer(
     edge: float = 3.0,
     shadow_offset_px: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cloud opacity and shadow strength (both 0–1, (y, x)) of a blob field covering ``fraction`` of ``shape``.
+    """Cloud opacity and shadow strength (both 0–1, (y, x)) of a blob field covering ``fraction`` of
+    ``shape``.
 
     Blobs are a thresholded Gaussian random field of correlation length ``scale_px`` (``anisotropy`` > 1
     stretches them along x: streaks); opacity ramps from 0.3 at the blob edge to 1 inside (thin edges, which a
@@ -437,8 +442,8 @@ def augment(
     """Training-time clouds and shadows on a raw (band, y, x) patch (reflectance 0–1), per season with
     probability ``probability``: cover 5 %–``max_fraction``, blob size 3–20 px, streak ratio 1–3, thin edges,
     shadow offset 4–25 px along a random sun azimuth, shadows keeping 25–60 % of the light, cloud brightness
-    ±30 %. Returns a new array (the input is not changed); with ``return_cores`` also ``{season: bool (y, x)}``
-    where the drawn cloud or shadow is at least half strength (for masks that cannot see drawn clouds).
+    ±30 %. Returns a new array (the input is not changed); with ``return_cores`` also ``{season: bool (y,
+    x)}`` where the drawn cloud or shadow is at least half strength (for masks that cannot see drawn clouds).
     """
     index = {str(n): i for i, n in enumerate(names)}
     out = values

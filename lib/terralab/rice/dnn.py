@@ -93,7 +93,7 @@ def _fit_rf(fitted: RiceModel, X, y, Xv, yv, params: RFParams, run: RunSettings)
 
 
 def _holdout(X, y, Xv, yv, seed: int):
-    """Training and validation rows: the given validation rows (usable ones), or 15 % of X held out at random."""
+    """Training and validation rows: the usable given validation rows, or 15 % of X held out at random."""
     if Xv is None:
         order = np.random.default_rng(seed).permutation(y.size)
         n_val = max(1, round(0.15 * y.size))

@@ -7,7 +7,7 @@ Example
 >>> import numpy as np
 >>> from terralab.rice import evaluate
 >>> s = evaluate.scores(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), class_names=["a", "b", "c"])
->>> round(s.overall_accuracy, 2), round(s.per_class.loc["b", "recall"], 2)
+>>> round(s.overall_accuracy, 2), round(float(s.per_class.loc["b", "recall"]), 2)
 (0.75, 0.5)
 """
 
@@ -177,8 +177,8 @@ def sample_at(class_map: xr.DataArray, points: pd.DataFrame, *, x: str = "x", y:
 def independent_evaluation(model_or_map, points: pd.DataFrame, *, class_names=None) -> Scores:
     """Score a model or a class map on a separate, independently collected point set.
 
-    ``model_or_map`` is a per-pixel :class:`~terralab.rice.checkpoint.RiceModel` (the points then need its band
-    columns), or a class map ``xr.DataArray (y, x)`` (the points then need ``x``/``y`` in its CRS).
+    ``model_or_map`` is a per-pixel :class:`~terralab.rice.checkpoint.RiceModel` (the points then need its
+    band columns), or a class map ``xr.DataArray (y, x)`` (the points then need ``x``/``y`` in its CRS).
     """
     from .checkpoint import RiceModel
     from .inference import predict

@@ -97,8 +97,8 @@ def band_names(bands: str | Sequence[str]) -> list[str]:
     key = head.upper()
     if key not in BAND_SETS:
         raise InvalidInputError(
-            f"unknown band set {head!r}: use one of {sorted(BAND_SETS)} (optionally '+NDVI', '+EVI', '+NDWI'), "
-            "or a list of band names"
+            f"unknown band set {head!r}: use one of {sorted(BAND_SETS)} (optionally '+NDVI', '+EVI', "
+            "'+NDWI'), or a list of band names"
         )
     names = list(BAND_SETS[key])
     for extra in extras:
@@ -128,7 +128,7 @@ def check_stack(stack: xr.DataArray, name: str = "stack") -> xr.DataArray:
 
 
 def index_values(index: str, red, green, blue, nir):
-    """One of :data:`INDICES` from reflectance (0–1) arrays or DataArrays; a zero denominator gives inf/NaN."""
+    """One of :data:`INDICES` from reflectance (0–1) arrays or DataArrays; zero denominators give inf/NaN."""
     with np.errstate(divide="ignore", invalid="ignore"):
         if index == "ndvi":
             return (nir - red) / (nir + red)

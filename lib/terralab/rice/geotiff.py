@@ -1,7 +1,7 @@
 """Classify a feature GeoTIFF of any size into a class GeoTIFF, window by window (:func:`predict_geotiff`).
 
-The same tiled inference as :func:`terralab.rice.predict` (:func:`terralab.rice.inference.run_tiled`), read from
-and written to rasterio windows; the output is written to a temporary file and renamed when complete.
+The same tiled inference as :func:`terralab.rice.predict` (:func:`terralab.rice.inference.run_tiled`), read
+from and written to rasterio windows; the output is written to a temporary file and renamed when complete.
 """
 
 from __future__ import annotations
@@ -58,16 +58,17 @@ def predict_geotiff(
     """Classify a feature GeoTIFF into a class GeoTIFF, reading and writing window by window.
 
     Band names come from the source's band descriptions (as written by
-    :func:`~terralab.rice.features.write_stack`); ``cloud_prob_<season>`` / ``scl_<season>`` bands, if present,
-    are used as cloud masks. Memory is bounded by a strip of ``tile`` rows, whatever the raster size.
+    :func:`~terralab.rice.features.write_stack`); ``cloud_prob_<season>`` / ``scl_<season>`` bands, if
+    present, are used as cloud masks. Memory is bounded by a strip of ``tile`` rows, whatever the raster size.
 
-    The output is int16, nodata −1, tiled, deflate: band 1 ``class``; band 2 ``quality`` (0 every optical season
-    clear, 1 some season masked, 2 predicted without optical data); then, with ``probability="max"`` (default)
-    one band ``confidence`` (the predicted class's calibrated probability), with ``"all"`` one band per class
-    (``p_<class name>``), with None none. Probabilities are stored × 10,000 (band scale 1e-4, which
+    The output is int16, nodata −1, tiled, deflate: band 1 ``class``; band 2 ``quality`` (0 every optical
+    season clear, 1 some season masked, 2 predicted without optical data); then, with ``probability="max"``
+    (default) one band ``confidence`` (the predicted class's calibrated probability), with ``"all"`` one band
+    per class (``p_<class name>``), with None none. Probabilities are stored × 10,000 (band scale 1e-4, which
     ``rioxarray.open_rasterio(mask_and_scale=True)`` applies). It is written to a temporary file beside
     ``dst_path`` and renamed when complete. ``gdal_cache_mb`` caps GDAL's block cache (MiB). ``progress``:
-    a bar over rows of tiles, None (default) when a person is watching (:func:`terralab.progress.progress_bar`).
+    a bar over rows of tiles, None (default) when a person is watching
+    (:func:`terralab.progress.progress_bar`).
 
     Raises
     ------

@@ -1,8 +1,8 @@
 """Applying a rice model: windowed tiled inference with blending (one code path for arrays and GeoTIFFs),
 per-pixel probabilities for points, the ``quality`` flag, and the majority-filter clean-up.
 
-:func:`run_tiled` reads a :class:`WindowSource` strip by strip: memory stays O(classes × tile × width + bands ×
-tile² × batch) whatever the raster size. :func:`predict` runs it over an in-memory stack;
+:func:`run_tiled` reads a :class:`WindowSource` strip by strip: memory stays O(classes × tile × width + bands
+× tile² × batch) whatever the raster size. :func:`predict` runs it over an in-memory stack;
 :func:`terralab.rice.geotiff.predict_geotiff` over a GeoTIFF.
 """
 
@@ -108,8 +108,8 @@ def block_inputs(model: RiceModel, block: np.ndarray, band_list: Sequence[str], 
 
 
 def read_bands(model: RiceModel, available: Sequence[str]) -> list[str]:
-    """Bands to read from a source: the model's, the RGBN of each season it reads optically (for indices and the
-    cloud test) and Sentinel-2 mask bands."""
+    """Bands to read from a source: the model's, the RGBN of each season it reads optically (for indices and
+    the cloud test) and Sentinel-2 mask bands."""
     seasons = {g.split("_", 1)[1] for g in (band_group(b) for b in model.bands) if is_optical(g)}
     # the shadow test compares a season with the other one: a masked model reads both seasons' RGBN
     extra = [
@@ -138,9 +138,9 @@ def run_tiled(
 ) -> None:
     """Tiled inference over a raster read and written strip by strip.
 
-    ``write_rows(r0, classes, proba, quality)`` receives finished rows. Memory stays O(classes × tile × width +
-    bands × tile² × batch): tiles are read a batch at a time and blended into a strip accumulator; rows that no
-    later tile touches are final and are written out before the next row of tiles is read. Per-pixel models
+    ``write_rows(r0, classes, proba, quality)`` receives finished rows. Memory stays O(classes × tile × width
+    + bands × tile² × batch): tiles are read a batch at a time and blended into a strip accumulator; rows that
+    no later tile touches are final and are written out before the next row of tiles is read. Per-pixel models
     (dnn, rf) read strips of about a million pixels instead.
     """
     if model.kind != "unet":
@@ -297,14 +297,14 @@ def predict(
     Returns
     -------
     xr.DataArray or xr.Dataset or pd.Series or pd.DataFrame
-        Stack input: int16 ``(y, x)`` class ids on the same grid and CRS, −1 where nothing usable was observed,
-        with a ``quality`` coordinate (int8: 0 every optical season clear, 1 some season cloudy/shadowed, 2
-        predicted without optical data — from radar and terrain only —, −1 nodata). ``output="proba"``: float32
-        ``(class, y, x)`` probabilities. ``return_proba=True``: an ``xr.Dataset`` with ``classes`` (the class
-        map), ``probability`` (class, y, x), ``confidence`` (the largest probability) and ``quality``. Points: a
-        Series of class ids (−1 for rows with NaN); ``output="proba"``: a DataFrame of probabilities, one
-        column per class name; ``return_proba=True``: that DataFrame with ``class`` and ``confidence`` columns
-        first.
+        Stack input: int16 ``(y, x)`` class ids on the same grid and CRS, −1 where nothing usable was
+        observed, with a ``quality`` coordinate (int8: 0 every optical season clear, 1 some season
+        cloudy/shadowed, 2 predicted without optical data — from radar and terrain only —, −1 nodata).
+        ``output="proba"``: float32 ``(class, y, x)`` probabilities. ``return_proba=True``: an ``xr.Dataset``
+        with ``classes`` (the class map), ``probability`` (class, y, x), ``confidence`` (the largest
+        probability) and ``quality``. Points: a Series of class ids (−1 for rows with NaN);
+        ``output="proba"``: a DataFrame of probabilities, one column per class name; ``return_proba=True``:
+        that DataFrame with ``class`` and ``confidence`` columns first.
     """
     if not isinstance(model, RiceModel):
         raise InvalidInputError(
@@ -358,8 +358,8 @@ def _predict_points(
 ) -> pd.Series | pd.DataFrame:
     if model.kind == "unet":
         raise InvalidInputError(
-            "a U-Net predicts on a stack, not points: predict the stack, then sample the class map at the points "
-            "(rice.evaluate.sample_at)"
+            "a U-Net predicts on a stack, not points: predict the stack, then sample the class map at the "
+            "points (rice.evaluate.sample_at)"
         )
     X, nodata = point_inputs(model, data)
     ok = ~nodata
@@ -441,8 +441,8 @@ def predict_proba_matrix(
     inputs: bool = False,
     calibrated: bool = True,
 ) -> np.ndarray:
-    """Class probabilities (n, K) of per-pixel rows X for dnn and rf: raw band values, or (``inputs``) the network
-    inputs of :func:`model_inputs`. ``calibrated`` applies the model's temperature."""
+    """Class probabilities (n, K) of per-pixel rows X for dnn and rf: raw band values, or (``inputs``) the
+    network inputs of :func:`model_inputs`. ``calibrated`` applies the model's temperature."""
     if model.kind == "rf":
         proba = np.zeros((X.shape[0], model.n_classes), np.float32)
         if X.shape[0]:
@@ -509,10 +509,11 @@ def majority_filter(classes: xr.DataArray, size_px: int = 5) -> xr.DataArray:
 
 
 def check_something_observed(model: RiceModel, quality: np.ndarray) -> None:
-    """All pixels cloudy (or nodata) and nothing else to predict from: say so instead of returning −1 everywhere."""
+    """All pixels cloudy (or nodata), nothing else to predict from: say so instead of returning all −1."""
     if model.masked_groups and quality.size and (quality < 0).all():
         raise InvalidInputError(
-            "no pixel of the stack holds a usable optical or radar band: every pixel is cloudy, shadowed or nodata "
-            "in every season the model reads (all pixels cloudy). Use a clearer image, or a model with Sentinel-1 "
-            "bands (band set RGBNS or RGBNES)"
+            "no pixel of the stack holds a usable optical or radar band: every pixel is cloudy, shadowed or "
+            "nodata "
+            "in every season the model reads (all pixels cloudy). Use a clearer image, or a model with "
+            "Sentinel-1 bands (band set RGBNS or RGBNES)"
         )

@@ -42,7 +42,7 @@ POINT_META_COLUMNS = ("class", "class_name", "split", "row", "col", "x", "y", "l
 
 
 def resolve_class_names(n_classes: int, given: Sequence[str] | dict | None, attrs_names=None) -> list[str]:
-    """Names of class ids 0…n_classes−1: as given, else from the labels' attrs, else ACES's, else ``class_<k>``."""
+    """Names of class ids 0…n_classes−1: as given, else the labels' attrs, else ACES's, else ``class_<k>``."""
     if given is not None:
         names = [given[k] for k in sorted(given)] if isinstance(given, dict) else list(given)
     elif attrs_names is not None:
@@ -80,7 +80,8 @@ def point_matrix(points: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     missing = [n for n in names if n not in points.columns and n.split("_")[0] not in INDICES]
     if missing:
         raise InvalidInputError(
-            f"the points lack columns {missing}; they hold {list(points.columns)}. Choose a band set they have"
+            f"the points lack columns {missing}; they hold {list(points.columns)}. Choose a band set they "
+            "have"
         )
     cols = []
     for name in names:
@@ -103,8 +104,8 @@ def refuse_empty_bands(chosen: xr.DataArray) -> None:
     empty = [str(b) for b, v in zip(chosen["band"].values, values) if not np.isfinite(v).any()]
     if empty:
         raise InvalidInputError(
-            f"band(s) {empty} hold no value (NaN everywhere): fix the stack, or leave them out with bands=[...] "
-            "(or a smaller band set)"
+            f"band(s) {empty} hold no value (NaN everywhere): fix the stack, or leave them out with "
+            "bands=[...] (or a smaller band set)"
         )
 
 
@@ -113,8 +114,8 @@ def warn_single_class(lab: np.ndarray) -> None:
     present = np.unique(lab[lab >= 0])
     if present.size == 1:
         warnings.warn(
-            f"the training labels hold a single class ({int(present[0])}): the model can only ever predict it. "
-            "Label pixels of the other classes too",
+            f"the training labels hold a single class ({int(present[0])}): the model can only ever predict "
+            "it. Label pixels of the other classes too",
             UserWarning,
             stacklevel=3,
         )
@@ -160,7 +161,7 @@ def group_validity(masking: dict, valid, shape) -> np.ndarray:
 
 
 def fit_masked_normalisation(names, feats: np.ndarray, masking: dict | None, valid) -> Normalisation:
-    """Per-band mean/std over the pixels where the band is valid (clouds would shift the optical statistics)."""
+    """Per-band mean/std over the pixels where the band is valid (clouds would shift optical statistics)."""
     if masking is None:
         return fit_normalisation(xr.DataArray(feats, dims=("band", "y", "x"), coords={"band": list(names)}))
     gvalid = group_validity(masking, valid, feats.shape[1:])
@@ -172,8 +173,8 @@ def fit_masked_normalisation(names, feats: np.ndarray, masking: dict | None, val
     empty = [n for n, v in zip(names, clean) if not np.isfinite(v).any()]
     if empty:
         raise InvalidInputError(
-            f"band(s) {empty} are cloudy, shadowed or nodata at every pixel (all pixels cloudy): nothing to learn "
-            "them from. Leave that season out (bands=[...]) or pass a clearer image"
+            f"band(s) {empty} are cloudy, shadowed or nodata at every pixel (all pixels cloudy): nothing to "
+            "learn them from. Leave that season out (bands=[...]) or pass a clearer image"
         )
     return fit_normalisation(xr.DataArray(clean, dims=("band", "y", "x"), coords={"band": list(names)}))
 
@@ -186,9 +187,10 @@ def refuse_all_cloudy(masking: dict | None, valid, labelled: np.ndarray) -> None
     for g, v in zip(masking["groups"], gvalid):
         if not (v & labelled).any():
             raise InvalidInputError(
-                f"every labelled pixel is cloudy, shadowed or nodata in {g} (all pixels cloudy): the model cannot "
-                f"learn what those bands mean. Leave the {g.split('_', 1)[1]} season out (bands=[...]), label "
-                "clear pixels too, or pass mask_clouds=False if the mask is wrong"
+                f"every labelled pixel is cloudy, shadowed or nodata in {g} (all pixels cloudy): the model "
+                "cannot "
+                f"learn what those bands mean. Leave the {g.split('_', 1)[1]} season out (bands=[...]), "
+                "label clear pixels too, or pass mask_clouds=False if the mask is wrong"
             )
 
 
@@ -206,9 +208,9 @@ def model_inputs(
     """Network input of a raw (band, h, w) block: ``(x (inputs, h, w), nodata (h, w), quality (h, w) int8)``.
 
     Bands of a masked group are standardised and set to 0 (the band mean) where the group is invalid, and one
-    0/1 channel per masked group says where it is valid. A pixel is nodata when a band outside the masked groups
-    is NaN, or when no optical group and no radar band is valid. Quality: 0 every optical season valid, 1 some
-    masked, 2 none (predicted from radar / terrain only), −1 nodata.
+    0/1 channel per masked group says where it is valid. A pixel is nodata when a band outside the masked
+    groups is NaN, or when no optical group and no radar band is valid. Quality: 0 every optical season valid,
+    1 some masked, 2 none (predicted from radar / terrain only), −1 nodata.
     """
     if feats is None:
         feats = select_features(names, raw, band_list)
@@ -248,7 +250,7 @@ def model_inputs(
 
 
 def pad_to(arr: np.ndarray, h: int, w: int, value: float) -> np.ndarray:
-    """``arr`` padded at the bottom and right with ``value`` to at least ``h`` × ``w`` in its last two dims."""
+    """``arr`` padded at the bottom and right with ``value`` to at least ``h`` × ``w`` (last two dims)."""
     ph, pw = h - arr.shape[-2], w - arr.shape[-1]
     if ph <= 0 and pw <= 0:
         return arr

@@ -3,8 +3,8 @@ blocked train/validation/test splits, class weights.
 
 ACES split 12,157 points at random 70/20/10; with patches that overlap, or points a few pixels apart, the same
 field lands in training and test and the scores flatter the model (the paper's validation F1 0.85 fell to
-0.59–0.66 on independent points). :func:`split` with ``kind="blocked"`` assigns whole square blocks to one split,
-so no block — and, with ``gap_px``, no neighbourhood — is shared between training and test.
+0.59–0.66 on independent points). :func:`split` with ``kind="blocked"`` assigns whole square blocks to one
+split, so no block — and, with ``gap_px``, no neighbourhood — is shared between training and test.
 
 Example
 -------
@@ -96,13 +96,16 @@ def align_labels(labels: xr.DataArray, stack: xr.DataArray, *, reproject: bool =
             f"CRS {crs_l} vs {crs_s}"
             if not same_crs
             else (
-                f"grid {labels.sizes['y']}×{labels.sizes['x']} at x0={float(labels['x'][0]):.6g}, y0={float(labels['y'][0]):.6g}"
-                f" vs {stack.sizes['y']}×{stack.sizes['x']} at x0={float(stack['x'][0]):.6g}, y0={float(stack['y'][0]):.6g}"
+                f"grid {labels.sizes['y']}×{labels.sizes['x']} at x0={float(labels['x'][0]):.6g}, "
+                f"y0={float(labels['y'][0]):.6g}"
+                f" vs {stack.sizes['y']}×{stack.sizes['x']} at x0={float(stack['x'][0]):.6g}, "
+                f"y0={float(stack['y'][0]):.6g}"
             )
         )
         raise InvalidInputError(
             f"labels and stack are not on the same grid ({what}); pass reproject=True to resample the labels "
-            "(nearest neighbour) onto the stack's grid, or reproject them yourself with rioxarray's reproject_match"
+            "(nearest neighbour) onto the stack's grid, or reproject them yourself with rioxarray's "
+            "reproject_match"
         )
     if crs_l is None or crs_s is None:
         raise InvalidInputError("cannot reproject labels: both labels and stack need a CRS (rio.write_crs)")
@@ -162,8 +165,8 @@ def remap_classes(
     missing = [int(c) for c in present if int(c) not in mapping]
     if missing and unknown == "raise":
         raise InvalidInputError(
-            f"land-cover codes {missing} are not in the remapping table (it covers {sorted(mapping)}); add them "
-            "(map to −1 to drop), or pass unknown='drop'"
+            f"land-cover codes {missing} are not in the remapping table (it covers {sorted(mapping)}); add "
+            "them (map to −1 to drop), or pass unknown='drop'"
         )
     out = np.full(values.shape, NODATA, dtype=np.int16)
     lut_keys = np.array(sorted(mapping), dtype=np.int64)
@@ -195,9 +198,10 @@ def weak_labels(
 ) -> xr.DataArray:
     """Weak labels from land cover, optionally cleaned with the rice phenology rule.
 
-    After :func:`remap_classes`, when ``stack`` is given and ``min_ndvi_gain`` is not None, pixels labelled rice
-    whose NDVI does not rise by at least ``min_ndvi_gain`` from before to during the season (bare/flooded →
-    canopy) are set to −1: a coarse regional product marks whole paddy areas, not every pixel in them is rice.
+    After :func:`remap_classes`, when ``stack`` is given and ``min_ndvi_gain`` is not None, pixels labelled
+    rice whose NDVI does not rise by at least ``min_ndvi_gain`` from before to during the season (bare/flooded
+    → canopy) are set to −1: a coarse regional product marks whole paddy areas, not every pixel in them is
+    rice.
     """
     out = remap_classes(landcover, table, nodata=nodata, unknown=unknown)
     if stack is not None and min_ndvi_gain is not None:
@@ -283,7 +287,7 @@ def _fractions(fractions: Sequence[float]) -> np.ndarray:
 def _assign_units(
     n_units: int, fractions: np.ndarray, rng: np.random.Generator, weights: np.ndarray | None = None
 ) -> np.ndarray:
-    """Assign ``n_units`` units to splits 0/1/2 at random, filling each split to its fraction of the weight."""
+    """Assign ``n_units`` units to splits 0/1/2 at random, filling each split to its share of the weight."""
     order = rng.permutation(n_units)
     weights = np.ones(n_units) if weights is None else np.asarray(weights, dtype=float)
     total = weights.sum()

@@ -16,7 +16,7 @@ __all__ = ["build_net", "ensemble", "import_torch"]
 
 
 def import_torch():
-    """The ``torch`` module, or a :class:`~terralab.errors.MissingDependencyError` that says how to install it."""
+    """The ``torch`` module, or a :class:`~terralab.errors.MissingDependencyError` saying how to get it."""
     try:
         import torch
     except ImportError as err:  # pragma: no cover - torch is a core dependency
@@ -111,7 +111,7 @@ def _load_encoder_weights(encoder, path: Path, n_bands: int) -> None:
 
 
 def ensemble(members):
-    """A torch module averaging the members' softmax probabilities (a deep ensemble); returns log-probabilities."""
+    """A deep ensemble: the mean of the members' softmax probabilities, returned as log-probabilities."""
     torch = import_torch()
 
     class Ensemble(torch.nn.Module):

@@ -1,7 +1,7 @@
 """Per-model training options of :func:`terralab.rice.fit`, as small frozen dataclasses.
 
-``rice.fit(stack, labels, model="unet", patch_size_px=32)`` passes ``patch_size_px`` on to :class:`UNetParams`;
-a name that belongs to no option of the chosen model is refused with the names that do.
+``rice.fit(stack, labels, model="unet", patch_size_px=32)`` passes ``patch_size_px`` on to
+:class:`UNetParams`; a name that belongs to no option of the chosen model is refused with the names that do.
 
 >>> from terralab.rice.options import split_model_params
 >>> params, stack = split_model_params("dnn", {"hidden": (64, 32), "reproject": True})

@@ -11,8 +11,8 @@ relies on:
 * clouds (0–50 % of the scene, thin at their edges) brighten the optical median of either season, and their
   shadows, offset along the sun's azimuth by the cloud height, dim it (by default the monsoon "during" season
   has 4 %); radar sees through both; a missing-data patch (NaN in every band) plays the part of a gap in the
-  mosaic. Clouds have their own random stream: the same ``seed`` gives the same landscape with or without them,
-  and ``return_clouds=True`` returns where they are.
+  mosaic. Clouds have their own random stream: the same ``seed`` gives the same landscape with or without
+  them, and ``return_clouds=True`` returns where they are.
 
 Pixels carry noise of realistic size (sub-pixel mixing in 4.77 m NICFI resampled to 10 m; residual speckle
 in monthly Sentinel-1 medians), so a single pixel is ambiguous while a whole field is not: this is what
@@ -22,7 +22,7 @@ Example
 -------
 >>> from terralab.rice import synthetic
 >>> stack, truth = synthetic.scene(height_px=64, width_px=64, seed=1)
->>> stack.sizes["band"], sorted(set(truth.values.ravel()))[:2]
+>>> stack.sizes["band"], sorted(set(truth.values.ravel().tolist()))[:2]
 (18, [0, 1])
 """
 
@@ -48,7 +48,7 @@ __all__ = [
     "scene",
 ]
 
-#: Class ids and names, the same as the ACES Paro points (0 cropland etc., 1 rice, 2 forest, 3 urban, 4 water etc.)
+#: Class ids and names, as the ACES Paro points (0 cropland etc., 1 rice, 2 forest, 3 urban, 4 water etc.)
 CLASS_NAMES = ("cropland_etc", "rice", "forest", "urban", "others_water_etc")
 
 # mean reflectance (red, green, blue, nir) per class and season
@@ -87,7 +87,7 @@ class Scene(NamedTuple):
 
 
 class CloudyScene(NamedTuple):
-    """A synthetic scene with where its clouds are: ``clouds`` uint8 (season, y, x), 0 clear, 1 cloud, 2 shadow."""
+    """A synthetic scene and where its clouds are: uint8 (season, y, x), 0 clear, 1 cloud, 2 shadow."""
 
     stack: xr.DataArray
     truth: xr.DataArray
@@ -151,13 +151,13 @@ def scene(
         Correlation length of the cloud blobs (default 6 % of the smaller side) and their stretch along x
         (1 = round blobs, 3 = streaks).
     shadows, sun_azimuth_deg, sun_elevation_deg, cloud_height_m
-        Cast cloud shadows; the sun's azimuth (clockwise from north) and elevation and the cloud height set the
-        shadow offset (height / tan(elevation), away from the sun).
+        Cast cloud shadows; the sun's azimuth (clockwise from north) and elevation and the cloud height set
+        the shadow offset (height / tan(elevation), away from the sun).
     valley_width_fraction
         Half-width of the valley floor as a fraction of the scene width (terraced fields lie within 1.25 ×).
     cloud_seed
-        Seed of the clouds' own random stream (default: ``seed``); another value moves the clouds over the same
-        landscape.
+        Seed of the clouds' own random stream (default: ``seed``); another value moves the clouds over the
+        same landscape.
     return_clouds
         Also return the cloud/shadow map (:class:`CloudyScene`).
 

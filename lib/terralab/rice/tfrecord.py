@@ -18,7 +18,8 @@ Example
 -------
 >>> from terralab.rice import tfrecord
 >>> image = tfrecord.read_image_patches("shared/data/rice/aces_paro_2021/tfrecord/images")  # doctest: +SKIP
->>> points = tfrecord.read_points("shared/data/rice/aces_paro_2021/tfrecord/testing/testing.tfrecord.gz")  # doctest: +SKIP
+>>> testing = "shared/data/rice/aces_paro_2021/tfrecord/testing/testing.tfrecord.gz"
+>>> points = tfrecord.read_points(testing)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -179,7 +180,8 @@ def _read_bytes(path: Path) -> bytes:
             return gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as err:
             raise FileFormatError(
-                f"{path} is not a complete gzip stream ({err}); the file is truncated or corrupt — download it again"
+                f"{path} is not a complete gzip stream ({err}); the file is truncated or corrupt — download "
+                "it again"
             ) from err
     return raw
 
@@ -377,8 +379,8 @@ def _find_mixer(path: Path, files: Sequence[Path]) -> Path:
         if isinstance(content, dict) and "patchDimensions" in content:
             return candidate
     raise DataNotAvailableError(
-        f"no Earth Engine mixer JSON (with 'patchDimensions') beside {path}; it is exported with the TFRecord "
-        "files and holds their georeference — copy it into the same directory"
+        f"no Earth Engine mixer JSON (with 'patchDimensions') beside {path}; it is exported with the "
+        "TFRecord files and holds their georeference — copy it into the same directory"
     )
 
 
@@ -406,7 +408,8 @@ def read_image_patches(
     -------
     xr.DataArray
         float32 (band, y, x) with pixel-centre coordinates ``x``/``y`` in the mixer's CRS, CRS and transform
-        written with rioxarray. Patches exported with a kernel buffer (``kernelSize``) are cropped to the core.
+        written with rioxarray. Patches exported with a kernel buffer (``kernelSize``) are cropped to the
+        core.
 
     Example
     -------
@@ -436,7 +439,8 @@ def read_image_patches(
         patches.extend(read_examples(file, verify=verify))  # type: ignore[arg-type]
     if len(patches) != total:
         raise FileFormatError(
-            f"{path}: mixer says {total} patches, the TFRecord files hold {len(patches)}; some files are missing"
+            f"{path}: mixer says {total} patches, the TFRecord files hold {len(patches)}; some files are "
+            "missing"
         )
     names = list(bands) if bands is not None else list(patches[0].keys())
     missing = [n for n in names if n not in patches[0]]

@@ -1,4 +1,5 @@
-"""``rice.fit``: train a U-Net, DNN or RandomForest on a feature stack and label raster, or on labelled points.
+"""``rice.fit``: train a U-Net, DNN or RandomForest on a feature stack and label raster, or on labelled
+points.
 
 This module prepares the data (band selection, label alignment, cloud masks, the masked normalisation, the
 validation hold-out) and hands over to the per-model training in :mod:`terralab.rice.unet` and
@@ -42,7 +43,7 @@ MODEL_KINDS = ("unet", "dnn", "rf")
 
 
 def seed_everything(seed: int) -> None:
-    """Seed torch's and NumPy's global generators (the training loops also draw from their own, seeded ones)."""
+    """Seed torch's and NumPy's global generators (the training loops also use their own seeded ones)."""
     torch = import_torch()
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
@@ -101,8 +102,8 @@ def fit(
         an :class:`~terralab.errors.InvalidInputError`:
 
         ``class_weighting`` (all models)
-            ``"none"`` (default) or ``"balanced"`` (weights the loss by inverse class frequency: more recall for
-            rare classes, less precision for common ones). On the development valley of seed 102 (with and
+            ``"none"`` (default) or ``"balanced"`` (weights the loss by inverse class frequency: more recall
+            for rare classes, less precision for common ones). On the development valley of seed 102 (with and
             without clouds), balanced weights cost the U-Net 0.005 rice F1 (rice covers half the valley
             floor), so the default is none.
         ``learning_rate``, ``batch_size`` (unet, dnn)
@@ -115,8 +116,8 @@ def fit(
             Training patches: side (multiple of the stride 2**encoder_depth; smaller sizes are padded) and
             number drawn at random per epoch (each around a labelled pixel, with flips and rotations). The
             defaults (64 px, 256 per epoch, batches of 16) were chosen on development valleys (seeds 101–102;
-            the report seeds of benchmarks/rice_clouds.py are others); with 64 patches per epoch the network is
-            still under-trained after 20 epochs.
+            the report seeds of benchmarks/rice_clouds.py are others); with 64 patches per epoch the network
+            is still under-trained after 20 epochs.
         ``encoder``, ``encoder_depth``, ``encoder_weights``, ``decoder_channels`` (unet)
             The smp U-Net (default ``"resnet18"`` cut at depth 3). ``encoder_weights``: None (from scratch), a
             local ``.pth`` encoder state_dict, or an smp weights name (downloads — not offline).
@@ -219,13 +220,14 @@ def _fit_stack(
     lab = np.where(nodata, NODATA, labels.values).astype(np.int64)
     if not (lab >= 0).any():
         raise InvalidInputError(
-            "the training split holds no labelled, valid pixel (all −1, or no valid band at any labelled pixel): "
-            "nothing to learn from"
+            "the training split holds no labelled, valid pixel (all −1, or no valid band at any labelled "
+            "pixel): nothing to learn from"
         )
     lab, val = _raster_holdout(labels, lab, validation, nodata, stack_da, stack.reproject, run.seed)
     if not (lab >= 0).any():
         raise InvalidInputError(
-            "the training split holds no labelled, valid pixel (all −1 or NaN in the stack): nothing to learn from"
+            "the training split holds no labelled, valid pixel (all −1 or NaN in the stack): nothing to "
+            "learn from"
         )
     warn_single_class(lab)
     attrs_names = labels.attrs.get("class_names")
@@ -249,8 +251,8 @@ def _fit_stack(
 
 
 def _raster_holdout(labels, lab, validation, nodata, stack_da, reproject: bool, seed: int):
-    """Training and validation label arrays: ``validation`` on the stack's grid, or 15 % of the labels held out
-    by blocks (by pixels when there are too few blocks; none at all for a handful of labels)."""
+    """Training and validation label arrays: ``validation`` on the stack's grid, or 15 % of the labels held
+    out by blocks (by pixels when there are too few blocks; none at all for a handful of labels)."""
     if validation is not None:
         if isinstance(validation, pd.DataFrame):
             raise InvalidInputError("with a stack, validation must be a label raster on the same grid")

@@ -49,7 +49,7 @@ class AugmentContext:
     def patch(
         self, rng, r0: int, c0: int, patch: int, shape: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Augmented inputs and nodata of the patch at (r0, c0) (padded to ``patch``), or None (not augmented)."""
+        """Inputs and nodata of the patch at (r0, c0) under drawn clouds (padded to ``patch``), or None."""
         if self.masking is None or self.probability <= 0 or rng.random() >= self.probability:
             return None
         H, W = shape
@@ -212,7 +212,7 @@ class _PatchSampler:
 
 
 def _train_epoch(net, opt, loss_fn, sampler: _PatchSampler, params: UNetParams, device: str) -> float:
-    """One epoch of ``patches_per_epoch // batch_size`` batches (at least one); returns the mean batch loss."""
+    """One epoch of ``patches_per_epoch // batch_size`` batches (at least one); the mean batch loss."""
     torch = import_torch()
     net.train()
     total, count = 0.0, 0
@@ -263,7 +263,7 @@ def _unet_validation(net, x, val, windows, patch, loss_fn, batch_size, device) -
 
 
 def _unet_logits_at(net, x, labels, windows, patch, batch_size, device, max_pixels: int = 200_000):
-    """Logits (n, K) and labels (n,) at the labelled pixels of the windows (at most ``max_pixels``, evenly)."""
+    """Logits (n, K) and labels (n,) at labelled pixels of the windows (at most ``max_pixels``, evenly)."""
     torch = import_torch()
     logits, truth = [], []
     net.eval()

@@ -2,12 +2,13 @@
 
 Two kinds of dataset:
 
-* ``"rice_synthetic_scene"`` (default, offline): a synthetic valley with known truth; the label raster is split
-  into train / val / test (``"half"``, ``"blocked"`` or ``"random"``) and a U-Net, DNN or RF is trained on the
-  train part and scored on the test part;
+* ``"rice_synthetic_scene"`` (default, offline): a synthetic valley with known truth; the label raster is
+  split into train / val / test (``"half"``, ``"blocked"`` or ``"random"``) and a U-Net, DNN or RF is trained
+  on the train part and scored on the test part;
 * ``"rice_aces_paro_points"``: the real ACES Paro points (training / validation / testing, from the catalog's
-  ``rice_aces_paro_points_*_tfrecord`` entries) with the 256×256 NICFI patch (``rice_aces_paro_image_tfrecord``) to draw
-  a map on. There is no label raster, so the model is a per-pixel one (``"dnn"`` or ``"rf"``).
+  ``rice_aces_paro_points_*_tfrecord`` entries) with the 256×256 NICFI patch
+  (``rice_aces_paro_image_tfrecord``) to draw a map on. There is no label raster, so the model is a per-pixel
+  one (``"dnn"`` or ``"rf"``).
 
 Example
 -------
@@ -73,7 +74,7 @@ class Experiment:
         progress: bool | None = None,
         **model_params,
     ):
-        """Train ``model`` on the train split, early-stopping on the val split (see :func:`terralab.rice.fit`)."""
+        """Train ``model`` on the train split, stopping early on the val split (:func:`terralab.rice.fit`)."""
         from .training import fit
 
         if self.kind == "points" and model == "unet":
@@ -205,8 +206,8 @@ class Experiment:
         ``fit_kwargs`` maps a model type to extra :func:`terralab.rice.fit` arguments (e.g.
         ``{"unet": {"patches_per_epoch": 64}}`` for a quicker table).
 
-        Band sets default to RGBN/RGBNE/RGBNS/RGBNES for scenes; for the real points (8 bands only) to RGBN with
-        and without the indices (the paper found NDVI/EVI/NDWI did not help).
+        Band sets default to RGBN/RGBNE/RGBNS/RGBNES for scenes; for the real points (8 bands only) to RGBN
+        with and without the indices (the paper found NDVI/EVI/NDWI did not help).
         """
         from .evaluate import band_model_table
 

@@ -432,6 +432,55 @@ def test_ctrl_c_stops_a_local_sweep_quietly_and_the_same_command_resumes_it(tmp_
     assert "<th>attempt</th>" in table
 
 
+def test_sigterm_stops_a_local_sweep_cleanly_and_the_same_command_resumes_it(tmp_path):
+    """SIGTERM to the `terralab sweep` process alone (what `kill`, a batch scheduler or a container runtime
+    sends): it exits 143 without a traceback, stops its LocalCluster's workers and the held run's kernel
+    (no process it started is left), leaves no partial file of the held run, and the same command then runs
+    only n=2."""
+    proc, out, markers, command = _start_held_sweep(tmp_path, "--workers", "2")
+    family = psutil.Process(proc.pid).children(recursive=True)
+    worker_pid = int((markers / "hold-2.pid").read_text())  # the worker running n=2
+    assert worker_pid in {p.pid for p in family}, "the held run executes in a worker the sweep started"
+    assert psutil.Process(worker_pid).children(), "the held run's kernel runs under its worker"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=30)
+        pytest.fail(f"the sweep did not stop within 120 s of SIGTERM; its stderr:\n{stderr[-4000:]}")
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == "terralab: terminated"
+    assert "Run the same command again to resume it" in stderr
+    _, alive = psutil.wait_procs(family, timeout=15)
+    described = [(p.pid, " ".join(p.cmdline())[:120]) for p in alive if p.is_running()]
+    _stop(alive)
+    assert not described, f"processes left running after SIGTERM: {described}"
+
+    state = json.loads((out / "sweep.json").read_text())
+    assert state["attempts"][-1]["outcome"] == "interrupted"
+    assert [(r["name"], r["status"]) for r in state["runs"]] == [
+        ("sweep_toy__n-1", "ok"), ("sweep_toy__n-2", "failed"), ("sweep_toy__n-3", "ok")
+    ]  # fmt: skip
+    complete = sorted(
+        f"sweep_toy__n-{n}{ext}" for n in (1, 3) for ext in (".html", ".ipynb", ".metrics.json")
+    )
+    assert sorted(p.name for p in out.iterdir()) == sorted(["sweep.json", *complete]), (
+        "only whole runs and the state: no partial or temporary file of the stopped run"
+    )
+
+    (markers / "hold-2").unlink()
+    again = _terralab(*command)
+    assert again.returncode == 0, again.stdout + again.stderr[-3000:]
+    assert "resuming the unfinished sweep (attempt 2): 2 grid point(s) already done are kept, 1 to run" in (
+        again.stdout
+    )
+    assert "3/3 runs ok" in again.stdout
+    state = json.loads((out / "sweep.json").read_text())
+    assert [r["attempt"] for r in state["runs"]] == [1, 2, 1]
+
+
 # --- a lost worker (last: it leaves the cluster one worker short) ------------------------------------------
 def test_a_worker_killed_mid_sweep_loses_only_its_run_and_retry_failed_completes_it(dask_cluster, tmp_path):
     """The node running n=2 is lost: its `dask worker` process and the worker process under it are killed

@@ -8,12 +8,15 @@ unreachable or wrong address into a SchedulerError that says what to check.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["ClusterStart", "connect", "dask_setup", "dask_teardown", "local_cluster"]
+__all__ = ["ClusterStart", "connect", "dask_setup", "dask_teardown", "local_cluster", "publishing"]
 
 _log = logging.getLogger(__name__)
 
@@ -64,6 +67,8 @@ def dask_teardown(worker) -> None:
     """A closing LocalCluster worker stops the kernel of a run it was still executing, at once and quietly.
 
     The run's thread then only logs that its kernel died; the worker is going away, so its logging goes first.
+    A run whose files are being put at the output finishes that first (see :func:`publishing`); any run that
+    ends later publishes nothing, so a stopped sweep leaves no files of a run it did not record.
     """
     import logging
 
@@ -72,10 +77,27 @@ def dask_teardown(worker) -> None:
     global _CLOSED
     logging.disable(logging.CRITICAL)
     kill_running_kernels()
+    # A copy in progress is let finish (bounded: a stuck upload must not keep the worker alive).
+    held = _PUBLISHING.acquire(timeout=30)
     _CLOSED = True
+    if held:
+        _PUBLISHING.release()
 
 
 _CLOSED = False
+_PUBLISHING = threading.Lock()
+
+
+@contextlib.contextmanager
+def publishing() -> Iterator[bool]:
+    """Hold off a closing LocalCluster worker while a run's files are put at the output.
+
+    Yields False once the worker has closed (``dask_teardown``): the sweep that submitted the run has stopped
+    and recorded it as not finished, and its files must not appear beside the runs it did record. Outside
+    such a worker (a ``dask worker`` of a remote cluster) it always yields True.
+    """
+    with _PUBLISHING:
+        yield not _CLOSED
 
 
 def _leave_at_once() -> None:
@@ -87,6 +109,9 @@ def _leave_at_once() -> None:
     """
     if not _CLOSED:
         return
+    # A run still putting its files at the output (started before the close) finishes that first.
+    if _PUBLISHING.acquire(timeout=30):
+        _PUBLISHING.release()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -61,6 +61,7 @@ def execute_point(
     import fsspec
 
     from . import storage
+    from .cluster import publishing
     from .files import put_together
     from .run import run_notebook
 
@@ -98,10 +99,20 @@ def execute_point(
         root = root.rstrip("/")
         if storage.is_local(fs):
             fs.makedirs(root, exist_ok=True)
-        put_together(
-            fs, [(Path(out, name + suffix), f"{root}/{name}{suffix}") for suffix in _OUTPUT_SUFFIXES]
-        )
+        with publishing() as allowed:
+            if not allowed:  # the sweep stopped and closed this worker while the run was ending
+                return {
+                    **failure_record(name, notebook_path, parameters, *_stopped()),
+                    **_sweep_fields(sweep),
+                }
+            put_together(
+                fs, [(Path(out, name + suffix), f"{root}/{name}{suffix}") for suffix in _OUTPUT_SUFFIXES]
+            )
     return record
+
+
+def _stopped() -> tuple[str, str]:
+    return "Cancelled", "the sweep was stopped before this run finished; its files were not kept"
 
 
 def _sweep_fields(sweep: dict[str, Any]) -> dict[str, Any]:

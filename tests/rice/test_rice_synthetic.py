@@ -90,6 +90,13 @@ def test_too_small_or_wrong_parameters_are_refused():
         synthetic.scene(height_px=64, width_px=64, cloud_fraction=0.9)
 
 
+def test_an_unknown_scene_option_is_refused_with_the_options_there_are():
+    with pytest.raises(InvalidInputError, match=r"no option\(s\) \['cloud_size_px'\].*cloud_scale_px"):
+        synthetic.scene(height_px=32, width_px=32, cloud_size_px=4.0)
+    with pytest.raises(InvalidInputError, match="valley_width_fraction"):
+        synthetic.scene(height_px=32, width_px=32, valley_width_fraction=0.6)
+
+
 def test_remapped_landcover_gives_weak_labels_close_to_the_truth(scene):
     _, truth = scene
     lc = synthetic.landcover(truth, block_px=3, error_rate=0.1, seed=0)

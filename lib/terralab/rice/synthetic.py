@@ -29,7 +29,8 @@ Example
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -44,6 +45,7 @@ __all__ = [
     "LANDCOVER_TO_CLASS",
     "CloudyScene",
     "Scene",
+    "SceneParams",
     "landcover",
     "scene",
 ]
@@ -102,27 +104,45 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale_px: fl
     return (field - field.mean()) / (field.std() + 1e-12)
 
 
+@dataclass(frozen=True)
+class SceneParams:
+    """Landscape and cloud options of :func:`scene` beyond size, seed, cover fractions and grid."""
+
+    field_size_px: float = 10.0
+    noise_scale: float = 1.0
+    valley_width_fraction: float = 0.28
+    cloud_scale_px: float | None = None
+    cloud_anisotropy: float = 1.0
+    shadows: bool = True
+    sun_azimuth_deg: float = 135.0
+    sun_elevation_deg: float = 60.0
+    cloud_height_m: float = 600.0
+    cloud_seed: int | None = None
+
+
+def _scene_params(given: Mapping[str, Any]) -> SceneParams:
+    known = [f.name for f in fields(SceneParams)]
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InvalidInputError(f"scene() has no option(s) {unknown}; its options are {known}")
+    params = SceneParams(**given)
+    if not 0 < params.valley_width_fraction <= 0.45:
+        raise InvalidInputError("valley_width_fraction must be in (0, 0.45]")
+    return params
+
+
 def scene(
     height_px: int = 256,
     width_px: int = 256,
     *,
     seed: int = 0,
-    pixel_size_m: float = 10.0,
-    field_size_px: float = 10.0,
     cloud_fraction: float | Mapping[str, float] = 0.04,
     nodata_fraction: float = 0.01,
-    noise_scale: float = 1.0,
+    pixel_size_m: float = 10.0,
     crs: str = "EPSG:32645",
     origin_m: tuple[float, float] = (737_000.0, 3_039_000.0),
-    cloud_scale_px: float | None = None,
-    cloud_anisotropy: float = 1.0,
-    shadows: bool = True,
-    sun_azimuth_deg: float = 135.0,
-    sun_elevation_deg: float = 60.0,
-    cloud_height_m: float = 600.0,
-    valley_width_fraction: float = 0.28,
-    cloud_seed: int | None = None,
     return_clouds: bool = False,
+    **params: Any,
 ) -> Scene | CloudyScene:
     """Draw a synthetic Paro-like valley: an 18-band RGBNES stack and its true class map.
 
@@ -132,34 +152,38 @@ def scene(
         Size of the scene in pixels (≥ 32 each).
     seed
         Random seed; the same seed gives the same scene.
-    pixel_size_m
-        Pixel size in metres (10 m, as the paper resamples to).
-    field_size_px
-        Mean field (parcel) size in pixels.
     cloud_fraction
         Fraction of the scene under cloud in the "during" optical median (0–0.5), or a mapping
         ``{"before": f, "during": f}`` for either season.
     nodata_fraction
         Fraction of the scene that is a gap (NaN in every band), placed as one rectangle (0–0.3).
-    noise_scale
-        Multiplier of the per-pixel noise (1 = the realistic default; 0 = noise-free).
+    pixel_size_m
+        Pixel size in metres (10 m, as the paper resamples to).
     crs
         CRS of the grid (default UTM 45N, which covers Bhutan).
     origin_m
         (x, y) of the upper-left corner in CRS units.
-    cloud_scale_px, cloud_anisotropy
-        Correlation length of the cloud blobs (default 6 % of the smaller side) and their stretch along x
-        (1 = round blobs, 3 = streaks).
-    shadows, sun_azimuth_deg, sun_elevation_deg, cloud_height_m
-        Cast cloud shadows; the sun's azimuth (clockwise from north) and elevation and the cloud height set
-        the shadow offset (height / tan(elevation), away from the sun).
-    valley_width_fraction
-        Half-width of the valley floor as a fraction of the scene width (terraced fields lie within 1.25 ×).
-    cloud_seed
-        Seed of the clouds' own random stream (default: ``seed``); another value moves the clouds over the
-        same landscape.
     return_clouds
         Also return the cloud/shadow map (:class:`CloudyScene`).
+    **params
+        Options of :class:`SceneParams` (another name is an :class:`~terralab.errors.InvalidInputError`):
+
+        ``field_size_px``
+            Mean field (parcel) size in pixels (default 10).
+        ``noise_scale``
+            Multiplier of the per-pixel noise (1 = the realistic default; 0 = noise-free).
+        ``valley_width_fraction``
+            Half-width of the valley floor as a fraction of the scene width (default 0.28; terraced fields lie
+            within 1.25 ×).
+        ``cloud_scale_px``, ``cloud_anisotropy``
+            Correlation length of the cloud blobs (default 6 % of the smaller side) and their stretch along x
+            (1 = round blobs, 3 = streaks).
+        ``shadows``, ``sun_azimuth_deg``, ``sun_elevation_deg``, ``cloud_height_m``
+            Cast cloud shadows; the sun's azimuth (clockwise from north) and elevation and the cloud height
+            set the shadow offset (height / tan(elevation), away from the sun).
+        ``cloud_seed``
+            Seed of the clouds' own random stream (default: ``seed``); another value moves the clouds over the
+            same landscape.
 
     Returns
     -------
@@ -168,8 +192,6 @@ def scene(
         backscatter dB), NaN in the gap; ``truth`` int16 (y, x) with class ids 0–4 (see ``CLASS_NAMES``),
         defined everywhere. ``truth.attrs["nodata_mask"]`` is not stored: NaN in the stack marks the gap.
     """
-    from scipy.spatial import cKDTree
-
     if height_px < 32 or width_px < 32:
         raise InvalidInputError(f"scene must be at least 32×32 pixels, got {height_px}×{width_px}")
     fractions = (
@@ -180,102 +202,25 @@ def scene(
         raise InvalidInputError(f"cloud_fraction seasons must be 'before' or 'during', got {sorted(unknown)}")
     if not all(0 <= f <= 0.5 for f in fractions.values()) or not 0 <= nodata_fraction <= 0.3:
         raise InvalidInputError("cloud_fraction must be in [0, 0.5] and nodata_fraction in [0, 0.3]")
-    if not 0 < valley_width_fraction <= 0.45:
-        raise InvalidInputError("valley_width_fraction must be in (0, 0.45]")
+    p = _scene_params(params)
     rng = np.random.default_rng(seed)
     h, w = int(height_px), int(width_px)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-
-    # terrain: a river meandering down the middle, a valley floor, hillsides climbing to the east and west
-    phase = rng.uniform(0, 2 * np.pi)
-    centre = w / 2 + 0.12 * w * np.sin(2 * np.pi * yy / (1.3 * h) + phase)
-    dist = np.abs(xx - centre)  # px from the river
-    valley_px = valley_width_fraction * w
-    rise_m = np.where(dist < valley_px, 0.6 * dist, 0.6 * valley_px + 4.0 * (dist - valley_px))
-    dem = 2250.0 - 0.05 * yy * pixel_size_m / 10 + rise_m * pixel_size_m / 10
-    dem += 6.0 * _smooth_field(rng, (h, w), 0.15 * w)
-    terraced = dist < valley_px * 1.25
-    step_m = 2.0
-    dem = np.where(terraced, np.floor(dem / step_m) * step_m, dem)
-    gy, gx = np.gradient(dem, pixel_size_m)
-    slope = np.degrees(np.arctan(np.hypot(gx, gy)))
-
-    # fields: Voronoi parcels, classes drawn by zone
-    n_seeds = max(4, int(h * w / field_size_px**2))
-    seeds = np.column_stack([rng.uniform(0, h, n_seeds), rng.uniform(0, w, n_seeds)])
-    _, parcel = cKDTree(seeds).query(np.column_stack([yy.ravel(), xx.ravel()]))
-    parcel = parcel.reshape(h, w)
-    seed_dist = np.abs(seeds[:, 1] - (w / 2 + 0.12 * w * np.sin(2 * np.pi * seeds[:, 0] / (1.3 * h) + phase)))
-    in_valley = seed_dist < valley_px
-    p_valley = [0.25, 0.55, 0.05, 0.15, 0.0]
-    p_hill = [0.15, 0.05, 0.75, 0.05, 0.0]
-    parcel_class = np.where(
-        in_valley, rng.choice(5, n_seeds, p=p_valley), rng.choice(5, n_seeds, p=p_hill)
-    ).astype(np.int16)
-    truth = parcel_class[parcel]
-    truth[dist < max(1.5, 0.012 * w)] = 4  # the river
-
-    # optical seasons: class mean × field-level variation + per-pixel noise (+ clouds during)
-    n_parcels = n_seeds
-    bands: dict[str, np.ndarray] = {}
-    for season in ("before", "during"):
-        field_gain = rng.normal(1.0, 0.07, (n_parcels, 4))
-        base = _OPTICAL[season][truth] * field_gain[parcel]
-        texture = 0.5 * _smooth_field(rng, (h, w), 1.0)[..., None]  # sub-field heterogeneity
-        pixel = rng.standard_normal((h, w, 4))
-        urban_texture = np.where((truth == 3)[..., None], 0.35 * base * rng.standard_normal((h, w, 1)), 0.0)
-        values = base * (1 + noise_scale * (0.15 * texture + 0.35 * pixel)) + noise_scale * urban_texture
-        for i, name in enumerate(("red", "green", "blue", "nir")):
-            bands[f"{name}_{season}"] = values[..., i]
+    terrain = _terrain(rng, h, w, p, pixel_size_m)
+    truth, parcel, n_parcels = _fields(rng, h, w, p, terrain)
+    bands = _optical(rng, truth, parcel, n_parcels, p.noise_scale)
     # clouds: their own random stream, so the landscape does not change with the cloud settings
-    cloud_rng = np.random.default_rng([int(seed if cloud_seed is None else cloud_seed), 7])
-    cloud_map = np.zeros((2, h, w), np.uint8)
-    length_px = cloud_height_m / np.tan(np.radians(sun_elevation_deg)) / pixel_size_m if shadows else 0.0
-    az = np.radians(sun_azimuth_deg)
-    offset = (length_px * np.cos(az), -length_px * np.sin(az))  # rows grow southwards; away from the sun
-    for s_i, season in enumerate(("before", "during")):
-        fraction = fractions.get(season, 0.0)
-        if fraction <= 0:
-            continue
-        opacity, shadow = clouds.cloud_layer(
-            cloud_rng,
-            (h, w),
-            fraction,
-            scale_px=cloud_scale_px or 0.06 * min(h, w),
-            anisotropy=cloud_anisotropy,
-            shadow_offset_px=offset,
-        )
-        optical = np.stack([bands[f"{b}_{season}"] for b in ("red", "green", "blue", "nir")])
-        optical = clouds.apply_clouds(optical, opacity, shadow if shadows else np.zeros_like(shadow))
-        for i, b in enumerate(("red", "green", "blue", "nir")):
-            bands[f"{b}_{season}"] = optical[i]
-        cloud_map[s_i] = np.where(opacity > 0, 1, np.where(shadow > 0.05, 2, 0))
-
-    bands["elevation"] = dem
-    bands["slope"] = slope
-
-    # radar: class mean + field variation + speckle; ascending/descending see opposite-facing slopes brighter
-    facing = np.degrees(np.arctan(gx))  # + where the ground rises to the east
-    for orbit, sign in (("asc", 1.0), ("desc", -1.0)):
-        for season in ("before", "during"):
-            field_db = rng.normal(0.0, 0.8, (n_parcels, 2))
-            base = _RADAR[season][truth] + field_db[parcel]
-            speckle = noise_scale * 2.5 * rng.standard_normal((h, w, 2))
-            values = base + speckle - sign * 0.25 * facing[..., None]
-            bands[f"vv_{orbit}_{season}"] = values[..., 0]
-            bands[f"vh_{orbit}_{season}"] = values[..., 1]
+    cloud_rng = np.random.default_rng([int(seed if p.cloud_seed is None else p.cloud_seed), 7])
+    cloud_map = _add_clouds(cloud_rng, bands, fractions, p, pixel_size_m)
+    bands["elevation"] = terrain["dem"]
+    bands["slope"] = terrain["slope"]
+    _add_radar(rng, bands, truth, parcel, n_parcels, terrain["gx"], p.noise_scale)
 
     names = BAND_SETS["RGBNES"]
     data = np.stack([bands[n] for n in names]).astype(np.float32)
     optical = [i for i, n in enumerate(names) if n.split("_")[0] in ("red", "green", "blue", "nir")]
     data[optical] = np.clip(data[optical], 0.001, 1.0)
-
     if nodata_fraction > 0:
-        gap_h = max(1, round(h * float(np.sqrt(nodata_fraction))))
-        gap_w = max(1, round(w * float(np.sqrt(nodata_fraction))))
-        r0 = int(rng.integers(0, h - gap_h + 1))
-        c0 = int(rng.integers(0, w - gap_w + 1))
-        data[:, r0 : r0 + gap_h, c0 : c0 + gap_w] = np.nan
+        _cut_gap(rng, data, nodata_fraction)
 
     from affine import Affine
 
@@ -287,10 +232,11 @@ def scene(
         crs=crs,
         attrs={"source": f"terralab.rice.synthetic.scene(seed={seed})", "pixel_size_m": pixel_size_m},
     )
+    coords = {"y": stack["y"].values, "x": stack["x"].values}
     truth_da = xr.DataArray(
         truth.astype(np.int16),
         dims=("y", "x"),
-        coords={"y": stack["y"].values, "x": stack["x"].values},
+        coords=coords,
         name="class",
         attrs={"class_names": list(CLASS_NAMES), "long_name": "true land-cover class", "units": "1"},
     )
@@ -300,7 +246,7 @@ def scene(
     clouds_da = xr.DataArray(
         cloud_map,
         dims=("season", "y", "x"),
-        coords={"season": ["before", "during"], "y": stack["y"].values, "x": stack["x"].values},
+        coords={"season": ["before", "during"], **coords},
         name="clouds",
         attrs={
             "flag_values": [0, 1, 2],
@@ -309,6 +255,125 @@ def scene(
         },
     )
     return CloudyScene(stack, truth_da, clouds_da.rio.write_crs(crs).rio.write_transform(transform))
+
+
+def _terrain(rng: np.random.Generator, h: int, w: int, p: SceneParams, pixel_size_m: float) -> dict:
+    """A river meandering down the middle, a terraced valley floor, hillsides rising to the east and west."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    phase = rng.uniform(0, 2 * np.pi)
+    centre = w / 2 + 0.12 * w * np.sin(2 * np.pi * yy / (1.3 * h) + phase)
+    dist = np.abs(xx - centre)  # px from the river
+    valley_px = p.valley_width_fraction * w
+    rise_m = np.where(dist < valley_px, 0.6 * dist, 0.6 * valley_px + 4.0 * (dist - valley_px))
+    dem = 2250.0 - 0.05 * yy * pixel_size_m / 10 + rise_m * pixel_size_m / 10
+    dem += 6.0 * _smooth_field(rng, (h, w), 0.15 * w)
+    terraced = dist < valley_px * 1.25
+    step_m = 2.0
+    dem = np.where(terraced, np.floor(dem / step_m) * step_m, dem)
+    gy, gx = np.gradient(dem, pixel_size_m)
+    slope = np.degrees(np.arctan(np.hypot(gx, gy)))
+    return {
+        "yy": yy,
+        "xx": xx,
+        "phase": phase,
+        "dist": dist,
+        "valley_px": valley_px,
+        "dem": dem,
+        "gx": gx,
+        "slope": slope,
+    }
+
+
+def _fields(rng: np.random.Generator, h: int, w: int, p: SceneParams, terrain: dict):
+    """Voronoi parcels, classes drawn by zone (valley floor or hillside), the river: (truth, parcel, n)."""
+    from scipy.spatial import cKDTree
+
+    yy, xx, phase = terrain["yy"], terrain["xx"], terrain["phase"]
+    n_seeds = max(4, int(h * w / p.field_size_px**2))
+    seeds = np.column_stack([rng.uniform(0, h, n_seeds), rng.uniform(0, w, n_seeds)])
+    _, parcel = cKDTree(seeds).query(np.column_stack([yy.ravel(), xx.ravel()]))
+    parcel = parcel.reshape(h, w)
+    seed_dist = np.abs(seeds[:, 1] - (w / 2 + 0.12 * w * np.sin(2 * np.pi * seeds[:, 0] / (1.3 * h) + phase)))
+    in_valley = seed_dist < terrain["valley_px"]
+    p_valley = [0.25, 0.55, 0.05, 0.15, 0.0]
+    p_hill = [0.15, 0.05, 0.75, 0.05, 0.0]
+    parcel_class = np.where(
+        in_valley, rng.choice(5, n_seeds, p=p_valley), rng.choice(5, n_seeds, p=p_hill)
+    ).astype(np.int16)
+    truth = parcel_class[parcel]
+    truth[terrain["dist"] < max(1.5, 0.012 * w)] = 4  # the river
+    return truth, parcel, n_seeds
+
+
+def _optical(rng: np.random.Generator, truth, parcel, n_parcels: int, noise_scale: float) -> dict:
+    """Optical seasons: class mean × field-level variation + per-pixel noise."""
+    h, w = truth.shape
+    bands: dict[str, np.ndarray] = {}
+    for season in ("before", "during"):
+        field_gain = rng.normal(1.0, 0.07, (n_parcels, 4))
+        base = _OPTICAL[season][truth] * field_gain[parcel]
+        texture = 0.5 * _smooth_field(rng, (h, w), 1.0)[..., None]  # sub-field heterogeneity
+        pixel = rng.standard_normal((h, w, 4))
+        urban_texture = np.where((truth == 3)[..., None], 0.35 * base * rng.standard_normal((h, w, 1)), 0.0)
+        values = base * (1 + noise_scale * (0.15 * texture + 0.35 * pixel)) + noise_scale * urban_texture
+        for i, name in enumerate(("red", "green", "blue", "nir")):
+            bands[f"{name}_{season}"] = values[..., i]
+    return bands
+
+
+def _add_clouds(cloud_rng, bands: dict, fractions: dict, p: SceneParams, pixel_size_m: float) -> np.ndarray:
+    """Clouds and shadows over the optical bands (in place); returns the (season, y, x) map 0/1/2."""
+    h, w = bands["red_before"].shape
+    cloud_map = np.zeros((2, h, w), np.uint8)
+    length_px = (
+        p.cloud_height_m / np.tan(np.radians(p.sun_elevation_deg)) / pixel_size_m if p.shadows else 0.0
+    )
+    az = np.radians(p.sun_azimuth_deg)
+    offset = (length_px * np.cos(az), -length_px * np.sin(az))  # rows grow southwards; away from the sun
+    for s_i, season in enumerate(("before", "during")):
+        fraction = fractions.get(season, 0.0)
+        if fraction <= 0:
+            continue
+        opacity, shadow = clouds.cloud_layer(
+            cloud_rng,
+            (h, w),
+            fraction,
+            scale_px=p.cloud_scale_px or 0.06 * min(h, w),
+            anisotropy=p.cloud_anisotropy,
+            shadow_offset_px=offset,
+        )
+        optical = np.stack([bands[f"{b}_{season}"] for b in ("red", "green", "blue", "nir")])
+        optical = clouds.apply_clouds(optical, opacity, shadow if p.shadows else np.zeros_like(shadow))
+        for i, b in enumerate(("red", "green", "blue", "nir")):
+            bands[f"{b}_{season}"] = optical[i]
+        cloud_map[s_i] = np.where(opacity > 0, 1, np.where(shadow > 0.05, 2, 0))
+    return cloud_map
+
+
+def _add_radar(
+    rng: np.random.Generator, bands: dict, truth, parcel, n_parcels: int, gx, noise_scale: float
+) -> None:
+    """Radar: class mean + field variation + speckle; asc/desc orbits see opposite-facing slopes brighter."""
+    h, w = truth.shape
+    facing = np.degrees(np.arctan(gx))  # + where the ground rises to the east
+    for orbit, sign in (("asc", 1.0), ("desc", -1.0)):
+        for season in ("before", "during"):
+            field_db = rng.normal(0.0, 0.8, (n_parcels, 2))
+            base = _RADAR[season][truth] + field_db[parcel]
+            speckle = noise_scale * 2.5 * rng.standard_normal((h, w, 2))
+            values = base + speckle - sign * 0.25 * facing[..., None]
+            bands[f"vv_{orbit}_{season}"] = values[..., 0]
+            bands[f"vh_{orbit}_{season}"] = values[..., 1]
+
+
+def _cut_gap(rng: np.random.Generator, data: np.ndarray, nodata_fraction: float) -> None:
+    """Set one rectangle covering ``nodata_fraction`` of the scene to NaN in every band (in place)."""
+    h, w = data.shape[1:]
+    gap_h = max(1, round(h * float(np.sqrt(nodata_fraction))))
+    gap_w = max(1, round(w * float(np.sqrt(nodata_fraction))))
+    r0 = int(rng.integers(0, h - gap_h + 1))
+    c0 = int(rng.integers(0, w - gap_w + 1))
+    data[:, r0 : r0 + gap_h, c0 : c0 + gap_w] = np.nan
 
 
 #: Codes of a regional land-cover product in the style of RLCMS (illustrative), used by :func:`landcover`.

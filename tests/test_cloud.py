@@ -3,12 +3,12 @@
 (moto's server, in this process). Nothing here is simulated in-process: the sweeps are ``terralab`` commands in
 their own processes, their runs execute in the worker processes, and every file goes through the S3 protocol.
 
-* ``terralab run -o s3://…`` and ``terralab sweep -o s3://…`` put every run's files and the comparison page in
-  the bucket; ``terralab report s3://…`` rebuilds the index from it; credentials come from the environment
+* ``terralab run -o s3://…``, ``terralab demo -o s3://…`` and ``terralab sweep -o s3://…`` put every run's files,
+  the index and the comparison page in the bucket; ``terralab report s3://…`` rebuilds the index from it; credentials come from the environment
   (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``) and no output file holds them.
 * A worker killed in the middle of a sweep loses its run only: the run is listed as failed and
   ``--retry-failed`` completes it.
-* A sweep whose client dies (SIGKILL) or is stopped (Ctrl-C) resumes when the same command runs again: grid
+* A sweep whose client dies (SIGKILL) or is stopped (Ctrl-C, SIGTERM) resumes when the same command runs again: grid
   points that finished are kept, also one that a worker finished after its client had gone.
 
 The toy notebook ``tests/notebooks_sweep/sweep_toy.ipynb`` holds a run while a marker file exists
@@ -284,6 +284,33 @@ def test_run_writes_its_three_files_to_the_bucket_and_report_rebuilds_the_index_
     index = s3.fs.cat_file(f"{url}/index.html").decode()
     assert "<title>Runs in the bucket</title>" in index and '<a href="square.html">square</a>' in index
     _assert_no_credentials(s3.fs, url, s3.env)
+
+
+def test_demo_writes_every_report_and_the_index_to_the_bucket(s3, tmp_path, capsys):
+    """`terralab demo -o s3://…` over a folder of two small notebooks (one fails): every run's three files and
+    the index land in the bucket, nothing else, and no file holds the credentials."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for nb in (SQUARE, TESTS / "notebooks" / "fails.ipynb"):
+        (notebooks / nb.name).write_bytes(nb.read_bytes())
+    url = f"{s3.url}/demo"
+    code = cli.main(["demo", "--notebooks-dir", str(notebooks), "-o", url, "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert f"1/2 notebooks ok; index: {url}/index.html" in captured.out and "failed: fails" in captured.err
+    names = sorted(p.rsplit("/", 1)[1] for p in s3.fs.ls(url))
+    assert names == sorted(
+        ["index.html"]
+        + [f"{n}{ext}" for n in ("fails", "square") for ext in (".html", ".ipynb", ".metrics.json")]
+    ), "no temporaries may be left"
+    index = s3.fs.cat_file(f"{url}/index.html").decode()
+    assert '<a href="square.html">square</a>' in index and '<a href="fails.html">fails</a>' in index
+    assert json.loads(s3.fs.cat_file(f"{url}/square.metrics.json"))["status"] == "ok"
+    assert json.loads(s3.fs.cat_file(f"{url}/fails.metrics.json"))["status"] == "failed"
+    _assert_no_credentials(s3.fs, url, s3.env)
+
+    assert cli.main(["demo", "--notebooks-dir", str(notebooks), "-o", "s3://no-such-bucket-here/demo"]) == 2
+    assert "cannot write to the output directory s3://no-such-bucket-here/demo" in capsys.readouterr().err
 
 
 def test_a_bucket_that_does_not_exist_is_refused_before_the_run(s3, capsys):

@@ -4,12 +4,13 @@
 their own processes, their runs execute in the worker processes, and every file goes through the S3 protocol.
 
 * ``terralab run -o s3://…``, ``terralab demo -o s3://…`` and ``terralab sweep -o s3://…`` put every run's files,
-  the index and the comparison page in the bucket; ``terralab report s3://…`` rebuilds the index from it; credentials come from the environment
-  (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``) and no output file holds them.
+  the index and the comparison page in the bucket; ``terralab report s3://…`` rebuilds the index from it;
+  credentials come from the environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+  ``AWS_ENDPOINT_URL``) and no output file holds them.
 * A worker killed in the middle of a sweep loses its run only: the run is listed as failed and
   ``--retry-failed`` completes it.
-* A sweep whose client dies (SIGKILL) or is stopped (Ctrl-C, SIGTERM) resumes when the same command runs again: grid
-  points that finished are kept, also one that a worker finished after its client had gone.
+* A sweep whose client dies (SIGKILL) or is stopped (Ctrl-C, SIGTERM) resumes when the same command runs
+  again: grid points that finished are kept, also one that a worker finished after its client had gone.
 
 The toy notebook ``tests/notebooks_sweep/sweep_toy.ipynb`` holds a run while a marker file exists
 (``hold_marker``), writing the pid of the worker process running it beside the marker.

@@ -239,21 +239,7 @@ def stratified_estimates(
     n_i = n.sum(axis=1)
     strata = W > 0
     census = np.zeros(q, bool) if stratum_sizes is None else (n_i >= np.asarray(stratum_sizes)) & (n_i > 0)
-    if (n[~strata] > 0).any():
-        raise InvalidInputError(
-            "sample points fall in classes with no mapped area: the strata must be map classes"
-        )
-    empty = strata & (n_i == 0)
-    if empty.any():
-        raise InvalidInputError(
-            f"stratum(s) {_ids(class_ids, empty)} have no reference point: sample every mapped class"
-        )
-    short = strata & (n_i < 2) & ~census
-    if short.any():
-        raise InvalidInputError(
-            f"stratum(s) {_ids(class_ids, short)} have fewer than 2 reference points: the variance needs at "
-            "least 2"
-        )
+    _check_strata(n, n_i, strata, census, class_ids)
     with np.errstate(divide="ignore", invalid="ignore"):
         f = np.where(n_i[:, None] > 0, n / n_i[:, None], 0.0)  # nᵢⱼ / nᵢ.
         p = W[:, None] * f  # p̂ᵢⱼ
@@ -266,14 +252,7 @@ def stratified_estimates(
         ua = np.where(strata, np.diag(f), np.nan)
         var_ua = np.where(strata, ua * (1 - ua) / n_minus_1, np.nan)  # eq. 6
         pa = np.where(p_col > 0, np.diag(p) / p_col, np.nan)
-        # eq. 7 with N̂.ⱼ = A p̂.ⱼ (estimated reference area of class j)
-        N_hat = total * p_col
-        term1 = area**2 * (1 - pa) ** 2 * np.nan_to_num(ua) * (1 - np.nan_to_num(ua)) / n_minus_1
-        term2 = np.empty(q)
-        for j in range(q):
-            others = np.arange(q) != j
-            term2[j] = (area[others] ** 2 * f[others, j] * (1 - f[others, j]) / denom[others, 0]).sum()
-        var_pa = np.where(N_hat > 0, (term1 + pa**2 * term2) / N_hat**2, np.nan)
+        var_pa = _producers_accuracy_variance(area, f, n_minus_1, ua, pa, total * p_col)
         oa = float(np.trace(p))
         var_oa = float(np.nansum(W**2 * np.nan_to_num(ua) * (1 - np.nan_to_num(ua)) / n_minus_1))
     ids = list(class_ids) if class_ids is not None else list(range(q))
@@ -301,6 +280,38 @@ def stratified_estimates(
         error_matrix_proportions=p.tolist(),
     )
     return table
+
+
+def _check_strata(n: np.ndarray, n_i: np.ndarray, strata: np.ndarray, census: np.ndarray, class_ids) -> None:
+    """Every sample point in a stratum, every stratum sampled, twice unless it is a census."""
+    if (n[~strata] > 0).any():
+        raise InvalidInputError(
+            "sample points fall in classes with no mapped area: the strata must be map classes"
+        )
+    empty = strata & (n_i == 0)
+    if empty.any():
+        raise InvalidInputError(
+            f"stratum(s) {_ids(class_ids, empty)} have no reference point: sample every mapped class"
+        )
+    short = strata & (n_i < 2) & ~census
+    if short.any():
+        raise InvalidInputError(
+            f"stratum(s) {_ids(class_ids, short)} have fewer than 2 reference points: the variance needs at "
+            "least 2"
+        )
+
+
+def _producers_accuracy_variance(area, f, n_minus_1, ua, pa, N_hat) -> np.ndarray:
+    """Olofsson et al. 2014 eq. 7, with N̂.ⱼ = A p̂.ⱼ the estimated reference area of class j."""
+    q = area.size
+    denom = n_minus_1[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term1 = area**2 * (1 - pa) ** 2 * np.nan_to_num(ua) * (1 - np.nan_to_num(ua)) / n_minus_1
+        term2 = np.empty(q)
+        for j in range(q):
+            others = np.arange(q) != j
+            term2[j] = (area[others] ** 2 * f[others, j] * (1 - f[others, j]) / denom[others, 0]).sum()
+        return np.where(N_hat > 0, (term1 + pa**2 * term2) / N_hat**2, np.nan)
 
 
 def _ids(class_ids, mask: np.ndarray) -> list:

@@ -1,5 +1,6 @@
-"""ACES-style DNN vs RandomForest(500) on the real ACES Paro points, over several training seeds: the seed-to-seed
-spread behind the README's real-points row (tests/rice/test_rice_models.py asserts seed 0 within it).
+"""ACES-style DNN vs RandomForest(500) on the real ACES Paro points, over several training seeds: the
+seed-to-seed spread behind the README's real-points row (tests/rice/test_rice_models.py asserts seed 0 within
+it).
 
 Trains on the 8,316 training points (early stopping on the 2,385 validation points), scores the 1,219 testing
 points; RandomForest(500) with the same seed beside. Torch on one thread (as the test).

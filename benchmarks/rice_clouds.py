@@ -1,16 +1,16 @@
-"""Rice mapping under monsoon clouds, on unseen synthetic valleys: U-Net vs RandomForest + 5×5 majority filter,
-calibration, and coverage of the rice-area confidence interval (issue 13's targets).
+"""Rice mapping under monsoon clouds, on unseen synthetic valleys: U-Net vs RandomForest + 5×5 majority
+filter, calibration, and coverage of the rice-area confidence interval (issue 13's targets).
 
-For each valley seed the landscape is drawn once and imaged twice: cloud-free, and with clouds (and their shadows)
-over the during-season optical median such that 10–30 % of the scored half is under cloud (the generator's clouds
-have their own random stream, so both runs see the same fields; the first cloud seed that puts the requested
-share of cloud in the scored half is used). Each run trains, on the northern half (validation: the next 10 % of rows), a U-Net with
-the library defaults and ``epochs=20`` and a RandomForest (100 trees) on the same pixels with the same cloud masks,
-then scores rice F1 on the southern 40 % (the scored half): the U-Net as predicted, the RandomForest after a 5 × 5
-majority filter. It also reports the U-Net's expected calibration error (ECE) on the scored pixels and, on the
-cloudy map, how often the 95 % confidence interval of the error-adjusted rice area (Olofsson et al. 2014, 50 and
-100 reference points per mapped class, labelled with the truth) covers the true rice area over
-``--area-samples`` seeded reference samples.
+For each valley seed the landscape is drawn once and imaged twice: cloud-free, and with clouds (and their
+shadows) over the during-season optical median such that 10–30 % of the scored half is under cloud (the
+generator's clouds have their own random stream, so both runs see the same fields; the first cloud seed that
+puts the requested share of cloud in the scored half is used). Each run trains, on the northern half
+(validation: the next 10 % of rows), a U-Net with the library defaults and ``epochs=20`` and a RandomForest
+(100 trees) on the same pixels with the same cloud masks, then scores rice F1 on the southern 40 % (the scored
+half): the U-Net as predicted, the RandomForest after a 5 × 5 majority filter. It also reports the U-Net's
+expected calibration error (ECE) on the scored pixels and, on the cloudy map, how often the 95 % confidence
+interval of the error-adjusted rice area (Olofsson et al. 2014, 50 and 100 reference points per mapped class,
+labelled with the truth) covers the true rice area over ``--area-samples`` seeded reference samples.
 
 Seeds and settings: the U-Net's defaults (patches per epoch, batch, loss weighting) were chosen on development
 valleys (seeds 101–102; 100–109 are reserved for that) with the generator's default settings; the cloud-test
@@ -233,7 +233,8 @@ def main() -> None:
                     )
 
     print(
-        f"\nvariant {args.variant}: {len(seeds)} unseen valleys, epochs={args.epochs}, {args.threads} torch thread(s)"
+        f"\nvariant {args.variant}: {len(seeds)} unseen valleys, epochs={args.epochs}, {args.threads} torch "
+        "thread(s)"
     )
     for condition, goal in (("cloud-free", 0.97), ("cloudy", 0.96)):
         part = [r for r in rows if r["condition"] == condition]
@@ -243,14 +244,16 @@ def main() -> None:
         base = np.array([r["rf_majority_rice_f1"] for r in part])
         above = int((unet > base).sum())
         print(
-            f"{condition:10s}: U-Net rice F1 mean {unet.mean():.4f} (min {unet.min():.4f}, sd {unet.std(ddof=1) if unet.size > 1 else 0:.4f}); "
+            f"{condition:10s}: U-Net rice F1 mean {unet.mean():.4f} (min {unet.min():.4f}, sd "
+            f"{unet.std(ddof=1) if unet.size > 1 else 0:.4f}); "
             f"RF+majority mean {base.mean():.4f}; U-Net above it in {above}/{len(part)} valleys; "
             f"goal ≥ {goal}: {'met' if unet.min() >= goal else 'not met'} (min), "
             f"{'met' if unet.mean() >= goal else 'not met'} (mean)"
         )
     eces = np.array([r["unet_ece"] for r in rows])
     print(
-        f"ECE: mean {eces.mean():.4f}, max {eces.max():.4f}; goal ≤ 0.03: {'met' if eces.max() <= 0.03 else 'not met'}"
+        f"ECE: mean {eces.mean():.4f}, max {eces.max():.4f}; goal ≤ 0.03: "
+        f"{'met' if eces.max() <= 0.03 else 'not met'}"
     )
     cloudy = [r for r in rows if r["condition"] == "cloudy"]
     for n in args.n_per_class:
@@ -260,7 +263,8 @@ def main() -> None:
         total = sum(r["area_samples"] for r in cloudy)
         width = np.mean([r[f"area_ci_half_width_rel_{n}"] for r in cloudy])
         print(
-            f"rice area, {n} reference points per mapped class: 95 % CI covers the true area in {covered}/{total} "
+            f"rice area, {n} reference points per mapped class: 95 % CI covers the true area in "
+            f"{covered}/{total} "
             f"samples ({covered / total:.0%}); mean half-width {width:.1%} of the true area; goal ≥ 90 %: "
             f"{'met' if covered / total >= 0.9 else 'not met'}"
         )

@@ -1,12 +1,13 @@
-"""Tiled U-Net inference on a large feature GeoTIFF, GeoTIFF to GeoTIFF: megapixels per second and peak memory.
+"""Tiled U-Net inference on a large feature GeoTIFF, GeoTIFF to GeoTIFF: megapixels per second, peak memory.
 
 Generates a ``size × size × 8`` float32 GeoTIFF (RGBN before/during; the issue's default 10,000 × 10,000 is
 3.2 GB) window by window, then classifies it with ``terralab.rice.predict_geotiff`` in a fresh process whose
-peak RSS is measured. The output holds the class, the quality flag and (``--probability``, default ``max``) the
-calibrated probability of the predicted class, or all class probabilities (``all``); every tile runs the
-cloud/shadow test of the model's masked seasons. The baseline, measured in that same process, is the bare forward pass of the same network
-on in-memory tiles of the same size and batch (no reading, blending or writing), so the printed ratio is the
-cost of doing it window by window on disk. Goal: peak RSS ≤ 2 GB whatever the raster size.
+peak RSS is measured. The output holds the class, the quality flag and (``--probability``, default ``max``)
+the calibrated probability of the predicted class, or all class probabilities (``all``); every tile runs the
+cloud/shadow test of the model's masked seasons. The baseline, measured in that same process, is the bare
+forward pass of the same network on in-memory tiles of the same size and batch (no reading, blending or
+writing), so the printed ratio is the cost of doing it window by window on disk. Goal: peak RSS ≤ 2 GB
+whatever the raster size.
 
     python benchmarks/rice_inference.py                 # 10,000² (3.2 GB in /tmp, removed afterwards)
     python benchmarks/rice_inference.py --size 4000     # a quicker run; memory does not grow with size
@@ -196,9 +197,10 @@ def main() -> None:
         mps = mp / result["seconds"]
         out_mb = dst.stat().st_size / 1e6
         print(
-            f"raster {args.size}×{args.size}×8 float32 ({size_gb:.2f} GB on disk, generated in {gen_s:.0f} s); "
-            f"tile {args.tile}, overlap {args.overlap}, batch {args.batch}, {args.threads} torch threads; output: "
-            f"class + quality + probability={args.probability} ({out_mb:.0f} MB)"
+            f"raster {args.size}×{args.size}×8 float32 ({size_gb:.2f} GB on disk, "
+            f"generated in {gen_s:.0f} s); "
+            f"tile {args.tile}, overlap {args.overlap}, batch {args.batch}, {args.threads} torch threads; "
+            f"output: class + quality + probability={args.probability} ({out_mb:.0f} MB)"
         )
         print(
             f"U-Net ({model.n_parameters():,} parameters) GeoTIFF→GeoTIFF: {result['seconds']:.1f} s = "

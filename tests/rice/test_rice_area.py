@@ -1,5 +1,5 @@
-"""Rice area in hectares with confidence intervals: Olofsson et al. (2014)'s stratified estimators, checked against
-the paper's worked example, a hand computation and a simulation where the true area is known."""
+"""Rice area in hectares with confidence intervals: Olofsson et al. (2014)'s stratified estimators, checked
+against the paper's worked example, a hand computation and a simulation where the true area is known."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ OLOFSSON_PIXELS = np.array([200_000, 150_000, 3_200_000, 6_450_000])
 
 
 def test_olofsson_2014_worked_example_is_reproduced_at_the_printed_precision():
-    """The published figures of section 5.2 (p. 54) and table 9 (p. 55), as printed: we could not open the paper
-    here; these are from a public transcription of it (a test fixture citing page and table) and agree with the
-    R package mapaccuracy's example of the same table. Two printed CI half-widths of producer's accuracy (forest
-    gain 0.23, stable non-forest 0.01) disagree with the paper's own equation 7 (0.254 and 0.018, which
-    mapaccuracy also gives); we follow the equation and assert those two at its value."""
+    """The published figures of section 5.2 (p. 54) and table 9 (p. 55), as printed: we could not open the
+    paper here; these are from a public transcription of it (a test fixture citing page and table) and agree
+    with the R package mapaccuracy's example of the same table. Two printed CI half-widths of producer's
+    accuracy (forest gain 0.23, stable non-forest 0.01) disagree with the paper's own equation 7 (0.254 and
+    0.018, which mapaccuracy also gives); we follow the equation and assert those two at its value."""
     t = area.stratified_estimates(OLOFSSON_COUNTS, OLOFSSON_PIXELS * 0.09)
     np.testing.assert_array_equal(np.round(t["adjusted_ha"]), [21158, 11686, 285770, 581386])
     np.testing.assert_array_equal(np.round(t["ci95_ha"]), [6158, 3756, 15510, 16282])
@@ -47,7 +47,8 @@ def test_olofsson_2014_worked_example_is_reproduced_at_the_printed_precision():
 
 
 def test_stratified_estimates_equal_a_hand_computation():
-    """Two classes, worked by hand: W = (0.2, 0.8); stratum 1: 8 of 10 points right; stratum 2: 2 of 20 wrong."""
+    """Two classes, worked by hand: W = (0.2, 0.8); stratum 1: 8 of 10 points right; stratum 2: 2 of 20
+    wrong."""
     t = area.stratified_estimates(np.array([[8, 2], [2, 18]]), np.array([200.0, 800.0]))
     # p11 = 0.2·0.8 = 0.16, p21 = 0.8·0.1 = 0.08 → Â1 = 1000·0.24 = 240 ha
     assert t.loc[0, "adjusted_ha"] == pytest.approx(240.0)

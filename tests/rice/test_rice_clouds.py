@@ -1,5 +1,5 @@
-"""Clouds, shadows and nodata: validity masks per season, cloudy synthetic valleys, the training augmentation, and
-what predictions do where a season's optical data is missing."""
+"""Clouds, shadows and nodata: validity masks per season, cloudy synthetic valleys, the training augmentation,
+and what predictions do where a season's optical data is missing."""
 
 from __future__ import annotations
 
@@ -137,7 +137,8 @@ def test_augmentation_draws_clouds_and_shadows_on_the_during_bands_only():
 # --- models under clouds -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def half_cloudy():
-    """A valley whose during-season optical bands are missing (NaN, as a provider's cloud mask) on the left half."""
+    """A valley whose during-season optical bands are missing (NaN, as a provider's cloud mask) on the left
+    half."""
     stack, truth = synthetic.scene(height_px=64, width_px=64, seed=8, cloud_fraction=0.0, nodata_fraction=0.0)
     stack = stack.copy(data=stack.values.copy())
     during = [

@@ -297,8 +297,8 @@ def test_unet_maps_rice_under_clouds_on_an_unseen_valley_beats_rf_with_majority_
     """Issue 13 on one valley the defaults were not chosen on (seeds 101–102 were; benchmarks/rice_clouds.py
     runs 2 × 5 more): clouds over a fifth of the during-season image, ``epochs=20`` and the library defaults.
     Floors, not the benchmark's means: rice F1 ≥ 0.95 (benchmark goal 0.96 on average), above a per-pixel
-    RandomForest + 5 × 5 majority filter trained on the same pixels, ECE ≤ 0.03, and the 95 % CI of the adjusted
-    rice area covering the truth in at least 17 of 20 reference samples."""
+    RandomForest + 5 × 5 majority filter trained on the same pixels, ECE ≤ 0.03, and the 95 % CI of the
+    adjusted rice area covering the truth in at least 17 of 20 reference samples."""
     stack, truth, cloud_map = synthetic.scene(
         height_px=256, width_px=256, seed=21, cloud_fraction=0.2, return_clouds=True
     )
@@ -336,14 +336,14 @@ def test_unet_maps_rice_under_clouds_on_an_unseen_valley_beats_rf_with_majority_
 
 @pytest.mark.slow
 def test_dnn_on_real_aces_paro_points_is_on_par_with_randomforest(shared_data, one_torch_thread):
-    """The issue asks the DNN to beat RandomForest (rice F1 0.847, OA 0.790). Measured: it does not. With seed 0
-    the two are within sampling error of each other (1,219 test points; exact McNemar test not significant), and
-    RF's small lead comes from the 60 test points that repeat a training point exactly. Over training seeds 0–4
-    (benchmarks/rice_aces_points.py) the DNN gives rice F1 0.832–0.839, OA 0.778–0.785, κ 0.703–0.712 and RF stays
-    ahead by 1.3 points of OA on average — significantly (two-sided McNemar p < 0.05) for 2 of the 5 seeds: parity
-    at best. This test pins seed 0: the RF reproduces the anchor (±0.005), the DNN's figures hold within the
-    seed-to-seed spread measured there (rice F1 ±0.008, OA ±0.008, κ ±0.010), and the DNN is not significantly
-    worse with this seed."""
+    """The issue asks the DNN to beat RandomForest (rice F1 0.847, OA 0.790). Measured: it does not. With seed
+    0 the two are within sampling error of each other (1,219 test points; exact McNemar test not significant),
+    and RF's small lead comes from the 60 test points that repeat a training point exactly. Over training
+    seeds 0–4 (benchmarks/rice_aces_points.py) the DNN gives rice F1 0.832–0.839, OA 0.778–0.785, κ
+    0.703–0.712 and RF stays ahead by 1.3 points of OA on average — significantly (two-sided McNemar p < 0.05)
+    for 2 of the 5 seeds: parity at best. This test pins seed 0: the RF reproduces the anchor (±0.005), the
+    DNN's figures hold within the seed-to-seed spread measured there (rice F1 ±0.008, OA ±0.008, κ ±0.010),
+    and the DNN is not significantly worse with this seed."""
     from scipy.stats import binomtest
 
     folder = shared_data / "rice" / "aces_paro_2021"
@@ -367,8 +367,8 @@ def test_dnn_on_real_aces_paro_points_is_on_par_with_randomforest(shared_data, o
     fresh = test[~seen]
     f_rf, f_dnn = (rice.evaluate.independent_evaluation(m, fresh) for m in (rf, dnn))
     print(
-        f"without the {int(seen.sum())} test points seen in training: DNN OA {f_dnn.overall_accuracy:.3f} rice F1 "
-        f"{f_dnn.per_class.loc['rice', 'f1']:.3f} | RF OA {f_rf.overall_accuracy:.3f} rice F1 "
+        f"without the {int(seen.sum())} test points seen in training: DNN OA {f_dnn.overall_accuracy:.3f} "
+        f"rice F1 {f_dnn.per_class.loc['rice', 'f1']:.3f} | RF OA {f_rf.overall_accuracy:.3f} rice F1 "
         f"{f_rf.per_class.loc['rice', 'f1']:.3f}"
     )
     assert s_rf.per_class.loc["rice", "f1"] == pytest.approx(0.847, abs=0.005)
@@ -437,7 +437,7 @@ def test_an_all_nan_band_is_named_as_a_stack_problem_not_a_label_problem(small):
     assert model.bands == features.band_names("RGBN")
 
 
-# --- calibration ---------------------------------------------------------------------------------------------
+# --- calibration -----------------------------------------------------------------------------------------
 def test_temperature_scaling_recovers_a_known_temperature():
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, (20000, 5))

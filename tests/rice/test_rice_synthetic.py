@@ -49,7 +49,7 @@ def test_rice_is_bare_before_and_green_during(scene):
 
 
 def test_flooded_paddies_are_dark_in_vh_before_planting():
-    # the generator's means differ by 3 dB; a whole 256-px valley holds enough fields for the medians to show it
+    # the generator's means differ by 3 dB; a whole 256-px valley has enough fields for the medians to show it
     stack, truth = synthetic.scene(height_px=256, width_px=256, seed=0)
     for orbit in ("asc", "desc"):
         rice = _median(stack, truth, f"vh_{orbit}_before", RICE)

@@ -1,4 +1,5 @@
-"""Earth Engine TFRecord exports read back without TensorFlow, identical to the GeoTIFF and CSVs beside them."""
+"""Earth Engine TFRecord exports read back without TensorFlow, identical to the GeoTIFF and CSVs beside
+them."""
 
 from __future__ import annotations
 

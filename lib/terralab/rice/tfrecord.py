@@ -30,6 +30,7 @@ import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -422,7 +423,45 @@ def read_image_patches(
 
     path = Path(path)
     files = _tfrecord_files(path)
-    mixer_path = Path(mixer) if mixer is not None else _find_mixer(path, files)
+    mix = _read_mixer(Path(mixer) if mixer is not None else _find_mixer(path, files))
+    patches: list[dict[str, np.ndarray]] = []
+    for file in files:
+        patches.extend(read_examples(file, verify=verify))  # type: ignore[arg-type]
+    if len(patches) != mix.total:
+        raise FileFormatError(
+            f"{path}: mixer says {mix.total} patches, the TFRecord files hold {len(patches)}; some files are "
+            "missing"
+        )
+    names = list(bands) if bands is not None else list(patches[0].keys())
+    missing = [n for n in names if n not in patches[0]]
+    if missing:
+        raise InvalidInputError(f"bands {missing} are not in {path}; it holds {list(patches[0].keys())}")
+    data = _mosaic(patches, names, mix, path)
+    a, b, c, d, e, f = mix.affine
+    xs = c + a * (np.arange(data.shape[2]) + 0.5)
+    ys = f + e * (np.arange(data.shape[1]) + 0.5)
+    out = xr.DataArray(
+        data,
+        dims=("band", "y", "x"),
+        coords={"band": names, "y": ys, "x": xs},
+        name="reflectance",
+        attrs={"source": str(path), "long_name": "Earth Engine TFRecord image export"},
+    )
+    return out.rio.write_crs(mix.crs).rio.write_transform(Affine(a, b, c, d, e, f))
+
+
+class _Mixer(NamedTuple):
+    """What an Earth Engine mixer JSON says about a patch export."""
+
+    patch_h: int
+    patch_w: int
+    per_row: int
+    total: int
+    crs: str
+    affine: tuple[float, ...]
+
+
+def _read_mixer(mixer_path: Path) -> _Mixer:
     try:
         meta = json.loads(mixer_path.read_text())
         ph, pw = (int(v) for v in meta["patchDimensions"])
@@ -431,22 +470,14 @@ def read_image_patches(
         proj = meta["projection"]
         crs = proj.get("crs") or proj.get("wkt")
         a, b, c, d, e, f = (float(v) for v in proj["affine"]["doubleMatrix"])
+        return _Mixer(ph, pw, per_row, total, crs, (a, b, c, d, e, f))
     except (KeyError, ValueError, TypeError) as err:
         raise FileFormatError(f"{mixer_path} is not an Earth Engine mixer JSON ({err!r})") from err
 
-    patches: list[dict[str, np.ndarray]] = []
-    for file in files:
-        patches.extend(read_examples(file, verify=verify))  # type: ignore[arg-type]
-    if len(patches) != total:
-        raise FileFormatError(
-            f"{path}: mixer says {total} patches, the TFRecord files hold {len(patches)}; some files are "
-            "missing"
-        )
-    names = list(bands) if bands is not None else list(patches[0].keys())
-    missing = [n for n in names if n not in patches[0]]
-    if missing:
-        raise InvalidInputError(f"bands {missing} are not in {path}; it holds {list(patches[0].keys())}")
 
+def _mosaic(patches: list[dict[str, np.ndarray]], names: list[str], mix: _Mixer, path: Path) -> np.ndarray:
+    """float32 (band, y, x) of the patches laid out row by row, each cropped to its core (no buffer)."""
+    ph, pw, per_row = mix.patch_h, mix.patch_w, mix.per_row
     n_len = len(patches[0][names[0]])
     kernel = round(float(np.sqrt(n_len))) - ph if ph == pw else 0
     if (ph + kernel) * (pw + kernel) != n_len:
@@ -455,7 +486,7 @@ def read_image_patches(
             f"{ph}×{pw} nor a square kernel buffer around it"
         )
     half = kernel // 2
-    n_rows = -(-total // per_row)
+    n_rows = -(-mix.total // per_row)
     data = np.full((len(names), n_rows * ph, per_row * pw), np.nan, dtype=np.float32)
     for k, patch in enumerate(patches):
         r, col = divmod(k, per_row)
@@ -467,19 +498,7 @@ def read_image_patches(
                 )
             block = values.reshape(ph + kernel, pw + kernel)[half : half + ph, half : half + pw]
             data[i, r * ph : (r + 1) * ph, col * pw : (col + 1) * pw] = block
-
-    transform = Affine(a, b, c, d, e, f)
-    xs = c + a * (np.arange(data.shape[2]) + 0.5)
-    ys = f + e * (np.arange(data.shape[1]) + 0.5)
-    out = xr.DataArray(
-        data,
-        dims=("band", "y", "x"),
-        coords={"band": names, "y": ys, "x": xs},
-        name="reflectance",
-        attrs={"source": str(path), "long_name": "Earth Engine TFRecord image export"},
-    )
-    out = out.rio.write_crs(crs).rio.write_transform(transform)
-    return out
+    return data
 
 
 def read_points(

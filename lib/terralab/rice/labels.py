@@ -347,37 +347,13 @@ def split(
         idx = np.flatnonzero(lab.ravel() >= 0)
         part.ravel()[idx] = _assign_units(idx.size, f, rng)
     elif kind == "blocked":
-        blocks = block_ids(shape, block_size_px)
-        n_blocks = int(blocks.max()) + 1
-        labelled = np.bincount(blocks.ravel(), weights=(lab.ravel() >= 0), minlength=n_blocks)
-        if (labelled > 0).sum() < 3:
-            raise InvalidInputError(
-                f"only {(labelled > 0).sum()} block(s) of {block_size_px} px hold labels: use a smaller "
-                "block_size_px so each split gets at least one block"
-            )
-        assign = _assign_units(n_blocks, f, rng, weights=labelled)
-        part = assign[blocks]
+        part = _blocked_parts(lab, f, rng, block_size_px)
     elif kind == "half":
-        if axis not in ("x", "y"):
-            raise InvalidInputError("axis must be 'x' or 'y'")
-        ax = 0 if axis == "y" else 1
-        n = shape[ax]
-        pos = np.arange(n)
-        first = pos < n // 2
-        rest = f[1:] / f[1:].sum() if f[1:].sum() > 0 else np.array([0.0, 1.0])
-        second = np.where(pos < n // 2 + round(rest[0] * (n - n // 2)), 1, 2)
-        line = np.where(first, 0, second)
-        part = np.broadcast_to(line[:, None] if ax == 0 else line[None, :], shape).copy()
+        part = _half_parts(shape, f, axis)
     else:
         raise InvalidInputError(f"unknown split kind {kind!r}: use 'random', 'blocked' or 'half'")
     if gap_px > 0 and kind != "random":
-        from scipy.ndimage import maximum_filter, minimum_filter
-
-        size = 2 * gap_px + 1
-        border = maximum_filter(part, size=size, mode="nearest") != minimum_filter(
-            part, size=size, mode="nearest"
-        )
-        part = np.where(border, -1, part)
+        part = _unlabel_borders(part, gap_px)
     out = {}
     for i, name in enumerate(_NAMES):
         da = labels.copy(data=np.where((part == i) & (lab >= 0), lab, -1).astype(np.int16))
@@ -390,6 +366,47 @@ def split(
                 "block_size_px, or other fractions"
             )
     return out
+
+
+def _blocked_parts(
+    lab: np.ndarray, f: np.ndarray, rng: np.random.Generator, block_size_px: int
+) -> np.ndarray:
+    """Split id (0/1/2) per pixel, whole ``block_size_px`` blocks at a time, weighted by their labels."""
+    blocks = block_ids(lab.shape, block_size_px)
+    n_blocks = int(blocks.max()) + 1
+    labelled = np.bincount(blocks.ravel(), weights=(lab.ravel() >= 0), minlength=n_blocks)
+    if (labelled > 0).sum() < 3:
+        raise InvalidInputError(
+            f"only {(labelled > 0).sum()} block(s) of {block_size_px} px hold labels: use a smaller "
+            "block_size_px so each split gets at least one block"
+        )
+    assign = _assign_units(n_blocks, f, rng, weights=labelled)
+    return assign[blocks]
+
+
+def _half_parts(shape: tuple[int, int], f: np.ndarray, axis: str) -> np.ndarray:
+    """Split id per pixel: the first half along ``axis`` trains, the second is cut into val and test."""
+    if axis not in ("x", "y"):
+        raise InvalidInputError("axis must be 'x' or 'y'")
+    ax = 0 if axis == "y" else 1
+    n = shape[ax]
+    pos = np.arange(n)
+    first = pos < n // 2
+    rest = f[1:] / f[1:].sum() if f[1:].sum() > 0 else np.array([0.0, 1.0])
+    second = np.where(pos < n // 2 + round(rest[0] * (n - n // 2)), 1, 2)
+    line = np.where(first, 0, second)
+    return np.broadcast_to(line[:, None] if ax == 0 else line[None, :], shape).copy()
+
+
+def _unlabel_borders(part: np.ndarray, gap_px: int) -> np.ndarray:
+    """−1 within ``gap_px`` of every boundary between different splits."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    size = 2 * gap_px + 1
+    border = maximum_filter(part, size=size, mode="nearest") != minimum_filter(
+        part, size=size, mode="nearest"
+    )
+    return np.where(border, -1, part)
 
 
 def split_points(

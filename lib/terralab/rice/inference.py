@@ -316,31 +316,12 @@ def predict(
         return _predict_points(model, data, output=output, return_proba=return_proba, device=device)
     stack = check_stack(data)
     select_bands(stack.isel(y=slice(0, 1), x=slice(0, 1)), model.bands)  # fail early on missing bands
-    masks = season_masks(cloud_mask, stack)
-    H, W = stack.sizes["y"], stack.sizes["x"]
-    values = stack.values
     want_proba = output == "proba" or return_proba
-    out = np.full((H, W), NODATA, np.int16)
-    quality = np.full((H, W), -1, np.int8)
-    proba_out = np.zeros((model.n_classes, H, W), np.float32) if want_proba else None
-
-    def read_window(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        return values[:, r0:r1, c0:c1].astype(np.float32)
-
-    def read_mask(r0: int, r1: int, c0: int, c1: int):
-        return {k: m[r0:r1, c0:c1] for k, m in masks.items()} if masks else None
-
-    def write_rows(r0: int, classes: np.ndarray, proba, q: np.ndarray) -> None:
-        out[r0 : r0 + classes.shape[0]] = classes
-        quality[r0 : r0 + classes.shape[0]] = q
-        if proba_out is not None and proba is not None:
-            proba_out[:, r0 : r0 + classes.shape[0]] = np.where(classes[None] >= 0, proba, np.nan)
-
-    source = WindowSource(read_window, H, W, [str(b) for b in stack["band"].values], read_mask)
+    target = _ArrayTarget(model.n_classes, stack.sizes["y"], stack.sizes["x"], want_proba)
     run_tiled(
         model,
-        source,
-        write_rows,
+        _array_source(stack, season_masks(cloud_mask, stack)),
+        target.write_rows,
         tile=tile,
         overlap=overlap,
         batch_size=batch_size,
@@ -349,8 +330,40 @@ def predict(
         flips=flips,
         progress=progress,
     )
-    check_something_observed(model, quality)
-    return _stack_result(model, stack, out, quality, proba_out, output=output, return_proba=return_proba)
+    check_something_observed(model, target.quality)
+    return _stack_result(
+        model, stack, target.classes, target.quality, target.proba, output=output, return_proba=return_proba
+    )
+
+
+def _array_source(stack: xr.DataArray, masks: dict | None) -> WindowSource:
+    """An in-memory stack (and its explicit cloud masks) read window by window."""
+    values = stack.values
+
+    def read_window(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        return values[:, r0:r1, c0:c1].astype(np.float32)
+
+    def read_mask(r0: int, r1: int, c0: int, c1: int):
+        return {k: m[r0:r1, c0:c1] for k, m in masks.items()} if masks else None
+
+    bands = [str(b) for b in stack["band"].values]
+    return WindowSource(read_window, stack.sizes["y"], stack.sizes["x"], bands, read_mask)
+
+
+class _ArrayTarget:
+    """In-memory class map, quality flag and (optionally) probabilities that :func:`run_tiled` writes into."""
+
+    def __init__(self, n_classes: int, height: int, width: int, want_proba: bool):
+        self.classes = np.full((height, width), NODATA, np.int16)
+        self.quality = np.full((height, width), -1, np.int8)
+        self.proba = np.zeros((n_classes, height, width), np.float32) if want_proba else None
+
+    def write_rows(self, r0: int, classes: np.ndarray, proba, quality: np.ndarray) -> None:
+        r1 = r0 + classes.shape[0]
+        self.classes[r0:r1] = classes
+        self.quality[r0:r1] = quality
+        if self.proba is not None and proba is not None:
+            self.proba[:, r0:r1] = np.where(classes[None] >= 0, proba, np.nan)
 
 
 def _predict_points(

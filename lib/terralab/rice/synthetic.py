@@ -222,8 +222,15 @@ def scene(
     if nodata_fraction > 0:
         _cut_gap(rng, data, nodata_fraction)
 
+    grid = (pixel_size_m, crs, origin_m)
+    return _scene_arrays(data, names, truth, cloud_map if return_clouds else None, seed=seed, grid=grid)
+
+
+def _scene_arrays(data, names, truth, cloud_map, *, seed: int, grid: tuple) -> Scene | CloudyScene:
+    """The stack, truth (and cloud map, if given) as georeferenced DataArrays."""
     from affine import Affine
 
+    pixel_size_m, crs, origin_m = grid
     transform = Affine(pixel_size_m, 0.0, origin_m[0], 0.0, -pixel_size_m, origin_m[1])
     stack = make_stack(
         data,
@@ -241,7 +248,7 @@ def scene(
         attrs={"class_names": list(CLASS_NAMES), "long_name": "true land-cover class", "units": "1"},
     )
     truth_da = truth_da.rio.write_crs(crs).rio.write_transform(transform)
-    if not return_clouds:
+    if cloud_map is None:
         return Scene(stack, truth_da)
     clouds_da = xr.DataArray(
         cloud_map,

@@ -78,3 +78,27 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     else:
         monkeypatch.delenv("TERRALAB_DATA_MIRROR", raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+# A test (or library code it calls) that leaves this process ignoring Ctrl-C breaks later tests that send it,
+# and would break Ctrl-C in a user's notebook. Find the first such test and say so at the end of the run.
+_SIGINT_CHANGED_BY: list[str] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before and after == signal.SIG_IGN:
+        _SIGINT_CHANGED_BY.append(item.nodeid)
+        signal.signal(signal.SIGINT, before)  # put Ctrl-C back for the tests that follow
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _SIGINT_CHANGED_BY:
+        terminalreporter.write_line(
+            "tests that left SIGINT ignored (restored after each): " + ", ".join(_SIGINT_CHANGED_BY)
+        )

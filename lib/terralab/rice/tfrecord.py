@@ -50,116 +50,18 @@ __all__ = [
 
 # --- CRC-32C (Castagnoli), as TFRecord framing uses ------------------------------------------------
 
-_POLY = 0x82F63B78  # reflected Castagnoli polynomial
-
-
-def _make_table() -> np.ndarray:
-    table = np.zeros(256, dtype=np.uint32)
-    for i in range(256):
-        crc = i
-        for _ in range(8):
-            crc = (crc >> 1) ^ _POLY if crc & 1 else crc >> 1
-        table[i] = crc
-    return table
-
-
-_TABLE = _make_table()
-_TABLE_LIST = [int(v) for v in _TABLE]
-_CHUNK = 1024  # bytes per lane of the vectorised CRC
-
-
-def _raw_crc_py(data: bytes, crc: int) -> int:
-    table = _TABLE_LIST
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc
-
-
-def _zeros_operator(n_bytes: int) -> list[int]:
-    """Columns of the GF(2) matrix that advances a raw CRC register over ``n_bytes`` zero bytes."""
-
-    def apply(mat: list[int], vec: int) -> int:
-        out = 0
-        i = 0
-        while vec:
-            if vec & 1:
-                out ^= mat[i]
-            vec >>= 1
-            i += 1
-        return out
-
-    def square(mat: list[int]) -> list[int]:
-        return [apply(mat, mat[i]) for i in range(32)]
-
-    # one zero *bit*: shift right, xor the polynomial when the low bit falls out
-    one_bit = [_POLY] + [1 << (i - 1) for i in range(1, 32)]
-    result = [1 << i for i in range(32)]  # identity
-    power = one_bit
-    n_bits = 8 * n_bytes
-    while n_bits:
-        if n_bits & 1:
-            result = [apply(power, result[i]) for i in range(32)]
-        n_bits >>= 1
-        if n_bits:
-            power = square(power)
-    return result
-
-
-def _operator_tables(mat: list[int]) -> np.ndarray:
-    """Split a 32×32 GF(2) operator into four 256-entry lookup tables (one per byte of the register)."""
-    tables = np.zeros((4, 256), dtype=np.uint32)
-    for k in range(4):
-        for v in range(256):
-            out = 0
-            bits = v
-            i = 8 * k
-            while bits:
-                if bits & 1:
-                    out ^= mat[i]
-                bits >>= 1
-                i += 1
-            tables[k, v] = out
-    return tables
-
-
-_CHUNK_TABLES = _operator_tables(_zeros_operator(_CHUNK))
-
-
-def _apply_tables(tables: np.ndarray, reg: int) -> int:
-    return int(
-        tables[0, reg & 0xFF]
-        ^ tables[1, (reg >> 8) & 0xFF]
-        ^ tables[2, (reg >> 16) & 0xFF]
-        ^ tables[3, reg >> 24]
-    )
-
 
 def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli) of ``data``, as used by TFRecord framing.
-
-    Large inputs are split into 1 KiB lanes processed side by side with numpy and recombined with the
-    CRC's linearity over GF(2), which is ~100× faster than a byte loop in Python.
+    """CRC-32C (Castagnoli) of ``data``, as used by TFRecord framing (Google's ``google-crc32c``).
 
     Example
     -------
     >>> hex(crc32c(b"123456789"))
     '0xe3069283'
     """
-    n = len(data)
-    if n < 8 * _CHUNK:
-        return _raw_crc_py(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
-    # raw(0, zeros + data) == raw(0, data): left-padding keeps lanes equal without changing the result
-    pad = (-n) % _CHUNK
-    buf = np.frombuffer(b"\x00" * pad + bytes(data), dtype=np.uint8).reshape(-1, _CHUNK)
-    reg = np.zeros(buf.shape[0], dtype=np.uint32)
-    for j in range(_CHUNK):
-        reg = _TABLE[(reg ^ buf[:, j]) & 0xFF] ^ (reg >> np.uint32(8))
-    raw = 0
-    for lane in reg.tolist():
-        raw = _apply_tables(_CHUNK_TABLES, raw) ^ lane
-    # the standard CRC starts from 0xFFFFFFFF: its effect after n bytes is the zeros operator applied to it
-    init_effect = _apply_tables(_operator_tables(_zeros_operator(n)), 0xFFFFFFFF)
-    return (raw ^ init_effect) ^ 0xFFFFFFFF
+    import google_crc32c
+
+    return int(google_crc32c.value(bytes(data)))
 
 
 def masked_crc32c(data: bytes) -> int:

@@ -114,7 +114,7 @@ def test_a_street_site_never_reports_motorway_speeds_and_unknown_sites_are_refus
 
 
 def test_every_vehicle_carries_quality_flags_from_the_documented_set():
-    data, truth = synthetic.urban_street(duration_s=180, n_channels=50, seed=4, rate_per_min=10)
+    data, _ = synthetic.urban_street(duration_s=180, n_channels=50, seed=4, rate_per_min=10)
     v = das.detect_vehicles(data)
     assert "flags" in v.columns and len(v) > 5
     seen = {f for s in v["flags"] for f in s.split(",") if f}

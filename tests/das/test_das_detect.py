@@ -272,7 +272,7 @@ def test_importing_the_workflow_is_light():
 
 
 def test_a_weak_track_of_the_other_direction_built_on_a_strong_vehicles_ridge_is_dropped_as_its_echo():
-    from terralab.das.detect import _dedupe
+    from terralab.das.tracks import dedupe_tracks
 
     def track(direction, speed_kmh, strength, xs, ts):
         v = speed_kmh / 3.6
@@ -291,5 +291,5 @@ def test_a_weak_track_of_the_other_direction_built_on_a_strong_vehicles_ridge_is
     echo = track(1, 150.0, 10.0, x, -x / (60 / 3.6) + 0.05)
     # a real vehicle of the other direction crossing the strong one: shares only the crossing
     crossing = track(1, 60.0, 10.0, x, x / (60 / 3.6))
-    kept = _dedupe([strong, echo, crossing], das.DetectParams())
+    kept = dedupe_tracks([strong, echo, crossing], das.DetectParams())
     assert strong in kept and crossing in kept and echo not in kept

@@ -110,19 +110,19 @@ def test_urban_scene_has_trams_and_both_directions_and_listed_bad_channels(urban
 
 def test_vibration_outruns_the_vehicle_at_the_ground_wave_speed():
     veh = pd.DataFrame({"time_s": [20.0], "speed_kmh": [40.0], "direction": [1], "kind": ["truck"]})
-    quiet = dict(
-        white_noise=0.0,
-        coloured_noise=0.0,
-        burst_rate_per_min=0.0,
-        dead_channels=0,
-        saturated_channels=0,
-        nan_channels=0,
-        vehicles=veh,
-        duration_s=40.0,
-        n_channels=60,
-        fibre_y_m=0.0,
-    )
-    data, truth = halfspace.halfspace_scene("urban", 3, **quiet)
+    quiet = {
+        "white_noise": 0.0,
+        "coloured_noise": 0.0,
+        "burst_rate_per_min": 0.0,
+        "dead_channels": 0,
+        "saturated_channels": 0,
+        "nan_channels": 0,
+        "vehicles": veh,
+        "duration_s": 40.0,
+        "n_channels": 60,
+        "fibre_y_m": 0.0,
+    }
+    data, _ = halfspace.halfspace_scene("urban", 3, **quiet)
     x = data["distance"].values
     t = (data.time.values - data.time.values[0]) / np.timedelta64(1, "s")
     fs = data.attrs["sampling_rate_hz"]
@@ -145,3 +145,9 @@ def test_bad_site_and_unknown_parameters_are_refused():
         halfspace.halfspace_scene("urban", 1, depth=2.0)
     with pytest.raises(InvalidInputError, match="simulator"):
         synthetic.random_scene("gaussian", "urban", 1)
+
+
+def test_a_listed_vehicle_in_a_direction_without_a_lane_is_refused():
+    veh = pd.DataFrame({"time_s": [10.0], "speed_kmh": [50.0], "direction": [2], "kind": ["car"]})
+    with pytest.raises(InvalidInputError, match="has no lane"):
+        halfspace.halfspace_scene("urban", 1, vehicles=veh, duration_s=20.0)

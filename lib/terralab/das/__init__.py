@@ -7,7 +7,9 @@ Submodules are imported on first use so that ``import terralab.das`` stays fast:
   ``random_scene`` from either simulator;
 * :mod:`~terralab.das.halfspace` - a second, independent simulator (Boussinesq half-space, Rayleigh waves);
 * :mod:`~terralab.das.diagnose` - ``diagnose``: noise, dead/saturated channels and coupling per channel;
-* :mod:`~terralab.das.detect` - ``detect_vehicles`` and its ``DetectParams``;
+* :mod:`~terralab.das.detect` - ``detect_vehicles`` and its ``DetectParams`` (settings in
+  :mod:`~terralab.das.params`; the steps in :mod:`~terralab.das.lines` (speed bands, Hough segments),
+  :mod:`~terralab.das.tracks` (ridge following, merging) and :mod:`~terralab.das.energy` (the energy image));
 * :mod:`~terralab.das.classify` - the packaged car/truck classifier and its re-training;
 * :mod:`~terralab.das.streaming` - ``stream`` over arriving files, ``process_archive`` on dask;
 * :mod:`~terralab.das.modal` - ``bridge_modes`` from quiet intervals;
@@ -32,6 +34,10 @@ _SUBMODULES = (
     "synthetic",
     "halfspace",
     "detect",
+    "params",
+    "lines",
+    "tracks",
+    "energy",
     "classify",
     "streaming",
     "modal",

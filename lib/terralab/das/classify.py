@@ -39,6 +39,8 @@ import numpy as np
 
 from ..errors import FileFormatError, InvalidInputError
 from ..files import write_text_atomic
+from ..progress import progress_bar
+from .params import KMH
 
 __all__ = [
     "CLASSES",
@@ -55,7 +57,6 @@ __all__ = [
 MODEL_PATH = Path(__file__).with_name("vehicle_classifier.json")
 FEATURES = ["length_m", "axle_groups", "amplitude", "freq_hz", "speed"]
 CLASSES = ["car", "truck", "tram"]
-KMH = 1.0 / 3.6
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,12 +327,7 @@ def make_training_set(
     from .detect import detect_vehicles
 
     frames = []
-    it = range(n_scenes)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=f"{simulator} training scenes")
-    for i in it:
+    for i in progress_bar(range(n_scenes), desc=f"{simulator} training scenes", enabled=progress):
         site = "highway" if i % 2 == 0 else "urban"
         data, truth = synthetic.random_scene(simulator, site, seed + i // 2)
         det = detect_vehicles(data, classify=False, site=site, **dict(detect_kwargs or {}))

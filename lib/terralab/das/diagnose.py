@@ -14,9 +14,13 @@ Examples
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 __all__ = ["diagnose"]
+
+logger = logging.getLogger(__name__)
 
 
 def diagnose(
@@ -96,8 +100,8 @@ def diagnose(
         c[order] = amp_x
         ref_c = float(np.median(c[good])) if good.any() else float("nan")
         coupling = np.where(good, c / ref_c, np.nan) if ref_c > 0 else coupling
-    except Exception:  # noqa: BLE001 - a record the detector cannot read still gets its channel table
-        pass
+    except Exception:  # a record the detector cannot read still gets its channel table
+        logger.debug("no coupling estimate: the detector could not read this record", exc_info=True)
     out = pd.DataFrame(
         {
             "distance_m": x,

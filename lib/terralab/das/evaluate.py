@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..progress import progress_bar
 
 __all__ = ["duplicates", "evaluate_runs", "evaluate_scenes", "match", "oracle_detectability", "score"]
 
@@ -154,12 +155,7 @@ def evaluate_runs(simulator: str, site: str, seeds, runs: dict[str, dict], *, pr
     from .detect import detect_vehicles
 
     acc = {name: {"rows": [], "errs": [], "cls": []} for name in runs}
-    it = list(seeds)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=f"{simulator}/{site}")
-    for seed in it:
+    for seed in progress_bar(list(seeds), desc=f"{simulator}/{site}", enabled=progress):
         data, truth = synthetic.random_scene(simulator, site, int(seed))
         outside = truth.attrs.get("outside_record")
         for name, kw in runs.items():
@@ -253,9 +249,11 @@ def oracle_detectability(
         standard deviations above the null median, NaN where not scored).
     """
     from . import io
-    from .detect import KMH, _band_image, _params, make_decimator
+    from .detect import make_decimator
+    from .lines import band_image, speed_band_edges
+    from .params import KMH, resolve_params
 
-    p = params if params is not None else _params(None, {"site": site, "classify": False})
+    p = params if params is not None else resolve_params(None, {"site": site, "classify": False})
 
     def image(rec):
         rec = io.check(rec)
@@ -271,7 +269,7 @@ def oracle_detectability(
         return lf, (prod.lf_time_ns - t0) / 1e9, dec.bin_distance, valid, t0
 
     lf_n, t_n, xb, valid_n, _ = image(noise)
-    lf_s, t, xb_s, valid_s, t0_ns = image(data)
+    lf_s, t, _, valid_s, t0_ns = image(data)
     if lf_n.shape[1] != lf_s.shape[1]:
         raise InvalidInputError("the noise record must have the channels of the data record")
     mad = np.median(np.abs(lf_n - np.median(lf_n, axis=0)), axis=0) * 1.4826
@@ -284,18 +282,14 @@ def oracle_detectability(
     dxb = float(np.median(np.diff(xb)))
     section = truth.attrs.get("section_m", (float(xb[0]), float(xb[-1])))
     x_mid = 0.5 * (section[0] + section[1])
-    edges = np.geomspace(
-        p.speed_min_kmh * KMH,
-        p.speed_max_kmh * KMH,
-        int(np.ceil(np.log(p.speed_max_kmh / p.speed_min_kmh) / np.log(p.band_ratio))) + 1,
-    )
+    edges = speed_band_edges(p)
     cache: dict = {}
 
     def bands(v, d):
         k = int(np.clip(np.searchsorted(edges, v) - 1, 0, len(edges) - 2))
         if (k, d) not in cache:
-            bn = _band_image(z_n, t_n, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
-            bs = _band_image(
+            bn = band_image(z_n, t_n, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
+            bs = band_image(
                 z_s, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m, scales=bn.scales
             )
             cache[(k, d)] = (bn, bs)

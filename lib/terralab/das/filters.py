@@ -120,7 +120,7 @@ class Decimator:
         self.measurand = measurand
         # channel bins
         dx = float(np.median(np.abs(np.diff(x)))) if len(x) > 1 else 1.0
-        self.nb = max(1, int(round(channel_bin_m / dx)))
+        self.nb = max(1, round(float(channel_bin_m / dx)))
         n_ch = len(x)
         self.bin_index = np.arange(n_ch) // self.nb
         self.n_bins = int(self.bin_index[-1]) + 1

@@ -86,6 +86,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..progress import progress_bar
+from .params import KMH
 
 __all__ = [
     "ZOO",
@@ -98,17 +100,16 @@ __all__ = [
     "random_parameters",
 ]
 
-KMH = 1.0 / 3.6
 
 #: Vehicle zoo: axle positions (m behind the front axle), gross weight (kN), length (m), two-class label.
 ZOO: dict[str, dict[str, Any]] = {
-    "car": dict(label="car", gross_kn=(11.0, 20.0), length_m=(4.0, 4.9)),
-    "van": dict(label="car", gross_kn=(20.0, 35.0), length_m=(5.0, 6.5)),
-    "bus": dict(label="truck", gross_kn=(110.0, 190.0), length_m=(11.5, 12.5)),
-    "articulated_bus": dict(label="truck", gross_kn=(160.0, 270.0), length_m=(17.5, 18.8)),
-    "truck": dict(label="truck", gross_kn=(60.0, 170.0), length_m=(7.0, 10.0)),
-    "tractor_trailer": dict(label="truck", gross_kn=(150.0, 400.0), length_m=(16.0, 20.0)),
-    "tram": dict(label="tram", gross_kn=(340.0, 560.0), length_m=(30.0, 45.0)),
+    "car": {"label": "car", "gross_kn": (11.0, 20.0), "length_m": (4.0, 4.9)},
+    "van": {"label": "car", "gross_kn": (20.0, 35.0), "length_m": (5.0, 6.5)},
+    "bus": {"label": "truck", "gross_kn": (110.0, 190.0), "length_m": (11.5, 12.5)},
+    "articulated_bus": {"label": "truck", "gross_kn": (160.0, 270.0), "length_m": (17.5, 18.8)},
+    "truck": {"label": "truck", "gross_kn": (60.0, 170.0), "length_m": (7.0, 10.0)},
+    "tractor_trailer": {"label": "truck", "gross_kn": (150.0, 400.0), "length_m": (16.0, 20.0)},
+    "tram": {"label": "tram", "gross_kn": (340.0, 560.0), "length_m": (30.0, 45.0)},
 }
 
 
@@ -329,29 +330,29 @@ def random_parameters(site: str, seed: int) -> dict[str, Any]:
     if site not in ("highway", "urban"):
         raise InvalidInputError(f"site must be 'highway' or 'urban', got {site!r}")
     rng = np.random.default_rng([seed, 7919])
-    common = dict(
-        depth_m=float(rng.uniform(0.6, 1.5)),
-        poisson=float(rng.uniform(0.25, 0.4)),
+    common = {
+        "depth_m": float(rng.uniform(0.6, 1.5)),
+        "poisson": float(rng.uniform(0.25, 0.4)),
         # the ground below the pavement (subgrade): see the module docstring for the sources of every range
-        young_pa=float(np.exp(rng.uniform(np.log(30e6), np.log(250e6)))),
-        rayleigh_speed_ms=float(rng.uniform(140.0, 320.0)),
-        quality_factor=float(rng.uniform(12.0, 40.0)),
-        soil_shear_modulus_pa=float(np.exp(rng.uniform(np.log(4e7), np.log(1.5e8)))),
-        coupling_range=(0.3, 1.0),
-        coupling_corr_m=float(rng.uniform(4.0, 30.0)),
-        white_noise=float(np.exp(rng.uniform(np.log(2e-7), np.log(1.2e-6)))),
-        coloured_noise=float(np.exp(rng.uniform(np.log(1e-8), np.log(5e-8)))),
-        coloured_exponent=float(rng.uniform(0.7, 1.6)),
-        noise_corr_m=float(rng.uniform(5.0, 40.0)),
-        burst_rate_per_min=float(rng.uniform(0.0, 3.0)),
-        burst_amplitude=float(np.exp(rng.uniform(np.log(5e-7), np.log(5e-6)))),
-        dead_channels=int(rng.integers(0, 4)),
-        saturated_channels=int(rng.integers(0, 3)),
-        nan_channels=int(rng.integers(0, 2)),
-        speed_drift=float(rng.uniform(0.0, 0.2)),
-        platoon_fraction=float(rng.uniform(0.2, 0.5)),
-        seed=int(seed),
-    )
+        "young_pa": float(np.exp(rng.uniform(np.log(30e6), np.log(250e6)))),
+        "rayleigh_speed_ms": float(rng.uniform(140.0, 320.0)),
+        "quality_factor": float(rng.uniform(12.0, 40.0)),
+        "soil_shear_modulus_pa": float(np.exp(rng.uniform(np.log(4e7), np.log(1.5e8)))),
+        "coupling_range": (0.3, 1.0),
+        "coupling_corr_m": float(rng.uniform(4.0, 30.0)),
+        "white_noise": float(np.exp(rng.uniform(np.log(2e-7), np.log(1.2e-6)))),
+        "coloured_noise": float(np.exp(rng.uniform(np.log(1e-8), np.log(5e-8)))),
+        "coloured_exponent": float(rng.uniform(0.7, 1.6)),
+        "noise_corr_m": float(rng.uniform(5.0, 40.0)),
+        "burst_rate_per_min": float(rng.uniform(0.0, 3.0)),
+        "burst_amplitude": float(np.exp(rng.uniform(np.log(5e-7), np.log(5e-6)))),
+        "dead_channels": int(rng.integers(0, 4)),
+        "saturated_channels": int(rng.integers(0, 3)),
+        "nan_channels": int(rng.integers(0, 2)),
+        "speed_drift": float(rng.uniform(0.0, 0.2)),
+        "platoon_fraction": float(rng.uniform(0.2, 0.5)),
+        "seed": int(seed),
+    }
     if site == "highway":
         common.update(
             fs_hz=1000.0,
@@ -479,7 +480,7 @@ def halfspace_traffic(
     if n_channels < 2 or fs_hz <= 0 or dx_m <= 0 or duration_s <= 0:
         raise InvalidInputError("need n_channels >= 2 and positive fs_hz, dx_m, duration_s")
     rng = np.random.default_rng(seed)
-    n_t = int(round(duration_s * fs_hz))
+    n_t = round(float(duration_s * fs_hz))
     x = dx_m * np.arange(n_channels, dtype=float)
     length = float(x[-1])
     x_mid = 0.5 * length
@@ -512,7 +513,12 @@ def halfspace_traffic(
             if row.kind not in ZOO:
                 raise InvalidInputError(f"kind must be one of {sorted(ZOO)}, got {row.kind!r}")
             d = int(row.direction)
-            lane_y = [y for dd, y in lanes if dd == d][0] if row.kind != "tram" else 0.75 * d
+            if row.kind != "tram" and d not in {dd for dd, _ in lanes}:
+                raise InvalidInputError(
+                    f"vehicle direction {row.direction!r} has no lane; lanes drive in directions "
+                    f"{sorted({dd for dd, _ in lanes})}: give one of those"
+                )
+            lane_y = next(y for dd, y in lanes if dd == d) if row.kind != "tram" else 0.75 * d
             v = float(row.speed_kmh) * KMH
             t_arr = float(row.time_s) - (x_mid - s_start) / v
             fleet.append(_make(rng, row.kind, direction=d, lane_y=lane_y, t=t_arr, v=v, drift=0.0))
@@ -619,7 +625,7 @@ def halfspace_traffic(
         v_in = np.interp(s_cov0 + 5.0, sc_ok, np.gradient(sc_ok, tt))
         v_out = np.interp(s_cov1 - 5.0, sc_ok, np.gradient(sc_ok, tt))
         # the load centre's path along the fibre (s after the record start, m), every 0.5 s: the true track
-        step = max(1, int(round(0.5 / (t_grid[1] - t_grid[0]))))
+        step = max(1, round(float(0.5 / (t_grid[1] - t_grid[0]))))
         x_path = sc_ok if v.direction > 0 else length - sc_ok
         rows.append(
             {
@@ -654,12 +660,7 @@ def halfspace_traffic(
     t_gen = np.arange(n_gen) / fs_gen
     coupling = _coupling(rng, n_channels, dx_m, coupling_corr_m, coupling_range)
     signal_gen = np.zeros((n_gen, n_channels), dtype=np.float32)
-    it = render
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(render, desc="half-space vehicles")
-    for v in it:
+    for v in progress_bar(render, desc="half-space vehicles", enabled=progress):
         _render_vehicle(
             signal_gen,
             v,
@@ -829,7 +830,7 @@ def _axle_kernel(lat_m, track_m, rail, *, depth, gauge, shear, poisson, u):
         w = _rail_weights()
         spread = np.zeros_like(k)
         for off, wj in zip(_RAIL_OFFSETS, w):
-            spread += wj * np.roll(k, int(round(off / du)))
+            spread += wj * np.roll(k, round(float(off / du)))
         k = spread
     return k
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -50,6 +51,8 @@ __all__ = [
     "time_range",
     "write_files",
 ]
+
+logger = logging.getLogger(__name__)
 
 NPZ_SUFFIXES = (".npz",)
 XARRAY_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".zarr")
@@ -168,7 +171,7 @@ def list_files(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike]) -
             hits = sorted(Path(p) for p in glob.glob(s))
             if not hits:
                 raise DataNotAvailableError(f"no file matches {s!r}")
-            out.extend(h for h in hits if _is_data_file(h))
+            out.extend(h for h in hits if is_data_file(h))
             continue
         p = Path(s)
         if not p.exists():
@@ -176,7 +179,7 @@ def list_files(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike]) -
                 f"{p}: no such file or directory; check the path (or use terralab.catalog)"
             )
         if p.is_dir() and not _is_zarr(p):
-            hits = sorted(h for h in p.rglob("*") if _is_data_file(h))
+            hits = sorted(h for h in p.rglob("*") if is_data_file(h))
             if not hits:
                 raise FileFormatError(
                     f"{p}: directory holds no DAS file with a supported suffix {SUPPORTED_SUFFIXES}"
@@ -343,7 +346,7 @@ def _is_zarr(p: Path) -> bool:
     )
 
 
-def _is_data_file(p: Path) -> bool:
+def is_data_file(p: Path) -> bool:
     if any(part.startswith(".") for part in p.parts[-1:]):
         return False
     if _is_zarr(p):
@@ -634,7 +637,7 @@ def _join(pieces: list, *, gaps: str, max_gap_fill_s: float):
                     + ("" if gaps == "raise" else f" is longer than max_gap_fill_s={max_gap_fill_s} s")
                     + "; read the parts separately or process the files with terralab.das.stream"
                 )
-            n_fill = int(round((start - end_prev) / dt_ns)) - 1
+            n_fill = round(float((start - end_prev) / dt_ns)) - 1
             fill_t = end_prev + np.round(np.arange(1, n_fill + 1) * dt_ns).astype(np.int64)
             filler = xr.DataArray(
                 np.full((n_fill, len(x0)), np.nan, dtype=cur.dtype),
@@ -717,7 +720,7 @@ def write_files(data, directory: str | os.PathLike, *, file_s: float = 10.0, fmt
         raise InvalidInputError(f"fmt must be 'npz' or 'netcdf', got {fmt!r}")
     data = check(data)
     fs = sampling_rate_hz(data)
-    n = max(1, int(round(file_s * fs)))
+    n = max(1, round(float(file_s * fs)))
     out_dir = Path(directory)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -792,8 +795,10 @@ def time_range(path: str | os.PathLike) -> tuple[np.datetime64, np.datetime64]:
             )
     except (FileFormatError, InvalidInputError):
         raise
-    except Exception:  # noqa: BLE001 - fall back to reading the file, which raises a clear error if it must
-        pass
+    except Exception:  # fall back to reading the file, which raises a clear error if it must
+        logger.debug(
+            "reading the time range of %s from its header failed; reading the file", path, exc_info=True
+        )
     piece = read_file(path)[0]
     t = piece["time"].values
     return t[0], t[-1]

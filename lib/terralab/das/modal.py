@@ -117,15 +117,16 @@ def bridge_modes(
     from scipy import signal
 
     from . import io
-    from .detect import _params, detect_vehicles
+    from .detect import detect_vehicles
     from .filters import Decimator
+    from .params import resolve_params
 
     if missing not in ("raise", "empty"):
         raise InvalidInputError(f"missing must be 'raise' or 'empty', got {missing!r}")
     data = io.check(data)
     if vehicles is None:
         vehicles = detect_vehicles(data, classify=False, **detect_kwargs)
-    p = _params(None, detect_kwargs)
+    p = resolve_params(None, detect_kwargs)
     fs = io.sampling_rate_hz(data)
     x = np.asarray(data["distance"].values, dtype=float)
     values = data.values
@@ -151,7 +152,7 @@ def bridge_modes(
     quiet = quiet_intervals(
         vehicles, data["time"].values[0], data["time"].values[-1], margin_s=margin_s, min_quiet_s=segment_s
     )
-    nper = int(round(segment_s * fs_mid))
+    nper = round(float(segment_s * fs_mid))
     csd = None
     n_seg = 0
     quiet_s = 0.0

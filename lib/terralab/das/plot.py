@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .params import KMH
+
 __all__ = [
     "counts",
     "modal_spectrum",
@@ -13,8 +15,6 @@ __all__ = [
     "traffic_over_time",
     "waterfall",
 ]
-
-KMH = 1.0 / 3.6
 
 
 def _track_lines(vehicles, section):

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..progress import progress_bar
+from .params import KMH
 
 __all__ = ["StreamState", "process_archive", "stream"]
-
-KMH = 1.0 / 3.6
 
 
 @dataclass
@@ -102,11 +102,11 @@ def stream(
         (True when the batch closes a segment before a gap in the data).
     """
     from . import io
-    from .detect import _params
+    from .params import resolve_params
 
     if not (0 < step_s <= batch_s):
         raise InvalidInputError(f"need 0 < step_s <= batch_s, got step_s={step_s}, batch_s={batch_s}")
-    p = _params(params, detect_kwargs)
+    p = resolve_params(params, detect_kwargs)
     read_kwargs = dict(read_kwargs or {})
     st = StreamState()
     files_iter = (
@@ -115,10 +115,7 @@ def stream(
         else iter([(f, _time.perf_counter()) for f in io.list_files(directory_or_paths)])
     )
     if progress and not follow:
-        from tqdm.auto import tqdm
-
-        files_list = list(files_iter)
-        files_iter = iter(tqdm(files_list, desc="DAS files"))
+        files_iter = iter(progress_bar(list(files_iter), desc="DAS files", enabled=True))
     pending_files: list[str] = []
     compute = 0.0
     seen_at = _time.perf_counter()
@@ -183,7 +180,7 @@ def process_archive(
     import pandas as pd
 
     from . import io
-    from .detect import _empty_frame
+    from .detect import empty_vehicle_table
 
     files = [str(f) for f in io.list_files(paths)]
     if files_per_task < 1:
@@ -212,7 +209,7 @@ def process_archive(
     else:
         results = [_archive_task(f, own, kwargs) for f, own in tasks]
     frames = [r[0] for r in results if len(r[0])]
-    out = pd.concat(frames, ignore_index=True) if frames else _empty_frame()
+    out = pd.concat(frames, ignore_index=True) if frames else empty_vehicle_table()
     out = out.sort_values("time").reset_index(drop=True)
     out["vehicle_id"] = np.arange(len(out), dtype=np.int64)
     out.attrs["tasks"] = len(tasks)
@@ -224,14 +221,14 @@ def process_archive(
 def _archive_task(files: list[str], own: tuple[int, int], kwargs: dict):
     import pandas as pd
 
-    from .detect import _empty_frame
+    from .detect import empty_vehicle_table
 
     frames, compute = [], 0.0
     for batch in stream(files, emit_range_ns=own, **kwargs):
         compute += batch.attrs.get("compute_s", 0.0)
         if len(batch):
             frames.append(batch)
-    out = pd.concat(frames, ignore_index=True) if frames else _empty_frame()
+    out = pd.concat(frames, ignore_index=True) if frames else empty_vehicle_table()
     return out, compute
 
 
@@ -261,7 +258,7 @@ def _follow_files(directory, poll_s: float, idle_timeout_s: float | None):
     last_new = _time.monotonic()
     while True:
         found = False
-        cands = sorted(str(p) for p in d.rglob("*") if io._is_data_file(p))
+        cands = sorted(str(p) for p in d.rglob("*") if io.is_data_file(p))
         for f in cands:
             if f in done:
                 continue
@@ -311,7 +308,7 @@ def _ingest(st: StreamState, piece, p, batch_s: float) -> list:
             _reset_segment(st)
             dec = None
         elif step < -0.5:  # overlap: drop the samples already seen
-            n_drop = int(round(-step))
+            n_drop = round(float(-step))
             if n_drop >= len(values):
                 return out
             values = values[n_drop:]
@@ -352,7 +349,7 @@ def _run_window(
     st: StreamState, p, classifier, batch_s: float, step_s: float | None, *, final: bool, gap: bool = False
 ):
     """Detect in the buffered window ending at next_end_ns (or at the buffer end when final)."""
-    from .detect import _empty_frame, detect_in_products
+    from .detect import detect_in_products, empty_vehicle_table
     from .filters import Products
 
     lf = np.concatenate(st.lf) if st.lf else np.zeros((0, 1), np.float32)
@@ -360,7 +357,7 @@ def _run_window(
     mid = np.concatenate(st.mid) if st.mid else np.zeros((0, 1), np.float32)
     mid_t = np.concatenate(st.mid_t) if st.mid_t else np.zeros(0, np.int64)
     if len(lf_t) == 0:
-        return {"vehicles": _empty_frame(), "start": None, "end": None, "gap": gap}
+        return {"vehicles": empty_vehicle_table(), "start": None, "end": None, "gap": gap}
     end = int(lf_t[-1]) if final else int(st.next_end_ns)
     start = end - int(batch_s * 1e9)
     if start <= int(st.segment_start_ns):
@@ -462,7 +459,7 @@ def collect(batches):
     """
     import pandas as pd
 
-    from .detect import _empty_frame
+    from .detect import empty_vehicle_table
 
     frames, rows = [], []
     for b in batches:
@@ -481,5 +478,5 @@ def collect(batches):
         )
         if len(b):
             frames.append(b)
-    vehicles = pd.concat(frames, ignore_index=True) if frames else _empty_frame()
+    vehicles = pd.concat(frames, ignore_index=True) if frames else empty_vehicle_table()
     return vehicles, pd.DataFrame(rows)

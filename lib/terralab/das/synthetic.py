@@ -41,7 +41,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..progress import progress_bar
 from .halfspace import halfspace_scene, halfspace_traffic
+from .params import KMH
 
 __all__ = [
     "SCENES",
@@ -57,38 +59,37 @@ __all__ = [
 
 SIMULATORS = ("bump", "halfspace")
 
-KMH = 1.0 / 3.6
 
 SCENES: dict[str, dict[str, Any]] = {
-    "highway_bridge": dict(
-        fs_hz=1000.0,
-        dx_m=1.0,
-        n_channels=400,
-        speed_kmh=(60.0, 110.0),
-        rate_per_min=14.0,
-        truck_fraction=0.3,
-        gauge_length_m=4.0,
-        bump_width_m=2.5,
-        span_m=40.0,
-        span_bending=0.35,
-        modes=((2.35, 0.015, 2.0e-8), (3.9, 0.012, 1.5e-8), (6.2, 0.01, 1.0e-8)),
-        duration_s=120.0,
-    ),
-    "urban_street": dict(
-        fs_hz=625.0,
-        dx_m=5.0,
-        n_channels=60,
-        speed_kmh=(10.0, 60.0),
-        rate_per_min=6.0,
-        truck_fraction=0.2,
-        gauge_length_m=10.0,
-        bump_width_m=3.0,
-        span_m=None,
-        span_bending=0.0,
-        modes=(),
-        duration_s=240.0,
-        far_lane_coupling=(0.6, 0.85),
-    ),
+    "highway_bridge": {
+        "fs_hz": 1000.0,
+        "dx_m": 1.0,
+        "n_channels": 400,
+        "speed_kmh": (60.0, 110.0),
+        "rate_per_min": 14.0,
+        "truck_fraction": 0.3,
+        "gauge_length_m": 4.0,
+        "bump_width_m": 2.5,
+        "span_m": 40.0,
+        "span_bending": 0.35,
+        "modes": ((2.35, 0.015, 2.0e-8), (3.9, 0.012, 1.5e-8), (6.2, 0.01, 1.0e-8)),
+        "duration_s": 120.0,
+    },
+    "urban_street": {
+        "fs_hz": 625.0,
+        "dx_m": 5.0,
+        "n_channels": 60,
+        "speed_kmh": (10.0, 60.0),
+        "rate_per_min": 6.0,
+        "truck_fraction": 0.2,
+        "gauge_length_m": 10.0,
+        "bump_width_m": 3.0,
+        "span_m": None,
+        "span_bending": 0.0,
+        "modes": (),
+        "duration_s": 240.0,
+        "far_lane_coupling": (0.6, 0.85),
+    },
 }
 
 
@@ -199,7 +200,7 @@ def traffic(
     if n_channels < 2:
         raise InvalidInputError("n_channels must be at least 2")
     rng = np.random.default_rng(seed)
-    n_t = int(round(duration_s * fs_hz))
+    n_t = round(float(duration_s * fs_hz))
     x = distance_start_m + dx_m * np.arange(n_channels)
     section = (x[0], x[-1])
     length = x[-1] - x[0]
@@ -249,12 +250,7 @@ def traffic(
         spans = (edges, span_bending)
     r = max(1, int(fs_hz // 250))  # vehicle signals are computed at <= ~250 Hz, then interpolated
     fs_gen = fs_hz / r
-    it = fleet
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(fleet, desc="synthetic vehicles")
-    for veh in it:
+    for veh in progress_bar(fleet, desc="synthetic vehicles", enabled=progress):
         _add_vehicle(
             data,
             veh,
@@ -572,12 +568,12 @@ def _truth_table(fleet, *, t0, length_m):
         rows.append(
             {
                 "vehicle_id": i,
-                "time": t0 + np.timedelta64(int(round(v.t_mid_s * 1e9)), "ns"),
+                "time": t0 + np.timedelta64(round(float(v.t_mid_s * 1e9)), "ns"),
                 "speed_kmh": v.v_mid / KMH,
                 "direction": v.direction,
                 "vehicle_class": v.vclass,
-                "t_enter": t0 + np.timedelta64(int(round((v.t_mid_s + ta) * 1e9)), "ns"),
-                "t_exit": t0 + np.timedelta64(int(round((v.t_mid_s + tb) * 1e9)), "ns"),
+                "t_enter": t0 + np.timedelta64(round(float((v.t_mid_s + ta) * 1e9)), "ns"),
+                "t_exit": t0 + np.timedelta64(round(float((v.t_mid_s + tb) * 1e9)), "ns"),
                 "speed_change": (v_out - v_in) / v.v_mid,
                 "n_axles": len(v.axle_loads_kn),
                 "length_m": v.length_m,

@@ -37,14 +37,14 @@ def unbatched_loop(model, data: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """The naive baseline: one forward pass per window, then the same averaged merge."""
     import torch
 
-    from terralab.seismic.picking import _normalize_nan
+    from terralab.seismic.phasenet import normalize_windows
 
     out = np.zeros((3, data.shape[1]))
     norm = np.zeros(data.shape[1])
     with torch.inference_mode():
         for s in starts:
             x = torch.from_numpy(np.ascontiguousarray(data[None, :, s : s + 3000]))
-            out[:, s : s + 3000] += model(_normalize_nan(x))[0].numpy()
+            out[:, s : s + 3000] += model(normalize_windows(x))[0].numpy()
             norm[s : s + 3000] += 1
     return out / norm
 

@@ -137,7 +137,7 @@ def test_ridgecrest_catalogs_are_embedded_and_open_offline(monkeypatch, tmp_path
     cats = catalog.ridgecrest()
     assert {k: len(v) for k, v in cats.items()} == {"scsn": 703, "gamma": 1479, "stations": 58}
     assert not list((tmp_path / "empty-cache").rglob("*"))  # nothing downloaded or copied
-    for key, name in catalog.RIDGECREST_NAMES.items():
+    for name in catalog.RIDGECREST_NAMES.values():
         entry = data_catalog.get(name)
         assert entry.kind == "package"
         # byte-identical to the mirror's file entry of the same data (same sha256)

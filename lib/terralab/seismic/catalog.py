@@ -243,7 +243,7 @@ def magnitude_of_completeness(
     if method != "mbs":
         raise InvalidInputError(f"method must be 'maxc' or 'mbs', got {method!r}")
     m = _bin(_magnitudes(magnitudes), bin_width)
-    n_avg = int(round(0.5 / bin_width))
+    n_avg = round(float(0.5 / bin_width))
     trials = fmd["magnitude"].to_numpy()
     for mc in trials[trials >= maxc - 0.5]:
         if (m >= mc - 1e-9).sum() < min_events:

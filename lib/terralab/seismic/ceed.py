@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ import xarray as xr
 from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError
 from .hdf5 import h5py_module, plain_value
 from .records import ENZ, make_records, waveform_dataarray
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "CEED_EVENT_ATTRS",
@@ -167,7 +170,7 @@ class CEEDFile:
     def __getitem__(self, event_id: str) -> CEEDEvent:
         return CEEDEvent(self, event_id)
 
-    def __enter__(self) -> CEEDFile:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -310,10 +313,10 @@ class CEEDFile:
         progress : bool
             Show a progress bar.
         """
-        from tqdm import tqdm
+        from ..progress import progress_bar
 
         data, names, meta = [], [], []
-        with tqdm(total=max_traces, disable=not progress, desc="CEED traces") as bar:
+        with progress_bar(total=max_traces, enabled=progress, desc="CEED traces") as bar:
             for eid in self._event_ids:
                 group = self._group(eid)
                 event = self._event_attrs(eid, group)

@@ -242,14 +242,14 @@ def phasenet_protocol(
     metrics : pd.DataFrame (as :func:`evaluate_picks`)
     picks : pd.DataFrame with ``record``, ``phase``, ``time`` (s within the record), ``sample``, ``probability``
     """
-    from .picking import _get_model, find_pick_indices, inference, predict_windows
+    from .picking import find_pick_indices, inference, model_or_default, predict_windows
 
     if records.sizes["component"] != 3 or [str(c) for c in records["component"].values] != ["E", "N", "Z"]:
         raise InvalidInputError("the protocol needs records with components E, N, Z")
     sr = float(records.attrs.get("sampling_rate_hz", 100.0))
     if abs(sr - 100.0) > 1e-6:
         raise InvalidInputError(f"the protocol needs 100 Hz records, got {sr} Hz")
-    model = _get_model(model)
+    model = model_or_default(model)
     starts = protocol_windows(records, seed)
     values = records.values
     windows = np.stack([values[i, :, s : s + 3000] for i, s in enumerate(starts)])
@@ -345,16 +345,15 @@ def pick_records(
     """
     import warnings
 
-    from tqdm import tqdm
-
+    from ..progress import progress_bar
     from .io import record_waveform
+    from .picking import MissingComponentWarning, model_or_default, pick
     from .records import check_records
-    from .picking import MissingComponentWarning, _get_model, pick
 
     check_records(records)
-    model = _get_model(model)
+    model = model_or_default(model)
     frames = []
-    for i in tqdm(range(records.sizes["record"]), disable=not progress, desc="picking records"):
+    for i in progress_bar(range(records.sizes["record"]), enabled=progress, desc="picking records"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MissingComponentWarning)
             picks = pick(record_waveform(records, i), model, p_threshold, s_threshold, **pick_kwargs)
@@ -399,10 +398,10 @@ def window_offset_stability(
     Returns a Series: ``n_full``, ``n_shifted`` (picks in the common part), ``n_same`` (matched within
     ``tolerance_s``), ``fraction_same`` (n_same / max(n_full, n_shifted)), ``max_dt_s`` over matched picks.
     """
-    from .picking import SAMPLING_RATE_HZ, _get_model, pick
+    from .picking import SAMPLING_RATE_HZ, model_or_default, pick
 
-    model = _get_model(model)
-    k = int(round(shift_s * SAMPLING_RATE_HZ))
+    model = model_or_default(model)
+    k = round(float(shift_s * SAMPLING_RATE_HZ))
     full = pick(waveform, model, **pick_kwargs)
     shifted = pick(waveform.isel(time=slice(k, None)), model, **pick_kwargs)
     t0 = pd.Timestamp(waveform["time"].values[k], tz="UTC") + pd.Timedelta(seconds=30)

@@ -281,10 +281,21 @@ def load_phasenet(path: str | os.PathLike | None = None, device: str = "cpu") ->
 def normalize_windows(x: torch.Tensor) -> torch.Tensor:
     """Demean each window and channel and divide by its standard deviation (zero std counts as 1).
 
+    NaN marks missing samples: mean and standard deviation are taken over the valid ones and missing samples
+    become 0 (without NaN this is exactly PhaseNet's normalisation).
+
     Parameters
     ----------
     x : torch.Tensor (batch, channel, time)
     """
-    x = x - x.mean(dim=-1, keepdim=True)
-    std = x.std(dim=-1, keepdim=True, unbiased=False)
+    valid = ~torch.isnan(x)
+    if bool(valid.all()):
+        x = x - x.mean(dim=-1, keepdim=True)
+        std = x.std(dim=-1, keepdim=True, unbiased=False)
+    else:
+        count = valid.sum(dim=-1, keepdim=True).clamp(min=1)
+        x0 = torch.where(valid, x, torch.zeros_like(x))
+        mean = x0.sum(dim=-1, keepdim=True) / count
+        x = torch.where(valid, x - mean, torch.zeros_like(x))
+        std = torch.sqrt((x * x).sum(dim=-1, keepdim=True) / count)
     return x / torch.where(std == 0, torch.ones_like(std), std)

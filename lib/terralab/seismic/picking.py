@@ -26,7 +26,6 @@ Input handling (each case is tested):
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -121,7 +120,7 @@ def _assemble(trace_id: str, pieces: list[tuple[str, pd.Timestamp, float, np.nda
             stacklevel=4,
         )
     t0 = min(s for _, s, _ in slots)
-    offsets = [int(round((s - t0).total_seconds() * SAMPLING_RATE_HZ)) for _, s, _ in slots]
+    offsets = [round(float((s - t0).total_seconds() * SAMPLING_RATE_HZ)) for _, s, _ in slots]
     n = max(o + d.size for o, (_, _, d) in zip(offsets, slots))
     out = np.full((3, n), np.nan, dtype=np.float32)
     for o, (slot, _, d) in zip(offsets, slots):
@@ -239,8 +238,8 @@ def window_starts(
 
 def _first_grid_sample(start: pd.Timestamp, stride: int) -> int:
     """Samples from ``start`` to the next window boundary of a grid anchored at 1970-01-01 UTC."""
-    step_ns = int(round(1e9 / SAMPLING_RATE_HZ))
-    t0 = int(round(start.value / step_ns))  # start in whole 100-Hz samples since the epoch
+    step_ns = round(float(1e9 / SAMPLING_RATE_HZ))
+    t0 = round(float(start.value / step_ns))  # start in whole 100-Hz samples since the epoch
     return int((-t0) % stride)
 
 
@@ -253,7 +252,8 @@ def _window_weight(window: int, taper: int) -> np.ndarray:
     return np.maximum(w, 1e-3)  # never zero, so the first and last samples of the data keep a value
 
 
-def _get_model(model: Any):
+def model_or_default(model: Any):
+    """``model``, or the packaged PhaseNet (original weights) when it is None."""
     from .phasenet import load_phasenet
 
     return load_phasenet() if model is None else model
@@ -284,29 +284,15 @@ def predict_windows(model: Any, windows: np.ndarray, batch_size: int = 256) -> n
     """
     import torch
 
+    from .phasenet import normalize_windows
+
     out = []
     param = next(model.parameters())
     with torch.inference_mode():
         for i in range(0, len(windows), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size], dtype=np.float32))
-            out.append(model(_normalize_nan(x).to(param.device)).float().cpu().numpy())
+            out.append(model(normalize_windows(x).to(param.device)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 3, windows.shape[-1]), np.float32)
-
-
-def _normalize_nan(x):
-    import torch
-
-    valid = ~torch.isnan(x)
-    if bool(valid.all()):
-        x = x - x.mean(dim=-1, keepdim=True)
-        std = x.std(dim=-1, keepdim=True, unbiased=False)
-    else:
-        count = valid.sum(dim=-1, keepdim=True).clamp(min=1)
-        x0 = torch.where(valid, x, torch.zeros_like(x))
-        mean = x0.sum(dim=-1, keepdim=True) / count
-        x = torch.where(valid, x - mean, torch.zeros_like(x))
-        std = torch.sqrt((x * x).sum(dim=-1, keepdim=True) / count)
-    return x / torch.where(std == 0, torch.ones_like(std), std)
 
 
 def _annotate_station(
@@ -320,14 +306,14 @@ def _annotate_station(
     align_windows: str = "utc",
 ) -> np.ndarray:
     """Merged probabilities (3, n) of one station's data; NaN where no component has data."""
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     n = st.data.shape[1]
     window = WINDOW_SAMPLES
-    overlap = int(round(overlap_s * SAMPLING_RATE_HZ))
+    overlap = round(float(overlap_s * SAMPLING_RATE_HZ))
     if not 0 <= overlap < window:
         raise InvalidInputError(f"overlap_s must be in [0, 30) s, got {overlap_s}")
-    taper = int(round(taper_s * SAMPLING_RATE_HZ))
+    taper = round(float(taper_s * SAMPLING_RATE_HZ))
     if not 0 <= 2 * taper <= window:
         raise InvalidInputError(f"taper_s must be in [0, 15] s, got {taper_s}")
     data = st.data
@@ -342,9 +328,9 @@ def _annotate_station(
     if merge == "max":
         acc[:] = -np.inf
     chunk = max(batch_size, 1) * 4
-    for c0 in tqdm(
+    for c0 in progress_bar(
         range(0, len(starts), chunk),
-        disable=not progress or len(starts) <= chunk,
+        enabled=progress and len(starts) > chunk,
         desc=f"PhaseNet {st.trace_id}",
         unit="chunk",
     ):
@@ -378,7 +364,7 @@ def _annotate_all(
     if align_windows not in ("utc", "start"):
         raise InvalidInputError(f"align_windows must be 'utc' or 'start', got {align_windows!r}")
     stations = prepare(waveforms)
-    model = _get_model(model)
+    model = model_or_default(model)
     with inference(model, num_threads):
         probs = [
             _annotate_station(st, model, overlap_s, merge, taper_s, batch_size, progress, align_windows)
@@ -466,10 +452,10 @@ def annotate(
     )
     from .io import time_axis
 
-    n = int(round((t1 - t0).total_seconds() * SAMPLING_RATE_HZ)) + 1
+    n = round(float((t1 - t0).total_seconds() * SAMPLING_RATE_HZ)) + 1
     out = np.full((len(stations), 3, n), np.nan, dtype=np.float32)
     for k, (st, p) in enumerate(zip(stations, probs)):
-        o = int(round((st.start - t0).total_seconds() * SAMPLING_RATE_HZ))
+        o = round(float((st.start - t0).total_seconds() * SAMPLING_RATE_HZ))
         out[k, :, o : o + p.shape[1]] = p[:, : n - o]
     return xr.DataArray(
         out,
@@ -560,7 +546,7 @@ def pick(
         waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress, align_windows
     )
     rows = []
-    sep = int(round(min_separation_s * SAMPLING_RATE_HZ))
+    sep = round(float(min_separation_s * SAMPLING_RATE_HZ))
     for st, prob in zip(stations, probs):
         for k, phase, thr in ((1, "P", p_threshold), (2, "S", s_threshold)):
             pos, heights = find_pick_indices(prob[k], thr, sep)
@@ -620,7 +606,7 @@ def picks_from_annotations(
     for tid in arr["trace_id"].values:
         for phase, thr in (("P", p_threshold), ("S", s_threshold)):
             pos, heights = find_pick_indices(
-                arr.sel(trace_id=tid, phase=phase).values, thr, int(round(min_separation_s * sr))
+                arr.sel(trace_id=tid, phase=phase).values, thr, round(float(min_separation_s * sr))
             )
             for x, h in zip(pos, heights):
                 rows.append(
@@ -651,14 +637,12 @@ def annotate_records(
 
     check_records(records)
     out = []
-    iterator: Iterable[int] = range(records.sizes["record"])
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(iterator, desc="records")
+    from ..progress import progress_bar
     from .io import record_waveform
 
-    model = _get_model(model)
+    iterator = progress_bar(range(records.sizes["record"]), desc="records", enabled=progress)
+
+    model = model_or_default(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingComponentWarning)
         for i in iterator:

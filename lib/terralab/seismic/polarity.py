@@ -66,10 +66,10 @@ def first_motion(
     if not np.isfinite(pick_index):
         return "N", 0.0
     sr = float(sampling_rate_hz)
-    u = max(int(round(pick_uncertainty_s * sr)), 0)
-    i0 = int(round(pick_index))
-    n_noise = max(int(round(noise_window_s * sr)), 10)
-    n_sig = max(int(round(signal_window_s * sr)), 3)
+    u = max(round(float(pick_uncertainty_s * sr)), 0)
+    i0 = round(float(pick_index))
+    n_noise = max(round(float(noise_window_s * sr)), 10)
+    n_sig = max(round(float(signal_window_s * sr)), 3)
     noise = z[max(i0 - u - n_noise, 0) : max(i0 - u, 0)]
     noise = noise[np.isfinite(noise)]
     if noise.size < 10:

@@ -286,7 +286,7 @@ def stitch_records(
             noise = data[i, :, :end]
             sigma = 1.4826 * np.median(np.abs(noise - np.median(noise, axis=-1, keepdims=True)), axis=-1)
             data[i] /= np.where(sigma > 0, sigma, 1.0)[:, None]
-    k = int(round(taper_s * sr))
+    k = round(float(taper_s * sr))
     if k > 0:
         ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
         data[..., :k] *= ramp

@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,9 @@ from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError
 from ..files import atomic_path
 from .hdf5 import h5py_module, plain_value
 from .records import ENZ, SAMPLING_RATE_HZ, check_records, make_records, waveform_dataarray
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["SeisBenchDataset", "read_seisbench", "write_seisbench"]
 
@@ -165,7 +169,7 @@ class SeisBenchDataset:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> SeisBenchDataset:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

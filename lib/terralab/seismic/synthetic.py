@@ -271,7 +271,7 @@ def write_synthetic_ceed(
                     "source": "SY",
                     "begin_time": begin.strftime(_TIME_FMT),
                     "end_time": end.strftime(_TIME_FMT),
-                    "event_time_index": int(round((origin - begin).total_seconds() * SAMPLING_RATE_HZ)),
+                    "event_time_index": round(float((origin - begin).total_seconds() * SAMPLING_RATE_HZ)),
                     "sampling_rate": SAMPLING_RATE_HZ,
                     "nt": nt,
                     "nx": n_stations,
@@ -279,14 +279,14 @@ def write_synthetic_ceed(
             )
             for k, sta in stations.iterrows():
                 sid = f"{sta.network}.{sta.station}.{sta.location}.{sta.instrument}"
-                p_idx = int(
-                    round(
+                p_idx = round(
+                    float(
                         (origin + pd.Timedelta(seconds=float(tp[k])) - begin).total_seconds()
                         * SAMPLING_RATE_HZ
                     )
                 )
-                s_idx = int(
-                    round(
+                s_idx = round(
+                    float(
                         (origin + pd.Timedelta(seconds=float(ts[k])) - begin).total_seconds()
                         * SAMPLING_RATE_HZ
                     )

@@ -124,14 +124,14 @@ def window_loss(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 32) 
     """Mean cross-entropy of a model on fixed windows (eval mode, no gradients)."""
     import torch
 
-    from .picking import _normalize_nan
+    from .phasenet import normalize_windows
 
     was = model.training
     model.eval()
     total, count = 0.0, 0
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
-            xb = _normalize_nan(torch.from_numpy(x[i : i + batch_size]))
+            xb = normalize_windows(torch.from_numpy(x[i : i + batch_size]))
             yb = torch.from_numpy(y[i : i + batch_size])
             total += float(_loss(model, xb, yb)) * len(xb)
             count += len(xb)
@@ -223,7 +223,7 @@ def train_phasenet(
     seed : int
         Seeds weight init (scratch), window draws and batch order.
     progress : bool
-        tqdm bar over batches.
+        progress bar over batches.
 
     Returns
     -------
@@ -232,10 +232,9 @@ def train_phasenet(
     ``val_S_f1``, ``seconds``
     """
     import torch
-    from tqdm import tqdm
 
-    from .phasenet import PhaseNet, load_phasenet
-    from .picking import _normalize_nan
+    from ..progress import progress_bar
+    from .phasenet import PhaseNet, load_phasenet, normalize_windows
 
     check_records(train)
     if epochs < 0 or batch_size < 1 or learning_rate <= 0:
@@ -274,14 +273,14 @@ def train_phasenet(
                     if isinstance(m, torch.nn.BatchNorm1d):
                         m.eval()
             losses = []
-            bar = tqdm(
-                range(0, len(order), batch_size), disable=not progress, desc=f"epoch {epoch}", unit="batch"
+            bar = progress_bar(
+                range(0, len(order), batch_size), enabled=progress, desc=f"epoch {epoch}", unit="batch"
             )
             for i in bar:
                 idx = order[i : i + batch_size]
                 if len(idx) < 2 and not freeze_batchnorm:
                     continue  # batch norm cannot train on a single window
-                xb = _normalize_nan(torch.from_numpy(x[idx]))
+                xb = normalize_windows(torch.from_numpy(x[idx]))
                 yb = torch.from_numpy(y[idx])
                 optimizer.zero_grad()
                 loss = _loss(model, xb, yb)

@@ -38,6 +38,7 @@ _SUBMODULES = (
     "lines",
     "tracks",
     "energy",
+    "truth",
     "classify",
     "streaming",
     "modal",

@@ -88,6 +88,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..progress import progress_bar
 from .params import KMH
+from .truth import HALFSPACE_TRUTH_COLUMNS
 
 __all__ = [
     "ZOO",
@@ -753,29 +754,7 @@ def halfspace_traffic(
 def _truth(rows, t0):
     import pandas as pd
 
-    cols = [
-        "vehicle_id",
-        "time",
-        "speed_kmh",
-        "direction",
-        "vehicle_class",
-        "kind",
-        "t_enter",
-        "t_exit",
-        "speed_change",
-        "n_axles",
-        "length_m",
-        "gross_load_kn",
-        "vib_freq_hz",
-        "lane_coupling",
-        "platoon_id",
-        "overtaking",
-        "lane_y_m",
-        "coverage",
-        "stopped",
-        "turning",
-        "complete",
-    ]
+    cols = HALFSPACE_TRUTH_COLUMNS
     if not rows:
         df = pd.DataFrame(columns=cols)
         for c in ("time", "t_enter", "t_exit"):

@@ -112,20 +112,47 @@ def bridge_modes(
         When the quiet intervals are shorter than one Welch segment (lower ``segment_s`` or give a longer
         record).
     """
-    import pandas as pd
-    import xarray as xr
-    from scipy import signal
-
     from . import io
     from .detect import detect_vehicles
-    from .filters import Decimator
-    from .params import resolve_params
 
     if missing not in ("raise", "empty"):
         raise InvalidInputError(f"missing must be 'raise' or 'empty', got {missing!r}")
     data = io.check(data)
     if vehicles is None:
         vehicles = detect_vehicles(data, classify=False, **detect_kwargs)
+    mid, tm, fs_mid, bin_distance = _mid_rate_image(data, detect_kwargs)
+    fmax_hz = min(0.45 * fs_mid, fmax_hz)
+    live = np.flatnonzero(np.abs(mid).max(axis=0) > 0)
+    if len(live) < 2:
+        raise InvalidInputError("fewer than two live channel bins; cannot form a cross-spectral matrix")
+    cols = live[np.unique(np.round(np.linspace(0, len(live) - 1, min(max_bins, len(live)))).astype(int))]
+    quiet = quiet_intervals(
+        vehicles, data["time"].values[0], data["time"].values[-1], margin_s=margin_s, min_quiet_s=segment_s
+    )
+    f, csd, n_seg, quiet_s = _quiet_csd(mid[:, cols], tm, quiet, fs_mid, round(float(segment_s * fs_mid)))
+    if csd is None and missing == "empty":
+        return _no_modes(quiet_s, segment_s, return_spectrum)
+    if csd is None:
+        raise InvalidInputError(
+            f"no quiet interval of at least segment_s={segment_s:g} s without vehicles; use a longer record, a "
+            "shorter segment_s or a smaller margin_s"
+        )
+    sel = (f >= fmin_hz) & (f <= fmax_hz)
+    fsel = f[sel]
+    s1, vecs = _first_singular(csd[sel], len(cols))
+    modes, shapes = _spectral_peaks(fsel, s1, vecs, n_modes, min_prominence_db)
+    modes.attrs.update({"quiet_s": quiet_s, "n_segments": int(n_seg), "segment_s": segment_s})
+    if not return_spectrum:
+        return modes
+    return modes, _spectrum_dataset(fsel, s1, shapes, modes, bin_distance[cols])
+
+
+def _mid_rate_image(data, detect_kwargs: dict):
+    """(image, times ns, rate Hz, bin distances) of ``data`` low-passed and channel-binned at the mid rate."""
+    from . import io
+    from .filters import Decimator
+    from .params import resolve_params
+
     p = resolve_params(None, detect_kwargs)
     fs = io.sampling_rate_hz(data)
     x = np.asarray(data["distance"].values, dtype=float)
@@ -142,24 +169,20 @@ def bridge_modes(
     )
     t0 = int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64))
     prod = dec.process(values, t0)
-    mid, tm = prod.mid, prod.mid_time_ns
-    fs_mid = dec.fs_mid
-    fmax_hz = min(0.45 * fs_mid, fmax_hz)
-    live = np.flatnonzero(np.abs(mid).max(axis=0) > 0)
-    if len(live) < 2:
-        raise InvalidInputError("fewer than two live channel bins; cannot form a cross-spectral matrix")
-    cols = live[np.unique(np.round(np.linspace(0, len(live) - 1, min(max_bins, len(live)))).astype(int))]
-    quiet = quiet_intervals(
-        vehicles, data["time"].values[0], data["time"].values[-1], margin_s=margin_s, min_quiet_s=segment_s
-    )
-    nper = round(float(segment_s * fs_mid))
-    csd = None
+    return prod.mid, prod.mid_time_ns, dec.fs_mid, dec.bin_distance
+
+
+def _quiet_csd(mid, tm, quiet, fs_mid: float, nper: int):
+    """(frequencies, summed cross-spectral matrices (freq, bin, bin), Welch segments, quiet seconds used)."""
+    from scipy import signal
+
+    f, csd = None, None
     n_seg = 0
     quiet_s = 0.0
     for q in quiet.itertuples(index=False):
         a = int(np.searchsorted(tm, np.datetime64(q.start, "ns").astype(np.int64)))
         b = int(np.searchsorted(tm, np.datetime64(q.end, "ns").astype(np.int64)))
-        seg = mid[a:b][:, cols].astype(np.float64)
+        seg = mid[a:b].astype(np.float64)
         if len(seg) < nper:
             continue
         quiet_s += len(seg) / fs_mid
@@ -178,28 +201,38 @@ def bridge_modes(
         g = np.einsum("fis,fjs->fij", z, np.conj(z))
         csd = g if csd is None else csd + g
         n_seg += z.shape[-1]
-    if csd is None and missing == "empty":
-        empty = pd.DataFrame(columns=["mode", "freq_hz", "damping_ratio", "prominence_db"])
-        empty.attrs.update({"quiet_s": quiet_s, "n_segments": 0, "segment_s": segment_s})
-        if not return_spectrum:
-            return empty
-        ds = xr.Dataset(
-            {"spectrum": xr.DataArray(np.zeros(0), dims=("frequency",), coords={"frequency": []})}
-        )
-        return empty, ds
-    if csd is None:
-        raise InvalidInputError(
-            f"no quiet interval of at least segment_s={segment_s:g} s without vehicles; use a longer record, a "
-            "shorter segment_s or a smaller margin_s"
-        )
-    sel = (f >= fmin_hz) & (f <= fmax_hz)
-    fsel = f[sel]
-    s1 = np.empty(sel.sum())
-    vecs = np.empty((sel.sum(), len(cols)))
-    for k, gi in enumerate(csd[sel]):
+    return f, csd, n_seg, quiet_s
+
+
+def _no_modes(quiet_s: float, segment_s: float, return_spectrum: bool):
+    """The empty mode table (and spectrum) of a record without a long enough quiet interval."""
+    import pandas as pd
+    import xarray as xr
+
+    empty = pd.DataFrame(columns=["mode", "freq_hz", "damping_ratio", "prominence_db"])
+    empty.attrs.update({"quiet_s": quiet_s, "n_segments": 0, "segment_s": segment_s})
+    if not return_spectrum:
+        return empty
+    ds = xr.Dataset({"spectrum": xr.DataArray(np.zeros(0), dims=("frequency",), coords={"frequency": []})})
+    return empty, ds
+
+
+def _first_singular(csd, n_bins: int):
+    """First singular value per frequency of the cross-spectral matrices, and its vector (real, phase-aligned)."""
+    s1 = np.empty(len(csd))
+    vecs = np.empty((len(csd), n_bins))
+    for k, gi in enumerate(csd):
         u, sv, _ = np.linalg.svd(gi)
         s1[k] = sv[0].real
         vecs[k] = np.real(u[:, 0] * np.exp(-1j * np.angle(u[np.argmax(np.abs(u[:, 0])), 0])))
+    return s1, vecs
+
+
+def _spectral_peaks(fsel, s1, vecs, n_modes: int, min_prominence_db: float):
+    """(modes table, mode shapes): the ``n_modes`` most prominent peaks of ``s1``, with half-power damping."""
+    import pandas as pd
+    from scipy import signal
+
     db = 10 * np.log10(s1 / np.median(s1))
     df = fsel[1] - fsel[0] if len(fsel) > 1 else 1.0
     peaks, props = signal.find_peaks(db, prominence=min_prominence_db, distance=max(1, int(0.2 / df)))
@@ -232,11 +265,14 @@ def bridge_modes(
     modes = pd.DataFrame(rows, columns=["freq_hz", "damping_ratio", "prominence_db", "shape_index"])
     modes = modes.sort_values("freq_hz").reset_index(drop=True)
     modes.insert(0, "mode", np.arange(1, len(modes) + 1))
-    shapes = vecs[modes["shape_index"].to_numpy()] if len(modes) else np.zeros((0, len(cols)))
-    modes = modes.drop(columns="shape_index")
-    modes.attrs.update({"quiet_s": quiet_s, "n_segments": int(n_seg), "segment_s": segment_s})
-    if not return_spectrum:
-        return modes
+    shapes = vecs[modes["shape_index"].to_numpy()] if len(modes) else np.zeros((0, vecs.shape[1]))
+    return modes.drop(columns="shape_index"), shapes
+
+
+def _spectrum_dataset(fsel, s1, shapes, modes, distance):
+    """The first singular value spectrum and the mode shapes as one ``xr.Dataset``."""
+    import xarray as xr
+
     spec = xr.DataArray(
         s1,
         dims=("frequency",),
@@ -250,8 +286,8 @@ def bridge_modes(
     shape_da = xr.DataArray(
         shapes,
         dims=("mode", "distance"),
-        coords={"mode": modes["mode"].to_numpy(), "distance": dec.bin_distance[cols]},
+        coords={"mode": modes["mode"].to_numpy(), "distance": distance},
         name="mode_shape",
         attrs={"units": "normalised strain"},
     )
-    return modes, xr.Dataset({"spectrum": spec, "mode_shape": shape_da})
+    return xr.Dataset({"spectrum": spec, "mode_shape": shape_da})

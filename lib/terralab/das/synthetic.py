@@ -44,6 +44,7 @@ from ..errors import InvalidInputError
 from ..progress import progress_bar
 from .halfspace import halfspace_scene, halfspace_traffic
 from .params import KMH
+from .truth import TRUTH_COLUMNS
 
 __all__ = [
     "SCENES",
@@ -584,24 +585,7 @@ def _truth_table(fleet, *, t0, length_m):
                 "overtaking": v.overtaking,
             }
         )
-    cols = [
-        "vehicle_id",
-        "time",
-        "speed_kmh",
-        "direction",
-        "vehicle_class",
-        "t_enter",
-        "t_exit",
-        "speed_change",
-        "n_axles",
-        "length_m",
-        "gross_load_kn",
-        "vib_freq_hz",
-        "lane_coupling",
-        "platoon_id",
-        "overtaking",
-    ]
-    df = pd.DataFrame(rows, columns=cols)
+    df = pd.DataFrame(rows, columns=TRUTH_COLUMNS)
     for c in ("time", "t_enter", "t_exit"):
         df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
     return df

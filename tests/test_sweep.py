@@ -15,6 +15,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -136,6 +137,42 @@ def test_local_cluster_workers_leave_ctrl_c_to_the_sweep_and_skip_the_slow_iri_c
 
     with Client(cluster, set_as_default=False) as client:
         assert set(client.run(state).values()) == {(True, None)}
+
+
+def test_local_cluster_workers_import_what_a_run_needs_before_their_first_run(cluster):
+    """The preload starts importing the runner as the worker comes up (cold-start speed-up, issue 14)."""
+    from distributed import Client
+
+    def warmed() -> tuple[bool, ...]:
+        from terralab.cluster import wait_for_warm_up
+
+        wait_for_warm_up()
+        return tuple(
+            m in sys.modules for m in ("papermill", "nbconvert", "jupyter_client.manager", "terralab.run")
+        )
+
+    with Client(cluster, set_as_default=False) as client:
+        assert set(client.run(warmed).values()) == {(True, True, True, True)}
+
+
+def test_a_sweep_refused_for_bad_input_leaves_no_worker_running(tmp_path):
+    """The LocalCluster starts while the grid is checked; a refused sweep closes it before raising."""
+    import psutil
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(ParameterError, match="'n'.*int"):
+        sw.sweep(TOY, {"n": ["x"]}, output=tmp_path / "out", progress=False)
+    starting = [t.name for t in threading.enumerate() if t.name.startswith("terralab-cluster")]
+    assert not starting, "the cluster must be closed, not left starting in the background"
+    # multiprocessing's resource tracker serves this interpreter until it exits: not the sweep's to stop
+    started = [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in before and "resource_tracker" not in " ".join(p.cmdline())
+    ]
+    _, alive = psutil.wait_procs(started, timeout=15)
+    assert not alive, f"left running: {[' '.join(p.cmdline())[:100] for p in alive]}"
+    assert not (tmp_path / "out").exists()
 
 
 def test_outputs_go_to_an_fsspec_url_and_each_run_comes_back_with_its_files(cluster, tmp_path):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import math
 import os
 import threading
 import uuid
@@ -234,15 +235,24 @@ def sweep(
     )
     if retry_failed and fresh:
         raise InvalidInputError("retry_failed and fresh contradict each other: give one of them")
-    plan = plan_attempt(
-        notebook,
-        grid,
-        parameters,
-        output if output is not None else Path("reports") / f"sweep-{notebook.stem}",
-        retry_failed=retry_failed,
-        fresh=fresh,
-        scheduler_text="LocalCluster" if scheduler is None else _scheduler_text(scheduler),
-    )
+    # The LocalCluster comes up while this process reads and checks the notebook, the grid and the output,
+    # then checks the kernel and connects: starting it is most of a sweep's fixed cost.
+    starting = _start_early(notebook, grid, scheduler, n_workers)
+    try:
+        _check_notebook(notebook)
+        plan = plan_attempt(
+            notebook,
+            grid,
+            parameters,
+            output if output is not None else Path("reports") / f"sweep-{notebook.stem}",
+            retry_failed=retry_failed,
+            fresh=fresh,
+            scheduler_text="LocalCluster" if scheduler is None else _scheduler_text(scheduler),
+        )
+    except BaseException:
+        if starting is not None:
+            starting.discard()
+        raise
     _log.info(
         "sweep of %s, attempt %d (%s): %d run(s) to do, %d kept, on %s, outputs to %s",
         notebook,
@@ -253,9 +263,10 @@ def sweep(
         plan.attempt["scheduler"],
         plan.output,
     )
-    starting = None
-    if plan.todo and scheduler is None:
-        # The LocalCluster comes up while this process checks the kernel and connects.
+    if starting is not None and not plan.todo:
+        starting.discard()  # everything was done already (a resumed sweep)
+        starting = None
+    elif starting is None and plan.todo and scheduler is None:
         starting = ClusterStart(n_workers or min(len(plan.todo), os.cpu_count() or 1))
     if on_start is not None:
         on_start(dict(plan.attempt))
@@ -271,6 +282,20 @@ def sweep(
         state=plan.state_path if plan.local else f"{plan.output.rstrip('/')}/{STATE_FILE}",
         attempts=plan.attempts,
     )
+
+
+def _start_early(notebook: Path, grid: Any, scheduler: Any, n_workers: int | None) -> ClusterStart | None:
+    """Start the LocalCluster before the sweep is checked, where its size is known from the grid.
+
+    One worker per grid point, at most one per core (a resumed sweep may need fewer; the extra worker idles).
+    Nothing starts for a remote scheduler, a missing notebook or a grid taken from ``sweep.json``.
+    """
+    if scheduler is not None or grid is None or not isinstance(grid, dict) or not notebook.is_file():
+        return None
+    if n_workers is None:
+        sizes = [len(v) if isinstance(v, (list, tuple)) else 1 for v in grid.values()]
+        n_workers = max(1, min(math.prod(sizes), os.cpu_count() or 1))
+    return ClusterStart(n_workers)
 
 
 def _check_notebook(notebook: Path) -> None:

@@ -58,10 +58,12 @@ def execute_point(
     the sweep's ``id``, ``attempt`` and ``notebook_sha256`` (stored in the record) and ``claim``: the
     task key to claim (see ``_claim``), or None where the scheduler already fails a lost run itself.
     """
+    from .cluster import publishing, wait_for_warm_up
+
+    wait_for_warm_up()  # imports below never run beside the worker's warm-up imports
     import fsspec
 
     from . import storage
-    from .cluster import publishing
     from .files import put_together
     from .run import run_notebook
 

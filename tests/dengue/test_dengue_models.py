@@ -216,7 +216,9 @@ def test_lstm_training_budget_in_steps_is_the_same_for_one_series_and_many():
 
     import unittest.mock
 
-    with unittest.mock.patch.object(M, "_train_quantiles", spy):
+    from terralab.dengue import lstm
+
+    with unittest.mock.patch.object(lstm, "train_quantiles", spy):
         for n_loc in (1, 20):
             cases = S.synthetic_cases(200, n_loc, seed=4)
             M.LSTMForecaster(steps=300, batch_size=64).fit(
@@ -235,7 +237,7 @@ def test_pooled_covariate_features_are_the_means_of_weeks_t_minus_3_to_t_and_t_m
     train_end = cases.index[-20]
     model = M.Pooled(covariates=True)
     model._prepare(panel, train_end)
-    mean, std = M._cov_stats(panel, train_end)
+    mean, std = M.covariate_stats(panel, train_end)
     var = cov.columns.get_level_values(0)[0]
     loc = panel.locations[1]
     z = (cov[(var, loc)] - mean[(var, loc)]) / std[(var, loc)]

@@ -36,7 +36,8 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import FileFormatError, InvalidInputError
-from .imagery import CLEAR, _time_dim, cloud_shadow_tiles, replace_cloud_tiles, tile_edges
+from ..progress import progress_bar
+from .clouds import CLEAR, cloud_shadow_tiles, replace_cloud_tiles, tile_edges, time_dim
 
 #: The nine radiomics features DengueNet kept, in its order.
 RADIOMICS_FEATURES: tuple[str, ...] = (
@@ -294,7 +295,7 @@ def radiomics_features(
     n_tiles: int = 16,
     n_levels: int = 16,
     value_range: tuple[float, float] | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> xr.DataArray:
     """The nine DengueNet radiomics features of ``band`` for every tile of every week.
 
@@ -315,9 +316,8 @@ def radiomics_features(
     -------
     DataArray (week, tile, radiomics_feature); ``tile`` numbers tiles row by row.
     """
-    from tqdm import tqdm
 
-    t = _time_dim(cube)
+    t = time_dim(cube)
     if band not in cube["band"].to_numpy().tolist():
         raise InvalidInputError(f"cube has no band {band!r}")
     img = cube.sel(band=band).transpose(t, "y", "x").to_numpy().astype(float)
@@ -330,7 +330,7 @@ def radiomics_features(
             value_range = (value_range[0], value_range[0] + 1e-6)
     ey, ex = tile_edges(img.shape[1], n_tiles), tile_edges(img.shape[2], n_tiles)
     out = np.full((img.shape[0], n_tiles * n_tiles, len(RADIOMICS_FEATURES)), np.nan)
-    for w in tqdm(range(img.shape[0]), desc="radiomics", disable=not progress, leave=False):
+    for w in progress_bar(range(img.shape[0]), desc="radiomics", enabled=progress, leave=False):
         for i, (y0, y1) in enumerate(ey):
             for j, (x0, x1) in enumerate(ex):
                 feats = tile_radiomics(img[w, y0:y1, x0:x1], n_levels, value_range)
@@ -410,7 +410,7 @@ def vit_embeddings(
     image_size: int | None = None,
     batch_size: int = 16,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
     model=None,
 ) -> xr.DataArray:
     """ViT embedding of each week's true-colour image, as ``(week, vit_feature)``.
@@ -432,9 +432,8 @@ def vit_embeddings(
     DataArray (week, vit_feature); ``attrs["weights"]`` says whether they are random or loaded.
     """
     import torch
-    from tqdm import tqdm
 
-    t = _time_dim(cube)
+    t = time_dim(cube)
     missing = [b for b in rgb_bands if b not in cube["band"].to_numpy().tolist()]
     if missing:
         raise InvalidInputError(f"cube lacks bands {missing} for the ViT")
@@ -451,7 +450,7 @@ def vit_embeddings(
     std = torch.tensor(cfg.get("std", (0.5, 0.5, 0.5)), dtype=torch.float32).view(1, 3, 1, 1)
     feats = []
     with torch.no_grad():
-        for s in tqdm(range(0, len(rgb), batch_size), desc="ViT", disable=not progress, leave=False):
+        for s in progress_bar(range(0, len(rgb), batch_size), desc="ViT", enabled=progress, leave=False):
             x = torch.as_tensor(rgb[s : s + batch_size])
             x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
             feats.append(model((x - mean) / std).numpy())
@@ -484,7 +483,7 @@ def image_features(
     image_size: int | None = None,
     n_levels: int = 16,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """DengueNet's image branch inputs for every location: cloud/shadow tiles replaced, then ViT and radiomics.
 

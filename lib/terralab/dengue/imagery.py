@@ -16,26 +16,65 @@ Cloud and shadow handling follows DengueNet (Kuo et al. 2024): the image is cut 
 ``n_tiles`` × ``n_tiles`` tiles; a tile is cloud when at least half of its pixels are brighter than the 70th
 percentile of the training weeks, shadow when at least half are darker than the 10th percentile; such a tile is
 replaced by the average of that tile over the clear training weeks (:func:`cloud_shadow_tiles`,
-:func:`replace_cloud_tiles`). Brightness is the mean of B02–B04. The paper's "16 × 16 tiles" is read here as a
-16 × 16 grid (``n_tiles=16``); pass another ``n_tiles`` for other tilings.
+:func:`replace_cloud_tiles`, in :mod:`~terralab.dengue.clouds`). Brightness is the mean of B02–B04. The paper's
+"16 × 16 tiles" is read here as a 16 × 16 grid (``n_tiles=16``); pass another ``n_tiles`` for other tilings. The
+readers of the small real samples are in :mod:`~terralab.dengue.samples`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import importlib
-import itertools
-import json
 import math
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError, MissingDependencyError
+from ..progress import progress_bar
 from . import weeks as _weeks
+from .clouds import (
+    CLEAR,
+    CLOUD,
+    SHADOW,
+    check_cube,
+    cloud_shadow_tiles,
+    replace_cloud_tiles,
+    tile_edges,
+    time_dim,
+)
+from .samples import read_eopatch, read_reference_scenes
+
+__all__ = [
+    "CITY_CENTRES",
+    "CLEAR",
+    "CLOUD",
+    "EARTH_SEARCH_ASSETS",
+    "EARTH_SEARCH_URL",
+    "EE_BAND_NAMES",
+    "EE_COLLECTIONS",
+    "REFLECTANCE_SCALE",
+    "S2_BANDS",
+    "S2_BANDS_L1C",
+    "SHADOW",
+    "STAC_ATTEMPTS",
+    "STAC_FIRST_WAIT_S",
+    "check_cube",
+    "city_bbox",
+    "city_cubes",
+    "cloud_shadow_tiles",
+    "read_eopatch",
+    "read_reference_scenes",
+    "replace_cloud_tiles",
+    "s2_week_collection",
+    "s2_week_image",
+    "s2_weekly_mosaics_ee",
+    "s2_weekly_mosaics_stac",
+    "tile_edges",
+    "time_dim",
+]
 
 #: The 12 bands of Sentinel-2 L2A (B10, cirrus, exists only in L1C), in DengueNet's order.
 S2_BANDS: tuple[str, ...] = (
@@ -241,7 +280,7 @@ def s2_weekly_mosaics_ee(
     max_cloud_pct: float | None = None,
     bands: Sequence[str] = S2_BANDS,
     project: str | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> xr.DataArray:
     """Weekly least-cloudy Sentinel-2 mosaics of one city from Earth Engine, as ``(week, band, y, x)``.
 
@@ -271,7 +310,6 @@ def s2_weekly_mosaics_ee(
     CredentialsError
         No Earth Engine credentials are configured (raised by :mod:`terralab.earthengine`).
     """
-    from tqdm import tqdm
 
     earthengine = importlib.import_module("terralab.earthengine")
     bbox = city_bbox(location, lon=lon, lat=lat, size_km=size_km)
@@ -279,7 +317,7 @@ def s2_weekly_mosaics_ee(
     ee = earthengine.initialize(project=project)
     band_groups = _band_groups(list(bands), size_km, scale_m)
     slices, cloud, template = [], [], None
-    for week in tqdm(wk, desc="S2 weeks (Earth Engine)", disable=not progress):
+    for week in progress_bar(wk, desc="S2 weeks (Earth Engine)", enabled=progress):
         col = s2_week_collection(ee, bbox, week, collection=collection, max_cloud_pct=max_cloud_pct)
         info = ee.Dictionary(
             {"n": col.size(), "cloud": col.aggregate_min("CLOUDY_PIXEL_PERCENTAGE")}
@@ -375,7 +413,7 @@ def s2_weekly_mosaics_stac(
     assets: dict[str, str] | None = None,
     max_cloud_pct: float | None = None,
     bands: Sequence[str] = S2_BANDS,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> xr.DataArray:
     """Weekly least-cloudy Sentinel-2 mosaics of one city through a STAC API, as ``(week, band, y, x)``.
 
@@ -390,7 +428,6 @@ def s2_weekly_mosaics_stac(
     -------
     DataArray (week, band, y, x) of reflectance × 10⁴ (as stored by the provider); NaN where no image exists.
     """
-    from tqdm import tqdm
 
     pystac_client = _require("pystac_client")
     odc_stac = _require("odc.stac")
@@ -403,7 +440,7 @@ def s2_weekly_mosaics_stac(
     retryable = _stac_retryable(pystac_client)
     client = _with_retries(lambda: pystac_client.Client.open(url), "connection", url, retryable)
     slices, cloud, template = [], [], None
-    for week in tqdm(wk, desc="S2 weeks (STAC)", disable=not progress):
+    for week in progress_bar(wk, desc="S2 weeks (STAC)", enabled=progress):
         start, end = _week_span(week)
         query = {"eo:cloud_cover": {"lt": float(max_cloud_pct)}} if max_cloud_pct is not None else None
         window = f"{start:%Y-%m-%d}/{end:%Y-%m-%d}"
@@ -470,324 +507,6 @@ def s2_weekly_mosaics_stac(
     return _stack_weeks(slices, wk, bands, template, attrs, cloud)
 
 
-# --------------------------------------------------------------------------------------------------
-# sample readers
-# --------------------------------------------------------------------------------------------------
-def read_reference_scenes(path: str | Path | None = None) -> xr.DataArray:
-    """eo-learn's five real Sentinel-2 L1C scenes as ``(time, band, y, x)`` reflectance with the 13 L1C bands.
-
-    Parameters
-    ----------
-    path : path of ``REFERENCE_SCENES.npy``; default: catalog ``dengue_s2_slovenia_reference_scenes``.
-    """
-    if path is None:
-        from .. import catalog
-
-        path = catalog.fetch("dengue_s2_slovenia_reference_scenes", progress=False)
-    arr = np.load(Path(path))
-    if arr.ndim != 4 or arr.shape[-1] != 13:
-        raise FileFormatError(f"{path}: expected (time, y, x, 13) reflectance, got shape {arr.shape}")
-    da = xr.DataArray(
-        np.moveaxis(arr, -1, 1).astype(np.float32),
-        dims=("time", "band", "y", "x"),
-        coords={"time": np.arange(arr.shape[0]), "band": list(S2_BANDS_L1C)},
-        attrs={"units": "reflectance", "source": "eo-learn REFERENCE_SCENES (Sentinel-2 L1C)"},
-    )
-    return da
-
-
-def _eopatch_array(path: Path) -> np.ndarray:
-    if path.suffix == ".gz":
-        import gzip
-
-        with gzip.open(path, "rb") as fh:
-            return np.load(fh)
-    return np.load(path)
-
-
-def read_eopatch(path: str | Path) -> xr.Dataset:
-    """Read an eo-learn EOPatch directory (numpy features) into an ``xarray.Dataset``.
-
-    Temporal features (``data/``, ``mask/``; arrays (time, y, x, channels)) become variables on (time, y, x),
-    timeless ones (``data_timeless/``, ``mask_timeless/``) on (y, x); several channels add a ``<name>_channel``
-    dim. Coordinates x, y are pixel centres in the CRS of ``bbox.geojson`` (``attrs["crs"]``), time from
-    ``timestamps.json``. This is the catalog reader of format ``eopatch``.
-
-    Examples
-    --------
-    >>> ds = read_eopatch("shared/data/dengue/sentinel2_samples/slovenia_eolearn/TestEOPatch")  # doctest: +SKIP
-    >>> ds["NDVI"].dims                                                                      # doctest: +SKIP
-    ('time', 'y', 'x')
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise DataNotAvailableError(f"EOPatch directory {root} does not exist")
-    ts_file = root / "timestamps.json"
-    times = None
-    if ts_file.is_file():
-        try:
-            times = pd.DatetimeIndex(pd.to_datetime(json.loads(ts_file.read_text())))
-        except (ValueError, json.JSONDecodeError) as exc:
-            raise FileFormatError(f"{ts_file}: cannot read timestamps: {exc}") from exc
-    variables: dict[str, xr.DataArray] = {}
-    shape_yx = None
-    for group, temporal in (
-        ("data", True),
-        ("mask", True),
-        ("data_timeless", False),
-        ("mask_timeless", False),
-    ):
-        gdir = root / group
-        if not gdir.is_dir():
-            continue
-        for f in sorted(gdir.iterdir()):
-            if not (f.name.endswith(".npy") or f.name.endswith(".npy.gz")):
-                continue
-            name = f.name.split(".npy")[0]
-            arr = _eopatch_array(f)
-            want = 4 if temporal else 3
-            if arr.ndim != want:
-                raise FileFormatError(
-                    f"{f}: expected {want} dims ({'time, ' if temporal else ''}y, x, channels), "
-                    f"got shape {arr.shape}"
-                )
-            if shape_yx is None:
-                shape_yx = arr.shape[-3:-1]
-            elif arr.shape[-3:-1] != shape_yx:
-                raise FileFormatError(f"{f}: grid {arr.shape[-3:-1]} differs from {shape_yx}")
-            dims = (("time",) if temporal else ()) + ("y", "x")
-            if arr.shape[-1] == 1:
-                data = arr[..., 0]
-            else:
-                axis = 1 if temporal else 0
-                data = np.moveaxis(arr, -1, axis)
-                dims = dims[:axis] + (f"{name}_channel",) + dims[axis:]
-            if temporal and times is not None and data.shape[0] != len(times):
-                raise FileFormatError(f"{f}: {data.shape[0]} dates but timestamps.json lists {len(times)}")
-            variables[name] = xr.DataArray(data, dims=dims, attrs={"group": group})
-    if not variables:
-        raise FileFormatError(f"{root} holds no EOPatch features (data/, mask/, *_timeless/ .npy files)")
-    coords: dict = {}
-    attrs: dict = {"source": str(root)}
-    bbox_file = root / "bbox.geojson"
-    if bbox_file.is_file() and shape_yx is not None:
-        try:
-            gj = json.loads(bbox_file.read_text())
-            ring = np.asarray(gj["coordinates"][0], dtype=float)
-            crs_name = gj.get("crs", {}).get("properties", {}).get("name", "")
-        except (KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise FileFormatError(f"{bbox_file}: not a polygon GeoJSON: {exc}") from exc
-        xmin, ymin = ring.min(axis=0)
-        xmax, ymax = ring.max(axis=0)
-        ny, nx = shape_yx
-        dx, dy = (xmax - xmin) / nx, (ymax - ymin) / ny
-        coords["x"] = ("x", xmin + dx * (np.arange(nx) + 0.5), {"units": "m"})
-        coords["y"] = ("y", ymax - dy * (np.arange(ny) + 0.5), {"units": "m"})
-        epsg = crs_name.rsplit(":", 1)[-1] if crs_name else ""
-        attrs.update(
-            {
-                "crs": f"EPSG:{epsg}" if epsg.isdigit() else crs_name,
-                "bbox": [float(xmin), float(ymin), float(xmax), float(ymax)],
-                "resolution_m": [float(dx), float(dy)],
-            }
-        )
-    if times is not None:
-        coords["time"] = times
-    ds = xr.Dataset(variables, coords=coords, attrs=attrs)
-    units = {"NDVI": "1", "CLP": "probability", "CLM": "1 = cloud", "DEM": "m", "LULC": "class"}
-    for name, u in units.items():
-        if name in ds:
-            ds[name].attrs["units"] = u
-    return ds
-
-
-# --------------------------------------------------------------------------------------------------
-# DengueNet cloud / shadow tiles
-# --------------------------------------------------------------------------------------------------
-CLEAR, CLOUD, SHADOW = 0, 1, 2
-
-
-def _time_dim(cube: xr.DataArray) -> str:
-    for d in ("week", "time"):
-        if d in cube.dims:
-            return d
-    raise InvalidInputError(f"cube needs a 'week' (or 'time') dim, has {cube.dims}")
-
-
-def _check_cube(cube: xr.DataArray) -> str:
-    if not isinstance(cube, xr.DataArray):
-        raise InvalidInputError(f"expected an xarray DataArray (week, band, y, x), got {type(cube).__name__}")
-    t = _time_dim(cube)
-    if set(cube.dims) != {t, "band", "y", "x"}:
-        raise InvalidInputError(f"cube dims must be ({t}, band, y, x), got {cube.dims}")
-    return t
-
-
-def tile_edges(n_pixels: int, n_tiles: int) -> list[tuple[int, int]]:
-    """(start, stop) pixel ranges of ``n_tiles`` nearly equal tiles along an axis of ``n_pixels``."""
-    if not 1 <= n_tiles <= n_pixels:
-        raise InvalidInputError(f"cannot cut {n_pixels} pixels into {n_tiles} tiles")
-    cuts = np.linspace(0, n_pixels, n_tiles + 1).round().astype(int)
-    return list(itertools.pairwise(cuts))
-
-
-def _train_mask(cube: xr.DataArray, t: str, train) -> np.ndarray:
-    n = cube.sizes[t]
-    if train is None:
-        return np.ones(n, bool)
-    if isinstance(train, (str, pd.Timestamp, np.datetime64)) or hasattr(train, "year"):
-        end = _weeks.week_end(train) if isinstance(train, str) else pd.Timestamp(train)
-        m = pd.DatetimeIndex(cube[t].to_numpy()) <= end
-    else:
-        m = np.asarray(train, dtype=bool)
-        if m.shape != (n,):
-            raise InvalidInputError(f"train mask has shape {m.shape}, cube has {n} {t}s")
-    if not m.any():
-        raise InvalidInputError("no training weeks: the cube has no week at or before the training end")
-    return m
-
-
-def _brightness(cube: xr.DataArray, t: str, reference_bands: Sequence[str]) -> np.ndarray:
-    missing = [b for b in reference_bands if b not in cube["band"].to_numpy().tolist()]
-    if missing:
-        raise InvalidInputError(
-            f"cube lacks reference bands {missing}; it has {cube['band'].to_numpy().tolist()}"
-        )
-    return (
-        cube.sel(band=list(reference_bands))
-        .transpose(t, "band", "y", "x")
-        .to_numpy()
-        .astype(float)
-        .mean(axis=1)
-    )
-
-
-def cloud_shadow_tiles(
-    cube: xr.DataArray,
-    train=None,
-    *,
-    n_tiles: int = 16,
-    cloud_percentile: float = 70.0,
-    shadow_percentile: float = 10.0,
-    min_fraction: float = 0.5,
-    reference_bands: Sequence[str] = ("B02", "B03", "B04"),
-    mask: xr.DataArray | None = None,
-) -> xr.DataArray:
-    """Classify every tile of every week as clear (0), cloud (1) or shadow (2), DengueNet's rule.
-
-    Parameters
-    ----------
-    cube : DataArray (week, band, y, x)
-    train : last training week (label or date), boolean mask over weeks, or None (all weeks)
-        The percentiles come from these weeks only.
-    n_tiles : int
-        Tiles per side (grid ``n_tiles`` × ``n_tiles``).
-    cloud_percentile, shadow_percentile : float
-        Brightness percentiles (of all training pixels) above / below which a pixel counts as cloud / shadow.
-    min_fraction : float
-        Fraction of a tile's pixels that must be cloud (or shadow) for the tile to be replaced.
-    mask : DataArray (week, y, x) of bool, optional
-        A given cloud mask (e.g. s2cloudless ``CLM``) used instead of the brightness rule: tiles with at least
-        ``min_fraction`` masked pixels are cloud.
-
-    Returns
-    -------
-    DataArray (week, tile_y, tile_x) of int8 classes; ``attrs`` hold the thresholds.
-    """
-    t = _check_cube(cube) if mask is None or "band" in cube.dims else _time_dim(cube)
-    ny, nx = cube.sizes["y"], cube.sizes["x"]
-    ey, ex = tile_edges(ny, n_tiles), tile_edges(nx, n_tiles)
-    nt = cube.sizes[t]
-    if not 0 < min_fraction <= 1:
-        raise InvalidInputError(f"min_fraction must be in (0, 1], got {min_fraction}")
-    attrs: dict = {"classes": "0 clear, 1 cloud, 2 shadow", "n_tiles": n_tiles, "min_fraction": min_fraction}
-    if mask is not None:
-        m = mask.transpose(_time_dim(mask), "y", "x").to_numpy().astype(bool)
-        if m.shape != (nt, ny, nx):
-            raise InvalidInputError(f"mask shape {m.shape} differs from the cube's ({nt}, {ny}, {nx})")
-        hi_px, lo_px = m, np.zeros_like(m)
-        attrs["rule"] = "given mask"
-    else:
-        train_m = _train_mask(cube, t, train)
-        bright = _brightness(cube, t, reference_bands)
-        ref = bright[train_m]
-        ref = ref[np.isfinite(ref)]
-        if ref.size == 0:
-            raise InvalidInputError("training weeks hold no finite pixels")
-        hi, lo = np.percentile(ref, cloud_percentile), np.percentile(ref, shadow_percentile)
-        with np.errstate(invalid="ignore"):
-            hi_px, lo_px = bright > hi, bright < lo
-        attrs.update(
-            {
-                "rule": f"brightness > p{cloud_percentile:g} (cloud) / < p{shadow_percentile:g} (shadow)",
-                "cloud_threshold": float(hi),
-                "shadow_threshold": float(lo),
-                "reference_bands": list(reference_bands),
-            }
-        )
-    flags = np.zeros((nt, n_tiles, n_tiles), dtype=np.int8)
-    for i, (y0, y1) in enumerate(ey):
-        for j, (x0, x1) in enumerate(ex):
-            cloud_frac = hi_px[:, y0:y1, x0:x1].mean(axis=(1, 2))
-            shadow_frac = lo_px[:, y0:y1, x0:x1].mean(axis=(1, 2))
-            flags[:, i, j] = np.where(
-                cloud_frac >= min_fraction, CLOUD, np.where(shadow_frac >= min_fraction, SHADOW, CLEAR)
-            )
-    return xr.DataArray(
-        flags,
-        dims=(t, "tile_y", "tile_x"),
-        coords={t: cube[t].to_numpy(), "tile_y": np.arange(n_tiles), "tile_x": np.arange(n_tiles)},
-        attrs=attrs,
-    )
-
-
-def replace_cloud_tiles(cube: xr.DataArray, flags: xr.DataArray, train=None) -> xr.DataArray:
-    """Replace every cloud or shadow tile by that tile's average over the clear training weeks.
-
-    Where a tile is never clear in the training weeks, its average over all training weeks is used. NaN pixels
-    (weeks without an image) are treated like clouds: the whole week is replaced.
-
-    Parameters
-    ----------
-    cube : DataArray (week, band, y, x) or (week, y, x)
-    flags : DataArray (week, tile_y, tile_x) from :func:`cloud_shadow_tiles`
-    train : as in :func:`cloud_shadow_tiles`
-    """
-    t = _time_dim(cube)
-    if "band" not in cube.dims:
-        return replace_cloud_tiles(cube.expand_dims(band=["_"], axis=1), flags, train).isel(band=0, drop=True)
-    _check_cube(cube)
-    order = (t, "band", "y", "x")
-    data = cube.transpose(*order).to_numpy().astype(np.float32).copy()
-    f = flags.to_numpy()
-    n_tiles = f.shape[1]
-    if f.shape[0] != data.shape[0] or f.shape[1] != f.shape[2]:
-        raise InvalidInputError(f"flags shape {f.shape} does not match the cube's {data.shape[0]} {t}s")
-    train_m = _train_mask(cube, t, train)
-    empty_week = ~np.isfinite(data).all(axis=(1, 2, 3))
-    ey, ex = tile_edges(data.shape[2], n_tiles), tile_edges(data.shape[3], n_tiles)
-    replaced = 0
-    for i, (y0, y1) in enumerate(ey):
-        for j, (x0, x1) in enumerate(ex):
-            tile = data[:, :, y0:y1, x0:x1]
-            finite = np.isfinite(tile).all(axis=(1, 2, 3))
-            bad = (f[:, i, j] != CLEAR) | ~finite
-            good_train = train_m & ~bad
-            pool = good_train if good_train.any() else train_m & finite
-            if not pool.any():
-                continue
-            mean_tile = tile[pool].mean(axis=0)
-            tile[bad] = mean_tile
-            replaced += int(bad.sum())
-    out = xr.DataArray(
-        data,
-        dims=order,
-        coords={k: v for k, v in cube.coords.items()},
-        attrs=dict(cube.attrs, cloud_tiles_replaced=replaced, empty_weeks=int(empty_week.sum())),
-    )
-    return out.transpose(*cube.dims)
-
-
 def city_cubes(
     locations: Sequence[int],
     weeks=("2016w01", "2018w52"),
@@ -796,7 +515,7 @@ def city_cubes(
     size_px: int = 64,
     n_tiles: int = 4,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | None = None,
     **request_kwargs,
 ) -> xr.DataArray:
     """Weekly image cubes of several cities, stacked as ``(location, week, band, y, x)``.

@@ -24,7 +24,8 @@ import xarray as xr
 
 from ..errors import InvalidInputError
 from . import weeks as _weeks
-from .imagery import CLEAR, CLOUD, S2_BANDS, SHADOW, tile_edges
+from .clouds import CLEAR, CLOUD, SHADOW, tile_edges
+from .imagery import S2_BANDS
 
 # mean reflectance spectra of three surface types over S2_BANDS (typical values, L2A)
 _SPECTRA = {

@@ -49,7 +49,7 @@ def _source_covariates(cases: pd.DataFrame, who: str):
         return None
 
 
-def _shared_covariates(covariates, cases: pd.DataFrame, models: list):
+def shared_covariates(covariates, cases: pd.DataFrame, models: list):
     """Covariates for several backtests of the same cases: loaded once here instead of once per model.
 
     False (never) when the source has none for these locations, so each backtest does not try again.
@@ -74,7 +74,7 @@ def _resolve_covariates(covariates, cases: pd.DataFrame, model: Forecaster):
 
 
 def _resolve_images(
-    images, cases: pd.DataFrame, model: Forecaster, train_end: pd.Timestamp, seed: int, progress: bool
+    images, cases: pd.DataFrame, model: Forecaster, train_end: pd.Timestamp, seed: int, progress: bool | None
 ):
     if not model.uses_images:
         return None
@@ -143,7 +143,7 @@ def backtest(
     seed: int = 0,
     *,
     model_params: Mapping[str, Any] | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     quantiles: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """Fit ``model`` on weeks before ``test_start`` and forecast each test week ``horizon`` weeks ahead.
@@ -369,7 +369,7 @@ def select_model(
         raise InvalidInputError("validation_weeks must be ≥ 1")
     v_start, v_end = start - int(validation_weeks) * WEEK, start - WEEK
     names = list(candidates) if candidates is not None else available_models(images=False)
-    covariates = _shared_covariates(covariates, cases, names)
+    covariates = shared_covariates(covariates, cases, names)
     results = {
         n: backtest(
             cases,
@@ -431,7 +431,7 @@ def _dengai_holdouts(
             raise InvalidInputError(
                 f"DengAI {city} has {len(cases)} weeks, too few for a {years}-year holdout"
             )
-        city_covariates = _shared_covariates(covariates, cases, models)
+        city_covariates = shared_covariates(covariates, cases, models)
         for m in models:
             parts[m].append(
                 backtest(
@@ -472,7 +472,7 @@ def backtest_many(
         cases = _cases.load_cases(cases)
     cases = _cases.validate_cases(cases)
     names = list(dict.fromkeys((list(BASELINES) if baselines else []) + list(models)))
-    kwargs["covariates"] = _shared_covariates(kwargs.get("covariates"), cases, names)
+    kwargs["covariates"] = shared_covariates(kwargs.get("covariates"), cases, names)
     return {name: backtest(cases, model=name, **kwargs) for name in names}
 
 

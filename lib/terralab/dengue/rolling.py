@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
+from ..progress import progress_bar
 from . import cases as _cases
 from . import weeks as _weeks
 from .models import Forecaster, Panel, make_model, single_thread, whole_weeks
@@ -189,10 +190,9 @@ def _clone(model: Forecaster) -> Forecaster:
     return type(model)(**model.params)
 
 
-def _execute(tasks: list[dict], n_jobs: int | None, client, progress: bool) -> list[dict]:
-    from tqdm import tqdm
+def _execute(tasks: list[dict], n_jobs: int | None, client, progress: bool | None) -> list[dict]:
 
-    bar = tqdm(total=len(tasks), desc="rolling backtest (model × refit)", disable=not progress)
+    bar = progress_bar(total=len(tasks), desc="rolling backtest (model × refit)", enabled=progress)
     results = []
     try:
         if client is not None:
@@ -229,7 +229,7 @@ def rolling_backtest(
     refit_every_weeks: int = 13,
     quantiles: Sequence[float] | None = QUANTILES,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | None = None,
     *,
     lookback: int = 5,
     covariates=None,
@@ -257,8 +257,9 @@ def rolling_backtest(
     quantiles : sequence of float or None
         Levels of the quantile columns (default the hubs' 23, :data:`QUANTILES`); None for point forecasts only.
     seed : int
-    progress : bool
-        A progress bar over the model × refit tasks.
+    progress : bool, optional
+        A progress bar over the model × refit tasks; None (default) draws it when a person is watching, never
+        in a report run (:func:`terralab.progress.progress_bar`).
     lookback : int
         Weeks of lagged cases the trained models see.
     covariates : DataFrame, None or False
@@ -317,9 +318,9 @@ def rolling_backtest(
             needs[name] = max(lag_need, lookback) + max(horizons) + (10 if m.trained or levels else 0)
         _check_history(cases, first_origin, lookback, horizons, needs)
     cases = _cases.validate_cases(cases)
-    from .backtest import _shared_covariates
+    from .backtest import shared_covariates
 
-    cov = _shared_covariates(covariates, cases, [s for s, _, _ in specs])
+    cov = shared_covariates(covariates, cases, [s for s, _, _ in specs])
     cov = _cases.align_covariates(cov, cases) if cov is not None and cov is not False else None
 
     members = list(ensemble_members) if ensemble_members is not None else None

@@ -17,6 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKED = sorted(ROOT.glob("lib/terralab/*.py")) + sorted(ROOT.glob("tests/test_*.py"))
+CHECKED += [p for pkg in ("das", "seismic") for p in sorted(ROOT.glob(f"lib/terralab/{pkg}/*.py"))]
 
 
 def _ruff() -> str:

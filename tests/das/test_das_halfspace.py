@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from terralab.das import halfspace, synthetic
+from terralab.das import halfspace, halfspace_render, synthetic
 from terralab.errors import InvalidInputError
 
 E, NU = 2e9, 0.3
@@ -63,9 +63,14 @@ def test_a_cars_strain_at_the_fibre_has_the_magnitude_of_pavement_mechanics():
     # at the true depth (the range this simulator drew before the audit, 0.8-4 GPa) gives ten times less
     u = np.arange(-40, 40, 0.02)
     z, e = halfspace.odemark_depth(1.0, ((0.15, 3.5e9), (0.30, 3e8)), 8e7)
-    k = halfspace._axle_kernel(0.0, 1.7, False, depth=z, gauge=10.0, shear=e / 2.6, poisson=0.3, u=u) * 8e3
+    k = (
+        halfspace_render.axle_kernel(0.0, 1.7, False, depth=z, gauge=10.0, shear=e / 2.6, poisson=0.3, u=u)
+        * 8e3
+    )
     stiff = (
-        halfspace._axle_kernel(0.0, 1.7, False, depth=1.0, gauge=10.0, shear=2e9 / 2.6, poisson=0.3, u=u)
+        halfspace_render.axle_kernel(
+            0.0, 1.7, False, depth=1.0, gauge=10.0, shear=2e9 / 2.6, poisson=0.3, u=u
+        )
         * 8e3
     )
     assert 1e-7 < np.ptp(k) < 1e-6

@@ -5,7 +5,8 @@ Submodules are imported on first use so that ``import terralab.das`` stays fast:
 * :mod:`~terralab.das.io` - ``read`` (DASCore vendor formats, npz, NetCDF/Zarr), gap reports;
 * :mod:`~terralab.das.synthetic` - ``traffic``, ``highway_bridge``, ``urban_street`` with ground truth, and
   ``random_scene`` from either simulator;
-* :mod:`~terralab.das.halfspace` - a second, independent simulator (Boussinesq half-space, Rayleigh waves);
+* :mod:`~terralab.das.halfspace` - a second, independent simulator (Boussinesq half-space, Rayleigh waves;
+  its vehicles in :mod:`~terralab.das.halfspace_fleet`, its fields in :mod:`~terralab.das.halfspace_render`);
 * :mod:`~terralab.das.diagnose` - ``diagnose``: noise, dead/saturated channels and coupling per channel;
 * :mod:`~terralab.das.detect` - ``detect_vehicles`` and its ``DetectParams`` (settings in
   :mod:`~terralab.das.params`; the steps in :mod:`~terralab.das.lines` (speed bands, Hough segments),
@@ -33,6 +34,8 @@ _SUBMODULES = (
     "io",
     "synthetic",
     "halfspace",
+    "halfspace_fleet",
+    "halfspace_render",
     "detect",
     "params",
     "lines",

@@ -248,36 +248,11 @@ def oracle_detectability(
         (fraction), ``auc`` (probability a vehicle beats a random null track), ``per_vehicle`` (statistic in null
         standard deviations above the null median, NaN where not scored).
     """
-    from . import io
-    from .detect import make_decimator
     from .lines import band_image, speed_band_edges
     from .params import KMH, resolve_params
 
     p = params if params is not None else resolve_params(None, {"site": site, "classify": False})
-
-    def image(rec):
-        rec = io.check(rec)
-        fs = io.sampling_rate_hz(rec)
-        x = np.asarray(rec["distance"].values, dtype=float)
-        dec = make_decimator(fs, x, p, str(rec.attrs.get("measurand", "unknown")))
-        t0 = int(rec["time"].values[0].astype("datetime64[ns]").astype(np.int64))
-        prod = dec.process(rec.values, t0)
-        lf = prod.lf.astype(np.float32)
-        valid = np.abs(lf).max(axis=0) > 0
-        if p.common_mode and valid.sum() >= 5:
-            lf = lf - np.median(lf[:, valid], axis=1, keepdims=True)
-        return lf, (prod.lf_time_ns - t0) / 1e9, dec.bin_distance, valid, t0
-
-    lf_n, t_n, xb, valid_n, _ = image(noise)
-    lf_s, t, _, valid_s, t0_ns = image(data)
-    if lf_n.shape[1] != lf_s.shape[1]:
-        raise InvalidInputError("the noise record must have the channels of the data record")
-    mad = np.median(np.abs(lf_n - np.median(lf_n, axis=0)), axis=0) * 1.4826
-    valid = valid_n & valid_s & (mad > 0)
-    z_n = np.zeros_like(lf_n)
-    z_s = np.zeros_like(lf_s)
-    z_n[:, valid] = lf_n[:, valid] / mad[valid]
-    z_s[:, valid] = lf_s[:, valid] / mad[valid]
+    z_n, z_s, t_n, t, xb, valid, t0_ns = _oracle_images(data, noise, p)
     dt = float(np.median(np.diff(t)))
     dxb = float(np.median(np.diff(xb)))
     section = truth.attrs.get("section_m", (float(xb[0]), float(xb[-1])))
@@ -296,31 +271,7 @@ def oracle_detectability(
         return cache[(k, d)]
 
     cols = np.flatnonzero(valid)
-
-    def stat(b, tc, v):
-        w = max(0.3, 5.0 / v)
-        offs = np.arange(-w, w + 1e-9, b.dt)
-        rows = np.round((np.nan_to_num(tc, nan=-1e9)[:, None] + offs[None, :] - b.t[0]) / b.dt).astype(int)
-        inside = (rows >= 0) & (rows < len(b.t))
-        full = inside.all(axis=1)
-        if full.mean() < 0.3:
-            return np.nan
-        vals = b.env[np.clip(rows[full], 0, len(b.t) - 1), cols[full][:, None]]
-        return float(np.median(vals.max(axis=1)) / b.sigma)
-
-    def track(t_mid, v, d, t_in, t_out, path):
-        tc = t_mid + d * (xb[cols] - x_mid) / v
-        if path is not None:
-            tp, xp = (np.asarray(a, dtype=float) for a in path)
-            xp = np.maximum.accumulate(d * xp)
-            inside = (d * xb[cols] >= xp.min()) & (d * xb[cols] <= xp.max())
-            return np.where(inside, np.interp(d * xb[cols], xp, tp), np.nan)
-        if np.isfinite(t_in) and np.isfinite(t_out):
-            xe = np.array([section[0], x_mid, section[1]]) - x_mid
-            te = np.array([t_in, t_mid, t_out]) if d > 0 else np.array([t_out, t_mid, t_in])
-            if np.all(np.diff(te) * d > 0):
-                return np.polyval(np.polyfit(xe, te, 2), xb[cols] - x_mid)
-        return tc
+    xc = xb[cols]
 
     def secs(col):
         if col not in truth.columns:
@@ -333,7 +284,7 @@ def oracle_detectability(
     d_true = truth["direction"].to_numpy().astype(int)
     sig = np.array(
         [
-            stat(bands(v, d)[1], track(tm, v, d, a, b, path), v)
+            _track_statistic(bands(v, d)[1], _true_track(tm, v, d, (a, b), path, xc, section), v, cols)
             for tm, v, d, a, b, path in zip(
                 secs("time"), v_true, d_true, secs("t_enter"), secs("t_exit"), paths
             )
@@ -350,12 +301,83 @@ def oracle_detectability(
             v, d = float(v_true[i]) * float(rng.uniform(0.9, 1.1)), int(d_true[i])
             lo, hi = t_n[0] + 0.5 * crossing, t_n[-1] - 0.5 * crossing
             tm = float(rng.uniform(lo, hi)) if hi > lo else float(rng.uniform(t_n[0], t_n[-1]))
-            st = stat(bands(v, d)[0], tm + d * (xb[cols] - x_mid) / v, v)
+            st = _track_statistic(bands(v, d)[0], tm + d * (xc - x_mid) / v, v, cols)
             if np.isfinite(st):
                 null.append(st)
-    null = np.asarray(null)
+    return _detectability(len(truth), sig, np.asarray(null), false_alarm)
+
+
+def _oracle_images(data, noise, p):
+    """Both records through the detector's linear chain, scaled per channel by the noise record's robust level:
+    (z_noise, z_data, t_noise s, t_data s, bin distances, valid bins, data start ns)."""
+    lf_n, t_n, xb, valid_n, _ = _linear_image(noise, p)
+    lf_s, t, _, valid_s, t0_ns = _linear_image(data, p)
+    if lf_n.shape[1] != lf_s.shape[1]:
+        raise InvalidInputError("the noise record must have the channels of the data record")
+    mad = np.median(np.abs(lf_n - np.median(lf_n, axis=0)), axis=0) * 1.4826
+    valid = valid_n & valid_s & (mad > 0)
+    z_n = np.zeros_like(lf_n)
+    z_s = np.zeros_like(lf_s)
+    z_n[:, valid] = lf_n[:, valid] / mad[valid]
+    z_s[:, valid] = lf_s[:, valid] / mad[valid]
+    return z_n, z_s, t_n, t, xb, valid, t0_ns
+
+
+def _linear_image(rec, p):
+    """(image, times s, bin distances, live bins, start ns): low-passed, integrated, binned, common mode out."""
+    from . import io
+    from .detect import make_decimator
+
+    rec = io.check(rec)
+    fs = io.sampling_rate_hz(rec)
+    x = np.asarray(rec["distance"].values, dtype=float)
+    dec = make_decimator(fs, x, p, str(rec.attrs.get("measurand", "unknown")))
+    t0 = int(rec["time"].values[0].astype("datetime64[ns]").astype(np.int64))
+    prod = dec.process(rec.values, t0)
+    lf = prod.lf.astype(np.float32)
+    valid = np.abs(lf).max(axis=0) > 0
+    if p.common_mode and valid.sum() >= 5:
+        lf = lf - np.median(lf[:, valid], axis=1, keepdims=True)
+    return lf, (prod.lf_time_ns - t0) / 1e9, dec.bin_distance, valid, t0
+
+
+def _track_statistic(b, tc, v, cols):
+    """Median over the live channels ``cols`` of the band's largest envelope within ``max(0.3 s, 5 m / v)`` of
+    the track times ``tc``, in noise units; NaN when less than 30 % of the track lies in the record."""
+    w = max(0.3, 5.0 / v)
+    offs = np.arange(-w, w + 1e-9, b.dt)
+    rows = np.round((np.nan_to_num(tc, nan=-1e9)[:, None] + offs[None, :] - b.t[0]) / b.dt).astype(int)
+    inside = (rows >= 0) & (rows < len(b.t))
+    full = inside.all(axis=1)
+    if full.mean() < 0.3:
+        return np.nan
+    vals = b.env[np.clip(rows[full], 0, len(b.t) - 1), cols[full][:, None]]
+    return float(np.median(vals.max(axis=1)) / b.sigma)
+
+
+def _true_track(t_mid, v, d, entry_exit, path, xc, section):
+    """True passage time at the channel positions ``xc``: along the simulator's path where given, else a
+    parabola through the entry, middle and exit times, else a straight line at speed ``v``."""
+    t_in, t_out = entry_exit
+    x_mid = 0.5 * (section[0] + section[1])
+    tc = t_mid + d * (xc - x_mid) / v
+    if path is not None:
+        tp, xp = (np.asarray(a, dtype=float) for a in path)
+        xp = np.maximum.accumulate(d * xp)
+        inside = (d * xc >= xp.min()) & (d * xc <= xp.max())
+        return np.where(inside, np.interp(d * xc, xp, tp), np.nan)
+    if np.isfinite(t_in) and np.isfinite(t_out):
+        xe = np.array([section[0], x_mid, section[1]]) - x_mid
+        te = np.array([t_in, t_mid, t_out]) if d > 0 else np.array([t_out, t_mid, t_in])
+        if np.all(np.diff(te) * d > 0):
+            return np.polyval(np.polyfit(xe, te, 2), xc - x_mid)
+    return tc
+
+
+def _detectability(n_true: int, sig, null, false_alarm: float) -> dict[str, Any]:
+    """The oracle's summary from the vehicles' statistics ``sig`` and the null tracks' ``null``."""
     ok = np.isfinite(sig)
-    out = {"n_true": len(truth), "n_scored": int(ok.sum()), "n_null": len(null)}
+    out = {"n_true": n_true, "n_scored": int(ok.sum()), "n_null": len(null)}
     if len(null) < 20 or not ok.any():
         return {**out, "n_detectable": 0, "detectable": float("nan"), "auc": float("nan"), "per_vehicle": sig}
     thr = np.quantile(null, 1.0 - false_alarm)

@@ -80,13 +80,24 @@ them explicitly. The truth table has the columns of :func:`terralab.das.syntheti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
 from ..progress import progress_bar
+from .halfspace_fleet import ZOO, Vehicle, make_vehicle, simulate_lane
+from .halfspace_render import (
+    RenderSetup,
+    add_coloured_noise,
+    boussinesq_strain_xx,
+    boussinesq_ux,
+    coupling_field,
+    flamant_strain_xx,
+    odemark_depth,
+    render_vehicle,
+    upsample,
+)
 from .params import KMH
 from .truth import HALFSPACE_TRUTH_COLUMNS
 
@@ -100,227 +111,6 @@ __all__ = [
     "odemark_depth",
     "random_parameters",
 ]
-
-
-#: Vehicle zoo: axle positions (m behind the front axle), gross weight (kN), length (m), two-class label.
-ZOO: dict[str, dict[str, Any]] = {
-    "car": {"label": "car", "gross_kn": (11.0, 20.0), "length_m": (4.0, 4.9)},
-    "van": {"label": "car", "gross_kn": (20.0, 35.0), "length_m": (5.0, 6.5)},
-    "bus": {"label": "truck", "gross_kn": (110.0, 190.0), "length_m": (11.5, 12.5)},
-    "articulated_bus": {"label": "truck", "gross_kn": (160.0, 270.0), "length_m": (17.5, 18.8)},
-    "truck": {"label": "truck", "gross_kn": (60.0, 170.0), "length_m": (7.0, 10.0)},
-    "tractor_trailer": {"label": "truck", "gross_kn": (150.0, 400.0), "length_m": (16.0, 20.0)},
-    "tram": {"label": "tram", "gross_kn": (340.0, 560.0), "length_m": (30.0, 45.0)},
-}
-
-
-# --------------------------------------------------------------------------------------------------
-# elastic half-space
-# --------------------------------------------------------------------------------------------------
-def boussinesq_ux(x, y, z, load_n, shear_modulus_pa: float, poisson: float):
-    """Displacement (m) along x at (x, y, depth z) under a vertical surface point load ``load_n`` (N) at the origin.
-
-    Boussinesq's solution (Johnson 1985, eq. 3.22a): ``P/(4 pi G) [x z / R^3 - (1 - 2 nu) x / (R (R + z))]``.
-    """
-    x, y, z = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(z, dtype=float)
-    r = np.sqrt(x * x + y * y + z * z)
-    r = np.maximum(r, 1e-6)
-    return load_n / (4 * np.pi * shear_modulus_pa) * (x * z / r**3 - (1 - 2 * poisson) * x / (r * (r + z)))
-
-
-def boussinesq_strain_xx(x, y, z, load_n, shear_modulus_pa: float, poisson: float):
-    """Point strain d u_x / d x (extension positive) of :func:`boussinesq_ux`, differentiated analytically."""
-    x, y, z = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(z, dtype=float)
-    r = np.maximum(np.sqrt(x * x + y * y + z * z), 1e-6)
-    t1 = z / r**3 - 3 * x * x * z / r**5
-    t2 = 1.0 / (r * (r + z)) - x * x * (2 * r + z) / (r**3 * (r + z) ** 2)
-    return load_n / (4 * np.pi * shear_modulus_pa) * (t1 - (1 - 2 * poisson) * t2)
-
-
-def odemark_depth(depth_m: float, pavement, ground_pa: float, *, factor: float = 0.9) -> tuple[float, float]:
-    """Equivalent depth (m) and modulus (Pa) of the medium around a fibre at ``depth_m`` below a pavement.
-
-    ``pavement`` lists the layers from the top as ``(thickness_m, young_pa)``; below them lies the ground of
-    modulus ``ground_pa``. Each layer above the fibre becomes ``factor * h * (E / E_fibre) ** (1/3)`` of the
-    fibre's own medium (Odemark 1949; Ullidtz 1987 recommends 0.9), the layer holding the fibre counts with its
-    true thickness down to the fibre. Returns ``(equivalent_depth_m, fibre_medium_pa)``.
-    """
-    layers = [(float(h), float(e)) for h, e in pavement]
-    top, medium, above = 0.0, float(ground_pa), []
-    for h, e in layers:
-        if depth_m < top + h:  # the fibre lies inside this layer
-            medium = e
-            break
-        above.append((h, e))
-        top += h
-    z = depth_m - top
-    for h, e in above:
-        z += factor * h * (e / medium) ** (1.0 / 3.0)
-    return float(z), float(medium)
-
-
-def flamant_strain_xx(x, z, load_n_per_m, young_pa: float, poisson: float):
-    """Plane-strain eps_xx at (x, depth z) under a line load (N/m) on the surface (Flamant 1892).
-
-    Stresses (compression negative): ``s_xx = -2 q x^2 z / (pi r^4)``, ``s_zz = -2 q z^3 / (pi r^4)``;
-    plane strain: ``eps_xx = ((1 - nu^2) s_xx - nu (1 + nu) s_zz) / E``.
-    """
-    x, z = np.asarray(x, dtype=float), np.asarray(z, dtype=float)
-    r2 = x * x + z * z
-    sxx = -2 * load_n_per_m * x * x * z / (np.pi * r2 * r2)
-    szz = -2 * load_n_per_m * z**3 / (np.pi * r2 * r2)
-    return ((1 - poisson**2) * sxx - poisson * (1 + poisson) * szz) / young_pa
-
-
-# --------------------------------------------------------------------------------------------------
-# vehicles and lanes
-# --------------------------------------------------------------------------------------------------
-@dataclass
-class _Veh:
-    kind: str
-    label: str
-    direction: int
-    lane_y: float
-    t_arrive: float  # s, at the lane's start s_start (or the side street for entering vehicles)
-    v_des: float  # m/s
-    length_m: float
-    axles_m: np.ndarray  # behind the front axle
-    axle_kn: np.ndarray
-    track_m: float
-    dyn_ratio: float
-    dyn_freqs: tuple
-    drift: float  # relative change of desired speed across the section
-    s_enter: float | None = None  # side street where it enters (travel coordinate), None: from upstream
-    s_leave: float | None = None  # side street where it leaves
-    side: int = 1
-    platoon_id: int = -1
-    s_traj: np.ndarray | None = None  # front-axle travel coordinate on the simulation grid (nan: absent)
-    stopped: bool = False
-    rail: bool = False
-
-
-def _make(rng, kind: str, *, direction: int, lane_y: float, t: float, v: float, drift: float) -> _Veh:
-    z = ZOO[kind]
-    length = rng.uniform(*z["length_m"])
-    gross = rng.uniform(*z["gross_kn"])
-    if kind in ("car", "van"):
-        wb = rng.uniform(2.45, 2.9) if kind == "car" else rng.uniform(3.0, 3.7)
-        axles = np.array([0.0, wb])
-        w = np.array([0.55, 0.45])
-        freqs = (rng.uniform(1.0, 1.6), rng.uniform(10.0, 16.0))
-    elif kind == "bus":
-        axles = np.array([0.0, rng.uniform(5.8, 6.8)])
-        w = np.array([0.35, 0.65])
-        freqs = (rng.uniform(1.0, 1.8), rng.uniform(8.0, 12.0))
-    elif kind == "articulated_bus":
-        a1 = rng.uniform(5.6, 6.2)
-        axles = np.array([0.0, a1, a1 + rng.uniform(6.0, 7.0)])
-        w = np.array([0.25, 0.4, 0.35])
-        freqs = (rng.uniform(1.0, 1.8), rng.uniform(8.0, 12.0))
-    elif kind == "truck":
-        axles = np.array([0.0, rng.uniform(3.8, 5.8)])
-        w = np.array([0.35, 0.65])
-        freqs = (rng.uniform(1.8, 3.2), rng.uniform(8.0, 13.0))
-    elif kind == "tractor_trailer":
-        d1 = rng.uniform(3.4, 4.0)
-        t0 = d1 + 1.3 + rng.uniform(6.5, 8.5)
-        axles = np.array([0.0, d1, d1 + 1.3, t0, t0 + 1.3, t0 + 2.6])[: 5 + int(rng.random() < 0.4)]
-        w = np.r_[0.6, np.ones(len(axles) - 1)]
-        length = max(length, axles[-1] + 1.5)
-        freqs = (rng.uniform(1.8, 3.2), rng.uniform(8.0, 13.0))
-    elif kind == "tram":
-        n_bogie = int(rng.integers(3, 5))
-        span = length - 5.0
-        centres = np.linspace(2.5, 2.5 + span, n_bogie) - 2.5
-        axles = np.sort(np.concatenate([centres - 0.9, centres + 0.9]))
-        axles -= axles[0]
-        w = np.ones(len(axles))
-        freqs = (rng.uniform(8.0, 12.0), rng.uniform(25.0, 60.0))
-    else:  # pragma: no cover
-        raise InvalidInputError(f"unknown vehicle kind {kind!r}")
-    loads = gross * w / w.sum()
-    return _Veh(
-        kind=kind,
-        label=z["label"],
-        direction=direction,
-        lane_y=lane_y,
-        t_arrive=t,
-        v_des=v,
-        length_m=float(length),
-        axles_m=axles,
-        axle_kn=loads,
-        track_m=1.435 if kind == "tram" else rng.uniform(1.5, 2.0),
-        dyn_ratio=float(rng.uniform(0.03, 0.08) if kind != "tram" else rng.uniform(0.01, 0.025)),
-        dyn_freqs=freqs,
-        drift=drift,
-        rail=kind == "tram",
-    )
-
-
-def _simulate_lane(
-    vehs: list[_Veh],
-    *,
-    t_grid: np.ndarray,
-    s_start: float,
-    s_end: float,
-    signal,
-    a_max: float = 1.6,
-    b_comf: float = 2.5,
-    gap_s: float = 1.2,
-    s0: float = 2.0,
-    section: tuple[float, float] = (0.0, 1.0),
-) -> None:
-    """Car-following along one lane on ``t_grid``: desired speed, bounded acceleration, braking for a red
-    signal, and a safe gap of ``s0 + gap_s * v`` behind the leader (headway >= gap_s). Fills ``s_traj``."""
-    dt = float(t_grid[1] - t_grid[0])
-    n, m = len(t_grid), len(vehs)
-    for v in vehs:
-        v.s_traj = np.full(n, np.nan)
-    state = np.zeros(m, dtype=int)  # 0 not yet in, 1 driving, 2 gone
-    pos = np.zeros(m)
-    vel = np.zeros(m)
-    sec0, sec1 = section
-    for k, t in enumerate(t_grid):
-        for i, v in enumerate(vehs):
-            if state[i] == 0 and t >= v.t_arrive:
-                s_in = v.s_enter if v.s_enter is not None else s_start
-                # a vehicle enters only where the lane is clear (else it waits at the entry)
-                others = (state == 1) & (pos >= s_in - 1.0) & (pos <= s_in + 40.0)
-                ahead_ok = all(
-                    pos[j] - vehs[j].length_m - s_in - s0 >= gap_s * v.v_des * 0.8
-                    for j in np.flatnonzero(others)
-                )
-                if ahead_ok:
-                    state[i], pos[i] = 1, s_in
-                    vel[i] = v.v_des * (0.35 if v.s_enter is not None else 1.0)
-        idx = np.flatnonzero(state == 1)
-        idx = idx[np.argsort(-pos[idx])]
-        leader = -1
-        for i in idx:
-            v, s, sp = vehs[i], pos[i], vel[i]
-            frac = np.clip((s - sec0) / max(sec1 - sec0, 1.0), 0.0, 1.0)
-            v_want = v.v_des * (1.0 + v.drift * frac)
-            if v.s_leave is not None:  # slow down to turn off
-                v_want = min(v_want, np.sqrt((0.35 * v.v_des) ** 2 + 2 * b_comf * max(v.s_leave - s, 0.0)))
-            cand = [sp + a_max * dt, v_want]
-            if leader >= 0:
-                gap = pos[leader] - vehs[leader].length_m - s - s0
-                cand.append(max(0.0, gap / gap_s))
-            if signal is not None:
-                s_sig, red = signal
-                to_line = s_sig - s
-                if to_line > 0 and red(t) and sp * sp / (2 * 4.0) < to_line:  # can stop (4 m/s^2 at most)
-                    cand.append(np.sqrt(2 * b_comf * max(to_line - 1.0, 0.0)))
-            new = max(0.0, min(cand))
-            if new < 0.5 and sec0 < s < sec1:
-                v.stopped = True
-            vel[i] = new
-            pos[i] = s + new * dt
-            v.s_traj[k] = pos[i]
-            if (v.s_leave is not None and pos[i] > v.s_leave + 15.0) or pos[i] > s_end:
-                state[i] = 2
-            else:
-                leader = i
 
 
 # --------------------------------------------------------------------------------------------------
@@ -495,7 +285,7 @@ def halfspace_traffic(
     t_grid = np.arange(-40.0, duration_s + 40.0, 0.1)
     s_start, s_end = -reach - 30.0, length + reach + 30.0  # travel coordinate of the front axle
     v_lo, v_hi = (s * KMH for s in speed_kmh)
-    fleet: list[_Veh] = []
+    fleet: list[Vehicle] = []
     kinds = list(mix)
     p_kind = np.array([mix[k] for k in kinds], dtype=float)
     p_kind /= p_kind.sum()
@@ -522,7 +312,7 @@ def halfspace_traffic(
             lane_y = next(y for dd, y in lanes if dd == d) if row.kind != "tram" else 0.75 * d
             v = float(row.speed_kmh) * KMH
             t_arr = float(row.time_s) - (x_mid - s_start) / v
-            fleet.append(_make(rng, row.kind, direction=d, lane_y=lane_y, t=t_arr, v=v, drift=0.0))
+            fleet.append(make_vehicle(rng, row.kind, direction=d, lane_y=lane_y, t=t_arr, v=v, drift=0.0))
     else:
         n_lanes_dir = {d: sum(1 for dd, _ in lanes if dd == d) for d in (1, -1)}
         pid = 0
@@ -533,14 +323,14 @@ def halfspace_traffic(
                 kind = str(rng.choice(kinds, p=p_kind))
                 v = rng.uniform(v_lo, v_hi) * (0.85 if ZOO[kind]["label"] == "truck" else 1.0)
                 drift = rng.uniform(-speed_drift, speed_drift)
-                group = [_make(rng, kind, direction=d, lane_y=lane_y, t=t, v=v, drift=drift)]
+                group = [make_vehicle(rng, kind, direction=d, lane_y=lane_y, t=t, v=v, drift=drift)]
                 if rng.random() < platoon_fraction:
                     pid += 1
                     group[0].platoon_id = pid
                     for _ in range(int(rng.integers(1, 4))):
                         prev = group[-1]
                         hw = rng.uniform(1.2, 2.5) + prev.length_m / max(prev.v_des, 1.0)
-                        f = _make(
+                        f = make_vehicle(
                             rng,
                             str(rng.choice(kinds, p=p_kind)),
                             direction=d,
@@ -567,7 +357,7 @@ def halfspace_traffic(
                 t = rng.uniform(-30.0, headway - 30.0)
                 while t < duration_s + 10.0:
                     fleet.append(
-                        _make(
+                        make_vehicle(
                             rng,
                             "tram",
                             direction=d,
@@ -584,7 +374,7 @@ def halfspace_traffic(
             [v for v in fleet if v.direction == d and v.lane_y == lane_y], key=lambda q: q.t_arrive
         )
         if members:
-            _simulate_lane(
+            simulate_lane(
                 members,
                 t_grid=t_grid,
                 s_start=s_start,
@@ -659,37 +449,35 @@ def halfspace_traffic(
     fs_gen = fs_hz / r_gen
     n_gen = int(np.ceil(n_t / r_gen)) + 2
     t_gen = np.arange(n_gen) / fs_gen
-    coupling = _coupling(rng, n_channels, dx_m, coupling_corr_m, coupling_range)
+    coupling = coupling_field(rng, n_channels, dx_m, coupling_corr_m, coupling_range)
     signal_gen = np.zeros((n_gen, n_channels), dtype=np.float32)
+    setup = RenderSetup(
+        t_grid=t_grid,
+        t_gen=t_gen,
+        x=x,
+        fibre_y=fibre_y_m,
+        depth=depth_m,
+        depth_eq=depth_eq,
+        gauge=gauge_length_m,
+        shear=shear,
+        poisson=poisson,
+        reach=reach,
+        vib_reach=vib_reach,
+        c_r=rayleigh_speed_ms,
+        q=quality_factor,
+        g_soil=soil_shear_modulus_pa,
+        fs_gen=fs_gen,
+        length=length,
+    )
     for v in progress_bar(render, desc="half-space vehicles", enabled=progress):
-        _render_vehicle(
-            signal_gen,
-            v,
-            t_grid=t_grid,
-            t_gen=t_gen,
-            x=x,
-            fibre_y=fibre_y_m,
-            depth=depth_m,
-            depth_eq=depth_eq,
-            gauge=gauge_length_m,
-            shear=shear,
-            poisson=poisson,
-            reach=reach,
-            vib_reach=vib_reach,
-            c_r=rayleigh_speed_ms,
-            q=quality_factor,
-            g_soil=soil_shear_modulus_pa,
-            rng=rng,
-            fs_gen=fs_gen,
-            length=length,
-        )
+        render_vehicle(signal_gen, v, setup, rng)
     signal_gen *= coupling[None, :].astype(np.float32)
-    data = _upsample(signal_gen, r_gen, n_t)
+    data = upsample(signal_gen, r_gen, n_t)
     del signal_gen
 
     # ---- interrogator noise and bad channels -----------------------------------------------------
     data += white_noise * rng.standard_normal((n_t, n_channels), dtype=np.float32)
-    _add_coloured(data, rng, fs_hz, dx_m, coloured_noise, coloured_exponent, noise_corr_m)
+    add_coloured_noise(data, rng, fs_hz, dx_m, coloured_noise, coloured_exponent, noise_corr_m)
     n_bursts = rng.poisson(burst_rate_per_min * duration_s / 60.0)
     for _ in range(n_bursts):
         dur = rng.uniform(0.2, 2.0)
@@ -770,207 +558,3 @@ def _truth(rows, t0):
     df["t_exit"] = ts(df["t_exit_s"])
     df["vehicle_id"] = np.arange(len(df))
     return df[cols + (["track_xt"] if "track_xt" in df.columns else [])]
-
-
-def _coupling(rng, n, dx, corr_m, rng_range):
-    """Spatially correlated coupling factor in [lo, hi]: a smoothed log-normal field along the fibre."""
-    from scipy import ndimage
-
-    lo, hi = rng_range
-    w = rng.standard_normal(n + 64)
-    w = ndimage.gaussian_filter1d(w, max(corr_m / dx, 0.5))[32 : 32 + n]
-    w = w / (w.std() + 1e-12)
-    c = np.exp(0.5 * (np.log(hi) - np.log(lo)) / 2.0 * w) * np.sqrt(lo * hi)
-    return np.clip(c, lo, hi)
-
-
-_RAIL_OFFSETS = np.array([-1.8, -1.2, -0.6, 0.0, 0.6, 1.2, 1.8])
-
-
-def _rail_weights(beta: float = 1.0 / 0.9) -> np.ndarray:
-    u = np.abs(_RAIL_OFFSETS)
-    w = np.exp(-beta * u) * (np.cos(beta * u) + np.sin(beta * u))
-    return w / w.sum()
-
-
-def _axle_kernel(lat_m, track_m, rail, *, depth, gauge, shear, poisson, u):
-    """Gauge-averaged strain per N of axle load at along-fibre offsets ``u`` from the axle (both wheels).
-
-    The Boussinesq field only depends on the offset between channel and wheel, so one kernel per lateral
-    position serves every time step (np.interp instead of the closed form at every sample).
-    """
-    k = np.zeros_like(u)
-    for lat in (lat_m - 0.5 * track_m, lat_m + 0.5 * track_m):
-        up = boussinesq_ux(u + 0.5 * gauge, lat, depth, 0.5, shear, poisson)
-        um = boussinesq_ux(u - 0.5 * gauge, lat, depth, 0.5, shear, poisson)
-        k += (up - um) / gauge
-    if rail:  # the rail spreads each wheel load over neighbouring sleepers
-        du = u[1] - u[0]
-        w = _rail_weights()
-        spread = np.zeros_like(k)
-        for off, wj in zip(_RAIL_OFFSETS, w):
-            spread += wj * np.roll(k, round(float(off / du)))
-        k = spread
-    return k
-
-
-def _render_vehicle(
-    out,
-    v: _Veh,
-    *,
-    t_grid,
-    t_gen,
-    x,
-    fibre_y,
-    depth,
-    depth_eq,
-    gauge,
-    shear,
-    poisson,
-    reach,
-    vib_reach,
-    c_r,
-    q,
-    g_soil,
-    rng,
-    fs_gen,
-    length,
-):
-    """Add one vehicle's strain rate (quasi-static + Rayleigh) to ``out`` (time at fs_gen, channel)."""
-    ok = np.isfinite(v.s_traj)
-    tt = t_grid[ok]
-    st = v.s_traj[ok]
-    # travel coordinate of the section's ends, seen from the front axle, with the reach of each effect
-    inside = (t_gen >= tt[0]) & (t_gen <= tt[-1])
-    if inside.sum() < 4:
-        return
-    g0 = int(np.argmax(inside))
-    g1 = g0 + int(inside.sum())
-    s_gen = np.interp(t_gen[g0:g1], tt, st)
-    near = (s_gen > -vib_reach - v.length_m) & (s_gen < length + vib_reach + v.length_m)
-    if near.sum() < 4:
-        return
-    g0, g1 = g0 + int(np.argmax(near)), g0 + len(near) - int(np.argmax(near[::-1]))
-    tg = t_gen[g0:g1]
-    s_front = np.interp(tg, tt, st)
-    d = v.direction
-    centroid = float(np.sum(v.axles_m * v.axle_kn) / np.sum(v.axle_kn))
-    centre = (s_front - centroid) if d > 0 else length - (s_front - centroid)
-    # dynamic wheel force: narrow-band body bounce and wheel hop (tram: rail roughness), relative to the load
-    spec_f = np.fft.rfftfreq(len(tg), 1 / fs_gen)
-    dyn = np.zeros(len(tg))
-    for f0 in v.dyn_freqs:
-        amp = np.exp(-0.5 * ((spec_f - f0) / (0.15 * f0)) ** 2)
-        sig = np.fft.irfft(amp * np.exp(2j * np.pi * rng.random(len(spec_f))), n=len(tg))
-        dyn += 0.5 * sig / (sig.std() + 1e-12)
-    dyn *= v.dyn_ratio
-    # quasi-static: one kernel per axle (its lateral path), shifted along the fibre as the axle moves
-    lo_c = int(np.searchsorted(x, centre.min() - reach - v.length_m))
-    hi_c = int(np.searchsorted(x, centre.max() + reach + v.length_m))
-    if hi_c > lo_c:
-        xs = x[lo_c:hi_c]
-        ug = np.arange(-reach - gauge - 2.0, reach + gauge + 2.0, 0.02)
-        strain = np.zeros((len(tg), len(xs)))
-        s_ax = s_front[:, None] - v.axles_m[None, :]
-        along = s_ax if d > 0 else length - s_ax
-        turning = v.s_enter is not None or v.s_leave is not None
-        base = _axle_kernel(
-            v.lane_y - fibre_y,
-            v.track_m,
-            v.rail,
-            depth=depth_eq,
-            gauge=gauge,
-            shear=shear,
-            poisson=poisson,
-            u=ug,
-        )
-        for a in range(len(v.axles_m)):
-            load_n = v.axle_kn[a] * 1e3
-            if not turning:
-                strain += load_n * np.interp(xs[None, :] - along[:, a : a + 1], ug, base, left=0.0, right=0.0)
-                continue
-            # a turning vehicle's path leaves (or joins) the lane: lateral offset changes with position
-            lat = np.full(len(tg), v.lane_y)
-            if v.s_enter is not None:
-                lat = lat + v.side * np.clip(v.s_enter + 12.0 - s_ax[:, a], 0.0, 12.0) * 1.5
-            if v.s_leave is not None:
-                lat = lat + v.side * np.clip(s_ax[:, a] - v.s_leave, 0.0, None) * 1.5
-            for lat_v in np.unique(np.round(lat, 0)):
-                rows = np.round(lat, 0) == lat_v
-                if abs(lat_v - fibre_y) > reach:
-                    continue
-                kern = _axle_kernel(
-                    lat_v - fibre_y,
-                    v.track_m,
-                    v.rail,
-                    depth=depth_eq,
-                    gauge=gauge,
-                    shear=shear,
-                    poisson=poisson,
-                    u=ug,
-                )
-                strain[rows] += load_n * np.interp(
-                    xs[None, :] - along[rows, a : a + 1], ug, kern, left=0.0, right=0.0
-                )
-        strain *= (1.0 + dyn)[:, None]
-        out[g0:g1, lo_c:hi_c] += (np.gradient(strain, axis=0) * fs_gen).astype(np.float32)
-    # Rayleigh waves from the vehicle's dynamic force (radiated from its load centre)
-    lo_c = int(np.searchsorted(x, centre.min() - vib_reach))
-    hi_c = int(np.searchsorted(x, centre.max() + vib_reach))
-    if hi_c <= lo_c:
-        return
-    xs = x[lo_c:hi_c]
-    force = float(np.sum(v.axle_kn)) * 1e3 * dyn
-    # strain rate of the fibre: -(cos^2 phi / c_R) times the second time derivative of u_r
-    acc = np.gradient(np.gradient(force)) * fs_gen * fs_gen
-    f_c = float(np.mean(v.dyn_freqs))
-    k = 2 * np.pi * f_c / c_r
-    lat0 = v.lane_y - fibre_y
-    for a in range(0, len(xs), 64):
-        xc = xs[a : a + 64]
-        dxv = xc[None, :] - centre[:, None]
-        r = np.sqrt(dxv * dxv + lat0 * lat0 + depth * depth)
-        cos2 = (dxv * dxv) / (r * r)
-        amp = (
-            0.12
-            * np.sqrt(k / (2 * np.pi * np.maximum(r, 1.0)))
-            / g_soil
-            * np.exp(-np.pi * f_c * r / (q * c_r))
-        )
-        amp *= np.abs(np.sinc(f_c * gauge * np.sqrt(cos2) / c_r))
-        amp = np.where(r <= vib_reach, amp, 0.0)
-        delayed = np.interp(tg[:, None] - r / c_r, tg, acc, left=0.0, right=0.0)
-        out[g0:g1, lo_c + a : lo_c + a + len(xc)] += (-cos2 / c_r * amp * delayed).astype(np.float32)
-
-
-def _upsample(coarse: np.ndarray, r: int, n_t: int) -> np.ndarray:
-    """Linear interpolation of (n_gen, ch) samples to r times the rate, float32, n_t rows."""
-    if r == 1:
-        return np.ascontiguousarray(coarse[:n_t])
-    out = np.empty((n_t, coarse.shape[1]), dtype=np.float32)
-    for phase in range(r):
-        rows = out[phase::r]
-        n = len(rows)
-        f = np.float32(phase / r)
-        rows[:] = coarse[:n] * (1 - f) + coarse[1 : n + 1] * f
-    return out
-
-
-def _add_coloured(data, rng, fs_hz, dx_m, rms, exponent, corr_m):
-    """Power-law (1/f^exponent) noise, correlated along the fibre over ``corr_m``, made at ~50 Hz."""
-    from scipy import ndimage
-
-    if rms <= 0:
-        return
-    n_t, n_ch = data.shape
-    r = max(1, int(fs_hz // 50))
-    n_f = int(np.ceil(n_t / r)) + 2
-    w = rng.standard_normal((n_f, n_ch))
-    w = ndimage.gaussian_filter1d(w, max(corr_m / dx_m, 0.5), axis=1, mode="reflect")
-    spec = np.fft.rfft(w, axis=0)
-    f = np.fft.rfftfreq(n_f, r / fs_hz)
-    f[0] = f[1]
-    spec *= (np.maximum(f, 0.1) ** (-exponent / 2))[:, None]
-    field = np.fft.irfft(spec, n=n_f, axis=0)
-    field *= rms / (field.std() + 1e-30)
-    data += _upsample(field.astype(np.float32), r, n_t)

@@ -2,7 +2,8 @@
 
 Submodules are imported on first use so that ``import terralab.das`` stays fast:
 
-* :mod:`~terralab.das.io` - ``read`` (DASCore vendor formats, npz, NetCDF/Zarr), gap reports;
+* :mod:`~terralab.das.io` - ``read`` (DASCore vendor formats, npz, NetCDF/Zarr; readers in
+  :mod:`~terralab.das.formats`), gap reports;
 * :mod:`~terralab.das.synthetic` - ``traffic``, ``highway_bridge``, ``urban_street`` with ground truth, and
   ``random_scene`` from either simulator;
 * :mod:`~terralab.das.halfspace` - a second, independent simulator (Boussinesq half-space, Rayleigh waves;
@@ -32,6 +33,7 @@ from typing import Any
 
 _SUBMODULES = (
     "io",
+    "formats",
     "synthetic",
     "halfspace",
     "halfspace_fleet",

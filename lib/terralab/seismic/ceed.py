@@ -199,13 +199,15 @@ class CEEDFile:
             raise InvalidInputError(f"{event_id!r} in {self.path.name} is not an event group")
         return group
 
-    def _event_attrs(self, event_id: str, group) -> dict[str, Any]:
+    def _plain_attrs(self, obj, what: str) -> dict[str, Any]:
+        """The HDF5 attributes of ``obj`` as plain values; an unreadable one is a FileFormatError naming ``what``."""
         try:
-            attrs = {k: plain_value(v) for k, v in group.attrs.items()}
+            return {k: plain_value(v) for k, v in obj.attrs.items()}
         except OSError as exc:
-            raise FileFormatError(
-                f"{self.path}: attributes of event {event_id!r} cannot be read ({exc})"
-            ) from exc
+            raise FileFormatError(f"{self.path}: attributes of {what} cannot be read ({exc})") from exc
+
+    def _event_attrs(self, event_id: str, group) -> dict[str, Any]:
+        attrs = self._plain_attrs(group, f"event {event_id!r}")
         missing = [k for k in CEED_EVENT_ATTRS if k not in attrs]
         if missing:
             raise FileFormatError(
@@ -234,12 +236,7 @@ class CEEDFile:
         for sid, ds in group.items():
             if not isinstance(ds, h5py_module().Dataset):
                 continue
-            try:
-                attrs = {k: plain_value(v) for k, v in ds.attrs.items()}
-            except OSError as exc:
-                raise FileFormatError(
-                    f"{self.path}: attributes of {event_id}/{sid} cannot be read ({exc})"
-                ) from exc
+            attrs = self._plain_attrs(ds, f"{event_id}/{sid}")
             row = {"event_id": event_id, "station_id": sid}
             for key in CEED_STATION_ATTRS + CEED_PICK_ATTRS:
                 row[key] = attrs.get(key)

@@ -81,17 +81,26 @@ _WARM_UP: threading.Thread | None = None
 
 
 def _warm_up() -> None:
-    """Import the runner (papermill, nbconvert, the kernel client) and draw one empty report."""
+    """Do once what a worker's first run would otherwise do first: import the runner (papermill, nbconvert,
+    the kernel client, numpy and pandas for the run's record), look up the kernels and the machine's
+    addresses, and draw a small report (templates, markdown)."""
     try:
         import jupyter_client.manager  # noqa: F401 - imported for a run to find
         import nbformat
         import papermill  # noqa: F401
         import zmq  # noqa: F401
+        from jupyter_client.kernelspec import KernelSpecManager
+        from jupyter_client.localinterfaces import is_local_ip
 
+        from . import report
         from .render import render_html
         from .run import run_notebook  # noqa: F401
 
-        render_html(nbformat.v4.new_notebook(), {"name": "warm-up", "status": "ok", "metrics": {}})
+        KernelSpecManager().find_kernel_specs()
+        is_local_ip("127.0.0.1")
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("*warm-up*")])
+        run = {"name": "warm-up", "status": "ok", "metrics": {"x": 1.0}, "parameters": {"n": 1}}
+        render_html(nb, report.to_jsonable(run, "run"))
     except Exception:  # noqa: BLE001, S110 - a run that needs what failed here reports it itself
         pass
 

@@ -1,7 +1,8 @@
 """Seismic ML: CEED / SeisBench / PhaseNet data, PhaseNet with the original weights, picking, polarity, catalogs.
 
 Submodules mirror SeisBench's split: :mod:`~terralab.seismic.io` (datasets), :mod:`~terralab.seismic.phasenet`
-(the model), :mod:`~terralab.seismic.picking` (continuous annotation and picks), :mod:`~terralab.seismic.polarity`,
+(the model), :mod:`~terralab.seismic.picking` (continuous annotation and picks; input preparation in
+:mod:`~terralab.seismic.waveforms`), :mod:`~terralab.seismic.polarity`,
 :mod:`~terralab.seismic.train`, :mod:`~terralab.seismic.evaluate`, :mod:`~terralab.seismic.catalog`,
 :mod:`~terralab.seismic.synthetic`. The names below are imported on first use, so ``import terralab.seismic``
 loads neither torch nor ObsPy.

@@ -390,16 +390,41 @@ def match_catalogs(
     magnitude_other, dmag, index_ref, index_other`` …), ``missed``, ``extra`` and ``summary`` (``n_reference,
     n_other, n_matched, recall, precision, dt_median_s, distance_median_km``).
     """
-    from scipy.optimize import linear_sum_assignment
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     for name, df in (("reference", reference), ("other", other)):
         missing = [c for c in ("time", "latitude", "longitude") if c not in df.columns]
         if missing:
             raise InvalidInputError(f"{name} catalog lacks columns {missing}")
     if time_tolerance_s <= 0 or distance_tolerance_km <= 0:
         raise InvalidInputError("tolerances must be positive")
+    na, nb = len(reference), len(other)
+    candidates = _candidate_pairs(reference, other, time_tolerance_s, distance_tolerance_km)
+    pairs = _assign_one_to_one(*candidates, na, nb)
+    ia = np.array([p[0] for p in pairs], dtype=int)
+    ib = np.array([p[1] for p in pairs], dtype=int)
+    matched = _matched_table(reference, other, pairs, ia, ib)
+    missed = reference.iloc[np.setdiff1d(np.arange(na), ia)]
+    extra = other.iloc[np.setdiff1d(np.arange(nb), ib)]
+    summary = pd.Series(
+        {
+            "n_reference": na,
+            "n_other": nb,
+            "n_matched": len(pairs),
+            "n_missed": len(missed),
+            "n_extra": len(extra),
+            "recall": len(pairs) / na if na else np.nan,
+            "precision": len(pairs) / nb if nb else np.nan,
+            "dt_median_s": float(np.median(matched["dt_s"])) if len(pairs) else np.nan,
+            "distance_median_km": float(np.median(matched["distance_km"])) if len(pairs) else np.nan,
+            "time_tolerance_s": time_tolerance_s,
+            "distance_tolerance_km": distance_tolerance_km,
+        },
+        dtype=object,
+    )
+    return CatalogMatch(matched, missed, extra, summary)
+
+
+def _candidate_pairs(reference, other, time_tolerance_s: float, distance_tolerance_km: float):
+    """(rows, cols, costs, dts, dds): every pair within both tolerances, its cost and differences."""
     ta = pd.to_datetime(reference["time"], utc=True).astype("int64").to_numpy() / 1e9
     tb = pd.to_datetime(other["time"], utc=True).astype("int64").to_numpy() / 1e9
     order_b = np.argsort(tb)
@@ -422,7 +447,15 @@ def match_catalogs(
             costs.append((dti / time_tolerance_s) ** 2 + (di / distance_tolerance_km) ** 2)
             dts.append(dti)
             dds.append(di)
-    na, nb = len(ta), len(tb)
+    return rows, cols, costs, dts, dds
+
+
+def _assign_one_to_one(rows, cols, costs, dts, dds, na: int, nb: int) -> list[tuple[int, int, float, float]]:
+    """Least-cost one-to-one pairs (index_ref, index_other, dt, distance), sorted; solved per connected group."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     pairs: list[tuple[int, int, float, float]] = []
     if rows:
         rows_a, cols_a = np.array(rows), np.array(cols)
@@ -441,10 +474,16 @@ def match_catalogs(
                     e = sel[(ri == r) & (ci == k)][0]
                     pairs.append((int(ra[r]), int(ca[k]), float(dt_arr[e]), float(dd_arr[e])))
     pairs.sort()
-    ia = np.array([p[0] for p in pairs], dtype=int)
-    ib = np.array([p[1] for p in pairs], dtype=int)
+    return pairs
+
+
+def _matched_table(reference, other, pairs, ia, ib) -> pd.DataFrame:
+    """One row per matched pair: indices, times, differences, positions and magnitudes of both events."""
+    na, nb = len(reference), len(other)
     ref_t = pd.to_datetime(reference["time"], utc=True).to_numpy()
     oth_t = pd.to_datetime(other["time"], utc=True).to_numpy()
+    lat_a, lon_a = reference["latitude"].to_numpy(), reference["longitude"].to_numpy()
+    lat_b, lon_b = other["latitude"].to_numpy(), other["longitude"].to_numpy()
     mag_a = reference["magnitude"].to_numpy() if "magnitude" in reference.columns else np.full(na, np.nan)
     mag_b = other["magnitude"].to_numpy() if "magnitude" in other.columns else np.full(nb, np.nan)
     matched = pd.DataFrame(
@@ -464,25 +503,7 @@ def match_catalogs(
         }
     )
     matched["dmag"] = matched["magnitude_other"] - matched["magnitude_ref"]
-    missed = reference.iloc[np.setdiff1d(np.arange(na), ia)]
-    extra = other.iloc[np.setdiff1d(np.arange(nb), ib)]
-    summary = pd.Series(
-        {
-            "n_reference": na,
-            "n_other": nb,
-            "n_matched": len(pairs),
-            "n_missed": len(missed),
-            "n_extra": len(extra),
-            "recall": len(pairs) / na if na else np.nan,
-            "precision": len(pairs) / nb if nb else np.nan,
-            "dt_median_s": float(np.median(matched["dt_s"])) if len(pairs) else np.nan,
-            "distance_median_km": float(np.median(matched["distance_km"])) if len(pairs) else np.nan,
-            "time_tolerance_s": time_tolerance_s,
-            "distance_tolerance_km": distance_tolerance_km,
-        },
-        dtype=object,
-    )
-    return CatalogMatch(matched, missed, extra, summary)
+    return matched
 
 
 def completeness_table(

@@ -230,7 +230,17 @@ def write_synthetic_ceed(
             "at 100 Hz); CEED's own traces have 12000"
         )
     rng = np.random.default_rng(seed)
-    stations = pd.DataFrame(
+    stations = _synthetic_stations(rng, n_stations)
+    truth = []
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for e in range(n_events):
+            truth += _write_synthetic_event(f, e, stations, rng, nt)
+    return pd.DataFrame(truth)
+
+
+def _synthetic_stations(rng, n_stations: int) -> pd.DataFrame:
+    """Station table of the synthetic network SY, drawn from ``rng``."""
+    return pd.DataFrame(
         {
             "network": "SY",
             "station": [f"S{k:03d}" for k in range(n_stations)],
@@ -241,120 +251,125 @@ def write_synthetic_ceed(
             "elevation_m": rng.uniform(0, 1500, n_stations),
         }
     )
+
+
+def _write_synthetic_event(f, e: int, stations: pd.DataFrame, rng, nt: int) -> list[dict]:
+    """Write event ``e`` (its group and one trace per station) into the open HDF5 file; returns its truth rows."""
     vp, vs = 6.0, 3.5
     truth = []
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        for e in range(n_events):
-            event_id = f"sy{73000000 + e}"
-            origin = pd.Timestamp("2023-01-01T00:00:00") + pd.Timedelta(hours=7 * e + rng.uniform(0, 3))
-            lat, lon = 36.0 + rng.uniform(-0.3, 0.3), -120.0 + rng.uniform(-0.3, 0.3)
-            depth = rng.uniform(2, 15)
-            mag = round(float(rng.uniform(1.0, 4.0)), 2)
-            dx = (stations["longitude"] - lon) * 111.19 * np.cos(np.radians(lat))
-            dy = (stations["latitude"] - lat) * 111.19
-            epi = np.hypot(dx, dy).to_numpy()
-            hypo = np.hypot(epi, depth)
-            tp = hypo / vp
-            ts = hypo / vs
-            begin = origin + pd.Timedelta(seconds=float(tp.min()) - 30.0)
-            end = begin + pd.Timedelta(seconds=(nt - 1) / SAMPLING_RATE_HZ)
-            g = f.create_group(event_id)
-            g.attrs.update(
-                {
-                    "event_id": event_id,
-                    "event_time": origin.strftime(_TIME_FMT),
-                    "latitude": lat,
-                    "longitude": lon,
-                    "depth_km": depth,
-                    "magnitude": mag,
-                    "magnitude_type": "l",
-                    "source": "SY",
-                    "begin_time": begin.strftime(_TIME_FMT),
-                    "end_time": end.strftime(_TIME_FMT),
-                    "event_time_index": round(float((origin - begin).total_seconds() * SAMPLING_RATE_HZ)),
-                    "sampling_rate": SAMPLING_RATE_HZ,
-                    "nt": nt,
-                    "nx": n_stations,
-                }
+    event_id = f"sy{73000000 + e}"
+    origin = pd.Timestamp("2023-01-01T00:00:00") + pd.Timedelta(hours=7 * e + rng.uniform(0, 3))
+    lat, lon = 36.0 + rng.uniform(-0.3, 0.3), -120.0 + rng.uniform(-0.3, 0.3)
+    depth = rng.uniform(2, 15)
+    mag = round(float(rng.uniform(1.0, 4.0)), 2)
+    dx = (stations["longitude"] - lon) * 111.19 * np.cos(np.radians(lat))
+    dy = (stations["latitude"] - lat) * 111.19
+    epi = np.hypot(dx, dy).to_numpy()
+    hypo = np.hypot(epi, depth)
+    tp = hypo / vp
+    ts = hypo / vs
+    begin = origin + pd.Timedelta(seconds=float(tp.min()) - 30.0)
+    end = begin + pd.Timedelta(seconds=(nt - 1) / SAMPLING_RATE_HZ)
+    g = f.create_group(event_id)
+    g.attrs.update(
+        {
+            "event_id": event_id,
+            "event_time": origin.strftime(_TIME_FMT),
+            "latitude": lat,
+            "longitude": lon,
+            "depth_km": depth,
+            "magnitude": mag,
+            "magnitude_type": "l",
+            "source": "SY",
+            "begin_time": begin.strftime(_TIME_FMT),
+            "end_time": end.strftime(_TIME_FMT),
+            "event_time_index": round(float((origin - begin).total_seconds() * SAMPLING_RATE_HZ)),
+            "sampling_rate": SAMPLING_RATE_HZ,
+            "nt": nt,
+            "nx": len(stations),
+        }
+    )
+    for k, sta in stations.iterrows():
+        sid = f"{sta.network}.{sta.station}.{sta.location}.{sta.instrument}"
+        p_idx = round(
+            float((origin + pd.Timedelta(seconds=float(tp[k])) - begin).total_seconds() * SAMPLING_RATE_HZ)
+        )
+        s_idx = round(
+            float((origin + pd.Timedelta(seconds=float(ts[k])) - begin).total_seconds() * SAMPLING_RATE_HZ)
+        )
+        pol = str(rng.choice(["U", "D"]))
+        snr = float(np.clip(10 ** (mag - 1.5 * np.log10(max(hypo[k], 1.0)) + 1.5), 3, 200))
+        noise_um_s = 0.01
+        data = (
+            event_waveform(
+                nt, p_idx, s_idx if s_idx < nt else None, pol, snr, seed=int(rng.integers(0, 2**31))
             )
-            for k, sta in stations.iterrows():
-                sid = f"{sta.network}.{sta.station}.{sta.location}.{sta.instrument}"
-                p_idx = round(
-                    float(
-                        (origin + pd.Timedelta(seconds=float(tp[k])) - begin).total_seconds()
-                        * SAMPLING_RATE_HZ
-                    )
-                )
-                s_idx = round(
-                    float(
-                        (origin + pd.Timedelta(seconds=float(ts[k])) - begin).total_seconds()
-                        * SAMPLING_RATE_HZ
-                    )
-                )
-                pol = str(rng.choice(["U", "D"]))
-                snr = float(np.clip(10 ** (mag - 1.5 * np.log10(max(hypo[k], 1.0)) + 1.5), 3, 200))
-                noise_um_s = 0.01
-                data = (
-                    event_waveform(
-                        nt, p_idx, s_idx if s_idx < nt else None, pol, snr, seed=int(rng.integers(0, 2**31))
-                    )
-                    * noise_um_s
-                )
-                p_time = begin + pd.Timedelta(seconds=p_idx / SAMPLING_RATE_HZ)
-                s_time = begin + pd.Timedelta(seconds=s_idx / SAMPLING_RATE_HZ)
-                az = float(np.degrees(np.arctan2(dx[k], dy[k])) % 360)
-                ds = g.create_dataset(sid, data=data)
-                ds.attrs.update(
-                    {
-                        "network": sta.network,
-                        "station": sta.station,
-                        "location": sta.location,
-                        "instrument": sta.instrument,
-                        "component": "ENZ",
-                        "unit": "um/s",
-                        "dt_s": 1 / SAMPLING_RATE_HZ,
-                        "latitude": float(sta.latitude),
-                        "longitude": float(sta.longitude),
-                        "elevation_m": float(sta.elevation_m),
-                        "distance_km": float(epi[k]),
-                        "azimuth": (az + 180) % 360,
-                        "back_azimuth": az,
-                        "takeoff_angle": float(np.degrees(np.arctan2(epi[k], depth)) + 90),
-                        "snr": snr,
-                        "p_phase_index": p_idx,
-                        "p_phase_time": p_time.strftime(_TIME_FMT),
-                        "p_phase_score": 1.0,
-                        "p_phase_polarity": pol,
-                        "p_phase_status": "manual",
-                        "s_phase_index": s_idx,
-                        "s_phase_time": s_time.strftime(_TIME_FMT),
-                        "s_phase_score": 1.0,
-                        "s_phase_polarity": "N",
-                        "s_phase_status": "manual",
-                        "phase_type": _string_array(["P", "S"]),
-                        "phase_index": np.array([p_idx, s_idx]),
-                        "phase_time": _string_array([p_time.strftime(_TIME_FMT), s_time.strftime(_TIME_FMT)]),
-                        "phase_score": np.array([1.0, 1.0]),
-                        "phase_polarity": _string_array([pol, "N"]),
-                        "phase_remark": _string_array(["i", "e"]),
-                        "phase_picking_channel": _string_array([f"{sta.instrument}Z", f"{sta.instrument}E"]),
-                        "event_id": _string_array([event_id, event_id]),
-                    }
-                )
-                truth.append(
-                    {
-                        "event_id": event_id,
-                        "station_id": sid,
-                        "p_phase_index": p_idx,
-                        "s_phase_index": s_idx,
-                        "p_phase_time": p_time.tz_localize("UTC"),
-                        "s_phase_time": s_time.tz_localize("UTC"),
-                        "p_phase_polarity": pol,
-                        "distance_km": float(epi[k]),
-                        "magnitude": mag,
-                    }
-                )
-    return pd.DataFrame(truth)
+            * noise_um_s
+        )
+        p_time = begin + pd.Timedelta(seconds=p_idx / SAMPLING_RATE_HZ)
+        s_time = begin + pd.Timedelta(seconds=s_idx / SAMPLING_RATE_HZ)
+        az = float(np.degrees(np.arctan2(dx[k], dy[k])) % 360)
+        ds = g.create_dataset(sid, data=data)
+        ds.attrs.update(
+            _station_trace_attrs(sta, event_id, pol, (p_idx, s_idx), (p_time, s_time), snr, epi[k], az, depth)
+        )
+        truth.append(
+            {
+                "event_id": event_id,
+                "station_id": sid,
+                "p_phase_index": p_idx,
+                "s_phase_index": s_idx,
+                "p_phase_time": p_time.tz_localize("UTC"),
+                "s_phase_time": s_time.tz_localize("UTC"),
+                "p_phase_polarity": pol,
+                "distance_km": float(epi[k]),
+                "magnitude": mag,
+            }
+        )
+    return truth
+
+
+def _station_trace_attrs(
+    sta, event_id: str, pol: str, idx, times, snr: float, epi_km, az: float, depth
+) -> dict:
+    """CEED attributes of one trace: station, geometry, P and S picks and the pick lists."""
+    p_idx, s_idx = idx
+    p_time, s_time = times
+    return {
+        "network": sta.network,
+        "station": sta.station,
+        "location": sta.location,
+        "instrument": sta.instrument,
+        "component": "ENZ",
+        "unit": "um/s",
+        "dt_s": 1 / SAMPLING_RATE_HZ,
+        "latitude": float(sta.latitude),
+        "longitude": float(sta.longitude),
+        "elevation_m": float(sta.elevation_m),
+        "distance_km": float(epi_km),
+        "azimuth": (az + 180) % 360,
+        "back_azimuth": az,
+        "takeoff_angle": float(np.degrees(np.arctan2(epi_km, depth)) + 90),
+        "snr": snr,
+        "p_phase_index": p_idx,
+        "p_phase_time": p_time.strftime(_TIME_FMT),
+        "p_phase_score": 1.0,
+        "p_phase_polarity": pol,
+        "p_phase_status": "manual",
+        "s_phase_index": s_idx,
+        "s_phase_time": s_time.strftime(_TIME_FMT),
+        "s_phase_score": 1.0,
+        "s_phase_polarity": "N",
+        "s_phase_status": "manual",
+        "phase_type": _string_array(["P", "S"]),
+        "phase_index": np.array([p_idx, s_idx]),
+        "phase_time": _string_array([p_time.strftime(_TIME_FMT), s_time.strftime(_TIME_FMT)]),
+        "phase_score": np.array([1.0, 1.0]),
+        "phase_polarity": _string_array([pol, "N"]),
+        "phase_remark": _string_array(["i", "e"]),
+        "phase_picking_channel": _string_array([f"{sta.instrument}Z", f"{sta.instrument}E"]),
+        "event_id": _string_array([event_id, event_id]),
+    }
 
 
 def ceed_example(

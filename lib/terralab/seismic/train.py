@@ -176,6 +176,52 @@ def _save_checkpoint(path: Path, model, optimizer, epoch: int, history: list[dic
         )
 
 
+def _model_to_train(model: Any):
+    """``model``; the original PhaseNet when None; a randomly initialised one for ``"scratch"``."""
+    from .phasenet import PhaseNet, load_phasenet
+
+    if model is None:
+        return load_phasenet()
+    if isinstance(model, str):
+        if model != "scratch":
+            raise InvalidInputError(f"model must be a torch module, None or 'scratch', got {model!r}")
+        return PhaseNet()
+    return model
+
+
+def _train_epoch(
+    model, optimizer, data, *, batch_size: int, freeze_batchnorm: bool, progress: bool, desc: str
+):
+    """One pass over the windows ``data = (x, y, order)`` in batches; the batch losses. Leaves ``model`` in eval."""
+    import torch
+
+    from ..progress import progress_bar
+    from .phasenet import normalize_windows
+
+    x, y, order = data
+    model.train()
+    if freeze_batchnorm:
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.eval()
+    losses = []
+    bar = progress_bar(range(0, len(order), batch_size), enabled=progress, desc=desc, unit="batch")
+    for i in bar:
+        idx = order[i : i + batch_size]
+        if len(idx) < 2 and not freeze_batchnorm:
+            continue  # batch norm cannot train on a single window
+        xb = normalize_windows(torch.from_numpy(x[idx]))
+        yb = torch.from_numpy(y[idx])
+        optimizer.zero_grad()
+        loss = _loss(model, xb, yb)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+    model.eval()
+    return losses
+
+
 def train_phasenet(
     train: xr.DataArray,
     validation: xr.DataArray | None = None,
@@ -233,19 +279,11 @@ def train_phasenet(
     """
     import torch
 
-    from ..progress import progress_bar
-    from .phasenet import PhaseNet, load_phasenet, normalize_windows
-
     check_records(train)
     if epochs < 0 or batch_size < 1 or learning_rate <= 0:
         raise InvalidInputError("epochs must be ≥ 0, batch_size ≥ 1 and learning_rate > 0")
     torch.manual_seed(seed)
-    if model is None:
-        model = load_phasenet()
-    elif isinstance(model, str):
-        if model != "scratch":
-            raise InvalidInputError(f"model must be a torch module, None or 'scratch', got {model!r}")
-        model = PhaseNet()
+    model = _model_to_train(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     history: list[dict] = []
     start_epoch = 0
@@ -267,28 +305,15 @@ def train_phasenet(
             t0 = time.perf_counter()
             x, y = sample_windows(train, windows_per_record, sigma_s=label_sigma_s, seed=seed + epoch)
             order = rng.permutation(len(x))
-            model.train()
-            if freeze_batchnorm:
-                for m in model.modules():
-                    if isinstance(m, torch.nn.BatchNorm1d):
-                        m.eval()
-            losses = []
-            bar = progress_bar(
-                range(0, len(order), batch_size), enabled=progress, desc=f"epoch {epoch}", unit="batch"
+            losses = _train_epoch(
+                model,
+                optimizer,
+                (x, y, order),
+                batch_size=batch_size,
+                freeze_batchnorm=freeze_batchnorm,
+                progress=progress,
+                desc=f"epoch {epoch}",
             )
-            for i in bar:
-                idx = order[i : i + batch_size]
-                if len(idx) < 2 and not freeze_batchnorm:
-                    continue  # batch norm cannot train on a single window
-                xb = normalize_windows(torch.from_numpy(x[idx]))
-                yb = torch.from_numpy(y[idx])
-                optimizer.zero_grad()
-                loss = _loss(model, xb, yb)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-                bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-            model.eval()
             row = {
                 "epoch": epoch,
                 "train_loss": float(np.mean(losses)) if losses else np.nan,

@@ -253,16 +253,7 @@ def sweep(
         if starting is not None:
             starting.discard()
         raise
-    _log.info(
-        "sweep of %s, attempt %d (%s): %d run(s) to do, %d kept, on %s, outputs to %s",
-        notebook,
-        plan.attempt["attempt"],
-        plan.attempt["mode"],
-        len(plan.todo),
-        len(plan.records),
-        plan.attempt["scheduler"],
-        plan.output,
-    )
+    _log.info("sweep of %s, %s", notebook, plan.describe())
     if starting is not None and not plan.todo:
         starting.discard()  # everything was done already (a resumed sweep)
         starting = None

@@ -174,6 +174,14 @@ class SweepPlan:
             "notebook_sha256": self.notebook_sha256,
         }
 
+    def describe(self) -> str:
+        """One line for the log: the attempt, what it runs and keeps, where."""
+        a = self.attempt
+        return (
+            f"attempt {a['attempt']} ({a['mode']}): {len(self.todo)} run(s) to do, {len(self.records)} kept, "
+            f"on {a['scheduler']}, outputs to {self.output}"
+        )
+
     def save(self) -> None:
         """Write ``sweep.json`` (atomically) with every run recorded so far, in grid order."""
         from .files import write_json_atomic

@@ -31,8 +31,6 @@ from pathlib import Path
 
 BASELINES = ["persistence", "moving_mean", "seasonal_naive"]
 TRAINED = ["median_ar", "gbm", "nb_glm", "pooled", "lstm"]
-#: the LSTM's budget in the rolling evaluations (benchmarks/dengue_rolling.py uses the same)
-LSTM = {"steps": 600, "batch_size": 256, "lr": 3e-3}
 #: candidates on single series: the LSTM's fixed step budget costs as much on one series as on 100 (~8 s a refit,
 #: 1,400 s over the ten design series), too much for this 2-core design run; it is not an ensemble candidate there
 SINGLE_TRAINED = ["median_ar", "gbm", "nb_glm", "pooled"]
@@ -52,20 +50,18 @@ POOLED_VARIANTS = {k: v for k, v in SINGLE_VARIANTS.items() if k != "pooled, no 
 
 
 def _rolling(cases, models, start, end, args, covariates=False, params=None):
-    from terralab import dengue
+    """The reported protocol (dengue.protocol: horizons 1-4, refits every 13 weeks, seed 0, the LSTM budget)."""
+    from terralab.dengue.protocol import rolling_evaluation
 
-    return dengue.rolling_backtest(
+    return rolling_evaluation(
         cases,
         models,
         start,
         end,
-        horizons=(1, 2, 3, 4),
-        refit_every_weeks=13,
-        seed=0,
         progress=False,
         n_jobs=args.n_jobs,
         covariates=covariates,
-        model_params={"lstm": LSTM, **(params or {})},
+        model_params=params,
     )
 
 
@@ -113,15 +109,17 @@ def pooled_part(args) -> None:
     import pandas as pd
 
     from terralab import dengue
+    from terralab.dengue.protocol import evaluation_series
 
-    cases = dengue.top_locations(dengue.load_cases("colombia"), 100, end="2015w52")
+    (design,) = evaluation_series("colombia", 100, design=True)  # targets 2012w01-2015w52
+    cases = design.cases
     t0 = time.perf_counter()
     fc = pd.concat(
         [
             _cached(
                 args,
                 f"colombia100_2012_2015_{m}",
-                lambda m=m: _rolling(cases, [m], "2012w01", "2015w52", args),
+                lambda m=m: _rolling(cases, [m], design.start, design.end, args),
             )
             for m in BASELINES + TRAINED
         ],
@@ -145,7 +143,7 @@ def pooled_part(args) -> None:
         var = _cached(
             args,
             "colombia100_2012_2015_" + label.replace(" ", "_").replace(",", ""),
-            lambda p=params: _rolling(cases, [Pooled(**p)], "2012w01", "2015w52", args),
+            lambda p=params: _rolling(cases, [Pooled(**p)], design.start, design.end, args),
         )
         w = dengue.score(var, by=[])
         print(
@@ -170,16 +168,16 @@ def _single_series(args):
     """(label, cases, start, end, covariates) of each design series, one location each (covariates as the rolling
     benchmark has them: none for Colombia-wide municipalities, DengAI's own)."""
     from terralab import dengue
+    from terralab.dengue.protocol import evaluation_series
 
-    colombia = dengue.load_cases("colombia")
-    ranked = dengue.top_locations(colombia, 100, end="2015w52")
+    (ranked,) = evaluation_series("colombia", 100, design=True)
+    colombia = dengue.load_cases("colombia")  # each municipality's own table (attrs of the whole source)
     out = []
     for rank in SINGLE_RANKS:
-        loc = ranked.columns[rank]
-        out.append((f"colombia {loc}", colombia[[loc]], "2012w01", "2015w52", False))
-    for city in ("sj", "iq"):
-        cases = dengue.load_cases("dengai", [city])
-        out.append((f"dengai {city}", cases, cases.index[-416], cases.index[-209], None))
+        loc = ranked.cases.columns[rank]
+        out.append((f"colombia {loc}", colombia[[loc]], ranked.start, ranked.end, ranked.covariates))
+    for s in evaluation_series("dengai", design=True):
+        out.append((f"dengai {s.label}", s.cases, s.start, s.end, s.covariates))
     return out
 
 

@@ -40,25 +40,20 @@ BASELINES = ["persistence", "moving_mean", "seasonal_naive"]
 
 
 def _run(cases, models, start, end, args, covariates):
-    from dengue_design_selection import LSTM  # the same LSTM budget as the design runs
+    from terralab.dengue.protocol import rolling_evaluation
 
-    from terralab import dengue
-
-    # the ensemble: rolling_backtest's default, the one chosen on earlier origins (dengue.CHOSEN_ENSEMBLES: mean
-    # of gbm, nb_glm, pooled for many locations; median of median_ar, gbm, nb_glm for a single series such as DengAI's
+    # horizons 1-4, refits every 13 weeks, seed 0 and the LSTM budget of the design runs (dengue.protocol); the
+    # ensemble: rolling_backtest's default, the one chosen on earlier origins (dengue.CHOSEN_ENSEMBLES: mean of gbm,
+    # nb_glm, pooled for many locations; median of median_ar, gbm, nb_glm for a single series such as DengAI's
     # cities and Rio)
-    return dengue.rolling_backtest(
+    return rolling_evaluation(
         cases,
         models,
         start,
         end,
-        horizons=(1, 2, 3, 4),
-        refit_every_weeks=13,
-        seed=0,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,  # None: a bar on a terminal, none in a log file
         n_jobs=args.n_jobs,
         covariates=covariates,
-        model_params={"lstm": LSTM},
     )
 
 
@@ -67,29 +62,22 @@ def evaluate(source: str, models: list[str], args) -> tuple:
     import pandas as pd
 
     from terralab import dengue
+    from terralab.dengue.protocol import evaluation_series
 
-    if source == "colombia":
-        cases = dengue.top_locations(dengue.load_cases("colombia"), n=args.locations, end="2015w52")
-        return _run(cases, models, "2016w01", "2019w52", args, False), "2016w01–2019w52"
-    if source == "rio":
-        return _run(dengue.load_cases("rio"), models, "2018w01", "2023w52", args, False), "2018w01–2023w52"
-    if source == "dengai":
-        frames, windows = [], []
-        for city in ("sj", "iq"):
-            cases = dengue.load_cases("dengai", [city])
-            start, end = cases.index[-208], cases.index[-1]
-            frames.append(_run(cases, models, start, end, args, None))
-            windows.append(f"{city} {dengue.week_label(start)}–{dengue.week_label(end)}")
-        out = pd.concat(frames, ignore_index=True)
-        out.attrs = dict(
-            frames[0].attrs,
-            **{
-                key: {m: sum(f.attrs[key].get(m, 0) for f in frames) for m in models}
-                for key in ("seconds", "cpu_seconds")
-            },
-        )
-        return out, "; ".join(windows)
-    raise SystemExit(f"unknown source {source}")
+    parts = evaluation_series(source, args.locations)
+    frames = [_run(s.cases, models, s.start, s.end, args, s.covariates) for s in parts]
+    if len(parts) == 1:
+        return frames[0], f"{parts[0].start}–{parts[0].end}"
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs = dict(
+        frames[0].attrs,
+        **{
+            key: {m: sum(f.attrs[key].get(m, 0) for f in frames) for m in models}
+            for key in ("seconds", "cpu_seconds")
+        },
+    )
+    windows = [f"{s.label} {dengue.week_label(s.start)}–{dengue.week_label(s.end)}" for s in parts]
+    return out, "; ".join(windows)
 
 
 def report(fc, window: str, args) -> None:

@@ -250,3 +250,13 @@ def test_pooled_covariate_features_are_the_means_of_weeks_t_minus_3_to_t_and_t_m
         cases, M.Pooled(covariates=True), covariates=cov, test_start=cases.index[-8], test_end=cases.index[-1]
     )
     assert np.isfinite(fc["forecast"]).all()
+
+
+def test_an_option_the_pooled_models_do_not_have_is_refused_with_their_options():
+    with pytest.raises(
+        InvalidInputError, match="model 'gbm' has no option 'interactions'.*calibration_weeks"
+    ):
+        M.GradientBoosting(interactions=False)
+    with pytest.raises(InvalidInputError, match="model 'pooled' has no option 'folds'"):
+        M.make_model("pooled", folds=2)
+    assert M.Pooled(max_folds=1, ridge=0.1).params["max_folds"] == 1

@@ -4,12 +4,15 @@ both with split-conformal quantiles from held-out errors."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
-from .base import WEEK, Forecaster, Panel, covariate_stats, tidy_quantiles, train_origins, whole_weeks
+from .base import WEEK, Forecaster, Panel, covariate_stats, train_origins, whole_weeks
+from .probabilistic import tidy_quantiles
 
 
 def _climatology(logy: np.ndarray, half_width: int = 2) -> np.ndarray:
@@ -36,20 +39,48 @@ def _climatology(logy: np.ndarray, half_width: int = 2) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def conformal_params(
-    calibration_weeks, spread, level_bins, covariates, min_calibration_rows, max_folds, min_regression_rows
-) -> dict:
-    """Checked settings of the pooled models' features and split-conformal quantiles."""
-    if spread not in ("auto", "regression", "binned"):
-        raise InvalidInputError(f"spread must be 'auto', 'regression' or 'binned', got {spread!r}")
+@dataclass(frozen=True)
+class ConformalParams:
+    """Settings of the split-conformal quantiles (and covariate features) shared by ``pooled`` and ``gbm``.
+
+    See :class:`Pooled` for what each does; both models take them as keyword arguments.
+    """
+
+    calibration_weeks: int = 52
+    spread: str = "auto"
+    level_bins: int = 5
+    covariates: bool = False
+    min_calibration_rows: int = 1000
+    max_folds: int = 4
+    min_regression_rows: int = 750
+
+
+def conformal_params(model: str, **params: Any) -> dict:
+    """Checked :class:`ConformalParams` as a dict (field order); an unknown keyword names the model's options.
+
+    >>> conformal_params("pooled", max_folds=1)["max_folds"]
+    1
+    >>> conformal_params("pooled", folds=1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    terralab.errors.InvalidInputError: model 'pooled' has no option 'folds'; its conformal options: ...
+    """
+    names = [f.name for f in fields(ConformalParams)]
+    for key in params:
+        if key not in names:
+            raise InvalidInputError(
+                f"model {model!r} has no option {key!r}; its conformal options: {', '.join(names)}"
+            )
+    p = ConformalParams(**params)
+    if p.spread not in ("auto", "regression", "binned"):
+        raise InvalidInputError(f"spread must be 'auto', 'regression' or 'binned', got {p.spread!r}")
     return {
-        "calibration_weeks": whole_weeks(calibration_weeks, "calibration_weeks", 13),
-        "spread": spread,
-        "level_bins": whole_weeks(level_bins, "level_bins"),
-        "covariates": bool(covariates),
-        "min_calibration_rows": whole_weeks(min_calibration_rows, "min_calibration_rows"),
-        "max_folds": whole_weeks(max_folds, "max_folds"),
-        "min_regression_rows": whole_weeks(min_regression_rows, "min_regression_rows"),
+        "calibration_weeks": whole_weeks(p.calibration_weeks, "calibration_weeks", 13),
+        "spread": p.spread,
+        "level_bins": whole_weeks(p.level_bins, "level_bins"),
+        "covariates": bool(p.covariates),
+        "min_calibration_rows": whole_weeks(p.min_calibration_rows, "min_calibration_rows"),
+        "max_folds": whole_weeks(p.max_folds, "max_folds"),
+        "min_regression_rows": whole_weeks(p.min_regression_rows, "min_regression_rows"),
     }
 
 
@@ -76,6 +107,9 @@ class Pooled(Forecaster):
     ``"auto"`` (default) uses the regression when there are ≥ ``min_regression_rows`` errors, else the bins (a
     regression of ~25 coefficients on one series' few dozen errors fits them, and its intervals come out too
     narrow). ``forecast`` is the predictive median. Non-negative and non-crossing.
+
+    Options are keywords: ``interactions``, ``ridge``, ``ridge_prior`` and those of :class:`ConformalParams`
+    (``Pooled(max_folds=1, spread="regression")``); any other is an InvalidInputError that lists them.
     """
 
     name = "pooled"
@@ -89,17 +123,7 @@ class Pooled(Forecaster):
     )
 
     def __init__(
-        self,
-        calibration_weeks: int = 52,
-        spread: str = "auto",
-        level_bins: int = 5,
-        interactions: bool = True,
-        ridge: float = 1e-3,
-        ridge_prior: float = 40.0,
-        covariates: bool = False,
-        min_calibration_rows: int = 1000,
-        max_folds: int = 4,
-        min_regression_rows: int = 750,
+        self, *, interactions: bool = True, ridge: float = 1e-3, ridge_prior: float = 40.0, **conformal: Any
     ) -> None:
         if not (np.isfinite(ridge) and ridge >= 0 and np.isfinite(ridge_prior) and ridge_prior >= 0):
             raise InvalidInputError(f"ridge and ridge_prior must be ≥ 0, got {ridge!r}, {ridge_prior!r}")
@@ -107,15 +131,7 @@ class Pooled(Forecaster):
             interactions=bool(interactions),
             ridge=float(ridge),
             ridge_prior=float(ridge_prior),
-            **conformal_params(
-                calibration_weeks,
-                spread,
-                level_bins,
-                covariates,
-                min_calibration_rows,
-                max_folds,
-                min_regression_rows,
-            ),
+            **conformal_params(self.name, **conformal),
         )
 
     def history_weeks(self, panel: Panel) -> int:
@@ -324,6 +340,8 @@ class GradientBoosting(Pooled):
     Quantiles as :class:`Pooled`: held-out errors of a copy fitted before the last ``calibration_weeks``. One
     thread, fixed seed: deterministic. Replaces a scikit-learn HistGradientBoosting on scaled counts that fitted
     35 s per refit on 100 municipalities (a second copy for its conformal errors); this one fits in ~8 s.
+    Options are keywords: ``n_estimators``, ``learning_rate``, ``num_leaves``, ``min_child_samples`` and those of
+    :class:`ConformalParams`.
     """
 
     name = "gbm"
@@ -334,17 +352,12 @@ class GradientBoosting(Pooled):
 
     def __init__(
         self,
+        *,
         n_estimators: int = 200,
         learning_rate: float = 0.05,
         num_leaves: int = 15,
         min_child_samples: int = 20,
-        calibration_weeks: int = 52,
-        spread: str = "auto",
-        level_bins: int = 5,
-        covariates: bool = False,
-        min_calibration_rows: int = 1000,
-        max_folds: int = 4,
-        min_regression_rows: int = 750,
+        **conformal: Any,
     ) -> None:
         Forecaster.__init__(
             self,
@@ -352,15 +365,7 @@ class GradientBoosting(Pooled):
             learning_rate=float(learning_rate),
             num_leaves=whole_weeks(num_leaves, "num_leaves", 2),
             min_child_samples=whole_weeks(min_child_samples, "min_child_samples"),
-            **conformal_params(
-                calibration_weeks,
-                spread,
-                level_bins,
-                covariates,
-                min_calibration_rows,
-                max_folds,
-                min_regression_rows,
-            ),
+            **conformal_params(self.name, **conformal),
         )
 
     def _fit_point(self, X: np.ndarray, y: np.ndarray, seed: int):

@@ -7,9 +7,9 @@ do not).
 Examples
 --------
 >>> from terralab import dengue
->>> cases = dengue.load_cases()                                        # doctest: +SKIP
->>> fc = dengue.backtest(cases, model="persistence")                   # 2018w37–w52, one week ahead
->>> round(dengue.score(fc)["mae"].mean(), 2)                           # doctest: +SKIP
+>>> cases = dengue.load_cases()  # the five DengueNet cities (embedded: offline)
+>>> fc = dengue.backtest(cases, model="persistence")  # 2018w37–w52, one week ahead
+>>> round(float(dengue.score(fc)["mae"].mean()), 2)
 8.78
 """
 

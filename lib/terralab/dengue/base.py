@@ -18,12 +18,19 @@ import pandas as pd
 
 from ..errors import InvalidInputError
 from . import weeks as _weeks
+from .probabilistic import tidy_quantiles
 
 WEEK = pd.Timedelta(days=7)
 
 
 def whole_weeks(value: Any, name: str, minimum: int = 1) -> int:
     """``value`` as a whole number of weeks ≥ ``minimum``; anything else (1.7, "2", True, 0) is refused.
+
+    >>> whole_weeks(2.0, "horizon")
+    2
+    >>> whole_weeks(1.5, "horizon")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    terralab.errors.InvalidInputError: horizon must be a whole number of weeks, got 1.5 (float); ...
 
     Raises
     ------
@@ -169,11 +176,6 @@ def single_thread(torch: bool = False):
         finally:
             if tm is not None:
                 tm.set_num_threads(n_torch)
-
-
-def tidy_quantiles(values: np.ndarray) -> np.ndarray:
-    """Quantiles non-negative and non-crossing along the last axis."""
-    return np.sort(np.clip(np.nan_to_num(values, nan=0.0), 0.0, None), axis=-1)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import pandas as pd
 
 from ..errors import InvalidInputError
 from . import weeks as _weeks
-from .base import WEEK, Forecaster, Panel, tidy_quantiles, train_origins, whole_weeks
+from .base import WEEK, Forecaster, Panel, train_origins, whole_weeks
+from .probabilistic import tidy_quantiles
 
 
 class _Baseline(Forecaster):

@@ -382,8 +382,12 @@ def load_cases(
     Examples
     --------
     >>> from terralab import dengue
-    >>> cases = dengue.load_cases("colombia", locations=[5001, 76001])   # doctest: +SKIP
-    >>> cases.loc["2018-09-15"]                                          # doctest: +SKIP
+    >>> cases = dengue.load_cases(locations=[5001, 76001])  # Medellín and Cali, embedded: offline
+    >>> cases.loc["2018-09-15"]
+    location
+    5001     12.0
+    76001    23.0
+    Name: 2018-09-15 00:00:00, dtype: float64
     """
     return _LOADERS[_check_source(source)](locations, week53_fill)
 
@@ -529,8 +533,13 @@ def load_covariates(source: str = "colombia_denguenet", locations: Iterable | No
 
     Examples
     --------
-    >>> cov = load_covariates("colombia_denguenet", [5001])    # doctest: +SKIP
-    >>> cov["temperature"][5001].head()                        # doctest: +SKIP
+    >>> cov = load_covariates("colombia_denguenet", [5001])
+    >>> cov["temperature"][5001].head(3).round(2)
+    week
+    2007-01-06    18.89
+    2007-01-13    22.23
+    2007-01-20    22.27
+    Freq: W-SAT, Name: 5001, dtype: float64
     """
     source = _check_source(source)
     if source == "dengai":

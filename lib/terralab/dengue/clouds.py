@@ -38,10 +38,14 @@ def check_cube(cube: xr.DataArray) -> str:
 
 
 def tile_edges(n_pixels: int, n_tiles: int) -> list[tuple[int, int]]:
-    """(start, stop) pixel ranges of ``n_tiles`` nearly equal tiles along an axis of ``n_pixels``."""
+    """(start, stop) pixel ranges of ``n_tiles`` nearly equal tiles along an axis of ``n_pixels``.
+
+    >>> tile_edges(10, 3)
+    [(0, 3), (3, 7), (7, 10)]
+    """
     if not 1 <= n_tiles <= n_pixels:
         raise InvalidInputError(f"cannot cut {n_pixels} pixels into {n_tiles} tiles")
-    cuts = np.linspace(0, n_pixels, n_tiles + 1).round().astype(int)
+    cuts = np.linspace(0, n_pixels, n_tiles + 1).round().astype(int).tolist()
     return list(itertools.pairwise(cuts))
 
 

@@ -7,7 +7,8 @@ import pandas as pd
 
 from ..errors import InvalidInputError
 from ..progress import progress_bar
-from .base import Forecaster, Panel, covariate_stats, tidy_quantiles, torch_seed, train_origins, whole_weeks
+from .base import Forecaster, Panel, covariate_stats, torch_seed, train_origins, whole_weeks
+from .probabilistic import tidy_quantiles
 
 
 class LSTMForecaster(Forecaster):

@@ -52,7 +52,6 @@ from .base import (
     Panel,
     covariate_stats,
     single_thread,
-    tidy_quantiles,
     torch_seed,
     train_origins,
     whole_weeks,
@@ -61,6 +60,7 @@ from .baselines import MovingMean, Persistence, SeasonalNaive
 from .denguenet import DengueNet
 from .lstm import LSTMForecaster, train_quantiles
 from .pooled import GradientBoosting, Pooled
+from .probabilistic import tidy_quantiles
 from .regression import MedianAR, NegBinGLM, lag_design, lag_design_names, log_link_irls
 
 __all__ = [

@@ -79,8 +79,11 @@ def quantile_levels(frame: pd.DataFrame) -> tuple[list[float], list[str]]:
 
 
 def tidy_quantiles(values: np.ndarray) -> np.ndarray:
-    """Quantiles made non-negative and non-crossing along the last axis (clip at 0, then sort)."""
-    return np.sort(np.clip(np.nan_to_num(values, nan=0.0, posinf=np.finfo(float).max), 0.0, None), axis=-1)
+    """Quantiles made non-negative and non-crossing along the last axis (NaN to 0, clip at 0, then sort).
+
+    +inf becomes the largest value of the array's dtype (float32 outputs of the LSTM stay float32).
+    """
+    return np.sort(np.clip(np.nan_to_num(values, nan=0.0), 0.0, None), axis=-1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,6 +112,10 @@ def wis(y: np.ndarray, q: np.ndarray, levels: Sequence[float]) -> np.ndarray:
     y : (n,) observed counts
     q : (n, k) predictive quantiles at ``levels``
     levels : k levels, symmetric about 0.5 and including 0.5 (like :data:`QUANTILES`)
+
+    >>> import numpy as np
+    >>> wis(np.array([10.0]), np.array([[5.0, 10.0, 20.0]]), [0.05, 0.5, 0.95])
+    array([0.5])
     """
     levels = np.asarray(levels, dtype=float)
     if not np.allclose(levels + levels[::-1], 1.0) or not np.any(np.isclose(levels, 0.5)):

@@ -8,7 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .base import WEEK, Forecaster, Panel, covariate_stats, tidy_quantiles, train_origins
+from .base import WEEK, Forecaster, Panel, covariate_stats, train_origins
+from .probabilistic import tidy_quantiles
 
 
 def _season(targets: pd.DatetimeIndex) -> np.ndarray:

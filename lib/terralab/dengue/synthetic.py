@@ -122,6 +122,9 @@ def synthetic_cases(
     -------
     DataFrame (week × location) like :func:`terralab.dengue.load_cases`, with ``attrs["truth"]`` (the parameters
     and the latent mean ``mu`` per location as lists).
+    >>> cases = synthetic_cases(104, 3, start="2012w01", seed=0)
+    >>> cases.shape, cases.index[0].date(), list(cases.columns)
+    ((104, 3), datetime.date(2012, 1, 7), [1, 2, 3])
     """
     locs = _locations(locations)
     if n_weeks < rain_lag_weeks + 2:

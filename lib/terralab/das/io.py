@@ -375,19 +375,9 @@ def _join(pieces: list, *, gaps: str, max_gap_fill_s: float):
     x0 = np.asarray(ref["distance"].values)
     events: list[dict[str, Any]] = []
     kept = [ref]
-    for prev_i, cur in enumerate(pieces[1:]):
+    for cur in pieces[1:]:
         prev = kept[-1]
-        if cur.sizes["distance"] != len(x0) or not np.allclose(cur["distance"].values, x0):
-            raise FileFormatError(
-                f"{cur.attrs.get('source_files')}: channels differ from {ref.attrs.get('source_files')}; "
-                "select the same distance range in every file before joining"
-            )
-        fs_cur = cur.attrs.get("sampling_rate_hz") or fs
-        if abs(fs_cur - fs) > 1e-3 * fs:
-            raise FileFormatError(
-                f"{cur.attrs.get('source_files')}: sampling rate {fs_cur:g} Hz differs from {fs:g} Hz of the "
-                "first file; resample before joining"
-            )
+        _check_joinable(cur, ref, x0, fs)
         end_prev = prev["time"].values[-1].astype("datetime64[ns]").astype(np.int64)
         start = cur["time"].values[0].astype("datetime64[ns]").astype(np.int64)
         step = (start - end_prev) / dt_ns  # 1.0 when seamless
@@ -396,48 +386,12 @@ def _join(pieces: list, *, gaps: str, max_gap_fill_s: float):
             "file_after": cur.attrs.get("source_files", ""),
         }
         if step > 1.5:
-            gap_s = (start - end_prev - dt_ns) / 1e9
-            ev = {
-                "kind": "gap",
-                "start": str(np.datetime64(int(end_prev + dt_ns), "ns")),
-                "end": str(np.datetime64(int(start), "ns")),
-                "duration_s": float(gap_s),
-                **common,
-            }
-            if gaps == "raise" or gap_s > max_gap_fill_s:
-                raise InvalidInputError(
-                    f"gap of {gap_s:.3f} s between {common['file_before']} and {common['file_after']}"
-                    + ("" if gaps == "raise" else f" is longer than max_gap_fill_s={max_gap_fill_s} s")
-                    + "; read the parts separately or process the files with terralab.das.stream"
-                )
-            n_fill = round(float((start - end_prev) / dt_ns)) - 1
-            fill_t = end_prev + np.round(np.arange(1, n_fill + 1) * dt_ns).astype(np.int64)
-            filler = xr.DataArray(
-                np.full((n_fill, len(x0)), np.nan, dtype=cur.dtype),
-                dims=("time", "distance"),
-                coords={"time": fill_t.astype("datetime64[ns]"), "distance": x0},
-            )
+            filler, ev = _gap_filler(end_prev, start, dt_ns, x0, cur.dtype, common, gaps, max_gap_fill_s)
             kept.append(filler)
-            ev["handling"] = f"filled {n_fill} samples with NaN"
             events.append(ev)
         elif step < 0.5:
-            n_dup = int(
-                np.sum(cur["time"].values.astype("datetime64[ns]").astype(np.int64) <= end_prev + dt_ns / 2)
-            )
-            ev = {
-                "kind": "overlap",
-                "start": str(np.datetime64(int(start), "ns")),
-                "end": str(np.datetime64(int(end_prev), "ns")),
-                "duration_s": float((end_prev - start + dt_ns) / 1e9),
-                **common,
-            }
-            if gaps == "raise":
-                raise InvalidInputError(
-                    f"{common['file_after']} overlaps {common['file_before']} by {n_dup} samples"
-                )
-            ev["handling"] = f"dropped {n_dup} overlapping samples of the later file"
+            cur, ev = _drop_overlap(cur, end_prev, start, dt_ns, common, gaps)
             events.append(ev)
-            cur = cur.isel(time=slice(n_dup, None))
             if cur.sizes["time"] == 0:
                 continue
         kept.append(cur)
@@ -463,6 +417,66 @@ def _join(pieces: list, *, gaps: str, max_gap_fill_s: float):
     out.attrs["gaps"] = json.dumps(events)
     out.attrs["sampling_rate_hz"] = fs
     return out
+
+
+def _check_joinable(cur, ref, x0, fs: float) -> None:
+    """A piece joins the first one only with the same channels and sampling rate."""
+    if cur.sizes["distance"] != len(x0) or not np.allclose(cur["distance"].values, x0):
+        raise FileFormatError(
+            f"{cur.attrs.get('source_files')}: channels differ from {ref.attrs.get('source_files')}; "
+            "select the same distance range in every file before joining"
+        )
+    fs_cur = cur.attrs.get("sampling_rate_hz") or fs
+    if abs(fs_cur - fs) > 1e-3 * fs:
+        raise FileFormatError(
+            f"{cur.attrs.get('source_files')}: sampling rate {fs_cur:g} Hz differs from {fs:g} Hz of the "
+            "first file; resample before joining"
+        )
+
+
+def _gap_filler(end_prev, start, dt_ns, x0, dtype, common: dict, gaps: str, max_gap_fill_s: float):
+    """(NaN piece filling the gap between two files, its gap event); raises where gaps may not be filled."""
+    import xarray as xr
+
+    gap_s = (start - end_prev - dt_ns) / 1e9
+    ev = {
+        "kind": "gap",
+        "start": str(np.datetime64(int(end_prev + dt_ns), "ns")),
+        "end": str(np.datetime64(int(start), "ns")),
+        "duration_s": float(gap_s),
+        **common,
+    }
+    if gaps == "raise" or gap_s > max_gap_fill_s:
+        raise InvalidInputError(
+            f"gap of {gap_s:.3f} s between {common['file_before']} and {common['file_after']}"
+            + ("" if gaps == "raise" else f" is longer than max_gap_fill_s={max_gap_fill_s} s")
+            + "; read the parts separately or process the files with terralab.das.stream"
+        )
+    n_fill = round(float((start - end_prev) / dt_ns)) - 1
+    fill_t = end_prev + np.round(np.arange(1, n_fill + 1) * dt_ns).astype(np.int64)
+    filler = xr.DataArray(
+        np.full((n_fill, len(x0)), np.nan, dtype=dtype),
+        dims=("time", "distance"),
+        coords={"time": fill_t.astype("datetime64[ns]"), "distance": x0},
+    )
+    ev["handling"] = f"filled {n_fill} samples with NaN"
+    return filler, ev
+
+
+def _drop_overlap(cur, end_prev, start, dt_ns, common: dict, gaps: str):
+    """(the later file without the samples it shares with the earlier one, the overlap event)."""
+    n_dup = int(np.sum(cur["time"].values.astype("datetime64[ns]").astype(np.int64) <= end_prev + dt_ns / 2))
+    ev = {
+        "kind": "overlap",
+        "start": str(np.datetime64(int(start), "ns")),
+        "end": str(np.datetime64(int(end_prev), "ns")),
+        "duration_s": float((end_prev - start + dt_ns) / 1e9),
+        **common,
+    }
+    if gaps == "raise":
+        raise InvalidInputError(f"{common['file_after']} overlaps {common['file_before']} by {n_dup} samples")
+    ev["handling"] = f"dropped {n_dup} overlapping samples of the later file"
+    return cur.isel(time=slice(n_dup, None)), ev
 
 
 # --------------------------------------------------------------------------------------------------

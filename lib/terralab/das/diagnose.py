@@ -53,7 +53,6 @@ def diagnose(
     import pandas as pd
 
     from . import io
-    from .detect import preprocess
 
     data = io.check(data)
     x = np.asarray(data["distance"].values, dtype=float)
@@ -86,6 +85,26 @@ def diagnose(
     status[good & (ratio > noisy_factor)] = "noisy"
     good = status == "ok"
 
+    coupling = _coupling(data, x, good)
+    out = pd.DataFrame(
+        {
+            "distance_m": x,
+            "status": status,
+            "nan_fraction": nan_frac,
+            "noise": noise,
+            "noise_ratio": ratio,
+            "coupling": coupling,
+        }
+    )
+    out.attrs.update(_summary(status, coupling))
+    return out
+
+
+def _coupling(data, x, good):
+    """Traffic amplitude per channel relative to the median good channel, from the detector's low-passed image
+    (NaN for bad channels, and everywhere when the detector cannot read the record)."""
+    from .detect import preprocess
+
     coupling = np.full(len(x), np.nan)
     try:
         dx = float(np.median(np.abs(np.diff(x))))
@@ -102,35 +121,27 @@ def diagnose(
         coupling = np.where(good, c / ref_c, np.nan) if ref_c > 0 else coupling
     except Exception:  # a record the detector cannot read still gets its channel table
         logger.debug("no coupling estimate: the detector could not read this record", exc_info=True)
-    out = pd.DataFrame(
-        {
-            "distance_m": x,
-            "status": status,
-            "nan_fraction": nan_frac,
-            "noise": noise,
-            "noise_ratio": ratio,
-            "coupling": coupling,
-        }
-    )
+    return coupling
+
+
+def _summary(status, coupling) -> dict:
+    """The record's summary: bad channels, coupling spread (90th / 10th percentile) and advice."""
     n_bad = int((status != "ok").sum())
     cg = coupling[np.isfinite(coupling)]
     spread_c = float(np.percentile(cg, 90) / np.percentile(cg, 10)) if len(cg) > 4 else float("nan")
     advice = []
-    if n_bad / len(x) > 0.2:
-        advice.append(f"{n_bad} of {len(x)} channels are bad: counts may miss vehicles seen only there")
+    if n_bad / len(status) > 0.2:
+        advice.append(f"{n_bad} of {len(status)} channels are bad: counts may miss vehicles seen only there")
     if np.isfinite(spread_c) and spread_c > 3.0:
         advice.append(
             f"coupling varies {spread_c:.1f}x along the fibre: amplitudes (car/truck) are less reliable"
         )
-    out.attrs.update(
-        {
-            "n_bad": n_bad,
-            "bad_fraction": n_bad / len(x),
-            "coupling_spread": spread_c,
-            "advice": "; ".join(advice) or "no problem found",
-        }
-    )
-    return out
+    return {
+        "n_bad": n_bad,
+        "bad_fraction": n_bad / len(status),
+        "coupling_spread": spread_c,
+        "advice": "; ".join(advice) or "no problem found",
+    }
 
 
 class _quiet:

@@ -11,6 +11,7 @@ from terralab import dengue
 from terralab.dengue import models as M
 from terralab.dengue import probabilistic as P
 from terralab.dengue import synthetic as S
+from terralab.dengue.protocol import evaluation_series, rolling_evaluation
 from terralab.errors import InvalidInputError
 
 QCOLS = [P.quantile_column(q) for q in dengue.QUANTILES]
@@ -252,15 +253,16 @@ def colombia_100(shared_data, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:  # module scope: the per-test mirror and cache are not set yet
         mp.setenv("TERRALAB_DATA_MIRROR", str(shared_data))
         mp.setenv("TERRALAB_CACHE", str(tmp_path_factory.mktemp("terralab-cache")))
-        cases = dengue.top_locations(dengue.load_cases("colombia"), 100, end="2015w52")
-    return dengue.rolling_backtest(
-        cases,
+        (run,) = evaluation_series("colombia", 100)  # targets 2016w01-2019w52, covariates off
+    assert (run.start, run.end, run.covariates) == ("2016w01", "2019w52", False)
+    return rolling_evaluation(
+        run.cases,
         ["persistence", "moving_mean", "seasonal_naive", "gbm", "nb_glm", "pooled", "ensemble"],
-        "2016w01",
-        "2019w52",
+        run.start,
+        run.end,
         n_jobs=2,
         progress=False,
-        covariates=False,
+        covariates=run.covariates,
     )
 
 
@@ -332,19 +334,16 @@ def _single_series_rolling(shared_data, tmp_path_factory, source):
     """benchmarks/dengue_rolling.py --source rio|dengai without the LSTM and pooled: the same windows, the chosen
     single-series ensemble (quantile-wise median of median_ar, gbm, nb_glm; chosen on earlier years)."""
     models = ["persistence", "moving_mean", "seasonal_naive", "median_ar", "gbm", "nb_glm", "ensemble"]
-    kw = {"horizons": (1, 2, 3, 4), "refit_every_weeks": 13, "n_jobs": 2, "progress": False, "seed": 0}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TERRALAB_DATA_MIRROR", str(shared_data))
         mp.setenv("TERRALAB_CACHE", str(tmp_path_factory.mktemp("terralab-cache")))
-        if source == "rio":
-            return dengue.rolling_backtest(
-                dengue.load_cases("rio"), models, "2018w01", "2023w52", covariates=False, **kw
+        frames = [
+            rolling_evaluation(
+                s.cases, models, s.start, s.end, n_jobs=2, progress=False, covariates=s.covariates
             )
-        frames = []
-        for city in ("sj", "iq"):
-            cases = dengue.load_cases("dengai", [city])
-            frames.append(dengue.rolling_backtest(cases, models, cases.index[-208], cases.index[-1], **kw))
-        return pd.concat(frames, ignore_index=True)
+            for s in evaluation_series(source)  # Rio 2018w01-2023w52; each DengAI city's last 208 weeks
+        ]
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 # README figures (benchmarks/dengue_rolling.py --source rio / --source dengai print the same, to three decimals)
@@ -373,3 +372,31 @@ def test_single_series_sources_rolling_ensemble_figures(
     assert table.loc["ensemble", "rel_wis"] == pytest.approx(rel_wis, abs=0.0006)
     assert table.loc["ensemble", "coverage_90"] == pytest.approx(coverage_90, abs=0.0006)
     assert dengue.paired_test(fc, "ensemble", "persistence")["p_value"] < 0.05
+
+
+def test_rolling_evaluation_runs_the_reported_protocol(synthetic):
+    fc = rolling_evaluation(synthetic, ["persistence"], "2016w01", "2016w04", n_jobs=1, progress=False)
+    assert fc.attrs["horizons"] == [1, 2, 3, 4] and fc.attrs["refit_every_weeks"] == 13
+    kw = {"horizons": (1, 2, 3, 4), "refit_every_weeks": 13, "seed": 0, "n_jobs": 1, "progress": False}
+    same = dengue.rolling_backtest(synthetic, ["persistence"], "2016w01", "2016w04", **kw)
+    pd.testing.assert_frame_equal(fc, same)
+
+
+def test_evaluation_series_refuses_an_unknown_source_and_a_design_window_rio_does_not_have():
+    with pytest.raises(InvalidInputError, match="source must be"):
+        evaluation_series("lima")
+    with pytest.raises(InvalidInputError, match="no design window"):
+        evaluation_series("rio", design=True)
+
+
+def test_dengai_design_weeks_are_the_208_before_the_reported_ones(shared_data):
+    reported, design = evaluation_series("dengai"), evaluation_series("dengai", design=True)
+    for r, d in zip(reported, design):
+        idx = r.cases.index
+        assert r.label == d.label and (r.start, r.end) == (idx[-208], idx[-1])
+        assert (d.start, d.end) == (idx[-416], idx[-209])
+
+
+def test_an_unknown_rolling_option_is_refused_with_the_options(synthetic):
+    with pytest.raises(InvalidInputError, match="no option 'lookback_weeks'.*lookback, covariates"):
+        dengue.rolling_backtest(synthetic, ["persistence"], "2016w01", "2016w04", lookback_weeks=5)

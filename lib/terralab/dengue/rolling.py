@@ -12,16 +12,20 @@ Model × refit tasks run in parallel with joblib (``n_jobs``) or on a dask.distr
 Examples
 --------
 >>> from terralab import dengue
->>> cases = dengue.load_cases()                                                      # doctest: +SKIP
->>> fc = dengue.rolling_backtest(cases, ["persistence", "pooled"], "2016w01", "2018w52")  # doctest: +SKIP
->>> dengue.score(fc, by=["model", "horizon"], baseline="persistence")               # doctest: +SKIP
+>>> cases = dengue.load_cases()  # the five DengueNet cities (embedded: offline)
+>>> fc = dengue.rolling_backtest(cases, ["persistence", "moving_mean"], "2018w01", "2018w13", n_jobs=1)
+>>> dengue.score(fc, by=[], baseline="persistence")[["wis", "rel_wis"]].round(3)
+               wis  rel_wis
+model
+persistence  4.428    1.000
+moving_mean  4.332    0.978
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -153,6 +157,7 @@ def _run_task(
         horizon=min(horizons),
         lookback=lookback,
         seed=seed,
+        progress=False,  # the rolling backtest's own bar counts the tasks
     )
     parts = []
     with single_thread(torch=model.uses_torch):
@@ -220,6 +225,135 @@ def _execute(tasks: list[dict], n_jobs: int | None, client, progress: bool | Non
     return results
 
 
+@dataclass(frozen=True)
+class RollingOptions:
+    """The keyword options of :func:`rolling_backtest` beyond the protocol (see its parameters)."""
+
+    lookback: int = 5
+    covariates: Any = None
+    model_params: Mapping[str, Mapping] | None = None
+    ensemble_members: Sequence[str] | None = None
+    ensemble_how: str | None = None
+
+
+def _rolling_options(options: Mapping[str, Any]) -> RollingOptions:
+    names = [f.name for f in fields(RollingOptions)]
+    for key in options:
+        if key not in names:
+            raise InvalidInputError(
+                f"rolling_backtest has no option {key!r}; its options: {', '.join(names)}"
+            )
+    return RollingOptions(**options)
+
+
+def _check_horizons(horizons) -> tuple[int, ...]:
+    if isinstance(horizons, (int, np.integer)):
+        horizons = (horizons,)
+    horizons = tuple(whole_weeks(h, "horizon") for h in horizons)
+    if not horizons or len(set(horizons)) != len(horizons):
+        raise InvalidInputError(f"horizons must be distinct whole weeks ≥ 1, got {horizons}")
+    return tuple(sorted(horizons))
+
+
+def _check_span(cases, specs, start_w, end_w, horizons, lookback, levels) -> None:
+    """The targets lie in the data and every location and model has the history it needs at the first origin."""
+    if not (isinstance(cases.index, pd.DatetimeIndex) and len(cases.index)):
+        return
+    first_origin = start_w - max(horizons) * WEEK
+    if first_origin < cases.index[0] or end_w > cases.index[-1]:
+        raise InvalidInputError(
+            f"targets {_weeks.week_label(start_w)}–{_weeks.week_label(end_w)} with horizons up to {max(horizons)}"
+            f" need data from {_weeks.week_label(first_origin)} to {_weeks.week_label(end_w)}; the data span "
+            f"{_weeks.week_label(cases.index[0])}–{_weeks.week_label(cases.index[-1])}"
+        )
+    needs = {}
+    for name, spec, params in specs:
+        m = make_model(spec if isinstance(spec, str) else _clone(spec), **params)
+        lag_need = max(m.history_weeks(Panel(cases, horizon=h, lookback=lookback)) for h in horizons)
+        needs[name] = max(lag_need, lookback) + max(horizons) + (10 if m.trained or levels else 0)
+    _check_history(cases, first_origin, lookback, horizons, needs)
+
+
+def _ensemble_choice(specs, n_locations: int, members, how, levels) -> tuple[list[str], str]:
+    """The ensemble's members and rule: as given, else the chosen ensemble when all its members are listed."""
+    from .models import BASELINES
+
+    members = list(members) if members is not None else None
+    listed = {n for n, _, _ in specs}
+    if members is None:
+        chosen, chosen_how = CHOSEN_ENSEMBLES["single" if n_locations == 1 else "many"]
+        if set(chosen) <= listed:
+            members = list(chosen)
+            how = how or chosen_how
+        else:
+            members = [n for n, _, _ in specs if n not in BASELINES]
+    how = how or "mean"
+    unknown = [m for m in members if m not in listed]
+    if len(members) < 2 or unknown:
+        raise InvalidInputError(
+            f"the ensemble needs ≥ 2 members among the models listed; got {members}"
+            + (f" ({unknown} not listed)" if unknown else "")
+        )
+    if not levels:
+        raise InvalidInputError("the ensemble averages quantiles: pass quantiles (e.g. QUANTILES)")
+    if how not in ("mean", "median"):
+        raise InvalidInputError(f"ensemble_how must be 'mean' or 'median', got {how!r}")
+    return members, how
+
+
+def _tasks(specs, blocks, common: dict, keep_cost: bool) -> list[dict]:
+    """One task per model and refit block; ``_cost`` orders joblib's queue (baselines are cheap)."""
+    tasks = []
+    for name, spec, params in specs:
+        cost = 1 if name in ("persistence", "moving_mean", "seasonal_naive") else 10
+        for refit, last in blocks:
+            task = {
+                "name": name,
+                "spec": spec,
+                "params": params,
+                **common,
+                "refit": refit,
+                "last_origin": last,
+            }
+            if keep_cost:
+                task["_cost"] = cost
+            tasks.append(task)
+    return tasks
+
+
+def _assemble(results: list[dict], levels, cases: pd.DataFrame, names_all: list) -> tuple[pd.DataFrame, dict]:
+    """The tasks' forecasts as one long frame in the listed model order, and per-model facts for ``attrs``."""
+    facts = {k: {} for k in ("seconds", "cpu_seconds", "point_kind", "quantile_method", "model_repr")}
+    frames, qcols = [], [quantile_column(q) for q in levels]
+    for res in results:
+        name = res["name"]
+        facts["seconds"][name] = facts["seconds"].get(name, 0.0) + res["seconds"]
+        facts["cpu_seconds"][name] = facts["cpu_seconds"].get(name, 0.0) + res["cpu_seconds"]
+        facts["point_kind"][name] = res["point_kind"]
+        facts["quantile_method"][name] = res["quantile_method"]
+        facts["model_repr"][name] = res["repr"]
+        for part in res["parts"]:
+            f = pd.DataFrame({k: v for k, v in part.items() if k != "q"})
+            if "q" in part:
+                f = pd.concat([f, pd.DataFrame(part["q"], columns=qcols)], axis=1)
+            f.insert(0, "model", name)
+            frames.append(f)
+    out = pd.concat(frames, ignore_index=True)
+    out["origin"] = pd.DatetimeIndex(out["origin"]).as_unit("ns")
+    out.insert(4, "week", out["origin"] + pd.to_timedelta(out["horizon"] * 7, unit="D"))
+    observed = cases.stack()
+    observed.index.names = ["week", "location"]
+    key = pd.MultiIndex.from_arrays([out["week"], out["location"]])
+    out.insert(5, "observed", observed.reindex(key).to_numpy())
+    order = {n: i for i, n in enumerate(names_all)}
+    out = out.sort_values(
+        ["model", "horizon", "origin", "location"],
+        key=lambda c: c.map(order) if c.name == "model" else c,
+        kind="stable",
+    ).reset_index(drop=True)
+    return out, facts
+
+
 def rolling_backtest(
     cases: pd.DataFrame | str,
     models: Iterable[str | Forecaster] | str,
@@ -231,13 +365,9 @@ def rolling_backtest(
     seed: int = 0,
     progress: bool | None = None,
     *,
-    lookback: int = 5,
-    covariates=None,
-    model_params: Mapping[str, Mapping] | None = None,
-    ensemble_members: Sequence[str] | None = None,
-    ensemble_how: str | None = None,
     n_jobs: int | None = -1,
     client=None,
+    **options: Any,
 ) -> pd.DataFrame:
     """Forecast every week of ``start``–``end`` at each horizon from rolling origins, refitting periodically.
 
@@ -260,6 +390,13 @@ def rolling_backtest(
     progress : bool, optional
         A progress bar over the model × refit tasks; None (default) draws it when a person is watching, never
         in a report run (:func:`terralab.progress.progress_bar`).
+    n_jobs : int or None
+        joblib workers for the tasks (-1: every core; 1: in this process).
+    client : dask.distributed.Client, optional
+        Run the tasks on this cluster instead of joblib.
+    **options
+        Keyword options, checked against :class:`RollingOptions` (an unknown one is an InvalidInputError that
+        lists them):
     lookback : int
         Weeks of lagged cases the trained models see.
     covariates : DataFrame, None or False
@@ -270,10 +407,6 @@ def rolling_backtest(
         a single series) when all its members are listed, else every other non-baseline model listed.
     ensemble_how : ``"mean"`` (the hubs' quantile average) or ``"median"`` (quantile-wise median of the members)
         Default: the chosen ensemble's, else ``"mean"``.
-    n_jobs : int or None
-        joblib workers for the tasks (-1: every core; 1: in this process).
-    client : dask.distributed.Client, optional
-        Run the tasks on this cluster instead of joblib.
 
     Returns
     -------
@@ -282,133 +415,46 @@ def rolling_backtest(
     point_kind / quantile_method / seconds (task wall time) / cpu_seconds (task CPU time) per model, wall_s.
     """
     t_wall = time.perf_counter()
+    opts = _rolling_options(options)
     levels = check_quantiles(quantiles)
     if isinstance(cases, str):
         cases = _cases.load_cases(cases)
     if not isinstance(cases, pd.DataFrame):
         raise InvalidInputError(f"cases must be a DataFrame (week × location), got {type(cases).__name__}")
-    if isinstance(horizons, (int, np.integer)):
-        horizons = (horizons,)
-    horizons = tuple(whole_weeks(h, "horizon") for h in horizons)
-    if not horizons or len(set(horizons)) != len(horizons):
-        raise InvalidInputError(f"horizons must be distinct whole weeks ≥ 1, got {horizons}")
-    horizons = tuple(sorted(horizons))
+    horizons = _check_horizons(horizons)
     every = whole_weeks(refit_every_weeks, "refit_every_weeks")
-    lookback = whole_weeks(lookback, "lookback")
+    lookback = whole_weeks(opts.lookback, "lookback")
     start_w, end_w = _weeks.week_end(start, week53="raise"), _weeks.week_end(end, week53="raise")
     if start_w > end_w:
         raise InvalidInputError(f"start {_weeks.week_label(start_w)} is after end {_weeks.week_label(end_w)}")
-    specs = _model_specs(models, model_params)
+    specs = _model_specs(models, opts.model_params)
     names_all = [
         m if isinstance(m, str) else m.name
         for m in ([models] if isinstance(models, (str, Forecaster)) else models)
     ]
-    if isinstance(cases.index, pd.DatetimeIndex) and len(cases.index):
-        first_origin = start_w - max(horizons) * WEEK
-        if first_origin < cases.index[0] or end_w > cases.index[-1]:
-            raise InvalidInputError(
-                f"targets {_weeks.week_label(start_w)}–{_weeks.week_label(end_w)} with horizons up to {max(horizons)}"
-                f" need data from {_weeks.week_label(first_origin)} to {_weeks.week_label(end_w)}; the data span "
-                f"{_weeks.week_label(cases.index[0])}–{_weeks.week_label(cases.index[-1])}"
-            )
-        needs = {}
-        for name, spec, params in specs:
-            m = make_model(spec if isinstance(spec, str) else _clone(spec), **params)
-            lag_need = max(m.history_weeks(Panel(cases, horizon=h, lookback=lookback)) for h in horizons)
-            needs[name] = max(lag_need, lookback) + max(horizons) + (10 if m.trained or levels else 0)
-        _check_history(cases, first_origin, lookback, horizons, needs)
+    _check_span(cases, specs, start_w, end_w, horizons, lookback, levels)
     cases = _cases.validate_cases(cases)
     from .backtest import shared_covariates
 
-    cov = shared_covariates(covariates, cases, [s for s, _, _ in specs])
+    cov = shared_covariates(opts.covariates, cases, [s for s, _, _ in specs])
     cov = _cases.align_covariates(cov, cases) if cov is not None and cov is not False else None
-
-    members = list(ensemble_members) if ensemble_members is not None else None
-    if ENSEMBLE in names_all:
-        from .models import BASELINES
-
-        if members is None:
-            chosen, how = CHOSEN_ENSEMBLES["single" if cases.shape[1] == 1 else "many"]
-            listed = {n for n, _, _ in specs}
-            if set(chosen) <= listed:
-                members = list(chosen)
-                ensemble_how = ensemble_how or how
-            else:
-                members = [n for n, _, _ in specs if n not in BASELINES]
-        ensemble_how = ensemble_how or "mean"
-        unknown = [m for m in members if m not in {n for n, _, _ in specs}]
-        if len(members) < 2 or unknown:
-            raise InvalidInputError(
-                f"the ensemble needs ≥ 2 members among the models listed; got {members}"
-                + (f" ({unknown} not listed)" if unknown else "")
-            )
-        if not levels:
-            raise InvalidInputError("the ensemble averages quantiles: pass quantiles (e.g. QUANTILES)")
-        if ensemble_how not in ("mean", "median"):
-            raise InvalidInputError(f"ensemble_how must be 'mean' or 'median', got {ensemble_how!r}")
+    with_ensemble = ENSEMBLE in names_all
+    members, how = opts.ensemble_members, opts.ensemble_how
+    if with_ensemble:
+        members, how = _ensemble_choice(specs, cases.shape[1], members, how, levels)
+    elif members is not None:
+        members = list(members)
 
     blocks = _refit_blocks(cases.index, start_w, end_w, horizons, every)
-    tasks = []
-    for name, spec, params in specs:
-        cost = 1 if name in ("persistence", "moving_mean", "seasonal_naive") else 10
-        for refit, last in blocks:
-            tasks.append(
-                {
-                    "name": name,
-                    "spec": spec,
-                    "params": params,
-                    "cases": cases,
-                    "covariates": cov,
-                    "refit": refit,
-                    "last_origin": last,
-                    "start": start_w,
-                    "end": end_w,
-                    "horizons": horizons,
-                    "lookback": lookback,
-                    "seed": int(seed),
-                    "levels": levels,
-                    "_cost": cost,
-                }
-            )
-    serial = client is None and (n_jobs == 1 or len(tasks) == 1)
-    if serial or client is not None:
-        for t in tasks:
-            t.pop("_cost")
-    results = _execute(tasks, n_jobs, client, progress)
-
-    frames, seconds, cpu, kinds, methods, reprs = [], {}, {}, {}, {}, {}
-    qcols = [quantile_column(q) for q in levels]
-    for res in results:
-        seconds[res["name"]] = seconds.get(res["name"], 0.0) + res["seconds"]
-        cpu[res["name"]] = cpu.get(res["name"], 0.0) + res["cpu_seconds"]
-        kinds[res["name"]], methods[res["name"]], reprs[res["name"]] = (
-            res["point_kind"],
-            res["quantile_method"],
-            res["repr"],
-        )
-        for part in res["parts"]:
-            f = pd.DataFrame({k: v for k, v in part.items() if k != "q"})
-            if "q" in part:
-                f = pd.concat([f, pd.DataFrame(part["q"], columns=qcols)], axis=1)
-            f.insert(0, "model", res["name"])
-            frames.append(f)
-    out = pd.concat(frames, ignore_index=True)
-    out["origin"] = pd.DatetimeIndex(out["origin"]).as_unit("ns")
-    out.insert(4, "week", out["origin"] + pd.to_timedelta(out["horizon"] * 7, unit="D"))
-    observed = cases.stack()
-    observed.index.names = ["week", "location"]
-    key = pd.MultiIndex.from_arrays([out["week"], out["location"]])
-    out.insert(5, "observed", observed.reindex(key).to_numpy())
-    order = {n: i for i, n in enumerate(names_all)}
-    out = out.sort_values(
-        ["model", "horizon", "origin", "location"],
-        key=lambda c: c.map(order) if c.name == "model" else c,
-        kind="stable",
-    ).reset_index(drop=True)
-    if ENSEMBLE in names_all:
-        out = pd.concat([out, ensemble(out, members, how=ensemble_how)], ignore_index=True)
-        kinds[ENSEMBLE] = "median"
-        methods[ENSEMBLE] = f"quantile-wise {ensemble_how} of {', '.join(members)}"
+    common = {"cases": cases, "covariates": cov, "start": start_w, "end": end_w, "horizons": horizons}
+    common.update(lookback=lookback, seed=int(seed), levels=levels)
+    serial = client is None and (n_jobs == 1 or len(specs) * len(blocks) == 1)
+    tasks = _tasks(specs, blocks, common, keep_cost=not (serial or client is not None))
+    out, facts = _assemble(_execute(tasks, n_jobs, client, progress), levels, cases, names_all)
+    if with_ensemble:
+        out = pd.concat([out, ensemble(out, members, how=how)], ignore_index=True)
+        facts["point_kind"][ENSEMBLE] = "median"
+        facts["quantile_method"][ENSEMBLE] = f"quantile-wise {how} of {', '.join(members)}"
     out.attrs = {
         "start": _weeks.week_label(start_w),
         "end": _weeks.week_label(end_w),
@@ -420,14 +466,14 @@ def rolling_backtest(
         "seed": int(seed),
         "covariates": cov is not None,
         "source": cases.attrs.get("source"),
-        "point_kind": kinds,
-        "quantile_method": methods,
-        "model_repr": reprs,
-        "seconds": seconds,
-        "cpu_seconds": cpu,
+        "point_kind": facts["point_kind"],
+        "quantile_method": facts["quantile_method"],
+        "model_repr": facts["model_repr"],
+        "seconds": facts["seconds"],
+        "cpu_seconds": facts["cpu_seconds"],
         "wall_s": time.perf_counter() - t_wall,
         "ensemble_members": members,
-        "ensemble_how": ensemble_how if ENSEMBLE in names_all else None,
+        "ensemble_how": how if with_ensemble else None,
     }
     return out
 
@@ -460,4 +506,4 @@ def ensemble(
     return out[list(forecasts.columns)]
 
 
-__all__ = ["CHOSEN_ENSEMBLES", "ENSEMBLE", "ensemble", "rolling_backtest"]
+__all__ = ["CHOSEN_ENSEMBLES", "ENSEMBLE", "RollingOptions", "ensemble", "rolling_backtest"]

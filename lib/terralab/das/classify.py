@@ -72,9 +72,7 @@ def vehicle_features(
     (the model fills them with its training medians).
     """
     import pandas as pd
-    from scipy import ndimage, signal
-
-    from .filters import cic2_response
+    from scipy import ndimage
 
     mid = prod.mid
     tm = (prod.mid_time_ns - t_ref_ns) / 1e9
@@ -84,14 +82,7 @@ def vehicle_features(
     n_c = len(xb)
     amp = np.full((n_v, n_c), np.nan)
     rows = []
-    nfft = int(min(nfft, max(16, len(mid) // 4)))
-    have_spec = len(mid) >= 4 * nfft
-    if have_spec:
-        freqs, noise_psd = signal.welch(mid, fs=fs_mid, nperseg=nfft, axis=0, average="median")
-        droop = np.maximum(cic2_response(freqs, dec.fs, dec.q1), 1e-3) if dec.q1 > 1 else np.ones_like(freqs)
-        win = signal.get_window("hann", nfft)
-        win_norm = fs_mid * np.sum(win**2)
-        sel = (freqs >= 2.0) & (freqs < min(40.0, 0.45 * fs_mid))
+    spectra = _noise_spectra(mid, dec, int(min(nfft, max(16, len(mid) // 4))))
     # per-bin noise energy of the strain rate (robust: most samples are quiet)
     noise_e = (
         (1.4826 * np.median(np.abs(mid - np.median(mid, axis=0)), axis=0)) ** 2 if len(mid) else np.zeros(n_c)
@@ -121,31 +112,13 @@ def vehicle_features(
                 continue
             # strain rate scales with speed: amplitude per m/s is the load's signature
             amp[i, c] = float(np.sqrt(e[k])) / v
-            above = e >= max(0.2 * e[k], floor)
-            lo = k
-            while lo > 0 and above[lo - 1]:
-                lo -= 1
-            hi = k
-            while hi < len(e) - 1 and above[hi + 1]:
-                hi += 1
-            lengths.append((hi - lo + 1) / fs_mid * v)
-            part = e[lo : hi + 1]
-            pk, _ = signal.find_peaks(
-                part,
-                height=max(0.25 * e[k], floor),
-                distance=max(1, int(2.5 / v * fs_mid)),
-                prominence=0.15 * e[k],
-            )
-            groups.append(max(1, len(pk)))
-            if have_spec:
-                m0 = int(np.searchsorted(tm, tcen)) - nfft // 2
-                if 0 <= m0 and m0 + nfft <= len(tm):
-                    x = mid[m0 : m0 + nfft, c].astype(np.float64)
-                    spec = np.abs(np.fft.rfft((x - x.mean()) * win)) ** 2 / win_norm
-                    spec[1:-1] *= 2
-                    excess = np.clip(spec[sel] / droop[sel] - noise_psd[sel, c] / droop[sel], 0.0, None)
-                    if excess.sum() > 0:
-                        cents.append(float(np.sum(freqs[sel] * excess) / np.sum(excess)))
+            length_m, n_groups = _bump_extent(e, k, floor, fs_mid, v)
+            lengths.append(length_m)
+            groups.append(n_groups)
+            if spectra is not None:
+                cent = _excess_centroid(mid, tm, tcen, c, spectra)
+                if cent is not None:
+                    cents.append(cent)
         rows.append(
             {
                 "length_m": float(np.log10(max(np.median(lengths), 0.5))) if lengths else np.nan,
@@ -159,6 +132,61 @@ def vehicle_features(
     if n_v:
         feats["amplitude"] = _coupling_normalised_amplitude(amp)
     return feats
+
+
+def _noise_spectra(mid, dec, nfft: int):
+    """What :func:`_excess_centroid` needs: (nfft, window, its norm, frequencies, 2-40 Hz selection, CIC droop,
+    median Welch noise PSD per bin); None when the record is shorter than four FFT windows."""
+    from scipy import signal
+
+    from .filters import cic2_response
+
+    if len(mid) < 4 * nfft:
+        return None
+    fs_mid = dec.fs_mid
+    freqs, noise_psd = signal.welch(mid, fs=fs_mid, nperseg=nfft, axis=0, average="median")
+    droop = np.maximum(cic2_response(freqs, dec.fs, dec.q1), 1e-3) if dec.q1 > 1 else np.ones_like(freqs)
+    win = signal.get_window("hann", nfft)
+    win_norm = fs_mid * np.sum(win**2)
+    sel = (freqs >= 2.0) & (freqs < min(40.0, 0.45 * fs_mid))
+    return nfft, win, win_norm, freqs, sel, droop, noise_psd
+
+
+def _excess_centroid(mid, tm, tcen, c, spectra) -> float | None:
+    """Centroid frequency (Hz) of the power above noise in the FFT window centred on ``tcen`` of bin ``c``."""
+    nfft, win, win_norm, freqs, sel, droop, noise_psd = spectra
+    m0 = int(np.searchsorted(tm, tcen)) - nfft // 2
+    if not (0 <= m0 and m0 + nfft <= len(tm)):
+        return None
+    x = mid[m0 : m0 + nfft, c].astype(np.float64)
+    spec = np.abs(np.fft.rfft((x - x.mean()) * win)) ** 2 / win_norm
+    spec[1:-1] *= 2
+    excess = np.clip(spec[sel] / droop[sel] - noise_psd[sel, c] / droop[sel], 0.0, None)
+    if excess.sum() > 0:
+        return float(np.sum(freqs[sel] * excess) / np.sum(excess))
+    return None
+
+
+def _bump_extent(e, k: int, floor: float, fs_mid: float, v: float) -> tuple[float, int]:
+    """(length in m, axle groups) of the energy bump around sample ``k``: its extent above 20 % of the peak
+    in metres of travel at speed ``v``, and its peaks (at least 1)."""
+    from scipy import signal
+
+    above = e >= max(0.2 * e[k], floor)
+    lo = k
+    while lo > 0 and above[lo - 1]:
+        lo -= 1
+    hi = k
+    while hi < len(e) - 1 and above[hi + 1]:
+        hi += 1
+    part = e[lo : hi + 1]
+    pk, _ = signal.find_peaks(
+        part,
+        height=max(0.25 * e[k], floor),
+        distance=max(1, int(2.5 / v * fs_mid)),
+        prominence=0.15 * e[k],
+    )
+    return (hi - lo + 1) / fs_mid * v, max(1, len(pk))
 
 
 def _coupling_normalised_amplitude(amp: np.ndarray) -> np.ndarray:

@@ -284,8 +284,18 @@ def _start_early(notebook: Path, grid: Any, scheduler: Any, n_workers: int | Non
     if scheduler is not None or grid is None or not isinstance(grid, dict) or not notebook.is_file():
         return None
     if n_workers is None:
-        sizes = [len(v) if isinstance(v, (list, tuple)) else 1 for v in grid.values()]
-        n_workers = max(1, min(math.prod(sizes), os.cpu_count() or 1))
+        cores = os.cpu_count() or 1
+        # As check_grid reads a grid: text or a scalar is one value; an iterable without a length (a
+        # generator) is not counted here, so it gets one worker per core.
+        sizes = [
+            1
+            if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")
+            else len(v)
+            if hasattr(v, "__len__")
+            else cores
+            for v in grid.values()
+        ]
+        n_workers = max(1, min(math.prod(sizes), cores))
     return ClusterStart(n_workers)
 
 

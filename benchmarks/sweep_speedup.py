@@ -6,7 +6,8 @@ start, execution and HTML rendering. Three timings, all in this process:
 
 * serial — ``run_notebook`` four times in a loop (the baseline);
 * sweep (cold) — ``sweep(..., n_workers=2)`` as ``terralab sweep`` runs it: the LocalCluster is started and
-  stopped inside (it starts while the sweep is checked, and stops while the comparison page is drawn);
+  stopped inside (it starts before the sweep is checked, its workers import the runner while they come up,
+  and it stops while the comparison page is drawn);
 * warm sweep — the same grid on an already running 2-worker LocalCluster (``--scheduler``), start-up excluded.
 
 Both sweeps also write the comparison page (``index.html``); the serial loop writes none. CPU seconds (this

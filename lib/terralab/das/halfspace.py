@@ -285,89 +285,23 @@ def halfspace_traffic(
     t_grid = np.arange(-40.0, duration_s + 40.0, 0.1)
     s_start, s_end = -reach - 30.0, length + reach + 30.0  # travel coordinate of the front axle
     v_lo, v_hi = (s * KMH for s in speed_kmh)
-    fleet: list[Vehicle] = []
-    kinds = list(mix)
-    p_kind = np.array([mix[k] for k in kinds], dtype=float)
-    p_kind /= p_kind.sum()
-    signals = {}
-    if signal:
-        cycle, red_s, phase = rng.uniform(40, 70), rng.uniform(15, 30), rng.uniform(0, 70)
-        for d in (1, -1):
-            s_sig = rng.uniform(0.6, 0.85) * length
-            signals[d] = (s_sig, lambda t, c=cycle, r=red_s, ph=phase: ((t + ph) % c) < r)
+    signals = _traffic_signals(rng, length) if signal else {}
     if vehicles is not None:
-        df = pd.DataFrame(vehicles)
-        need = {"time_s", "speed_kmh", "direction", "kind"}
-        if not need.issubset(df.columns):
-            raise InvalidInputError(f"vehicles needs columns {sorted(need)}, got {list(df.columns)}")
-        for row in df.itertuples(index=False):
-            if row.kind not in ZOO:
-                raise InvalidInputError(f"kind must be one of {sorted(ZOO)}, got {row.kind!r}")
-            d = int(row.direction)
-            if row.kind != "tram" and d not in {dd for dd, _ in lanes}:
-                raise InvalidInputError(
-                    f"vehicle direction {row.direction!r} has no lane; lanes drive in directions "
-                    f"{sorted({dd for dd, _ in lanes})}: give one of those"
-                )
-            lane_y = next(y for dd, y in lanes if dd == d) if row.kind != "tram" else 0.75 * d
-            v = float(row.speed_kmh) * KMH
-            t_arr = float(row.time_s) - (x_mid - s_start) / v
-            fleet.append(make_vehicle(rng, row.kind, direction=d, lane_y=lane_y, t=t_arr, v=v, drift=0.0))
+        fleet = _listed_fleet(rng, vehicles, lanes, x_mid - s_start)
     else:
-        n_lanes_dir = {d: sum(1 for dd, _ in lanes if dd == d) for d in (1, -1)}
-        pid = 0
-        for d, lane_y in lanes:
-            rate_s = rate_per_min / 60.0 / 2 / n_lanes_dir[d] / (1 + 1.5 * platoon_fraction)
-            t = rng.exponential(1 / rate_s) - 40.0
-            while t < duration_s + 10.0:
-                kind = str(rng.choice(kinds, p=p_kind))
-                v = rng.uniform(v_lo, v_hi) * (0.85 if ZOO[kind]["label"] == "truck" else 1.0)
-                drift = rng.uniform(-speed_drift, speed_drift)
-                group = [make_vehicle(rng, kind, direction=d, lane_y=lane_y, t=t, v=v, drift=drift)]
-                if rng.random() < platoon_fraction:
-                    pid += 1
-                    group[0].platoon_id = pid
-                    for _ in range(int(rng.integers(1, 4))):
-                        prev = group[-1]
-                        hw = rng.uniform(1.2, 2.5) + prev.length_m / max(prev.v_des, 1.0)
-                        f = make_vehicle(
-                            rng,
-                            str(rng.choice(kinds, p=p_kind)),
-                            direction=d,
-                            lane_y=lane_y,
-                            t=prev.t_arrive + hw,
-                            v=prev.v_des * rng.uniform(0.97, 1.03),
-                            drift=drift,
-                        )
-                        f.platoon_id = pid
-                        group.append(f)
-                if side_streets and rng.random() < 0.15:
-                    veh = group[0]
-                    if rng.random() < 0.5:
-                        veh.s_enter = rng.uniform(0.1, 0.3) * length
-                        veh.t_arrive = t + (veh.s_enter - s_start) / veh.v_des
-                    else:
-                        veh.s_leave = rng.uniform(0.7, 0.9) * length
-                    veh.side = int(rng.choice([-1, 1]))
-                fleet.extend(group)
-                t = group[-1].t_arrive + rng.exponential(1 / rate_s)
+        fleet = _random_fleet(
+            rng,
+            lanes,
+            mix,
+            duration_s=duration_s,
+            rate_per_min=rate_per_min,
+            platoon_fraction=platoon_fraction,
+            v_range=(v_lo, v_hi),
+            speed_drift=speed_drift,
+            side_streets=(side_streets, s_start, length),
+        )
         if tram:
-            headway = rng.uniform(60.0, 150.0)
-            for d in (1, -1):
-                t = rng.uniform(-30.0, headway - 30.0)
-                while t < duration_s + 10.0:
-                    fleet.append(
-                        make_vehicle(
-                            rng,
-                            "tram",
-                            direction=d,
-                            lane_y=0.75 * d,
-                            t=t,
-                            v=rng.uniform(max(v_lo, 18 * KMH), min(v_hi, 45 * KMH)),
-                            drift=0.0,
-                        )
-                    )
-                    t += headway * rng.uniform(0.8, 1.2)
+            fleet += _tram_fleet(rng, duration_s, v_lo, v_hi)
     # one lane per (direction, y); trams run on their own track
     for d, lane_y in lanes + [(1, 0.75), (-1, -0.75)]:
         members = sorted(
@@ -386,63 +320,10 @@ def halfspace_traffic(
     # ---- truth: vehicles whose crossing lies inside the record -----------------------------------
     rows, render = [], []
     for v in fleet:
-        s = v.s_traj
-        ok = np.isfinite(s)
-        if ok.sum() < 3:
-            continue
-        centroid = float(np.sum(v.axles_m * v.axle_kn) / np.sum(v.axle_kn))
-        sc = s - centroid  # load centre, travel coordinate
-        tt, sc_ok = t_grid[ok], sc[ok]
-        if sc_ok.max() < x_mid or sc_ok.min() > x_mid:
-            continue
-        s_cov0 = max(0.0, sc_ok.min()) if v.s_enter is not None else 0.0
-        s_cov1 = min(length, sc_ok.max()) if v.s_leave is not None else length
-        if v.s_leave is not None:
-            s_cov1 = min(s_cov1, v.s_leave)
-        i_mid = int(np.argmax(sc_ok >= x_mid))
-        t_mid = (
-            float(np.interp(x_mid, sc_ok[max(i_mid - 1, 0) : i_mid + 1], tt[max(i_mid - 1, 0) : i_mid + 1]))
-            if i_mid > 0
-            else float(tt[0])
-        )
-        j0, j1 = max(i_mid - 5, 0), min(i_mid + 5, len(tt) - 1)
-        v_mid = float((sc_ok[j1] - sc_ok[j0]) / (tt[j1] - tt[j0]))
-        t_in = float(np.interp(s_cov0, sc_ok, tt)) if v.s_enter is None else float(tt[0])
-        t_out = float(np.interp(s_cov1, sc_ok, tt))
-        render.append(v)
-        if t_in < 2.0 or t_out > duration_s - 2.0:
-            # partly outside the record: its signal is there, it is flagged in the truth, not counted
-            pass
-        v_in = np.interp(s_cov0 + 5.0, sc_ok, np.gradient(sc_ok, tt))
-        v_out = np.interp(s_cov1 - 5.0, sc_ok, np.gradient(sc_ok, tt))
-        # the load centre's path along the fibre (s after the record start, m), every 0.5 s: the true track
-        step = max(1, round(float(0.5 / (t_grid[1] - t_grid[0]))))
-        x_path = sc_ok if v.direction > 0 else length - sc_ok
-        rows.append(
-            {
-                "track_xt": (tt[::step].astype(np.float32), x_path[::step].astype(np.float32)),
-                "time_s": t_mid,
-                "speed_kmh": v_mid / KMH,
-                "direction": v.direction,
-                "vehicle_class": v.label,
-                "kind": v.kind,
-                "t_enter_s": t_in,
-                "t_exit_s": t_out,
-                "speed_change": float((v_out - v_in) / max(v_mid, 0.1)),
-                "n_axles": len(v.axles_m),
-                "length_m": v.length_m,
-                "gross_load_kn": float(np.sum(v.axle_kn)),
-                "vib_freq_hz": float(v.dyn_freqs[1]),
-                "lane_coupling": 1.0,
-                "platoon_id": v.platoon_id,
-                "overtaking": False,
-                "lane_y_m": v.lane_y,
-                "coverage": (s_cov1 - s_cov0) / length,
-                "stopped": v.stopped,
-                "turning": v.s_enter is not None or v.s_leave is not None,
-                "complete": bool(t_in >= 2.0 and t_out <= duration_s - 2.0),
-            }
-        )
+        row = _truth_row(v, t_grid, length, duration_s)
+        if row is not None:
+            render.append(v)
+            rows.append(row)
 
     # ---- signals: quasi-static strain and Rayleigh waves ------------------------------------------
     r_gen = max(1, int(fs_hz // 250))
@@ -478,25 +359,8 @@ def halfspace_traffic(
     # ---- interrogator noise and bad channels -----------------------------------------------------
     data += white_noise * rng.standard_normal((n_t, n_channels), dtype=np.float32)
     add_coloured_noise(data, rng, fs_hz, dx_m, coloured_noise, coloured_exponent, noise_corr_m)
-    n_bursts = rng.poisson(burst_rate_per_min * duration_s / 60.0)
-    for _ in range(n_bursts):
-        dur = rng.uniform(0.2, 2.0)
-        i0 = int(rng.uniform(0, duration_s - dur) * fs_hz)
-        m = int(dur * fs_hz)
-        tt = np.arange(m) / fs_hz
-        f = rng.uniform(0.5, 20.0)
-        burst = burst_amplitude * np.sin(2 * np.pi * f * tt + rng.uniform(0, 6.3)) * np.hanning(m)
-        data[i0 : i0 + m] += (burst[:, None] * rng.uniform(0.9, 1.1, n_channels)[None, :]).astype(np.float32)
-    n_bad = min(n_channels - 2, dead_channels + saturated_channels + nan_channels)
-    bad = rng.choice(np.arange(1, n_channels - 1), size=n_bad, replace=False)
-    dead = np.sort(bad[:dead_channels])
-    sat = np.sort(bad[dead_channels : dead_channels + saturated_channels])
-    nan = np.sort(bad[dead_channels + saturated_channels :])
-    data[:, dead] = 0.0
-    for c in sat:
-        clip = 3.0 * white_noise
-        data[:, c] = np.clip(40.0 * data[:, c], -clip, clip)
-    data[:, nan] = np.nan
+    _add_bursts(data, rng, fs_hz, duration_s, (burst_rate_per_min, burst_amplitude))
+    dead, sat, nan = _bad_channels(data, rng, (dead_channels, saturated_channels, nan_channels), white_noise)
 
     t0 = np.datetime64(pd.Timestamp(start_time).to_datetime64(), "ns")
     times = t0 + np.round(np.arange(n_t) * (1e9 / fs_hz)).astype("timedelta64[ns]")
@@ -537,6 +401,205 @@ def halfspace_traffic(
     truth.attrs["section_m"] = (0.0, length)
     truth.attrs["outside_record"] = partial  # vehicles only partly recorded: not counted either way
     return da, truth
+
+
+def _traffic_signals(rng, length: float) -> dict:
+    """One traffic signal per direction: (stop line, red-at-time predicate) sharing a cycle."""
+    signals = {}
+    cycle, red_s, phase = rng.uniform(40, 70), rng.uniform(15, 30), rng.uniform(0, 70)
+    for d in (1, -1):
+        s_sig = rng.uniform(0.6, 0.85) * length
+        signals[d] = (s_sig, lambda t, c=cycle, r=red_s, ph=phase: ((t + ph) % c) < r)
+    return signals
+
+
+def _listed_fleet(rng, vehicles, lanes, run_in_m: float) -> list[Vehicle]:
+    """The vehicles of a ``vehicles`` table (``time_s`` at mid-section, ``speed_kmh``, ``direction``, ``kind``)."""
+    import pandas as pd
+
+    fleet = []
+    df = pd.DataFrame(vehicles)
+    need = {"time_s", "speed_kmh", "direction", "kind"}
+    if not need.issubset(df.columns):
+        raise InvalidInputError(f"vehicles needs columns {sorted(need)}, got {list(df.columns)}")
+    for row in df.itertuples(index=False):
+        if row.kind not in ZOO:
+            raise InvalidInputError(f"kind must be one of {sorted(ZOO)}, got {row.kind!r}")
+        d = int(row.direction)
+        if row.kind != "tram" and d not in {dd for dd, _ in lanes}:
+            raise InvalidInputError(
+                f"vehicle direction {row.direction!r} has no lane; lanes drive in directions "
+                f"{sorted({dd for dd, _ in lanes})}: give one of those"
+            )
+        lane_y = next(y for dd, y in lanes if dd == d) if row.kind != "tram" else 0.75 * d
+        v = float(row.speed_kmh) * KMH
+        t_arr = float(row.time_s) - run_in_m / v
+        fleet.append(make_vehicle(rng, row.kind, direction=d, lane_y=lane_y, t=t_arr, v=v, drift=0.0))
+    return fleet
+
+
+def _random_fleet(
+    rng, lanes, mix, *, duration_s, rate_per_min, platoon_fraction, v_range, speed_drift, side_streets
+) -> list[Vehicle]:
+    """Poisson arrivals per lane with platoons (and vehicles turning in or out of side streets).
+
+    ``side_streets`` is (on, lane start s_start, section length).
+    """
+    on_side, s_start, length = side_streets
+    v_lo, v_hi = v_range
+    kinds = list(mix)
+    p_kind = np.array([mix[k] for k in kinds], dtype=float)
+    p_kind /= p_kind.sum()
+    fleet: list[Vehicle] = []
+    n_lanes_dir = {d: sum(1 for dd, _ in lanes if dd == d) for d in (1, -1)}
+    pid = 0
+    for d, lane_y in lanes:
+        rate_s = rate_per_min / 60.0 / 2 / n_lanes_dir[d] / (1 + 1.5 * platoon_fraction)
+        t = rng.exponential(1 / rate_s) - 40.0
+        while t < duration_s + 10.0:
+            kind = str(rng.choice(kinds, p=p_kind))
+            v = rng.uniform(v_lo, v_hi) * (0.85 if ZOO[kind]["label"] == "truck" else 1.0)
+            drift = rng.uniform(-speed_drift, speed_drift)
+            group = [make_vehicle(rng, kind, direction=d, lane_y=lane_y, t=t, v=v, drift=drift)]
+            if rng.random() < platoon_fraction:
+                pid += 1
+                group[0].platoon_id = pid
+                for _ in range(int(rng.integers(1, 4))):
+                    prev = group[-1]
+                    hw = rng.uniform(1.2, 2.5) + prev.length_m / max(prev.v_des, 1.0)
+                    f = make_vehicle(
+                        rng,
+                        str(rng.choice(kinds, p=p_kind)),
+                        direction=d,
+                        lane_y=lane_y,
+                        t=prev.t_arrive + hw,
+                        v=prev.v_des * rng.uniform(0.97, 1.03),
+                        drift=drift,
+                    )
+                    f.platoon_id = pid
+                    group.append(f)
+            if on_side and rng.random() < 0.15:
+                veh = group[0]
+                if rng.random() < 0.5:
+                    veh.s_enter = rng.uniform(0.1, 0.3) * length
+                    veh.t_arrive = t + (veh.s_enter - s_start) / veh.v_des
+                else:
+                    veh.s_leave = rng.uniform(0.7, 0.9) * length
+                veh.side = int(rng.choice([-1, 1]))
+            fleet.extend(group)
+            t = group[-1].t_arrive + rng.exponential(1 / rate_s)
+    return fleet
+
+
+def _tram_fleet(rng, duration_s: float, v_lo: float, v_hi: float) -> list[Vehicle]:
+    """Trams in both directions on the middle track at a regular headway (18-45 km/h)."""
+    fleet = []
+    headway = rng.uniform(60.0, 150.0)
+    for d in (1, -1):
+        t = rng.uniform(-30.0, headway - 30.0)
+        while t < duration_s + 10.0:
+            fleet.append(
+                make_vehicle(
+                    rng,
+                    "tram",
+                    direction=d,
+                    lane_y=0.75 * d,
+                    t=t,
+                    v=rng.uniform(max(v_lo, 18 * KMH), min(v_hi, 45 * KMH)),
+                    drift=0.0,
+                )
+            )
+            t += headway * rng.uniform(0.8, 1.2)
+    return fleet
+
+
+def _truth_row(v: Vehicle, t_grid, length: float, duration_s: float) -> dict | None:
+    """The truth row of a simulated vehicle that crosses mid-section (None otherwise); ``complete`` is False
+    for a vehicle partly outside the record (its signal is there, it is flagged in the truth, not counted)."""
+    x_mid = 0.5 * length
+    s = v.s_traj
+    ok = np.isfinite(s)
+    if ok.sum() < 3:
+        return None
+    centroid = float(np.sum(v.axles_m * v.axle_kn) / np.sum(v.axle_kn))
+    sc = s - centroid  # load centre, travel coordinate
+    tt, sc_ok = t_grid[ok], sc[ok]
+    if sc_ok.max() < x_mid or sc_ok.min() > x_mid:
+        return None
+    s_cov0 = max(0.0, sc_ok.min()) if v.s_enter is not None else 0.0
+    s_cov1 = min(length, sc_ok.max()) if v.s_leave is not None else length
+    if v.s_leave is not None:
+        s_cov1 = min(s_cov1, v.s_leave)
+    i_mid = int(np.argmax(sc_ok >= x_mid))
+    t_mid = (
+        float(np.interp(x_mid, sc_ok[max(i_mid - 1, 0) : i_mid + 1], tt[max(i_mid - 1, 0) : i_mid + 1]))
+        if i_mid > 0
+        else float(tt[0])
+    )
+    j0, j1 = max(i_mid - 5, 0), min(i_mid + 5, len(tt) - 1)
+    v_mid = float((sc_ok[j1] - sc_ok[j0]) / (tt[j1] - tt[j0]))
+    t_in = float(np.interp(s_cov0, sc_ok, tt)) if v.s_enter is None else float(tt[0])
+    t_out = float(np.interp(s_cov1, sc_ok, tt))
+    v_in = np.interp(s_cov0 + 5.0, sc_ok, np.gradient(sc_ok, tt))
+    v_out = np.interp(s_cov1 - 5.0, sc_ok, np.gradient(sc_ok, tt))
+    # the load centre's path along the fibre (s after the record start, m), every 0.5 s: the true track
+    step = max(1, round(float(0.5 / (t_grid[1] - t_grid[0]))))
+    x_path = sc_ok if v.direction > 0 else length - sc_ok
+    return {
+        "track_xt": (tt[::step].astype(np.float32), x_path[::step].astype(np.float32)),
+        "time_s": t_mid,
+        "speed_kmh": v_mid / KMH,
+        "direction": v.direction,
+        "vehicle_class": v.label,
+        "kind": v.kind,
+        "t_enter_s": t_in,
+        "t_exit_s": t_out,
+        "speed_change": float((v_out - v_in) / max(v_mid, 0.1)),
+        "n_axles": len(v.axles_m),
+        "length_m": v.length_m,
+        "gross_load_kn": float(np.sum(v.axle_kn)),
+        "vib_freq_hz": float(v.dyn_freqs[1]),
+        "lane_coupling": 1.0,
+        "platoon_id": v.platoon_id,
+        "overtaking": False,
+        "lane_y_m": v.lane_y,
+        "coverage": (s_cov1 - s_cov0) / length,
+        "stopped": v.stopped,
+        "turning": v.s_enter is not None or v.s_leave is not None,
+        "complete": bool(t_in >= 2.0 and t_out <= duration_s - 2.0),
+    }
+
+
+def _add_bursts(data, rng, fs_hz: float, duration_s: float, bursts) -> None:
+    """Add short sinusoidal bursts seen on every channel (interrogator artefacts); ``bursts`` is (rate per
+    minute, amplitude)."""
+    rate_per_min, amplitude = bursts
+    n_channels = data.shape[1]
+    for _ in range(rng.poisson(rate_per_min * duration_s / 60.0)):
+        dur = rng.uniform(0.2, 2.0)
+        i0 = int(rng.uniform(0, duration_s - dur) * fs_hz)
+        m = int(dur * fs_hz)
+        tt = np.arange(m) / fs_hz
+        f = rng.uniform(0.5, 20.0)
+        burst = amplitude * np.sin(2 * np.pi * f * tt + rng.uniform(0, 6.3)) * np.hanning(m)
+        data[i0 : i0 + m] += (burst[:, None] * rng.uniform(0.9, 1.1, n_channels)[None, :]).astype(np.float32)
+
+
+def _bad_channels(data, rng, counts, white_noise: float):
+    """Make ``counts = (dead, saturated, nan)`` random inner channels bad in place; their indices."""
+    dead_channels, saturated_channels, nan_channels = counts
+    n_channels = data.shape[1]
+    n_bad = min(n_channels - 2, dead_channels + saturated_channels + nan_channels)
+    bad = rng.choice(np.arange(1, n_channels - 1), size=n_bad, replace=False)
+    dead = np.sort(bad[:dead_channels])
+    sat = np.sort(bad[dead_channels : dead_channels + saturated_channels])
+    nan = np.sort(bad[dead_channels + saturated_channels :])
+    data[:, dead] = 0.0
+    for c in sat:
+        clip = 3.0 * white_noise
+        data[:, c] = np.clip(40.0 * data[:, c], -clip, clip)
+    data[:, nan] = np.nan
+    return dead, sat, nan
 
 
 def _truth(rows, t0):

@@ -86,7 +86,15 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..progress import progress_bar
-from .halfspace_fleet import ZOO, Vehicle, make_vehicle, simulate_lane
+from .halfspace_fleet import (
+    ZOO,
+    Vehicle,
+    listed_fleet,
+    random_fleet,
+    simulate_lane,
+    traffic_signals,
+    tram_fleet,
+)
 from .halfspace_render import (
     RenderSetup,
     add_coloured_noise,
@@ -285,11 +293,11 @@ def halfspace_traffic(
     t_grid = np.arange(-40.0, duration_s + 40.0, 0.1)
     s_start, s_end = -reach - 30.0, length + reach + 30.0  # travel coordinate of the front axle
     v_lo, v_hi = (s * KMH for s in speed_kmh)
-    signals = _traffic_signals(rng, length) if signal else {}
+    signals = traffic_signals(rng, length) if signal else {}
     if vehicles is not None:
-        fleet = _listed_fleet(rng, vehicles, lanes, x_mid - s_start)
+        fleet = listed_fleet(rng, vehicles, lanes, x_mid - s_start)
     else:
-        fleet = _random_fleet(
+        fleet = random_fleet(
             rng,
             lanes,
             mix,
@@ -301,7 +309,7 @@ def halfspace_traffic(
             side_streets=(side_streets, s_start, length),
         )
         if tram:
-            fleet += _tram_fleet(rng, duration_s, v_lo, v_hi)
+            fleet += tram_fleet(rng, duration_s, v_lo, v_hi)
     # one lane per (direction, y); trams run on their own track
     for d, lane_y in lanes + [(1, 0.75), (-1, -0.75)]:
         members = sorted(
@@ -401,116 +409,6 @@ def halfspace_traffic(
     truth.attrs["section_m"] = (0.0, length)
     truth.attrs["outside_record"] = partial  # vehicles only partly recorded: not counted either way
     return da, truth
-
-
-def _traffic_signals(rng, length: float) -> dict:
-    """One traffic signal per direction: (stop line, red-at-time predicate) sharing a cycle."""
-    signals = {}
-    cycle, red_s, phase = rng.uniform(40, 70), rng.uniform(15, 30), rng.uniform(0, 70)
-    for d in (1, -1):
-        s_sig = rng.uniform(0.6, 0.85) * length
-        signals[d] = (s_sig, lambda t, c=cycle, r=red_s, ph=phase: ((t + ph) % c) < r)
-    return signals
-
-
-def _listed_fleet(rng, vehicles, lanes, run_in_m: float) -> list[Vehicle]:
-    """The vehicles of a ``vehicles`` table (``time_s`` at mid-section, ``speed_kmh``, ``direction``, ``kind``)."""
-    import pandas as pd
-
-    fleet = []
-    df = pd.DataFrame(vehicles)
-    need = {"time_s", "speed_kmh", "direction", "kind"}
-    if not need.issubset(df.columns):
-        raise InvalidInputError(f"vehicles needs columns {sorted(need)}, got {list(df.columns)}")
-    for row in df.itertuples(index=False):
-        if row.kind not in ZOO:
-            raise InvalidInputError(f"kind must be one of {sorted(ZOO)}, got {row.kind!r}")
-        d = int(row.direction)
-        if row.kind != "tram" and d not in {dd for dd, _ in lanes}:
-            raise InvalidInputError(
-                f"vehicle direction {row.direction!r} has no lane; lanes drive in directions "
-                f"{sorted({dd for dd, _ in lanes})}: give one of those"
-            )
-        lane_y = next(y for dd, y in lanes if dd == d) if row.kind != "tram" else 0.75 * d
-        v = float(row.speed_kmh) * KMH
-        t_arr = float(row.time_s) - run_in_m / v
-        fleet.append(make_vehicle(rng, row.kind, direction=d, lane_y=lane_y, t=t_arr, v=v, drift=0.0))
-    return fleet
-
-
-def _random_fleet(
-    rng, lanes, mix, *, duration_s, rate_per_min, platoon_fraction, v_range, speed_drift, side_streets
-) -> list[Vehicle]:
-    """Poisson arrivals per lane with platoons (and vehicles turning in or out of side streets).
-
-    ``side_streets`` is (on, lane start s_start, section length).
-    """
-    on_side, s_start, length = side_streets
-    v_lo, v_hi = v_range
-    kinds = list(mix)
-    p_kind = np.array([mix[k] for k in kinds], dtype=float)
-    p_kind /= p_kind.sum()
-    fleet: list[Vehicle] = []
-    n_lanes_dir = {d: sum(1 for dd, _ in lanes if dd == d) for d in (1, -1)}
-    pid = 0
-    for d, lane_y in lanes:
-        rate_s = rate_per_min / 60.0 / 2 / n_lanes_dir[d] / (1 + 1.5 * platoon_fraction)
-        t = rng.exponential(1 / rate_s) - 40.0
-        while t < duration_s + 10.0:
-            kind = str(rng.choice(kinds, p=p_kind))
-            v = rng.uniform(v_lo, v_hi) * (0.85 if ZOO[kind]["label"] == "truck" else 1.0)
-            drift = rng.uniform(-speed_drift, speed_drift)
-            group = [make_vehicle(rng, kind, direction=d, lane_y=lane_y, t=t, v=v, drift=drift)]
-            if rng.random() < platoon_fraction:
-                pid += 1
-                group[0].platoon_id = pid
-                for _ in range(int(rng.integers(1, 4))):
-                    prev = group[-1]
-                    hw = rng.uniform(1.2, 2.5) + prev.length_m / max(prev.v_des, 1.0)
-                    f = make_vehicle(
-                        rng,
-                        str(rng.choice(kinds, p=p_kind)),
-                        direction=d,
-                        lane_y=lane_y,
-                        t=prev.t_arrive + hw,
-                        v=prev.v_des * rng.uniform(0.97, 1.03),
-                        drift=drift,
-                    )
-                    f.platoon_id = pid
-                    group.append(f)
-            if on_side and rng.random() < 0.15:
-                veh = group[0]
-                if rng.random() < 0.5:
-                    veh.s_enter = rng.uniform(0.1, 0.3) * length
-                    veh.t_arrive = t + (veh.s_enter - s_start) / veh.v_des
-                else:
-                    veh.s_leave = rng.uniform(0.7, 0.9) * length
-                veh.side = int(rng.choice([-1, 1]))
-            fleet.extend(group)
-            t = group[-1].t_arrive + rng.exponential(1 / rate_s)
-    return fleet
-
-
-def _tram_fleet(rng, duration_s: float, v_lo: float, v_hi: float) -> list[Vehicle]:
-    """Trams in both directions on the middle track at a regular headway (18-45 km/h)."""
-    fleet = []
-    headway = rng.uniform(60.0, 150.0)
-    for d in (1, -1):
-        t = rng.uniform(-30.0, headway - 30.0)
-        while t < duration_s + 10.0:
-            fleet.append(
-                make_vehicle(
-                    rng,
-                    "tram",
-                    direction=d,
-                    lane_y=0.75 * d,
-                    t=t,
-                    v=rng.uniform(max(v_lo, 18 * KMH), min(v_hi, 45 * KMH)),
-                    drift=0.0,
-                )
-            )
-            t += headway * rng.uniform(0.8, 1.2)
-    return fleet
 
 
 def _truth_row(v: Vehicle, t_grid, length: float, duration_s: float) -> dict | None:

@@ -1,6 +1,7 @@
 """The half-space simulator's vehicles: the vehicle zoo, one vehicle's draw, and car-following in a lane.
 
-Used by :func:`terralab.das.halfspace.halfspace_traffic`; every draw comes from the caller's generator.
+Used by :func:`terralab.das.halfspace.halfspace_traffic`: the random, listed and tram fleets and the traffic
+signals; every draw comes from the caller's generator.
 """
 
 from __future__ import annotations
@@ -11,8 +12,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from .params import KMH
 
-__all__ = ["ZOO", "Vehicle", "make_vehicle", "simulate_lane"]
+__all__ = [
+    "ZOO",
+    "Vehicle",
+    "listed_fleet",
+    "make_vehicle",
+    "random_fleet",
+    "simulate_lane",
+    "traffic_signals",
+    "tram_fleet",
+]
 
 
 #: Vehicle zoo: axle positions (m behind the front axle), gross weight (kN), length (m), two-class label.
@@ -178,3 +189,113 @@ def simulate_lane(
                 state[i] = 2
             else:
                 leader = i
+
+
+def traffic_signals(rng, length: float) -> dict:
+    """One traffic signal per direction: (stop line, red-at-time predicate) sharing a cycle."""
+    signals = {}
+    cycle, red_s, phase = rng.uniform(40, 70), rng.uniform(15, 30), rng.uniform(0, 70)
+    for d in (1, -1):
+        s_sig = rng.uniform(0.6, 0.85) * length
+        signals[d] = (s_sig, lambda t, c=cycle, r=red_s, ph=phase: ((t + ph) % c) < r)
+    return signals
+
+
+def listed_fleet(rng, vehicles, lanes, run_in_m: float) -> list[Vehicle]:
+    """The vehicles of a ``vehicles`` table (``time_s`` at mid-section, ``speed_kmh``, ``direction``, ``kind``)."""
+    import pandas as pd
+
+    fleet = []
+    df = pd.DataFrame(vehicles)
+    need = {"time_s", "speed_kmh", "direction", "kind"}
+    if not need.issubset(df.columns):
+        raise InvalidInputError(f"vehicles needs columns {sorted(need)}, got {list(df.columns)}")
+    for row in df.itertuples(index=False):
+        if row.kind not in ZOO:
+            raise InvalidInputError(f"kind must be one of {sorted(ZOO)}, got {row.kind!r}")
+        d = int(row.direction)
+        if row.kind != "tram" and d not in {dd for dd, _ in lanes}:
+            raise InvalidInputError(
+                f"vehicle direction {row.direction!r} has no lane; lanes drive in directions "
+                f"{sorted({dd for dd, _ in lanes})}: give one of those"
+            )
+        lane_y = next(y for dd, y in lanes if dd == d) if row.kind != "tram" else 0.75 * d
+        v = float(row.speed_kmh) * KMH
+        t_arr = float(row.time_s) - run_in_m / v
+        fleet.append(make_vehicle(rng, row.kind, direction=d, lane_y=lane_y, t=t_arr, v=v, drift=0.0))
+    return fleet
+
+
+def random_fleet(
+    rng, lanes, mix, *, duration_s, rate_per_min, platoon_fraction, v_range, speed_drift, side_streets
+) -> list[Vehicle]:
+    """Poisson arrivals per lane with platoons (and vehicles turning in or out of side streets).
+
+    ``side_streets`` is (on, lane start s_start, section length).
+    """
+    on_side, s_start, length = side_streets
+    v_lo, v_hi = v_range
+    kinds = list(mix)
+    p_kind = np.array([mix[k] for k in kinds], dtype=float)
+    p_kind /= p_kind.sum()
+    fleet: list[Vehicle] = []
+    n_lanes_dir = {d: sum(1 for dd, _ in lanes if dd == d) for d in (1, -1)}
+    pid = 0
+    for d, lane_y in lanes:
+        rate_s = rate_per_min / 60.0 / 2 / n_lanes_dir[d] / (1 + 1.5 * platoon_fraction)
+        t = rng.exponential(1 / rate_s) - 40.0
+        while t < duration_s + 10.0:
+            kind = str(rng.choice(kinds, p=p_kind))
+            v = rng.uniform(v_lo, v_hi) * (0.85 if ZOO[kind]["label"] == "truck" else 1.0)
+            drift = rng.uniform(-speed_drift, speed_drift)
+            group = [make_vehicle(rng, kind, direction=d, lane_y=lane_y, t=t, v=v, drift=drift)]
+            if rng.random() < platoon_fraction:
+                pid += 1
+                group[0].platoon_id = pid
+                for _ in range(int(rng.integers(1, 4))):
+                    prev = group[-1]
+                    hw = rng.uniform(1.2, 2.5) + prev.length_m / max(prev.v_des, 1.0)
+                    f = make_vehicle(
+                        rng,
+                        str(rng.choice(kinds, p=p_kind)),
+                        direction=d,
+                        lane_y=lane_y,
+                        t=prev.t_arrive + hw,
+                        v=prev.v_des * rng.uniform(0.97, 1.03),
+                        drift=drift,
+                    )
+                    f.platoon_id = pid
+                    group.append(f)
+            if on_side and rng.random() < 0.15:
+                veh = group[0]
+                if rng.random() < 0.5:
+                    veh.s_enter = rng.uniform(0.1, 0.3) * length
+                    veh.t_arrive = t + (veh.s_enter - s_start) / veh.v_des
+                else:
+                    veh.s_leave = rng.uniform(0.7, 0.9) * length
+                veh.side = int(rng.choice([-1, 1]))
+            fleet.extend(group)
+            t = group[-1].t_arrive + rng.exponential(1 / rate_s)
+    return fleet
+
+
+def tram_fleet(rng, duration_s: float, v_lo: float, v_hi: float) -> list[Vehicle]:
+    """Trams in both directions on the middle track at a regular headway (18-45 km/h)."""
+    fleet = []
+    headway = rng.uniform(60.0, 150.0)
+    for d in (1, -1):
+        t = rng.uniform(-30.0, headway - 30.0)
+        while t < duration_s + 10.0:
+            fleet.append(
+                make_vehicle(
+                    rng,
+                    "tram",
+                    direction=d,
+                    lane_y=0.75 * d,
+                    t=t,
+                    v=rng.uniform(max(v_lo, 18 * KMH), min(v_hi, 45 * KMH)),
+                    drift=0.0,
+                )
+            )
+            t += headway * rng.uniform(0.8, 1.2)
+    return fleet

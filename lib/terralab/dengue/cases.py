@@ -1,16 +1,17 @@
 """Weekly dengue case counts and covariates in one tidy form.
 
-:func:`load_cases` returns a ``pandas.DataFrame`` indexed by the Saturday ending each MMWR epi-week (index name
-``week``, frequency ``W-SAT``), one float column per location, values in cases per week. Colombian and Brazilian
-locations are integer DANE / IBGE municipality codes; DengAI's cities are ``"sj"`` (San Juan) and ``"iq"``
-(Iquitos). Metadata travel in ``DataFrame.attrs``:
+:func:`load_cases` returns a ``pandas.DataFrame`` indexed by the Saturday ending each MMWR epi-week (index
+name ``week``, frequency ``W-SAT``), one float column per location, values in cases per week. Colombian and
+Brazilian locations are integer DANE / IBGE municipality codes; DengAI's cities are ``"sj"`` (San Juan) and
+``"iq"`` (Iquitos). Metadata travel in ``DataFrame.attrs``:
 
 ``source``           the source name passed to :func:`load_cases`
 ``units``            ``"cases/week"``
 ``location_names``   {code: municipality name}
 ``population``       {code: {year: persons}} where the source has it (Colombia: DANE yearly projections),
                      else {}. :func:`population` returns it as a year × location DataFrame.
-``imputed_weeks``    labels (``"2008w53"``) of rows the source has no count for and that were filled (week-53 rule)
+``imputed_weeks``    labels (``"2008w53"``) of rows the source has no count for and that were filled
+                     (week-53 rule)
 ``week_system``      ``"MMWR"`` (or how ISO weeks were mapped onto it, for DengAI)
 
 Sources (:func:`available_sources`):
@@ -21,8 +22,8 @@ Sources (:func:`available_sources`):
 ``colombia``            catalog ``dengue_colombia_weekly_cases``: 1,122 municipalities, 2007w01–2019w52
 ``colombia_top10``      catalog ``dengue_colombia_top10_climate_cases``: 10 municipalities with MODIS
                         temperature and CHIRPS precipitation
-``dengai``              embedded copy (package data, offline) of catalog ``dengue_dengai_labels_train`` (+ features):
-                        San Juan 1990–2008, Iquitos 2000–2010
+``dengai``              embedded copy (package data, offline) of catalog ``dengue_dengai_labels_train``
+                        (+ features): San Juan 1990–2008, Iquitos 2000–2010
 ``rio``                 catalog ``dengue_rio_cases``: Rio de Janeiro (IBGE 330455), 2015–2023
 =====================  ===================================================================================
 
@@ -31,10 +32,10 @@ Week 53 in the Colombian table
 The SIVIGILA table has 52 week columns per year. MMWR years 2008 and 2014 have 53 weeks, and the table has no
 separate count for week 53: the 52 columns sum exactly to the yearly totals, and week 52 is not inflated
 (2008: w51 676, w52 484 cases nationally; 2014: 2081, 2038), so week 53 was not added to week 52 either.
-Column ``YYYY/wNN`` is therefore placed on MMWR week NN of YYYY, and the missing week 53 is filled according to
-``week53_fill``: ``"interpolate"`` (default; the rounded mean of weeks 52 and the next week 01, so the weekly
-axis stays regular) or ``"nan"``. Filled rows are listed in ``attrs["imputed_weeks"]``. The five DengueNet test
-weeks (2018w37–w52) are not affected.
+Column ``YYYY/wNN`` is therefore placed on MMWR week NN of YYYY, and the missing week 53 is filled according
+to ``week53_fill``: ``"interpolate"`` (default; the rounded mean of weeks 52 and the next week 01, so the
+weekly axis stays regular) or ``"nan"``. Filled rows are listed in ``attrs["imputed_weeks"]``. The five
+DengueNet test weeks (2018w37–w52) are not affected.
 """
 
 from __future__ import annotations
@@ -49,6 +50,26 @@ import pandas as pd
 
 from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError
 from . import weeks as _weeks
+from .validation import align_covariates, validate_cases
+
+__all__ = [
+    "DENGAI_CITIES",
+    "DENGUENET_MUNICIPALITIES",
+    "EMBEDDED_CASES",
+    "EMBEDDED_POPULATION",
+    "PACKAGE_DATA",
+    "RIO_CODE",
+    "UnknownLocationError",
+    "align_covariates",
+    "available_sources",
+    "has_covariates",
+    "list_locations",
+    "load_cases",
+    "load_covariates",
+    "population",
+    "top_locations",
+    "validate_cases",
+]
 
 PACKAGE_DATA = Path(__file__).resolve().parents[1] / "data" / "dengue"
 EMBEDDED_CASES = PACKAGE_DATA / "colombia_denguenet_weekly_cases.csv"
@@ -372,7 +393,8 @@ def load_cases(
         DANE municipality codes for Colombia (e.g. ``[5001, 76001]``), ``"sj"``/``"iq"`` for DengAI,
         ``330455`` for Rio. None: every location of the source.
     week53_fill : {"interpolate", "nan"}
-        How weeks the source has no row for (week 53 in the Colombian table; a few DengAI year ends) are filled.
+        How weeks the source has no row for (week 53 in the Colombian table; a few DengAI year ends) are
+        filled.
 
     Returns
     -------
@@ -508,7 +530,8 @@ def _dengai_covariates(locations) -> pd.DataFrame:
         per_city = {}
         for city in chosen:
             s = table[table["city"] == city].set_index("week")[var].astype(float)
-            # DengAI leaves gaps in its weather and NDVI series; carry the last value forward (then back at the start)
+            # DengAI leaves gaps in its weather and NDVI series; carry the last value forward (then back at
+            # the start)
             reg, _ = _regularize(s.to_frame(city), "interpolate", round_counts=False)
             per_city[city] = reg[city].ffill().bfill()
         frames[var] = pd.DataFrame(per_city)
@@ -527,9 +550,10 @@ def has_covariates(source: str) -> bool:
 def load_covariates(source: str = "colombia_denguenet", locations: Iterable | None = None) -> pd.DataFrame:
     """Weekly covariates indexed like :func:`load_cases`, columns (variable, location).
 
-    Colombia (all three Colombian sources): MODIS land-surface ``temperature`` (°C) and CHIRPS ``precipitation``
-    for the ten municipalities that have them (the five DengueNet ones among them, embedded: offline). DengAI: its 20 NOAA weather
-    and NDVI features (gaps forward-filled). Rio: none (raises DataNotAvailableError).
+    Colombia (all three Colombian sources): MODIS land-surface ``temperature`` (°C) and CHIRPS
+    ``precipitation`` for the ten municipalities that have them (the five DengueNet ones among them, embedded:
+    offline). DengAI: its 20 NOAA weather and NDVI features (gaps forward-filled). Rio: none (raises
+    DataNotAvailableError).
 
     Examples
     --------
@@ -549,122 +573,3 @@ def load_covariates(source: str = "colombia_denguenet", locations: Iterable | No
     raise DataNotAvailableError(
         f"source {source!r} has no weekly covariates; backtest it with covariates=False"
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# validation
-# --------------------------------------------------------------------------------------------------
-def validate_cases(cases: pd.DataFrame) -> pd.DataFrame:
-    """Check that ``cases`` is a regular weekly table of finite non-negative whole counts; return a float copy.
-
-    Raises
-    ------
-    InvalidInputError
-        Not a DataFrame with a DatetimeIndex of Saturdays; duplicated or missing weeks; NaN, negative or
-        non-integer counts.
-    """
-    if not isinstance(cases, pd.DataFrame):
-        raise InvalidInputError(
-            f"cases must be a DataFrame (week × location) from load_cases, got {type(cases).__name__}"
-        )
-    if cases.empty or cases.shape[1] == 0:
-        raise InvalidInputError("cases is empty: it needs at least one location column and some weeks")
-    if not isinstance(cases.index, pd.DatetimeIndex):
-        raise InvalidInputError("cases must be indexed by week-ending dates (a DatetimeIndex of Saturdays)")
-    if cases.columns.duplicated().any():
-        raise InvalidInputError(f"location columns repeat: {list(cases.columns[cases.columns.duplicated()])}")
-    idx = cases.index
-    if idx.duplicated().any():
-        dups = sorted({_weeks.week_label(d) for d in idx[idx.duplicated()]})
-        raise InvalidInputError(
-            f"weeks {dups[:5]} appear more than once; aggregate them (e.g. "
-            "cases.groupby(level=0).sum()) before forecasting"
-        )
-    if not idx.is_monotonic_increasing:
-        raise InvalidInputError("weeks are not in increasing order; sort with cases.sort_index()")
-    not_sat = idx[idx.day_of_week != 5]
-    if len(not_sat):
-        raise InvalidInputError(
-            f"{len(not_sat)} index dates are not Saturdays (first {not_sat[0].date()}): index weeks by the last day "
-            "of the MMWR epi-week, e.g. with terralab.dengue.weeks.week_ends(dates)"
-        )
-    gaps = np.flatnonzero((idx[1:] - idx[:-1]) != pd.Timedelta(days=7)) if len(idx) > 1 else []
-    if len(gaps):
-        first = idx[gaps[0]] + pd.Timedelta(days=7)
-        raise InvalidInputError(
-            f"{len(gaps)} gap(s) in the weekly index, first missing week {_weeks.week_label(first)}; "
-            "every week between the first and last must be present (reindex and fill them, see load_cases' "
-            "week53_fill)"
-        )
-    try:
-        values = cases.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"cases must be numeric counts: {exc}") from exc
-    arr = values.to_numpy()
-    if np.isnan(arr).any():
-        r, c = np.argwhere(np.isnan(arr))[0]
-        raise InvalidInputError(
-            f"{int(np.isnan(arr).sum())} NaN count(s), first at {_weeks.week_label(idx[r])} for location "
-            f"{cases.columns[c]!r}; fill or drop them before forecasting"
-        )
-    if np.isinf(arr).any():
-        raise InvalidInputError("cases contain infinite values")
-    if (arr < 0).any():
-        r, c = np.argwhere(arr < 0)[0]
-        raise InvalidInputError(
-            f"negative case count {arr[r, c]:g} at {_weeks.week_label(idx[r])} for location {cases.columns[c]!r}; "
-            "counts must be ≥ 0"
-        )
-    fractional = arr != np.round(arr)
-    if fractional.any():
-        r, c = np.argwhere(fractional)[0]
-        raise InvalidInputError(
-            f"{int(fractional.sum())} case count(s) are not whole numbers, first {arr[r, c]:g} at "
-            f"{_weeks.week_label(idx[r])} for location {cases.columns.tolist()[c]!r}; the models forecast counts of cases: "
-            "round them (cases.round()) or, for incidence rates, multiply by the population first"
-        )
-    values.attrs = dict(cases.attrs)
-    return values
-
-
-def align_covariates(covariates: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
-    """Covariates restricted to the weeks and locations of ``cases``; raises when they do not line up.
-
-    Parameters
-    ----------
-    covariates : DataFrame (week × (variable, location)) from :func:`load_covariates`
-    cases : DataFrame (week × location)
-    """
-    if (
-        not isinstance(covariates, pd.DataFrame)
-        or not isinstance(covariates.columns, pd.MultiIndex)
-        or covariates.columns.nlevels != 2
-    ):
-        raise InvalidInputError(
-            "covariates must be a DataFrame with (variable, location) columns, as load_covariates returns"
-        )
-    if not isinstance(covariates.index, pd.DatetimeIndex):
-        raise InvalidInputError("covariates must be indexed by week-ending dates (Saturdays) like the cases")
-    if covariates.index.duplicated().any():
-        raise InvalidInputError("covariate weeks repeat; aggregate them first")
-    missing_weeks = cases.index.difference(covariates.index)
-    if len(missing_weeks):
-        off = (covariates.index.day_of_week != 5).any()
-        raise InvalidInputError(
-            f"covariates are not aligned to the case weeks: {len(missing_weeks)} case week(s) have no covariate row "
-            f"(first {_weeks.week_label(missing_weeks[0])})"
-            + ("; the covariate index is not on Saturdays (week ends)" if off else "")
-            + ". Index covariates by the Saturday ending each epi-week and cover every case week."
-        )
-    variables = list(dict.fromkeys(covariates.columns.get_level_values(0)))
-    locs = set(covariates.columns.get_level_values(1))
-    lacking = [c for c in cases.columns if c not in locs]
-    if lacking:
-        raise InvalidInputError(f"covariates have no columns for locations {lacking}")
-    cols = pd.MultiIndex.from_product([variables, list(cases.columns)], names=["variable", "location"])
-    out = covariates.loc[cases.index, cols].astype(float)
-    if out.isna().any().any():
-        bad = out.columns[out.isna().any()].tolist()[:3]
-        raise InvalidInputError(f"covariates have NaN in the case weeks for {bad}; fill them first")
-    out.attrs = dict(covariates.attrs)
-    return out

@@ -1,14 +1,15 @@
 """Dengue backtest speed: fit and backtest every non-image model on the five DengueNet cities.
 
-For each model of ``terralab.dengue.available_models(images=False)``: load nothing new, fit on every week before
-2018w37 (covariates loaded as the backtest does by default) and forecast 2018w37–w52 one week ahead; best of
-``--repeats`` runs. Prints seconds per model, each model's time relative to persistence measured in the same
-process, the test MAE beside it, and the ratio of the total to the 60-second goal of issue 6.
+For each model of ``terralab.dengue.available_models(images=False)``: load nothing new, fit on every week
+before 2018w37 (covariates loaded as the backtest does by default) and forecast 2018w37–w52 one week ahead;
+best of ``--repeats`` runs. Prints seconds per model, each model's time relative to persistence measured in
+the same process, the test MAE beside it, and the ratio of the total to the 60-second goal of issue 6.
 
-``--lstm-seeds`` also backtests the LSTM with seeds 0-4 and prints each MAE, their mean and largest deviation from
-it (the spread ``tests/dengue/test_dengue_backtest.py`` allows around the seed-0 figure).
+``--lstm-seeds`` also backtests the LSTM with seeds 0-4 and prints each MAE, their mean and largest deviation
+from it (the spread ``tests/dengue/test_dengue_backtest.py`` allows around the seed-0 figure).
 
-Run: ``.venv/bin/python benchmarks/dengue_backtest.py [--repeats 1] [--source colombia_denguenet] [--lstm-seeds]``
+Run: ``.venv/bin/python benchmarks/dengue_backtest.py [--repeats 1] [--source colombia_denguenet]
+[--lstm-seeds]``
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - the benchmark runs without covariates when offline
             warnings.warn(f"no covariates ({exc}); timing the models on cases alone", stacklevel=1)
     print(
-        f"{args.source}: {cases.shape[1]} locations x {len(cases)} weeks; test {args.test_start}-{args.test_end}; "
-        f"covariates: {'yes' if covariates is not None else 'no'}"
+        f"{args.source}: {cases.shape[1]} locations x {len(cases)} weeks; test "
+        f"{args.test_start}-{args.test_end}; covariates: {'yes' if covariates is not None else 'no'}"
     )
 
     rows = []

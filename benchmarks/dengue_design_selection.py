@@ -2,23 +2,24 @@
 
 Two design sets, each earlier than what the README reports:
 
-* **pooled (100 municipalities)**: the 100 Colombian municipalities of ``benchmarks/dengue_rolling.py`` (most cases
-  2007–2015), every target week 2012w01–2015w52 (reported: 2016w01–2019w52), horizons 1–4, refits every 13 weeks.
-  Every non-image model is run; then every ensemble of ≥ 2 of the trained models, quantile-wise mean and median,
-  is scored from those forecasts. The ensemble with the lowest WIS here is the one the rolling benchmark reports.
-* **single series**: eight Colombian municipalities (ranks 11–18 by 2007–2015 cases, none of them a DengueNet city),
-  each run **alone**, targets 2012w01–2015w52, and DengAI's two cities, each alone, on the 208 weeks before the
-  208 reported (San Juan 2000w19–2004w17, Iquitos 2002w28–2006w26). Decides how the pooled model calibrates its
-  quantiles when there is nothing to pool (``Pooled(max_folds=1, spread="regression")``, the setting of the first
-  release, against the default: more held-out years and binned errors for few locations) and which ensemble to
-  use on one series. Rio de Janeiro is not used here (its series starts in 2015; all of it before the reported
-  2018–2023 is needed as training history).
+* **pooled (100 municipalities)**: the 100 Colombian municipalities of ``benchmarks/dengue_rolling.py`` (most
+  cases 2007–2015), every target week 2012w01–2015w52 (reported: 2016w01–2019w52), horizons 1–4, refits every
+  13 weeks. Every non-image model is run; then every ensemble of ≥ 2 of the trained models, quantile-wise mean
+  and median, is scored from those forecasts. The ensemble with the lowest WIS here is the one the rolling
+  benchmark reports.
+* **single series**: eight Colombian municipalities (ranks 11–18 by 2007–2015 cases, none of them a DengueNet
+  city), each run **alone**, targets 2012w01–2015w52, and DengAI's two cities, each alone, on the 208 weeks
+  before the 208 reported (San Juan 2000w19–2004w17, Iquitos 2002w28–2006w26). Decides how the pooled model
+  calibrates its quantiles when there is nothing to pool (``Pooled(max_folds=1, spread="regression")``, the
+  setting of the first release, against the default: more held-out years and binned errors for few locations)
+  and which ensemble to use on one series. Rio de Janeiro is not used here (its series starts in 2015; all of
+  it before the reported 2018–2023 is needed as training history).
 
-Earlier selections (first release, recorded in the handoff notes): pooled interactions + regression spread 0.906 ×
-the best baseline of 2012–2015 (moving mean), nb_glm 0.925, ensemble pooled + nb_glm 0.893.
+Earlier selections (first release, recorded in the handoff notes): pooled interactions + regression spread
+0.906 × the best baseline of 2012–2015 (moving mean), nb_glm 0.925, ensemble pooled + nb_glm 0.893.
 
-Run: ``TERRALAB_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/dengue_design_selection.py
-[--part pooled|single|both] [--cache DIR]`` (``--cache`` keeps the forecasts so the ensembles can be rescored).
+Run: ``TERRALAB_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/dengue_design_selection.py [--part
+pooled|single|both] [--cache DIR]`` (``--cache`` keeps the forecasts so the ensembles can be rescored).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from pathlib import Path
 
 BASELINES = ["persistence", "moving_mean", "seasonal_naive"]
 TRAINED = ["median_ar", "gbm", "nb_glm", "pooled", "lstm"]
-#: candidates on single series: the LSTM's fixed step budget costs as much on one series as on 100 (~8 s a refit,
-#: 1,400 s over the ten design series), too much for this 2-core design run; it is not an ensemble candidate there
+#: candidates on single series: the LSTM's fixed step budget costs as much on one series as on 100 (~8 s a
+#: refit, 1,400 s over the ten design series), too much for this 2-core design run; it is not an ensemble
+#: candidate there
 SINGLE_TRAINED = ["median_ar", "gbm", "nb_glm", "pooled"]
 SINGLE_RANKS = range(10, 18)  # 0-based ranks: the 11th to 18th municipality by 2007-2015 cases
 #: ensembles within this share of the lowest WIS count as tied; the one with the fewest members is taken
@@ -50,7 +52,8 @@ POOLED_VARIANTS = {k: v for k, v in SINGLE_VARIANTS.items() if k != "pooled, no 
 
 
 def _rolling(cases, models, start, end, args, covariates=False, params=None):
-    """The reported protocol (dengue.protocol: horizons 1-4, refits every 13 weeks, seed 0, the LSTM budget)."""
+    """The reported protocol (dengue.protocol: horizons 1-4, refits every 13 weeks, seed 0, the LSTM
+    budget)."""
     from terralab.dengue.protocol import rolling_evaluation
 
     return rolling_evaluation(
@@ -97,8 +100,8 @@ def ensembles(fc, members_pool):
 def choose(ranked, ref=1.0):
     """The ensemble with the fewest members whose score is within TIE (relative) of the best; then the lowest.
 
-    Differences of a few thousandths between ensembles are noise on four years of origins; fewer members are cheaper
-    and, without the LSTM, deterministic across machines.
+    Differences of a few thousandths between ensembles are noise on four years of origins; fewer members are
+    cheaper and, without the LSTM, deterministic across machines.
     """
     best = ranked[0][1]
     close = [kv for kv in ranked if kv[1] <= best * (1 + TIE)]
@@ -165,8 +168,8 @@ def pooled_part(args) -> None:
 
 
 def _single_series(args):
-    """(label, cases, start, end, covariates) of each design series, one location each (covariates as the rolling
-    benchmark has them: none for Colombia-wide municipalities, DengAI's own)."""
+    """(label, cases, start, end, covariates) of each design series, one location each (covariates as the
+    rolling benchmark has them: none for Colombia-wide municipalities, DengAI's own)."""
     from terralab import dengue
     from terralab.dengue.protocol import evaluation_series
 
@@ -221,7 +224,8 @@ def single_part(args) -> None:
     rel = pd.DataFrame(rel)
     cov = per["coverage_90"].unstack("series")
     print(
-        "\n== single-series design set: WIS / the series' best baseline (geometric mean over the 10 series) =="
+        "\n== single-series design set: WIS / the series' best baseline (geometric mean over the 10 series) "
+        "=="
     )
     table = pd.DataFrame(
         {
@@ -246,7 +250,8 @@ def single_part(args) -> None:
         print(f"  (the 100-municipality choice) {' '.join(pooled_choice)}: {dict(ranked)[pooled_choice]:.3f}")
     (how, members), g = choose(ranked)
     print(
-        f"chosen for single series: quantile-wise {how} of {members} ({g:.3f}); {time.perf_counter() - t0:.0f} s"
+        f"chosen for single series: quantile-wise {how} of {members} ({g:.3f}); "
+        f"{time.perf_counter() - t0:.0f} s"
     )
 
 

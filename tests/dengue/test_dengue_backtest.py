@@ -55,8 +55,9 @@ def split_results(five_cities):
     return dengue.backtest_many(five_cities, dengue.available_models(images=False))
 
 
-# README figures on the DengueNet split (MAE, cases/week, mean over the five cities). Every model but the LSTM is
-# deterministic (least squares, IRLS, fixed-seed trees), so its figure is tested to the printed two decimals.
+# README figures on the DengueNet split (MAE, cases/week, mean over the five cities). Every model but the LSTM
+# is deterministic (least squares, IRLS, fixed-seed trees), so its figure is tested to the printed two
+# decimals.
 @pytest.mark.parametrize(
     ("model", "mae"), [("median_ar", 8.34), ("nb_glm", 8.14), ("gbm", 8.07), ("pooled", 7.87)]
 )
@@ -80,7 +81,8 @@ def dengai_table():
     return dengue.dengai_score_table(["median_ar", "gbm", "nb_glm", "pooled", "lstm"])
 
 
-# README figures on DengAI (each city's last two labelled years, one week ahead, MAE averaged over the two cities)
+# README figures on DengAI (each city's last two labelled years, one week ahead, MAE averaged over the two
+# cities)
 @pytest.mark.parametrize(
     ("model", "mae"),
     [
@@ -170,7 +172,8 @@ def test_covariates_load_by_default_when_the_source_has_them(shared_data, five_c
 
 
 def test_importing_the_dengue_package_is_light():
-    code = "import sys, time; t=time.time(); import terralab.dengue; print(time.time()-t, 'torch' in sys.modules)"
+    code = "import sys, time; t=time.time(); import terralab.dengue; "
+    code += "print(time.time()-t, 'torch' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()

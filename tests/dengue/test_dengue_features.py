@@ -1,4 +1,5 @@
-"""Radiomics matrices and features against values computed by hand; ViT embeddings (random init or local weights)."""
+"""Radiomics matrices and features against values computed by hand; ViT embeddings (random init or local
+weights)."""
 
 import numpy as np
 import pytest
@@ -21,7 +22,8 @@ def test_glcm_at_0_degrees_matches_the_hand_count():
 def test_glcm_features_match_the_hand_computation():
     P = np.array([[2, 2, 0], [2, 2, 0], [0, 0, 4]], dtype=float)
     f = F.glcm_features(P)
-    # px = py = (1/3, 1/3, 1/3): mu_x = mu_y = 2; i + j - 4 is -2 on (1,1), -1 on (1,2),(2,1), 0 on (2,2), 2 on (3,3)
+    # px = py = (1/3, 1/3, 1/3): mu_x = mu_y = 2; i + j - 4 is -2 on (1,1), -1 on (1,2),(2,1), 0 on (2,2), 2
+    # on (3,3)
     assert f["JointAverage"] == pytest.approx(2.0)
     assert f["ClusterTendency"] == pytest.approx((4 * 2 + 1 * 4 + 4 * 4) / 12)  # 28/12
     assert f["ClusterShade"] == pytest.approx((-8 * 2 - 1 * 4 + 8 * 4) / 12)  # 1

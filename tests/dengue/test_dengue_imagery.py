@@ -1,4 +1,5 @@
-"""Sentinel-2 request builders (Earth Engine and STAC, both mocked), cloud/shadow tiles, and the sample readers."""
+"""Sentinel-2 request builders (Earth Engine and STAC, both mocked), cloud/shadow tiles, and the sample
+readers."""
 
 import math
 import sys
@@ -129,8 +130,9 @@ def test_ee_without_credentials_raises_credentials_error(monkeypatch):
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture
 def fake_stac(monkeypatch):
-    """A fake STAC API; ``searches`` records each search, ``failures["search"]`` / ``failures["open"]`` make the
-    next that many calls raise a ConnectionError (a dropped connection), ``waits`` records the backoff sleeps."""
+    """A fake STAC API; ``searches`` records each search, ``failures["search"]`` / ``failures["open"]``
+    make the next that many calls raise a ConnectionError (a dropped connection), ``waits`` records the
+    backoff sleeps."""
     searches = []
     failures = {"search": 0, "open": 0}
     waits = []

@@ -1,4 +1,5 @@
-"""Models on series with known structure: each baseline's exact behaviour, the GLM's recovered effect, DengueNet."""
+"""Models on series with known structure: each baseline's exact behaviour, the GLM's recovered effect,
+DengueNet."""
 
 import numpy as np
 import pandas as pd
@@ -97,7 +98,8 @@ def test_denguenet_has_the_published_branch_shapes():
 
 @pytest.fixture(scope="module")
 def synthetic_images():
-    """Cases driven by rain 2 weeks earlier; cubes whose greenness shows that rain, and cubes that show noise."""
+    """Cases driven by rain 2 weeks earlier; cubes whose greenness shows that rain, and cubes that show
+    noise."""
     import terralab.dengue.features as F
 
     ds = S.synthetic_dengue_dataset(
@@ -181,8 +183,9 @@ def test_gbm_is_deterministic():
 
 
 def test_pooled_calibrates_one_series_on_several_held_out_years_with_binned_errors():
-    """With nothing to pool, one held-out year of one series (52 errors) cannot set a 98 % interval, and a spread
-    regression of ~25 coefficients on it fits the errors: up to 4 held-out years and plain binned errors instead."""
+    """With nothing to pool, one held-out year of one series (52 errors) cannot set a 98 % interval, and a
+    spread regression of ~25 coefficients on it fits the errors: up to 4 held-out years and plain binned
+    errors instead."""
     one = S.synthetic_cases(400, 1, seed=3)
     many = S.synthetic_cases(400, 30, seed=3)
     end = one.index[-1]

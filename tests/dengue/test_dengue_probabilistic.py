@@ -1,4 +1,5 @@
-"""Quantile forecasts and their scores: WIS by hand, coverage, PIT, the paired test, quantiles of every model."""
+"""Quantile forecasts and their scores: WIS by hand, coverage, PIT, the paired test, quantiles of every
+model."""
 
 import numpy as np
 import pandas as pd
@@ -52,9 +53,10 @@ def test_wis_of_the_23_levels_equals_bracher_et_als_interval_sum():
 def test_wis_agrees_with_the_scoringrules_library():
     """Our WIS against scoringrules' interval and quantile scores (an independent implementation).
 
-    scoringrules 0.10's own ``weighted_interval_score`` on its numpy backend adds w_median * median where Bracher et
-    al. have w_median * |y - median| (its numba kernel has the absolute error), so the WIS is assembled here from its
-    ``interval_score`` (Winkler score) and checked a second way through its ``quantile_score`` (pinball loss).
+    scoringrules 0.10's own ``weighted_interval_score`` on its numpy backend adds w_median * median where
+    Bracher et al. have w_median * |y - median| (its numba kernel has the absolute error), so the WIS is
+    assembled here from its ``interval_score`` (Winkler score) and checked a second way through its
+    ``quantile_score`` (pinball loss).
     """
     import scoringrules as sr  # a test dependency (scoringrules >= 0.10)
 
@@ -106,7 +108,8 @@ def test_pit_of_exact_quantiles_is_uniform():
 
 
 def _two_models(shift):
-    """Long frame of two models on the same observations; model 'b' is off by ``shift`` cases more than 'a'."""
+    """Long frame of two models on the same observations; model 'b' is off by ``shift`` cases more than
+    'a'."""
     rng = np.random.default_rng(2)
     origins = pd.date_range("2016-01-02", periods=60, freq="W-SAT")
     truth = [(o, loc, float(rng.poisson(30)), rng.normal(0, 3, size=2)) for o in origins for loc in (1, 2)]

@@ -168,7 +168,8 @@ def test_the_lstm_is_fitted_once_per_refit_for_all_four_horizons(synthetic, monk
         covariates=False,
         model_params={"lstm": {"steps": 20}},
     )
-    # three refits, one network each; the last serves origins 2016w23-w25, too late for a 4-week forecast in 2016w26
+    # three refits, one network each; the last serves origins 2016w23-w25, too late for a 4-week forecast in
+    # 2016w26
     assert [h for _, h in fits] == [(1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3)]
     assert set(fc["horizon"]) == {1, 2, 3, 4} and fc.attrs["cpu_seconds"]["lstm"] > 0
 
@@ -243,12 +244,13 @@ def test_denguenet_split_best_mae_is_the_pooled_models(shared_data):
 
 @pytest.fixture(scope="module")
 def colombia_100(shared_data, tmp_path_factory):
-    """The README's rolling evaluation without the LSTM and median_ar (benchmarks/dengue_rolling.py runs those too).
+    """The README's rolling evaluation without the LSTM and median_ar (benchmarks/dengue_rolling.py runs those
+    too).
 
-    100 municipalities with the most cases 2007-2015, every target week 2016w01-2019w52, horizons 1-4, refits every
-    13 weeks; model settings and the ensemble (quantile-wise mean of gbm, nb_glm and pooled) were chosen on
-    2012-2015 (benchmarks/dengue_design_selection.py). Every model here is deterministic (least squares, IRLS,
-    single-thread fixed-seed LightGBM), so the figures are tested to the printed three decimals.
+    100 municipalities with the most cases 2007-2015, every target week 2016w01-2019w52, horizons 1-4, refits
+    every 13 weeks; model settings and the ensemble (quantile-wise mean of gbm, nb_glm and pooled) were chosen
+    on 2012-2015 (benchmarks/dengue_design_selection.py). Every model here is deterministic (least squares,
+    IRLS, single-thread fixed-seed LightGBM), so the figures are tested to the printed three decimals.
     """
     with pytest.MonkeyPatch.context() as mp:  # module scope: the per-test mirror and cache are not set yet
         mp.setenv("TERRALAB_DATA_MIRROR", str(shared_data))
@@ -331,8 +333,9 @@ def test_a_dask_client_runs_the_tasks_with_the_same_result(synthetic):
 
 
 def _single_series_rolling(shared_data, tmp_path_factory, source):
-    """benchmarks/dengue_rolling.py --source rio|dengai without the LSTM and pooled: the same windows, the chosen
-    single-series ensemble (quantile-wise median of median_ar, gbm, nb_glm; chosen on earlier years)."""
+    """benchmarks/dengue_rolling.py --source rio|dengai without the LSTM and pooled: the same windows, the
+    chosen single-series ensemble (quantile-wise median of median_ar, gbm, nb_glm; chosen on earlier
+    years)."""
     models = ["persistence", "moving_mean", "seasonal_naive", "median_ar", "gbm", "nb_glm", "ensemble"]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TERRALAB_DATA_MIRROR", str(shared_data))
@@ -346,7 +349,8 @@ def _single_series_rolling(shared_data, tmp_path_factory, source):
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-# README figures (benchmarks/dengue_rolling.py --source rio / --source dengai print the same, to three decimals)
+# README figures (benchmarks/dengue_rolling.py --source rio / --source dengai print the same, to three
+# decimals)
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("source", "persistence_wis", "ensemble_wis", "rel_wis", "coverage_90"),

@@ -8,11 +8,13 @@ Typical use::
     dengue.score(fc)                                                 # mae, rmse, smape per location
 
     # probabilistic, over rolling origins: 23 quantiles, WIS and coverage, paired test against a baseline
-    rolling = dengue.rolling_backtest(cases, ["persistence", "nb_glm", "pooled", "ensemble"], "2016w01", "2019w52")
+    models = ["persistence", "nb_glm", "pooled", "ensemble"]
+    rolling = dengue.rolling_backtest(cases, models, "2016w01", "2019w52")
     dengue.score(rolling, by=["horizon"], baseline="persistence")     # wis, rel_wis, coverage_50/90, mae, …
     dengue.paired_test(rolling, "ensemble", "persistence")           # Diebold–Mariano and block-bootstrap p
 
-Heavy dependencies (torch, timm, ee, pystac-client, odc-stac) are imported inside the functions that need them.
+Heavy dependencies (torch, timm, ee, pystac-client, odc-stac) are imported inside the functions that need
+them.
 """
 
 from .backtest import (

@@ -1,8 +1,8 @@
 """Backtests and scores: one interface over every model, baselines always at hand.
 
-A backtest fits a model once on targets before ``test_start`` and forecasts every test week ``horizon`` weeks ahead
-from the data available at that time (the forecast origin moves through the test window; the fitted parameters
-do not).
+A backtest fits a model once on targets before ``test_start`` and forecasts every test week ``horizon`` weeks
+ahead from the data available at that time (the forecast origin moves through the test window; the fitted
+parameters do not).
 
 Examples
 --------
@@ -32,7 +32,8 @@ WEEK = pd.Timedelta(days=7)
 
 
 def available_models(*, images: bool = True) -> list[str]:
-    """Names accepted by :func:`backtest`'s ``model``; ``images=False`` leaves out the image model (DengueNet)."""
+    """Names accepted by :func:`backtest`'s ``model``; ``images=False`` leaves out the image model
+    (DengueNet)."""
     return [n for n, cls in MODELS.items() if images or not cls.uses_images]
 
 
@@ -80,9 +81,10 @@ def _resolve_images(
         return None
     if images is None:
         raise InvalidInputError(
-            f"model {model.name!r} needs weekly images: pass images= an xarray DataArray (location, week, band, y, x) "
-            "of Sentinel-2 cubes (e.g. terralab.dengue.synthetic.synthetic_s2_cubes or imagery.s2_weekly_mosaics_ee) "
-            "or a Dataset of features from terralab.dengue.features.image_features"
+            f"model {model.name!r} needs weekly images: pass images= an xarray DataArray (location, week, "
+            "band, y, x) of Sentinel-2 cubes (e.g. terralab.dengue.synthetic.synthetic_s2_cubes or "
+            "imagery.s2_weekly_mosaics_ee) or a Dataset of features from "
+            "terralab.dengue.features.image_features"
         )
     import xarray as xr
 
@@ -114,8 +116,8 @@ def _check_window(
         )
     if start < first or end > last:
         raise InvalidInputError(
-            f"test window {_weeks.week_label(start)}–{_weeks.week_label(end)} lies outside the data ({span}); "
-            "choose test weeks inside it"
+            f"test window {_weeks.week_label(start)}–{_weeks.week_label(end)} lies outside the data "
+            f"({span}); choose test weeks inside it"
         )
     horizon = whole_weeks(horizon, "horizon")
     lookback = whole_weeks(lookback, "lookback")
@@ -124,9 +126,9 @@ def _check_window(
     need = max(model.history_weeks(Panel(cases, horizon=horizon, lookback=lookback)), int(lookback))
     if need > history:
         raise InvalidInputError(
-            f"lookback of {need} weeks is longer than the {history} week(s) of history before the first forecast "
-            f"origin {_weeks.week_label(first_origin)} (data start {_weeks.week_label(first)}); shorten lookback or "
-            "move test_start later"
+            f"lookback of {need} weeks is longer than the {history} week(s) of history before the first "
+            f"forecast origin {_weeks.week_label(first_origin)} (data start {_weeks.week_label(first)}); "
+            "shorten lookback or move test_start later"
         )
     return start, end
 
@@ -155,10 +157,11 @@ def backtest(
     model : str or Forecaster
         A name of :func:`available_models` or a model instance (:mod:`terralab.dengue.models`).
     covariates : DataFrame, None or False
-        (variable, location) columns from :func:`load_covariates`. None: loaded from the cases' source when it has
-        them and the model uses them; False: never.
+        (variable, location) columns from :func:`load_covariates`. None: loaded from the cases' source when it
+        has them and the model uses them; False: never.
     images : xarray DataArray or Dataset, optional
-        Weekly image cubes (location, week, band, y, x) or precomputed features; only the image model uses them.
+        Weekly image cubes (location, week, band, y, x) or precomputed features; only the image model uses
+        them.
     test_start, test_end : week label, date or (year, week)
         First and last target week (inclusive), e.g. ``"2018w37"``.
     horizon : int
@@ -177,9 +180,9 @@ def backtest(
     Returns
     -------
     DataFrame with columns week (target week-ending Saturday), location, observed, forecast (cases/week; the
-    model's point forecast: ``attrs["point_kind"]`` says whether it is the predictive median, the mean, or a rule
-    such as last week's count), then the quantile columns when asked; ``attrs`` hold model, horizon, lookback,
-    test_start, test_end.
+    model's point forecast: ``attrs["point_kind"]`` says whether it is the predictive median, the mean, or a
+    rule such as last week's count), then the quantile columns when asked; ``attrs`` hold model, horizon,
+    lookback, test_start, test_end.
     """
     levels = check_quantiles(quantiles)
     if isinstance(cases, str):
@@ -239,8 +242,8 @@ def backtest(
 def score(
     forecasts: pd.DataFrame, by: Sequence[str] | str | None = None, *, baseline: str | None = None
 ) -> pd.DataFrame:
-    """Scores of forecasts per group: ``mae``, ``rmse`` (cases/week), ``smape`` (%), ``n``; with quantile columns
-    also ``wis`` (cases/week), ``coverage_50``, ``coverage_90``, ``coverage_95``.
+    """Scores of forecasts per group: ``mae``, ``rmse`` (cases/week), ``smape`` (%), ``n``; with quantile
+    columns also ``wis`` (cases/week), ``coverage_50``, ``coverage_90``, ``coverage_95``.
 
     Parameters
     ----------
@@ -250,10 +253,11 @@ def score(
         Groups, default ``["location"]``. When the frame has a ``model`` column, ``model`` is always the first
         group (scores mixing models mean nothing); ``by=[]`` then gives one row per model.
     baseline : str, optional
-        A model of the frame: adds ``rel_wis`` and ``rel_mae``, each group's score over the baseline's in the same
-        group (other ``by`` columns equal). Needs a ``model`` column.
+        A model of the frame: adds ``rel_wis`` and ``rel_mae``, each group's score over the baseline's in the
+        same group (other ``by`` columns equal). Needs a ``model`` column.
 
-    sMAPE = 100 · mean(2 |F − A| / (|A| + |F|)), with 0/0 counted as 0. WIS: :mod:`terralab.dengue.probabilistic`.
+    sMAPE = 100 · mean(2 |F − A| / (|A| + |F|)), with 0/0 counted as 0. WIS:
+    :mod:`terralab.dengue.probabilistic`.
     """
     need = {"location", "observed", "forecast"}
     if not isinstance(forecasts, pd.DataFrame) or not need <= set(forecasts.columns):
@@ -353,13 +357,13 @@ def select_model(
 ) -> pd.DataFrame:
     """Rank candidate models by MAE on the ``validation_weeks`` weeks just before ``test_start``.
 
-    Each candidate is fitted on data before the validation window, so the test weeks are never looked at. Use the
-    top row as the model to report on the test window.
+    Each candidate is fitted on data before the validation window, so the test weeks are never looked at. Use
+    the top row as the model to report on the test window.
 
     Returns
     -------
-    DataFrame indexed by model with validation ``mae``, ``rmse``, ``smape``, sorted best first; ``attrs["best"]``
-    names the winner and ``attrs["validation"]`` the window.
+    DataFrame indexed by model with validation ``mae``, ``rmse``, ``smape``, sorted best first;
+    ``attrs["best"]`` names the winner and ``attrs["validation"]`` the window.
     """
     if isinstance(cases, str):
         cases = _cases.load_cases(cases)
@@ -465,8 +469,8 @@ def backtest_many(
 ) -> dict[str, pd.DataFrame]:
     """:func:`backtest` of several models on the same cases and window; returns {model name: forecasts}.
 
-    With ``baselines`` (default) persistence, moving mean and seasonal naive are added first, so no model is shown
-    without them. Other keyword arguments go to :func:`backtest`.
+    With ``baselines`` (default) persistence, moving mean and seasonal naive are added first, so no model is
+    shown without them. Other keyword arguments go to :func:`backtest`.
     """
     if isinstance(cases, str):
         cases = _cases.load_cases(cases)
@@ -485,10 +489,11 @@ def dengai_score_table(
     *,
     missing: str = "raise",
 ) -> pd.DataFrame | None:
-    """Score table of :func:`dengai_holdout` for the baselines plus ``models`` (mean over San Juan and Iquitos).
+    """Score table of :func:`dengai_holdout` for the baselines plus ``models`` (mean over San Juan and
+    Iquitos).
 
-    ``missing="skip"`` returns None, with a warning, when the DengAI files cannot be had (offline without the data
-    mirror) instead of raising.
+    ``missing="skip"`` returns None, with a warning, when the DengAI files cannot be had (offline without the
+    data mirror) instead of raising.
     """
     names = list(dict.fromkeys(list(BASELINES) + [m for m in models if not MODELS[m].uses_images]))
     try:

@@ -1,10 +1,11 @@
 """What every dengue model shares: the :class:`Panel` it looks at, the :class:`Forecaster` interface, checks.
 
-:func:`terralab.dengue.backtest` and :func:`terralab.dengue.rolling_backtest` build a :class:`Panel` (validated
-cases, aligned covariates, image features, horizon, lookback, seed), call ``fit(panel, train_end)`` with targets up
-to the week before the forecasts, then ``forecast(panel, origins)`` and ``forecast_quantiles``. The models live in
-:mod:`~terralab.dengue.baselines`, :mod:`~terralab.dengue.regression`, :mod:`~terralab.dengue.pooled`,
-:mod:`~terralab.dengue.lstm` and :mod:`~terralab.dengue.denguenet`; :mod:`~terralab.dengue.models` names them.
+:func:`terralab.dengue.backtest` and :func:`terralab.dengue.rolling_backtest` build a :class:`Panel`
+(validated cases, aligned covariates, image features, horizon, lookback, seed), call ``fit(panel, train_end)``
+with targets up to the week before the forecasts, then ``forecast(panel, origins)`` and
+``forecast_quantiles``. The models live in :mod:`~terralab.dengue.baselines`,
+:mod:`~terralab.dengue.regression`, :mod:`~terralab.dengue.pooled`, :mod:`~terralab.dengue.lstm` and
+:mod:`~terralab.dengue.denguenet`; :mod:`~terralab.dengue.models` names them.
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ class Forecaster:
     def fit_horizons(self, panel: Panel, train_end: pd.Timestamp, horizons) -> dict[int, Forecaster]:
         """A model for each horizon, fitted on targets up to ``train_end`` (``panel.horizon`` is ignored).
 
-        Default: one copy per horizon, each fitted on its own (a direct model per horizon). A model whose one fit
-        serves every horizon (the LSTM's multi-horizon head) overrides this and returns itself for each.
+        Default: one copy per horizon, each fitted on its own (a direct model per horizon). A model whose one
+        fit serves every horizon (the LSTM's multi-horizon head) overrides this and returns itself for each.
         """
         out = {}
         for h in horizons:
@@ -122,18 +123,20 @@ class Forecaster:
     quantile_method = (
         "empirical quantiles of the log1p-scale errors on the training origins, pooled over locations"
     )
-    #: What ``forecast`` is: "median" or "mean" of the predictive distribution, or "point" (a rule, e.g. last week).
+    #: What ``forecast`` is: "median" or "mean" of the predictive distribution, or "point" (a rule, e.g. last
+    #: week).
     point_kind = "median"
 
     def calibration_origins(self, panel: Panel, train_end: pd.Timestamp) -> pd.DatetimeIndex:
-        """Origins whose errors calibrate the quantiles: every training origin (targets up to ``train_end``)."""
+        """Origins whose errors calibrate the quantiles: every training origin (targets up to
+        ``train_end``)."""
         return train_origins(panel, train_end, self.history_weeks(panel))
 
     def calibrate(self, panel: Panel, train_end: pd.Timestamp) -> Forecaster:
         """Learn the spread of the forecasts from data up to ``train_end`` (after :meth:`fit`).
 
-        Default: the errors log1p(y) − log1p(forecast) of the fitted model on :meth:`calibration_origins`, pooled
-        over locations (a multiplicative spread, so that it scales with the level of each location).
+        Default: the errors log1p(y) − log1p(forecast) of the fitted model on :meth:`calibration_origins`,
+        pooled over locations (a multiplicative spread, so that it scales with the level of each location).
         """
         origins = self.calibration_origins(panel, train_end)
         f = self.forecast(panel, origins)[panel.locations].to_numpy()

@@ -14,10 +14,10 @@ from .probabilistic import tidy_quantiles
 class _Baseline(Forecaster):
     """A rule without parameters; its quantiles come from its own past errors at the same horizon.
 
-    As the forecast hubs' baseline: for each location, the empirical distribution of the rule's errors
-    y_{t+h} − forecast_t over the ``calibration_weeks`` origins before the fit (default: every origin with enough
-    history), added to the forecast; counts below 0 are set to 0. ``symmetric`` mirrors the errors (±e) so that the
-    median stays the rule's value, as the COVID-19 Forecast Hub baseline does.
+    As the forecast hubs' baseline: for each location, the empirical distribution of the rule's errors y_{t+h}
+    − forecast_t over the ``calibration_weeks`` origins before the fit (default: every origin with enough
+    history), added to the forecast; counts below 0 are set to 0. ``symmetric`` mirrors the errors (±e) so
+    that the median stays the rule's value, as the COVID-19 Forecast Hub baseline does.
     """
 
     quantile_method = "empirical quantiles of the rule's own past errors at this horizon, per location"
@@ -63,7 +63,8 @@ class Persistence(_Baseline):
 
 
 class MovingMean(_Baseline):
-    """Mean of the last ``window_weeks`` observed weeks (default 4, the DengueNet comparison's "4-week mean")."""
+    """Mean of the last ``window_weeks`` observed weeks (default 4, the DengueNet comparison's "4-week
+    mean")."""
 
     name = "moving_mean"
 
@@ -104,7 +105,7 @@ class SeasonalNaive(_Baseline):
         p = panel.cases.index.get_indexer(last_year)
         if (p < 0).any():
             raise InvalidInputError(
-                f"seasonal_naive needs the same week one year before {_weeks.week_label(targets[p < 0][0])}, which "
-                "is before the first week of the data"
+                f"seasonal_naive needs the same week one year before {_weeks.week_label(targets[p < 0][0])}, "
+                "which is before the first week of the data"
             )
         return pd.DataFrame(panel.cases.to_numpy()[p], index=origins, columns=panel.locations)

@@ -1,8 +1,9 @@
-"""DengueNet's cloud and shadow tiles (Kuo et al. 2024): flag tiles by brightness, replace them by clear weeks.
+"""DengueNet's cloud and shadow tiles (Kuo et al. 2024): flag tiles by brightness, replace them by clear
+weeks.
 
-The image is cut into a grid of ``n_tiles`` × ``n_tiles`` tiles; a tile is cloud when at least half of its pixels
-are brighter than the 70th percentile of the training weeks, shadow when at least half are darker than the 10th
-percentile; such a tile is replaced by the average of that tile over the clear training weeks
+The image is cut into a grid of ``n_tiles`` × ``n_tiles`` tiles; a tile is cloud when at least half of its
+pixels are brighter than the 70th percentile of the training weeks, shadow when at least half are darker than
+the 10th percentile; such a tile is replaced by the average of that tile over the clear training weeks
 (:func:`cloud_shadow_tiles`, :func:`replace_cloud_tiles`). Brightness is the mean of B02–B04.
 """
 

@@ -1,4 +1,5 @@
-"""``denguenet``: DengueNet (Kuo et al. 2024), image-feature branches of stacked LSTMs, in PyTorch (lazy import)."""
+"""``denguenet``: DengueNet (Kuo et al. 2024), image-feature branches of stacked LSTMs, in PyTorch (lazy
+import)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def _train_torch(
     y_val=None,
     patience: int | None = None,
 ):
-    """Minimise mean absolute error with Adam; with validation data keep the epoch with the lowest validation MAE
-    (and stop after ``patience`` epochs without improvement)."""
+    """Minimise mean absolute error with Adam; with validation data keep the epoch with the lowest
+    validation MAE (and stop after ``patience`` epochs without improvement)."""
     import copy
 
     import torch
@@ -71,11 +72,12 @@ def _train_torch(
 class DengueNet(Forecaster):
     """DengueNet (Kuo et al. 2024) re-implemented in PyTorch.
 
-    Per location: each image-feature branch (ViT embedding; radiomics of B12 tiles) goes through its own stacked
-    LSTM (60, 30, 5); the branch outputs are concatenated into dense 30 → 1. Input: the ``lookback`` (5) weeks
-    of features up to the origin; target: min-max-scaled cases ``horizon`` weeks later; MAE loss, Adam with lr
-    1e-4, batch 8. The ``val_weeks`` (16) weeks before the test window pick the epoch kept (published split
-    124 / 16 / 16). ``branches`` may add ``"cases"`` (past cases as a third branch), which the paper does not use.
+    Per location: each image-feature branch (ViT embedding; radiomics of B12 tiles) goes through its own
+    stacked LSTM (60, 30, 5); the branch outputs are concatenated into dense 30 → 1. Input: the ``lookback``
+    (5) weeks of features up to the origin; target: min-max-scaled cases ``horizon`` weeks later; MAE loss,
+    Adam with lr 1e-4, batch 8. The ``val_weeks`` (16) weeks before the test window pick the epoch kept
+    (published split 124 / 16 / 16). ``branches`` may add ``"cases"`` (past cases as a third branch), which
+    the paper does not use.
 
     Parameters
     ----------
@@ -92,7 +94,8 @@ class DengueNet(Forecaster):
     quantile_method = "conformal: empirical quantiles of the log1p-scale errors on the validation weeks"
 
     def calibration_origins(self, panel: Panel, train_end: pd.Timestamp) -> pd.DatetimeIndex:
-        # the validation weeks picked the epoch but were not trained on; the training weeks are fitted too closely
+        # the validation weeks picked the epoch but were not trained on; the training weeks are fitted too
+        # closely
         last = train_end - panel.horizon * WEEK
         return pd.date_range(last - (self.params["val_weeks"] - 1) * WEEK, last, freq="W-SAT")
 
@@ -151,8 +154,8 @@ class DengueNet(Forecaster):
             if (p < self._lookback - 1).any():
                 bad = origins[p < self._lookback - 1][0]
                 raise InvalidInputError(
-                    f"denguenet: no {b} features for the {self._lookback} weeks up to {_weeks.week_label(bad)}; "
-                    "the image cubes must cover every lookback window"
+                    f"denguenet: no {b} features for the {self._lookback} weeks up to "
+                    f"{_weeks.week_label(bad)}; the image cubes must cover every lookback window"
                 )
             idx = p[:, None] - np.arange(self._lookback)[::-1][None, :]
             res.append(vals[idx])

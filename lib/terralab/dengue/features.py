@@ -5,24 +5,25 @@ ViT (:func:`vit_embeddings`)
     through a timm Vision Transformer without its head; the pooled token is the week's embedding. **Weights:**
     loaded from a local file when ``weights_path`` is given (``timm.create_model(..., pretrained_cfg_overlay=
     {"file": path})``), otherwise the network is **randomly initialised** from ``seed`` — nothing is ever
-    downloaded. DengueNet used ``vit_base_patch16_224.augreg_in21k`` (Hugging Face ``google/vit-base-patch16-224-
-    in21k``, 768-d); to reproduce that, save its timm weights once (``timm.create_model(name, pretrained=True)``
-    on a machine with internet, then ``torch.save(model.state_dict(), "vit_base_in21k.pth")``) and pass
+    downloaded. DengueNet used ``vit_base_patch16_224.augreg_in21k`` (Hugging Face
+    ``google/vit-base-patch16-224- in21k``, 768-d); to reproduce that, save its timm weights once
+    (``timm.create_model(name, pretrained=True)`` on a machine with internet, then
+    ``torch.save(model.state_dict(), "vit_base_in21k.pth")``) and pass
     ``model_name="vit_base_patch16_224.augreg_in21k", weights_path="vit_base_in21k.pth"``. The default here is
     the small ``vit_tiny_patch16_224`` (192-d); ``"vit_micro"`` is a two-block, 64-d ViT for tests.
 
 Radiomics (:func:`radiomics_features`)
     On B12, per tile of an ``n_tiles`` × ``n_tiles`` grid, the nine features DengueNet kept, with the IBSI /
     pyradiomics definitions: first order ``Skewness`` and ``MeanAbsoluteDeviation`` (on the raw values); GLCM
-    ``JointAverage``, ``ClusterShade``, ``ClusterProminence``, ``ClusterTendency``, ``Idm``, ``MCC`` (symmetric
-    co-occurrence at distance 1 in the four 2-D directions, each feature averaged over directions; matrix from
-    scikit-image); GLRLM ``RunPercentage`` (own run-length matrix, four directions, averaged). Grey levels come from
-    a fixed-bin-number discretisation (``n_levels``) of a fixed value range, so texture is comparable across
-    weeks. A grey-level size-zone matrix (GLSZM, 8-connected zones) and its features are provided too
-    (:func:`glszm_matrix`, :func:`glszm_features`); none of the nine uses it.
+    ``JointAverage``, ``ClusterShade``, ``ClusterProminence``, ``ClusterTendency``, ``Idm``, ``MCC``
+    (symmetric co-occurrence at distance 1 in the four 2-D directions, each feature averaged over directions;
+    matrix from scikit-image); GLRLM ``RunPercentage`` (own run-length matrix, four directions, averaged).
+    Grey levels come from a fixed-bin-number discretisation (``n_levels``) of a fixed value range, so texture
+    is comparable across weeks. A grey-level size-zone matrix (GLSZM, 8-connected zones) and its features are
+    provided too (:func:`glszm_matrix`, :func:`glszm_features`); none of the nine uses it.
 
-The matrix functions (:func:`glcm_matrices`, :func:`glrlm_matrix`, :func:`glszm_matrix`, ``*_features``) work on
-2-D integer numpy arrays of grey levels 1..Ng, like scikit-image's; the xarray entry points are
+The matrix functions (:func:`glcm_matrices`, :func:`glrlm_matrix`, :func:`glszm_matrix`, ``*_features``) work
+on 2-D integer numpy arrays of grey levels 1..Ng, like scikit-image's; the xarray entry points are
 :func:`radiomics_features`, :func:`vit_embeddings` and :func:`image_features`.
 """
 
@@ -59,7 +60,8 @@ DIRECTIONS: tuple[tuple[int, int], ...] = ((0, 1), (-1, 1), (-1, 0), (-1, -1))
 # discretisation and first order
 # --------------------------------------------------------------------------------------------------
 def discretize(values: np.ndarray, n_levels: int, value_range: tuple[float, float]) -> np.ndarray:
-    """Grey levels 1..n_levels of ``values`` by fixed bin number over ``value_range`` (IBSI FBN, values clipped)."""
+    """Grey levels 1..n_levels of ``values`` by fixed bin number over ``value_range`` (IBSI FBN, values
+    clipped)."""
     lo, hi = float(value_range[0]), float(value_range[1])
     if not hi > lo:
         raise InvalidInputError(f"value_range must increase, got {value_range}")
@@ -70,7 +72,8 @@ def discretize(values: np.ndarray, n_levels: int, value_range: tuple[float, floa
 
 
 def first_order_features(values: np.ndarray) -> dict[str, float]:
-    """IBSI first-order ``Skewness`` (μ₃/σ³, 0 for a flat tile) and ``MeanAbsoluteDeviation`` (mean |x − x̄|)."""
+    """IBSI first-order ``Skewness`` (μ₃/σ³, 0 for a flat tile) and ``MeanAbsoluteDeviation`` (mean |x −
+    x̄|)."""
     x = np.asarray(values, dtype=float).ravel()
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -110,7 +113,8 @@ _GLCM_NAMES = ("JointAverage", "ClusterShade", "ClusterProminence", "ClusterTend
 
 
 def glcm_features(P: np.ndarray) -> dict[str, float]:
-    """The six GLCM features of one co-occurrence matrix P (Ng × Ng counts or probabilities), pyradiomics names.
+    """The six GLCM features of one co-occurrence matrix P (Ng × Ng counts or probabilities), pyradiomics
+    names.
 
     With p = P / ΣP, grey levels i, j = 1..Ng, marginals px, py and means μx, μy:
     JointAverage = Σ i p(i,j); ClusterTendency / Shade / Prominence = Σ (i + j − μx − μy)^{2,3,4} p(i,j);
@@ -208,8 +212,8 @@ def run_counts(levels: np.ndarray) -> np.ndarray:
 def _length_features(M: np.ndarray, n_pixels: int, names: dict[str, str]) -> dict[str, float]:
     """Features shared by run-length and size-zone matrices (columns = length or size 1, 2, …).
 
-    ``names`` maps each role (``percentage``, ``small``, ``large``, ``grey_nu``, ``length_nu``) to its pyradiomics
-    name, in the order the result lists them; all are NaN when the matrix is empty.
+    ``names`` maps each role (``percentage``, ``small``, ``large``, ``grey_nu``, ``length_nu``) to its
+    pyradiomics name, in the order the result lists them; all are NaN when the matrix is empty.
     """
     M = np.asarray(M, dtype=float)
     n = M.sum()
@@ -243,8 +247,8 @@ _GLSZM_NAMES = {
 
 
 def glrlm_features(R: np.ndarray, n_pixels: int) -> dict[str, float]:
-    """Run-length features of one matrix: RunPercentage = Nr / Np, Short/LongRunEmphasis, GrayLevelNonUniformity,
-    RunLengthNonUniformity (pyradiomics names)."""
+    """Run-length features of one matrix: RunPercentage = Nr / Np, Short/LongRunEmphasis,
+    GrayLevelNonUniformity, RunLengthNonUniformity (pyradiomics names)."""
     return _length_features(R, n_pixels, _GLRLM_NAMES)
 
 
@@ -252,7 +256,8 @@ def glrlm_features(R: np.ndarray, n_pixels: int) -> dict[str, float]:
 # GLSZM
 # --------------------------------------------------------------------------------------------------
 def glszm_matrix(levels: np.ndarray, n_levels: int) -> np.ndarray:
-    """Grey-level size-zone matrix Z (Ng × Np): Z[i − 1, s − 1] counts 8-connected zones of grey level i and size s."""
+    """Grey-level size-zone matrix Z (Ng × Np): Z[i − 1, s − 1] counts 8-connected zones of grey level i
+    and size s."""
     from scipy import ndimage
 
     img = np.asarray(levels)
@@ -485,7 +490,8 @@ def image_features(
     seed: int = 0,
     progress: bool | None = None,
 ) -> xr.Dataset:
-    """DengueNet's image branch inputs for every location: cloud/shadow tiles replaced, then ViT and radiomics.
+    """DengueNet's image branch inputs for every location: cloud/shadow tiles replaced, then ViT and
+    radiomics.
 
     Parameters
     ----------
@@ -494,13 +500,14 @@ def image_features(
         Last training week: cloud thresholds, replacement tiles and the radiomics grey-level range use only
         weeks up to it (None: all weeks).
     n_tiles : int
-        Tiles per side for the cloud/shadow rule; ``radiomics_tiles`` (default the same) for the radiomics grid.
+        Tiles per side for the cloud/shadow rule; ``radiomics_tiles`` (default the same) for the radiomics
+        grid.
     vit_model, weights_path, image_size : see :func:`vit_embeddings`
 
     Returns
     -------
-    Dataset with ``vit`` (location, week, vit_feature), ``radiomics`` (location, week, tile, radiomics_feature)
-    and ``tile_class`` (location, week, tile_y, tile_x).
+    Dataset with ``vit`` (location, week, vit_feature), ``radiomics`` (location, week, tile,
+    radiomics_feature) and ``tile_class`` (location, week, tile_y, tile_x).
     """
     if "location" not in cubes.dims:
         cubes = cubes.expand_dims(location=[cubes.attrs.get("location", 0)])

@@ -6,19 +6,20 @@ locations stack into ``(location, week, band, y, x)``.
 
 Two request paths build the weekly least-cloudy mosaics of a ~7.5 km square around a city centre:
 
-* Earth Engine (:func:`s2_weekly_mosaics_ee`): ``COPERNICUS/S2_SR_HARMONIZED`` (or ``S2_HARMONIZED``) filtered to
-  the square and the Sunday–Saturday week, images sorted by ``CLOUDY_PIXEL_PERCENTAGE`` and mosaicked with the
-  least cloudy on top, 12 bands, pixels fetched by :func:`terralab.earthengine.compute_pixels`.
-* STAC (:func:`s2_weekly_mosaics_stac`): the same through a STAC API (Earth Search by default) with pystac-client
-  and odc-stac (``pip install -e '.[cloud]'``), for users without Earth Engine.
+* Earth Engine (:func:`s2_weekly_mosaics_ee`): ``COPERNICUS/S2_SR_HARMONIZED`` (or ``S2_HARMONIZED``) filtered
+  to the square and the Sunday–Saturday week, images sorted by ``CLOUDY_PIXEL_PERCENTAGE`` and mosaicked with
+  the least cloudy on top, 12 bands, pixels fetched by :func:`terralab.earthengine.compute_pixels`.
+* STAC (:func:`s2_weekly_mosaics_stac`): the same through a STAC API (Earth Search by default) with
+  pystac-client and odc-stac (``pip install -e '.[cloud]'``), for users without Earth Engine.
 
-Cloud and shadow handling follows DengueNet (Kuo et al. 2024): the image is cut into a grid of
-``n_tiles`` × ``n_tiles`` tiles; a tile is cloud when at least half of its pixels are brighter than the 70th
-percentile of the training weeks, shadow when at least half are darker than the 10th percentile; such a tile is
-replaced by the average of that tile over the clear training weeks (:func:`cloud_shadow_tiles`,
-:func:`replace_cloud_tiles`, in :mod:`~terralab.dengue.clouds`). Brightness is the mean of B02–B04. The paper's
-"16 × 16 tiles" is read here as a 16 × 16 grid (``n_tiles=16``); pass another ``n_tiles`` for other tilings. The
-readers of the small real samples are in :mod:`~terralab.dengue.samples`; both are re-exported here.
+Cloud and shadow handling follows DengueNet (Kuo et al. 2024): the image is cut into a grid of ``n_tiles`` ×
+``n_tiles`` tiles; a tile is cloud when at least half of its pixels are brighter than the 70th percentile of
+the training weeks, shadow when at least half are darker than the 10th percentile; such a tile is replaced by
+the average of that tile over the clear training weeks (:func:`cloud_shadow_tiles`,
+:func:`replace_cloud_tiles`, in :mod:`~terralab.dengue.clouds`). Brightness is the mean of B02–B04. The
+paper's "16 × 16 tiles" is read here as a 16 × 16 grid (``n_tiles=16``); pass another ``n_tiles`` for other
+tilings. The readers of the small real samples are in :mod:`~terralab.dengue.samples`; both are re-exported
+here.
 """
 
 from __future__ import annotations
@@ -153,7 +154,8 @@ def city_bbox(
     if location is not None:
         if location not in CITY_CENTRES:
             raise InvalidInputError(
-                f"no centre known for location {location!r}; known: {sorted(CITY_CENTRES)}. Pass lon= and lat= instead"
+                f"no centre known for location {location!r}; known: {sorted(CITY_CENTRES)}. Pass lon= and "
+                "lat= instead"
             )
         lon, lat = CITY_CENTRES[location]
     if lon is None or lat is None:
@@ -194,10 +196,11 @@ def s2_week_collection(
     collection: str = EE_COLLECTIONS[0],
     max_cloud_pct: float | None = None,
 ):
-    """The ``ee.ImageCollection`` of Sentinel-2 images over ``bbox`` in the MMWR week ``week`` (request builder).
+    """The ``ee.ImageCollection`` of Sentinel-2 images over ``bbox`` in the MMWR week ``week`` (request
+    builder).
 
-    Sorted by ``CLOUDY_PIXEL_PERCENTAGE`` from most to least cloudy, so that ``mosaic()`` puts the least cloudy on
-    top. Nothing is computed until the caller asks.
+    Sorted by ``CLOUDY_PIXEL_PERCENTAGE`` from most to least cloudy, so that ``mosaic()`` puts the least
+    cloudy on top. Nothing is computed until the caller asks.
     """
     if collection not in EE_COLLECTIONS:
         raise InvalidInputError(f"collection must be one of {EE_COLLECTIONS}, got {collection!r}")
@@ -375,7 +378,8 @@ _sleep = time.sleep  # tests replace it so that the backoff costs no time
 
 
 def _stac_retryable(pystac_client) -> tuple[type[BaseException], ...]:
-    """Errors worth another try: the network (OSError covers requests' and urllib3's) and the API's own errors."""
+    """Errors worth another try: the network (OSError covers requests' and urllib3's) and the API's own
+    errors."""
     errors: list[type[BaseException]] = [OSError, TimeoutError]
     api_error = getattr(getattr(pystac_client, "exceptions", None), "APIError", None)
     if isinstance(api_error, type) and issubclass(api_error, BaseException):
@@ -384,7 +388,8 @@ def _stac_retryable(pystac_client) -> tuple[type[BaseException], ...]:
 
 
 def _with_retries(call, what: str, url: str, retryable: tuple[type[BaseException], ...]):
-    """``call()``, retried with exponential backoff on ``retryable`` errors; then a clear DataNotAvailableError."""
+    """``call()``, retried with exponential backoff on ``retryable`` errors; then a clear
+    DataNotAvailableError."""
     wait = STAC_FIRST_WAIT_S
     for attempt in range(1, STAC_ATTEMPTS + 1):
         try:
@@ -392,9 +397,9 @@ def _with_retries(call, what: str, url: str, retryable: tuple[type[BaseException
         except retryable as exc:
             if attempt == STAC_ATTEMPTS:
                 raise DataNotAvailableError(
-                    f"STAC {what} at {url} failed {STAC_ATTEMPTS} times (waits {STAC_FIRST_WAIT_S:g} s doubling): "
-                    f"{type(exc).__name__}: {exc}. Check the network and the API URL, or use image_source="
-                    "'synthetic' / 'earthengine'"
+                    f"STAC {what} at {url} failed {STAC_ATTEMPTS} times (waits {STAC_FIRST_WAIT_S:g} s "
+                    f"doubling): {type(exc).__name__}: {exc}. Check the network and the API URL, or use "
+                    "image_source='synthetic' / 'earthengine'"
                 ) from exc
             _sleep(wait)
             wait *= 2
@@ -419,10 +424,10 @@ def s2_weekly_mosaics_stac(
 
     Items of each Sunday–Saturday week are searched with pystac-client (each request tried up to
     :data:`STAC_ATTEMPTS` times with exponential backoff, then a DataNotAvailableError), loaded with
-    ``odc.stac.load`` on the items' UTM grid at ``resolution_m``, and mosaicked pixel by pixel: the least cloudy day
-    (``eo:cloud_cover``)
-    first, gaps (nodata 0) filled from the next. ``assets`` maps band names to the API's asset keys (default:
-    Earth Search's ``blue``, ``green``, …; Planetary Computer uses the band names themselves).
+    ``odc.stac.load`` on the items' UTM grid at ``resolution_m``, and mosaicked pixel by pixel: the least
+    cloudy day (``eo:cloud_cover``) first, gaps (nodata 0) filled from the next. ``assets`` maps band names to
+    the API's asset keys (default: Earth Search's ``blue``, ``green``, …; Planetary Computer uses the band
+    names themselves).
 
     Returns
     -------
@@ -525,8 +530,8 @@ def city_cubes(
     locations : DANE codes (with a centre in :data:`CITY_CENTRES` for the real sources)
     weeks : (first, last) labels or a list of weeks
     source : {"synthetic", "earthengine", "stac"}
-        ``"synthetic"``: :func:`terralab.dengue.synthetic.synthetic_s2_cubes` (``size_px`` pixels, clouds on an
-        ``n_tiles`` grid; carries no information about real cases). ``"earthengine"`` / ``"stac"``:
+        ``"synthetic"``: :func:`terralab.dengue.synthetic.synthetic_s2_cubes` (``size_px`` pixels, clouds on
+        an ``n_tiles`` grid; carries no information about real cases). ``"earthengine"`` / ``"stac"``:
         :func:`s2_weekly_mosaics_ee` / :func:`s2_weekly_mosaics_stac` per city with ``request_kwargs``.
     """
     locations = list(locations)

@@ -1,4 +1,5 @@
-"""``lstm``: a pooled two-layer LSTM with a quantile head for every horizon at once (PyTorch, imported lazily)."""
+"""``lstm``: a pooled two-layer LSTM with a quantile head for every horizon at once (PyTorch, imported
+lazily)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,19 @@ from .probabilistic import tidy_quantiles
 
 
 class LSTMForecaster(Forecaster):
-    """Pooled two-layer LSTM over the lookback window of scaled cases (+ standardised covariates), quantile head.
+    """Pooled two-layer LSTM over the lookback window of scaled cases (+ standardised covariates), quantile
+    head.
 
     One network per fit serves every horizon: its head gives, for each horizon, the predictive quantiles at
     ``levels`` (default the hubs' 23) of the count divided by the location's training mean + 1, trained by the
     mean pinball loss over levels and horizons (the median's pinball loss is half its absolute error, so the
-    ``forecast`` column, the 0.5 quantile, is trained as the MAE-loss LSTM was). :func:`rolling_backtest` fits one
-    network per refit for all its horizons (:meth:`fit_horizons`) instead of one per horizon. Adam, fixed seed.
+    ``forecast`` column, the 0.5 quantile, is trained as the MAE-loss LSTM was). :func:`rolling_backtest` fits
+    one network per refit for all its horizons (:meth:`fit_horizons`) instead of one per horizon. Adam, fixed
+    seed.
 
     The training budget is ``epochs`` passes over the windows, or, when ``steps`` is given, that many gradient
-    steps whatever the data size (as many passes as it takes): 100 municipalities give ~190 batches of 256 a pass,
-    one city 2, so a budget in passes is either too long for the one or too short for the other.
+    steps whatever the data size (as many passes as it takes): 100 municipalities give ~190 batches of 256 a
+    pass, one city 2, so a budget in passes is either too long for the one or too short for the other.
     """
 
     name = "lstm"
@@ -171,7 +174,8 @@ def train_quantiles(
     seed: int,
     progress: bool,
 ) -> None:
-    """Minimise the mean pinball loss of ``net``'s (target × level) outputs with Adam; NaN targets are skipped."""
+    """Minimise the mean pinball loss of ``net``'s (target × level) outputs with Adam; NaN targets are
+    skipped."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)

@@ -1,4 +1,5 @@
-"""Figures of the dengue notebook: case curves, forecasts against observations, cloud tiles. matplotlib only."""
+"""Figures of the dengue notebook: case curves, forecasts against observations, cloud tiles. matplotlib
+only."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def _names(cases_or_attrs) -> dict:
 
 
 def plot_cases(cases: pd.DataFrame, *, highlight: tuple | None = None, ax=None):
-    """Weekly case curves, one line per location; ``highlight`` = (start, end) shades a window (e.g. the test)."""
+    """Weekly case curves, one line per location; ``highlight`` = (start, end) shades a window (e.g. the
+    test)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -83,7 +85,8 @@ def plot_cloud_tiles(
     n_weeks: int = 4,
     rgb: Sequence[str] = ("B04", "B03", "B02"),
 ):
-    """True-colour weeks before and after DengueNet's tile replacement, cloud tiles outlined red, shadows blue."""
+    """True-colour weeks before and after DengueNet's tile replacement, cloud tiles outlined red, shadows
+    blue."""
     import matplotlib.pyplot as plt
 
     t = "week" if "week" in cube.dims else "time"
@@ -125,7 +128,8 @@ def plot_cloud_tiles(
 
 
 def plot_covariates(covariates: pd.DataFrame | None, *, start=None, end=None):
-    """One panel per covariate variable, one line per location; nothing (None) when there are no covariates."""
+    """One panel per covariate variable, one line per location; nothing (None) when there are no
+    covariates."""
     import matplotlib.pyplot as plt
 
     if covariates is None:

@@ -1,5 +1,5 @@
-"""The global models: ``pooled`` (one log-linear model over all locations) and ``gbm`` (LightGBM on its features),
-both with split-conformal quantiles from held-out errors."""
+"""The global models: ``pooled`` (one log-linear model over all locations) and ``gbm`` (LightGBM on its
+features), both with split-conformal quantiles from held-out errors."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from .probabilistic import tidy_quantiles
 
 
 def _climatology(logy: np.ndarray, half_width: int = 2) -> np.ndarray:
-    """Mean of log1p cases around the same week in every earlier year, for each row (NaN without an earlier year).
+    """Mean of log1p cases around the same week in every earlier year, for each row (NaN without an earlier
+    year).
 
-    Row i averages rows i − 52j − w … i − 52j + w (w = ``half_width``) over the years j ≥ 1 that exist: only weeks
-    at least 52 − w weeks before row i, so a forecast of week t + h (h ≤ 52 − w) uses nothing after its origin t.
+    Row i averages rows i − 52j − w … i − 52j + w (w = ``half_width``) over the years j ≥ 1 that exist: only
+    weeks at least 52 − w weeks before row i, so a forecast of week t + h (h ≤ 52 − w) uses nothing after its
+    origin t.
     """
     n = logy.shape[0]
     pad = np.vstack(
@@ -87,26 +89,29 @@ def conformal_params(model: str, **params: Any) -> dict:
 class Pooled(Forecaster):
     """One model for all locations (global), on log1p counts, with quantiles from its own held-out errors.
 
-    For location l, origin t and horizon h the target log1p(y_{l,t+h}) is regressed (least squares, pooled over
-    locations, one model per horizon) on:
+    For location l, origin t and horizon h the target log1p(y_{l,t+h}) is regressed (least squares, pooled
+    over locations, one model per horizon) on:
 
     * lagged cases: log1p(y_{t−k}), k = 0 … lookback − 1, and log1p of the 13-week mean;
     * location effects: the location's mean log1p count over the training weeks;
     * seasonality: the location's climatology (mean log1p count around the same week of every earlier year)
       at the target week and at the origin week, and sin/cos of the target's week of the year (two harmonics);
-    * with ``interactions``, the lags and seasonal terms times the location's mean level (dynamics differ with size);
+    * with ``interactions``, the lags and seasonal terms times the location's mean level (dynamics differ with
+      size);
     * with ``covariates`` and a source that has them: each covariate's mean over weeks t−3 … t and t−11 … t−4
-      (standardised per location on the training weeks), the lags at which temperature and rain act on mosquitoes.
+      (standardised per location on the training weeks), the lags at which temperature and rain act on
+      mosquitoes.
 
     Quantiles (split conformal): the errors log1p(y) − prediction of copies fitted before held-out windows of
-    ``calibration_weeks`` at the end of the training weeks. One window when it holds ≥ ``min_calibration_rows``
-    (location × origin) errors; with few locations (a single series) up to ``max_folds`` consecutive windows, each
-    scored by a copy fitted on the weeks before it, so that one calm or one epidemic year does not set the width.
-    ``spread``: ``"regression"`` standardises the errors by a regression of their size on the features
-    (location-scale); ``"binned"`` takes the errors' empirical quantiles in ``level_bins`` bins of the predicted level;
-    ``"auto"`` (default) uses the regression when there are ≥ ``min_regression_rows`` errors, else the bins (a
-    regression of ~25 coefficients on one series' few dozen errors fits them, and its intervals come out too
-    narrow). ``forecast`` is the predictive median. Non-negative and non-crossing.
+    ``calibration_weeks`` at the end of the training weeks. One window when it holds ≥
+    ``min_calibration_rows`` (location × origin) errors; with few locations (a single series) up to
+    ``max_folds`` consecutive windows, each scored by a copy fitted on the weeks before it, so that one calm
+    or one epidemic year does not set the width. ``spread``: ``"regression"`` standardises the errors by a
+    regression of their size on the features (location-scale); ``"binned"`` takes the errors' empirical
+    quantiles in ``level_bins`` bins of the predicted level; ``"auto"`` (default) uses the regression when
+    there are ≥ ``min_regression_rows`` errors, else the bins (a regression of ~25 coefficients on one series'
+    few dozen errors fits them, and its intervals come out too narrow). ``forecast`` is the predictive median.
+    Non-negative and non-crossing.
 
     Options are keywords: ``interactions``, ``ridge``, ``ridge_prior`` and those of :class:`ConformalParams`
     (``Pooled(max_folds=1, spread="regression")``); any other is an InvalidInputError that lists them.
@@ -211,8 +216,8 @@ class Pooled(Forecaster):
 
     def _solve(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         A = np.column_stack([np.ones(len(X)), X])
-        # ridge × rows keeps the penalty's weight fixed relative to the data; ridge_prior is a fixed amount on top,
-        # which only matters when the rows are few (one series: a few hundred rows for ~25 coefficients)
+        # ridge × rows keeps the penalty's weight fixed relative to the data; ridge_prior is a fixed amount on
+        # top, which only matters when the rows are few (one series: a few hundred rows for ~25 coefficients)
         strength = self.params.get("ridge", 1e-3) * len(A) + self.params.get("ridge_prior", 0.0)
         reg = strength * np.eye(A.shape[1])
         reg[0, 0] = 0.0
@@ -275,7 +280,8 @@ class Pooled(Forecaster):
             spread = "regression" if len(yv) >= self.params["min_regression_rows"] else "binned"
         self.spread_ = spread
         if spread == "regression":
-            # location-scale: the size of the held-out errors regressed on the features, errors standardised by it
+            # location-scale: the size of the held-out errors regressed on the features, errors standardised
+            # by it
             err = yv - pred
             self.spread_coef_ = self._solve(Xv, np.log(np.abs(err) + 0.05))
             self._set_errors(np.zeros(len(err)), err / self._spread(Xv), bins=1)
@@ -285,7 +291,8 @@ class Pooled(Forecaster):
         return self
 
     def _spread(self, X: np.ndarray) -> np.ndarray:
-        # bounded so that a feature far outside the calibration weeks cannot blow the intervals up (or shut them)
+        # bounded so that a feature far outside the calibration weeks cannot blow the intervals up (or shut
+        # them)
         return np.exp(np.clip(self._predict(self.spread_coef_, X), np.log(0.02), np.log(3.0)))
 
     def _scale(self, panel: Panel, origins: pd.DatetimeIndex) -> np.ndarray | float:
@@ -335,13 +342,13 @@ class GradientBoosting(Pooled):
     """Pooled gradient-boosted trees (LightGBM) on the pooled model's features, quantiles by split conformal.
 
     The trees learn the change log1p(y_{t+h}) − log1p(y_t) from the features of :class:`Pooled` (lags, 13-week
-    mean, location level, climatology, season; no interaction terms: trees find them), squared error, one model per
-    horizon; learning the change rather than the level lets them forecast counts larger than any seen in training.
-    Quantiles as :class:`Pooled`: held-out errors of a copy fitted before the last ``calibration_weeks``. One
-    thread, fixed seed: deterministic. Replaces a scikit-learn HistGradientBoosting on scaled counts that fitted
-    35 s per refit on 100 municipalities (a second copy for its conformal errors); this one fits in ~8 s.
-    Options are keywords: ``n_estimators``, ``learning_rate``, ``num_leaves``, ``min_child_samples`` and those of
-    :class:`ConformalParams`.
+    mean, location level, climatology, season; no interaction terms: trees find them), squared error, one
+    model per horizon; learning the change rather than the level lets them forecast counts larger than any
+    seen in training. Quantiles as :class:`Pooled`: held-out errors of a copy fitted before the last
+    ``calibration_weeks``. One thread, fixed seed: deterministic. Replaces a scikit-learn HistGradientBoosting
+    on scaled counts that fitted 35 s per refit on 100 municipalities (a second copy for its conformal
+    errors); this one fits in ~8 s. Options are keywords: ``n_estimators``, ``learning_rate``, ``num_leaves``,
+    ``min_child_samples`` and those of :class:`ConformalParams`.
     """
 
     name = "gbm"

@@ -4,14 +4,14 @@ A probabilistic forecast here is a set of predictive quantiles at the forecast h
 (:data:`QUANTILES`: 0.01, 0.025, 0.05, 0.10, 0.15, …, 0.90, 0.95, 0.975, 0.99), stored as columns ``q0.01`` …
 ``q0.99`` beside ``observed`` and the point ``forecast``.
 
-Weighted interval score (Bracher, Ray, Gneiting & Reich 2021, PLoS Comput Biol 17:e1008618), for the median m and
-K central intervals [l_k, u_k] at levels 1 − α_k:
+Weighted interval score (Bracher, Ray, Gneiting & Reich 2021, PLoS Comput Biol 17:e1008618), for the median m
+and K central intervals [l_k, u_k] at levels 1 − α_k:
 
     WIS = (0.5·|y − m| + Σ_k (α_k/2)·IS_α_k) / (K + 0.5),
     IS_α = (u − l) + (2/α)(l − y)·1[y < l] + (2/α)(y − u)·1[y > u].
 
-With the 23 hub levels K = 11. It equals the mean of the pinball losses of the 2K + 1 quantiles times
-(2K + 1)/(K + 0.5), which is how :func:`wis` computes it; ``tests/dengue/test_dengue_probabilistic.py`` checks it
+With the 23 hub levels K = 11. It equals the mean of the pinball losses of the 2K + 1 quantiles times (2K +
+1)/(K + 0.5), which is how :func:`wis` computes it; ``tests/dengue/test_dengue_probabilistic.py`` checks it
 against the interval formula on a hand-computed case. Lower is better; the unit is cases/week.
 """
 
@@ -127,7 +127,8 @@ def wis(y: np.ndarray, q: np.ndarray, levels: Sequence[float]) -> np.ndarray:
 
 
 def interval_coverage(y: np.ndarray, q: np.ndarray, levels: Sequence[float], central: float) -> np.ndarray:
-    """1.0 where y lies inside the central ``central`` interval (e.g. 0.9: between q0.05 and q0.95), else 0."""
+    """1.0 where y lies inside the central ``central`` interval (e.g. 0.9: between q0.05 and q0.95), else
+    0."""
     levels = np.asarray(levels, dtype=float)
     lo, hi = (1 - central) / 2, 1 - (1 - central) / 2
     i_lo, i_hi = np.flatnonzero(np.isclose(levels, lo)), np.flatnonzero(np.isclose(levels, hi))
@@ -139,10 +140,10 @@ def interval_coverage(y: np.ndarray, q: np.ndarray, levels: Sequence[float], cen
 def pit_values(forecasts: pd.DataFrame, *, seed: int = 0) -> np.ndarray:
     """Probability integral transform of each observation under its quantile forecast.
 
-    The predictive CDF is the linear interpolation of the quantiles (below the lowest quantile level τ₁: τ₁/2; above
-    the highest τ_K: (1 + τ_K)/2). Where several quantiles equal the observed count (discrete counts, e.g. many
-    zeros) the PIT is drawn uniformly over their levels (the randomised PIT for discrete forecasts). Calibrated
-    forecasts give a flat histogram.
+    The predictive CDF is the linear interpolation of the quantiles (below the lowest quantile level τ₁: τ₁/2;
+    above the highest τ_K: (1 + τ_K)/2). Where several quantiles equal the observed count (discrete counts,
+    e.g. many zeros) the PIT is drawn uniformly over their levels (the randomised PIT for discrete forecasts).
+    Calibrated forecasts give a flat histogram.
     """
     y, q, levels = _arrays(forecasts)
     rng = np.random.default_rng(seed)
@@ -171,8 +172,8 @@ def pit_values(forecasts: pd.DataFrame, *, seed: int = 0) -> np.ndarray:
 def coverage_curve(forecasts: pd.DataFrame, by: str | None = "model") -> pd.DataFrame:
     """Empirical coverage of every central interval the quantiles give (2 %, 5 %, 10 %, 20 %, …, 98 %).
 
-    Returns a DataFrame indexed by nominal coverage with one column per value of ``by`` (or one column ``all``).
-    A calibrated forecaster lies on the diagonal.
+    Returns a DataFrame indexed by nominal coverage with one column per value of ``by`` (or one column
+    ``all``). A calibrated forecaster lies on the diagonal.
     """
     groups = forecasts.groupby(by, sort=False) if by else [("all", forecasts)]
     levels, _ = quantile_levels(forecasts)
@@ -209,20 +210,20 @@ def paired_test(
 ) -> dict:
     """Is ``model``'s mean ``metric`` lower than ``baseline``'s on the same forecasts? Paired over origins.
 
-    The two models' losses are matched row by row (location, origin, horizon), averaged per forecast origin, and
-    their difference d_o = loss(model) − loss(baseline) is tested two ways:
+    The two models' losses are matched row by row (location, origin, horizon), averaged per forecast origin,
+    and their difference d_o = loss(model) − loss(baseline) is tested two ways:
 
     * Diebold–Mariano: mean(d) / its standard error with a Newey–West (Bartlett) long-run variance of
       ``block_weeks`` − 1 lags (forecasts of neighbouring origins overlap up to the horizon), two-sided normal
       p-value;
-    * a moving-block bootstrap over origins (blocks of ``block_weeks``), ``n_boot`` resamples: 95 % interval of the
-      ratio of mean losses and the share of resamples in which the model is not better (one-sided p).
+    * a moving-block bootstrap over origins (blocks of ``block_weeks``), ``n_boot`` resamples: 95 % interval
+      of the ratio of mean losses and the share of resamples in which the model is not better (one-sided p).
 
     Returns
     -------
-    dict with ``model``, ``baseline``, ``metric``, ``n_origins``, ``n_pairs``, ``mean_model``, ``mean_baseline``,
-    ``ratio``, ``dm_stat``, ``p_value`` (Diebold–Mariano, two-sided), ``p_bootstrap`` (one-sided),
-    ``ratio_ci95``.
+    dict with ``model``, ``baseline``, ``metric``, ``n_origins``, ``n_pairs``, ``mean_model``,
+    ``mean_baseline``, ``ratio``, ``dm_stat``, ``p_value`` (Diebold–Mariano, two-sided), ``p_bootstrap``
+    (one-sided), ``ratio_ci95``.
     """
     if "model" not in forecasts.columns:
         raise InvalidInputError("paired_test needs the long frame of rolling_backtest (a 'model' column)")

@@ -1,8 +1,9 @@
 """The rolling evaluation behind the README's dengue tables, defined once for the benchmarks and the tests.
 
-Every reported rolling figure comes from :func:`rolling_evaluation` on the series of :func:`evaluation_series`:
-horizons 1–4, a refit every 13 weeks, seed 0, the LSTM's fixed step budget; model settings and ensembles were
-chosen on the design windows (``benchmarks/dengue_design_selection.py``), never on the reported ones.
+Every reported rolling figure comes from :func:`rolling_evaluation` on the series of
+:func:`evaluation_series`: horizons 1–4, a refit every 13 weeks, seed 0, the LSTM's fixed step budget; model
+settings and ensembles were chosen on the design windows (``benchmarks/dengue_design_selection.py``), never on
+the reported ones.
 
 >>> from terralab.dengue.protocol import REPORTED_WINDOWS, ROLLING_PROTOCOL
 >>> REPORTED_WINDOWS["colombia"]
@@ -42,12 +43,14 @@ ROLLING_PROTOCOL: dict[str, Any] = {"horizons": (1, 2, 3, 4), "refit_every_weeks
 #: The LSTM's training budget in the rolling evaluations: gradient steps, not passes, so one series and 100
 #: municipalities train alike.
 LSTM_BUDGET: dict[str, Any] = {"steps": 600, "batch_size": 256, "lr": 3e-3}
-#: Target weeks reported per source (first, last); DengAI: each city's last :data:`DENGAI_WEEKS` labelled weeks.
+#: Target weeks reported per source (first, last); DengAI: each city's last :data:`DENGAI_WEEKS` labelled
+#: weeks.
 REPORTED_WINDOWS: dict[str, tuple[str, str]] = {
     "colombia": ("2016w01", "2019w52"),
     "rio": ("2018w01", "2023w52"),
 }
-#: Target weeks on which settings were chosen; DengAI: the :data:`DENGAI_WEEKS` weeks before the reported ones.
+#: Target weeks on which settings were chosen; DengAI: the :data:`DENGAI_WEEKS` weeks before the reported
+#: ones.
 DESIGN_WINDOWS: dict[str, tuple[str, str]] = {"colombia": ("2012w01", "2015w52")}
 DENGAI_WEEKS = 208
 #: Colombian municipalities are ranked by their cases up to this week (before every window).
@@ -69,7 +72,8 @@ class EvaluationSeries:
 
 
 def evaluation_series(source: str, locations: int = 100, *, design: bool = False) -> list[EvaluationSeries]:
-    """The runs of the rolling evaluation of ``source``: one for ``"colombia"`` and ``"rio"``, one per DengAI city.
+    """The runs of the rolling evaluation of ``source``: one for ``"colombia"`` and ``"rio"``, one per DengAI
+    city.
 
     Parameters
     ----------
@@ -104,10 +108,11 @@ def evaluation_series(source: str, locations: int = 100, *, design: bool = False
 def rolling_evaluation(
     cases: pd.DataFrame, models: Iterable[str | Forecaster], start: Any, end: Any, **kwargs: Any
 ) -> pd.DataFrame:
-    """:func:`~terralab.dengue.rolling_backtest` under :data:`ROLLING_PROTOCOL` with the LSTM's :data:`LSTM_BUDGET`.
+    """:func:`~terralab.dengue.rolling_backtest` under :data:`ROLLING_PROTOCOL` with the LSTM's
+    :data:`LSTM_BUDGET`.
 
-    ``kwargs`` go to ``rolling_backtest`` (``n_jobs``, ``covariates``, ``progress`` …); ``model_params`` are added
-    to the LSTM budget (a model's own entry wins).
+    ``kwargs`` go to ``rolling_backtest`` (``n_jobs``, ``covariates``, ``progress`` …); ``model_params`` are
+    added to the LSTM budget (a model's own entry wins).
     """
     params = {"lstm": LSTM_BUDGET, **(kwargs.pop("model_params", None) or {})}
     return rolling_backtest(

@@ -45,7 +45,8 @@ def lag_design(
 
 
 def lag_design_names(panel: Panel, n_lags: int, transform: str, with_covariates: bool) -> list[str]:
-    """Column names of :func:`lag_design`: cases lags (``log1p_cases_lag0`` = origin week), season, covariate lags."""
+    """Column names of :func:`lag_design`: cases lags (``log1p_cases_lag0`` = origin week), season,
+    covariate lags."""
     stem = "log1p_cases" if transform == "log" else "scaled_cases"
     names = [f"{stem}_lag{k}" for k in range(n_lags)] + ["season_sin", "season_cos"]
     if with_covariates and panel.covariates is not None:
@@ -133,7 +134,8 @@ class MedianAR(_PooledRegression):
 def log_link_irls(
     X: np.ndarray, y: np.ndarray, alpha: float = 0.0, *, tol: float = 1e-8, max_iter: int = 100
 ) -> np.ndarray:
-    """Coefficients of a Poisson (``alpha`` = 0) or negative-binomial (Var = μ + αμ², α fixed) GLM with log link.
+    """Coefficients of a Poisson (``alpha`` = 0) or negative-binomial (Var = μ + αμ², α fixed) GLM with log
+    link.
 
     Iteratively reweighted least squares as statsmodels' ``GLM.fit()`` does it (start μ = (y + ȳ)/2, stop when
     the deviance changes by less than ``tol`` relative), in plain numpy: the same estimates without its
@@ -170,10 +172,10 @@ def log_link_irls(
 class NegBinGLM(Forecaster):
     """Negative-binomial GLM per location: log E[y_{t+h}] = b0 + Σ b_k log(1 + y_{t-k}) + season + covariates.
 
-    The dispersion α (Var = μ + α μ²) is estimated from a Poisson fit by the Cameron–Trivedi auxiliary regression,
-    then the NB GLM is refitted with it (statsmodels). After ``fit``: ``coefficients_`` (term × location; covariate
-    terms are per standard deviation of the training weeks, ``<var>_lag<k>`` = k weeks before the origin) and
-    ``alpha_`` (location → α).
+    The dispersion α (Var = μ + α μ²) is estimated from a Poisson fit by the Cameron–Trivedi auxiliary
+    regression, then the NB GLM is refitted with it (statsmodels). After ``fit``: ``coefficients_`` (term ×
+    location; covariate terms are per standard deviation of the training weeks, ``<var>_lag<k>`` = k weeks
+    before the origin) and ``alpha_`` (location → α).
     """
 
     name = "nb_glm"
@@ -209,8 +211,9 @@ class NegBinGLM(Forecaster):
             alpha = min(max(alpha, 1e-4), 10.0)
             self.params_[loc] = log_link_irls(X, y, alpha=alpha)
             self.alpha_[loc] = alpha
-            # a GLM with many covariate lags on a short history can extrapolate exp() without bound (DengAI Iquitos,
-            # two years of data, forecast 5e8 cases): no more than ten times the largest weekly count seen
+            # a GLM with many covariate lags on a short history can extrapolate exp() without bound (DengAI
+            # Iquitos, two years of data, forecast 5e8 cases): no more than ten times the largest weekly count
+            # seen
             self.log_cap_[loc] = float(np.log(10.0 * (panel.cases.loc[:train_end, loc].max() + 1.0)))
         names = ["const"] + lag_design_names(panel, panel.lookback, "log", self.cov_stats_ is not None)
         self.coefficients_ = pd.DataFrame(self.params_, index=names)

@@ -1,11 +1,11 @@
 """Rolling-origin evaluation: many forecast origins, several horizons, periodic refits, quantile forecasts.
 
 The design that separates a good forecaster from a lucky one (ANCHORS.md, "Probabilistic forecasting"): every
-week between ``start`` and ``end`` is forecast from origins ``horizon`` weeks earlier, for each horizon; models are
-refitted every ``refit_every_weeks`` weeks on the data up to (and including) that refit's origin week, and used for
-the origins until the next refit. A refit task is handed the case table **cut at the last origin it forecasts
-from**, so no fit or forecast can see a later week (``tests/dengue/test_dengue_rolling.py`` changes later weeks and
-checks that nothing before them moves).
+week between ``start`` and ``end`` is forecast from origins ``horizon`` weeks earlier, for each horizon;
+models are refitted every ``refit_every_weeks`` weeks on the data up to (and including) that refit's origin
+week, and used for the origins until the next refit. A refit task is handed the case table **cut at the last
+origin it forecasts from**, so no fit or forecast can see a later week
+(``tests/dengue/test_dengue_rolling.py`` changes later weeks and checks that nothing before them moves).
 
 Model × refit tasks run in parallel with joblib (``n_jobs``) or on a dask.distributed ``client``.
 
@@ -41,12 +41,13 @@ from .probabilistic import QUANTILES, check_quantiles, quantile_column
 WEEK = pd.Timedelta(days=7)
 ENSEMBLE = "ensemble"
 
-#: Ensembles chosen on earlier origins only, never on a reported window (``benchmarks/dengue_design_selection.py``):
-#: ``"many"`` on the 100 Colombian municipalities with targets 2012–2015 (the lowest WIS of every ensemble of ≥ 2
-#: trained models, mean or median, preferring fewer members within 0.5 %, then the lower WIS; rerun 2026-12-02:
-#: mean 2.564, median 2.566, 0.880 x moving mean); ``"single"`` the same on single series
-#: (eight Colombian municipalities run alone, 2012–2015, and DengAI's two cities before their reported weeks), where
-#: the pooled model has nothing to pool and local models carry the ensemble.
+#: Ensembles chosen on earlier origins only, never on a reported window
+#: (``benchmarks/dengue_design_selection.py``): ``"many"`` on the 100 Colombian municipalities with targets
+#: 2012–2015 (the lowest WIS of every ensemble of ≥ 2 trained models, mean or median, preferring fewer members
+#: within 0.5 %, then the lower WIS; rerun 2026-12-02: mean 2.564, median 2.566, 0.880 x moving mean);
+#: ``"single"`` the same on single series (eight Colombian municipalities run alone, 2012–2015, and DengAI's
+#: two cities before their reported weeks), where the pooled model has nothing to pool and local models carry
+#: the ensemble.
 CHOSEN_ENSEMBLES: dict[str, tuple[tuple[str, ...], str]] = {
     "many": (("gbm", "nb_glm", "pooled"), "mean"),
     "single": (("median_ar", "gbm", "nb_glm"), "median"),
@@ -72,7 +73,8 @@ def _model_specs(models, model_params) -> list[tuple[str, Any, dict]]:
         if probe.uses_images:
             raise InvalidInputError(
                 f"model {name!r} needs image features made for each training window; rolling_backtest runs "
-                "case and covariate models only. Backtest it on one split with dengue.backtest(..., images=...)"
+                "case and covariate models only. Backtest it on one split with dengue.backtest(..., "
+                "images=...)"
             )
         specs.append((name, m, params))
     return specs
@@ -95,7 +97,8 @@ def _check_history(
     horizons: Sequence[int],
     needs: Mapping[str, int],
 ) -> None:
-    """Every location needs ``lookback + horizon`` weeks (and what each model needs) before the first origin."""
+    """Every location needs ``lookback + horizon`` weeks (and what each model needs) before the first
+    origin."""
     need_h = int(lookback) + max(horizons)
     valid_from = {c: cases[c].first_valid_index() for c in cases.columns}
     for loc, first_valid in valid_from.items():
@@ -107,15 +110,16 @@ def _check_history(
         if have < need_h:
             raise InvalidInputError(
                 f"location {loc!r} has {have} week(s) of data up to the first forecast origin "
-                f"{_weeks.week_label(first_origin)}, fewer than lookback + horizon = {need_h}; start later, shorten "
-                "lookback or drop that location"
+                f"{_weeks.week_label(first_origin)}, fewer than lookback + horizon = {need_h}; start later, "
+                "shorten lookback or drop that location"
             )
     have = int((cases.index <= first_origin).sum())
     for name, need in needs.items():
         if have < need:
             raise InvalidInputError(
-                f"model {name} needs {need} weeks of history up to the first origin {_weeks.week_label(first_origin)} "
-                f"(lookback, its own lags and ≥ 10 training weeks), the data have {have}; start later"
+                f"model {name} needs {need} weeks of history up to the first origin "
+                f"{_weeks.week_label(first_origin)} (lookback, its own lags and ≥ 10 training weeks), the "
+                f"data have {have}; start later"
             )
 
 
@@ -136,9 +140,9 @@ def _run_task(
 ) -> dict:
     """Fit ``spec`` at ``refit`` for its horizons and forecast the block's origins (runs in a worker).
 
-    The model's :meth:`~terralab.dengue.models.Forecaster.fit_horizons` makes one fitted model per horizon (one
-    fit each, or one fit for all). Returns the forecasts, the wall and the CPU seconds of the task (this process's
-    CPU time, so that a benchmark can add up CPU time over workers).
+    The model's :meth:`~terralab.dengue.models.Forecaster.fit_horizons` makes one fitted model per horizon
+    (one fit each, or one fit for all). Returns the forecasts, the wall and the CPU seconds of the task (this
+    process's CPU time, so that a benchmark can add up CPU time over workers).
     """
     t0, c0 = time.perf_counter(), time.process_time()
     cut = cases.loc[:last_origin]  # nothing after the last origin of this block is ever handed to the model
@@ -256,14 +260,16 @@ def _check_horizons(horizons) -> tuple[int, ...]:
 
 
 def _check_span(cases, specs, start_w, end_w, horizons, lookback, levels) -> None:
-    """The targets lie in the data and every location and model has the history it needs at the first origin."""
+    """The targets lie in the data and every location and model has the history it needs at the first
+    origin."""
     if not (isinstance(cases.index, pd.DatetimeIndex) and len(cases.index)):
         return
     first_origin = start_w - max(horizons) * WEEK
     if first_origin < cases.index[0] or end_w > cases.index[-1]:
         raise InvalidInputError(
-            f"targets {_weeks.week_label(start_w)}–{_weeks.week_label(end_w)} with horizons up to {max(horizons)}"
-            f" need data from {_weeks.week_label(first_origin)} to {_weeks.week_label(end_w)}; the data span "
+            f"targets {_weeks.week_label(start_w)}–{_weeks.week_label(end_w)} with horizons up to "
+            f"{max(horizons)} need data from {_weeks.week_label(first_origin)} to {_weeks.week_label(end_w)}"
+            "; the data span "
             f"{_weeks.week_label(cases.index[0])}–{_weeks.week_label(cases.index[-1])}"
         )
     needs = {}
@@ -383,9 +389,11 @@ def rolling_backtest(
     horizons : sequence of int
         Weeks ahead; each is fitted as its own (direct) model.
     refit_every_weeks : int
-        Weeks between refits. A refit at origin r uses the targets up to r and serves origins r … r + period − 1.
+        Weeks between refits. A refit at origin r uses the targets up to r and serves origins r … r + period −
+        1.
     quantiles : sequence of float or None
-        Levels of the quantile columns (default the hubs' 23, :data:`QUANTILES`); None for point forecasts only.
+        Levels of the quantile columns (default the hubs' 23, :data:`QUANTILES`); None for point forecasts
+        only.
     seed : int
     progress : bool, optional
         A progress bar over the model × refit tasks; None (default) draws it when a person is watching, never
@@ -403,16 +411,17 @@ def rolling_backtest(
         As in :func:`terralab.dengue.backtest`; None loads the source's when it has them for every location.
     model_params : mapping model name -> parameters
     ensemble_members : names of the models combined into ``"ensemble"``
-        Default: the ensemble chosen on earlier origins (:data:`CHOSEN_ENSEMBLES`; one for many locations, one for
-        a single series) when all its members are listed, else every other non-baseline model listed.
-    ensemble_how : ``"mean"`` (the hubs' quantile average) or ``"median"`` (quantile-wise median of the members)
+        Default: the ensemble chosen on earlier origins (:data:`CHOSEN_ENSEMBLES`; one for many locations, one
+        for a single series) when all its members are listed, else every other non-baseline model listed.
+    ensemble_how : ``"mean"`` (the hubs' quantile average) or ``"median"`` (quantile-wise median of members)
         Default: the chosen ensemble's, else ``"mean"``.
 
     Returns
     -------
     Long DataFrame: model, location, origin, horizon, week (target), observed, forecast, q0.01 … q0.99.
-    ``attrs``: start, end, horizons, refit_every_weeks, refits (labels), quantiles, lookback, seed, covariates,
-    point_kind / quantile_method / seconds (task wall time) / cpu_seconds (task CPU time) per model, wall_s.
+    ``attrs``: start, end, horizons, refit_every_weeks, refits (labels), quantiles, lookback, seed,
+    covariates, point_kind / quantile_method / seconds (task wall time) / cpu_seconds (task CPU time) per
+    model, wall_s.
     """
     t_wall = time.perf_counter()
     opts = _rolling_options(options)
@@ -481,10 +490,11 @@ def rolling_backtest(
 def ensemble(
     forecasts: pd.DataFrame, members: Sequence[str], name: str = ENSEMBLE, how: str = "mean"
 ) -> pd.DataFrame:
-    """Quantile-wise mean (the hubs' ensemble) or median of ``members``' forecasts; ``forecast`` is its median.
+    """Quantile-wise mean (the hubs' ensemble) or median of ``members``' forecasts; ``forecast`` is its
+    median.
 
-    Returns the ensemble's rows only (same columns as ``forecasts``), for the (location, origin, horizon) that every
-    member forecast.
+    Returns the ensemble's rows only (same columns as ``forecasts``), for the (location, origin, horizon) that
+    every member forecast.
     """
     from .probabilistic import quantile_levels
 

@@ -50,13 +50,14 @@ def read_eopatch(path: str | Path) -> xr.Dataset:
     """Read an eo-learn EOPatch directory (numpy features) into an ``xarray.Dataset``.
 
     Temporal features (``data/``, ``mask/``; arrays (time, y, x, channels)) become variables on (time, y, x),
-    timeless ones (``data_timeless/``, ``mask_timeless/``) on (y, x); several channels add a ``<name>_channel``
-    dim. Coordinates x, y are pixel centres in the CRS of ``bbox.geojson`` (``attrs["crs"]``), time from
-    ``timestamps.json``. This is the catalog reader of format ``eopatch``.
+    timeless ones (``data_timeless/``, ``mask_timeless/``) on (y, x); several channels add a
+    ``<name>_channel`` dim. Coordinates x, y are pixel centres in the CRS of ``bbox.geojson``
+    (``attrs["crs"]``), time from ``timestamps.json``. This is the catalog reader of format ``eopatch``.
 
     Examples
     --------
-    >>> ds = read_eopatch("shared/data/dengue/sentinel2_samples/slovenia_eolearn/TestEOPatch")  # doctest: +SKIP
+    >>> path = "shared/data/dengue/sentinel2_samples/slovenia_eolearn/TestEOPatch"  # the shared data
+    >>> ds = read_eopatch(path)  # doctest: +SKIP
     >>> ds["NDVI"].dims                                                                      # doctest: +SKIP
     ('time', 'y', 'x')
     """

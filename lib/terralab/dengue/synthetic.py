@@ -2,16 +2,17 @@
 
 Generative model per location ℓ and week t (all documented numbers are returned in ``attrs["truth"]``):
 
-* rain_t (mm/day) = max(0, 5 + 3 sin(2π t/52 + φℓ + 1) + N(0, 1.5)); temperature_t (°C) = 25 + 2 sin(2π t/52 + φℓ)
-  + N(0, 0.5); z_t is rain standardised over the whole series.
-* log μ_t = log(base_rate) + season_amplitude · sin(2π t/52 + φℓ) + rain_effect · z_{t − rain_lag_weeks} + u_t,
-  with u_t = ar · u_{t−1} + N(0, noise_sd) (a latent AR(1) outbreak process).
+* rain_t (mm/day) = max(0, 5 + 3 sin(2π t/52 + φℓ + 1) + N(0, 1.5)); temperature_t (°C) = 25 + 2 sin(2π t/52 +
+  φℓ) + N(0, 0.5); z_t is rain standardised over the whole series.
+* log μ_t = log(base_rate) + season_amplitude · sin(2π t/52 + φℓ) + rain_effect · z_{t − rain_lag_weeks} +
+  u_t, with u_t = ar · u_{t−1} + N(0, noise_sd) (a latent AR(1) outbreak process).
 * cases_t ~ NegativeBinomial(mean μ_t, Var = μ_t + dispersion · μ_t²).
 
 Image cubes (:func:`synthetic_s2_cube`) show a fixed landscape of vegetation, built-up and water pixels with
-12-band spectra; each week the vegetation's greenness follows a chosen driver (by default the rain anomaly z_t,
-so images carry the same information as the rain covariate). Cloud tiles (bright, flat spectrum) and shadow tiles
-(dark) are drawn at random on the ``n_tiles`` grid; their classes are returned, as is the clear cube.
+12-band spectra; each week the vegetation's greenness follows a chosen driver (by default the rain anomaly
+z_t, so images carry the same information as the rain covariate). Cloud tiles (bright, flat spectrum) and
+shadow tiles (dark) are drawn at random on the ``n_tiles`` grid; their classes are returned, as is the clear
+cube.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def synthetic_covariates(
 ) -> pd.DataFrame:
     """Weekly ``rain`` (mm/day) and ``temperature`` (°C) per location, columns (variable, location).
 
-    The same ``n_weeks``, ``locations``, ``start`` and ``seed`` as :func:`synthetic_cases` give the covariates that
-    drove those cases.
+    The same ``n_weeks``, ``locations``, ``start`` and ``seed`` as :func:`synthetic_cases` give the covariates
+    that drove those cases.
     """
     locs = _locations(locations)
     idx = _weeks.week_index(start, _weeks.week_end(start) + pd.Timedelta(weeks=n_weeks - 1))
@@ -120,8 +121,8 @@ def synthetic_cases(
 
     Returns
     -------
-    DataFrame (week × location) like :func:`terralab.dengue.load_cases`, with ``attrs["truth"]`` (the parameters
-    and the latent mean ``mu`` per location as lists).
+    DataFrame (week × location) like :func:`terralab.dengue.load_cases`, with ``attrs["truth"]`` (the
+    parameters and the latent mean ``mu`` per location as lists).
     >>> cases = synthetic_cases(104, 3, start="2012w01", seed=0)
     >>> cases.shape, cases.index[0].date(), list(cases.columns)
     ((104, 3), datetime.date(2012, 1, 7), [1, 2, 3])
@@ -214,7 +215,8 @@ def synthetic_s2_cube(
     cloud_prob, shadow_prob : float
         Chance that a tile is cloud / shadow in a week.
     driver : array (n_weeks,), optional
-        Standardised weekly signal that sets vegetation greenness (greener when positive); default: random AR(1).
+        Standardised weekly signal that sets vegetation greenness (greener when positive); default: random
+        AR(1).
 
     Returns
     -------
@@ -301,7 +303,8 @@ def synthetic_s2_cubes(
 
     ``drivers`` (week × location), when given, sets each location's vegetation greenness per week (e.g. the
     standardised rain of :func:`synthetic_covariates`, so the images carry known information about the cases);
-    otherwise each location gets an independent random driver and the images say nothing about any case series.
+    otherwise each location gets an independent random driver and the images say nothing about any case
+    series.
     """
     if isinstance(weeks, (int, np.integer)):
         weeks = _weeks.week_index(start, _weeks.week_end(start) + pd.Timedelta(weeks=int(weeks) - 1))

@@ -9,15 +9,15 @@ Week-53 rule
 ------------
 1. In a year with 53 MMWR weeks, week 53 is a real week: it keeps its own row on the weekly axis.
 2. A "week 53" label in a year that has only 52 MMWR weeks (DATASUS exports do this, e.g. Rio 2015 and 2023,
-   where the row holds a handful of cases dated into the next epi-year) is **folded into week 52** of that year:
-   its count is added to week 52 (``week53="fold"``, the default of :func:`week_end`), or rejected
+   where the row holds a handful of cases dated into the next epi-year) is **folded into week 52** of that
+   year: its count is added to week 52 (``week53="fold"``, the default of :func:`week_end`), or rejected
    (``week53="raise"``).
 3. Tables with exactly 52 week columns per year (the Colombian SIVIGILA table) have no week-53 count;
    :func:`terralab.dengue.load_cases` places column ``YYYY/wNN`` on MMWR week NN of YYYY and fills the missing
    week 53 of 53-week years as its ``week53_fill`` argument says (see there).
 4. Season-aligned comparisons ("the same week last year", :func:`same_week_last_year`) compare week 53 with
-   week 52 of the year before; :func:`fold_week53` turns a weekly series into a 52-weeks-a-year table by adding
-   week 53 to week 52.
+   week 52 of the year before; :func:`fold_week53` turns a weekly series into a 52-weeks-a-year table by
+   adding week 53 to week 52.
 
 ISO weeks (DengAI) run Monday–Sunday and share six days (Monday–Saturday) with one MMWR week; an ISO week is
 placed on the Saturday of that shared MMWR week (:func:`iso_week_end`).
@@ -53,7 +53,8 @@ def _epiweek(year: int, week: int, system: str = "cdc"):
         return epiweeks.Week(int(year), int(week), system=system)
     except ValueError as exc:
         raise InvalidInputError(
-            f"{year}w{week:02d} is not a {system.upper()} week: {year} has {n_weeks(year, system=system)} weeks"
+            f"{year}w{week:02d} is not a {system.upper()} week: {year} has {n_weeks(year, system=system)} "
+            "weeks"
         ) from exc
 
 

@@ -149,24 +149,9 @@ class RenderSetup:
 
 def render_vehicle(out, v: Vehicle, setup: RenderSetup, rng):
     """Add one vehicle's strain rate (quasi-static + Rayleigh) to ``out`` (time at fs_gen, channel)."""
-    t_grid, t_gen, x, fibre_y, depth, depth_eq = (
-        setup.t_grid,
-        setup.t_gen,
-        setup.x,
-        setup.fibre_y,
-        setup.depth,
-        setup.depth_eq,
-    )
-    gauge, shear, poisson, reach, vib_reach = (
-        setup.gauge,
-        setup.shear,
-        setup.poisson,
-        setup.reach,
-        setup.vib_reach,
-    )
-    c_r, q, g_soil, fs_gen, length = setup.c_r, setup.q, setup.g_soil, setup.fs_gen, setup.length
+    t_gen, length, vib_reach = setup.t_gen, setup.length, setup.vib_reach
     ok = np.isfinite(v.s_traj)
-    tt = t_grid[ok]
+    tt = setup.t_grid[ok]
     st = v.s_traj[ok]
     # travel coordinate of the section's ends, seen from the front axle, with the reach of each effect
     inside = (t_gen >= tt[0]) & (t_gen <= tt[-1])
@@ -181,68 +166,68 @@ def render_vehicle(out, v: Vehicle, setup: RenderSetup, rng):
     g0, g1 = g0 + int(np.argmax(near)), g0 + len(near) - int(np.argmax(near[::-1]))
     tg = t_gen[g0:g1]
     s_front = np.interp(tg, tt, st)
-    d = v.direction
     centroid = float(np.sum(v.axles_m * v.axle_kn) / np.sum(v.axle_kn))
-    centre = (s_front - centroid) if d > 0 else length - (s_front - centroid)
-    # dynamic wheel force: narrow-band body bounce and wheel hop (tram: rail roughness), relative to the load
-    spec_f = np.fft.rfftfreq(len(tg), 1 / fs_gen)
-    dyn = np.zeros(len(tg))
+    centre = (s_front - centroid) if v.direction > 0 else length - (s_front - centroid)
+    dyn = _dynamic_force(v, len(tg), setup.fs_gen, rng)
+    _add_quasi_static(out[g0:g1], v, setup, s_front, centre, dyn)
+    _add_rayleigh(out[g0:g1], v, setup, tg, centre, dyn)
+
+
+def _dynamic_force(v: Vehicle, n: int, fs_gen: float, rng) -> np.ndarray:
+    """Dynamic wheel force relative to the load: narrow-band body bounce and wheel hop (tram: rail roughness)."""
+    spec_f = np.fft.rfftfreq(n, 1 / fs_gen)
+    dyn = np.zeros(n)
     for f0 in v.dyn_freqs:
         amp = np.exp(-0.5 * ((spec_f - f0) / (0.15 * f0)) ** 2)
-        sig = np.fft.irfft(amp * np.exp(2j * np.pi * rng.random(len(spec_f))), n=len(tg))
+        sig = np.fft.irfft(amp * np.exp(2j * np.pi * rng.random(len(spec_f))), n=n)
         dyn += 0.5 * sig / (sig.std() + 1e-12)
     dyn *= v.dyn_ratio
-    # quasi-static: one kernel per axle (its lateral path), shifted along the fibre as the axle moves
+    return dyn
+
+
+def _add_quasi_static(out, v: Vehicle, setup: RenderSetup, s_front, centre, dyn) -> None:
+    """Add the quasi-static strain rate: one kernel per axle (its lateral path), shifted along the fibre as the
+    axle moves; ``out`` holds the vehicle's rows."""
+    x, reach, gauge, length, fibre_y = setup.x, setup.reach, setup.gauge, setup.length, setup.fibre_y
+    kernel = {"depth": setup.depth_eq, "gauge": gauge, "shear": setup.shear, "poisson": setup.poisson}
     lo_c = int(np.searchsorted(x, centre.min() - reach - v.length_m))
     hi_c = int(np.searchsorted(x, centre.max() + reach + v.length_m))
-    if hi_c > lo_c:
-        xs = x[lo_c:hi_c]
-        ug = np.arange(-reach - gauge - 2.0, reach + gauge + 2.0, 0.02)
-        strain = np.zeros((len(tg), len(xs)))
-        s_ax = s_front[:, None] - v.axles_m[None, :]
-        along = s_ax if d > 0 else length - s_ax
-        turning = v.s_enter is not None or v.s_leave is not None
-        base = axle_kernel(
-            v.lane_y - fibre_y,
-            v.track_m,
-            v.rail,
-            depth=depth_eq,
-            gauge=gauge,
-            shear=shear,
-            poisson=poisson,
-            u=ug,
-        )
-        for a in range(len(v.axles_m)):
-            load_n = v.axle_kn[a] * 1e3
-            if not turning:
-                strain += load_n * np.interp(xs[None, :] - along[:, a : a + 1], ug, base, left=0.0, right=0.0)
+    if hi_c <= lo_c:
+        return
+    xs = x[lo_c:hi_c]
+    ug = np.arange(-reach - gauge - 2.0, reach + gauge + 2.0, 0.02)
+    strain = np.zeros((len(s_front), len(xs)))
+    s_ax = s_front[:, None] - v.axles_m[None, :]
+    along = s_ax if v.direction > 0 else length - s_ax
+    turning = v.s_enter is not None or v.s_leave is not None
+    base = axle_kernel(v.lane_y - fibre_y, v.track_m, v.rail, u=ug, **kernel)
+    for a in range(len(v.axles_m)):
+        load_n = v.axle_kn[a] * 1e3
+        if not turning:
+            strain += load_n * np.interp(xs[None, :] - along[:, a : a + 1], ug, base, left=0.0, right=0.0)
+            continue
+        # a turning vehicle's path leaves (or joins) the lane: lateral offset changes with position
+        lat = np.full(len(s_front), v.lane_y)
+        if v.s_enter is not None:
+            lat = lat + v.side * np.clip(v.s_enter + 12.0 - s_ax[:, a], 0.0, 12.0) * 1.5
+        if v.s_leave is not None:
+            lat = lat + v.side * np.clip(s_ax[:, a] - v.s_leave, 0.0, None) * 1.5
+        for lat_v in np.unique(np.round(lat, 0)):
+            rows = np.round(lat, 0) == lat_v
+            if abs(lat_v - fibre_y) > reach:
                 continue
-            # a turning vehicle's path leaves (or joins) the lane: lateral offset changes with position
-            lat = np.full(len(tg), v.lane_y)
-            if v.s_enter is not None:
-                lat = lat + v.side * np.clip(v.s_enter + 12.0 - s_ax[:, a], 0.0, 12.0) * 1.5
-            if v.s_leave is not None:
-                lat = lat + v.side * np.clip(s_ax[:, a] - v.s_leave, 0.0, None) * 1.5
-            for lat_v in np.unique(np.round(lat, 0)):
-                rows = np.round(lat, 0) == lat_v
-                if abs(lat_v - fibre_y) > reach:
-                    continue
-                kern = axle_kernel(
-                    lat_v - fibre_y,
-                    v.track_m,
-                    v.rail,
-                    depth=depth_eq,
-                    gauge=gauge,
-                    shear=shear,
-                    poisson=poisson,
-                    u=ug,
-                )
-                strain[rows] += load_n * np.interp(
-                    xs[None, :] - along[rows, a : a + 1], ug, kern, left=0.0, right=0.0
-                )
-        strain *= (1.0 + dyn)[:, None]
-        out[g0:g1, lo_c:hi_c] += (np.gradient(strain, axis=0) * fs_gen).astype(np.float32)
-    # Rayleigh waves from the vehicle's dynamic force (radiated from its load centre)
+            kern = axle_kernel(lat_v - fibre_y, v.track_m, v.rail, u=ug, **kernel)
+            strain[rows] += load_n * np.interp(
+                xs[None, :] - along[rows, a : a + 1], ug, kern, left=0.0, right=0.0
+            )
+    strain *= (1.0 + dyn)[:, None]
+    out[:, lo_c:hi_c] += (np.gradient(strain, axis=0) * setup.fs_gen).astype(np.float32)
+
+
+def _add_rayleigh(out, v: Vehicle, setup: RenderSetup, tg, centre, dyn) -> None:
+    """Add the Rayleigh waves radiated from the vehicle's load centre by its dynamic force."""
+    x, vib_reach, c_r, fs_gen = setup.x, setup.vib_reach, setup.c_r, setup.fs_gen
+    depth, gauge = setup.depth, setup.gauge
     lo_c = int(np.searchsorted(x, centre.min() - vib_reach))
     hi_c = int(np.searchsorted(x, centre.max() + vib_reach))
     if hi_c <= lo_c:
@@ -253,7 +238,7 @@ def render_vehicle(out, v: Vehicle, setup: RenderSetup, rng):
     acc = np.gradient(np.gradient(force)) * fs_gen * fs_gen
     f_c = float(np.mean(v.dyn_freqs))
     k = 2 * np.pi * f_c / c_r
-    lat0 = v.lane_y - fibre_y
+    lat0 = v.lane_y - setup.fibre_y
     for a in range(0, len(xs), 64):
         xc = xs[a : a + 64]
         dxv = xc[None, :] - centre[:, None]
@@ -262,13 +247,13 @@ def render_vehicle(out, v: Vehicle, setup: RenderSetup, rng):
         amp = (
             0.12
             * np.sqrt(k / (2 * np.pi * np.maximum(r, 1.0)))
-            / g_soil
-            * np.exp(-np.pi * f_c * r / (q * c_r))
+            / setup.g_soil
+            * np.exp(-np.pi * f_c * r / (setup.q * c_r))
         )
         amp *= np.abs(np.sinc(f_c * gauge * np.sqrt(cos2) / c_r))
         amp = np.where(r <= vib_reach, amp, 0.0)
         delayed = np.interp(tg[:, None] - r / c_r, tg, acc, left=0.0, right=0.0)
-        out[g0:g1, lo_c + a : lo_c + a + len(xc)] += (-cos2 / c_r * amp * delayed).astype(np.float32)
+        out[:, lo_c + a : lo_c + a + len(xc)] += (-cos2 / c_r * amp * delayed).astype(np.float32)
 
 
 def upsample(coarse: np.ndarray, r: int, n_t: int) -> np.ndarray:

@@ -224,9 +224,9 @@ def traffic(
     )
 
     # --- vehicles ----------------------------------------------------------------------------------
-    gain = np.exp(gain_spread * rng.standard_normal(n_channels)).astype(np.float64)
-    width = bump_width_m * np.clip(1.0 + width_spread * rng.standard_normal(n_channels), 0.5, 1.6)
-    sigma = np.sqrt(width**2 + gauge_length_m**2 / 12.0)
+    gain, sigma = _channel_response(
+        rng, n_channels, (gain_spread, width_spread), bump_width_m, gauge_length_m
+    )
     spans = None
     if span_m and span_bending > 0:
         edges = np.arange(x[0], x[-1] + span_m, span_m)
@@ -249,18 +249,7 @@ def traffic(
         )
 
     # --- bad channels ------------------------------------------------------------------------------
-    bad = rng.choice(
-        np.arange(1, n_channels - 1),
-        size=min(n_channels - 2, dead_channels + nan_channels + noisy_channels),
-        replace=False,
-    )
-    dead = np.sort(bad[:dead_channels])
-    nan = np.sort(bad[dead_channels : dead_channels + nan_channels])
-    noisy = np.sort(bad[dead_channels + nan_channels :])
-    data[:, dead] = 0.0
-    data[:, nan] = np.nan
-    for c in noisy:
-        data[:, c] += rng.standard_normal(n_t, dtype=np.float32) * np.float32(10 * white_noise)
+    dead, nan, noisy = _bad_channels(data, rng, (dead_channels, nan_channels, noisy_channels), white_noise)
 
     times = t0 + np.round(np.arange(n_t) * (1e9 / fs_hz)).astype("timedelta64[ns]")
     da = xr.DataArray(
@@ -287,6 +276,33 @@ def traffic(
     truth = truth_table(fleet, t0=t0, length_m=length)
     truth.attrs["section_m"] = tuple(float(s) for s in section)
     return da, truth
+
+
+def _channel_response(rng, n_channels: int, spreads, bump_width_m: float, gauge_length_m: float):
+    """(coupling gain, bump standard deviation in m) per channel; ``spreads`` is (gain, width) spread."""
+    gain_spread, width_spread = spreads
+    gain = np.exp(gain_spread * rng.standard_normal(n_channels)).astype(np.float64)
+    width = bump_width_m * np.clip(1.0 + width_spread * rng.standard_normal(n_channels), 0.5, 1.6)
+    return gain, np.sqrt(width**2 + gauge_length_m**2 / 12.0)
+
+
+def _bad_channels(data, rng, counts, white_noise: float):
+    """Make ``counts = (dead, nan, noisy)`` random inner channels bad in place; their indices."""
+    dead_channels, nan_channels, noisy_channels = counts
+    n_t, n_channels = data.shape
+    bad = rng.choice(
+        np.arange(1, n_channels - 1),
+        size=min(n_channels - 2, dead_channels + nan_channels + noisy_channels),
+        replace=False,
+    )
+    dead = np.sort(bad[:dead_channels])
+    nan = np.sort(bad[dead_channels : dead_channels + nan_channels])
+    noisy = np.sort(bad[dead_channels + nan_channels :])
+    data[:, dead] = 0.0
+    data[:, nan] = np.nan
+    for c in noisy:
+        data[:, c] += rng.standard_normal(n_t, dtype=np.float32) * np.float32(10 * white_noise)
+    return dead, nan, noisy
 
 
 def scene(name: str, **overrides):

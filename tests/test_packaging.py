@@ -146,3 +146,36 @@ def test_no_test_importorskips_a_hard_dependency_or_the_project():
     assert not problems, (
         "hard dependencies (and terralab itself) are imported, not skipped over:\n" + "\n".join(problems)
     )
+
+
+def _package_data_globs() -> list[str]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return pyproject["tool"]["setuptools"]["package-data"]["terralab"]
+
+
+def _shipped_files() -> set[Path]:
+    """Files under lib/terralab that setuptools' package-data globs put into the wheel."""
+    import glob
+
+    found: set[Path] = set()
+    for pattern in _package_data_globs():
+        found |= {Path(f) for f in glob.glob(str(PKG / pattern), recursive=True) if Path(f).is_file()}
+    return found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pyproject's package-data lacks '**/*.j2' and 'py.typed' (the lead edits pyproject.toml; "
+    "then drop this mark). Until then the templates load from a checkout or an editable install only.",
+)
+def test_the_wheel_ships_the_html_templates_and_the_py_typed_marker():
+    wanted = set((PKG / "templates").glob("*.html.j2")) | {PKG / "py.typed"}
+    assert len(wanted) > 1 and all(p.is_file() for p in wanted)
+    missing = sorted(p.relative_to(PKG).as_posix() for p in wanted - _shipped_files())
+    assert not missing, f"add to [tool.setuptools.package-data] in pyproject.toml: {missing}"
+
+
+def test_package_data_globs_ship_the_embedded_data():
+    """The globs the check above relies on do match: every embedded sample under data/ is shipped."""
+    data = {p for p in (PKG / "data").rglob("*") if p.is_file()}
+    assert data and data <= _shipped_files()

@@ -362,3 +362,50 @@ def test_best_run_of_a_signed_error_is_the_one_closest_to_zero():
 def test_dict_and_list_metrics_read_as_short_text():
     text = report.format_value({"precision": 0.47533333, "n_missed": 0, "names": ["a", "b"]})
     assert text == "precision: 0.4753, n_missed: 0, names: [a, b]"
+
+
+# --- pages: one number rule, templates, escaping -----------------------------------------------------
+def test_every_page_uses_one_number_rule_where_nan_and_infinity_are_text():
+    from terralab import compare, pages
+
+    assert report.is_number is pages.is_number and compare.is_number is pages.is_number
+    assert [pages.is_number(v) for v in (1, -2.5, np.float64(0.1), 0.0)] == [True] * 4
+    assert [pages.is_number(v) for v in (float("nan"), float("inf"), -np.inf, True, None, "1")] == [False] * 6
+    html = report.table_html({"type": "table", "columns": ["v"], "data": [[1.5], [float("nan")]]})
+    assert (
+        '<td class="num">1.5</td>' in html and "<td>nan</td>" in html
+    )  # NaN: shown, not aligned as a number
+
+
+def test_a_missing_duration_is_an_empty_cell_not_nan(tmp_path):
+    _write_run(tmp_path, "a", duration_s=None, status="failed")
+    _write_run(tmp_path, "b", duration_s=2.04)
+    html = report.build_index(tmp_path).read_text()
+    assert ">nan<" not in html and '<td class="num" data-sort="2.0">2</td>' in html
+
+
+def test_pages_escape_every_value_from_a_run(tmp_path):
+    from terralab import compare
+
+    evil = '<script>alert("x")</script>'
+    _write_run(tmp_path, "a", notebook=evil, parameters={"bands": evil}, metrics={"f1": 0.5, evil: 1})
+    index = report.build_index(tmp_path, title=evil).read_text()
+    summary = report.run_summary_html(json.loads((tmp_path / "a.metrics.json").read_text()))
+    page = compare.comparison_html(
+        report.load_runs(tmp_path), {"bands": [evil]}, title=evil, notebook=evil, fixed={"x": evil}
+    )
+    for html in (index, summary, page):
+        assert "<script>alert" not in html and "&lt;script&gt;alert(" in html
+    assert index.count("<script>") == 1 and page.count("<script>") == 1  # only the sorting script
+
+
+def test_templates_are_read_as_package_resources():
+    from importlib.resources import files
+
+    from terralab import pages
+
+    shipped = sorted(p.name for p in files("terralab").joinpath(pages.TEMPLATES).iterdir())
+    assert {"page.html.j2", "index.html.j2", "comparison.html.j2", "run_summary.html.j2"} <= set(shipped)
+    for name in shipped:
+        assert pages.template(name).render is not None  # each one compiles
+    assert pages.template("page.html.j2").environment.autoescape is True

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .files import write_text_atomic
+from .pages import is_number, markup, render
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,16 +43,6 @@ if TYPE_CHECKING:
 MAX_FIGURES = 8
 MAX_PIVOTS = 8
 MAX_LINES_PER_AXES = 10
-
-
-def _esc(value: Any) -> str:
-    import html
-
-    return html.escape(str(value), quote=True)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -127,7 +118,7 @@ def numeric_metrics(runs: pd.DataFrame) -> list[str]:
     ok = runs[runs["status"] == "ok"] if "status" in runs else runs
     for col in [c for c in runs.columns if str(c).startswith("metric.")]:
         values = [v for v in ok[col] if v is not None and not (isinstance(v, float) and math.isnan(v))]
-        if values and all(_is_number(v) for v in values):
+        if values and all(is_number(v) for v in values):
             names.append(col[len("metric.") :])
     return names
 
@@ -180,7 +171,7 @@ def pivot(runs: pd.DataFrame, grid: dict[str, list], metric: str, rows: str, col
     table.index.name, table.columns.name = rows, columns
     for _, run in runs[runs["status"] == "ok"].iterrows():
         value = run.get(f"metric.{metric}")
-        if not _is_number(value):
+        if not is_number(value):
             continue
         r = next((i for i, v in enumerate(grid[rows]) if _same(v, run.get(f"param.{rows}"))), None)
         c = next((i for i, v in enumerate(grid[columns]) if _same(v, run.get(f"param.{columns}"))), None)
@@ -189,7 +180,8 @@ def pivot(runs: pd.DataFrame, grid: dict[str, list], metric: str, rows: str, col
     return table
 
 
-def _pivot_html(table: pd.DataFrame, metric: str, way: str | None) -> str:
+def _pivot_table(table: pd.DataFrame, metric: str, way: str | None) -> dict[str, Any]:
+    """A pivot (``pivot``) for ``templates/comparison.html.j2``: formatted cells, the best one marked."""
     import numpy as np
 
     from . import report
@@ -199,26 +191,20 @@ def _pivot_html(table: pd.DataFrame, metric: str, way: str | None) -> str:
     best = None
     if way in ("min", "max") and finite.size >= 2:
         best = finite.min() if way == "min" else finite.max()
-    head = f"<th>{_esc(table.index.name)} \\ {_esc(table.columns.name)}</th>" + "".join(
-        f"<th>{_esc(c)}</th>" for c in table.columns
-    )
-    body = []
-    for label, row in table.iterrows():
-        cells = [f"<th>{_esc(label)}</th>"]
-        for value in row:
-            if math.isnan(value):
-                cells.append('<td class="num"></td>')
-                continue
-            mark = best is not None and value == best
-            text = _esc(report.format_value(float(value))) + (' <span title="best">★</span>' if mark else "")
-            cells.append(f'<td class="num{" best" if mark else ""}">{text}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
+    rows = [
+        (
+            label,
+            [
+                ("", False)
+                if math.isnan(value)
+                else (report.format_value(float(value)), best is not None and value == best)
+                for value in row
+            ],
+        )
+        for label, row in table.iterrows()
+    ]
     note = {"min": "lower is better", "max": "higher is better"}.get(way or "", "direction unknown")
-    return (
-        f'<h3>{_esc(metric)} <span class="tl-note">({note})</span></h3>'
-        f'<table class="tl tl-pivot" id="pivot-{_esc(metric)}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
-    )
+    return {"metric": metric, "note": note, "columns": list(table.columns), "rows": rows}
 
 
 def metric_figure(runs: pd.DataFrame, grid: dict[str, list], metric: str) -> bytes | None:
@@ -233,7 +219,7 @@ def metric_figure(runs: pd.DataFrame, grid: dict[str, list], metric: str) -> byt
 
     params = varying_parameters(grid)
     ok = runs[runs["status"] == "ok"]
-    values = [v for v in ok.get(f"metric.{metric}", []) if _is_number(v)]
+    values = [v for v in ok.get(f"metric.{metric}", []) if is_number(v)]
     if not params or len(set(values)) < 2:
         return None
     fig = Figure(figsize=(3.6 * len(params[:3]), 2.8), dpi=100, layout="constrained")
@@ -247,7 +233,7 @@ def metric_figure(runs: pd.DataFrame, grid: dict[str, list], metric: str) -> byt
                 match = ok
                 for p, v in zip(others + [param], list(combo) + [x]):
                     match = match[[_same(v, w) for w in match.get(f"param.{p}", [])]]
-                vals = [v for v in match.get(f"metric.{metric}", []) if _is_number(v)]
+                vals = [v for v in match.get(f"metric.{metric}", []) if is_number(v)]
                 if vals:
                     xs.append(i)
                     ys.append(float(vals[0]))
@@ -311,7 +297,6 @@ def comparison_html(
 
     runs, leaves = flatten_metrics(runs)
     runs = grid_order(runs, grid)
-    params = list(grid)
     metrics = [c[len("metric.") :] for c in runs.columns if str(c).startswith("metric.")]
     # An entry of a dict metric is judged by its own key: in accuracy.n_detected, "accuracy" says nothing.
     directions = {name: report.metric_direction(leaf) for name, leaf in leaves.items()} | dict(
@@ -320,11 +305,54 @@ def comparison_html(
     headline = headline_metric(runs, metric, directions)
     if headline:
         directions.setdefault(*headline)
-    n_ok = int((runs["status"] == "ok").sum()) if len(runs) else 0
+    several = len(attempts or []) > 1 or (
+        "attempt" in runs and any(is_number(a) and a > 1 for a in runs["attempt"])
+    )
+    runs_table = report.runs_table_html(
+        runs,
+        table_id="sweep-runs",
+        parameters=list(grid),
+        metrics=metrics,
+        directions=directions,
+        extra=[("attempt", "attempt")] if several else None,
+    )
+    # A metric that is the same in every run (a checksum, a count of input rows) has nothing to compare.
+    ok = runs[runs["status"] == "ok"] if len(runs) else runs
+    varied = [m for m in numeric_metrics(runs) if len({v for v in ok[f"metric.{m}"] if is_number(v)}) > 1]
+    varied = _headline_first(varied, headline)
     failed = runs[runs["status"] != "ok"] if len(runs) else runs
-    generated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return render(
+        "comparison.html.j2",
+        **report.page_context(title, _STYLE),
+        subtitle=_subtitle(runs, grid, notebook, fixed),
+        best=_best_run(runs, grid, headline),
+        runs_table=markup(runs_table),
+        attempts=_attempt_rows(attempts, runs) if several and attempts else [],
+        pivots=_pivots(runs, grid, varied, directions),
+        figures=_figures(runs, grid, varied),
+        failed=[
+            {"name": run["name"], "html": run.get("html"), "error": err if isinstance(err, str) else ""}
+            for _, run in failed.iterrows()
+            for err in [run.get("error")]
+        ],
+    )
 
-    parts = [f"<h1>{_esc(title)}</h1>"]
+
+_STYLE = (
+    ".tl-best{background:#dafbe1;padding:.4em .8em;border-radius:.4em;display:inline-block}"
+    "figure.tl-figure{display:inline-block;margin:0 1em 1em 0}"
+    "figure.tl-figure figcaption{color:#57606a;font-size:.85em}"
+    "table.tl-pivot th:first-child{background:#f6f8fa}"
+)
+
+
+def _subtitle(
+    runs: pd.DataFrame, grid: dict[str, list], notebook: str | None, fixed: dict[str, Any] | None
+) -> str:
+    """The line under the title: notebook, runs ok and failed, the grid, fixed parameters, when."""
+    from . import report
+
+    n_ok = int((runs["status"] == "ok").sum()) if len(runs) else 0
     sub = [f"{len(runs)} runs: {n_ok} ok, {len(runs) - n_ok} failed"]
     if notebook:
         sub.insert(0, f"notebook {notebook}")
@@ -334,95 +362,65 @@ def comparison_html(
     sub.append(f"grid {grid_text}")
     if fixed:
         sub.append("fixed " + ", ".join(f"{k}={report.format_value(v)}" for k, v in fixed.items()))
-    sub.append(f"generated {generated}")
-    parts.append(f'<p class="tl-sub">{_esc(" · ".join(sub))}</p>')
+    sub.append(f"generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}")
+    return " · ".join(sub)
 
-    if headline:
-        name, way = headline
-        best = report.best_runs(runs, {name: way}).get(name)
-        if best is None and n_ok == 1:
-            best = runs.index[runs["status"] == "ok"][0]
-        if best is not None:
-            row = runs.loc[best]
-            link = (
-                f'<a href="{_esc(row["html"])}">{_esc(row["name"])}</a>'
-                if row.get("html")
-                else _esc(row["name"])
-            )
-            point = ", ".join(f"{p}={report.format_value(row.get(f'param.{p}'))}" for p in params)
-            better = "lowest" if way == "min" else "highest"
-            parts.append(
-                f'<p id="best-run" class="tl-best">★ Best run by <b>{_esc(name)}</b> ({better} is best): {link} — '
-                f"{_esc(point)}: {_esc(name)} = <b>{_esc(report.format_value(row.get(f'metric.{name}')))}</b></p>"
-            )
 
-    several = len(attempts or []) > 1 or (
-        "attempt" in runs and any(_is_number(a) and a > 1 for a in runs["attempt"])
-    )
-    parts.append("<h2>Runs</h2>")
-    parts.append(
-        report.runs_table_html(
-            runs,
-            table_id="sweep-runs",
-            parameters=params,
-            metrics=metrics,
-            directions=directions,
-            extra=[("attempt", "attempt")] if several else None,
-        )
-    )
-    if several and attempts:
-        parts.append(_attempts_html(attempts, runs))
+def _best_run(
+    runs: pd.DataFrame, grid: dict[str, list], headline: tuple[str, str] | None
+) -> dict[str, Any] | None:
+    """The best run by the headline metric (the only successful run if there is one), or None."""
+    from . import report
 
-    numeric = numeric_metrics(runs)
-    ok = runs[runs["status"] == "ok"] if len(runs) else runs
-    # A metric that is the same in every run (a checksum, a count of input rows) has nothing to compare.
-    varied = [m for m in numeric if len({v for v in ok[f"metric.{m}"] if _is_number(v)}) > 1]
+    if not headline:
+        return None
+    name, way = headline
+    best = report.best_runs(runs, {name: way}).get(name)
+    ok = runs.index[runs["status"] == "ok"]
+    if best is None and len(ok) == 1:
+        best = ok[0]
+    if best is None:
+        return None
+    row = runs.loc[best]
+    return {
+        "metric": name,
+        "better": "lowest" if way == "min" else "highest",
+        "name": row["name"],
+        "html": row.get("html"),
+        "point": ", ".join(f"{p}={report.format_value(row.get(f'param.{p}'))}" for p in grid),
+        "value": report.format_value(row.get(f"metric.{name}")),
+    }
+
+
+def _pivots(
+    runs: pd.DataFrame, grid: dict[str, list], metrics: list[str], directions: dict[str, str | None]
+) -> dict[str, Any] | None:
+    """One pivot per metric when exactly two grid parameters vary, else None."""
     varying = varying_parameters(grid)
-    if len(varying) == 2 and varied:
-        rows_p, cols_p = varying
-        parts.append(f"<h2>{_esc(rows_p)} × {_esc(cols_p)}</h2>")
-        for name in _headline_first(varied, headline)[:MAX_PIVOTS]:
-            way = _direction(name, directions)
-            parts.append(_pivot_html(pivot(runs, grid, name, rows_p, cols_p), name, way))
+    if len(varying) != 2 or not metrics:
+        return None
+    rows, columns = varying
+    tables = [
+        _pivot_table(pivot(runs, grid, name, rows, columns), name, _direction(name, directions))
+        for name in metrics[:MAX_PIVOTS]
+    ]
+    return {"rows": rows, "columns": columns, "tables": tables}
 
+
+def _figures(runs: pd.DataFrame, grid: dict[str, list], metrics: list[str]) -> list[dict[str, str]]:
+    """Each metric along the varying grid parameters, as base64 PNG for an inline image."""
     figures = []
-    for name in _headline_first(varied, headline)[:MAX_FIGURES]:
+    for name in metrics[:MAX_FIGURES]:
         png = metric_figure(runs, grid, name)
         if png:
-            data = base64.b64encode(png).decode("ascii")
             figures.append(
-                f'<figure class="tl-figure"><img id="figure-{_esc(name)}" alt="{_esc(name)} along the grid" '
-                f'src="data:image/png;base64,{data}"><figcaption>{_esc(name)} along '
-                f"{_esc(', '.join(varying))}</figcaption></figure>"
+                {
+                    "metric": name,
+                    "png": base64.b64encode(png).decode("ascii"),
+                    "along": ", ".join(varying_parameters(grid)),
+                }
             )
-    if figures:
-        parts.append("<h2>Figures</h2>" + "".join(figures))
-
-    if len(failed):
-        items = []
-        for _, run in failed.iterrows():
-            link = (
-                f'<a href="{_esc(run["html"])}">{_esc(run["name"])}</a>'
-                if run.get("html")
-                else _esc(run["name"])
-            )
-            err = run.get("error")
-            items.append(
-                f'<li>{link}: <span class="tl-error">{_esc(err if isinstance(err, str) else "")}</span></li>'
-            )
-        parts.append(
-            '<h2>Failed runs</h2><ul id="failed-runs">' + "".join(items) + "</ul>"
-            '<p class="tl-note">Rerun only these with <code>terralab sweep … --retry-failed</code>.</p>'
-        )
-
-    return report.page_html(
-        title,
-        "\n".join(parts),
-        extra_style=".tl-best{background:#dafbe1;padding:.4em .8em;border-radius:.4em;display:inline-block}"
-        "figure.tl-figure{display:inline-block;margin:0 1em 1em 0}"
-        "figure.tl-figure figcaption{color:#57606a;font-size:.85em}"
-        "table.tl-pivot th:first-child{background:#f6f8fa}",
-    )
+    return figures
 
 
 _OUTCOMES = {
@@ -433,8 +431,8 @@ _OUTCOMES = {
 }
 
 
-def _attempts_html(attempts: list[dict[str, Any]], runs: pd.DataFrame) -> str:
-    """The table of a sweep's attempts: when, how each ended, and the runs it made."""
+def _attempt_rows(attempts: list[dict[str, Any]], runs: pd.DataFrame) -> list[list[Any]]:
+    """The rows of a sweep's table of attempts: when, how each ended, and the runs it made."""
     rows = []
     for entry in attempts:
         number = entry.get("attempt")
@@ -442,43 +440,18 @@ def _attempts_html(attempts: list[dict[str, Any]], runs: pd.DataFrame) -> str:
         n_ok = int((made["status"] == "ok").sum())
         outcome = entry.get("outcome", "")
         rows.append(
-            "<tr>"
-            + "".join(
-                f"<td>{_esc(v)}</td>"
-                for v in (
-                    number,
-                    entry.get("mode", ""),
-                    entry.get("started") or "",
-                    entry.get("ended") or "",
-                    _OUTCOMES.get(outcome, outcome),
-                    entry.get("scheduler", ""),
-                    f"{n_ok} ok, {len(made) - n_ok} failed",
-                    entry.get("kept", ""),
-                )
-            )
-            + "</tr>"
+            [
+                number,
+                entry.get("mode", ""),
+                entry.get("started") or "",
+                entry.get("ended") or "",
+                _OUTCOMES.get(outcome, outcome),
+                entry.get("scheduler", ""),
+                f"{n_ok} ok, {len(made) - n_ok} failed",
+                entry.get("kept", ""),
+            ]
         )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "attempt",
-            "mode",
-            "started",
-            "ended",
-            "how it ended",
-            "cluster",
-            "runs it made in this table",
-            "runs kept from earlier",
-        )
-    )
-    return (
-        '<h2>Attempts</h2><table class="tl" id="sweep-attempts"><thead><tr>'
-        + head
-        + "</tr></thead><tbody>"
-        + "".join(rows)
-        + '</tbody></table><p class="tl-note">An interrupted sweep resumes when the same command is run '
-        "again: grid points that succeeded are kept, the rest run in the next attempt.</p>"
-    )
+    return rows
 
 
 def write_comparison(

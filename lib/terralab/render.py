@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import copy
 import re
-from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
 from . import report
+from .pages import render
 
 __all__ = ["locate_error", "mark_failure", "render_html"]
 
@@ -76,14 +76,9 @@ def mark_failure(nb, error: dict[str, Any]) -> None:
             break
     if target is None:
         return
-    style = 'style="color:red; font-family:Helvetica Neue, Helvetica, Arial, sans-serif; font-size:2em;"'
-    what = html_escape(f"{error.get('ename', '')}: {error.get('evalue', '')}".strip(": "))
-    banner = nbformat.v4.new_markdown_cell(
-        f'<span {style}>The run stopped at <a href="#papermill-error-cell">this cell</a>: {what}</span>'
-    )
-    anchor = nbformat.v4.new_markdown_cell(
-        f'<span id="papermill-error-cell" {style}>Execution stopped here: {what}</span>'
-    )
+    what = f"{error.get('ename', '')}: {error.get('evalue', '')}".strip(": ")
+    banner = nbformat.v4.new_markdown_cell(render("error_banner.html.j2", "banner", what=what))
+    anchor = nbformat.v4.new_markdown_cell(render("error_banner.html.j2", "anchor", what=what))
     for cell in (banner, anchor):
         cell.metadata["tags"] = ["papermill-error-cell-tag"]
     nb.cells.insert(target, anchor)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .files import write_json_atomic, write_text_atomic
+from .pages import is_number, markup, render
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -237,16 +238,6 @@ document.querySelectorAll("table.sortable").forEach(function(table){
 """
 
 
-def _esc(value: Any) -> str:
-    import html
-
-    return html.escape(str(value), quote=True)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _is_table(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") == "table"
 
@@ -284,32 +275,17 @@ def metric_direction(name: str) -> str | None:
 
 def table_html(payload: dict[str, Any], max_rows: int = 50, table_id: str | None = None) -> str:
     """A recorded table (``{"type": "table", "columns", "data"}``) as HTML, its first ``max_rows`` rows."""
-    columns = payload.get("columns", [])
+    return render("tables.html.j2", "recorded_table", **_recorded_table(payload, max_rows, table_id))
+
+
+def _recorded_table(payload: dict[str, Any], max_rows: int = 50, table_id: str | None = None) -> dict:
     data = payload.get("data", [])
-    ident = f' id="{_esc(table_id)}"' if table_id else ""
-    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
-    rows = []
-    for row in data[:max_rows]:
-        cells = "".join(
-            f'<td class="num">{_esc(format_value(v))}</td>'
-            if _is_number(v)
-            else f"<td>{_esc(format_value(v))}</td>"
-            for v in row
-        )
-        rows.append(f"<tr>{cells}</tr>")
-    more = (
-        f'<p class="tl-note">… {len(data) - max_rows} more rows in the metrics JSON</p>'
-        if len(data) > max_rows
-        else ""
-    )
-    return (
-        f'<table class="tl"{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{more}'
-    )
-
-
-def _status_badge(status: str) -> str:
-    colour = _STATUS_COLOURS.get(status, "#57606a")
-    return f'<span class="tl-status" style="background:{colour}">{_esc(status)}</span>'
+    return {
+        "table_id": table_id,
+        "columns": payload.get("columns", []),
+        "rows": [[(format_value(v), is_number(v)) for v in row] for row in data[:max_rows]],
+        "more": max(len(data) - max_rows, 0),
+    }
 
 
 def error_text(error: dict[str, Any] | None) -> str:
@@ -331,55 +307,22 @@ def run_summary_html(run: dict[str, Any]) -> str:
     overrides = run.get("parameters") or {}
     params.update(overrides)
     metrics = run.get("metrics") or {}
-    duration = run.get("duration_s")
-    parts = [
-        f'<div id="terralab-run" style="{_SUMMARY_INLINE}">',
-        f"<style>{_STYLE.replace('body{', '#terralab-run{')}</style>",
-        f"<h1>{_esc(run.get('name', ''))} {_status_badge(run.get('status', ''))}</h1>",
-        f'<p class="tl-sub">{_esc(run.get("notebook", ""))} · started {_esc(run.get("started", ""))}'
-        + (f" · {duration:.1f} s" if _is_number(duration) else "")
-        + "</p>",
-    ]
-    if run.get("error"):
-        anchor = ' — <a href="#papermill-error-cell">go to the failing cell</a>'
-        parts.append(f'<p class="tl-error">Failed at {_esc(error_text(run["error"]))}{anchor}</p>')
-    if params:
-        rows = "".join(
-            f'<tr><td>{_esc(k)}</td><td class="{"tl-override" if k in overrides else ""}">'
-            f"{_esc(format_value(v))}</td></tr>"
-            for k, v in params.items()
-        )
-        parts.append(
-            '<h2>Parameters</h2><table class="tl"><thead><tr><th>parameter</th><th>value</th></tr></thead>'
-            f"<tbody>{rows}</tbody></table>"
-            + (
-                '<p class="tl-note">bold: set for this run; others are the notebook\'s defaults</p>'
-                if overrides
-                else ""
-            )
-        )
-    scalars = {k: v for k, v in metrics.items() if not _is_table(v)}
-    tables = {k: v for k, v in metrics.items() if _is_table(v)}
-    parts.append("<h2>Metrics</h2>")
-    if scalars:
-        rows = "".join(
-            f'<tr id="metric-{_esc(k)}"><td>{_esc(k)}</td>'
-            f'<td class="{"num" if _is_number(v) else ""}">{_esc(format_value(v))}</td></tr>'
-            for k, v in scalars.items()
-        )
-        parts.append(
-            '<table class="tl" id="terralab-metrics"><thead><tr><th>metric</th><th>value</th></tr></thead>'
-            f"<tbody>{rows}</tbody></table>"
-        )
-    for k, v in tables.items():
-        parts.append(f"<h3>{_esc(k)}</h3>" + table_html(v, table_id=f"metric-{k}"))
-    if not metrics:
-        parts.append('<p class="tl-note">no metrics recorded</p>')
-    parts.append("</div>")
-    return "\n".join(parts)
-
-
-_SUMMARY_INLINE = "padding:1em 1.5em;border-bottom:1px solid #d0d7de;margin-bottom:1em"
+    status = run.get("status", "")
+    return render(
+        "run_summary.html.j2",
+        style=markup(_STYLE.replace("body{", "#terralab-run{")),
+        name=run.get("name", ""),
+        status=status,
+        colour=_STATUS_COLOURS.get(status, "#57606a"),
+        notebook=run.get("notebook", ""),
+        started=run.get("started", ""),
+        duration_s=run.get("duration_s"),
+        error=error_text(run["error"]) if run.get("error") else "",
+        parameters=[(k, format_value(v), k in overrides) for k, v in params.items()],
+        any_override=bool(overrides) and bool(params),
+        scalars=[(k, format_value(v), is_number(v)) for k, v in metrics.items() if not _is_table(v)],
+        tables=[(k, _recorded_table(v, table_id=f"metric-{k}")) for k, v in metrics.items() if _is_table(v)],
+    )
 
 
 # Fields of a run record and the JSON types each may hold; a record that breaks this is shown as
@@ -605,7 +548,7 @@ def best_runs(runs: pd.DataFrame, directions: dict[str, str] | None = None) -> d
         way = directions.get(metric, metric_direction(metric))
         if way not in ("min", "max"):
             continue
-        values = {i: v for i, v in ok[col].items() if _is_number(v) and math.isfinite(v)}
+        values = {i: v for i, v in ok[col].items() if is_number(v)}
         if len(values) < 2:
             continue
         if way == "min" and min(values.values()) < 0:
@@ -615,20 +558,32 @@ def best_runs(runs: pd.DataFrame, directions: dict[str, str] | None = None) -> d
     return best
 
 
-def _cell(value: Any, *, best: bool = False, bold: bool = False) -> str:
-    classes = []
-    if _is_number(value):
-        classes.append("num")
-    if best:
-        classes.append("best")
-    cls = f' class="{" ".join(classes)}"' if classes else ""
-    sort = f' data-sort="{value!r}"' if _is_number(value) else ""
-    text = _esc(format_value(value))
-    if bold:
-        text = f'<span class="tl-override">{text}</span>'
-    if best:
-        text += ' <span title="best run">★</span>'
-    return f"<td{cls}{sort}>{text}</td>"
+def cell(
+    value: Any = None,
+    *,
+    text: str | None = None,
+    best: bool = False,
+    bold: bool = False,
+    href: str | None = None,
+    badge: str | None = None,
+    classes: str = "",
+    sort: str | None = None,
+) -> dict[str, Any]:
+    """One cell of a runs table, for the ``cell`` macro of ``templates/tables.html.j2``.
+
+    A number is right-aligned and sorts by its value; ``best`` stars it, ``bold`` marks a parameter set for
+    the run, ``href`` links the text, ``badge`` (a colour) shows it as a status badge.
+    """
+    number = is_number(value)
+    return {
+        "text": format_value(value) if text is None else text,
+        "classes": " ".join(c for c in ("num" if number else "", "best" if best else "", classes) if c),
+        "sort": repr(value) if number else sort,
+        "bold": bold,
+        "best": best,
+        "href": href or None,
+        "badge": badge,
+    }
 
 
 def runs_table_html(
@@ -653,60 +608,59 @@ def runs_table_html(
     if metrics is None:
         metrics = [c[len("metric.") :] for c in runs.columns if str(c).startswith("metric.")]
     best = best_runs(runs, directions)
-
-    head = (
-        ["run", "status", "duration (s)"]
-        + [_esc(h) for h, _ in extra]
-        + [f'<span title="parameter">{_esc(p)}</span>' for p in parameters]
-        + [f'<span title="metric">{_esc(m)}</span>' for m in metrics]
-    )
     show_error = "error" in runs and runs["error"].notna().any()
-    if show_error:
-        head.append("error")
-    rows = []
-    for idx, run in runs.iterrows():
-        html_name = run.get("html")
-        link = f'<a href="{_esc(html_name)}">{_esc(run["name"])}</a>' if html_name else _esc(run["name"])
-        status = run.get("status") or ""
-        cells = [
-            f"<td>{link}</td>",
-            f'<td data-sort="{_esc(status)}">{_status_badge(status)}</td>',
-            _cell(round(run["duration_s"], 1) if _is_number(run.get("duration_s")) else None),
-        ]
-        for _, column in extra:
-            value = run.get(column)
-            cells.append(_cell(None if _missing(value) else value))
-        overrides = run.get("parameters") or {}
-        for p in parameters:
-            value = run.get(f"param.{p}")
-            cells.append(_cell(None if _missing(value) else value, bold=p in overrides))
-        for m in metrics:
-            value = run.get(f"metric.{m}")
-            if _is_table(value):
-                target = f"{html_name}#metric-{m}" if html_name else ""
-                text = _esc(format_value(value))
-                cells.append(
-                    f'<td><a href="{_esc(target)}">{text}</a></td>' if target else f"<td>{text}</td>"
-                )
-            else:
-                cells.append(_cell(None if _missing(value) else value, best=best.get(m) == idx))
-        if len(head) > len(cells):
-            err = run.get("error")
-            cells.append(f'<td class="tl-error">{_esc(err) if isinstance(err, str) else ""}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    groups = f'<th colspan="{3 + len(extra)}"></th>'
-    if parameters:
-        groups += f'<th colspan="{len(parameters)}" class="tl-group">parameters</th>'
-    if metrics:
-        groups += f'<th colspan="{len(metrics)}" class="tl-group">metrics</th>'
-    if show_error:
-        groups += "<th></th>"
-    header = "".join(f"<th>{h}</th>" for h in head)
-    return (
-        f'<table class="tl sortable" id="{_esc(table_id)}"><thead><tr class="tl-groups">{groups}</tr>'
-        f"<tr>{header}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+    head = (
+        [("run", None), ("status", None), ("duration (s)", None)]
+        + [(h, None) for h, _ in extra]
+        + [(p, "parameter") for p in parameters]
+        + [(m, "metric") for m in metrics]
+        + ([("error", None)] if show_error else [])
     )
+    groups = [("", 3 + len(extra))]
+    groups += [("parameters", len(parameters))] if parameters else []
+    groups += [("metrics", len(metrics))] if metrics else []
+    groups += [("", 1)] if show_error else []
+    rows = [
+        _run_cells(idx, run, extra, parameters, metrics, best, show_error) for idx, run in runs.iterrows()
+    ]
+    return render("tables.html.j2", "runs_table", table_id=table_id, groups=groups, head=head, rows=rows)
+
+
+def _run_cells(
+    idx: Any,
+    run: pd.Series,
+    extra: list[tuple[str, str]],
+    parameters: list[str],
+    metrics: list[str],
+    best: dict[str, Any],
+    show_error: bool,
+) -> list[dict[str, Any]]:
+    """The cells of one run's row in ``runs_table_html``."""
+    html_name = run.get("html")
+    status = run.get("status") or ""
+    duration = run.get("duration_s")
+    cells = [
+        cell(text=run["name"], href=html_name),
+        cell(text=status, badge=_STATUS_COLOURS.get(status, "#57606a"), sort=status),
+        cell(round(duration, 1) if is_number(duration) else None),
+    ]
+    cells += [cell(None if _missing(run.get(column)) else run.get(column)) for _, column in extra]
+    overrides = run.get("parameters") or {}
+    for p in parameters:
+        value = run.get(f"param.{p}")
+        cells.append(cell(None if _missing(value) else value, bold=p in overrides))
+    for m in metrics:
+        value = run.get(f"metric.{m}")
+        if _is_table(value):
+            cells.append(
+                cell(text=format_value(value), href=f"{html_name}#metric-{m}" if html_name else None)
+            )
+        else:
+            cells.append(cell(None if _missing(value) else value, best=best.get(m) == idx))
+    if show_error:
+        err = run.get("error")
+        cells.append(cell(text=err if isinstance(err, str) else "", classes="tl-error"))
+    return cells
 
 
 def _plural(n: int, word: str) -> str:
@@ -747,26 +701,36 @@ def index_html(
     import datetime as _dt
 
     n_ok = int((runs["status"] == "ok").sum()) if len(runs) else 0
-    n_failed = len(runs) - n_ok
     sections = []
     if len(runs):
         notebooks = runs["notebook"].fillna("(unknown notebook)")
         for k, (notebook, group) in enumerate(runs.groupby(notebooks, sort=True)):
             group = group.dropna(axis=1, how="all")
-            sections.append(
-                f'<h2>{_esc(notebook)} <span class="tl-note">{_plural(len(group), "run")}</span></h2>'
-                + runs_table_html(
-                    group, parameters=_telling_parameters(group), table_id=f"runs-{k}", directions=directions
-                )
+            table = runs_table_html(
+                group, parameters=_telling_parameters(group), table_id=f"runs-{k}", directions=directions
             )
-    else:
-        sections.append('<p class="tl-note">no runs found (no *.metrics.json files)</p>')
+            sections.append(
+                {"notebook": notebook, "count": _plural(len(group), "run"), "table": markup(table)}
+            )
     generated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    summary = f"{_plural(len(runs), 'run')}: {n_ok} ok, {n_failed} not ok · generated {generated}"
-    return page_html(
-        title,
-        f'<h1>{_esc(title)}</h1><p class="tl-sub">{_esc(summary)}</p>' + "\n".join(sections) + extra_html,
+    summary = f"{_plural(len(runs), 'run')}: {n_ok} ok, {len(runs) - n_ok} not ok · generated {generated}"
+    return render(
+        "index.html.j2",
+        **page_context(title),
+        summary=summary,
+        sections=sections,
+        extra_html=markup(extra_html),
     )
+
+
+def page_context(title: str, extra_style: str = "") -> dict[str, Any]:
+    """The context of ``templates/page.html.j2`` for a page built on it: title, style sheet, sorting script."""
+    return {
+        "title": title,
+        "style": markup(_STYLE),
+        "extra_style": markup(extra_style),
+        "script": markup(_SORT_JS),
+    }
 
 
 def page_html(title: str, body: str, *, extra_style: str = "") -> str:
@@ -775,14 +739,7 @@ def page_html(title: str, body: str, *, extra_style: str = "") -> str:
     CSS and the script that sorts every ``table.tl`` by a click on its header are inline, so the page reads
     offline. ``extra_style`` is CSS appended to the shared style sheet.
     """
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_esc(title)}</title><style>{_STYLE}{extra_style}</style></head><body>"
-        + body
-        + '<p class="tl-note">Click a column header to sort. ★ marks the best successful run for metrics '
-        "whose name says which way is better (error-like: lowest; score-like: highest).</p>"
-        f"<script>{_SORT_JS}</script></body></html>\n"
-    )
+    return render("page.html.j2", **page_context(title, extra_style), body=markup(body))
 
 
 def build_index(

@@ -31,7 +31,7 @@ def test_streaming_10s_files_gives_the_same_vehicles_as_one_batch(record):
     # 136 km/h false one at 5.8 sigma) may be found in one and not the other (measured: 14 in one batch, 13
     # streamed, 12 identical within 0.3 s and 3 %; the stream has all 13 true vehicles but one)
     assert abs(len(streamed) - len(one)) <= 1
-    m = das.match(streamed, one, time_tol_s=0.3, speed_tol=0.03)
+    m = das.match(streamed, one, time_tolerance_s=0.3, speed_tolerance=0.03)
     assert len(m) >= len(one) - 2
     assert m["direction_ok"].all()
     assert m["class_ok"].mean() >= 0.9  # a vehicle with p_truck near 0.5 may flip
@@ -78,7 +78,7 @@ def test_archive_runs_on_a_local_dask_cluster_with_the_same_vehicles(record):
         parallel = das.process_archive(folder, client=client, files_per_task=4)
     assert parallel.attrs["tasks"] == 3
     assert len(parallel) == len(serial)
-    m = das.match(parallel, serial, time_tol_s=0.3, speed_tol=0.03)
+    m = das.match(parallel, serial, time_tolerance_s=0.3, speed_tolerance=0.03)
     assert len(m) == len(serial)
 
 
@@ -111,5 +111,5 @@ def test_streaming_with_the_energy_image_gives_the_same_vehicles_as_one_batch(re
     streamed, _ = das.collect(das.stream(folder, batch_s=60, step_s=20, image="both"))
     assert len(one) >= 8 and abs(len(streamed) - len(one)) <= 3
     assert streamed["vehicle_id"].is_unique
-    m = das.match(streamed, one, time_tol_s=0.3, speed_tol=0.03)
+    m = das.match(streamed, one, time_tolerance_s=0.3, speed_tolerance=0.03)
     assert len(m) >= len(one) - 3

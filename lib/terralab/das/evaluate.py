@@ -12,15 +12,48 @@ from ..progress import progress_bar
 __all__ = ["duplicates", "evaluate_runs", "evaluate_scenes", "match", "oracle_detectability", "score"]
 
 
-def match(
-    detections, truth, *, time_tol_s: float = 1.5, distance_tol_m: float = 10.0, speed_tol: float = 0.25
-):
-    """One-to-one matching of detections to true vehicles (Hungarian assignment).
+#: The former keyword names of the tolerances (``tol``) and the names that replace them (``tolerance``).
+_OLD_NAMES = {
+    "time_tol_s": "time_tolerance_s",
+    "distance_tol_m": "distance_tolerance_m",
+    "speed_tol": "speed_tolerance",
+}
 
-    A pair may match when the mid-section times differ by at most ``time_tol_s`` seconds or, for slow
-    vehicles, by the time the vehicle needs to travel ``distance_tol_m`` (an 18 m truck at 12 km/h takes 5 s to
-    pass a point), and the speeds by at most ``speed_tol`` (relative). The cost prefers close times, close
-    speeds and equal directions.
+
+def _tolerances(old_names: dict[str, float], **current: float) -> tuple[float, ...]:
+    """The tolerances in ``current`` (keyed by their former names), each replaced by its former-name keyword
+    from ``old_names`` where the caller used one (with a DeprecationWarning); unknown keywords are an error."""
+    import warnings
+
+    unknown = sorted(set(old_names) - set(current))
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {unknown}")
+    out = []
+    for old, value in current.items():
+        if old in old_names:
+            warnings.warn(f"{old} is deprecated; use {_OLD_NAMES[old]}", DeprecationWarning, stacklevel=3)
+            value = old_names[old]
+        out.append(value)
+    return tuple(out)
+
+
+def match(
+    detections,
+    truth,
+    *,
+    time_tolerance_s: float = 1.5,
+    distance_tolerance_m: float = 10.0,
+    speed_tolerance: float = 0.25,
+    **old_names: float,
+):
+    """One-to-one matching of detections to true vehicles (:func:`terralab.matching.match_one_to_one`,
+    Hungarian assignment).
+
+    A pair may match when the mid-section times differ by at most ``time_tolerance_s`` seconds or, for slow
+    vehicles, by the time the vehicle needs to travel ``distance_tolerance_m`` (an 18 m truck at 12 km/h takes
+    5 s to pass a point), and the speeds by at most ``speed_tolerance`` (relative). The cost prefers close
+    times, close speeds and equal directions. The former names ``time_tol_s``, ``distance_tol_m`` and
+    ``speed_tol`` are still accepted (with a ``DeprecationWarning``).
 
     Returns
     -------
@@ -29,8 +62,15 @@ def match(
         ``direction_ok``, ``class_ok``.
     """
     import pandas as pd
-    from scipy.optimize import linear_sum_assignment
 
+    from ..matching import match_one_to_one
+
+    time_tolerance_s, distance_tolerance_m, speed_tolerance = _tolerances(
+        old_names,
+        time_tol_s=time_tolerance_s,
+        distance_tol_m=distance_tolerance_m,
+        speed_tol=speed_tolerance,
+    )
     for name, df in (("detections", detections), ("truth", truth)):
         for col in ("time", "speed_kmh", "direction"):
             if col not in df.columns:
@@ -46,14 +86,11 @@ def match(
     dtr = truth["direction"].to_numpy()
     dt = td[:, None] - tt[None, :]
     sv = np.abs(np.log(vd[:, None] / vt[None, :]))
-    tol = np.maximum(time_tol_s, distance_tol_m / (vt / 3.6))[None, :]
-    ok = (np.abs(dt) <= tol) & (sv <= np.log1p(speed_tol))
-    cost = np.abs(dt) / tol + sv / np.log1p(speed_tol) + 2.0 * (dd[:, None] != dtr[None, :])
-    big = 1e6
-    cost = np.where(ok, cost, big)
-    ri, ci = linear_sum_assignment(cost)
-    keep = cost[ri, ci] < big
-    ri, ci = ri[keep], ci[keep]
+    tol = np.maximum(time_tolerance_s, distance_tolerance_m / (vt / 3.6))[None, :]
+    ok = (np.abs(dt) <= tol) & (sv <= np.log1p(speed_tolerance))
+    cost = np.abs(dt) / tol + sv / np.log1p(speed_tolerance) + 2.0 * (dd[:, None] != dtr[None, :])
+    pairs = match_one_to_one(np.where(ok, cost, np.inf))
+    ri, ci = pairs["row"].to_numpy(), pairs["column"].to_numpy()
     out = pd.DataFrame(
         {
             "det_index": detections.index.to_numpy()[ri],
@@ -102,9 +139,21 @@ def score(detections, truth, **match_kwargs: Any) -> dict[str, float]:
     return out
 
 
-def duplicates(detections, truth, pairs=None, *, time_tol_s: float = 2.5, speed_tol: float = 0.25) -> int:
-    """Unmatched detections that repeat a matched vehicle: same direction, speed within ``speed_tol`` and
-    mid-section time within ``time_tol_s`` (or the time to travel 10 m) of a true vehicle already matched."""
+def duplicates(
+    detections,
+    truth,
+    pairs=None,
+    *,
+    time_tolerance_s: float = 2.5,
+    speed_tolerance: float = 0.25,
+    **old_names: float,
+) -> int:
+    """Unmatched detections that repeat a matched vehicle: same direction, speed within ``speed_tolerance``
+    and mid-section time within ``time_tolerance_s`` (or the time to travel 10 m) of a true vehicle already
+    matched. ``time_tol_s`` and ``speed_tol`` are the former names (still accepted, deprecated)."""
+    time_tolerance_s, speed_tolerance = _tolerances(
+        old_names, time_tol_s=time_tolerance_s, speed_tol=speed_tolerance
+    )
     if pairs is None:
         pairs = match(detections, truth)
     if len(detections) == 0 or len(pairs) == 0:
@@ -116,11 +165,11 @@ def duplicates(detections, truth, pairs=None, *, time_tol_s: float = 2.5, speed_
     te = extra["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) / 1e9
     th = hit["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) / 1e9
     vt = hit["speed_kmh"].to_numpy(dtype=float)
-    tol = np.maximum(time_tol_s, 10.0 / (vt / 3.6))
+    tol = np.maximum(time_tolerance_s, 10.0 / (vt / 3.6))
     near = np.abs(te[:, None] - th[None, :]) <= tol[None, :]
     same = extra["direction"].to_numpy()[:, None] == hit["direction"].to_numpy()[None, :]
     sv = np.abs(np.log(extra["speed_kmh"].to_numpy(dtype=float)[:, None] / vt[None, :])) <= np.log1p(
-        speed_tol
+        speed_tolerance
     )
     return int(np.any(near & same & sv, axis=1).sum())
 

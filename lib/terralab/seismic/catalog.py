@@ -7,7 +7,8 @@ completeness, Gutenberg–Richter b-value with uncertainty, and matching two cat
 * Mc: maximum curvature (the most populated magnitude bin, Wiemer & Wyss 2000) plus a correction
   (+0.2 by default, Woessner & Wiemer 2005), or b-value stability (Cao & Gao 2002, with Shi & Bolt's δb).
 * Matching: one-to-one, minimising ``(Δt/t_tol)² + (Δd/d_tol)²`` over pairs within both tolerances
-  (Hungarian assignment per connected group of candidate pairs), so close doublets are not matched twice.
+  (:func:`terralab.matching.match_one_to_one`: Hungarian assignment per connected group of candidate pairs),
+  so close doublets are not matched twice.
 """
 
 from __future__ import annotations
@@ -398,7 +399,7 @@ def match_catalogs(
         raise InvalidInputError("tolerances must be positive")
     na, nb = len(reference), len(other)
     candidates = _candidate_pairs(reference, other, time_tolerance_s, distance_tolerance_km)
-    pairs = _assign_one_to_one(*candidates, na, nb)
+    pairs = _assign_one_to_one(*candidates)
     ia = np.array([p[0] for p in pairs], dtype=int)
     ib = np.array([p[1] for p in pairs], dtype=int)
     matched = _matched_table(reference, other, pairs, ia, ib)
@@ -450,31 +451,25 @@ def _candidate_pairs(reference, other, time_tolerance_s: float, distance_toleran
     return rows, cols, costs, dts, dds
 
 
-def _assign_one_to_one(rows, cols, costs, dts, dds, na: int, nb: int) -> list[tuple[int, int, float, float]]:
-    """Least-cost one-to-one pairs (index_ref, index_other, dt, distance), sorted; solved per connected group."""
-    from scipy.optimize import linear_sum_assignment
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+def _assign_one_to_one(rows, cols, costs, dts, dds) -> list[tuple[int, int, float, float]]:
+    """Least-cost one-to-one pairs (index_ref, index_other, dt, distance), sorted by both indices
+    (:func:`terralab.matching.match_one_to_one` on the candidate pairs)."""
+    from ..matching import match_one_to_one
 
-    pairs: list[tuple[int, int, float, float]] = []
-    if rows:
-        rows_a, cols_a = np.array(rows), np.array(cols)
-        graph = coo_matrix((np.ones(len(rows)), (rows_a, na + cols_a)), shape=(na + nb, na + nb))
-        _, labels = connected_components(graph, directed=False)
-        comp = labels[rows_a]
-        cost_arr, dt_arr, dd_arr = np.array(costs), np.array(dts), np.array(dds)
-        for c in np.unique(comp):
-            sel = np.flatnonzero(comp == c)
-            ra, ca = np.unique(rows_a[sel]), np.unique(cols_a[sel])
-            mat = np.full((ra.size, ca.size), 1e6)
-            ri, ci = np.searchsorted(ra, rows_a[sel]), np.searchsorted(ca, cols_a[sel])
-            mat[ri, ci] = cost_arr[sel]
-            for r, k in zip(*linear_sum_assignment(mat)):
-                if mat[r, k] < 1e6:
-                    e = sel[(ri == r) & (ci == k)][0]
-                    pairs.append((int(ra[r]), int(ca[k]), float(dt_arr[e]), float(dd_arr[e])))
-    pairs.sort()
-    return pairs
+    candidates = pd.DataFrame(
+        {
+            "row": np.asarray(rows, dtype=int),
+            "column": np.asarray(cols, dtype=int),
+            "cost": np.asarray(costs, dtype=float),
+            "dt_s": np.asarray(dts, dtype=float),
+            "distance_km": np.asarray(dds, dtype=float),
+        }
+    )
+    chosen = match_one_to_one(candidates)
+    return [
+        (int(r), int(c), float(dt), float(d))
+        for r, c, dt, d in zip(chosen["row"], chosen["column"], chosen["dt_s"], chosen["distance_km"])
+    ]
 
 
 def _matched_table(reference, other, pairs, ia, ib) -> pd.DataFrame:

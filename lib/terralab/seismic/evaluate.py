@@ -1,7 +1,8 @@
 """Pick evaluation: precision / recall / F1 at time tolerances, residual statistics, polarity accuracy.
 
 Matching is one-to-one per trace (or record) and phase: pairs within the tolerance are taken in order of
-increasing |residual|, each reference and each predicted pick used at most once. Every unmatched predicted
+increasing |residual|, each reference and each predicted pick used at most once
+(:func:`terralab.matching.match_one_to_one` with ``method="greedy"``). Every unmatched predicted
 pick is a false positive, every unmatched reference pick a false negative. A pick exactly at the tolerance
 counts as matched. Residual = predicted − reference, in s.
 
@@ -20,6 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import InvalidInputError
+from ..matching import match_one_to_one
 
 METRIC_COLUMNS = [
     "phase",
@@ -81,11 +83,8 @@ def match_picks(
         used_p, used_r = set(), set()
         if len(pi) and len(ri):
             d = pred_t[pi].to_numpy()[:, None] - ref_t[ri].to_numpy()[None, :]
-            cand = np.argwhere(np.abs(d) <= tolerance_s + 1e-9)
-            order = np.argsort(np.abs(d[cand[:, 0], cand[:, 1]]), kind="stable")
-            for a, b in cand[order]:
-                if a in used_p or b in used_r:
-                    continue
+            pairs = match_one_to_one(np.abs(d), tolerance_s + 1e-9, method="greedy")
+            for a, b in pairs.sort_values("cost", kind="stable")[["row", "column"]].to_numpy():
                 used_p.add(a)
                 used_r.add(b)
                 rows.append((*group, pi[a], ri[b], float(d[a, b]), "matched"))

@@ -1,0 +1,46 @@
+"""Scoring detections against truth: one-to-one matching and its tolerances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from terralab import das
+
+
+def _vehicles(times_s, speeds_kmh, directions):
+    t0 = pd.Timestamp("2024-01-01")
+    return pd.DataFrame(
+        {
+            "time": t0 + pd.to_timedelta(np.asarray(times_s, dtype=float), unit="s"),
+            "speed_kmh": np.asarray(speeds_kmh, dtype=float),
+            "direction": np.asarray(directions),
+        }
+    )
+
+
+def test_match_pairs_each_vehicle_once_within_the_time_and_speed_tolerances():
+    truth = _vehicles([10.0, 11.0, 30.0], [60.0, 60.0, 40.0], [1, 1, -1])
+    det = _vehicles([10.9, 10.2, 30.5, 50.0], [61.0, 59.0, 48.0, 50.0], [1, 1, -1, 1])
+    m = das.match(det, truth, time_tolerance_s=1.5, speed_tolerance=0.25)
+    assert sorted(zip(m["det_index"], m["truth_index"])) == [(0, 1), (1, 0), (2, 2)]
+    strict = das.match(det, truth, time_tolerance_s=1.5, speed_tolerance=0.1)
+    assert sorted(zip(strict["det_index"], strict["truth_index"])) == [(0, 1), (1, 0)]
+
+
+def test_former_tolerance_names_still_work_and_warn():
+    truth = _vehicles([10.0, 30.0], [60.0, 40.0], [1, -1])
+    det = _vehicles([10.2, 30.5], [61.0, 48.0], [1, -1])
+    new = das.match(det, truth, time_tolerance_s=0.3, speed_tolerance=0.1)
+    with pytest.warns(DeprecationWarning) as caught:
+        old = das.match(det, truth, time_tol_s=0.3, speed_tol=0.1)
+    assert sorted(str(w.message) for w in caught) == [
+        "speed_tol is deprecated; use speed_tolerance",
+        "time_tol_s is deprecated; use time_tolerance_s",
+    ]
+    pd.testing.assert_frame_equal(old, new)
+    with pytest.warns(DeprecationWarning, match="speed_tol is deprecated"):
+        assert das.evaluate.duplicates(det, truth, speed_tol=0.1) == 0
+    with pytest.raises(TypeError, match="time_tol"):
+        das.match(det, truth, time_tol=0.3)

@@ -1,10 +1,10 @@
 """The data catalog: every dataset the notebooks use, by name.
 
 ``data_catalog.yaml`` lists datasets under a top-level ``datasets:`` mapping. Each entry has a ``kind``
-(``file``, ``package``, ``synthetic``, ``earthengine``, ``stac`` or ``hf``), a ``format`` that picks the reader,
-a licence, a citation and a description; file entries add ``path`` (relative to the data mirror, the same layout
-as ``shared/data``), ``url`` (the public source) and ``sha256``. See the header of ``data_catalog.yaml`` for
-the whole schema.
+(``file``, ``package``, ``synthetic``, ``earthengine``, ``stac`` or ``hf``), a ``format`` that picks the
+reader, a licence, a citation and a description; file entries add ``path`` (relative to the data mirror, the
+same layout as ``shared/data``), ``url`` (the public source) and ``sha256``. See the header of
+``data_catalog.yaml`` for the whole schema.
 
 Which catalog file is read (first found wins):
 
@@ -86,7 +86,10 @@ ENV_CATALOG = "TERRALAB_CATALOG"
 
 
 def default_catalog_path() -> Path:
-    """Path of the catalog file used by default: ``$TERRALAB_CATALOG``, the repo root's, or the package copy."""
+    """Path of the catalog file used by default.
+
+    ``$TERRALAB_CATALOG``, else the repository root's ``data_catalog.yaml``, else the package's copy.
+    """
     env = os.environ.get(ENV_CATALOG)
     if env:
         p = Path(env).expanduser()

@@ -38,9 +38,10 @@ def call_generator(entry: Entry, kwargs: Mapping[str, Any]) -> Any:
 
 
 _EE_HOWTO = (
-    "Earth Engine needs credentials. Either set EE_SERVICE_ACCOUNT and EE_PRIVATE_KEY_FILE (a service-account "
-    "JSON key) and optionally EE_PROJECT, or run `earthengine authenticate` once; install the client with "
-    "`pip install -e '.[ee]'`. Then build requests with terralab.earthengine (or the workflow's request builders)."
+    "Earth Engine needs credentials. Either set EE_SERVICE_ACCOUNT and EE_PRIVATE_KEY_FILE (a "
+    "service-account JSON key) and optionally EE_PROJECT, or run `earthengine authenticate` once; install "
+    "the client with `pip install -e '.[ee]'`. Then build requests with terralab.earthengine (or the "
+    "workflow's request builders)."
 )
 
 

@@ -70,7 +70,8 @@ def get_reader(fmt: str) -> Reader:
     except ImportError as exc:
         raise MissingDependencyError(
             f"the reader for format {fmt!r} (entry point {ep.value}) cannot be imported: {exc}. "
-            f"Reinstall terralab (pip install -e .) so its workflow modules and their dependencies are present."
+            "Reinstall terralab (pip install -e .) so its workflow modules and their dependencies are "
+            "present."
         ) from exc
     _READERS[fmt] = func
     return func

@@ -208,7 +208,10 @@ def _entry_sha(raw: dict, kind: str, where: str) -> str | None:
 def _check_file_sources(
     kind: str, where: str, fields: Mapping[str, Any], files: tuple[FileSpec, ...], sha: str | None
 ) -> None:
-    """A file entry says where its one file comes from and how to verify it; a package entry where it ships."""
+    """Check that a file entry says where its one file comes from and how to verify it.
+
+    A package entry must say where it ships (``package_path``).
+    """
     if kind in FILE_KINDS and not files:
         if fields["path"] is None and fields["package_path"] is None and fields["url"] is None:
             raise CatalogError(f"{where}: a {kind} entry needs at least one of path, package_path, url")
@@ -216,7 +219,8 @@ def _check_file_sources(
             raise CatalogError(f"{where}: required key 'sha256' is missing (64 hex digits)")
         if kind == "file" and fields["url"] is None and not fields["derived"] and fields["note"] is None:
             raise CatalogError(
-                f"{where}: give its public 'url', or 'derived: true' when none exists, or a 'note' saying why not"
+                f"{where}: give its public 'url', or 'derived: true' when none exists, or a 'note' "
+                "saying why not"
             )
     if kind == "package" and fields["package_path"] is None:
         raise CatalogError(f"{where}: a package entry needs 'package_path' (relative to terralab/data/)")
@@ -273,7 +277,8 @@ def parse_entry(name: Any, raw: Any, origin: str) -> Entry:
 
     Examples
     --------
-    >>> e = parse_entry("t", {"kind": "synthetic", "generator": "fractions:Fraction", "description": "x"}, "-")
+    >>> fields = {"kind": "synthetic", "generator": "fractions:Fraction", "description": "x"}
+    >>> e = parse_entry("t", fields, "-")
     >>> e.kind, e.license
     ('synthetic', 'see generator')
     """

@@ -263,7 +263,10 @@ def _add_sweep_parser(subparsers) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    """Run ``terralab sweep`` from parsed arguments; prints one line per run. Exit code 1 if any run failed."""
+    """Run ``terralab sweep`` from parsed arguments; prints one line per run.
+
+    Exit code 1 if any run failed.
+    """
     from .errors import ParameterError
     from .params import parse_parameter_text
     from .sweep import parse_grid, sweep
@@ -276,8 +279,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     def announce(attempt: dict[str, Any]) -> None:
         if attempt["mode"] == "resume":
             print(
-                f"resuming the unfinished sweep (attempt {attempt['attempt']}): {attempt['kept']} grid point(s) "
-                f"already done are kept, {attempt['todo']} to run (--fresh runs them all again)",
+                f"resuming the unfinished sweep (attempt {attempt['attempt']}): {attempt['kept']} grid "
+                f"point(s) already done are kept, {attempt['todo']} to run (--fresh runs them all again)",
                 flush=True,
             )
         elif attempt["mode"] == "retry-failed":
@@ -308,8 +311,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         print(
-            "the sweep was stopped; runs that finished are kept in its sweep.json. Run the same command again "
-            "to resume it",
+            "the sweep was stopped; runs that finished are kept in its sweep.json. Run the same command "
+            "again to resume it",
             file=sys.stderr,
             flush=True,
         )
@@ -425,8 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser(
         "report",
-        help="(re)build DIR/index.html over the runs in DIR (a folder or an fsspec URL such as s3://bucket/runs); "
-        "in a sweep's folder, its comparison page",
+        help="(re)build DIR/index.html over the runs in DIR (a folder or an fsspec URL such as "
+        "s3://bucket/runs); in a sweep's folder, its comparison page",
     )
     rep.add_argument("directory", metavar="DIR_OR_URL")
     rep.add_argument("--title", help="page title")
@@ -483,8 +486,8 @@ def _log_to_stderr(level: int) -> Iterator[None]:
 def _skip_slow_optional_imports() -> None:
     """Start-up of the ``terralab`` command (not of a Python session that imports terralab).
 
-    Reading a notebook imports nbformat, which imports jsonschema, whose optional IRI format checker compiles a
-    Lark grammar on import (``rfc3987_syntax``: about 1.6 s of CPU, most of ``terralab run``'s start-up).
+    Reading a notebook imports nbformat, which imports jsonschema, whose optional IRI format checker compiles
+    a Lark grammar on import (``rfc3987_syntax``: about 1.6 s of CPU, most of ``terralab run``'s start-up).
     terralab validates notebooks with fastjsonschema and never checks IRIs, so the command goes without it;
     jsonschema treats the module as optional.
     """

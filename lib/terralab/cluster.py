@@ -67,8 +67,8 @@ def dask_setup(worker) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     atexit.register(_leave_at_once)
     # nbformat imports jsonschema, whose optional IRI format checker compiles a Lark grammar on import
-    # (rfc3987-syntax: 1.6 s of CPU here, half of a worker's start-up). Notebook validation uses fastjsonschema
-    # and never checks IRIs, so these dedicated worker processes go without it.
+    # (rfc3987-syntax: 1.6 s of CPU here, half of a worker's start-up). Notebook validation uses
+    # fastjsonschema and never checks IRIs, so these dedicated worker processes go without it.
     sys.modules.setdefault("rfc3987_syntax", None)
     # The worker registers at once and imports what a run needs meanwhile, while the sweep is still checking
     # its input and connecting; otherwise each worker's first run waited for these imports (about a second
@@ -174,8 +174,8 @@ def _leave_at_once() -> None:
 class ClusterStart:
     """A LocalCluster coming up in a background thread while this process prepares the sweep.
 
-    Starting the scheduler and the worker processes is most of a sweep's fixed cost; the main process meanwhile
-    checks the kernel, reads the notebook and imports what it needs, so both happen at once.
+    Starting the scheduler and the worker processes is most of a sweep's fixed cost; the main process
+    meanwhile checks the kernel, reads the notebook and imports what it needs, so both happen at once.
     """
 
     def __init__(self, n_workers: int):
@@ -201,7 +201,10 @@ class ClusterStart:
 
 
 def connect(scheduler: Any, n_workers: int, connect_timeout_s: float, starting: ClusterStart | None = None):
-    """(client, cluster we own or None). A LocalCluster when ``scheduler`` is None (``starting``, if given)."""
+    """(client, cluster we own or None).
+
+    A LocalCluster when ``scheduler`` is None (``starting``, if given), else a client of that scheduler.
+    """
     from .errors import MissingDependencyError, SchedulerError
 
     try:
@@ -224,8 +227,8 @@ def connect(scheduler: Any, n_workers: int, connect_timeout_s: float, starting: 
     if "://" not in address:
         address = f"tcp://{address}"
     advice = (
-        "Check that the scheduler runs, that the address is tcp://HOST:PORT (default port 8786) and that this "
-        "machine can reach it; or leave --scheduler out to run on a LocalCluster here"
+        "Check that the scheduler runs, that the address is tcp://HOST:PORT (default port 8786) and that "
+        "this machine can reach it; or leave --scheduler out to run on a LocalCluster here"
     )
     try:
         identity = _probe_scheduler(address, connect_timeout_s)

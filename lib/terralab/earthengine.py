@@ -85,8 +85,8 @@ def _service_account() -> tuple[str, str, str | None] | None:
     if email or key_file:
         if not (email and key_file):
             raise CredentialsError(
-                "EE_SERVICE_ACCOUNT and EE_PRIVATE_KEY_FILE must be set together (the service account's e-mail "
-                "and its JSON key file). " + _HOW_TO
+                "EE_SERVICE_ACCOUNT and EE_PRIVATE_KEY_FILE must be set together (the service account's "
+                "e-mail and its JSON key file). " + _HOW_TO
             )
         if not Path(key_file).is_file():
             raise CredentialsError(f"EE_PRIVATE_KEY_FILE={key_file} does not exist. " + _HOW_TO)
@@ -115,7 +115,8 @@ def initialize(project: str | None = None) -> types.ModuleType:
     Parameters
     ----------
     project
-        Google Cloud project to bill requests to (default: ``EE_PROJECT``, else the service account's project).
+        Google Cloud project to bill requests to (default: ``EE_PROJECT``, else the service account's
+        project).
 
     Raises
     ------
@@ -174,7 +175,7 @@ def _check_bbox(region: Sequence[float]) -> tuple[float, float, float, float]:
 
 
 def geometry(region: Any):
-    """An ``ee.Geometry`` for a region given as a lon/lat box (xmin, ymin, xmax, ymax) or already a geometry."""
+    """An ``ee.Geometry`` for a region: a lon/lat box (xmin, ymin, xmax, ymax) or already a geometry."""
     ee = ensure_initialized()
     if _is_bbox(region):
         xmin, ymin, xmax, ymax = _check_bbox(region)
@@ -189,7 +190,8 @@ def _bounds_lonlat(region: Any) -> tuple[float, float, float, float]:
         ring = region.bounds(maxError=1).coordinates().getInfo()
     except AttributeError as err:
         raise InvalidInputError(
-            f"region must be (xmin, ymin, xmax, ymax) in lon/lat or an ee.Geometry, got {type(region).__name__}"
+            "region must be (xmin, ymin, xmax, ymax) in lon/lat or an ee.Geometry, got "
+            f"{type(region).__name__}"
         ) from err
     coords = np.asarray(ring, dtype=float).reshape(-1, 2)
     return (
@@ -283,8 +285,9 @@ def compute_pixels(
     n_bytes = w * h * len(names) * 8  # worst case: float64 bands
     if n_bytes > COMPUTE_PIXELS_MAX_BYTES or max(w, h) > _MAX_SIDE_PX:
         raise InvalidInputError(
-            f"{w}×{h} px × {len(names)} bands at {scale_m} m is too large for computePixels (limit 48 MiB per "
-            "request): use terralab.earthengine.export_tfrecord for large areas, a coarser scale_m, or a smaller region"
+            f"{w}×{h} px × {len(names)} bands at {scale_m} m is too large for computePixels (limit 48 MiB "
+            "per request): use terralab.earthengine.export_tfrecord for large areas, a coarser scale_m, or a "
+            "smaller region"
         )
     request = {
         "expression": image.select(names) if bands is not None else image,
@@ -329,7 +332,8 @@ _DESCRIPTION = re.compile(r"^[A-Za-z0-9.,:;_\-]{1,100}$")
 def _check_description(description: str) -> None:
     if not _DESCRIPTION.match(description or ""):
         raise InvalidInputError(
-            f"task description {description!r} is not valid for Earth Engine: use 1–100 letters, digits or . , : ; _ -"
+            f"task description {description!r} is not valid for Earth Engine: use 1–100 letters, digits "
+            "or . , : ; _ -"
         )
 
 
@@ -397,7 +401,7 @@ def export_tfrecord(
 
 
 def _start_export(export, description: str, bucket: str | None, folder: str | None, common: dict[str, Any]):
-    """Start ``export`` (``ee.batch.Export.image`` or ``.table``) to Drive, or to ``bucket`` under ``folder``."""
+    """Start ``export`` (``ee.batch.Export.image`` or ``.table``) to Drive, or to ``bucket``/``folder``."""
     if bucket is None:
         task = export.toDrive(folder=folder, fileNamePrefix=description, **common)
     else:
@@ -482,9 +486,8 @@ class _RecordingEE(types.ModuleType):
         fake = self
 
         def _initialize(*args, **kwargs):
-            fake.calls.append(
-                f"Initialize({', '.join([_fmt(a) for a in args] + [f'{k}={_fmt(v)}' for k, v in kwargs.items()])})"
-            )
+            shown = [_fmt(a) for a in args] + [f"{k}={_fmt(v)}" for k, v in kwargs.items()]
+            fake.calls.append(f"Initialize({', '.join(shown)})")
             if initialize is not None:
                 initialize(*args, **kwargs)
 

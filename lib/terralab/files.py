@@ -209,7 +209,7 @@ def put_together(fs: Any, files: list[tuple[str | os.PathLike, str]]) -> None:
 
 
 def write_text_atomic(target: str | os.PathLike, text: str, *, fs: Any = None) -> str | os.PathLike:
-    """Write ``text`` (UTF-8) to ``target`` (a path or URL) through :func:`atomic_path`; returns ``target``."""
+    """Write ``text`` (UTF-8) to ``target`` (a path or URL) via :func:`atomic_path`; returns ``target``."""
     with atomic_path(target, fs=fs) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return target

@@ -72,9 +72,9 @@ def kernel_manager_class(env: dict[str, str], cwd: str, started: list | None = N
 
         async def _async_interrupt_kernel(self):
             # jupyter_client interrupts a kernel before asking it to shut down. After the last cell the kernel
-            # may still be finishing that cell's reply, and the interrupt then prints "KeyboardInterrupt caught
-            # in kernel." on every few runs. An idle kernel needs no interrupt to shut down; a busy one (a cell
-            # that timed out) is killed after shutdown_wait_time.
+            # may still be finishing that cell's reply, and the interrupt then prints "KeyboardInterrupt
+            # caught in kernel." on every few runs. An idle kernel needs no interrupt to shut down; a busy one
+            # (a cell that timed out) is killed after shutdown_wait_time.
             if self.shutting_down:
                 return
             await super()._async_interrupt_kernel()

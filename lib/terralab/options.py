@@ -1,9 +1,9 @@
 """Options shared by the ``terralab`` commands and the functions behind them: one spelling, one check.
 
 The library functions (``run_notebook``, ``sweep``) check their numbers with :func:`check_seconds` and
-:func:`check_count` and raise :class:`terralab.errors.InvalidInputError`; the command line reads the same options
-through :func:`seconds_option` and :func:`count_option`, so a bad ``--workers 0`` is refused with the same words
-before anything starts.
+:func:`check_count` and raise :class:`terralab.errors.InvalidInputError`; the command line reads the same
+options through :func:`seconds_option` and :func:`count_option`, so a bad ``--workers 0`` is refused with the
+same words before anything starts.
 
 >>> from terralab.options import check_seconds, check_count
 >>> check_seconds("cell_timeout_s", "2.5"), check_seconds("timeout_s", None)

@@ -83,7 +83,7 @@ def template(name: str) -> jinja2.Template:
 
 
 def render(name: str, macro: str | None = None, /, **context: Any) -> str:
-    """Render the template ``name`` with ``context``, or only its macro ``macro`` with ``context`` as arguments."""
+    """Render the template ``name`` with ``context``; with ``macro``, only that macro, given ``context``."""
     page = template(name)
     if macro is None:
         return page.render(**context)

@@ -724,7 +724,7 @@ def index_html(
 
 
 def page_context(title: str, extra_style: str = "") -> dict[str, Any]:
-    """The context of ``templates/page.html.j2`` for a page built on it: title, style sheet, sorting script."""
+    """The context of ``templates/page.html.j2`` for a page built on it: title, CSS, sorting script."""
     return {
         "title": title,
         "style": markup(_STYLE),

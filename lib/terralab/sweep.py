@@ -16,16 +16,17 @@ Failures stay per run: a cell that raises, a kernel or a worker process that die
 run and listed; the others finish. ``retry_failed=True`` reruns only the grid points without a successful run.
 A run whose worker dies is failed on any cluster, not replayed elsewhere by the scheduler.
 
-Every call is an *attempt*, numbered in ``sweep.json`` and in each run's record. An attempt that did not finish
-(Ctrl-C, SIGTERM, a killed client, a timeout) is resumed by the same call: grid points that succeeded with the
-same notebook and fixed parameters are kept, also runs a remote cluster finished after their client had gone.
+Every call is an *attempt*, numbered in ``sweep.json`` and in each run's record. An attempt that did not
+finish (Ctrl-C, SIGTERM, a killed client, a timeout) is resumed by the same call: grid points that succeeded
+with the same notebook and fixed parameters are kept, also runs a remote cluster finished after their client
+had gone.
 
 Example
 -------
 >>> from terralab.sweep import sweep
->>> result = sweep("notebooks/rice_mapping.ipynb",
-...                {"bands": ["RGBN", "RGBNE", "RGBNS", "RGBNES"], "model": ["unet", "dnn"]})  # doctest: +SKIP
->>> result.index, [r.name for r in result.failed]                                            # doctest: +SKIP
+>>> grid = {"bands": ["RGBN", "RGBNE", "RGBNS", "RGBNES"], "model": ["unet", "dnn"]}
+>>> result = sweep("notebooks/rice_mapping.ipynb", grid)  # doctest: +SKIP
+>>> result.index, [r.name for r in result.failed]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -354,7 +355,7 @@ def _write_page(
     metric: str | None,
     directions: dict[str, str] | None,
 ) -> str:
-    """Save the final ``sweep.json`` and write the comparison page while the cluster closes; the page's path."""
+    """Save the final ``sweep.json``, write the comparison page while the cluster closes; its path."""
     from . import compare
 
     closing = closed = None
@@ -446,15 +447,15 @@ def _run_todo(
 
 
 class _Runs:
-    """Submit an attempt's runs, collect each as it finishes, and record a failure for whatever did not finish.
+    """Submit an attempt's runs, collect each as it finishes, record a failure for whatever did not finish.
 
     Each finished run's record goes into ``plan.records`` and ``sweep.json`` is saved after it.
 
     With ``throttle`` (our own LocalCluster) a run is submitted only while a worker thread is free, so no
     worker ever holds a second run in its queue: when a worker dies, only the run it was executing is lost.
-    (That scheduler fails a task on the first death of its worker.) On a cluster we do not own every run
-    is submitted at once, so that an adaptive deployment sees them all and scales up; each task claims
-    its run when it starts (``terralab.sweep_task``), so a run whose worker died is failed, not replayed elsewhere.
+    (That scheduler fails a task on the first death of its worker.) On a cluster we do not own every run is
+    submitted at once, so that an adaptive deployment sees them all and scales up; each task claims its run
+    when it starts (``terralab.sweep_task``), so a run whose worker died is failed, not replayed elsewhere.
     """
 
     def __init__(self, client, plan: SweepPlan, options: _Options, bar, *, throttle: bool):
@@ -527,8 +528,8 @@ class _Runs:
                     name,
                     params,
                     "OutputNotVisible",
-                    f"the worker wrote its outputs to {self.plan.output}, but they are not visible there from "
-                    "this machine: with a remote scheduler, use a shared file system or an object store "
+                    f"the worker wrote its outputs to {self.plan.output}, but they are not visible there "
+                    "from this machine: with a remote scheduler, use a shared file system or an object store "
                     "URL (s3://, gs://) that every worker and this machine can reach",
                 )
         except Exception as exc:  # noqa: BLE001 - any task failure is that run's failure
@@ -549,7 +550,9 @@ class _Runs:
                 "TimeoutError" if timed_out else "Cancelled",
                 f"not finished within the sweep's timeout_s={self.options.timeout_s:g} s"
                 if timed_out
-                else "the sweep was interrupted before this run finished; run the same command again to resume",
+                else (
+                    "the sweep was interrupted before this run finished; run the same command again to resume"
+                ),
             )
         if self.in_flight:
             self.client.cancel(list(self.in_flight), force=True)

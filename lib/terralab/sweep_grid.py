@@ -50,7 +50,7 @@ def run_name(stem: str, point: dict[str, Any]) -> str:
 
 
 def run_names(stem: str, points: list[dict[str, Any]]) -> list[str]:
-    """``run_name`` for every point; points whose names collide (``"a b"`` and ``"a_b"``) get a hash suffix."""
+    """``run_name`` for every point; points whose names collide (``"a b"``, ``"a_b"``) get a hash suffix."""
     names = [run_name(stem, p) for p in points]
     seen: dict[str, int] = {}
     for n in names:

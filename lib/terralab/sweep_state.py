@@ -140,7 +140,7 @@ def now() -> str:
 
 @dataclass
 class SweepPlan:
-    """One attempt of a sweep: its grid, what it keeps from earlier attempts, what it runs, where it writes."""
+    """One attempt of a sweep: its grid, what it keeps from earlier attempts, what it runs and where."""
 
     notebook: Path
     notebook_sha256: str
@@ -201,7 +201,7 @@ class SweepPlan:
         write_json_atomic(self.state_path, state, fs=self.fs, default=str)
 
     def end(self, outcome: str) -> None:
-        """Give the attempt its outcome (unless the runs already gave one, such as "timed out") and end time."""
+        """Give the attempt its outcome (unless the runs gave one, such as "timed out") and its end time."""
         if self.attempt["outcome"] == "running":
             self.attempt["outcome"] = outcome
         self.attempt["ended"] = now()
@@ -241,8 +241,8 @@ def plan_attempt(
         # Runs are matched by grid point only; reusing them under other fixed values would mix two sweeps.
         raise InvalidInputError(
             f"--retry-failed: the fixed parameters {fixed} differ from the earlier sweep's "
-            f"{previous.get('parameters') or {}} in {output_text}; give the same -p values, or rerun the whole "
-            "sweep without --retry-failed"
+            f"{previous.get('parameters') or {}} in {output_text}; give the same -p values, or rerun the "
+            "whole sweep without --retry-failed"
         )
     resume = False
     if previous is not None and same_fixed:
@@ -291,8 +291,8 @@ def _previous_state(
         previous = read_state(fs, root)
         if previous is None:
             raise InvalidInputError(
-                f"--retry-failed: there is no earlier sweep in {output_text} (no {STATE_FILE}); run the sweep "
-                "without --retry-failed first"
+                f"--retry-failed: there is no earlier sweep in {output_text} (no {STATE_FILE}); run the "
+                "sweep without --retry-failed first"
             )
     else:
         try:
@@ -302,7 +302,8 @@ def _previous_state(
     if previous is not None and Path(previous.get("notebook", "")).stem != notebook.stem:
         if retry_failed:
             raise InvalidInputError(
-                f"{output_text} holds a sweep of {previous.get('notebook')}, not {notebook}; choose another output"
+                f"{output_text} holds a sweep of {previous.get('notebook')}, not {notebook}; choose another "
+                "output"
             )
         previous = None
     return previous

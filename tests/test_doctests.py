@@ -1,7 +1,8 @@
 """The docstring examples of the core modules run, and give what they show.
 
 Examples marked ``+SKIP`` need the network, credentials, a registered kernel or the project's notebooks;
-every other example runs here. The workflow sub-packages join when their docstrings are converted to the
+every other example runs here, and every core module shows at least one that runs (but for the few listed
+in the last test). The workflow sub-packages join when their docstrings are converted to the
 named synthetic examples (issue 15, item 8).
 """
 
@@ -34,4 +35,7 @@ def test_the_modules_that_show_examples_have_runnable_ones():
         module = importlib.import_module(f"terralab.{name}" if name != "__init__" else "terralab")
         tests = doctest.DocTestFinder().find(module)
         runnable[name] = sum(1 for t in tests for e in t.examples if not e.options.get(doctest.SKIP, False))
-    assert all(runnable[n] > 0 for n in ("files", "options", "progress", "storage")), runnable
+    # the package's __init__, the command line and the error types, and the task a Dask worker runs for one
+    # grid point (it runs a notebook) have nothing to show in a few lines
+    without = {"__init__", "cli", "errors", "sweep_task"}
+    assert {n for n in CORE if runnable[n] == 0} <= without, runnable

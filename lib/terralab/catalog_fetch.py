@@ -198,6 +198,15 @@ def retry(
 
     Raises :class:`RetriesExhausted` holding the last error once the tries are used up, or at once for an
     error that is not transient.
+
+    >>> calls = []
+    >>> def flaky():
+    ...     calls.append(1)
+    ...     if len(calls) < 3:
+    ...         raise TimeoutError("the server did not answer")
+    ...     return "data"
+    >>> retry(flaky, "example download", attempts=3, backoff_s=0), len(calls)
+    ('data', 3)
     """
     attempts = max(1, int(DOWNLOAD_ATTEMPTS if attempts is None else attempts))
     delay = float(RETRY_BACKOFF_S if backoff_s is None else backoff_s)

@@ -21,7 +21,14 @@ __all__ = ["call_generator", "open_earthengine", "open_stac"]
 
 
 def call_generator(entry: Entry, kwargs: Mapping[str, Any]) -> Any:
-    """The data a synthetic entry's ``generator`` makes, called with its ``params`` updated by ``kwargs``."""
+    """The data a synthetic entry's ``generator`` makes, called with its ``params`` updated by ``kwargs``.
+
+    >>> from terralab.catalog_schema import parse_entry
+    >>> fields = {"kind": "synthetic", "generator": "fractions:Fraction", "params": {"numerator": 3}}
+    >>> entry = parse_entry("three_halves", {**fields, "description": "a number"}, "-")
+    >>> call_generator(entry, {"denominator": 2})
+    Fraction(3, 2)
+    """
     module_name, _, func_name = entry.generator.partition(":")
     try:
         module = importlib.import_module(module_name)

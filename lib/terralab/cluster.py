@@ -146,6 +146,10 @@ def publishing() -> Iterator[bool]:
     Yields False once the worker has closed (``dask_teardown``): the sweep that submitted the run has stopped
     and recorded it as not finished, and its files must not appear beside the runs it did record. Outside
     such a worker (a ``dask worker`` of a remote cluster) it always yields True.
+
+    >>> with publishing() as allowed:
+    ...     allowed
+    True
     """
     with _PUBLISHING:
         yield not _CLOSED

@@ -57,7 +57,11 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def varying_parameters(grid: dict[str, list]) -> list[str]:
-    """Names of the grid parameters with more than one value, in grid order."""
+    """Names of the grid parameters with more than one value, in grid order.
+
+    >>> varying_parameters({"bands": ["RGBN", "RGBNE"], "model": ["unet"], "seed": [0, 1, 2]})
+    ['bands', 'seed']
+    """
     return [name for name, values in grid.items() if len(values) > 1]
 
 

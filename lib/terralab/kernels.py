@@ -28,7 +28,13 @@ __all__ = [
 
 
 def check_kernel(kernel: str = DEFAULT_KERNEL) -> None:
-    """Raise KernelNotFoundError, saying how to register it, when the Jupyter kernel ``kernel`` is missing."""
+    """Raise KernelNotFoundError, saying how to register it, when the Jupyter kernel ``kernel`` is missing.
+
+    >>> check_kernel("no-such-kernel")
+    Traceback (most recent call last):
+    ...
+    terralab.errors.KernelNotFoundError: Jupyter kernel 'no-such-kernel' is not registered (available: ...
+    """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     manager = KernelSpecManager()

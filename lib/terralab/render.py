@@ -28,6 +28,15 @@ def locate_error(nb) -> dict[str, Any] | None:
 
     A cell with an error output wins; otherwise a cell papermill marked as failed or still running (a
     timeout); otherwise the last cell that started (a kernel that died leaves no other trace).
+
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title")])
+    >>> nb.cells.append(nbformat.v4.new_code_cell("ratio = 1 / 0", execution_count=1))
+    >>> failed = nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero")
+    >>> nb.cells[1].outputs = [failed]
+    >>> error = locate_error(nb)
+    >>> error["cell_index"], error["execution_count"], error["ename"], error["source"]
+    (1, 1, 'ZeroDivisionError', 'ratio = 1 / 0')
     """
     position = -1
     last_started = None

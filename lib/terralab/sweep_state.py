@@ -58,7 +58,11 @@ def read_state(fs, root: str) -> dict[str, Any] | None:
 
 
 def same_values(a: Any, b: Any) -> bool:
-    """Parameter values compared as JSON would store them (a record read back has lists, not tuples)."""
+    """Parameter values compared as JSON would store them (a record read back has lists, not tuples).
+
+    >>> same_values({"bands": ("R", "G"), "n": 2}, {"n": 2, "bands": ["R", "G"]})
+    True
+    """
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
@@ -125,7 +129,11 @@ def lost_worker() -> tuple[str, str]:
 
 
 def describe_exception(exc: BaseException) -> tuple[str, str]:
-    """(ename, evalue) of the exception a run's task raised."""
+    """(ename, evalue) of the exception a run's task raised: its type and the first line of its message.
+
+    >>> describe_exception(KeyError("B13"))
+    ('KeyError', "'B13'")
+    """
     kind = type(exc).__name__
     if kind == "KilledWorker":
         return lost_worker()

@@ -169,7 +169,7 @@ def _shipped_files() -> set[Path]:
     "then drop this mark). Until then the templates load from a checkout or an editable install only.",
 )
 def test_the_wheel_ships_the_html_templates_and_the_py_typed_marker():
-    wanted = set((PKG / "templates").glob("*.html.j2")) | {PKG / "py.typed"}
+    wanted = set((PKG / "templates").glob("*.j2")) | {PKG / "py.typed"}
     assert len(wanted) > 1 and all(p.is_file() for p in wanted)
     missing = sorted(p.relative_to(PKG).as_posix() for p in wanted - _shipped_files())
     assert not missing, f"add to [tool.setuptools.package-data] in pyproject.toml: {missing}"

@@ -327,7 +327,7 @@ def comparison_html(
     failed = runs[runs["status"] != "ok"] if len(runs) else runs
     return render(
         "comparison.html.j2",
-        **report.page_context(title, _STYLE),
+        title=title,
         subtitle=_subtitle(runs, grid, notebook, fixed),
         best=_best_run(runs, grid, headline),
         runs_table=markup(runs_table),
@@ -340,14 +340,6 @@ def comparison_html(
             for err in [run.get("error")]
         ],
     )
-
-
-_STYLE = (
-    ".tl-best{background:#dafbe1;padding:.4em .8em;border-radius:.4em;display:inline-block}"
-    "figure.tl-figure{display:inline-block;margin:0 1em 1em 0}"
-    "figure.tl-figure figcaption{color:#57606a;font-size:.85em}"
-    "table.tl-pivot th:first-child{background:#f6f8fa}"
-)
 
 
 def _subtitle(

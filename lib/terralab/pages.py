@@ -1,8 +1,9 @@
 """The HTML pages of the reports, from jinja2 templates shipped with the package (autoescaped).
 
-The templates live in ``terralab/templates/*.html.j2`` and are read with :mod:`importlib.resources`, so
-they load from an installed wheel as from a checkout. Every value put into a template is escaped unless
-it is already HTML (:class:`markupsafe.Markup`, e.g. a table rendered by another template).
+The templates live in ``terralab/templates/*.j2`` (pages, the style sheet, the sorting script) and are read
+with :mod:`importlib.resources`, so they load from an installed wheel as from a checkout. Every value put into
+a template is escaped unless it is already HTML (:class:`markupsafe.Markup`, e.g. a table rendered by another
+template).
 
 >>> from terralab import pages
 >>> print(pages.render("error_banner.html.j2", "anchor", what="bad <band>"))  # doctest: +ELLIPSIS
@@ -21,13 +22,13 @@ if TYPE_CHECKING:
     import jinja2
     from markupsafe import Markup
 
-__all__ = ["escape", "is_number", "markup", "render", "template"]
+__all__ = ["is_number", "markup", "render", "template"]
 
 TEMPLATES = "templates"
 
 
 def is_number(value: Any) -> bool:
-    """True for a finite int or float (numpy's included); False for bool, NaN, ±inf and anything else.
+    """True for a finite int or float (numpy floats are floats); False for bool, NaN, ±inf, anything else.
 
     A NaN or infinite value is shown as text, never compared, starred as best or right-aligned as a number.
 
@@ -35,17 +36,6 @@ def is_number(value: Any) -> bool:
     [True, True, False, False, False]
     """
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def escape(value: Any) -> Markup:
-    """``value`` as text safe inside HTML and its attributes (``<``, ``&``, quotes escaped).
-
-    >>> str(escape('a <b> & "c"'))
-    'a &lt;b&gt; &amp; &#34;c&#34;'
-    """
-    from markupsafe import escape as _escape
-
-    return _escape(str(value))
 
 
 def markup(html: str) -> Markup:

@@ -190,53 +190,6 @@ _HIGHER_IS_BETTER = (
 
 _STATUS_COLOURS = {"ok": "#1b7f3b", "failed": "#b3261e", "incomplete": "#8a6d00", "unreadable": "#8a6d00"}
 
-_STYLE = """
-body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;
-  margin:2em;color:#1f2328}
-h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.6em}
-.tl-sub{color:#57606a;margin-top:0}
-table.tl{border-collapse:collapse;font-size:.9em;margin:.5em 0 1em}
-table.tl th,table.tl td{border:1px solid #d0d7de;padding:.3em .6em;text-align:left;vertical-align:top}
-table.tl th{background:#f6f8fa}
-table.tl.sortable tr:last-child th{cursor:pointer;user-select:none}
-table.tl.sortable tr:last-child th:after{content:" \\2195";color:#8c959f}
-table.tl tr.tl-groups th{background:#fff;border-top:none;border-left:none;border-right:none;
-  text-align:center;color:#57606a;font-weight:normal}
-table.tl tr.tl-groups th.tl-group{border-bottom:2px solid #8c959f}
-table.tl td.num{text-align:right;font-variant-numeric:tabular-nums}
-table.tl td.best{font-weight:bold;background:#dafbe1}
-.tl-status{display:inline-block;padding:0 .5em;border-radius:.8em;color:#fff;font-size:.85em}
-.tl-override{font-weight:bold}
-.tl-error{color:#b3261e}
-.tl-note{color:#57606a;font-size:.85em}
-"""
-
-_SORT_JS = """
-document.querySelectorAll("table.sortable").forEach(function(table){
-  var heads = table.tHead.rows[table.tHead.rows.length - 1].cells;
-  Array.from(heads).forEach(function(th, col){
-    th.addEventListener("click", function(){
-      var body = table.tBodies[0], rows = Array.from(body.rows);
-      var asc = th.getAttribute("data-order") !== "asc";
-      Array.from(heads).forEach(function(h){h.removeAttribute("data-order");});
-      th.setAttribute("data-order", asc ? "asc" : "desc");
-      function key(row){
-        var cell = row.cells[col]; if(!cell) return "";
-        var v = cell.getAttribute("data-sort"); if(v === null) v = cell.textContent.trim();
-        var n = parseFloat(v); return (v !== "" && !isNaN(n) && isFinite(v)) ? n : v.toLowerCase();
-      }
-      rows.sort(function(a, b){
-        var x = key(a), y = key(b);
-        if(x === "" && y !== "") return 1; if(y === "" && x !== "") return -1;
-        if(typeof x === typeof y) return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
-        return (typeof x === "number" ? -1 : 1);
-      });
-      rows.forEach(function(r){body.appendChild(r);});
-    });
-  });
-});
-"""
-
 
 def _is_table(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") == "table"
@@ -310,7 +263,6 @@ def run_summary_html(run: dict[str, Any]) -> str:
     status = run.get("status", "")
     return render(
         "run_summary.html.j2",
-        style=markup(_STYLE.replace("body{", "#terralab-run{")),
         name=run.get("name", ""),
         status=status,
         colour=_STATUS_COLOURS.get(status, "#57606a"),
@@ -716,21 +668,11 @@ def index_html(
     summary = f"{_plural(len(runs), 'run')}: {n_ok} ok, {len(runs) - n_ok} not ok · generated {generated}"
     return render(
         "index.html.j2",
-        **page_context(title),
+        title=title,
         summary=summary,
         sections=sections,
         extra_html=markup(extra_html),
     )
-
-
-def page_context(title: str, extra_style: str = "") -> dict[str, Any]:
-    """The context of ``templates/page.html.j2`` for a page built on it: title, CSS, sorting script."""
-    return {
-        "title": title,
-        "style": markup(_STYLE),
-        "extra_style": markup(extra_style),
-        "script": markup(_SORT_JS),
-    }
 
 
 def page_html(title: str, body: str, *, extra_style: str = "") -> str:
@@ -739,7 +681,7 @@ def page_html(title: str, body: str, *, extra_style: str = "") -> str:
     CSS and the script that sorts every ``table.tl`` by a click on its header are inline, so the page reads
     offline. ``extra_style`` is CSS appended to the shared style sheet.
     """
-    return render("page.html.j2", **page_context(title, extra_style), body=markup(body))
+    return render("page.html.j2", title=title, body=markup(body), extra_style=markup(extra_style))
 
 
 def build_index(

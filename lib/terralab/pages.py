@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import jinja2
     from markupsafe import Markup
 
-__all__ = ["is_number", "markup", "render", "template"]
+__all__ = ["is_number", "markup", "render", "source", "template"]
 
 TEMPLATES = "templates"
 
@@ -45,7 +45,8 @@ def markup(html: str) -> Markup:
     return Markup(html)
 
 
-def _load(name: str) -> str:
+def source(name: str) -> str:
+    """The text of the template ``templates/<name>``, for a jinja2 environment of its own (nbconvert's)."""
     from importlib.resources import files
 
     return files("terralab").joinpath(TEMPLATES, name).read_text(encoding="utf-8")
@@ -56,7 +57,7 @@ def _environment() -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(_load),
+        loader=jinja2.FunctionLoader(source),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .pages import render
+from .pages import render, source
 
 __all__ = ["locate_error", "mark_failure", "render_html"]
 
@@ -109,18 +109,8 @@ def _exporter(show_code: bool):
     import jinja2
     from nbconvert import HTMLExporter
 
-    # The lab template links require.js, MathJax and mermaid from a CDN; drop them so the page is whole
-    # offline. MathJax comes back only when the notebook's markdown has math, and then only adds to it.
-    template = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mathjax -%}
-{%- if resources.terralab_mathjax -%}{{ super() }}{%- endif -%}
-{%- endblock -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block body_header -%}{{ super() }}{{ resources.terralab_summary }}{%- endblock body_header -%}
-"""
     return HTMLExporter(
-        extra_loaders=[jinja2.DictLoader({"terralab_run.html.j2": template})],
+        extra_loaders=[jinja2.DictLoader({"terralab_run.html.j2": source("nbconvert_run.html.j2")})],
         template_file="terralab_run.html.j2",
         exclude_input=not show_code,
         exclude_input_prompt=not show_code,

@@ -61,3 +61,24 @@ def test_disabled_bar_accepts_manual_updates_and_postfix(interactive):
         bar.set_postfix(loss=0.1)
         bar.set_description("done")
     assert out.getvalue() == ""
+
+
+def test_import_quietly_silences_only_tqdms_iprogress_warning(tmp_path, monkeypatch, recwarn):
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    from terralab.progress import import_quietly
+
+    (tmp_path / "noisy_bars_lib.py").write_text(
+        "import warnings\n"
+        "from tqdm import TqdmWarning\n"
+        "warnings.warn('IProgress not found. Please update jupyter and ipywidgets.', TqdmWarning)\n"
+        "warnings.warn('a real problem', UserWarning)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    warnings.simplefilter("always")
+    module = import_quietly("noisy_bars_lib")
+    assert module.__name__ == "noisy_bars_lib"
+    assert [type(w.message) for w in recwarn] == [UserWarning]
+    assert not any(issubclass(w.category, TqdmWarning) for w in recwarn)

@@ -21,12 +21,15 @@ whose notebook widget warns "IProgress not found" in kernels without ipywidgets)
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import warnings
 from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
-__all__ = ["REPORT_RUN_ENV", "in_report_run", "progress_bar", "show_progress"]
+__all__ = ["REPORT_RUN_ENV", "import_quietly", "in_report_run", "progress_bar", "show_progress"]
 
 #: Set to 1 by the notebook runner in every kernel it starts: the code runs to make a report.
 REPORT_RUN_ENV = "TERRALAB_REPORT_RUN"
@@ -105,3 +108,23 @@ def progress_bar(
     disable = bool(tqdm_kwargs.pop("disable", False)) or not show_progress(enabled)
     tqdm_kwargs.setdefault("file", sys.stderr)
     return tqdm(iterable, desc=desc, total=total, disable=disable, **tqdm_kwargs)
+
+
+def import_quietly(name: str) -> ModuleType:
+    """Import ``name`` without tqdm's "IProgress not found" warning on stderr.
+
+    Some libraries import ``tqdm.auto`` when they load (timm and segmentation-models-pytorch through
+    huggingface_hub); in a kernel without ipywidgets that prints a ``TqdmWarning`` into the cell's output, and
+    so into the report. Only that warning is silenced; the library's own bars are never drawn by terralab.
+
+    >>> import_quietly("json").__name__
+    'json'
+    """
+    with warnings.catch_warnings():
+        try:
+            from tqdm import TqdmWarning
+        except ImportError:  # pragma: no cover - tqdm is a dependency
+            pass
+        else:
+            warnings.simplefilter("ignore", TqdmWarning)
+        return importlib.import_module(name)

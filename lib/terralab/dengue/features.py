@@ -37,7 +37,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import FileFormatError, InvalidInputError
-from ..progress import progress_bar
+from ..progress import import_quietly, progress_bar
 from .clouds import CLEAR, cloud_shadow_tiles, replace_cloud_tiles, tile_edges, time_dim
 
 #: The nine radiomics features DengueNet kept, in its order.
@@ -368,14 +368,11 @@ def build_vit(
     image_size: int = 224,
 ):
     """A timm ViT without classifier head: local weights when ``weights_path`` is given, else random init."""
-    import warnings
-
     import torch
 
-    with warnings.catch_warnings():
-        # timm's hub helpers import tqdm.auto, which warns in notebooks without ipywidgets
-        warnings.simplefilter("ignore")
-        import timm
+    timm = import_quietly(
+        "timm"
+    )  # its hub helpers import tqdm.auto, which warns in kernels without ipywidgets
 
     torch.manual_seed(seed)
     if model_name == "vit_micro":

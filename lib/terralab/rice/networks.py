@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import FileFormatError, InvalidInputError, MissingDependencyError
+from ..progress import import_quietly
 
 __all__ = ["build_net", "ensemble", "import_torch"]
 
@@ -51,7 +52,7 @@ def _build_dnn(n_bands: int, n_classes: int, config: dict):
 def _build_unet(n_bands: int, n_classes: int, config: dict, load_encoder: bool):
     nn = import_torch().nn
     try:
-        import segmentation_models_pytorch as smp
+        smp = import_quietly("segmentation_models_pytorch")
     except ImportError as err:
         raise MissingDependencyError(
             "the U-Net needs segmentation-models-pytorch: pip install segmentation-models-pytorch"

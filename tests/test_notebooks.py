@@ -302,4 +302,51 @@ def test_notebook_runs_offline_with_small_parameters_and_records_every_metric(
     assert not empty, (
         f"{path.name} recorded {empty} without content (None/NaN or an empty table); see {result.html}"
     )
+    noise = console_noise(nbformat.read(result.output_notebook, as_version=4))
+    assert not noise, (
+        f"{path.name}'s report carries console noise (a report should read like a figure page: no stderr, "
+        f"progress frames or raw array reprs): {noise[:3]}; see {result.html}"
+    )
     print(f"{path.name}: {len(expected)} metrics recorded offline in {took:.1f} s")
+
+
+def console_noise(nb) -> list[str]:
+    """What in an executed notebook's outputs is console noise rather than a result: text on stderr, progress-bar
+    frames, the "IProgress not found" warning, and bare numpy array reprs as a cell's result."""
+    found = []
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                text = out.get("text", "")
+                if out.get("name") == "stderr" and text.strip():
+                    found.append(f"code cell {i} stderr: {text.strip()[:120]!r}")
+                elif "\r" in text or "it/s]" in text or "IProgress" in text:
+                    found.append(f"code cell {i} progress frames: {text.strip()[:120]!r}")
+            elif out.get("output_type") == "execute_result":
+                data = out.get("data", {})
+                plain = data.get("text/plain", "")
+                if plain.lstrip().startswith("array(") and "text/html" not in data:
+                    found.append(f"code cell {i} raw array repr: {plain[:80]!r}")
+    return found
+
+
+def test_console_noise_finds_stderr_progress_frames_and_array_reprs():
+    nb = nbformat.v4.new_notebook()
+    clean = nbformat.v4.new_code_cell("x")
+    clean.outputs = [nbformat.v4.new_output("stream", name="stdout", text="3 locations, 52 weeks\n")]
+    noisy = nbformat.v4.new_code_cell("y")
+    noisy.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="TqdmWarning: IProgress not found\n"),
+        nbformat.v4.new_output(
+            "stream", name="stdout", text="epoch:  50%|#####     | 1/2 [00:01<00:01, 1.0it/s]"
+        ),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "array([1, 2, 3])"}, execution_count=1),
+    ]
+    nb.cells = [clean]
+    assert console_noise(nb) == []
+    nb.cells = [clean, noisy]
+    assert [n.split(":")[0] for n in console_noise(nb)] == [
+        "code cell 1 stderr",
+        "code cell 1 progress frames",
+        "code cell 1 raw array repr",
+    ]

@@ -1,9 +1,9 @@
-"""House style is checked, not hoped for: ruff's linter and formatter pass on the core modules and tests.
+"""House style is checked, not hoped for: ruff's linter and formatter, module size and private names.
 
-Covers the core package modules (``lib/terralab/*.py``) and the top-level tests (``tests/test_*.py``); the
-workflow sub-packages join once their style pass is done (issue 15). Settings come from pyproject.toml
-(``[tool.ruff]``, line length 110). The line length (E501, not in ruff's default rules) is checked on the core
-modules here; the tests join it once their long lines are re-wrapped.
+ruff check covers the core modules (``lib/terralab/*.py``), the four workflow packages, every test and
+benchmark; ruff format the whole tree. Settings come from pyproject.toml (``[tool.ruff]``, line
+length 110). The line length (E501, not in ruff's default rules) is checked on the core modules and on
+rice's and dengue's modules, tests and benchmarks; das and seismic join once their long lines are re-wrapped.
 """
 
 from __future__ import annotations
@@ -18,8 +18,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKED = sorted(ROOT.glob("lib/terralab/*.py")) + sorted(ROOT.glob("tests/test_*.py"))
-CHECKED += [p for pkg in ("das", "seismic") for p in sorted(ROOT.glob(f"lib/terralab/{pkg}/*.py"))]
+WORKFLOWS = ("das", "dengue", "rice", "seismic")
+CHECKED += [p for pkg in WORKFLOWS for p in sorted(ROOT.glob(f"lib/terralab/{pkg}/*.py"))]
+CHECKED += sorted(ROOT.glob("tests/*/*.py")) + sorted(ROOT.glob("benchmarks/*.py"))
 CORE = sorted(ROOT.glob("lib/terralab/*.py"))
+LINE_LENGTH_CHECKED = CORE + [
+    p
+    for pattern in ("lib/terralab/{}/*.py", "tests/{}/*.py", "benchmarks/{}_*.py")
+    for pkg in ("dengue", "rice")
+    for p in sorted(ROOT.glob(pattern.format(pkg)))
+]
+#: Modules still over the ~600-line aim, each waiting for its split (the test fails once one is split, so the
+#: list only shrinks).
+KNOWN_LONG = {"lib/terralab/report.py"}
 
 
 def _ruff() -> str:
@@ -51,8 +62,10 @@ def test_core_modules_and_top_level_tests_pass_ruff_check():
     assert proc.returncode == 0, f"ruff check found problems (fix with `ruff check --fix`):\n{proc.stdout}"
 
 
-def test_core_modules_keep_within_the_configured_line_length():
-    proc = _run("check", "--no-cache", "--output-format", "concise", "--select", "E501", files=CORE)
+def test_core_rice_and_dengue_modules_keep_within_the_configured_line_length():
+    proc = _run(
+        "check", "--no-cache", "--output-format", "concise", "--select", "E501", files=LINE_LENGTH_CHECKED
+    )
     assert proc.returncode == 0, f"re-wrap these lines (the width is [tool.ruff] line-length):\n{proc.stdout}"
 
 
@@ -74,15 +87,38 @@ def test_the_whole_tree_is_ruff_formatted():
     assert proc.returncode == 0, f"run `ruff format lib tests benchmarks .ci`:\n{proc.stdout}{proc.stderr}"
 
 
-def test_core_modules_use_no_private_name_of_another_module():
-    core = {p.stem for p in ROOT.glob("lib/terralab/*.py")}
-    attribute = re.compile(rf"\b(?:{'|'.join(sorted(core))})\._[a-z]\w*")
-    imported = re.compile(r"^\s*from \.+[\w.]* import [^#\n]*\b_[a-z]\w*", re.MULTILINE)
+def _packages() -> list[Path]:
+    return [ROOT / "lib" / "terralab", *(ROOT / "lib" / "terralab" / pkg for pkg in WORKFLOWS)]
+
+
+def test_no_module_uses_a_private_name_of_another_module_of_its_package():
+    # ``from . import weeks as _weeks`` is a private alias of a public module, not a private name
+    imported = re.compile(r"^\s*from \.+[\w.]* import [^#\n]*(?<!as )\b_[a-z]\w*", re.MULTILINE)
     found = []
-    for path in sorted(ROOT.glob("lib/terralab/*.py")):
-        text = path.read_text()
-        found += [
-            f"{path.name}: {m.group(0).strip()}"
-            for m in (*attribute.finditer(text), *imported.finditer(text))
-        ]
+    for package in _packages():
+        modules = sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__")
+        attribute = re.compile(rf"\b_?(?:{'|'.join(modules)})\._[a-z]\w*")
+        for path in sorted(package.glob("*.py")):
+            text = path.read_text()
+            # ``ceed._group`` inside ceed.py is an object of that module reaching its own private names
+            foreign = [
+                m for m in attribute.finditer(text) if m.group(0).lstrip("_").split(".")[0] != path.stem
+            ]
+            found += [
+                f"{path.relative_to(ROOT)}: {m.group(0).strip()}"
+                for m in (*foreign, *imported.finditer(text))
+            ]
     assert not found, "make the helper public or move it:\n" + "\n".join(found)
+
+
+def test_no_module_is_over_600_lines_but_the_known_ones():
+    sizes = {
+        p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines())
+        for package in _packages()
+        for p in package.glob("*.py")
+    }
+    long = {name for name, n in sizes.items() if n > 600}
+    assert long <= KNOWN_LONG, (
+        f"split these by job (or, for now, name them in KNOWN_LONG): {sorted(long - KNOWN_LONG)}"
+    )
+    assert KNOWN_LONG <= long, f"now under 600 lines: drop from KNOWN_LONG {sorted(KNOWN_LONG - long)}"

@@ -203,3 +203,23 @@ def test_export_table_tfrecord_starts_a_table_export(fake_ee):
         in fake_ee.text()
     )
     assert "selectors=['a', 'class']" in fake_ee.text()
+
+
+def test_catalog_earth_engine_entries_initialise_through_the_one_initialize(fake_ee, monkeypatch, tmp_path):
+    """catalog.open of an Earth Engine entry uses earthengine.initialize (same credential rules as the
+    request builders): the service account's key project is billed, the entry's asset and bands are selected."""
+    from terralab import catalog
+
+    key = tmp_path / "key.json"
+    key.write_text(
+        json.dumps({"type": "service_account", "client_email": "sa@p.iam", "project_id": "key-project"})
+    )
+    monkeypatch.setenv("EE_SERVICE_ACCOUNT", "sa@p.iam")
+    monkeypatch.setenv("EE_PRIVATE_KEY_FILE", str(key))
+    dem = catalog.open("ee_nasadem")
+    assert repr(dem) == "Image('NASA/NASADEM_HGT/001').select(['elevation'])"
+    s2 = catalog.open("ee_sentinel2_sr_harmonized", bands=["B4", "B8"])
+    assert repr(s2) == "ImageCollection('COPERNICUS/S2_SR_HARMONIZED').select(['B4', 'B8'])"
+    inits = [c for c in fake_ee.calls if c.startswith("Initialize(")]
+    assert len(inits) == 1 and "credentials=ServiceAccountCredentials(" in inits[0]
+    assert "project='key-project'" in inits[0]

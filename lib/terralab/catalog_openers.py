@@ -64,39 +64,11 @@ def _ee_credentials_found() -> bool:
 
 
 def open_earthengine(entry: Entry, kwargs: Mapping[str, Any]) -> Any:
-    """Hand an Earth Engine entry to terralab.earthengine, or return the bare ee object."""
+    """Hand an Earth Engine entry to :func:`terralab.earthengine.open_catalog_entry` (its one initialisation)."""
     if not _ee_credentials_found():
         raise CredentialsError(f"{entry.name} ({entry.asset}) is an Earth Engine asset. {_EE_HOWTO}")
-    try:
-        ee_mod = importlib.import_module("terralab.earthengine")
-    except ImportError:
-        ee_mod = None
-    handoff = getattr(ee_mod, "open_catalog_entry", None)
-    if callable(handoff):
-        return handoff(entry, **kwargs)
-    try:
-        import ee
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{entry.name} needs the Earth Engine client: pip install -e '.[ee]' ({exc})"
-        ) from exc
-    try:
-        if os.environ.get("EE_SERVICE_ACCOUNT") and os.environ.get("EE_PRIVATE_KEY_FILE"):
-            creds = ee.ServiceAccountCredentials(
-                os.environ["EE_SERVICE_ACCOUNT"], os.environ["EE_PRIVATE_KEY_FILE"]
-            )
-            ee.Initialize(creds, project=os.environ.get("EE_PROJECT"))
-        else:
-            ee.Initialize(project=os.environ.get("EE_PROJECT"))
-    except Exception as exc:
-        raise CredentialsError(
-            f"{entry.name}: Earth Engine refused to initialise ({exc}). {_EE_HOWTO}"
-        ) from exc
-    obj = (
-        ee.Image(entry.asset) if (entry.ee_type or "").lower() == "image" else ee.ImageCollection(entry.asset)
-    )
-    bands = kwargs.get("bands", entry.bands)
-    return obj.select(list(bands)) if bands else obj
+    earthengine = importlib.import_module("terralab.earthengine")
+    return earthengine.open_catalog_entry(entry, **kwargs)
 
 
 def open_stac(entry: Entry, kwargs: Mapping[str, Any]) -> Any:

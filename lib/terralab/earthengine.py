@@ -48,6 +48,7 @@ __all__ = [
     "export_tfrecord",
     "geometry",
     "initialize",
+    "open_catalog_entry",
     "pixel_grid",
     "recording_ee",
 ]
@@ -153,6 +154,21 @@ def ensure_initialized():
     if not (_STATE["initialised"] and _STATE.get("module") is ee):
         return initialize()
     return ee
+
+
+def open_catalog_entry(entry: Any, **kwargs: Any) -> Any:
+    """The ``ee.Image`` or ``ee.ImageCollection`` a data-catalog Earth Engine entry names, bands selected.
+
+    Initialises Earth Engine with :func:`initialize` (the one set of credential rules). ``kwargs``: ``bands``
+    overrides the entry's bands; ``project`` the Cloud project. ``terralab.catalog.open`` calls this for
+    entries of kind ``earthengine``.
+    """
+    ee = initialize(kwargs.get("project"))
+    asset = entry.asset
+    kind = (getattr(entry, "ee_type", None) or "").lower()
+    obj = ee.Image(asset) if kind == "image" else ee.ImageCollection(asset)
+    bands = kwargs.get("bands", getattr(entry, "bands", None))
+    return obj.select(list(bands)) if bands else obj
 
 
 def _is_bbox(region: Any) -> bool:

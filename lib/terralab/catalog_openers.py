@@ -64,7 +64,7 @@ def _ee_credentials_found() -> bool:
 
 
 def open_earthengine(entry: Entry, kwargs: Mapping[str, Any]) -> Any:
-    """Open an Earth Engine entry with :func:`terralab.earthengine.open_catalog_entry` (one initialisation)."""
+    """Open an Earth Engine entry through :func:`terralab.earthengine.open_catalog_entry`."""
     if not _ee_credentials_found():
         raise CredentialsError(f"{entry.name} ({entry.asset}) is an Earth Engine asset. {_EE_HOWTO}")
     earthengine = importlib.import_module("terralab.earthengine")

@@ -83,8 +83,8 @@ def choose(simulator: str, *, progress: bool = True) -> tuple[dict, list]:
         res = evaluate.evaluate_runs(
             simulator, site, DEV_SEEDS, {k: {**v, "site": site} for k, v in runs.items()}, progress=progress
         )
-        for k, (pooled, _) in res.items():
-            p, r = pooled["precision"], pooled["recall"]
+        for pooled in res.to_dict("records"):
+            k, p, r = pooled["run"], pooled["precision"], pooled["recall"]
             f1[k].append(2 * p * r / (p + r) if p + r > 0 else 0.0)
             rows.append((k, site, p, r))
     best = max(f1, key=lambda k: (sum(f1[k]) / len(f1[k]), -int(k)))
@@ -105,8 +105,8 @@ def choose_options(simulator: str, base: dict, *, progress: bool = True) -> tupl
         res = evaluate.evaluate_runs(
             simulator, site, DEV_SEEDS, {k: {**v, "site": site} for k, v in runs.items()}, progress=progress
         )
-        for k, (pooled, _) in res.items():
-            p, r = pooled["precision"], pooled["recall"]
+        for pooled in res.to_dict("records"):
+            k, p, r = pooled["run"], pooled["precision"], pooled["recall"]
             f1[k].append(2 * p * r / (p + r) if p + r > 0 else 0.0)
     best = max(f1, key=lambda k: (round(sum(f1[k]) / len(f1[k]), 4), -sum(combos[int(k)].values())))
     return {**base, **combos[int(best)]}, [(sum(v) / len(v), combos[int(k)]) for k, v in f1.items()]
@@ -166,7 +166,8 @@ def main(argv=None) -> int:
                 chosen: {**CHOSEN[chosen], "site": site, "classifier": models[chosen]} for chosen in CHOSEN
             }
             res = evaluate.evaluate_runs(sim, site, seeds, runs)
-            for chosen, (pooled, _) in res.items():
+            for pooled in res.to_dict("records"):
+                chosen = pooled.pop("run")
                 rows.append({"chosen_on": chosen, **pooled})
                 print(
                     f"{chosen:10s} {sim:10s} {site:8s} {pooled['n_scenes']:6d} {pooled['n_true']:5d} "

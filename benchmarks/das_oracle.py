@@ -47,7 +47,7 @@ def run(simulator: str, site: str, seeds, *, before: bool = False) -> dict:
         over = pre_audit(site, int(seed)) if before and simulator == "halfspace" else {}
         data, truth = synthetic.random_scene(simulator, site, int(seed), **over)
         noise = evaluate.noise_only(simulator, site, int(seed), **over)
-        r = evaluate.oracle_detectability(data, truth, noise, site=site)
+        r = evaluate.oracle_detectability(data, truth, noise, site=site).to_dict("records")[0]
         n_true += r["n_scored"]
         n_det += r["n_detectable"]
         if np.isfinite(r["auc"]):

@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     peak = _peak_bytes(run)
     peak_dec = _peak_bytes(lambda: signal.decimate(x, 125, ftype="fir", axis=0))
     vehicles = result["v"]
-    scores = das.score(vehicles, truth)
+    scores = das.score(vehicles, truth).iloc[0]
 
     rt = args.seconds / t_det
     print(

@@ -45,9 +45,11 @@ SEEDS = {"highway": [500], "urban": [500, 501, 502]}
 def test_defaults_on_both_simulators_meet_the_stated_floors(
     simulator, site, precision, recall, max_dups, max_speed_mae
 ):
-    pooled, _ = evaluate.evaluate_scenes(
+    table = evaluate.evaluate_scenes(
         simulator, site, SEEDS[site], detect_kwargs={"site": site, "classify": False}
     )
+    assert len(table) == 1 and table.attrs["units"]["speed_mae_kmh"] == "km/h"
+    pooled = table.iloc[0]
     assert pooled["n_true"] >= 10
     assert pooled["precision"] >= precision, pooled
     assert pooled["recall"] >= recall, pooled

@@ -44,3 +44,28 @@ def test_former_tolerance_names_still_work_and_warn():
         assert das.evaluate.duplicates(det, truth, speed_tol=0.1) == 0
     with pytest.raises(TypeError, match="time_tol"):
         das.match(det, truth, time_tol=0.3)
+
+
+def test_score_is_one_row_with_units():
+    truth = _vehicles([10.0, 30.0, 50.0], [60.0, 40.0, 80.0], [1, -1, 1])
+    det = _vehicles([10.2, 30.5], [63.0, 40.0], [1, 1])
+    scores = das.score(det, truth)
+    assert len(scores) == 1
+    row = scores.iloc[0]
+    assert (row["n_true"], row["n_detected"], row["true_positives"]) == (3, 2, 2)
+    assert row["precision"] == 1.0 and row["recall"] == pytest.approx(2 / 3)
+    assert row["direction_accuracy"] == 0.5
+    assert row["speed_error_median_pct"] == pytest.approx(2.5)
+    assert scores.attrs["units"]["speed_error_median_pct"] == "%"
+    assert scores.attrs["units"]["time_error_median_s"] == "s"
+
+
+def test_evaluate_runs_gives_one_row_per_run_or_per_run_and_scene():
+    runs = {"default": {"site": "highway", "classify": False}}
+    pooled = das.evaluate.evaluate_runs("bump", "highway", [100], runs)
+    per_scene = das.evaluate.evaluate_runs("bump", "highway", [100], runs, per_scene=True)
+    assert list(pooled["run"]) == ["default"] and list(per_scene["seed"]) == [100]
+    assert pooled.loc[0, "n_true"] == per_scene.loc[0, "n_true"]
+    tp = per_scene.loc[0, "true_positives"]
+    assert pooled.loc[0, "recall"] == pytest.approx(tp / per_scene.loc[0, "n_true"])
+    assert pooled.attrs["units"]["count_error_pct"] == "%"

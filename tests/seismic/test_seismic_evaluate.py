@@ -66,7 +66,9 @@ def test_polarity_accuracy():
     predicted = _picks(
         [("A", "P", 10.01, "U"), ("B", "P", 20.0, "U"), ("C", "P", 30.02, "N"), ("D", "P", 40.0, "U")]
     )
-    acc = evaluate.polarity_accuracy(predicted, reference)
+    table = evaluate.polarity_accuracy(predicted, reference)
+    assert len(table) == 1 and table.attrs["units"]["accuracy"] == "1"
+    acc = table.iloc[0]
     assert acc["n_reference"] == 3 and acc["n_called"] == 2
     assert acc["accuracy"] == 0.5 and acc["coverage"] == pytest.approx(2 / 3)
 
@@ -105,7 +107,11 @@ def test_picks_and_polarities_on_synthetic_ceed_traces(tmp_path):
     truth = synthetic.write_synthetic_ceed(path, n_events=2, n_stations=4, seed=4)
     with io.open_ceed(path) as ceed:
         records = ceed.to_records()
-    metrics, _, pol = evaluate.evaluate_records(records)
+    picks = evaluate.pick_records(records)
+    reference = io.reference_picks(records)
+    metrics = evaluate.evaluate_picks(picks, reference, key="record")
+    pd.testing.assert_frame_equal(evaluate.evaluate_records(records), metrics)  # the same steps in one call
+    pol = evaluate.polarity_accuracy(picks, reference, key="record").iloc[0]
     p = metrics[(metrics["phase"] == "P") & (metrics["tolerance_s"] == 0.1)].iloc[0]
     assert p["recall"] >= 0.75  # PhaseNet finds the synthetic onsets
     assert pol["n_reference"] >= 6 and pol["coverage"] >= 0.75
@@ -126,3 +132,22 @@ def test_window_offset_stability_summary():
     summary = evaluate.window_offset_stability(wave, 7.0)
     assert summary["n_full"] == summary["n_shifted"] == 32
     assert summary["fraction_same"] == 1.0 and summary["max_dt_s"] <= 0.005
+
+
+def test_protocol_scores_the_protocol_picks_one_row_per_phase_and_tolerance():
+    from terralab.seismic import io
+
+    records = io.read_sample()
+    metrics = evaluate.phasenet_protocol(records, seed=0)
+    assert list(zip(metrics["phase"], metrics["tolerance_s"])) == [
+        ("P", 0.1),
+        ("S", 0.1),
+        ("P", 0.5),
+        ("S", 0.5),
+    ]
+    assert metrics.attrs["units"]["residual_std_s"] == "s" and metrics.attrs["units"]["f1"] == "1"
+    picks = evaluate.protocol_picks(records, seed=0)
+    assert list(picks.columns) == ["record", "phase", "time", "sample", "probability"]
+    reference = io.reference_picks(records).assign(time=lambda df: df["sample"] / 100.0)
+    rescored = evaluate.evaluate_picks(picks, reference[["record", "phase", "time"]], key="record")
+    pd.testing.assert_frame_equal(rescored, metrics)

@@ -75,7 +75,7 @@ def test_port_reproduces_154_record_table(ncedc_154, model):
 
     Deterministic, so asserted at the printed precision (±0.0005); residuals at WEIGHTS.md's ±0.001 s.
     """
-    metrics, _ = evaluate.phasenet_protocol(ncedc_154, model, seed=0)
+    metrics = evaluate.phasenet_protocol(ncedc_154, model, seed=0)
     at = metrics[metrics["tolerance_s"] == 0.1].set_index("phase")
     expected = {"P": (0.941, 0.935, 0.938, 0.002, 0.022), "S": (0.875, 0.818, 0.846, 0.002, 0.036)}
     for phase, (p, r, f1, mean, std) in expected.items():
@@ -98,7 +98,7 @@ def test_continuous_picking_of_the_154_whole_records(ncedc_154, model):
     why precision is lower than in the one-window protocol. Deterministic (same on 1 and 2 torch threads):
     asserted at the printed precision, ±0.0005 (one pick more or less moves F1 by ≈ 0.003).
     """
-    metrics, _, _ = evaluate.evaluate_records(
+    metrics = evaluate.evaluate_records(
         ncedc_154, model, p_threshold=0.3, s_threshold=0.3, overlap_s=15.0, merge="average"
     )
     f1 = metrics.set_index(["phase", "tolerance_s"])["f1"]

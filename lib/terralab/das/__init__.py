@@ -24,7 +24,7 @@ Examples
 >>> from terralab import das
 >>> data, truth = das.synthetic.highway_bridge(duration_s=60, n_channels=200, seed=0)   # doctest: +SKIP
 >>> vehicles = das.detect_vehicles(data)                                                 # doctest: +SKIP
->>> das.score(vehicles, truth)["recall"]                                                 # doctest: +SKIP
+>>> das.score(vehicles, truth).loc[0, "recall"]                                         # doctest: +SKIP
 """
 
 from __future__ import annotations

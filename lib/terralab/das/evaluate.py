@@ -9,7 +9,15 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..progress import progress_bar
 
-__all__ = ["duplicates", "evaluate_runs", "evaluate_scenes", "match", "oracle_detectability", "score"]
+__all__ = [
+    "SCORE_UNITS",
+    "duplicates",
+    "evaluate_runs",
+    "evaluate_scenes",
+    "match",
+    "oracle_detectability",
+    "score",
+]
 
 
 #: The former keyword names of the tolerances (``tol``) and the names that replace them (``tolerance``).
@@ -107,13 +115,64 @@ def match(
     return out[cols]
 
 
-def score(detections, truth, **match_kwargs: Any) -> dict[str, float]:
-    """Headline metrics of a detection run against truth.
+#: Units of the score columns (``df.attrs["units"]`` of :func:`score`, :func:`evaluate_runs` and
+#: :func:`oracle_detectability`): "count", "1" (a fraction), "%", "s", "km/h".
+SCORE_UNITS = {
+    "n_true": "count",
+    "n_detected": "count",
+    "true_positives": "count",
+    "n_scenes": "count",
+    "duplicates": "count",
+    "precision": "1",
+    "recall": "1",
+    "f1": "1",
+    "count_error_pct": "%",
+    "speed_error_median_pct": "%",
+    "speed_error_p95_pct": "%",
+    "speed_within_5pct": "1",
+    "time_error_median_s": "s",
+    "direction_accuracy": "1",
+    "class_accuracy": "1",
+    "speed_mae_kmh": "km/h",
+    "n_scored": "count",
+    "n_null": "count",
+    "n_detectable": "count",
+    "detectable": "1",
+    "auc": "1",
+}
 
-    Returns a dict with ``n_true``, ``n_detected``, ``true_positives``, ``precision``, ``recall``, ``f1``,
-    ``speed_error_median_pct`` / ``speed_error_p95_pct`` (absolute, %), ``speed_within_5pct`` (fraction of
-    matches), ``time_error_median_s``, ``direction_accuracy`` and ``class_accuracy`` (over matches), and
-    ``count_error_pct`` (detected vs true count).
+
+def _table(rows: list[dict[str, Any]]):
+    """Rows of scores as a DataFrame with the units of its score columns in ``attrs["units"]``."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    df.attrs["units"] = {c: SCORE_UNITS[c] for c in df.columns if c in SCORE_UNITS}
+    return df
+
+
+def score(detections, truth, **match_kwargs: Any):
+    """Headline metrics of a detection run against truth, as a one-row DataFrame.
+
+    Parameters
+    ----------
+    detections, truth : pandas.DataFrame
+        Vehicle tables (``time``, ``speed_kmh``, ``direction``; ``vehicle_class`` for class accuracy).
+    **match_kwargs
+        Tolerances of :func:`match` (``time_tolerance_s``, ``distance_tolerance_m``, ``speed_tolerance``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``n_true``, ``n_detected``, ``true_positives``, ``precision``, ``recall``, ``f1``,
+        ``count_error_pct`` (detected vs true count, signed), ``speed_error_median_pct`` /
+        ``speed_error_p95_pct`` (absolute, %), ``speed_within_5pct`` (fraction of matches),
+        ``time_error_median_s``, ``direction_accuracy`` and ``class_accuracy`` (over matches); units in
+        ``attrs["units"]``.
+
+    Example
+    -------
+    >>> das.score(vehicles, truth).loc[0, "recall"]   # doctest: +SKIP
     """
     pairs = match(detections, truth, **match_kwargs)
     n_true, n_det, tp = len(truth), len(detections), len(pairs)
@@ -136,7 +195,7 @@ def score(detections, truth, **match_kwargs: Any) -> dict[str, float]:
         "direction_accuracy": float(pairs["direction_ok"].mean()) if tp else float("nan"),
         "class_accuracy": float(pairs["class_ok"].astype(float).mean()) if tp else float("nan"),
     }
-    return out
+    return _table([out])
 
 
 def duplicates(
@@ -175,28 +234,47 @@ def duplicates(
 
 
 def evaluate_scenes(
-    simulator: str, site: str, seeds, *, detect_kwargs: dict | None = None, progress: bool = False
+    simulator: str,
+    site: str,
+    seeds,
+    *,
+    detect_kwargs: dict | None = None,
+    per_scene: bool = False,
+    progress: bool = False,
 ):
-    """Detect vehicles in random scenes of one simulator and site; pooled metrics and per-scene rows.
+    """Detect vehicles in random scenes of one simulator and site; pooled metrics (or one row per scene).
 
     Vehicles a scene records only partly (``truth.attrs["outside_record"]``) count neither way: a detection
     matched to one of them is dropped before scoring.
 
     Returns
     -------
-    (dict, pandas.DataFrame)
-        Pooled ``precision``, ``recall``, ``count_error_pct`` (|detected - true| / true over the pool),
-        ``duplicates`` (count), ``speed_mae_kmh``, ``class_accuracy``, ``n_true``, ``n_detected``,
-        ``n_scenes``; and one row per scene.
+    pandas.DataFrame
+        One row of pooled scores: ``simulator``, ``site``, ``n_scenes``, ``n_true``, ``n_detected``,
+        ``precision``, ``recall``, ``count_error_pct`` (|detected - true| / true over the pool), ``duplicates``
+        (count), ``speed_mae_kmh``, ``class_accuracy``. With ``per_scene=True`` one row per scene instead:
+        ``simulator``, ``site``, ``seed``, ``n_true``, ``n_detected``, ``true_positives``, ``duplicates``,
+        ``speed_mae_kmh``, ``class_accuracy``. Units in ``attrs["units"]``.
     """
-    return evaluate_runs(simulator, site, seeds, {"run": dict(detect_kwargs or {})}, progress=progress)["run"]
+    runs = {"run": dict(detect_kwargs or {})}
+    table = evaluate_runs(simulator, site, seeds, runs, per_scene=per_scene, progress=progress)
+    return table.drop(columns="run")
 
 
-def evaluate_runs(simulator: str, site: str, seeds, runs: dict[str, dict], *, progress: bool = False):
+def evaluate_runs(
+    simulator: str,
+    site: str,
+    seeds,
+    runs: dict[str, dict],
+    *,
+    per_scene: bool = False,
+    progress: bool = False,
+):
     """:func:`evaluate_scenes` for several detector settings at once, each scene made only once.
 
     ``runs`` maps a name to the keyword arguments of :func:`~terralab.das.detect.detect_vehicles` (a
-    ``classifier`` may be among them). Returns ``{name: (pooled, per_scene)}``.
+    ``classifier`` may be among them). Returns the table of :func:`evaluate_scenes` with a first column
+    ``run`` (the name): one row per run (pooled), or per run and scene with ``per_scene=True``.
     """
     import pandas as pd
 
@@ -235,7 +313,9 @@ def evaluate_runs(simulator: str, site: str, seeds, runs: dict[str, dict], *, pr
                 }
             )
         del data
-    out = {}
+    if per_scene:
+        return _table([{"run": name, **row} for name, a in acc.items() for row in a["rows"]])
+    out = []
     for name, a in acc.items():
         df = pd.DataFrame(a["rows"])
         n_true, n_det, tp = (
@@ -246,6 +326,7 @@ def evaluate_runs(simulator: str, site: str, seeds, runs: dict[str, dict], *, pr
         err = np.concatenate(a["errs"]) if a["errs"] else np.zeros(0)
         ok = np.concatenate(a["cls"]) if a["cls"] else np.zeros(0)
         pooled = {
+            "run": name,
             "simulator": simulator,
             "site": site,
             "n_scenes": len(df),
@@ -258,8 +339,8 @@ def evaluate_runs(simulator: str, site: str, seeds, runs: dict[str, dict], *, pr
             "speed_mae_kmh": float(np.mean(err)) if len(err) else float("nan"),
             "class_accuracy": float(np.mean(ok)) if len(ok) else float("nan"),
         }
-        out[name] = (pooled, df)
-    return out
+        out.append(pooled)
+    return _table(out)
 
 
 def oracle_detectability(
@@ -272,7 +353,7 @@ def oracle_detectability(
     n_null: int = 300,
     seed: int = 0,
     params=None,
-) -> dict[str, Any]:
+) -> Any:
     """How many true vehicles stand out of the instrument noise when their track is *known* (a ceiling).
 
     ``noise`` is the same record without traffic (same simulator parameters and noise levels; for the
@@ -292,10 +373,11 @@ def oracle_detectability(
 
     Returns
     -------
-    dict
-        ``n_true``, ``n_scored`` (vehicles whose track lies in the record), ``n_detectable``, ``detectable``
-        (fraction), ``auc`` (probability a vehicle beats a random null track), ``per_vehicle`` (statistic in null
-        standard deviations above the null median, NaN where not scored).
+    pandas.DataFrame
+        One row: ``n_true``, ``n_scored`` (vehicles whose track lies in the record), ``n_null`` (null tracks),
+        ``n_detectable``, ``detectable`` (fraction), ``auc`` (probability a vehicle beats a random null track);
+        units in ``attrs["units"]`` and, in ``attrs["per_vehicle"]``, each true vehicle's statistic (a tuple in
+        the truth's row order: null standard deviations above the null median, NaN where not scored).
     """
     from .lines import band_image, speed_band_edges
     from .params import KMH, resolve_params
@@ -353,7 +435,11 @@ def oracle_detectability(
             st = _track_statistic(bands(v, d)[0], tm + d * (xc - x_mid) / v, v, cols)
             if np.isfinite(st):
                 null.append(st)
-    return _detectability(len(truth), sig, np.asarray(null), false_alarm)
+    summary = _detectability(len(truth), sig, np.asarray(null), false_alarm)
+    per_vehicle = summary.pop("per_vehicle")
+    table = _table([summary])
+    table.attrs["per_vehicle"] = tuple(float(v) for v in per_vehicle)
+    return table
 
 
 def _oracle_images(data, noise, p):

@@ -52,6 +52,7 @@ _LAZY = {
     "evaluate_picks": "evaluate",
     "polarity_accuracy": "evaluate",
     "phasenet_protocol": "evaluate",
+    "protocol_picks": "evaluate",
     "published_figures": "evaluate",
     "evaluate_records": "evaluate",
     "pick_records": "evaluate",

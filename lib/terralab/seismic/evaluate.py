@@ -38,6 +38,29 @@ METRIC_COLUMNS = [
 ]
 
 
+#: Units of the score columns (``attrs["units"]`` of the score tables): "count", "1" (a fraction), "s".
+METRIC_UNITS = {
+    "tolerance_s": "s",
+    "n_reference": "count",
+    "n_predicted": "count",
+    "n_matched": "count",
+    "precision": "1",
+    "recall": "1",
+    "f1": "1",
+    "residual_mean_s": "s",
+    "residual_std_s": "s",
+    "residual_mae_s": "s",
+    "n_called": "count",
+    "coverage": "1",
+    "accuracy": "1",
+}
+
+
+def _with_units(df: pd.DataFrame) -> pd.DataFrame:
+    df.attrs["units"] = {c: METRIC_UNITS[c] for c in df.columns if c in METRIC_UNITS}
+    return df
+
+
 def _seconds(values: pd.Series) -> np.ndarray:
     """Times (UTC Timestamps / datetime64) or numbers (s) as float seconds."""
     if pd.api.types.is_datetime64_any_dtype(values):
@@ -117,7 +140,8 @@ def evaluate_picks(
     Returns
     -------
     pd.DataFrame with columns ``phase, tolerance_s, n_reference, n_predicted, n_matched, precision, recall,
-    f1, residual_mean_s, residual_std_s, residual_mae_s`` (residuals over matched picks; std with ddof 0).
+    f1, residual_mean_s, residual_std_s, residual_mae_s`` (residuals over matched picks; std with ddof 0);
+    one row per phase and tolerance, units in ``attrs["units"]``.
 
     Example
     -------
@@ -150,16 +174,17 @@ def evaluate_picks(
                     "residual_mae_s": float(np.abs(res).mean()) if res.size else np.nan,
                 }
             )
-    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    return _with_units(pd.DataFrame(rows, columns=METRIC_COLUMNS))
 
 
 def polarity_accuracy(
     predicted: pd.DataFrame, reference: pd.DataFrame, tolerance_s: float = 0.1, key: str = "trace_id"
-) -> pd.Series:
+) -> pd.DataFrame:
     """Accuracy of first-motion polarities on P picks matched to reference picks that carry U or D.
 
-    Returns a Series: ``n_reference`` (matched P picks with a U/D reference polarity), ``n_called`` (of
-    them, predicted U or D), ``coverage`` = n_called / n_reference, ``accuracy`` = correct / n_called.
+    Returns a one-row DataFrame: ``n_reference`` (matched P picks with a U/D reference polarity),
+    ``n_called`` (of them, predicted U or D), ``coverage`` = n_called / n_reference, ``accuracy`` = correct /
+    n_called; units in ``attrs["units"]``.
     """
     for name, df in (("predicted", predicted), ("reference", reference)):
         if "polarity" not in df.columns:
@@ -178,14 +203,13 @@ def polarity_accuracy(
     called = has_ref & np.isin(pred_pol, ["U", "D"])
     n_ref, n_called = int(has_ref.sum()), int(called.sum())
     correct = int((ref_pol[called] == pred_pol[called]).sum())
-    return pd.Series(
-        {
-            "n_reference": n_ref,
-            "n_called": n_called,
-            "coverage": n_called / n_ref if n_ref else np.nan,
-            "accuracy": correct / n_called if n_called else np.nan,
-        }
-    )
+    row = {
+        "n_reference": n_ref,
+        "n_called": n_called,
+        "coverage": n_called / n_ref if n_ref else np.nan,
+        "accuracy": correct / n_called if n_called else np.nan,
+    }
+    return _with_units(pd.DataFrame([row]))
 
 
 def protocol_windows(
@@ -210,16 +234,15 @@ def protocol_windows(
     return np.array(starts)
 
 
-def phasenet_protocol(
+def protocol_picks(
     records: xr.DataArray,
     model: Any = None,
     seed: int = 0,
     threshold: float = 0.3,
-    tolerances_s: Iterable[float] = (0.1, 0.5),
     batch_size: int = 32,
     num_threads: int | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The reference check of ``WEIGHTS.md``: one 30-s window per record, peaks ≥ threshold, ≥ 50 samples apart.
+) -> pd.DataFrame:
+    """The picks of the reference check of ``WEIGHTS.md`` (see :func:`phasenet_protocol`).
 
     Parameters
     ----------
@@ -230,16 +253,13 @@ def phasenet_protocol(
         Seed of the window draws (``numpy.random.default_rng(seed)``, record by record in order).
     threshold : float
         Peak height for P and S picks.
-    tolerances_s : sequence of float
-        Tolerances at which to score (0.1 s is the protocol's).
     batch_size : int
     num_threads : int, optional
         torch threads for this call.
 
     Returns
     -------
-    metrics : pd.DataFrame (as :func:`evaluate_picks`)
-    picks : pd.DataFrame with ``record``, ``phase``, ``time`` (s within the record), ``sample``, ``probability``
+    pd.DataFrame with ``record``, ``phase``, ``time`` (s within the record), ``sample``, ``probability``
     """
     from .picking import find_pick_indices, inference, model_or_default, predict_windows
 
@@ -269,15 +289,50 @@ def phasenet_protocol(
                         "probability": float(h),
                     }
                 )
-    picks = pd.DataFrame(rows, columns=["record", "phase", "time", "sample", "probability"])
+    return pd.DataFrame(rows, columns=["record", "phase", "time", "sample", "probability"])
+
+
+def phasenet_protocol(
+    records: xr.DataArray,
+    model: Any = None,
+    seed: int = 0,
+    threshold: float = 0.3,
+    tolerances_s: Iterable[float] = (0.1, 0.5),
+    batch_size: int = 32,
+    num_threads: int | None = None,
+) -> pd.DataFrame:
+    """The reference check of ``WEIGHTS.md``: one 30-s window per record, peaks ≥ threshold, ≥ 50 samples apart.
+
+    The picks themselves come from :func:`protocol_picks` (same arguments but ``tolerances_s``).
+
+    Parameters
+    ----------
+    records : xr.DataArray (record, component [E,N,Z], time) at 100 Hz, e.g. :func:`read_phasenet_npz`
+    model : torch.nn.Module, optional
+        Default: the original PhaseNet.
+    seed : int
+        Seed of the window draws (``numpy.random.default_rng(seed)``, record by record in order).
+    threshold : float
+        Peak height for P and S picks.
+    tolerances_s : sequence of float
+        Tolerances at which to score (0.1 s is the protocol's).
+    batch_size : int
+    num_threads : int, optional
+        torch threads for this call.
+
+    Returns
+    -------
+    pd.DataFrame (as :func:`evaluate_picks`): one row per phase and tolerance.
+    """
+    picks = protocol_picks(records, model, seed, threshold, batch_size, num_threads)
+    sr = float(records.attrs.get("sampling_rate_hz", 100.0))
     ref = []
     for i, name in enumerate(records["record"].values):
         for phase in ("P", "S"):
             idx = float(records[f"trace_{phase.lower()}_arrival_sample"].values[i])
             if np.isfinite(idx):
                 ref.append({"record": str(name), "phase": phase, "time": idx / sr})
-    metrics = evaluate_picks(picks, pd.DataFrame(ref), tolerances_s, key="record")
-    return metrics, picks
+    return evaluate_picks(picks, pd.DataFrame(ref), tolerances_s, key="record")
 
 
 def published_figures() -> pd.DataFrame:
@@ -369,24 +424,22 @@ def evaluate_records(
     s_threshold: float = 0.3,
     progress: bool = False,
     **pick_kwargs: Any,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+) -> pd.DataFrame:
     """Pick whole records continuously and score against their analyst picks.
 
     Unlike :func:`phasenet_protocol` (one window per record), every pick anywhere in the record counts;
-    picks of other, unlabelled events in a record are counted as false positives.
+    picks of other, unlabelled events in a record are counted as false positives. For the picks themselves
+    and their polarity accuracy, call the steps: :func:`pick_records`, then :func:`evaluate_picks` and
+    :func:`polarity_accuracy` against :func:`terralab.seismic.io.reference_picks` (``key="record"``).
 
     Returns
     -------
-    metrics : pd.DataFrame (as :func:`evaluate_picks`)
-    picks : pd.DataFrame (as :func:`pick_records`)
-    polarity : pd.Series (as :func:`polarity_accuracy`; NaN counts when the records carry no polarities)
+    pd.DataFrame (as :func:`evaluate_picks`): one row per phase and tolerance.
     """
     from .io import reference_picks
 
     picks = pick_records(records, model, p_threshold, s_threshold, progress, **pick_kwargs)
-    reference = reference_picks(records)
-    metrics = evaluate_picks(picks, reference, tolerances_s, key="record")
-    return metrics, picks, polarity_accuracy(picks, reference, 0.1, key="record")
+    return evaluate_picks(picks, reference_picks(records), tolerances_s, key="record")
 
 
 def window_offset_stability(

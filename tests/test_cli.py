@@ -327,3 +327,52 @@ def test_log_levels_of_the_flags():
     assert cli.log_level(1, False) == logging.INFO
     assert cli.log_level(2, False) == cli.log_level(5, False) == logging.DEBUG
     assert cli.log_level(0, True) == logging.ERROR
+
+
+# --- workflow commands (the terralab.commands entry points) -------------------------------------------
+def test_das_commands_are_reached_through_the_terralab_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["das", "-h"])
+    assert done.value.code == 0
+    assert "retrain-classifier" in capsys.readouterr().out
+    assert cli.main(["das", "classifier"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["simulator"] == "halfspace" and 0 < metrics["train_accuracy"] <= 1
+
+
+def test_das_retrain_classifier_writes_a_model_that_loads(tmp_path, capsys):
+    from terralab.das.classify import load_classifier
+
+    out = tmp_path / "clf.json"
+    argv = [
+        "das",
+        "retrain-classifier",
+        "--scenes",
+        "2",
+        "--seed",
+        "2000",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert cli.main(argv) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    clf = load_classifier(out)
+    assert clf.metrics["train_scenes"] == 2 and clf.metrics["n_train"] > 0
+    assert json.loads(out.read_text())["trained_with"].startswith("terralab das retrain-classifier")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["das", "retrain-classifier", "--scenes", "0"], "--scenes: the value must be at least 1"),
+        (["das", "retrain-classifier", "--simulator", "moon"], "invalid choice: 'moon'"),
+        (["das", "fly"], "invalid choice: 'fly'"),
+    ],
+)
+def test_das_command_bad_input_exits_2_and_writes_nothing(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main([*argv, "--out", str(tmp_path / "clf.json")] if "retrain-classifier" in argv else argv)
+    assert done.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "clf.json").exists()

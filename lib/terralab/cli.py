@@ -436,10 +436,34 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_cmd_report)
 
     _add_sweep_parser(sub)
+    _add_workflow_commands(sub)
     _add_verbosity(parser, default=True)
     for command in sub.choices.values():
-        _add_verbosity(command, default=False)
+        if command.prefix_chars != "\0":  # a workflow's commands parse their own options
+            _add_verbosity(command, default=False)
     return parser
+
+
+#: Entry-point group of workflow commands: ``name = "module:main"`` gives ``terralab NAME …``, handed the rest
+#: of the command line as ``main(argv) -> exit code`` (the core names no workflow).
+COMMANDS_GROUP = "terralab.commands"
+
+
+def _add_workflow_commands(sub) -> None:
+    """``terralab das …`` and any other workflow's commands, from the ``terralab.commands`` entry points."""
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        if ep.name in sub.choices:
+            continue
+        p = sub.add_parser(
+            ep.name,
+            help=f"the {ep.name} workflow's commands (terralab {ep.name} -h)",
+            add_help=False,
+            prefix_chars="\0",  # every argument, -h included, goes to the workflow's own parser
+        )
+        p.add_argument("workflow_args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=lambda args, ep=ep: ep.load()(args.workflow_args))
 
 
 def _add_verbosity(parser: argparse.ArgumentParser, *, default: bool) -> None:

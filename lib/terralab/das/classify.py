@@ -18,7 +18,7 @@ feature, so it extrapolates gently to records unlike its training data - stored 
 (``vehicle_classifier.json``: feature names, classes, standardisation, coefficients) and evaluated with numpy; it
 is loaded once and never refitted per call. Re-train reproducibly with::
 
-    python -m terralab.das.classify --retrain --simulator halfspace
+    terralab das retrain-classifier --simulator halfspace
 
 which detects vehicles in random scenes of that simulator (seeds 2000+, used by nothing else), matches them to
 the truth (so the features carry the detector's own errors) and fits on them. ``--simulator bump`` trains on the
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -254,7 +253,7 @@ class VehicleClassifier:
         if not path.exists():
             raise FileFormatError(
                 f"{path}: vehicle classifier file missing; re-create it with "
-                "`python -m terralab.das.classify --retrain`"
+                "`terralab das retrain-classifier`"
             )
         try:
             spec = json.loads(path.read_text())
@@ -450,33 +449,8 @@ def train(
         "seeds": [int(seed), int(seed + (n_scenes - 1) // 2)],
     }
     spec["trained_with"] = (
-        f"python -m terralab.das.classify --retrain --simulator {simulator} --scenes {n_scenes}"
+        f"terralab das retrain-classifier --simulator {simulator} --scenes {n_scenes} --seed {seed}"
     )
     write_text_atomic(path, json.dumps(spec, indent=1))
     _load_cached.cache_clear()
     return spec["metrics"]
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m terralab.das.classify", description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--retrain", action="store_true", help="re-train on simulated traffic and overwrite the model"
-    )
-    ap.add_argument("--simulator", default="halfspace", choices=("bump", "halfspace", "both"))
-    ap.add_argument("--scenes", type=int, default=24, help="number of scenes (default 24)")
-    ap.add_argument("--seed", type=int, default=2000)
-    ap.add_argument("--out", default=str(MODEL_PATH))
-    args = ap.parse_args(argv)
-    if not args.retrain:
-        clf = load_classifier(args.out)
-        print(json.dumps(clf.metrics, indent=2))
-        return 0
-    metrics = train(args.simulator, args.scenes, seed=args.seed, path=args.out)
-    print(json.dumps(metrics, indent=2))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(_main())

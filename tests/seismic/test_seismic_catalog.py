@@ -86,11 +86,12 @@ def test_match_catalogs_recovers_known_pairs():
     other = pd.concat([other.drop(index=dropped), extras], ignore_index=False)
     other.index = pd.RangeIndex(len(other))
     res = catalog.match_catalogs(ref, other, time_tolerance_s=3.0, distance_tolerance_km=10.0)
-    assert res.summary["n_matched"] == 270
+    assert len(res.summary) == 1 and res.summary.attrs["units"]["distance_median_km"] == "km"
+    assert res.summary.loc[0, "n_matched"] == 270
     assert len(res.missed) == 30 and set(res.missed.index) == set(dropped)
     assert len(res.extra) == 25
     assert (res.matched["dt_s"].abs() <= 1.0 + 1e-6).all()
-    assert res.summary["recall"] == pytest.approx(0.9)
+    assert res.summary.loc[0, "recall"] == pytest.approx(0.9)
 
 
 def test_matching_is_one_to_one_for_doublets():
@@ -112,7 +113,7 @@ def test_matching_is_one_to_one_for_doublets():
         }
     )
     res = catalog.match_catalogs(ref, other, 3.0, 10.0)
-    assert res.summary["n_matched"] == 1 and len(res.missed) == 1
+    assert res.summary.loc[0, "n_matched"] == 1 and len(res.missed) == 1
     assert res.matched["index_ref"].item() == 1  # the closer in time (0.6 s) wins over 0.9 s
 
 
@@ -188,7 +189,7 @@ def test_gamma_holds_every_scsn_event_plus_776_more(ridgecrest):
     res = catalog.match_catalogs(
         ridgecrest["scsn"], ridgecrest["gamma"], time_tolerance_s=3.0, distance_tolerance_km=20.0
     )
-    summary = res.summary
+    summary = res.summary.iloc[0]
     assert (summary["n_reference"], summary["n_other"]) == (703, 1479)
     assert (summary["n_matched"], summary["n_missed"], summary["n_extra"]) == (703, 0, 776)
     assert abs(summary["dt_median_s"]) < 0.1 and summary["distance_median_km"] < 2.0

@@ -129,7 +129,9 @@ def test_window_offset_stability_summary():
     from terralab.seismic import io
 
     wave, _ = io.stitch_records(io.three_component(io.read_sample()).isel(record=slice(0, 13)))
-    summary = evaluate.window_offset_stability(wave, 7.0)
+    table = evaluate.window_offset_stability(wave, 7.0)
+    assert len(table) == 1 and table.attrs["units"]["max_dt_s"] == "s"
+    summary = table.iloc[0]
     assert summary["n_full"] == summary["n_shifted"] == 32
     assert summary["fraction_same"] == 1.0 and summary["max_dt_s"] <= 0.005
 

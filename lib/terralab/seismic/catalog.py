@@ -33,6 +33,20 @@ RIDGECREST_NAMES = {
 }
 RIDGECREST_FILES = {"scsn": "catalog_scsn.csv", "gamma": "catalog_gamma.csv", "stations": "stations.csv"}
 EARTH_RADIUS_KM = 6371.0
+#: Units of the columns of :attr:`CatalogMatch.summary` ("count", "1" for a fraction, "s", "km").
+SUMMARY_UNITS = {
+    "n_reference": "count",
+    "n_other": "count",
+    "n_matched": "count",
+    "n_missed": "count",
+    "n_extra": "count",
+    "recall": "1",
+    "precision": "1",
+    "dt_median_s": "s",
+    "distance_median_km": "km",
+    "time_tolerance_s": "s",
+    "distance_tolerance_km": "km",
+}
 
 
 def _geodataframe(df: pd.DataFrame):
@@ -370,7 +384,7 @@ class CatalogMatch:
     matched: pd.DataFrame  #: one row per matched pair: reference and other columns, dt_s, distance_km
     missed: Any  #: reference events without a partner (GeoDataFrame)
     extra: Any  #: other events without a partner (GeoDataFrame)
-    summary: pd.Series  #: counts, recall and precision of ``other`` against ``reference``
+    summary: pd.DataFrame  #: one row: counts, recall and precision of ``other`` against ``reference``
 
 
 def match_catalogs(
@@ -393,8 +407,9 @@ def match_catalogs(
     Returns
     -------
     CatalogMatch with ``matched`` (columns ``time_ref, time_other, dt_s, distance_km, magnitude_ref,
-    magnitude_other, dmag, index_ref, index_other`` …), ``missed``, ``extra`` and ``summary`` (``n_reference,
-    n_other, n_matched, recall, precision, dt_median_s, distance_median_km``).
+    magnitude_other, dmag, index_ref, index_other`` …), ``missed``, ``extra`` and ``summary`` (a one-row
+    DataFrame: ``n_reference, n_other, n_matched, n_missed, n_extra, recall, precision, dt_median_s,
+    distance_median_km, time_tolerance_s, distance_tolerance_km``; units in ``attrs["units"]``).
     """
     for name, df in (("reference", reference), ("other", other)):
         missing = [c for c in ("time", "latitude", "longitude") if c not in df.columns]
@@ -410,22 +425,24 @@ def match_catalogs(
     matched = _matched_table(reference, other, pairs, ia, ib)
     missed = reference.iloc[np.setdiff1d(np.arange(na), ia)]
     extra = other.iloc[np.setdiff1d(np.arange(nb), ib)]
-    summary = pd.Series(
-        {
-            "n_reference": na,
-            "n_other": nb,
-            "n_matched": len(pairs),
-            "n_missed": len(missed),
-            "n_extra": len(extra),
-            "recall": len(pairs) / na if na else np.nan,
-            "precision": len(pairs) / nb if nb else np.nan,
-            "dt_median_s": float(np.median(matched["dt_s"])) if len(pairs) else np.nan,
-            "distance_median_km": float(np.median(matched["distance_km"])) if len(pairs) else np.nan,
-            "time_tolerance_s": time_tolerance_s,
-            "distance_tolerance_km": distance_tolerance_km,
-        },
-        dtype=object,
+    summary = pd.DataFrame(
+        [
+            {
+                "n_reference": na,
+                "n_other": nb,
+                "n_matched": len(pairs),
+                "n_missed": len(missed),
+                "n_extra": len(extra),
+                "recall": len(pairs) / na if na else np.nan,
+                "precision": len(pairs) / nb if nb else np.nan,
+                "dt_median_s": float(np.median(matched["dt_s"])) if len(pairs) else np.nan,
+                "distance_median_km": float(np.median(matched["distance_km"])) if len(pairs) else np.nan,
+                "time_tolerance_s": time_tolerance_s,
+                "distance_tolerance_km": distance_tolerance_km,
+            }
+        ]
     )
+    summary.attrs["units"] = dict(SUMMARY_UNITS)
     return CatalogMatch(matched, missed, extra, summary)
 
 

@@ -51,6 +51,12 @@ METRIC_UNITS = {
     "residual_std_s": "s",
     "residual_mae_s": "s",
     "n_called": "count",
+    "shift_s": "s",
+    "n_full": "count",
+    "n_shifted": "count",
+    "n_same": "count",
+    "fraction_same": "1",
+    "max_dt_s": "s",
     "coverage": "1",
     "accuracy": "1",
 }
@@ -444,11 +450,12 @@ def evaluate_records(
 
 def window_offset_stability(
     waveform: Any, shift_s: float = 7.0, model: Any = None, tolerance_s: float = 0.02, **pick_kwargs: Any
-) -> pd.Series:
+) -> pd.DataFrame:
     """How many picks stay put when the same data start ``shift_s`` later (the first 30 s after the new start excluded).
 
-    Returns a Series: ``n_full``, ``n_shifted`` (picks in the common part), ``n_same`` (matched within
-    ``tolerance_s``), ``fraction_same`` (n_same / max(n_full, n_shifted)), ``max_dt_s`` over matched picks.
+    Returns a one-row DataFrame: ``shift_s``, ``n_full``, ``n_shifted`` (picks in the common part), ``n_same``
+    (matched within ``tolerance_s``), ``fraction_same`` (n_same / max(n_full, n_shifted)), ``max_dt_s`` over
+    matched picks; units in ``attrs["units"]``.
     """
     from .picking import SAMPLING_RATE_HZ, model_or_default, pick
 
@@ -460,16 +467,15 @@ def window_offset_stability(
     a, b = full[full["time"] > t0], shifted[shifted["time"] > t0]
     m = match_picks(a, b, tolerance_s)
     same = m[m["status"] == "matched"]
-    return pd.Series(
-        {
-            "shift_s": shift_s,
-            "n_full": len(a),
-            "n_shifted": len(b),
-            "n_same": len(same),
-            "fraction_same": len(same) / max(len(a), len(b), 1),
-            "max_dt_s": float(same["residual_s"].abs().max()) if len(same) else np.nan,
-        }
-    )
+    row = {
+        "shift_s": shift_s,
+        "n_full": len(a),
+        "n_shifted": len(b),
+        "n_same": len(same),
+        "fraction_same": len(same) / max(len(a), len(b), 1),
+        "max_dt_s": float(same["residual_s"].abs().max()) if len(same) else np.nan,
+    }
+    return _with_units(pd.DataFrame([row]))
 
 
 def comparison_table(metrics: pd.DataFrame, label: str, tolerance_s: float = 0.1) -> pd.DataFrame:

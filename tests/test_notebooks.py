@@ -314,19 +314,20 @@ def console_noise(nb) -> list[str]:
     """What in an executed notebook's outputs is console noise rather than a result: text on stderr, progress-bar
     frames, the "IProgress not found" warning, and bare numpy array reprs as a cell's result."""
     found = []
-    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        i = f"In [{cell.get('execution_count')}]"
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream":
                 text = out.get("text", "")
                 if out.get("name") == "stderr" and text.strip():
-                    found.append(f"code cell {i} stderr: {text.strip()[:120]!r}")
+                    found.append(f"{i} stderr: {text.strip()[:120]!r}")
                 elif "\r" in text or "it/s]" in text or "IProgress" in text:
-                    found.append(f"code cell {i} progress frames: {text.strip()[:120]!r}")
+                    found.append(f"{i} progress frames: {text.strip()[:120]!r}")
             elif out.get("output_type") == "execute_result":
                 data = out.get("data", {})
                 plain = data.get("text/plain", "")
                 if plain.lstrip().startswith("array(") and "text/html" not in data:
-                    found.append(f"code cell {i} raw array repr: {plain[:80]!r}")
+                    found.append(f"{i} raw array repr: {plain[:80]!r}")
     return found
 
 
@@ -335,6 +336,7 @@ def test_console_noise_finds_stderr_progress_frames_and_array_reprs():
     clean = nbformat.v4.new_code_cell("x")
     clean.outputs = [nbformat.v4.new_output("stream", name="stdout", text="3 locations, 52 weeks\n")]
     noisy = nbformat.v4.new_code_cell("y")
+    noisy.execution_count = 7
     noisy.outputs = [
         nbformat.v4.new_output("stream", name="stderr", text="TqdmWarning: IProgress not found\n"),
         nbformat.v4.new_output(
@@ -346,7 +348,7 @@ def test_console_noise_finds_stderr_progress_frames_and_array_reprs():
     assert console_noise(nb) == []
     nb.cells = [clean, noisy]
     assert [n.split(":")[0] for n in console_noise(nb)] == [
-        "code cell 1 stderr",
-        "code cell 1 progress frames",
-        "code cell 1 raw array repr",
+        "In [7] stderr",
+        "In [7] progress frames",
+        "In [7] raw array repr",
     ]

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
+from ..seeding import seed_torch
 from . import weeks as _weeks
 from .probabilistic import tidy_quantiles
 
@@ -204,8 +205,5 @@ def train_origins(panel: Panel, train_end: pd.Timestamp, need: int) -> pd.Dateti
 
 
 def torch_seed(seed: int):
-    import torch
-
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    return torch
+    """torch, with its generator seeded for weight initialisation (:func:`terralab.seeding.seed_torch`)."""
+    return seed_torch(seed)

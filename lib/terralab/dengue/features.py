@@ -38,6 +38,7 @@ import xarray as xr
 
 from ..errors import FileFormatError, InvalidInputError
 from ..progress import import_quietly, progress_bar
+from ..seeding import seed_torch
 from .clouds import CLEAR, cloud_shadow_tiles, replace_cloud_tiles, tile_edges, time_dim
 
 #: The nine radiomics features DengueNet kept, in its order.
@@ -370,11 +371,9 @@ def build_vit(
     """A timm ViT without classifier head: local weights when ``weights_path`` is given, else random init."""
     import torch
 
-    timm = import_quietly(
-        "timm"
-    )  # its hub helpers import tqdm.auto, which warns in kernels without ipywidgets
-
-    torch.manual_seed(seed)
+    # timm's hub helpers import tqdm.auto, which warns in kernels without ipywidgets
+    timm = import_quietly("timm")
+    seed_torch(seed)
     if model_name == "vit_micro":
         from timm.models.vision_transformer import VisionTransformer
 

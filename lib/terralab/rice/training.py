@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import InvalidInputError
+from ..seeding import seed_torch
 from .checkpoint import RiceModel
 from .clouds import CloudTest, feature_bands, season_masks, validity_array
 from .dnn import fit_pixels
@@ -43,10 +44,10 @@ MODEL_KINDS = ("unet", "dnn", "rf")
 
 
 def seed_everything(seed: int) -> None:
-    """Seed torch's and NumPy's global generators (the training loops also use their own seeded ones)."""
-    torch = import_torch()
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
+    """Seed torch's generator for weight initialisation (the training loops draw batches from their own
+    seeded generators; NumPy's global state is left alone)."""
+    import_torch()
+    seed_torch(seed)
 
 
 def fit(

@@ -29,6 +29,7 @@ import xarray as xr
 
 from ..errors import InvalidInputError
 from ..files import atomic_path
+from ..seeding import seed_torch
 from .records import check_records
 
 WINDOW_SAMPLES = 3000
@@ -282,7 +283,7 @@ def train_phasenet(
     check_records(train)
     if epochs < 0 or batch_size < 1 or learning_rate <= 0:
         raise InvalidInputError("epochs must be ≥ 0, batch_size ≥ 1 and learning_rate > 0")
-    torch.manual_seed(seed)
+    seed_torch(seed)
     model = _model_to_train(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     history: list[dict] = []

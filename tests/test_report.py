@@ -320,8 +320,10 @@ def test_format_value_is_short_and_readable(value, text):
 
 
 def test_written_reports_are_readable_by_others(tmp_path):
-    report.write_json_atomic(tmp_path / "a.json", {})
-    report.write_text_atomic(tmp_path / "a.html", "x")
+    from terralab.files import write_json_atomic, write_text_atomic
+
+    write_json_atomic(tmp_path / "a.json", {})
+    write_text_atomic(tmp_path / "a.html", "x")
     for p in tmp_path.iterdir():
         assert p.stat().st_mode & 0o044 == 0o044
 

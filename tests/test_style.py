@@ -30,7 +30,7 @@ LINE_LENGTH_CHECKED = CORE + [
 ]
 #: Modules still over the ~600-line aim, each waiting for its split (the test fails once one is split, so the
 #: list only shrinks).
-KNOWN_LONG = {"lib/terralab/report.py"}
+KNOWN_LONG: set[str] = set()
 
 
 def _ruff() -> str:

@@ -12,6 +12,8 @@ Example
 >>> from terralab import seismic
 >>> records = seismic.read_sample()                          # 20 real NCEDC records (MIT)
 >>> picks = seismic.pick(seismic.record_waveform(records, 0))
+>>> list(picks["phase"])
+['P', 'S']
 """
 
 from __future__ import annotations

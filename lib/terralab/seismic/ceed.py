@@ -132,9 +132,13 @@ class CEEDFile:
 
     Example
     -------
-    >>> with open_ceed("2023.h5") as ceed:
+    >>> from terralab.seismic import synthetic
+    >>> truth = synthetic.write_synthetic_ceed("2023.h5", n_events=2, n_stations=3)   # CEED's layout
+    >>> with open_ceed("2023.h5") as ceed:      # a real year: catalog.fetch("seismic_ceed_nc_2023")
     ...     ev = ceed[ceed.event_ids[0]]
     ...     wave = next(iter(ev))            # xr.DataArray (component, time)
+    ...     print(len(ceed), len(ev), wave.dims, wave.sizes["time"])
+    2 3 ('component', 'time') 12000
     """
 
     def __init__(self, path: str | os.PathLike):

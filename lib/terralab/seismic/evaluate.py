@@ -151,7 +151,16 @@ def evaluate_picks(
 
     Example
     -------
-    >>> evaluate_picks(picks, reference_picks(records), key="record")
+    >>> from terralab.seismic import io
+    >>> records = io.read_sample(max_records=4)            # real NCEDC records with analyst picks
+    >>> picks = pick_records(records)                      # PhaseNet, original weights
+    >>> scores = evaluate_picks(picks, io.reference_picks(records), key="record")
+    >>> scores[["phase", "tolerance_s", "n_reference", "n_predicted", "precision", "recall"]]
+      phase  tolerance_s  n_reference  n_predicted  precision  recall
+    0     P          0.1            4            5       0.80    1.00
+    1     S          0.1            4            4       0.75    0.75
+    2     P          0.5            4            5       0.80    1.00
+    3     S          0.5            4            4       0.75    0.75
     """
     rows = []
     for tol in tolerances_s:

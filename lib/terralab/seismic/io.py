@@ -28,6 +28,8 @@ Example
 >>> from terralab.seismic import io
 >>> records = io.read_phasenet_npz(io.sample_path())      # 20 real NCEDC records shipped with terralab
 >>> wave = io.record_waveform(records, 0)                  # (component, time) with UTC times
+>>> wave.dims, str(wave["time"].dtype)
+(('component', 'time'), 'datetime64[ns]')
 """
 
 from __future__ import annotations

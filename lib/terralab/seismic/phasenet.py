@@ -246,8 +246,11 @@ def load_phasenet(path: str | os.PathLike | None = None, device: str = "cpu") ->
 
     Example
     -------
+    >>> import torch
     >>> model = load_phasenet()
-    >>> prob = model(torch.zeros(1, 3, 3000))     # (1, 3, 3000): noise, P, S
+    >>> prob = model(torch.zeros(1, 3, 3000))     # softmax over noise, P, S
+    >>> tuple(prob.shape)
+    (1, 3, 3000)
     """
     path = Path(path) if path is not None else default_weights_path()
     if not path.exists():

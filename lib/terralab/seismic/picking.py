@@ -288,9 +288,11 @@ def annotate(
 
     Example
     -------
-    >>> wave = io.record_waveform(io.read_sample(), 0)
+    >>> from terralab.seismic import io
+    >>> wave = io.record_waveform(io.read_sample(max_records=1), 0)   # a real NCEDC record
     >>> prob = annotate(wave)          # (phase, time)
-    >>> float(prob.sel(phase="P").max())
+    >>> round(float(prob.sel(phase="P").max()), 1)
+    0.9
     """
     stations, probs = _annotate_all(
         waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress, align_windows

@@ -146,6 +146,7 @@ def first_motion_polarity(waveform: xr.DataArray, pick_time: Any, **kwargs: Any)
 
     Example
     -------
+    >>> from terralab.seismic import synthetic
     >>> wave = synthetic.first_motion_traces(n=1, snr=20, polarity="D", seed=0).isel(record=0)
     >>> first_motion_polarity(wave, wave["pick_time"].values)
     ('D', 0.99...)

@@ -11,6 +11,15 @@ recover it:
 * :func:`write_synthetic_ceed` — a small HDF5 file in CEED's exact layout (ANCHORS.md) with known picks;
 * :func:`gutenberg_richter_catalog` — magnitudes from a Gutenberg–Richter law with known b-value and
   (optionally) a known magnitude of completeness.
+
+Example
+-------
+>>> from terralab.seismic import synthetic
+>>> synthetic.event_waveform(p_index=3000, s_index=3500, p_polarity="D", seed=0).shape   # E, N, Z
+(3, 12000)
+>>> traces = synthetic.first_motion_traces(n=50, snr=10, seed=0)    # (record, time), truth per record
+>>> traces.sizes["record"], sorted(set(traces["polarity"].values.tolist()))
+(50, ['D', 'U'])
 """
 
 from __future__ import annotations

@@ -11,9 +11,16 @@ returns the per-epoch history as a DataFrame.
 
 Example
 -------
->>> records = io.read_sample()
->>> model, history = train_phasenet(records.isel(record=slice(0, 16)), records.isel(record=slice(16, None)),
-...                                 epochs=2, checkpoint_dir="checkpoints/")
+>>> import os
+>>> from terralab.seismic import io
+>>> from terralab.seismic.train import train_phasenet
+>>> records = io.read_sample(max_records=3)                 # real NCEDC records with analyst picks
+>>> model, history = train_phasenet(records.isel(record=slice(0, 2)), records.isel(record=slice(2, 3)),
+...                                 epochs=2, checkpoint_dir="checkpoints/", progress=False)
+>>> list(history.columns)
+['epoch', 'train_loss', 'val_loss', 'val_P_f1', 'val_S_f1', 'seconds']
+>>> sorted(os.listdir("checkpoints"))
+['epoch_001.pt', 'epoch_002.pt', 'last.pt']
 """
 
 from __future__ import annotations

@@ -195,7 +195,16 @@ def _from_dataarray(da: xr.DataArray) -> list[StationData]:
 
 
 def prepare(waveforms: Any) -> list[StationData]:
-    """Bring an ``obspy.Stream``/``Trace`` or a waveform DataArray to PhaseNet's 100 Hz, E,N,Z form, per station."""
+    """Bring an ``obspy.Stream``/``Trace`` or a waveform DataArray to PhaseNet's 100 Hz, E,N,Z form, per
+    station.
+
+    Example
+    -------
+    >>> from terralab.seismic import io
+    >>> [station] = prepare(io.record_waveform(io.read_sample(max_records=1), 0))   # a real NCEDC record
+    >>> station.trace_id, station.data.shape, station.components
+    ('NC.MEM..EH', (3, 9001), ('E', 'N', 'Z'))
+    """
     if _is_stream(waveforms):
         return _from_stream(waveforms)
     if isinstance(waveforms, xr.DataArray):

@@ -8,7 +8,9 @@ not change the cost). All timings are measured in this process, best of ``--repe
 with ``--threads`` torch threads (default 2) set explicitly for every contender, and OpenMP's passive wait
 policy unless ``--omp-active`` (see ``main``).
 
-Run: ``.venv/bin/python benchmarks/phasenet_throughput.py [--threads 2] [--repeats 3] [--minutes 60] [--cpu-time]``
+Run::
+
+    .venv/bin/python benchmarks/phasenet_throughput.py [--threads 2] [--repeats 3] [--minutes 60] [--cpu-time]
 """
 
 from __future__ import annotations
@@ -128,7 +130,8 @@ def main() -> None:
         import seisbench.models as sbm
     except ImportError:
         print(
-            "SeisBench not importable: no SeisBench comparison (pip install seisbench, or put it on PYTHONPATH)"
+            "SeisBench not importable: no SeisBench comparison "
+            "(pip install seisbench, or put it on PYTHONPATH)"
         )
         return
     import seisbench
@@ -148,7 +151,8 @@ def main() -> None:
     t_sb = min(t[pick] for t in sb_times)
     t_ours = min(t[pick] for t in our_times)
     print(
-        f"SeisBench {seisbench.__version__} PhaseNet.annotate: {t_sb:7.3f} {unit} = {n_windows / t_sb:7.1f} windows/s "
+        f"SeisBench {seisbench.__version__} PhaseNet.annotate: "
+        f"{t_sb:7.3f} {unit} = {n_windows / t_sb:7.1f} windows/s "
         f"[wall {min(t[0] for t in sb_times):.3f} s, CPU {min(t[1] for t in sb_times):.3f} s]"
     )
     print(f"RATIO terralab vs SeisBench: {t_sb / t_ours:.2f}x (>1 means terralab is faster)")

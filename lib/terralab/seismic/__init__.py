@@ -1,4 +1,5 @@
-"""Seismic ML: CEED / SeisBench / PhaseNet data, PhaseNet with the original weights, picking, polarity, catalogs.
+"""Seismic ML: CEED / SeisBench / PhaseNet data, PhaseNet with the original weights, picking, polarity,
+catalogs.
 
 Submodules mirror SeisBench's split: :mod:`~terralab.seismic.io` (datasets), :mod:`~terralab.seismic.phasenet`
 (the model), :mod:`~terralab.seismic.picking` (continuous annotation and picks; input preparation in

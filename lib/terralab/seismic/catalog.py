@@ -24,8 +24,9 @@ import pandas as pd
 
 from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError
 
-#: Data-catalog names of the embedded copies (lib/terralab/data/seismic/ridgecrest/, MIT, from AI4EPS/GaMMA), so
-#: the catalogs open offline with no mirror and no cache. The mirror entries without ``_package`` hold the same bytes.
+#: Data-catalog names of the embedded copies (lib/terralab/data/seismic/ridgecrest/, MIT, from AI4EPS/GaMMA),
+#: so the catalogs open offline with no mirror and no cache. The mirror entries without ``_package`` hold the
+#: same bytes.
 RIDGECREST_NAMES = {
     "scsn": "seismic_ridgecrest_catalog_scsn_package",
     "gamma": "seismic_ridgecrest_catalog_gamma_package",
@@ -65,12 +66,13 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def read_catalog(path: str | os.PathLike) -> Any:
-    """Read an event catalog (CSV/TSV with ``time, magnitude, longitude, latitude`` and ``depth(m)`` or ``depth_km``).
+    """Read an event catalog (CSV/TSV with ``time, magnitude, longitude, latitude`` and ``depth(m)`` or
+    ``depth_km``).
 
     Returns
     -------
-    geopandas.GeoDataFrame with ``time`` (UTC), ``magnitude``, ``latitude``, ``longitude``, ``depth_km`` and the
-    file's other columns; point geometry in EPSG:4326, sorted by time.
+    geopandas.GeoDataFrame with ``time`` (UTC), ``magnitude``, ``latitude``, ``longitude``, ``depth_km`` and
+    the file's other columns; point geometry in EPSG:4326, sorted by time.
     """
     path = Path(path)
     df = _read_table(path)
@@ -87,7 +89,8 @@ def read_catalog(path: str | os.PathLike) -> Any:
 
 
 def read_stations(path: str | os.PathLike) -> Any:
-    """Read a station table (``station`` as ``NET.STA.LOC.CH``, ``longitude``, ``latitude``, ``elevation(m)`` …).
+    """Read a station table (``station`` as ``NET.STA.LOC.CH``, ``longitude``, ``latitude``,
+    ``elevation(m)`` …).
 
     Returns
     -------
@@ -105,12 +108,13 @@ def read_stations(path: str | os.PathLike) -> Any:
 
 
 def ridgecrest(catalog_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The 2019 Ridgecrest catalogs (SCSN analyst, GaMMA machine learning) and the CI stations, as GeoDataFrames.
+    """The 2019 Ridgecrest catalogs (SCSN analyst, GaMMA machine learning) and the CI stations, as
+    GeoDataFrames.
 
-    By default the copies embedded in the package (data-catalog entries ``seismic_ridgecrest_catalog_scsn_package``,
-    ``…_gamma_package``, ``seismic_ridgecrest_stations_package``; sha256-verified, no mirror or network needed).
-    ``catalog_dir`` (a folder holding ``catalog_scsn.csv``, ``catalog_gamma.csv``, ``stations.csv``) is used
-    instead when given.
+    By default the copies embedded in the package (data-catalog entries
+    ``seismic_ridgecrest_catalog_scsn_package``, ``…_gamma_package``, ``seismic_ridgecrest_stations_package``;
+    sha256-verified, no mirror or network needed). ``catalog_dir`` (a folder holding ``catalog_scsn.csv``,
+    ``catalog_gamma.csv``, ``stations.csv``) is used instead when given.
 
     Returns
     -------
@@ -557,7 +561,8 @@ def completeness_table(
 
 
 def plot_completeness(catalogs: dict[str, Any], table: pd.DataFrame, bin_width: float = 0.1, ax: Any = None):
-    """Frequency–magnitude plots of several catalogs with their Mc and G-R fit (rows of :func:`completeness_table`)."""
+    """Frequency–magnitude plots of several catalogs with their Mc and G-R fit (rows of
+    :func:`completeness_table`)."""
     rows = table.set_index("catalog")
     for name, cat in catalogs.items():
         mc = float(rows.loc[name, "mc_used"])

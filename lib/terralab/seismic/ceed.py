@@ -145,7 +145,8 @@ class CEEDFile:
         self.path = Path(path)
         if not self.path.exists():
             raise DataNotAvailableError(
-                f"CEED file {self.path} does not exist; fetch a year with terralab.catalog.fetch('seismic_ceed_nc_2023') "
+                f"CEED file {self.path} does not exist; fetch a year with "
+                "terralab.catalog.fetch('seismic_ceed_nc_2023') "
                 "or write a synthetic one with terralab.seismic.synthetic.write_synthetic_ceed"
             )
         h5py = h5py_module()
@@ -154,7 +155,8 @@ class CEEDFile:
             self._event_ids = [k for k in self._file if isinstance(self._file[k], h5py.Group)]
         except (OSError, KeyError, RuntimeError) as exc:
             raise FileFormatError(
-                f"{self.path} is not a readable HDF5 file ({exc}); it may be truncated or corrupt: download it again"
+                f"{self.path} is not a readable HDF5 file ({exc}); "
+                "it may be truncated or corrupt: download it again"
             ) from exc
         self._events: pd.DataFrame | None = None
         self._picks: pd.DataFrame | None = None
@@ -204,7 +206,8 @@ class CEEDFile:
         return group
 
     def _plain_attrs(self, obj, what: str) -> dict[str, Any]:
-        """The HDF5 attributes of ``obj`` as plain values; an unreadable one is a FileFormatError naming ``what``."""
+        """The HDF5 attributes of ``obj`` as plain values; an unreadable one is a FileFormatError naming
+        ``what``."""
         try:
             return {k: plain_value(v) for k, v in obj.attrs.items()}
         except OSError as exc:
@@ -215,8 +218,9 @@ class CEEDFile:
         missing = [k for k in CEED_EVENT_ATTRS if k not in attrs]
         if missing:
             raise FileFormatError(
-                f"{self.path.name}: event group {event_id!r} lacks the CEED attributes {missing}; a CEED event "
-                f"needs {list(CEED_EVENT_ATTRS)} (ANCHORS.md). Fix the file or rewrite it with write_synthetic_ceed's layout"
+                f"{self.path.name}: event group {event_id!r} lacks the CEED attributes {missing}; "
+                f"a CEED event needs {list(CEED_EVENT_ATTRS)} (ANCHORS.md). "
+                "Fix the file or rewrite it with write_synthetic_ceed's layout"
             )
         return attrs
 
@@ -285,7 +289,8 @@ class CEEDFile:
             ) from exc
         if data.ndim != 2 or data.shape[0] != 3:
             raise FileFormatError(
-                f"{self.path}: trace {event_id}/{station_id} has shape {data.shape}, CEED traces are (3, nt) E,N,Z"
+                f"{self.path}: trace {event_id}/{station_id} has shape {data.shape}, "
+                "CEED traces are (3, nt) E,N,Z"
             )
         sr = float(event["sampling_rate"])
         keep = {k: v for k, v in attrs.items() if k not in ("event_id",)}

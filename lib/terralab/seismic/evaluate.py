@@ -316,7 +316,8 @@ def phasenet_protocol(
     batch_size: int = 32,
     num_threads: int | None = None,
 ) -> pd.DataFrame:
-    """The reference check of ``WEIGHTS.md``: one 30-s window per record, peaks ≥ threshold, ≥ 50 samples apart.
+    """The reference check of ``WEIGHTS.md``: one 30-s window per record, peaks ≥ threshold, ≥ 50 samples
+    apart.
 
     The picks themselves come from :func:`protocol_picks` (same arguments but ``tolerances_s``).
 
@@ -460,7 +461,8 @@ def evaluate_records(
 def window_offset_stability(
     waveform: Any, shift_s: float = 7.0, model: Any = None, tolerance_s: float = 0.02, **pick_kwargs: Any
 ) -> pd.DataFrame:
-    """How many picks stay put when the same data start ``shift_s`` later (the first 30 s after the new start excluded).
+    """How many picks stay put when the same data start ``shift_s`` later (the first 30 s after the new start
+    excluded).
 
     Returns a one-row DataFrame: ``shift_s``, ``n_full``, ``n_shifted`` (picks in the common part), ``n_same``
     (matched within ``tolerance_s``), ``fraction_same`` (n_same / max(n_full, n_shifted)), ``max_dt_s`` over

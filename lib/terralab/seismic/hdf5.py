@@ -1,4 +1,5 @@
-"""HDF5 helpers shared by the CEED and SeisBench readers: h5py imported on first use, attributes as plain values."""
+"""HDF5 helpers shared by the CEED and SeisBench readers: h5py imported on first use, attributes as plain
+values."""
 
 from __future__ import annotations
 

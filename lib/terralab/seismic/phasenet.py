@@ -124,7 +124,8 @@ class _UpConvBN(nn.Module):
 
 
 class PhaseNet(nn.Module):
-    """The original PhaseNet U-Net; input (batch, 3 [E,N,Z], time), output probabilities (batch, 3 [noise,P,S], time).
+    """The original PhaseNet U-Net; input (batch, 3 [E,N,Z], time), output probabilities
+    (batch, 3 [noise,P,S], time).
 
     Inputs must be normalised per window and channel (zero mean, unit standard deviation), as
     :func:`normalize_windows` does. Any length works; the weights were trained on 3000 samples at 100 Hz.

@@ -1,4 +1,5 @@
-"""PhaseNet's npz records: read them (archive, directory, one file, terralab's packed sample) and write the sample.
+"""PhaseNet's npz records: read them (archive, directory, one file, terralab's packed sample) and write the
+sample.
 
 Example
 -------
@@ -213,7 +214,8 @@ def read_phasenet_npz(
     path = Path(path)
     if not path.exists():
         raise DataNotAvailableError(
-            f"{path} does not exist; get PhaseNet's records with terralab.catalog.fetch('seismic_phasenet_ncedc_waveforms')"
+            f"{path} does not exist; get PhaseNet's records with "
+            "terralab.catalog.fetch('seismic_phasenet_ncedc_waveforms')"
         )
     order = _listed_order(path, csv, names, max_records)
     rows, packed_order = _read_rows(path, set(order) if order is not None else None)
@@ -264,5 +266,6 @@ def sample_path() -> Path:
 
 
 def read_sample(max_records: int | None = None) -> xr.DataArray:
-    """The embedded real sample: the first 20 records of PhaseNet's ``waveform.csv`` (MIT), as a record set."""
+    """The embedded real sample: the first 20 records of PhaseNet's ``waveform.csv`` (MIT), as a record
+    set."""
     return read_phasenet_npz(sample_path(), max_records=max_records)

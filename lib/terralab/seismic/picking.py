@@ -437,7 +437,8 @@ def picks_from_annotations(
     s_threshold: float = 0.3,
     min_separation_s: float = 0.5,
 ) -> pd.DataFrame:
-    """Picks (``trace_id``, ``phase``, ``time``, ``probability``) from probabilities :func:`annotate` returned.
+    """Picks (``trace_id``, ``phase``, ``time``, ``probability``) from probabilities :func:`annotate`
+    returned.
 
     No polarity (that needs the waveform; use :func:`pick`).
     """

@@ -205,7 +205,8 @@ def record_waveform(records: xr.DataArray, which: int | str) -> xr.DataArray:
 
 
 def reference_picks(records: xr.DataArray) -> pd.DataFrame:
-    """The analyst picks of a record set as a DataFrame: ``trace_id``, ``record``, ``phase``, ``time``, ``sample``, ``polarity``.
+    """The analyst picks of a record set as a DataFrame: ``trace_id``, ``record``, ``phase``, ``time``,
+    ``sample``, ``polarity``.
 
     ``time`` is a UTC Timestamp (relative to 1970-01-01 for records without a start time), ``sample`` the
     index within the record.

@@ -36,9 +36,9 @@ from ..errors import InvalidInputError
 from ..files import atomic_path
 
 SAMPLING_RATE_HZ = 100.0
-#: Shortest synthetic CEED trace: the window starts 30 s before the first P and the farthest station's P comes
-#: at most ~19 s later (stations within ±0.5°, events within ±0.3°, 6 km/s), so 60 s (6000 samples) holds every
-#: P with a full 30-s PhaseNet window after the first one.
+#: Shortest synthetic CEED trace: the window starts 30 s before the first P and the farthest station's P
+#: comes at most ~19 s later (stations within ±0.5°, events within ±0.3°, 6 km/s), so 60 s (6000 samples)
+#: holds every P with a full 30-s PhaseNet window after the first one.
 MIN_CEED_SAMPLES = 6000
 _TIME_FMT = "%Y-%m-%dT%H:%M:%S.%f"
 
@@ -146,8 +146,8 @@ def first_motion_traces(
 
     Returns
     -------
-    xr.DataArray (record, time) with datetime64 ``time``; coords ``polarity`` (truth), ``p_time`` (true onset),
-    ``pick_time`` (onset + error) per record.
+    xr.DataArray (record, time) with datetime64 ``time``; coords ``polarity`` (truth), ``p_time`` (true
+    onset), ``pick_time`` (onset + error) per record.
     """
     rng = np.random.default_rng(seed)
     pols = rng.choice(["U", "D"], size=n) if polarity is None else np.array([polarity] * n)
@@ -234,8 +234,9 @@ def write_synthetic_ceed(
         raise InvalidInputError(f"nt must be a whole number of samples, got {nt!r}")
     if nt < MIN_CEED_SAMPLES:
         raise InvalidInputError(
-            f"nt={nt} samples ({nt / SAMPLING_RATE_HZ:g} s) is too short for a synthetic CEED trace: the window starts "
-            f"30 s before the first P, so nt must be at least {MIN_CEED_SAMPLES} ({MIN_CEED_SAMPLES / SAMPLING_RATE_HZ:g} s "
+            f"nt={nt} samples ({nt / SAMPLING_RATE_HZ:g} s) is too short for a synthetic CEED trace: "
+            "the window starts 30 s before the first P, so nt must be at least "
+            f"{MIN_CEED_SAMPLES} ({MIN_CEED_SAMPLES / SAMPLING_RATE_HZ:g} s "
             "at 100 Hz); CEED's own traces have 12000"
         )
     rng = np.random.default_rng(seed)
@@ -263,7 +264,8 @@ def _synthetic_stations(rng, n_stations: int) -> pd.DataFrame:
 
 
 def _write_synthetic_event(f, e: int, stations: pd.DataFrame, rng, nt: int) -> list[dict]:
-    """Write event ``e`` (its group and one trace per station) into the open HDF5 file; returns its truth rows."""
+    """Write event ``e`` (its group and one trace per station) into the open HDF5 file; returns its truth
+    rows."""
     vp, vs = 6.0, 3.5
     truth = []
     event_id = f"sy{73000000 + e}"

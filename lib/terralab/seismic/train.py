@@ -200,7 +200,8 @@ def _model_to_train(model: Any):
 def _train_epoch(
     model, optimizer, data, *, batch_size: int, freeze_batchnorm: bool, progress: bool, desc: str
 ):
-    """One pass over the windows ``data = (x, y, order)`` in batches; the batch losses. Leaves ``model`` in eval."""
+    """One pass over the windows ``data = (x, y, order)`` in batches; the batch losses. Leaves ``model`` in
+    eval."""
     import torch
 
     from ..progress import progress_bar

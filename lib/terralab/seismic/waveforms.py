@@ -1,8 +1,8 @@
 """Waveforms brought to PhaseNet's input: one array per station at 100 Hz, components E,N,Z, NaN = no data.
 
-:func:`prepare` takes an ObsPy ``Stream``/``Trace`` or an ``xr.DataArray (component, time)``; the input cases it
-handles (resampling, missing components, gaps, masked samples) are listed in :mod:`terralab.seismic.picking`,
-which runs PhaseNet on the result.
+:func:`prepare` takes an ObsPy ``Stream``/``Trace`` or an ``xr.DataArray (component, time)``; the input
+cases it handles (resampling, missing components, gaps, masked samples) are listed in
+:mod:`terralab.seismic.picking`, which runs PhaseNet on the result.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def _resample(x: np.ndarray, rate_hz: float, trace_id: str) -> np.ndarray:
 
     ratio = Fraction(SAMPLING_RATE_HZ / rate_hz).limit_denominator(1000)
     warnings.warn(
-        f"{trace_id}: sampling rate {rate_hz:g} Hz resampled to 100 Hz (×{ratio.numerator}/{ratio.denominator}) "
+        f"{trace_id}: sampling rate {rate_hz:g} Hz resampled to 100 Hz "
+        f"(×{ratio.numerator}/{ratio.denominator}) "
         "because PhaseNet was trained at 100 Hz",
         ResamplingWarning,
         stacklevel=4,
@@ -128,7 +129,8 @@ def _assemble(trace_id: str, pieces: list[tuple[str, pd.Timestamp, float, np.nda
     gaps = int(np.isnan(out[[i for i, c in enumerate("ENZ") if c in present]]).sum())
     if gaps:
         warnings.warn(
-            f"{trace_id}: {gaps} samples are gaps, masked or NaN; treated as no data (zeros after normalisation)",
+            f"{trace_id}: {gaps} samples are gaps, masked or NaN; "
+            "treated as no data (zeros after normalisation)",
             GapWarning,
             stacklevel=4,
         )
@@ -210,5 +212,6 @@ def prepare(waveforms: Any) -> list[StationData]:
     if isinstance(waveforms, xr.DataArray):
         return _from_dataarray(waveforms)
     raise InvalidInputError(
-        f"waveforms must be an obspy.Stream or an xr.DataArray (component, time), got {type(waveforms).__name__}"
+        "waveforms must be an obspy.Stream or an xr.DataArray (component, time), "
+        f"got {type(waveforms).__name__}"
     )

@@ -123,7 +123,8 @@ def ridgecrest():
 
 
 def test_ridgecrest_catalogs_are_embedded_and_open_offline(monkeypatch, tmp_path):
-    """No mirror, an empty cache and a network that fails: the embedded copies still open (notebook section 7)."""
+    """No mirror, an empty cache and a network that fails: the embedded copies still open (notebook
+    section 7)."""
     import socket
 
     from terralab import catalog as data_catalog
@@ -167,8 +168,9 @@ def test_ridgecrest_completeness_and_b_values(ridgecrest):
 
     Mc by maximum curvature + 0.2, b by Aki–Utsu maximum likelihood (ΔM = 0.1) above that Mc, ± Shi & Bolt.
     All closed-form on fixed files — no seed, no spread — so asserted at the printed precision: Mc exactly,
-    b ± 0.005, the uncertainty ± 0.005 (measured b 0.6376 / 0.6485 on 312 / 573 events, Shi & Bolt 0.032 / 0.025;
-    the bootstrap, the only random part, gives 0.024–0.034 over seeds 0–4 and is not part of the figure).
+    b ± 0.005, the uncertainty ± 0.005 (measured b 0.6376 / 0.6485 on 312 / 573 events, Shi & Bolt 0.032 /
+    0.025; the bootstrap, the only random part, gives 0.024–0.034 over seeds 0–4 and is not part of the
+    figure).
     """
     table = catalog.completeness_table(
         {"SCSN": ridgecrest["scsn"], "GaMMA": ridgecrest["gamma"]}, n_bootstrap=0

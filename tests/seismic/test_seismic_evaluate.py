@@ -120,11 +120,12 @@ def test_picks_and_polarities_on_synthetic_ceed_traces(tmp_path):
 
 
 def test_window_offset_stability_summary():
-    """README: picks independent of the window offset — 100 % of picks identical when the stream starts 7 s later.
+    """README: picks independent of the window offset — 100 % of picks identical when the stream starts 7 s
+    later.
 
-    The notebook's section 3 with its defaults: the 13 three-component records of the embedded sample (real NCEDC,
-    PhaseNet's training pool) stitched into ≈ 19.5 min of continuous data; 32 picks beyond the first window, all
-    at exactly the same sample. Deterministic (fixed data and weights).
+    The notebook's section 3 with its defaults: the 13 three-component records of the embedded sample (real
+    NCEDC, PhaseNet's training pool) stitched into ≈ 19.5 min of continuous data; 32 picks beyond the first
+    window, all at exactly the same sample. Deterministic (fixed data and weights).
     """
     from terralab.seismic import io
 

@@ -1,4 +1,5 @@
-"""Data: CEED round trip through the synthetic file, laziness, corrupt files, SeisBench format, PhaseNet npz, ObsPy."""
+"""Data: CEED round trip through the synthetic file, laziness, corrupt files, SeisBench format, PhaseNet npz,
+ObsPy."""
 
 from __future__ import annotations
 

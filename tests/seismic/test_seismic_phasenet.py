@@ -2,8 +2,9 @@
 
 The 154 records are PhaseNet's own ``dataset/waveform_train`` NCEDC records, i.e. from its **training pool**:
 these figures show that the port equals the reference, not how PhaseNet generalises. Everything here is
-deterministic (fixed weights, fixed data, the protocol's fixed seed), and gives the same numbers on 1 and 2 torch
-threads, so the README figures are asserted at the precision they are printed (±0.0005 for three decimals).
+deterministic (fixed weights, fixed data, the protocol's fixed seed), and gives the same numbers on 1 and 2
+torch threads, so the README figures are asserted at the precision they are printed (±0.0005 for three
+decimals).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def ncedc_154(shared_data):
 
 def test_port_reproduces_reference_output(shared_data, model):
     """README: "reference outputs within 1.1e-6" — measured max |Δp| 1.13e-6 (float32 CPU, 1 and 2 threads);
-    the bound 2e-6 leaves room for other CPUs' float32 summation order (WEIGHTS.md: a port agrees to ~1e-4)."""
+    the bound 2e-6 leaves room for other CPUs' float32 summation order (WEIGHTS.md: a port agrees to
+    ~1e-4)."""
     ref = np.load(shared_data / "seismic/phasenet_weights/phasenet_reference_io.npz")
     with torch.inference_mode():
         prob = model(torch.from_numpy(ref["x"].astype(np.float32))).numpy()
@@ -71,7 +73,8 @@ def test_normalisation_matches_reference_inputs(shared_data):
 
 
 def test_port_reproduces_154_record_table(ncedc_154, model):
-    """README: P 0.941/0.935/0.938, S 0.875/0.818/0.846 (precision/recall/F1 at 0.1 s), identical to WEIGHTS.md.
+    """README: P 0.941/0.935/0.938, S 0.875/0.818/0.846 (precision/recall/F1 at 0.1 s), identical to
+    WEIGHTS.md.
 
     Deterministic, so asserted at the printed precision (±0.0005); residuals at WEIGHTS.md's ±0.001 s.
     """
@@ -94,8 +97,8 @@ def test_continuous_picking_of_the_154_whole_records(ncedc_154, model):
     at 0.5 s) — the notebook's section 2 with ``dataset="ncedc"`` and the default parameters (thresholds 0.3,
     15-s overlap, averaged windows).
 
-    Every pick anywhere in a record counts, so picks of other, unlabelled arrivals are false positives, which is
-    why precision is lower than in the one-window protocol. Deterministic (same on 1 and 2 torch threads):
+    Every pick anywhere in a record counts, so picks of other, unlabelled arrivals are false positives, which
+    is why precision is lower than in the one-window protocol. Deterministic (same on 1 and 2 torch threads):
     asserted at the printed precision, ±0.0005 (one pick more or less moves F1 by ≈ 0.003).
     """
     metrics = evaluate.evaluate_records(

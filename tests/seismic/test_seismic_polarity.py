@@ -23,7 +23,8 @@ def _score(traces, **kwargs):
 
 
 def _over_seeds(snr, seeds=range(10), n=100):
-    """Called fraction and accuracy of called per seed: ``polarity.synthetic_accuracy`` (what the notebook runs)."""
+    """Called fraction and accuracy of called per seed: ``polarity.synthetic_accuracy`` (what the notebook
+    runs)."""
     rows = [polarity.synthetic_accuracy(snrs=(snr,), n=n, seed=s).iloc[0] for s in seeds]
     return np.array([r["called"] for r in rows]), np.array([r["accuracy"] for r in rows])
 
@@ -46,8 +47,8 @@ def test_first_motion_at_snr_5_over_ten_seeds():
 def test_first_motion_at_snr_10_over_ten_seeds():
     """README: SNR 10 — 100 % called, 100 % correct (seeds 0–9 × 100 traces, ±0.02 s pick error).
 
-    Measured: every seed 100 % / 100 %; on the odd seeds 1–39 called 99.75 % (sd 0.4 %), accuracy 100 %. Asserted:
-    mean called 1.00 within that sd, every call correct.
+    Measured: every seed 100 % / 100 %; on the odd seeds 1–39 called 99.75 % (sd 0.4 %), accuracy 100 %.
+    Asserted: mean called 1.00 within that sd, every call correct.
     """
     called, accuracy = _over_seeds(10.0)
     assert called.mean() == pytest.approx(1.0, abs=0.005)

@@ -3,7 +3,8 @@
 ruff check covers the core modules (``lib/terralab/*.py``), the four workflow packages, every test and
 benchmark; ruff format the whole tree. Settings come from pyproject.toml (``[tool.ruff]``, line
 length 110). The line length (E501, not in ruff's default rules) is checked on the core modules and on
-rice's and dengue's modules, tests and benchmarks; das and seismic join once their long lines are re-wrapped.
+rice's, dengue's and seismic's modules, tests and benchmarks (seismic's benchmark is
+``phasenet_throughput.py``); das joins once its long lines are re-wrapped.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ CORE = sorted(ROOT.glob("lib/terralab/*.py"))
 LINE_LENGTH_CHECKED = CORE + [
     p
     for pattern in ("lib/terralab/{}/*.py", "tests/{}/*.py", "benchmarks/{}_*.py")
-    for pkg in ("dengue", "rice")
+    for pkg in ("dengue", "rice", "seismic")
     for p in sorted(ROOT.glob(pattern.format(pkg)))
 ]
+LINE_LENGTH_CHECKED += [ROOT / "benchmarks" / "phasenet_throughput.py"]  # seismic's, not named seismic_*
 #: Modules still over the ~600-line aim, each waiting for its split (the test fails once one is split, so the
 #: list only shrinks).
 KNOWN_LONG: set[str] = set()

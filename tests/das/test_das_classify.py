@@ -123,7 +123,7 @@ def test_missing_features_or_model_files_are_refused_with_the_retrain_hint(tmp_p
     X = pd.DataFrame(np.zeros((3, len(clf.features))), columns=clf.features)
     with pytest.raises(InvalidInputError, match="missing"):
         clf.predict_proba(X.drop(columns=["speed"]))
-    with pytest.raises(FileFormatError, match="--retrain"):
+    with pytest.raises(FileFormatError, match="terralab das retrain-classifier"):
         classify.VehicleClassifier.load(tmp_path / "none.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -1,9 +1,10 @@
-"""The docstring examples of the core modules run, and give what they show.
+"""The docstring examples of the core modules and of the rice, dengue and seismic packages run, and give what
+they show.
 
-Examples marked ``+SKIP`` need the network, credentials, a registered kernel or the project's notebooks;
-every other example runs here, and every core module shows at least one that runs (but for the few listed
-in the last test). The workflow sub-packages join when their docstrings are converted to the
-named synthetic examples (issue 15, item 8).
+Examples marked ``+SKIP`` need the network, credentials, Earth Engine, a registered kernel, the shared data or
+the project's notebooks; every other example runs here, in a temporary folder (examples that write files write
+them there). Modules that must show at least one runnable example are named in the last test. The das package
+joins once its docstrings are converted to the named synthetic examples (issue 15, item 8).
 """
 
 from __future__ import annotations
@@ -14,28 +15,41 @@ from pathlib import Path
 
 import pytest
 
-CORE = sorted(
-    p.stem
-    for p in (Path(__file__).resolve().parents[1] / "lib" / "terralab").glob("*.py")
-    if p.stem != "__main__"
-)
+LIB = Path(__file__).resolve().parents[1] / "lib" / "terralab"
+PACKAGES = ("", "rice", "dengue", "seismic")  # "" is the core
 
 
-@pytest.mark.parametrize("name", CORE)
-def test_docstring_examples_of_the_core_module_run(name, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # examples that write files write them here
-    module = importlib.import_module(f"terralab.{name}" if name != "__init__" else "terralab")
+def _modules(package: str) -> list[str]:
+    folder = LIB / package if package else LIB
+    prefix = f"terralab.{package}" if package else "terralab"
+    return [
+        prefix if p.stem == "__init__" else f"{prefix}.{p.stem}"
+        for p in sorted(folder.glob("*.py"))
+        if p.stem != "__main__"
+    ]
+
+
+MODULES = [m for package in PACKAGES for m in _modules(package)]
+
+
+def _runnable(name: str) -> int:
+    tests = doctest.DocTestFinder().find(importlib.import_module(name))
+    return sum(1 for t in tests for e in t.examples if not e.options.get(doctest.SKIP, False))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, report=True)
-    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in terralab.{name} failed"
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed"
 
 
-def test_the_modules_that_show_examples_have_runnable_ones():
-    runnable = {}
-    for name in CORE:
-        module = importlib.import_module(f"terralab.{name}" if name != "__init__" else "terralab")
-        tests = doctest.DocTestFinder().find(module)
-        runnable[name] = sum(1 for t in tests for e in t.examples if not e.options.get(doctest.SKIP, False))
-    # the package's __init__, the command line and the error types, and the task a Dask worker runs for one
-    # grid point (it runs a notebook) have nothing to show in a few lines
-    without = {"__init__", "cli", "errors", "sweep_task"}
-    assert {n for n in CORE if runnable[n] == 0} <= without, runnable
+def test_the_modules_that_should_show_examples_have_runnable_ones():
+    # core: all but the package's __init__, the command line and the error types, and the task a Dask worker
+    # runs for one grid point (it runs a notebook), which have nothing to show in a few lines
+    core_without = {"terralab", "terralab.cli", "terralab.errors", "terralab.sweep_task"}
+    expected = [m for m in _modules("") if m not in core_without] + _modules("seismic")
+    expected += [f"terralab.dengue.{m}" for m in ("models", "pooled", "protocol", "weeks", "probabilistic")]
+    missing = [m for m in expected if _runnable(m) == 0]
+    assert not missing, f"these modules show no runnable example: {missing}"

@@ -64,7 +64,7 @@ def test_core_modules_and_top_level_tests_pass_ruff_check():
     assert proc.returncode == 0, f"ruff check found problems (fix with `ruff check --fix`):\n{proc.stdout}"
 
 
-def test_core_rice_and_dengue_modules_keep_within_the_configured_line_length():
+def test_all_but_das_keep_within_the_configured_line_length():
     proc = _run(
         "check", "--no-cache", "--output-format", "concise", "--select", "E501", files=LINE_LENGTH_CHECKED
     )

@@ -107,7 +107,7 @@ from .halfspace_render import (
     upsample,
 )
 from .params import KMH
-from .truth import HALFSPACE_TRUTH_COLUMNS
+from .truth import HALFSPACE_TRUTH_COLUMNS, strain_rate_record
 
 __all__ = [
     "ZOO",
@@ -274,7 +274,6 @@ def halfspace_traffic(
     ``speed_kmh``, ``direction``, ``kind``) replaces the random schedule. ``seed`` fixes every random draw.
     """
     import pandas as pd
-    import xarray as xr
 
     if n_channels < 2 or fs_hz <= 0 or dx_m <= 0 or duration_s <= 0:
         raise InvalidInputError("need n_channels >= 2 and positive fs_hz, dx_m, duration_s")
@@ -371,32 +370,25 @@ def halfspace_traffic(
     dead, sat, nan = _bad_channels(data, rng, (dead_channels, saturated_channels, nan_channels), white_noise)
 
     t0 = np.datetime64(pd.Timestamp(start_time).to_datetime64(), "ns")
-    times = t0 + np.round(np.arange(n_t) * (1e9 / fs_hz)).astype("timedelta64[ns]")
-    da = xr.DataArray(
+    da = strain_rate_record(
         data,
-        dims=("time", "distance"),
-        coords={"time": times, "distance": x},
-        name="strain_rate",
-        attrs={
-            "units": "1/s",
-            "measurand": "strain_rate",
-            "gauge_length_m": float(gauge_length_m),
-            "sampling_rate_hz": float(fs_hz),
-            "channel_spacing_m": float(dx_m),
-            "format": "synthetic",
-            "scene": scene_name,
-            "simulator": "halfspace",
-            "seed": int(seed),
-            "dead_channels_m": x[dead].tolist(),
-            "saturated_channels_m": x[sat].tolist(),
-            "nan_channels_m": x[nan].tolist(),
-            "coupling": coupling.astype(float).tolist(),
-            "gaps": "[]",
-            "fibre_depth_m": float(depth_m),
-            "fibre_offset_m": float(fibre_y_m),
-            "equivalent_depth_m": float(depth_eq),
-            "fibre_medium_pa": float(medium_pa),
-        },
+        t0,
+        x,
+        fs_hz=fs_hz,
+        dx_m=dx_m,
+        gauge_length_m=gauge_length_m,
+        scene=scene_name,
+        simulator="halfspace",
+        seed=int(seed),
+        dead_channels_m=x[dead].tolist(),
+        saturated_channels_m=x[sat].tolist(),
+        nan_channels_m=x[nan].tolist(),
+        coupling=coupling.astype(float).tolist(),
+        gaps="[]",
+        fibre_depth_m=float(depth_m),
+        fibre_offset_m=float(fibre_y_m),
+        equivalent_depth_m=float(depth_eq),
+        fibre_medium_pa=float(medium_pa),
     )
     truth = _truth(rows, t0)
     keep = truth["complete"].to_numpy(dtype=bool) if len(truth) else np.zeros(0, dtype=bool)

@@ -44,6 +44,7 @@ from ..progress import progress_bar
 from .bump_fleet import explicit_schedule, random_schedule, truth_table
 from .bump_render import add_low_rate_field, add_vehicle
 from .halfspace import halfspace_scene, halfspace_traffic
+from .truth import strain_rate_record
 
 __all__ = [
     "SCENES",
@@ -176,7 +177,6 @@ def traffic(
         ``n_axles``, ``length_m``, ``gross_load_kn``, ``vib_freq_hz``, ``platoon_id``, ``overtaking``.
     """
     import pandas as pd
-    import xarray as xr
 
     if fs_hz <= 0 or dx_m <= 0 or duration_s <= 0:
         raise InvalidInputError("fs_hz, dx_m and duration_s must be positive")
@@ -251,27 +251,20 @@ def traffic(
     # --- bad channels ------------------------------------------------------------------------------
     dead, nan, noisy = _bad_channels(data, rng, (dead_channels, nan_channels, noisy_channels), white_noise)
 
-    times = t0 + np.round(np.arange(n_t) * (1e9 / fs_hz)).astype("timedelta64[ns]")
-    da = xr.DataArray(
+    da = strain_rate_record(
         data,
-        dims=("time", "distance"),
-        coords={"time": times, "distance": x},
-        name="strain_rate",
-        attrs={
-            "units": "1/s",
-            "measurand": "strain_rate",
-            "gauge_length_m": float(gauge_length_m),
-            "sampling_rate_hz": float(fs_hz),
-            "channel_spacing_m": float(dx_m),
-            "format": "synthetic",
-            "scene": scene_name,
-            "seed": int(seed),
-            "dead_channels_m": x[dead].tolist(),
-            "nan_channels_m": x[nan].tolist(),
-            "noisy_channels_m": x[noisy].tolist(),
-            "modes_hz": [float(m[0]) for m in modes],
-            "gaps": "[]",
-        },
+        t0,
+        x,
+        fs_hz=fs_hz,
+        dx_m=dx_m,
+        gauge_length_m=gauge_length_m,
+        scene=scene_name,
+        seed=int(seed),
+        dead_channels_m=x[dead].tolist(),
+        nan_channels_m=x[nan].tolist(),
+        noisy_channels_m=x[noisy].tolist(),
+        modes_hz=[float(m[0]) for m in modes],
+        gaps="[]",
     )
     truth = truth_table(fleet, t0=t0, length_m=length)
     truth.attrs["section_m"] = tuple(float(s) for s in section)

@@ -1,4 +1,5 @@
-"""Bad input to the detector and readers: a typed error that names the problem, or a documented empty result."""
+"""Bad input to the detector and readers: a typed error that names the problem, or a documented empty
+result."""
 
 from __future__ import annotations
 
@@ -136,7 +137,8 @@ def test_diagnose_finds_dead_nan_and_saturated_channels_and_estimates_coupling()
     assert set(x[ch["status"] == "saturated"]) == set(data.attrs["saturated_channels_m"])
     assert set(x[ch["status"] == "nan"]) == set(data.attrs["nan_channels_m"])
     ok = (ch["status"] == "ok").to_numpy()
-    # coupling from the record's own traffic follows the simulated coupling (rank correlation 0.50 on this scene)
+    # coupling from the record's own traffic follows the simulated coupling (rank correlation 0.50 on this
+    # scene)
     rho = spearmanr(np.asarray(data.attrs["coupling"])[ok], ch["coupling"].to_numpy()[ok]).statistic
     assert rho > 0.35
     assert {"n_bad", "coupling_spread", "advice"} <= set(ch.attrs)

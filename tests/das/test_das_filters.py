@@ -121,8 +121,8 @@ def test_energy_product_joins_files_seamlessly_and_peaks_when_the_vehicle_passes
     assert one.energy.shape == (len(one.lf), dec.n_bins, 3) and one.energy.dtype == np.float32
     assert dec.energy_diff == [True, True, False]
     t = one.lf_time_ns / 1e9
-    # the strain rate of a load is two lobes of opposite sign, so the energy of one passage may have two humps:
-    # its centroid, not its highest sample, is the passage
+    # the strain rate of a load is two lobes of opposite sign, so the energy of one passage may have two
+    # humps: its centroid, not its highest sample, is the passage
     errors = []
     for c in range(2, dec.n_bins - 2):
         expected = 20.0 + (dec.bin_distance[c] - 0.5 * (x[0] + x[-1])) / (60 / 3.6)

@@ -1,4 +1,5 @@
-"""The second, independent simulator: elastic half-space mechanics, car-following traffic, field imperfections."""
+"""The second, independent simulator: elastic half-space mechanics, car-following traffic, field
+imperfections."""
 
 from __future__ import annotations
 
@@ -58,9 +59,10 @@ def test_odemark_equivalent_depth_of_a_fibre_below_asphalt_and_base():
 
 
 def test_a_cars_strain_at_the_fibre_has_the_magnitude_of_pavement_mechanics():
-    # one 8 kN car axle over the typical pavement above, fibre 1 m deep right under the wheel path, 10 m gauge:
-    # Boussinesq at Odemark's depth in the subgrade gives a few 1e-7 (peak to peak); an asphalt-stiff half-space
-    # at the true depth (the range this simulator drew before the audit, 0.8-4 GPa) gives ten times less
+    # one 8 kN car axle over the typical pavement above, fibre 1 m deep right under the wheel path, 10 m
+    # gauge: Boussinesq at Odemark's depth in the subgrade gives a few 1e-7 (peak to peak); an asphalt-stiff
+    # half-space at the true depth (the range this simulator drew before the audit, 0.8-4 GPa) gives ten times
+    # less
     u = np.arange(-40, 40, 0.02)
     z, e = halfspace.odemark_depth(1.0, ((0.15, 3.5e9), (0.30, 3e8)), 8e7)
     k = (

@@ -104,9 +104,9 @@ def test_stream_warns_when_slow_vehicles_cannot_fit_a_window(record):
 
 def test_streaming_with_the_energy_image_gives_the_same_vehicles_as_one_batch(record):
     data, _, folder = record
-    """The energy product is carried and trimmed with the stream's buffers (measured: 15 vehicles in one batch,
-    17 streamed, 12 in common within 0.3 s and 3 %; the energy image's extra tracks are marginal, which is why
-    it is not the default)."""
+    """The energy product is carried and trimmed with the stream's buffers (measured: 15 vehicles in one
+    batch, 17 streamed, 12 in common within 0.3 s and 3 %; the energy image's extra tracks are marginal, which
+    is why it is not the default)."""
     one = das.detect_vehicles(data, image="both")
     streamed, _ = das.collect(das.stream(folder, batch_s=60, step_s=20, image="both"))
     assert len(one) >= 8 and abs(len(streamed) - len(one)) <= 3

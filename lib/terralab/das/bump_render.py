@@ -1,4 +1,5 @@
-"""The bump simulator's signals: each vehicle's strain-rate bumps and the low-rate fields (noise, bridge modes).
+"""The bump simulator's signals: each vehicle's strain-rate bumps and the low-rate fields (noise, bridge
+modes).
 
 Used by :func:`terralab.das.synthetic.traffic`.
 """

@@ -1,29 +1,32 @@
-"""Vehicle classification (car / truck-or-bus / tram) from features that transfer between sites and simulators.
+"""Vehicle classification (car / truck-or-bus / tram) from features that transfer between sites and
+simulators.
 
-Per-vehicle features are measured along the vehicle's track, on several channel bins spread over the section, and
-none of them is an absolute amplitude or a signal-to-noise ratio (those depend on the fibre, its coupling, the
-interrogator and the ground, so a model trained on them only works where it was trained):
+Per-vehicle features are measured along the vehicle's track, on several channel bins spread over the section,
+and none of them is an absolute amplitude or a signal-to-noise ratio (those depend on the fibre, its coupling,
+the interrogator and the ground, so a model trained on them only works where it was trained):
 
-* ``length_m``: extent of the vehicle's strain-rate energy along the track - the time it stays above a fifth of
-  its peak at one channel, times the speed (vehicle length plus the ground's spreading), log10 m;
+* ``length_m``: extent of the vehicle's strain-rate energy along the track - the time it stays above a fifth
+  of its peak at one channel, times the speed (vehicle length plus the ground's spreading), log10 m;
 * ``axle_groups``: number of separate energy peaks in that passage (axle groups 2.5 m or more apart);
-* ``amplitude``: peak strain-rate energy envelope per m/s of speed, divided by the channel's **coupling**, which is estimated from the
-  record's own traffic (every vehicle loads every channel of the road alike on average, so a channel that sees
-  them all weaker is coupled worse), and expressed relative to the record's median vehicle (log10);
+* ``amplitude``: peak strain-rate energy envelope per m/s of speed, divided by the channel's **coupling**,
+  which is estimated from the record's own traffic (every vehicle loads every channel of the road alike on
+  average, so a channel that sees them all weaker is coupled worse), and expressed relative to the record's
+  median vehicle (log10);
 * ``freq_hz``: spectral centroid of the vibration the passage adds above the channel's noise (log10 Hz);
 * ``speed``: log10 km/h.
 
 The model is a multinomial logistic regression on standardised features - few parameters, monotone in each
 feature, so it extrapolates gently to records unlike its training data - stored as plain JSON
-(``vehicle_classifier.json``: feature names, classes, standardisation, coefficients) and evaluated with numpy; it
-is loaded once and never refitted per call. Re-train reproducibly with::
+(``vehicle_classifier.json``: feature names, classes, standardisation, coefficients) and evaluated with numpy;
+it is loaded once and never refitted per call. Re-train reproducibly with::
 
     terralab das retrain-classifier --simulator halfspace
 
 which detects vehicles in random scenes of that simulator (seeds 2000+, used by nothing else), matches them to
-the truth (so the features carry the detector's own errors) and fits on them. ``--simulator bump`` trains on the
-other simulator, ``--simulator both`` on both (``vehicle_classifier_both.json``, trained with ``--out``);
-``benchmarks/das_cross_simulator.py`` scores the half-space and bump models on unseen scenes of both simulators.
+the truth (so the features carry the detector's own errors) and fits on them. ``--simulator bump`` trains on
+the other simulator, ``--simulator both`` on both (``vehicle_classifier_both.json``, trained with ``--out``);
+``benchmarks/das_cross_simulator.py`` scores the half-space and bump models on unseen scenes of both
+simulators.
 """
 
 from __future__ import annotations
@@ -134,8 +137,8 @@ def vehicle_features(
 
 
 def _noise_spectra(mid, dec, nfft: int):
-    """What :func:`_excess_centroid` needs: (nfft, window, its norm, frequencies, 2-40 Hz selection, CIC droop,
-    median Welch noise PSD per bin); None when the record is shorter than four FFT windows."""
+    """What :func:`_excess_centroid` needs: (nfft, window, its norm, frequencies, 2-40 Hz selection, CIC
+    droop, median Welch noise PSD per bin); None when the record is shorter than four FFT windows."""
     from scipy import signal
 
     from .filters import cic2_response
@@ -262,8 +265,8 @@ class VehicleClassifier:
         return cls(spec)
 
     def predict_proba(self, X) -> np.ndarray:
-        """(n, n_classes) class probabilities for the rows of X (DataFrame with the feature columns, or an array
-        in ``features`` order); missing features take the training medians."""
+        """(n, n_classes) class probabilities for the rows of X (DataFrame with the feature columns, or an
+        array in ``features`` order); missing features take the training medians."""
         arr = self._matrix(X)
         arr = np.where(np.isfinite(arr), arr, self.fill[None, :])
         zz = (arr - self.mean) / self.scale
@@ -335,8 +338,8 @@ def make_training_set(
     """Features and true classes of vehicles detected in ``n_scenes`` random scenes of one simulator.
 
     Scenes alternate between the highway and urban sites (``synthetic.random_scene``, seeds ``seed``,
-    ``seed + 1``, ...). Only detections matched to a true vehicle are kept; ``scene`` says which scene each row
-    comes from. ``simulator="both"`` takes ``n_scenes`` scenes of each simulator (same seeds).
+    ``seed + 1``, ...). Only detections matched to a true vehicle are kept; ``scene`` says which scene each
+    row comes from. ``simulator="both"`` takes ``n_scenes`` scenes of each simulator (same seeds).
     """
     import pandas as pd
 

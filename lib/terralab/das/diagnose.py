@@ -1,8 +1,9 @@
 """Per-record diagnostics: which channels to trust, how noisy they are, and how well each is coupled.
 
-:func:`diagnose` tells a user when not to trust a count: dead, NaN, saturated (clipped) and noisy channels, the
-noise level of every channel, and a coupling estimate taken from the record's own traffic (vehicles load every
-channel of a road alike on average, so a channel that sees them weaker than its neighbours is coupled worse).
+:func:`diagnose` tells a user when not to trust a count: dead, NaN, saturated (clipped) and noisy channels,
+the noise level of every channel, and a coupling estimate taken from the record's own traffic (vehicles load
+every channel of a road alike on average, so a channel that sees them weaker than its neighbours is coupled
+worse).
 
 Examples
 --------
@@ -44,11 +45,11 @@ def diagnose(
     -------
     pandas.DataFrame
         One row per channel: ``distance_m``, ``status`` ("ok", "dead", "nan", "saturated", "noisy"),
-        ``nan_fraction``, ``noise`` (robust standard deviation of the sample-to-sample difference / sqrt 2, in the
-        record's units: white-noise level, little affected by traffic), ``noise_ratio`` (to the median of good
-        channels), ``coupling`` (traffic amplitude seen by the channel relative to the median good channel,
-        estimated from the detector's low-passed image; NaN for bad channels). ``attrs`` summarise the record:
-        ``n_bad``, ``bad_fraction``, ``coupling_spread`` (90th / 10th percentile), ``advice``.
+        ``nan_fraction``, ``noise`` (robust standard deviation of the sample-to-sample difference / sqrt 2, in
+        the record's units: white-noise level, little affected by traffic), ``noise_ratio`` (to the median of
+        good channels), ``coupling`` (traffic amplitude seen by the channel relative to the median good
+        channel, estimated from the detector's low-passed image; NaN for bad channels). ``attrs`` summarise
+        the record: ``n_bad``, ``bad_fraction``, ``coupling_spread`` (90th / 10th percentile), ``advice``.
     """
     import pandas as pd
 

@@ -30,7 +30,8 @@ _OLD_NAMES = {
 
 def _tolerances(old_names: dict[str, float], **current: float) -> tuple[float, ...]:
     """The tolerances in ``current`` (keyed by their former names), each replaced by its former-name keyword
-    from ``old_names`` where the caller used one (with a DeprecationWarning); unknown keywords are an error."""
+    from ``old_names`` where the caller used one (with a DeprecationWarning); unknown keywords are an
+    error."""
     import warnings
 
     unknown = sorted(set(old_names) - set(current))
@@ -66,8 +67,8 @@ def match(
     Returns
     -------
     pandas.DataFrame
-        ``det_index``, ``truth_index`` (row labels), ``dt_s`` (detected - true time), ``speed_err`` (relative),
-        ``direction_ok``, ``class_ok``.
+        ``det_index``, ``truth_index`` (row labels), ``dt_s`` (detected - true time), ``speed_err``
+        (relative), ``direction_ok``, ``class_ok``.
     """
     import pandas as pd
 
@@ -251,10 +252,10 @@ def evaluate_scenes(
     -------
     pandas.DataFrame
         One row of pooled scores: ``simulator``, ``site``, ``n_scenes``, ``n_true``, ``n_detected``,
-        ``precision``, ``recall``, ``count_error_pct`` (|detected - true| / true over the pool), ``duplicates``
-        (count), ``speed_mae_kmh``, ``class_accuracy``. With ``per_scene=True`` one row per scene instead:
-        ``simulator``, ``site``, ``seed``, ``n_true``, ``n_detected``, ``true_positives``, ``duplicates``,
-        ``speed_mae_kmh``, ``class_accuracy``. Units in ``attrs["units"]``.
+        ``precision``, ``recall``, ``count_error_pct`` (|detected - true| / true over the pool),
+        ``duplicates`` (count), ``speed_mae_kmh``, ``class_accuracy``. With ``per_scene=True`` one row per
+        scene instead: ``simulator``, ``site``, ``seed``, ``n_true``, ``n_detected``, ``true_positives``,
+        ``duplicates``, ``speed_mae_kmh``, ``class_accuracy``. Units in ``attrs["units"]``.
     """
     runs = {"run": dict(detect_kwargs or {})}
     table = evaluate_runs(simulator, site, seeds, runs, per_scene=per_scene, progress=progress)
@@ -358,26 +359,26 @@ def oracle_detectability(
 
     ``noise`` is the same record without traffic (same simulator parameters and noise levels; for the
     simulators here, the scene made with an empty vehicle list). Both records go through the detector's linear
-    chain (low-pass, integration, channel bins, common-mode removal), scaled per channel by the *noise* record's
-    robust level; for each true vehicle, the velocity-tuned envelope of the speed band and direction it belongs
-    to (the detector's band image at its short pulse scale, with the noise record's scales) is read along its
-    true track: the simulator's own path of the load centre where the truth carries it (``truth.attrs["tracks"]``:
-    stop-and-go, turning), else a parabola through its section entry, middle and exit times. Per channel the
-    largest value within ``max(0.3 s, 5 m / v)`` of the track counts, and the statistic is its median over the
-    live channels (a vehicle must show on most of the section, not only where it crosses another). The same
-    statistic along ``n_null`` random tracks of the noise record (speeds and directions of the true vehicles)
-    gives the noise distribution; a vehicle is *detectable* when it exceeds the ``1 - false_alarm`` quantile.
-    No track search and no interference from other vehicles on the null side: a detector working on this image
-    cannot be expected to find vehicles this oracle misses, and the fraction it misses is the share of
-    vehicles whose signal at the fibre is below the interrogator noise.
+    chain (low-pass, integration, channel bins, common-mode removal), scaled per channel by the *noise*
+    record's robust level; for each true vehicle, the velocity-tuned envelope of the speed band and direction
+    it belongs to (the detector's band image at its short pulse scale, with the noise record's scales) is read
+    along its true track: the simulator's own path of the load centre where the truth carries it
+    (``truth.attrs["tracks"]``: stop-and-go, turning), else a parabola through its section entry, middle and
+    exit times. Per channel the largest value within ``max(0.3 s, 5 m / v)`` of the track counts, and the
+    statistic is its median over the live channels (a vehicle must show on most of the section, not only where
+    it crosses another). The same statistic along ``n_null`` random tracks of the noise record (speeds and
+    directions of the true vehicles) gives the noise distribution; a vehicle is *detectable* when it exceeds
+    the ``1 - false_alarm`` quantile. No track search and no interference from other vehicles on the null
+    side: a detector working on this image cannot be expected to find vehicles this oracle misses, and the
+    fraction it misses is the share of vehicles whose signal at the fibre is below the interrogator noise.
 
     Returns
     -------
     pandas.DataFrame
         One row: ``n_true``, ``n_scored`` (vehicles whose track lies in the record), ``n_null`` (null tracks),
-        ``n_detectable``, ``detectable`` (fraction), ``auc`` (probability a vehicle beats a random null track);
-        units in ``attrs["units"]`` and, in ``attrs["per_vehicle"]``, each true vehicle's statistic (a tuple in
-        the truth's row order: null standard deviations above the null median, NaN where not scored).
+        ``n_detectable``, ``detectable`` (fraction), ``auc`` (probability a vehicle beats a random null
+        track); units in ``attrs["units"]`` and, in ``attrs["per_vehicle"]``, each true vehicle's statistic (a
+        tuple in the truth's row order: null standard deviations above the null median, NaN where not scored).
     """
     from .lines import band_image, speed_band_edges
     from .params import KMH, resolve_params
@@ -443,8 +444,8 @@ def oracle_detectability(
 
 
 def _oracle_images(data, noise, p):
-    """Both records through the detector's linear chain, scaled per channel by the noise record's robust level:
-    (z_noise, z_data, t_noise s, t_data s, bin distances, valid bins, data start ns)."""
+    """Both records through the detector's linear chain, scaled per channel by the noise record's robust
+    level: (z_noise, z_data, t_noise s, t_data s, bin distances, valid bins, data start ns)."""
     lf_n, t_n, xb, valid_n, _ = _linear_image(noise, p)
     lf_s, t, _, valid_s, t0_ns = _linear_image(data, p)
     if lf_n.shape[1] != lf_s.shape[1]:
@@ -459,7 +460,8 @@ def _oracle_images(data, noise, p):
 
 
 def _linear_image(rec, p):
-    """(image, times s, bin distances, live bins, start ns): low-passed, integrated, binned, common mode out."""
+    """(image, times s, bin distances, live bins, start ns): low-passed, integrated, binned, common mode
+    out."""
     from . import io
     from .detect import make_decimator
 
@@ -526,7 +528,8 @@ def _detectability(n_true: int, sig, null, false_alarm: float) -> dict[str, Any]
 
 
 def noise_only(simulator: str, site: str, seed: int, **overrides):
-    """The random scene of ``simulator``/``site``/``seed`` with no traffic (its noise and channel faults only)."""
+    """The random scene of ``simulator``/``site``/``seed`` with no traffic (its noise and channel faults
+    only)."""
     import pandas as pd
 
     from . import synthetic

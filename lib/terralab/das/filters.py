@@ -4,9 +4,9 @@ The full-rate data are touched once: a second-order CIC stage (two boxcars, comp
 strided adds) brings ``fs`` down to about 100 Hz. Its nulls sit exactly on the frequencies that alias onto
 DC, so whatever folds into the low band is attenuated by > 60 dB. That ~100 Hz "mid" product (dead and noisy
 channels masked, channels binned to ``channel_bin_m``) feeds the classifier's vibration features and the modal
-analysis. A Bessel low-pass (flat group delay) then brings it to ~8 Hz, and a leaky trapezoidal integrator turns
-strain rate into strain (a first-order high-pass for strain or phase input), the "lf" product the detector
-works on.
+analysis. A Bessel low-pass (flat group delay) then brings it to ~8 Hz, and a leaky trapezoidal integrator
+turns strain rate into strain (a first-order high-pass for strain or phase input), the "lf" product the
+detector works on.
 
 A third product sees every vehicle whatever the sign or band of its signature: the **band-limited energy
 envelope**. Per channel bin, the ~100 Hz product is band-passed into a few frequency bands (the quasi-static
@@ -16,9 +16,9 @@ product; the extra delay of each band's chain is returned (``energy_delay_s``) f
 
 Every stage carries its state between calls (leftover samples, pending CIC block, IIR ``zi``, decimation
 phase), so feeding a record file by file gives the same samples as feeding it at once. Delays are compensated
-in the time stamps: the CIC output is stamped at the centre of its window, the Bessel output is moved back by its
-(flat) group delay, the integrator is trapezoidal. Published chains that low-pass causally without this report
-vehicles about a second late.
+in the time stamps: the CIC output is stamped at the centre of its window, the Bessel output is moved back by
+its (flat) group delay, the integrator is trapezoidal. Published chains that low-pass causally without this
+report vehicles about a second late.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def cic2_response(f_hz, fs_hz: float, q: int):
 
 
 class Decimator:
-    """Stateful low-pass + decimation of ``(time, channel)`` blocks into mid (~100 Hz) and lf (~8 Hz) products.
+    """Stateful low-pass + decimation of ``(time, channel)`` blocks into mid (~100 Hz) and lf (~8 Hz)
+    products.
 
     Parameters
     ----------
@@ -77,8 +78,8 @@ class Decimator:
     noisy_factor : float
         A channel whose RMS exceeds ``noisy_factor`` times the median channel RMS is masked as noisy.
     energy_bands_hz : sequence of (float, float)
-        Frequency bands (Hz) of the energy product (empty: none). Bands reaching beyond 0.45 times the mid rate
-        are cut there; bands that start above it are dropped.
+        Frequency bands (Hz) of the energy product (empty: none). Bands reaching beyond 0.45 times the mid
+        rate are cut there; bands that start above it are dropped.
     energy_lowpass_hz : float
         Corner of the low-pass applied to the squared band signals before decimation (Hz).
     """

@@ -70,7 +70,8 @@ def read_npz(path: Path, *, start_time: Any = None):
             two_d = [k for k in keys if z[k].ndim == 2]
             if len(two_d) != 1:
                 raise FileFormatError(
-                    f"{path}: npz holds {keys}; expected one 2-D array named 'data' with 't' and 'x' coordinates"
+                    f"{path}: npz holds {keys}; expected one 2-D array named 'data' "
+                    "with 't' and 'x' coordinates"
                 )
             dkey = two_d[0]
         data = z[dkey]

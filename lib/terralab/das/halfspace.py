@@ -1,44 +1,45 @@
 """A second, independent DAS traffic simulator: elastic half-space strain and Rayleigh waves.
 
-:mod:`terralab.das.synthetic` draws each axle's strain as a Gaussian bump on the fibre. This module shares none
-of its code or signature model; it starts from continuum mechanics:
+:mod:`terralab.das.synthetic` draws each axle's strain as a Gaussian bump on the fibre. This module shares
+none of its code or signature model; it starts from continuum mechanics:
 
-**Quasi-static strain (Boussinesq).** A vertical point load :math:`P` on the surface of a homogeneous, isotropic
-elastic half-space (shear modulus :math:`G`, Poisson ratio :math:`\\nu`) displaces a point at horizontal offset
-:math:`(x, y)` and depth :math:`z` along :math:`x` by (Boussinesq 1885; Johnson, *Contact Mechanics*, 1985,
-eq. 3.22a)
+**Quasi-static strain (Boussinesq).** A vertical point load :math:`P` on the surface of a homogeneous,
+isotropic elastic half-space (shear modulus :math:`G`, Poisson ratio :math:`\\nu`) displaces a point at
+horizontal offset :math:`(x, y)` and depth :math:`z` along :math:`x` by (Boussinesq 1885; Johnson, *Contact
+Mechanics*, 1985, eq. 3.22a)
 
 .. math::  u_x = \\frac{P}{4\\pi G}\\left[\\frac{x z}{R^3} - (1-2\\nu)\\frac{x}{R(R+z)}\\right],
            \\qquad R = \\sqrt{x^2+y^2+z^2}.
 
-The fibre runs along :math:`x` at depth :math:`d` and lateral offset :math:`y` from the wheel path. A DAS channel
-measures the strain averaged over its gauge length :math:`L_g`, which is exactly a displacement difference,
-:math:`\\bar\\varepsilon_{xx}(x) = [u_x(x+L_g/2) - u_x(x-L_g/2)]/L_g`, so no numerical derivative is needed. The
-point strain :math:`\\varepsilon_{xx} = \\partial u_x/\\partial x` (:func:`boussinesq_strain_xx`, used in the tests)
-is
+The fibre runs along :math:`x` at depth :math:`d` and lateral offset :math:`y` from the wheel path. A DAS
+channel measures the strain averaged over its gauge length :math:`L_g`, which is exactly a displacement
+difference, :math:`\\bar\\varepsilon_{xx}(x) = [u_x(x+L_g/2) - u_x(x-L_g/2)]/L_g`, so no numerical derivative
+is needed. The point strain :math:`\\varepsilon_{xx} = \\partial u_x/\\partial x`
+(:func:`boussinesq_strain_xx`, used in the tests) is
 
 .. math::  \\varepsilon_{xx} = \\frac{P}{4\\pi G}\\left[\\frac{z}{R^3} - \\frac{3x^2z}{R^5}
            - (1-2\\nu)\\left(\\frac{1}{R(R+z)} - \\frac{x^2(2R+z)}{R^3(R+z)^2}\\right)\\right].
 
 It is extensional under the load and compressive on both sides (the lobes change sign across the load), and
 far to the side of the wheel path it changes sign altogether. Integrated along a line it reduces to Flamant's
-plane-strain solution (:func:`flamant_strain_xx`; a test checks this). Every wheel of every axle (two per axle,
-``track_m`` apart) is such a load; a tram wheel's load is spread by the rail over neighbouring sleepers
-(beam on elastic foundation, Hetényi 1946: :math:`w(x) \\propto e^{-\\beta|x|}(\\cos\\beta x+\\sin\\beta|x|)`).
+plane-strain solution (:func:`flamant_strain_xx`; a test checks this). Every wheel of every axle (two per
+axle, ``track_m`` apart) is such a load; a tram wheel's load is spread by the rail over neighbouring sleepers
+(beam on elastic foundation, Hetényi 1946:
+:math:`w(x) \\propto e^{-\\beta|x|}(\\cos\\beta x+\\sin\\beta|x|)`).
 
-**Pavement (Odemark).** The fibre lies in the ground *below* a pavement (asphalt over an unbound granular base),
-in a conduit 0.6-1.5 m deep. The stiff layers above it spread the wheel load; Odemark's method of equivalent
-thickness (Odemark 1949; Ullidtz, *Pavement Analysis*, 1987) replaces each layer ``i`` above the fibre by a
-layer of the fibre's own medium of thickness :math:`h_e = 0.9\\,h_i (E_i/E_f)^{1/3}`, so the strain at the
-fibre is Boussinesq's in a half-space of the medium around the fibre (modulus :math:`E_f`, the subgrade, or the
-base if the fibre lies in it) at the *equivalent depth* :func:`odemark_depth`. The ranges drawn per scene are
-the textbook ones: asphalt 1-10 GPa (Austroads 2004 design moduli: 11.5 GPa at 10 °C, 3.5 GPa at 25 °C,
-0.62 GPa at 40 °C), granular base 150-500 MPa (Austroads 2004: 250-500 MPa; "Typical values of Young's elastic
-modulus for pavement materials" (Huang, *Pavement Analysis and Design*): crushed stone base 140-550 MPa),
-subgrade 30-250 MPa (same table: clayey 21-83, silty 34-138, sandy/gravelly 69-414 MPa; SAPEM 2014 ch. 10
-table 51: 50-130 MPa recommended for subgrades). The ground's shear modulus implied by the simulated Rayleigh
-wave speed (140-320 m/s: 40-150 MPa, E = 100-420 MPa) bounds these from above, as the small-strain (seismic)
-modulus exceeds the resilient one.
+**Pavement (Odemark).** The fibre lies in the ground *below* a pavement (asphalt over an unbound granular
+base), in a conduit 0.6-1.5 m deep. The stiff layers above it spread the wheel load; Odemark's method of
+equivalent thickness (Odemark 1949; Ullidtz, *Pavement Analysis*, 1987) replaces each layer ``i`` above the
+fibre by a layer of the fibre's own medium of thickness :math:`h_e = 0.9\\,h_i (E_i/E_f)^{1/3}`, so the strain
+at the fibre is Boussinesq's in a half-space of the medium around the fibre (modulus :math:`E_f`, the
+subgrade, or the base if the fibre lies in it) at the *equivalent depth* :func:`odemark_depth`. The ranges
+drawn per scene are the textbook ones: asphalt 1-10 GPa (Austroads 2004 design moduli: 11.5 GPa at 10 °C,
+3.5 GPa at 25 °C, 0.62 GPa at 40 °C), granular base 150-500 MPa (Austroads 2004: 250-500 MPa; "Typical values
+of Young's elastic modulus for pavement materials" (Huang, *Pavement Analysis and Design*): crushed stone base
+140-550 MPa), subgrade 30-250 MPa (same table: clayey 21-83, silty 34-138, sandy/gravelly 69-414 MPa; SAPEM
+2014 ch. 10 table 51: 50-130 MPa recommended for subgrades). The ground's shear modulus implied by the
+simulated Rayleigh wave speed (140-320 m/s: 40-150 MPa, E = 100-420 MPa) bounds these from above, as the
+small-strain (seismic) modulus exceeds the resilient one.
 
 *Audit (issue 11, das3).* An earlier version drew a single "equivalent half-space" modulus of 0.8-4 GPa at the
 true fibre depth: an asphalt modulus down to 1.5 m. That is 10-40 times the modulus implied by the simulator's
@@ -46,31 +47,31 @@ own Rayleigh wave speed and made a car's strain at the fibre about ten times too
 1-4e-7 right above the fibre; ``benchmarks/das_oracle.py`` gives the before/after detectability).
 
 **Ground vibration (Rayleigh waves).** Each vehicle's dynamic wheel force (body bounce ~1-3 Hz, wheel hop
-~8-16 Hz, rail roughness 25-60 Hz for trams) radiates Rayleigh waves at the ground's wave speed :math:`c_R`. In
-the far field of a vertical point force (Lamb 1904; Miller & Pursey 1954) the radial displacement is
+~8-16 Hz, rail roughness 25-60 Hz for trams) radiates Rayleigh waves at the ground's wave speed :math:`c_R`.
+In the far field of a vertical point force (Lamb 1904; Miller & Pursey 1954) the radial displacement is
 :math:`u_r \\approx A_R F(t - r/c_R)\\,\\sqrt{k/(2\\pi r)}/G` with material damping
 :math:`e^{-\\pi f r/(Q c_R)}`. Along the fibre, a wave arriving at angle :math:`\\varphi` strains it by
-:math:`\\varepsilon_{xx} = -\\cos^2\\varphi\\,\\dot u_r/c_R` (plane-wave limit), averaged over the gauge length
-(a :math:`\\mathrm{sinc}(f L_g\\cos\\varphi/c_R)` factor). So vibration reaches 20-60 m around each vehicle and
-arrives at the ground's speed, hundreds of m/s, not the vehicle's.
+:math:`\\varepsilon_{xx} = -\\cos^2\\varphi\\,\\dot u_r/c_R` (plane-wave limit), averaged over the gauge
+length (a :math:`\\mathrm{sinc}(f L_g\\cos\\varphi/c_R)` factor). So vibration reaches 20-60 m around each
+vehicle and arrives at the ground's speed, hundreds of m/s, not the vehicle's.
 
 **Traffic.** A vehicle zoo (car, van, bus incl. articulated, 2-axle truck, 5-axle tractor-trailer, tram with
 bogies) drives lanes in both directions at once. Each lane is simulated with a car-following rule (desired
 speed that drifts along the section, bounded acceleration and braking, a safe time gap of at least 1.2 s), so
 platoons keep headways >= 1.2 s; urban scenes may have a signal in the section (stop-and-go queues) and side
-streets where vehicles enter or leave mid-section (their wheel path turns away laterally, so their strain fades
-physically).
+streets where vehicles enter or leave mid-section (their wheel path turns away laterally, so their strain
+fades physically).
 
 **Fibre and interrogator.** A spatially correlated coupling factor (strain transfer from ground to fibre,
-0.3-1.0) scales everything a channel senses: a passive cable cannot stretch more than the ground around it, and
-loosely coupled cables transfer 0.13-0.53 of the rock strain (Forbriger et al. 2024, arXiv 2408.01151, by a
-strainmeter array); a buried cable is better coupled. (An earlier version drew 0.4-1.6.) Dead, saturated
+0.3-1.0) scales everything a channel senses: a passive cable cannot stretch more than the ground around it,
+and loosely coupled cables transfer 0.13-0.53 of the rock strain (Forbriger et al. 2024, arXiv 2408.01151, by
+a strainmeter array); a buried cable is better coupled. (An earlier version drew 0.4-1.6.) Dead, saturated
 (clipped) and NaN channels; white instrument noise, power-law coloured noise correlated along the fibre, and
-common-mode bursts (laser phase noise). The white strain-rate noise, 2e-7 to 1.2e-6 1/s per sample at 625-1000 Hz
-(9e-9 to 7e-8 (1/s)/sqrt(Hz), i.e. 1.4-11 nanostrain/sqrt(Hz) at 1 Hz), spans one to seven times the high-frequency
-floor of a real ASN OptoDAS record with a 10 m gauge (``das/optodas_fixture`` in the shared data: 1e-8
-(1/s)/sqrt(Hz) at 100-200 Hz); the quiet end of real field fibres, the noisy end of long telecom links. Output is
-strain rate (1/s), float32.
+common-mode bursts (laser phase noise). The white strain-rate noise, 2e-7 to 1.2e-6 1/s per sample at
+625-1000 Hz (9e-9 to 7e-8 (1/s)/sqrt(Hz), i.e. 1.4-11 nanostrain/sqrt(Hz) at 1 Hz), spans one to seven times
+the high-frequency floor of a real ASN OptoDAS record with a 10 m gauge (``das/optodas_fixture`` in the shared
+data: 1e-8 (1/s)/sqrt(Hz) at 100-200 Hz); the quiet end of real field fibres, the noisy end of long telecom
+links. Output is strain rate (1/s), float32.
 
 :func:`halfspace_scene` draws every parameter at random per seed for a ``"highway"`` or ``"urban"`` site (same
 channel spacings and rates as the other simulator's highway and urban scenes); :func:`halfspace_traffic` takes
@@ -125,7 +126,8 @@ __all__ = [
 # the simulator
 # --------------------------------------------------------------------------------------------------
 def random_parameters(site: str, seed: int) -> dict[str, Any]:
-    """Every scene parameter of :func:`halfspace_traffic`, drawn at random for ``site`` ("highway"/"urban")."""
+    """Every scene parameter of :func:`halfspace_traffic`, drawn at random for ``site``
+    ("highway"/"urban")."""
     if site not in ("highway", "urban"):
         raise InvalidInputError(f"site must be 'highway' or 'urban', got {site!r}")
     rng = np.random.default_rng([seed, 7919])
@@ -197,7 +199,8 @@ def random_parameters(site: str, seed: int) -> dict[str, Any]:
 
 
 def _pavement(seed: int, *, asphalt_m, base_m):
-    """Asphalt over an unbound granular base, (thickness m, modulus Pa) from the top (ranges: module docstring).
+    """Asphalt over an unbound granular base, (thickness m, modulus Pa) from the top (ranges: module
+    docstring).
 
     Drawn from a generator of its own so that adding the pavement left every other scene draw as it was."""
     r = np.random.default_rng([seed, 7919, 2])
@@ -265,13 +268,14 @@ def halfspace_traffic(
 ):
     """Make a half-space DAS traffic record (strain rate, 1/s) and its truth table (see the module docstring).
 
-    Parameters are physical: ``depth_m`` and ``fibre_y_m`` place the fibre (below the surface; across the road,
-    lanes at ``lanes = ((direction, y_m), ...)``); ``young_pa``/``poisson`` the ground below the pavement
-    (``pavement``: layers ``(thickness_m, young_pa)`` from the top, empty for bare ground; the strain at the fibre is
-    Boussinesq's at Odemark's equivalent depth, :func:`odemark_depth`); ``rayleigh_speed_ms``, ``quality_factor`` and ``soil_shear_modulus_pa`` the ground that carries
-    vibration; ``mix`` the share of each :data:`ZOO` member (``tram=True`` adds a tram line in the middle).
-    ``vehicles`` (optional DataFrame with ``time_s`` (arrival at mid-section at the desired speed),
-    ``speed_kmh``, ``direction``, ``kind``) replaces the random schedule. ``seed`` fixes every random draw.
+    Parameters are physical: ``depth_m`` and ``fibre_y_m`` place the fibre (below the surface; across the
+    road, lanes at ``lanes = ((direction, y_m), ...)``); ``young_pa``/``poisson`` the ground below the
+    pavement (``pavement``: layers ``(thickness_m, young_pa)`` from the top, empty for bare ground; the strain
+    at the fibre is Boussinesq's at Odemark's equivalent depth, :func:`odemark_depth`); ``rayleigh_speed_ms``,
+    ``quality_factor`` and ``soil_shear_modulus_pa`` the ground that carries vibration; ``mix`` the share of
+    each :data:`ZOO` member (``tram=True`` adds a tram line in the middle). ``vehicles`` (optional DataFrame
+    with ``time_s`` (arrival at mid-section at the desired speed), ``speed_kmh``, ``direction``, ``kind``)
+    replaces the random schedule. ``seed`` fixes every random draw.
     """
     import pandas as pd
 

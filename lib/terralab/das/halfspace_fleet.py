@@ -40,7 +40,8 @@ ZOO: dict[str, dict[str, Any]] = {
 
 @dataclass
 class Vehicle:
-    """One simulated vehicle: kind, lane, desired speed, axles and loads, and its trajectory once simulated."""
+    """One simulated vehicle: kind, lane, desired speed, axles and loads, and its trajectory once
+    simulated."""
 
     kind: str
     label: str
@@ -67,7 +68,8 @@ class Vehicle:
 def make_vehicle(
     rng, kind: str, *, direction: int, lane_y: float, t: float, v: float, drift: float
 ) -> Vehicle:
-    """A vehicle of ``kind`` (a :data:`ZOO` member) with its length, axles, loads and vibration drawn from ``rng``."""
+    """A vehicle of ``kind`` (a :data:`ZOO` member) with its length, axles, loads and vibration drawn from
+    ``rng``."""
     z = ZOO[kind]
     length = rng.uniform(*z["length_m"])
     gross = rng.uniform(*z["gross_kn"])
@@ -202,7 +204,8 @@ def traffic_signals(rng, length: float) -> dict:
 
 
 def listed_fleet(rng, vehicles, lanes, run_in_m: float) -> list[Vehicle]:
-    """The vehicles of a ``vehicles`` table (``time_s`` at mid-section, ``speed_kmh``, ``direction``, ``kind``)."""
+    """The vehicles of a ``vehicles`` table (``time_s`` at mid-section, ``speed_kmh``, ``direction``,
+    ``kind``)."""
     import pandas as pd
 
     fleet = []

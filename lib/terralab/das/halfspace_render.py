@@ -29,7 +29,8 @@ __all__ = [
 
 
 def boussinesq_ux(x, y, z, load_n, shear_modulus_pa: float, poisson: float):
-    """Displacement (m) along x at (x, y, depth z) under a vertical surface point load ``load_n`` (N) at the origin.
+    """Displacement (m) along x at (x, y, depth z) under a vertical surface point load ``load_n`` (N) at the
+    origin.
 
     Boussinesq's solution (Johnson 1985, eq. 3.22a): ``P/(4 pi G) [x z / R^3 - (1 - 2 nu) x / (R (R + z))]``.
     """
@@ -53,8 +54,8 @@ def odemark_depth(depth_m: float, pavement, ground_pa: float, *, factor: float =
 
     ``pavement`` lists the layers from the top as ``(thickness_m, young_pa)``; below them lies the ground of
     modulus ``ground_pa``. Each layer above the fibre becomes ``factor * h * (E / E_fibre) ** (1/3)`` of the
-    fibre's own medium (Odemark 1949; Ullidtz 1987 recommends 0.9), the layer holding the fibre counts with its
-    true thickness down to the fibre. Returns ``(equivalent_depth_m, fibre_medium_pa)``.
+    fibre's own medium (Odemark 1949; Ullidtz 1987 recommends 0.9), the layer holding the fibre counts with
+    its true thickness down to the fibre. Returns ``(equivalent_depth_m, fibre_medium_pa)``.
     """
     layers = [(float(h), float(e)) for h, e in pavement]
     top, medium, above = 0.0, float(ground_pa), []
@@ -174,7 +175,8 @@ def render_vehicle(out, v: Vehicle, setup: RenderSetup, rng):
 
 
 def _dynamic_force(v: Vehicle, n: int, fs_gen: float, rng) -> np.ndarray:
-    """Dynamic wheel force relative to the load: narrow-band body bounce and wheel hop (tram: rail roughness)."""
+    """Dynamic wheel force relative to the load: narrow-band body bounce and wheel hop (tram: rail
+    roughness)."""
     spec_f = np.fft.rfftfreq(n, 1 / fs_gen)
     dyn = np.zeros(n)
     for f0 in v.dyn_freqs:
@@ -186,8 +188,8 @@ def _dynamic_force(v: Vehicle, n: int, fs_gen: float, rng) -> np.ndarray:
 
 
 def _add_quasi_static(out, v: Vehicle, setup: RenderSetup, s_front, centre, dyn) -> None:
-    """Add the quasi-static strain rate: one kernel per axle (its lateral path), shifted along the fibre as the
-    axle moves; ``out`` holds the vehicle's rows."""
+    """Add the quasi-static strain rate: one kernel per axle (its lateral path), shifted along the fibre as
+    the axle moves; ``out`` holds the vehicle's rows."""
     x, reach, gauge, length, fibre_y = setup.x, setup.reach, setup.gauge, setup.length, setup.fibre_y
     kernel = {"depth": setup.depth_eq, "gauge": gauge, "shear": setup.shear, "poisson": setup.poisson}
     lo_c = int(np.searchsorted(x, centre.min() - reach - v.length_m))

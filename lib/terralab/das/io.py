@@ -276,8 +276,8 @@ def check(data, *, min_channels: int = 2):
         raise InvalidInputError("DAS data needs at least 2 time samples")
     if data.sizes["distance"] < min_channels:
         raise InvalidInputError(
-            f"DAS data has {data.sizes['distance']} channel(s); at least {min_channels} are needed to measure "
-            "a moveout (speed and direction)"
+            f"DAS data has {data.sizes['distance']} channel(s); at least {min_channels} are needed to "
+            "measure a moveout (speed and direction)"
         )
     dt = np.diff(t.astype("datetime64[ns]").astype(np.int64))
     if np.any(dt == 0):
@@ -302,7 +302,8 @@ def check(data, *, min_channels: int = 2):
     dx = np.diff(x)
     if not (np.all(dx > 0) or np.all(dx < 0)):
         raise InvalidInputError(
-            "the distance coordinate must be strictly monotonic (no repeated channels); sort or select channels"
+            "the distance coordinate must be strictly monotonic (no repeated channels); "
+            "sort or select channels"
         )
     return data
 
@@ -495,8 +496,8 @@ def write_files(data, directory: str | os.PathLike, *, file_s: float = 10.0, fmt
     file_s : float
         Seconds per file.
     fmt : {"npz", "netcdf"}
-        npz stores ``data`` (channels, samples), ``t`` and ``x`` plus ``units``/``measurand``; NetCDF stores the
-        DataArray.
+        npz stores ``data`` (channels, samples), ``t`` and ``x`` plus ``units``/``measurand``; NetCDF stores
+        the DataArray.
 
     Returns
     -------

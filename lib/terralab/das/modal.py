@@ -134,8 +134,8 @@ def bridge_modes(
         return _no_modes(quiet_s, segment_s, return_spectrum)
     if csd is None:
         raise InvalidInputError(
-            f"no quiet interval of at least segment_s={segment_s:g} s without vehicles; use a longer record, a "
-            "shorter segment_s or a smaller margin_s"
+            f"no quiet interval of at least segment_s={segment_s:g} s without vehicles; use a longer record, "
+            "a shorter segment_s or a smaller margin_s"
         )
     sel = (f >= fmin_hz) & (f <= fmax_hz)
     fsel = f[sel]
@@ -218,7 +218,8 @@ def _no_modes(quiet_s: float, segment_s: float, return_spectrum: bool):
 
 
 def _first_singular(csd, n_bins: int):
-    """First singular value per frequency of the cross-spectral matrices, and its vector (real, phase-aligned)."""
+    """First singular value per frequency of the cross-spectral matrices, and its vector (real,
+    phase-aligned)."""
     s1 = np.empty(len(csd))
     vecs = np.empty((len(csd), n_bins))
     for k, gi in enumerate(csd):

@@ -322,8 +322,8 @@ def _ingest(st: StreamState, piece, p, batch_s: float) -> list:
         if v_fit > p.speed_min_kmh:
             warnings.warn(
                 f"vehicles slower than {v_fit:.0f} km/h need more than batch_s - 4 s to cross this "
-                f"{abs(x[-1] - x[0]):.0f} m section; they are only seen on partial tracks (raise batch_s to detect "
-                f"them reliably, down to speed_min_kmh={p.speed_min_kmh:g})",
+                f"{abs(x[-1] - x[0]):.0f} m section; they are only seen on partial tracks "
+                f"(raise batch_s to detect them reliably, down to speed_min_kmh={p.speed_min_kmh:g})",
                 stacklevel=3,
             )
         st.segment_start_ns = t0
@@ -455,7 +455,8 @@ def collect(batches):
     """Run a :func:`stream` to the end; return ``(vehicles, batch_table)``.
 
     ``vehicles`` concatenates every batch's new vehicles; ``batch_table`` has one row per batch with
-    ``batch``, ``batch_start``, ``batch_end``, ``n_new``, ``n_files``, ``compute_s``, ``latency_s`` and ``gap``.
+    ``batch``, ``batch_start``, ``batch_end``, ``n_new``, ``n_files``, ``compute_s``, ``latency_s`` and
+    ``gap``.
     """
     import pandas as pd
 

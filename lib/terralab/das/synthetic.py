@@ -1,7 +1,7 @@
 """Synthetic DAS traffic records with known ground truth.
 
-:func:`traffic` makes a strain-rate record ``xr.DataArray (time, distance)`` of cars and trucks crossing a fibre
-section, and the truth table of every vehicle. The physics is simple but not idealised:
+:func:`traffic` makes a strain-rate record ``xr.DataArray (time, distance)`` of cars and trucks crossing a
+fibre section, and the truth table of every vehicle. The physics is simple but not idealised:
 
 * **quasi-static load**: each axle load presses the fibre; the strain under a point load is a Gaussian bump
   (width: ground/pavement spreading, widened by the gauge length), and on a bridge each span adds a bending
@@ -11,7 +11,8 @@ section, and the truth table of every vehicle. The physics is simple but not ide
   frequency); trucks are heavier, longer, have more axles and vibrate lower, but car and truck ranges overlap;
 * **kinematics**: vehicles may brake or accelerate across the section (curved tracks), drive in platoons with
   2-3 s headways, overtake, and travel both ways (the far lane couples more weakly);
-* **fibre**: per-channel coupling (gain and pulse width), dead channels (zeros), NaN channels and noisy channels;
+* **fibre**: per-channel coupling (gain and pulse width), dead channels (zeros), NaN channels and noisy
+  channels;
 * **noise**: white incoherent noise, coloured (red) spatially correlated noise, common-mode noise, and for
   bridges the ambient vibration of a few structural modes (known frequencies, for :mod:`terralab.das.modal`).
 
@@ -142,11 +143,12 @@ def traffic(
     start_time : datetime-like
         Time of the first sample.
     vehicles : pandas.DataFrame, optional
-        Explicit vehicles with columns ``time_s`` (s after start, when the vehicle's load centre passes the middle
-        of the section), ``speed_kmh``, ``direction`` (+1/-1), ``vehicle_class`` ("car"/"truck") and optionally
-        ``speed_change`` (fractional change of speed across the section). Default: a random schedule drawn from
-        ``rate_per_min``, ``truck_fraction``, ``speed_kmh``, ``speed_change``, ``platoon_fraction`` and
-        ``overtaking_fraction``; every vehicle is inside the record for its whole crossing.
+        Explicit vehicles with columns ``time_s`` (s after start, when the vehicle's load centre passes the
+        middle of the section), ``speed_kmh``, ``direction`` (+1/-1), ``vehicle_class`` ("car"/"truck") and
+        optionally ``speed_change`` (fractional change of speed across the section). Default: a random
+        schedule drawn from ``rate_per_min``, ``truck_fraction``, ``speed_kmh``, ``speed_change``,
+        ``platoon_fraction`` and ``overtaking_fraction``; every vehicle is inside the record for its whole
+        crossing.
     far_lane_coupling : (float, float)
         Range of the coupling factor of vehicles driving towards decreasing distance (the far lane).
     gauge_length_m, bump_width_m : float
@@ -172,9 +174,10 @@ def traffic(
     data : xarray.DataArray
         Strain rate (1/s), float32, dims ``("time", "distance")``; attrs list the bad channels and modes.
     truth : pandas.DataFrame
-        One row per vehicle: ``vehicle_id``, ``time`` (datetime64[ns], load centre at mid-section), ``speed_kmh``
-        (at mid-section), ``direction``, ``vehicle_class``, ``t_enter``, ``t_exit``, ``speed_change``,
-        ``n_axles``, ``length_m``, ``gross_load_kn``, ``vib_freq_hz``, ``platoon_id``, ``overtaking``.
+        One row per vehicle: ``vehicle_id``, ``time`` (datetime64[ns], load centre at mid-section),
+        ``speed_kmh`` (at mid-section), ``direction``, ``vehicle_class``, ``t_enter``, ``t_exit``,
+        ``speed_change``, ``n_axles``, ``length_m``, ``gross_load_kn``, ``vib_freq_hz``, ``platoon_id``,
+        ``overtaking``.
     """
     import pandas as pd
 

@@ -62,10 +62,12 @@ def strain_rate_record(
     scene: str,
     **attrs: Any,
 ) -> xr.DataArray:
-    """A simulated strain-rate record (time × distance) with the attributes every DAS reader gives, then ``attrs``.
+    """A simulated strain-rate record (time × distance) with the attributes every DAS reader gives, then
+    ``attrs``.
 
-    >>> da = strain_rate_record(np.zeros((3, 2)), np.datetime64("2024-01-01T00:00", "ns"), np.array([0.0, 4.0]),
-    ...                         fs_hz=100.0, dx_m=4.0, gauge_length_m=8.0, scene="demo", seed=1)
+    >>> da = strain_rate_record(np.zeros((3, 2)), np.datetime64("2024-01-01T00:00", "ns"),
+    ...                         np.array([0.0, 4.0]), fs_hz=100.0, dx_m=4.0, gauge_length_m=8.0,
+    ...                         scene="demo", seed=1)
     >>> da.dims, str(da["time"].values[1]), da.attrs["seed"]
     (('time', 'distance'), '2024-01-01T00:00:00.010000000', 1)
     """

@@ -4,8 +4,8 @@
 process reads and hashes the file; later checks of the same file version (same path, mtime and size) reuse
 that hash. Prints, all measured in this process:
 
-* the time to fetch (and so verify) every catalogued file found offline (the package's embedded samples and the
-  data mirror; entries without a sha256 are left out) the first time, and the ratio of that
+* the time to fetch (and so verify) every catalogued file found offline (the package's embedded samples and
+  the data mirror; entries without a sha256 are left out) the first time, and the ratio of that
   to hashing the same files with plain ``hashlib.sha256`` (the baseline; ~1.0 means the catalog adds nothing);
 * the time for the same fetches later in the process, and the ratio later / first.
 
@@ -85,8 +85,8 @@ def main(argv=None) -> int:
         "(figures are only meaningful on an idle machine)"
     )
     print(
-        f"data: {len(files)} files of {len(names)} catalog entries, {size / 1e6:.1f} MB: {origin['mirror']} from "
-        f"the mirror ({where}), {origin['package']} embedded in the package"
+        f"data: {len(files)} files of {len(names)} catalog entries, {size / 1e6:.1f} MB: {origin['mirror']} "
+        f"from the mirror ({where}), {origin['package']} embedded in the package"
     )
 
     def fetch_all() -> None:

@@ -1,13 +1,13 @@
 """Oracle ceiling of DAS vehicle detection: the share of true vehicles that stand out of a record's noise when
-their track is known (``terralab.das.evaluate.oracle_detectability``: the vehicle's along-track envelope against
-random tracks of the same scene made without traffic), per simulator and site.
+their track is known (``terralab.das.evaluate.oracle_detectability``: the vehicle's along-track envelope
+against random tracks of the same scene made without traffic), per simulator and site.
 
 A detector that must also *find* the track cannot do better than this on the same image; a simulator in which
 many vehicles fail it has signals below its noise (see the audit in ``terralab.das.halfspace``). Printed per
 simulator and site: vehicles scored, fraction detectable at 1 % false alarms on random tracks, and the AUC.
 
-Run: ``python benchmarks/das_oracle.py --seeds 100-107`` (development seeds; ``--seeds 1000-1019`` for the unseen
-ones of the cross-simulator table).
+Run: ``python benchmarks/das_oracle.py --seeds 100-107`` (development seeds; ``--seeds 1000-1019`` for the
+unseen ones of the cross-simulator table).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import warnings
 
 def pre_audit(site: str, seed: int) -> dict:
     """Overrides that remake a half-space scene as the simulator drew it before the das3 audit: one 0.8-4 GPa
-    half-space at the true fibre depth (the same uniform draw, mapped onto the old range) and coupling 0.4-1.6."""
+    half-space at the true fibre depth (the same uniform draw, mapped onto the old range) and coupling
+    0.4-1.6."""
     import numpy as np
 
     from terralab.das.halfspace import random_parameters

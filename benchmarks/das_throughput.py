@@ -2,7 +2,8 @@
 
 Prints, all measured in this process on one core:
 
-* the real-time factor of ``terralab.das.detect_vehicles`` (seconds of data per second of computing; goal >= 100);
+* the real-time factor of ``terralab.das.detect_vehicles`` (seconds of data per second of computing;
+  goal >= 100);
 * the ratio of its time to one ``scipy.signal.decimate(x, 125, ftype="fir", axis=0)`` pass over the same array
   (the first step of the published chain; goal <= 3);
 * its peak memory (tracemalloc) relative to the input array (goal <= 3).
@@ -93,7 +94,8 @@ def main(argv=None) -> int:
 
     rt = args.seconds / t_det
     print(
-        f"scipy.signal.decimate(x, 125, ftype='fir', axis=0): {t_dec:.3f} s, peak {peak_dec / x.nbytes:.2f}x input"
+        f"scipy.signal.decimate(x, 125, ftype='fir', axis=0): {t_dec:.3f} s, "
+        f"peak {peak_dec / x.nbytes:.2f}x input"
     )
     print(
         f"terralab.das.detect_vehicles(image={args.image!r}): {t_det:.3f} s for {args.seconds:g} s of data, "

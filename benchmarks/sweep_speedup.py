@@ -142,18 +142,21 @@ def main() -> int:
     machine = _machine_busy_s()
     other = None if machine is None or start_machine is None else max(0.0, machine - start_machine - ours)
     print(
-        f"serial:      {best['serial']:7.1f} s  (run_notebook x {args.runs} in a loop; CPU {min(cpu['serial']):.1f} s)"
+        f"serial:      {best['serial']:7.1f} s  (run_notebook x {args.runs} in a loop; "
+        f"CPU {min(cpu['serial']):.1f} s)"
     )
     print(
-        f"sweep:       {best['sweep']:7.1f} s  (sweep(); its LocalCluster of {args.workers} started and stopped "
-        f"inside; CPU {min(cpu['sweep']):.1f} s)"
+        f"sweep:       {best['sweep']:7.1f} s  (sweep(); its LocalCluster of {args.workers} started and "
+        f"stopped inside; CPU {min(cpu['sweep']):.1f} s)"
     )
     print(
-        f"warm sweep:  {best['warm sweep']:7.1f} s  (sweep() on an already running LocalCluster of {args.workers})"
+        f"warm sweep:  {best['warm sweep']:7.1f} s  (sweep() on an already running LocalCluster of "
+        f"{args.workers})"
     )
     cold, warm = best["serial"] / best["sweep"], best["serial"] / best["warm sweep"]
     print(
-        f"speedup serial/sweep (cold) = {cold:.2f}x (goal >= 1.7x on 2 cores: {'met' if cold >= 1.7 else 'not met'}); "
+        f"speedup serial/sweep (cold) = {cold:.2f}x "
+        f"(goal >= 1.7x on 2 cores: {'met' if cold >= 1.7 else 'not met'}); "
         f"serial/warm sweep = {warm:.2f}x"
     )
     if other is None:

@@ -1,10 +1,12 @@
-"""CI must not pass by skipping: record every skipped test, then fail on any skip the allow-list does not explain.
+"""CI must not pass by skipping: record every skipped test, then fail on any skip the allow-list does not
+explain.
 
 Two uses, one file (standard library only):
 
 * a pytest plugin, loaded by ``.ci/run`` with ``-p skip_guard --skip-report=PATH`` (``.ci`` on PYTHONPATH). It
-  writes every skipped or xfailed test (and every skipped collection, e.g. a module-level skip or a parametrize
-  with an empty parameter set) to ``PATH`` as JSON: the node id and the reason exactly as the test gave it;
+  writes every skipped or xfailed test (and every skipped collection, e.g. a module-level skip or a
+  parametrize with an empty parameter set) to ``PATH`` as JSON: the node id and the reason exactly as the test
+  gave it;
 * a checker: ``python .ci/skip_guard.py check REPORT ALLOWLIST`` prints each skip that no allow-list entry
   matches and exits 1 if there is one (2 for an unreadable report or a malformed allow-list).
 

@@ -68,7 +68,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets a fresh catalog cache and, as mirror, the user's own or the shared data when present."""
+    """Every test gets a fresh catalog cache and, as mirror, the user's own or the shared data when
+    present."""
     cache = tmp_path_factory.getbasetemp() / "terralab-cache"
     monkeypatch.setenv("TERRALAB_CACHE", str(cache))
     if USER_MIRROR:

@@ -1,16 +1,16 @@
 """Make the network fail, not merely be absent, in this process and in every Python process started below it.
 
 The offline notebook test (tests/test_notebooks.py) copies this file as ``sitecustomize.py`` into a folder put
-first on the kernel's ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up, so the notebook's kernel (and
-anything it starts, such as dask workers) runs with:
+first on the kernel's ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up, so the notebook's kernel
+(and anything it starts, such as dask workers) runs with:
 
 * ``socket.socket.connect`` / ``connect_ex`` / ``sendto`` refusing any address that is not loopback
   (127.0.0.0/8, ::1) or a unix socket, with ``OSError(ENETUNREACH)``;
 * ``socket.getaddrinfo`` / ``gethostbyname`` / ``gethostbyname_ex`` refusing any name but the local ones,
   with ``socket.gaierror``;
 * reads (``open``, ``os.listdir``, ``os.scandir``) below the folders listed in ``TERRALAB_OFFLINE_FORBID``
-  (``os.pathsep``-separated: the real-data folder) refused with ``PermissionError``, through an audit hook, so a
-  notebook cannot find ``../shared/data`` by a side route either.
+  (``os.pathsep``-separated: the real-data folder) refused with ``PermissionError``, through an audit hook, so
+  a notebook cannot find ``../shared/data`` by a side route either.
 
 The kernel talks to the notebook runner over ZMQ on loopback, which stays allowed. C libraries that open their
 own sockets (GDAL's curl) bypass Python's socket module; the test points their proxy variables at a closed

@@ -1,8 +1,10 @@
-"""terralab.catalog: lookup order, sha256 verification, clear errors, readers, and the real catalog's coverage.
+"""terralab.catalog: lookup order, sha256 verification, clear errors, readers, and the real catalog's
+coverage.
 
 No test touches the network: an autouse fixture makes every socket connect fail, and downloads are simulated
-by replacing pooch's HTTP downloader (so pooch's own temp-file / hash / rename path still runs). Retries do not
-wait: the back-off sleep is replaced by a recorder, so the tests see the delays that would have been waited.
+by replacing pooch's HTTP downloader (so pooch's own temp-file / hash / rename path still runs). Retries do
+not wait: the back-off sleep is replaced by a recorder, so the tests see the delays that would have been
+waited.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""Cloud runs for real (issue 14): a Dask cluster of separate processes, started with the ``dask scheduler`` and
-``dask worker`` commands users run on a cloud or HPC node, and an S3-compatible object store spoken to over HTTP
-(moto's server, in this process). Nothing here is simulated in-process: the sweeps are ``terralab`` commands in
-their own processes, their runs execute in the worker processes, and every file goes through the S3 protocol.
+"""Cloud runs for real (issue 14): a Dask cluster of separate processes, started with the ``dask scheduler``
+and ``dask worker`` commands users run on a cloud or HPC node, and an S3-compatible object store spoken to
+over HTTP (moto's server, in this process). Nothing here is simulated in-process: the sweeps are ``terralab``
+commands in their own processes, their runs execute in the worker processes, and every file goes through the
+S3 protocol.
 
-* ``terralab run -o s3://…``, ``terralab demo -o s3://…`` and ``terralab sweep -o s3://…`` put every run's files,
-  the index and the comparison page in the bucket; ``terralab report s3://…`` rebuilds the index from it;
-  credentials come from the environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+* ``terralab run -o s3://…``, ``terralab demo -o s3://…`` and ``terralab sweep -o s3://…`` put every run's
+  files, the index and the comparison page in the bucket; ``terralab report s3://…`` rebuilds the index from
+  it; credentials come from the environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
   ``AWS_ENDPOINT_URL``) and no output file holds them.
 * A worker killed in the middle of a sweep loses its run only: the run is listed as failed and
   ``--retry-failed`` completes it.

@@ -1,4 +1,5 @@
-"""terralab.earthengine builds the right requests and handles credentials — with `ee` replaced by a recorder."""
+"""terralab.earthengine builds the right requests and handles credentials — with `ee` replaced by a
+recorder."""
 
 from __future__ import annotations
 
@@ -207,7 +208,8 @@ def test_export_table_tfrecord_starts_a_table_export(fake_ee):
 
 def test_catalog_earth_engine_entries_initialise_through_the_one_initialize(fake_ee, monkeypatch, tmp_path):
     """catalog.open of an Earth Engine entry uses earthengine.initialize (same credential rules as the
-    request builders): the service account's key project is billed, the entry's asset and bands are selected."""
+    request builders): the service account's key project is billed, the entry's asset and bands are
+    selected."""
     from terralab import catalog
 
     key = tmp_path / "key.json"

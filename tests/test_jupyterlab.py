@@ -2,8 +2,8 @@
 the ``terralab`` kernel runs a cell sent over the kernel websocket.
 
 The server runs from this environment on a free loopback port with a random token, and is always shut
-down (kernels first) when the module ends. Every wait is bounded. A missing ``jupyter`` skips with the reason on
-a user's machine and fails in CI (``conftest.require``); a server that does not start always fails.
+down (kernels first) when the module ends. Every wait is bounded. A missing ``jupyter`` skips with the reason
+on a user's machine and fails in CI (``conftest.require``); a server that does not start always fails.
 """
 
 from __future__ import annotations

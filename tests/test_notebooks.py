@@ -1,14 +1,14 @@
-"""Every notebook in notebooks/ is well-formed and runs under papermill with small parameters, offline, as on a
-fresh clone: no data mirror, an empty cache, and the network made to fail inside the kernel.
+"""Every notebook in notebooks/ is well-formed and runs under papermill with small parameters, offline, as on
+a fresh clone: no data mirror, an empty cache, and the network made to fail inside the kernel.
 
-The small parameters come from tests/notebook_params.yaml (``notebooks/<file>.ipynb: {name: value}``); a notebook
-missing from it runs on its defaults. Each run must record every metric the notebook's source records
-(every ``report.record("name", ...)`` call, read statically), so a section that silently skips when its data is
-missing fails the test instead of shrinking the report. With no notebooks at all, pytest reports the
+The small parameters come from tests/notebook_params.yaml (``notebooks/<file>.ipynb: {name: value}``); a
+notebook missing from it runs on its defaults. Each run must record every metric the notebook's source records
+(every ``report.record("name", ...)`` call, read statically), so a section that silently skips when its data
+is missing fails the test instead of shrinking the report. With no notebooks at all, pytest reports the
 parametrized tests as skipped ("got empty parameter set"), which CI's skip guard refuses.
 
-How "offline" is made (:func:`offline_kernel_env`): ``TERRALAB_DATA_MIRROR`` and ``TERRALAB_SHARED_DATA`` unset,
-``TERRALAB_CACHE``, ``TORCH_HOME`` and ``HF_HOME`` empty folders, no Earth Engine credentials, and a
+How "offline" is made (:func:`offline_kernel_env`): ``TERRALAB_DATA_MIRROR`` and ``TERRALAB_SHARED_DATA``
+unset, ``TERRALAB_CACHE``, ``TORCH_HOME`` and ``HF_HOME`` empty folders, no Earth Engine credentials, and a
 ``sitecustomize.py`` (tests/offline_guard.py) first on the kernel's PYTHONPATH that makes every non-loopback
 connection and name lookup raise and refuses reads below the real-data folder. ``run.run_notebook`` starts the
 kernel with this process's environment, so the kernel and whatever it starts get all of it; proxy variables
@@ -71,7 +71,8 @@ def _params_by_notebook() -> dict:
 # the metrics a notebook promises: every report.record("name", ...) in its source
 # --------------------------------------------------------------------------------------------------
 def _is_record_call(func: ast.expr) -> bool:
-    """``report.record``, ``terralab.report.record`` or a bare ``record`` (``from terralab.report import record``)."""
+    """``report.record``, ``terralab.report.record`` or a bare ``record`` (``from terralab.report import
+    record``)."""
     if isinstance(func, ast.Attribute) and func.attr == "record":
         owner = func.value
         return (isinstance(owner, ast.Name) and owner.id == "report") or (
@@ -311,8 +312,8 @@ def test_notebook_runs_offline_with_small_parameters_and_records_every_metric(
 
 
 def console_noise(nb) -> list[str]:
-    """What in an executed notebook's outputs is console noise rather than a result: text on stderr, progress-bar
-    frames, the "IProgress not found" warning, and bare numpy array reprs as a cell's result."""
+    """What in an executed notebook's outputs is console noise rather than a result: text on stderr,
+    progress-bar frames, the "IProgress not found" warning, and bare numpy array reprs as a cell's result."""
     found = []
     for cell in (c for c in nb.cells if c.cell_type == "code"):
         i = f"In [{cell.get('execution_count')}]"

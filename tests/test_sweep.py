@@ -126,8 +126,8 @@ def test_a_dying_worker_fails_only_its_own_run(tmp_path):
 
 
 def test_local_cluster_workers_leave_ctrl_c_to_the_sweep_and_skip_the_slow_iri_checker(cluster):
-    """The LocalCluster's preload (``dask_setup``): Ctrl-C reaches every process of a terminal command, and the
-    sweep, not each worker, handles it; nbformat's jsonschema goes without its 1.6-s IRI grammar."""
+    """The LocalCluster's preload (``dask_setup``): Ctrl-C reaches every process of a terminal command, and
+    the sweep, not each worker, handles it; nbformat's jsonschema goes without its 1.6-s IRI grammar."""
     import signal
 
     from distributed import Client
@@ -527,7 +527,8 @@ def test_restarting_an_interrupted_sweep_keeps_finished_points_and_adopts_runs_t
 )
 def test_what_a_restart_runs_again(tmp_path, case, mode, todo):
     """Only an unfinished attempt of the same notebook (by content) is resumed; a finished sweep, a changed
-    notebook or --fresh runs every point. A start that cannot reach its cluster leaves sweep.json as it was."""
+    notebook or --fresh runs every point. A start that cannot reach its cluster leaves sweep.json as it
+    was."""
     out = tmp_path / "out"
     first = _toy_record(1, sweep_id="other" if case == "files of another sweep" else "s1")
     state = _interrupted_sweep(

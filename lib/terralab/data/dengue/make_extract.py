@@ -4,14 +4,15 @@
 
 Writes beside this script (values copied unchanged, as text):
 
-* ``colombia_denguenet_weekly_cases.csv`` (year, week, one column per DANE code; the SIVIGILA table's 52 weeks a
-  year) and ``colombia_denguenet_population.csv`` (year, one column per code), from
+* ``colombia_denguenet_weekly_cases.csv`` (year, week, one column per DANE code; the SIVIGILA table's 52 weeks
+  a year) and ``colombia_denguenet_population.csv`` (year, one column per code), from
   ``colombia/DANE_Dengue_Data_Variables_v3.csv``;
-* ``colombia_denguenet_temperature.csv`` and ``colombia_denguenet_precipitation.csv``: the ``LastDayWeek`` column and
-  the five DengueNet municipalities' columns of SatelliteBench's ``colombia/temperature.csv`` and
+* ``colombia_denguenet_temperature.csv`` and ``colombia_denguenet_precipitation.csv``: the ``LastDayWeek``
+  column and the five DengueNet municipalities' columns of SatelliteBench's ``colombia/temperature.csv`` and
   ``precipitation.csv`` (every row, the source's column names and text unchanged);
-* ``dengai_labels_train.csv.gz`` and ``dengai_features_train.csv.gz``: the DengAI files ``dengai/*.csv`` compressed
-  with gzip (no time stamp, so the bytes are reproducible); decompressed they are byte-identical to the source.
+* ``dengai_labels_train.csv.gz`` and ``dengai_features_train.csv.gz``: the DengAI files ``dengai/*.csv``
+  compressed with gzip (no time stamp, so the bytes are reproducible); decompressed they are byte-identical to
+  the source.
 """
 
 import gzip

@@ -236,6 +236,10 @@ def test_unknown_or_inconsistent_parameters_are_refused():
         das.detect_vehicles(data, speed_max=100)
     with pytest.raises(InvalidInputError, match="speed_min_kmh"):
         das.detect_vehicles(data, speed_min_kmh=100, speed_max_kmh=50)
+    with pytest.raises(InvalidInputError, match="pair_merge_m must be >= 0"):
+        das.detect_vehicles(data, pair_merge_m=-5.0)
+    with pytest.raises(InvalidInputError, match="incoherent_speed_change must be >= 0"):
+        das.detect_vehicles(data, incoherent_speed_change=float("nan"))
 
 
 def test_output_columns_and_types():
@@ -293,3 +297,72 @@ def test_a_weak_track_of_the_other_direction_built_on_a_strong_vehicles_ridge_is
     crossing = track(1, 60.0, 10.0, x, x / (60 / 3.6))
     kept = dedupe_tracks([strong, echo, crossing], das.DetectParams())
     assert strong in kept and crossing in kept and echo not in kept
+
+
+def _lobe_tracks(offset_m: float, strengths=(100.0, 90.0), polarities=(0.8, 0.7)):
+    """Two parallel 40 km/h tracks ``offset_m`` apart on a band image whose envelope dips between them."""
+    from terralab.das.lines import Band
+
+    v = 40 / 3.6
+    xb = np.arange(0.0, 200.0, 5.0)
+    t = np.arange(0.0, 80.0, 0.125)
+    times = (30.0, 30.0 + offset_m / v)
+    env = sum(np.exp(-0.5 * ((t[:, None] - (tm + (xb[None, :] - 100.0) / v)) / 0.25) ** 2) for tm in times)
+    band = Band(
+        20 / 3.6, 40 / 3.6, 1, 1, 0.125, v * 0.125 / 5.0, t, env.astype(np.float32), 1.0, 0.5, env > 0.5
+    )
+    tracks = [
+        {
+            "direction": 1,
+            "speed_kmh": 40.0,
+            "t_mid": tm,
+            "t_in": tm - 9.0,
+            "t_out": tm + 9.0,
+            "poly": np.poly1d([1 / v, tm]),
+            "x_lo": 0.0,
+            "x_hi": 195.0,
+            "strength": s,
+            "polarity": pol,
+            "merged": 0,
+            "band_obj": band,
+        }
+        for tm, s, pol in zip(times, strengths, polarities)
+    ]
+    return tracks, xb, np.ones(len(xb), dtype=bool)
+
+
+def test_two_same_signed_lobes_of_comparable_strength_are_one_vehicle_at_their_midpoint():
+    from terralab.das.tracks import merge_parallel
+
+    p = das.DetectParams()
+    tracks, xb, valid = _lobe_tracks(18.0)
+    kept = merge_parallel(tracks, xb, valid, 100.0, p, max_vehicle_m=p.max_vehicle_m)
+    assert len(kept) == 1 and kept[0]["merged"] == 1
+    assert abs(kept[0]["t_mid"] - (30.0 + 0.5 * 18.0 / (40 / 3.6))) < 1e-9
+    # switched off, farther apart than pair_merge_m, a much weaker second track, or one without a sign: two
+    for tracks, kw in (
+        (_lobe_tracks(18.0)[0], {"pair_merge_m": 0.0}),
+        (_lobe_tracks(30.0)[0], {}),
+        (_lobe_tracks(18.0, strengths=(100.0, 50.0))[0], {}),
+        (_lobe_tracks(18.0, polarities=(0.8, 0.05))[0], {}),
+    ):
+        q = das.DetectParams(**kw)
+        assert len(merge_parallel(tracks, xb, valid, 100.0, q, max_vehicle_m=q.max_vehicle_m)) == 2, kw
+
+
+def test_a_bending_track_without_a_sign_beside_a_vehicle_is_dropped_but_never_a_lone_one():
+    from terralab.das.tracks import drop_incoherent
+
+    def track(t_mid, polarity, speed_change, direction=1):
+        return {"t_mid": t_mid, "polarity": polarity, "speed_change": speed_change, "direction": direction}
+
+    p = das.DetectParams()
+    vehicle, chain = track(30.0, -0.9, 0.0), track(31.0, 0.1, 0.6)
+    assert drop_incoherent([vehicle, chain], p) == [vehicle]
+    # a lone track stays (the real bridge record's vehicle bends and has no consistent sign)
+    assert drop_incoherent([chain], p) == [chain]
+    assert len(drop_incoherent([track(30.0, 0.1, 0.0), chain], p)) == 2  # its neighbour has no sign either
+    assert len(drop_incoherent([track(30.0, -0.9, 0.0, direction=-1), chain], p)) == 2  # other direction
+    assert len(drop_incoherent([track(27.0, -0.9, 0.0), chain], p)) == 2  # more than 2 s apart
+    assert len(drop_incoherent([vehicle, track(31.0, 0.1, 0.3)], p)) == 2  # bends less than 40 %
+    assert len(drop_incoherent([vehicle, chain], das.DetectParams(incoherent_speed_change=0.0))) == 2

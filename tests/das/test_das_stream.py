@@ -104,12 +104,13 @@ def test_stream_warns_when_slow_vehicles_cannot_fit_a_window(record):
 
 def test_streaming_with_the_energy_image_gives_the_same_vehicles_as_one_batch(record):
     data, _, folder = record
-    """The energy product is carried and trimmed with the stream's buffers (measured: 15 vehicles in one
-    batch, 17 streamed, 12 in common within 0.3 s and 3 %; the energy image's extra tracks are marginal, which
-    is why it is not the default)."""
+    """The energy product is carried and trimmed with the stream's buffers (measured: 13 vehicles in one
+    batch, 17 streamed, 11 in common within 0.3 s and 3 %; 14 in one batch before ``incoherent_speed_change``
+    dropped a false track there that the 60-s windows keep; of the 13 true vehicles the batch and the stream
+    each find 12; the energy image's extra tracks are marginal, which is why it is not the default)."""
     one = das.detect_vehicles(data, image="both")
     streamed, _ = das.collect(das.stream(folder, batch_s=60, step_s=20, image="both"))
-    assert len(one) >= 8 and abs(len(streamed) - len(one)) <= 3
+    assert len(one) >= 8 and abs(len(streamed) - len(one)) <= 4
     assert streamed["vehicle_id"].is_unique
     m = das.match(streamed, one, time_tolerance_s=0.3, speed_tolerance=0.03)
     assert len(m) >= len(one) - 3

@@ -4,7 +4,8 @@ Steps 8-9 of the detector (:mod:`terralab.das.detect`): :func:`refine_track` fol
 Hough segments and fits a quadratic t(x); :func:`track_summary` gives the one track dict both detection images
 share; :func:`dedupe_tracks` drops a vehicle found again (other speed band, echo of the other direction) and
 :func:`merge_parallel` joins the parallel tracks of one vehicle (axle groups, bogies, strain lobes), using the
-sign of the strain along each track (:func:`track_polarity`); :func:`set_flags` marks quality flags.
+sign of the strain along each track (:func:`track_polarity`); :func:`drop_incoherent` drops ridge chains that
+bend across a platoon with no consistent sign; :func:`set_flags` marks quality flags.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ import numpy as np
 from .lines import Band
 from .params import KMH, LOBE_POLARITY
 
+#: Smallest strength of the weaker of two same-signed lobes relative to the stronger for ``pair_merge_m``.
+PAIR_STRENGTH = 0.7
+#: Two vehicles passing mid-section within this many seconds are "near" (flag; platoon for
+#: :func:`drop_incoherent`).
+NEAR_S = 2.0
+
 if TYPE_CHECKING:
     from .params import DetectParams
 
 __all__ = [
     "dedupe_tracks",
+    "drop_incoherent",
     "merge_parallel",
     "refine_track",
     "robust_fit",
@@ -294,38 +302,92 @@ def merge_parallel(
     on every site: a tractor-trailer with its strain spreading; a 30-45 m tram's bogies can stay apart). With
     ``p.lobe_merge`` a track whose strain has the opposite sign of a stronger one (:func:`track_polarity`) is merged
     too, even where the envelope dips between them: it is that vehicle's lobe, and the vehicle keeps the stronger
-    track's time.
+    track's time. With ``p.pair_merge_m`` a track of the same sign and comparable strength (at least
+    :data:`PAIR_STRENGTH` of the stronger) within that distance is merged at the midpoint of the two: they are
+    the lobes ahead of and behind one vehicle whose centre was missed (once per vehicle: a vehicle that
+    already merged a track takes no pair).
     """
     tracks = sorted(tracks, key=lambda d: -d["strength"])
     kept: list[dict] = []
     for tr in tracks:
-        host, lobe = None, False
+        host, kind = None, ""
         for k in kept:
             if k["direction"] != tr["direction"] or abs(np.log(k["speed_kmh"] / tr["speed_kmh"])) > 0.1:
                 continue
-            if abs(tr["t_mid"] - k["t_mid"]) > max_vehicle_m / (k["speed_kmh"] * KMH):
-                continue
-            if _joined(k, tr, xb, valid, x_mid, bands) >= join_fraction:
+            kind = _same_vehicle(k, tr, xb, valid, x_mid, p, max_vehicle_m, join_fraction, bands)
+            if kind:
                 host = k
-                break
-            if p.lobe_merge and k.get("polarity", 0.0) * tr.get("polarity", 0.0) <= -(LOBE_POLARITY**2):
-                # the opposite-signed lobe of a stronger vehicle's quasi-static strain: the same vehicle,
-                # reported at the stronger ridge
-                host, lobe = k, True
                 break
         if host is None:
             kept.append(tr)
-        else:
-            host["merged"] += 1 + tr.get("merged", 0)
-            if not lobe and tr["strength"] >= 0.5 * host["strength"]:
-                # comparable parts (axle groups, bogies): the vehicle passes at their load-weighted centre
-                w0, w1 = host["strength"], tr["strength"]
-                shift = w1 / (w0 + w1) * (tr["t_mid"] - host["t_mid"])
-                host["poly"] = host["poly"] + np.poly1d([shift])
-                host["t_mid"] += shift
-                host["t_in"] += shift
-                host["t_out"] += shift
+            continue
+        host["merged"] += 1 + tr.get("merged", 0)
+        shift = 0.0
+        if kind == "pair":
+            # the two lobes of one sign flank the vehicle's (missed) centre
+            shift = 0.5 * (tr["t_mid"] - host["t_mid"])
+        elif kind == "joined" and tr["strength"] >= 0.5 * host["strength"]:
+            # comparable parts (axle groups, bogies): the vehicle passes at their load-weighted centre
+            w0, w1 = host["strength"], tr["strength"]
+            shift = w1 / (w0 + w1) * (tr["t_mid"] - host["t_mid"])
+        if shift:
+            host["poly"] = host["poly"] + np.poly1d([shift])
+            host["t_mid"] += shift
+            host["t_in"] += shift
+            host["t_out"] += shift
     return kept
+
+
+def _same_vehicle(k, tr, xb, valid, x_mid, p: DetectParams, max_vehicle_m, join_fraction, bands) -> str:
+    """Why the weaker track ``tr`` is part of the kept vehicle ``k`` of its speed and direction ("joined",
+    "lobe", "pair"), or "" when it is another vehicle."""
+    dt_s = abs(tr["t_mid"] - k["t_mid"])
+    v = k["speed_kmh"] * KMH
+    sign = k.get("polarity", 0.0) * tr.get("polarity", 0.0)
+    if dt_s <= max_vehicle_m / v:
+        if _joined(k, tr, xb, valid, x_mid, bands) >= join_fraction:
+            return "joined"
+        if p.lobe_merge and sign <= -(LOBE_POLARITY**2):
+            # the opposite-signed lobe of a stronger vehicle's quasi-static strain: the same vehicle,
+            # reported at the stronger ridge
+            return "lobe"
+    if (
+        p.pair_merge_m > 0
+        and dt_s <= p.pair_merge_m / v
+        and sign >= LOBE_POLARITY**2
+        and tr["strength"] >= PAIR_STRENGTH * k["strength"]
+        and not k.get("merged", 0)
+    ):
+        # two lobes of one sign and comparable strength: one vehicle whose centre ridge was missed
+        return "pair"
+    return ""
+
+
+def drop_incoherent(tracks, p: DetectParams) -> list[dict]:
+    """The tracks without those that bend and have no sign, within a platoon: a track whose speed changes by
+    more than ``p.incoherent_speed_change`` across the section, whose strain has no consistent sign
+    (:func:`track_polarity` below :data:`LOBE_POLARITY`) and which passes mid-section within :data:`NEAR_S` of
+    a track of its direction that has a consistent sign (a vehicle) is a ridge chain hopping between the
+    vehicles of a platoon or of a queue at a signal, not a vehicle. A track with no such neighbour is always
+    kept: on the real bridge record no track has a consistent sign (the deck is no half-space), and the real
+    vehicle, which bends with the spans, would otherwise be dropped in favour of a straighter ghost."""
+    if not p.incoherent_speed_change > 0:
+        return list(tracks)
+
+    def chain(tr) -> bool:
+        return (
+            abs(tr["speed_change"]) > p.incoherent_speed_change
+            and abs(tr.get("polarity", 0.0)) < LOBE_POLARITY
+            and any(
+                k is not tr
+                and k["direction"] == tr["direction"]
+                and abs(k["t_mid"] - tr["t_mid"]) <= NEAR_S
+                and abs(k.get("polarity", 0.0)) >= LOBE_POLARITY
+                for k in tracks
+            )
+        )
+
+    return [tr for tr in tracks if not chain(tr)]
 
 
 def track_polarity(tr, z, t, dt, xb, dxb, x_mid, p: DetectParams) -> float:
@@ -398,6 +460,6 @@ def set_flags(tracks) -> None:
             flags.append("partial")
         if abs(tr["speed_change"]) > 0.1:
             flags.append("speed_change")
-        if len(t) > 1 and np.sort(np.abs(t - t[i]))[1] < 2.0:
+        if len(t) > 1 and np.sort(np.abs(t - t[i]))[1] < NEAR_S:
             flags.append("near")
         tr["flags"] = ",".join(flags)

@@ -2,17 +2,17 @@
 
 ``terralab.das.synthetic`` ("bump": Gaussian strain bumps per axle, bridge spans, AR(1) noise) and
 ``terralab.das.halfspace`` ("halfspace": Boussinesq half-space strain per wheel, Rayleigh waves, car-following
-traffic with trams, stop-and-go and side streets, coupling 0.3-1.0, power-law noise, common-mode bursts) share no
-signature code. Every scene draws its parameters at random from its seed.
+traffic with trams, stop-and-go and side streets, coupling 0.3-1.0, power-law noise, common-mode bursts) share
+no signature code. Every scene draws its parameters at random from its seed.
 
 **How the parameters were chosen** (``--choose``; issue 11 item 3). The grid :data:`GRID` (24 settings: image
 "strain" or "both", low-pass 1 Hz at 8 Hz or 2 Hz at 12 Hz, threshold 3.5 or 4.5 sigma, merge length 12, 25 or
-40 m; ``lobe_merge`` and ``speed_stack`` off) is run on the development seeds 100-107 of ONE simulator (highway
-and urban site presets), and the setting with the highest F1 averaged over the two sites is kept; then the four
-on/off combinations of ``lobe_merge`` and ``speed_stack`` are run with it (``--options``; on the half-space
-simulator only: the bump choice predates them and keeps both off), and the best mean F1 is that simulator's
-choice. The two choices are stored in ``terralab.das.detect.CHOSEN`` (the packaged defaults are the half-space
-choice). Seeds 100-107 are the only scenes any detector parameter was chosen on.
+40 m; ``lobe_merge`` and ``speed_stack`` off) is run on the development seeds 100-107 of ONE simulator
+(highway and urban site presets), and the setting with the highest F1 averaged over the two sites is kept;
+then the four on/off combinations of ``lobe_merge`` and ``speed_stack`` are run with it (``--options``; on the
+half-space simulator only: the bump choice predates them and keeps both off), and the best mean F1 is that
+simulator's choice. The two choices are stored in ``terralab.das.detect.CHOSEN`` (the packaged defaults are
+the half-space choice). Seeds 100-107 are the only scenes any detector parameter was chosen on.
 
 Half-space choice after the simulator audit (Odemark equivalent depth, coupling 0.3-1.0), development seeds,
 mean F1 (highway P/R, urban P/R): grid best "strain", 1 Hz at 8 Hz, 3.5 sigma, 25 m: 0.738 (0.94/0.82,
@@ -20,12 +20,12 @@ mean F1 (highway P/R, urban P/R): grid best "strain", 1 Hz at 8 Hz, 3.5 sigma, 2
 0.742 (0.94/0.82, 0.60/0.62; duplicates 3 + 21 instead of 3 + 28; speed MAE 1.76 / 1.50 km/h instead of 2.11 /
 1.32).
 
-**The table** (default mode): both choices are scored on unseen seeds (default 1000-1019, used nowhere else; the
-tests use 500-599, the classifier trains on 2000+) of both simulators and both sites, each scene made once. The
-vehicle classifier is the one trained on the same simulator the detector parameters were chosen on
+**The table** (default mode): both choices are scored on unseen seeds (default 1000-1019, used nowhere else;
+the tests use 500-599, the classifier trains on 2000+) of both simulators and both sites, each scene made
+once. The vehicle classifier is the one trained on the same simulator the detector parameters were chosen on
 (``vehicle_classifier.json``: half-space, the packaged one; ``vehicle_classifier_bump.json``: bump). It prints
-pooled precision, recall, count error, duplicates, speed MAE (km/h) and class accuracy (car / truck / tram where
-the site has a tram line), then the targets of issue 11 and whether each is met.
+pooled precision, recall, count error, duplicates, speed MAE (km/h) and class accuracy (car / truck / tram
+where the site has a tram line), then the targets of issue 11 and whether each is met.
 
 Run: ``python benchmarks/das_cross_simulator.py --scenes 20`` (about 40 min on one busy core), or
 ``--choose`` to redo the choice (about 1 h; about 20 min of it per simulator on two busy cores).
@@ -94,8 +94,8 @@ def choose(simulator: str, *, progress: bool = True) -> tuple[dict, list]:
 
 
 def choose_options(simulator: str, base: dict, *, progress: bool = True) -> tuple[dict, list]:
-    """With the grid's choice ``base`` fixed, the on/off combination of ``lobe_merge`` and ``speed_stack`` with
-    the best site-averaged F1 on the development seeds (ties: fewer options on)."""
+    """With the grid's choice ``base`` fixed, the on/off combination of ``lobe_merge`` and ``speed_stack``
+    with the best site-averaged F1 on the development seeds (ties: fewer options on)."""
     from terralab.das import evaluate
 
     combos = [{"lobe_merge": lm, "speed_stack": ss} for lm in (False, True) for ss in (False, True)]
@@ -136,7 +136,8 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             best, ranking = choose(sim)
             print(
-                f"chosen on {sim} (dev seeds {DEV_SEEDS.start}-{DEV_SEEDS.stop - 1}, {time.perf_counter() - t:.0f} s):"
+                f"chosen on {sim} (dev seeds {DEV_SEEDS.start}-{DEV_SEEDS.stop - 1}, "
+                f"{time.perf_counter() - t:.0f} s):"
                 f" {best}"
             )
             for score, cfg in ranking[:5]:
@@ -155,7 +156,8 @@ def main(argv=None) -> int:
     seeds = range(args.first_seed, args.first_seed + args.scenes)
     header = (
         f"{'chosen on':10s} {'scored on':10s} {'site':8s} {'scenes':>6s} {'true':>5s} {'det':>5s} "
-        f"{'precision':>9s} {'recall':>7s} {'count err %':>11s} {'dups':>5s} {'speed MAE':>9s} {'class acc':>9s}"
+        f"{'precision':>9s} {'recall':>7s} {'count err %':>11s} "
+        f"{'dups':>5s} {'speed MAE':>9s} {'class acc':>9s}"
     )
     rows = []
     print(header)
@@ -172,7 +174,8 @@ def main(argv=None) -> int:
                 print(
                     f"{chosen:10s} {sim:10s} {site:8s} {pooled['n_scenes']:6d} {pooled['n_true']:5d} "
                     f"{pooled['n_detected']:5d} {pooled['precision']:9.3f} {pooled['recall']:7.3f} "
-                    f"{pooled['count_error_pct']:11.1f} {pooled['duplicates']:5d} {pooled['speed_mae_kmh']:9.2f} "
+                    f"{pooled['count_error_pct']:11.1f} {pooled['duplicates']:5d} "
+                    f"{pooled['speed_mae_kmh']:9.2f} "
                     f"{pooled['class_accuracy']:9.3f}",
                     flush=True,
                 )

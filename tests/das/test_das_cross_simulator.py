@@ -1,14 +1,15 @@
 """The packaged defaults on scenes of two independently written simulators (small version of the benchmark).
 
-``benchmarks/das_cross_simulator.py`` prints the full table (20 unseen scenes per simulator and site, parameters
-chosen on either simulator); this test runs unseen scenes (seeds 500-502: seeds 500-599 are used nowhere else;
-one highway scene, three urban ones) with the packaged defaults and the site preset, and holds the floors below.
+``benchmarks/das_cross_simulator.py`` prints the full table (20 unseen scenes per simulator and site,
+parameters chosen on either simulator); this test runs unseen scenes (seeds 500-502: seeds 500-599 are used
+nowhere else; one highway scene, three urban ones) with the packaged defaults and the site preset, and holds
+the floors below.
 
-The defaults were re-chosen after the half-space simulator's audit (Odemark equivalent depth, coupling 0.3-1.0)
-on its development seeds 100-107 only (``python benchmarks/das_cross_simulator.py --choose``: low-pass 1 Hz at
-8 Hz, threshold 3.5, merge 25 m; then ``lobe_merge`` and ``speed_stack`` on; then ``pair_merge_m`` 25 m and
-``incoherent_speed_change`` 0.4 on the development seeds of both simulators, see ``detect.CHOSEN``). Measured
-with them on these unseen scenes (development machine):
+The defaults were re-chosen after the half-space simulator's audit (Odemark equivalent depth, coupling
+0.3-1.0) on its development seeds 100-107 only (``python benchmarks/das_cross_simulator.py --choose``:
+low-pass 1 Hz at 8 Hz, threshold 3.5, merge 25 m; then ``lobe_merge`` and ``speed_stack`` on; then
+``pair_merge_m`` 25 m and ``incoherent_speed_change`` 0.4 on the development seeds of both simulators, see
+``detect.CHOSEN``). Measured with them on these unseen scenes (development machine):
 
 * bump highway (seed 500): P 1.00, R 0.90, 0 duplicates, speed MAE 1.04 km/h;
 * bump urban (500-502): P 1.00, R 0.88, 0 duplicates, speed MAE 0.41 km/h;
@@ -19,14 +20,14 @@ with them on these unseen scenes (development machine):
 half-space urban P 0.51, R 0.59, 8 duplicates, 1.60 km/h; the rest unchanged. On the 20-scene benchmark the
 two rules raise precision and cut the half-space duplicates by a quarter, at a recall cost of 0.005-0.015.)
 
-Floors are these values minus (plus, for duplicates and speed error) the scene-to-scene standard deviation of the
-same metric over the development seeds 100-107 with the same defaults (precision / recall / duplicates per scene
-/ speed MAE: bump highway 0.03 / 0.06 / 0 / 0.40, bump urban 0.02 / 0.12 / 0 / 0.22, half-space highway
+Floors are these values minus (plus, for duplicates and speed error) the scene-to-scene standard deviation of
+the same metric over the development seeds 100-107 with the same defaults (precision / recall / duplicates per
+scene / speed MAE: bump highway 0.03 / 0.06 / 0 / 0.40, bump urban 0.02 / 0.12 / 0 / 0.22, half-space highway
 0.05 / 0.11 / 0.3 / 0.82, half-space urban 0.11 / 0.14 / 0.9 / 0.48; duplicates rounded up, times sqrt(3) for
-the three urban scenes). The issue-11 targets (P, R >= 0.97, no duplicates, speed MAE <= 2 km/h) are NOT MET on
-the half-space simulator, although an oracle that knows each vehicle's track finds every development vehicle
-above the noise there (``benchmarks/das_oracle.py``): the track search, not the signal, is what is missing. The
-floors hold today's state, not a quality claim.
+the three urban scenes). The issue-11 targets (P, R >= 0.97, no duplicates, speed MAE <= 2 km/h) are NOT MET
+on the half-space simulator, although an oracle that knows each vehicle's track finds every development
+vehicle above the noise there (``benchmarks/das_oracle.py``): the track search, not the signal, is what is
+missing. The floors hold today's state, not a quality claim.
 """
 
 from __future__ import annotations

@@ -41,11 +41,11 @@ def urban():
     return _pooled("urban_street")
 
 
-# Measured with the packaged defaults (re-chosen on the half-space simulator's development seeds after its audit,
-# see detect.CHOSEN) on these bump scenes: highway R 0.97 P 1.00 count error 3 % speed within 5 % for 0.94;
-# urban R 0.83 P 1.00 count error 17 % within 5 % for 0.86. The previous defaults (2 Hz at 12 Hz, chosen on the
-# pre-audit half-space simulator) gave urban R 0.91 P 0.97 count error 6 % within 5 % 0.97: the half-space choice
-# costs the bump urban street about 0.08 recall. Floors: measured minus a margin.
+# Measured with the packaged defaults (re-chosen on the half-space simulator's development seeds after its
+# audit, see detect.CHOSEN) on these bump scenes: highway R 0.97 P 1.00 count error 3 % speed within 5 % for
+# 0.94; urban R 0.83 P 1.00 count error 17 % within 5 % for 0.86. The previous defaults (2 Hz at 12 Hz, chosen
+# on the pre-audit half-space simulator) gave urban R 0.91 P 0.97 count error 6 % within 5 % 0.97: the
+# half-space choice costs the bump urban street about 0.08 recall. Floors: measured minus a margin.
 FLOORS = {
     "highway": {"recall": 0.93, "precision": 0.95, "count": 0.08, "within5": 0.9},
     "urban": {"recall": 0.8, "precision": 0.95, "count": 0.2, "within5": 0.83},
@@ -107,13 +107,13 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data):
     """Issue 11 asks for one vehicle within 2 km/h under every +-20 % change: NOT MET.
 
     Measured with the packaged defaults (this test prints it; defaults re-chosen on the half-space simulator's
-    development seeds after its audit: low-pass 1 Hz at 8 Hz, lobe merge, stacked speed): 19 of 32 settings (16
-    parameters x 0.8, 1.2) give exactly one vehicle (the previous 2 Hz defaults: 24 of 32); the default gives one
-    vehicle at 47.8 km/h, direction -1. A vehicle in direction -1 is found in all 32 settings, at 40-65 km/h in 31
-    of them; ``lowpass_hz`` x 0.8 (0.8 Hz) reports it at 68.0 km/h (the record's strain comes in span-sized
-    blocks, and which blocks a setting's ridge joins moves the fitted speed). What the test holds: the vehicle is
-    never lost, never reported in the wrong direction, its speed stays within 40-70 km/h, at least 19 settings give
-    exactly one vehicle, and the default gives exactly one.
+    development seeds after its audit: low-pass 1 Hz at 8 Hz, lobe merge, stacked speed): 19 of 32 settings
+    (16 parameters x 0.8, 1.2) give exactly one vehicle (the previous 2 Hz defaults: 24 of 32); the default
+    gives one vehicle at 47.8 km/h, direction -1. A vehicle in direction -1 is found in all 32 settings, at
+    40-65 km/h in 31 of them; ``lowpass_hz`` x 0.8 (0.8 Hz) reports it at 68.0 km/h (the record's strain comes
+    in span-sized blocks, and which blocks a setting's ridge joins moves the fitted speed). What the test
+    holds: the vehicle is never lost, never reported in the wrong direction, its speed stays within 40-70
+    km/h, at least 19 settings give exactly one vehicle, and the default gives exactly one.
     """
     data = das.read(shared_data / "das/bridge_vehicle/fig1.npz")
     base = das.DetectParams()

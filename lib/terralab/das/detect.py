@@ -11,11 +11,13 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
 3. **Speed bands**: the speed range is split into octave bands (the published chain used one 80-85 km/h band
    per pass); each band works on an image whose time step keeps its tracks near the diagonal, so one default
    covers 8-160 km/h on 1 m / 1000 Hz highway bridges and 5 m / 625 Hz streets alike.
-4. **Velocity-tuned filtering** per band and direction: a band-pass along time matched to the strain pulse at the
-   band's speed (for a local bump of ``pulse_m`` and a span-long response of ``long_pulse_m``), an f-k fan that
-   keeps the band's apparent velocities in one direction, the analytic envelope (one ridge per vehicle), and a
-   Gaussian of ``smoothing_m`` along the band's track direction, normalised to unit noise.
-5. **Adaptive threshold and thin edges**: ``threshold_sigma`` times the robust noise level of each band's image
+4. **Velocity-tuned filtering** per band and direction: a band-pass along time matched to the strain pulse at
+  the
+   band's speed (for a local bump of ``pulse_m`` and a span-long response of ``long_pulse_m``), an f-k fan
+   that keeps the band's apparent velocities in one direction, the analytic envelope (one ridge per vehicle),
+   and a Gaussian of ``smoothing_m`` along the band's track direction, normalised to unit noise.
+5. **Adaptive threshold and thin edges**: ``threshold_sigma`` times the robust noise level of each band's
+  image
    (no fixed amplitude), non-maximum suppression (along time; along distance in slow bands whose tracks are
    steep), and suppression of ridge pixels that a band of
    another speed or direction explains better (ghosts of strong vehicles).
@@ -27,10 +29,11 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    ``min_coverage`` of the section in metres and show on ``min_fill`` of the channels along it (the published
    OpenCV length check is per axis, so a track as long as the section could never pass it). Tracks whose
    points mostly belong to a stronger track are dropped. Speed and time are read at mid-section.
-9. **Merge and explain away**: a track whose ridge mostly lies on a stronger track of the same direction is that
+9. **Merge and explain away**: a track whose ridge mostly lies on a stronger track of the same direction is
+  that
    vehicle again; a much weaker track of the other direction built on a strong vehicle's ridge is its echo;
-   parallel tracks of one speed joined by signal within ``max_vehicle_m`` are one vehicle (axle groups, bogies),
-   reported at their load-weighted centre; two same-signed lobes of comparable strength within
+   parallel tracks of one speed joined by signal within ``max_vehicle_m`` are one vehicle (axle groups,
+   bogies), reported at their load-weighted centre; two same-signed lobes of comparable strength within
    ``pair_merge_m`` are one vehicle at their midpoint; a track that bends by more than
    ``incoherent_speed_change`` with no consistent strain sign is a chain across a platoon and is dropped.
    ``site`` presets bound the speeds to what the site allows.
@@ -38,8 +41,8 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
     (:mod:`terralab.das.classify`), from features that transfer between sites.
 
 ``image="both"`` adds a second detection image, the band-limited energy of the strain rate
-(:mod:`terralab.das.filters`), searched by slant stacking; it sees a signature whatever its sign or band, but on
-both simulators it added more false tracks than vehicles, so the packaged default is the strain image alone
+(:mod:`terralab.das.filters`), searched by slant stacking; it sees a signature whatever its sign or band, but
+on both simulators it added more false tracks than vehicles, so the packaged default is the strain image alone
 (``benchmarks/das_cross_simulator.py``; the defaults were chosen there on development scenes, see
 :data:`CHOSEN`).
 
@@ -127,9 +130,10 @@ def detect_vehicles(
         One row per vehicle, sorted by time: ``vehicle_id``, ``time`` (datetime64[ns], passage of the middle
         of the section), ``speed_kmh`` (at mid-section), ``direction`` (+1 towards increasing distance),
         ``vehicle_class`` ("car"/"truck", or "tram" with ``trams=True``), ``score`` (fraction of the section
-        along which the track was seen), ``p_truck`` (probability of a heavy vehicle: truck, bus or tram), ``t_start``/``t_end`` (section entry/exit), ``distance_start_m``/``distance_end_m``
-        (distance range seen), ``coverage``, ``snr``, ``speed_change`` (relative, exit vs entry).
-        ``attrs`` hold the parameters, masked channels and timing.
+        along which the track was seen), ``p_truck`` (probability of a heavy vehicle: truck, bus or tram),
+        ``t_start``/``t_end`` (section entry/exit), ``distance_start_m``/``distance_end_m`` (distance range
+        seen), ``coverage``, ``snr``, ``speed_change`` (relative, exit vs entry). ``attrs`` hold the
+        parameters, masked channels and timing.
 
     Raises
     ------
@@ -159,7 +163,8 @@ def detect_vehicles(
     shortest = abs(x[-1] - x[0]) / (p.speed_max_kmh * KMH)
     if duration_s < shortest:
         warnings.warn(
-            f"the record lasts {duration_s:.2f} s, less than one crossing of this {abs(x[-1] - x[0]):g} m section "
+            f"the record lasts {duration_s:.2f} s, less than one crossing "
+            f"of this {abs(x[-1] - x[0]):g} m section "
             f"even at speed_max_kmh={p.speed_max_kmh:g} ({shortest:.2f} s): no vehicle can be detected; the "
             "result is an empty table (with every column). Pass a longer record",
             ShortRecordWarning,
@@ -245,7 +250,8 @@ def make_decimator(fs: float, x: np.ndarray, p: DetectParams, measurand: str):
 def _check_rates(fs: float, x: np.ndarray, p: DetectParams) -> None:
     if fs < 4 * p.lowpass_hz:
         raise InvalidInputError(
-            f"sampling rate {fs:g} Hz is too low for lowpass_hz={p.lowpass_hz:g}: need >= {4 * p.lowpass_hz:g} Hz"
+            f"sampling rate {fs:g} Hz is too low for lowpass_hz={p.lowpass_hz:g}: "
+            f"need >= {4 * p.lowpass_hz:g} Hz"
         )
     length = abs(x[-1] - x[0])
     fs_lf = fs / max(1, int(np.floor(fs / 100.0))) if fs >= 100 else fs
@@ -258,9 +264,11 @@ def _check_rates(fs: float, x: np.ndarray, p: DetectParams) -> None:
     if fs_lf >= 0.9 * p.lf_rate_hz or fs >= need:
         # the image already runs at lf_rate_hz: recording faster changes nothing, the section is too short
         raise InvalidInputError(
-            f"this {length:g} m section is too short for speeds up to {p.speed_max_kmh:g} km/h: a crossing lasts "
+            f"this {length:g} m section is too short for speeds up to {p.speed_max_kmh:g} km/h: "
+            f"a crossing lasts "
             f"{crossing:.2f} s, which must span >= 8 samples of the detector's {fs_lf:.3g} Hz image "
-            f"(lf_rate_hz={p.lf_rate_hz:g}); use a longer section (>= {8.0 / fs_lf * p.speed_max_kmh * KMH:.0f} m), "
+            f"(lf_rate_hz={p.lf_rate_hz:g}); use a longer section "
+            f"(>= {8.0 / fs_lf * p.speed_max_kmh * KMH:.0f} m), "
             f"lower speed_max_kmh (<= {v_ok:.0f}), or raise lf_rate_hz (>= {need:.1f})"
         )
     raise InvalidInputError(
@@ -353,7 +361,8 @@ def _normalised_image(lf, p: DetectParams):
 
 
 def _speed_bands(z, t, dt, xb, dxb, valid, p: DetectParams) -> list[Band]:
-    """Every speed band's image, direction and pulse scale, with ghosts suppressed and Hough segments found."""
+    """Every speed band's image, direction and pulse scale, with ghosts suppressed and Hough segments
+    found."""
     # soft saturation: channel-to-channel coupling differences modulate a strong truck's ridge, and that
     # modulation leaks into every speed band and the other direction (ghost tracks); clipped ridges do not
     zc = (p.clip_sigma * np.tanh(z / p.clip_sigma)).astype(np.float32) if p.clip_sigma > 0 else z
@@ -371,7 +380,8 @@ def _speed_bands(z, t, dt, xb, dxb, valid, p: DetectParams) -> list[Band]:
 
 
 def _strain_tracks(bands: list[Band], xb, dxb, valid, x_mid, length, section, p: DetectParams) -> list[dict]:
-    """One refined track per DBSCAN cluster of each direction's Hough segments (clusters that fail are dropped)."""
+    """One refined track per DBSCAN cluster of each direction's Hough segments (clusters that fail are
+    dropped)."""
     tracks = []
     for direction in (1, -1):
         segs = [s for b in bands if b.direction == direction for s in b.segments]

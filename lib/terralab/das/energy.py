@@ -61,8 +61,8 @@ def _slant_stack(ze, dt, xb, valid, x_mid, slowness, direction, *, keep: float, 
     """Robust mean of ``ze`` along straight tracks t = t0 + direction * s * (x - x_mid), for every t0 row.
 
     Along each track the values are clipped, the highest ``1 - keep`` fraction is dropped (a track that only
-    crosses a strong vehicle's ridge gains nothing from the crossing), and the rest is averaged; tracks that see
-    fewer than ``min_cover`` of the live channels inside the record are NaN.
+    crosses a strong vehicle's ridge gains nothing from the crossing), and the rest is averaged; tracks that
+    see fewer than ``min_cover`` of the live channels inside the record are NaN.
     """
     cols = np.flatnonzero(valid)
     n_t = ze.shape[0]
@@ -92,8 +92,8 @@ def _slant_stack(ze, dt, xb, valid, x_mid, slowness, direction, *, keep: float, 
 def energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p: DetectParams):
     """Vehicle tracks from the energy image by slant stacking (straight tracks, then a ridge-following fit).
 
-    For each direction and speed (steps of ``speed_resolution``, at least 2 %) the robust along-track mean of the
-    energy image is computed for every time; its local maxima over time and speed that exceed
+    For each direction and speed (steps of ``speed_resolution``, at least 2 %) the robust along-track mean of
+    the energy image is computed for every time; its local maxima over time and speed that exceed
     ``energy_threshold`` times the noise of the stack are vehicles. A stronger maximum of the same direction
     within ``energy_exclusion_m`` of travel (in time) and 15 % of speed suppresses a weaker one (one vehicle,
     one track); vehicles 1.2 s apart stay apart when their energies dip in between.
@@ -135,8 +135,8 @@ def energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p: DetectPa
         for si, ti in peaks[order]:
             v = speeds[si]
             t0 = t[ti]
-            # explain away: a track that runs inside a stronger vehicle's energy ridge over much of the section
-            # is that vehicle (at a slightly wrong speed or time, its vibration halo, its other axles)
+            # explain away: a track that runs inside a stronger vehicle's energy ridge over much of the
+            # section is that vehicle (at a slightly wrong speed or time, its vibration halo, its other axles)
             tc = t0 + direction * xs / v
             claimed = np.zeros(len(xs), dtype=bool)
             for lo, hi in zip(lo_all, hi_all):
@@ -271,7 +271,8 @@ def fuse_tracks(strain_tracks, energy_tracks, p: DetectParams):
 
 
 def _lower_tail_noise(vals, axis=None):
-    """Centre and standard deviation of the noise in an image where signal is positive and may fill much of it.
+    """Centre and standard deviation of the noise in an image where signal is positive and may fill much of
+    it.
 
     The 5th and 25th percentiles are noise-only as long as vehicles cover less than ~70 % of the samples:
     for Gaussian noise, sigma = (q25 - q5) / 0.97 and the centre is q25 + 0.674 sigma.

@@ -180,9 +180,9 @@ def band_segments(band: Band, band_id: int, xb, dxb, valid, p: DetectParams) -> 
 def _matched_bandpass(img, valid, tau_rows, mad=None):
     """Band-pass along time matched to a strain pulse lasting ``tau_rows`` rows, then unit noise per channel.
 
-    A difference of Gaussians keeps the pulse (a vehicle's strain bump) and removes the slow drift and red noise
-    that dominate integrated DAS data below the pulse's frequencies. Returns the image and the per-channel scale
-    it was divided by (``mad``, when given, is used instead of the image's own).
+    A difference of Gaussians keeps the pulse (a vehicle's strain bump) and removes the slow drift and red
+    noise that dominate integrated DAS data below the pulse's frequencies. Returns the image and the
+    per-channel scale it was divided by (``mad``, when given, is used instead of the image's own).
     """
     from scipy import ndimage
 

@@ -71,12 +71,12 @@ FLAGS = {
 
 #: The detector settings chosen on each simulator's development scenes (seeds 100-107, highway and urban), by
 #: ``python benchmarks/das_cross_simulator.py --choose``: the best site-averaged F1 over its 24-setting grid.
-#: The packaged defaults of :class:`DetectParams` are the "halfspace" choice; the benchmark scores both choices
-#: on unseen scenes of both simulators. The half-space choice was redone after the simulator audit (Odemark
-#: equivalent depth, coupling 0.3-1.0): mean F1 0.738 for this setting vs 0.713 for the previous one (2 Hz at
-#: 12 Hz). ``lobe_merge`` and ``speed_stack`` were then switched on, on the same development seeds, with the
-#: grid setting fixed: mean F1 0.738 -> 0.742, duplicates 31 -> 24, speed MAE highway 2.11 -> 1.76 km/h but
-#: urban 1.32 -> 1.50 km/h (pooled 1.73 -> 1.63). The bump choice predates both options (off there).
+#: The packaged defaults of :class:`DetectParams` are the "halfspace" choice; the benchmark scores both
+# choices : on unseen scenes of both simulators. The half-space choice was redone after the simulator audit
+# (Odemark : equivalent depth, coupling 0.3-1.0): mean F1 0.738 for this setting vs 0.713 for the previous one
+# (2 Hz at : 12 Hz). ``lobe_merge`` and ``speed_stack`` were then switched on, on the same development seeds,
+# with the : grid setting fixed: mean F1 0.738 -> 0.742, duplicates 31 -> 24, speed MAE highway 2.11 -> 1.76
+# km/h but : urban 1.32 -> 1.50 km/h (pooled 1.73 -> 1.63). The bump choice predates both options (off there).
 #: ``pair_merge_m`` (25 m) and ``incoherent_speed_change`` (0.4) were added later with everything above fixed,
 #: on the development seeds 100-107 of BOTH simulators and both sites (best F1 averaged over the four; grid:
 #: pair distance 20/25/30/40 m x strength ratio 0.5/0.7, speed change 0.2/0.3/0.4 x sign agreement
@@ -162,9 +162,10 @@ class DetectParams:
         Parallel tracks of one direction and speed closer than the time a vehicle this long takes to pass, and
         joined by signal, are merged into one vehicle (axle groups, bogies, vibration halo).
     lobe_merge : bool
-        A parallel track of one speed within ``max_vehicle_m`` whose strain has the opposite sign of a stronger
-        track's (:func:`~terralab.das.tracks.track_polarity`: the extension lobes around a load's compressed
-        patch, or the reverse) is that vehicle's lobe and merges into it (at the stronger track's time).
+        A parallel track of one speed within ``max_vehicle_m`` whose strain has the opposite sign of a
+        stronger track's (:func:`~terralab.das.tracks.track_polarity`: the extension lobes around a load's
+        compressed patch, or the reverse) is that vehicle's lobe and merges into it (at the stronger track's
+        time).
     pair_merge_m : float
         Two parallel tracks of one speed closer than this (m), whose strain has the same sign
         (:func:`~terralab.das.tracks.track_polarity`) and whose strengths are within a factor 0.7, are the two
@@ -182,9 +183,9 @@ class DetectParams:
         track (:mod:`terralab.das.tracks`), instead of trusting a fit through ridge points that hop between
         lobes.
     image : str
-        ``"strain"``: detect on the quasi-static strain image only. ``"both"``: also detect on the band-limited
-        energy image (:mod:`terralab.das.filters`) by slant stacking, and add the vehicles the strain image
-        missed (the energy sees a signature whatever its sign or band; measured in
+        ``"strain"``: detect on the quasi-static strain image only. ``"both"``: also detect on the
+        band-limited energy image (:mod:`terralab.das.filters`) by slant stacking, and add the vehicles the
+        strain image missed (the energy sees a signature whatever its sign or band; measured in
         ``benchmarks/das_cross_simulator.py``).
     energy_bands_hz, energy_lowpass_hz, energy_diff_max_hz : tuple, float, float
         Frequency bands of the energy image, the low-pass of the squared signal, and the highest band edge for
@@ -201,17 +202,19 @@ class DetectParams:
     energy_threshold : float
         Slant-stack peaks must exceed this many noise standard deviations of the stack.
     energy_exclusion_m, energy_overlap : float
-        A weaker peak whose track lies inside a stronger vehicle's energy ridge on more than ``energy_overlap``
-        of the channels is that vehicle; ``energy_exclusion_m`` pads the ridge (in metres of travel).
+        A weaker peak whose track lies inside a stronger vehicle's energy ridge on more than
+        ``energy_overlap`` of the channels is that vehicle; ``energy_exclusion_m`` pads the ridge (in metres
+        of travel).
     classify : bool
         Run the vehicle classifier (``vehicle_class`` is "unknown" otherwise).
     trams : bool
-        The site has a tram line: ``vehicle_class`` may be "tram" (otherwise only "car" or "truck"; a tram-like
-        vehicle is then a "truck"). ``site="urban"`` sets it.
+        The site has a tram line: ``vehicle_class`` may be "tram" (otherwise only "car" or "truck"; a
+        tram-like vehicle is then a "truck"). ``site="urban"`` sets it.
     site : str
         Kind of site, one of :data:`SITES` ("any", "highway", "bridge", "urban"). Passing ``site=...`` to
-        :func:`~terralab.das.detect.detect_vehicles` sets the site's plausible speed range unless ``speed_min_kmh`` /
-        ``speed_max_kmh`` are given too: a street record then never yields motorway speeds.
+        :func:`~terralab.das.detect.detect_vehicles` sets the site's plausible speed range unless
+        ``speed_min_kmh`` / ``speed_max_kmh`` are given too: a street record then never yields motorway
+        speeds.
     seed : int
         Seed of the randomised Hough transform.
     """

@@ -141,8 +141,8 @@ def _stack_refine(
     """Track re-read by slant stacking the band's envelope over the channels it covers.
 
     The followed ridge points can hop between the centre of a vehicle's strain and its lobes (or between axle
-    groups, or onto a neighbour in a platoon) from channel to channel; a least-squares fit through them tilts or
-    bends when they hop one way at the entry and the other at the exit. The stack follows the ridge that is
+    groups, or onto a neighbour in a platoon) from channel to channel; a least-squares fit through them tilts
+    or bends when they hop one way at the entry and the other at the exit. The stack follows the ridge that is
     strongest over the whole section instead: t(x) = t0 + shift + s x + a x^2 with the mid-section slowness s
     within ``rel`` of the fit, the time within ``max_shift_s`` and the speed change across the section within
     ``max_change`` (straight tracks only where the fit was linear).
@@ -257,9 +257,9 @@ def robust_fit(x, t, w, *, quadratic: bool, tol_s: float):
 def dedupe_tracks(tracks, p: DetectParams):
     """Explain away: drop a track whose ridge points mostly lie on a stronger track of the same direction.
 
-    This removes the same vehicle found again in a neighbouring speed band, and the ghost tracks a strong truck
-    leaves in bands of other speeds, while vehicles that only cross a stronger one (overtaking) keep their
-    points elsewhere and survive.
+    This removes the same vehicle found again in a neighbouring speed band, and the ghost tracks a strong
+    truck leaves in bands of other speeds, while vehicles that only cross a stronger one (overtaking) keep
+    their points elsewhere and survive.
     """
     tracks = sorted(tracks, key=lambda d: -d["strength"])
     kept: list[dict] = []
@@ -295,17 +295,18 @@ def merge_parallel(
     bands=None,
 ):
     """One vehicle, one track: merge same-direction tracks of nearly the same speed whose ridges are joined by
-    signal all the way between them, as the axle groups of a long vehicle, its vibration halo or the sign-flipping
-    lobes of its strain are; keep both where the envelope dips between them (two vehicles, even 1.2 s apart).
+    signal all the way between them, as the axle groups of a long vehicle, its vibration halo or the
+    sign-flipping lobes of its strain are; keep both where the envelope dips between them (two vehicles, even
+    1.2 s apart).
 
-    Only tracks closer than the time a ``max_vehicle_m`` long vehicle takes to pass are compared (25 m by default,
-    on every site: a tractor-trailer with its strain spreading; a 30-45 m tram's bogies can stay apart). With
-    ``p.lobe_merge`` a track whose strain has the opposite sign of a stronger one (:func:`track_polarity`) is merged
-    too, even where the envelope dips between them: it is that vehicle's lobe, and the vehicle keeps the stronger
-    track's time. With ``p.pair_merge_m`` a track of the same sign and comparable strength (at least
-    :data:`PAIR_STRENGTH` of the stronger) within that distance is merged at the midpoint of the two: they are
-    the lobes ahead of and behind one vehicle whose centre was missed (once per vehicle: a vehicle that
-    already merged a track takes no pair).
+    Only tracks closer than the time a ``max_vehicle_m`` long vehicle takes to pass are compared (25 m by
+    default, on every site: a tractor-trailer with its strain spreading; a 30-45 m tram's bogies can stay
+    apart). With ``p.lobe_merge`` a track whose strain has the opposite sign of a stronger one
+    (:func:`track_polarity`) is merged too, even where the envelope dips between them: it is that vehicle's
+    lobe, and the vehicle keeps the stronger track's time. With ``p.pair_merge_m`` a track of the same sign
+    and comparable strength (at least :data:`PAIR_STRENGTH` of the stronger) within that distance is merged at
+    the midpoint of the two: they are the lobes ahead of and behind one vehicle whose centre was missed (once
+    per vehicle: a vehicle that already merged a track takes no pair).
     """
     tracks = sorted(tracks, key=lambda d: -d["strength"])
     kept: list[dict] = []
@@ -396,8 +397,8 @@ def track_polarity(tr, z, t, dt, xb, dxb, x_mid, p: DetectParams) -> float:
     fraction of points that agree; 0 when the points disagree as often as they agree.
 
     A load on the ground strains the fibre one way beneath it and the other way in the lobes on either side
-    (Boussinesq; a derivative-free "Mexican hat" along the fibre): two parallel tracks of one speed with opposite
-    signs within a vehicle's length are one vehicle's centre and lobe.
+    (Boussinesq; a derivative-free "Mexican hat" along the fibre): two parallel tracks of one speed with
+    opposite signs within a vehicle's length are one vehicle's centre and lobe.
     """
     px, pt = tr["pts"]
     if len(px) == 0:

@@ -51,8 +51,8 @@ def test_classifier_accuracy_measured_on_unseen_scenes_of_both_simulators(heldou
     (trained on -> scored on), models re-trained after the half-space audit, with the current detector
     defaults (incl. the two track rules): half-space -> half-space 0.66, half-space -> bump 0.70, bump -> bump
     0.70, bump -> half-space 0.66, both -> half-space 0.66, both -> bump 0.75. The floors were set before the
-    track rules, at the figures then (0.62, 0.70, 0.70, 0.65, 0.65, 0.75) minus 0.2, the spread between the two
-    seeds (single scenes hold 5-15 vehicles). Target 0.92 across simulators: NOT MET.
+    track rules, at the figures then (0.62, 0.70, 0.70, 0.65, 0.65, 0.75) minus 0.2, the spread between the
+    two seeds (single scenes hold 5-15 vehicles). Target 0.92 across simulators: NOT MET.
     """
     models = {
         "halfspace": das.load_classifier(),

@@ -197,7 +197,8 @@ def check(report_path: str, allow_path: str) -> int:
         for skip in unexpected:
             print(f"  SKIPPED {skip['nodeid']}\n      reason: {skip['reason']}", file=sys.stderr)
         print(
-            "Fix the cause (a missing dependency, data folder, browser or server is a broken CI machine), or, "
+            "Fix the cause (a missing dependency, "
+            "data folder, browser or server is a broken CI machine), or, "
             f"if the skip is legitimate, add `NODEID_PATTERN [| REASON]  # why` to {allow_path}.",
             file=sys.stderr,
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 # runner sets the same for its kernels): seismic tests under load 101 s -> 10 s. Set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import pytest  # noqa: E402
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The mirror the user (or the Makefile, or .ci/run) set before the tests started, if any.

@@ -189,7 +189,10 @@ def test_every_fixed_catalog_name_exists():
         ("- just\n- a list\n", "top level"),
         ("datasets:\n  x: 3\n", "must be a mapping"),
         (
-            "datasets:\n  x: {kind: file, format: csv, path: a.csv, url: http://x, license: MIT, description: d}\n",
+            (
+                "datasets:\n  x: {kind: file, format: csv, path: a.csv, url: http://x, license: MIT, "
+                "description: d}\n"
+            ),
             "sha256",
         ),
         ("datasets:\n  x: {format: csv, path: a.csv, sha256: null, license: MIT, description: d}\n", "kind"),

@@ -216,7 +216,7 @@ def test_guard_passes_when_every_skip_is_explained(probe_report, tmp_path):
         test_probe.py::test_skipped_in_setup  # a skip from a fixture
         test_probe.py::test_of_nothing*  # an empty parameter set
         tests/never.py::test_never  # an entry that allows nothing is noted, not an error
-    """,
+    """,  # noqa: E501 - the allow-list lines are the data under test
     )
     code, text = _check(tmp_path, probe_report, allow)
     assert code == 0, text

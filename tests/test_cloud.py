@@ -433,7 +433,8 @@ def test_ctrl_c_stops_a_local_sweep_quietly_and_the_same_command_resumes_it(tmp_
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert stderr.strip().splitlines()[-2:] == [
         (
-            "the sweep was stopped; runs that finished are kept in its sweep.json. Run the same command again "
+            "the sweep was stopped; runs that finished are kept in its sweep.json. "
+            "Run the same command again "
             "to resume it"
         ),
         "terralab: interrupted",
@@ -456,8 +457,8 @@ def test_ctrl_c_stops_a_local_sweep_quietly_and_the_same_command_resumes_it(tmp_
     assert [r["attempt"] for r in state["runs"]] == [1, 2, 1] and {r["status"] for r in state["runs"]} == {
         "ok"
     }
-    table = re.search(r'<table class="tl sortable" id="sweep-runs">.*?</table>', (out / "index.html").read_text(),
-                      re.DOTALL).group(0)  # fmt: skip
+    page = (out / "index.html").read_text()
+    table = re.search(r'<table class="tl sortable" id="sweep-runs">.*?</table>', page, re.DOTALL).group(0)
     assert "<th>attempt</th>" in table
 
 
@@ -527,8 +528,10 @@ def test_a_worker_killed_mid_sweep_loses_only_its_run_and_retry_failed_completes
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 1, stdout + stderr[-3000:]
-    assert re.search(r"failed\s+sweep_toy__n-2\s+— before any cell: KilledWorker: the Dask worker running this "
-                     r"run died", stdout), stdout  # fmt: skip
+    killed = (
+        r"failed\s+sweep_toy__n-2\s+— before any cell: KilledWorker: the Dask worker running this run died"
+    )
+    assert re.search(killed, stdout), stdout
     assert "2/3 runs ok" in stdout and "--retry-failed" in stdout
     finished = {n: (out / f"sweep_toy__n-{n}.metrics.json").read_bytes() for n in (1, 3)}
     assert not (out / "sweep_toy__n-2.metrics.json").exists()

@@ -105,7 +105,8 @@ def expected_metrics(notebook: Path) -> set[str]:
                 )
                 if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
                     raise AssertionError(
-                        f"{notebook.name}, code cell {index}: `{ast.unparse(node)[:80]}` records a metric whose name "
+                        f"{notebook.name}, code cell {index}: `{ast.unparse(node)[:80]}` "
+                        f"records a metric whose name "
                         "is not a string literal; the offline test cannot check that it is recorded"
                     )
                 names.add(first.value)
@@ -130,7 +131,8 @@ def test_expected_metrics_are_every_record_call_in_the_source(tmp_path):
             '%matplotlib inline\nfrom terralab import report\nreport.record("always", 1)'
         ),
         nbformat.v4.new_code_cell(
-            'if x > 2:\n    report.record("in_a_branch", x)\ntry:\n    terralab.report.record(name="dotted", value=2)\n'
+            'if x > 2:\n    report.record("in_a_branch", x)\ntry:\n'
+            '    terralab.report.record(name="dotted", value=2)\n'
             "except OSError:\n    pass\nrecords = [1]\nprint(records)"
         ),
     ]
@@ -212,7 +214,8 @@ def test_network_access_fails_fast_inside_the_notebook_kernel(offline_kernel_env
         "    'dns': lambda: socket.getaddrinfo('example.org', 443),\n"
         "    'https_direct': lambda: urllib.request.build_opener(urllib.request.ProxyHandler({}))\n"
         "                             .open('https://example.org/', timeout=20),\n"
-        "    'https_through_proxy_variables': lambda: urllib.request.urlopen('https://example.org/', timeout=20),\n"
+        "    'https_through_proxy_variables': lambda: "
+        "urllib.request.urlopen('https://example.org/', timeout=20),\n"
         "}\n"
         "errors, t0 = {}, time.perf_counter()\n"
         "for name, attempt in attempts.items():\n"
@@ -296,7 +299,8 @@ def test_notebook_runs_offline_with_small_parameters_and_records_every_metric(
     expected = expected_metrics(path)
     missing = sorted(expected - set(result.metrics))
     assert not missing, (
-        f"{path.name} ran offline but did not record {missing}: a section skipped (its data is not embedded, or "
+        f"{path.name} ran offline but did not record {missing}: a section skipped "
+        f"(its data is not embedded, or "
         f"its parameters in {PARAMS_FILE.name} turn it off); see {result.html}"
     )
     empty = sorted(name for name in expected if _empty(result.metrics[name]))

@@ -3,7 +3,7 @@
 ruff check covers the core modules (``lib/terralab/*.py``), the four workflow packages, every test and
 benchmark; ruff format the whole tree. Settings come from pyproject.toml (``[tool.ruff]``, line
 length 110). The line length (E501, not in ruff's default rules) is checked on the core modules and on
-every workflow's modules, tests and benchmarks (the top-level tests still have a few long string literals).
+every workflow's modules, tests and benchmarks; pyproject selects E501, so ruff check enforces it everywhere.
 """
 
 from __future__ import annotations

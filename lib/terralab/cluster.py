@@ -14,7 +14,10 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distributed import Client, LocalCluster, Worker
 
 __all__ = [
     "ClusterStart",
@@ -29,7 +32,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 
-def local_cluster(n_workers: int, **scheduler_kwargs: Any):
+def local_cluster(n_workers: int, **scheduler_kwargs: Any) -> LocalCluster:
     """A ``distributed.LocalCluster`` shaped for sweeps, as ``sweep()`` starts one.
 
     One single-threaded worker process per run: notebooks run their own kernels, and a run that kills its
@@ -52,7 +55,7 @@ def local_cluster(n_workers: int, **scheduler_kwargs: Any):
     )
 
 
-def dask_setup(worker) -> None:
+def dask_setup(worker: Worker) -> None:
     """Set-up of each LocalCluster worker process (a Dask preload; ``local_cluster`` names this module).
 
     Ctrl-C in a terminal reaches every process of the command; the sweep stops its workers itself (and records
@@ -114,7 +117,7 @@ def wait_for_warm_up(timeout_s: float = 120.0) -> None:
         _WARM_UP.join(timeout_s)
 
 
-def dask_teardown(worker) -> None:
+def dask_teardown(worker: Worker) -> None:
     """A closing LocalCluster worker stops the kernel of a run it was still executing, at once and quietly.
 
     The run's thread then only logs that its kernel died; the worker is going away, so its logging goes first.
@@ -191,7 +194,7 @@ class ClusterStart:
         self._future = self._pool.submit(local_cluster, n_workers, allowed_failures=0)
         self._pool.shutdown(wait=False)
 
-    def result(self):
+    def result(self) -> LocalCluster:
         """The started cluster (waits for it)."""
         return self._future.result()
 
@@ -204,7 +207,9 @@ class ClusterStart:
         cluster.close()
 
 
-def connect(scheduler: Any, n_workers: int, connect_timeout_s: float, starting: ClusterStart | None = None):
+def connect(
+    scheduler: Any, n_workers: int, connect_timeout_s: float, starting: ClusterStart | None = None
+) -> tuple[Client, LocalCluster | None]:
     """(client, cluster we own or None).
 
     A LocalCluster when ``scheduler`` is None (``starting``, if given), else a client of that scheduler.

@@ -30,7 +30,7 @@ import math
 import os
 import re
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,7 @@ def initialize(project: str | None = None) -> types.ModuleType:
     return ee
 
 
-def ensure_initialized():
+def ensure_initialized() -> types.ModuleType:
     """The `ee` module, initialised with :func:`initialize` on first use (request builders call this)."""
     ee = _import_ee()
     if not (_STATE["initialised"] and _STATE.get("module") is ee):
@@ -190,7 +190,7 @@ def _check_bbox(region: Sequence[float]) -> tuple[float, float, float, float]:
     return xmin, ymin, xmax, ymax
 
 
-def geometry(region: Any):
+def geometry(region: Any) -> Any:
     """An ``ee.Geometry`` for a region: a lon/lat box (xmin, ymin, xmax, ymax) or already a geometry."""
     ee = ensure_initialized()
     if _is_bbox(region):
@@ -256,7 +256,7 @@ def pixel_grid(region: Any, *, scale_m: float, crs: str = "EPSG:4326") -> dict:
 
 
 def compute_pixels(
-    image,
+    image: Any,
     region: Any,
     *,
     scale_m: float,
@@ -354,7 +354,7 @@ def _check_description(description: str) -> None:
 
 
 def export_tfrecord(
-    image,
+    image: Any,
     region: Any,
     *,
     scale_m: float,
@@ -365,7 +365,7 @@ def export_tfrecord(
     crs: str = "EPSG:4326",
     kernel_size: int = 0,
     max_file_size_bytes: int = 104_857_600,
-):
+) -> Any:
     """Start an export of an ``ee.Image`` as TFRecord patches (plus the "mixer" JSON georeference).
 
     Parameters
@@ -416,7 +416,9 @@ def export_tfrecord(
     return _start_export(ee.batch.Export.image, description, bucket, folder, common)
 
 
-def _start_export(export, description: str, bucket: str | None, folder: str | None, common: dict[str, Any]):
+def _start_export(
+    export: Any, description: str, bucket: str | None, folder: str | None, common: dict[str, Any]
+) -> Any:
     """Start ``export`` (``ee.batch.Export.image`` or ``.table``) to Drive, or to ``bucket``/``folder``."""
     if bucket is None:
         task = export.toDrive(folder=folder, fileNamePrefix=description, **common)
@@ -428,13 +430,13 @@ def _start_export(export, description: str, bucket: str | None, folder: str | No
 
 
 def export_table_tfrecord(
-    collection,
+    collection: Any,
     *,
     description: str,
     selectors: Sequence[str] | None = None,
     bucket: str | None = None,
     folder: str | None = None,
-):
+) -> Any:
     """Start an export of an ``ee.FeatureCollection`` (e.g. sampled training points) as TFRecord.
 
     Read the result with :func:`terralab.rice.tfrecord.read_points`.
@@ -534,7 +536,12 @@ class _RecordingEE(types.ModuleType):
         return "\n".join(self.calls)
 
 
-def recording_ee(*, get_info=None, compute_pixels=None, initialize=None) -> types.ModuleType:
+def recording_ee(
+    *,
+    get_info: Callable[[str], Any] | None = None,
+    compute_pixels: Callable[[dict], np.ndarray] | None = None,
+    initialize: Callable[..., Any] | None = None,
+) -> types.ModuleType:
     """A stand-in for the ``ee`` module that records the requests built, for tests without network.
 
     Parameters

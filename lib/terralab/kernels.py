@@ -13,9 +13,13 @@ import contextlib
 import os
 import weakref
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .errors import KernelNotFoundError
 from .options import DEFAULT_KERNEL
+
+if TYPE_CHECKING:
+    from jupyter_client.manager import AsyncKernelManager
 
 __all__ = [
     "Interrupted",
@@ -56,7 +60,9 @@ def check_kernel(kernel: str = DEFAULT_KERNEL) -> None:
         )
 
 
-def kernel_manager_class(env: dict[str, str], cwd: str, started: list | None = None):
+def kernel_manager_class(
+    env: dict[str, str], cwd: str, started: list | None = None
+) -> type[AsyncKernelManager]:
     """nbclient's kernel manager, starting the kernel with ``env`` added to its environment and in ``cwd``.
 
     Handing both to the kernel process (instead of changing os.environ and chdir, as papermill's ``cwd``

@@ -19,9 +19,12 @@ import os
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import FileFormatError, NotebookNotFoundError, ParameterError
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 __all__ = [
     "ParamType",
@@ -229,7 +232,7 @@ def parse_parameters_cell(source: str) -> dict[str, Parameter]:
     return params
 
 
-def read_notebook(notebook: str | os.PathLike):
+def read_notebook(notebook: str | os.PathLike) -> NotebookNode:
     """The notebook at ``notebook`` as an ``nbformat`` v4 node.
 
     Raises

@@ -27,7 +27,10 @@ import sys
 import warnings
 from collections.abc import Iterable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tqdm
 
 __all__ = ["REPORT_RUN_ENV", "import_quietly", "in_report_run", "progress_bar", "show_progress"]
 
@@ -80,7 +83,7 @@ def progress_bar(
     total: float | None = None,
     enabled: bool | None = None,
     **tqdm_kwargs: Any,
-):
+) -> tqdm.tqdm:
     """A ``tqdm.tqdm`` over ``iterable`` (or a manual bar with ``total``) that draws only when it should.
 
     Parameters

@@ -12,10 +12,13 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import report
 from .pages import render, source
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 __all__ = ["locate_error", "mark_failure", "render_html"]
 
@@ -23,7 +26,7 @@ __all__ = ["locate_error", "mark_failure", "render_html"]
 _PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
 
 
-def locate_error(nb) -> dict[str, Any] | None:
+def locate_error(nb: NotebookNode) -> dict[str, Any] | None:
     """The first failing user cell of an executed notebook: its position in the source notebook and the error.
 
     A cell with an error output wins; otherwise a cell papermill marked as failed or still running (a
@@ -63,7 +66,7 @@ def locate_error(nb) -> dict[str, Any] | None:
     return None
 
 
-def mark_failure(nb, error: dict[str, Any]) -> None:
+def mark_failure(nb: NotebookNode, error: dict[str, Any]) -> None:
     """Add papermill-style banner cells for a failure papermill did not mark (a timeout, a dead kernel).
 
     The banner at the top links to an anchor placed just before the failing cell, as papermill does for an
@@ -120,7 +123,7 @@ def _exporter(show_code: bool):
 
 
 def render_html(
-    nb, run: dict[str, Any], *, show_code: bool = False, resources_path: Path | None = None
+    nb: NotebookNode, run: dict[str, Any], *, show_code: bool = False, resources_path: Path | None = None
 ) -> str:
     """Render an executed notebook as one self-contained HTML page headed by the run summary.
 

@@ -26,7 +26,10 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 
 def is_url(location: str | os.PathLike) -> bool:
@@ -41,7 +44,7 @@ def local_path(location: str | os.PathLike) -> Path:
     return Path(text).expanduser().resolve()
 
 
-def filesystem(location: str | os.PathLike):
+def filesystem(location: str | os.PathLike) -> tuple[AbstractFileSystem, str]:
     """``(fs, root)`` of a folder or URL, raising MissingDependencyError/OutputLocationError as users need.
 
     ``root`` has no trailing slash.
@@ -103,7 +106,7 @@ def open_output(output: str | os.PathLike, *, what: str = "output") -> tuple[Any
     return fs, root, text
 
 
-def is_local(fs) -> bool:
+def is_local(fs: AbstractFileSystem) -> bool:
     """True when ``fs`` is the local file system."""
     from fsspec.implementations.local import LocalFileSystem
 

@@ -19,10 +19,13 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import FileFormatError, InvalidInputError
 from .sweep_grid import check_grid, run_names
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 __all__ = [
     "STATE_FILE",
@@ -39,7 +42,7 @@ STATE_FILE = "sweep.json"
 _log = logging.getLogger(__name__)
 
 
-def read_state(fs, root: str) -> dict[str, Any] | None:
+def read_state(fs: AbstractFileSystem, root: str) -> dict[str, Any] | None:
     """The ``sweep.json`` at ``root`` of ``fs``, or None if there is none; FileFormatError if unreadable."""
     path = f"{root}/{STATE_FILE}"
     if not fs.exists(path):

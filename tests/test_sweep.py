@@ -442,6 +442,14 @@ def test_numbers_that_make_no_sense_are_refused_before_anything_runs(tmp_path, o
     assert not (tmp_path / "out").exists()
 
 
+def test_an_unknown_option_is_refused_with_the_names_there_are(tmp_path):
+    with pytest.raises(
+        InvalidInputError, match=r"sweep\(\) got unknown option\(s\) 'cell_timeout'.*cell_timeout_s"
+    ):
+        sw.sweep(TOY, {"n": [1]}, output=tmp_path / "out", cell_timeout=5)
+    assert not (tmp_path / "out").exists()
+
+
 def test_retry_without_an_earlier_sweep_says_so(tmp_path):
     with pytest.raises(InvalidInputError, match="no earlier sweep"):
         sw.sweep(TOY, None, retry_failed=True, output=tmp_path, scheduler=_closed_port_address())

@@ -21,8 +21,9 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import fields, replace
+from typing import Any, TypeVar
 
 from .errors import InvalidInputError
 
@@ -33,8 +34,11 @@ __all__ = [
     "check_count",
     "check_seconds",
     "count_option",
+    "options_from",
     "seconds_option",
 ]
+
+_T = TypeVar("_T")
 
 #: The Jupyter kernel every run uses unless told otherwise (``make setup`` registers it).
 DEFAULT_KERNEL = "terralab"
@@ -122,3 +126,32 @@ def add_kernel_option(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"registered Jupyter kernel to run on (default: {DEFAULT_KERNEL})",
     )
+
+
+def options_from(cls: type[_T], given: Mapping[str, Any], *, base: _T | None = None, caller: str) -> _T:
+    """An options dataclass ``cls`` from keyword arguments, refusing names that are no option of it.
+
+    The one way a function with many knobs takes them (house rule: at most 12 parameters): the few that
+    matter most stay named, the rest are ``**options`` checked here against a frozen dataclass. ``base`` (an
+    instance of ``cls``) gives the values not in ``given``; ``caller`` names the function in the message.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Knobs:
+    ...     width: int = 3
+    ...     depth: int = 1
+    >>> options_from(Knobs, {"depth": 2}, caller="build")
+    Knobs(width=3, depth=2)
+    >>> options_from(Knobs, {"hight": 2}, caller="build")
+    Traceback (most recent call last):
+    ...
+    terralab.errors.InvalidInputError: build() got unknown option(s) 'hight'; its options are: depth, width
+    """
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise InvalidInputError(
+            f"{caller}() got unknown option(s) {', '.join(map(repr, unknown))}; its options are: "
+            f"{', '.join(sorted(names))}"
+        )
+    return replace(base, **given) if base is not None else cls(**given)  # type: ignore[type-var]

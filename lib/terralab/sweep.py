@@ -44,7 +44,7 @@ from typing import Any
 
 from .cluster import ClusterStart, connect, local_cluster
 from .errors import InvalidInputError, ParameterError
-from .options import DEFAULT_KERNEL, check_count, check_seconds
+from .options import DEFAULT_KERNEL, check_count, check_seconds, options_from
 from .sweep_grid import check_grid, grid_points, parse_grid, run_name, run_names
 from .sweep_state import (
     STATE_FILE,
@@ -58,6 +58,7 @@ from .sweep_task import WORKER_PID_ENV, execute_point
 __all__ = [
     "STATE_FILE",
     "WORKER_PID_ENV",
+    "SweepOptions",
     "SweepResult",
     "check_grid",
     "grid_points",
@@ -139,14 +140,9 @@ def sweep(
     retry_failed: bool = False,
     fresh: bool = False,
     timeout_s: float | None = None,
-    connect_timeout_s: float = 10.0,
-    cell_timeout_s: float | None = None,
-    kernel: str = DEFAULT_KERNEL,
-    show_code: bool = False,
     metric: str | None = None,
     directions: dict[str, str] | None = None,
-    progress: bool = True,
-    on_start: Callable[[dict[str, Any]], None] | None = None,
+    **options: Any,
 ) -> SweepResult:
     """Run a notebook once per grid point on Dask and write the comparison report.
 
@@ -176,21 +172,17 @@ def sweep(
     timeout_s : float, optional
         Wall-clock limit of the whole sweep in seconds; runs not finished by then are cancelled and marked
         failed. (On a cluster you do not own, a cancelled run may still finish in the background.)
-    connect_timeout_s : float
-        Seconds to wait for the scheduler before raising SchedulerError.
-    cell_timeout_s : float, optional
-        Per-cell limit inside each run (see ``run_notebook``).
-    kernel, show_code
-        Passed to ``run_notebook``.
     metric : str, optional
         Headline metric that picks the best run in the report.
     directions : dict, optional
         ``{metric: "min" | "max"}`` for metrics whose name does not say which way is better.
-    progress : bool
-        Show a progress bar over runs.
-    on_start : callable, optional
-        Called with the new attempt's entry of ``sweep.json`` (``attempt``, ``kept``, ``todo`` …) before the
-        first run is submitted; the CLI prints what is resumed.
+    **options
+        How each run runs, the fields of :class:`SweepOptions`: ``connect_timeout_s`` (seconds to wait for
+        the scheduler before raising SchedulerError; 10), ``cell_timeout_s`` (per-cell limit inside each
+        run, see ``run_notebook``), ``kernel`` and ``show_code`` (passed to ``run_notebook``), ``progress``
+        (a progress bar over runs; True) and ``on_start`` (called with the new attempt's entry of
+        ``sweep.json`` — ``attempt``, ``kept``, ``todo`` … — before the first run is submitted; the CLI
+        prints what is resumed). Another name raises InvalidInputError.
 
     Returns
     -------
@@ -226,13 +218,14 @@ def sweep(
     if grid is None and not retry_failed:
         raise ParameterError("no grid given: pass {parameter: [values]} (or --grid NAME=V1,V2)")
     n_workers = check_count("n_workers", n_workers)
-    options = _Options(
-        kernel=kernel,
-        show_code=show_code,
-        cell_timeout_s=check_seconds("cell_timeout_s", cell_timeout_s),
+    run_options = options_from(SweepOptions, options, caller="sweep")
+    how = _Options(
+        kernel=run_options.kernel,
+        show_code=run_options.show_code,
+        cell_timeout_s=check_seconds("cell_timeout_s", run_options.cell_timeout_s),
         timeout_s=check_seconds("timeout_s", timeout_s),
-        connect_timeout_s=check_seconds("connect_timeout_s", connect_timeout_s, allow_none=False),
-        progress=progress,
+        connect_timeout_s=check_seconds("connect_timeout_s", run_options.connect_timeout_s, allow_none=False),
+        progress=run_options.progress,
     )
     if retry_failed and fresh:
         raise InvalidInputError("retry_failed and fresh contradict each other: give one of them")
@@ -260,9 +253,9 @@ def sweep(
         starting = None
     elif starting is None and plan.todo and scheduler is None:
         starting = ClusterStart(n_workers or min(len(plan.todo), os.cpu_count() or 1))
-    if on_start is not None:
-        on_start(dict(plan.attempt))
-    close = _run_attempt(plan, scheduler, starting, options)
+    if run_options.on_start is not None:
+        run_options.on_start(dict(plan.attempt))
+    close = _run_attempt(plan, scheduler, starting, how)
     plan.end("completed")
     index = _write_page(plan, close, metric=metric, directions=directions)
     return SweepResult(
@@ -304,6 +297,18 @@ def _check_notebook(notebook: Path) -> None:
     from .params import read_notebook
 
     read_notebook(notebook)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How each run of a sweep runs: the ``**options`` of :func:`sweep` (see there for their meaning)."""
+
+    connect_timeout_s: float = 10.0
+    cell_timeout_s: float | None = None
+    kernel: str = DEFAULT_KERNEL
+    show_code: bool = False
+    progress: bool = True
+    on_start: Callable[[dict[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,11 @@ from . import cases as _cases
 from . import weeks as _weeks
 from .models import BASELINES, MODELS, Forecaster, Panel, make_model, single_thread, whole_weeks
 from .probabilistic import check_quantiles, interval_coverage, quantile_column, quantile_levels, wis
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from .weeks import WeekLike
 
 WEEK = pd.Timedelta(days=7)
 
@@ -50,7 +55,9 @@ def _source_covariates(cases: pd.DataFrame, who: str):
         return None
 
 
-def shared_covariates(covariates, cases: pd.DataFrame, models: list):
+def shared_covariates(
+    covariates: pd.DataFrame | bool | None, cases: pd.DataFrame, models: Sequence[str | Forecaster]
+) -> pd.DataFrame | bool | None:
     """Covariates for several backtests of the same cases: loaded once here instead of once per model.
 
     False (never) when the source has none for these locations, so each backtest does not try again.
@@ -136,10 +143,10 @@ def _check_window(
 def backtest(
     cases: pd.DataFrame | str,
     model: str | Forecaster = "persistence",
-    covariates=None,
-    images=None,
-    test_start="2018w37",
-    test_end="2018w52",
+    covariates: pd.DataFrame | bool | None = None,
+    images: xr.DataArray | xr.Dataset | None = None,
+    test_start: WeekLike = "2018w37",
+    test_end: WeekLike = "2018w52",
     horizon: int = 1,
     lookback: int = 5,
     seed: int = 0,
@@ -348,8 +355,8 @@ def score_table(
 def select_model(
     cases: pd.DataFrame | str,
     candidates: Iterable[str] | None = None,
-    covariates=None,
-    test_start="2018w37",
+    covariates: pd.DataFrame | bool | None = None,
+    test_start: WeekLike = "2018w37",
     validation_weeks: int = 16,
     horizon: int = 1,
     lookback: int = 5,
@@ -401,7 +408,7 @@ def dengai_holdout(
     horizon: int = 1,
     lookback: int = 5,
     seed: int = 0,
-    covariates=None,
+    covariates: pd.DataFrame | bool | None = None,
     *,
     validation: bool = False,
     **params: Any,

@@ -11,8 +11,9 @@ with targets up to the week before the forecasts, then ``forecast(panel, origins
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ from ..errors import InvalidInputError
 from ..seeding import seed_torch
 from . import weeks as _weeks
 from .probabilistic import tidy_quantiles
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 WEEK = pd.Timedelta(days=7)
 
@@ -106,7 +110,9 @@ class Forecaster:
         """Forecast of week ``origin + horizon`` for every origin (rows) and location (columns)."""
         raise NotImplementedError
 
-    def fit_horizons(self, panel: Panel, train_end: pd.Timestamp, horizons) -> dict[int, Forecaster]:
+    def fit_horizons(
+        self, panel: Panel, train_end: pd.Timestamp, horizons: Iterable[int]
+    ) -> dict[int, Forecaster]:
         """A model for each horizon, fitted on targets up to ``train_end`` (``panel.horizon`` is ignored).
 
         Default: one copy per horizon, each fitted on its own (a direct model per horizon). A model whose one
@@ -159,7 +165,7 @@ class Forecaster:
 
 
 @contextlib.contextmanager
-def single_thread(torch: bool = False):
+def single_thread(torch: bool = False) -> Iterator[None]:
     """Run BLAS/OpenMP (and torch, when ``torch``) on one thread for the duration.
 
     The models here are tiny; on a shared machine extra threads cost far more in contention than they gain
@@ -204,6 +210,6 @@ def train_origins(panel: Panel, train_end: pd.Timestamp, need: int) -> pd.Dateti
     return origins
 
 
-def torch_seed(seed: int):
+def torch_seed(seed: int) -> ModuleType:
     """torch, with its generator seeded for weight initialisation (:func:`terralab.seeding.seed_torch`)."""
     return seed_torch(seed)

@@ -414,7 +414,7 @@ def load_cases(
     return _LOADERS[_check_source(source)](locations, week53_fill)
 
 
-def top_locations(cases: pd.DataFrame, n: int = 100, end="2015w52") -> pd.DataFrame:
+def top_locations(cases: pd.DataFrame, n: int = 100, end: _weeks.WeekLike = "2015w52") -> pd.DataFrame:
     """The ``n`` locations with the most cases up to week ``end`` (inclusive), most first, attrs kept.
 
     Choosing them on weeks before the evaluation window keeps the choice free of the weeks being scored.

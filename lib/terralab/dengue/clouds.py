@@ -83,7 +83,7 @@ def _brightness(cube: xr.DataArray, t: str, reference_bands: Sequence[str]) -> n
 
 def cloud_shadow_tiles(
     cube: xr.DataArray,
-    train=None,
+    train: _weeks.WeekLike | Sequence[bool] | np.ndarray | None = None,
     *,
     n_tiles: int = 16,
     cloud_percentile: float = 70.0,
@@ -160,7 +160,11 @@ def cloud_shadow_tiles(
     )
 
 
-def replace_cloud_tiles(cube: xr.DataArray, flags: xr.DataArray, train=None) -> xr.DataArray:
+def replace_cloud_tiles(
+    cube: xr.DataArray,
+    flags: xr.DataArray,
+    train: _weeks.WeekLike | Sequence[bool] | np.ndarray | None = None,
+) -> xr.DataArray:
     """Replace every cloud or shadow tile by that tile's average over the clear training weeks.
 
     Where a tile is never clear in the training weeks, its average over all training weeks is used. NaN pixels

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,11 @@ from ..errors import FileFormatError, InvalidInputError
 from ..progress import import_quietly, progress_bar
 from ..seeding import seed_torch
 from .clouds import CLEAR, cloud_shadow_tiles, replace_cloud_tiles, tile_edges, time_dim
+
+if TYPE_CHECKING:
+    import torch
+
+    from .weeks import WeekLike
 
 #: The nine radiomics features DengueNet kept, in its order.
 RADIOMICS_FEATURES: tuple[str, ...] = (
@@ -367,7 +373,7 @@ def build_vit(
     weights_path: str | Path | None = None,
     seed: int = 0,
     image_size: int = 224,
-):
+) -> torch.nn.Module:
     """A timm ViT without classifier head: local weights when ``weights_path`` is given, else random init."""
     import torch
 
@@ -412,7 +418,7 @@ def vit_embeddings(
     batch_size: int = 16,
     seed: int = 0,
     progress: bool | None = None,
-    model=None,
+    model: torch.nn.Module | None = None,
 ) -> xr.DataArray:
     """ViT embedding of each week's true-colour image, as ``(week, vit_feature)``.
 
@@ -476,7 +482,7 @@ def vit_embeddings(
 def image_features(
     cubes: xr.DataArray,
     *,
-    train_end=None,
+    train_end: WeekLike | None = None,
     n_tiles: int = 16,
     radiomics_tiles: int | None = None,
     vit_model: str = "vit_tiny_patch16_224",

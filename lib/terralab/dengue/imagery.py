@@ -28,6 +28,8 @@ import importlib
 import math
 import time
 from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +49,11 @@ from .clouds import (
     time_dim,
 )
 from .samples import read_eopatch, read_reference_scenes
+
+if TYPE_CHECKING:
+    import ee as _ee_api
+
+    from .weeks import WeekLike
 
 __all__ = [
     "CITY_CENTRES",
@@ -189,13 +196,13 @@ def _weeks_of(weeks) -> pd.DatetimeIndex:
 # Earth Engine
 # --------------------------------------------------------------------------------------------------
 def s2_week_collection(
-    ee,
+    ee: ModuleType,
     bbox: Sequence[float],
-    week,
+    week: WeekLike,
     *,
     collection: str = EE_COLLECTIONS[0],
     max_cloud_pct: float | None = None,
-):
+) -> _ee_api.ImageCollection:
     """The ``ee.ImageCollection`` of Sentinel-2 images over ``bbox`` in the MMWR week ``week`` (request
     builder).
 
@@ -216,14 +223,14 @@ def s2_week_collection(
 
 
 def s2_week_image(
-    ee,
+    ee: ModuleType,
     bbox: Sequence[float],
-    week,
+    week: WeekLike,
     *,
     collection: str = EE_COLLECTIONS[0],
     max_cloud_pct: float | None = None,
     bands: Sequence[str] = S2_BANDS,
-):
+) -> _ee_api.Image:
     """Least-cloudy-on-top weekly mosaic as an ``ee.Image`` with the 12 bands (request builder)."""
     col = s2_week_collection(ee, bbox, week, collection=collection, max_cloud_pct=max_cloud_pct)
     return col.mosaic().select([EE_BAND_NAMES[b] for b in bands], list(bands))
@@ -273,7 +280,7 @@ def _band_groups(bands: list[str], size_km: float, scale_m: float) -> list[list[
 
 def s2_weekly_mosaics_ee(
     location: int | None = None,
-    weeks=("2016w01", "2018w52"),
+    weeks: Sequence[WeekLike] | WeekLike = ("2016w01", "2018w52"),
     *,
     lon: float | None = None,
     lat: float | None = None,
@@ -407,7 +414,7 @@ def _with_retries(call, what: str, url: str, retryable: tuple[type[BaseException
 
 def s2_weekly_mosaics_stac(
     location: int | None = None,
-    weeks=("2016w01", "2018w52"),
+    weeks: Sequence[WeekLike] | WeekLike = ("2016w01", "2018w52"),
     *,
     lon: float | None = None,
     lat: float | None = None,
@@ -514,14 +521,14 @@ def s2_weekly_mosaics_stac(
 
 def city_cubes(
     locations: Sequence[int],
-    weeks=("2016w01", "2018w52"),
+    weeks: Sequence[WeekLike] | WeekLike = ("2016w01", "2018w52"),
     *,
     source: str = "synthetic",
     size_px: int = 64,
     n_tiles: int = 4,
     seed: int = 0,
     progress: bool | None = None,
-    **request_kwargs,
+    **request_kwargs: Any,
 ) -> xr.DataArray:
     """Weekly image cubes of several cities, stacked as ``(location, week, band, y, x)``.
 

@@ -4,10 +4,15 @@ only."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def _names(cases_or_attrs) -> dict:
@@ -15,7 +20,7 @@ def _names(cases_or_attrs) -> dict:
     return attrs.get("location_names", {}) or {}
 
 
-def plot_cases(cases: pd.DataFrame, *, highlight: tuple | None = None, ax=None):
+def plot_cases(cases: pd.DataFrame, *, highlight: tuple | None = None, ax: Axes | None = None) -> Figure:
     """Weekly case curves, one line per location; ``highlight`` = (start, end) shades a window (e.g. the
     test)."""
     import matplotlib.pyplot as plt
@@ -42,7 +47,7 @@ def plot_forecasts(
     history: pd.DataFrame | None = None,
     history_weeks: int = 20,
     ncols: int = 3,
-):
+) -> Figure:
     """Forecast against observed per location, one panel per location, one line per model."""
     import matplotlib.pyplot as plt
 
@@ -84,7 +89,7 @@ def plot_cloud_tiles(
     *,
     n_weeks: int = 4,
     rgb: Sequence[str] = ("B04", "B03", "B02"),
-):
+) -> Figure:
     """True-colour weeks before and after DengueNet's tile replacement, cloud tiles outlined red, shadows
     blue."""
     import matplotlib.pyplot as plt
@@ -127,7 +132,12 @@ def plot_cloud_tiles(
     return fig
 
 
-def plot_covariates(covariates: pd.DataFrame | None, *, start=None, end=None):
+def plot_covariates(
+    covariates: pd.DataFrame | None,
+    *,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+) -> Figure | None:
     """One panel per covariate variable, one line per location; nothing (None) when there are no
     covariates."""
     import matplotlib.pyplot as plt
@@ -157,7 +167,7 @@ def plot_fan(
     names: Mapping | None = None,
     history: pd.DataFrame | None = None,
     ncols: int = 3,
-):
+) -> Figure:
     """Fan chart per location: observed counts, the model's median and its 50 % and 90 % central intervals.
 
     ``forecasts`` is the long frame of :func:`terralab.dengue.rolling_backtest`; one horizon is drawn.
@@ -189,7 +199,7 @@ def plot_fan(
     return fig
 
 
-def plot_coverage(curve: pd.DataFrame, ax=None):
+def plot_coverage(curve: pd.DataFrame, ax: Axes | None = None) -> Figure:
     """Calibration plot: empirical against nominal coverage of the central intervals, one line per model."""
     import matplotlib.pyplot as plt
 
@@ -207,7 +217,9 @@ def plot_coverage(curve: pd.DataFrame, ax=None):
     return ax.figure
 
 
-def plot_pit(forecasts: pd.DataFrame, models: Sequence[str] | None = None, *, bins: int = 10, seed: int = 0):
+def plot_pit(
+    forecasts: pd.DataFrame, models: Sequence[str] | None = None, *, bins: int = 10, seed: int = 0
+) -> Figure:
     """PIT histograms (one panel per model); a calibrated forecaster is flat at 1."""
     import matplotlib.pyplot as plt
 

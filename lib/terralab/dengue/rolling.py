@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,9 @@ from . import cases as _cases
 from . import weeks as _weeks
 from .models import Forecaster, Panel, make_model, single_thread, whole_weeks
 from .probabilistic import QUANTILES, check_quantiles, quantile_column
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
 
 WEEK = pd.Timedelta(days=7)
 ENSEMBLE = "ensemble"
@@ -363,8 +366,8 @@ def _assemble(results: list[dict], levels, cases: pd.DataFrame, names_all: list)
 def rolling_backtest(
     cases: pd.DataFrame | str,
     models: Iterable[str | Forecaster] | str,
-    start="2016w01",
-    end="2019w52",
+    start: _weeks.WeekLike = "2016w01",
+    end: _weeks.WeekLike = "2019w52",
     horizons: Sequence[int] = (1, 2, 3, 4),
     refit_every_weeks: int = 13,
     quantiles: Sequence[float] | None = QUANTILES,
@@ -372,7 +375,7 @@ def rolling_backtest(
     progress: bool | None = None,
     *,
     n_jobs: int | None = -1,
-    client=None,
+    client: Client | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Forecast every week of ``start``–``end`` at each horizon from rolling origins, refitting periodically.

@@ -17,7 +17,8 @@ cube.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,7 @@ def _drivers(n_weeks: int, locations: list, seed: int) -> dict:
 
 
 def synthetic_covariates(
-    n_weeks: int = 312, locations=3, start: str = "2012w01", seed: int = 0
+    n_weeks: int = 312, locations: int | Sequence[Hashable] = 3, start: str = "2012w01", seed: int = 0
 ) -> pd.DataFrame:
     """Weekly ``rain`` (mm/day) and ``temperature`` (°C) per location, columns (variable, location).
 
@@ -86,7 +87,7 @@ def synthetic_covariates(
 
 def synthetic_cases(
     n_weeks: int = 312,
-    locations=3,
+    locations: int | Sequence[Hashable] = 3,
     start: str = "2012w01",
     seed: int = 0,
     *,
@@ -289,7 +290,7 @@ def synthetic_s2_cube(
 
 def synthetic_s2_cubes(
     weeks: pd.DatetimeIndex | int = 60,
-    locations=3,
+    locations: int | Sequence[Hashable] = 3,
     *,
     drivers: pd.DataFrame | None = None,
     size_px: int = 64,
@@ -341,14 +342,14 @@ def synthetic_s2_cubes(
 
 def synthetic_dengue_dataset(
     n_weeks: int = 200,
-    locations=2,
+    locations: int | Sequence[Hashable] = 2,
     start: str = "2014w01",
     seed: int = 0,
     *,
     size_px: int = 32,
     n_tiles: int = 4,
     rain_lag_weeks: int = 3,
-    **case_params,
+    **case_params: Any,
 ) -> dict:
     """Cases, covariates and image cubes sharing one driver: images show the rain that drives the cases.
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -130,13 +131,13 @@ def _saturday_of(value) -> pd.Timestamp:
     return ts + pd.Timedelta(days=(5 - ts.day_of_week) % 7)
 
 
-def week_ends(values) -> pd.DatetimeIndex:
+def week_ends(values: Iterable[WeekLike] | pd.Index | np.ndarray) -> pd.DatetimeIndex:
     """Saturdays ending the MMWR weeks of many dates (vectorised :func:`week_end` for dates)."""
     idx = pd.DatetimeIndex(pd.to_datetime(values)).normalize()
     return idx + pd.to_timedelta((5 - idx.day_of_week) % 7, unit="D")
 
 
-def epiweek_of(date) -> tuple[int, int]:
+def epiweek_of(date: WeekLike) -> tuple[int, int]:
     """MMWR (year, week) of a date.
 
     Examples
@@ -152,7 +153,7 @@ def epiweek_of(date) -> tuple[int, int]:
     return w.year, w.week
 
 
-def week_label(date) -> str:
+def week_label(date: WeekLike) -> str:
     """``"2018w37"`` label of the MMWR week containing ``date``."""
     y, w = epiweek_of(date)
     return f"{y}w{w:02d}"
@@ -181,7 +182,7 @@ def iso_week_end(year: int, week: int) -> pd.Timestamp:
     return pd.Timestamp(monday + dt.timedelta(days=5))
 
 
-def same_week_last_year(date) -> pd.Timestamp:
+def same_week_last_year(date: WeekLike) -> pd.Timestamp:
     """Saturday ending the same MMWR week number one year earlier; week 53 maps to week 52 (rule 4).
 
     Examples

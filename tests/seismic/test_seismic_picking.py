@@ -195,6 +195,19 @@ def test_nan_samples_are_no_data(record, model):
     )
 
 
+def test_pick_window_options_are_checked_and_match_annotate(record, model):
+    """The window options travel as ``**options`` (at most 12 parameters): same picks as the annotate call."""
+    opts = {"overlap_s": 10.0, "merge": "max", "taper_s": 3.0, "batch_size": 8, "align_windows": "start"}
+    picks = picking.pick(record, model, 0.2, 0.25, **opts)
+    expected = picking.picks_from_annotations(picking.annotate(record, model, **opts), 0.2, 0.25)
+    pd.testing.assert_frame_equal(
+        picks[["trace_id", "phase", "time", "probability"]],
+        expected[["trace_id", "phase", "time", "probability"]],
+    )
+    with pytest.raises(InvalidInputError, match=r"unknown option\(s\) 'overlap'.*overlap_s"):
+        picking.pick(record, model, overlap=10.0)
+
+
 def test_short_traces_are_padded(record, model):
     short = record.isel(time=slice(2500, 3500))  # 10 s around the P pick
     prob = picking.annotate(short, model)

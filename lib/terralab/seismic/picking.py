@@ -35,6 +35,7 @@ import xarray as xr
 
 from ..errors import InvalidInputError
 from . import polarity as _polarity
+from .options import window_options
 from .waveforms import (
     SAMPLING_RATE_HZ,
     GapWarning,
@@ -359,14 +360,10 @@ def pick(
     p_threshold: float = 0.3,
     s_threshold: float = 0.3,
     min_separation_s: float = 0.5,
-    overlap_s: float = 15.0,
-    merge: str = "average",
-    taper_s: float = 5.0,
-    batch_size: int = 256,
-    num_threads: int | None = None,
-    align_windows: str = "utc",
+    *,
     polarity_kwargs: dict | None = None,
     progress: bool = False,
+    **options: Any,
 ) -> pd.DataFrame:
     """P and S picks on continuous data, with first-motion polarity for P.
 
@@ -382,10 +379,14 @@ def pick(
         Minimum probability of a P / S pick (PhaseNet's default 0.3).
     min_separation_s : float
         Minimum time between two picks of the same phase, in s.
-    overlap_s, merge, taper_s, batch_size, num_threads, align_windows, progress
-        As for :func:`annotate`.
     polarity_kwargs : dict, optional
         Options of :func:`terralab.seismic.polarity.first_motion`.
+    progress : bool
+        As for :func:`annotate`.
+    **options
+        Window options, as for :func:`annotate`: ``overlap_s``, ``merge``, ``taper_s``, ``batch_size``,
+        ``num_threads``, ``align_windows`` (:class:`terralab.seismic.options.WindowOptions`); any other name
+        is an :class:`~terralab.errors.InvalidInputError`.
 
     Returns
     -------
@@ -396,8 +397,17 @@ def pick(
     for name, thr in (("p_threshold", p_threshold), ("s_threshold", s_threshold)):
         if not 0 < thr <= 1:
             raise InvalidInputError(f"{name} must be in (0, 1], got {thr}")
+    o = window_options(options)
     stations, probs = _annotate_all(
-        waveforms, model, overlap_s, merge, taper_s, batch_size, num_threads, progress, align_windows
+        waveforms,
+        model,
+        o.overlap_s,
+        o.merge,
+        o.taper_s,
+        o.batch_size,
+        o.num_threads,
+        progress,
+        o.align_windows,
     )
     rows = []
     sep = round(float(min_separation_s * SAMPLING_RATE_HZ))

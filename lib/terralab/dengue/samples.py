@@ -46,24 +46,8 @@ def _eopatch_array(path: Path) -> np.ndarray:
     return np.load(path)
 
 
-def read_eopatch(path: str | Path) -> xr.Dataset:
-    """Read an eo-learn EOPatch directory (numpy features) into an ``xarray.Dataset``.
-
-    Temporal features (``data/``, ``mask/``; arrays (time, y, x, channels)) become variables on (time, y, x),
-    timeless ones (``data_timeless/``, ``mask_timeless/``) on (y, x); several channels add a
-    ``<name>_channel`` dim. Coordinates x, y are pixel centres in the CRS of ``bbox.geojson``
-    (``attrs["crs"]``), time from ``timestamps.json``. This is the catalog reader of format ``eopatch``.
-
-    Examples
-    --------
-    >>> path = "shared/data/dengue/sentinel2_samples/slovenia_eolearn/TestEOPatch"  # the shared data
-    >>> ds = read_eopatch(path)  # doctest: +SKIP
-    >>> ds["NDVI"].dims                                                                      # doctest: +SKIP
-    ('time', 'y', 'x')
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise DataNotAvailableError(f"EOPatch directory {root} does not exist")
+def _eopatch_times(root: Path) -> pd.DatetimeIndex | None:
+    """Dates of ``timestamps.json``, or None when the patch has none."""
     ts_file = root / "timestamps.json"
     times = None
     if ts_file.is_file():
@@ -71,6 +55,13 @@ def read_eopatch(path: str | Path) -> xr.Dataset:
             times = pd.DatetimeIndex(pd.to_datetime(json.loads(ts_file.read_text())))
         except (ValueError, json.JSONDecodeError) as exc:
             raise FileFormatError(f"{ts_file}: cannot read timestamps: {exc}") from exc
+    return times
+
+
+def _eopatch_variables(
+    root: Path, times: pd.DatetimeIndex | None
+) -> tuple[dict[str, xr.DataArray], tuple[int, ...] | None]:
+    """Every feature of the four groups as a DataArray, checked against one (y, x) grid and the dates."""
     variables: dict[str, xr.DataArray] = {}
     shape_yx = None
     for group, temporal in (
@@ -107,32 +98,62 @@ def read_eopatch(path: str | Path) -> xr.Dataset:
             if temporal and times is not None and data.shape[0] != len(times):
                 raise FileFormatError(f"{f}: {data.shape[0]} dates but timestamps.json lists {len(times)}")
             variables[name] = xr.DataArray(data, dims=dims, attrs={"group": group})
+    return variables, shape_yx
+
+
+def _eopatch_grid(bbox_file: Path, shape_yx: tuple[int, ...]) -> tuple[dict, dict]:
+    """Pixel-centre coordinates x, y and the crs / bbox / resolution attrs from ``bbox.geojson``."""
+    coords: dict = {}
+    try:
+        gj = json.loads(bbox_file.read_text())
+        ring = np.asarray(gj["coordinates"][0], dtype=float)
+        crs_name = gj.get("crs", {}).get("properties", {}).get("name", "")
+    except (KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise FileFormatError(f"{bbox_file}: not a polygon GeoJSON: {exc}") from exc
+    xmin, ymin = ring.min(axis=0)
+    xmax, ymax = ring.max(axis=0)
+    ny, nx = shape_yx
+    dx, dy = (xmax - xmin) / nx, (ymax - ymin) / ny
+    coords["x"] = ("x", xmin + dx * (np.arange(nx) + 0.5), {"units": "m"})
+    coords["y"] = ("y", ymax - dy * (np.arange(ny) + 0.5), {"units": "m"})
+    epsg = crs_name.rsplit(":", 1)[-1] if crs_name else ""
+    attrs = {
+        "crs": f"EPSG:{epsg}" if epsg.isdigit() else crs_name,
+        "bbox": [float(xmin), float(ymin), float(xmax), float(ymax)],
+        "resolution_m": [float(dx), float(dy)],
+    }
+    return coords, attrs
+
+
+def read_eopatch(path: str | Path) -> xr.Dataset:
+    """Read an eo-learn EOPatch directory (numpy features) into an ``xarray.Dataset``.
+
+    Temporal features (``data/``, ``mask/``; arrays (time, y, x, channels)) become variables on (time, y, x),
+    timeless ones (``data_timeless/``, ``mask_timeless/``) on (y, x); several channels add a
+    ``<name>_channel`` dim. Coordinates x, y are pixel centres in the CRS of ``bbox.geojson``
+    (``attrs["crs"]``), time from ``timestamps.json``. This is the catalog reader of format ``eopatch``.
+
+    Examples
+    --------
+    >>> path = "shared/data/dengue/sentinel2_samples/slovenia_eolearn/TestEOPatch"  # the shared data
+    >>> ds = read_eopatch(path)  # doctest: +SKIP
+    >>> ds["NDVI"].dims                                                                      # doctest: +SKIP
+    ('time', 'y', 'x')
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DataNotAvailableError(f"EOPatch directory {root} does not exist")
+    times = _eopatch_times(root)
+    variables, shape_yx = _eopatch_variables(root, times)
     if not variables:
         raise FileFormatError(f"{root} holds no EOPatch features (data/, mask/, *_timeless/ .npy files)")
     coords: dict = {}
     attrs: dict = {"source": str(root)}
     bbox_file = root / "bbox.geojson"
     if bbox_file.is_file() and shape_yx is not None:
-        try:
-            gj = json.loads(bbox_file.read_text())
-            ring = np.asarray(gj["coordinates"][0], dtype=float)
-            crs_name = gj.get("crs", {}).get("properties", {}).get("name", "")
-        except (KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise FileFormatError(f"{bbox_file}: not a polygon GeoJSON: {exc}") from exc
-        xmin, ymin = ring.min(axis=0)
-        xmax, ymax = ring.max(axis=0)
-        ny, nx = shape_yx
-        dx, dy = (xmax - xmin) / nx, (ymax - ymin) / ny
-        coords["x"] = ("x", xmin + dx * (np.arange(nx) + 0.5), {"units": "m"})
-        coords["y"] = ("y", ymax - dy * (np.arange(ny) + 0.5), {"units": "m"})
-        epsg = crs_name.rsplit(":", 1)[-1] if crs_name else ""
-        attrs.update(
-            {
-                "crs": f"EPSG:{epsg}" if epsg.isdigit() else crs_name,
-                "bbox": [float(xmin), float(ymin), float(xmax), float(ymax)],
-                "resolution_m": [float(dx), float(dy)],
-            }
-        )
+        grid_coords, grid_attrs = _eopatch_grid(bbox_file, shape_yx)
+        coords.update(grid_coords)
+        attrs.update(grid_attrs)
     if times is not None:
         coords["time"] = times
     ds = xr.Dataset(variables, coords=coords, attrs=attrs)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -412,6 +412,53 @@ def _with_retries(call, what: str, url: str, retryable: tuple[type[BaseException
             wait *= 2
 
 
+def _stac_week_items(
+    client: Any,
+    week: pd.Timestamp,
+    collection: str,
+    bbox: Sequence[float],
+    max_cloud_pct: float | None,
+    url: str,
+    retryable: tuple[type[BaseException], ...],
+) -> list:
+    """The items of ``collection`` over ``bbox`` in the Sunday–Saturday week ``week`` (search retried)."""
+    start, end = _week_span(week)
+    query = {"eo:cloud_cover": {"lt": float(max_cloud_pct)}} if max_cloud_pct is not None else None
+    window = f"{start:%Y-%m-%d}/{end:%Y-%m-%d}"
+    return _with_retries(
+        lambda: list(
+            client.search(collections=[collection], bbox=list(bbox), datetime=window, query=query).items()
+        ),
+        f"search of week {_weeks.week_label(week)}",
+        url,
+        retryable,
+    )
+
+
+def _stac_day_cloud(items: Sequence[Any]) -> dict:
+    """Cloud cover of each day of ``items`` = that of its least cloudy item."""
+    day_cloud = {}
+    for it in items:
+        day = pd.Timestamp(it.datetime).tz_localize(None).normalize() if it.datetime is not None else None
+        cc = float(it.properties.get("eo:cloud_cover", 100.0))
+        day_cloud[day] = min(cc, day_cloud.get(day, np.inf))
+    return day_cloud
+
+
+def _stac_mosaic(ds: xr.Dataset, band_keys: Sequence[str], day_cloud: Mapping) -> np.ndarray:
+    """(band, y, x) mosaic of the loaded days: the least cloudy first, its gaps (nodata 0) filled from the
+    next."""
+    days = pd.DatetimeIndex(ds["time"].to_numpy()).normalize()
+    order = np.argsort([day_cloud.get(d, 100.0) for d in days], kind="stable")
+    stack = np.stack([ds[k].to_numpy() for k in band_keys], axis=1).astype(np.float32)  # time, band, y, x
+    stack[stack == 0] = np.nan
+    mosaic = np.full(stack.shape[1:], np.nan, dtype=np.float32)
+    for t in order:
+        gap = np.isnan(mosaic)
+        mosaic[gap] = stack[t][gap]
+    return mosaic
+
+
 def s2_weekly_mosaics_stac(
     location: int | None = None,
     weeks: Sequence[WeekLike] | WeekLike = ("2016w01", "2018w52"),
@@ -451,19 +498,9 @@ def s2_weekly_mosaics_stac(
     wk = _weeks_of(weeks)
     retryable = _stac_retryable(pystac_client)
     client = _with_retries(lambda: pystac_client.Client.open(url), "connection", url, retryable)
-    slices, cloud, template = [], [], None
+    slices, cloud, template, ds = [], [], None, None
     for week in progress_bar(wk, desc="S2 weeks (STAC)", enabled=progress):
-        start, end = _week_span(week)
-        query = {"eo:cloud_cover": {"lt": float(max_cloud_pct)}} if max_cloud_pct is not None else None
-        window = f"{start:%Y-%m-%d}/{end:%Y-%m-%d}"
-        items = _with_retries(
-            lambda window=window, query=query: list(
-                client.search(collections=[collection], bbox=list(bbox), datetime=window, query=query).items()
-            ),
-            f"search of week {_weeks.week_label(week)}",
-            url,
-            retryable,
-        )
+        items = _stac_week_items(client, week, collection, bbox, max_cloud_pct, url, retryable)
         if not items:
             slices.append(None)
             cloud.append(np.nan)
@@ -475,22 +512,8 @@ def s2_weekly_mosaics_stac(
             resolution=resolution_m,
             groupby="solar_day",
         )
-        # cloud cover of each loaded day = that of its least cloudy item
-        day_cloud = {}
-        for it in items:
-            day = pd.Timestamp(it.datetime).tz_localize(None).normalize() if it.datetime is not None else None
-            cc = float(it.properties.get("eo:cloud_cover", 100.0))
-            day_cloud[day] = min(cc, day_cloud.get(day, np.inf))
-        days = pd.DatetimeIndex(ds["time"].to_numpy()).normalize()
-        order = np.argsort([day_cloud.get(d, 100.0) for d in days], kind="stable")
-        stack = np.stack([ds[assets[b]].to_numpy() for b in bands], axis=1).astype(
-            np.float32
-        )  # time, band, y, x
-        stack[stack == 0] = np.nan
-        mosaic = np.full(stack.shape[1:], np.nan, dtype=np.float32)
-        for t in order:
-            gap = np.isnan(mosaic)
-            mosaic[gap] = stack[t][gap]
+        day_cloud = _stac_day_cloud(items)
+        mosaic = _stac_mosaic(ds, [assets[b] for b in bands], day_cloud)
         grid = xr.DataArray(
             mosaic,
             dims=("band", "y", "x"),

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
-from ..progress import progress_bar
+from ..training import fit_epochs, shuffled_batches
 from . import weeks as _weeks
 from .base import WEEK, Forecaster, Panel, torch_seed
 
@@ -26,47 +26,49 @@ def _train_torch(
     X_val=None,
     y_val=None,
     patience: int | None = None,
-):
+) -> list[float]:
     """Minimise mean absolute error with Adam; with validation data keep the epoch with the lowest
-    validation MAE (and stop after ``patience`` epochs without improvement)."""
-    import copy
-
+    validation MAE (and stop after ``patience`` epochs without improvement): :func:`terralab.training.
+    fit_epochs`. Returns the validation MAE per epoch (empty without validation data)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     Xt = [torch.as_tensor(a, dtype=torch.float32) for a in (X if isinstance(X, (list, tuple)) else [X])]
     yt = torch.as_tensor(y, dtype=torch.float32)
+    validate = None
     if X_val is not None:
         Xv = [
             torch.as_tensor(a, dtype=torch.float32)
             for a in (X_val if isinstance(X_val, (list, tuple)) else [X_val])
         ]
         yv = torch.as_tensor(y_val, dtype=torch.float32)
-    best, best_state, history = np.inf, None, []
-    n = len(yt)
-    for _ in progress_bar(range(epochs), desc=desc, enabled=progress, leave=False):
-        net.train()
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, batch_size):
-            b = perm[i : i + batch_size]
+
+        def validate(epoch: int) -> float:
+            with torch.no_grad():
+                return float(torch.mean(torch.abs(net(*Xv).squeeze(-1) - yv)))
+
+    def step_epoch(epoch: int) -> None:
+        for b in shuffled_batches(len(yt), batch_size, gen):
             opt.zero_grad()
             loss = torch.mean(torch.abs(net(*[x[b] for x in Xt]).squeeze(-1) - yt[b]))
             loss.backward()
             opt.step()
-        if X_val is not None:
-            net.eval()
-            with torch.no_grad():
-                v = float(torch.mean(torch.abs(net(*Xv).squeeze(-1) - yv)))
-            history.append(v)
-            if v < best:
-                best, best_state = v, copy.deepcopy(net.state_dict())
-            elif patience is not None and len(history) - 1 - int(np.argmin(history)) >= patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    return history
+
+    if epochs < 1:  # nothing to train (as before the shared loop: no error)
+        net.eval()
+        return []
+    state = fit_epochs(
+        step_epoch,
+        validate,
+        epochs=epochs,
+        model=net,
+        patience=patience,
+        progress=progress,
+        desc=desc,
+        leave=False,
+    )
+    return state.column("val_loss")
 
 
 class DengueNet(Forecaster):

@@ -3,13 +3,18 @@ lazily)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
-from ..progress import progress_bar
+from ..training import fit_epochs, shuffled_batches
 from .base import Forecaster, Panel, covariate_stats, torch_seed, train_origins, whole_weeks
 from .probabilistic import tidy_quantiles
+
+if TYPE_CHECKING:
+    import torch
 
 
 class LSTMForecaster(Forecaster):
@@ -163,7 +168,7 @@ class LSTMForecaster(Forecaster):
 
 
 def train_quantiles(
-    net,
+    net: torch.nn.Module,
     X: np.ndarray,
     y: np.ndarray,
     levels: np.ndarray,
@@ -172,10 +177,10 @@ def train_quantiles(
     batch_size: int,
     lr: float,
     seed: int,
-    progress: bool,
+    progress: bool | None,
 ) -> None:
     """Minimise the mean pinball loss of ``net``'s (target × level) outputs with Adam; NaN targets are
-    skipped."""
+    skipped. The epochs run in :func:`terralab.training.fit_epochs` (no validation: every epoch runs)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -185,11 +190,9 @@ def train_quantiles(
     yt = torch.as_tensor(np.nan_to_num(y), dtype=torch.float32)
     tau = torch.as_tensor(levels, dtype=torch.float32)
     n, n_t, n_l = len(yt), y.shape[1], len(levels)
-    for _ in progress_bar(range(epochs), desc="lstm", enabled=progress, leave=False):
-        net.train()
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, batch_size):
-            b = perm[i : i + batch_size]
+
+    def step_epoch(epoch: int) -> None:
+        for b in shuffled_batches(n, batch_size, gen):
             opt.zero_grad()
             q = net(Xt[b]).view(len(b), n_t, n_l)
             diff = yt[b][..., None] - q
@@ -198,4 +201,7 @@ def train_quantiles(
             ).clamp(min=1.0)
             loss.backward()
             opt.step()
+
+    if epochs >= 1:  # (0 epochs: nothing to train, as before the shared loop)
+        fit_epochs(step_epoch, epochs=epochs, model=net, progress=progress, desc="lstm", leave=False)
     net.eval()

@@ -7,14 +7,13 @@ network inputs of :func:`terralab.rice.inputs.model_inputs`, cloud-mask channels
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
-from ..progress import progress_bar
+from ..training import fit_epochs, shuffled_batches
 from .calibration import fit_temperature
 from .checkpoint import RiceModel
 from .features import Normalisation, fit_normalisation
@@ -158,43 +157,42 @@ def _fit_dnn(fitted: RiceModel, X, y, Xv, yv, params: DNNParams, run: RunSetting
 
 
 def _train_member(net, m: int, data, loss_fn, params: DNNParams, run: RunSettings) -> list[dict]:
-    """Train ensemble member ``m`` with Adam and early stopping; its best epoch's weights are restored."""
+    """Train ensemble member ``m`` with Adam and early stopping (:func:`terralab.training.fit_epochs`); its
+    best epoch's weights are restored."""
     torch = import_torch()
     Xt, yt, Xvt, yvt = data
     n, bs = yt.shape[0], int(params.batch_size)
     opt = torch.optim.Adam(net.parameters(), lr=params.learning_rate)
-    best = (math.inf, None)
-    stale = 0
-    history = []
-    bar = progress_bar(
-        range(run.epochs), desc=f"dnn {m + 1}/{params.n_members}", leave=False, enabled=run.progress
-    )
     gen = torch.Generator().manual_seed(run.seed + m)
-    for epoch in bar:
-        net.train()
-        perm = torch.randperm(n, generator=gen)
+
+    def step_epoch(epoch: int) -> dict[str, float]:
         total = 0.0
-        for i in range(0, n, bs):
-            idx = perm[i : i + bs].to(run.device)
+        for batch in shuffled_batches(n, bs, gen):
+            idx = batch.to(run.device)
             opt.zero_grad()
             loss = loss_fn(net(Xt[idx]), yt[idx])
             loss.backward()
             opt.step()
             total += loss.item() * idx.numel()
-        net.eval()
+        return {"train_loss": total / n}
+
+    def validate(epoch: int) -> dict[str, float]:
         with torch.no_grad():
             logits = net(Xvt)
-            vloss = float(loss_fn(logits, yvt))
-            vacc = float((logits.argmax(1) == yvt).float().mean())
-        history.append(
-            {"member": m, "epoch": epoch, "train_loss": total / n, "val_loss": vloss, "val_accuracy": vacc}
-        )
-        bar.set_postfix(train=f"{total / n:.3f}", val=f"{vloss:.3f}")
-        if vloss < best[0] - 1e-4:
-            best, stale = (vloss, {k: v.detach().clone() for k, v in net.state_dict().items()}), 0
-        else:
-            stale += 1
-            if stale >= params.patience:
-                break
-    net.load_state_dict(best[1])
-    return history
+            return {
+                "val_loss": float(loss_fn(logits, yvt)),
+                "val_accuracy": float((logits.argmax(1) == yvt).float().mean()),
+            }
+
+    state = fit_epochs(
+        step_epoch,
+        validate,
+        epochs=run.epochs,
+        model=net,
+        patience=params.patience,
+        min_delta=1e-4,
+        progress=run.progress,
+        desc=f"dnn {m + 1}/{params.n_members}",
+        leave=False,
+    )
+    return [{"member": m, **row} for row in state.rows]

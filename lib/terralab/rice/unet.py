@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
-from ..progress import progress_bar
+from ..training import fit_epochs
 from . import clouds as clouds_mod
 from .calibration import fit_temperature
 from .checkpoint import RiceModel
@@ -27,6 +27,8 @@ from .networks import build_net, import_torch
 from .options import RunSettings, UNetParams
 
 __all__ = ["AugmentContext", "fit_unet"]
+
+_NO_VALIDATION = {"val_loss": float("nan"), "val_accuracy": float("nan")}
 
 
 @dataclass
@@ -116,25 +118,32 @@ def fit_unet(
     sampler = _PatchSampler(x, lab_p, context, patch, (H, W), np.random.default_rng(run.seed))
     # validation: every patch-grid window holding validation labels, fixed for the whole run
     val_windows = _grid_windows(*lab_p.shape, patch, val_p)
-    history = []
-    best = (math.inf, None)
-    stale = 0
-    bar = progress_bar(range(run.epochs), desc="unet", enabled=run.progress)
-    for epoch in bar:
+    # no validation windows (a handful of labels): no early stopping, the last epoch's weights are kept
+    validate = None
+    if val_windows:
+
+        def validate(epoch: int) -> dict[str, float]:
+            vloss, vacc = _unet_validation(
+                net, x, val_p, val_windows, patch, loss_fn, params.batch_size, device
+            )
+            return {"val_loss": vloss, "val_accuracy": vacc}
+
+    def step_epoch(epoch: int) -> dict[str, float]:
         train_loss = _train_epoch(net, opt, loss_fn, sampler, params, device)
         schedule.step()
-        vloss, vacc = _unet_validation(net, x, val_p, val_windows, patch, loss_fn, params.batch_size, device)
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": vloss, "val_accuracy": vacc})
-        bar.set_postfix(train=f"{train_loss:.3f}", val=f"{vloss:.3f}")
-        if not np.isfinite(vloss) or vloss < best[0] - 1e-4:
-            state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            best, stale = (vloss if np.isfinite(vloss) else math.inf, state), 0
-        else:
-            stale += 1
-            if stale >= params.patience:
-                break
-    if best[1] is not None:
-        net.load_state_dict(best[1])
+        return {"train_loss": train_loss}
+
+    state = fit_epochs(
+        step_epoch,
+        validate,
+        epochs=run.epochs,
+        model=net,
+        patience=params.patience,
+        min_delta=1e-4,
+        progress=run.progress,
+        desc="unet",
+    )
+    history = state.rows if val_windows else [{**row, **_NO_VALIDATION} for row in state.rows]
     net.eval()
     if run.calibrate and val_windows:
         logits, truth = _unet_logits_at(net, x, val_p, val_windows, patch, params.batch_size, device)

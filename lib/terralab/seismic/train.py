@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ import xarray as xr
 from ..errors import InvalidInputError
 from ..files import atomic_path
 from ..seeding import seed_torch
+from ..training import TrainingState, fit_epochs
 from .records import check_records
 
 WINDOW_SAMPLES = 3000
@@ -231,23 +233,70 @@ def _train_epoch(
     return losses
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """Options of :func:`train_phasenet` (pass them as keywords: ``train_phasenet(..., batch_size=8)``).
+
+    Attributes
+    ----------
+    batch_size
+        Windows per gradient step (≥ 1).
+    learning_rate
+        Adam's learning rate (> 0).
+    windows_per_record
+        Random windows drawn from each record per epoch.
+    label_sigma_s
+        Width of the Gaussian labels, in s.
+    freeze_batchnorm
+        Keep batch-norm statistics fixed (eval mode) while training — right for fine-tuning on small data;
+        set False to train from scratch.
+    num_threads
+        torch threads while training (None: leave torch's setting).
+    """
+
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    windows_per_record: int = 1
+    label_sigma_s: float = 0.1
+    freeze_batchnorm: bool = True
+    num_threads: int | None = None
+
+    @classmethod
+    def from_keywords(cls, options: dict[str, Any]) -> TrainOptions:
+        """The options named in ``options``; any other name is an :class:`~terralab.errors.InvalidInputError`.
+
+        >>> TrainOptions.from_keywords({"batch_size": 8}).batch_size
+        8
+        >>> TrainOptions.from_keywords({"batchsize": 8})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        terralab.errors.InvalidInputError: train_phasenet has no option 'batchsize'; its options are ...
+        """
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise InvalidInputError(
+                f"train_phasenet has no option {', '.join(map(repr, unknown))}; "
+                f"its options are {', '.join(known)}"
+            )
+        return cls(**options)
+
+
 def train_phasenet(
     train: xr.DataArray,
     validation: xr.DataArray | None = None,
     model: Any = None,
     epochs: int = 1,
-    batch_size: int = 16,
-    learning_rate: float = 1e-4,
-    windows_per_record: int = 1,
-    label_sigma_s: float = 0.1,
-    freeze_batchnorm: bool = True,
+    *,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: str | os.PathLike | None = None,
-    num_threads: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    **options: Any,
 ) -> tuple[Any, pd.DataFrame]:
     """Fine-tune (default: from the original weights) or train PhaseNet on labelled records.
+
+    The epochs run in :func:`terralab.training.fit_epochs` (no early stopping: every epoch runs and the last
+    weights are returned).
 
     Parameters
     ----------
@@ -258,27 +307,20 @@ def train_phasenet(
     model : torch.nn.Module or "scratch", optional
         Default: :func:`load_phasenet` (fine-tuning); ``"scratch"``: a randomly initialised PhaseNet.
     epochs : int
-    batch_size : int
-    learning_rate : float
-        Adam's learning rate.
-    windows_per_record : int
-        Random windows drawn from each record per epoch.
-    label_sigma_s : float
-        Width of the Gaussian labels, in s.
-    freeze_batchnorm : bool
-        Keep batch-norm statistics fixed (eval mode) while training — right for fine-tuning on small
-        data; set False to train from scratch.
+        Epochs to run (after ``resume``: more epochs; 0 trains nothing).
     checkpoint_dir : path, optional
         Writes ``epoch_{k:03d}.pt`` after every epoch and ``last.pt`` (load with
         ``load_phasenet("…/last.pt")``).
     resume : path, optional
         A checkpoint to continue from (weights, optimizer state, history).
-    num_threads : int, optional
-        torch threads while training.
     seed : int
         Seeds weight init (scratch), window draws and batch order.
     progress : bool
         progress bar over batches.
+    **options
+        :class:`TrainOptions`: ``batch_size`` (16), ``learning_rate`` (1e-4), ``windows_per_record`` (1),
+        ``label_sigma_s`` (0.1), ``freeze_batchnorm`` (True), ``num_threads`` (None); any other name is an
+        :class:`~terralab.errors.InvalidInputError`.
 
     Returns
     -------
@@ -288,60 +330,86 @@ def train_phasenet(
     """
     import torch
 
+    opts = TrainOptions.from_keywords(options)
     check_records(train)
-    if epochs < 0 or batch_size < 1 or learning_rate <= 0:
+    if epochs < 0 or opts.batch_size < 1 or opts.learning_rate <= 0:
         raise InvalidInputError("epochs must be ≥ 0, batch_size ≥ 1 and learning_rate > 0")
     seed_torch(seed)
     model = _model_to_train(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    history: list[dict] = []
-    start_epoch = 0
-    if resume is not None:
-        ckpt = torch.load(resume, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model_state"])
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        history = list(ckpt.get("history", []))
-        start_epoch = int(ckpt.get("epoch", 0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=opts.learning_rate)
+    state = _resume_state(resume, model, optimizer)
     val = None
     if validation is not None:
-        val = sample_windows(validation, 1, sigma_s=label_sigma_s, seed=seed + 10_000)
+        val = sample_windows(validation, 1, sigma_s=opts.label_sigma_s, seed=seed + 10_000)
     previous = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(int(num_threads))
-    rng = np.random.default_rng(seed)
+    if opts.num_threads is not None:
+        torch.set_num_threads(int(opts.num_threads))
+    step_epoch, validate = _epoch_functions(train, val, model, optimizer, opts, seed=seed, progress=progress)
+
+    def checkpoint(state: TrainingState) -> None:
+        epoch = state.next_epoch - 1
+        for name in (f"epoch_{epoch:03d}.pt", "last.pt"):
+            _save_checkpoint(Path(checkpoint_dir) / name, model, optimizer, epoch, state.rows)
+
     try:
-        for epoch in range(start_epoch + 1, start_epoch + epochs + 1):
-            t0 = time.perf_counter()
-            x, y = sample_windows(train, windows_per_record, sigma_s=label_sigma_s, seed=seed + epoch)
-            order = rng.permutation(len(x))
-            losses = _train_epoch(
-                model,
-                optimizer,
-                (x, y, order),
-                batch_size=batch_size,
-                freeze_batchnorm=freeze_batchnorm,
-                progress=progress,
-                desc=f"epoch {epoch}",
+        if epochs > 0:
+            fit_epochs(
+                step_epoch,
+                validate,
+                epochs=epochs,
+                model=model,
+                restore_best=False,
+                resume=state,
+                checkpoint=None if checkpoint_dir is None else checkpoint,
+                progress=False,  # the bar is over batches (``progress``)
             )
-            row = {
-                "epoch": epoch,
-                "train_loss": float(np.mean(losses)) if losses else np.nan,
-                "val_loss": np.nan,
-                "val_P_f1": np.nan,
-                "val_S_f1": np.nan,
-            }
-            if val is not None:
-                row["val_loss"] = window_loss(model, *val, batch_size=batch_size)
-                row.update(_window_f1(model, val[0], val[1], batch_size))
-            row["seconds"] = time.perf_counter() - t0
-            history.append(row)
-            if checkpoint_dir is not None:
-                ckpt_dir = Path(checkpoint_dir)
-                _save_checkpoint(ckpt_dir / f"epoch_{epoch:03d}.pt", model, optimizer, epoch, history)
-                _save_checkpoint(ckpt_dir / "last.pt", model, optimizer, epoch, history)
     finally:
         torch.set_num_threads(previous)
     model.eval()
     return model, pd.DataFrame(
-        history, columns=["epoch", "train_loss", "val_loss", "val_P_f1", "val_S_f1", "seconds"]
+        state.rows, columns=["epoch", "train_loss", "val_loss", "val_P_f1", "val_S_f1", "seconds"]
     )
+
+
+def _resume_state(resume, model, optimizer) -> TrainingState:
+    """A fresh run's state (first epoch 1), or checkpoint ``resume``'s (weights and optimiser loaded)."""
+    import torch
+
+    if resume is None:
+        return TrainingState(next_epoch=1)
+    ckpt = torch.load(resume, map_location="cpu", weights_only=False)
+    model.load_state_dict(ckpt["model_state"])
+    optimizer.load_state_dict(ckpt["optimizer_state"])
+    return TrainingState(next_epoch=int(ckpt.get("epoch", 0)) + 1, rows=list(ckpt.get("history", [])))
+
+
+def _epoch_functions(train, val, model, optimizer, opts: TrainOptions, *, seed: int, progress: bool):
+    """``step_epoch`` and ``validate`` of :func:`fit_epochs` for PhaseNet: windows drawn anew every epoch
+    (``seed + epoch``), batch order from one generator (``seed``); validation on the fixed ``val`` windows."""
+    rng = np.random.default_rng(seed)
+    started = {}
+
+    def step_epoch(epoch: int) -> dict[str, float]:
+        started["t0"] = time.perf_counter()
+        x, y = sample_windows(train, opts.windows_per_record, sigma_s=opts.label_sigma_s, seed=seed + epoch)
+        order = rng.permutation(len(x))
+        losses = _train_epoch(
+            model,
+            optimizer,
+            (x, y, order),
+            batch_size=opts.batch_size,
+            freeze_batchnorm=opts.freeze_batchnorm,
+            progress=progress,
+            desc=f"epoch {epoch}",
+        )
+        return {"train_loss": float(np.mean(losses)) if losses else np.nan}
+
+    def validate(epoch: int) -> dict[str, float]:
+        row = {"val_loss": np.nan, "val_P_f1": np.nan, "val_S_f1": np.nan}
+        if val is not None:
+            row["val_loss"] = window_loss(model, *val, batch_size=opts.batch_size)
+            row.update(_window_f1(model, val[0], val[1], opts.batch_size))
+        row["seconds"] = time.perf_counter() - started["t0"]
+        return row
+
+    return step_epoch, validate

@@ -5,13 +5,18 @@ Used by :func:`terralab.das.synthetic.traffic`; every draw comes from the caller
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
 from .params import KMH
 from .truth import TRUTH_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Vehicle", "explicit_schedule", "random_schedule", "tau_at", "truth_table"]
 
@@ -99,19 +104,19 @@ def tau_at(v: Vehicle, s: float) -> float:
 
 
 def random_schedule(
-    rng,
+    rng: np.random.Generator,
     *,
-    duration_s,
-    length_m,
-    rate_per_min,
-    truck_fraction,
-    speed_kmh,
-    speed_change,
-    speed_change_fraction,
-    platoon_fraction,
-    overtaking_fraction,
-    far_lane_coupling,
-):
+    duration_s: float,
+    length_m: float,
+    rate_per_min: float,
+    truck_fraction: float,
+    speed_kmh: tuple[float, float],
+    speed_change: float,
+    speed_change_fraction: float,
+    platoon_fraction: float,
+    overtaking_fraction: float,
+    far_lane_coupling: tuple[float, float],
+) -> list[Vehicle]:
     vmin, vmax = (float(s) * KMH for s in speed_kmh)
     far = rng.uniform(*far_lane_coupling)
     fleet: list[Vehicle] = []
@@ -198,7 +203,13 @@ def random_schedule(
     return keep
 
 
-def explicit_schedule(rng, vehicles, *, length_m, far_lane_coupling):
+def explicit_schedule(
+    rng: np.random.Generator,
+    vehicles: pd.DataFrame | Any,
+    *,
+    length_m: float,
+    far_lane_coupling: tuple[float, float],
+) -> list[Vehicle]:
     import pandas as pd
 
     df = pd.DataFrame(vehicles)
@@ -229,7 +240,7 @@ def explicit_schedule(rng, vehicles, *, length_m, far_lane_coupling):
     return fleet
 
 
-def truth_table(fleet, *, t0, length_m):
+def truth_table(fleet: Sequence[Vehicle], *, t0: np.datetime64, length_m: float) -> pd.DataFrame:
     import pandas as pd
 
     rows = []

@@ -6,6 +6,8 @@ Used by :func:`terralab.das.synthetic.traffic`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .bump_fleet import Vehicle, tau_at
@@ -13,7 +15,20 @@ from .bump_fleet import Vehicle, tau_at
 __all__ = ["add_low_rate_field", "add_vehicle"]
 
 
-def add_vehicle(data, v: Vehicle, *, x, x_mid, fs_hz, r, fs_gen, gain, sigma, spans, strain_per_kn):
+def add_vehicle(
+    data: np.ndarray,
+    v: Vehicle,
+    *,
+    x: np.ndarray,
+    x_mid: float,
+    fs_hz: float,
+    r: int,
+    fs_gen: float,
+    gain: np.ndarray,
+    sigma: np.ndarray,
+    spans: tuple[np.ndarray, float] | None,
+    strain_per_kn: float,
+) -> None:
     """Add one vehicle's strain rate to ``data`` in place (computed at fs_gen, linearly interpolated)."""
     n_t, n_ch = data.shape
     reach = (
@@ -107,7 +122,19 @@ def _add_interp(data, coarse, *, k_start: int, r: int, c0: int):
         rows += lo[: len(rows)] * (1 - f) + hi[: len(rows)] * f
 
 
-def add_low_rate_field(data, rng, *, fs_hz, dx_m, coloured, corner_hz, corr_m, common, modes, x):
+def add_low_rate_field(
+    data: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    fs_hz: float,
+    dx_m: float,
+    coloured: float,
+    corner_hz: float,
+    corr_m: float,
+    common: float,
+    modes: Sequence[tuple[float, float, float]],
+    x: np.ndarray,
+) -> None:
     """Add red spatially correlated noise, common-mode noise and modal vibration (made at ~50 Hz)."""
     from scipy import ndimage, signal
 

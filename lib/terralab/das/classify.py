@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +44,11 @@ from ..errors import FileFormatError, InvalidInputError
 from ..files import write_text_atomic
 from ..progress import progress_bar
 from .params import KMH
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .filters import Decimator, Products
 
 __all__ = [
     "CLASSES",
@@ -65,8 +71,18 @@ CLASSES = ["car", "truck", "tram"]
 # features
 # --------------------------------------------------------------------------------------------------
 def vehicle_features(
-    vehicles, prod, dec, z, t, xb, valid, *, t_ref_ns: int, n_bins: int = 7, nfft: int = 128
-):
+    vehicles: pd.DataFrame,
+    prod: Products,
+    dec: Decimator,
+    z: np.ndarray,
+    t: np.ndarray,
+    xb: np.ndarray,
+    valid: np.ndarray,
+    *,
+    t_ref_ns: int,
+    n_bins: int = 7,
+    nfft: int = 128,
+) -> pd.DataFrame:
     """Features of each detected vehicle (internal track table) as a DataFrame with :data:`FEATURES` columns.
 
     ``prod`` holds the decimator's ~100 Hz strain-rate product (``mid``); ``t`` are the lf times (s after
@@ -264,7 +280,7 @@ class VehicleClassifier:
             raise FileFormatError(f"{path}: not valid JSON ({exc}); re-train the classifier") from exc
         return cls(spec)
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """(n, n_classes) class probabilities for the rows of X (DataFrame with the feature columns, or an
         array in ``features`` order); missing features take the training medians."""
         arr = self._matrix(X)
@@ -275,12 +291,12 @@ class VehicleClassifier:
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
 
-    def p_heavy(self, X) -> np.ndarray:
+    def p_heavy(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Probability that each vehicle is not a car (truck, bus or tram)."""
         proba = self.predict_proba(X)
         return 1.0 - proba[:, self.classes.index("car")] if "car" in self.classes else np.ones(len(proba))
 
-    def predict(self, X, *, trams: bool = True) -> np.ndarray:
+    def predict(self, X: pd.DataFrame | np.ndarray, *, trams: bool = True) -> np.ndarray:
         """Class names; with ``trams=False`` a tram-like vehicle is reported as "truck" (two-class sites)."""
         proba = self.predict_proba(X)
         names = np.asarray(self.classes, dtype=object)
@@ -334,7 +350,7 @@ def make_training_set(
     seed: int = 2000,
     progress: bool = True,
     detect_kwargs: dict | None = None,
-):
+) -> pd.DataFrame:
     """Features and true classes of vehicles detected in ``n_scenes`` random scenes of one simulator.
 
     Scenes alternate between the highway and urban sites (``synthetic.random_scene``, seeds ``seed``,
@@ -382,7 +398,7 @@ def _matched_features(det, truth, *, scene, site):
     return feats
 
 
-def fit(df, *, c: float = 1.0) -> dict[str, Any]:
+def fit(df: pd.DataFrame, *, c: float = 1.0) -> dict[str, Any]:
     """Fit the logistic model on a feature table with a ``label`` column; returns the JSON spec."""
     from sklearn.linear_model import LogisticRegression
 
@@ -416,7 +432,9 @@ def fit(df, *, c: float = 1.0) -> dict[str, Any]:
     }
 
 
-def accuracy(spec_or_model, df, *, trams: bool = True) -> float:
+def accuracy(
+    spec_or_model: VehicleClassifier | Mapping[str, Any], df: pd.DataFrame, *, trams: bool = True
+) -> float:
     """Fraction of rows of a feature table (with ``label``) whose class the model predicts."""
     model = (
         spec_or_model if isinstance(spec_or_model, VehicleClassifier) else VehicleClassifier(spec_or_model)

@@ -60,7 +60,7 @@ import time as _time
 import warnings
 from dataclasses import asdict
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -79,6 +79,13 @@ from .params import (
     resolve_params,
 )
 from .tracks import dedupe_tracks, drop_incoherent, merge_parallel, refine_track, set_flags, track_polarity
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+    from .classify import VehicleClassifier
+    from .filters import Decimator, Products
 
 __all__ = [
     "CHOSEN",
@@ -107,8 +114,13 @@ class ShortRecordWarning(UserWarning):
 # public entry points
 # --------------------------------------------------------------------------------------------------
 def detect_vehicles(
-    data, *, params: DetectParams | None = None, classifier=None, return_products: bool = False, **kwargs: Any
-):
+    data: xr.DataArray,
+    *,
+    params: DetectParams | None = None,
+    classifier: VehicleClassifier | None = None,
+    return_products: bool = False,
+    **kwargs: Any,
+) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]:
     """Detect vehicles crossing the fibre section of ``data``.
 
     Parameters
@@ -192,7 +204,7 @@ def detect_vehicles(
     return vehicles
 
 
-def preprocess(data, *, params: DetectParams | None = None, **kwargs: Any):
+def preprocess(data: xr.DataArray, *, params: DetectParams | None = None, **kwargs: Any) -> xr.DataArray:
     """The detector's decimated, integrated, binned image as ``xr.DataArray (time, distance)`` (for plots).
 
     Units: strain for strain-rate input (after the leaky integrator); the input's units otherwise.
@@ -228,7 +240,7 @@ def preprocess(data, *, params: DetectParams | None = None, **kwargs: Any):
     )
 
 
-def make_decimator(fs: float, x: np.ndarray, p: DetectParams, measurand: str):
+def make_decimator(fs: float, x: np.ndarray, p: DetectParams, measurand: str) -> Decimator:
     """The :class:`~terralab.das.filters.Decimator` the detector needs for parameters ``p``."""
     from .filters import Decimator
 
@@ -281,15 +293,15 @@ def _check_rates(fs: float, x: np.ndarray, p: DetectParams) -> None:
 # --------------------------------------------------------------------------------------------------
 # the detector on decimated products (shared with the streaming path)
 def detect_in_products(
-    prod,
-    dec,
+    prod: Products,
+    dec: Decimator,
     *,
     section: tuple[float, float],
     params: DetectParams,
-    classifier=None,
+    classifier: VehicleClassifier | None = None,
     return_details: bool = False,
     t_ref_ns: int | None = None,
-):
+) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]:
     """Run the detector on a Decimator's products (used by :func:`detect_vehicles` and the stream)."""
     import pandas as pd
 
@@ -396,7 +408,7 @@ def _strain_tracks(bands: list[Band], xb, dxb, valid, x_mid, length, section, p:
     return tracks
 
 
-def empty_vehicle_table():
+def empty_vehicle_table() -> pd.DataFrame:
     """An empty vehicle table with every column (and the classifier features) and their dtypes."""
     import pandas as pd
 

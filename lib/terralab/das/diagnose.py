@@ -16,8 +16,13 @@ Examples
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 __all__ = ["diagnose"]
 
@@ -25,8 +30,12 @@ logger = logging.getLogger(__name__)
 
 
 def diagnose(
-    data, *, noisy_factor: float = 5.0, saturation_fraction: float = 0.005, max_samples: int = 200_000
-):
+    data: xr.DataArray,
+    *,
+    noisy_factor: float = 5.0,
+    saturation_fraction: float = 0.005,
+    max_samples: int = 200_000,
+) -> pd.DataFrame:
     """Per-channel quality of a DAS record.
 
     Parameters

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["energy_image", "energy_tracks", "fuse_tracks"]
 
 
-def energy_image(energy, delays_s, dt, valid, p: DetectParams):
+def energy_image(
+    energy: np.ndarray, delays_s: np.ndarray, dt: float, valid: np.ndarray, p: DetectParams
+) -> np.ndarray | None:
     """One noise-normalised detection image from the band-limited energies (time, bin, band).
 
     Each band is moved back by its chain's extra delay, divided by its own per-channel noise level (a low
@@ -89,7 +91,18 @@ def _slant_stack(ze, dt, xb, valid, x_mid, slowness, direction, *, keep: float, 
     return out
 
 
-def energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p: DetectParams):
+def energy_tracks(
+    ze: np.ndarray,
+    t: np.ndarray,
+    dt: float,
+    xb: np.ndarray,
+    dxb: float,
+    valid: np.ndarray,
+    x_mid: float,
+    length: float,
+    section: tuple[float, float],
+    p: DetectParams,
+) -> list[dict]:
     """Vehicle tracks from the energy image by slant stacking (straight tracks, then a ridge-following fit).
 
     For each direction and speed (steps of ``speed_resolution``, at least 2 %) the robust along-track mean of
@@ -253,7 +266,7 @@ def _energy_track(ze, t, dt, xb, dxb, valid, x_mid, length, section, direction, 
     return track
 
 
-def fuse_tracks(strain_tracks, energy_tracks, p: DetectParams):
+def fuse_tracks(strain_tracks: list[dict], energy_tracks: list[dict], p: DetectParams) -> list[dict]:
     """Union of the strain and energy tracks: an energy track that repeats a strain track (same direction, mid
     times within the time the vehicle needs for ``energy_exclusion_m``, speeds within 15 %) is dropped."""
     out = list(strain_tracks)

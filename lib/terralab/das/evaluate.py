@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
 from ..progress import progress_bar
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+    from .params import DetectParams
 
 __all__ = [
     "SCORE_UNITS",
@@ -47,14 +54,14 @@ def _tolerances(old_names: dict[str, float], **current: float) -> tuple[float, .
 
 
 def match(
-    detections,
-    truth,
+    detections: pd.DataFrame,
+    truth: pd.DataFrame,
     *,
     time_tolerance_s: float = 1.5,
     distance_tolerance_m: float = 10.0,
     speed_tolerance: float = 0.25,
     **old_names: float,
-):
+) -> pd.DataFrame:
     """One-to-one matching of detections to true vehicles (:func:`terralab.matching.match_one_to_one`,
     Hungarian assignment).
 
@@ -152,7 +159,7 @@ def _table(rows: list[dict[str, Any]]):
     return df
 
 
-def score(detections, truth, **match_kwargs: Any):
+def score(detections: pd.DataFrame, truth: pd.DataFrame, **match_kwargs: Any) -> pd.DataFrame:
     """Headline metrics of a detection run against truth, as a one-row DataFrame.
 
     Parameters
@@ -200,9 +207,9 @@ def score(detections, truth, **match_kwargs: Any):
 
 
 def duplicates(
-    detections,
-    truth,
-    pairs=None,
+    detections: pd.DataFrame,
+    truth: pd.DataFrame,
+    pairs: pd.DataFrame | None = None,
     *,
     time_tolerance_s: float = 2.5,
     speed_tolerance: float = 0.25,
@@ -237,12 +244,12 @@ def duplicates(
 def evaluate_scenes(
     simulator: str,
     site: str,
-    seeds,
+    seeds: Iterable[int],
     *,
     detect_kwargs: dict | None = None,
     per_scene: bool = False,
     progress: bool = False,
-):
+) -> pd.DataFrame:
     """Detect vehicles in random scenes of one simulator and site; pooled metrics (or one row per scene).
 
     Vehicles a scene records only partly (``truth.attrs["outside_record"]``) count neither way: a detection
@@ -265,12 +272,12 @@ def evaluate_scenes(
 def evaluate_runs(
     simulator: str,
     site: str,
-    seeds,
+    seeds: Iterable[int],
     runs: dict[str, dict],
     *,
     per_scene: bool = False,
     progress: bool = False,
-):
+) -> pd.DataFrame:
     """:func:`evaluate_scenes` for several detector settings at once, each scene made only once.
 
     ``runs`` maps a name to the keyword arguments of :func:`~terralab.das.detect.detect_vehicles` (a
@@ -345,16 +352,16 @@ def evaluate_runs(
 
 
 def oracle_detectability(
-    data,
-    truth,
-    noise,
+    data: xr.DataArray,
+    truth: pd.DataFrame,
+    noise: xr.DataArray,
     *,
     site: str = "any",
     false_alarm: float = 0.01,
     n_null: int = 300,
     seed: int = 0,
-    params=None,
-) -> Any:
+    params: DetectParams | None = None,
+) -> pd.DataFrame:
     """How many true vehicles stand out of the instrument noise when their track is *known* (a ceiling).
 
     ``noise`` is the same record without traffic (same simulator parameters and noise levels; for the
@@ -527,7 +534,7 @@ def _detectability(n_true: int, sig, null, false_alarm: float) -> dict[str, Any]
     }
 
 
-def noise_only(simulator: str, site: str, seed: int, **overrides):
+def noise_only(simulator: str, site: str, seed: int, **overrides: Any) -> xr.DataArray:
     """The random scene of ``simulator``/``site``/``seed`` with no traffic (its noise and channel faults
     only)."""
     import pandas as pd

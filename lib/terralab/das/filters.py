@@ -23,11 +23,16 @@ report vehicles about a second late.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["Decimator", "Products", "cic2_response"]
 
@@ -45,7 +50,7 @@ class Products:
     energy: np.ndarray | None = None
 
 
-def cic2_response(f_hz, fs_hz: float, q: int):
+def cic2_response(f_hz: ArrayLike, fs_hz: float, q: int) -> np.ndarray:
     """Amplitude response of the order-2 CIC stage (two length-q boxcars) at frequencies f_hz."""
     f = np.asarray(f_hz, dtype=float) / fs_hz
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -87,7 +92,7 @@ class Decimator:
     def __init__(
         self,
         fs_hz: float,
-        distance_m,
+        distance_m: ArrayLike,
         *,
         lowpass_hz: float = 1.0,
         lf_rate_hz: float = 8.0,
@@ -96,10 +101,10 @@ class Decimator:
         measurand: str = "strain_rate",
         highpass_hz: float = 0.05,
         noisy_factor: float = 5.0,
-        energy_bands_hz=(),
+        energy_bands_hz: Sequence[tuple[float, float]] = (),
         energy_lowpass_hz: float = 2.0,
         energy_diff_max_hz: float = 5.0,
-    ):
+    ) -> None:
         from scipy import signal
 
         x = np.asarray(distance_m, dtype=float)

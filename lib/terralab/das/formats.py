@@ -7,11 +7,14 @@ package's data model and joins them on time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import FileFormatError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = [
     "DASCORE_SUFFIXES",
@@ -60,7 +63,7 @@ def is_data_file(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
 
 
-def read_npz(path: Path, *, start_time: Any = None):
+def read_npz(path: Path, *, start_time: Any = None) -> xr.DataArray:
     import xarray as xr
 
     with np.load(path, allow_pickle=False) as z:
@@ -118,7 +121,7 @@ def read_npz(path: Path, *, start_time: Any = None):
     )
 
 
-def read_xarray(path: Path, *, variable: str | None = None):
+def read_xarray(path: Path, *, variable: str | None = None) -> xr.DataArray:
     import xarray as xr
 
     if is_zarr(path):

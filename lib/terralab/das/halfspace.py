@@ -81,7 +81,8 @@ them explicitly. The truth table has the columns of :func:`terralab.das.syntheti
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -109,6 +110,10 @@ from .halfspace_render import (
 )
 from .params import KMH
 from .truth import HALFSPACE_TRUTH_COLUMNS, strain_rate_record
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 __all__ = [
     "ZOO",
@@ -210,7 +215,7 @@ def _pavement(seed: int, *, asphalt_m, base_m):
     )
 
 
-def halfspace_scene(site: str, seed: int, **overrides):
+def halfspace_scene(site: str, seed: int, **overrides: Any) -> tuple[xr.DataArray, pd.DataFrame]:
     """A half-space scene with every parameter drawn at random from ``seed``; returns ``(data, truth)``.
 
     ``site`` is "highway" (1 m channels, 1000 Hz, 65-125 km/h, four lanes) or "urban" (5 m channels, 625 Hz,
@@ -232,11 +237,11 @@ def halfspace_traffic(
     dx_m: float,
     n_channels: int,
     gauge_length_m: float,
-    lanes,
+    lanes: Sequence[tuple[int, float]],
     fibre_y_m: float,
     depth_m: float,
     young_pa: float,
-    pavement=(),
+    pavement: Sequence[tuple[float, float]] = (),
     poisson: float,
     rayleigh_speed_ms: float,
     quality_factor: float,
@@ -260,12 +265,12 @@ def halfspace_traffic(
     dead_channels: int = 1,
     saturated_channels: int = 1,
     nan_channels: int = 0,
-    vehicles=None,
+    vehicles: pd.DataFrame | None = None,
     start_time: Any = "2024-06-01T07:30:00",
     scene_name: str = "halfspace",
     seed: int = 0,
     progress: bool = False,
-):
+) -> tuple[xr.DataArray, pd.DataFrame]:
     """Make a half-space DAS traffic record (strain rate, 1/s) and its truth table (see the module docstring).
 
     Parameters are physical: ``depth_m`` and ``fibre_y_m`` place the fibre (below the surface; across the

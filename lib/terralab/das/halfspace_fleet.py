@@ -6,13 +6,17 @@ signals; every draw comes from the caller's generator.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
 from .params import KMH
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ZOO",
@@ -66,7 +70,7 @@ class Vehicle:
 
 
 def make_vehicle(
-    rng, kind: str, *, direction: int, lane_y: float, t: float, v: float, drift: float
+    rng: np.random.Generator, kind: str, *, direction: int, lane_y: float, t: float, v: float, drift: float
 ) -> Vehicle:
     """A vehicle of ``kind`` (a :data:`ZOO` member) with its length, axles, loads and vibration drawn from
     ``rng``."""
@@ -133,7 +137,7 @@ def simulate_lane(
     t_grid: np.ndarray,
     s_start: float,
     s_end: float,
-    signal,
+    signal: tuple[float, Callable[[float], bool]] | None,
     a_max: float = 1.6,
     b_comf: float = 2.5,
     gap_s: float = 1.2,
@@ -193,7 +197,7 @@ def simulate_lane(
                 leader = i
 
 
-def traffic_signals(rng, length: float) -> dict:
+def traffic_signals(rng: np.random.Generator, length: float) -> dict:
     """One traffic signal per direction: (stop line, red-at-time predicate) sharing a cycle."""
     signals = {}
     cycle, red_s, phase = rng.uniform(40, 70), rng.uniform(15, 30), rng.uniform(0, 70)
@@ -203,7 +207,9 @@ def traffic_signals(rng, length: float) -> dict:
     return signals
 
 
-def listed_fleet(rng, vehicles, lanes, run_in_m: float) -> list[Vehicle]:
+def listed_fleet(
+    rng: np.random.Generator, vehicles: pd.DataFrame, lanes: Sequence[tuple[int, float]], run_in_m: float
+) -> list[Vehicle]:
     """The vehicles of a ``vehicles`` table (``time_s`` at mid-section, ``speed_kmh``, ``direction``,
     ``kind``)."""
     import pandas as pd
@@ -230,7 +236,16 @@ def listed_fleet(rng, vehicles, lanes, run_in_m: float) -> list[Vehicle]:
 
 
 def random_fleet(
-    rng, lanes, mix, *, duration_s, rate_per_min, platoon_fraction, v_range, speed_drift, side_streets
+    rng: np.random.Generator,
+    lanes: Sequence[tuple[int, float]],
+    mix: Mapping[str, float],
+    *,
+    duration_s: float,
+    rate_per_min: float,
+    platoon_fraction: float,
+    v_range: tuple[float, float],
+    speed_drift: float,
+    side_streets: tuple[bool, float, float],
 ) -> list[Vehicle]:
     """Poisson arrivals per lane with platoons (and vehicles turning in or out of side streets).
 
@@ -282,7 +297,7 @@ def random_fleet(
     return fleet
 
 
-def tram_fleet(rng, duration_s: float, v_lo: float, v_hi: float) -> list[Vehicle]:
+def tram_fleet(rng: np.random.Generator, duration_s: float, v_lo: float, v_hi: float) -> list[Vehicle]:
     """Trams in both directions on the middle track at a regular headway (18-45 km/h)."""
     fleet = []
     headway = rng.uniform(60.0, 150.0)

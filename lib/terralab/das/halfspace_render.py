@@ -8,11 +8,16 @@ radiates; plus the coupling and coloured-noise fields of a record. The physics i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .halfspace_fleet import Vehicle
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "RenderSetup",
@@ -28,7 +33,9 @@ __all__ = [
 ]
 
 
-def boussinesq_ux(x, y, z, load_n, shear_modulus_pa: float, poisson: float):
+def boussinesq_ux(
+    x: ArrayLike, y: ArrayLike, z: ArrayLike, load_n: ArrayLike, shear_modulus_pa: float, poisson: float
+) -> np.ndarray:
     """Displacement (m) along x at (x, y, depth z) under a vertical surface point load ``load_n`` (N) at the
     origin.
 
@@ -40,7 +47,9 @@ def boussinesq_ux(x, y, z, load_n, shear_modulus_pa: float, poisson: float):
     return load_n / (4 * np.pi * shear_modulus_pa) * (x * z / r**3 - (1 - 2 * poisson) * x / (r * (r + z)))
 
 
-def boussinesq_strain_xx(x, y, z, load_n, shear_modulus_pa: float, poisson: float):
+def boussinesq_strain_xx(
+    x: ArrayLike, y: ArrayLike, z: ArrayLike, load_n: ArrayLike, shear_modulus_pa: float, poisson: float
+) -> np.ndarray:
     """Point strain d u_x / d x (extension positive) of :func:`boussinesq_ux`, differentiated analytically."""
     x, y, z = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(z, dtype=float)
     r = np.maximum(np.sqrt(x * x + y * y + z * z), 1e-6)
@@ -49,7 +58,9 @@ def boussinesq_strain_xx(x, y, z, load_n, shear_modulus_pa: float, poisson: floa
     return load_n / (4 * np.pi * shear_modulus_pa) * (t1 - (1 - 2 * poisson) * t2)
 
 
-def odemark_depth(depth_m: float, pavement, ground_pa: float, *, factor: float = 0.9) -> tuple[float, float]:
+def odemark_depth(
+    depth_m: float, pavement: Sequence[tuple[float, float]], ground_pa: float, *, factor: float = 0.9
+) -> tuple[float, float]:
     """Equivalent depth (m) and modulus (Pa) of the medium around a fibre at ``depth_m`` below a pavement.
 
     ``pavement`` lists the layers from the top as ``(thickness_m, young_pa)``; below them lies the ground of
@@ -71,7 +82,9 @@ def odemark_depth(depth_m: float, pavement, ground_pa: float, *, factor: float =
     return float(z), float(medium)
 
 
-def flamant_strain_xx(x, z, load_n_per_m, young_pa: float, poisson: float):
+def flamant_strain_xx(
+    x: ArrayLike, z: ArrayLike, load_n_per_m: ArrayLike, young_pa: float, poisson: float
+) -> np.ndarray:
     """Plane-strain eps_xx at (x, depth z) under a line load (N/m) on the surface (Flamant 1892).
 
     Stresses (compression negative): ``s_xx = -2 q x^2 z / (pi r^4)``, ``s_zz = -2 q z^3 / (pi r^4)``;
@@ -84,7 +97,9 @@ def flamant_strain_xx(x, z, load_n_per_m, young_pa: float, poisson: float):
     return ((1 - poisson**2) * sxx - poisson * (1 + poisson) * szz) / young_pa
 
 
-def coupling_field(rng, n, dx, corr_m, rng_range):
+def coupling_field(
+    rng: np.random.Generator, n: int, dx: float, corr_m: float, rng_range: tuple[float, float]
+) -> np.ndarray:
     """Spatially correlated coupling factor in [lo, hi]: a smoothed log-normal field along the fibre."""
     from scipy import ndimage
 
@@ -105,7 +120,17 @@ def _rail_weights(beta: float = 1.0 / 0.9) -> np.ndarray:
     return w / w.sum()
 
 
-def axle_kernel(lat_m, track_m, rail, *, depth, gauge, shear, poisson, u):
+def axle_kernel(
+    lat_m: float,
+    track_m: float,
+    rail: bool,
+    *,
+    depth: float,
+    gauge: float,
+    shear: float,
+    poisson: float,
+    u: np.ndarray,
+) -> np.ndarray:
     """Gauge-averaged strain per N of axle load at along-fibre offsets ``u`` from the axle (both wheels).
 
     The Boussinesq field only depends on the offset between channel and wheel, so one kernel per lateral
@@ -148,7 +173,7 @@ class RenderSetup:
     length: float  # m, section length
 
 
-def render_vehicle(out, v: Vehicle, setup: RenderSetup, rng):
+def render_vehicle(out: np.ndarray, v: Vehicle, setup: RenderSetup, rng: np.random.Generator) -> None:
     """Add one vehicle's strain rate (quasi-static + Rayleigh) to ``out`` (time at fs_gen, channel)."""
     t_gen, length, vib_reach = setup.t_gen, setup.length, setup.vib_reach
     ok = np.isfinite(v.s_traj)
@@ -271,7 +296,15 @@ def upsample(coarse: np.ndarray, r: int, n_t: int) -> np.ndarray:
     return out
 
 
-def add_coloured_noise(data, rng, fs_hz, dx_m, rms, exponent, corr_m):
+def add_coloured_noise(
+    data: np.ndarray,
+    rng: np.random.Generator,
+    fs_hz: float,
+    dx_m: float,
+    rms: float,
+    exponent: float,
+    corr_m: float,
+) -> None:
     """Power-law (1/f^exponent) noise, correlated along the fibre over ``corr_m``, made at ~50 Hz."""
     from scipy import ndimage
 

@@ -29,7 +29,7 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,10 @@ from .formats import (
     read_npz,
     read_xarray,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 __all__ = [
     "DASCORE_SUFFIXES",
@@ -87,7 +91,7 @@ def read(
     max_gap_fill_s: float = 60.0,
     dtype: Any = np.float32,
     **kwargs: Any,
-):
+) -> xr.DataArray:
     """Read one or several DAS files into one ``xr.DataArray (time, distance)``.
 
     Parameters
@@ -128,7 +132,6 @@ def read(
     DataNotAvailableError
         A path that does not exist.
     """
-    import xarray as xr
 
     if gaps not in ("fill", "raise"):
         raise InvalidInputError(f"gaps must be 'fill' or 'raise', got {gaps!r}")
@@ -238,7 +241,7 @@ def read_file(
     return out
 
 
-def check(data, *, min_channels: int = 2):
+def check(data: xr.DataArray, *, min_channels: int = 2) -> xr.DataArray:
     """Validate a DAS array and return it with dims ``("time", "distance")``.
 
     A ``(distance, time)`` array is transposed (documented handling, no copy of the values).
@@ -308,18 +311,18 @@ def check(data, *, min_channels: int = 2):
     return data
 
 
-def sampling_rate_hz(data) -> float:
+def sampling_rate_hz(data: xr.DataArray) -> float:
     """Sampling rate in Hz from the (evenly sampled) time coordinate."""
     t = data["time"].values.astype("datetime64[ns]").astype(np.int64)
     return float(1e9 / np.median(np.diff(t)))
 
 
-def channel_spacing_m(data) -> float:
+def channel_spacing_m(data: xr.DataArray) -> float:
     """Median channel spacing in metres (positive)."""
     return float(np.median(np.abs(np.diff(np.asarray(data["distance"].values, dtype=float)))))
 
 
-def gap_table(data):
+def gap_table(data: xr.DataArray) -> pd.DataFrame:
     """The gaps and overlaps :func:`read` found between files, as a ``pandas.DataFrame``.
 
     Columns: ``kind`` ("gap" or "overlap"), ``start``, ``end`` (datetime64), ``duration_s``, ``file_before``,
@@ -483,7 +486,9 @@ def _drop_overlap(cur, end_prev, start, dt_ns, common: dict, gaps: str):
 # --------------------------------------------------------------------------------------------------
 # writing files and opening catalog datasets
 # --------------------------------------------------------------------------------------------------
-def write_files(data, directory: str | os.PathLike, *, file_s: float = 10.0, fmt: str = "npz") -> list[Path]:
+def write_files(
+    data: xr.DataArray, directory: str | os.PathLike, *, file_s: float = 10.0, fmt: str = "npz"
+) -> list[Path]:
     """Split a record into files of ``file_s`` seconds named by start time (like a DAS recorder does).
 
     Parameters
@@ -536,7 +541,7 @@ def write_files(data, directory: str | os.PathLike, *, file_s: float = 10.0, fmt
     return paths
 
 
-def open_dataset(name: str, **synthetic_params: Any):
+def open_dataset(name: str, **synthetic_params: Any) -> tuple[xr.DataArray, pd.DataFrame | None]:
     """Open a DAS catalog dataset as ``(data, truth)``; ``truth`` is None for real records.
 
     Synthetic entries (``das_synthetic_*``) take generator parameters as keyword arguments (e.g.

@@ -8,6 +8,7 @@ segments of one vehicle are clustered (:func:`cluster_segments`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -57,7 +58,18 @@ def speed_band_edges(p: DetectParams) -> np.ndarray:
 
 
 def band_image(
-    z, t, dt, xb, dxb, valid, v_lo, v_hi, direction, p: DetectParams, pulse_m: float, scales=None
+    z: np.ndarray,
+    t: np.ndarray,
+    dt: float,
+    xb: np.ndarray,
+    dxb: float,
+    valid: np.ndarray,
+    v_lo: float,
+    v_hi: float,
+    direction: int,
+    p: DetectParams,
+    pulse_m: float,
+    scales: tuple[np.ndarray, float] | None = None,
 ) -> Band:
     """Envelope, noise level, threshold and thin ridges of one speed band and direction.
 
@@ -142,7 +154,9 @@ def suppress_non_winners(bands: list[Band], n_lf: int, tolerance: float = 0.9) -
         b.ridge &= (b.env / b.sigma) >= tolerance * best[rows]
 
 
-def band_segments(band: Band, band_id: int, xb, dxb, valid, p: DetectParams) -> None:
+def band_segments(
+    band: Band, band_id: int, xb: np.ndarray, dxb: float, valid: np.ndarray, p: DetectParams
+) -> None:
     """Probabilistic Hough line segments of a band's ridge image, over the band's speeds only."""
     from skimage.transform import probabilistic_hough_line
 
@@ -284,7 +298,9 @@ def _ridges(env, thr, *, along_time: bool):
     return ridge
 
 
-def cluster_segments(segs, eps_s: float, speed_weight_s: float = 4.0) -> np.ndarray:
+def cluster_segments(
+    segs: Sequence[tuple[float, ...]], eps_s: float, speed_weight_s: float = 4.0
+) -> np.ndarray:
     from sklearn.cluster import DBSCAN
 
     n = len(segs)

@@ -16,16 +16,27 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
 __all__ = ["bridge_modes", "quiet_intervals"]
 
 
-def quiet_intervals(vehicles, start, end, *, margin_s: float = 3.0, min_quiet_s: float = 10.0):
+def quiet_intervals(
+    vehicles: pd.DataFrame,
+    start: np.datetime64,
+    end: np.datetime64,
+    *,
+    margin_s: float = 3.0,
+    min_quiet_s: float = 10.0,
+) -> pd.DataFrame:
     """Intervals (pandas DataFrame ``start``, ``end``, ``duration_s``) with no vehicle on the section.
 
     A vehicle occupies the section from ``t_start`` to ``t_end`` (as given by :func:`detect_vehicles`),
@@ -60,8 +71,8 @@ def quiet_intervals(vehicles, start, end, *, margin_s: float = 3.0, min_quiet_s:
 
 
 def bridge_modes(
-    data,
-    vehicles=None,
+    data: xr.DataArray,
+    vehicles: pd.DataFrame | None = None,
     *,
     fmin_hz: float = 0.8,
     fmax_hz: float = 20.0,
@@ -73,7 +84,7 @@ def bridge_modes(
     return_spectrum: bool = False,
     missing: str = "raise",
     **detect_kwargs: Any,
-):
+) -> pd.DataFrame | tuple[pd.DataFrame, xr.Dataset]:
     """Modal frequencies of the section from spectral peaks of its quiet intervals (FDD).
 
     Parameters

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .params import KMH
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .params import DetectParams
 
 __all__ = [
     "counts",
@@ -27,8 +37,15 @@ def _track_lines(vehicles, section):
 
 
 def waterfall(
-    data, vehicles=None, truth=None, *, ax=None, clip_percentile: float = 99.0, params=None, **kwargs
-):
+    data: xr.DataArray,
+    vehicles: pd.DataFrame | None = None,
+    truth: pd.DataFrame | None = None,
+    *,
+    ax: Axes | None = None,
+    clip_percentile: float = 99.0,
+    params: DetectParams | None = None,
+    **kwargs: Any,
+) -> Axes:
     """Waterfall (distance across, time down) of the detector's decimated image with tracks overlaid.
 
     Parameters
@@ -89,7 +106,7 @@ def waterfall(
     return ax
 
 
-def counts(vehicles):
+def counts(vehicles: pd.DataFrame) -> pd.DataFrame:
     """Vehicle counts by direction and class (pandas DataFrame, with totals)."""
     import pandas as pd
 
@@ -107,7 +124,7 @@ def counts(vehicles):
     return tab
 
 
-def traffic_over_time(vehicles, *, bin_s: float = 60.0):
+def traffic_over_time(vehicles: pd.DataFrame, *, bin_s: float = 60.0) -> pd.DataFrame:
     """Vehicles per ``bin_s`` seconds by direction (pandas DataFrame indexed by time)."""
     import pandas as pd
 
@@ -117,7 +134,7 @@ def traffic_over_time(vehicles, *, bin_s: float = 60.0):
     return g.unstack(level=0).fillna(0).astype(int)
 
 
-def summary(vehicles, *, truth=None, bin_s: float = 60.0):
+def summary(vehicles: pd.DataFrame, *, truth: pd.DataFrame | None = None, bin_s: float = 60.0) -> Figure:
     """Figure with the speed histogram, counts by direction and class, and traffic over time."""
     import matplotlib.pyplot as plt
 
@@ -143,7 +160,7 @@ def summary(vehicles, *, truth=None, bin_s: float = 60.0):
     return fig
 
 
-def stream_latency(batches):
+def stream_latency(batches: pd.DataFrame) -> Figure:
     """Bar chart of per-batch compute time and latency from :func:`terralab.das.streaming.collect`."""
     import matplotlib.pyplot as plt
 
@@ -159,7 +176,9 @@ def stream_latency(batches):
     return fig
 
 
-def modal_spectrum(spectrum, modes=None, *, ax=None):
+def modal_spectrum(
+    spectrum: xr.Dataset, modes: pd.DataFrame | None = None, *, ax: Axes | None = None
+) -> Axes:
     """First singular value spectrum of the quiet intervals with the picked modal frequencies."""
     import matplotlib.pyplot as plt
 
@@ -176,7 +195,9 @@ def modal_spectrum(spectrum, modes=None, *, ax=None):
     return ax
 
 
-def throughput(data, vehicles, batches=None, *, ax=None):
+def throughput(
+    data: xr.DataArray, vehicles: pd.DataFrame, batches: pd.DataFrame | None = None, *, ax: Axes | None = None
+) -> Axes:
     """Bar chart: record length against processing time, one batch and (optionally) streamed.
 
     Labels give the real-time factor (seconds of data per second of computing).

@@ -21,16 +21,23 @@ from __future__ import annotations
 import os
 import time as _time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
 from ..progress import progress_bar
 from .params import KMH
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from dask.distributed import Client
+
+    from .classify import VehicleClassifier
+    from .params import DetectParams
 
 __all__ = ["StreamState", "process_archive", "stream"]
 
@@ -62,8 +69,8 @@ def stream(
     poll_s: float = 1.0,
     idle_timeout_s: float | None = 60.0,
     read_kwargs: dict | None = None,
-    params=None,
-    classifier=None,
+    params: DetectParams | None = None,
+    classifier: VehicleClassifier | None = None,
     emit_range_ns: tuple[int, int] | None = None,
     progress: bool = False,
     **detect_kwargs: Any,
@@ -147,13 +154,13 @@ def stream(
 def process_archive(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     *,
-    client=None,
+    client: Client | None = None,
     files_per_task: int = 30,
     batch_s: float = 60.0,
     step_s: float = 20.0,
     read_kwargs: dict | None = None,
     **detect_kwargs: Any,
-):
+) -> pd.DataFrame:
     """All vehicles of an archive of DAS files, processed in parallel chunks (on a dask Client if given).
 
     The files (in name order) are split into chunks of ``files_per_task``; each task streams its chunk plus
@@ -451,7 +458,7 @@ def _finish(out: dict, st: StreamState, files: list, compute: float, seen_at: fl
     return vehicles
 
 
-def collect(batches):
+def collect(batches: Iterable[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run a :func:`stream` to the end; return ``(vehicles, batch_table)``.
 
     ``vehicles`` concatenates every batch's new vehicles; ``batch_table`` has one row per batch with

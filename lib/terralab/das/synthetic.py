@@ -36,7 +36,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,10 @@ from .bump_fleet import explicit_schedule, random_schedule, truth_table
 from .bump_render import add_low_rate_field, add_vehicle
 from .halfspace import halfspace_scene, halfspace_traffic
 from .truth import strain_rate_record
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 __all__ = [
     "SCENES",
@@ -103,7 +107,7 @@ def traffic(
     n_channels: int = 400,
     start_time: Any = "2024-05-01T08:00:00",
     distance_start_m: float = 0.0,
-    vehicles=None,
+    vehicles: pd.DataFrame | None = None,
     rate_per_min: float = 12.0,
     truck_fraction: float = 0.25,
     speed_kmh: tuple[float, float] = (60.0, 110.0),
@@ -131,7 +135,7 @@ def traffic(
     scene_name: str = "custom",
     seed: int = 0,
     progress: bool = False,
-):
+) -> tuple[xr.DataArray, pd.DataFrame]:
     """Make a synthetic DAS traffic record and its ground truth.
 
     Parameters
@@ -301,7 +305,7 @@ def _bad_channels(data, rng, counts, white_noise: float):
     return dead, nan, noisy
 
 
-def scene(name: str, **overrides):
+def scene(name: str, **overrides: Any) -> tuple[xr.DataArray, pd.DataFrame]:
     """A named scene (see ``SCENES``) with keyword overrides; returns ``(data, truth)``."""
     if name not in SCENES:
         raise InvalidInputError(f"unknown scene {name!r}; choose one of {sorted(SCENES)}")
@@ -310,17 +314,17 @@ def scene(name: str, **overrides):
     return traffic(**params)
 
 
-def highway_bridge(**overrides):
+def highway_bridge(**overrides: Any) -> tuple[xr.DataArray, pd.DataFrame]:
     """Highway bridge: 1 m channels, 1000 Hz, 60-110 km/h both ways, 40 m spans, three structural modes."""
     return scene("highway_bridge", **overrides)
 
 
-def urban_street(**overrides):
+def urban_street(**overrides: Any) -> tuple[xr.DataArray, pd.DataFrame]:
     """Urban street: 5 m channels, 625 Hz, 10-60 km/h both ways, no bridge."""
     return scene("urban_street", **overrides)
 
 
-def random_scene(simulator: str, site: str, seed: int, **overrides):
+def random_scene(simulator: str, site: str, seed: int, **overrides: Any) -> tuple[xr.DataArray, pd.DataFrame]:
     """A scene whose parameters are drawn at random from ``seed``: ``(data, truth)``.
 
     ``simulator`` is "bump" (this module: Gaussian strain bumps, bridge spans, AR(1) noise) or "halfspace"

@@ -10,6 +10,7 @@ bend across a platoon with no consistent sign; :func:`set_flags` marks quality f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,7 +39,20 @@ __all__ = [
 ]
 
 
-def track_summary(band: Band, poly, px, pt, pe, *, speed, x_mid, section, coverage, score, snr) -> dict:
+def track_summary(
+    band: Band,
+    poly: np.poly1d,
+    px: np.ndarray,
+    pt: np.ndarray,
+    pe: np.ndarray,
+    *,
+    speed: float,
+    x_mid: float,
+    section: tuple[float, float],
+    coverage: float,
+    score: float,
+    snr: float,
+) -> dict:
     """The track dict of a fitted track t = poly(x - x_mid) through ridge points (px, pt, envelope pe).
 
     Times are read where the track enters, crosses the middle of and leaves ``section``; ``speed_change`` is
@@ -72,7 +86,18 @@ def track_summary(band: Band, poly, px, pt, pe, *, speed, x_mid, section, covera
     }
 
 
-def refine_track(member, bands, xb, dxb, valid, x_mid, length, section, direction, p: DetectParams):
+def refine_track(
+    member: Sequence[tuple[float, ...]],
+    bands: Sequence[Band],
+    xb: np.ndarray,
+    dxb: float,
+    valid: np.ndarray,
+    x_mid: float,
+    length: float,
+    section: tuple[float, float],
+    direction: int,
+    p: DetectParams,
+) -> dict | None:
     """Follow the ridge along a merged track and fit t(x); None when the track is too short."""
     seg = np.asarray([m[:4] for m in member], dtype=float)
     w = np.abs(seg[:, 2] - seg[:, 0])
@@ -236,7 +261,9 @@ def _follow(band: Band, poly, xb, valid, x_mid, half_window_s):
     return xb[cols], tt, best
 
 
-def robust_fit(x, t, w, *, quadratic: bool, tol_s: float):
+def robust_fit(
+    x: np.ndarray, t: np.ndarray, w: np.ndarray, *, quadratic: bool, tol_s: float
+) -> np.poly1d | None:
     deg = 2 if quadratic else 1
     keep = np.ones(len(x), dtype=bool)
     poly = None
@@ -254,7 +281,7 @@ def robust_fit(x, t, w, *, quadratic: bool, tol_s: float):
     return poly
 
 
-def dedupe_tracks(tracks, p: DetectParams):
+def dedupe_tracks(tracks: list[dict], p: DetectParams) -> list[dict]:
     """Explain away: drop a track whose ridge points mostly lie on a stronger track of the same direction.
 
     This removes the same vehicle found again in a neighbouring speed band, and the ghost tracks a strong
@@ -284,16 +311,16 @@ def dedupe_tracks(tracks, p: DetectParams):
 
 
 def merge_parallel(
-    tracks,
-    xb,
-    valid,
-    x_mid,
+    tracks: list[dict],
+    xb: np.ndarray,
+    valid: np.ndarray,
+    x_mid: float,
     p: DetectParams,
     *,
     max_vehicle_m: float = 25.0,
     join_fraction: float = 0.6,
-    bands=None,
-):
+    bands: Sequence[Band] | None = None,
+) -> list[dict]:
     """One vehicle, one track: merge same-direction tracks of nearly the same speed whose ridges are joined by
     signal all the way between them, as the axle groups of a long vehicle, its vibration halo or the
     sign-flipping lobes of its strain are; keep both where the envelope dips between them (two vehicles, even
@@ -364,7 +391,7 @@ def _same_vehicle(k, tr, xb, valid, x_mid, p: DetectParams, max_vehicle_m, join_
     return ""
 
 
-def drop_incoherent(tracks, p: DetectParams) -> list[dict]:
+def drop_incoherent(tracks: list[dict], p: DetectParams) -> list[dict]:
     """The tracks without those that bend and have no sign, within a platoon: a track whose speed changes by
     more than ``p.incoherent_speed_change`` across the section, whose strain has no consistent sign
     (:func:`track_polarity` below :data:`LOBE_POLARITY`) and which passes mid-section within :data:`NEAR_S` of
@@ -391,7 +418,16 @@ def drop_incoherent(tracks, p: DetectParams) -> list[dict]:
     return [tr for tr in tracks if not chain(tr)]
 
 
-def track_polarity(tr, z, t, dt, xb, dxb, x_mid, p: DetectParams) -> float:
+def track_polarity(
+    tr: dict,
+    z: np.ndarray,
+    t: np.ndarray,
+    dt: float,
+    xb: np.ndarray,
+    dxb: float,
+    x_mid: float,
+    p: DetectParams,
+) -> float:
     """Sign of the strain along a track: the median, over its ridge points, of the sign of the strain pulse
     band-passed at the track's pulse duration (difference of Gaussians centred on the ridge time), times the
     fraction of points that agree; 0 when the points disagree as often as they agree.
@@ -451,7 +487,7 @@ def _joined(a, b, xb, valid, x_mid, bands=None) -> float:
     return float(np.mean(ok & inside.all(axis=1)))
 
 
-def set_flags(tracks) -> None:
+def set_flags(tracks: list[dict]) -> None:
     t = np.array([tr["t_mid"] for tr in tracks])
     for i, tr in enumerate(tracks):
         flags = []

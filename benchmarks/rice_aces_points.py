@@ -55,18 +55,18 @@ def main() -> None:
         )
         rf = rice.fit(train, model="rf", bands=bands, n_estimators=500, seed=seed, progress=False)
         s_dnn, s_rf = (rice.evaluate.independent_evaluation(m, test) for m in (dnn, rf))
-        right_dnn = rice.predict(dnn, test).to_numpy() == test["class"].to_numpy()
-        right_rf = rice.predict(rf, test).to_numpy() == test["class"].to_numpy()
+        right_dnn = rice.predict_points(dnn, test)["class"].to_numpy() == test["class"].to_numpy()
+        right_rf = rice.predict_points(rf, test)["class"].to_numpy() == test["class"].to_numpy()
         only_rf, only_dnn = int((right_rf & ~right_dnn).sum()), int((right_dnn & ~right_rf).sum())
         p = binomtest(only_rf, only_rf + only_dnn, 0.5).pvalue
         row = {
             "seed": seed,
-            "dnn_rice_f1": s_dnn.per_class.loc["rice", "f1"],
-            "dnn_oa": s_dnn.overall_accuracy,
-            "dnn_kappa": s_dnn.kappa,
-            "rf_rice_f1": s_rf.per_class.loc["rice", "f1"],
-            "rf_oa": s_rf.overall_accuracy,
-            "rf_kappa": s_rf.kappa,
+            "dnn_rice_f1": s_dnn.loc["rice", "f1"],
+            "dnn_oa": s_dnn.attrs["overall_accuracy"],
+            "dnn_kappa": s_dnn.attrs["kappa"],
+            "rf_rice_f1": s_rf.loc["rice", "f1"],
+            "rf_oa": s_rf.attrs["overall_accuracy"],
+            "rf_kappa": s_rf.attrs["kappa"],
             "mcnemar_p": p,
         }
         rows.append(row)

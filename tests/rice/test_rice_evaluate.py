@@ -17,28 +17,28 @@ def test_scores_match_scikit_learn_on_random_labels():
     t = rng.integers(0, 5, 2000)
     p = np.where(rng.random(2000) < 0.7, t, rng.integers(0, 5, 2000))
     s = evaluate.scores(t, p)
-    np.testing.assert_allclose(s.per_class["precision"], precision_score(t, p, average=None))
-    np.testing.assert_allclose(s.per_class["recall"], recall_score(t, p, average=None))
-    np.testing.assert_allclose(s.per_class["f1"], f1_score(t, p, average=None))
-    np.testing.assert_allclose(s.per_class["iou"], jaccard_score(t, p, average=None))
-    assert s.overall_accuracy == pytest.approx((t == p).mean())
-    assert s.kappa == pytest.approx(cohen_kappa_score(t, p))
-    assert s.macro_f1 == pytest.approx(f1_score(t, p, average="macro"))
+    np.testing.assert_allclose(s["precision"], precision_score(t, p, average=None))
+    np.testing.assert_allclose(s["recall"], recall_score(t, p, average=None))
+    np.testing.assert_allclose(s["f1"], f1_score(t, p, average=None))
+    np.testing.assert_allclose(s["iou"], jaccard_score(t, p, average=None))
+    assert s.attrs["overall_accuracy"] == pytest.approx((t == p).mean())
+    assert s.attrs["kappa"] == pytest.approx(cohen_kappa_score(t, p))
+    assert s.attrs["macro_f1"] == pytest.approx(f1_score(t, p, average="macro"))
 
 
 def test_unlabelled_truth_and_nodata_predictions_are_not_scored():
     t = xr.DataArray(np.array([[0, 1], [-1, 1]]), dims=("y", "x"))
     p = xr.DataArray(np.array([[0, -1], [1, 1]]), dims=("y", "x"))
     s = evaluate.scores(t, p, class_names=["a", "b"])
-    assert s.n == 2 and s.overall_accuracy == 1.0
-    assert list(s.confusion.index) == ["a", "b"]
+    assert s.attrs["n"] == 2 and s.attrs["overall_accuracy"] == 1.0
+    assert list(evaluate.score_confusion(s).index) == ["a", "b"]
     with pytest.raises(InvalidInputError, match="nothing to score"):
         evaluate.scores(np.array([-1]), np.array([0]))
 
 
 def test_a_class_never_predicted_has_nan_precision_not_zero():
     s = evaluate.scores(np.array([0, 1, 2]), np.array([0, 1, 1]))
-    assert np.isnan(s.per_class.loc["2", "precision"]) and s.per_class.loc["2", "recall"] == 0
+    assert np.isnan(s.loc["2", "precision"]) and s.loc["2", "recall"] == 0
 
 
 def test_sample_at_picks_the_pixel_under_each_point_and_minus_one_outside():
@@ -60,8 +60,8 @@ def test_independent_evaluation_scores_a_class_map_on_points():
     )
     pts = pd.DataFrame({"x": [0.5, 1.5, 0.5], "y": [1.5, 0.5, 0.5], "class": [1, 2, 1]})
     s = evaluate.independent_evaluation(cmap, pts)
-    assert s.overall_accuracy == pytest.approx(2 / 3)
-    assert s.per_class.loc["rice", "recall"] == 0.5
+    assert s.attrs["overall_accuracy"] == pytest.approx(2 / 3)
+    assert s.loc["rice", "recall"] == 0.5
 
 
 def test_band_model_table_is_laid_out_like_the_paper():
@@ -70,3 +70,22 @@ def test_band_model_table_is_laid_out_like_the_paper():
     )
     assert list(table.columns) == ["RGBN", "RGBNES"] and list(table.index) == ["unet", "dnn"]
     assert table.loc["unet", "RGBNES"] == 0.66 and np.isnan(table.loc["dnn", "RGBNES"])
+
+
+def test_scores_are_a_tidy_table_per_class_with_headline_numbers_and_units_in_attrs():
+    """The house shape of a score: one row per class, metric columns, units and headline numbers in attrs."""
+    t, p = np.array([0, 1, 1, 2, 2, 2]), np.array([0, 1, 2, 2, 2, 0])
+    s = evaluate.scores(t, p, class_names=["a", "b", "c"])
+    assert isinstance(s, pd.DataFrame) and s.index.name == "class" and list(s.index) == ["a", "b", "c"]
+    assert list(s.columns) == ["precision", "recall", "f1", "iou", "support"]
+    assert s.attrs["units"]["f1"] == "1" and s.attrs["units"]["support"] == "count"
+    assert s.attrs["n"] == 6 and s.attrs["overall_accuracy"] == pytest.approx(4 / 6)
+    confusion = evaluate.score_confusion(s)
+    pd.testing.assert_frame_equal(confusion, evaluate.confusion_matrix(t, p, class_names=["a", "b", "c"]))
+    assert evaluate.summary(s, "x_")["x_f1_c"] == pytest.approx(s.loc["c", "f1"])
+    both = pd.concat({"m1": s, "m2": s})  # tables of several models stack
+    assert both.shape == (6, 5)
+    table = evaluate.compare_scores({"m1": s}, focus_class="b")
+    assert table.attrs["units"]["b_recall"] == "1" and table.loc["m1", "n"] == 6
+    with pytest.raises(InvalidInputError, match="not a table from rice.evaluate.scores"):
+        evaluate.score_confusion(pd.DataFrame({"f1": [1.0]}))

@@ -226,14 +226,44 @@ def test_dnn_predicts_points_by_row_and_minus_one_for_nan_rows(points, tmp_path)
     model = rice.fit(points, model="dnn", epochs=20, seed=0, progress=False)
     with_nan = points.copy()
     with_nan.iloc[0, 0] = np.nan
-    pred = rice.predict(model, with_nan)
-    assert isinstance(pred, pd.Series) and pred.index.equals(points.index)
+    table = rice.predict_points(model, with_nan)
+    assert isinstance(table, pd.DataFrame) and list(table.columns) == ["class"]
+    pred = table["class"]
+    assert pred.index.equals(points.index)
     assert pred.iloc[0] == -1 and (pred.iloc[1:] >= 0).all()
-    proba = rice.predict(model, points, output="proba")
+    proba = rice.predict_points(model, points, output="proba")
     assert list(proba.columns) == model.class_names
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    both = rice.predict_points(model, with_nan, return_proba=True)
+    assert list(both.columns) == ["class", "confidence", *model.class_names]
+    pd.testing.assert_series_equal(both["class"], pred)
     again = rice.load(model.save(tmp_path / "dnn.pt"))
-    pd.testing.assert_series_equal(rice.predict(again, points), rice.predict(model, points))
+    pd.testing.assert_frame_equal(rice.predict_points(again, points), rice.predict_points(model, points))
+
+
+def test_predict_on_a_table_still_works_with_a_deprecation_warning(points):
+    """The old call form on points gives what it always did (a Series of class ids, or the DataFrame of
+    probabilities), equal to :func:`rice.predict_points`, and says to use that."""
+    model = rice.fit(points, model="rf", n_estimators=10, progress=False)
+    with pytest.warns(DeprecationWarning, match="predict_points"):
+        old = rice.predict(model, points)
+    assert isinstance(old, pd.Series)
+    pd.testing.assert_series_equal(old, rice.predict_points(model, points)["class"])
+    with pytest.warns(DeprecationWarning, match="predict_points"):
+        old_proba = rice.predict(model, points, output="proba")
+    pd.testing.assert_frame_equal(old_proba, rice.predict_points(model, points, output="proba"))
+
+
+def test_predict_points_refuses_what_is_not_a_per_pixel_model_on_a_table(points, small, small_unet):
+    rf = rice.fit(points, model="rf", n_estimators=5, progress=False)
+    with pytest.raises(InvalidInputError, match="points must be a DataFrame"):
+        rice.predict_points(rf, small[0])
+    with pytest.raises(InvalidInputError, match="output must be"):
+        rice.predict_points(rf, points, output="labels")
+    with pytest.raises(InvalidInputError, match="must be a RiceModel"):
+        rice.predict_points("rf", points)
+    with pytest.raises(InvalidInputError, match="U-Net predicts on a stack"):
+        rice.predict_points(small_unet, points)
 
 
 def test_points_missing_a_band_name_the_columns(points):
@@ -277,7 +307,7 @@ def test_progress_bars_draw_when_asked_and_never_in_a_report_run(points, small, 
 def test_rf_checkpoint_round_trip(points, tmp_path):
     model = rice.fit(points, model="rf", n_estimators=10, progress=False)
     again = rice.load(model.save(tmp_path / "rf.pt"))
-    pd.testing.assert_series_equal(rice.predict(again, points), rice.predict(model, points))
+    pd.testing.assert_frame_equal(rice.predict_points(again, points), rice.predict_points(model, points))
 
 
 # --- quality claims -----------------------------------------------------------------------------------
@@ -313,10 +343,8 @@ def test_unet_maps_rice_under_clouds_on_an_unseen_valley_beats_rf_with_majority_
         stack, parts["train"], model="rf", n_estimators=100, seed=0, validation=parts["val"], progress=False
     )
     smoothed = rice.majority_filter(rice.predict(rf, stack, progress=False), 5)
-    f1_unet = rice.scores(parts["test"], out["classes"], class_names=unet.class_names).per_class.loc[
-        "rice", "f1"
-    ]
-    f1_rf = rice.scores(parts["test"], smoothed, class_names=unet.class_names).per_class.loc["rice", "f1"]
+    f1_unet = rice.scores(parts["test"], out["classes"], class_names=unet.class_names).loc["rice", "f1"]
+    f1_rf = rice.scores(parts["test"], smoothed, class_names=unet.class_names).loc["rice", "f1"]
     ece = rice.evaluate.calibration(out, parts["test"]).ece
     true_ha = float(((truth.values == 1) & (out["classes"].values >= 0)).sum()) * 0.01
     covered = 0
@@ -358,30 +386,32 @@ def test_dnn_on_real_aces_paro_points_is_on_par_with_randomforest(shared_data, o
     s_rf = rice.evaluate.independent_evaluation(rf, test)
     s_dnn = rice.evaluate.independent_evaluation(dnn, test)
     print(
-        f"\nACES Paro test points: DNN rice F1 {s_dnn.per_class.loc['rice', 'f1']:.3f} OA "
-        f"{s_dnn.overall_accuracy:.3f} kappa {s_dnn.kappa:.3f} | RF(500) rice F1 "
-        f"{s_rf.per_class.loc['rice', 'f1']:.3f} OA {s_rf.overall_accuracy:.3f} kappa {s_rf.kappa:.3f}"
+        f"\nACES Paro test points: DNN rice F1 {s_dnn.loc['rice', 'f1']:.3f} OA "
+        f"{s_dnn.attrs['overall_accuracy']:.3f} kappa {s_dnn.attrs['kappa']:.3f} | RF(500) rice F1 "
+        f"{s_rf.loc['rice', 'f1']:.3f} OA {s_rf.attrs['overall_accuracy']:.3f} "
+        f"kappa {s_rf.attrs['kappa']:.3f}"
     )
     # 60 test points repeat a training point's 8 values exactly: a forest memorises them, an MLP does not
     seen = test[bands].round(6).apply(tuple, axis=1).isin(set(train[bands].round(6).apply(tuple, axis=1)))
     fresh = test[~seen]
     f_rf, f_dnn = (rice.evaluate.independent_evaluation(m, fresh) for m in (rf, dnn))
     print(
-        f"without the {int(seen.sum())} test points seen in training: DNN OA {f_dnn.overall_accuracy:.3f} "
-        f"rice F1 {f_dnn.per_class.loc['rice', 'f1']:.3f} | RF OA {f_rf.overall_accuracy:.3f} rice F1 "
-        f"{f_rf.per_class.loc['rice', 'f1']:.3f}"
+        f"without the {int(seen.sum())} test points seen in training: "
+        f"DNN OA {f_dnn.attrs['overall_accuracy']:.3f} "
+        f"rice F1 {f_dnn.loc['rice', 'f1']:.3f} | RF OA {f_rf.attrs['overall_accuracy']:.3f} rice F1 "
+        f"{f_rf.loc['rice', 'f1']:.3f}"
     )
-    assert s_rf.per_class.loc["rice", "f1"] == pytest.approx(0.847, abs=0.005)
-    assert s_rf.overall_accuracy == pytest.approx(0.790, abs=0.005)
-    assert s_rf.kappa == pytest.approx(0.718, abs=0.005)
-    right_dnn = rice.predict(dnn, test).to_numpy() == test["class"].to_numpy()
-    right_rf = rice.predict(rf, test).to_numpy() == test["class"].to_numpy()
+    assert s_rf.loc["rice", "f1"] == pytest.approx(0.847, abs=0.005)
+    assert s_rf.attrs["overall_accuracy"] == pytest.approx(0.790, abs=0.005)
+    assert s_rf.attrs["kappa"] == pytest.approx(0.718, abs=0.005)
+    right_dnn = rice.predict_points(dnn, test)["class"].to_numpy() == test["class"].to_numpy()
+    right_rf = rice.predict_points(rf, test)["class"].to_numpy() == test["class"].to_numpy()
     only_rf, only_dnn = int((right_rf & ~right_dnn).sum()), int((right_dnn & ~right_rf).sum())
     p = binomtest(only_rf, only_rf + only_dnn, 0.5, alternative="greater").pvalue
     assert p > 0.05, f"DNN significantly worse than RF (McNemar p={p:.3g})"
-    assert s_dnn.per_class.loc["rice", "f1"] == pytest.approx(0.839, abs=0.008)
-    assert s_dnn.overall_accuracy == pytest.approx(0.780, abs=0.008)
-    assert s_dnn.kappa == pytest.approx(0.707, abs=0.010)
+    assert s_dnn.loc["rice", "f1"] == pytest.approx(0.839, abs=0.008)
+    assert s_dnn.attrs["overall_accuracy"] == pytest.approx(0.780, abs=0.008)
+    assert s_dnn.attrs["kappa"] == pytest.approx(0.707, abs=0.010)
 
 
 # --- bad input (issue 10) -----------------------------------------------------------------------------------

@@ -29,13 +29,13 @@ def test_experiment_scores_a_model_on_the_test_split_and_on_independent_points(s
     model = exp.fit("rf", bands="RGBNES", n_estimators=30, progress=False)
     class_map = exp.predict_map(model, progress=False)
     scores = exp.score(model, class_map)
-    assert scores.n == int(
+    assert scores.attrs["n"] == int(
         (exp.splits["test"].values >= 0).sum()
         - ((class_map.values < 0) & (exp.splits["test"].values >= 0)).sum()
     )
-    assert scores.per_class.loc["rice", "f1"] > 0.8
+    assert scores.loc["rice", "f1"] > 0.8
     independent = exp.independent_evaluation(model, class_map, n_per_class=20)
-    assert independent.n <= 100 and independent.overall_accuracy > 0.7
+    assert independent.attrs["n"] <= 100 and independent.attrs["overall_accuracy"] > 0.7
     table = rice.evaluate.compare_scores({"rf": scores})
     assert {"overall_accuracy", "kappa", "rice_f1", "rice_iou"} <= set(table.columns)
 
@@ -58,7 +58,7 @@ def test_real_points_experiment_refuses_a_unet_and_trains_per_pixel_models(share
     with pytest.raises(InvalidInputError, match="dnn"):
         exp.fit("unet")
     model = exp.fit("rf", bands="RGBN", n_estimators=50, progress=False)
-    assert exp.score(model).per_class.loc["rice", "f1"] > 0.8
+    assert exp.score(model).loc["rice", "f1"] > 0.8
     class_map = exp.predict_map(model, progress=False)
     assert class_map.shape == (256, 256) and class_map.rio.crs.to_epsg() == 4326
     assert set(np.unique(class_map.values)) <= {0, 1, 2, 3, 4}

@@ -9,7 +9,7 @@ Example
 >>> parts = rice.labels.split(truth, kind="half")
 >>> model = rice.fit(stack, parts["train"], model="unet", epochs=5, seed=0)      # doctest: +SKIP
 >>> classes = rice.predict(model, stack, tile=128, overlap=32)                   # doctest: +SKIP
->>> rice.evaluate.scores(parts["test"], classes).per_class                        # doctest: +SKIP
+>>> rice.evaluate.scores(parts["test"], classes)                                  # doctest: +SKIP
 >>> points = rice.sample_reference(classes, n_per_class=50, seed=0, reference_map=truth)  # doctest: +SKIP
 >>> rice.area_estimate(classes, points)[["mapped_ha", "adjusted_ha", "ci95_ha"]]            # doctest: +SKIP
 
@@ -22,7 +22,7 @@ from .area import area_estimate, sample_reference
 from .evaluate import scores
 from .features import BAND_SETS, band_names, select_bands
 from .labels import ACES_CLASSES, split
-from .models import RiceModel, calibrate, fit, load, majority_filter, predict, predict_geotiff
+from .models import RiceModel, calibrate, fit, load, majority_filter, predict, predict_geotiff, predict_points
 
 __all__ = [
     "ACES_CLASSES",
@@ -42,6 +42,7 @@ __all__ = [
     "plots",
     "predict",
     "predict_geotiff",
+    "predict_points",
     "sample_reference",
     "scores",
     "select_bands",

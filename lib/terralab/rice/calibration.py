@@ -20,6 +20,7 @@ from .checkpoint import RiceModel
 from .features import check_stack
 from .inference import predict
 from .labels import align_labels
+from .points import predict_points
 
 __all__ = ["calibrate", "fit_temperature"]
 
@@ -68,7 +69,7 @@ def calibrate(
         if isinstance(data, pd.DataFrame):
             if "class" not in data.columns:
                 raise InvalidInputError("calibration points need a 'class' column")
-            proba = predict(model, data, output="proba", progress=progress).to_numpy()
+            proba = predict_points(model, data, output="proba").to_numpy()
             truth = data["class"].to_numpy()
         else:
             if labels is None:

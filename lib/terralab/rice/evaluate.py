@@ -7,7 +7,7 @@ Example
 >>> import numpy as np
 >>> from terralab.rice import evaluate
 >>> s = evaluate.scores(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), class_names=["a", "b", "c"])
->>> round(s.overall_accuracy, 2), round(float(s.per_class.loc["b", "recall"]), 2)
+>>> round(s.attrs["overall_accuracy"], 2), round(float(s.loc["b", "recall"]), 2)
 (0.75, 0.5)
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,9 +23,15 @@ import xarray as xr
 
 from ..errors import InvalidInputError
 
+if TYPE_CHECKING:
+    from .checkpoint import RiceModel
+
+#: Class ids as an array, a Series or a DataArray.
+ArrayLike = np.ndarray | pd.Series | xr.DataArray
+
 __all__ = [
+    "SCORE_UNITS",
     "Calibration",
-    "Scores",
     "band_model_table",
     "calibration",
     "compare_band_sets",
@@ -32,8 +39,26 @@ __all__ = [
     "confusion_matrix",
     "independent_evaluation",
     "sample_at",
+    "score_confusion",
     "scores",
+    "summary",
 ]
+
+#: Units of the score columns and headline numbers (``attrs["units"]`` of :func:`scores` and
+#: :func:`compare_scores`): "1" (a fraction), "count".
+SCORE_UNITS = {
+    "precision": "1",
+    "recall": "1",
+    "f1": "1",
+    "iou": "1",
+    "support": "count",
+    "overall_accuracy": "1",
+    "kappa": "1",
+    "macro_f1": "1",
+    "n": "count",
+}
+#: The headline numbers of a score table, kept in its ``attrs`` (one value for the whole table).
+HEADLINE = ("overall_accuracy", "kappa", "macro_f1", "n")
 
 
 def _flat(values) -> np.ndarray:
@@ -68,7 +93,7 @@ def _names(class_names, k: int) -> list[str]:
 
 
 def confusion_matrix(
-    y_true, y_pred, *, class_names: Sequence[str] | Mapping[int, str] | None = None
+    y_true: ArrayLike, y_pred: ArrayLike, *, class_names: Sequence[str] | Mapping[int, str] | None = None
 ) -> pd.DataFrame:
     """Counts with true classes as rows and predicted classes as columns; −1 on either side is skipped."""
     t, p = _pairs(y_true, y_pred)
@@ -81,42 +106,49 @@ def confusion_matrix(
     return pd.DataFrame(cm, index=pd.Index(names, name="true"), columns=pd.Index(names, name="predicted"))
 
 
-@dataclass
-class Scores:
-    """Accuracy of one prediction: ``confusion`` (DataFrame), ``per_class`` (precision, recall, f1, iou,
-    support), ``overall_accuracy``, ``kappa``, ``macro_f1``, ``n`` (points/pixels scored)."""
-
-    confusion: pd.DataFrame
-    per_class: pd.DataFrame
-    overall_accuracy: float
-    kappa: float
-    macro_f1: float
-    n: int
-
-    def summary(self, prefix: str = "") -> dict[str, float]:
-        """Flat dict of headline numbers (OA, κ, macro F1, F1 of each class), handy for report.record."""
-        out = {
-            f"{prefix}overall_accuracy": self.overall_accuracy,
-            f"{prefix}kappa": self.kappa,
-            f"{prefix}macro_f1": self.macro_f1,
-        }
-        for name, row in self.per_class.iterrows():
-            out[f"{prefix}f1_{name}"] = float(row["f1"])
-        return out
-
-    def __repr__(self) -> str:
-        return (
-            f"Scores(n={self.n}, OA={self.overall_accuracy:.3f}, kappa={self.kappa:.3f}, "
-            f"macro F1={self.macro_f1:.3f})"
-        )
+def summary(table: pd.DataFrame, prefix: str = "") -> dict[str, float]:
+    """Flat dict of the headline numbers of a :func:`scores` table (OA, κ, macro F1, F1 of each class), handy
+    for report.record."""
+    out = {f"{prefix}{k}": table.attrs[k] for k in ("overall_accuracy", "kappa", "macro_f1")}
+    for name, row in table.iterrows():
+        out[f"{prefix}f1_{name}"] = float(row["f1"])
+    return out
 
 
-def scores(y_true, y_pred, *, class_names: Sequence[str] | Mapping[int, str] | None = None) -> Scores:
-    """Confusion matrix, per-class precision / recall / F1 / IoU, overall accuracy, Cohen's κ and macro F1.
+def score_confusion(table: pd.DataFrame) -> pd.DataFrame:
+    """The confusion matrix (true classes as rows, predicted as columns) a :func:`scores` table was made from.
+
+    It travels in the table's ``attrs["confusion"]`` as plain lists (``classes``, ``counts``) so that tables
+    stay comparable and concatenable.
+    """
+    conf = table.attrs.get("confusion")
+    if conf is None:
+        raise InvalidInputError("not a table from rice.evaluate.scores: it has no attrs['confusion']")
+    names = conf["classes"]
+    return pd.DataFrame(
+        np.asarray(conf["counts"], np.int64),
+        index=pd.Index(names, name="true"),
+        columns=pd.Index(names, name="predicted"),
+    )
+
+
+def scores(
+    y_true: ArrayLike, y_pred: ArrayLike, *, class_names: Sequence[str] | Mapping[int, str] | None = None
+) -> pd.DataFrame:
+    """Per-class precision / recall / F1 / IoU, with overall accuracy, Cohen's κ, macro F1 and the confusion
+    matrix, as one tidy table.
 
     ``y_true`` and ``y_pred`` are arrays, Series or DataArrays of class ids of the same size (e.g. a truth
     raster and a predicted class map on the same grid); pixels with −1 (or NaN) on either side are skipped.
     Precision or recall of a class never predicted / never present is NaN, not 0.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per class (index ``class``): ``precision``, ``recall``, ``f1``, ``iou``, ``support`` (true
+        pixels/points). ``attrs``: ``units`` of the columns and headline numbers, ``overall_accuracy``,
+        ``kappa``, ``macro_f1`` (over classes present in the truth), ``n`` (pixels/points scored) and
+        ``confusion`` (plain lists; :func:`score_confusion` gives it as a DataFrame).
     """
     cm_df = confusion_matrix(y_true, y_pred, class_names=class_names)
     cm = cm_df.to_numpy().astype(float)
@@ -147,7 +179,15 @@ def scores(y_true, y_pred, *, class_names: Sequence[str] | Mapping[int, str] | N
     )
     present = true_tot > 0
     macro = float(np.nanmean(f1[present])) if present.any() else float("nan")
-    return Scores(cm_df, per_class, float(oa), float(kappa), macro, int(n))
+    per_class.attrs = {
+        "units": dict(SCORE_UNITS),
+        "overall_accuracy": float(oa),
+        "kappa": float(kappa),
+        "macro_f1": macro,
+        "n": int(n),
+        "confusion": {"classes": list(cm_df.index), "counts": cm_df.to_numpy().tolist()},
+    }
+    return per_class
 
 
 def sample_at(class_map: xr.DataArray, points: pd.DataFrame, *, x: str = "x", y: str = "y") -> pd.Series:
@@ -174,19 +214,24 @@ def sample_at(class_map: xr.DataArray, points: pd.DataFrame, *, x: str = "x", y:
     return pd.Series(np.where(inside, values, -1).astype(np.int64), index=points.index, name="class")
 
 
-def independent_evaluation(model_or_map, points: pd.DataFrame, *, class_names=None) -> Scores:
-    """Score a model or a class map on a separate, independently collected point set.
+def independent_evaluation(
+    model_or_map: RiceModel | xr.DataArray,
+    points: pd.DataFrame,
+    *,
+    class_names: Sequence[str] | Mapping[int, str] | None = None,
+) -> pd.DataFrame:
+    """Score a model or a class map on a separate, independently collected point set (a :func:`scores` table).
 
     ``model_or_map`` is a per-pixel :class:`~terralab.rice.checkpoint.RiceModel` (the points then need its
     band columns), or a class map ``xr.DataArray (y, x)`` (the points then need ``x``/``y`` in its CRS).
     """
     from .checkpoint import RiceModel
-    from .inference import predict
+    from .points import predict_points
 
     if "class" not in points.columns:
         raise InvalidInputError("independent points need a 'class' column")
     if isinstance(model_or_map, RiceModel):
-        pred = predict(model_or_map, points, progress=False)
+        pred = predict_points(model_or_map, points)["class"]
         names = class_names or model_or_map.class_names
     elif isinstance(model_or_map, xr.DataArray):
         pred = sample_at(model_or_map, points)
@@ -196,37 +241,45 @@ def independent_evaluation(model_or_map, points: pd.DataFrame, *, class_names=No
     return scores(points["class"], pred, class_names=names)
 
 
-def compare_scores(results: Mapping[str, Scores], *, focus_class: str = "rice") -> pd.DataFrame:
-    """One row per model: overall accuracy, κ, macro F1 and the focus class's precision, recall, F1, IoU."""
+def compare_scores(results: Mapping[str, pd.DataFrame], *, focus_class: str = "rice") -> pd.DataFrame:
+    """One row per model: overall accuracy, κ, macro F1 and the focus class's precision, recall, F1, IoU.
+
+    ``results`` maps a model's name to its :func:`scores` table; units in ``attrs["units"]``.
+    """
     rows = {}
     for name, s in results.items():
-        row = {"overall_accuracy": s.overall_accuracy, "kappa": s.kappa, "macro_f1": s.macro_f1}
-        if focus_class in s.per_class.index:
+        row = {k: s.attrs[k] for k in ("overall_accuracy", "kappa", "macro_f1")}
+        if focus_class in s.index:
             for col in ("precision", "recall", "f1", "iou"):
-                row[f"{focus_class}_{col}"] = float(s.per_class.loc[focus_class, col])
-        row["n"] = s.n
+                row[f"{focus_class}_{col}"] = float(s.loc[focus_class, col])
+        row["n"] = s.attrs["n"]
         rows[name] = row
     table = pd.DataFrame(rows).T
     table["n"] = table["n"].astype(int)
     table.index.name = "model"
+    table.attrs["units"] = {
+        c: SCORE_UNITS[c.removeprefix(f"{focus_class}_")]
+        for c in table.columns
+        if c.removeprefix(f"{focus_class}_") in SCORE_UNITS
+    }
     return table
 
 
 def band_model_table(
-    results: Mapping[tuple[str, str], Scores | float], *, metric: str = "macro_f1"
+    results: Mapping[tuple[str, str], pd.DataFrame | float], *, metric: str = "macro_f1"
 ) -> pd.DataFrame:
     """Lay results out like the paper's table: one row per model type, one column per band set.
 
-    ``results`` maps ``(model, band_set)`` to a :class:`Scores` (``metric`` picks ``macro_f1``,
+    ``results`` maps ``(model, band_set)`` to a :func:`scores` table (``metric`` picks ``macro_f1``,
     ``overall_accuracy``, ``kappa`` or ``f1_<class>``) or to a number.
     """
     rows: dict[str, dict[str, float]] = {}
     for (model, band_set), value in results.items():
-        if isinstance(value, Scores):
+        if isinstance(value, pd.DataFrame):
             if metric.startswith("f1_"):
-                value = float(value.per_class.loc[metric[3:], "f1"])
+                value = float(value.loc[metric[3:], "f1"])
             else:
-                value = float(getattr(value, metric))
+                value = float(value.attrs[metric])
         rows.setdefault(model, {})[band_set] = float(value)
     table = pd.DataFrame(rows).T
     order = [b for b in ("RGBN", "RGBNE", "RGBNS", "RGBNES") if b in table.columns]
@@ -247,15 +300,15 @@ def compare_band_sets(
     seed: int = 0,
     fit_kwargs: Mapping[str, Mapping] | None = None,
     progress: bool | None = None,
-) -> tuple[pd.DataFrame, dict[tuple[str, str], Scores]]:
+) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
     """Train every model type on every band set and score it on ``test_labels`` (the paper's comparison).
 
-    Returns the :func:`band_model_table` of macro F1 and the full :class:`Scores` per (model, band set).
+    Returns the :func:`band_model_table` of macro F1 and the full :func:`scores` table per (model, band set).
     """
     from .inference import predict
     from .training import fit
 
-    results: dict[tuple[str, str], Scores] = {}
+    results: dict[tuple[str, str], pd.DataFrame] = {}
     for model in models:
         for band_set in band_sets:
             kwargs = dict((fit_kwargs or {}).get(model, {}))
@@ -288,7 +341,9 @@ class Calibration:
         return f"Calibration(n={self.n}, ECE={self.ece:.4f})"
 
 
-def calibration(probability, truth, *, n_bins: int = 15) -> Calibration:
+def calibration(
+    probability: xr.DataArray | xr.Dataset | pd.DataFrame | np.ndarray, truth: ArrayLike, *, n_bins: int = 15
+) -> Calibration:
     """Expected calibration error and the reliability table of class probabilities against true labels.
 
     Parameters

@@ -9,8 +9,10 @@ per-pixel probabilities for points, the ``quality`` flag, and the majority-filte
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -252,6 +254,57 @@ class _Strip:
         self.start = upto
 
 
+@overload
+def predict(
+    model: RiceModel,
+    data: xr.DataArray,
+    *,
+    tile: int = ...,
+    overlap: int = ...,
+    batch_size: int = ...,
+    output: str = ...,
+    return_proba: Literal[False] = ...,
+    cloud_mask: xr.DataArray | None = ...,
+    flips: bool = ...,
+    device: str = ...,
+    progress: bool | None = ...,
+) -> xr.DataArray: ...
+
+
+@overload
+def predict(
+    model: RiceModel,
+    data: xr.DataArray,
+    *,
+    tile: int = ...,
+    overlap: int = ...,
+    batch_size: int = ...,
+    output: str = ...,
+    return_proba: Literal[True],
+    cloud_mask: xr.DataArray | None = ...,
+    flips: bool = ...,
+    device: str = ...,
+    progress: bool | None = ...,
+) -> xr.Dataset: ...
+
+
+@overload
+def predict(
+    model: RiceModel,
+    data: pd.DataFrame,
+    *,
+    tile: int = ...,
+    overlap: int = ...,
+    batch_size: int = ...,
+    output: str = ...,
+    return_proba: bool = ...,
+    cloud_mask: xr.DataArray | None = ...,
+    flips: bool = ...,
+    device: str = ...,
+    progress: bool | None = ...,
+) -> pd.Series | pd.DataFrame: ...
+
+
 def predict(
     model: RiceModel,
     data: xr.DataArray | pd.DataFrame,
@@ -266,14 +319,19 @@ def predict(
     device: str = "cpu",
     progress: bool | None = None,
 ) -> xr.DataArray | xr.Dataset | pd.Series | pd.DataFrame:
-    """Apply a model to a feature stack (tiled, blended) or to points.
+    """Apply a model to a feature stack (tiled, blended); for points see :func:`predict_points`.
+
+    Each input has one return type: a stack gives a DataArray (``return_proba=True``: a Dataset); points
+    (deprecated here, use :func:`terralab.rice.predict_points`) give what they always did, a Series or a
+    DataFrame, with a DeprecationWarning.
 
     Parameters
     ----------
     model
         From :func:`fit` or :func:`load`.
     data
-        ``xr.DataArray (band, y, x)`` holding (at least) the model's bands, or a DataFrame of points.
+        ``xr.DataArray (band, y, x)`` holding (at least) the model's bands (a DataFrame of points is
+        deprecated: :func:`terralab.rice.predict_points`).
     tile, overlap
         Tile side and overlap in pixels (U-Net). Overlapping predictions are blended with weights that ramp
         down towards tile edges; tiles are padded to a multiple of the network's stride.
@@ -302,7 +360,7 @@ def predict(
         cloudy/shadowed, 2 predicted without optical data — from radar and terrain only —, −1 nodata).
         ``output="proba"``: float32 ``(class, y, x)`` probabilities. ``return_proba=True``: an ``xr.Dataset``
         with ``classes`` (the class map), ``probability`` (class, y, x), ``confidence`` (the largest
-        probability) and ``quality``. Points: a Series of class ids (−1 for rows with NaN);
+        probability) and ``quality``. Points (deprecated): a Series of class ids (−1 for rows with NaN);
         ``output="proba"``: a DataFrame of probabilities, one column per class name; ``return_proba=True``:
         that DataFrame with ``class`` and ``confidence`` columns first.
     """
@@ -313,7 +371,16 @@ def predict(
     if output not in ("class", "proba"):
         raise InvalidInputError("output must be 'class' or 'proba'")
     if isinstance(data, pd.DataFrame):
-        return _predict_points(model, data, output=output, return_proba=return_proba, device=device)
+        from .points import predict_points
+
+        warnings.warn(
+            "rice.predict(model, points) is deprecated: use rice.predict_points(model, points), which always "
+            "returns a DataFrame (column 'class', or probabilities)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        table = predict_points(model, data, output=output, return_proba=return_proba, device=device)
+        return table["class"] if output == "class" and not return_proba else table
     stack = check_stack(data)
     select_bands(stack.isel(y=slice(0, 1), x=slice(0, 1)), model.bands)  # fail early on missing bands
     want_proba = output == "proba" or return_proba
@@ -364,32 +431,6 @@ class _ArrayTarget:
         self.quality[r0:r1] = quality
         if self.proba is not None and proba is not None:
             self.proba[:, r0:r1] = np.where(classes[None] >= 0, proba, np.nan)
-
-
-def _predict_points(
-    model: RiceModel, data: pd.DataFrame, *, output: str, return_proba: bool, device: str
-) -> pd.Series | pd.DataFrame:
-    if model.kind == "unet":
-        raise InvalidInputError(
-            "a U-Net predicts on a stack, not points: predict the stack, then sample the class map at the "
-            "points (rice.evaluate.sample_at)"
-        )
-    X, nodata = point_inputs(model, data)
-    ok = ~nodata
-    proba = np.zeros((len(data), model.n_classes), np.float32)
-    if ok.any():
-        proba[ok] = predict_proba_matrix(model, X[ok], device, inputs=bool(model.config.get("stack_inputs")))
-    classes = pd.Series(
-        np.where(ok, proba.argmax(1), NODATA).astype(np.int64), index=data.index, name="class"
-    )
-    if output == "class" and not return_proba:
-        return classes
-    proba[~ok] = np.nan
-    frame = pd.DataFrame(proba, index=data.index, columns=model.class_names)
-    if return_proba:
-        frame.insert(0, "confidence", frame.max(axis=1))
-        frame.insert(0, "class", classes)
-    return frame
 
 
 def _stack_result(

@@ -7,7 +7,7 @@ The calls::
     model = rice.fit(stack, labels, model="unet", bands=None, epochs=30, seed=0)
     model = rice.fit(points, model="dnn", epochs=200, seed=0)
     classes = rice.predict(model, stack, tile=256, overlap=32)          # xr.DataArray (y, x), −1 = nodata
-    classes = rice.predict(model, points)                               # pd.Series of class ids per row
+    classes = rice.predict_points(model, points)                        # pd.DataFrame: column 'class'
     rice.predict_geotiff(model, "features.tif", "classes.tif")          # window by window, any size
     model.save("rice_unet.pt"); model = rice.load("rice_unet.pt")
 
@@ -22,7 +22,8 @@ This module gathers the public names; the code lives by job in :mod:`~terralab.r
 its checkpoint), :mod:`~terralab.rice.networks` (the networks), :mod:`~terralab.rice.inputs` (what a model
 reads), :mod:`~terralab.rice.options` (per-model options), :mod:`~terralab.rice.training` (``fit``),
 :mod:`~terralab.rice.dnn` and :mod:`~terralab.rice.unet` (training loops), :mod:`~terralab.rice.inference`
-(``predict``), :mod:`~terralab.rice.calibration` and :mod:`~terralab.rice.geotiff` (``predict_geotiff``).
+(``predict``), :mod:`~terralab.rice.points` (``predict_points``), :mod:`~terralab.rice.calibration` and
+:mod:`~terralab.rice.geotiff` (``predict_geotiff``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .geotiff import predict_geotiff
 from .inference import QUALITY_ATTRS, majority_filter, predict
 from .inputs import POINT_META_COLUMNS
 from .options import DNNParams, RFParams, StackParams, UNetParams
+from .points import predict_points
 from .training import MODEL_KINDS, fit
 
 __all__ = [
@@ -51,4 +53,5 @@ __all__ = [
     "majority_filter",
     "predict",
     "predict_geotiff",
+    "predict_points",
 ]

@@ -5,13 +5,19 @@ Each function returns the matplotlib Figure (matplotlib is imported inside).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from .features import add_indices
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .evaluate import Calibration
 
 __all__ = [
     "CLASS_COLOURS",
@@ -53,7 +59,7 @@ def maps(
     *,
     class_names: Sequence[str] = ("cropland_etc", "rice", "forest", "urban", "others_water_etc"),
     title: str | None = None,
-):
+) -> Figure:
     """RGB before, RGB during, NDVI before and during, then each class map (−1 shown white)."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
@@ -96,7 +102,7 @@ def maps(
     return fig
 
 
-def training_curves(history: pd.DataFrame, *, title: str = "training"):
+def training_curves(history: pd.DataFrame, *, title: str = "training") -> Figure:
     """Training and validation loss, and validation accuracy, per epoch (one line per ensemble member)."""
     import matplotlib.pyplot as plt
 
@@ -117,11 +123,14 @@ def training_curves(history: pd.DataFrame, *, title: str = "training"):
     return fig
 
 
-def confusion(scores, *, title: str = "confusion matrix (rows: truth)"):
-    """Row-normalised confusion matrix with counts."""
+def confusion(scores: pd.DataFrame, *, title: str = "confusion matrix (rows: truth)") -> Figure:
+    """Row-normalised confusion matrix with counts, of a :func:`terralab.rice.evaluate.scores` table (or of a
+    confusion matrix DataFrame, true classes as rows)."""
     import matplotlib.pyplot as plt
 
-    cm = scores.confusion
+    from .evaluate import score_confusion
+
+    cm = score_confusion(scores) if "confusion" in scores.attrs else scores
     frac = cm.div(cm.sum(axis=1).replace(0, np.nan), axis=0).fillna(0).to_numpy()
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
     ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
@@ -152,7 +161,7 @@ def cloud_overlay(
     class_names: Sequence[str] = ("cropland_etc", "rice", "forest", "urban", "others_water_etc"),
     season: str = "during",
     title: str | None = None,
-):
+) -> Figure:
     """RGB of ``season`` with its masked pixels outlined, and the class map with the pixels predicted without
     that season's optical data hatched (``valid`` from :func:`terralab.rice.clouds.validity`)."""
     import matplotlib.pyplot as plt
@@ -191,7 +200,9 @@ def cloud_overlay(
     return fig
 
 
-def confidence(prediction, *, title: str = "probability of the predicted class"):
+def confidence(
+    prediction: xr.Dataset | xr.DataArray, *, title: str = "probability of the predicted class"
+) -> Figure:
     """Map of the calibrated probability of the predicted class (``rice.predict(..., return_proba=True)``)."""
     import matplotlib.pyplot as plt
 
@@ -206,7 +217,7 @@ def confidence(prediction, *, title: str = "probability of the predicted class")
     return fig
 
 
-def reliability(calibrations: dict, *, title: str = "reliability diagram"):
+def reliability(calibrations: Mapping[str, Calibration], *, title: str = "reliability diagram") -> Figure:
     """Accuracy against mean confidence per bin (the diagonal is perfect calibration), one line per
     :class:`~terralab.rice.evaluate.Calibration`; pixel counts per bin below."""
     import matplotlib.pyplot as plt
@@ -233,7 +244,7 @@ def reliability(calibrations: dict, *, title: str = "reliability diagram"):
     return fig
 
 
-def area(table: pd.DataFrame, *, truth_ha: dict | None = None, title: str = "area by class"):
+def area(table: pd.DataFrame, *, truth_ha: dict | None = None, title: str = "area by class") -> Figure:
     """Mapped area beside the error-adjusted area with its 95 % confidence interval
     (:func:`terralab.rice.area_estimate`), and the true area where known."""
     import matplotlib.pyplot as plt

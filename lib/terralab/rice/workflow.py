@@ -20,13 +20,19 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import xarray as xr
 
 from ..errors import InvalidInputError
 from .labels import ACES_CLASSES, split
+
+if TYPE_CHECKING:
+    from .checkpoint import RiceModel
+    from .evaluate import Calibration
 
 __all__ = ["POINT_DATASETS", "SCENE_DATASETS", "Experiment", "open_experiment"]
 
@@ -68,12 +74,12 @@ class Experiment:
         self,
         model: str = "unet",
         *,
-        bands=None,
+        bands: str | Sequence[str] | None = None,
         epochs: int = 30,
         seed: int = 0,
         progress: bool | None = None,
-        **model_params,
-    ):
+        **model_params: Any,
+    ) -> RiceModel:
         """Train ``model`` on the train split, stopping early on the val split (:func:`terralab.rice.fit`)."""
         from .training import fit
 
@@ -97,13 +103,13 @@ class Experiment:
 
     def predict_map(
         self,
-        model,
+        model: RiceModel,
         *,
         tile_px: int = 256,
         overlap_px: int = 32,
         progress: bool | None = None,
         return_proba: bool = False,
-    ):
+    ) -> xr.DataArray | xr.Dataset:
         """Class map of the experiment's stack (−1 where nothing usable was observed), with its ``quality``
         coordinate; ``return_proba=True``: the Dataset of :func:`terralab.rice.predict` (classes, calibrated
         probabilities, confidence, quality)."""
@@ -119,7 +125,14 @@ class Experiment:
 
         return validity(self.stack)
 
-    def reliability(self, model, prediction=None, *, tile_px: int = 256, n_bins: int = 15) -> dict:
+    def reliability(
+        self,
+        model: RiceModel,
+        prediction: xr.Dataset | pd.DataFrame | None = None,
+        *,
+        tile_px: int = 256,
+        n_bins: int = 15,
+    ) -> dict[str, Calibration]:
         """Calibration on the test split, before (temperature 1) and after temperature scaling:
         ``{"uncalibrated": Calibration, "calibrated (T=…)": Calibration}`` (raster experiments)."""
         from .evaluate import calibration
@@ -144,7 +157,9 @@ class Experiment:
             f"calibrated (T={model.temperature:.2f})": calibration(calibrated, truth, n_bins=n_bins),
         }
 
-    def area_table(self, class_map, *, n_per_class: int = 50, seed: int = 0):
+    def area_table(
+        self, class_map: xr.DataArray | xr.Dataset, *, n_per_class: int = 50, seed: int = 0
+    ) -> pd.DataFrame:
         """Rice (and every class's) area in hectares from the map and a stratified reference sample of
         ``n_per_class`` points per mapped class, labelled with the true classes (synthetic scenes: the truth
         plays the part of the interpreter), with the true area beside it (``true_ha``)."""
@@ -163,8 +178,9 @@ class Experiment:
         table["true_ha"] = [float((((self.truth.values == c) & mapped) * cell_ha).sum()) for c in table.index]
         return table
 
-    def score(self, model, class_map: xr.DataArray | None = None):
-        """Scores on the test split: every test pixel (raster) or every test point (points)."""
+    def score(self, model: RiceModel, class_map: xr.DataArray | None = None) -> pd.DataFrame:
+        """Scores on the test split (a :func:`terralab.rice.evaluate.scores` table): every test pixel (raster)
+        or every test point (points)."""
         from .evaluate import independent_evaluation, scores
 
         if self.kind == "points":
@@ -181,8 +197,11 @@ class Experiment:
             return self.splits["test"]
         return sample_points(self.stack, self.splits["test"], n_per_class, seed=seed + 1)
 
-    def independent_evaluation(self, model, class_map: xr.DataArray | None = None, *, n_per_class: int = 100):
-        """Scores on :meth:`independent_points` (a class map is sampled at the points for raster data)."""
+    def independent_evaluation(
+        self, model: RiceModel, class_map: xr.DataArray | None = None, *, n_per_class: int = 100
+    ) -> pd.DataFrame:
+        """Scores on :meth:`independent_points` (a :func:`terralab.rice.evaluate.scores` table; a class map is
+        sampled at the points for raster data)."""
         from .evaluate import independent_evaluation
 
         points = self.independent_points(n_per_class)
@@ -193,14 +212,14 @@ class Experiment:
 
     def band_set_table(
         self,
-        models=("unet", "dnn"),
+        models: Sequence[str] = ("unet", "dnn"),
         *,
-        band_sets=None,
+        band_sets: Sequence[str] | None = None,
         epochs: int = 10,
         seed: int = 0,
         progress: bool | None = None,
         fit_kwargs: dict | None = None,
-    ):
+    ) -> pd.DataFrame:
         """Macro F1 on the test split of every model type × band set, laid out like the paper's table.
 
         ``fit_kwargs`` maps a model type to extra :func:`terralab.rice.fit` arguments (e.g.
@@ -255,9 +274,9 @@ def _with_temperature(model, temperature: float, call):
 
 
 def _point_proba(model, points: pd.DataFrame) -> pd.DataFrame:
-    from .inference import predict
+    from .points import predict_points
 
-    return predict(model, points, output="proba")
+    return predict_points(model, points, output="proba")
 
 
 def open_experiment(

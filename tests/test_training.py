@@ -160,3 +160,9 @@ def test_shuffled_batches_cover_every_index_once_in_the_generators_order():
     assert [len(b) for b in batches] == [4, 4, 2]
     order = torch.randperm(10, generator=torch.Generator().manual_seed(3))
     assert torch.equal(torch.cat(batches), order)
+
+
+def test_a_validate_without_a_loss_is_refused_with_a_typed_error():
+    model, step, _ = _scripted([])
+    with pytest.raises(InvalidInputError, match="val_loss"):
+        fit_epochs(step, lambda epoch: {"val_accuracy": 0.9}, epochs=2, model=model, progress=False)

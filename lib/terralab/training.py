@@ -136,6 +136,23 @@ def _record(state: TrainingState, epoch: int, loss: float, model: Any, min_delta
     return False
 
 
+def _run_epoch(epoch: int, step_epoch, validate, model) -> dict[str, Any]:
+    """Train and score one epoch; its history row."""
+    if model is not None:
+        model.train()
+    row = {"epoch": epoch, **_named(step_epoch(epoch), "train_loss")}
+    if model is not None:
+        model.eval()
+    if validate is not None:
+        scores = _named(validate(epoch), "val_loss")
+        if "val_loss" not in scores:
+            raise InvalidInputError(
+                f"validate must return the validation loss, or a dict with 'val_loss'; got {sorted(scores)}"
+            )
+        row.update(scores)
+    return row
+
+
 def fit_epochs(
     step_epoch: Callable[[int], EpochResult],
     validate: Callable[[int], EpochResult] | None = None,
@@ -153,10 +170,8 @@ def fit_epochs(
 ) -> TrainingState:
     """Run up to ``epochs`` epochs of ``step_epoch``, each scored by ``validate``; stop early, keep the best.
 
-    Per epoch ``e`` (``resume.next_epoch``, … upwards; 0 for a fresh run): ``model.train()``,
-    ``step_epoch(e)``, ``model.eval()``, ``validate(e)``, the row into the history, the early-stopping
-    bookkeeping, ``checkpoint(state)``. Nothing else touches torch, so a run draws the same random numbers as
-    the caller's own loop did.
+    Epoch ``e`` (from ``resume.next_epoch``, else 0): ``model.train()``, ``step_epoch(e)``, ``model.eval()``,
+    ``validate(e)``, bookkeeping, ``checkpoint(state)``; no other torch call (no random draw of its own).
 
     Parameters
     ----------
@@ -171,31 +186,29 @@ def fit_epochs(
         The torch module: switched to train mode before ``step_epoch`` and to eval mode after it and at the
         end; its best weights are kept and restored. None: the caller handles modes and weights.
     patience
-        Stop after this many epochs in a row without an improvement (≥ 0; 0 stops at the first stale epoch).
-        None: never stop early (the best weights are still restored).
+        Stop after this many epochs in a row without an improvement (≥ 0); None: never stop early.
     min_delta
         An improvement must lower the best validation loss by more than this (≥ 0).
     restore_best
-        Load the best epoch's weights into ``model`` at the end (when an epoch had a finite validation loss).
+        Load the best epoch's weights into ``model`` at the end (if an epoch had a finite validation loss).
     resume
         The :class:`TrainingState` a ``checkpoint`` received: continue that run (the caller restores the
         model's and optimiser's state). A run that had stopped early does not continue.
     checkpoint
         Called after every epoch with the state (write it, with the model and optimiser, to resume later).
-    progress
-        A bar over the epochs (:func:`terralab.progress.progress_bar`): None draws when a person is watching.
-    desc, leave
-        The bar's label, and whether it stays on screen when done.
+    progress, desc, leave
+        The bar over the epochs (:func:`terralab.progress.progress_bar`; None: when a person is watching), its
+        label, and whether it stays on screen when done.
 
     Returns
     -------
     TrainingState
-        ``rows`` is the history (one dict per epoch, ``pd.DataFrame(state.rows)`` for a table).
+        ``rows`` is the history, one dict per epoch (``pd.DataFrame(state.rows)``).
 
     Raises
     ------
     InvalidInputError
-        ``epochs`` < 1, ``patience`` < 0 or ``min_delta`` < 0 (or not numbers).
+        ``epochs`` < 1, ``patience`` < 0, ``min_delta`` < 0 (or not numbers); ``validate`` without a loss.
     """
     epochs, patience, min_delta = _check(epochs, patience, min_delta)
     state = TrainingState() if resume is None else resume
@@ -203,13 +216,7 @@ def fit_epochs(
     first = state.next_epoch
     bar = progress_bar(range(first, first + epochs), desc=desc, enabled=progress, leave=leave)
     for epoch in bar if not state.stopped else ():
-        if model is not None:
-            model.train()
-        row = {"epoch": epoch, **_named(step_epoch(epoch), "train_loss")}
-        if model is not None:
-            model.eval()
-        if validate is not None:
-            row.update(_named(validate(epoch), "val_loss"))
+        row = _run_epoch(epoch, step_epoch, validate, model)
         state.rows.append(row)
         state.next_epoch = epoch + 1
         bar.set_postfix({k: f"{row[k]:.3f}" for k in ("train_loss", "val_loss") if k in row})

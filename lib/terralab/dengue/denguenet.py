@@ -3,6 +3,8 @@ import)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -10,6 +12,9 @@ from ..errors import InvalidInputError
 from ..training import fit_epochs, shuffled_batches
 from . import weeks as _weeks
 from .base import WEEK, Forecaster, Panel, torch_seed
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _train_torch(
@@ -169,27 +174,27 @@ class DengueNet(Forecaster):
         units, dense = self.params["lstm_units"], self.params["dense_units"]
 
         class Branch(torch.nn.Module):
-            def __init__(self, n_in):
+            def __init__(self, n_in: int) -> None:
                 super().__init__()
                 sizes = (n_in,) + tuple(units)
                 self.layers = torch.nn.ModuleList(
                     [torch.nn.LSTM(sizes[i], sizes[i + 1], batch_first=True) for i in range(len(units))]
                 )
 
-            def forward(self, x):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
                 for layer in self.layers:
                     x, _ = layer(x)
                 return x[:, -1]
 
         class Net(torch.nn.Module):
-            def __init__(self, n_ins):
+            def __init__(self, n_ins: list[int]) -> None:
                 super().__init__()
                 self.branches = torch.nn.ModuleList([Branch(n) for n in n_ins])
                 self.dense = torch.nn.Sequential(
                     torch.nn.Linear(units[-1] * len(n_ins), dense), torch.nn.ReLU(), torch.nn.Linear(dense, 1)
                 )
 
-            def forward(self, *xs):
+            def forward(self, *xs: torch.Tensor) -> torch.Tensor:
                 return self.dense(torch.cat([br(x) for br, x in zip(self.branches, xs)], dim=-1))
 
         self.nets_, self.stats_, self.yrange_, self.val_history_ = {}, {}, {}, {}

@@ -3,6 +3,7 @@ lazily)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -77,7 +78,9 @@ class LSTMForecaster(Forecaster):
     def fit(self, panel: Panel, train_end: pd.Timestamp) -> LSTMForecaster:
         return self._fit(panel, train_end, (panel.horizon,))
 
-    def fit_horizons(self, panel: Panel, train_end: pd.Timestamp, horizons) -> dict[int, Forecaster]:
+    def fit_horizons(
+        self, panel: Panel, train_end: pd.Timestamp, horizons: Iterable[int]
+    ) -> dict[int, Forecaster]:
         self._fit(panel, train_end, tuple(horizons))
         return dict.fromkeys(horizons, self)
 
@@ -104,12 +107,12 @@ class LSTMForecaster(Forecaster):
         hidden, n_out = self.params["hidden"], len(self.horizons_) * len(self.params["levels"])
 
         class Net(torch.nn.Module):
-            def __init__(self, n_in):
+            def __init__(self, n_in: int) -> None:
                 super().__init__()
                 self.lstm = torch.nn.LSTM(n_in, hidden, num_layers=2, batch_first=True)
                 self.head = torch.nn.Linear(hidden, n_out)
 
-            def forward(self, x):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
                 out, _ = self.lstm(x)
                 return self.head(out[:, -1])
 

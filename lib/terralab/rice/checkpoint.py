@@ -117,7 +117,7 @@ class RiceModel:
         return path
 
 
-def to_plain(obj):
+def to_plain(obj: Any) -> Any:
     """``obj`` with numpy scalars as Python numbers and tuples as lists (for a weights-only checkpoint)."""
     if isinstance(obj, dict):
         return {str(k): to_plain(v) for k, v in obj.items()}

@@ -5,6 +5,50 @@ This module prepares the data (band selection, label alignment, cloud masks, the
 validation hold-out) and hands over to the per-model training in :mod:`terralab.rice.unet` and
 :mod:`terralab.rice.dnn`. Per-model options (``patch_size_px``, ``hidden``, ``n_estimators`` …) are keyword
 arguments checked against :mod:`terralab.rice.options`.
+
+Model options
+-------------
+The keyword options of :func:`fit` (``**model_params``):
+
+``class_weighting`` (all models)
+    ``"none"`` (default) or ``"balanced"`` (weights the loss by inverse class frequency: more recall
+    for rare classes, less precision for common ones). On the development valley of seed 102 (with and
+    without clouds), balanced weights cost the U-Net 0.005 rice F1 (rice covers half the valley
+    floor), so the default is none.
+``learning_rate``, ``batch_size`` (unet, dnn)
+    Adam settings (defaults: 3e-3 with cosine decay and 16 patches for unet; 1e-3 and 256 points for
+    dnn).
+``patience`` (unet, dnn)
+    Stop after this many epochs without a lower validation loss (default 10); the best epoch's weights
+    are kept.
+``patch_size_px``, ``patches_per_epoch`` (unet)
+    Training patches: side (multiple of the stride 2**encoder_depth; smaller sizes are padded) and
+    number drawn at random per epoch (each around a labelled pixel, with flips and rotations). The
+    defaults (64 px, 256 per epoch, batches of 16) were chosen on development valleys (seeds 101–102;
+    the report seeds of benchmarks/rice_clouds.py are others); with 64 patches per epoch the network
+    is still under-trained after 20 epochs.
+``encoder``, ``encoder_depth``, ``encoder_weights``, ``decoder_channels`` (unet)
+    The smp U-Net (default ``"resnet18"`` cut at depth 3). ``encoder_weights``: None (from scratch), a
+    local ``.pth`` encoder state_dict, or an smp weights name (downloads — not offline).
+``augment_clouds`` (unet)
+    Share of training patches that get random clouds and shadows on the during-season bands
+    (:func:`terralab.rice.clouds.augment`; default 0.5); 0 turns it off.
+``hidden``, ``dropout``, ``n_members`` (dnn)
+    Layer widths, dropout, and number of ensemble members (averaged softmax).
+``n_estimators`` (rf)
+    RandomForest trees (default 500).
+``reproject`` (stack)
+    If the labels' CRS/grid differ from the stack's: resample them (nearest) instead of raising.
+``mask_clouds`` (stack)
+    Mask each season's optical bands where :func:`terralab.rice.clouds.validity` says they are cloudy,
+    shadowed or nodata (default True) — their values are replaced by the band mean and one
+    ``valid_<group>`` input channel per season tells the model; pixels with no valid optical or radar
+    band are nodata (never teach, never predicted).
+``cloud_mask`` (stack)
+    Optional explicit mask (True = cloud) ``(y, x)`` for the during season or ``(season, y, x)``, on
+    the stack's grid, added to what the stack's own data says.
+``cloud_test`` (stack)
+    Thresholds of the RGBN cloud/shadow test (:class:`terralab.rice.clouds.CloudTest`).
 """
 
 from __future__ import annotations
@@ -99,48 +143,9 @@ def fit(
         (:func:`terralab.progress.progress_bar`).
     **model_params
         Options of the chosen model (:class:`~terralab.rice.options.UNetParams`, ``DNNParams``, ``RFParams``)
-        and, for stack input, of the stack (:class:`~terralab.rice.options.StackParams`); any other name is
-        an :class:`~terralab.errors.InvalidInputError`:
-
-        ``class_weighting`` (all models)
-            ``"none"`` (default) or ``"balanced"`` (weights the loss by inverse class frequency: more recall
-            for rare classes, less precision for common ones). On the development valley of seed 102 (with and
-            without clouds), balanced weights cost the U-Net 0.005 rice F1 (rice covers half the valley
-            floor), so the default is none.
-        ``learning_rate``, ``batch_size`` (unet, dnn)
-            Adam settings (defaults: 3e-3 with cosine decay and 16 patches for unet; 1e-3 and 256 points for
-            dnn).
-        ``patience`` (unet, dnn)
-            Stop after this many epochs without a lower validation loss (default 10); the best epoch's weights
-            are kept.
-        ``patch_size_px``, ``patches_per_epoch`` (unet)
-            Training patches: side (multiple of the stride 2**encoder_depth; smaller sizes are padded) and
-            number drawn at random per epoch (each around a labelled pixel, with flips and rotations). The
-            defaults (64 px, 256 per epoch, batches of 16) were chosen on development valleys (seeds 101–102;
-            the report seeds of benchmarks/rice_clouds.py are others); with 64 patches per epoch the network
-            is still under-trained after 20 epochs.
-        ``encoder``, ``encoder_depth``, ``encoder_weights``, ``decoder_channels`` (unet)
-            The smp U-Net (default ``"resnet18"`` cut at depth 3). ``encoder_weights``: None (from scratch), a
-            local ``.pth`` encoder state_dict, or an smp weights name (downloads — not offline).
-        ``augment_clouds`` (unet)
-            Share of training patches that get random clouds and shadows on the during-season bands
-            (:func:`terralab.rice.clouds.augment`; default 0.5); 0 turns it off.
-        ``hidden``, ``dropout``, ``n_members`` (dnn)
-            Layer widths, dropout, and number of ensemble members (averaged softmax).
-        ``n_estimators`` (rf)
-            RandomForest trees (default 500).
-        ``reproject`` (stack)
-            If the labels' CRS/grid differ from the stack's: resample them (nearest) instead of raising.
-        ``mask_clouds`` (stack)
-            Mask each season's optical bands where :func:`terralab.rice.clouds.validity` says they are cloudy,
-            shadowed or nodata (default True) — their values are replaced by the band mean and one
-            ``valid_<group>`` input channel per season tells the model; pixels with no valid optical or radar
-            band are nodata (never teach, never predicted).
-        ``cloud_mask`` (stack)
-            Optional explicit mask (True = cloud) ``(y, x)`` for the during season or ``(season, y, x)``, on
-            the stack's grid, added to what the stack's own data says.
-        ``cloud_test`` (stack)
-            Thresholds of the RGBN cloud/shadow test (:class:`terralab.rice.clouds.CloudTest`).
+        and, for stack input, of the stack (:class:`~terralab.rice.options.StackParams`), described under
+        "Model options" in :mod:`terralab.rice.training`; any other name is an
+        :class:`~terralab.errors.InvalidInputError`.
 
     Returns
     -------

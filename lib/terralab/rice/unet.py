@@ -49,7 +49,7 @@ class AugmentContext:
         return {s for s in SEASONS if f"cloud_prob_{s}" not in have and f"scl_{s}" not in have}
 
     def patch(
-        self, rng, r0: int, c0: int, patch: int, shape: tuple[int, int]
+        self, rng: np.random.Generator, r0: int, c0: int, patch: int, shape: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """Inputs and nodata of the patch at (r0, c0) under drawn clouds (padded to ``patch``), or None."""
         if self.masking is None or self.probability <= 0 or rng.random() >= self.probability:

@@ -295,8 +295,7 @@ def train_phasenet(
 ) -> tuple[Any, pd.DataFrame]:
     """Fine-tune (default: from the original weights) or train PhaseNet on labelled records.
 
-    The epochs run in :func:`terralab.training.fit_epochs` (no early stopping: every epoch runs and the last
-    weights are returned).
+    Every epoch runs (:func:`terralab.training.fit_epochs`, no early stopping); the last weights are returned.
 
     Parameters
     ----------
@@ -316,7 +315,7 @@ def train_phasenet(
     seed : int
         Seeds weight init (scratch), window draws and batch order.
     progress : bool
-        progress bar over batches.
+        Progress bar over batches.
     **options
         :class:`TrainOptions`: ``batch_size`` (16), ``learning_rate`` (1e-4), ``windows_per_record`` (1),
         ``label_sigma_s`` (0.1), ``freeze_batchnorm`` (True), ``num_threads`` (None); any other name is an
@@ -338,19 +337,10 @@ def train_phasenet(
     model = _model_to_train(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.learning_rate)
     state = _resume_state(resume, model, optimizer)
-    val = None
-    if validation is not None:
-        val = sample_windows(validation, 1, sigma_s=opts.label_sigma_s, seed=seed + 10_000)
+    step_epoch, validate = _epoch_functions(train, validation, model, optimizer, opts, seed, progress)
     previous = torch.get_num_threads()
     if opts.num_threads is not None:
         torch.set_num_threads(int(opts.num_threads))
-    step_epoch, validate = _epoch_functions(train, val, model, optimizer, opts, seed=seed, progress=progress)
-
-    def checkpoint(state: TrainingState) -> None:
-        epoch = state.next_epoch - 1
-        for name in (f"epoch_{epoch:03d}.pt", "last.pt"):
-            _save_checkpoint(Path(checkpoint_dir) / name, model, optimizer, epoch, state.rows)
-
     try:
         if epochs > 0:
             fit_epochs(
@@ -360,7 +350,7 @@ def train_phasenet(
                 model=model,
                 restore_best=False,
                 resume=state,
-                checkpoint=None if checkpoint_dir is None else checkpoint,
+                checkpoint=_checkpointer(checkpoint_dir, model, optimizer),
                 progress=False,  # the bar is over batches (``progress``)
             )
     finally:
@@ -369,6 +359,19 @@ def train_phasenet(
     return model, pd.DataFrame(
         state.rows, columns=["epoch", "train_loss", "val_loss", "val_P_f1", "val_S_f1", "seconds"]
     )
+
+
+def _checkpointer(checkpoint_dir, model, optimizer):
+    """The ``checkpoint`` of :func:`fit_epochs`: ``epoch_{k:03d}.pt`` and ``last.pt`` (None: no directory)."""
+    if checkpoint_dir is None:
+        return None
+
+    def checkpoint(state: TrainingState) -> None:
+        epoch = state.next_epoch - 1
+        for name in (f"epoch_{epoch:03d}.pt", "last.pt"):
+            _save_checkpoint(Path(checkpoint_dir) / name, model, optimizer, epoch, state.rows)
+
+    return checkpoint
 
 
 def _resume_state(resume, model, optimizer) -> TrainingState:
@@ -383,9 +386,12 @@ def _resume_state(resume, model, optimizer) -> TrainingState:
     return TrainingState(next_epoch=int(ckpt.get("epoch", 0)) + 1, rows=list(ckpt.get("history", [])))
 
 
-def _epoch_functions(train, val, model, optimizer, opts: TrainOptions, *, seed: int, progress: bool):
+def _epoch_functions(train, validation, model, optimizer, opts: TrainOptions, seed: int, progress: bool):
     """``step_epoch`` and ``validate`` of :func:`fit_epochs` for PhaseNet: windows drawn anew every epoch
-    (``seed + epoch``), batch order from one generator (``seed``); validation on the fixed ``val`` windows."""
+    (``seed + epoch``), batch order from one generator (``seed``); validation on fixed windows drawn once."""
+    val = None
+    if validation is not None:
+        val = sample_windows(validation, 1, sigma_s=opts.label_sigma_s, seed=seed + 10_000)
     rng = np.random.default_rng(seed)
     started = {}
 

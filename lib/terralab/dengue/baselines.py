@@ -1,4 +1,19 @@
-"""Baselines: persistence, moving mean and seasonal naive, with quantiles from their own past errors."""
+"""Baselines: persistence, moving mean and seasonal naive, with quantiles from their own past errors.
+
+Examples
+--------
+Persistence forecasts last week's count; with ``symmetric=True`` its median is that count too:
+
+>>> from terralab.dengue import backtest
+>>> from terralab.dengue.synthetic import synthetic_cases
+>>> cases = synthetic_cases(120, 1, seed=0)
+>>> model = Persistence(symmetric=True)
+>>> fc = backtest(cases, model, test_start="2014w01", test_end="2014w04", quantiles=(0.1, 0.5, 0.9))
+>>> bool((fc["forecast"].to_numpy()[1:] == fc["observed"].to_numpy()[:-1]).all())
+True
+>>> bool((fc["q0.5"] == fc["forecast"]).all()) and bool((fc["q0.1"] < fc["forecast"]).all())
+True
+"""
 
 from __future__ import annotations
 

@@ -25,6 +25,11 @@ Radiomics (:func:`radiomics_features`)
 The matrix functions (:func:`glcm_matrices`, :func:`glrlm_matrix`, :func:`glszm_matrix`, ``*_features``) work
 on 2-D integer numpy arrays of grey levels 1..Ng, like scikit-image's; the xarray entry points are
 :func:`radiomics_features`, :func:`vit_embeddings` and :func:`image_features`.
+
+Examples
+--------
+>>> glcm_features(np.diag([2.0, 2.0, 4.0]))["JointAverage"]  # pairs (1,1), (2,2), (3,3) x2: mean level
+2.25
 """
 
 from __future__ import annotations

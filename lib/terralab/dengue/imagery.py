@@ -20,6 +20,13 @@ the average of that tile over the clear training weeks (:func:`cloud_shadow_tile
 paper's "16 × 16 tiles" is read here as a 16 × 16 grid (``n_tiles=16``); pass another ``n_tiles`` for other
 tilings. The readers of the small real samples are in :mod:`~terralab.dengue.samples`; both are re-exported
 here.
+
+Examples
+--------
+>>> [round(v, 4) for v in city_bbox(76001)]  # Cali: (lon_min, lat_min, lon_max, lat_max) of 7.5 km
+[-76.5657, 3.4177, -76.4983, 3.4855]
+>>> [EE_BAND_NAMES[b] for b in ("B02", "B8A")], [EARTH_SEARCH_ASSETS[b] for b in ("B02", "B8A")]
+(['B2', 'B8A'], ['blue', 'nir08'])
 """
 
 from __future__ import annotations

@@ -1,5 +1,15 @@
 """Figures of the dengue notebook: case curves, forecasts against observations, cloud tiles. matplotlib
-only."""
+only.
+
+Examples
+--------
+>>> import matplotlib.pyplot as plt
+>>> from terralab.dengue.synthetic import synthetic_cases
+>>> fig = plot_cases(synthetic_cases(60, 2, seed=0), highlight=("2012-10-06", "2012-12-29"))
+>>> len(fig.axes[0].lines)  # one curve per location
+2
+>>> plt.close(fig)
+"""
 
 from __future__ import annotations
 

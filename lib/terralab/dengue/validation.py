@@ -1,5 +1,18 @@
 """Checks of the tables every model takes: weekly cases (:func:`validate_cases`) and covariates aligned to
-them (:func:`align_covariates`), both re-exported by :mod:`terralab.dengue.cases` and the package."""
+them (:func:`align_covariates`), both re-exported by :mod:`terralab.dengue.cases` and the package.
+
+Examples
+--------
+>>> from terralab.dengue.synthetic import synthetic_cases
+>>> cases = synthetic_cases(60, 2, seed=0)
+>>> validate_cases(cases).shape
+(60, 2)
+>>> cases.iloc[3, 0] = -1
+>>> validate_cases(cases)
+Traceback (most recent call last):
+...
+terralab.errors.InvalidInputError: negative case count -1 at 2012w04 for location 1; counts must be ≥ 0
+"""
 
 from __future__ import annotations
 

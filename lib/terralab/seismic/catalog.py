@@ -17,12 +17,15 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataNotAvailableError, FileFormatError, InvalidInputError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 #: Data-catalog names of the embedded copies (lib/terralab/data/seismic/ridgecrest/, MIT, from AI4EPS/GaMMA),
 #: so the catalogs open offline with no mirror and no cache. The mirror entries without ``_package`` hold the
@@ -287,7 +290,7 @@ def plot_frequency_magnitude(
     bin_width: float = 0.1,
     ax: Any = None,
     label: str | None = None,
-):
+) -> Axes:
     """Plot the cumulative and non-cumulative frequency–magnitude distribution, with the G-R fit if given."""
     import matplotlib.pyplot as plt
 
@@ -321,7 +324,7 @@ def plot_catalog_map(
     other: Any = None,
     ax: Any = None,
     labels: tuple[str, str] = ("catalog", "other"),
-):
+) -> Axes:
     """Map of events (circles sized by magnitude) and stations (triangles); lon/lat axes, no basemap.
 
     Parameters
@@ -560,7 +563,9 @@ def completeness_table(
     return pd.DataFrame(rows)
 
 
-def plot_completeness(catalogs: dict[str, Any], table: pd.DataFrame, bin_width: float = 0.1, ax: Any = None):
+def plot_completeness(
+    catalogs: dict[str, Any], table: pd.DataFrame, bin_width: float = 0.1, ax: Any = None
+) -> Axes:
     """Frequency–magnitude plots of several catalogs with their Mc and G-R fit (rows of
     :func:`completeness_table`)."""
     rows = table.set_index("catalog")

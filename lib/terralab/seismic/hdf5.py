@@ -3,6 +3,7 @@ values."""
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 __all__ = ["h5py_module", "plain_value"]
 
 
-def h5py_module():
+def h5py_module() -> ModuleType:
     """The ``h5py`` module, imported on first use so ``import terralab.seismic.io`` stays light."""
     import h5py
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,9 @@ from .records import (
     waveform_dataarray,
 )
 from .seisbench_format import SeisBenchDataset, read_seisbench, write_seisbench
+
+if TYPE_CHECKING:
+    import obspy
 
 __all__ = [
     "CEED_EVENT_ATTRS",
@@ -102,7 +105,7 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------------
 # ObsPy files and Streams
 # ---------------------------------------------------------------------------------------------------
-def read_waveforms(path: str | os.PathLike, format: str | None = None, **kwargs: Any):
+def read_waveforms(path: str | os.PathLike, format: str | None = None, **kwargs: Any) -> obspy.Stream:
     """Read any waveform file ObsPy understands (miniSEED, SAC, GSE2, …) into an ``obspy.Stream``.
 
     Parameters
@@ -121,7 +124,7 @@ def read_waveforms(path: str | os.PathLike, format: str | None = None, **kwargs:
         raise FileFormatError(f"ObsPy cannot read {path}: {exc}; pass format= if detection fails") from exc
 
 
-def dataarray_to_stream(waveform: xr.DataArray):
+def dataarray_to_stream(waveform: xr.DataArray) -> obspy.Stream:
     """A waveform ``(component, time)`` as an ``obspy.Stream`` (one trace per component; NaN → masked)."""
     import obspy
 

@@ -26,8 +26,9 @@ Input handling (each case is tested):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,10 @@ from .waveforms import (
     StationData,
     prepare,
 )
+
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.figure import Figure
 
 __all__ = [
     "PHASES",
@@ -105,7 +110,7 @@ def _window_weight(window: int, taper: int) -> np.ndarray:
     return np.maximum(w, 1e-3)  # never zero, so the first and last samples of the data keep a value
 
 
-def model_or_default(model: Any):
+def model_or_default(model: Any) -> torch.nn.Module:
     """``model``, or the packaged PhaseNet (original weights) when it is None."""
     from .phasenet import load_phasenet
 
@@ -113,7 +118,7 @@ def model_or_default(model: Any):
 
 
 @contextmanager
-def inference(model: Any, num_threads: int | None = None):
+def inference(model: Any, num_threads: int | None = None) -> Iterator[torch.nn.Module]:
     """Run ``model`` in eval mode, optionally on ``num_threads`` torch threads; both restored afterwards."""
     import torch
 
@@ -328,7 +333,9 @@ def annotate(
 # ---------------------------------------------------------------------------------------------------
 # picks
 # ---------------------------------------------------------------------------------------------------
-def find_pick_indices(prob: np.ndarray, threshold: float, min_separation: int = 50, refine: bool = True):
+def find_pick_indices(
+    prob: np.ndarray, threshold: float, min_separation: int = 50, refine: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Peaks of a probability trace ≥ ``threshold`` at least ``min_separation`` samples apart.
 
     Returns (fractional index, peak value) arrays; ``refine`` places each peak between samples by a
@@ -534,7 +541,7 @@ def plot_picks(
     picks: pd.DataFrame | None = None,
     reference: dict | None = None,
     title: str | None = None,
-):
+) -> Figure:
     """Plot a waveform (E, N, Z) above its P/S probabilities, with picks and optional analyst picks.
 
     Parameters

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,9 @@ import xarray as xr
 
 from ..errors import InvalidInputError
 from ..files import atomic_path
+
+if TYPE_CHECKING:
+    from .ceed import CEEDFile
 
 SAMPLING_RATE_HZ = 100.0
 #: Shortest synthetic CEED trace: the window starts 30 s before the first P and the farthest station's P
@@ -385,7 +388,7 @@ def _station_trace_attrs(
 
 def ceed_example(
     n_events: int = 3, n_stations: int = 4, seed: int = 0, path: str | os.PathLike | None = None
-):
+) -> CEEDFile:
     """Write (once) and open a synthetic CEED file — the catalog's ``seismic_ceed_synthetic`` entry.
 
     The file goes to ``path`` or to the catalog's cache (``$TERRALAB_CACHE/seismic/``).

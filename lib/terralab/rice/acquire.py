@@ -23,13 +23,16 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xarray as xr
 
 from .. import earthengine
 from ..errors import InvalidInputError
 from .features import BAND_SETS, ELEVATION, RGBN, SENTINEL1, band_names
+
+if TYPE_CHECKING:
+    import ee
 
 __all__ = [
     "DEFAULT_DEM",
@@ -64,7 +67,7 @@ def _dates(year: int, first_month: int, last_month: int) -> tuple[str, str]:
     return f"{year:04d}-{first_month:02d}-01", f"{end_year:04d}-{end_month:02d}-01"
 
 
-def nicfi_seasonal_median(region: Any, year: int, season: str, *, collection: str = NICFI_ASIA):
+def nicfi_seasonal_median(region: Any, year: int, season: str, *, collection: str = NICFI_ASIA) -> ee.Image:
     """Median NICFI basemap of a season, as reflectance bands ``red_<season>, green_…, blue_…, nir_…``."""
     ee = earthengine.ensure_initialized()
     start, end = _dates(year, *_season(season))
@@ -131,7 +134,7 @@ def sentinel1_monthly_medians(
     dem: str = DEFAULT_DEM,
     speckle_filter: bool = True,
     terrain_flatten: bool = True,
-):
+) -> ee.ImageCollection:
     """Monthly medians of Sentinel-1 IW VV+VH for one orbit direction, in linear power.
 
     Returns an ``ee.ImageCollection`` with one image per month (bands ``VV``, ``VH``).
@@ -171,7 +174,7 @@ def sentinel1_monthly_medians(
     return ee.ImageCollection(monthly)
 
 
-def sentinel1_seasonal(region: Any, year: int, season: str, *, orbit: str = "asc", **kwargs):
+def sentinel1_seasonal(region: Any, year: int, season: str, *, orbit: str = "asc", **kwargs: Any) -> ee.Image:
     """Season mean of the monthly S1 medians in dB: bands ``vv_<orbit>_<season>``, ``vh_<orbit>_<season>``."""
     first, last = _season(season)
     monthly = sentinel1_monthly_medians(region, year, list(range(first, last + 1)), orbit=orbit, **kwargs)
@@ -180,7 +183,7 @@ def sentinel1_seasonal(region: Any, year: int, season: str, *, orbit: str = "asc
     )
 
 
-def dem_and_slope(region: Any, *, dem: str = DEFAULT_DEM):
+def dem_and_slope(region: Any, *, dem: str = DEFAULT_DEM) -> ee.Image:
     """``elevation`` (m) and ``slope`` (degrees) from a DEM asset (SRTM 30 m by default)."""
     ee = earthengine.ensure_initialized()
     image = ee.Image(dem).select(0).rename("elevation")
@@ -190,7 +193,7 @@ def dem_and_slope(region: Any, *, dem: str = DEFAULT_DEM):
 
 def feature_image(
     region: Any, year: int = 2021, bands: str | Sequence[str] = "RGBNES", *, dem: str = DEFAULT_DEM
-):
+) -> ee.Image:
     """One ``ee.Image`` with the bands of a set (ACES order: RGBN, elevation/slope, Sentinel-1).
 
     Only the parts the set needs are requested; indices (``"RGBN+NDVI"``) are computed locally afterwards
@@ -250,7 +253,7 @@ def export_stack(
     bucket: str | None = None,
     folder: str | None = None,
     crs: str = "EPSG:4326",
-):
+) -> Any:
     """Start a TFRecord export of the feature stack over a large area; returns the started task."""
     image = feature_image(region, year, bands)
     return earthengine.export_tfrecord(

@@ -289,7 +289,7 @@ def validity_array(
     return order, valid
 
 
-def season_masks(cloud_mask, stack: xr.DataArray) -> dict[str, np.ndarray] | None:
+def season_masks(cloud_mask: xr.DataArray | None, stack: xr.DataArray) -> dict[str, np.ndarray] | None:
     """Check an explicit mask lies on the stack's grid; return {season or group: bool array}."""
     if cloud_mask is None:
         return None
@@ -417,7 +417,7 @@ def apply_clouds(
     opacity: np.ndarray,
     shadow: np.ndarray,
     *,
-    cloud_reflectance=CLOUD_REFLECTANCE,
+    cloud_reflectance: Sequence[float] = CLOUD_REFLECTANCE,
     shadow_light: float = 0.4,
 ) -> np.ndarray:
     """Blend cloud reflectance into (4, y, x) red/green/blue/nir by ``opacity``; dim by ``shadow``.

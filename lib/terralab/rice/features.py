@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,13 @@ import xarray as xr
 
 from ..errors import FileFormatError, InvalidInputError
 from ..files import atomic_path
+
+if TYPE_CHECKING:
+    from affine import Affine
+    from pyproj import CRS
+
+#: Reflectance (0–1) as an array or a DataArray.
+Reflectance = np.ndarray | xr.DataArray
 
 __all__ = [
     "BAND_SETS",
@@ -127,7 +135,9 @@ def check_stack(stack: xr.DataArray, name: str = "stack") -> xr.DataArray:
     return stack.transpose("band", "y", "x")
 
 
-def index_values(index: str, red, green, blue, nir):
+def index_values(
+    index: str, red: Reflectance, green: Reflectance, blue: Reflectance, nir: Reflectance
+) -> Reflectance:
     """One of :data:`INDICES` from reflectance (0–1) arrays or DataArrays; zero denominators give inf/NaN."""
     with np.errstate(divide="ignore", invalid="ignore"):
         if index == "ndvi":
@@ -298,8 +308,8 @@ def make_stack(
     data: np.ndarray,
     bands: Sequence[str],
     *,
-    transform=None,
-    crs=None,
+    transform: Affine | None = None,
+    crs: str | CRS | None = None,
     x: np.ndarray | None = None,
     y: np.ndarray | None = None,
     attrs: dict | None = None,

@@ -67,7 +67,9 @@ class WindowSource:
     def mask(self, r0: int, r1: int, c0: int, c1: int) -> dict | None:
         return None if self.read_mask is None else self.read_mask(r0, r1, c0, c1)
 
-    def inputs(self, model: RiceModel, r0: int, r1: int, c0: int, c1: int):
+    def inputs(
+        self, model: RiceModel, r0: int, r1: int, c0: int, c1: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, nodata, quality)`` of the window for ``model`` (see :func:`block_inputs`)."""
         return block_inputs(model, self.read(r0, r1, c0, c1), self.bands, self.mask(r0, r1, c0, c1))
 
@@ -93,7 +95,9 @@ def window_starts(n: int, tile: int, step: int) -> list[int]:
     return s
 
 
-def block_inputs(model: RiceModel, block: np.ndarray, band_list: Sequence[str], cloud_mask=None):
+def block_inputs(
+    model: RiceModel, block: np.ndarray, band_list: Sequence[str], cloud_mask: dict | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x (inputs, h, w), nodata (h, w), quality (h, w) int8) of a raw block for any model."""
     if model.config.get("stack_inputs"):
         return model_inputs(

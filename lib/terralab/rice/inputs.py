@@ -40,8 +40,14 @@ __all__ = [
 #: Columns of a points table that are never features.
 POINT_META_COLUMNS = ("class", "class_name", "split", "row", "col", "x", "y", "lon", "lat", "geometry", "id")
 
+#: Validity per masked group, as :func:`terralab.rice.clouds.validity_array` returns it:
+#: (group names, bool (group, y, x) array).
+GroupValidity = tuple[Sequence[str], np.ndarray]
 
-def resolve_class_names(n_classes: int, given: Sequence[str] | dict | None, attrs_names=None) -> list[str]:
+
+def resolve_class_names(
+    n_classes: int, given: Sequence[str] | dict | None, attrs_names: Sequence[str] | None = None
+) -> list[str]:
     """Names of class ids 0…n_classes−1: as given, else the labels' attrs, else ACES's, else ``class_<k>``."""
     if given is not None:
         names = [given[k] for k in sorted(given)] if isinstance(given, dict) else list(given)
@@ -56,13 +62,13 @@ def resolve_class_names(n_classes: int, given: Sequence[str] | dict | None, attr
     return [str(n) for n in names]
 
 
-def count_classes(*ys) -> int:
+def count_classes(*ys: np.ndarray | None) -> int:
     """One more than the largest class id in any of the label arrays (None ones are skipped)."""
     top = max(int(np.max(y)) for y in ys if y is not None and np.size(y))
     return top + 1
 
 
-def point_bands(points: pd.DataFrame, bands) -> list[str]:
+def point_bands(points: pd.DataFrame, bands: str | Sequence[str] | None) -> list[str]:
     """The band names a points model reads: ``bands`` resolved, else every numeric non-meta column."""
     if bands is None:
         names = [
@@ -153,14 +159,16 @@ def select_features(names: Sequence[str], raw: np.ndarray, band_list: Sequence[s
     return out
 
 
-def group_validity(masking: dict, valid, shape) -> np.ndarray:
+def group_validity(masking: dict, valid: GroupValidity, shape: tuple[int, ...]) -> np.ndarray:
     """(masked group, …) validity from validity_array's (groups, valid); a group the data lacks is invalid."""
     groups, v = valid
     where = {g: i for i, g in enumerate(groups)}
     return np.stack([v[where[g]] if g in where else np.zeros(shape, bool) for g in masking["groups"]])
 
 
-def fit_masked_normalisation(names, feats: np.ndarray, masking: dict | None, valid) -> Normalisation:
+def fit_masked_normalisation(
+    names: Sequence[str], feats: np.ndarray, masking: dict | None, valid: GroupValidity | None
+) -> Normalisation:
     """Per-band mean/std over the pixels where the band is valid (clouds would shift optical statistics)."""
     if masking is None:
         return fit_normalisation(xr.DataArray(feats, dims=("band", "y", "x"), coords={"band": list(names)}))
@@ -179,7 +187,7 @@ def fit_masked_normalisation(names, feats: np.ndarray, masking: dict | None, val
     return fit_normalisation(xr.DataArray(clean, dims=("band", "y", "x"), coords={"band": list(names)}))
 
 
-def refuse_all_cloudy(masking: dict | None, valid, labelled: np.ndarray) -> None:
+def refuse_all_cloudy(masking: dict | None, valid: GroupValidity | None, labelled: np.ndarray) -> None:
     """Refuse labels whose pixels are all cloudy in one masked group: nothing to learn those bands from."""
     if masking is None or not labelled.any():  # no label at all is reported as an empty training split
         return
@@ -202,7 +210,7 @@ def model_inputs(
     band_list: Sequence[str],
     *,
     cloud_mask: Mapping[str, np.ndarray] | None = None,
-    valid=None,
+    valid: GroupValidity | None = None,
     feats: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Network input of a raw (band, h, w) block: ``(x (inputs, h, w), nodata (h, w), quality (h, w) int8)``.

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..errors import FileFormatError, InvalidInputError, MissingDependencyError
 from ..progress import import_quietly
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["build_net", "ensemble", "import_torch"]
 
 
-def import_torch():
+def import_torch() -> ModuleType:
     """The ``torch`` module, or a :class:`~terralab.errors.MissingDependencyError` saying how to get it."""
     try:
         import torch
@@ -25,7 +31,9 @@ def import_torch():
     return torch
 
 
-def build_net(kind: str, n_bands: int, n_classes: int, config: dict, load_encoder: bool = True):
+def build_net(
+    kind: str, n_bands: int, n_classes: int, config: dict, load_encoder: bool = True
+) -> torch.nn.Module:
     """A fresh ``"dnn"`` (ensemble of MLPs) or ``"unet"`` for ``n_bands`` inputs and ``n_classes`` outputs.
 
     ``load_encoder=False`` skips the U-Net encoder weights of ``config`` (a checkpoint brings its own).
@@ -111,7 +119,7 @@ def _load_encoder_weights(encoder, path: Path, n_bands: int) -> None:
     encoder.load_state_dict(adapted, strict=False)
 
 
-def ensemble(members):
+def ensemble(members: Sequence[torch.nn.Module]) -> torch.nn.Module:
     """A deep ensemble: the mean of the members' softmax probabilities, returned as log-probabilities."""
     torch = import_torch()
 

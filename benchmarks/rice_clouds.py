@@ -109,7 +109,7 @@ def run_valley(
     row["unet_fit_s"] = time.perf_counter() - t0
     prediction = rice.predict(unet, stack, tile=128, overlap=32, progress=False, return_proba=True)
     row["unet_rice_f1"] = rice_f1(prediction["classes"])
-    row["unet_ece"] = evaluate.calibration(prediction, parts["test"]).ece
+    row["unet_ece"] = evaluate.calibration(prediction, parts["test"]).attrs["ece"]
     row["temperature"] = unet.temperature
     masked = prediction["quality"].values >= 1
     under = parts["test"].where(masked, -1)

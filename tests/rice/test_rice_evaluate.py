@@ -89,3 +89,17 @@ def test_scores_are_a_tidy_table_per_class_with_headline_numbers_and_units_in_at
     assert table.attrs["units"]["b_recall"] == "1" and table.loc["m1", "n"] == 6
     with pytest.raises(InvalidInputError, match="not a table from rice.evaluate.scores"):
         evaluate.score_confusion(pd.DataFrame({"f1": [1.0]}))
+
+
+def test_calibration_is_a_reliability_table_per_bin_with_ece_in_attrs():
+    """Two bins by hand: confidence 0.9 right twice of two, confidence 0.6 right once of two."""
+    p = np.array([[0.9, 0.1], [0.1, 0.9], [0.6, 0.4], [0.4, 0.6]])
+    t = np.array([0, 1, 0, 0])
+    table = evaluate.calibration(p, t, n_bins=2)
+    assert list(table.columns) == ["bin_lower", "bin_upper", "count", "mean_confidence", "accuracy"]
+    assert table["count"].tolist() == [0, 4]  # all four confidences (0.9, 0.9, 0.6, 0.6) fall in (0.5, 1]
+    assert table.loc[1, "mean_confidence"] == pytest.approx(0.75) and table.loc[1, "accuracy"] == 0.75
+    assert table.attrs["ece"] == pytest.approx(0.0) and table.attrs["n"] == 4
+    assert table.attrs["units"]["count"] == "count" and table.attrs["units"]["ece"] == "1"
+    with pytest.raises(InvalidInputError, match="nothing to score"):
+        evaluate.calibration(p, np.full(4, -1))

@@ -345,7 +345,7 @@ def test_unet_maps_rice_under_clouds_on_an_unseen_valley_beats_rf_with_majority_
     smoothed = rice.majority_filter(rice.predict(rf, stack, progress=False), 5)
     f1_unet = rice.scores(parts["test"], out["classes"], class_names=unet.class_names).loc["rice", "f1"]
     f1_rf = rice.scores(parts["test"], smoothed, class_names=unet.class_names).loc["rice", "f1"]
-    ece = rice.evaluate.calibration(out, parts["test"]).ece
+    ece = rice.evaluate.calibration(out, parts["test"]).attrs["ece"]
     true_ha = float(((truth.values == 1) & (out["classes"].values >= 0)).sum()) * 0.01
     covered = 0
     for seed in range(20):
@@ -476,7 +476,7 @@ def test_temperature_scaling_recovers_a_known_temperature():
     p /= p.sum(1, keepdims=True)
     labels_ = (rng.random(20000)[:, None] > np.cumsum(p, 1)).sum(1)  # labels drawn from softmax(logits / 2.5)
     assert rice.models.fit_temperature(logits, labels_) == pytest.approx(2.5, rel=0.05)
-    assert rice.evaluate.calibration(p, labels_).ece < 0.015
+    assert rice.evaluate.calibration(p, labels_).attrs["ece"] < 0.015
 
 
 def test_fit_calibrates_and_calibrate_refits_the_temperature_without_changing_the_map(small):

@@ -14,7 +14,6 @@ Example
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,8 +29,8 @@ if TYPE_CHECKING:
 ArrayLike = np.ndarray | pd.Series | xr.DataArray
 
 __all__ = [
+    "CALIBRATION_UNITS",
     "SCORE_UNITS",
-    "Calibration",
     "band_model_table",
     "calibration",
     "compare_band_sets",
@@ -55,6 +54,16 @@ SCORE_UNITS = {
     "overall_accuracy": "1",
     "kappa": "1",
     "macro_f1": "1",
+    "n": "count",
+}
+#: Units of the reliability table's columns and its ``ece`` (``attrs["units"]`` of :func:`calibration`).
+CALIBRATION_UNITS = {
+    "bin_lower": "1",
+    "bin_upper": "1",
+    "count": "count",
+    "mean_confidence": "1",
+    "accuracy": "1",
+    "ece": "1",
     "n": "count",
 }
 #: The headline numbers of a score table, kept in its ``attrs`` (one value for the whole table).
@@ -327,24 +336,10 @@ def compare_band_sets(
     return band_model_table(results), results
 
 
-@dataclass
-class Calibration:
-    """Reliability of predicted probabilities: ``ece`` (expected calibration error of the predicted class's
-    probability), ``table`` per confidence bin (``bin_lower``, ``bin_upper``, ``count``, ``mean_confidence``,
-    ``accuracy``), ``n`` (pixels/points scored)."""
-
-    ece: float
-    table: pd.DataFrame
-    n: int
-
-    def __repr__(self) -> str:
-        return f"Calibration(n={self.n}, ECE={self.ece:.4f})"
-
-
 def calibration(
     probability: xr.DataArray | xr.Dataset | pd.DataFrame | np.ndarray, truth: ArrayLike, *, n_bins: int = 15
-) -> Calibration:
-    """Expected calibration error and the reliability table of class probabilities against true labels.
+) -> pd.DataFrame:
+    """The reliability table of class probabilities against true labels, with the expected calibration error.
 
     Parameters
     ----------
@@ -356,6 +351,13 @@ def calibration(
         probability (NaN) are skipped.
     n_bins
         Equal-width confidence bins over [0, 1].
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per confidence bin: ``bin_lower``, ``bin_upper``, ``count``, ``mean_confidence``, ``accuracy``
+        (NaN in empty bins). ``attrs``: ``units`` of the columns and of ``ece``, ``ece`` (expected calibration
+        error of the predicted class's probability) and ``n`` (pixels/points scored).
 
     Notes
     -----
@@ -402,4 +404,5 @@ def calibration(
             "accuracy": accuracy,
         }
     )
-    return Calibration(ece, table, int(count.sum()))
+    table.attrs = {"units": dict(CALIBRATION_UNITS), "ece": ece, "n": int(count.sum())}
+    return table

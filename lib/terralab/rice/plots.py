@@ -17,8 +17,6 @@ from .features import add_indices
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .evaluate import Calibration
-
 __all__ = [
     "CLASS_COLOURS",
     "area",
@@ -217,16 +215,16 @@ def confidence(
     return fig
 
 
-def reliability(calibrations: Mapping[str, Calibration], *, title: str = "reliability diagram") -> Figure:
+def reliability(calibrations: Mapping[str, pd.DataFrame], *, title: str = "reliability diagram") -> Figure:
     """Accuracy against mean confidence per bin (the diagonal is perfect calibration), one line per
-    :class:`~terralab.rice.evaluate.Calibration`; pixel counts per bin below."""
+    reliability table of :func:`terralab.rice.evaluate.calibration`; pixel counts per bin below."""
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(2, 1, figsize=(4.8, 5.4), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     a.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfectly calibrated")
     for name, cal in calibrations.items():
-        t = cal.table[cal.table["count"] > 0]
-        a.plot(t["mean_confidence"], t["accuracy"], "o-", ms=3, label=f"{name} (ECE {cal.ece:.3f})")
+        t = cal[cal["count"] > 0]
+        a.plot(t["mean_confidence"], t["accuracy"], "o-", ms=3, label=f"{name} (ECE {cal.attrs['ece']:.3f})")
         b.bar(
             (t["bin_lower"] + t["bin_upper"]) / 2,
             t["count"],

@@ -32,7 +32,6 @@ from .labels import ACES_CLASSES, split
 
 if TYPE_CHECKING:
     from .checkpoint import RiceModel
-    from .evaluate import Calibration
 
 __all__ = ["POINT_DATASETS", "SCENE_DATASETS", "Experiment", "open_experiment"]
 
@@ -132,9 +131,10 @@ class Experiment:
         *,
         tile_px: int = 256,
         n_bins: int = 15,
-    ) -> dict[str, Calibration]:
+    ) -> dict[str, pd.DataFrame]:
         """Calibration on the test split, before (temperature 1) and after temperature scaling:
-        ``{"uncalibrated": Calibration, "calibrated (T=…)": Calibration}`` (raster experiments)."""
+        ``{"uncalibrated": table, "calibrated (T=…)": table}``, each the reliability table of
+        :func:`terralab.rice.evaluate.calibration` (ECE in ``attrs["ece"]``)."""
         from .evaluate import calibration
 
         test = self.splits["test"]

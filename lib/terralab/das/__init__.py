@@ -5,8 +5,9 @@ Submodules are imported on first use so that ``import terralab.das`` stays fast:
 * :mod:`~terralab.das.io` - ``read`` (DASCore vendor formats, npz, NetCDF/Zarr; readers in
   :mod:`~terralab.das.formats`), gap reports;
 * :mod:`~terralab.das.synthetic` - ``traffic``, ``highway_bridge``, ``urban_street`` with ground truth, and
-  ``random_scene`` from either simulator (the bump simulator's vehicles in :mod:`~terralab.das.bump_fleet`,
-  its signals in :mod:`~terralab.das.bump_render`; truth columns in :mod:`~terralab.das.truth`);
+  ``random_scene`` from either simulator, their per-scene options in :mod:`~terralab.das.scene_options` (the
+  bump simulator's vehicles in :mod:`~terralab.das.bump_fleet`, its signals in
+  :mod:`~terralab.das.bump_render`; truth columns in :mod:`~terralab.das.truth`);
 * :mod:`~terralab.das.halfspace` - a second, independent simulator (Boussinesq half-space, Rayleigh waves;
   its vehicles in :mod:`~terralab.das.halfspace_fleet`, its fields in :mod:`~terralab.das.halfspace_render`);
 * :mod:`~terralab.das.diagnose` - ``diagnose``: noise, dead/saturated channels and coupling per channel;
@@ -47,6 +48,7 @@ _SUBMODULES = (
     "tracks",
     "energy",
     "truth",
+    "scene_options",
     "classify",
     "streaming",
     "modal",

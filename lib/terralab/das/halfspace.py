@@ -81,7 +81,6 @@ them explicitly. The truth table has the columns of :func:`terralab.das.syntheti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -109,6 +108,7 @@ from .halfspace_render import (
     upsample,
 )
 from .params import KMH
+from .scene_options import HalfspaceOptions, scene_options
 from .truth import HALFSPACE_TRUTH_COLUMNS, strain_rate_record
 
 if TYPE_CHECKING:
@@ -236,40 +236,12 @@ def halfspace_traffic(
     fs_hz: float,
     dx_m: float,
     n_channels: int,
-    gauge_length_m: float,
-    lanes: Sequence[tuple[int, float]],
-    fibre_y_m: float,
-    depth_m: float,
-    young_pa: float,
-    pavement: Sequence[tuple[float, float]] = (),
-    poisson: float,
-    rayleigh_speed_ms: float,
-    quality_factor: float,
-    soil_shear_modulus_pa: float,
-    speed_kmh: tuple[float, float],
-    rate_per_min: float,
-    mix: dict[str, float],
-    platoon_fraction: float = 0.3,
-    speed_drift: float = 0.1,
-    signal: bool = False,
-    side_streets: bool = False,
-    tram: bool = False,
-    coupling_range: tuple[float, float] = (0.3, 1.0),
-    coupling_corr_m: float = 10.0,
-    white_noise: float = 5e-7,
-    coloured_noise: float = 3e-8,
-    coloured_exponent: float = 1.0,
-    noise_corr_m: float = 20.0,
-    burst_rate_per_min: float = 1.0,
-    burst_amplitude: float = 1e-6,
-    dead_channels: int = 1,
-    saturated_channels: int = 1,
-    nan_channels: int = 0,
     vehicles: pd.DataFrame | None = None,
     start_time: Any = "2024-06-01T07:30:00",
     scene_name: str = "halfspace",
     seed: int = 0,
     progress: bool = False,
+    **options: Any,
 ) -> tuple[xr.DataArray, pd.DataFrame]:
     """Make a half-space DAS traffic record (strain rate, 1/s) and its truth table (see the module docstring).
 
@@ -281,9 +253,22 @@ def halfspace_traffic(
     each :data:`ZOO` member (``tram=True`` adds a tram line in the middle). ``vehicles`` (optional DataFrame
     with ``time_s`` (arrival at mid-section at the desired speed), ``speed_kmh``, ``direction``, ``kind``)
     replaces the random schedule. ``seed`` fixes every random draw.
+
+    The record's shape (``duration_s``, ``fs_hz``, ``dx_m``, ``n_channels``), ``vehicles``, ``start_time``,
+    ``scene_name``, ``seed`` and ``progress`` are named parameters; every other one is a keyword option, a
+    field of :class:`~terralab.das.scene_options.HalfspaceOptions` (which holds the defaults; the fields
+    without one must be given, :func:`random_parameters` draws them all).
+
+    Raises
+    ------
+    InvalidInputError
+        An option that is no field of :class:`~terralab.das.scene_options.HalfspaceOptions` (the message lists
+        them) or a required one missing, fewer than two channels, non-positive ``fs_hz``, ``dx_m`` or
+        ``duration_s``, or a ``vehicles`` table without the columns it needs.
     """
     import pandas as pd
 
+    opts = scene_options(HalfspaceOptions, options, "halfspace_traffic")
     if n_channels < 2 or fs_hz <= 0 or dx_m <= 0 or duration_s <= 0:
         raise InvalidInputError("need n_channels >= 2 and positive fs_hz, dx_m, duration_s")
     rng = np.random.default_rng(seed)
@@ -291,32 +276,32 @@ def halfspace_traffic(
     x = dx_m * np.arange(n_channels, dtype=float)
     length = float(x[-1])
     x_mid = 0.5 * length
-    depth_eq, medium_pa = odemark_depth(depth_m, pavement, young_pa)
-    shear = medium_pa / (2 * (1 + poisson))
+    depth_eq, medium_pa = odemark_depth(opts.depth_m, opts.pavement, opts.young_pa)
+    shear = medium_pa / (2 * (1 + opts.poisson))
     reach = 25.0 + 3 * depth_eq  # quasi-static strain beyond this is < 1e-3 of its peak
     vib_reach = 90.0
 
     # ---- traffic ---------------------------------------------------------------------------------
-    lanes = [(int(d), float(y)) for d, y in lanes]
+    lanes = [(int(d), float(y)) for d, y in opts.lanes]
     t_grid = np.arange(-40.0, duration_s + 40.0, 0.1)
     s_start, s_end = -reach - 30.0, length + reach + 30.0  # travel coordinate of the front axle
-    v_lo, v_hi = (s * KMH for s in speed_kmh)
-    signals = traffic_signals(rng, length) if signal else {}
+    v_lo, v_hi = (s * KMH for s in opts.speed_kmh)
+    signals = traffic_signals(rng, length) if opts.signal else {}
     if vehicles is not None:
         fleet = listed_fleet(rng, vehicles, lanes, x_mid - s_start)
     else:
         fleet = random_fleet(
             rng,
             lanes,
-            mix,
+            opts.mix,
             duration_s=duration_s,
-            rate_per_min=rate_per_min,
-            platoon_fraction=platoon_fraction,
+            rate_per_min=opts.rate_per_min,
+            platoon_fraction=opts.platoon_fraction,
             v_range=(v_lo, v_hi),
-            speed_drift=speed_drift,
-            side_streets=(side_streets, s_start, length),
+            speed_drift=opts.speed_drift,
+            side_streets=(opts.side_streets, s_start, length),
         )
-        if tram:
+        if opts.tram:
             fleet += tram_fleet(rng, duration_s, v_lo, v_hi)
     # one lane per (direction, y); trams run on their own track
     for d, lane_y in lanes + [(1, 0.75), (-1, -0.75)]:
@@ -346,23 +331,23 @@ def halfspace_traffic(
     fs_gen = fs_hz / r_gen
     n_gen = int(np.ceil(n_t / r_gen)) + 2
     t_gen = np.arange(n_gen) / fs_gen
-    coupling = coupling_field(rng, n_channels, dx_m, coupling_corr_m, coupling_range)
+    coupling = coupling_field(rng, n_channels, dx_m, opts.coupling_corr_m, opts.coupling_range)
     signal_gen = np.zeros((n_gen, n_channels), dtype=np.float32)
     setup = RenderSetup(
         t_grid=t_grid,
         t_gen=t_gen,
         x=x,
-        fibre_y=fibre_y_m,
-        depth=depth_m,
+        fibre_y=opts.fibre_y_m,
+        depth=opts.depth_m,
         depth_eq=depth_eq,
-        gauge=gauge_length_m,
+        gauge=opts.gauge_length_m,
         shear=shear,
-        poisson=poisson,
+        poisson=opts.poisson,
         reach=reach,
         vib_reach=vib_reach,
-        c_r=rayleigh_speed_ms,
-        q=quality_factor,
-        g_soil=soil_shear_modulus_pa,
+        c_r=opts.rayleigh_speed_ms,
+        q=opts.quality_factor,
+        g_soil=opts.soil_shear_modulus_pa,
         fs_gen=fs_gen,
         length=length,
     )
@@ -373,10 +358,12 @@ def halfspace_traffic(
     del signal_gen
 
     # ---- interrogator noise and bad channels -----------------------------------------------------
-    data += white_noise * rng.standard_normal((n_t, n_channels), dtype=np.float32)
-    add_coloured_noise(data, rng, fs_hz, dx_m, coloured_noise, coloured_exponent, noise_corr_m)
-    _add_bursts(data, rng, fs_hz, duration_s, (burst_rate_per_min, burst_amplitude))
-    dead, sat, nan = _bad_channels(data, rng, (dead_channels, saturated_channels, nan_channels), white_noise)
+    data += opts.white_noise * rng.standard_normal((n_t, n_channels), dtype=np.float32)
+    add_coloured_noise(data, rng, fs_hz, dx_m, opts.coloured_noise, opts.coloured_exponent, opts.noise_corr_m)
+    _add_bursts(data, rng, fs_hz, duration_s, (opts.burst_rate_per_min, opts.burst_amplitude))
+    dead, sat, nan = _bad_channels(
+        data, rng, (opts.dead_channels, opts.saturated_channels, opts.nan_channels), opts.white_noise
+    )
 
     t0 = np.datetime64(pd.Timestamp(start_time).to_datetime64(), "ns")
     da = strain_rate_record(
@@ -385,7 +372,7 @@ def halfspace_traffic(
         x,
         fs_hz=fs_hz,
         dx_m=dx_m,
-        gauge_length_m=gauge_length_m,
+        gauge_length_m=opts.gauge_length_m,
         scene=scene_name,
         simulator="halfspace",
         seed=int(seed),
@@ -394,8 +381,8 @@ def halfspace_traffic(
         nan_channels_m=x[nan].tolist(),
         coupling=coupling.astype(float).tolist(),
         gaps="[]",
-        fibre_depth_m=float(depth_m),
-        fibre_offset_m=float(fibre_y_m),
+        fibre_depth_m=float(opts.depth_m),
+        fibre_offset_m=float(opts.fibre_y_m),
         equivalent_depth_m=float(depth_eq),
         fibre_medium_pa=float(medium_pa),
     )

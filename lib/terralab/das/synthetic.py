@@ -35,7 +35,6 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +44,7 @@ from ..progress import progress_bar
 from .bump_fleet import explicit_schedule, random_schedule, truth_table
 from .bump_render import add_low_rate_field, add_vehicle
 from .halfspace import halfspace_scene, halfspace_traffic
+from .scene_options import BumpOptions, scene_options
 from .truth import strain_rate_record
 
 if TYPE_CHECKING:
@@ -108,33 +108,10 @@ def traffic(
     start_time: Any = "2024-05-01T08:00:00",
     distance_start_m: float = 0.0,
     vehicles: pd.DataFrame | None = None,
-    rate_per_min: float = 12.0,
-    truck_fraction: float = 0.25,
-    speed_kmh: tuple[float, float] = (60.0, 110.0),
-    speed_change: float = 0.15,
-    speed_change_fraction: float = 0.4,
-    platoon_fraction: float = 0.3,
-    overtaking_fraction: float = 0.1,
-    far_lane_coupling: tuple[float, float] = (0.55, 0.85),
-    gauge_length_m: float = 4.0,
-    bump_width_m: float = 2.5,
-    span_m: float | None = None,
-    span_bending: float = 0.0,
-    strain_per_kn: float = 2e-8,
-    gain_spread: float = 0.35,
-    width_spread: float = 0.2,
-    white_noise: float = 5e-7,
-    coloured_noise: float = 4e-8,
-    coloured_corner_hz: float = 0.5,
-    correlation_length_m: float = 20.0,
-    common_mode_noise: float = 4e-8,
-    modes: Sequence[tuple[float, float, float]] = (),
-    dead_channels: int = 2,
-    nan_channels: int = 1,
-    noisy_channels: int = 2,
     scene_name: str = "custom",
     seed: int = 0,
     progress: bool = False,
+    **options: Any,
 ) -> tuple[xr.DataArray, pd.DataFrame]:
     """Make a synthetic DAS traffic record and its ground truth.
 
@@ -153,6 +130,28 @@ def traffic(
         schedule drawn from ``rate_per_min``, ``truck_fraction``, ``speed_kmh``, ``speed_change``,
         ``platoon_fraction`` and ``overtaking_fraction``; every vehicle is inside the record for its whole
         crossing.
+    scene_name : str
+        Stored in the record's ``attrs["scene"]``.
+    seed : int
+        Random seed; the same seed gives the same record.
+    progress : bool
+        Show a progress bar over the vehicles.
+    **options
+        The scene's knobs below, the fields of :class:`~terralab.das.scene_options.BumpOptions` (which holds
+        their defaults).
+
+    Other Parameters
+    ----------------
+    rate_per_min, truck_fraction : float
+        Vehicles per minute (both directions) and the share of trucks of the random schedule.
+    speed_kmh : (float, float)
+        Range of the speeds at mid-section of the random schedule.
+    speed_change, speed_change_fraction : float
+        Largest fractional speed change across the section (drawn uniformly within +-``speed_change``), and
+        the share of the schedule's vehicles that change speed.
+    platoon_fraction, overtaking_fraction : float
+        Share of the schedule's leading vehicles followed by one or two more at 2-3 s headways, and share
+        passed by a faster overtaking car.
     far_lane_coupling : (float, float)
         Range of the coupling factor of vehicles driving towards decreasing distance (the far lane).
     gauge_length_m, bump_width_m : float
@@ -170,8 +169,6 @@ def traffic(
         Structural modes of the section, excited by ambient noise (mode shapes: sin(n*pi*x/L)).
     dead_channels, nan_channels, noisy_channels : int
         Numbers of channels that read zero, NaN, or 10 times the white noise.
-    seed : int
-        Random seed; the same seed gives the same record.
 
     Returns
     -------
@@ -182,9 +179,16 @@ def traffic(
         ``speed_kmh`` (at mid-section), ``direction``, ``vehicle_class``, ``t_enter``, ``t_exit``,
         ``speed_change``, ``n_axles``, ``length_m``, ``gross_load_kn``, ``vib_freq_hz``, ``platoon_id``,
         ``overtaking``.
+
+    Raises
+    ------
+    InvalidInputError
+        An option that is none of the knobs (the message lists them), non-positive ``fs_hz``, ``dx_m`` or
+        ``duration_s``, fewer than two channels, or a ``vehicles`` table without the columns it needs.
     """
     import pandas as pd
 
+    opts = scene_options(BumpOptions, options, "traffic")
     if fs_hz <= 0 or dx_m <= 0 or duration_s <= 0:
         raise InvalidInputError("fs_hz, dx_m and duration_s must be positive")
     if n_channels < 2:
@@ -202,42 +206,42 @@ def traffic(
             rng,
             duration_s=duration_s,
             length_m=length,
-            rate_per_min=rate_per_min,
-            truck_fraction=truck_fraction,
-            speed_kmh=speed_kmh,
-            speed_change=speed_change,
-            speed_change_fraction=speed_change_fraction,
-            platoon_fraction=platoon_fraction,
-            overtaking_fraction=overtaking_fraction,
-            far_lane_coupling=far_lane_coupling,
+            rate_per_min=opts.rate_per_min,
+            truck_fraction=opts.truck_fraction,
+            speed_kmh=opts.speed_kmh,
+            speed_change=opts.speed_change,
+            speed_change_fraction=opts.speed_change_fraction,
+            platoon_fraction=opts.platoon_fraction,
+            overtaking_fraction=opts.overtaking_fraction,
+            far_lane_coupling=opts.far_lane_coupling,
         )
     else:
-        fleet = explicit_schedule(rng, vehicles, length_m=length, far_lane_coupling=far_lane_coupling)
+        fleet = explicit_schedule(rng, vehicles, length_m=length, far_lane_coupling=opts.far_lane_coupling)
 
     # --- noise -------------------------------------------------------------------------------------
     data = rng.standard_normal((n_t, n_channels), dtype=np.float32)
-    data *= np.float32(white_noise)
+    data *= np.float32(opts.white_noise)
     add_low_rate_field(
         data,
         rng,
         fs_hz=fs_hz,
         dx_m=dx_m,
-        coloured=coloured_noise,
-        corner_hz=coloured_corner_hz,
-        corr_m=correlation_length_m,
-        common=common_mode_noise,
-        modes=modes,
+        coloured=opts.coloured_noise,
+        corner_hz=opts.coloured_corner_hz,
+        corr_m=opts.correlation_length_m,
+        common=opts.common_mode_noise,
+        modes=opts.modes,
         x=x,
     )
 
     # --- vehicles ----------------------------------------------------------------------------------
     gain, sigma = _channel_response(
-        rng, n_channels, (gain_spread, width_spread), bump_width_m, gauge_length_m
+        rng, n_channels, (opts.gain_spread, opts.width_spread), opts.bump_width_m, opts.gauge_length_m
     )
     spans = None
-    if span_m and span_bending > 0:
-        edges = np.arange(x[0], x[-1] + span_m, span_m)
-        spans = (edges, span_bending)
+    if opts.span_m and opts.span_bending > 0:
+        edges = np.arange(x[0], x[-1] + opts.span_m, opts.span_m)
+        spans = (edges, opts.span_bending)
     r = max(1, int(fs_hz // 250))  # vehicle signals are computed at <= ~250 Hz, then interpolated
     fs_gen = fs_hz / r
     for veh in progress_bar(fleet, desc="synthetic vehicles", enabled=progress):
@@ -252,11 +256,13 @@ def traffic(
             gain=gain,
             sigma=sigma,
             spans=spans,
-            strain_per_kn=strain_per_kn,
+            strain_per_kn=opts.strain_per_kn,
         )
 
     # --- bad channels ------------------------------------------------------------------------------
-    dead, nan, noisy = _bad_channels(data, rng, (dead_channels, nan_channels, noisy_channels), white_noise)
+    dead, nan, noisy = _bad_channels(
+        data, rng, (opts.dead_channels, opts.nan_channels, opts.noisy_channels), opts.white_noise
+    )
 
     da = strain_rate_record(
         data,
@@ -264,13 +270,13 @@ def traffic(
         x,
         fs_hz=fs_hz,
         dx_m=dx_m,
-        gauge_length_m=gauge_length_m,
+        gauge_length_m=opts.gauge_length_m,
         scene=scene_name,
         seed=int(seed),
         dead_channels_m=x[dead].tolist(),
         nan_channels_m=x[nan].tolist(),
         noisy_channels_m=x[noisy].tolist(),
-        modes_hz=[float(m[0]) for m in modes],
+        modes_hz=[float(m[0]) for m in opts.modes],
         gaps="[]",
     )
     truth = truth_table(fleet, t0=t0, length_m=length)

@@ -117,10 +117,11 @@ def random_schedule(
     overtaking_fraction: float,
     far_lane_coupling: tuple[float, float],
 ) -> list[Vehicle]:
+    """A random schedule of both directions: Poisson leaders, some followed by a platoon or overtaken by a
+    faster car; only vehicles whose whole crossing lies in the record and that keep a gap to the one ahead."""
     vmin, vmax = (float(s) * KMH for s in speed_kmh)
     far = rng.uniform(*far_lane_coupling)
     fleet: list[Vehicle] = []
-    margin = 4.0
     n_expected = rate_per_min * duration_s / 60.0
     platoon_counter = 0
     for direction in (1, -1):
@@ -132,58 +133,83 @@ def random_schedule(
             hi = vmax if vclass == "car" else vmin + 0.8 * (vmax - vmin)
             v = rng.uniform(vmin, hi)
             dv = rng.uniform(-speed_change, speed_change) if rng.random() < speed_change_fraction else 0.0
-            group = [
-                _make_vehicle(
-                    rng,
-                    vclass,
-                    t_mid=t,
-                    v=v,
-                    direction=direction,
-                    dv_frac=dv,
-                    length_m=length_m,
-                    lane_coupling=lane_c,
-                )
-            ]
+            leader = _make_vehicle(
+                rng,
+                vclass,
+                t_mid=t,
+                v=v,
+                direction=direction,
+                dv_frac=dv,
+                length_m=length_m,
+                lane_coupling=lane_c,
+            )
+            group = [leader]
             if rng.random() < platoon_fraction:
                 platoon_counter += 1
-                group[0].platoon_id = platoon_counter
-                for _ in range(int(rng.integers(1, 3))):
-                    prev = group[-1]
-                    headway = max(rng.uniform(2.0, 3.0), (prev.length_m + 8.0) / prev.v_mid)
-                    fc = "truck" if rng.random() < truck_fraction else "car"
-                    nv = prev.v_mid * rng.uniform(0.98, 1.02)
-                    f = _make_vehicle(
-                        rng,
-                        fc,
-                        t_mid=prev.t_mid_s + headway,
-                        v=nv,
-                        direction=direction,
-                        dv_frac=dv,
-                        length_m=length_m,
-                        lane_coupling=lane_c,
-                    )
-                    f.platoon_id = platoon_counter
-                    group.append(f)
+                group += _platoon(rng, leader, platoon_counter, truck_fraction, dv_frac=dv, length_m=length_m)
             elif rng.random() < overtaking_fraction / max(1e-9, 1 - platoon_fraction):
-                slow = group[0]
-                slow.accel = 0.0
-                fast_v = min(slow.v_mid * rng.uniform(1.2, 1.4), 1.3 * vmax)
-                xc = rng.choice([-1, 1]) * rng.uniform(0.2, 0.35) * length_m  # crossing point, travel coords
-                t_c = slow.t_mid_s + xc / slow.v_mid
-                fast = _make_vehicle(
-                    rng,
-                    "car",
-                    t_mid=t_c - xc / fast_v,
-                    v=fast_v,
-                    direction=direction,
-                    dv_frac=0.0,
-                    length_m=length_m,
-                    lane_coupling=lane_c * rng.uniform(0.7, 0.9),
-                )
-                fast.overtaking = True
-                group.append(fast)
+                group.append(_overtaker(rng, leader, vmax, length_m=length_m))
             fleet.extend(group)
-    # keep vehicles whose whole crossing is inside the record and that do not sit on top of another
+    return _inside_and_apart(fleet, length_m, duration_s, margin=4.0)
+
+
+def _platoon(
+    rng: np.random.Generator,
+    leader: Vehicle,
+    platoon_id: int,
+    truck_fraction: float,
+    *,
+    dv_frac: float,
+    length_m: float,
+) -> list[Vehicle]:
+    """One or two vehicles following ``leader`` at 2-3 s headways; ``leader`` joins platoon ``platoon_id``."""
+    leader.platoon_id = platoon_id
+    group = [leader]
+    for _ in range(int(rng.integers(1, 3))):
+        prev = group[-1]
+        headway = max(rng.uniform(2.0, 3.0), (prev.length_m + 8.0) / prev.v_mid)
+        fc = "truck" if rng.random() < truck_fraction else "car"
+        nv = prev.v_mid * rng.uniform(0.98, 1.02)
+        f = _make_vehicle(
+            rng,
+            fc,
+            t_mid=prev.t_mid_s + headway,
+            v=nv,
+            direction=leader.direction,
+            dv_frac=dv_frac,
+            length_m=length_m,
+            lane_coupling=leader.lane_coupling,
+        )
+        f.platoon_id = platoon_id
+        group.append(f)
+    return group[1:]
+
+
+def _overtaker(rng: np.random.Generator, slow: Vehicle, vmax: float, *, length_m: float) -> Vehicle:
+    """A car 20-40 % faster than ``slow`` (which then keeps its speed) that passes it within the section."""
+    slow.accel = 0.0
+    fast_v = min(slow.v_mid * rng.uniform(1.2, 1.4), 1.3 * vmax)
+    xc = rng.choice([-1, 1]) * rng.uniform(0.2, 0.35) * length_m  # crossing point, travel coords
+    t_c = slow.t_mid_s + xc / slow.v_mid
+    fast = _make_vehicle(
+        rng,
+        "car",
+        t_mid=t_c - xc / fast_v,
+        v=fast_v,
+        direction=slow.direction,
+        dv_frac=0.0,
+        length_m=length_m,
+        lane_coupling=slow.lane_coupling * rng.uniform(0.7, 0.9),
+    )
+    fast.overtaking = True
+    return fast
+
+
+def _inside_and_apart(
+    fleet: list[Vehicle], length_m: float, duration_s: float, *, margin: float
+) -> list[Vehicle]:
+    """The vehicles whose whole crossing is inside the record (``margin`` s from its ends) and that do not sit
+    on top of another of the same direction (overtaking pairs excepted), in time order."""
     keep: list[Vehicle] = []
     for v in sorted(fleet, key=lambda q: q.t_mid_s):
         ta, tb = _crossing_half_times(v, length_m)

@@ -105,8 +105,6 @@ class Decimator:
         energy_lowpass_hz: float = 2.0,
         energy_diff_max_hz: float = 5.0,
     ) -> None:
-        from scipy import signal
-
         x = np.asarray(distance_m, dtype=float)
         if fs_hz < 4 * lowpass_hz:
             raise InvalidInputError(
@@ -124,7 +122,13 @@ class Decimator:
         # most interrogators record strain rate; records that do not say are treated as such
         self.integrate = measurand not in ("strain", "phase")
         self.measurand = measurand
-        # channel bins
+        self._set_bins(x, channel_bin_m)
+        self._design_lowpass_and_integrator()
+        self._design_energy_bands(energy_bands_hz, energy_lowpass_hz, energy_diff_max_hz)
+        self.reset()
+
+    def _set_bins(self, x: np.ndarray, channel_bin_m: float) -> None:
+        """Channel bins of about ``channel_bin_m``: index of each channel's bin, bin starts and centres."""
         dx = float(np.median(np.abs(np.diff(x)))) if len(x) > 1 else 1.0
         self.nb = max(1, round(float(channel_bin_m / dx)))
         n_ch = len(x)
@@ -133,6 +137,11 @@ class Decimator:
         self.bin_starts = np.arange(0, n_ch, self.nb)
         self.bin_distance = np.array([x[self.bin_index == b].mean() for b in range(self.n_bins)])
         self.n_channels = n_ch
+
+    def _design_lowpass_and_integrator(self) -> None:
+        """The Bessel low-pass at the mid rate (and its group delay), and the integrator / high-pass at lf."""
+        from scipy import signal
+
         # Bessel low-pass (flat group delay) at the mid rate, decimating by q2
         wn = min(self.lowpass_hz, 0.45 * self.fs_mid)
         self.sos_lp = signal.bessel(4, wn, btype="low", norm="mag", fs=self.fs_mid, output="sos").astype(
@@ -149,7 +158,17 @@ class Decimator:
         else:
             self.b_int = np.array([1.0, -1.0]) * (1 + rho) / 2
         self.a_int = np.array([1.0, -rho])
-        # energy bands: Butterworth band-passes at the mid rate, a Bessel low-pass of the squared signal
+
+    def _design_energy_bands(
+        self,
+        energy_bands_hz: Sequence[tuple[float, float]],
+        energy_lowpass_hz: float,
+        energy_diff_max_hz: float,
+    ) -> None:
+        """Energy bands: Butterworth band-passes at the mid rate, a Bessel low-pass of the squared signal, and
+        each band's delay relative to the strain chain."""
+        from scipy import signal
+
         self.energy_bands_hz: list[tuple[float, float]] = []
         self.sos_bp: list[np.ndarray] = []
         self.energy_delay_s = np.zeros(0)
@@ -182,7 +201,6 @@ class Decimator:
                     - self.lp_delay_s
                 )
             self.energy_delay_s = np.asarray(delays)
-        self.reset()
 
     # ----------------------------------------------------------------------------------------------
     def reset(self) -> None:

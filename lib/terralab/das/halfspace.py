@@ -275,13 +275,58 @@ def halfspace_traffic(
     n_t = round(float(duration_s * fs_hz))
     x = dx_m * np.arange(n_channels, dtype=float)
     length = float(x[-1])
-    x_mid = 0.5 * length
     depth_eq, medium_pa = odemark_depth(opts.depth_m, opts.pavement, opts.young_pa)
     shear = medium_pa / (2 * (1 + opts.poisson))
     reach = 25.0 + 3 * depth_eq  # quasi-static strain beyond this is < 1e-3 of its peak
-    vib_reach = 90.0
 
-    # ---- traffic ---------------------------------------------------------------------------------
+    fleet, t_grid = _traffic(rng, vehicles, opts, duration_s=duration_s, length=length, reach=reach)
+    # truth: vehicles whose crossing lies inside the record
+    rows, render = [], []
+    for v in fleet:
+        row = _truth_row(v, t_grid, length, duration_s)
+        if row is not None:
+            render.append(v)
+            rows.append(row)
+    geometry = {"t_grid": t_grid, "x": x, "depth_eq": depth_eq, "shear": shear, "reach": reach}
+    data, coupling = _render(rng, render, opts, geometry, fs_hz=fs_hz, n_t=n_t, dx_m=dx_m, progress=progress)
+    dead, sat, nan = _add_interrogator_noise(data, rng, opts, fs_hz=fs_hz, dx_m=dx_m, duration_s=duration_s)
+
+    t0 = np.datetime64(pd.Timestamp(start_time).to_datetime64(), "ns")
+    da = strain_rate_record(
+        data,
+        t0,
+        x,
+        fs_hz=fs_hz,
+        dx_m=dx_m,
+        gauge_length_m=opts.gauge_length_m,
+        scene=scene_name,
+        simulator="halfspace",
+        seed=int(seed),
+        dead_channels_m=x[dead].tolist(),
+        saturated_channels_m=x[sat].tolist(),
+        nan_channels_m=x[nan].tolist(),
+        coupling=coupling.astype(float).tolist(),
+        gaps="[]",
+        fibre_depth_m=float(opts.depth_m),
+        fibre_offset_m=float(opts.fibre_y_m),
+        equivalent_depth_m=float(depth_eq),
+        fibre_medium_pa=float(medium_pa),
+    )
+    return da, _complete_truth(rows, t0, length)
+
+
+def _traffic(
+    rng: np.random.Generator,
+    vehicles: pd.DataFrame | None,
+    opts: HalfspaceOptions,
+    *,
+    duration_s: float,
+    length: float,
+    reach: float,
+) -> tuple[list[Vehicle], np.ndarray]:
+    """The fleet (listed or random, trams added) driven along its lanes by the car-following rule, and the
+    time grid (s) of the trajectories."""
+    x_mid = 0.5 * length
     lanes = [(int(d), float(y)) for d, y in opts.lanes]
     t_grid = np.arange(-40.0, duration_s + 40.0, 0.1)
     s_start, s_end = -reach - 30.0, length + reach + 30.0  # travel coordinate of the front axle
@@ -317,16 +362,25 @@ def halfspace_traffic(
                 signal=signals.get(d) if not members[0].rail else None,
                 section=(0.0, length),
             )
+    return fleet, t_grid
 
-    # ---- truth: vehicles whose crossing lies inside the record -----------------------------------
-    rows, render = [], []
-    for v in fleet:
-        row = _truth_row(v, t_grid, length, duration_s)
-        if row is not None:
-            render.append(v)
-            rows.append(row)
 
-    # ---- signals: quasi-static strain and Rayleigh waves ------------------------------------------
+def _render(
+    rng: np.random.Generator,
+    render: list[Vehicle],
+    opts: HalfspaceOptions,
+    geometry: dict[str, Any],
+    *,
+    fs_hz: float,
+    n_t: int,
+    dx_m: float,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The vehicles' strain rate (quasi-static and Rayleigh waves) through the fibre's coupling, float32 at
+    ``fs_hz``, and the coupling per channel. ``geometry`` holds ``t_grid``, ``x``, ``depth_eq``, ``shear`` and
+    ``reach``."""
+    x = geometry["x"]
+    n_channels = len(x)
     r_gen = max(1, int(fs_hz // 250))
     fs_gen = fs_hz / r_gen
     n_gen = int(np.ceil(n_t / r_gen)) + 2
@@ -334,58 +388,51 @@ def halfspace_traffic(
     coupling = coupling_field(rng, n_channels, dx_m, opts.coupling_corr_m, opts.coupling_range)
     signal_gen = np.zeros((n_gen, n_channels), dtype=np.float32)
     setup = RenderSetup(
-        t_grid=t_grid,
+        t_grid=geometry["t_grid"],
         t_gen=t_gen,
         x=x,
         fibre_y=opts.fibre_y_m,
         depth=opts.depth_m,
-        depth_eq=depth_eq,
+        depth_eq=geometry["depth_eq"],
         gauge=opts.gauge_length_m,
-        shear=shear,
+        shear=geometry["shear"],
         poisson=opts.poisson,
-        reach=reach,
-        vib_reach=vib_reach,
+        reach=geometry["reach"],
+        vib_reach=90.0,
         c_r=opts.rayleigh_speed_ms,
         q=opts.quality_factor,
         g_soil=opts.soil_shear_modulus_pa,
         fs_gen=fs_gen,
-        length=length,
+        length=float(x[-1]),
     )
     for v in progress_bar(render, desc="half-space vehicles", enabled=progress):
         render_vehicle(signal_gen, v, setup, rng)
     signal_gen *= coupling[None, :].astype(np.float32)
-    data = upsample(signal_gen, r_gen, n_t)
-    del signal_gen
+    return upsample(signal_gen, r_gen, n_t), coupling
 
-    # ---- interrogator noise and bad channels -----------------------------------------------------
+
+def _add_interrogator_noise(
+    data: np.ndarray,
+    rng: np.random.Generator,
+    opts: HalfspaceOptions,
+    *,
+    fs_hz: float,
+    dx_m: float,
+    duration_s: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Add white, coloured and burst noise in place and make channels bad; (dead, saturated, nan) indices."""
+    n_t, n_channels = data.shape
     data += opts.white_noise * rng.standard_normal((n_t, n_channels), dtype=np.float32)
     add_coloured_noise(data, rng, fs_hz, dx_m, opts.coloured_noise, opts.coloured_exponent, opts.noise_corr_m)
     _add_bursts(data, rng, fs_hz, duration_s, (opts.burst_rate_per_min, opts.burst_amplitude))
-    dead, sat, nan = _bad_channels(
+    return _bad_channels(
         data, rng, (opts.dead_channels, opts.saturated_channels, opts.nan_channels), opts.white_noise
     )
 
-    t0 = np.datetime64(pd.Timestamp(start_time).to_datetime64(), "ns")
-    da = strain_rate_record(
-        data,
-        t0,
-        x,
-        fs_hz=fs_hz,
-        dx_m=dx_m,
-        gauge_length_m=opts.gauge_length_m,
-        scene=scene_name,
-        simulator="halfspace",
-        seed=int(seed),
-        dead_channels_m=x[dead].tolist(),
-        saturated_channels_m=x[sat].tolist(),
-        nan_channels_m=x[nan].tolist(),
-        coupling=coupling.astype(float).tolist(),
-        gaps="[]",
-        fibre_depth_m=float(opts.depth_m),
-        fibre_offset_m=float(opts.fibre_y_m),
-        equivalent_depth_m=float(depth_eq),
-        fibre_medium_pa=float(medium_pa),
-    )
+
+def _complete_truth(rows: list[dict], t0: np.datetime64, length: float) -> pd.DataFrame:
+    """The truth table of the vehicles recorded whole; the partly recorded ones and every vehicle's true track
+    go to ``attrs``."""
     truth = _truth(rows, t0)
     keep = truth["complete"].to_numpy(dtype=bool) if len(truth) else np.zeros(0, dtype=bool)
     tracks = list(truth.pop("track_xt")) if "track_xt" in truth.columns else []
@@ -396,7 +443,7 @@ def halfspace_traffic(
     truth.attrs["tracks"] = [tr for tr, k in zip(tracks, keep) if k]
     truth.attrs["section_m"] = (0.0, length)
     truth.attrs["outside_record"] = partial  # vehicles only partly recorded: not counted either way
-    return da, truth
+    return truth
 
 
 def _truth_row(v: Vehicle, t_grid, length: float, duration_s: float) -> dict | None:

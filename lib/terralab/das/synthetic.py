@@ -41,7 +41,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..progress import progress_bar
-from .bump_fleet import explicit_schedule, random_schedule, truth_table
+from .bump_fleet import Vehicle, explicit_schedule, random_schedule, truth_table
 from .bump_render import add_low_rate_field, add_vehicle
 from .halfspace import halfspace_scene, halfspace_traffic
 from .scene_options import BumpOptions, scene_options
@@ -198,68 +198,11 @@ def traffic(
     x = distance_start_m + dx_m * np.arange(n_channels)
     section = (x[0], x[-1])
     length = x[-1] - x[0]
-    x_mid = 0.5 * (x[0] + x[-1])
     t0 = np.datetime64(pd.Timestamp(start_time).to_datetime64(), "ns")
 
-    if vehicles is None:
-        fleet = random_schedule(
-            rng,
-            duration_s=duration_s,
-            length_m=length,
-            rate_per_min=opts.rate_per_min,
-            truck_fraction=opts.truck_fraction,
-            speed_kmh=opts.speed_kmh,
-            speed_change=opts.speed_change,
-            speed_change_fraction=opts.speed_change_fraction,
-            platoon_fraction=opts.platoon_fraction,
-            overtaking_fraction=opts.overtaking_fraction,
-            far_lane_coupling=opts.far_lane_coupling,
-        )
-    else:
-        fleet = explicit_schedule(rng, vehicles, length_m=length, far_lane_coupling=opts.far_lane_coupling)
-
-    # --- noise -------------------------------------------------------------------------------------
-    data = rng.standard_normal((n_t, n_channels), dtype=np.float32)
-    data *= np.float32(opts.white_noise)
-    add_low_rate_field(
-        data,
-        rng,
-        fs_hz=fs_hz,
-        dx_m=dx_m,
-        coloured=opts.coloured_noise,
-        corner_hz=opts.coloured_corner_hz,
-        corr_m=opts.correlation_length_m,
-        common=opts.common_mode_noise,
-        modes=opts.modes,
-        x=x,
-    )
-
-    # --- vehicles ----------------------------------------------------------------------------------
-    gain, sigma = _channel_response(
-        rng, n_channels, (opts.gain_spread, opts.width_spread), opts.bump_width_m, opts.gauge_length_m
-    )
-    spans = None
-    if opts.span_m and opts.span_bending > 0:
-        edges = np.arange(x[0], x[-1] + opts.span_m, opts.span_m)
-        spans = (edges, opts.span_bending)
-    r = max(1, int(fs_hz // 250))  # vehicle signals are computed at <= ~250 Hz, then interpolated
-    fs_gen = fs_hz / r
-    for veh in progress_bar(fleet, desc="synthetic vehicles", enabled=progress):
-        add_vehicle(
-            data,
-            veh,
-            x=x,
-            x_mid=x_mid,
-            fs_hz=fs_hz,
-            r=r,
-            fs_gen=fs_gen,
-            gain=gain,
-            sigma=sigma,
-            spans=spans,
-            strain_per_kn=opts.strain_per_kn,
-        )
-
-    # --- bad channels ------------------------------------------------------------------------------
+    fleet = _schedule(rng, vehicles, opts, duration_s=duration_s, length_m=length)
+    data = _noise(rng, opts, n_t=n_t, x=x, fs_hz=fs_hz, dx_m=dx_m)
+    _add_vehicles(data, rng, fleet, opts, x=x, fs_hz=fs_hz, progress=progress)
     dead, nan, noisy = _bad_channels(
         data, rng, (opts.dead_channels, opts.nan_channels, opts.noisy_channels), opts.white_noise
     )
@@ -282,6 +225,91 @@ def traffic(
     truth = truth_table(fleet, t0=t0, length_m=length)
     truth.attrs["section_m"] = tuple(float(s) for s in section)
     return da, truth
+
+
+def _schedule(
+    rng: np.random.Generator,
+    vehicles: pd.DataFrame | None,
+    opts: BumpOptions,
+    *,
+    duration_s: float,
+    length_m: float,
+) -> list[Vehicle]:
+    """The listed ``vehicles``, or a random schedule drawn from the options."""
+    if vehicles is not None:
+        return explicit_schedule(rng, vehicles, length_m=length_m, far_lane_coupling=opts.far_lane_coupling)
+    return random_schedule(
+        rng,
+        duration_s=duration_s,
+        length_m=length_m,
+        rate_per_min=opts.rate_per_min,
+        truck_fraction=opts.truck_fraction,
+        speed_kmh=opts.speed_kmh,
+        speed_change=opts.speed_change,
+        speed_change_fraction=opts.speed_change_fraction,
+        platoon_fraction=opts.platoon_fraction,
+        overtaking_fraction=opts.overtaking_fraction,
+        far_lane_coupling=opts.far_lane_coupling,
+    )
+
+
+def _noise(
+    rng: np.random.Generator, opts: BumpOptions, *, n_t: int, x: np.ndarray, fs_hz: float, dx_m: float
+) -> np.ndarray:
+    """The record's noise (float32, time x channel): white, red, common-mode and the structural modes."""
+    data = rng.standard_normal((n_t, len(x)), dtype=np.float32)
+    data *= np.float32(opts.white_noise)
+    add_low_rate_field(
+        data,
+        rng,
+        fs_hz=fs_hz,
+        dx_m=dx_m,
+        coloured=opts.coloured_noise,
+        corner_hz=opts.coloured_corner_hz,
+        corr_m=opts.correlation_length_m,
+        common=opts.common_mode_noise,
+        modes=opts.modes,
+        x=x,
+    )
+    return data
+
+
+def _add_vehicles(
+    data: np.ndarray,
+    rng: np.random.Generator,
+    fleet: list[Vehicle],
+    opts: BumpOptions,
+    *,
+    x: np.ndarray,
+    fs_hz: float,
+    progress: bool,
+) -> None:
+    """Add every vehicle's strain rate to ``data`` in place, through each channel's coupling and bump width
+    (and the bridge spans' bending, if any)."""
+    x_mid = 0.5 * (x[0] + x[-1])
+    gain, sigma = _channel_response(
+        rng, len(x), (opts.gain_spread, opts.width_spread), opts.bump_width_m, opts.gauge_length_m
+    )
+    spans = None
+    if opts.span_m and opts.span_bending > 0:
+        edges = np.arange(x[0], x[-1] + opts.span_m, opts.span_m)
+        spans = (edges, opts.span_bending)
+    r = max(1, int(fs_hz // 250))  # vehicle signals are computed at <= ~250 Hz, then interpolated
+    fs_gen = fs_hz / r
+    for veh in progress_bar(fleet, desc="synthetic vehicles", enabled=progress):
+        add_vehicle(
+            data,
+            veh,
+            x=x,
+            x_mid=x_mid,
+            fs_hz=fs_hz,
+            r=r,
+            fs_gen=fs_gen,
+            gain=gain,
+            sigma=sigma,
+            spans=spans,
+            strain_per_kn=opts.strain_per_kn,
+        )
 
 
 def _channel_response(rng, n_channels: int, spreads, bump_width_m: float, gauge_length_m: float):

@@ -139,6 +139,15 @@ def read_eopatch(path: str | Path) -> xr.Dataset:
     >>> ds = read_eopatch(path)  # doctest: +SKIP
     >>> ds["NDVI"].dims                                                                      # doctest: +SKIP
     ('time', 'y', 'x')
+
+    A patch of one feature, written here to a temporary folder:
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     (Path(tmp) / "data").mkdir()
+    ...     np.save(Path(tmp) / "data" / "NDVI.npy", np.zeros((2, 3, 4, 1)))  # time, y, x, channels
+    ...     read_eopatch(tmp)["NDVI"].dims
+    ('time', 'y', 'x')
     """
     root = Path(path)
     if not root.is_dir():

@@ -1,6 +1,23 @@
 """The bump simulator's vehicles: one vehicle's draw, random and listed schedules, and the truth table.
 
 Used by :func:`terralab.das.synthetic.traffic`; every draw comes from the caller's generator.
+
+Examples
+--------
+A random schedule with the named highway scene's traffic, and its truth table:
+
+>>> import numpy as np
+>>> from terralab.das.bump_fleet import random_schedule, truth_table
+>>> from terralab.das.synthetic import SCENES
+>>> hw = SCENES["highway_bridge"]
+>>> fleet = random_schedule(
+...     np.random.default_rng(0), duration_s=120.0, length_m=400.0, rate_per_min=hw["rate_per_min"],
+...     truck_fraction=hw["truck_fraction"], speed_kmh=hw["speed_kmh"], speed_change=0.15,
+...     speed_change_fraction=0.4, platoon_fraction=0.3, overtaking_fraction=0.1,
+...     far_lane_coupling=(0.55, 0.85))
+>>> truth = truth_table(fleet, t0=np.datetime64("2024-05-01T08:00:00", "ns"), length_m=400.0)
+>>> sorted(set(truth["direction"])), bool(truth["speed_kmh"].between(50, 130).all())
+([-1, 1], True)
 """
 
 from __future__ import annotations

@@ -27,6 +27,19 @@ the truth (so the features carry the detector's own errors) and fits on them. ``
 the other simulator, ``--simulator both`` on both (``vehicle_classifier_both.json``, trained with ``--out``);
 ``benchmarks/das_cross_simulator.py`` scores the half-space and bump models on unseen scenes of both
 simulators.
+
+Examples
+--------
+The packaged model, its features and classes; a vehicle with no usable feature gets the training medians:
+
+>>> import numpy as np
+>>> from terralab.das.classify import FEATURES, load_classifier
+>>> model = load_classifier()
+>>> model.features == FEATURES
+True
+>>> p = model.predict_proba(np.full((1, len(FEATURES)), np.nan))
+>>> p.shape == (1, len(model.classes)), bool(np.isclose(p.sum(), 1.0))
+(True, True)
 """
 
 from __future__ import annotations

@@ -1,4 +1,18 @@
-"""Compare detected vehicles with ground truth: matching, precision, recall, speed error, class accuracy."""
+"""Compare detected vehicles with ground truth: matching, precision, recall, speed error, class accuracy.
+
+Examples
+--------
+Detections of the named urban scene with one listed car, scored against its truth:
+
+>>> import pandas as pd
+>>> from terralab import das
+>>> from terralab.das import synthetic
+>>> car = pd.DataFrame({"time_s": [15.0], "speed_kmh": [40.0], "direction": [1], "vehicle_class": ["car"]})
+>>> data, truth = synthetic.urban_street(duration_s=30, n_channels=40, seed=2, vehicles=car)
+>>> scores = das.score(das.detect_vehicles(data, site="urban"), truth)
+>>> scores[["n_true", "n_detected", "recall", "precision"]].to_dict("records")
+[{'n_true': 1, 'n_detected': 1, 'recall': 1.0, 'precision': 1.0}]
+"""
 
 from __future__ import annotations
 

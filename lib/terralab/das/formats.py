@@ -2,6 +2,17 @@
 
 Each reader returns ``xr.DataArray (time, distance)`` pieces; :mod:`terralab.das.io` brings them to the
 package's data model and joins them on time.
+
+Examples
+--------
+A record of the named urban scene written as npz files and one of them read back:
+
+>>> from terralab import das
+>>> from terralab.das import formats, synthetic
+>>> data, _ = synthetic.urban_street(duration_s=20, n_channels=20, seed=2)
+>>> paths = das.write_files(data, "urban", file_s=10.0)
+>>> formats.is_data_file(paths[0]), formats.read_npz(paths[0]).sizes["distance"]
+(True, 20)
 """
 
 from __future__ import annotations

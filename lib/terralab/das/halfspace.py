@@ -77,6 +77,17 @@ links. Output is strain rate (1/s), float32.
 channel spacings and rates as the other simulator's highway and urban scenes); :func:`halfspace_traffic` takes
 them explicitly. The truth table has the columns of :func:`terralab.das.synthetic.traffic`'s plus ``kind``
 (the zoo member), ``coverage`` (fraction of the section the wheel path covers), ``stopped`` and ``turning``.
+
+Examples
+--------
+A half-space urban scene (every parameter drawn from the seed) with one listed car:
+
+>>> import pandas as pd
+>>> from terralab.das import halfspace
+>>> car = pd.DataFrame({"time_s": [10.0], "speed_kmh": [40.0], "direction": [1], "kind": ["car"]})
+>>> data, truth = halfspace.halfspace_scene("urban", 1, duration_s=20.0, n_channels=20, vehicles=car)
+>>> data.attrs["simulator"], data.sizes["distance"], list(truth["kind"])
+('halfspace', 20, ['car'])
 """
 
 from __future__ import annotations

@@ -2,6 +2,18 @@
 
 Used by :func:`terralab.das.halfspace.halfspace_traffic`: the random, listed and tram fleets and the traffic
 signals; every draw comes from the caller's generator.
+
+Examples
+--------
+The vehicle zoo, and a tram of it: on rails, with bogies:
+
+>>> import numpy as np
+>>> from terralab.das.halfspace_fleet import ZOO, make_vehicle
+>>> sorted(ZOO)
+['articulated_bus', 'bus', 'car', 'tractor_trailer', 'tram', 'truck', 'van']
+>>> tram = make_vehicle(np.random.default_rng(0), "tram", direction=1, lane_y=0.75, t=0.0, v=10.0, drift=0.0)
+>>> tram.rail, tram.label, len(tram.axles_m) >= 4
+(True, 'tram', True)
 """
 
 from __future__ import annotations

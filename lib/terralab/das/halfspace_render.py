@@ -4,6 +4,20 @@ Quasi-static strain from Boussinesq's point load at Odemark's equivalent depth, 
 load (a check), the gauge-averaged strain kernel of an axle, and the Rayleigh-wave vibration a vehicle
 radiates; plus the coupling and coloured-noise fields of a record. The physics is set out in
 :mod:`terralab.das.halfspace`.
+
+Examples
+--------
+Boussinesq's strain along the fibre 1 m below a 10 kN wheel: extension right under it, compression 2 m
+ahead; and the equivalent depth of a fibre 1 m below 10 cm of asphalt over 30 cm of base:
+
+>>> from terralab.das.halfspace_render import boussinesq_strain_xx, odemark_depth
+>>> float(boussinesq_strain_xx(0.0, 0.0, 1.0, 1e4, 5e7, 0.3)) > 0
+True
+>>> float(boussinesq_strain_xx(2.0, 0.0, 1.0, 1e4, 5e7, 0.3)) < 0
+True
+>>> depth, modulus = odemark_depth(1.0, [(0.1, 5e9), (0.3, 3e8)], 1e8)
+>>> round(depth, 2), modulus
+(1.32, 100000000.0)
 """
 
 from __future__ import annotations

@@ -4,6 +4,16 @@ Steps 3-7 of the detector (:mod:`terralab.das.detect`): each speed band and dire
 envelope image (:func:`band_image`), ridges that a band of another speed or direction explains better are
 dropped (:func:`suppress_non_winners`), the remaining ridges give Hough segments (:func:`band_segments`), and
 segments of one vehicle are clustered (:func:`cluster_segments`).
+
+Examples
+--------
+The speed bands of the urban site's detector settings (edges in m/s):
+
+>>> from terralab.das.lines import speed_band_edges
+>>> from terralab.das.params import resolve_params
+>>> edges = speed_band_edges(resolve_params(None, {"site": "urban"}))
+>>> len(edges) - 1, round(float(edges[0]) * 3.6, 1), round(float(edges[-1]) * 3.6, 1)
+(4, 5.0, 80.0)
 """
 
 from __future__ import annotations

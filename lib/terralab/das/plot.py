@@ -1,4 +1,15 @@
-"""Figures for DAS traffic: waterfall with tracks, vehicle summary, streaming latency, modal spectrum."""
+"""Figures for DAS traffic: waterfall with tracks, vehicle summary, streaming latency, modal spectrum.
+
+Examples
+--------
+Counts by direction and class of the named highway scene's truth (a detection table works the same way):
+
+>>> from terralab.das import plot, synthetic
+>>> _, truth = synthetic.highway_bridge(duration_s=60, n_channels=100, seed=1)
+>>> table = plot.counts(truth)
+>>> int(table.loc["total", "total"]) == len(truth)
+True
+"""
 
 from __future__ import annotations
 

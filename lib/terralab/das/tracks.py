@@ -6,6 +6,19 @@ share; :func:`dedupe_tracks` drops a vehicle found again (other speed band, echo
 :func:`merge_parallel` joins the parallel tracks of one vehicle (axle groups, bogies, strain lobes), using the
 sign of the strain along each track (:func:`track_polarity`); :func:`drop_incoherent` drops ridge chains that
 bend across a platoon with no consistent sign; :func:`set_flags` marks quality flags.
+
+Examples
+--------
+The robust fit behind every track: a straight track t(x) through ridge points, one of them an outlier:
+
+>>> import numpy as np
+>>> from terralab.das.tracks import robust_fit
+>>> x = np.linspace(-50.0, 50.0, 11)
+>>> t = 10.0 + x / 11.0
+>>> t[3] += 2.0
+>>> poly = robust_fit(x, t, np.ones_like(x), quadratic=False, tol_s=0.05)
+>>> round(float(1 / poly.coeffs[0]), 1), round(float(poly(0.0)), 2)
+(11.0, 10.0)
 """
 
 from __future__ import annotations

@@ -247,8 +247,10 @@ def test_the_kernel_name_is_one_constant_used_by_every_command_and_function():
     parser = cli.build_parser()
     for argv in (["run", "nb.ipynb"], ["demo"], ["sweep", "nb.ipynb", "--grid", "n=1"]):
         assert parser.parse_args(argv).kernel == options.DEFAULT_KERNEL, argv
-    for function in (run.run_notebook, run.run_all, run.check_kernel, sweep.sweep):
+    for function in (run.run_notebook, run.run_all, run.check_kernel):
         assert inspect.signature(function).parameters["kernel"].default == options.DEFAULT_KERNEL
+    # sweep takes the kernel among its checked **options
+    assert sweep.SweepOptions().kernel == options.DEFAULT_KERNEL
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ def _season(targets: pd.DatetimeIndex) -> np.ndarray:
 def lag_design(
     panel: Panel,
     origins: pd.DatetimeIndex,
-    location,
+    location: str,
     *,
     scale: float,
     transform: str,

@@ -22,7 +22,7 @@ import argparse
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import fields, replace
+from dataclasses import MISSING, fields, replace
 from typing import Any, TypeVar
 
 from .errors import InvalidInputError
@@ -128,12 +128,16 @@ def add_kernel_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def options_from(cls: type[_T], given: Mapping[str, Any], *, base: _T | None = None, caller: str) -> _T:
+def options_from(
+    cls: type[_T], given: Mapping[str, Any], *, base: _T | None = None, caller: str, hint: str = ""
+) -> _T:
     """An options dataclass ``cls`` from keyword arguments, refusing names that are no option of it.
 
     The one way a function with many knobs takes them (house rule: at most 12 parameters): the few that
     matter most stay named, the rest are ``**options`` checked here against a frozen dataclass. ``base`` (an
-    instance of ``cls``) gives the values not in ``given``; ``caller`` names the function in the message.
+    instance of ``cls``) gives the values not in ``given``; without it, a field with no default must be given.
+    ``caller`` names the function in the message; ``hint`` (a sentence) is added to it, e.g. where the other
+    arguments are documented.
 
     >>> from dataclasses import dataclass
     >>> @dataclass(frozen=True)
@@ -149,9 +153,19 @@ def options_from(cls: type[_T], given: Mapping[str, Any], *, base: _T | None = N
     """
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(given) - names)
+    tail = f"; {hint}" if hint else ""
     if unknown:
         raise InvalidInputError(
             f"{caller}() got unknown option(s) {', '.join(map(repr, unknown))}; its options are: "
-            f"{', '.join(sorted(names))}"
+            f"{', '.join(sorted(names))}{tail}"
         )
-    return replace(base, **given) if base is not None else cls(**given)  # type: ignore[type-var]
+    if base is not None:
+        return replace(base, **given)  # type: ignore[type-var]
+    missing = [
+        f.name
+        for f in fields(cls)  # type: ignore[arg-type]
+        if f.default is MISSING and f.default_factory is MISSING and f.name not in given
+    ]
+    if missing:
+        raise InvalidInputError(f"{caller}() needs the option(s) {', '.join(map(repr, missing))}{tail}")
+    return cls(**given)

@@ -14,16 +14,16 @@ the names that are.
 >>> scene_options(BumpOptions, {"rate_per_minute": 20.0}, "traffic")
 Traceback (most recent call last):
     ...
-terralab.errors.InvalidInputError: traffic() got unknown option(s) ['rate_per_minute']; its options are ...
+terralab.errors.InvalidInputError: traffic() got unknown option(s) 'rate_per_minute'; its options are: ...
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import InvalidInputError
+from ..options import options_from
 
 __all__ = ["BumpOptions", "HalfspaceOptions", "scene_options"]
 
@@ -114,21 +114,10 @@ def scene_options(cls: type[_O], given: Mapping[str, Any], caller: str) -> _O:
     InvalidInputError
         A name that is no field of ``cls`` (the message lists the fields), or a required field not given.
     """
-    names = [f.name for f in fields(cls)]
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise InvalidInputError(
-            f"{caller}() got unknown option(s) {unknown}; its options are {sorted(names)}, besides its named "
-            "parameters (see its docstring): check the spelling"
-        )
-    missing = [
-        f.name
-        for f in fields(cls)
-        if f.default is MISSING and f.default_factory is MISSING and f.name not in given
-    ]
-    if missing:
-        raise InvalidInputError(
-            f"{caller}() needs the option(s) {missing}; give them, or draw a whole scene with "
-            "terralab.das.halfspace.halfspace_scene(site, seed)"
-        )
-    return cls(**given)
+    return options_from(
+        cls,
+        given,
+        caller=caller,
+        hint="besides its named parameters (see its docstring); or draw a whole scene with "
+        "terralab.das.halfspace.halfspace_scene(site, seed)",
+    )

@@ -12,10 +12,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..options import options_from
 
 __all__ = ["WindowOptions", "window_options"]
 
@@ -41,11 +41,6 @@ def window_options(given: Mapping[str, Any], *, caller: str = "pick") -> WindowO
     InvalidInputError
         A name that is no option (the message lists the options there are).
     """
-    names = [f.name for f in fields(WindowOptions)]
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise InvalidInputError(
-            f"{caller}() got unknown option(s) {', '.join(map(repr, unknown))}; its window options are "
-            f"{', '.join(names)} (and its own arguments)"
-        )
-    return WindowOptions(**given)
+    return options_from(
+        WindowOptions, given, caller=caller, hint="besides its own arguments (see its docstring)"
+    )

@@ -263,3 +263,23 @@ def test_an_option_the_pooled_models_do_not_have_is_refused_with_their_options()
     with pytest.raises(InvalidInputError, match="model 'pooled' has no option 'folds'"):
         M.make_model("pooled", folds=2)
     assert M.Pooled(max_folds=1, ridge=0.1).params["max_folds"] == 1
+
+
+def test_denguenet_and_image_features_in_threads_equal_one_location_after_another():
+    import terralab.dengue.features as F
+
+    ds = S.synthetic_dengue_dataset(n_weeks=60, locations=3, size_px=16, n_tiles=2, seed=4)
+    cases = ds["cases"]
+    feats = {
+        n: F.image_features(ds["images"], n_tiles=2, vit_model="vit_micro", image_size=32, n_jobs=n)
+        for n in (1, 2)
+    }
+    assert feats[1].identical(feats[2])
+    kw = {"images": feats[1], "test_start": cases.index[-6], "test_end": cases.index[-1]}
+    one, two = M.DengueNet(epochs=15, n_jobs=1), M.DengueNet(epochs=15, n_jobs=2)
+    by_one, by_two = dengue.backtest(cases, one, **kw), dengue.backtest(cases, two, **kw)
+    assert by_one.equals(by_two)
+    assert one.val_history_ == two.val_history_ and len(one.val_history_) == 3
+    for loc in one.nets_:
+        for a, b in zip(one.nets_[loc].parameters(), two.nets_[loc].parameters(), strict=True):
+            assert a.detach().equal(b.detach())

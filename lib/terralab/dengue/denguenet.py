@@ -3,7 +3,7 @@ import)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -92,6 +92,9 @@ class DengueNet(Forecaster):
         Most training epochs (the paper does not state it; 300 by default).
     patience : int or None
         Stop when the validation MAE has not improved for this many epochs (None: run all epochs).
+    n_jobs : int or None
+        Locations trained at once, in threads of this process (joblib's convention: -1 every core); the
+        weights equal those of ``n_jobs=1`` (each location: its own seed and batch order, one torch thread).
     """
 
     name = "denguenet"
@@ -116,6 +119,7 @@ class DengueNet(Forecaster):
         branches: tuple = ("vit", "radiomics"),
         lstm_units: tuple = (60, 30, 5),
         dense_units: int = 30,
+        n_jobs: int | None = 1,
     ):
         super().__init__(
             epochs=int(epochs),
@@ -126,6 +130,7 @@ class DengueNet(Forecaster):
             branches=tuple(branches),
             lstm_units=tuple(lstm_units),
             dense_units=int(dense_units),
+            n_jobs=n_jobs,
         )
         unknown = set(self.params["branches"]) - {"vit", "radiomics", "cases"}
         if unknown or not self.params["branches"]:
@@ -199,54 +204,63 @@ class DengueNet(Forecaster):
 
         self.nets_, self.stats_, self.yrange_, self.val_history_ = {}, {}, {}, {}
         val_start = train_end - (self.params["val_weeks"] - 1) * WEEK
-        for k, loc in enumerate(panel.locations):
-            arrays = self._branch_arrays(panel, loc)
-            common = panel.cases.index
-            for frame in arrays.values():
-                common = common.intersection(frame.index)
-            origins_all = common[panel.lookback - 1 :]
-            origins_all = origins_all[(origins_all + panel.horizon * WEEK).isin(panel.cases.index)]
-            origins_all = origins_all[origins_all + panel.horizon * WEEK <= train_end]
-            tr = origins_all[origins_all + panel.horizon * WEEK < val_start]
-            va = origins_all[origins_all + panel.horizon * WEEK >= val_start]
-            if len(tr) < 10:
-                raise InvalidInputError(
-                    f"denguenet: only {len(tr)} training weeks with images for location {loc!r} before the "
-                    f"validation window; image cubes must cover more weeks before test_start"
-                )
-            # feature scaling from training weeks only
-            tr_rows = {b: f.loc[f.index <= tr[-1]] for b, f in arrays.items()}
-            self.stats_[loc] = {
-                b: (
-                    f.min().to_numpy(),
-                    np.where((f.max() - f.min()).to_numpy() > 0, (f.max() - f.min()).to_numpy(), 1.0),
-                )
-                for b, f in tr_rows.items()
-            }
-            y_all = panel.cases[loc]
-            y_tr = y_all.loc[tr + panel.horizon * WEEK].to_numpy()
-            lo, hi = float(y_tr.min()), float(y_tr.max())
-            self.yrange_[loc] = (lo, hi - lo if hi > lo else 1.0)
-            sy = lambda v, loc=loc: (v - self.yrange_[loc][0]) / self.yrange_[loc][1]
-            Xtr = self._windows(arrays, self.stats_[loc], tr)
-            Xva = self._windows(arrays, self.stats_[loc], va) if len(va) else None
-            net = Net([a.shape[-1] for a in Xtr])
-            self.val_history_[loc] = _train_torch(
-                net,
-                Xtr,
-                sy(y_tr),
-                epochs=self.params["epochs"],
-                batch_size=self.params["batch_size"],
-                lr=self.params["lr"],
-                seed=panel.seed + k,
-                progress=panel.progress,
-                desc=f"denguenet {loc}",
-                X_val=Xva,
-                y_val=sy(y_all.loc[va + panel.horizon * WEEK].to_numpy()) if len(va) else None,
-                patience=self.params["patience"],
-            )
-            self.nets_[loc] = net
+        jobs = []
+        for k, loc in enumerate(
+            panel.locations
+        ):  # nets built in order: the same initial weights as one by one
+            data = self._training_data(panel, loc, train_end, val_start)
+            net = Net([a.shape[-1] for a in data["X"]])
+            jobs.append((loc, net, dict(data, seed=panel.seed + k, desc=f"denguenet {loc}")))
+        from joblib import Parallel, delayed
+
+        common = {k: self.params[k] for k in ("epochs", "batch_size", "lr", "patience")}
+        # locations train at once in threads, each with its own generator and one torch thread: the weights
+        # equal those of one location after another
+        histories = Parallel(n_jobs=self.params["n_jobs"], prefer="threads")(
+            delayed(_train_torch)(net, **kw, **common, progress=panel.progress) for _, net, kw in jobs
+        )
+        for (loc, net, _), history in zip(jobs, histories, strict=True):
+            self.val_history_[loc], self.nets_[loc] = history, net
         return self
+
+    def _training_data(
+        self, panel: Panel, loc: Any, train_end: pd.Timestamp, val_start: pd.Timestamp
+    ) -> dict[str, Any]:
+        """Scaled training and validation windows of one location (sets its feature and case scaling)."""
+        arrays = self._branch_arrays(panel, loc)
+        common = panel.cases.index
+        for frame in arrays.values():
+            common = common.intersection(frame.index)
+        origins_all = common[panel.lookback - 1 :]
+        origins_all = origins_all[(origins_all + panel.horizon * WEEK).isin(panel.cases.index)]
+        origins_all = origins_all[origins_all + panel.horizon * WEEK <= train_end]
+        tr = origins_all[origins_all + panel.horizon * WEEK < val_start]
+        va = origins_all[origins_all + panel.horizon * WEEK >= val_start]
+        if len(tr) < 10:
+            raise InvalidInputError(
+                f"denguenet: only {len(tr)} training weeks with images for location {loc!r} before the "
+                f"validation window; image cubes must cover more weeks before test_start"
+            )
+        # feature scaling from training weeks only
+        tr_rows = {b: f.loc[f.index <= tr[-1]] for b, f in arrays.items()}
+        self.stats_[loc] = {
+            b: (
+                f.min().to_numpy(),
+                np.where((f.max() - f.min()).to_numpy() > 0, (f.max() - f.min()).to_numpy(), 1.0),
+            )
+            for b, f in tr_rows.items()
+        }
+        y_all = panel.cases[loc]
+        y_tr = y_all.loc[tr + panel.horizon * WEEK].to_numpy()
+        lo, hi = float(y_tr.min()), float(y_tr.max())
+        self.yrange_[loc] = (lo, hi - lo if hi > lo else 1.0)
+        lo, span = self.yrange_[loc]
+        return {
+            "X": self._windows(arrays, self.stats_[loc], tr),
+            "y": (y_tr - lo) / span,
+            "X_val": self._windows(arrays, self.stats_[loc], va) if len(va) else None,
+            "y_val": (y_all.loc[va + panel.horizon * WEEK].to_numpy() - lo) / span if len(va) else None,
+        }
 
     def forecast(self, panel: Panel, origins: pd.DatetimeIndex) -> pd.DataFrame:
         import torch

@@ -95,3 +95,18 @@ def test_training_from_scratch_and_resuming(records, tmp_path):
     assert h2["epoch"].tolist() == [1, 2]
     with pytest.raises(InvalidInputError):
         train.train_phasenet(records, model="resnet", epochs=1, progress=False)
+
+
+def test_resuming_gives_the_weights_of_one_uninterrupted_run(records, tmp_path):
+    kw = {"model": "scratch", "batch_size": 2, "learning_rate": 1e-3, "freeze_batchnorm": False, "seed": 3}
+    torch.set_num_threads(1)
+    part = records.isel(record=slice(0, 4))
+    whole, h_whole = train.train_phasenet(part, epochs=2, progress=False, **kw)
+    train.train_phasenet(part, epochs=1, checkpoint_dir=tmp_path, progress=False, **kw)
+    resumed, h_resumed = train.train_phasenet(
+        part, epochs=1, resume=tmp_path / "last.pt", progress=False, **kw
+    )
+    assert h_resumed["epoch"].tolist() == [1, 2]
+    assert h_resumed["train_loss"].tolist() == h_whole["train_loss"].tolist()
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -171,7 +171,9 @@ def _window_f1(model, x, y, batch_size) -> dict[str, float]:
     return {f"val_{r.phase}_f1": float(r.f1) for r in m.itertuples()}
 
 
-def _save_checkpoint(path: Path, model, optimizer, epoch: int, history: list[dict]) -> None:
+def _save_checkpoint(
+    path: Path, model, optimizer, epoch: int, history: list[dict], batch_order: dict | None = None
+) -> None:
     import torch
 
     with atomic_path(path) as tmp:
@@ -181,6 +183,7 @@ def _save_checkpoint(path: Path, model, optimizer, epoch: int, history: list[dic
                 "optimizer_state": optimizer.state_dict(),
                 "epoch": epoch,
                 "history": history,
+                "batch_order_state": batch_order,  # the batch-order generator, so a resume goes on exactly
             },
             tmp,
         )
@@ -311,7 +314,8 @@ def train_phasenet(
         Writes ``epoch_{k:03d}.pt`` after every epoch and ``last.pt`` (load with
         ``load_phasenet("…/last.pt")``).
     resume : path, optional
-        A checkpoint to continue from (weights, optimizer state, history).
+        A checkpoint to continue from (weights, optimizer state, history, batch order): training 1 epoch and
+        resuming for 1 more gives the weights of 2 epochs in one run.
     seed : int
         Seeds weight init (scratch), window draws and batch order.
     progress : bool
@@ -336,8 +340,11 @@ def train_phasenet(
     seed_torch(seed)
     model = _model_to_train(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.learning_rate)
-    state = _resume_state(resume, model, optimizer)
-    step_epoch, validate = _epoch_functions(train, validation, model, optimizer, opts, seed, progress)
+    batch_order = np.random.default_rng(seed)
+    state = _resume_state(resume, model, optimizer, batch_order)
+    step_epoch, validate = _epoch_functions(
+        train, validation, model, optimizer, opts, seed, progress, batch_order
+    )
     previous = torch.get_num_threads()
     if opts.num_threads is not None:
         torch.set_num_threads(int(opts.num_threads))
@@ -350,7 +357,7 @@ def train_phasenet(
                 model=model,
                 restore_best=False,
                 resume=state,
-                checkpoint=_checkpointer(checkpoint_dir, model, optimizer),
+                checkpoint=_checkpointer(checkpoint_dir, model, optimizer, batch_order),
                 progress=False,  # the bar is over batches (``progress``)
             )
     finally:
@@ -361,21 +368,30 @@ def train_phasenet(
     )
 
 
-def _checkpointer(checkpoint_dir, model, optimizer):
-    """The ``checkpoint`` of :func:`fit_epochs`: ``epoch_{k:03d}.pt`` and ``last.pt`` (None: no directory)."""
+def _checkpointer(checkpoint_dir, model, optimizer, batch_order: np.random.Generator):
+    """The ``checkpoint`` of :func:`fit_epochs`: ``epoch_{k:03d}.pt`` and ``last.pt`` (None: no directory),
+    with the batch-order generator's state."""
     if checkpoint_dir is None:
         return None
 
     def checkpoint(state: TrainingState) -> None:
         epoch = state.next_epoch - 1
         for name in (f"epoch_{epoch:03d}.pt", "last.pt"):
-            _save_checkpoint(Path(checkpoint_dir) / name, model, optimizer, epoch, state.rows)
+            _save_checkpoint(
+                Path(checkpoint_dir) / name,
+                model,
+                optimizer,
+                epoch,
+                state.rows,
+                batch_order.bit_generator.state,
+            )
 
     return checkpoint
 
 
-def _resume_state(resume, model, optimizer) -> TrainingState:
-    """A fresh run's state (first epoch 1), or checkpoint ``resume``'s (weights and optimiser loaded)."""
+def _resume_state(resume, model, optimizer, batch_order: np.random.Generator) -> TrainingState:
+    """A fresh run's state (first epoch 1), or checkpoint ``resume``'s (weights, optimiser and batch order
+    loaded; a checkpoint written before the batch order was saved restarts it from ``seed``)."""
     import torch
 
     if resume is None:
@@ -383,16 +399,27 @@ def _resume_state(resume, model, optimizer) -> TrainingState:
     ckpt = torch.load(resume, map_location="cpu", weights_only=False)
     model.load_state_dict(ckpt["model_state"])
     optimizer.load_state_dict(ckpt["optimizer_state"])
+    if ckpt.get("batch_order_state") is not None:
+        batch_order.bit_generator.state = ckpt["batch_order_state"]
     return TrainingState(next_epoch=int(ckpt.get("epoch", 0)) + 1, rows=list(ckpt.get("history", [])))
 
 
-def _epoch_functions(train, validation, model, optimizer, opts: TrainOptions, seed: int, progress: bool):
+def _epoch_functions(
+    train,
+    validation,
+    model,
+    optimizer,
+    opts: TrainOptions,
+    seed: int,
+    progress: bool,
+    rng: np.random.Generator,
+):
     """``step_epoch`` and ``validate`` of :func:`fit_epochs` for PhaseNet: windows drawn anew every epoch
-    (``seed + epoch``), batch order from one generator (``seed``); validation on fixed windows drawn once."""
+    (``seed + epoch``), batch order from one generator ``rng`` (seeded with ``seed``, saved in checkpoints);
+    validation on fixed windows drawn once."""
     val = None
     if validation is not None:
         val = sample_windows(validation, 1, sigma_s=opts.label_sigma_s, seed=seed + 10_000)
-    rng = np.random.default_rng(seed)
     started = {}
 
     def step_epoch(epoch: int) -> dict[str, float]:

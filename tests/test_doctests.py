@@ -2,8 +2,8 @@
 
 Examples marked ``+SKIP`` need the network, credentials, Earth Engine, a registered kernel, the shared data or
 the project's notebooks; every other example runs here, in a temporary folder (examples that write files write
-them there). Modules that must show at least one runnable example are named in the last test (the das modules
-without one are still to get theirs).
+them there). Every module of the four workflow packages, and every core module but four (named in the last
+test), must show at least one runnable example.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_the_modules_that_should_show_examples_have_runnable_ones():
     # core: all but the package's __init__, the command line and the error types, and the task a Dask worker
     # runs for one grid point (it runs a notebook), which have nothing to show in a few lines
     core_without = {"terralab", "terralab.cli", "terralab.errors", "terralab.sweep_task"}
-    expected = [m for m in _modules("") if m not in core_without] + _modules("seismic")
-    expected += [f"terralab.dengue.{m}" for m in ("models", "pooled", "protocol", "weeks", "probabilistic")]
+    expected = [m for m in _modules("") if m not in core_without]
+    expected += [m for package in ("das", "dengue", "rice", "seismic") for m in _modules(package)]
     missing = [m for m in expected if _runnable(m) == 0]
     assert not missing, f"these modules show no runnable example: {missing}"

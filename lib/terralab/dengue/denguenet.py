@@ -1,5 +1,28 @@
 """``denguenet``: DengueNet (Kuo et al. 2024), image-feature branches of stacked LSTMs, in PyTorch (lazy
-import)."""
+import).
+
+Example
+-------
+One epoch on a Dataset of weekly image features (here random radiomics, as
+:func:`terralab.dengue.features.image_features` would give) plus past cases as a second branch:
+
+>>> import numpy as np
+>>> import xarray as xr
+>>> from terralab.dengue import backtest
+>>> from terralab.dengue.synthetic import synthetic_cases
+>>> cases = synthetic_cases(60, 1, seed=0)
+>>> radiomics = np.random.default_rng(0).random((1, 60, 3))  # (location, week, feature)
+>>> feats = xr.Dataset(
+...     {"radiomics": (("location", "week", "feature"), radiomics)},
+...     coords={"location": [1], "week": cases.index},
+... )
+>>> model = DengueNet(epochs=1, val_weeks=4, branches=("radiomics", "cases"))
+>>> fc = backtest(cases, model, images=feats, test_start=cases.index[-2], test_end=cases.index[-1])
+>>> list(fc.columns), bool((fc["forecast"] >= 0).all())
+(['week', 'location', 'observed', 'forecast'], True)
+>>> [[layer.hidden_size for layer in branch.layers] for branch in model.nets_[1].branches]
+[[60, 30, 5], [60, 30, 5]]
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,21 @@
 """Per-series design matrices and the regressions on them: ``median_ar`` (pooled least absolute deviation) and
-``nb_glm`` (negative-binomial GLM per location, numpy IRLS)."""
+``nb_glm`` (negative-binomial GLM per location, numpy IRLS).
+
+Example
+-------
+The GLM's terms, with two weeks of lags of cases and of each covariate:
+
+>>> from terralab.dengue import backtest
+>>> from terralab.dengue.synthetic import synthetic_cases, synthetic_covariates
+>>> cases, cov = synthetic_cases(120, 2, seed=0), synthetic_covariates(120, 2, seed=0)
+>>> model = NegBinGLM()
+>>> fc = backtest(cases, model, covariates=cov, test_start="2014w01", test_end="2014w04", lookback=2)
+>>> list(model.coefficients_.index)  # doctest: +NORMALIZE_WHITESPACE
+['const', 'log1p_cases_lag0', 'log1p_cases_lag1', 'season_sin', 'season_cos',
+ 'rain_lag0', 'rain_lag1', 'temperature_lag0', 'temperature_lag1']
+>>> fc.shape, bool((fc["forecast"] > 0).all())
+((8, 4), True)
+"""
 
 from __future__ import annotations
 

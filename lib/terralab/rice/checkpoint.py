@@ -3,6 +3,17 @@ config, history), :meth:`RiceModel.save` and :func:`load`.
 
 A checkpoint is a ``torch.save`` dict tagged ``format: terralab.rice.model/1`` and read back with
 ``weights_only=True``; the RandomForest baseline travels as a pickled sklearn estimator inside it.
+
+Example
+-------
+>>> from terralab import rice
+>>> stack, truth = rice.synthetic.scene(height_px=32, width_px=32, seed=0)
+>>> model = rice.fit(stack, truth, model="dnn", bands="RGBN", epochs=1, hidden=[8], progress=False)
+>>> model
+RiceModel(dnn, 8 bands, 5 classes, 133 parameters, cloud-masked before+during)
+>>> loaded = load(model.save("rice_dnn.pt"))
+>>> loaded.bands == model.bands and loaded.normalisation == model.normalisation, loaded.input_names[-2:]
+(True, ['valid_optical_before', 'valid_optical_during'])
 """
 
 from __future__ import annotations

@@ -3,6 +3,21 @@
 Both train on rows of band values: labelled points, or the labelled pixels of a stack (then the rows are the
 network inputs of :func:`terralab.rice.inputs.model_inputs`, cloud-mask channels included). Reached through
 :func:`terralab.rice.fit` with ``model="dnn"`` or ``model="rf"``.
+
+Example
+-------
+A two-member ensemble on 100 rows of two bands (15 % held out for early stopping and calibration):
+
+>>> import numpy as np
+>>> from terralab.rice.options import DNNParams, RunSettings
+>>> X = np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32)
+>>> y = (X[:, 0] > 0).astype(np.int64)
+>>> params, run = DNNParams(hidden=(8,), n_members=2), RunSettings(epochs=2, progress=False)
+>>> model = fit_pixels(X, y, None, None, ["red_before", "nir_before"], params=params, run=run)
+>>> model, model.class_names
+(RiceModel(dnn, 2 bands, 2 classes, 84 parameters), ['cropland_etc', 'rice'])
+>>> model.history.groupby("member").size().to_dict()
+{0: 2, 1: 2}
 """
 
 from __future__ import annotations

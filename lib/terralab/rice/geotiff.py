@@ -2,6 +2,19 @@
 
 The same tiled inference as :func:`terralab.rice.predict` (:func:`terralab.rice.inference.run_tiled`), read
 from and written to rasterio windows; the output is written to a temporary file and renamed when complete.
+
+Example
+-------
+>>> import rasterio
+>>> from terralab import rice
+>>> stack, truth = rice.synthetic.scene(height_px=32, width_px=32, seed=0)
+>>> model = rice.fit(stack, truth, model="dnn", bands="RGBN", epochs=1, hidden=[8], progress=False)
+>>> src = rice.features.write_stack(stack, "features.tif")
+>>> predict_geotiff(model, src, "classes.tif", tile=32, overlap=8, progress=False).name
+'classes.tif'
+>>> with rasterio.open("classes.tif") as out:
+...     out.descriptions, out.dtypes[0], out.shape
+(('class', 'quality', 'confidence'), 'int16', (32, 32))
 """
 
 from __future__ import annotations

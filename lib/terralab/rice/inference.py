@@ -4,6 +4,19 @@ per-pixel probabilities for points, the ``quality`` flag, and the majority-filte
 :func:`run_tiled` reads a :class:`WindowSource` strip by strip: memory stays O(classes × tile × width + bands
 × tile² × batch) whatever the raster size. :func:`predict` runs it over an in-memory stack;
 :func:`terralab.rice.geotiff.predict_geotiff` over a GeoTIFF.
+
+Example
+-------
+>>> from terralab import rice
+>>> stack, truth = rice.synthetic.scene(height_px=32, width_px=32, seed=0)
+>>> model = rice.fit(stack, truth, model="dnn", bands="RGBN", epochs=1, hidden=[8], progress=False)
+>>> classes = predict(model, stack, tile=32, overlap=8, progress=False)
+>>> classes.dims, classes.shape, str(classes.dtype), str(classes["quality"].dtype)
+(('y', 'x'), (32, 32), 'int16', 'int8')
+>>> bool(((classes >= -1) & (classes < 5)).all())
+True
+>>> window_starts(100, 32, 24)  # tiles of 32 px every 24 px; the last one ends at the edge
+[0, 24, 48, 68]
 """
 
 from __future__ import annotations

@@ -4,6 +4,21 @@ the network inputs of a raw block, and the checks that name a stack or label pro
 The network input of a raw ``(band, h, w)`` block (:func:`model_inputs`) is the same at training and at
 inference: standardised bands, set to the band mean where their optical season is cloudy, shadowed or nodata,
 then one 0/1 ``valid_<group>`` channel per masked season.
+
+Example
+-------
+Points give their band columns; spectral indices are computed from the RGBN columns:
+
+>>> import pandas as pd
+>>> points = pd.DataFrame(
+...     {"red_before": [0.1, 0.2], "green_before": [0.1, 0.1], "blue_before": [0.1, 0.1],
+...      "nir_before": [0.5, 0.2]}
+... )
+>>> point_bands(points.assign(**{"class": [1, 0]}), None)
+['red_before', 'green_before', 'blue_before', 'nir_before']
+>>> X = point_matrix(points, ["nir_before", "ndvi_before"])
+>>> X.shape, X.dtype, round(float(X[0, 1]), 3)  # NDVI = (0.5 − 0.1) / (0.5 + 0.1)
+((2, 2), dtype('float32'), 0.667)
 """
 
 from __future__ import annotations

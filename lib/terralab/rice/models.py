@@ -24,6 +24,19 @@ reads), :mod:`~terralab.rice.options` (per-model options), :mod:`~terralab.rice.
 :mod:`~terralab.rice.dnn` and :mod:`~terralab.rice.unet` (training loops), :mod:`~terralab.rice.inference`
 (``predict``), :mod:`~terralab.rice.points` (``predict_points``), :mod:`~terralab.rice.calibration` and
 :mod:`~terralab.rice.geotiff` (``predict_geotiff``).
+
+Example
+-------
+A RandomForest of five trees on a small synthetic valley, its class map, and the map cleaned up:
+
+>>> from terralab import rice
+>>> stack, truth = rice.synthetic.scene(height_px=32, width_px=32, seed=0)
+>>> model = fit(stack, truth, model="rf", bands="RGBN", n_estimators=5, progress=False)
+>>> model
+RiceModel(rf, 8 bands, 5 classes, cloud-masked before+during)
+>>> classes = majority_filter(predict(model, stack, progress=False), size_px=3)
+>>> classes.shape, bool(((classes >= -1) & (classes < model.n_classes)).all())
+((32, 32), True)
 """
 
 from __future__ import annotations

@@ -1,6 +1,16 @@
 """Figures of the rice workflow: RGB composites, NDVI, class maps, training curves, confusion matrices.
 
 Each function returns the matplotlib Figure (matplotlib is imported inside).
+
+Example
+-------
+>>> import matplotlib.pyplot as plt
+>>> from terralab import rice
+>>> stack, truth = rice.synthetic.scene(height_px=32, width_px=32, seed=0)
+>>> fig = maps(stack, {"truth": truth})
+>>> [ax.get_title() for ax in fig.axes[:5]]
+['RGB before (Mar–May)', 'RGB during (Jul–Sep)', 'NDVI before', 'NDVI during', 'truth']
+>>> plt.close(fig)
 """
 
 from __future__ import annotations
@@ -46,8 +56,7 @@ def rgb(stack: xr.DataArray, season: str = "before", *, stretch_percent: float =
 def _class_cmap(n: int):
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    cmap = ListedColormap(list(CLASS_COLOURS[:n]))
-    cmap.set_bad("white")
+    cmap = ListedColormap(list(CLASS_COLOURS[:n])).with_extremes(bad="white")
     return cmap, BoundaryNorm(np.arange(-0.5, n + 0.5), n)
 
 

@@ -2,6 +2,18 @@
 
 A stack goes through :func:`terralab.rice.predict` (tiled, a DataArray); a table of points comes here and
 always gives a DataFrame, one row per point.
+
+Example
+-------
+>>> from terralab import rice
+>>> stack, truth = rice.synthetic.scene(height_px=32, width_px=32, seed=0)
+>>> points = rice.labels.sample_points(stack, truth, 20, seed=0)
+>>> model = rice.fit(points, model="rf", bands="RGBN", n_estimators=5)
+>>> table = predict_points(model, points.head(3), return_proba=True)
+>>> list(table.columns)
+['class', 'confidence', 'cropland_etc', 'rice', 'forest', 'urban', 'others_water_etc']
+>>> str(table["class"].dtype), bool(table["confidence"].between(0, 1).all())
+('int64', True)
 """
 
 from __future__ import annotations

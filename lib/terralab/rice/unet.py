@@ -3,6 +3,19 @@ cosine decay, early stopping on fixed validation windows, and temperature calibr
 
 The network itself is :func:`terralab.rice.networks.build_net` (segmentation-models-pytorch); reached
 through :func:`terralab.rice.fit` with ``model="unet"``.
+
+Example
+-------
+One short epoch on a small synthetic valley:
+
+>>> from terralab import rice
+>>> stack, truth = rice.synthetic.scene(height_px=32, width_px=32, seed=0)
+>>> model = rice.fit(
+...     stack, truth, model="unet", bands="RGBN", epochs=1, progress=False,
+...     patch_size_px=32, patches_per_epoch=4, batch_size=4,
+... )
+>>> model.kind, model.stride, list(model.history.columns)
+('unet', 8, ['epoch', 'train_loss', 'val_loss', 'val_accuracy'])
 """
 
 from __future__ import annotations

@@ -402,5 +402,7 @@ def test_dengai_design_weeks_are_the_208_before_the_reported_ones(shared_data):
 
 
 def test_an_unknown_rolling_option_is_refused_with_the_options(synthetic):
-    with pytest.raises(InvalidInputError, match="no option 'lookback_weeks'.*lookback, covariates"):
+    with pytest.raises(
+        InvalidInputError, match="unknown option\\(s\\) 'lookback_weeks'.*covariates.*lookback"
+    ):
         dengue.rolling_backtest(synthetic, ["persistence"], "2016w01", "2016w04", lookback_weeks=5)

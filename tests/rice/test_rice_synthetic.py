@@ -91,7 +91,7 @@ def test_too_small_or_wrong_parameters_are_refused():
 
 
 def test_an_unknown_scene_option_is_refused_with_the_options_there_are():
-    with pytest.raises(InvalidInputError, match=r"no option\(s\) \['cloud_size_px'\].*cloud_scale_px"):
+    with pytest.raises(InvalidInputError, match=r"unknown option\(s\) 'cloud_size_px'.*cloud_scale_px"):
         synthetic.scene(height_px=32, width_px=32, cloud_size_px=4.0)
     with pytest.raises(InvalidInputError, match="valley_width_fraction"):
         synthetic.scene(height_px=32, width_px=32, valley_width_fraction=0.6)

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInputError
+from ..options import options_from
 from ..progress import progress_bar
 from . import cases as _cases
 from . import weeks as _weeks
@@ -244,13 +245,7 @@ class RollingOptions:
 
 
 def _rolling_options(options: Mapping[str, Any]) -> RollingOptions:
-    names = [f.name for f in fields(RollingOptions)]
-    for key in options:
-        if key not in names:
-            raise InvalidInputError(
-                f"rolling_backtest has no option {key!r}; its options: {', '.join(names)}"
-            )
-    return RollingOptions(**options)
+    return options_from(RollingOptions, options, caller="rolling_backtest")
 
 
 def _check_horizons(horizons) -> tuple[int, ...]:

@@ -29,13 +29,14 @@ Example
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
 
 from ..errors import InvalidInputError
+from ..options import options_from
 from . import clouds
 from .features import BAND_SETS, make_stack
 
@@ -121,11 +122,7 @@ class SceneParams:
 
 
 def _scene_params(given: Mapping[str, Any]) -> SceneParams:
-    known = [f.name for f in fields(SceneParams)]
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise InvalidInputError(f"scene() has no option(s) {unknown}; its options are {known}")
-    params = SceneParams(**given)
+    params = options_from(SceneParams, given, caller="scene")
     if not 0 < params.valley_width_fraction <= 0.45:
         raise InvalidInputError("valley_width_fraction must be in (0, 0.45]")
     return params

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import xarray as xr
 
 from ..errors import InvalidInputError
 from ..files import atomic_path
+from ..options import options_from
 from ..seeding import seed_torch
 from ..training import TrainingState, fit_epochs
 from .records import check_records
@@ -272,16 +273,9 @@ class TrainOptions:
         8
         >>> TrainOptions.from_keywords({"batchsize": 8})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        terralab.errors.InvalidInputError: train_phasenet has no option 'batchsize'; its options are ...
+        terralab.errors.InvalidInputError: train_phasenet() got unknown option(s) 'batchsize'; ...
         """
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise InvalidInputError(
-                f"train_phasenet has no option {', '.join(map(repr, unknown))}; "
-                f"its options are {', '.join(known)}"
-            )
-        return cls(**options)
+        return options_from(cls, options, caller="train_phasenet")
 
 
 def train_phasenet(

@@ -12,6 +12,7 @@ function and method has type hints on each parameter and its return, and takes a
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import shutil
 import subprocess
@@ -156,6 +157,7 @@ def _functions_in(tree: ast.AST, where: str, public: bool) -> list[tuple[str, as
     return found
 
 
+@functools.cache  # lib/ is parsed once for the four tests that read it
 def _functions() -> list[tuple[str, ast.FunctionDef, bool]]:
     """Every function and method in lib/ (see :func:`_functions_in`); a module named ``_x`` is private."""
     found = []

@@ -6,6 +6,7 @@ import pytest
 import xarray as xr
 
 from terralab.dengue import features as F
+from terralab.dengue import radiomics as R
 from terralab.dengue import synthetic as S
 from terralab.errors import InvalidInputError
 
@@ -16,12 +17,12 @@ IMG = np.array([[1, 1, 2], [1, 2, 2], [3, 3, 3]])
 def test_glcm_at_0_degrees_matches_the_hand_count():
     # horizontal neighbour pairs: (1,1) (1,2) | (1,2) (2,2) | (3,3) (3,3), each counted both ways
     expected = np.array([[2, 2, 0], [2, 2, 0], [0, 0, 4]])
-    np.testing.assert_array_equal(F.glcm_matrices(IMG, 3)[:, :, 0], expected)
+    np.testing.assert_array_equal(R.glcm_matrices(IMG, 3)[:, :, 0], expected)
 
 
 def test_glcm_features_match_the_hand_computation():
     P = np.array([[2, 2, 0], [2, 2, 0], [0, 0, 4]], dtype=float)
-    f = F.glcm_features(P)
+    f = R.glcm_features(P)
     # px = py = (1/3, 1/3, 1/3): mu_x = mu_y = 2; i + j - 4 is -2 on (1,1), -1 on (1,2),(2,1), 0 on (2,2), 2
     # on (3,3)
     assert f["JointAverage"] == pytest.approx(2.0)
@@ -35,64 +36,64 @@ def test_glcm_features_match_the_hand_computation():
 
 def test_mcc_of_a_correlated_two_level_matrix():
     # p = [[.4,.1],[.1,.4]]: Q = [[.68,.32],[.32,.68]], eigenvalues 1 and 0.36 -> MCC 0.6
-    assert F.glcm_features(np.array([[4.0, 1.0], [1.0, 4.0]]))["MCC"] == pytest.approx(0.6)
+    assert R.glcm_features(np.array([[4.0, 1.0], [1.0, 4.0]]))["MCC"] == pytest.approx(0.6)
 
 
 def test_run_length_matrix_at_0_degrees_matches_the_hand_count():
     # rows: [1 1][2] | [1][2 2] | [3 3 3]
     expected = np.zeros((3, 3))
     expected[0, 1] = expected[0, 0] = expected[1, 0] = expected[1, 1] = expected[2, 2] = 1
-    np.testing.assert_array_equal(F.glrlm_matrix(IMG, 3, (0, 1)), expected)
+    np.testing.assert_array_equal(R.glrlm_matrix(IMG, 3, (0, 1)), expected)
     # columns: [1 1][3] | [1][2][3] | [2 2][3]
-    R90 = F.glrlm_matrix(IMG, 3, (-1, 0))
+    R90 = R.glrlm_matrix(IMG, 3, (-1, 0))
     assert R90.sum() == 7 and R90[0, 1] == 1 and R90[2, 0] == 3
 
 
 def test_run_counts_per_direction_and_run_percentage_match_the_hand_count():
     # 0°: 5 runs, 45° (anti-diagonals): 7, 90°: 7, 135° (diagonals): 9
-    np.testing.assert_array_equal(F.run_counts(IMG), [5, 7, 7, 9])
-    assert [F.glrlm_matrix(IMG, 3, d).sum() for d in F.DIRECTIONS] == [5, 7, 7, 9]
-    feats = F.tile_radiomics(IMG.astype(float), 3, (0.5, 3.5))
+    np.testing.assert_array_equal(R.run_counts(IMG), [5, 7, 7, 9])
+    assert [R.glrlm_matrix(IMG, 3, d).sum() for d in R.DIRECTIONS] == [5, 7, 7, 9]
+    feats = R.tile_radiomics(IMG.astype(float), 3, (0.5, 3.5))
     assert feats["RunPercentage"] == pytest.approx(28 / 36)
-    assert F.glrlm_features(F.glrlm_matrix(IMG, 3), 9)["ShortRunEmphasis"] == pytest.approx(
+    assert R.glrlm_features(R.glrlm_matrix(IMG, 3), 9)["ShortRunEmphasis"] == pytest.approx(
         (1 + 1 / 4 + 1 + 1 / 4 + 1 / 9) / 5
     )
 
 
 def test_size_zone_matrix_uses_8_connected_zones():
-    Z = F.glszm_matrix(IMG, 3)
+    Z = R.glszm_matrix(IMG, 3)
     assert Z[:, 2].tolist() == [1, 1, 1] and Z.sum() == 3  # three zones of 3 pixels
-    f = F.glszm_features(Z, 9)
+    f = R.glszm_features(Z, 9)
     assert f["ZonePercentage"] == pytest.approx(3 / 9) and f["SmallAreaEmphasis"] == pytest.approx(1 / 9)
     # a 2 x 2 checkerboard: diagonal neighbours join, so one zone of 2 per level
-    Z2 = F.glszm_matrix(np.array([[1, 2], [2, 1]]), 2)
+    Z2 = R.glszm_matrix(np.array([[1, 2], [2, 1]]), 2)
     assert Z2.tolist() == [[0, 1, 0, 0], [0, 1, 0, 0]]
 
 
 def test_first_order_features_match_the_hand_computation():
-    f = F.first_order_features(IMG)
+    f = R.first_order_features(IMG)
     assert f["Skewness"] == pytest.approx(0.0) and f["MeanAbsoluteDeviation"] == pytest.approx(6 / 9)
-    g = F.first_order_features(np.array([0.0, 0.0, 0.0, 4.0]))
+    g = R.first_order_features(np.array([0.0, 0.0, 0.0, 4.0]))
     # mean 1, deviations -1,-1,-1,3: m2 = 3, m3 = 6 -> skewness 6 / 3^1.5
     assert g["Skewness"] == pytest.approx(6 / 3**1.5) and g["MeanAbsoluteDeviation"] == pytest.approx(1.5)
 
 
 def test_discretize_uses_fixed_bins_and_clips():
-    lv = F.discretize(np.array([-1.0, 0.0, 0.49, 0.5, 0.99, 1.0, 5.0]), 2, (0.0, 1.0))
+    lv = R.discretize(np.array([-1.0, 0.0, 0.49, 0.5, 0.99, 1.0, 5.0]), 2, (0.0, 1.0))
     assert lv.tolist() == [1, 1, 1, 2, 2, 2, 2]
     with pytest.raises(InvalidInputError):
-        F.discretize(np.zeros(3), 4, (1.0, 1.0))
+        R.discretize(np.zeros(3), 4, (1.0, 1.0))
 
 
 def test_radiomics_features_give_the_nine_denguenet_features_per_tile():
     cube = S.synthetic_s2_cube(3, size_px=16, n_tiles=2, seed=0)["clear"]
-    rad = F.radiomics_features(cube, n_tiles=2, n_levels=8)
+    rad = R.radiomics_features(cube, n_tiles=2, n_levels=8)
     assert rad.dims == ("week", "tile", "radiomics_feature") and rad.shape == (3, 4, 9)
-    assert list(rad["radiomics_feature"].values) == list(F.RADIOMICS_FEATURES)
+    assert list(rad["radiomics_feature"].values) == list(R.RADIOMICS_FEATURES)
     assert np.isfinite(rad).all()
     flat = cube.copy()
     flat.loc[{"band": "B12"}] = 0.2
-    rf = F.radiomics_features(flat, n_tiles=2, value_range=(0.0, 1.0))
+    rf = R.radiomics_features(flat, n_tiles=2, value_range=(0.0, 1.0))
     assert np.allclose(rf.sel(radiomics_feature="MCC"), 1.0) and np.allclose(
         rf.sel(radiomics_feature="Idm"), 1.0
     )
@@ -104,15 +105,15 @@ def test_radiomics_on_real_b12(shared_data):
     scenes = read_reference_scenes(
         shared_data / "dengue/sentinel2_samples/slovenia_eolearn/REFERENCE_SCENES.npy"
     )
-    rad = F.radiomics_features(scenes, n_tiles=4)
+    rad = R.radiomics_features(scenes, n_tiles=4)
     assert rad.shape == (5, 16, 9) and np.isfinite(rad).all()
-    r = {k: rad.sel(radiomics_feature=k).to_numpy() for k in F.RADIOMICS_FEATURES}
+    r = {k: rad.sel(radiomics_feature=k).to_numpy() for k in R.RADIOMICS_FEATURES}
     assert ((r["Idm"] > 0) & (r["Idm"] <= 1)).all() and ((r["MCC"] >= 0) & (r["MCC"] <= 1)).all()
     assert ((r["RunPercentage"] > 0) & (r["RunPercentage"] <= 1)).all()
     assert ((r["JointAverage"] >= 1) & (r["JointAverage"] <= 16)).all() and (r["ClusterTendency"] >= 0).all()
     # the fast run count equals the full run-length matrices on a real tile
-    lv = F.discretize(scenes.sel(band="B12")[2, :25, :25].to_numpy(), 16, tuple(rad.attrs["value_range"]))
-    np.testing.assert_array_equal(F.run_counts(lv), [F.glrlm_matrix(lv, 16, d).sum() for d in F.DIRECTIONS])
+    lv = R.discretize(scenes.sel(band="B12")[2, :25, :25].to_numpy(), 16, tuple(rad.attrs["value_range"]))
+    np.testing.assert_array_equal(R.run_counts(lv), [R.glrlm_matrix(lv, 16, d).sum() for d in R.DIRECTIONS])
 
 
 def test_vit_random_init_depends_only_on_the_seed():

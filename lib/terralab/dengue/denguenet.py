@@ -197,6 +197,8 @@ class DengueNet(Forecaster):
         return res
 
     def fit(self, panel: Panel, train_end: pd.Timestamp) -> DengueNet:
+        from joblib import Parallel, delayed
+
         torch = torch_seed(panel.seed)
         self._lookback = panel.lookback
         units, dense = self.params["lstm_units"], self.params["dense_units"]
@@ -227,18 +229,14 @@ class DengueNet(Forecaster):
 
         self.nets_, self.stats_, self.yrange_, self.val_history_ = {}, {}, {}, {}
         val_start = train_end - (self.params["val_weeks"] - 1) * WEEK
+        # nets built one after another draw the same initial weights as before; the locations then train at
+        # once in threads, each with its own batch-order generator and one torch thread
         jobs = []
-        for k, loc in enumerate(
-            panel.locations
-        ):  # nets built in order: the same initial weights as one by one
+        for k, loc in enumerate(panel.locations):
             data = self._training_data(panel, loc, train_end, val_start)
             net = Net([a.shape[-1] for a in data["X"]])
             jobs.append((loc, net, dict(data, seed=panel.seed + k, desc=f"denguenet {loc}")))
-        from joblib import Parallel, delayed
-
         common = {k: self.params[k] for k in ("epochs", "batch_size", "lr", "patience")}
-        # locations train at once in threads, each with its own generator and one torch thread: the weights
-        # equal those of one location after another
         histories = Parallel(n_jobs=self.params["n_jobs"], prefer="threads")(
             delayed(_train_torch)(net, **kw, **common, progress=panel.progress) for _, net, kw in jobs
         )
@@ -276,8 +274,8 @@ class DengueNet(Forecaster):
         y_all = panel.cases[loc]
         y_tr = y_all.loc[tr + panel.horizon * WEEK].to_numpy()
         lo, hi = float(y_tr.min()), float(y_tr.max())
-        self.yrange_[loc] = (lo, hi - lo if hi > lo else 1.0)
-        lo, span = self.yrange_[loc]
+        span = hi - lo if hi > lo else 1.0
+        self.yrange_[loc] = (lo, span)
         return {
             "X": self._windows(arrays, self.stats_[loc], tr),
             "y": (y_tr - lo) / span,

@@ -12,23 +12,25 @@ ViT (:func:`vit_embeddings`)
     ``model_name="vit_base_patch16_224.augreg_in21k", weights_path="vit_base_in21k.pth"``. The default here is
     the small ``vit_tiny_patch16_224`` (192-d); ``"vit_micro"`` is a two-block, 64-d ViT for tests.
 
-Radiomics (:func:`radiomics_features`)
-    The nine DengueNet texture features of B12 per tile, in :mod:`terralab.dengue.radiomics` (its names are
-    importable from here too, as before).
+Radiomics (:func:`terralab.dengue.radiomics.radiomics_features`)
+    The nine DengueNet texture features of B12 per tile, in :mod:`terralab.dengue.radiomics`.
 
 :func:`image_features` runs both for every location of a cube: the inputs of DengueNet's image branches.
 
 Examples
 --------
->>> glcm_features(np.diag([2.0, 2.0, 4.0]))["JointAverage"]  # pairs (1,1), (2,2), (3,3) x2: mean level
-2.25
+>>> from terralab.dengue.synthetic import synthetic_s2_cubes
+>>> cubes = synthetic_s2_cubes(6, [1, 2], size_px=16, n_tiles=2, seed=0)
+>>> ds = image_features(cubes, n_tiles=2, vit_model="vit_micro", image_size=32)
+>>> ds["vit"].dims, ds["radiomics"].shape, ds["tile_class"].shape
+(('location', 'week', 'vit_feature'), (2, 6, 4, 9), (2, 6, 2, 2))
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,40 +40,9 @@ from ..errors import FileFormatError, InvalidInputError
 from ..progress import import_quietly, progress_bar
 from ..seeding import seed_torch
 from .clouds import CLEAR, cloud_shadow_tiles, replace_cloud_tiles, time_dim
-from .radiomics import (  # re-exported: features.radiomics_features etc. keep working
-    DIRECTIONS,
-    RADIOMICS_FEATURES,
-    discretize,
-    first_order_features,
-    glcm_features,
-    glcm_matrices,
-    glrlm_features,
-    glrlm_matrix,
-    glszm_features,
-    glszm_matrix,
-    radiomics_features,
-    run_counts,
-    tile_radiomics,
-)
+from .radiomics import radiomics_features
 
-__all__ = [
-    "DIRECTIONS",
-    "RADIOMICS_FEATURES",
-    "build_vit",
-    "discretize",
-    "first_order_features",
-    "glcm_features",
-    "glcm_matrices",
-    "glrlm_features",
-    "glrlm_matrix",
-    "glszm_features",
-    "glszm_matrix",
-    "image_features",
-    "radiomics_features",
-    "run_counts",
-    "tile_radiomics",
-    "vit_embeddings",
-]
+__all__ = ["build_vit", "image_features", "vit_embeddings"]
 
 if TYPE_CHECKING:
     import torch
@@ -233,54 +204,20 @@ def image_features(
         cubes = cubes.expand_dims(location=[cubes.attrs.get("location", 0)])
     if set(cubes.dims) != {"location", "week", "band", "y", "x"}:
         raise InvalidInputError(f"cubes must have dims (location, week, band, y, x), got {cubes.dims}")
-    from .models import single_thread
-
-    with single_thread(torch=True):
-        return _image_features(
-            cubes,
-            train_end,
-            n_tiles,
-            radiomics_tiles,
-            vit_model,
-            weights_path,
-            image_size,
-            n_levels,
-            seed,
-            progress,
-            n_jobs,
-        )
-
-
-def _image_features(
-    cubes,
-    train_end,
-    n_tiles,
-    radiomics_tiles,
-    vit_model,
-    weights_path,
-    image_size,
-    n_levels,
-    seed,
-    progress,
-    n_jobs,
-) -> xr.Dataset:
     from joblib import Parallel, delayed
 
-    model = build_vit(vit_model, weights_path, seed, image_size or 224)
+    from .models import single_thread
 
-    def one(loc) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    def one(loc: Any) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
         cube = cubes.sel(location=loc)
-        f = cloud_shadow_tiles(cube, train_end, n_tiles=n_tiles)
-        clean = replace_cloud_tiles(cube, f, train_end)
-        weeks = pd.DatetimeIndex(clean["week"].to_numpy())
-        train = clean.sel(week=weeks[weeks <= _end(train_end, weeks)])
-        b12 = train.sel(band="B12").to_numpy()
-        b12 = b12[np.isfinite(b12)]
-        vr = (float(np.percentile(b12, 1)), float(np.percentile(b12, 99))) if b12.size else None
-        if vr is not None and vr[1] <= vr[0]:
-            vr = (vr[0], vr[0] + 1e-6)
+        flags = cloud_shadow_tiles(cube, train_end, n_tiles=n_tiles)
+        clean = replace_cloud_tiles(cube, flags, train_end)
         rad = radiomics_features(
-            clean, n_tiles=radiomics_tiles or n_tiles, n_levels=n_levels, value_range=vr, progress=progress
+            clean,
+            n_tiles=radiomics_tiles or n_tiles,
+            n_levels=n_levels,
+            value_range=_training_range(clean, train_end),
+            progress=progress,
         )
         vit = vit_embeddings(
             clean,
@@ -291,12 +228,14 @@ def _image_features(
             progress=progress,
             model=model,
         )
-        return vit, rad, f
+        return vit, rad, flags
 
     locations = cubes["location"].to_numpy()
-    parts = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(one)(loc) for loc in locations)
+    with single_thread(torch=True):
+        model = build_vit(vit_model, weights_path, seed, image_size or 224)
+        parts = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(one)(loc) for loc in locations)
     vits, rads, flags = (list(x) for x in zip(*parts, strict=True))
-    loc_index = pd.Index(cubes["location"].to_numpy(), name="location")
+    loc_index = pd.Index(locations, name="location")
     ds = xr.Dataset(
         {
             "vit": xr.concat(vits, dim=loc_index),
@@ -311,6 +250,17 @@ def _image_features(
         "cloud_tile_fraction": float((ds["tile_class"] != CLEAR).mean()),
     }
     return ds
+
+
+def _training_range(clean: xr.DataArray, train_end: WeekLike | None) -> tuple[float, float] | None:
+    """1st-99th percentile of B12 over the training weeks (the radiomics grey-level range), or None."""
+    weeks = pd.DatetimeIndex(clean["week"].to_numpy())
+    b12 = clean.sel(week=weeks[weeks <= _end(train_end, weeks)]).sel(band="B12").to_numpy()
+    b12 = b12[np.isfinite(b12)]
+    if not b12.size:
+        return None
+    lo, hi = float(np.percentile(b12, 1)), float(np.percentile(b12, 99))
+    return (lo, lo + 1e-6) if hi <= lo else (lo, hi)
 
 
 def _end(train_end, weeks: pd.DatetimeIndex) -> pd.Timestamp:

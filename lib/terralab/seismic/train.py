@@ -173,7 +173,7 @@ def _window_f1(model, x, y, batch_size) -> dict[str, float]:
 
 
 def _save_checkpoint(
-    path: Path, model, optimizer, epoch: int, history: list[dict], batch_order: dict | None = None
+    path: Path, model, optimizer, epoch: int, history: list[dict], batch_order: dict
 ) -> None:
     import torch
 

@@ -240,6 +240,8 @@ def test_unknown_or_inconsistent_parameters_are_refused():
         das.detect_vehicles(data, pair_merge_m=-5.0)
     with pytest.raises(InvalidInputError, match="incoherent_speed_change must be >= 0"):
         das.detect_vehicles(data, incoherent_speed_change=float("nan"))
+    with pytest.raises(InvalidInputError, match="crossing_ratio must be >= 0"):
+        das.detect_vehicles(data, crossing_ratio=-1.0)
 
 
 def test_output_columns_and_types():
@@ -366,3 +368,33 @@ def test_a_bending_track_without_a_sign_beside_a_vehicle_is_dropped_but_never_a_
     assert len(drop_incoherent([track(27.0, -0.9, 0.0), chain], p)) == 2  # more than 2 s apart
     assert len(drop_incoherent([vehicle, track(31.0, 0.1, 0.3)], p)) == 2  # bends less than 40 %
     assert len(drop_incoherent([vehicle, chain], das.DetectParams(incoherent_speed_change=0.0))) == 2
+
+
+def test_a_faster_track_without_a_sign_crossing_a_stronger_vehicle_is_dropped_but_not_an_overtaker():
+    from terralab.das.tracks import drop_crossing_chains
+
+    x = np.linspace(-100.0, 100.0, 41)
+
+    def track(t_mid, speed_kmh, strength, polarity, direction=1):
+        poly = np.poly1d([direction / (speed_kmh / 3.6), t_mid])
+        return {
+            "t_mid": t_mid,
+            "speed_kmh": speed_kmh,
+            "strength": strength,
+            "polarity": polarity,
+            "direction": direction,
+            "poly": poly,
+            "pts": (x, poly(x)),
+        }
+
+    p = das.DetectParams()
+    vehicle, chain = track(30.0, 30.0, 1000.0, -0.9), track(30.5, 60.0, 300.0, 0.1)
+    assert drop_crossing_chains([vehicle, chain], p) == [vehicle]
+    assert len(drop_crossing_chains([vehicle, track(30.5, 60.0, 300.0, -0.8)], p)) == 2  # it has a sign
+    assert len(drop_crossing_chains([vehicle, track(30.5, 60.0, 900.0, 0.1)], p)) == 2  # not much weaker
+    assert len(drop_crossing_chains([vehicle, track(30.5, 33.0, 300.0, 0.1)], p)) == 2  # about as fast
+    assert len(drop_crossing_chains([vehicle, track(50.0, 60.0, 300.0, 0.1)], p)) == 2  # never crosses it
+    other = track(30.5, 60.0, 300.0, 0.1, direction=-1)
+    assert len(drop_crossing_chains([vehicle, other], p)) == 2  # other direction
+    assert drop_crossing_chains([chain], p) == [chain]
+    assert len(drop_crossing_chains([vehicle, chain], das.DetectParams(crossing_ratio=0.0))) == 2

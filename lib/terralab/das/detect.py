@@ -35,7 +35,9 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    parallel tracks of one speed joined by signal within ``max_vehicle_m`` are one vehicle (axle groups,
    bogies), reported at their load-weighted centre; two same-signed lobes of comparable strength within
    ``pair_merge_m`` are one vehicle at their midpoint; a track that bends by more than
-   ``incoherent_speed_change`` with no consistent strain sign is a chain across a platoon and is dropped.
+   ``incoherent_speed_change`` with no consistent strain sign is a chain across a platoon and is dropped, and
+   so is a track with no consistent sign that is much faster than a ``crossing_ratio`` times stronger vehicle
+   of its direction and crosses it within the section (a ghost stitched through that vehicle's ridge).
    ``site`` presets bound the speeds to what the site allows.
 10. **Classify** car / truck (/ tram on sites with a tram line) with the packaged classifier
     (:mod:`terralab.das.classify`), from features that transfer between sites.
@@ -78,7 +80,15 @@ from .params import (
     DetectParams,
     resolve_params,
 )
-from .tracks import dedupe_tracks, drop_incoherent, merge_parallel, refine_track, set_flags, track_polarity
+from .tracks import (
+    dedupe_tracks,
+    drop_crossing_chains,
+    drop_incoherent,
+    merge_parallel,
+    refine_track,
+    set_flags,
+    track_polarity,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -326,12 +336,12 @@ def detect_in_products(
     if ze is not None:
         tracks = fuse_tracks(tracks, energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p), p)
     tracks = dedupe_tracks(tracks, p)
-    if p.lobe_merge or p.pair_merge_m > 0 or p.incoherent_speed_change > 0:
+    if p.lobe_merge or p.pair_merge_m > 0 or p.incoherent_speed_change > 0 or p.crossing_ratio > 0:
         for tr in tracks:
             tr["polarity"] = track_polarity(tr, z, t, dt, xb, dxb, x_mid, p)
     tracks = merge_parallel(tracks, xb, valid, x_mid, p, max_vehicle_m=p.max_vehicle_m, bands=bands)
     tracks = [tr for tr in tracks if p.speed_min_kmh <= tr["speed_kmh"] <= p.speed_max_kmh]
-    tracks = drop_incoherent(tracks, p)
+    tracks = drop_crossing_chains(drop_incoherent(tracks, p), p)
     set_flags(tracks)
     if not tracks:
         vehicles = empty_vehicle_table()

@@ -5,7 +5,8 @@ Hough segments and fits a quadratic t(x); :func:`track_summary` gives the one tr
 share; :func:`dedupe_tracks` drops a vehicle found again (other speed band, echo of the other direction) and
 :func:`merge_parallel` joins the parallel tracks of one vehicle (axle groups, bogies, strain lobes), using the
 sign of the strain along each track (:func:`track_polarity`); :func:`drop_incoherent` drops ridge chains that
-bend across a platoon with no consistent sign; :func:`set_flags` marks quality flags.
+bend across a platoon with no consistent sign, :func:`drop_crossing_chains` the faster sign-less chains that
+cross a stronger vehicle of their direction; :func:`set_flags` marks quality flags.
 
 Examples
 --------
@@ -36,12 +37,16 @@ PAIR_STRENGTH = 0.7
 #: Two vehicles passing mid-section within this many seconds are "near" (flag; platoon for
 #: :func:`drop_incoherent`).
 NEAR_S = 2.0
+#: Smallest speed excess (relative) of a track over the stronger same-direction track it crosses for
+#: :func:`drop_crossing_chains` to call it a chain stitched from that vehicle's ridge.
+CROSS_SPEED = 0.25
 
 if TYPE_CHECKING:
     from .params import DetectParams
 
 __all__ = [
     "dedupe_tracks",
+    "drop_crossing_chains",
     "drop_incoherent",
     "merge_parallel",
     "refine_track",
@@ -426,6 +431,40 @@ def drop_incoherent(tracks: list[dict], p: DetectParams) -> list[dict]:
                 and abs(k.get("polarity", 0.0)) >= LOBE_POLARITY
                 for k in tracks
             )
+        )
+
+    return [tr for tr in tracks if not chain(tr)]
+
+
+def drop_crossing_chains(tracks: list[dict], p: DetectParams) -> list[dict]:
+    """The tracks without the ghost chains that cut across a stronger vehicle of their own direction.
+
+    A track whose strain has no consistent sign (:func:`track_polarity` below :data:`LOBE_POLARITY`), that is
+    more than :data:`CROSS_SPEED` faster than a same-direction track at least ``p.crossing_ratio`` times
+    stronger, and whose fitted t(x) crosses that track's inside the channels both cover, is a line the search
+    stitched through the stronger vehicle's ridge (its lobes, its neighbours in a queue): dropped. A real
+    vehicle that overtakes a stronger one keeps its strain sign and stays (on the bump simulator's urban
+    scenes cars overtake trucks, and none is lost on the development seeds). 0 disables.
+    """
+    if not p.crossing_ratio > 0:
+        return list(tracks)
+
+    def crosses(a: dict, b: dict) -> bool:
+        xa, xb_ = a["pts"][0], b["pts"][0]
+        inside = (xa >= xb_.min()) & (xa <= xb_.max())
+        if inside.sum() < 3:
+            return False
+        d = a["poly"](xa[inside]) - b["poly"](xa[inside])
+        return bool(d.min() * d.max() < 0)
+
+    def chain(tr: dict) -> bool:
+        return abs(tr.get("polarity", 0.0)) < LOBE_POLARITY and any(
+            k is not tr
+            and k["direction"] == tr["direction"]
+            and k["strength"] >= p.crossing_ratio * tr["strength"]
+            and tr["speed_kmh"] > (1.0 + CROSS_SPEED) * k["speed_kmh"]
+            and crosses(tr, k)
+            for k in tracks
         )
 
     return [tr for tr in tracks if not chain(tr)]

@@ -117,9 +117,9 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data):
     47.8 km/h, direction -1. A vehicle in direction -1 is found in all 38 settings, at 44.5-68.0 km/h;
     ``lowpass_hz`` x 0.8 (0.8 Hz) reports it at 68.0 km/h (the record's strain comes in span-sized blocks,
     and which blocks a setting's ridge joins moves the fitted speed). The extra tracks (false: one vehicle
-    crosses) run at 57-152 km/h. What the test holds: the vehicle is never lost, never reported in the wrong direction, its
-    speed stays within 40-70 km/h, at least 25 settings give exactly one vehicle, and the default gives
-    exactly one.
+    crosses) run at 57-152 km/h. What the test holds: the vehicle is never lost, never reported in the wrong
+    direction, its speed stays within 40-70 km/h, at least 25 settings give exactly one vehicle, and the
+    default gives exactly one.
     """
     data = das.read(shared_data / "das/bridge_vehicle/fig1.npz")
     base = das.DetectParams()

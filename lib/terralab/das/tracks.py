@@ -419,21 +419,14 @@ def drop_incoherent(tracks: list[dict], p: DetectParams) -> list[dict]:
     vehicle, which bends with the spans, would otherwise be dropped in favour of a straighter ghost."""
     if not p.incoherent_speed_change > 0:
         return list(tracks)
-
-    def chain(tr) -> bool:
-        return (
+    return _drop_signless(
+        tracks,
+        lambda tr, k: (
             abs(tr["speed_change"]) > p.incoherent_speed_change
-            and abs(tr.get("polarity", 0.0)) < LOBE_POLARITY
-            and any(
-                k is not tr
-                and k["direction"] == tr["direction"]
-                and abs(k["t_mid"] - tr["t_mid"]) <= NEAR_S
-                and abs(k.get("polarity", 0.0)) >= LOBE_POLARITY
-                for k in tracks
-            )
-        )
-
-    return [tr for tr in tracks if not chain(tr)]
+            and abs(k["t_mid"] - tr["t_mid"]) <= NEAR_S
+            and abs(k.get("polarity", 0.0)) >= LOBE_POLARITY
+        ),
+    )
 
 
 def drop_crossing_chains(tracks: list[dict], p: DetectParams) -> list[dict]:
@@ -457,14 +450,24 @@ def drop_crossing_chains(tracks: list[dict], p: DetectParams) -> list[dict]:
         d = a["poly"](xa[inside]) - b["poly"](xa[inside])
         return bool(d.min() * d.max() < 0)
 
-    def chain(tr: dict) -> bool:
-        return abs(tr.get("polarity", 0.0)) < LOBE_POLARITY and any(
-            k is not tr
-            and k["direction"] == tr["direction"]
-            and k["strength"] >= p.crossing_ratio * tr["strength"]
+    return _drop_signless(
+        tracks,
+        lambda tr, k: (
+            k["strength"] >= p.crossing_ratio * tr["strength"]
             and tr["speed_kmh"] > (1.0 + CROSS_SPEED) * k["speed_kmh"]
             and crosses(tr, k)
-            for k in tracks
+        ),
+    )
+
+
+def _drop_signless(tracks: list[dict], beside) -> list[dict]:
+    """The tracks without those whose strain has no consistent sign (:func:`track_polarity` below
+    :data:`LOBE_POLARITY`) and that have another track ``k`` of their direction with ``beside(track, k)``:
+    the one rule behind :func:`drop_incoherent` and :func:`drop_crossing_chains`."""
+
+    def chain(tr: dict) -> bool:
+        return abs(tr.get("polarity", 0.0)) < LOBE_POLARITY and any(
+            k is not tr and k["direction"] == tr["direction"] and beside(tr, k) for k in tracks
         )
 
     return [tr for tr in tracks if not chain(tr)]

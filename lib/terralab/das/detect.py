@@ -27,7 +27,8 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
 8. **Track refinement**: the ridge is followed along each merged track (nearest envelope peak per channel), a
    quadratic t(x) is fitted robustly (braking and accelerating vehicles), and the track must cover
    ``min_coverage`` of the section in metres and show on ``min_fill`` of the channels along it (the published
-   OpenCV length check is per axis, so a track as long as the section could never pass it). Tracks whose
+   OpenCV length check is per axis, so a track as long as the section could never pass it), and no vehicle
+   may need to brake or speed up harder than ``max_accel_ms2`` (about 1 g) to follow it. Tracks whose
    points mostly belong to a stronger track are dropped. Speed and time are read at mid-section.
 9. **Merge and explain away**: a track whose ridge mostly lies on a stronger track of the same direction is
   that

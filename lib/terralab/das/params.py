@@ -189,6 +189,12 @@ class DetectParams:
         track at least this many times stronger and whose t(x) crosses that track's within the section is a
         ghost chain stitched through the stronger vehicle's ridge, and is dropped
         (:func:`~terralab.das.tracks.drop_crossing_chains`). 0 disables.
+    max_accel_ms2 : float
+        A track whose fitted t(x) needs a vehicle to brake or speed up harder than this (m/s^2) anywhere along
+        its ridge points, or to stop and turn back, is no vehicle: a chain of other ridges (the span-sized
+        strain blocks of a bridge deck, a queue) is dropped. 10 m/s^2 is about 1 g, the tyre-road friction
+        limit; the largest a true track needed on the development scenes of both simulators was 8.8 m/s^2
+        (a fit's noise, the simulated vehicles brake far less). A physical bound, not tuned. 0 disables.
     speed_stack : bool
         Re-read each track's speed, time and curvature by slant-stacking its band's envelope near the fitted
         track (:mod:`terralab.das.tracks`), instead of trusting a fit through ridge points that hop between
@@ -262,6 +268,7 @@ class DetectParams:
     pair_merge_m: float = 25.0
     incoherent_speed_change: float = 0.4
     crossing_ratio: float = 1.5
+    max_accel_ms2: float = 10.0
     energy_bands_hz: tuple = ((0.3, 1.0), (0.7, 3.0))
     energy_lowpass_hz: float = 2.0
     energy_diff_max_hz: float = 5.0
@@ -303,7 +310,13 @@ class DetectParams:
             raise InvalidInputError(f"image must be 'strain' or 'both', got {self.image!r}")
         if self.energy_compress not in ("log", "sqrt"):
             raise InvalidInputError(f"energy_compress must be 'log' or 'sqrt', got {self.energy_compress!r}")
-        for name in ("max_vehicle_m", "pair_merge_m", "incoherent_speed_change", "crossing_ratio"):
+        for name in (
+            "max_vehicle_m",
+            "pair_merge_m",
+            "incoherent_speed_change",
+            "crossing_ratio",
+            "max_accel_ms2",
+        ):
             if not getattr(self, name) >= 0:
                 raise InvalidInputError(f"{name} must be >= 0 (0 disables), got {getattr(self, name)}")
         return self

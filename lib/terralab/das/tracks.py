@@ -48,6 +48,7 @@ __all__ = [
     "dedupe_tracks",
     "drop_crossing_chains",
     "drop_incoherent",
+    "implied_accel",
     "merge_parallel",
     "refine_track",
     "robust_fit",
@@ -116,7 +117,8 @@ def refine_track(
     direction: int,
     p: DetectParams,
 ) -> dict | None:
-    """Follow the ridge along a merged track and fit t(x); None when the track is too short."""
+    """Follow the ridge along a merged track and fit t(x); None when the track is too short or bends harder
+    than a vehicle can (``p.max_accel_ms2``, :func:`implied_accel`)."""
     seg = np.asarray([m[:4] for m in member], dtype=float)
     w = np.abs(seg[:, 2] - seg[:, 0])
     xs = np.concatenate([seg[:, 0], seg[:, 2], 0.5 * (seg[:, 0] + seg[:, 2])])
@@ -139,6 +141,8 @@ def refine_track(
     band, poly, px, pt, pe = best[0], best[1], best[2], best[3], best[5]
     if p.speed_stack:
         poly = _stack_refine(band, poly, px, xb, valid, x_mid, length)
+    if p.max_accel_ms2 > 0 and implied_accel(poly, px - x_mid, direction) > p.max_accel_ms2:
+        return None  # no vehicle bends its track this hard: a chain of other ridges
     span = float(np.ptp(px)) + dxb
     coverage = min(1.0, span / (length + dxb))
     n_bins_span = np.sum(valid & (xb >= px.min()) & (xb <= px.max()))
@@ -165,6 +169,17 @@ def refine_track(
         score=score,
         snr=snr,
     )
+
+
+def implied_accel(poly: np.poly1d, xr: np.ndarray, direction: int) -> float:
+    """Largest |acceleration| (m/s^2) a vehicle following t = poly(x) needs over the offsets ``xr`` (m from
+    mid-section); infinite where the track stops or turns back (dt/dx changes sign against ``direction``)."""
+    d1 = poly.deriv()
+    s1 = d1(xr)
+    if np.any(np.sign(s1) != np.sign(direction)):
+        return float("inf")
+    # v = 1/|t'|, a = v dv/dx = -t'' / t'^3
+    return float(np.max(np.abs(d1.deriv()(xr)) / np.abs(s1) ** 3))
 
 
 def _stack_refine(

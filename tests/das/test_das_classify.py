@@ -47,12 +47,13 @@ def test_classifier_accuracy_measured_on_unseen_scenes_of_both_simulators(heldou
     simulator and on both, on both simulators.
 
     The 20-scene figures are printed by ``benchmarks/das_cross_simulator.py``; this test holds floors on two
-    unseen scenes per simulator and site (58 matched vehicles with the current defaults). Measured here
-    (trained on -> scored on), models re-trained after the half-space audit, with the current detector
-    defaults (incl. the two track rules): half-space -> half-space 0.66, half-space -> bump 0.70, bump -> bump
-    0.70, bump -> half-space 0.66, both -> half-space 0.66, both -> bump 0.75. The floors were set before the
-    track rules, at the figures then (0.62, 0.70, 0.70, 0.65, 0.65, 0.75) minus 0.2, the spread between the
-    two seeds (single scenes hold 5-15 vehicles). Target 0.92 across simulators: NOT MET.
+    unseen scenes per simulator and site (57 matched vehicles with the current defaults). Measured here
+    (trained on -> scored on) with the strain amplitude (normalised per direction), the RMS-width length and
+    square-root class weights, models re-trained with the commands in their ``trained_with``: half-space ->
+    half-space 0.70, half-space -> bump 0.75, bump -> bump 1.00, bump -> half-space 0.78, both -> half-space
+    0.76, both -> bump 0.85 (before those features: 0.66, 0.70, 0.70, 0.66, 0.66, 0.75). The floors are the
+    figures minus 0.2, the spread between the two seeds (single scenes hold 5-15 vehicles), rounded down to
+    0.05. Target 0.92 across simulators: NOT MET.
     """
     models = {
         "halfspace": das.load_classifier(),
@@ -71,14 +72,14 @@ def test_classifier_accuracy_measured_on_unseen_scenes_of_both_simulators(heldou
             acc[(trained, sim)] = float(np.average(ok, weights=n))
     assert len(heldout) >= 50
     # trained on the same simulator (unseen scenes)
-    assert acc[("bump", "bump")] >= 0.5, acc
-    assert acc[("halfspace", "halfspace")] >= 0.42, acc
+    assert acc[("bump", "bump")] >= 0.8, acc
+    assert acc[("halfspace", "halfspace")] >= 0.5, acc
     # trained on the other simulator: the transfer the issue asks about (floors, not met targets)
-    assert acc[("halfspace", "bump")] >= 0.5, acc
-    assert acc[("bump", "halfspace")] >= 0.45, acc
+    assert acc[("halfspace", "bump")] >= 0.55, acc
+    assert acc[("bump", "halfspace")] >= 0.55, acc
     # trained on both
-    assert acc[("both", "halfspace")] >= 0.45, acc
-    assert acc[("both", "bump")] >= 0.55, acc
+    assert acc[("both", "halfspace")] >= 0.55, acc
+    assert acc[("both", "bump")] >= 0.65, acc
 
 
 def test_two_class_sites_never_get_trams():
@@ -119,6 +120,28 @@ def test_coupling_is_estimated_from_the_records_own_traffic():
     amp = load[:, None] * coupling[None, :]
     rel = classify._coupling_normalised_amplitude(amp)
     np.testing.assert_allclose(rel, np.log10(load / 2.0), atol=1e-9)
+
+
+def test_amplitude_is_relative_to_the_median_vehicle_of_its_own_direction():
+    # direction +1 runs in the near lane (coupling 1), direction -1 in the far lane (4x weaker): the same
+    # loads come out alike in both; a direction with fewer than three vehicles falls back to the record's
+    # median
+    load = np.array([1.0, 2.0, 8.0, 1.0, 2.0, 8.0])
+    lane = np.array([1.0, 1.0, 1.0, 0.25, 0.25, 0.25])
+    amp = (load * lane)[:, None] * np.ones((1, 4))
+    rel = classify._coupling_normalised_amplitude(amp, np.array([1, 1, 1, -1, -1, -1]))
+    np.testing.assert_allclose(rel, np.log10(load / 2.0), atol=1e-9)
+    few = classify._coupling_normalised_amplitude(amp[:4], np.array([1, 1, 1, -1]))
+    np.testing.assert_allclose(few[:3], np.log10(load[:3] / 2.0), atol=1e-9)
+    np.testing.assert_allclose(few[3], np.log10(0.25 / np.sqrt(2.0)), atol=1e-9)  # median of the 4 logs
+
+
+def test_length_is_the_rms_width_of_the_passage_in_metres():
+    # two axle groups 12 m apart at 10 m/s, sampled at 100 Hz: the RMS width is half their spacing, in metres
+    e = np.zeros(1000)
+    e[440], e[560] = 1.0, 1.0
+    assert classify._rms_width(e, 440, 0.0, 100.0, 10.0) == pytest.approx(6.0)
+    assert classify._rms_width(np.zeros(100), 50, 0.0, 100.0, 10.0) is None
 
 
 def test_missing_features_or_model_files_are_refused_with_the_retrain_hint(tmp_path):

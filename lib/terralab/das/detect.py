@@ -12,15 +12,13 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    per pass); each band works on an image whose time step keeps its tracks near the diagonal, so one default
    covers 8-160 km/h on 1 m / 1000 Hz highway bridges and 5 m / 625 Hz streets alike.
 4. **Velocity-tuned filtering** per band and direction: a band-pass along time matched to the strain pulse at
-  the
-   band's speed (for a local bump of ``pulse_m`` and a span-long response of ``long_pulse_m``), an f-k fan
-   that keeps the band's apparent velocities in one direction, the analytic envelope (one ridge per vehicle),
-   and a Gaussian of ``smoothing_m`` along the band's track direction, normalised to unit noise.
+   the band's speed (for a local bump of ``pulse_m`` and a span-long response of ``long_pulse_m``), an f-k
+   fan that keeps the band's apparent velocities in one direction, the analytic envelope (one ridge per
+   vehicle), and a Gaussian of ``smoothing_m`` along the band's track direction, normalised to unit noise.
 5. **Adaptive threshold and thin edges**: ``threshold_sigma`` times the robust noise level of each band's
-  image
-   (no fixed amplitude), non-maximum suppression (along time; along distance in slow bands whose tracks are
-   steep), and suppression of ridge pixels that a band of
-   another speed or direction explains better (ghosts of strong vehicles).
+   image (no fixed amplitude), non-maximum suppression (along time; along distance in slow bands whose
+   tracks are steep), and suppression of ridge pixels that a band of another speed or direction explains
+   better (ghosts of strong vehicles).
 6. **Hough lines** (``skimage.transform.probabilistic_hough_line``) over the band's angles only.
 7. **DBSCAN merge** of segments with the mean time offset between two segments over their shared distance
    (extrapolated across gaps), plus a speed-mismatch term so that overtaking vehicles stay apart.
@@ -31,15 +29,15 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    may need to brake or speed up harder than ``max_accel_ms2`` (about 1 g) to follow it. Tracks whose
    points mostly belong to a stronger track are dropped. Speed and time are read at mid-section.
 9. **Merge and explain away**: a track whose ridge mostly lies on a stronger track of the same direction is
-  that
-   vehicle again; a much weaker track of the other direction built on a strong vehicle's ridge is its echo;
-   parallel tracks of one speed joined by signal within ``max_vehicle_m`` are one vehicle (axle groups,
-   bogies), reported at their load-weighted centre; two same-signed lobes of comparable strength within
-   ``pair_merge_m`` are one vehicle at their midpoint; a track that bends by more than
-   ``incoherent_speed_change`` with no consistent strain sign is a chain across a platoon and is dropped, and
-   so is a track with no consistent sign that is much faster than a ``crossing_ratio`` times stronger vehicle
-   of its direction and crosses it within the section (a ghost stitched through that vehicle's ridge).
-   ``site`` presets bound the speeds to what the site allows.
+   that vehicle again; a much weaker track of the other direction built on a strong vehicle's ridge is its
+   echo; parallel tracks of one speed joined by signal within ``max_vehicle_m`` are one vehicle (axle
+   groups, bogies), reported at their load-weighted centre; two same-signed lobes of comparable strength
+   within ``pair_merge_m`` (``long_pair_m`` for two heavy ones: a tractor-trailer's lobes) are one vehicle
+   at their midpoint; a track that bends by more than ``incoherent_speed_change`` with no consistent strain
+   sign is a chain across a platoon and is dropped, and so is a track with no consistent sign that is much
+   faster than a ``crossing_ratio`` times stronger vehicle of its direction and crosses it within the
+   section (a ghost stitched through that vehicle's ridge). ``site`` presets bound the speeds to what the
+   site allows.
 10. **Classify** car / truck (/ tram on sites with a tram line) with the packaged classifier
     (:mod:`terralab.das.classify`), from features that transfer between sites.
 
@@ -337,7 +335,8 @@ def detect_in_products(
     if ze is not None:
         tracks = fuse_tracks(tracks, energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p), p)
     tracks = dedupe_tracks(tracks, p)
-    if p.lobe_merge or p.pair_merge_m > 0 or p.incoherent_speed_change > 0 or p.crossing_ratio > 0:
+    signs = (p.pair_merge_m, p.long_pair_m, p.incoherent_speed_change, p.crossing_ratio)
+    if p.lobe_merge or any(v > 0 for v in signs):
         for tr in tracks:
             tr["polarity"] = track_polarity(tr, z, t, dt, xb, dxb, x_mid, p)
     tracks = merge_parallel(tracks, xb, valid, x_mid, p, max_vehicle_m=p.max_vehicle_m, bands=bands)

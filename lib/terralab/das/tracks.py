@@ -34,6 +34,9 @@ from .params import KMH, LOBE_POLARITY
 
 #: Smallest strength of the weaker of two same-signed lobes relative to the stronger for ``pair_merge_m``.
 PAIR_STRENGTH = 0.7
+#: Smallest strength of both tracks of a ``long_pair_m`` pair relative to the record's median track: a heavy
+#: vehicle (the median vehicle of a road is a car).
+HEAVY_STRENGTH = 2.0
 #: Two vehicles passing mid-section within this many seconds are "near" (flag; platoon for
 #: :func:`drop_incoherent`).
 NEAR_S = 2.0
@@ -172,14 +175,20 @@ def refine_track(
 
 
 def implied_accel(poly: np.poly1d, xr: np.ndarray, direction: int) -> float:
-    """Largest |acceleration| (m/s^2) a vehicle following t = poly(x) needs over the offsets ``xr`` (m from
-    mid-section); infinite where the track stops or turns back (dt/dx changes sign against ``direction``)."""
-    d1 = poly.deriv()
-    s1 = d1(xr)
+    """Mean |acceleration| (m/s^2) a vehicle following t = poly(x) needs between the first and the last of the
+    offsets ``xr`` (m from mid-section): |v_b^2 - v_a^2| / (2 |x_b - x_a|) with v = 1/|dt/dx|; infinite where
+    the track stops or turns back between them (dt/dx vanishes or changes sign against ``direction``).
+
+    The mean over the stretch, not the largest instantaneous value: a quadratic fit's curvature is noisy,
+    and at 120 km/h a true straight vehicle's fit can bend enough to need 15 m/s^2 at its fast end.
+    """
+    lo, hi = float(np.min(xr)), float(np.max(xr))
+    s1 = poly.deriv()(np.linspace(lo, hi, 33))
     if np.any(np.sign(s1) != np.sign(direction)):
         return float("inf")
-    # v = 1/|t'|, a = v dv/dx = -t'' / t'^3
-    return float(np.max(np.abs(d1.deriv()(xr)) / np.abs(s1) ** 3))
+    if hi <= lo:
+        return 0.0
+    return float(abs(1.0 / s1[-1] ** 2 - 1.0 / s1[0] ** 2) / (2.0 * (hi - lo)))
 
 
 def _stack_refine(
@@ -369,13 +378,14 @@ def merge_parallel(
     per vehicle: a vehicle that already merged a track takes no pair).
     """
     tracks = sorted(tracks, key=lambda d: -d["strength"])
+    heavy = HEAVY_STRENGTH * float(np.median([tr["strength"] for tr in tracks])) if tracks else np.inf
     kept: list[dict] = []
     for tr in tracks:
         host, kind = None, ""
         for k in kept:
             if k["direction"] != tr["direction"] or abs(np.log(k["speed_kmh"] / tr["speed_kmh"])) > 0.1:
                 continue
-            kind = _same_vehicle(k, tr, xb, valid, x_mid, p, max_vehicle_m, join_fraction, bands)
+            kind = _same_vehicle(k, tr, xb, valid, x_mid, p, max_vehicle_m, join_fraction, bands, heavy)
             if kind:
                 host = k
                 break
@@ -399,9 +409,12 @@ def merge_parallel(
     return kept
 
 
-def _same_vehicle(k, tr, xb, valid, x_mid, p: DetectParams, max_vehicle_m, join_fraction, bands) -> str:
+def _same_vehicle(
+    k, tr, xb, valid, x_mid, p: DetectParams, max_vehicle_m, join_fraction, bands, heavy=np.inf
+) -> str:
     """Why the weaker track ``tr`` is part of the kept vehicle ``k`` of its speed and direction ("joined",
-    "lobe", "pair"), or "" when it is another vehicle."""
+    "lobe", "pair"), or "" when it is another vehicle. ``heavy``: the strength from which a track is a heavy
+    vehicle's (``long_pair_m``)."""
     dt_s = abs(tr["t_mid"] - k["t_mid"])
     v = k["speed_kmh"] * KMH
     sign = k.get("polarity", 0.0) * tr.get("polarity", 0.0)
@@ -412,14 +425,16 @@ def _same_vehicle(k, tr, xb, valid, x_mid, p: DetectParams, max_vehicle_m, join_
             # the opposite-signed lobe of a stronger vehicle's quasi-static strain: the same vehicle,
             # reported at the stronger ridge
             return "lobe"
+    reach = max(p.pair_merge_m, p.long_pair_m if tr["strength"] >= heavy else 0.0)
     if (
-        p.pair_merge_m > 0
-        and dt_s <= p.pair_merge_m / v
+        reach > 0
+        and dt_s <= reach / v
         and sign >= LOBE_POLARITY**2
         and tr["strength"] >= PAIR_STRENGTH * k["strength"]
         and not k.get("merged", 0)
     ):
-        # two lobes of one sign and comparable strength: one vehicle whose centre ridge was missed
+        # two lobes of one sign and comparable strength: one vehicle whose centre ridge was missed (further
+        # apart for a heavy, long vehicle)
         return "pair"
     return ""
 

@@ -104,7 +104,6 @@ SWEPT = [
     "pair_merge_m",
     "incoherent_speed_change",
     "crossing_ratio",
-    "long_pair_m",
     "max_accel_ms2",
 ]
 
@@ -113,19 +112,20 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data):
     """Issue 11 asks for one vehicle within 2 km/h under every +-20 % change: NOT MET.
 
     Measured with the packaged defaults (this test prints it; defaults re-chosen on the half-space simulator's
-    development seeds after its audit: low-pass 1 Hz at 8 Hz, lobe merge, stacked speed; then the track rules
-    ``pair_merge_m``, ``incoherent_speed_change``, ``crossing_ratio``, ``long_pair_m``; and the physical bound
-    ``max_accel_ms2`` = 10 m/s^2, not tuned): 35 of 42 settings (21 parameters x 0.8, 1.2) give exactly one
-    vehicle (before the bound: 25 of 38). The default gives one vehicle at 47.8 km/h, direction -1. A vehicle
-    in direction -1 is found in all 42 settings, at 44.5-57.2 km/h (before: 44.5-68.0; ``lowpass_hz`` x 0.8
-    now reads 54.9 km/h, its 68.0 km/h track turned back inside the section), in 37 of 42 within 2 km/h of
-    the default's 47.8. The 7 extra tracks (false: one vehicle crosses): 4 at 102-105 km/h in its direction
-    crossing it at mid-section (``threshold_sigma`` x 1.2, ``min_segment`` x 0.8 and 1.2, ``merge_eps_s`` x
-    1.2), 1 at 109 km/h in the other (``ghost_ratio`` x 0.8), 1 at 152 km/h (``pulse_m`` x 1.2, 9.5 m/s^2),
-    1 at 68 km/h braking 3.8 m/s^2 a second behind it (``min_fill`` x 0.8). What the test holds: the vehicle
-    is never lost, never reported in the wrong direction, its speed stays within 40-60 km/h, at least 35
-    settings give exactly one vehicle, the default gives exactly one, and the bound is what removes the bent
-    chains (with it off, ``threshold_sigma`` x 0.8 gives 3 tracks).
+    development seeds after its audit: low-pass 1 Hz at 8 Hz, lobe merge, stacked speed; then the three track
+    rules ``pair_merge_m``, ``incoherent_speed_change``, ``crossing_ratio``; and the physical bound
+    ``max_accel_ms2`` = 10 m/s^2 on a track's mean acceleration, not tuned): 33 of 40 settings (20 parameters
+    x 0.8, 1.2) give exactly one vehicle (before the bound: 25 of 38). The default gives one vehicle at 47.8
+    km/h, direction -1. A vehicle in direction -1 is found in all 40 settings, at 44.5-57.2 km/h (before:
+    44.5-68.0; ``lowpass_hz`` x 0.8 now reads 54.9 km/h, its 68.0 km/h track turned back inside the section),
+    in 35 of 40 within 2 km/h of the default's 47.8. The 7 extra tracks (false: one vehicle crosses): 4 at
+    102-105 km/h in its direction crossing it at mid-section (``threshold_sigma`` x 1.2, ``min_segment`` x 0.8
+    and 1.2, ``merge_eps_s`` x 1.2), 2 in the other direction: 109 km/h crossing it (``ghost_ratio`` x 0.8),
+    152 km/h 3 s later (``pulse_m`` x 1.2, 9.5 m/s^2); 1 at 68 km/h braking 3.8 m/s^2 a second behind it
+    (``min_fill`` x 0.8).
+    What the test holds: the vehicle is never lost, never reported in the wrong direction, its speed stays
+    within 40-60 km/h, at least 33 settings give exactly one vehicle, the default gives exactly one, and the
+    bound is what removes the bent chains (with it off, ``threshold_sigma`` x 0.8 gives 3 tracks).
     """
     data = das.read(shared_data / "das/bridge_vehicle/fig1.npz")
     base = das.DetectParams()
@@ -145,7 +145,7 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data):
             assert len(real) >= 1, (name, f, v[["speed_kmh", "direction"]])
             single += len(v) == 1
     print("\n".join(map(str, rows)))
-    assert single >= 35, rows
+    assert single >= 33, rows
 
 
 def test_times_are_not_delayed_by_the_low_pass():
@@ -257,8 +257,6 @@ def test_unknown_or_inconsistent_parameters_are_refused():
         das.detect_vehicles(data, incoherent_speed_change=float("nan"))
     with pytest.raises(InvalidInputError, match="crossing_ratio must be >= 0"):
         das.detect_vehicles(data, crossing_ratio=-1.0)
-    with pytest.raises(InvalidInputError, match="long_pair_m must be >= 0"):
-        das.detect_vehicles(data, long_pair_m=-1.0)
     with pytest.raises(InvalidInputError, match="max_accel_ms2 must be >= 0"):
         das.detect_vehicles(data, max_accel_ms2=-10.0)
 
@@ -369,34 +367,6 @@ def test_two_same_signed_lobes_of_comparable_strength_are_one_vehicle_at_their_m
     ):
         q = das.DetectParams(**kw)
         assert len(merge_parallel(tracks, xb, valid, 100.0, q, max_vehicle_m=q.max_vehicle_m)) == 2, kw
-
-
-def test_a_heavy_vehicles_lobes_merge_farther_apart_than_a_cars():
-    """Two same-signed lobes 38 m apart (a tractor-trailer's, flanking the 18 m vehicle) merge within
-    ``long_pair_m`` when both are heavy (at least HEAVY_STRENGTH times the record's median track, the
-    median vehicle being a car); as strong as the record's other vehicles, or 50 m apart, or with the rule
-    off, they stay two."""
-    from terralab.das.tracks import merge_parallel
-
-    def with_cars(tracks, car_strength):
-        cars = [dict(tracks[0], t_mid=60.0 + 5 * i, strength=car_strength, poly=None) for i in range(4)]
-        return tracks + cars
-
-    p = das.DetectParams()
-    tracks, xb, valid = _lobe_tracks(38.0)
-    kept = merge_parallel(with_cars(tracks, 10.0), xb, valid, 100.0, p, max_vehicle_m=p.max_vehicle_m)
-    assert len(kept) == 5 and max(k["merged"] for k in kept) == 1
-    assert any(abs(k["t_mid"] - (30.0 + 0.5 * 38.0 / (40 / 3.6))) < 1e-9 for k in kept)
-    for tracks, car_strength, kw in (
-        (_lobe_tracks(38.0)[0], 80.0, {}),  # the record's vehicles are as strong: not heavy
-        (_lobe_tracks(50.0)[0], 10.0, {}),  # farther than long_pair_m
-        (_lobe_tracks(38.0)[0], 10.0, {"long_pair_m": 0.0}),
-    ):
-        q = das.DetectParams(**kw)
-        kept = merge_parallel(
-            with_cars(tracks, car_strength), xb, valid, 100.0, q, max_vehicle_m=q.max_vehicle_m
-        )
-        assert len(kept) == 6, (car_strength, kw)
 
 
 def test_a_bending_track_without_a_sign_beside_a_vehicle_is_dropped_but_never_a_lone_one():

@@ -32,12 +32,11 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    that vehicle again; a much weaker track of the other direction built on a strong vehicle's ridge is its
    echo; parallel tracks of one speed joined by signal within ``max_vehicle_m`` are one vehicle (axle
    groups, bogies), reported at their load-weighted centre; two same-signed lobes of comparable strength
-   within ``pair_merge_m`` (``long_pair_m`` for two heavy ones: a tractor-trailer's lobes) are one vehicle
-   at their midpoint; a track that bends by more than ``incoherent_speed_change`` with no consistent strain
-   sign is a chain across a platoon and is dropped, and so is a track with no consistent sign that is much
-   faster than a ``crossing_ratio`` times stronger vehicle of its direction and crosses it within the
-   section (a ghost stitched through that vehicle's ridge). ``site`` presets bound the speeds to what the
-   site allows.
+   within ``pair_merge_m`` are one vehicle at their midpoint; a track that bends by more than
+   ``incoherent_speed_change`` with no consistent strain sign is a chain across a platoon and is dropped,
+   and so is a track with no consistent sign that is much faster than a ``crossing_ratio`` times stronger
+   vehicle of its direction and crosses it within the section (a ghost stitched through that vehicle's
+   ridge). ``site`` presets bound the speeds to what the site allows.
 10. **Classify** car / truck (/ tram on sites with a tram line) with the packaged classifier
     (:mod:`terralab.das.classify`), from features that transfer between sites.
 
@@ -335,7 +334,7 @@ def detect_in_products(
     if ze is not None:
         tracks = fuse_tracks(tracks, energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p), p)
     tracks = dedupe_tracks(tracks, p)
-    signs = (p.pair_merge_m, p.long_pair_m, p.incoherent_speed_change, p.crossing_ratio)
+    signs = (p.pair_merge_m, p.incoherent_speed_change, p.crossing_ratio)
     if p.lobe_merge or any(v > 0 for v in signs):
         for tr in tracks:
             tr["polarity"] = track_polarity(tr, z, t, dt, xb, dxb, x_mid, p)

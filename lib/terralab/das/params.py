@@ -89,14 +89,7 @@ FLAGS = {
 #: development seeds of both simulators (grid: ratio 1.0/1.2/1.5/2.0 x speed excess about 16/25/35 % x sign
 #: agreement below 0.3/0.5/any; 1.2 scored 0.0003 higher mean F1 but lost a bump urban vehicle, so 1.5):
 #: mean F1 0.8495 -> 0.8535 (half-space urban 0.627 -> 0.643, precision 0.635 -> 0.676 for recall 0.619 ->
-#: 0.613; half-space highway and both bump sites unchanged). Off in the bump choice. ``long_pair_m`` (45 m)
-#: followed, everything above fixed, chosen on 20 development seeds per simulator and site (100-107 and
-#: 200-211): the same-signed pairs left were tractor-trailers whose two lobes flank the 17-19 m vehicle
-#: 28-43 m apart (vehicle length plus a lobe each side: 45 m is the physical reach for a 20 m vehicle); grid
-#: 40/45/50 m x heavy factor 1/1.5/2/3 x strength ratio 0.6/0.7 (factor 1.5 scored higher on average but
-#: lost bump urban vehicles, F1 0.916 -> 0.911; 40-50 m alike): half-space highway F1 0.851 -> 0.860
-#: (precision 0.945 -> 0.970, duplicates 8 -> 3, recall 0.775 -> 0.772), urban 0.608 -> 0.613, both bump
-#: sites unchanged. Off in the bump choice.
+#: 0.613; half-space highway and both bump sites unchanged). Off in the bump choice.
 CHOSEN = {
     "bump": {
         "image": "strain",
@@ -109,7 +102,6 @@ CHOSEN = {
         "pair_merge_m": 0.0,
         "incoherent_speed_change": 0.0,
         "crossing_ratio": 0.0,
-        "long_pair_m": 0.0,
     },
     "halfspace": {
         "image": "strain",
@@ -122,7 +114,6 @@ CHOSEN = {
         "pair_merge_m": 25.0,
         "incoherent_speed_change": 0.4,
         "crossing_ratio": 1.5,
-        "long_pair_m": 45.0,
     },
 }
 
@@ -187,12 +178,6 @@ class DetectParams:
         lobes of one vehicle whose centre ridge was missed (a bus or truck at street speed: the low-passed
         image does not resolve its narrow centre, only the broad lobes ahead of and behind it): merged at
         their midpoint. 0 disables.
-    long_pair_m : float
-        The same for a heavy vehicle's lobes, up to this distance (m): two parallel same-signed tracks of one
-        speed and comparable strength, both at least :data:`~terralab.das.tracks.HEAVY_STRENGTH` times the
-        record's median track (a heavy vehicle: the median vehicle is a car), are the lobes flanking one
-        long vehicle (a 17-19 m tractor-trailer leaves them 28-43 m apart) and merge at their midpoint.
-        0 disables.
     incoherent_speed_change : float
         A track whose speed changes by more than this fraction across the section, whose strain has no
         consistent sign (sign agreement below :data:`LOBE_POLARITY`) and which passes within 2 s of a track of
@@ -284,7 +269,6 @@ class DetectParams:
     pair_merge_m: float = 25.0
     incoherent_speed_change: float = 0.4
     crossing_ratio: float = 1.5
-    long_pair_m: float = 45.0
     max_accel_ms2: float = 10.0
     energy_bands_hz: tuple = ((0.3, 1.0), (0.7, 3.0))
     energy_lowpass_hz: float = 2.0
@@ -332,7 +316,6 @@ class DetectParams:
             "pair_merge_m",
             "incoherent_speed_change",
             "crossing_ratio",
-            "long_pair_m",
             "max_accel_ms2",
         ):
             if not getattr(self, name) >= 0:

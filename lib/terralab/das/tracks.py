@@ -34,9 +34,6 @@ from .params import KMH, LOBE_POLARITY
 
 #: Smallest strength of the weaker of two same-signed lobes relative to the stronger for ``pair_merge_m``.
 PAIR_STRENGTH = 0.7
-#: Smallest strength of both tracks of a ``long_pair_m`` pair relative to the record's median track: a heavy
-#: vehicle (the median vehicle of a road is a car).
-HEAVY_STRENGTH = 2.0
 #: Two vehicles passing mid-section within this many seconds are "near" (flag; platoon for
 #: :func:`drop_incoherent`).
 NEAR_S = 2.0
@@ -378,14 +375,13 @@ def merge_parallel(
     per vehicle: a vehicle that already merged a track takes no pair).
     """
     tracks = sorted(tracks, key=lambda d: -d["strength"])
-    heavy = HEAVY_STRENGTH * float(np.median([tr["strength"] for tr in tracks])) if tracks else np.inf
     kept: list[dict] = []
     for tr in tracks:
         host, kind = None, ""
         for k in kept:
             if k["direction"] != tr["direction"] or abs(np.log(k["speed_kmh"] / tr["speed_kmh"])) > 0.1:
                 continue
-            kind = _same_vehicle(k, tr, xb, valid, x_mid, p, max_vehicle_m, join_fraction, bands, heavy)
+            kind = _same_vehicle(k, tr, xb, valid, x_mid, p, max_vehicle_m, join_fraction, bands)
             if kind:
                 host = k
                 break
@@ -409,12 +405,9 @@ def merge_parallel(
     return kept
 
 
-def _same_vehicle(
-    k, tr, xb, valid, x_mid, p: DetectParams, max_vehicle_m, join_fraction, bands, heavy=np.inf
-) -> str:
+def _same_vehicle(k, tr, xb, valid, x_mid, p: DetectParams, max_vehicle_m, join_fraction, bands) -> str:
     """Why the weaker track ``tr`` is part of the kept vehicle ``k`` of its speed and direction ("joined",
-    "lobe", "pair"), or "" when it is another vehicle. ``heavy``: the strength from which a track is a heavy
-    vehicle's (``long_pair_m``)."""
+    "lobe", "pair"), or "" when it is another vehicle."""
     dt_s = abs(tr["t_mid"] - k["t_mid"])
     v = k["speed_kmh"] * KMH
     sign = k.get("polarity", 0.0) * tr.get("polarity", 0.0)
@@ -425,16 +418,14 @@ def _same_vehicle(
             # the opposite-signed lobe of a stronger vehicle's quasi-static strain: the same vehicle,
             # reported at the stronger ridge
             return "lobe"
-    reach = max(p.pair_merge_m, p.long_pair_m if tr["strength"] >= heavy else 0.0)
     if (
-        reach > 0
-        and dt_s <= reach / v
+        p.pair_merge_m > 0
+        and dt_s <= p.pair_merge_m / v
         and sign >= LOBE_POLARITY**2
         and tr["strength"] >= PAIR_STRENGTH * k["strength"]
         and not k.get("merged", 0)
     ):
-        # two lobes of one sign and comparable strength: one vehicle whose centre ridge was missed (further
-        # apart for a heavy, long vehicle)
+        # two lobes of one sign and comparable strength: one vehicle whose centre ridge was missed
         return "pair"
     return ""
 

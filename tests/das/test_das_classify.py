@@ -47,13 +47,16 @@ def test_classifier_accuracy_measured_on_unseen_scenes_of_both_simulators(heldou
     simulator and on both, on both simulators.
 
     The 20-scene figures are printed by ``benchmarks/das_cross_simulator.py``; this test holds floors on two
-    unseen scenes per simulator and site (57 matched vehicles with the current defaults). Measured here
-    (trained on -> scored on) with the strain amplitude (normalised per direction), the RMS-width length and
-    square-root class weights, models re-trained with the commands in their ``trained_with``: half-space ->
-    half-space 0.70, half-space -> bump 0.75, bump -> bump 1.00, bump -> half-space 0.78, both -> half-space
-    0.76, both -> bump 0.85 (before those features: 0.66, 0.70, 0.70, 0.66, 0.66, 0.75). The floors are the
-    figures minus 0.2, the spread between the two seeds (single scenes hold 5-15 vehicles), rounded down to
-    0.05. Target 0.92 across simulators: NOT MET.
+    unseen scenes per simulator and site (58 matched vehicles with the current defaults). Measured here
+    (trained on -> scored on) with the amplitude taken as the peak of the low-passed strain image along the
+    whole track relative to the lower-quartile vehicle, models re-trained with the commands in their
+    ``trained_with`` (detector of 31b77f4): half-space -> half-space 0.89, half-space -> bump 0.80, bump ->
+    bump 1.00, bump -> half-space 0.84, both -> half-space 0.89, both -> bump 0.85 (with the strain
+    integrated from the ~100 Hz product on 7 bins relative to the median vehicle, detector of fa8c8ed, 57
+    vehicles: 0.70, 0.75, 1.00, 0.78, 0.76, 0.85; before the per-direction strain amplitude and RMS-width
+    length: 0.66, 0.70, 0.70, 0.66, 0.66, 0.75). The floors are the figures minus 0.2, the spread between
+    the two seeds (single scenes hold 5-15 vehicles), rounded down to 0.05. Target 0.92 across simulators:
+    NOT MET.
     """
     models = {
         "halfspace": das.load_classifier(),
@@ -73,12 +76,12 @@ def test_classifier_accuracy_measured_on_unseen_scenes_of_both_simulators(heldou
     assert len(heldout) >= 50
     # trained on the same simulator (unseen scenes)
     assert acc[("bump", "bump")] >= 0.8, acc
-    assert acc[("halfspace", "halfspace")] >= 0.5, acc
+    assert acc[("halfspace", "halfspace")] >= 0.65, acc
     # trained on the other simulator: the transfer the issue asks about (floors, not met targets)
-    assert acc[("halfspace", "bump")] >= 0.55, acc
-    assert acc[("bump", "halfspace")] >= 0.55, acc
+    assert acc[("halfspace", "bump")] >= 0.6, acc
+    assert acc[("bump", "halfspace")] >= 0.6, acc
     # trained on both
-    assert acc[("both", "halfspace")] >= 0.55, acc
+    assert acc[("both", "halfspace")] >= 0.65, acc
     assert acc[("both", "bump")] >= 0.65, acc
 
 
@@ -114,26 +117,54 @@ def test_classifier_is_never_refitted_per_call(monkeypatch):
 
 def test_coupling_is_estimated_from_the_records_own_traffic():
     # three vehicles seen on four channels; channel 2 is coupled 4x weaker: the relative loads come out
-    # unchanged
+    # unchanged (relative to the lower quartile of the logs: halfway between loads 1 and 2)
     load = np.array([1.0, 2.0, 8.0])
     coupling = np.array([1.0, 1.0, 0.25, 1.0])
     amp = load[:, None] * coupling[None, :]
     rel = classify._coupling_normalised_amplitude(amp)
-    np.testing.assert_allclose(rel, np.log10(load / 2.0), atol=1e-9)
+    np.testing.assert_allclose(rel, np.log10(load / np.sqrt(2.0)), atol=1e-9)
 
 
-def test_amplitude_is_relative_to_the_median_vehicle_of_its_own_direction():
+def test_amplitude_is_relative_to_the_lower_quartile_vehicle_of_its_own_direction():
     # direction +1 runs in the near lane (coupling 1), direction -1 in the far lane (4x weaker): the same
     # loads come out alike in both; a direction with fewer than three vehicles falls back to the record's
-    # median
+    # lower quartile
+    assert classify.REFERENCE_QUANTILE == 0.25 and classify.MIN_PER_DIRECTION == 3
     load = np.array([1.0, 2.0, 8.0, 1.0, 2.0, 8.0])
     lane = np.array([1.0, 1.0, 1.0, 0.25, 0.25, 0.25])
     amp = (load * lane)[:, None] * np.ones((1, 4))
     rel = classify._coupling_normalised_amplitude(amp, np.array([1, 1, 1, -1, -1, -1]))
-    np.testing.assert_allclose(rel, np.log10(load / 2.0), atol=1e-9)
+    np.testing.assert_allclose(rel, np.log10(load / np.sqrt(2.0)), atol=1e-9)
     few = classify._coupling_normalised_amplitude(amp[:4], np.array([1, 1, 1, -1]))
-    np.testing.assert_allclose(few[:3], np.log10(load[:3] / 2.0), atol=1e-9)
-    np.testing.assert_allclose(few[3], np.log10(0.25 / np.sqrt(2.0)), atol=1e-9)  # median of the 4 logs
+    np.testing.assert_allclose(few[:3], np.log10(load[:3] / np.sqrt(2.0)), atol=1e-9)
+    # the record's lower quartile of the 4 logs (loads x lanes 0.25, 1, 2, 8)
+    ref = np.quantile(np.log10([0.25, 1.0, 2.0, 8.0]), 0.25)
+    np.testing.assert_allclose(few[3], np.log10(0.25) - ref, atol=1e-9)
+    # a short window with two trucks (load 8) and one car: the reference stays nearer the car than the median
+    short = classify._coupling_normalised_amplitude(np.array([[1.0], [8.0], [8.0]]))
+    assert short[1] > 0.4 and short[0] < 0
+
+
+def test_amplitude_is_the_strain_peak_along_the_track_above_the_bins_own_level():
+    # a vehicle at 10 m/s over bins 0-90 m (t = 30 s at x = 45 m) lifts the strain image by 5 noise units
+    # within 6 m of travel of its track, on top of each bin's own level; bins off its track stay NaN
+    from types import SimpleNamespace
+
+    t = np.arange(0.0, 60.0, 0.1)
+    xb = np.arange(0.0, 100.0, 10.0)
+    poly = np.poly1d([0.1, 30.0])  # t(x - 45 m)
+    level = np.linspace(-2.0, 3.0, len(xb))
+    z = np.tile(level, (len(t), 1))
+    z[np.abs(t[:, None] - poly(xb - 45.0)[None, :]) <= 0.3] += 5.0
+    out = np.full(len(xb), np.nan)
+    tr = SimpleNamespace(x_lo=0.0, x_hi=90.0, poly=poly)
+    classify._strain_peaks(out, z, t, xb, np.ones(len(xb), bool), tr, 10.0, 45.0)
+    np.testing.assert_allclose(out[:10], 5.0)
+    out[:] = np.nan
+    classify._strain_peaks(
+        out, z, t, xb, xb != 20.0, SimpleNamespace(x_lo=15.0, x_hi=45.0, poly=poly), 10.0, 45.0
+    )
+    assert np.isnan(out[[0, 1, 2, 5, 9]]).all() and np.allclose(out[[3, 4]], 5.0)
 
 
 def test_length_is_the_rms_width_of_the_passage_in_metres():

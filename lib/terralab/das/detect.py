@@ -334,8 +334,7 @@ def detect_in_products(
     if ze is not None:
         tracks = fuse_tracks(tracks, energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p), p)
     tracks = dedupe_tracks(tracks, p)
-    signs = (p.pair_merge_m, p.incoherent_speed_change, p.crossing_ratio)
-    if p.lobe_merge or any(v > 0 for v in signs):
+    if p.lobe_merge or p.pair_merge_m > 0 or p.incoherent_speed_change > 0 or p.crossing_ratio > 0:
         for tr in tracks:
             tr["polarity"] = track_polarity(tr, z, t, dt, xb, dxb, x_mid, p)
     tracks = merge_parallel(tracks, xb, valid, x_mid, p, max_vehicle_m=p.max_vehicle_m, bands=bands)

@@ -1,8 +1,9 @@
 """Tracks: follow a merged track's ridge and fit t(x), summarise it, and explain away duplicates.
 
 Steps 8-9 of the detector (:mod:`terralab.das.detect`): :func:`refine_track` follows the ridge of a cluster of
-Hough segments and fits a quadratic t(x); :func:`track_summary` gives the one track dict both detection images
-share; :func:`dedupe_tracks` drops a vehicle found again (other speed band, echo of the other direction) and
+Hough segments and fits a quadratic t(x) (dropping one that no vehicle could follow: :func:`implied_accel`);
+:func:`track_summary` gives the one track dict both detection images share; :func:`dedupe_tracks` drops a
+vehicle found again (other speed band, echo of the other direction) and
 :func:`merge_parallel` joins the parallel tracks of one vehicle (axle groups, bogies, strain lobes), using the
 sign of the strain along each track (:func:`track_polarity`); :func:`drop_incoherent` drops ridge chains that
 bend across a platoon with no consistent sign, :func:`drop_crossing_chains` the faster sign-less chains that

@@ -152,8 +152,7 @@ def vehicle_features(
             floor = 4.0 * noise_e[c]
             if e[k] <= floor:
                 continue
-            _, n_groups = _bump_extent(e, k, floor, fs_mid, v)
-            groups.append(n_groups)
+            groups.append(_axle_groups(e, k, floor, fs_mid, v))
             width = _rms_width(e, k, floor, fs_mid, v)
             if width is not None:
                 lengths.append(width)
@@ -250,9 +249,9 @@ def _excess_centroid(mid, tm, tcen, c, spectra) -> float | None:
     return None
 
 
-def _bump_extent(e, k: int, floor: float, fs_mid: float, v: float) -> tuple[float, int]:
-    """(length in m, axle groups) of the energy bump around sample ``k``: its extent above 20 % of the peak
-    in metres of travel at speed ``v``, and its peaks (at least 1)."""
+def _axle_groups(e, k: int, floor: float, fs_mid: float, v: float) -> int:
+    """Axle groups of the energy bump around sample ``k``: its peaks at least 2.5 m of travel apart at speed
+    ``v`` (at least 1), within its extent above 20 % of the peak (length: :func:`_rms_width`)."""
     from scipy import signal
 
     above = e >= max(0.2 * e[k], floor)
@@ -269,7 +268,7 @@ def _bump_extent(e, k: int, floor: float, fs_mid: float, v: float) -> tuple[floa
         distance=max(1, int(2.5 / v * fs_mid)),
         prominence=0.15 * e[k],
     )
-    return (hi - lo + 1) / fs_mid * v, max(1, len(pk))
+    return max(1, len(pk))
 
 
 def _rms_width(e, k: int, floor: float, fs_mid: float, v: float, reach_m: float = 15.0) -> float | None:

@@ -212,8 +212,19 @@ def _strain_peaks(out: np.ndarray, z, t, xb, valid, tr, v: float, x_mid: float, 
     if not ok.any():
         return
     vals = z[idx[ok], cols[ok, None]].astype(np.float64)
-    base = np.array([np.median(row[f]) for row, f in zip(vals, far[ok])])
+    base = _masked_row_medians(vals, far[ok])
     out[cols[ok]] = np.max(np.where(near[ok], np.abs(vals - base[:, None]), -np.inf), axis=1)
+
+
+def _masked_row_medians(vals: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``np.median(vals[i][mask[i]])`` of every row at once (bit for bit; every row has a True): one sort of
+    the rows with the masked-out entries set to +inf, then the mean of the two middle entries (NaN rows:
+    NaN)."""
+    srt = np.sort(np.where(mask, vals, np.inf), axis=1)
+    n = mask.sum(axis=1)
+    rows = np.arange(len(vals))
+    med = (srt[rows, (n - 1) // 2] + srt[rows, n // 2]) / 2
+    return np.where(np.isnan(vals).any(axis=1, where=mask), np.nan, med)
 
 
 def _noise_spectra(mid, dec, nfft: int):

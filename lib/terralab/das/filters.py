@@ -279,32 +279,30 @@ class Decimator:
         if n_full == 0:
             return np.zeros((0, self.n_channels), dtype=np.float32)
         body = block[: n_full * q]
-        # block sums S and ramp sums R = sum_j j x_j with strided in-place adds: the input is read once, the
-        # (small, cache-resident) accumulators need no temporaries. R is the sum of the suffix sums T_k.
-        t_suf = body[q - 1 :: q].copy()
-        r = t_suf.copy()
-        for k in range(q - 2, 0, -1):
-            t_suf += body[k::q]
-            r += t_suf
-        s = t_suf
-        s += body[0::q]
-        a = r + s  # sum (j+1) x_j
-        b = s
-        b *= np.float32(q - 1)
-        b -= r  # sum (q-1-j) x_j
-        # y[m] = (A_m + B_{m+1}) / q^2, centred on sample m q + q - 1
-        if self._pending_a is not None:
-            a_prev = np.concatenate([self._pending_a[None, :], a[:-1]], axis=0)
-            out = a_prev + b
-        else:
-            out = a[:-1] + b[1:]
-        self._pending_a = a[-1].copy()
-        out *= np.float32(1.0 / (q * q))
+        # y[m] = (A_m + B_{m+1}) / q^2 (A: sum (j+1) x_j, B: sum (q-1-j) x_j over block m), centred on
+        # sample m q + q - 1; the last block's A waits for the next call. Taken a few blocks at a time so that
+        # the accumulators stay in cache.
+        out = np.empty((n_full - (self._pending_a is None), self.n_channels), dtype=np.float32)
+        a_prev = self._pending_a
+        step = max(16, 32768 // max(self.n_channels, 1))
+        o = 0
+        for m0 in range(0, n_full, step):
+            a, b = _cic_sums(body[m0 * q : (m0 + step) * q], q)
+            part = out[o : o + len(b) - (a_prev is None)]
+            if a_prev is None:
+                np.add(a[:-1], b[1:], out=part)
+            else:
+                np.add(a_prev, b[:1], out=part[:1])
+                np.add(a[:-1], b[1:], out=part[1:])
+            a_prev = a[-1]
+            part *= np.float32(1.0 / (q * q))
+            bad = ~np.isfinite(part)
+            if bad.any():
+                part[bad] = 0.0
+            o += len(part)
+        self._pending_a = a_prev.copy()
         self._n_mid += len(out)
         self._n_blocks += n_full
-        bad = ~np.isfinite(out)
-        if bad.any():
-            out[bad] = 0.0
         return out
 
     def _mid_times(self, start: int, n: int) -> np.ndarray:
@@ -400,3 +398,21 @@ class Decimator:
             e, self._zi_elp[k] = signal.sosfilt(self.sos_elp, y, axis=0, zi=self._zi_elp[k])
             out[:, :, k] = np.maximum(e[keep_idx], 0.0)
         return out
+
+
+def _cic_sums(body: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per block of ``q`` rows of ``body``: A = sum (j+1) x_j and B = sum (q-1-j) x_j (float32). Block sums
+    S and ramp sums R = sum_j j x_j come from strided in-place adds (R is the sum of the suffix sums T_k), so
+    the input is read once and the accumulators need no temporaries."""
+    t_suf = body[q - 1 :: q].copy()
+    r = t_suf.copy()
+    for k in range(q - 2, 0, -1):
+        t_suf += body[k::q]
+        r += t_suf
+    s = t_suf
+    s += body[0::q]
+    a = r + s
+    b = s
+    b *= np.float32(q - 1)
+    b -= r
+    return a, b

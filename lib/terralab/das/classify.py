@@ -124,17 +124,19 @@ def vehicle_features(
     n_c = len(xb)
     amp = np.full((n_v, n_c), np.nan)
     rows = []
-    spectra = _noise_spectra(mid, dec, int(min(nfft, max(16, len(mid) // 4))))
+    tracks = list(vehicles.itertuples(index=False))
+    picks = [_feature_bins(tr, xb, valid, n_bins) for tr in tracks]
+    # the noise figures are per bin: computed on the bins some vehicle is measured on only (a contiguous copy
+    # of their columns gives the same values bit for bit as the whole array; other bins stay 0)
+    used = np.unique(np.concatenate(picks)) if picks else np.zeros(0, dtype=int)
+    sub = np.ascontiguousarray(mid[:, used])
+    spectra = _noise_spectra(sub, used, n_c, dec, int(min(nfft, max(16, len(mid) // 4))))
     # per-bin noise energy of the strain rate (robust: most samples are quiet)
-    noise_e = (
-        (1.4826 * np.median(np.abs(mid - np.median(mid, axis=0)), axis=0)) ** 2 if len(mid) else np.zeros(n_c)
-    )
-    for i, tr in enumerate(vehicles.itertuples(index=False)):
+    e_used = (1.4826 * np.median(np.abs(sub - np.median(sub, axis=0)), axis=0)) ** 2 if len(mid) else 0.0
+    noise_e = np.zeros(n_c, dtype=np.result_type(e_used))
+    noise_e[used] = e_used
+    for i, (tr, cols) in enumerate(zip(tracks, picks)):
         v = max(float(tr.speed_kmh) * KMH, 0.5)
-        cand = np.flatnonzero(valid & (xb >= tr.x_lo) & (xb <= tr.x_hi))
-        if len(cand) == 0:
-            cand = np.flatnonzero(valid)
-        cols = cand[np.unique(np.round(np.linspace(0, len(cand) - 1, min(n_bins, len(cand)))).astype(int))]
         tc = tr.poly(xb[cols] - x_mid)
         lengths, groups, cents = [], [], []
         half = max(1.5, 30.0 / v)  # s: a 45 m tram and the ground's spreading fit in the window
@@ -227,17 +229,30 @@ def _masked_row_medians(vals: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(vals).any(axis=1, where=mask), np.nan, med)
 
 
-def _noise_spectra(mid, dec, nfft: int):
+def _feature_bins(tr, xb, valid, n_bins: int) -> np.ndarray:
+    """The (at most ``n_bins``, evenly spread) live bins the track ``tr`` is measured on: those of its
+    distance range, or of the whole section when it has none."""
+    cand = np.flatnonzero(valid & (xb >= tr.x_lo) & (xb <= tr.x_hi))
+    if len(cand) == 0:
+        cand = np.flatnonzero(valid)
+    return cand[np.unique(np.round(np.linspace(0, len(cand) - 1, min(n_bins, len(cand)))).astype(int))]
+
+
+def _noise_spectra(sub, cols, n_c: int, dec, nfft: int):
     """What :func:`_excess_centroid` needs: (nfft, window, its norm, frequencies, 2-40 Hz selection, CIC
-    droop, median Welch noise PSD per bin); None when the record is shorter than four FFT windows."""
+    droop, median Welch noise PSD per bin); None when the record is shorter than four FFT windows (or no bin
+    is asked for). ``sub`` holds the strain-rate columns ``cols`` of the ``n_c`` bins; the PSD of the other
+    bins is left 0."""
     from scipy import signal
 
     from .filters import cic2_response
 
-    if len(mid) < 4 * nfft:
+    if len(sub) < 4 * nfft or len(cols) == 0:
         return None
     fs_mid = dec.fs_mid
-    freqs, noise_psd = signal.welch(mid, fs=fs_mid, nperseg=nfft, axis=0, average="median")
+    freqs, psd = signal.welch(sub, fs=fs_mid, nperseg=nfft, axis=0, average="median")
+    noise_psd = np.zeros((len(freqs), n_c), dtype=psd.dtype)
+    noise_psd[:, cols] = psd
     droop = np.maximum(cic2_response(freqs, dec.fs, dec.q1), 1e-3) if dec.q1 > 1 else np.ones_like(freqs)
     win = signal.get_window("hann", nfft)
     win_norm = fs_mid * np.sum(win**2)

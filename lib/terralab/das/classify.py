@@ -126,8 +126,7 @@ def vehicle_features(
     rows = []
     tracks = list(vehicles.itertuples(index=False))
     picks = [_feature_bins(tr, xb, valid, n_bins) for tr in tracks]
-    # the noise figures are per bin: computed on the bins some vehicle is measured on only (a contiguous copy
-    # of their columns gives the same values bit for bit as the whole array; other bins stay 0)
+    # noise figures only of the bins some vehicle is measured on (contiguous copy: same bits as on all)
     used = np.unique(np.concatenate(picks)) if picks else np.zeros(0, dtype=int)
     sub = np.ascontiguousarray(mid[:, used])
     spectra = _noise_spectra(sub, used, n_c, dec, int(min(nfft, max(16, len(mid) // 4))))
@@ -219,9 +218,8 @@ def _strain_peaks(out: np.ndarray, z, t, xb, valid, tr, v: float, x_mid: float, 
 
 
 def _masked_row_medians(vals: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``np.median(vals[i][mask[i]])`` of every row at once (bit for bit; every row has a True): one sort of
-    the rows with the masked-out entries set to +inf, then the mean of the two middle entries (NaN rows:
-    NaN)."""
+    """``np.median(vals[i][mask[i]])`` of each row (bit for bit; each row has a True) from one sort of the
+    rows, masked-out entries set to +inf: the mean of the two middle entries (NaN where the row has a NaN)."""
     srt = np.sort(np.where(mask, vals, np.inf), axis=1)
     n = mask.sum(axis=1)
     rows = np.arange(len(vals))
@@ -230,8 +228,7 @@ def _masked_row_medians(vals: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _feature_bins(tr, xb, valid, n_bins: int) -> np.ndarray:
-    """The (at most ``n_bins``, evenly spread) live bins the track ``tr`` is measured on: those of its
-    distance range, or of the whole section when it has none."""
+    """At most ``n_bins`` evenly spread live bins of the track's distance range (of the section if none)."""
     cand = np.flatnonzero(valid & (xb >= tr.x_lo) & (xb <= tr.x_hi))
     if len(cand) == 0:
         cand = np.flatnonzero(valid)
@@ -240,9 +237,8 @@ def _feature_bins(tr, xb, valid, n_bins: int) -> np.ndarray:
 
 def _noise_spectra(sub, cols, n_c: int, dec, nfft: int):
     """What :func:`_excess_centroid` needs: (nfft, window, its norm, frequencies, 2-40 Hz selection, CIC
-    droop, median Welch noise PSD per bin); None when the record is shorter than four FFT windows (or no bin
-    is asked for). ``sub`` holds the strain-rate columns ``cols`` of the ``n_c`` bins; the PSD of the other
-    bins is left 0."""
+    droop, median Welch noise PSD per bin: of the strain rate ``sub`` of bins ``cols`` of ``n_c``, others 0);
+    None when the record is shorter than four FFT windows or no bin is asked for."""
     from scipy import signal
 
     from .filters import cic2_response

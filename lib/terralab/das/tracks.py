@@ -213,7 +213,7 @@ def _stack_refine(
     ``max_change`` (straight tracks only where the fit was linear).
     """
     cols = np.flatnonzero(valid & (xb >= px.min()) & (xb <= px.max()))
-    if len(cols) < 4:
+    if len(cols) < 4 or len(band.env) < 2:  # (a one-row envelope scores 0 everywhere: no interior maximum)
         return poly
     xr = xb[cols] - x_mid
     env, t0, dt = band.env, band.t[0], band.dt
@@ -228,10 +228,12 @@ def _stack_refine(
     )
     # the (scale, curvature, shift, channel) grid a few scales at a time, so that its ~20 float64 / float32
     # passes stay in cache; element for element the same arithmetic as on the whole grid, and each score a
-    # mean over the channels of one contiguous row as there. The envelope values come from one flat gather
-    # of the covered channels; tracks that stay inside the record (nearly all) skip the edge masking.
+    # mean over the channels of one contiguous row as there. The envelope values come from flat gathers of
+    # the covered channels (``nxt``: the next row). r grows with the shift (rounding is monotonic), so the
+    # first and last shifts tell whether the chunk stays inside the record (nearly always): no edge masking.
     n_rows, n_cols = len(env), len(cols)
     flat = env[:, cols].ravel()
+    nxt = flat[n_cols:]
     step = max(1, 65536 // (len(curv) * len(shifts) * n_cols))
     score = np.empty((n_rel, len(curv), len(shifts)), dtype=np.result_type(env.dtype, np.float32))
     for i0 in range(0, n_rel, step):
@@ -245,13 +247,14 @@ def _stack_refine(
         r0 = np.floor(r)
         f = (r - r0).astype(np.float32)
         r0 = r0.astype(np.intp)
-        if r0.min() >= 0 and r0.max() < n_rows - 1:
+        if r0[:, :, 0].min() >= 0 and r0[:, :, -1].max() < n_rows - 1:
             k = r0 * n_cols + np.arange(n_cols)
-            score[i0 : i0 + step] = ((1 - f) * flat[k] + f * flat[k + n_cols]).mean(axis=3)
+            vals = (1 - f) * flat.take(k, mode="clip") + f * nxt.take(k, mode="clip")  # clip: no check
+            score[i0 : i0 + step] = vals.mean(axis=3)
         else:
             inside = (r0 >= 0) & (r0 < n_rows - 1)
             k = np.clip(r0, 0, n_rows - 2) * n_cols + np.arange(n_cols)
-            vals = (1 - f) * flat[k] + f * flat[k + n_cols]
+            vals = (1 - f) * flat[k] + f * nxt[k]
             score[i0 : i0 + step] = np.where(inside, vals, 0.0).mean(axis=3)
     i, k, j = np.unravel_index(int(np.argmax(score)), score.shape)
     if i in (0, n_rel - 1):

@@ -331,12 +331,14 @@ class Decimator:
         self._mask = live
         w = live.astype(np.float32)
         counts = np.add.reduceat(w, self.bin_starts)
-        mid_masked = mid_raw * w[None, :]
-        sums = np.add.reduceat(mid_masked, self.bin_starts, axis=1)
+        # mean of the live channels of each bin, a few hundred rows at a time (the masked copy stays in cache)
+        binned = np.empty((len(mid_raw), len(self.bin_starts)), dtype=np.float32)
+        step = max(16, 262144 // self.n_channels)
         with np.errstate(invalid="ignore", divide="ignore"):
-            binned = np.where(counts[None, :] > 0, sums / np.maximum(counts, 1)[None, :], 0.0).astype(
-                np.float32
-            )
+            for a in range(0, len(mid_raw), step):
+                sums = np.add.reduceat(mid_raw[a : a + step] * w[None, :], self.bin_starts, axis=1)
+                np.divide(sums, np.maximum(counts, 1)[None, :], out=binned[a : a + step])
+        binned[:, counts <= 0] = 0.0
         return binned, np.flatnonzero(~live)
 
     def _lowpass(self, mid: np.ndarray, start_mid: int):

@@ -72,6 +72,7 @@ from .params import (
     FLAGS,
     KMH,
     LOBE_POLARITY,
+    RESPLIT_ROUNDS,
     SITES,
     TRAM_SITES,
     VEHICLE_COLUMNS,
@@ -410,10 +411,32 @@ def _strain_tracks(bands: list[Band], xb, dxb, valid, x_mid, length, section, p:
         labels = cluster_segments([s[:4] for s in segs], p.merge_eps_s)
         for lab in np.unique(labels):
             member = [segs[i] for i in np.flatnonzero(labels == lab)]
-            tr = refine_track(member, bands, xb, dxb, valid, x_mid, length, section, direction, p)
-            if tr is not None:
-                tracks.append(tr)
+            tracks.extend(
+                _cluster_tracks(member, bands, xb, dxb, valid, x_mid, length, section, direction, p)
+            )
     return tracks
+
+
+def _cluster_tracks(member, bands, xb, dxb, valid, x_mid, length, section, direction, p: DetectParams):
+    """The refined track of one cluster of segments, then (``p.resplit_s``) those of the largest group of the
+    segments each new track leaves unexplained: a platoon chained into one cluster gives one track per
+    vehicle."""
+    out: list[dict] = []
+    for _ in range(1 + (RESPLIT_ROUNDS if p.resplit_s > 0 else 0)):
+        tr = refine_track(member, bands, xb, dxb, valid, x_mid, length, section, direction, p)
+        if tr is None:
+            break
+        out.append(tr)
+        rest = [
+            s
+            for s in member
+            if abs(0.5 * (s[1] + s[3]) - tr["poly"](0.5 * (s[0] + s[2]) - x_mid)) > p.resplit_s
+        ]
+        if p.resplit_s <= 0 or not rest:
+            break
+        sub = cluster_segments([s[:4] for s in rest], p.merge_eps_s)
+        member = [rest[i] for i in np.flatnonzero(sub == np.bincount(sub).argmax())]
+    return out
 
 
 def empty_vehicle_table() -> pd.DataFrame:

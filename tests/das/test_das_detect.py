@@ -262,6 +262,8 @@ def test_unknown_or_inconsistent_parameters_are_refused():
         das.detect_vehicles(data, crossing_ratio=-1.0)
     with pytest.raises(InvalidInputError, match="max_accel_ms2 must be >= 0"):
         das.detect_vehicles(data, max_accel_ms2=-10.0)
+    with pytest.raises(InvalidInputError, match="resplit_s must be >= 0"):
+        das.detect_vehicles(data, resplit_s=-1.5)
 
 
 def test_output_columns_and_types():

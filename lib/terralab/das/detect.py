@@ -420,11 +420,21 @@ def _strain_tracks(bands: list[Band], xb, dxb, valid, x_mid, length, section, p:
 def _cluster_tracks(member, bands, xb, dxb, valid, x_mid, length, section, direction, p: DetectParams):
     """The refined track of one cluster of segments, then (``p.resplit_s``) those of the largest group of the
     segments each new track leaves unexplained: a platoon chained into one cluster gives one track per
-    vehicle."""
+    vehicle. A cluster whose segments fit no single track is split at ``p.split_eps_s``; its parts count when
+    at least two of them refine into tracks (a lone part is the remnant of a chain of other ridges)."""
+
+    def refine(segs):
+        return refine_track(segs, bands, xb, dxb, valid, x_mid, length, section, direction, p)
+
     out: list[dict] = []
-    for _ in range(1 + (RESPLIT_ROUNDS if p.resplit_s > 0 else 0)):
-        tr = refine_track(member, bands, xb, dxb, valid, x_mid, length, section, direction, p)
+    for rnd in range(1 + (RESPLIT_ROUNDS if p.resplit_s > 0 else 0)):
+        tr = refine(member)
         if tr is None:
+            if rnd == 0 and p.split_eps_s > 0:
+                sub = cluster_segments([s[:4] for s in member], p.split_eps_s)
+                parts = [refine([member[i] for i in np.flatnonzero(sub == lab)]) for lab in np.unique(sub)]
+                parts = [t for t in parts if t is not None]
+                out.extend(parts if len(parts) >= 2 else [])
             break
         out.append(tr)
         rest = [

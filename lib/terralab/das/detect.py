@@ -432,9 +432,12 @@ def _cluster_tracks(member, bands, xb, dxb, valid, x_mid, length, section, direc
         if tr is None:
             if rnd == 0 and p.split_eps_s > 0:
                 sub = cluster_segments([s[:4] for s in member], p.split_eps_s)
-                parts = [refine([member[i] for i in np.flatnonzero(sub == lab)]) for lab in np.unique(sub)]
-                parts = [t for t in parts if t is not None]
-                out.extend(parts if len(parts) >= 2 else [])
+                if sub.max() > 0:  # (one group would be the cluster itself)
+                    parts = [
+                        refine([member[i] for i in np.flatnonzero(sub == lab)]) for lab in np.unique(sub)
+                    ]
+                    parts = [t for t in parts if t is not None]
+                    out.extend(parts if len(parts) >= 2 else [])
             break
         out.append(tr)
         rest = [

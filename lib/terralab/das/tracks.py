@@ -247,15 +247,12 @@ def _stack_refine(
         r0 = np.floor(r)
         f = (r - r0).astype(np.float32)
         r0 = r0.astype(np.intp)
-        if r0[:, :, 0].min() >= 0 and r0[:, :, -1].max() < n_rows - 1:
-            k = r0 * n_cols + np.arange(n_cols)
-            vals = (1 - f) * flat.take(k, mode="clip") + f * nxt.take(k, mode="clip")  # clip: no check
-            score[i0 : i0 + step] = vals.mean(axis=3)
-        else:
-            inside = (r0 >= 0) & (r0 < n_rows - 1)
-            k = np.clip(r0, 0, n_rows - 2) * n_cols + np.arange(n_cols)
-            vals = (1 - f) * flat[k] + f * nxt[k]
-            score[i0 : i0 + step] = np.where(inside, vals, 0.0).mean(axis=3)
+        edge = r0[:, :, 0].min() < 0 or r0[:, :, -1].max() >= n_rows - 1
+        k = (np.clip(r0, 0, n_rows - 2) if edge else r0) * n_cols + np.arange(n_cols)
+        vals = (1 - f) * flat.take(k, mode="clip") + f * nxt.take(k, mode="clip")  # clip: no bounds check
+        if edge:
+            vals = np.where((r0 >= 0) & (r0 < n_rows - 1), vals, 0.0)
+        score[i0 : i0 + step] = vals.mean(axis=3)
     i, k, j = np.unravel_index(int(np.argmax(score)), score.shape)
     if i in (0, n_rel - 1):
         return poly  # no interior maximum: keep the fit

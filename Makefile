@@ -9,6 +9,9 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 SHARED_DATA ?= $(abspath ../shared/data)
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k catalog -x"` (.ci/run adds its skip guard here).
 PYTEST_ARGS ?=
+# Test workers (pytest-xdist): one per core, at most 4 (each may hold torch and a notebook kernel); the test
+# files are spread over them, each file whole on one worker. `make test TEST_JOBS=1` runs in one process.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n > 4 ? 4 : n )))
 export TERRALAB_DATA_MIRROR ?= $(if $(wildcard $(SHARED_DATA)/SOURCES.md),$(SHARED_DATA),)
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -35,7 +38,7 @@ demo: setup
 	@echo "open reports/index.html"
 
 test: setup
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile) $(PYTEST_ARGS)
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)

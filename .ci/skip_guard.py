@@ -90,8 +90,8 @@ def pytest_collectreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     target = session.config.getoption("skip_report", None)
-    if not target:
-        return
+    if not target or hasattr(session.config, "workerinput"):
+        return  # under pytest-xdist the controller, which sees every worker's reports, writes it
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

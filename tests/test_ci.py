@@ -125,9 +125,11 @@ def test_skipped_in_setup(needs_server):
 """
 
 
-@pytest.fixture(scope="module")
-def probe_report(tmp_path_factory) -> list[dict]:
-    """The skip report of a pytest run over PROBE with the guard plugin loaded as .ci/run loads it."""
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-process", "two-xdist-workers"])
+def probe_report(request, tmp_path_factory) -> list[dict]:
+    """The skip report of a pytest run over PROBE with the guard plugin loaded as .ci/run loads it, in one
+    process and spread over two pytest-xdist workers as ``make test`` runs it (the controller, which receives
+    every worker's reports, writes it)."""
     folder = tmp_path_factory.mktemp("probe")
     (folder / "test_probe.py").write_text(PROBE)
     (folder / "pytest.ini").write_text("[pytest]\n")
@@ -141,6 +143,7 @@ def probe_report(tmp_path_factory) -> list[dict]:
             "-p",
             "skip_guard",
             f"--skip-report={report}",
+            *(["-n", str(request.param)] if request.param > 1 else []),
             "test_probe.py",
         ],
         _clean_env(PYTHONPATH=str(CI)),

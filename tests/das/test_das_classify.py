@@ -47,17 +47,16 @@ def test_classifier_accuracy_measured_on_unseen_scenes_of_both_simulators(heldou
     simulator and on both, on both simulators.
 
     The 20-scene figures are printed by ``benchmarks/das_cross_simulator.py``; this test holds floors on two
-    unseen scenes per simulator and site (58 matched vehicles with the defaults of 31b77f4). Measured here
-    (trained on -> scored on) with the amplitude taken as the peak of the low-passed strain image along the
-    whole track relative to the lower-quartile vehicle, models re-trained with the commands in their
-    ``trained_with`` (detector of 31b77f4): half-space -> half-space 0.89, half-space -> bump 0.80, bump ->
-    bump 1.00, bump -> half-space 0.84, both -> half-space 0.89, both -> bump 0.85 (with the strain
-    integrated from the ~100 Hz product on 7 bins relative to the median vehicle, detector of fa8c8ed, 57
-    vehicles: 0.70, 0.75, 1.00, 0.78, 0.76, 0.85; before the per-direction strain amplitude and RMS-width
-    length: 0.66, 0.70, 0.70, 0.66, 0.66, 0.75). The floors are the figures minus 0.2, the spread between
-    the two seeds (single scenes hold 5-15 vehicles), rounded down to 0.05. Target 0.92 across simulators:
-    NOT MET. With ``resplit_s`` and ``split_eps_s`` (models not re-trained, 61 vehicles; printed): 0.88, 0.80,
-    1.00, 0.85, 0.88, 0.85.
+    unseen scenes per simulator and site (61 matched vehicles with the defaults of a8d9f47). Measured here
+    (trained on -> scored on) with the length relative to the record's median vehicle, trams' training weight
+    halved, C = 0.1 and 48 training scenes, models re-trained with the commands in their ``trained_with``:
+    half-space -> half-space 0.93, half-space -> bump 0.90, bump -> bump 0.90, bump -> half-space 0.85, both
+    -> half-space 0.90, both -> bump 0.90 (before: absolute length, 24 scenes, C = 1, same 61: 0.88, 0.80,
+    1.00, 0.85, 0.88, 0.85; with the strain integrated from the ~100 Hz product on 7 bins relative to the
+    median vehicle, detector of fa8c8ed, 57 vehicles: 0.70, 0.75, 1.00, 0.78, 0.76, 0.85). The floors are the
+    figures minus 0.2, the spread between the two seeds (single scenes hold 5-15 vehicles), rounded down to
+    0.05. Target 0.92 across simulators: NOT MET (20 unseen scenes per simulator and site: half-space urban
+    0.755, half-space highway 0.841).
     """
     models = {
         "halfspace": das.load_classifier(),
@@ -77,14 +76,14 @@ def test_classifier_accuracy_measured_on_unseen_scenes_of_both_simulators(heldou
     print(len(heldout), {k: round(v, 2) for k, v in acc.items()})
     assert len(heldout) >= 50
     # trained on the same simulator (unseen scenes)
-    assert acc[("bump", "bump")] >= 0.8, acc
-    assert acc[("halfspace", "halfspace")] >= 0.65, acc
+    assert acc[("bump", "bump")] >= 0.7, acc
+    assert acc[("halfspace", "halfspace")] >= 0.7, acc
     # trained on the other simulator: the transfer the issue asks about (floors, not met targets)
-    assert acc[("halfspace", "bump")] >= 0.6, acc
-    assert acc[("bump", "halfspace")] >= 0.6, acc
+    assert acc[("halfspace", "bump")] >= 0.7, acc
+    assert acc[("bump", "halfspace")] >= 0.65, acc
     # trained on both
-    assert acc[("both", "halfspace")] >= 0.65, acc
-    assert acc[("both", "bump")] >= 0.65, acc
+    assert acc[("both", "halfspace")] >= 0.7, acc
+    assert acc[("both", "bump")] >= 0.7, acc
 
 
 def test_two_class_sites_never_get_trams():
@@ -115,6 +114,21 @@ def test_classifier_is_never_refitted_per_call(monkeypatch):
     det = das.detect_vehicles(data)
     assert set(det["vehicle_class"]) <= {"car", "truck"} and len(det) > 3
     assert det["p_truck"].between(0, 1).all()
+
+
+def test_length_is_relative_to_the_records_median_vehicle():
+    # the ground's spreading and the gauge length widen every vehicle of a record alike: the feature is the
+    # log10 RMS width less the record's median, so the median detected vehicle has length 0 and the trucks
+    # come out longer than the cars (scene of the held-out set: 4 cars, 3 trucks)
+    data, truth = synthetic.random_scene("bump", "highway", 601, n_channels=200, duration_s=60.0)
+    det = das.detect_vehicles(data, site="highway", classify=False)
+    lengths = det["feat_length_m"].to_numpy()
+    assert np.isfinite(lengths).sum() >= 4 and np.nanmedian(lengths) == pytest.approx(0.0, abs=1e-12)
+    pairs = das.evaluate.match(det, truth)
+    cls = truth.loc[pairs["truth_index"], "vehicle_class"].to_numpy()
+    matched = det.loc[pairs["det_index"], "feat_length_m"].to_numpy()
+    assert (cls == "truck").sum() >= 2 and (cls == "car").sum() >= 2
+    assert np.nanmedian(matched[cls == "truck"]) > np.nanmedian(matched[cls == "car"])
 
 
 def test_coupling_is_estimated_from_the_records_own_traffic():

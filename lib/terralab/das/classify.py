@@ -568,7 +568,7 @@ def accuracy(model: VehicleClassifier | Mapping[str, Any], df: pd.DataFrame, *, 
 
 def train(
     simulator: str = "halfspace",
-    n_scenes: int = 24,
+    n_scenes: int = 48,
     *,
     seed: int = 2000,
     path: str | os.PathLike = MODEL_PATH,

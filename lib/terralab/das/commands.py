@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-train the vehicle classifier on simulated traffic (detections matched to the truth)",
     )
     train.add_argument("--simulator", default="halfspace", choices=("bump", "halfspace", "both"))
-    train.add_argument("--scenes", type=count_option(), default=24, help="scenes (default 24)")
+    train.add_argument("--scenes", type=count_option(), default=48, help="scenes (default 48)")
     train.add_argument("--seed", type=int, default=2000, help="first scene's seed (default 2000)")
     train.add_argument("--out", default=str(MODEL_PATH), help="where to write the JSON model")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -18,6 +18,13 @@ from pathlib import Path
 # torch's OpenMP threads otherwise spin while they wait and starve other work on the same cores (the notebook
 # runner sets the same for its kernels): seismic tests under load 101 s -> 10 s. Set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Under pytest-xdist (``make test``) each worker takes its share of the cores for OpenMP/BLAS threads (torch
+# too), unless the user set them: two workers each running torch on every core slowed each other down (the
+# rice U-Net test under clouds: 129 s alone, 323 s beside another worker).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+if _WORKERS > 1:
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 import pytest
 

@@ -465,7 +465,7 @@ def load_classifier(path: str | os.PathLike | None = None) -> VehicleClassifier:
 # --------------------------------------------------------------------------------------------------
 def make_training_set(
     simulator: str = "halfspace",
-    n_scenes: int = 24,
+    n_scenes: int = 48,
     *,
     seed: int = 2000,
     progress: bool = True,

@@ -16,6 +16,7 @@ Run: ``.venv/bin/python benchmarks/dengue_backtest.py [--repeats 1] [--source co
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 import warnings
 
@@ -84,8 +85,7 @@ def main() -> None:
             )["mae"].mean()
             for seed in range(5)
         ]
-        mean = sum(maes) / len(maes)
-        sd = (sum((m - mean) ** 2 for m in maes) / (len(maes) - 1)) ** 0.5
+        mean, sd = statistics.mean(maes), statistics.stdev(maes)
         print(
             "lstm MAE, seeds 0-4: "
             + ", ".join(f"{m:.2f}" for m in maes)

@@ -30,16 +30,19 @@ def test_packaged_classifier_loads_once_and_knows_cars_trucks_and_trams():
 def heldout():
     """Detections matched to truth on two unseen scenes per simulator and site (seeds 600-601: never used in
     training, which draws seeds 2000+, nor in choosing detector parameters, seeds 100-107), with the features
-    of the packaged detector."""
-    frames = []
+    of the packaged detector; ``attrs["scenes"]`` keeps each scene's detections and truth."""
+    frames, scenes = [], {}
     for sim in ("bump", "halfspace"):
         for site, kw in (("highway", {"n_channels": 200, "duration_s": 60.0}), ("urban", {})):
             for seed in (600, 601):
                 data, truth = synthetic.random_scene(sim, site, seed, **kw)
                 det = das.detect_vehicles(data, site=site, classify=False)
+                scenes[(sim, site, seed)] = (det, truth)
                 f = classify._matched_features(det, truth, scene=seed, site=site)
                 frames.append(f.assign(simulator=sim))
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["scenes"] = scenes
+    return out
 
 
 def test_classifier_accuracy_measured_on_unseen_scenes_of_both_simulators(heldout):
@@ -116,12 +119,11 @@ def test_classifier_is_never_refitted_per_call(monkeypatch):
     assert det["p_truck"].between(0, 1).all()
 
 
-def test_length_is_relative_to_the_records_median_vehicle():
+def test_length_is_relative_to_the_records_median_vehicle(heldout):
     # the ground's spreading and the gauge length widen every vehicle of a record alike: the feature is the
     # log10 RMS width less the record's median, so the median detected vehicle has length 0 and the trucks
     # come out longer than the cars (scene of the held-out set: 4 cars, 3 trucks)
-    data, truth = synthetic.random_scene("bump", "highway", 601, n_channels=200, duration_s=60.0)
-    det = das.detect_vehicles(data, site="highway", classify=False)
+    det, truth = heldout.attrs["scenes"][("bump", "highway", 601)]
     lengths = det["feat_length_m"].to_numpy()
     assert np.isfinite(lengths).sum() >= 4 and np.nanmedian(lengths) == pytest.approx(0.0, abs=1e-12)
     pairs = das.evaluate.match(det, truth)

@@ -178,9 +178,8 @@ def vehicle_features(
     if n_v:
         direction = vehicles["direction"].to_numpy() if "direction" in vehicles.columns else None
         feats["amplitude"] = _coupling_normalised_amplitude(amp, direction)
-        lengths = feats["length_m"].to_numpy()
-        if np.isfinite(lengths).any():
-            feats["length_m"] = lengths - np.nanmedian(lengths)
+        if feats["length_m"].notna().any():
+            feats["length_m"] -= feats["length_m"].median()
     return feats
 
 
@@ -537,7 +536,8 @@ def fit(df: pd.DataFrame, *, c: float = 0.1) -> dict[str, Any]:
     # 200-211, 48 training scenes: balanced 0.87, square-root 0.902 at C = 1 or 0.1, trams halved 0.905)
     labels, counts = np.unique(y, return_counts=True)
     weights = {k: float(np.sqrt(len(y) / (len(labels) * n))) for k, n in zip(labels, counts)}
-    weights.update({k: w * TRAM_WEIGHT for k, w in weights.items() if k == "tram"})
+    if "tram" in weights:
+        weights["tram"] *= TRAM_WEIGHT
     model = LogisticRegression(C=c, class_weight=weights, max_iter=2000)
     model.fit((X - mean) / scale, y)
     order = [list(model.classes_).index(k) for k in classes]

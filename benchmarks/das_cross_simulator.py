@@ -32,6 +32,8 @@ where the site has a tram line), then the targets of issue 11 and whether each i
 
 Run: ``python benchmarks/das_cross_simulator.py --scenes 20`` (about 40 min on one busy core), or
 ``--choose`` to redo the choice (about 1 h; about 20 min of it per simulator on two busy cores).
+``--set NAME=VALUE`` overrides one detector parameter in both choices (``--set peel_sigma=3.5``: the
+second pass of :mod:`terralab.das.peel`, off by default) and ``--first-seed`` moves to other unseen seeds.
 """
 
 from __future__ import annotations
@@ -115,6 +117,22 @@ def choose_options(simulator: str, base: dict, *, progress: bool = True) -> tupl
     return {**base, **combos[int(best)]}, [(sum(v) / len(v), combos[int(k)]) for k, v in f1.items()]
 
 
+def _override(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` of ``--set`` as a (name, value) pair; the value is read as JSON (a number, true/false,
+    a list) or kept as text."""
+    import json
+
+    from terralab.das import DetectParams
+
+    name, sep, value = text.partition("=")
+    if not sep or name not in DetectParams.__dataclass_fields__:
+        raise SystemExit(f"--set wants NAME=VALUE with NAME a DetectParams field, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -126,7 +144,15 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--choose", action="store_true", help="redo the parameter choice on the development seeds"
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a detector parameter in both choices, e.g. --set peel_sigma=3.5 (repeatable)",
+    )
     args = ap.parse_args(argv)
+    overrides = dict(_override(s) for s in args.set)
 
     from terralab.das import classify, evaluate
     from terralab.das.detect import CHOSEN
@@ -134,6 +160,8 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} (wall times only)")
+    if overrides:
+        print(f"overrides in both choices: {overrides}")
     if args.choose:
         for sim in SIMULATORS:
             t = time.perf_counter()
@@ -168,7 +196,8 @@ def main(argv=None) -> int:
         for site in args.sites.split(","):
             t = time.perf_counter()
             runs = {
-                chosen: {**CHOSEN[chosen], "site": site, "classifier": models[chosen]} for chosen in CHOSEN
+                chosen: {**CHOSEN[chosen], **overrides, "site": site, "classifier": models[chosen]}
+                for chosen in CHOSEN
             }
             res = evaluate.evaluate_runs(sim, site, seeds, runs)
             for pooled in res.to_dict("records"):

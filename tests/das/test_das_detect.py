@@ -111,7 +111,8 @@ SWEPT = [
 ]
 
 
-def test_real_bridge_record_under_20_percent_parameter_changes(shared_data):
+@pytest.mark.parametrize("peel_sigma", [0.0, 3.5], ids=["default", "second_pass"])
+def test_real_bridge_record_under_20_percent_parameter_changes(shared_data, peel_sigma):
     """Issue 11 asks for one vehicle within 2 km/h under every +-20 % change: NOT MET.
 
     Measured with the packaged defaults (this test prints it; defaults re-chosen on the half-space simulator's
@@ -130,21 +131,23 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data):
     (``min_fill`` x 0.8).
     What the test holds: the vehicle is never lost, never reported in the wrong direction, its speed stays
     within 40-60 km/h, at least 37 settings give exactly one vehicle, the default gives exactly one, and the
-    bound is what removes the bent chains (with it off, ``threshold_sigma`` x 0.8 gives 3 tracks).
+    bound is what removes the bent chains (with it off, ``threshold_sigma`` x 0.8 gives 3 tracks). All of it
+    with the optional second pass too (``peel_sigma`` 3.5: 37 of 44; the same seven settings give a second
+    track; its own 151 and 69 km/h residual tracks are dropped by its flank and sign rules).
     """
     data = das.read(shared_data / "das/bridge_vehicle/fig1.npz")
-    base = das.DetectParams()
-    assert len(das.detect_vehicles(data)) == 1
+    base = das.DetectParams(peel_sigma=peel_sigma)
+    assert len(das.detect_vehicles(data, params=base)) == 1
     low = base.threshold_sigma * 0.8
-    assert len(das.detect_vehicles(data, threshold_sigma=low)) == 1
-    assert len(das.detect_vehicles(data, threshold_sigma=low, max_accel_ms2=0.0)) == 3
+    assert len(das.detect_vehicles(data, params=base, threshold_sigma=low)) == 1
+    assert len(das.detect_vehicles(data, params=base, threshold_sigma=low, max_accel_ms2=0.0)) == 3
     single, rows = 0, []
     for name in SWEPT:
         for f in (0.8, 1.2):
             value = getattr(base, name) * f
             if name in ("min_coverage", "min_fill", "ghost_ratio"):
                 value = min(value, 1.0)
-            v = das.detect_vehicles(data, **{name: value})
+            v = das.detect_vehicles(data, params=base, **{name: value})
             rows.append((name, f, len(v), v["speed_kmh"].round(1).tolist()))
             real = v[(v["direction"] == -1) & v["speed_kmh"].between(40, 60)]
             assert len(real) >= 1, (name, f, v[["speed_kmh", "direction"]])
@@ -459,3 +462,63 @@ def test_the_acceleration_bound_keeps_braking_and_speeding_vehicles():
     for p in (das.DetectParams(), das.DetectParams(max_accel_ms2=0.0)):
         m = das.match(das.detect_vehicles(data, params=p), truth)
         assert len(m) == 2 and np.abs(m["speed_err"]).max() < 0.05
+
+
+def test_a_peeled_track_never_displaces_a_first_pass_vehicle_however_strong_on_its_residual():
+    # the real bridge record with smoothing_m x 1.2: a 151 km/h second-pass track measured 139 on its residual
+    # and displaced the 47.8 km/h vehicle (108); peeled tracks now rank after every first-pass track
+    from terralab.das.tracks import dedupe_tracks, drop_crossing_chains
+
+    x = np.linspace(-60, 60, 25)
+
+    def track(speed_kmh, strength, peeled):
+        v = 47.8 / 3.6  # both on the vehicle's ridge
+        return {
+            "direction": 1,
+            "speed_kmh": speed_kmh,
+            "strength": strength,
+            "pulse_m": 6.0,
+            "poly": np.poly1d([1 / v, 0.0]),
+            "pts": (x, x / (47.8 / 3.6) + 0.02 * (x > 0)),
+            "polarity": 0.0,
+            "peeled": peeled,
+        }
+
+    p = das.DetectParams()
+    vehicle, peeled = track(47.8, 108.0, False), track(151.0, 139.0, True)
+    assert dedupe_tracks([peeled, vehicle], p) == [vehicle]
+    assert dedupe_tracks([peeled, dict(vehicle, peeled=True)], p) == [peeled]  # both peeled: the stronger
+    # a first-pass vehicle without a sign crossed by a slower track three times as strong: a chain when that
+    # track is a first-pass one, kept when it is peeled
+    fast = dict(vehicle, speed_kmh=80.0, poly=np.poly1d([3.6 / 80.0, 0.0]))
+    slow = dict(vehicle, strength=330.0)
+    assert drop_crossing_chains([slow, fast], p) == [slow]
+    assert drop_crossing_chains([dict(slow, peeled=True), fast], p)[-1] is fast
+
+
+def test_the_second_pass_is_off_by_default_and_finds_platoon_cars_on_their_neighbours_flank():
+    # bump simulator, urban site, test seed 503: the first pass finds 21 of 27 vehicles, all true; with the
+    # second pass 23, all true (the two added are cars 2-3 s from a vehicle of their speed)
+    assert das.DetectParams().peel_sigma == 0
+    data, truth = synthetic.random_scene("bump", "urban", 503)
+    off = das.detect_vehicles(data, site="urban", classify=False)
+    on = das.detect_vehicles(data, site="urban", classify=False, peel_sigma=3.5)
+    assert not off["flags"].str.contains("peeled").any()
+    peeled = on["flags"].str.contains("peeled")
+    assert peeled.sum() >= 2 and len(on) == len(off) + peeled.sum()
+    assert len(das.match(on, truth)) == len(on) >= len(das.match(off, truth)) + 2
+
+
+def test_a_peeled_track_must_flank_a_vehicle_of_its_speed_and_have_a_strain_sign():
+    from terralab.das.peel import FLANK_S, flanks, signed
+
+    vehicle = {"t_mid": 10.0, "speed_kmh": 30.0}
+    assert flanks({"t_mid": 12.5, "speed_kmh": 31.0}, vehicle)  # a platoon car 2.5 s behind
+    assert not flanks({"t_mid": 10.0 + FLANK_S + 0.5, "speed_kmh": 30.0}, vehicle)  # too far
+    assert not flanks({"t_mid": 10.4, "speed_kmh": 95.0}, vehicle)  # the bridge's fast residual
+    tracks = [
+        {"peeled": False, "polarity": 0.0},  # a first-pass track keeps its place without a sign
+        {"peeled": True, "polarity": -0.6},
+        {"peeled": True, "polarity": 0.12},  # the bridge's 69 km/h residual at pulse_m x 1.2
+    ]
+    assert signed(tracks) == tracks[:2]

@@ -28,6 +28,9 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    OpenCV length check is per axis, so a track as long as the section could never pass it), and no vehicle
    may need to brake or speed up harder than ``max_accel_ms2`` (about 1 g) to follow it. Tracks whose
    points mostly belong to a stronger track are dropped. Speed and time are read at mid-section.
+   **Peeling** (``peel_sigma``, off by default): every track's modelled response is subtracted from the
+   complex band images and the residual searched again, so a car on the envelope flank of a stronger vehicle
+   of its speed 2-3 s ahead or behind (no ridge of its own) gets a track (flag "peeled").
 9. **Merge and explain away**: a track whose ridge mostly lies on a stronger track of the same direction is
    that vehicle again; a much weaker track of the other direction built on a strong vehicle's ridge is its
    echo; parallel tracks of one speed joined by signal within ``max_vehicle_m`` are one vehicle (axle
@@ -79,6 +82,7 @@ from .params import (
     DetectParams,
     resolve_params,
 )
+from .peel import peeled_tracks, signed
 from .tracks import (
     dedupe_tracks,
     drop_crossing_chains,
@@ -332,12 +336,22 @@ def detect_in_products(
         ze = energy_image(prod.energy, dec.energy_delay_s, dt, valid, p)
     bands = _speed_bands(z, t, dt, xb, dxb, valid, p)
     tracks = _strain_tracks(bands, xb, dxb, valid, x_mid, length, section, p)
+    if p.peel_sigma > 0 and tracks:
+        search = lambda res: _strain_tracks(res, xb, dxb, valid, x_mid, length, section, p)
+        tracks += peeled_tracks(bands, tracks, xb, dxb, valid, x_mid, length, search, p)
     if ze is not None:
         tracks = fuse_tracks(tracks, energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p), p)
     tracks = dedupe_tracks(tracks, p)
-    if p.lobe_merge or p.pair_merge_m > 0 or p.incoherent_speed_change > 0 or p.crossing_ratio > 0:
+    if (
+        p.lobe_merge
+        or p.pair_merge_m > 0
+        or p.incoherent_speed_change > 0
+        or p.crossing_ratio > 0
+        or any(tr.get("peeled") for tr in tracks)
+    ):
         for tr in tracks:
             tr["polarity"] = track_polarity(tr, z, t, dt, xb, dxb, x_mid, p)
+        tracks = signed(tracks)
     tracks = merge_parallel(tracks, xb, valid, x_mid, p, max_vehicle_m=p.max_vehicle_m, bands=bands)
     tracks = [tr for tr in tracks if p.speed_min_kmh <= tr["speed_kmh"] <= p.speed_max_kmh]
     tracks = drop_crossing_chains(drop_incoherent(tracks, p), p)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,8 +34,12 @@ __all__ = [
     "band_image",
     "band_segments",
     "cluster_segments",
+    "directional_smooth",
+    "matched_bandpass",
+    "ridges",
     "speed_band_edges",
     "suppress_non_winners",
+    "velocity_fan",
 ]
 
 
@@ -56,6 +60,9 @@ class Band:
     ridge: np.ndarray
     pulse_m: float = 6.0
     segments: list = field(default_factory=list)
+    cplx: np.ndarray | None = None  # the complex (analytic) image whose modulus is env
+    chain: tuple = ()  # (tau_rows, fan lo, fan hi, smoothing sigma in columns): to model a track's response
+    win: np.ndarray | None = None  # ridge pixels that no band of another speed or direction explains better
 
 
 def speed_band_edges(p: DetectParams) -> np.ndarray:
@@ -98,12 +105,12 @@ def band_image(
         img, tb = z, t
     dtb = dt * m
     slope = v_c * dtb / dxb  # columns per row at the band centre
-    img, chan_scale = _matched_bandpass(
+    img, chan_scale = matched_bandpass(
         img, valid, pulse_m / v_c / dtb, mad=None if scales is None else scales[0]
     )
     px_per_ms = dtb / dxb  # (columns per row) per (m/s)
-    img = _velocity_fan(img, valid, direction, v_lo / 1.2 * px_per_ms, v_hi * 1.2 * px_per_ms)
-    smooth = _directional_smooth(img, valid, slope, direction, p.smoothing_m / dxb)
+    img = velocity_fan(img, valid, direction, v_lo / 1.2 * px_per_ms, v_hi * 1.2 * px_per_ms)
+    smooth = directional_smooth(img, valid, slope, direction, p.smoothing_m / dxb)
     env = np.abs(smooth)
     # env is the modulus of a complex (analytic) Gaussian noise field: Rayleigh, median = 1.1774 sigma
     sig = float(np.median(env[:, valid]) / 1.1774) if valid.any() else 1.0
@@ -111,7 +118,7 @@ def band_image(
     if scales is not None:
         sig = scales[1]
     thr = p.threshold_sigma * sig
-    ridge = _ridges(env, thr, along_time=slope >= 1.0)
+    ridge = ridges(env, thr, along_time=slope >= 1.0)
     ridge[:, ~valid] = False
     band = Band(
         v_lo=v_lo,
@@ -126,6 +133,8 @@ def band_image(
         thr=thr,
         ridge=ridge,
         pulse_m=pulse_m,
+        cplx=smooth if p.peel_sigma > 0 else None,
+        chain=(pulse_m / v_c / dtb, v_lo / 1.2 * px_per_ms, v_hi * 1.2 * px_per_ms, p.smoothing_m / dxb),
     )
     band.scales = (chan_scale, sig)
     return band
@@ -161,7 +170,8 @@ def suppress_non_winners(bands: list[Band], n_lf: int, tolerance: float = 0.9) -
                 continue
             np.maximum(best, expanded[j], out=best)
         rows = np.minimum(np.arange(len(b.t)) * b.m + b.m // 2, n_lf - 1)
-        b.ridge &= (b.env / b.sigma) >= tolerance * best[rows]
+        b.win = (b.env / b.sigma) >= tolerance * best[rows]
+        b.ridge &= b.win
 
 
 def band_segments(
@@ -201,7 +211,9 @@ def band_segments(
         band.segments.append((xa, ta, xb_, tb_, band_id))
 
 
-def _matched_bandpass(img, valid, tau_rows, mad=None):
+def matched_bandpass(
+    img: np.ndarray, valid: np.ndarray, tau_rows: float, mad: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Band-pass along time matched to a strain pulse lasting ``tau_rows`` rows, then unit noise per channel.
 
     A difference of Gaussians keeps the pulse (a vehicle's strain bump) and removes the slow drift and red
@@ -223,18 +235,27 @@ def _matched_bandpass(img, valid, tau_rows, mad=None):
     return res.astype(np.float32, copy=False), mad
 
 
-def _velocity_fan(img, valid, direction, v_lo_px, v_hi_px, taper=1.35):
+def velocity_fan(
+    img: np.ndarray,
+    valid: np.ndarray,
+    direction: int,
+    v_lo_px: float,
+    v_hi_px: float,
+    taper: float = 1.35,
+    fft: Any = np.fft,
+) -> np.ndarray:
     """f-k fan filter: keep apparent velocities of one travel direction within [v_lo_px, v_hi_px].
 
     Velocities are in columns per row. Tracks of the other direction, of far other speeds, and near-infinite
     apparent velocities (common-mode noise, the simultaneous strain of a whole bridge span) are removed; a
-    cosine taper over a factor ``taper`` beyond each edge avoids ringing.
+    cosine taper over a factor ``taper`` beyond each edge avoids ringing. ``fft``: the FFT module
+    (:mod:`scipy.fft` keeps float32 in single precision, twice as fast).
     """
     n_rows, n_cols = img.shape
     pr, pc = max(8, n_rows // 10), max(4, n_cols // 4)
     pad = np.zeros((n_rows + 2 * pr, n_cols + 2 * pc), dtype=np.float32)
     pad[pr : pr + n_rows, pc : pc + n_cols] = img
-    spec = np.fft.rfft2(pad, axes=(1, 0))  # real FFT along time (axis 0), full along distance
+    spec = fft.rfft2(pad, axes=(1, 0))  # real FFT along time (axis 0), full along distance
     ft = np.fft.rfftfreq(pad.shape[0])[:, None]
     kx = np.fft.fftfreq(pad.shape[1])[None, :]
     # a track g(c - s r) puts its energy where ft = -s kx
@@ -258,13 +279,15 @@ def _velocity_fan(img, valid, direction, v_lo_px, v_hi_px, taper=1.35):
     if n_t % 2 == 0:
         half[-1] *= 0.5
     full[: half.shape[0]] = half
-    out = np.fft.ifft2(full, axes=(1, 0))
+    out = fft.ifft2(full, axes=(1, 0))
     out = out[pr : pr + n_rows, pc : pc + n_cols].astype(np.complex64)
     out[:, ~valid] = 0.0
     return out
 
 
-def _directional_smooth(img, valid, slope, direction, sigma_cols):
+def directional_smooth(
+    img: np.ndarray, valid: np.ndarray, slope: float, direction: int, sigma_cols: float
+) -> np.ndarray:
     """Gaussian smoothing along tracks of ``slope`` columns per row, noise-normalised (unit variance)."""
     n_rows, n_cols = img.shape
     K = max(1, int(np.ceil(3 * sigma_cols)))
@@ -294,7 +317,7 @@ def _directional_smooth(img, valid, slope, direction, sigma_cols):
     return out
 
 
-def _ridges(env, thr, *, along_time: bool):
+def ridges(env: np.ndarray, thr: float, *, along_time: bool) -> np.ndarray:
     """Thin ridges: above threshold and a local maximum along time (steep tracks) or distance (slow ones)."""
     axis = 0 if along_time else 1
     prev = np.roll(env, 1, axis=axis)

@@ -32,6 +32,7 @@ import numpy as np
 
 from .lines import Band
 from .params import KMH, LOBE_POLARITY
+from .peel import outranks, rank
 
 #: Smallest strength of the weaker of two same-signed lobes relative to the stronger for ``pair_merge_m``.
 PAIR_STRENGTH = 0.7
@@ -342,7 +343,7 @@ def dedupe_tracks(tracks: list[dict], p: DetectParams) -> list[dict]:
     truck leaves in bands of other speeds, while vehicles that only cross a stronger one (overtaking) keep
     their points elsewhere and survive.
     """
-    tracks = sorted(tracks, key=lambda d: -d["strength"])
+    tracks = sorted(tracks, key=rank)
     kept: list[dict] = []
     for tr in tracks:
         xs, ts = tr["pts"]
@@ -389,7 +390,7 @@ def merge_parallel(
     the midpoint of the two: they are the lobes ahead of and behind one vehicle whose centre was missed (once
     per vehicle: a vehicle that already merged a track takes no pair).
     """
-    tracks = sorted(tracks, key=lambda d: -d["strength"])
+    tracks = sorted(tracks, key=rank)
     kept: list[dict] = []
     for tr in tracks:
         host, kind = None, ""
@@ -427,7 +428,11 @@ def _same_vehicle(k, tr, xb, valid, x_mid, p: DetectParams, max_vehicle_m, join_
     v = k["speed_kmh"] * KMH
     sign = k.get("polarity", 0.0) * tr.get("polarity", 0.0)
     if dt_s <= max_vehicle_m / v:
-        if _joined(k, tr, xb, valid, x_mid, bands) >= join_fraction:
+        # a peeled track has its own ridge once the other's response is explained: no signal joins them
+        if (
+            not (tr.get("peeled") or k.get("peeled"))
+            and _joined(k, tr, xb, valid, x_mid, bands) >= join_fraction
+        ):
             return "joined"
         if p.lobe_merge and sign <= -(LOBE_POLARITY**2):
             # the opposite-signed lobe of a stronger vehicle's quasi-static strain: the same vehicle,
@@ -503,7 +508,8 @@ def _drop_signless(tracks: list[dict], beside) -> list[dict]:
 
     def chain(tr: dict) -> bool:
         return abs(tr.get("polarity", 0.0)) < LOBE_POLARITY and any(
-            k is not tr and k["direction"] == tr["direction"] and beside(tr, k) for k in tracks
+            k is not tr and k["direction"] == tr["direction"] and outranks(k, tr) and beside(tr, k)
+            for k in tracks
         )
 
     return [tr for tr in tracks if not chain(tr)]
@@ -581,13 +587,11 @@ def _joined(a, b, xb, valid, x_mid, bands=None) -> float:
 def set_flags(tracks: list[dict]) -> None:
     t = np.array([tr["t_mid"] for tr in tracks])
     for i, tr in enumerate(tracks):
-        flags = []
-        if tr.get("merged", 0):
-            flags.append("merged")
-        if tr["coverage"] < 0.9:
-            flags.append("partial")
-        if abs(tr["speed_change"]) > 0.1:
-            flags.append("speed_change")
-        if len(t) > 1 and np.sort(np.abs(t - t[i]))[1] < NEAR_S:
-            flags.append("near")
-        tr["flags"] = ",".join(flags)
+        on = {
+            "merged": tr.get("merged", 0),
+            "partial": tr["coverage"] < 0.9,
+            "speed_change": abs(tr["speed_change"]) > 0.1,
+            "near": len(t) > 1 and np.sort(np.abs(t - t[i]))[1] < NEAR_S,
+            "peeled": tr.get("peeled", False),
+        }
+        tr["flags"] = ",".join(name for name, flag in on.items() if flag)

@@ -105,12 +105,13 @@ def band_image(
         img, tb = z, t
     dtb = dt * m
     slope = v_c * dtb / dxb  # columns per row at the band centre
-    img, chan_scale = matched_bandpass(
-        img, valid, pulse_m / v_c / dtb, mad=None if scales is None else scales[0]
-    )
     px_per_ms = dtb / dxb  # (columns per row) per (m/s)
-    img = velocity_fan(img, valid, direction, v_lo / 1.2 * px_per_ms, v_hi * 1.2 * px_per_ms)
-    smooth = directional_smooth(img, valid, slope, direction, p.smoothing_m / dxb)
+    # the chain's settings: pulse duration (rows), fan edges (columns per row), smoothing (columns)
+    chain = (pulse_m / v_c / dtb, v_lo / 1.2 * px_per_ms, v_hi * 1.2 * px_per_ms, p.smoothing_m / dxb)
+    tau, fan_lo, fan_hi, sigma_cols = chain
+    img, chan_scale = matched_bandpass(img, valid, tau, mad=None if scales is None else scales[0])
+    img = velocity_fan(img, valid, direction, fan_lo, fan_hi)
+    smooth = directional_smooth(img, valid, slope, direction, sigma_cols)
     env = np.abs(smooth)
     # env is the modulus of a complex (analytic) Gaussian noise field: Rayleigh, median = 1.1774 sigma
     sig = float(np.median(env[:, valid]) / 1.1774) if valid.any() else 1.0
@@ -134,7 +135,7 @@ def band_image(
         ridge=ridge,
         pulse_m=pulse_m,
         cplx=smooth if p.peel_sigma > 0 else None,
-        chain=(pulse_m / v_c / dtb, v_lo / 1.2 * px_per_ms, v_hi * 1.2 * px_per_ms, p.smoothing_m / dxb),
+        chain=chain,
     )
     band.scales = (chan_scale, sig)
     return band

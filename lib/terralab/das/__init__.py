@@ -13,7 +13,9 @@ Submodules are imported on first use so that ``import terralab.das`` stays fast:
 * :mod:`~terralab.das.diagnose` - ``diagnose``: noise, dead/saturated channels and coupling per channel;
 * :mod:`~terralab.das.detect` - ``detect_vehicles`` and its ``DetectParams`` (settings in
   :mod:`~terralab.das.params`; the steps in :mod:`~terralab.das.lines` (speed bands, Hough segments),
-  :mod:`~terralab.das.tracks` (ridge following, merging) and :mod:`~terralab.das.energy` (the energy image));
+  :mod:`~terralab.das.tracks` (ridge following, merging), :mod:`~terralab.das.chains` (sign-less ghost
+  chains), :mod:`~terralab.das.peel` (the optional second pass) and :mod:`~terralab.das.energy` (the energy
+  image));
 * :mod:`~terralab.das.classify` - the packaged car/truck classifier and its re-training;
 * :mod:`~terralab.das.streaming` - ``stream`` over arriving files, ``process_archive`` on dask;
 * :mod:`~terralab.das.modal` - ``bridge_modes`` from quiet intervals;
@@ -46,6 +48,8 @@ _SUBMODULES = (
     "params",
     "lines",
     "tracks",
+    "chains",
+    "peel",
     "energy",
     "truth",
     "scene_options",

@@ -5,9 +5,8 @@ Hough segments and fits a quadratic t(x) (dropping one that no vehicle could fol
 :func:`track_summary` gives the one track dict both detection images share; :func:`dedupe_tracks` drops a
 vehicle found again (other speed band, echo of the other direction) and
 :func:`merge_parallel` joins the parallel tracks of one vehicle (axle groups, bogies, strain lobes), using the
-sign of the strain along each track (:func:`track_polarity`); :func:`drop_incoherent` drops ridge chains that
-bend across a platoon with no consistent sign, :func:`drop_crossing_chains` the faster sign-less chains that
-cross a stronger vehicle of their direction; :func:`set_flags` marks quality flags.
+sign of the strain along each track (:func:`track_polarity`; :mod:`terralab.das.chains` drops the sign-less
+ridge chains); :func:`set_flags` marks quality flags.
 
 Examples
 --------
@@ -32,24 +31,20 @@ import numpy as np
 
 from .lines import Band
 from .params import KMH, LOBE_POLARITY
-from .peel import outranks, rank
+from .peel import rank
 
 #: Smallest strength of the weaker of two same-signed lobes relative to the stronger for ``pair_merge_m``.
 PAIR_STRENGTH = 0.7
 #: Two vehicles passing mid-section within this many seconds are "near" (flag; platoon for
-#: :func:`drop_incoherent`).
+#: :func:`~terralab.das.chains.drop_incoherent`).
 NEAR_S = 2.0
-#: Smallest speed excess (relative) of a track over the stronger same-direction track it crosses for
-#: :func:`drop_crossing_chains` to call it a chain stitched from that vehicle's ridge.
-CROSS_SPEED = 0.25
 
 if TYPE_CHECKING:
     from .params import DetectParams
 
 __all__ = [
+    "claim_s",
     "dedupe_tracks",
-    "drop_crossing_chains",
-    "drop_incoherent",
     "implied_accel",
     "merge_parallel",
     "refine_track",
@@ -336,6 +331,12 @@ def robust_fit(
     return poly
 
 
+def claim_s(k: dict, p: DetectParams) -> float:
+    """Seconds either side of track ``k`` within which a ridge is that vehicle's own: half its pulse duration
+    (long for a bridge span's response), at least ``0.35 * p.merge_eps_s``."""
+    return max(0.35 * p.merge_eps_s, 0.5 * k.get("pulse_m", p.pulse_m) / (k["speed_kmh"] * KMH))
+
+
 def dedupe_tracks(tracks: list[dict], p: DetectParams) -> list[dict]:
     """Explain away: drop a track whose ridge points mostly lie on a stronger track of the same direction.
 
@@ -350,11 +351,9 @@ def dedupe_tracks(tracks: list[dict], p: DetectParams) -> list[dict]:
         claimed = np.zeros(len(xs), dtype=bool)
         ghost = np.zeros(len(xs), dtype=bool)
         for k in kept:
-            # a vehicle owns the ridge within half its pulse duration (long for a bridge span's response)
-            claim_s = max(0.35 * p.merge_eps_s, 0.5 * k["pulse_m"] / (k["speed_kmh"] * KMH))
             kx, _ = k["pts"]
             inside = (xs >= kx.min() - 10.0) & (xs <= kx.max() + 10.0)
-            near = inside & (np.abs(k["poly"](xs) - ts) <= claim_s)
+            near = inside & (np.abs(k["poly"](xs) - ts) <= claim_s(k, p))
             if k["direction"] == tr["direction"]:
                 claimed |= near
             elif tr["strength"] < p.ghost_ratio * 0.5 * k["strength"]:
@@ -448,71 +447,6 @@ def _same_vehicle(k, tr, xb, valid, x_mid, p: DetectParams, max_vehicle_m, join_
         # two lobes of one sign and comparable strength: one vehicle whose centre ridge was missed
         return "pair"
     return ""
-
-
-def drop_incoherent(tracks: list[dict], p: DetectParams) -> list[dict]:
-    """The tracks without those that bend and have no sign, within a platoon: a track whose speed changes by
-    more than ``p.incoherent_speed_change`` across the section, whose strain has no consistent sign
-    (:func:`track_polarity` below :data:`LOBE_POLARITY`) and which passes mid-section within :data:`NEAR_S` of
-    a track of its direction that has a consistent sign (a vehicle) is a ridge chain hopping between the
-    vehicles of a platoon or of a queue at a signal, not a vehicle. A track with no such neighbour is always
-    kept: on the real bridge record no track has a consistent sign (the deck is no half-space), and the real
-    vehicle, which bends with the spans, would otherwise be dropped in favour of a straighter ghost."""
-    if not p.incoherent_speed_change > 0:
-        return list(tracks)
-    return _drop_signless(
-        tracks,
-        lambda tr, k: (
-            abs(tr["speed_change"]) > p.incoherent_speed_change
-            and abs(k["t_mid"] - tr["t_mid"]) <= NEAR_S
-            and abs(k.get("polarity", 0.0)) >= LOBE_POLARITY
-        ),
-    )
-
-
-def drop_crossing_chains(tracks: list[dict], p: DetectParams) -> list[dict]:
-    """The tracks without the ghost chains that cut across a stronger vehicle of their own direction.
-
-    A track whose strain has no consistent sign (:func:`track_polarity` below :data:`LOBE_POLARITY`), that is
-    more than :data:`CROSS_SPEED` faster than a same-direction track at least ``p.crossing_ratio`` times
-    stronger, and whose fitted t(x) crosses that track's inside the channels both cover, is a line the search
-    stitched through the stronger vehicle's ridge (its lobes, its neighbours in a queue): dropped. A real
-    vehicle that overtakes a stronger one keeps its strain sign and stays (on the bump simulator's urban
-    scenes cars overtake trucks, and none is lost on the development seeds). 0 disables.
-    """
-    if not p.crossing_ratio > 0:
-        return list(tracks)
-
-    def crosses(a: dict, b: dict) -> bool:
-        xa, xb_ = a["pts"][0], b["pts"][0]
-        inside = (xa >= xb_.min()) & (xa <= xb_.max())
-        if inside.sum() < 3:
-            return False
-        d = a["poly"](xa[inside]) - b["poly"](xa[inside])
-        return bool(d.min() * d.max() < 0)
-
-    return _drop_signless(
-        tracks,
-        lambda tr, k: (
-            k["strength"] >= p.crossing_ratio * tr["strength"]
-            and tr["speed_kmh"] > (1.0 + CROSS_SPEED) * k["speed_kmh"]
-            and crosses(tr, k)
-        ),
-    )
-
-
-def _drop_signless(tracks: list[dict], beside) -> list[dict]:
-    """The tracks without those whose strain has no consistent sign (:func:`track_polarity` below
-    :data:`LOBE_POLARITY`) and that have another track ``k`` of their direction with ``beside(track, k)``:
-    the one rule behind :func:`drop_incoherent` and :func:`drop_crossing_chains`."""
-
-    def chain(tr: dict) -> bool:
-        return abs(tr.get("polarity", 0.0)) < LOBE_POLARITY and any(
-            k is not tr and k["direction"] == tr["direction"] and outranks(k, tr) and beside(tr, k)
-            for k in tracks
-        )
-
-    return [tr for tr in tracks if not chain(tr)]
 
 
 def track_polarity(

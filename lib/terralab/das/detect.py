@@ -39,9 +39,9 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    ``incoherent_speed_change`` with no consistent strain sign is a chain across a platoon and is dropped,
    and so is a track with no consistent sign that is much faster than a ``crossing_ratio`` times stronger
    vehicle of its direction and crosses it within the section (a ghost stitched through that vehicle's
-   ridge), or that crosses a not much weaker vehicle of its direction where both pass mid-section (a line
-   pivoting on that vehicle's response; :mod:`terralab.das.chains`). ``site`` presets bound the speeds
-   to what the site allows.
+   ridge), or that crosses a not much weaker vehicle where both pass mid-section (a line pivoting on that
+   vehicle's response; in the other direction only a vehicle without a sign; :mod:`terralab.das.chains`).
+   ``site`` presets bound the speeds to what the site allows.
 10. **Classify** car / truck (/ tram on sites with a tram line) with the packaged classifier
     (:mod:`terralab.das.classify`), from features that transfer between sites.
 

@@ -94,11 +94,12 @@ FLAGS = {
 #: agreement below 0.3/0.5/any; 1.2 scored 0.0003 higher mean F1 but lost a bump urban vehicle, so 1.5):
 #: mean F1 0.8495 -> 0.8535 (half-space urban 0.627 -> 0.643, precision 0.635 -> 0.676 for recall 0.619 ->
 #: 0.613; half-space highway and both bump sites unchanged). Off in the bump choice. Its mid-section pivot
-#: (a sign-less faster line crossing a not much weaker track of its direction where both pass mid-section)
-#: came from the real bridge record (one vehicle in 37 -> 41 of its 44 +-20 % settings), ``crossing_ratio``
-#: unchanged: development F1 half-space urban 0.605 -> 0.606, the other three unchanged; fresh unseen seeds
-#: 6000-6019 half-space urban 0.6260 -> 0.6269, every other row identical. (Pivoting on either direction
-#: too, 42 of 44 on the bridge, dropped real vehicles meeting at mid-section on unseen seeds 1000-1019.)
+#: (a sign-less faster line crossing a not much weaker track of its direction, or a sign-less one of the
+#: other, where both pass mid-section) came from the real bridge record (one vehicle in 37 -> 42 of its 44
+#: +-20 % settings), ``crossing_ratio`` unchanged: development F1 half-space urban 0.605 -> 0.606, the other
+#: three unchanged; fresh unseen seeds 6000-6019 half-space urban 0.6260 -> 0.6269 (same-direction pivot),
+#: then no row of 7000-7019 changed (the other direction). Pivoting on signed vehicles of the other direction
+#: too dropped a real car meeting one at mid-section (unseen seed 1008).
 CHOSEN = {
     "bump": {
         "image": "strain",
@@ -197,8 +198,9 @@ class DetectParams:
         A track whose strain has no consistent sign, that is more than 25 % faster than a same-direction
         track at least this many times stronger and whose t(x) crosses that track's within the section is a
         ghost chain stitched through the stronger vehicle's ridge, and is dropped; so is one that crosses a
-        same-direction track not this many times weaker than itself where both pass mid-section (within
-        that track's own ridge time): a line pivoting on that vehicle's response
+        track not this many times weaker than itself where both pass mid-section (within that track's own
+        ridge time; in the other direction only a track without a sign): a line pivoting on that vehicle's
+        response
         (:func:`~terralab.das.chains.drop_crossing_chains`). 0 disables.
     max_accel_ms2 : float
         A track whose fitted t(x) needs a vehicle to brake or speed up harder than this (m/s^2, mean over its

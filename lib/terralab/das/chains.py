@@ -5,8 +5,8 @@ line the search stitched through other ridges (a platoon's vehicles, a strong ve
 strain blocks of a bridge deck) has no consistent strain sign (:func:`~terralab.das.tracks.track_polarity`),
 while a vehicle on the ground does. :func:`drop_incoherent` drops such tracks that bend across a platoon,
 :func:`drop_crossing_chains` the faster ones that cut across a stronger vehicle of their direction or pivot on
-a vehicle at mid-section. Neither ever drops a track with a sign, nor one with no
-neighbour: on the real bridge record no track has a sign, the real vehicle included.
+a vehicle at mid-section. Neither ever drops a track with a sign, nor one with no neighbour: on the real
+bridge record no track has a sign, the real vehicle included.
 
 Examples
 --------
@@ -60,9 +60,10 @@ def drop_incoherent(tracks: list[dict], p: DetectParams) -> list[dict]:
     return _drop_signless(
         tracks,
         lambda tr, k: (
-            abs(tr["speed_change"]) > p.incoherent_speed_change
+            k["direction"] == tr["direction"]
+            and abs(tr["speed_change"]) > p.incoherent_speed_change
             and abs(k["t_mid"] - tr["t_mid"]) <= NEAR_S
-            and abs(k.get("polarity", 0.0)) >= LOBE_POLARITY
+            and _has_sign(k)
         ),
     )
 
@@ -102,29 +103,29 @@ def drop_crossing_chains(tracks: list[dict], p: DetectParams) -> list[dict]:
     def stitched(tr: dict, k: dict) -> bool:
         if not (tr["speed_kmh"] > (1.0 + CROSS_SPEED) * k["speed_kmh"] and crosses(tr, k)):
             return False
-        if k["direction"] == tr["direction"] and k["strength"] >= p.crossing_ratio * tr["strength"]:
+        same_direction = k["direction"] == tr["direction"]
+        if same_direction and k["strength"] >= p.crossing_ratio * tr["strength"]:
             return True
-        if k["direction"] != tr["direction"] and abs(k.get("polarity", 0.0)) >= LOBE_POLARITY:
+        if not same_direction and _has_sign(k):
             return False
         pivot = abs(tr["t_mid"] - k["t_mid"]) <= claim_s(k, p)
         return pivot and p.crossing_ratio * k["strength"] >= tr["strength"]
 
-    return _drop_signless(tracks, stitched, any_direction=True)
+    return _drop_signless(tracks, stitched)
 
 
-def _drop_signless(tracks: list[dict], beside, *, any_direction: bool = False) -> list[dict]:
-    """The tracks without those whose strain has no consistent sign
-    (:func:`~terralab.das.tracks.track_polarity` below :data:`LOBE_POLARITY`) and that have another track
-    ``k`` of their direction (of either with ``any_direction``) with ``beside(track, k)``: the one rule
-    behind :func:`drop_incoherent` and :func:`drop_crossing_chains`."""
+def _has_sign(tr: dict) -> bool:
+    """Whether a track's strain has a consistent sign (:func:`~terralab.das.tracks.track_polarity` at least
+    :data:`LOBE_POLARITY`): a vehicle on the ground, not a chain."""
+    return abs(tr.get("polarity", 0.0)) >= LOBE_POLARITY
+
+
+def _drop_signless(tracks: list[dict], beside) -> list[dict]:
+    """The tracks without those whose strain has no consistent sign (:func:`_has_sign`) and that have another
+    track ``k`` with ``beside(track, k)`` (``beside`` says which directions count): the one rule behind
+    :func:`drop_incoherent` and :func:`drop_crossing_chains`."""
 
     def chain(tr: dict) -> bool:
-        return abs(tr.get("polarity", 0.0)) < LOBE_POLARITY and any(
-            k is not tr
-            and (any_direction or k["direction"] == tr["direction"])
-            and outranks(k, tr)
-            and beside(tr, k)
-            for k in tracks
-        )
+        return not _has_sign(tr) and any(k is not tr and outranks(k, tr) and beside(tr, k) for k in tracks)
 
     return [tr for tr in tracks if not chain(tr)]

@@ -200,8 +200,7 @@ class DetectParams:
         ghost chain stitched through the stronger vehicle's ridge, and is dropped; so is one that crosses a
         track not this many times weaker than itself where both pass mid-section (within that track's own
         ridge time; in the other direction only a track without a sign): a line pivoting on that vehicle's
-        response
-        (:func:`~terralab.das.chains.drop_crossing_chains`). 0 disables.
+        response (:func:`~terralab.das.chains.drop_crossing_chains`). 0 disables.
     max_accel_ms2 : float
         A track whose fitted t(x) needs a vehicle to brake or speed up harder than this (m/s^2, mean over its
         ridge points: :func:`~terralab.das.tracks.implied_accel`), or to stop and turn back, is no vehicle:

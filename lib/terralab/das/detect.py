@@ -28,9 +28,10 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    OpenCV length check is per axis, so a track as long as the section could never pass it), and no vehicle
    may need to brake or speed up harder than ``max_accel_ms2`` (about 1 g) to follow it. Tracks whose
    points mostly belong to a stronger track are dropped. Speed and time are read at mid-section.
-   **Peeling** (``peel_sigma``, off by default): every track's modelled response is subtracted from the
-   complex band images and the residual searched again, so a car on the envelope flank of a stronger vehicle
-   of its speed 2-3 s ahead or behind (no ridge of its own) gets a track (flag "peeled").
+   **Peeling** (``peel_sigma``; off by default, on with ``site="highway"``): every track's modelled
+   response is subtracted from the complex band images and the residual searched again, so a car on the
+   envelope flank of a stronger vehicle of its speed 2-3 s ahead or behind (no ridge of its own) gets a
+   track (flag "peeled").
 9. **Merge and explain away**: a track whose ridge mostly lies on a stronger track of the same direction is
    that vehicle again; a much weaker track of the other direction built on a strong vehicle's ridge is its
    echo; parallel tracks of one speed joined by signal within ``max_vehicle_m`` are one vehicle (axle

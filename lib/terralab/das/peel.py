@@ -6,10 +6,11 @@ contribution to a band is the chain's response to a pulse along that track; subt
 car's ridge. Tracks of this pass (``"peeled"``) rank after every first-pass track in the merge and dedupe
 rules (:mod:`terralab.das.tracks`): they never displace, absorb or outrank a first-pass vehicle.
 
-Off by default (``DetectParams.peel_sigma`` 0): it raised F1 on bump scenes and half-space highways but not
-on half-space streets with the bump simulator's choice of the other settings (figures in
+Off by default (``DetectParams.peel_sigma`` 0) but on with ``site="highway"``
+(:data:`~terralab.das.params.PEEL_SITES`): it raised F1 on bump scenes and half-space highways but not on
+half-space streets with the bump simulator's choice of the other settings (figures in
 :class:`~terralab.das.params.DetectParams`); a single modelled pulse leaves the axle groups and lobes of
-buses, trucks and trams in the residual.
+buses, trucks and trams in the residual, while a motorway's platoons drive at one speed in lanes.
 
 Examples
 --------

@@ -538,6 +538,10 @@ def test_the_highway_site_turns_the_second_pass_on_unless_it_is_given():
     assert resolve_params(None, {"site": "highway", "peel_sigma": 0.0}).peel_sigma == 0
     assert das.DetectParams.for_site("highway", peel_sigma=0.0).peel_sigma == 0
     assert site_defaults("nowhere") == {}
+    with pytest.raises(InvalidInputError, match="unknown site 'nowhere'"):
+        das.DetectParams.for_site("nowhere")
+    with pytest.raises(InvalidInputError, match="unknown detector parameter"):
+        das.DetectParams.for_site("highway", no_such_setting=1.0)
     # bump simulator, highway test seed 500 (29 vehicles): 26 found, all true, without the pass; with the
     # site's default one more, flagged peeled, also true
     data, truth = synthetic.random_scene("bump", "highway", 500)

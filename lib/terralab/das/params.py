@@ -395,10 +395,8 @@ class DetectParams:
     @classmethod
     def for_site(cls, site: str, **overrides: Any) -> DetectParams:
         """Defaults for a kind of site (:func:`site_defaults`: speed range, trams, second pass), with keyword
-        overrides."""
-        if site not in SITES:
-            raise InvalidInputError(f"unknown site {site!r}; choose one of {sorted(SITES)}")
-        return replace(cls(), **{**site_defaults(site), **overrides}).validate()
+        overrides: :func:`resolve_params` with ``site=site``."""
+        return resolve_params(cls(), {"site": site, **overrides})
 
 
 def site_defaults(site: str) -> dict[str, Any]:

@@ -112,36 +112,45 @@ SWEPT = [
 
 
 @pytest.mark.parametrize("peel_sigma", [0.0, 3.5], ids=["default", "second_pass"])
-def test_real_bridge_record_under_20_percent_parameter_changes(shared_data, peel_sigma):
+def test_real_bridge_record_under_20_percent_parameter_changes(shared_data, peel_sigma, monkeypatch):
     """Issue 11 asks for one vehicle within 2 km/h under every +-20 % change: NOT MET.
 
     Measured with the packaged defaults (this test prints it; defaults re-chosen on the half-space simulator's
     development seeds after its audit: low-pass 1 Hz at 8 Hz, lobe merge, stacked speed; then the three track
     rules ``pair_merge_m``, ``incoherent_speed_change``, ``crossing_ratio``; and the physical bound
-    ``max_accel_ms2`` = 10 m/s^2 on a track's mean acceleration, not tuned; then ``resplit_s`` and
-    ``split_eps_s``, which change nothing here): 42 of 44 settings (22 parameters x 0.8, 1.2) give exactly one
-    vehicle (before the bound: 25 of 38; 37 of 44 before the crossing rule's mid-section pivot). The default
-    gives one vehicle at 47.8 km/h, direction -1. A vehicle in direction -1 is found in all 44 settings, at
-    44.5-57.2 km/h, in 39 of 44 within 2 km/h of the default's 47.8. The 2 extra tracks (false: one vehicle
-    crosses): 152 km/h in the other direction 3 s later (``pulse_m`` x 1.2, 9.5 m/s^2; it has a strain
-    sign), 68 km/h braking 3.8 m/s^2 a second behind it (``min_fill`` x 0.8; sign agreement 0.33). The pivot
-    rule of :func:`~terralab.das.chains.drop_crossing_chains` removed five others, sign-less lines through
-    the sign-less vehicle's mid-section passage: 4 at 102-105 km/h in its direction (``threshold_sigma`` x
-    1.2, ``min_segment`` x 0.8 and 1.2, ``merge_eps_s`` x 1.2; as strong as the vehicle or up to 1.3 times
-    stronger), 1 at 109 km/h in the other (``ghost_ratio`` x 0.8).
+    ``max_accel_ms2`` = 10 m/s^2 on a track's mean braking, 6 m/s^2 on its speeding up (``SPEEDUP_SHARE``),
+    not tuned; then ``resplit_s`` and ``split_eps_s``, which change nothing here): 43 of 44 settings (22
+    parameters x 0.8, 1.2) give exactly one vehicle (before the bound: 25 of 38; 37 of 44 before the crossing
+    rule's mid-section pivot; 42 before the speed-up share). The default gives one vehicle at 47.8 km/h,
+    direction -1. A vehicle in direction -1 is found in all 44 settings, at 44.5-57.2 km/h, in 39 of 44 within
+    2 km/h of the default's 47.8. The extra track (false: one vehicle crosses): 68 km/h braking 3.8 m/s^2 a
+    second behind it (``min_fill`` x 0.8; sign agreement 0.33). The speed-up share removed a 152 km/h track in
+    the other direction 3 s later (``pulse_m`` x 1.2; its fit needs the "vehicle" to speed up at 9.55 m/s^2).
+    The pivot rule of :func:`~terralab.das.chains.drop_crossing_chains` removed five others, sign-less lines
+    through the sign-less vehicle's mid-section passage: 4 at 102-105 km/h in its direction
+    (``threshold_sigma`` x 1.2, ``min_segment`` x 0.8 and 1.2, ``merge_eps_s`` x 1.2; as strong as the vehicle
+    or up to 1.3 times stronger), 1 at 109 km/h in the other (``ghost_ratio`` x 0.8).
     What the test holds: the vehicle is never lost, never reported in the wrong direction, its speed stays
-    within 40-60 km/h, at least 42 settings give exactly one vehicle, the default gives exactly one, the bound
-    is what removes the bent chains (with it off, ``threshold_sigma`` x 0.8 gives 3 tracks) and the crossing
-    rule the 102 km/h pivot (with it off, ``threshold_sigma`` x 1.2 gives 2). All of it with the optional
-    second pass too (``peel_sigma`` 3.5: 42 of 44, the same two settings give a second track; its own 151
-    and 69 km/h residual tracks are dropped by its flank and sign rules).
+    within 40-60 km/h, at least 43 settings give exactly one vehicle, the default gives exactly one, the bound
+    is what removes the bent chains (with it off, ``threshold_sigma`` x 0.8 gives 3 tracks), the speed-up
+    share the 152 km/h one (with braking's bound for speeding up too, ``pulse_m`` x 1.2 gives 2) and the
+    crossing rule the 102 km/h pivot (with it off, ``threshold_sigma`` x 1.2 gives 2). All of it with the
+    optional second pass too (``peel_sigma`` 3.5: 43 of 44, the same setting gives a second track; its own
+    151 and 69 km/h residual tracks are dropped by its flank and sign rules).
     """
+    from terralab.das import tracks
+
     data = das.read(shared_data / "das/bridge_vehicle/fig1.npz")
     base = das.DetectParams(peel_sigma=peel_sigma)
     assert len(das.detect_vehicles(data, params=base)) == 1
     low = base.threshold_sigma * 0.8
     assert len(das.detect_vehicles(data, params=base, threshold_sigma=low)) == 1
     assert len(das.detect_vehicles(data, params=base, threshold_sigma=low, max_accel_ms2=0.0)) == 3
+    wide = base.pulse_m * 1.2
+    assert len(das.detect_vehicles(data, params=base, pulse_m=wide)) == 1
+    with monkeypatch.context() as m:
+        m.setattr(tracks, "SPEEDUP_SHARE", 1.0)
+        assert len(das.detect_vehicles(data, params=base, pulse_m=wide)) == 2
     high = base.threshold_sigma * 1.2
     assert len(das.detect_vehicles(data, params=base, threshold_sigma=high, crossing_ratio=0.0)) == 2
     single, rows = 0, []
@@ -156,7 +165,7 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data, peel
             assert len(real) >= 1, (name, f, v[["speed_kmh", "direction"]])
             single += len(v) == 1
     print("\n".join(map(str, rows)))
-    assert single >= 42, rows
+    assert single >= 43, rows
 
 
 def test_times_are_not_delayed_by_the_low_pass():
@@ -456,6 +465,10 @@ def test_implied_acceleration_of_a_track():
     a = implied_accel(np.poly1d([c, 1 / v0, 3.0]), xr, 1)
     assert a == pytest.approx((25.0**2 - (1 / 0.06) ** 2) / 200.0)
     assert implied_accel(np.poly1d([-c, 1 / v0, 3.0]), xr, 1) == pytest.approx(a)  # speeding up alike
+    assert implied_accel(np.poly1d([c, 1 / v0, 3.0]), xr, 1, signed=True) == pytest.approx(-a)  # braking
+    assert implied_accel(np.poly1d([-c, 1 / v0, 3.0]), xr, 1, signed=True) == pytest.approx(a)
+    # the same t(x) driven the other way round: entering at +50 m, it speeds up from 16.7 to 25 m/s
+    assert implied_accel(np.poly1d([-c, -1 / v0, 3.0]), xr, -1, signed=True) == pytest.approx(a)
     assert implied_accel(np.poly1d([1 / v0, 3.0]), xr, 1) == 0.0  # constant speed
     assert implied_accel(np.poly1d([1 / v0, 3.0]), xr, -1) == np.inf  # wrong direction
     assert implied_accel(np.poly1d([2e-3, 1 / v0, 3.0]), xr, 1) == np.inf  # turns back inside the section

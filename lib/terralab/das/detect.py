@@ -26,8 +26,9 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    quadratic t(x) is fitted robustly (braking and accelerating vehicles), and the track must cover
    ``min_coverage`` of the section in metres and show on ``min_fill`` of the channels along it (the published
    OpenCV length check is per axis, so a track as long as the section could never pass it), and no vehicle
-   may need to brake or speed up harder than ``max_accel_ms2`` (about 1 g) to follow it. Tracks whose
-   points mostly belong to a stronger track are dropped. Speed and time are read at mid-section.
+   may need to brake harder than ``max_accel_ms2`` (about 1 g) or speed up harder than ``SPEEDUP_SHARE``
+   (0.6) of it to follow it. Tracks whose points mostly belong to a stronger track are dropped. Speed and
+   time are read at mid-section.
    **Peeling** (``peel_sigma``; off by default, on with ``site="highway"``): every track's modelled
    response is subtracted from the complex band images and the residual searched again, so a car on the
    envelope flank of a stronger vehicle of its speed 2-3 s ahead or behind (no ridge of its own) gets a

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .lines import Band
-from .params import KMH, LOBE_POLARITY
+from .params import KMH, LOBE_POLARITY, SPEEDUP_SHARE
 from .peel import rank
 
 #: Smallest strength of the weaker of two same-signed lobes relative to the stronger for ``pair_merge_m``.
@@ -115,7 +115,8 @@ def refine_track(
     p: DetectParams,
 ) -> dict | None:
     """Follow the ridge along a merged track and fit t(x); None when the track is too short or bends harder
-    than a vehicle can (``p.max_accel_ms2``, :func:`implied_accel`)."""
+    than a vehicle can (braking: ``p.max_accel_ms2``; speeding up:
+    :data:`~terralab.das.params.SPEEDUP_SHARE` of it; :func:`implied_accel`)."""
     seg = np.asarray([m[:4] for m in member], dtype=float)
     w = np.abs(seg[:, 2] - seg[:, 0])
     xs = np.concatenate([seg[:, 0], seg[:, 2], 0.5 * (seg[:, 0] + seg[:, 2])])
@@ -138,8 +139,10 @@ def refine_track(
     band, poly, px, pt, pe = best[0], best[1], best[2], best[3], best[5]
     if p.speed_stack:
         poly = _stack_refine(band, poly, px, xb, valid, x_mid, length)
-    if p.max_accel_ms2 > 0 and implied_accel(poly, px - x_mid, direction) > p.max_accel_ms2:
-        return None  # no vehicle bends its track this hard: a chain of other ridges
+    if p.max_accel_ms2 > 0:
+        accel = implied_accel(poly, px - x_mid, direction, signed=True)
+        if not -p.max_accel_ms2 <= accel <= SPEEDUP_SHARE * p.max_accel_ms2:
+            return None  # no vehicle bends its track this hard: a chain of other ridges
     span = float(np.ptp(px)) + dxb
     coverage = min(1.0, span / (length + dxb))
     n_bins_span = np.sum(valid & (xb >= px.min()) & (xb <= px.max()))
@@ -168,10 +171,11 @@ def refine_track(
     )
 
 
-def implied_accel(poly: np.poly1d, xr: np.ndarray, direction: int) -> float:
+def implied_accel(poly: np.poly1d, xr: np.ndarray, direction: int, *, signed: bool = False) -> float:
     """Mean |acceleration| (m/s^2) a vehicle following t = poly(x) needs between the first and the last of the
     offsets ``xr`` (m from mid-section): |v_b^2 - v_a^2| / (2 |x_b - x_a|) with v = 1/|dt/dx|; infinite where
     the track stops or turns back between them (dt/dx vanishes or changes sign against ``direction``).
+    ``signed=True``: positive where the vehicle speeds up along ``direction``, negative where it brakes.
 
     The mean over the stretch, not the largest instantaneous value: a quadratic fit's curvature is noisy,
     and at 120 km/h a true straight vehicle's fit can bend enough to need 15 m/s^2 at its fast end.
@@ -182,7 +186,8 @@ def implied_accel(poly: np.poly1d, xr: np.ndarray, direction: int) -> float:
         return float("inf")
     if hi <= lo:
         return 0.0
-    return float(abs(1.0 / s1[-1] ** 2 - 1.0 / s1[0] ** 2) / (2.0 * (hi - lo)))
+    a = (1.0 / s1[-1] ** 2 - 1.0 / s1[0] ** 2) / (2.0 * (hi - lo))
+    return float(a * np.sign(direction) if signed else abs(a))
 
 
 def _stack_refine(

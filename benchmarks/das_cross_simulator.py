@@ -30,10 +30,19 @@ once. The vehicle classifier is the one trained on the same simulator the detect
 pooled precision, recall, count error, duplicates, speed MAE (km/h) and class accuracy (car / truck / tram
 where the site has a tram line), then the targets of issue 11 and whether each is met.
 
-Run: ``python benchmarks/das_cross_simulator.py --scenes 20`` (about 40 min on one busy core), or
+Run: ``python benchmarks/das_cross_simulator.py --scenes 20`` (about 3 min on a 2-core machine: the
+highway rows 1.7 min, the urban rows 1.2 min, measured 2026-12-04), or
 ``--choose`` to redo the choice (about 1 h; about 20 min of it per simulator on two busy cores).
 ``--set NAME=VALUE`` overrides one detector parameter in both choices (``--set peel_sigma=3.5``: the
 second pass of :mod:`terralab.das.peel`, off by default) and ``--first-seed`` moves to other unseen seeds.
+
+Each row also prints F1 = 2 TP / (true + detected) with its 90 % interval over scenes
+(:func:`terralab.das.intervals.scene_intervals`: the 20 scenes redrawn with replacement 2000 times), the
+range another draw of scenes would give, and the F1 difference between the two choices on the same scenes
+with its 90 % interval over paired redraws (:func:`terralab.das.intervals.paired_difference`; an interval
+that holds 0: these scenes do not tell the choices apart). ``--hough-seeds 0,1,2,3`` runs every row once
+per seed of the randomised Hough transform (``seed``) and prints each, then the spread of F1 between them:
+the part of a difference between two settings that the line sampling alone makes.
 """
 
 from __future__ import annotations
@@ -151,11 +160,19 @@ def main(argv=None) -> int:
         metavar="NAME=VALUE",
         help="override a detector parameter in both choices, e.g. --set peel_sigma=3.5 (repeatable)",
     )
+    ap.add_argument(
+        "--hough-seeds",
+        default="",
+        metavar="S0,S1,...",
+        help="run every row once per seed of the randomised Hough transform and print the F1 spread",
+    )
     args = ap.parse_args(argv)
     overrides = dict(_override(s) for s in args.set)
+    hough_seeds = [int(s) for s in args.hough_seeds.split(",") if s.strip()]
 
     from terralab.das import classify, evaluate
     from terralab.das.detect import CHOSEN
+    from terralab.das.intervals import paired_difference, pool_scenes, scene_intervals
 
     warnings.simplefilter("ignore")
     load = os.getloadavg()
@@ -188,7 +205,7 @@ def main(argv=None) -> int:
     header = (
         f"{'chosen on':10s} {'scored on':10s} {'site':8s} {'scenes':>6s} {'true':>5s} {'det':>5s} "
         f"{'precision':>9s} {'recall':>7s} {'count err %':>11s} "
-        f"{'dups':>5s} {'speed MAE':>9s} {'class acc':>9s}"
+        f"{'dups':>5s} {'speed MAE':>9s} {'class acc':>9s} {'F1':>6s} {'F1 90 % interval':>16s}"
     )
     rows = []
     print(header)
@@ -196,21 +213,47 @@ def main(argv=None) -> int:
         for site in args.sites.split(","):
             t = time.perf_counter()
             runs = {
-                chosen: {**CHOSEN[chosen], **overrides, "site": site, "classifier": models[chosen]}
+                chosen + (f"#{h}" if hough_seeds else ""): {
+                    **CHOSEN[chosen],
+                    **overrides,
+                    **({"seed": h} if hough_seeds else {}),
+                    "site": site,
+                    "classifier": models[chosen],
+                }
                 for chosen in CHOSEN
+                for h in (hough_seeds or [None])
             }
-            res = evaluate.evaluate_runs(sim, site, seeds, runs)
-            for pooled in res.to_dict("records"):
-                chosen = pooled.pop("run")
-                rows.append({"chosen_on": chosen, **pooled})
+            per_scene = evaluate.evaluate_runs(sim, site, seeds, runs, per_scene=True)
+            f1s: dict[str, list[float]] = {}
+            for name in runs:
+                scenes = per_scene[per_scene["run"] == name]
+                pooled = {"simulator": sim, "site": site, **pool_scenes(scenes)}
+                ci = scene_intervals(scenes, seed=0).loc["f1"]
+                f1s.setdefault(name.split("#")[0], []).append(pooled["f1"])
+                rows.append({"chosen_on": name, **pooled})
                 print(
-                    f"{chosen:10s} {sim:10s} {site:8s} {pooled['n_scenes']:6d} {pooled['n_true']:5d} "
+                    f"{name:10s} {sim:10s} {site:8s} {pooled['n_scenes']:6d} {pooled['n_true']:5d} "
                     f"{pooled['n_detected']:5d} {pooled['precision']:9.3f} {pooled['recall']:7.3f} "
                     f"{pooled['count_error_pct']:11.1f} {pooled['duplicates']:5d} "
                     f"{pooled['speed_mae_kmh']:9.2f} "
-                    f"{pooled['class_accuracy']:9.3f}",
+                    f"{pooled['class_accuracy']:9.3f} {pooled['f1']:6.3f} "
+                    f"{'[' + format(ci['low'], '.3f') + ', ' + format(ci['high'], '.3f') + ']':>16s}",
                     flush=True,
                 )
+            if not hough_seeds and {"bump", "halfspace"} <= set(runs):
+                pick = {
+                    c: per_scene[per_scene["run"] == c].reset_index(drop=True) for c in ("bump", "halfspace")
+                }
+                diff, low, high = paired_difference(pick["halfspace"], pick["bump"], "f1", seed=0)
+                print(f"   F1 bump choice - half-space choice, same scenes: {diff:+.3f}", end=" ")
+                print(f"[{low:+.3f}, {high:+.3f}]")
+            if hough_seeds:
+                for chosen, values in f1s.items():
+                    mean = sum(values) / len(values)
+                    print(
+                        f"   {chosen}: F1 over Hough seeds {hough_seeds}: mean {mean:.3f}, "
+                        f"range {min(values):.3f}-{max(values):.3f}"
+                    )
             print(f"   ({time.perf_counter() - t:.0f} s)", flush=True)
     print(
         "\ntargets (issue 11):",

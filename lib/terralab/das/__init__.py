@@ -19,7 +19,8 @@ Submodules are imported on first use so that ``import terralab.das`` stays fast:
 * :mod:`~terralab.das.classify` - the packaged car/truck classifier and its re-training;
 * :mod:`~terralab.das.streaming` - ``stream`` over arriving files, ``process_archive`` on dask;
 * :mod:`~terralab.das.modal` - ``bridge_modes`` from quiet intervals;
-* :mod:`~terralab.das.evaluate` - ``score`` and ``match`` against truth;
+* :mod:`~terralab.das.evaluate` - ``score`` and ``match`` against truth (pooled over scenes, with intervals
+  over scenes, in :mod:`~terralab.das.intervals`);
 * :mod:`~terralab.das.plot` - waterfall and summary figures.
 
 Examples
@@ -57,6 +58,7 @@ _SUBMODULES = (
     "streaming",
     "modal",
     "evaluate",
+    "intervals",
     "filters",
     "plot",
     "diagnose",
@@ -92,6 +94,7 @@ __all__ = [
     "filters",
     "gap_table",
     "halfspace",
+    "intervals",
     "io",
     "load_classifier",
     "match",

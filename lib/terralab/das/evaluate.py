@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..progress import progress_bar
+from .intervals import pool_scenes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -272,11 +273,13 @@ def evaluate_scenes(
     Returns
     -------
     pandas.DataFrame
-        One row of pooled scores: ``simulator``, ``site``, ``n_scenes``, ``n_true``, ``n_detected``,
-        ``precision``, ``recall``, ``count_error_pct`` (|detected - true| / true over the pool),
-        ``duplicates`` (count), ``speed_mae_kmh``, ``class_accuracy``. With ``per_scene=True`` one row per
-        scene instead: ``simulator``, ``site``, ``seed``, ``n_true``, ``n_detected``, ``true_positives``,
-        ``duplicates``, ``speed_mae_kmh``, ``class_accuracy``. Units in ``attrs["units"]``.
+        One row of pooled scores (:func:`~terralab.das.intervals.pool_scenes`): ``simulator``, ``site``,
+        ``n_scenes``, ``n_true``, ``n_detected``, ``precision``, ``recall``, ``f1``, ``count_error_pct``
+        (|detected - true| / true over the pool), ``duplicates`` (count), ``speed_mae_kmh``,
+        ``class_accuracy``. With ``per_scene=True`` one row per scene instead: ``simulator``, ``site``,
+        ``seed``, ``n_true``, ``n_detected``, ``true_positives``, ``duplicates``, ``speed_mae_kmh``,
+        ``class_accuracy`` (:func:`~terralab.das.intervals.scene_intervals` turns these into intervals).
+        Units in ``attrs["units"]``.
     """
     runs = {"run": dict(detect_kwargs or {})}
     table = evaluate_runs(simulator, site, seeds, runs, per_scene=per_scene, progress=progress)
@@ -303,7 +306,7 @@ def evaluate_runs(
     from . import synthetic
     from .detect import detect_vehicles
 
-    acc = {name: {"rows": [], "errs": [], "cls": []} for name in runs}
+    rows: dict[str, list[dict]] = {name: [] for name in runs}
     for seed in progress_bar(list(seeds), desc=f"{simulator}/{site}", enabled=progress):
         data, truth = synthetic.random_scene(simulator, site, int(seed))
         outside = truth.attrs.get("outside_record")
@@ -318,10 +321,7 @@ def evaluate_runs(
                 det.loc[pairs["det_index"].to_numpy(), "speed_kmh"].to_numpy()
                 - truth.loc[pairs["truth_index"].to_numpy(), "speed_kmh"].to_numpy()
             )
-            a = acc[name]
-            a["errs"].append(np.abs(e))
-            a["cls"].append(pairs["class_ok"].to_numpy(dtype=float))
-            a["rows"].append(
+            rows[name].append(
                 {
                     "simulator": simulator,
                     "site": site,
@@ -331,38 +331,20 @@ def evaluate_runs(
                     "true_positives": len(pairs),
                     "duplicates": n_dup,
                     "speed_mae_kmh": float(np.mean(np.abs(e))) if len(e) else np.nan,
-                    "class_accuracy": float(np.mean(a["cls"][-1])) if len(pairs) else np.nan,
+                    "class_accuracy": float(np.mean(pairs["class_ok"].to_numpy(dtype=float)))
+                    if len(pairs)
+                    else np.nan,
                 }
             )
         del data
     if per_scene:
-        return _table([{"run": name, **row} for name, a in acc.items() for row in a["rows"]])
-    out = []
-    for name, a in acc.items():
-        df = pd.DataFrame(a["rows"])
-        n_true, n_det, tp = (
-            int(df["n_true"].sum()),
-            int(df["n_detected"].sum()),
-            int(df["true_positives"].sum()),
-        )
-        err = np.concatenate(a["errs"]) if a["errs"] else np.zeros(0)
-        ok = np.concatenate(a["cls"]) if a["cls"] else np.zeros(0)
-        pooled = {
-            "run": name,
-            "simulator": simulator,
-            "site": site,
-            "n_scenes": len(df),
-            "n_true": n_true,
-            "n_detected": n_det,
-            "precision": tp / n_det if n_det else float("nan"),
-            "recall": tp / n_true if n_true else float("nan"),
-            "count_error_pct": 100.0 * abs(n_det - n_true) / n_true if n_true else float("nan"),
-            "duplicates": int(df["duplicates"].sum()),
-            "speed_mae_kmh": float(np.mean(err)) if len(err) else float("nan"),
-            "class_accuracy": float(np.mean(ok)) if len(ok) else float("nan"),
-        }
-        out.append(pooled)
-    return _table(out)
+        return _table([{"run": name, **row} for name, scenes in rows.items() for row in scenes])
+    return _table(
+        [
+            {"run": name, "simulator": simulator, "site": site, **pool_scenes(pd.DataFrame(scenes))}
+            for name, scenes in rows.items()
+        ]
+    )
 
 
 def oracle_detectability(

@@ -35,8 +35,9 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    track (flag "peeled").
 9. **Merge and explain away**: a track whose ridge mostly lies on a stronger track of the same direction is
    that vehicle again; a much weaker track of the other direction built on a strong vehicle's ridge is its
-   echo; parallel tracks of one speed joined by signal within ``max_vehicle_m`` are one vehicle (axle
-   groups, bogies), reported at their load-weighted centre; two same-signed lobes of comparable strength
+   echo; parallel tracks of one speed joined by signal within ``max_vehicle_m`` (and ``max_merge_s``: a
+   slow platoon's vehicles follow closer than a long vehicle takes to pass) are one vehicle (axle groups,
+   bogies), reported at their load-weighted centre; two same-signed lobes of comparable strength
    within ``pair_merge_m`` are one vehicle at their midpoint; a track that bends by more than
    ``incoherent_speed_change`` with no consistent strain sign is a chain across a platoon and is dropped,
    and so is a track with no consistent sign that is much faster than a ``crossing_ratio`` times stronger

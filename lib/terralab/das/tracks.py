@@ -387,12 +387,13 @@ def merge_parallel(
 
     Only tracks closer than the time a ``max_vehicle_m`` long vehicle takes to pass are compared (25 m by
     default, on every site: a tractor-trailer with its strain spreading; a 30-45 m tram's bogies can stay
-    apart). With ``p.lobe_merge`` a track whose strain has the opposite sign of a stronger one
-    (:func:`track_polarity`) is merged too, even where the envelope dips between them: it is that vehicle's
-    lobe, and the vehicle keeps the stronger track's time. With ``p.pair_merge_m`` a track of the same sign
-    and comparable strength (at least :data:`PAIR_STRENGTH` of the stronger) within that distance is merged at
-    the midpoint of the two: they are the lobes ahead of and behind one vehicle whose centre was missed (once
-    per vehicle: a vehicle that already merged a track takes no pair).
+    apart), and never more than ``p.max_merge_s`` apart (2 s: two vehicles of a slow platoon follow closer
+    than a long vehicle takes to pass). With ``p.lobe_merge`` a track whose strain has the opposite sign of
+    a stronger one (:func:`track_polarity`) is merged too, even where the envelope dips between them: it is
+    that vehicle's lobe, and the vehicle keeps the stronger track's time. With ``p.pair_merge_m`` a track of
+    the same sign and comparable strength (at least :data:`PAIR_STRENGTH` of the stronger) within that
+    distance is merged at the midpoint of the two: they are the lobes ahead of and behind one vehicle whose
+    centre was missed (once per vehicle: a vehicle that already merged a track takes no pair).
     """
     tracks = sorted(tracks, key=rank)
     kept: list[dict] = []
@@ -431,7 +432,8 @@ def _same_vehicle(k, tr, xb, valid, x_mid, p: DetectParams, max_vehicle_m, join_
     dt_s = abs(tr["t_mid"] - k["t_mid"])
     v = k["speed_kmh"] * KMH
     sign = k.get("polarity", 0.0) * tr.get("polarity", 0.0)
-    if dt_s <= max_vehicle_m / v:
+    window_s = min(max_vehicle_m / v, p.max_merge_s) if p.max_merge_s > 0 else max_vehicle_m / v
+    if dt_s <= window_s:
         # a peeled track has its own ridge once the other's response is explained: no signal joins them
         if (
             not (tr.get("peeled") or k.get("peeled"))

@@ -145,6 +145,15 @@ def _override(text: str) -> tuple[str, object]:
         return name, value
 
 
+def _print_paired(per_scene, a: str, b: str, label: str) -> None:
+    """Print run ``b``'s F1 minus run ``a``'s on the same scenes with its paired 90 % interval."""
+    from terralab.das.intervals import paired_difference
+
+    pick = {c: per_scene[per_scene["run"] == c].reset_index(drop=True) for c in (a, b)}
+    diff, low, high = paired_difference(pick[a], pick[b], "f1", seed=0)
+    print(f"   F1 {label}, same scenes: {diff:+.3f} [{low:+.3f}, {high:+.3f}]")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -185,7 +194,7 @@ def main(argv=None) -> int:
 
     from terralab.das import classify, evaluate
     from terralab.das.detect import CHOSEN
-    from terralab.das.intervals import paired_difference, pool_scenes, scene_intervals
+    from terralab.das.intervals import pool_scenes, scene_intervals
 
     warnings.simplefilter("ignore")
     load = os.getloadavg()
@@ -256,20 +265,11 @@ def main(argv=None) -> int:
                     flush=True,
                 )
             if not hough_seeds and {"bump", "halfspace"} <= set(runs):
-                pick = {
-                    c: per_scene[per_scene["run"] == c].reset_index(drop=True) for c in ("bump", "halfspace")
-                }
-                diff, low, high = paired_difference(pick["halfspace"], pick["bump"], "f1", seed=0)
-                print(f"   F1 bump choice - half-space choice, same scenes: {diff:+.3f}", end=" ")
-                print(f"[{low:+.3f}, {high:+.3f}]")
+                _print_paired(per_scene, "halfspace", "bump", "bump choice - half-space choice")
             if against:
-                pick = {
-                    c: per_scene[per_scene["run"] == c].reset_index(drop=True)
-                    for c in ("halfspace", "packaged-vs")
-                }
-                diff, low, high = paired_difference(pick["packaged-vs"], pick["halfspace"], "f1", seed=0)
-                print(f"   F1 packaged minus packaged with {against}, same scenes: {diff:+.3f}", end=" ")
-                print(f"[{low:+.3f}, {high:+.3f}]")
+                _print_paired(
+                    per_scene, "packaged-vs", "halfspace", f"packaged minus packaged with {against}"
+                )
             if hough_seeds:
                 for chosen, values in f1s.items():
                     mean = sum(values) / len(values)

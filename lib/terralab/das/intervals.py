@@ -85,11 +85,7 @@ def scene_intervals(
     (the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles). Reproducible for a given ``seed``."""
     import pandas as pd
 
-    _check(per_scene)
-    if not 0 < level < 1:
-        raise InvalidInputError(f"level must be in (0, 1), got {level}; 0.9 gives a 90 % interval")
-    if n_boot < 10:
-        raise InvalidInputError(f"n_boot must be at least 10, got {n_boot}")
+    _check(per_scene, level, n_boot)
     draws = _draws([per_scene], n_boot, seed, lambda pooled: [pooled[m] for m in INTERVAL_METRICS])
     value = pool_scenes(per_scene)
     q = [(1 - level) / 2, (1 + level) / 2]
@@ -111,12 +107,10 @@ def paired_difference(
     An interval that holds 0 says the scenes do not tell the two settings apart."""
     if metric not in INTERVAL_METRICS:
         raise InvalidInputError(f"unknown metric {metric!r}; choose one of {list(INTERVAL_METRICS)}")
-    _check(a)
+    _check(a, level, n_boot)
     _check(b)
     if len(a) != len(b) or ("seed" in a and "seed" in b and list(a["seed"]) != list(b["seed"])):
         raise InvalidInputError("a and b must hold the same scenes in the same order (per-scene rows)")
-    if not 0 < level < 1:
-        raise InvalidInputError(f"level must be in (0, 1), got {level}")
     draws = _draws([a, b], n_boot, seed, lambda pa, pb: [pb[metric] - pa[metric]])
     diff = pool_scenes(b)[metric] - pool_scenes(a)[metric]
     low, high = np.nanquantile(draws[:, 0], [(1 - level) / 2, (1 + level) / 2])
@@ -135,7 +129,13 @@ def _draws(tables: list, n_boot: int, seed: int, combine) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
-def _check(per_scene) -> None:
+def _check(per_scene, level: float = 0.9, n_boot: int = 10) -> None:
+    """Raise on a table that is not per-scene rows of one run, or on an interval level / redraw count that
+    makes no interval."""
+    if not 0 < level < 1:
+        raise InvalidInputError(f"level must be in (0, 1), got {level}; 0.9 gives a 90 % interval")
+    if n_boot < 10:
+        raise InvalidInputError(f"n_boot must be at least 10, got {n_boot}")
     missing = [c for c in _NEEDED if c not in getattr(per_scene, "columns", ())]
     if missing:
         raise InvalidInputError(

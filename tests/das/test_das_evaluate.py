@@ -69,3 +69,29 @@ def test_evaluate_runs_gives_one_row_per_run_or_per_run_and_scene():
     tp = per_scene.loc[0, "true_positives"]
     assert pooled.loc[0, "recall"] == pytest.approx(tp / per_scene.loc[0, "n_true"])
     assert pooled.attrs["units"]["count_error_pct"] == "%"
+
+
+def test_a_partly_recorded_vehicle_takes_no_detection_a_whole_vehicle_needs():
+    """A vehicle leaving the record (``outside_record``) 1 s after a whole one: matched first, it took the
+    detection closest to it, and the whole vehicle counted as missed; one assignment over both gives each
+    its own detection, and only the partly recorded vehicle's detection is dropped."""
+    from terralab.das.evaluate import match_scene
+
+    truth = _vehicles([10.0], [50.0], [1]).set_axis([7])
+    truth.attrs["outside_record"] = _vehicles([11.0], [50.0], [1])
+    det = _vehicles([10.9, 11.8], [50.0, 50.0], [1, 1])
+    kept, pairs = match_scene(det, truth)
+    assert kept.index.tolist() == [0]
+    assert list(zip(pairs["det_index"], pairs["truth_index"])) == [(0, 7)]
+    # without partly recorded vehicles it is match()
+    truth.attrs["outside_record"] = truth.iloc[:0]
+    kept, pairs = match_scene(det, truth)
+    assert len(kept) == 2 and list(zip(pairs["det_index"], pairs["truth_index"])) == [(0, 7)]
+
+
+def test_same_direction_matching_counts_a_wrong_direction_report_as_a_miss():
+    truth = _vehicles([10.0, 20.0], [50.0, 50.0], [1, -1])
+    det = _vehicles([10.2, 20.1], [50.0, 50.0], [1, 1])
+    assert len(das.match(det, truth)) == 2
+    strict = das.match(det, truth, same_direction=True)
+    assert list(zip(strict["det_index"], strict["truth_index"])) == [(0, 0)]

@@ -37,6 +37,7 @@ __all__ = [
     "evaluate_runs",
     "evaluate_scenes",
     "match",
+    "match_scene",
     "oracle_detectability",
     "score",
 ]
@@ -75,6 +76,7 @@ def match(
     time_tolerance_s: float = 1.5,
     distance_tolerance_m: float = 10.0,
     speed_tolerance: float = 0.25,
+    same_direction: bool = False,
     **old_names: float,
 ) -> pd.DataFrame:
     """One-to-one matching of detections to true vehicles (:func:`terralab.matching.match_one_to_one`,
@@ -83,8 +85,10 @@ def match(
     A pair may match when the mid-section times differ by at most ``time_tolerance_s`` seconds or, for slow
     vehicles, by the time the vehicle needs to travel ``distance_tolerance_m`` (an 18 m truck at 12 km/h takes
     5 s to pass a point), and the speeds by at most ``speed_tolerance`` (relative). The cost prefers close
-    times, close speeds and equal directions. The former names ``time_tol_s``, ``distance_tol_m`` and
-    ``speed_tol`` are still accepted (with a ``DeprecationWarning``).
+    times, close speeds and equal directions; ``same_direction=True`` allows only equal directions (a
+    vehicle reported in the wrong direction is then missed, and the detection a false one; the scores of
+    :func:`evaluate_runs`). The former names ``time_tol_s``, ``distance_tol_m`` and ``speed_tol`` are still
+    accepted (with a ``DeprecationWarning``).
 
     Returns
     -------
@@ -119,6 +123,8 @@ def match(
     sv = np.abs(np.log(vd[:, None] / vt[None, :]))
     tol = np.maximum(time_tolerance_s, distance_tolerance_m / (vt / 3.6))[None, :]
     ok = (np.abs(dt) <= tol) & (sv <= np.log1p(speed_tolerance))
+    if same_direction:
+        ok &= dd[:, None] == dtr[None, :]
     cost = np.abs(dt) / tol + sv / np.log1p(speed_tolerance) + 2.0 * (dd[:, None] != dtr[None, :])
     pairs = match_one_to_one(np.where(ok, cost, np.inf))
     ri, ci = pairs["row"].to_numpy(), pairs["column"].to_numpy()
@@ -136,6 +142,38 @@ def match(
     else:
         out["class_ok"] = np.nan
     return out[cols]
+
+
+def match_scene(
+    detections: pd.DataFrame, truth: pd.DataFrame, **match_kwargs: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`match` for a simulated scene whose vehicles recorded only partly are listed in
+    ``truth.attrs["outside_record"]`` (they count neither way).
+
+    One assignment over the whole and the partly recorded vehicles: a partly recorded vehicle takes only a
+    detection that the assignment does not give to a whole one (matching them first let a vehicle leaving
+    the record take the detection of a whole vehicle beside it, which then counted as missed). The
+    detections it takes are dropped.
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        The detections kept, and the pairs (:func:`match`'s columns) with the vehicles of ``truth``.
+    """
+    import pandas as pd
+
+    partial = truth.attrs.get("outside_record")
+    if partial is None or len(partial) == 0 or len(detections) == 0:
+        return detections, match(detections, truth, **match_kwargs)
+    cols = [c for c in ("time", "speed_kmh", "direction", "vehicle_class") if c in truth and c in partial]
+    both = pd.concat([truth[cols], partial[cols]], ignore_index=True)
+    pairs = match(detections, both, **match_kwargs)
+    pos = pairs["truth_index"].to_numpy(dtype=int)
+    whole = pos < len(truth)
+    kept = detections.drop(index=pairs["det_index"].to_numpy()[~whole])
+    pairs = pairs[whole].reset_index(drop=True)
+    pairs["truth_index"] = truth.index.to_numpy()[pos[whole]]
+    return kept, pairs
 
 
 #: Units of the score columns (``df.attrs["units"]`` of :func:`score`, :func:`evaluate_runs` and
@@ -268,7 +306,8 @@ def evaluate_scenes(
     """Detect vehicles in random scenes of one simulator and site; pooled metrics (or one row per scene).
 
     Vehicles a scene records only partly (``truth.attrs["outside_record"]``) count neither way: a detection
-    matched to one of them is dropped before scoring.
+    matched to one of them is dropped before scoring (:func:`match_scene`). A detection counts only in its
+    vehicle's direction (``same_direction=True`` of :func:`match`).
 
     Returns
     -------
@@ -309,13 +348,8 @@ def evaluate_runs(
     rows: dict[str, list[dict]] = {name: [] for name in runs}
     for seed in progress_bar(list(seeds), desc=f"{simulator}/{site}", enabled=progress):
         data, truth = synthetic.random_scene(simulator, site, int(seed))
-        outside = truth.attrs.get("outside_record")
         for name, kw in runs.items():
-            det = detect_vehicles(data, **kw)
-            if outside is not None and len(outside) and len(det):
-                po = match(det, outside)
-                det = det.drop(index=po["det_index"].to_numpy())
-            pairs = match(det, truth)
+            det, pairs = match_scene(detect_vehicles(data, **kw), truth, same_direction=True)
             n_dup = duplicates(det, truth, pairs)
             e = (
                 det.loc[pairs["det_index"].to_numpy(), "speed_kmh"].to_numpy()

@@ -47,9 +47,10 @@ the same metric over the development seeds 100-107 with the same defaults (preci
 scene / speed MAE: bump highway 0.03 / 0.06 / 0 / 0.40, bump urban 0.02 / 0.12 / 0 / 0.22, half-space highway
 0.05 / 0.11 / 0.3 / 0.82, half-space urban 0.11 / 0.14 / 0.9 / 0.48; duplicates rounded up, times sqrt(3) for
 the three urban scenes). The issue-11 targets (P, R >= 0.97, no duplicates, speed MAE <= 2 km/h) are NOT MET
-on the half-space simulator, although an oracle that knows each vehicle's track finds every development
-vehicle above the noise there (``benchmarks/das_oracle.py``): the track search, not the signal, is what is
-missing. The floors hold today's state, not a quality claim.
+on the half-space simulator. An oracle that knows each vehicle's track finds 97 % of the unseen half-space
+street vehicles above the noise, but a quarter of them only weakly, and the detector misses three in ten of
+the strong ones (``benchmarks/das_oracle.py --recall``): the track search and the merging of a vehicle's
+ridges are what is missing first. The floors hold today's state, not a quality claim.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 ``benchmarks/das_cross_simulator.py`` prints the full table (20 unseen scenes per simulator and site,
 parameters chosen on either simulator); this test runs unseen scenes (seeds 500-502: seeds 500-599 are used
 nowhere else; one highway scene, three urban ones) with the packaged defaults and the site preset, and holds
-the floors below.
+the floors below. It does not classify, so the tram merge (``tram_group_m``, which needs the classes) is off
+here; ``tests/das/test_das_trams.py`` tests it.
 
 The defaults were re-chosen after the half-space simulator's audit (Odemark equivalent depth, coupling
 0.3-1.0) on its development seeds 100-107 only (``python benchmarks/das_cross_simulator.py --choose``:
@@ -124,10 +125,11 @@ def test_the_benchmark_applies_a_set_override_to_both_choices_and_refuses_unknow
     assert bench.main(args + ["--set", "peel_sigma=3.5"]) == 0
     out = capsys.readouterr().out
     assert "overrides in both choices: {'peel_sigma': 3.5}" in out
-    # the packaged choice on the scene of the second-pass test: 25 detected with the pass (23 without; 23 and
-    # 21 before max_merge_s)
+    # the packaged choice on the scene of the second-pass test: 24 detected with the pass (23 without; 25
+    # before tram_group_m merged a truck the classifier calls a tram with the truck the pass finds behind it;
+    # 23 and 21 before max_merge_s)
     rows = [line.split() for line in out.splitlines() if line.startswith("halfspace  bump")]
-    assert len(rows) == 1 and rows[0][5] == "25"
+    assert len(rows) == 1 and rows[0][5] == "24"
 
 
 def test_the_benchmark_prints_intervals_paired_differences_and_hough_seed_spreads(capsys):

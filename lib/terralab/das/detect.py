@@ -46,7 +46,9 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    vehicle's response; in the other direction only a vehicle without a sign; :mod:`terralab.das.chains`).
    ``site`` presets bound the speeds to what the site allows.
 10. **Classify** car / truck (/ tram on sites with a tram line) with the packaged classifier
-    (:mod:`terralab.das.classify`), from features that transfer between sites.
+    (:mod:`terralab.das.classify`), from features that transfer between sites; where trams run, the tracks of
+    one tram's bogies (heavy, one speed, within ``tram_group_m``, one of them called a tram) become one tram
+    (:mod:`terralab.das.trams`).
 
 ``image="both"`` adds a second detection image, the band-limited energy of the strain rate
 (:mod:`terralab.das.filters`), searched by slant stacking; it sees a signature whatever its sign or band, but
@@ -96,6 +98,7 @@ from .tracks import (
     set_flags,
     track_polarity,
 )
+from .trams import merge_tram_groups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -366,7 +369,7 @@ def detect_in_products(
         vehicles = pd.DataFrame(tracks)
         vehicles = vehicles.sort_values("t_mid").reset_index(drop=True)
         _classify(vehicles, prod, dec, z, t, xb, valid, p, classifier, t_ref_ns)
-        vehicles = _to_frame(vehicles, t_ref_ns)
+        vehicles = _to_frame(merge_tram_groups(vehicles, p), t_ref_ns)
     vehicles.attrs["params"] = asdict(p)
     vehicles.attrs["lf_rate_hz"] = 1.0 / dt
     if not return_details:

@@ -131,6 +131,7 @@ CHOSEN = {
         "incoherent_speed_change": 0.0,
         "crossing_ratio": 0.0,
         "max_merge_s": 0.0,
+        "tram_group_m": 0.0,
     },
     "halfspace": {
         "image": "strain",
@@ -207,6 +208,14 @@ class DetectParams:
         (urban F1 half-space 0.606 -> 0.621, bump 0.920 -> 0.930, highways unchanged; 1.2 s found more
         vehicles but left 73 half-space street duplicates against 47 at 2.0 s and 32 without the cap),
         checked on seeds 3000-3019 and 5000-5019. 0 disables.
+    tram_group_m : float
+        Where trams run (``trams``) and vehicles are classified: consecutive vehicles of one direction and
+        speed (within 3 %) spanning at most this many metres of travel, each classified heavy and one a tram,
+        with no other vehicle of their direction between them, are one tram's bogies
+        (:func:`~terralab.das.trams.merge_tram_groups`; 60 m: bogies up to 45 m apart plus the strain lobes
+        7-11 m beyond them). Chosen on the development seeds 100-107 + 200-211 of both simulators (50 / 60 m;
+        half-space urban F1 +0.022, bump urban unchanged), checked on seeds 3000-5019, confirmed on fresh
+        unseen seeds 12000-12019. Off in the bump choice. 0 disables.
     lobe_merge : bool
         A parallel track of one speed within ``max_vehicle_m`` whose strain has the opposite sign of a
         stronger track's (:func:`~terralab.das.tracks.track_polarity`: the extension lobes around a load's
@@ -355,6 +364,7 @@ class DetectParams:
     speed_stack: bool = True
     pair_merge_m: float = 25.0
     max_merge_s: float = 2.0
+    tram_group_m: float = 60.0
     incoherent_speed_change: float = 0.4
     crossing_ratio: float = 1.5
     max_accel_ms2: float = 10.0
@@ -408,6 +418,7 @@ class DetectParams:
         for name in (
             "max_vehicle_m",
             "max_merge_s",
+            "tram_group_m",
             "pair_merge_m",
             "incoherent_speed_change",
             "crossing_ratio",

@@ -1,0 +1,119 @@
+"""Trams: one vehicle from the tracks of its bogies.
+
+A tram's bogies stand 25-45 m apart, far beyond a road vehicle's axle groups, and on the ground each gives a
+strain signature of its own: the search finds one track per bogie, all at the tram's speed, and none of them
+passes where the tram's load centre does (on the half-space street development scenes 13 of 21 strong trams
+were missed so, each leaving two or three tracks 1.6-3.5 s either side of it). Where trams run
+(``DetectParams.trams``) and vehicles are classified, :func:`merge_tram_groups` joins consecutive vehicles of
+one direction and speed (within :data:`TRAM_SPEED_RATIO`) that span at most ``tram_group_m`` of travel, when
+the classifier calls each of them heavy (truck or tram) and at least one of them a tram, and no other vehicle
+of their direction passes between them: one tram at the midpoint of the first and the last (the load centre
+of a tram with a bogie at each end). A road vehicle's axle groups are one track already
+(:func:`terralab.das.tracks.merge_parallel`); two trucks following each other are not merged, since neither
+is called a tram.
+
+Examples
+--------
+Two tracks of one tram 3.2 s apart at 36 km/h (32 m), a car after them:
+
+>>> import pandas as pd
+>>> from terralab.das import DetectParams
+>>> from terralab.das.trams import merge_tram_groups
+>>> v = pd.DataFrame({"t_mid": [10.0, 13.2, 20.0], "t_in": [5.0, 8.2, 15.0], "t_out": [15.0, 18.2, 25.0],
+...                   "speed_kmh": [36.0, 36.4, 36.0], "direction": [1, 1, 1],
+...                   "vehicle_class": ["tram", "truck", "car"], "snr": [20.0, 25.0, 5.0],
+...                   "flags": ["near", "near", ""]})
+>>> out = merge_tram_groups(v, DetectParams(trams=True))
+>>> out[["t_mid", "vehicle_class", "flags"]].values.tolist()
+[[11.6, 'tram', 'merged'], [20.0, 'car', '']]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .params import FLAGS, KMH
+from .tracks import NEAR_S
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .params import DetectParams
+
+__all__ = ["TRAM_SPEED_RATIO", "merge_tram_groups"]
+
+#: Largest relative speed difference of two tracks of one tram (the bogies of a rigid vehicle pass at one
+#: speed; the detector's speeds of one vehicle differ by 1-2 %).
+TRAM_SPEED_RATIO = 0.03
+
+_LARGEST = ("x_hi", "coverage", "score", "snr", "p_truck")
+
+
+def merge_tram_groups(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
+    """The detector's internal vehicle table (sorted by ``t_mid``, classified) with each tram's bogie tracks
+    merged into one row (see the module); unchanged where ``p.trams`` or ``p.classify`` is off or
+    ``p.tram_group_m`` is 0. The merged row is the tram at the midpoint of its first and last track, at their
+    mean speed, with the features of its strongest track and the flag "merged"; the "near" flags of every row
+    are re-read afterwards."""
+    if not (p.trams and p.classify and p.tram_group_m > 0) or len(vehicles) < 2:
+        return vehicles
+    v = vehicles.reset_index(drop=True)
+    t = v["t_mid"].to_numpy(dtype=float)
+    speed = v["speed_kmh"].to_numpy(dtype=float)
+    direction = v["direction"].to_numpy()
+    cls = v["vehicle_class"].to_numpy()
+    groups, used = [], np.zeros(len(v), dtype=bool)
+    for i in range(len(v)):
+        if used[i] or cls[i] == "car":
+            continue
+        group = [i]
+        for j in range(i + 1, len(v)):
+            if direction[j] != direction[i]:
+                continue
+            if (t[j] - t[i]) * speed[i] * KMH > p.tram_group_m:
+                break
+            if cls[j] == "car" or abs(np.log(speed[j] / speed[i])) > TRAM_SPEED_RATIO:
+                break  # another vehicle of this direction passes in between
+            group.append(j)
+        if len(group) > 1 and any(cls[k] == "tram" for k in group):
+            used[group] = True
+            groups.append(group)
+    if not groups:
+        return vehicles
+    drop = []
+    for group in groups:
+        first, last = group[0], group[-1]
+        strongest = max(group, key=lambda k: v.at[k, "snr"]) if "snr" in v else first
+        row = v.loc[strongest].copy()
+        for c in ("t_mid", "t_in", "t_out"):
+            if c in v:
+                row[c] = 0.5 * (v.at[first, c] + v.at[last, c])
+        row["speed_kmh"] = float(np.mean(speed[group]))
+        if "x_lo" in v:
+            row["x_lo"] = v.loc[group, "x_lo"].min()
+        for c in _LARGEST:
+            if c in v:
+                row[c] = v.loc[group, c].max()
+        row["vehicle_class"] = "tram"
+        flags = [f for f in str(row.get("flags", "")).split(",") if f]
+        row["flags"] = ",".join(["merged", *[f for f in flags if f != "merged"]])
+        v.loc[first] = row
+        drop.extend(group[1:])
+    out = v.drop(index=drop).sort_values("t_mid").reset_index(drop=True)
+    if "flags" in out:
+        out["flags"] = _near_flags(out["t_mid"].to_numpy(dtype=float), out["flags"].tolist())
+    return out
+
+
+def _near_flags(t: np.ndarray, flags: list[str]) -> list[str]:
+    """``flags`` with "near" set exactly where another vehicle passes mid-section within ``NEAR_S``."""
+    out = []
+    for i, f in enumerate(flags):
+        names = [n for n in str(f).split(",") if n and n != "near"]
+        others = np.abs(np.delete(t, i) - t[i])
+        if len(others) and others.min() < NEAR_S:
+            names.append("near")
+        out.append(",".join(sorted(names, key=list(FLAGS).index)))
+    return out

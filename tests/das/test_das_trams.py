@@ -1,0 +1,89 @@
+"""One tram, one vehicle: the tracks of a tram's bogies merged after classification (``das.trams``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from terralab import das
+from terralab.das.trams import TRAM_SPEED_RATIO, merge_tram_groups
+from terralab.errors import InvalidInputError
+
+TRAMS = das.DetectParams(trams=True)
+
+
+def _table(rows):
+    """Internal vehicle rows (t_mid s, speed km/h, direction, class, snr)."""
+    v = pd.DataFrame(rows, columns=["t_mid", "speed_kmh", "direction", "vehicle_class", "snr"])
+    v["t_in"], v["t_out"] = v["t_mid"] - 5.0, v["t_mid"] + 5.0
+    v["x_lo"], v["x_hi"], v["coverage"] = 0.0, 100.0, 1.0
+    v["flags"] = ""
+    v["feat_length_m"] = range(len(v))
+    return v
+
+
+def test_a_trams_bogie_and_centre_tracks_become_one_tram_at_their_midpoint():
+    # 36 km/h = 10 m/s: front bogie, centre, rear bogie 2.1 s apart (42 m), a car 20 s later
+    v = _table([[10.0, 36.0, 1, "tram", 20.0], [12.1, 36.3, 1, "truck", 30.0], [14.2, 35.8, 1, "tram", 25.0]])
+    v = pd.concat([v, _table([[34.0, 50.0, 1, "car", 5.0]])], ignore_index=True)
+    out = merge_tram_groups(v, TRAMS)
+    assert out["t_mid"].round(6).tolist() == [12.1, 34.0]
+    tram = out.iloc[0]
+    assert tram["vehicle_class"] == "tram" and tram["flags"] == "merged"
+    assert tram["speed_kmh"] == pytest.approx(36.0333, abs=1e-3) and tram["t_in"] == pytest.approx(7.1)
+    assert tram["snr"] == 30.0 and tram["feat_length_m"] == 1  # the strongest track's features
+    assert out.iloc[1]["vehicle_class"] == "car"
+
+
+@pytest.mark.parametrize(
+    "rows, why",
+    [
+        ([[10.0, 36.0, 1, "truck", 20.0], [12.0, 36.0, 1, "truck", 20.0]], "two trucks following: no tram"),
+        (
+            [[10.0, 36.0, 1, "tram", 20.0], [11.0, 36.0, 1, "car", 5.0], [12.0, 36.0, 1, "tram", 20.0]],
+            "a car between",
+        ),
+        ([[10.0, 36.0, 1, "tram", 20.0], [12.0, 36.0 * 1.05, 1, "tram", 20.0]], "speeds 5 % apart"),
+        ([[10.0, 36.0, 1, "tram", 20.0], [16.5, 36.0, 1, "tram", 20.0]], "65 m apart: two trams"),
+        ([[10.0, 36.0, 1, "tram", 20.0], [12.0, 36.0, -1, "tram", 20.0]], "opposite directions"),
+    ],
+)
+def test_vehicles_that_are_not_one_trams_bogies_stay_apart(rows, why):
+    v = _table(rows)
+    assert len(merge_tram_groups(v, TRAMS)) == len(v), why
+
+
+def test_the_merge_runs_only_where_trams_run_and_vehicles_are_classified():
+    v = _table([[10.0, 36.0, 1, "tram", 20.0], [12.0, 36.0, 1, "tram", 20.0]])
+    assert len(merge_tram_groups(v, TRAMS)) == 1
+    for p in (das.DetectParams(), das.DetectParams(trams=True, tram_group_m=0.0)):
+        assert len(merge_tram_groups(v, p)) == 2
+    from terralab.das.params import resolve_params
+
+    assert resolve_params(None, {"site": "urban"}).trams
+    assert not resolve_params(None, {"site": "highway"}).trams
+    assert 0 < TRAM_SPEED_RATIO <= 0.05
+    with pytest.raises(InvalidInputError, match="tram_group_m"):
+        das.DetectParams(tram_group_m=-1.0).validate()
+
+
+def test_near_flags_are_read_again_after_the_merge():
+    # the rear bogie was the only vehicle within 2 s of the car: once merged away, the car is not "near"
+    v = _table([[10.0, 36.0, 1, "tram", 20.0], [14.0, 36.0, 1, "tram", 20.0], [15.5, 40.0, -1, "car", 5.0]])
+    v["flags"] = ["", "near", "near"]
+    out = merge_tram_groups(v, TRAMS)
+    assert out["flags"].tolist() == ["merged", ""]
+
+
+def test_on_a_half_space_street_scene_a_trams_bogie_tracks_become_one_tram():
+    from terralab.das import evaluate, synthetic
+
+    # unseen test scene 509: three trams each left their bogie tracks and none was found; merged, all are
+    data, truth = synthetic.random_scene("halfspace", "urban", 509)
+    found = {}
+    for g in (0.0, das.DetectParams().tram_group_m):
+        det = das.detect_vehicles(data, site="urban", tram_group_m=g)
+        found[g] = set(evaluate.match_scene(det, truth, same_direction=True)[1]["truth_index"])
+    gained = found[60.0] - found[0.0]
+    assert len(gained) >= 3 and set(truth.loc[sorted(gained), "kind"]) == {"tram"}
+    assert found[0.0] <= found[60.0]

@@ -63,6 +63,21 @@ def require(condition: bool, reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def load_benchmark():
+    """A loader of a script in ``benchmarks/`` (scripts, not a package) as a module, by its file stem."""
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path of the real data (``../shared/data``); skips the test when absent (fails under REQUIRE_DATA)."""
     require(

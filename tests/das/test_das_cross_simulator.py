@@ -103,19 +103,10 @@ def test_two_vehicles_more_than_max_merge_s_apart_are_not_merged_into_one():
     assert set(merged["truth_index"]) <= set(capped["truth_index"])
 
 
-def _benchmark():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "das_cross_simulator.py"
-    spec = importlib.util.spec_from_file_location("das_cross_simulator", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_benchmark_applies_a_set_override_to_both_choices_and_refuses_unknown_names(capsys):
-    bench = _benchmark()
+def test_the_benchmark_applies_a_set_override_to_both_choices_and_refuses_unknown_names(
+    capsys, load_benchmark
+):
+    bench = load_benchmark("das_cross_simulator")
     assert bench._override("peel_sigma=3.5") == ("peel_sigma", 3.5)
     assert bench._override("image=strain") == ("image", "strain")
     for bad in ("peel_sigma", "no_such_field=1"):
@@ -132,8 +123,8 @@ def test_the_benchmark_applies_a_set_override_to_both_choices_and_refuses_unknow
     assert len(rows) == 1 and rows[0][5] == "24"
 
 
-def test_the_benchmark_prints_intervals_paired_differences_and_hough_seed_spreads(capsys):
-    bench = _benchmark()
+def test_the_benchmark_prints_intervals_paired_differences_and_hough_seed_spreads(capsys, load_benchmark):
+    bench = load_benchmark("das_cross_simulator")
     args = ["--scenes", "1", "--first-seed", "503", "--simulators", "bump", "--sites", "urban"]
     assert bench.main(args + ["--against", "max_merge_s=0"]) == 0
     out = capsys.readouterr().out

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 
-def _benchmark():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "das_oracle.py"
-    spec = importlib.util.spec_from_file_location("das_oracle", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_recall_bins_cover_every_scored_vehicle_and_the_printout_has_them(capsys):
-    bench = _benchmark()
+def test_recall_bins_cover_every_scored_vehicle_and_the_printout_has_them(capsys, load_benchmark):
+    bench = load_benchmark("das_oracle")
     r = bench.run("bump", "urban", [503], recall=True)
     counts = [n for n, _ in r["recall_by_stat"]]
     assert len(counts) == len(bench.STAT_BINS) + 1 and sum(counts) == r["n"] > 0

@@ -47,6 +47,7 @@ __all__ = [
     "dedupe_tracks",
     "implied_accel",
     "merge_parallel",
+    "near_others",
     "refine_track",
     "robust_fit",
     "set_flags",
@@ -525,14 +526,24 @@ def _joined(a, b, xb, valid, x_mid, bands=None) -> float:
     return float(np.mean(ok & inside.all(axis=1)))
 
 
+def near_others(t_mid: np.ndarray) -> np.ndarray:
+    """Per vehicle (mid-section times ``t_mid``, s): does another one pass mid-section within ``NEAR_S``."""
+    t = np.asarray(t_mid, dtype=float)
+    if len(t) < 2:
+        return np.zeros(len(t), dtype=bool)
+    gap = np.abs(t[:, None] - t[None, :])
+    np.fill_diagonal(gap, np.inf)
+    return gap.min(axis=1) < NEAR_S
+
+
 def set_flags(tracks: list[dict]) -> None:
-    t = np.array([tr["t_mid"] for tr in tracks])
+    near = near_others(np.array([tr["t_mid"] for tr in tracks]))
     for i, tr in enumerate(tracks):
         on = {
             "merged": tr.get("merged", 0),
             "partial": tr["coverage"] < 0.9,
             "speed_change": abs(tr["speed_change"]) > 0.1,
-            "near": len(t) > 1 and np.sort(np.abs(t - t[i]))[1] < NEAR_S,
+            "near": near[i],
             "peeled": tr.get("peeled", False),
         }
         tr["flags"] = ",".join(name for name, flag in on.items() if flag)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .params import FLAGS, KMH
-from .tracks import NEAR_S
+from .tracks import near_others
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,8 +97,7 @@ def merge_tram_groups(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
             if c in v:
                 row[c] = v.loc[group, c].max()
         row["vehicle_class"] = "tram"
-        flags = [f for f in str(row.get("flags", "")).split(",") if f]
-        row["flags"] = ",".join(["merged", *[f for f in flags if f != "merged"]])
+        row["flags"] = ",".join(["merged", *[f for f in str(row.get("flags", "")).split(",") if f]])
         v.loc[first] = row
         drop.extend(group[1:])
     out = v.drop(index=drop).sort_values("t_mid").reset_index(drop=True)
@@ -108,12 +107,10 @@ def merge_tram_groups(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
 
 
 def _near_flags(t: np.ndarray, flags: list[str]) -> list[str]:
-    """``flags`` with "near" set exactly where another vehicle passes mid-section within ``NEAR_S``."""
+    """``flags`` with "near" set exactly where another vehicle passes mid-section within
+    :data:`~terralab.das.tracks.NEAR_S`, in :data:`~terralab.das.params.FLAGS` order."""
     out = []
-    for i, f in enumerate(flags):
-        names = [n for n in str(f).split(",") if n and n != "near"]
-        others = np.abs(np.delete(t, i) - t[i])
-        if len(others) and others.min() < NEAR_S:
-            names.append("near")
+    for f, near in zip(flags, near_others(t)):
+        names = {n for n in str(f).split(",") if n} - {"near"} | ({"near"} if near else set())
         out.append(",".join(sorted(names, key=list(FLAGS).index)))
     return out

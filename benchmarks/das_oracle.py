@@ -68,7 +68,7 @@ def run(simulator: str, site: str, seeds, *, before: bool = False, recall: bool 
         if recall:
             stats.extend(table.attrs["per_vehicle"])
             found.extend(_found(data, truth, site))
-            inflation.append(_noise_inflation(data, noise, site))
+            inflation.append(table.attrs["noise_inflation"])
         del data
     out = {
         "n": n_true,
@@ -95,23 +95,6 @@ def _found(data, truth, site: str) -> list[bool]:
     _, pairs = evaluate.match_scene(det, truth, same_direction=True)
     hit = set(pairs["truth_index"])
     return [i in hit for i in truth.index]
-
-
-def _noise_inflation(data, noise, site: str) -> float:
-    """Median over channels of the robust level of the detector's low-passed image with traffic over the same
-    record without it."""
-    import numpy as np
-
-    from terralab import das
-
-    def level(rec):
-        lf = das.detect.preprocess(rec, site=site).values
-        lf = lf - np.median(lf, axis=1, keepdims=True)
-        return 1.4826 * np.median(np.abs(lf - np.median(lf, axis=0)), axis=0)
-
-    a, b = level(data), level(noise)
-    ok = (b > 0) & np.isfinite(a)
-    return float(np.median(a[ok] / b[ok])) if ok.any() else float("nan")
 
 
 def main(argv=None) -> int:

@@ -63,6 +63,7 @@ import numpy as np
 from ..errors import FileFormatError, InvalidInputError
 from ..files import write_text_atomic
 from ..progress import progress_bar
+from .detect import channel_levels
 from .params import KMH
 
 if TYPE_CHECKING:
@@ -132,8 +133,7 @@ def vehicle_features(
     used = np.unique(np.concatenate(picks)) if picks else np.zeros(0, dtype=int)
     sub = np.ascontiguousarray(mid[:, used])
     spectra = _noise_spectra(sub, used, n_c, dec, int(min(nfft, max(16, len(mid) // 4))))
-    # per-bin noise energy of the strain rate (robust: most samples are quiet)
-    e_used = (1.4826 * np.median(np.abs(sub - np.median(sub, axis=0)), axis=0)) ** 2 if len(mid) else 0.0
+    e_used = channel_levels(sub) ** 2 if len(mid) else 0.0  # per-bin noise energy (most samples are quiet)
     noise_e = np.zeros(n_c, dtype=np.result_type(e_used))
     noise_e[used] = e_used
     for i, (tr, cols) in enumerate(zip(tracks, picks)):

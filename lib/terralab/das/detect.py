@@ -117,6 +117,7 @@ __all__ = [
     "VEHICLE_COLUMNS",
     "DetectParams",
     "ShortRecordWarning",
+    "channel_levels",
     "detect_in_products",
     "detect_vehicles",
     "empty_vehicle_table",
@@ -387,13 +388,19 @@ def detect_in_products(
     return vehicles, details
 
 
+def channel_levels(image: np.ndarray) -> np.ndarray:
+    """Robust level of each channel (column) of a (time, channel) image: 1.4826 x the median absolute
+    deviation over time (the noise's standard deviation where most samples are quiet; traffic raises it)."""
+    return np.median(np.abs(image - np.median(image, axis=0)), axis=0) * 1.4826
+
+
 def _normalised_image(lf, p: DetectParams):
     """(z, valid): the image in robust noise units per channel after common-mode removal; (None, None) when
     fewer than 2 channels are live."""
     valid = np.abs(lf).max(axis=0) > 0
     if p.common_mode and valid.sum() >= 5:
         lf = lf - np.median(lf[:, valid], axis=1, keepdims=True)
-    mad = np.median(np.abs(lf - np.median(lf, axis=0)), axis=0) * 1.4826
+    mad = channel_levels(lf)
     valid &= mad > 0
     if valid.sum() < 2:
         return None, None

@@ -415,13 +415,16 @@ def oracle_detectability(
         One row: ``n_true``, ``n_scored`` (vehicles whose track lies in the record), ``n_null`` (null tracks),
         ``n_detectable``, ``detectable`` (fraction), ``auc`` (probability a vehicle beats a random null
         track); units in ``attrs["units"]`` and, in ``attrs["per_vehicle"]``, each true vehicle's statistic (a
-        tuple in the truth's row order: null standard deviations above the null median, NaN where not scored).
+        tuple in the truth's row order: null standard deviations above the null median, NaN where not scored);
+        in ``attrs["noise_inflation"]`` how much the traffic raises the robust level the detector scales each
+        channel by (median over channels of the data record's level over the noise record's; the null tracks
+        here cross no traffic, the detector's image does).
     """
     from .lines import band_image, speed_band_edges
     from .params import KMH, resolve_params
 
     p = params if params is not None else resolve_params(None, {"site": site, "classify": False})
-    z_n, z_s, t_n, t, xb, valid, t0_ns = _oracle_images(data, noise, p)
+    z_n, z_s, t_n, t, xb, valid, t0_ns, inflation = _oracle_images(data, noise, p)
     dt = float(np.median(np.diff(t)))
     dxb = float(np.median(np.diff(xb)))
     section = truth.attrs.get("section_m", (float(xb[0]), float(xb[-1])))
@@ -477,23 +480,28 @@ def oracle_detectability(
     per_vehicle = summary.pop("per_vehicle")
     table = _table([summary])
     table.attrs["per_vehicle"] = tuple(float(v) for v in per_vehicle)
+    table.attrs["noise_inflation"] = inflation
     return table
 
 
 def _oracle_images(data, noise, p):
     """Both records through the detector's linear chain, scaled per channel by the noise record's robust
-    level: (z_noise, z_data, t_noise s, t_data s, bin distances, valid bins, data start ns)."""
+    level: (z_noise, z_data, t_noise s, t_data s, bin distances, valid bins, data start ns, the median over
+    valid bins of the data record's own level over the noise record's: how much traffic raises it)."""
+    from .detect import channel_levels
+
     lf_n, t_n, xb, valid_n, _ = _linear_image(noise, p)
     lf_s, t, _, valid_s, t0_ns = _linear_image(data, p)
     if lf_n.shape[1] != lf_s.shape[1]:
         raise InvalidInputError("the noise record must have the channels of the data record")
-    mad = np.median(np.abs(lf_n - np.median(lf_n, axis=0)), axis=0) * 1.4826
+    mad = channel_levels(lf_n)
     valid = valid_n & valid_s & (mad > 0)
     z_n = np.zeros_like(lf_n)
     z_s = np.zeros_like(lf_s)
     z_n[:, valid] = lf_n[:, valid] / mad[valid]
     z_s[:, valid] = lf_s[:, valid] / mad[valid]
-    return z_n, z_s, t_n, t, xb, valid, t0_ns
+    inflation = float(np.median(channel_levels(z_s[:, valid]))) if valid.any() else float("nan")
+    return z_n, z_s, t_n, t, xb, valid, t0_ns, inflation
 
 
 def _linear_image(rec, p):

@@ -43,7 +43,16 @@ def test_a_trams_bogie_and_centre_tracks_become_one_tram_at_their_midpoint():
             [[10.0, 36.0, 1, "tram", 20.0], [11.0, 36.0, 1, "car", 5.0], [12.0, 36.0, 1, "tram", 20.0]],
             "a car between",
         ),
-        ([[10.0, 36.0, 1, "tram", 20.0], [12.0, 36.0 * 1.05, 1, "tram", 20.0]], "speeds 5 % apart"),
+        ([[10.0, 36.0, 1, "tram", 20.0], [12.0, 36.0 * 1.07, 1, "tram", 20.0]], "speeds 7 % apart"),
+        ([[10.0, 36.0, 1, "truck", 20.0], [13.5, 36.0, 1, "truck", 20.0]], "equal trucks 35 m: no tram"),
+        (
+            [[10.0, 36.0, 1, "tram", 20.0], [11.5, 50.0, 1, "truck", 20.0], [13.0, 36.0, 1, "tram", 20.0]],
+            "a vehicle as strong as them passes between at another speed",
+        ),
+        (
+            [[10.0, 36.0, 1, "tram", 20.0], [11.5, 38.5, 1, "truck", 5.0], [13.0, 36.0, 1, "tram", 20.0]],
+            "a weaker vehicle between at nearly their speed (7 %): not a wrong fit of the tram",
+        ),
         ([[10.0, 36.0, 1, "tram", 20.0], [16.5, 36.0, 1, "tram", 20.0]], "65 m apart: two trams"),
         ([[10.0, 36.0, 1, "tram", 20.0], [12.0, 36.0, -1, "tram", 20.0]], "opposite directions"),
     ],
@@ -51,6 +60,14 @@ def test_a_trams_bogie_and_centre_tracks_become_one_tram_at_their_midpoint():
 def test_vehicles_that_are_not_one_trams_bogies_stay_apart(rows, why):
     v = _table(rows)
     assert len(merge_tram_groups(v, TRAMS)) == len(v), why
+
+
+def test_a_weaker_track_at_another_speed_between_a_trams_tracks_is_the_trams_own():
+    # 36 km/h: front and rear bogie tracks 3 s apart (30 m), a weak 50 km/h line fitted through the tram
+    v = _table([[10.0, 36.0, 1, "tram", 20.0], [11.6, 50.0, 1, "car", 6.0], [13.0, 37.0, 1, "truck", 18.0]])
+    out = merge_tram_groups(v, TRAMS)
+    assert out["t_mid"].tolist() == [11.5] and out.iloc[0]["vehicle_class"] == "tram"
+    assert out.iloc[0]["speed_kmh"] == pytest.approx(36.5) and out.iloc[0]["snr"] == 20.0
 
 
 def test_the_merge_runs_only_where_trams_run_and_vehicles_are_classified():

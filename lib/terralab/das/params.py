@@ -210,12 +210,14 @@ class DetectParams:
         checked on seeds 3000-3019 and 5000-5019. 0 disables.
     tram_group_m : float
         Where trams run (``trams``) and vehicles are classified: consecutive vehicles of one direction and
-        speed (within 3 %) spanning at most this many metres of travel, each classified heavy and one a tram,
-        with no other vehicle of their direction between them, are one tram's bogies
+        speed (within 5 %) spanning at most this many metres of travel, each classified heavy and one a tram,
+        with no other vehicle of their direction between them (but weaker tracks > 10 % off their speed, which
+        join the tram), are one tram's bogies
         (:func:`~terralab.das.trams.merge_tram_groups`; 60 m: bogies up to 45 m apart plus the strain lobes
         7-11 m beyond them). Chosen on the development seeds 100-107 + 200-211 of both simulators (50 / 60 m;
         half-space urban F1 +0.022, bump urban unchanged), checked on seeds 3000-5019, confirmed on fresh
-        unseen seeds 12000-12019. Off in the bump choice. 0 disables.
+        unseen seeds 12000-12019; the 5 % and the weaker tracks between came later (fresh seeds 14000-14019:
+        half-space urban +0.0035, bump urban unchanged). Off in the bump choice. 0 disables.
     lobe_merge : bool
         A parallel track of one speed within ``max_vehicle_m`` whose strain has the opposite sign of a
         stronger track's (:func:`~terralab.das.tracks.track_polarity`: the extension lobes around a load's

@@ -8,9 +8,11 @@ were missed so, each leaving two or three tracks 1.6-3.5 s either side of it). W
 one direction and speed (within :data:`TRAM_SPEED_RATIO`) that span at most ``tram_group_m`` of travel, when
 the classifier calls each of them heavy (truck or tram) and at least one of them a tram, and no other vehicle
 of their direction passes between them: one tram at the midpoint of the first and the last (the load centre
-of a tram with a bogie at each end). A road vehicle's axle groups are one track already
-(:func:`terralab.das.tracks.merge_parallel`); two trucks following each other are not merged, since neither
-is called a tram.
+of a tram with a bogie at each end). A track between them more than :data:`ABSORB_SPEED` off their speed and
+weaker than both is the tram's own (a line fitted through its long signature at a wrong speed) and joins it.
+A road vehicle's axle groups are one track already (:func:`terralab.das.tracks.merge_parallel`); two trucks
+following each other are not merged, since neither is called a tram (nor when they are equally strong: the
+members of a platoon share one speed, so equal speed and strength are no tram signature).
 
 Examples
 --------
@@ -42,11 +44,14 @@ if TYPE_CHECKING:
 
     from .params import DetectParams
 
-__all__ = ["TRAM_SPEED_RATIO", "merge_tram_groups"]
+__all__ = ["ABSORB_SPEED", "TRAM_SPEED_RATIO", "merge_tram_groups"]
 
 #: Largest relative speed difference of two tracks of one tram (the bogies of a rigid vehicle pass at one
-#: speed; the detector's speeds of one vehicle differ by 1-2 %).
-TRAM_SPEED_RATIO = 0.03
+#: speed; the detector's speeds of one vehicle differ by 1-5 %).
+TRAM_SPEED_RATIO = 0.05
+#: A track passing between two tracks of a tram at a speed more than this fraction off theirs, and weaker
+#: than both, is the tram's own (its middle bogie or its vibration fitted at a wrong speed) and joins it.
+ABSORB_SPEED = 0.1
 
 _LARGEST = ("x_hi", "coverage", "score", "snr", "p_truck")
 
@@ -64,26 +69,19 @@ def merge_tram_groups(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
     speed = v["speed_kmh"].to_numpy(dtype=float)
     direction = v["direction"].to_numpy()
     cls = v["vehicle_class"].to_numpy()
+    snr = v["snr"].to_numpy(dtype=float) if "snr" in v else np.ones(len(v))
     groups, used = [], np.zeros(len(v), dtype=bool)
     for i in range(len(v)):
         if used[i] or cls[i] == "car":
             continue
-        group = [i]
-        for j in range(i + 1, len(v)):
-            if direction[j] != direction[i]:
-                continue
-            if (t[j] - t[i]) * speed[i] * KMH > p.tram_group_m:
-                break
-            if cls[j] == "car" or abs(np.log(speed[j] / speed[i])) > TRAM_SPEED_RATIO:
-                break  # another vehicle of this direction passes in between
-            group.append(j)
+        group, between = _group(i, t, speed, direction, cls, snr, used, p.tram_group_m)
         if len(group) > 1 and any(cls[k] == "tram" for k in group):
-            used[group] = True
-            groups.append(group)
+            used[group + between] = True
+            groups.append((group, between))
     if not groups:
         return vehicles
     drop = []
-    for group in groups:
+    for group, between in groups:
         first, last = group[0], group[-1]
         strongest = max(group, key=lambda k: v.at[k, "snr"]) if "snr" in v else first
         row = v.loc[strongest].copy()
@@ -99,11 +97,37 @@ def merge_tram_groups(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
         row["vehicle_class"] = "tram"
         row["flags"] = ",".join(["merged", *[f for f in str(row.get("flags", "")).split(",") if f]])
         v.loc[first] = row
-        drop.extend(group[1:])
+        drop.extend(group[1:] + between)
     out = v.drop(index=drop).sort_values("t_mid").reset_index(drop=True)
     if "flags" in out:
         out["flags"] = _near_flags(out["t_mid"].to_numpy(dtype=float), out["flags"].tolist())
     return out
+
+
+def _group(i, t, speed, direction, cls, snr, used, group_m) -> tuple[list[int], list[int]]:
+    """The tracks of one tram starting with track ``i``: the following tracks of its direction and speed
+    (:data:`TRAM_SPEED_RATIO`) within ``group_m`` of travel, none called a car, and the tracks passing between
+    them at another speed (more than :data:`ABSORB_SPEED` off) that are weaker than both its neighbours in the
+    group (the tram's own middle bogie or vibration, fitted at a wrong speed). Any other vehicle of the
+    direction ends the group."""
+    group, between, pending = [i], [], []
+    for j in range(i + 1, len(t)):
+        if direction[j] != direction[i] or used[j]:
+            continue
+        if (t[j] - t[i]) * speed[i] * KMH > group_m:
+            break
+        off = abs(np.log(speed[j] / speed[i]))
+        if off <= TRAM_SPEED_RATIO and cls[j] != "car":
+            if any(snr[k] >= min(snr[group[-1]], snr[j]) for k in pending):
+                break  # a vehicle as strong as the tram's tracks passes between them
+            group.append(j)
+            between += pending
+            pending = []
+        elif off > ABSORB_SPEED:
+            pending.append(j)
+        else:
+            break  # another vehicle of this direction and speed passes in between
+    return group, between
 
 
 def _near_flags(t: np.ndarray, flags: list[str]) -> list[str]:

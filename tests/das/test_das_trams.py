@@ -1,4 +1,5 @@
-"""One tram, one vehicle: the tracks of a tram's bogies merged after classification (``das.trams``)."""
+"""One tram, one vehicle: the tracks of a tram's bogies merged after classification (``das.trams``); and the
+two lobes of a long heavy vehicle."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pandas as pd
 import pytest
 
 from terralab import das
-from terralab.das.trams import TRAM_SPEED_RATIO, merge_tram_groups
+from terralab.das.trams import HEAVY_P_TRUCK, TRAM_SPEED_RATIO, merge_heavy_pairs, merge_tram_groups
 from terralab.errors import InvalidInputError
 
 TRAMS = das.DetectParams(trams=True)
@@ -104,3 +105,65 @@ def test_on_a_half_space_street_scene_a_trams_bogie_tracks_become_one_tram():
     gained = found[60.0] - found[0.0]
     assert len(gained) >= 3 and set(truth.loc[sorted(gained), "kind"]) == {"tram"}
     assert found[0.0] <= found[60.0]
+
+
+def _heavy(rows):
+    """Internal vehicle rows (t_mid s, speed km/h, direction, class, snr, p_truck)."""
+    v = _table([r[:5] for r in rows])
+    v["p_truck"] = [r[5] for r in rows]
+    return v
+
+
+def test_a_long_heavy_vehicles_two_lobes_become_one_truck_at_their_midpoint():
+    # 90 km/h = 25 m/s: two truck tracks 1.4 s apart (35 m), a car 10 s later
+    v = _heavy([[10.0, 90.0, 1, "truck", 30.0, 0.9], [11.4, 91.0, 1, "truck", 25.0, 0.8]])
+    v = pd.concat([v, _heavy([[20.0, 90.0, 1, "car", 10.0, 0.1]])], ignore_index=True)
+    out = merge_heavy_pairs(v, das.DetectParams())
+    assert out["t_mid"].round(6).tolist() == [10.7, 20.0]
+    truck = out.iloc[0]
+    assert truck["vehicle_class"] == "truck" and truck["flags"] == "merged" and truck["snr"] == 30.0
+    assert truck["speed_kmh"] == pytest.approx(90.5)
+
+
+@pytest.mark.parametrize(
+    "rows, why",
+    [
+        (
+            [[10.0, 90.0, 1, "truck", 30.0, 0.9], [10.8, 90.0, 1, "truck", 30.0, 0.9]],
+            "20 m: merge_parallel's pair",
+        ),
+        ([[10.0, 90.0, 1, "truck", 30.0, 0.9], [12.0, 90.0, 1, "truck", 30.0, 0.9]], "50 m: two trucks"),
+        ([[10.0, 90.0, 1, "truck", 30.0, 0.9], [11.4, 90.0, 1, "car", 30.0, 0.4]], "one is a car"),
+        (
+            [[10.0, 90.0, 1, "truck", 30.0, 0.9], [11.4, 90.0, 1, "truck", 30.0, HEAVY_P_TRUCK - 0.05]],
+            "unsure",
+        ),
+        ([[10.0, 90.0, 1, "truck", 30.0, 0.9], [11.4, 94.0, 1, "truck", 30.0, 0.9]], "speeds 4 % apart"),
+        ([[10.0, 90.0, 1, "truck", 30.0, 0.9], [11.4, 90.0, 1, "truck", 15.0, 0.9]], "half as strong"),
+        ([[10.0, 90.0, 1, "truck", 30.0, 0.9], [11.4, 90.0, -1, "truck", 30.0, 0.9]], "opposite directions"),
+        (
+            [
+                [10.0, 90.0, 1, "truck", 30.0, 0.9],
+                [10.7, 60.0, 1, "car", 5.0, 0.1],
+                [11.4, 90.0, 1, "truck", 30.0, 0.9],
+            ],
+            "a vehicle between",
+        ),
+    ],
+)
+def test_vehicles_that_are_not_one_heavy_vehicles_lobes_stay_apart(rows, why):
+    v = _heavy(rows)
+    assert len(merge_heavy_pairs(v, das.DetectParams())) == len(v), why
+
+
+def test_the_heavy_pair_merge_needs_the_classes_and_can_be_switched_off():
+    v = _heavy([[10.0, 90.0, 1, "truck", 30.0, 0.9], [11.4, 90.0, 1, "truck", 30.0, 0.9]])
+    assert len(merge_heavy_pairs(v, das.DetectParams())) == 1
+    for p in (das.DetectParams(classify=False), das.DetectParams(heavy_pair_m=0.0)):
+        assert len(merge_heavy_pairs(v, p)) == 2
+    assert len(merge_heavy_pairs(v.drop(columns="p_truck"), das.DetectParams())) == 2
+    with pytest.raises(InvalidInputError, match="heavy_pair_m"):
+        das.DetectParams(heavy_pair_m=-1.0).validate()
+    from terralab.das.params import CHOSEN
+
+    assert CHOSEN["bump"]["heavy_pair_m"] == 0.0

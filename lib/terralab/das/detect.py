@@ -47,7 +47,8 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    ``site`` presets bound the speeds to what the site allows.
 10. **Classify** car / truck (/ tram on sites with a tram line) with the packaged classifier
     (:mod:`terralab.das.classify`), from features that transfer between sites; where trams run, the tracks of
-    one tram's bogies (heavy, one speed, within ``tram_group_m``, one of them called a tram) become one tram
+    one tram's bogies (heavy, one speed, within ``tram_group_m``, one of them called a tram) become one tram,
+    and two trucks of one speed 25-45 m apart (``heavy_pair_m``) one long heavy vehicle's two lobes
     (:mod:`terralab.das.trams`).
 
 ``image="both"`` adds a second detection image, the band-limited energy of the strain rate
@@ -98,7 +99,7 @@ from .tracks import (
     set_flags,
     track_polarity,
 )
-from .trams import merge_tram_groups
+from .trams import merge_heavy_pairs, merge_tram_groups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -370,7 +371,7 @@ def detect_in_products(
         vehicles = pd.DataFrame(tracks)
         vehicles = vehicles.sort_values("t_mid").reset_index(drop=True)
         _classify(vehicles, prod, dec, z, t, xb, valid, p, classifier, t_ref_ns)
-        vehicles = _to_frame(merge_tram_groups(vehicles, p), t_ref_ns)
+        vehicles = _to_frame(merge_heavy_pairs(merge_tram_groups(vehicles, p), p), t_ref_ns)
     vehicles.attrs["params"] = asdict(p)
     vehicles.attrs["lf_rate_hz"] = 1.0 / dt
     if not return_details:

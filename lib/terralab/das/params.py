@@ -132,6 +132,7 @@ CHOSEN = {
         "crossing_ratio": 0.0,
         "max_merge_s": 0.0,
         "tram_group_m": 0.0,
+        "heavy_pair_m": 0.0,
     },
     "halfspace": {
         "image": "strain",
@@ -218,6 +219,16 @@ class DetectParams:
         half-space urban F1 +0.022, bump urban unchanged), checked on seeds 3000-5019, confirmed on fresh
         unseen seeds 12000-12019; the 5 % and the weaker tracks between came later (fresh seeds 14000-14019:
         half-space urban +0.0035, bump urban unchanged). Off in the bump choice. 0 disables.
+    heavy_pair_m : float
+        Where vehicles are classified: two consecutive vehicles of one direction and speed (within 3 %), both
+        classified truck (``p_truck`` at least :data:`~terralab.das.trams.HEAVY_P_TRUCK`), of comparable
+        strength and between ``pair_merge_m`` and this many metres of travel apart, with no vehicle of their
+        direction between them, are the two same-signed lobes ahead of and behind one long heavy vehicle (a
+        16-20 m tractor-trailer plus the strain's spread beyond its axles): one truck at their midpoint
+        (:func:`~terralab.das.trams.merge_heavy_pairs`). The classifier, not the strength relative to the
+        record (which did not hold on unseen scenes), says that both are heavy. Chosen on the half-space
+        development seeds (40 / 45 / 50 m, p_truck 0.5 / 0.75 / 0.9), checked on seeds 3000-5019, 10000-10019,
+        13000-14019. Off in the bump choice. 0 disables.
     lobe_merge : bool
         A parallel track of one speed within ``max_vehicle_m`` whose strain has the opposite sign of a
         stronger track's (:func:`~terralab.das.tracks.track_polarity`: the extension lobes around a load's
@@ -367,6 +378,7 @@ class DetectParams:
     pair_merge_m: float = 25.0
     max_merge_s: float = 2.0
     tram_group_m: float = 60.0
+    heavy_pair_m: float = 45.0
     incoherent_speed_change: float = 0.4
     crossing_ratio: float = 1.5
     max_accel_ms2: float = 10.0
@@ -421,6 +433,7 @@ class DetectParams:
             "max_vehicle_m",
             "max_merge_s",
             "tram_group_m",
+            "heavy_pair_m",
             "pair_merge_m",
             "incoherent_speed_change",
             "crossing_ratio",

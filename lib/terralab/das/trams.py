@@ -1,4 +1,5 @@
-"""Trams: one vehicle from the tracks of its bogies.
+"""Long vehicles after classification: one tram from the tracks of its bogies, one truck from a long heavy
+vehicle's two lobes.
 
 A tram's bogies stand 25-45 m apart, far beyond a road vehicle's axle groups, and on the ground each gives a
 strain signature of its own: the search finds one track per bogie, all at the tram's speed, and none of them
@@ -13,6 +14,12 @@ weaker than both is the tram's own (a line fitted through its long signature at 
 A road vehicle's axle groups are one track already (:func:`terralab.das.tracks.merge_parallel`); two trucks
 following each other are not merged, since neither is called a tram (nor when they are equally strong: the
 members of a platoon share one speed, so equal speed and strength are no tram signature).
+
+:func:`merge_heavy_pairs` does the same for a long road vehicle (a 16-20 m tractor-trailer): the same-signed
+strain lobes ahead of and behind it lie 27-43 m apart, beyond :func:`terralab.das.tracks.merge_parallel`'s
+25 m pair rule, and are found as two tracks of one speed. Two consecutive vehicles of one direction, both
+called a truck with confidence (:data:`HEAVY_P_TRUCK`), at one speed (:data:`HEAVY_SPEED_RATIO`), of
+comparable strength and ``pair_merge_m`` to ``heavy_pair_m`` apart are one truck at their midpoint.
 
 Examples
 --------
@@ -37,14 +44,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .params import FLAGS, KMH
-from .tracks import near_others
+from .tracks import PAIR_STRENGTH, near_others
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .params import DetectParams
 
-__all__ = ["ABSORB_SPEED", "TRAM_SPEED_RATIO", "merge_tram_groups"]
+__all__ = [
+    "ABSORB_SPEED",
+    "HEAVY_P_TRUCK",
+    "HEAVY_SPEED_RATIO",
+    "TRAM_SPEED_RATIO",
+    "merge_heavy_pairs",
+    "merge_tram_groups",
+]
 
 #: Largest relative speed difference of two tracks of one tram (the bogies of a rigid vehicle pass at one
 #: speed; the detector's speeds of one vehicle differ by 1-5 %).
@@ -52,6 +66,10 @@ TRAM_SPEED_RATIO = 0.05
 #: A track passing between two tracks of a tram at a speed more than this fraction off theirs, and weaker
 #: than both, is the tram's own (its middle bogie or its vibration fitted at a wrong speed) and joins it.
 ABSORB_SPEED = 0.1
+#: Smallest ``p_truck`` of both tracks of a heavy vehicle's lobe pair (:func:`merge_heavy_pairs`).
+HEAVY_P_TRUCK = 0.75
+#: Largest relative speed difference of the two lobes of one heavy vehicle.
+HEAVY_SPEED_RATIO = 0.03
 
 _LARGEST = ("x_hi", "coverage", "score", "snr", "p_truck")
 
@@ -80,8 +98,54 @@ def merge_tram_groups(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
             groups.append((group, between))
     if not groups:
         return vehicles
+    return _merge_rows(v, [(group, between, "tram") for group, between in groups])
+
+
+def merge_heavy_pairs(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
+    """The detector's internal vehicle table (sorted by ``t_mid``, classified) with each pair of tracks that
+    are one long heavy vehicle's lobes merged into one truck at their midpoint (see ``p.heavy_pair_m``);
+    unchanged where ``p.classify`` is off or ``p.heavy_pair_m`` is 0.
+
+    Two consecutive vehicles of one direction, both called a truck with ``p_truck`` of at least
+    :data:`HEAVY_P_TRUCK`, at one speed (:data:`HEAVY_SPEED_RATIO`), the weaker at least
+    :data:`~terralab.das.tracks.PAIR_STRENGTH` times as strong as the other, between ``p.pair_merge_m`` and
+    ``p.heavy_pair_m`` of travel apart."""
+    if not (p.classify and p.heavy_pair_m > 0) or len(vehicles) < 2 or "p_truck" not in vehicles:
+        return vehicles
+    v = vehicles.reset_index(drop=True)
+    t = v["t_mid"].to_numpy(dtype=float)
+    speed = v["speed_kmh"].to_numpy(dtype=float)
+    direction = v["direction"].to_numpy()
+    heavy = (v["vehicle_class"].to_numpy() == "truck") & (v["p_truck"].to_numpy(dtype=float) >= HEAVY_P_TRUCK)
+    snr = v["snr"].to_numpy(dtype=float)
+    groups, used = [], np.zeros(len(v), dtype=bool)
+    for i in np.flatnonzero(heavy):
+        if used[i]:
+            continue
+        later = np.flatnonzero((direction == direction[i]) & (np.arange(len(v)) > i))
+        if not len(later):
+            continue
+        j = int(later[0])  # the next vehicle of this direction: nothing passes between them
+        span_m = (t[j] - t[i]) * speed[i] * KMH
+        if (
+            heavy[j]
+            and not used[j]
+            and p.pair_merge_m <= span_m <= p.heavy_pair_m
+            and abs(np.log(speed[j] / speed[i])) <= HEAVY_SPEED_RATIO
+            and min(snr[i], snr[j]) >= PAIR_STRENGTH * max(snr[i], snr[j])
+        ):
+            used[[i, j]] = True
+            groups.append(([int(i), j], [], "truck"))
+    return _merge_rows(v, groups) if groups else vehicles
+
+
+def _merge_rows(v: pd.DataFrame, groups: list[tuple[list[int], list[int], str]]) -> pd.DataFrame:
+    """``v`` with each (members, absorbed, class) group one row: the vehicle at the midpoint of its first and
+    last member, at their mean speed, with the features of its strongest member, the largest extent and
+    scores, the class given and the flag "merged"; absorbed rows are dropped; "near" flags re-read."""
+    speed = v["speed_kmh"].to_numpy(dtype=float)
     drop = []
-    for group, between in groups:
+    for group, between, cls in groups:
         first, last = group[0], group[-1]
         strongest = max(group, key=lambda k: v.at[k, "snr"]) if "snr" in v else first
         row = v.loc[strongest].copy()
@@ -94,7 +158,7 @@ def merge_tram_groups(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
         for c in _LARGEST:
             if c in v:
                 row[c] = v.loc[group, c].max()
-        row["vehicle_class"] = "tram"
+        row["vehicle_class"] = cls
         row["flags"] = ",".join(["merged", *[f for f in str(row.get("flags", "")).split(",") if f]])
         v.loc[first] = row
         drop.extend(group[1:] + between)

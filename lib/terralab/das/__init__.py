@@ -17,7 +17,8 @@ Submodules are imported on first use so that ``import terralab.das`` stays fast:
   chains), :mod:`~terralab.das.peel` (the optional second pass) and :mod:`~terralab.das.energy` (the energy
   image));
 * :mod:`~terralab.das.classify` - the packaged car/truck classifier and its re-training;
-  :mod:`~terralab.das.trams` joins a tram's bogie tracks once they are classified;
+  :mod:`~terralab.das.trams` joins a tram's bogie tracks, and a long heavy vehicle's two lobes, once they are
+  classified;
 * :mod:`~terralab.das.streaming` - ``stream`` over arriving files, ``process_archive`` on dask;
 * :mod:`~terralab.das.modal` - ``bridge_modes`` from quiet intervals;
 * :mod:`~terralab.das.evaluate` - ``score`` and ``match`` against truth (pooled over scenes, with intervals

@@ -46,10 +46,10 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    vehicle's response; in the other direction only a vehicle without a sign; :mod:`terralab.das.chains`).
    ``site`` presets bound the speeds to what the site allows.
 10. **Classify** car / truck (/ tram on sites with a tram line) with the packaged classifier
-    (:mod:`terralab.das.classify`), from features that transfer between sites; where trams run, the tracks of
-    one tram's bogies (heavy, one speed, within ``tram_group_m``, one of them called a tram) become one tram,
-    and two trucks of one speed 25-45 m apart (``heavy_pair_m``) one long heavy vehicle's two lobes
-    (:mod:`terralab.das.trams`).
+    (:mod:`terralab.das.classify`), from features that transfer between sites. Then
+    (:mod:`terralab.das.trams`) where trams run the tracks of one tram's bogies (heavy, one speed, within
+    ``tram_group_m``, one of them called a tram) become one tram, and on every site two trucks of one speed
+    25-45 m apart (``heavy_pair_m``), one long heavy vehicle's two lobes, become one truck.
 
 ``image="both"`` adds a second detection image, the band-limited energy of the strain rate
 (:mod:`terralab.das.filters`), searched by slant stacking; it sees a signature whatever its sign or band, but

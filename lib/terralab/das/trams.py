@@ -87,7 +87,7 @@ def merge_tram_groups(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
     speed = v["speed_kmh"].to_numpy(dtype=float)
     direction = v["direction"].to_numpy()
     cls = v["vehicle_class"].to_numpy()
-    snr = v["snr"].to_numpy(dtype=float) if "snr" in v else np.ones(len(v))
+    snr = v["snr"].to_numpy(dtype=float)
     groups, used = [], np.zeros(len(v), dtype=bool)
     for i in range(len(v)):
         if used[i] or cls[i] == "car":
@@ -118,24 +118,21 @@ def merge_heavy_pairs(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
     direction = v["direction"].to_numpy()
     heavy = (v["vehicle_class"].to_numpy() == "truck") & (v["p_truck"].to_numpy(dtype=float) >= HEAVY_P_TRUCK)
     snr = v["snr"].to_numpy(dtype=float)
-    groups, used = [], np.zeros(len(v), dtype=bool)
-    for i in np.flatnonzero(heavy):
-        if used[i]:
-            continue
-        later = np.flatnonzero((direction == direction[i]) & (np.arange(len(v)) > i))
-        if not len(later):
-            continue
-        j = int(later[0])  # the next vehicle of this direction: nothing passes between them
-        span_m = (t[j] - t[i]) * speed[i] * KMH
-        if (
-            heavy[j]
-            and not used[j]
-            and p.pair_merge_m <= span_m <= p.heavy_pair_m
-            and abs(np.log(speed[j] / speed[i])) <= HEAVY_SPEED_RATIO
-            and min(snr[i], snr[j]) >= PAIR_STRENGTH * max(snr[i], snr[j])
-        ):
-            used[[i, j]] = True
-            groups.append(([int(i), j], [], "truck"))
+    groups = []
+    for d in np.unique(direction):
+        last = -1  # the later member of the previous pair: a track joins one pair at most
+        order = np.flatnonzero(direction == d)
+        for i, j in zip(order[:-1].tolist(), order[1:].tolist()):  # consecutive: nothing passes between
+            if (
+                i != last
+                and heavy[i]
+                and heavy[j]
+                and p.pair_merge_m <= (t[j] - t[i]) * speed[i] * KMH <= p.heavy_pair_m
+                and abs(np.log(speed[j] / speed[i])) <= HEAVY_SPEED_RATIO
+                and min(snr[i], snr[j]) >= PAIR_STRENGTH * max(snr[i], snr[j])
+            ):
+                groups.append(([i, j], [], "truck"))
+                last = j
     return _merge_rows(v, groups) if groups else vehicles
 
 
@@ -147,7 +144,7 @@ def _merge_rows(v: pd.DataFrame, groups: list[tuple[list[int], list[int], str]])
     drop = []
     for group, between, cls in groups:
         first, last = group[0], group[-1]
-        strongest = max(group, key=lambda k: v.at[k, "snr"]) if "snr" in v else first
+        strongest = max(group, key=lambda k: v.at[k, "snr"])
         row = v.loc[strongest].copy()
         for c in ("t_mid", "t_in", "t_out"):
             if c in v:

@@ -335,6 +335,47 @@ def test_a_kernel_that_dies_is_reported_at_the_cell_that_killed_it(tmp_path):
     assert Path(result.html).exists() and Path(result.output_notebook).exists()
 
 
+@pytest.mark.parametrize(
+    ("message", "status", "calls"),
+    [
+        ("Kernel died before replying to kernel_info", "ok", 2),
+        ("Kernel didn't respond in 60 seconds", "ok", 2),
+        ("something else went wrong", "failed", 1),
+    ],
+)
+def test_a_kernel_that_dies_before_it_starts_is_replaced_once(tmp_path, monkeypatch, message, status, calls):
+    import papermill
+
+    real, seen = papermill.execute_notebook, []
+
+    def first_kernel_dies(*args, **kwargs):
+        seen.append(1)
+        if len(seen) == 1:
+            raise RuntimeError(message)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", first_kernel_dies)
+    result = run.run_notebook(SQUARE, {"n_points": 3}, tmp_path, progress=False)
+    assert (result.status, len(seen)) == (status, calls)
+    if status == "failed":
+        assert result.error["ename"] == "RuntimeError" and result.error["evalue"] == message
+
+
+def test_a_kernel_that_never_starts_fails_the_run_after_the_last_try(tmp_path, monkeypatch):
+    import papermill
+
+    seen = []
+
+    def never_starts(*args, **kwargs):
+        seen.append(1)
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(papermill, "execute_notebook", never_starts)
+    result = run.run_notebook(SQUARE, {"n_points": 3}, tmp_path, progress=False)
+    assert result.status == "failed" and len(seen) == run.KERNEL_START_ATTEMPTS
+    assert result.error["evalue"] == "Kernel died before replying to kernel_info"
+
+
 # --- interrupted runs ------------------------------------------------------------------------------
 def _wait_for(condition, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s

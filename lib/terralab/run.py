@@ -75,6 +75,7 @@ from .render import locate_error, mark_failure, render_html
 
 __all__ = [
     "DEFAULT_KERNEL",
+    "KERNEL_START_ATTEMPTS",
     "Interrupted",
     "ParamType",
     "Parameter",
@@ -300,6 +301,13 @@ def _kernel_env(recorded_path: Path) -> dict[str, str]:
     return env
 
 
+#: Tries to start a run's kernel: one that dies or stays silent before it answers (jupyter_client's
+#: "Kernel died before replying to kernel_info"; seen under load, when several kernels start at once on a busy
+#: machine) ran none of the notebook, so the run starts another one instead of failing.
+KERNEL_START_ATTEMPTS = 2
+_KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Kernel didn't respond in")
+
+
 def _papermill(
     notebook: Path,
     running_path: Path,
@@ -318,15 +326,22 @@ def _papermill(
     raised_outside = False
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(running_path),
-            parameters=params,
-            kernel_name=kernel,
-            progress_bar=progress,
-            execution_timeout=cell_timeout_s,
-            kernel_manager_class=kernel_manager,
-        )
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                papermill.execute_notebook(
+                    str(notebook),
+                    str(running_path),
+                    parameters=params,
+                    kernel_name=kernel,
+                    progress_bar=progress,
+                    execution_timeout=cell_timeout_s,
+                    kernel_manager_class=kernel_manager,
+                )
+                break
+            except RuntimeError as exc:
+                if attempt == KERNEL_START_ATTEMPTS or not str(exc).startswith(_KERNEL_START_FAILURES):
+                    raise
+                _log.warning("%s: the kernel did not start (%s); starting another", notebook.name, exc)
     except PapermillExecutionError as exc:
         error = {
             "cell_index": exc.cell_index,

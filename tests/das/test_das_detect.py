@@ -111,41 +111,48 @@ SWEPT = [
     "max_accel_ms2",
     "resplit_s",
     "split_eps_s",
+    "restack_m",
 ]
 
 
 @pytest.mark.parametrize("peel_sigma", [0.0, 3.5], ids=["default", "second_pass"])
 def test_real_bridge_record_under_20_percent_parameter_changes(shared_data, peel_sigma, monkeypatch):
-    """Issue 11 asks for one vehicle within 2 km/h under every +-20 % change: NOT MET.
+    """Issue 11 asks for one vehicle within 2 km/h under every +-20 % change: NOT MET (47 of 48 settings).
 
     Measured with the packaged defaults (this test prints it; defaults re-chosen on the half-space simulator's
     development seeds after its audit: low-pass 1 Hz at 8 Hz, lobe merge, stacked speed; then the three track
     rules ``pair_merge_m``, ``incoherent_speed_change``, ``crossing_ratio``; and the physical bound
     ``max_accel_ms2`` = 10 m/s^2 on a track's mean braking, 6 m/s^2 on its speeding up (``SPEEDUP_SHARE``),
-    not tuned; then ``resplit_s``, ``split_eps_s`` and ``max_merge_s``, which change nothing here): 45 of 46
-    settings (23 parameters x 0.8, 1.2) give exactly one vehicle (before the bound: 25 of 38; 37 of 44 before
-    the crossing rule's mid-section pivot; 42 of 44 before the speed-up share). The default gives one vehicle
-    at 47.8 km/h, direction -1. A vehicle in direction -1 is found in all 46 settings, at 44.5-57.2 km/h, in
-    41 of 46 within 2 km/h of the default's 47.8. The extra track (false: one vehicle crosses): 68 km/h
-    braking 3.8 m/s^2 a second behind it (``min_fill`` x 0.8; sign agreement 0.33). The speed-up share removed
-    a 152 km/h track in the other direction 3 s later (``pulse_m`` x 1.2; its fit needs the "vehicle" to speed
-    up at 9.55 m/s^2). The pivot rule of :func:`~terralab.das.chains.drop_crossing_chains` removed five
-    others, sign-less lines through the sign-less vehicle's mid-section passage: 4 at 102-105 km/h in its
-    direction (``threshold_sigma`` x 1.2, ``min_segment`` x 0.8 and 1.2, ``merge_eps_s`` x 1.2; as strong as
-    the vehicle or up to 1.3 times stronger), 1 at 109 km/h in the other (``ghost_ratio`` x 0.8).
+    not tuned; then ``resplit_s``, ``split_eps_s`` and ``max_merge_s``, which change nothing here; then the
+    speed re-read from the stacked strain image, ``restack_m``): 47 of 48 settings (24 parameters x 0.8, 1.2)
+    give exactly one vehicle (before the bound: 25 of 38; 37 of 44 before the crossing rule's mid-section
+    pivot; 42 of 44 before the speed-up share). The default gives one vehicle at 49.1 km/h, direction -1
+    (47.8 from the track's fit before ``restack_m``). A vehicle in direction -1 is found in all 48 settings,
+    at 46.2-50.0 km/h, in 47 of 48 within 2 km/h of the default's speed (before ``restack_m``: 44.5-57.2
+    km/h, 41 of 46; the one left is ``pulse_m`` x 0.8, 46.2 km/h, whose ridge covers only 22-92 m of the
+    section).
+    The extra track (false: one vehicle crosses): 68 km/h braking 3.8 m/s^2 a second behind it (``min_fill``
+    x 0.8; sign agreement 0.33). The speed-up share removed a 152 km/h track in the other direction 3 s later
+    (``pulse_m`` x 1.2; its fit needs the "vehicle" to speed up at 9.55 m/s^2). The pivot rule of
+    :func:`~terralab.das.chains.drop_crossing_chains` removed five others, sign-less lines through the
+    sign-less vehicle's mid-section passage: 4 at 102-105 km/h in its direction (``threshold_sigma`` x 1.2,
+    ``min_segment`` x 0.8 and 1.2, ``merge_eps_s`` x 1.2; as strong as the vehicle or up to 1.3 times
+    stronger), 1 at 109 km/h in the other (``ghost_ratio`` x 0.8).
     What the test holds: the vehicle is never lost, never reported in the wrong direction, its speed stays
-    within 40-60 km/h, at least 45 settings give exactly one vehicle, the default gives exactly one, the bound
-    is what removes the bent chains (with it off, ``threshold_sigma`` x 0.8 gives 3 tracks), the speed-up
-    share the 152 km/h one (with braking's bound for speeding up too, ``pulse_m`` x 1.2 gives 2) and the
-    crossing rule the 102 km/h pivot (with it off, ``threshold_sigma`` x 1.2 gives 2). All of it with the
-    optional second pass too (``peel_sigma`` 3.5: 45 of 46, the same setting gives a second track; its own
-    151 and 69 km/h residual tracks are dropped by its flank and sign rules).
+    within 40-60 km/h and in at least 47 settings within 2 km/h of the default's, at least 47 settings give
+    exactly one vehicle, the default gives exactly one, the bound is what removes the bent chains (with it
+    off, ``threshold_sigma`` x 0.8 gives 3 tracks), the speed-up share the 152 km/h one (with braking's bound
+    for speeding up too, ``pulse_m`` x 1.2 gives 2) and the crossing rule the 102 km/h pivot (with it off,
+    ``threshold_sigma`` x 1.2 gives 2). All of it with the optional second pass too (``peel_sigma`` 3.5: the
+    same counts; its own 151 and 69 km/h residual tracks are dropped by its flank and sign rules).
     """
     from terralab.das import tracks
 
     data = das.read(shared_data / "das/bridge_vehicle/fig1.npz")
     base = das.DetectParams(peel_sigma=peel_sigma)
-    assert len(das.detect_vehicles(data, params=base)) == 1
+    default = das.detect_vehicles(data, params=base)
+    assert len(default) == 1
+    speed = float(default["speed_kmh"].iloc[0])
     low = base.threshold_sigma * 0.8
     assert len(das.detect_vehicles(data, params=base, threshold_sigma=low)) == 1
     assert len(das.detect_vehicles(data, params=base, threshold_sigma=low, max_accel_ms2=0.0)) == 3
@@ -156,7 +163,7 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data, peel
         assert len(das.detect_vehicles(data, params=base, pulse_m=wide)) == 2
     high = base.threshold_sigma * 1.2
     assert len(das.detect_vehicles(data, params=base, threshold_sigma=high, crossing_ratio=0.0)) == 2
-    single, rows = 0, []
+    single, close, rows = 0, 0, []
     for name in SWEPT:
         for f in (0.8, 1.2):
             value = getattr(base, name) * f
@@ -167,8 +174,12 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data, peel
             real = v[(v["direction"] == -1) & v["speed_kmh"].between(40, 60)]
             assert len(real) >= 1, (name, f, v[["speed_kmh", "direction"]])
             single += len(v) == 1
-    print("\n".join(map(str, rows)))
-    assert single >= 45, rows
+            close += bool((real["speed_kmh"] - speed).abs().min() <= 2.0)
+    print(
+        "\n".join(map(str, rows)),
+        f"\ndefault {speed:.1f} km/h; one vehicle {single}, within 2 km/h {close}",
+    )
+    assert single >= 47 and close >= 47, rows
 
 
 def test_times_are_not_delayed_by_the_low_pass():

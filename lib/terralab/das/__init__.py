@@ -18,7 +18,7 @@ Submodules are imported on first use so that ``import terralab.das`` stays fast:
   image));
 * :mod:`~terralab.das.classify` - the packaged car/truck classifier and its re-training;
   :mod:`~terralab.das.trams` joins a tram's bogie tracks, and a long heavy vehicle's two lobes, once they are
-  classified;
+  classified; :mod:`~terralab.das.restack` re-reads every vehicle's speed from the stacked strain image;
 * :mod:`~terralab.das.streaming` - ``stream`` over arriving files, ``process_archive`` on dask;
 * :mod:`~terralab.das.modal` - ``bridge_modes`` from quiet intervals;
 * :mod:`~terralab.das.evaluate` - ``score`` and ``match`` against truth (pooled over scenes, with intervals
@@ -58,6 +58,7 @@ _SUBMODULES = (
     "scene_options",
     "classify",
     "trams",
+    "restack",
     "streaming",
     "modal",
     "evaluate",

@@ -50,6 +50,10 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
     (:mod:`terralab.das.trams`) where trams run the tracks of one tram's bogies (heavy, one speed, within
     ``tram_group_m``, one of them called a tram) become one tram, and on every site two trucks of one speed
     25-45 m apart (``heavy_pair_m``), one long heavy vehicle's two lobes, become one truck.
+11. **Speed re-read** (``restack_m``; :mod:`terralab.das.restack`): each vehicle's speed is the nearest peak,
+    within 25 % of the fitted one, of the strain image's power stacked over the track's channels along
+    straight lines through its mid-section passage (the fit follows ridge points that hop between a
+    vehicle's strain centre, lobes and axle groups; the stack lines them all up at once).
 
 ``image="both"`` adds a second detection image, the band-limited energy of the strain rate
 (:mod:`terralab.das.filters`), searched by slant stacking; it sees a signature whatever its sign or band, but
@@ -92,6 +96,7 @@ from .params import (
     resolve_params,
 )
 from .peel import peeled_tracks, signed
+from .restack import stacked_speeds
 from .tracks import (
     dedupe_tracks,
     merge_parallel,
@@ -371,7 +376,9 @@ def detect_in_products(
         vehicles = pd.DataFrame(tracks)
         vehicles = vehicles.sort_values("t_mid").reset_index(drop=True)
         _classify(vehicles, prod, dec, z, t, xb, valid, p, classifier, t_ref_ns)
-        vehicles = _to_frame(merge_heavy_pairs(merge_tram_groups(vehicles, p), p), t_ref_ns)
+        vehicles = merge_heavy_pairs(merge_tram_groups(vehicles, p), p)
+        vehicles["speed_kmh"] = stacked_speeds(vehicles, z, t, xb, valid, x_mid, p)
+        vehicles = _to_frame(vehicles, t_ref_ns)
     vehicles.attrs["params"] = asdict(p)
     vehicles.attrs["lf_rate_hz"] = 1.0 / dt
     if not return_details:

@@ -92,31 +92,43 @@ def stacked_speeds(
         v = v_kmh * KMH
         half_s = p.restack_m / v
         taus = np.arange(-half_s, half_s + 0.25 * dt, 0.5 * dt)
-        power = _stack_power(zc, t[0], dt, cols, xb[cols] - x_mid, t_mid + taus, direction / (v * facs))
-        k = _climb(np.where(ok, power, -np.inf), RESTACK_STEPS // 2)
+        power = _LazyPower(zc, t[0], dt, cols, xb[cols] - x_mid, t_mid + taus, direction / (v * facs), ok)
+        k = _climb(power, RESTACK_STEPS // 2)
         if 0 < k < RESTACK_STEPS - 1 and ok[k - 1] and ok[k + 1]:
             speeds[i] = v_kmh * facs[k]
     return speeds
 
 
-def _stack_power(z, t0, dt, cols, xr, times, slowness) -> np.ndarray:
-    """Power of the channel-mean of ``z`` along t = times + slowness * xr, one value per slowness."""
-    n_rows = z.shape[0]
-    out = np.empty(len(slowness))
-    for j, s in enumerate(slowness):
-        r = (times[:, None] + s * xr[None, :] - t0) / dt
-        r0 = np.floor(r)
-        inside = (r0 >= 0) & (r0 < n_rows - 1)
-        r0 = np.clip(r0, 0, n_rows - 2).astype(np.intp)
-        f = r - r0
-        vals = (1 - f) * z[r0, cols] + f * z[r0 + 1, cols]
-        trace = np.where(inside, vals, 0.0).mean(axis=1)
-        out[j] = float(np.sum(trace * trace))
-    return out
+class _LazyPower:
+    """Power of the channel-mean of ``z`` along t = times + slowness * xr, per slowness, computed only where
+    the climb looks (a few of the trial speeds; -inf outside the allowed ones)."""
+
+    def __init__(self, z, t0, dt, cols, xr, times, slowness, ok):
+        self.z, self.t0, self.dt, self.cols, self.xr, self.times = z, t0, dt, cols, xr, times
+        self.slowness, self.ok, self.memo = slowness, ok, {}
+
+    def __len__(self) -> int:
+        return len(self.slowness)
+
+    def __getitem__(self, j: int) -> float:
+        if not self.ok[j]:
+            return -np.inf
+        if j not in self.memo:
+            n_rows = self.z.shape[0]
+            r = (self.times[:, None] + self.slowness[j] * self.xr[None, :] - self.t0) / self.dt
+            r0 = np.floor(r)
+            inside = (r0 >= 0) & (r0 < n_rows - 1)
+            r0 = np.clip(r0, 0, n_rows - 2).astype(np.intp)
+            f = r - r0
+            vals = (1 - f) * self.z[r0, self.cols] + f * self.z[r0 + 1, self.cols]
+            trace = np.where(inside, vals, 0.0).mean(axis=1)
+            self.memo[j] = float(np.sum(trace * trace))
+        return self.memo[j]
 
 
-def _climb(score: np.ndarray, k: int) -> int:
-    """Index of the local maximum of ``score`` reached by climbing from index ``k``."""
+def _climb(score, k: int) -> int:
+    """Index of the local maximum of ``score`` (an array, or anything indexable with a length) reached by
+    climbing from index ``k``."""
     while True:
         nb = [j for j in (k - 1, k + 1) if 0 <= j < len(score)]
         j = max(nb, key=lambda j: score[j])

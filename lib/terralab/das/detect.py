@@ -167,7 +167,9 @@ def detect_vehicles(
     -------
     pandas.DataFrame
         One row per vehicle, sorted by time: ``vehicle_id``, ``time`` (datetime64[ns], passage of the middle
-        of the section), ``speed_kmh`` (at mid-section), ``direction`` (+1 towards increasing distance),
+        of the section), ``speed_kmh`` (at mid-section; re-read from the strain image stacked along the
+        track, ``restack_m``, while ``t_start``, ``t_end`` and ``speed_change`` come from the track's fitted
+        t(x)), ``direction`` (+1 towards increasing distance),
         ``vehicle_class`` ("car"/"truck", or "tram" with ``trams=True``), ``score`` (fraction of the section
         along which the track was seen), ``p_truck`` (probability of a heavy vehicle: truck, bus or tram),
         ``t_start``/``t_end`` (section entry/exit), ``distance_start_m``/``distance_end_m`` (distance range

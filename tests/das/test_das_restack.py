@@ -109,3 +109,30 @@ def test_re_read_speeds_are_closer_to_the_truth_on_unseen_scenes(simulator):
     before, after = np.mean(errors[0.0]), np.mean(errors[20.0])
     print(f"{simulator}: speed MAE {before:.2f} -> {after:.2f} km/h")
     assert after < 0.85 * before
+
+
+def test_a_speed_the_re_read_moves_by_more_than_5_percent_is_flagged_unsure():
+    import pandas as pd
+
+    from terralab.das.restack import UNSURE_CHANGE, reread_speeds
+
+    z = vehicle(20.0, 50.0) + vehicle(32.0, 80.0)
+    table = pd.DataFrame(
+        {
+            "t_mid": [20.0, 32.0],
+            "speed_kmh": [56.0, 80.5],
+            "direction": [1, 1],
+            "x_lo": [0.0, 0.0],
+            "x_hi": [295.0, 295.0],
+            "flags": ["peeled", "near"],
+        }
+    )
+    reread_speeds(table, z, T, XB, VALID, X_MID, das.DetectParams())
+    assert table["speed_kmh"].tolist() == pytest.approx([50.0, 80.0], abs=1.0)
+    assert 56.0 / 50.0 - 1 > UNSURE_CHANGE > 80.5 / 80.0 - 1
+    # in the order of das.detect.FLAGS, the flags there before kept
+    assert table["flags"].tolist() == ["peeled,speed_unsure", "near"]
+    assert set(table["flags"][0].split(",")) <= set(das.detect.FLAGS)
+    bare = table.drop(columns="flags").assign(speed_kmh=[56.0, 80.5])
+    reread_speeds(bare, z, T, XB, VALID, X_MID, das.DetectParams())
+    assert "flags" not in bare and bare["speed_kmh"][0] == pytest.approx(50.0, abs=1.0)

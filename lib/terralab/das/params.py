@@ -84,6 +84,8 @@ FLAGS = {
     "speed_change": "speed changed by more than 10 % across the section (braking, accelerating)",
     "near": "another vehicle passed mid-section within 2 s (platoon, overtaking, opposite traffic)",
     "peeled": "found by the second pass (peel_sigma > 0) once stronger vehicles' responses were subtracted",
+    "speed_unsure": "the speed re-read from the stacked strain image (restack_m) differs from the track's fit"
+    " by more than 5 %: fit and stack disagree, the speed is less certain",
 }
 
 

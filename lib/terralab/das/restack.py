@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .params import KMH
+from .params import FLAGS, KMH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,8 +71,6 @@ def reread_speeds(
 ) -> None:
     """Set the ``speed_kmh`` of a vehicle table to :func:`stacked_speeds` (in place), adding the flag
     "speed_unsure" where it moved by more than :data:`UNSURE_CHANGE`."""
-    from .params import FLAGS
-
     fitted = vehicles["speed_kmh"].to_numpy(dtype=float)
     speeds = stacked_speeds(vehicles, z, t, xb, valid, x_mid, p)
     vehicles["speed_kmh"] = speeds

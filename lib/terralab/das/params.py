@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "VEHICLE_COLUMNS",
     "DetectParams",
     "resolve_params",
+    "set_flag",
     "site_defaults",
 ]
 
@@ -87,6 +89,21 @@ FLAGS = {
     "speed_unsure": "the speed re-read from the stacked strain image (restack_m) differs from the track's fit"
     " by more than 5 %: fit and stack disagree, the speed is less certain",
 }
+
+
+def set_flag(flags: Iterable[Any], name: str, on: Iterable[bool]) -> list[str]:
+    """Each entry of ``flags`` (comma-joined :data:`FLAGS` names) with ``name`` set exactly where ``on`` is
+    true, the names in :data:`FLAGS` order.
+
+    >>> set_flag(["near", "partial,merged", ""], "merged", [True, True, False])
+    ['merged,near', 'merged,partial', '']
+    """
+    order = list(FLAGS)
+    out = []
+    for f, flag in zip(flags, on):
+        names = {n for n in str(f).split(",") if n} - {name} | ({name} if flag else set())
+        out.append(",".join(sorted(names, key=order.index)))
+    return out
 
 
 #: The detector settings chosen on each simulator's development scenes (seeds 100-107, highway and urban), by

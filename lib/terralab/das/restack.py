@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .params import FLAGS, KMH
+from .params import KMH, set_flag
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,16 +74,9 @@ def reread_speeds(
     fitted = vehicles["speed_kmh"].to_numpy(dtype=float)
     speeds = stacked_speeds(vehicles, z, t, xb, valid, x_mid, p)
     vehicles["speed_kmh"] = speeds
-    if "flags" not in vehicles:
-        return
-    order = list(FLAGS)
-    flags = []
-    for old, was, now in zip(vehicles["flags"].astype(str), fitted, speeds):
-        names = {f for f in old.split(",") if f}
-        if abs(now / was - 1.0) > UNSURE_CHANGE:
-            names.add("speed_unsure")
-        flags.append(",".join(sorted(names, key=order.index)))
-    vehicles["flags"] = flags
+    if "flags" in vehicles:
+        moved = np.abs(speeds / fitted - 1.0) > UNSURE_CHANGE
+        vehicles["flags"] = set_flag(vehicles["flags"], "speed_unsure", moved)
 
 
 def stacked_speeds(

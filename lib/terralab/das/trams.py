@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .params import FLAGS, KMH
+from .params import KMH, set_flag
 from .tracks import PAIR_STRENGTH, near_others
 
 if TYPE_CHECKING:
@@ -156,12 +156,13 @@ def _merge_rows(v: pd.DataFrame, groups: list[tuple[list[int], list[int], str]])
             if c in v:
                 row[c] = v.loc[group, c].max()
         row["vehicle_class"] = cls
-        row["flags"] = ",".join(["merged", *[f for f in str(row.get("flags", "")).split(",") if f]])
+        row["flags"] = set_flag([row.get("flags", "")], "merged", [True])[0]
         v.loc[first] = row
         drop.extend(group[1:] + between)
     out = v.drop(index=drop).sort_values("t_mid").reset_index(drop=True)
     if "flags" in out:
-        out["flags"] = _near_flags(out["t_mid"].to_numpy(dtype=float), out["flags"].tolist())
+        # "near" re-read: merged rows moved, absorbed ones are gone
+        out["flags"] = set_flag(out["flags"], "near", near_others(out["t_mid"].to_numpy(dtype=float)))
     return out
 
 
@@ -189,13 +190,3 @@ def _group(i, t, speed, direction, cls, snr, used, group_m) -> tuple[list[int], 
         else:
             break  # another vehicle of this direction and speed passes in between
     return group, between
-
-
-def _near_flags(t: np.ndarray, flags: list[str]) -> list[str]:
-    """``flags`` with "near" set exactly where another vehicle passes mid-section within
-    :data:`~terralab.das.tracks.NEAR_S`, in :data:`~terralab.das.params.FLAGS` order."""
-    out = []
-    for f, near in zip(flags, near_others(t)):
-        names = {n for n in str(f).split(",") if n} - {"near"} | ({"near"} if near else set())
-        out.append(",".join(sorted(names, key=list(FLAGS).index)))
-    return out

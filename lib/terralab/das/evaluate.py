@@ -276,22 +276,9 @@ def duplicates(
     )
     if pairs is None:
         pairs = match(detections, truth)
-    if len(detections) == 0 or len(pairs) == 0:
-        return 0
-    extra = detections.drop(index=pairs["det_index"].to_numpy())
-    if len(extra) == 0:
-        return 0
-    hit = truth.loc[pairs["truth_index"].to_numpy()]
-    te = extra["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) / 1e9
-    th = hit["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) / 1e9
-    vt = hit["speed_kmh"].to_numpy(dtype=float)
-    tol = np.maximum(time_tolerance_s, 10.0 / (vt / 3.6))
-    near = np.abs(te[:, None] - th[None, :]) <= tol[None, :]
-    same = extra["direction"].to_numpy()[:, None] == hit["direction"].to_numpy()[None, :]
-    sv = np.abs(np.log(extra["speed_kmh"].to_numpy(dtype=float)[:, None] / vt[None, :])) <= np.log1p(
-        speed_tolerance
-    )
-    return int(np.any(near & same & sv, axis=1).sum())
+    from .losses import duplicate_mask
+
+    return int(duplicate_mask(detections, truth, pairs, time_tolerance_s, speed_tolerance).sum())
 
 
 def evaluate_scenes(

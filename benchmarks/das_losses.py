@@ -1,0 +1,76 @@
+"""Where the packaged DAS detector loses, per simulator and site: a reason for every missed vehicle and every
+false detection (``terralab.das.losses``), and the recall by headway.
+
+The cross-simulator table (``benchmarks/das_cross_simulator.py``) says how much is lost; this says what. The
+packaged detector (site preset, packaged classifier) runs on each scene and is scored as the table scores it
+(``evaluate.match_scene``, same direction only, 1.5 s or 10 m and 25 % speed tolerances). Each missed whole
+vehicle gets the first reason that applies: "shared" (a detection matched to a neighbour is within the
+tolerances of this one too: one detection for two vehicles), "speed" (an unmatched detection within the time
+tolerance at a speed more than 25 % off), "time" (an unmatched detection at its speed within 3 x the time
+tolerance, but beyond it), "unseen" (none). Each false detection: "duplicate" (repeats a matched vehicle, as
+the table's duplicate column counts), "misplaced" (within 3 x the time tolerance of a missed vehicle: its
+detection at the wrong speed or place), "ghost" (no vehicle near). A misplaced detection and its vehicle are
+one error counted twice (one false, one missed).
+
+Run: ``python benchmarks/das_losses.py --seeds 1000-1019`` (the table's unseen seeds; about 3 min on two cores
+for both simulators and sites).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import warnings
+
+
+def run(simulator: str, site: str, seeds) -> dict:
+    """Pooled :func:`terralab.das.losses.loss_counts` of the packaged detector on these scenes, with the
+    number of detections scored (``n_detected``)."""
+    from terralab import das
+    from terralab.das import losses, synthetic
+
+    scenes, n_det = [], 0
+    for seed in seeds:
+        data, truth = synthetic.random_scene(simulator, site, int(seed))
+        det = das.detect_vehicles(data, site=site)
+        vehicles, false = losses.explain_scene(det, truth)
+        n_det += int((vehicles["reason"] == "found").sum()) + len(false)
+        scenes.append((vehicles, false))
+        del data
+    return {**losses.loss_counts(scenes), "n_detected": n_det}
+
+
+def main(argv=None) -> int:
+    from terralab.das.losses import FALSE_REASONS, HEADWAY_BINS_S, MISSED_REASONS
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", default="1000-1019", help="first-last seed (inclusive)")
+    ap.add_argument("--simulators", default="halfspace,bump")
+    ap.add_argument("--sites", default="highway,urban")
+    args = ap.parse_args(argv)
+    a, b = (int(s) for s in args.seeds.split("-"))
+    warnings.simplefilter("ignore")
+    lo, hi = HEADWAY_BINS_S
+    bins = (f"<{lo:g}s", f"{lo:g}-{hi:g}s", f">={hi:g}s")
+    head = f"{'simulator':10s} {'site':8s} {'true':>5s} {'det':>5s} "
+    head += " ".join(f"{'miss:' + r:>12s}" for r in MISSED_REASONS) + " "
+    head += " ".join(f"{'false:' + r:>15s}" for r in FALSE_REASONS)
+    head += "".join(f" {'recall headway ' + b + ' (n)':>28s}" for b in bins)
+    print(head)
+    for sim in args.simulators.split(","):
+        for site in args.sites.split(","):
+            r = run(sim, site, range(a, b + 1))
+            line = f"{sim:10s} {site:8s} {r['n_true']:5d} {r['n_detected']:5d} "
+            line += " ".join(f"{r['missed_' + k]:12d}" for k in MISSED_REASONS) + " "
+            line += " ".join(f"{r['false_' + k]:15d}" for k in FALSE_REASONS)
+            line += "".join(f" {rec:22.2f} ({n:3d})" for n, rec in r["recall_headway"])
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

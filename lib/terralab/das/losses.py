@@ -1,0 +1,174 @@
+"""Where a detector loses: a reason for each missed vehicle and each false detection of a simulated scene.
+
+Precision and recall say how much is lost, not what; a user choosing a method or a parameter needs to know
+whether the misses are vehicles never seen, vehicles sharing one detection with a neighbour, or vehicles
+found at the wrong speed or place. :func:`explain_scene` scores a scene as the cross-simulator table does
+(:func:`~terralab.das.evaluate.match_scene`, same direction only) and gives every unmatched whole vehicle
+and every unmatched detection one of the reasons in :data:`MISSED_REASONS` and :data:`FALSE_REASONS`;
+:func:`loss_counts` pools them over scenes (``benchmarks/das_losses.py`` prints the table).
+
+Examples
+--------
+Two cars 1.5 s apart found as one detection, a third car found 40 % too fast, a fourth not at all, and a
+detection where no vehicle passed:
+
+>>> import pandas as pd
+>>> from terralab.das.losses import explain_scene
+>>> t0 = pd.Timestamp("2024-01-01")
+>>> at = lambda s: [t0 + pd.Timedelta(seconds=x) for x in s]
+>>> truth = pd.DataFrame({"time": at([10.0, 11.5, 30.0, 50.0]), "speed_kmh": 40.0, "direction": 1})
+>>> det = pd.DataFrame({"time": at([10.5, 30.2, 70.0]), "speed_kmh": [40.0, 56.0, 40.0], "direction": 1})
+>>> vehicles, false = explain_scene(det, truth)
+>>> vehicles["reason"].tolist(), false["reason"].tolist()
+(['found', 'shared', 'speed', 'unseen'], ['misplaced', 'ghost'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .evaluate import match_scene
+
+__all__ = [
+    "FALSE_REASONS",
+    "HEADWAY_BINS_S",
+    "MISSED_REASONS",
+    "duplicate_mask",
+    "explain_scene",
+    "loss_counts",
+]
+
+#: Why a whole vehicle was missed (the first that applies, in this order; same direction throughout).
+MISSED_REASONS = {
+    "shared": "a detection matched to another vehicle is within the match tolerances of this one too: one "
+    "detection for two vehicles (a platoon or queue merged, or the track search found one line)",
+    "speed": "an unmatched detection passes within the time tolerance but its speed is off by more than the "
+    "speed tolerance (a mis-fitted track, a stop-and-go vehicle read at its average speed)",
+    "time": "an unmatched detection at a matching speed passes within ``reach`` x the time tolerance but "
+    "beyond it (a detection on one strain lobe, or displaced by a neighbour)",
+    "unseen": "no detection of its direction near it (too weak, or lost in the track search)",
+}
+#: Why a detection is false (the first that applies, in this order).
+FALSE_REASONS = {
+    "duplicate": "repeats a matched vehicle (:func:`~terralab.das.evaluate.duplicates`)",
+    "misplaced": "within ``reach`` x the time tolerance of a missed vehicle of its direction: that vehicle's "
+    "detection at the wrong speed or place",
+    "ghost": "no vehicle of its direction near it (an echo, a line through noise or a neighbour's ridge)",
+}
+#: Bins of a vehicle's headway (s, to the nearest true vehicle of its direction) for :func:`loss_counts`.
+HEADWAY_BINS_S = (3.0, 6.0)
+
+
+def _seconds(times: Any) -> np.ndarray:
+    return np.asarray(times).astype("datetime64[ns]").astype(np.int64) / 1e9
+
+
+def duplicate_mask(
+    detections: pd.DataFrame,
+    truth: pd.DataFrame,
+    pairs: pd.DataFrame,
+    time_tolerance_s: float = 2.5,
+    speed_tolerance: float = 0.25,
+) -> np.ndarray:
+    """Per row of ``detections``: is it one of :func:`~terralab.das.evaluate.duplicates` (an unmatched
+    detection of a matched vehicle's direction and speed within ``time_tolerance_s`` or the time to travel
+    10 m of it), given the ``pairs`` of :func:`~terralab.das.evaluate.match`."""
+    out = np.zeros(len(detections), dtype=bool)
+    if len(detections) == 0 or len(pairs) == 0:
+        return out
+    extra = ~detections.index.isin(pairs["det_index"])
+    ex, hit = detections[extra], truth.loc[pairs["truth_index"].to_numpy()]
+    vt = hit["speed_kmh"].to_numpy(dtype=float)
+    gap = np.abs(_seconds(ex["time"])[:, None] - _seconds(hit["time"])[None, :])
+    near = gap <= np.maximum(time_tolerance_s, 10.0 / (vt / 3.6))[None, :]
+    same = ex["direction"].to_numpy()[:, None] == hit["direction"].to_numpy()[None, :]
+    ve = ex["speed_kmh"].to_numpy(dtype=float)
+    speed_ok = np.abs(np.log(ve[:, None] / vt[None, :])) <= np.log1p(speed_tolerance)
+    out[extra] = np.any(near & same & speed_ok, axis=1)
+    return out
+
+
+def explain_scene(
+    detections: pd.DataFrame,
+    truth: pd.DataFrame,
+    *,
+    time_tolerance_s: float = 1.5,
+    distance_tolerance_m: float = 10.0,
+    speed_tolerance: float = 0.25,
+    reach: float = 3.0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(vehicles, false): every whole vehicle of ``truth`` (``truth_index``; ``reason``: "found" or one of
+    :data:`MISSED_REASONS`; ``headway_s`` to the nearest vehicle of its direction; the truth's ``kind`` and
+    ``stopped`` where it has them) and the unmatched detections (``det_index``, ``reason``), scored with
+    :func:`~terralab.das.evaluate.match_scene` and these tolerances (detections of partly recorded vehicles,
+    ``truth.attrs["outside_record"]``, count neither way)."""
+    tol = {"time_tolerance_s": time_tolerance_s, "distance_tolerance_m": distance_tolerance_m}
+    kept, pairs = match_scene(detections, truth, same_direction=True, speed_tolerance=speed_tolerance, **tol)
+    tt, vt, dt_ = _seconds(truth["time"]), truth["speed_kmh"].to_numpy(float), truth["direction"].to_numpy()
+    td, vd, dd = _seconds(kept["time"]), kept["speed_kmh"].to_numpy(float), kept["direction"].to_numpy()
+    win = np.maximum(time_tolerance_s, distance_tolerance_m / (vt / 3.6))
+    gap = np.abs(td[:, None] - tt[None, :])  # detections x vehicles
+    same = dd[:, None] == dt_[None, :]
+    speed_ok = np.abs(np.log(vd[:, None] / vt[None, :])) <= np.log1p(speed_tolerance)
+    hit_t = truth.index.get_indexer(pairs["truth_index"].to_numpy())
+    hit_d = kept.index.get_indexer(pairs["det_index"].to_numpy())
+    is_hit_t, is_hit_d = np.zeros(len(truth), bool), np.zeros(len(kept), bool)
+    is_hit_t[hit_t], is_hit_d[hit_d] = True, True
+    near = same & (gap <= win[None, :])
+    close = same & (gap <= reach * win[None, :])
+    reasons = np.full(len(truth), "found", dtype=object)
+    for j in np.flatnonzero(~is_hit_t):
+        reasons[j] = _missed_reason(j, near, close, speed_ok, is_hit_d)
+    vehicles = pd.DataFrame({"truth_index": truth.index, "reason": reasons})
+    headway = np.abs(tt[:, None] - tt[None, :]) + np.where(dt_[:, None] == dt_[None, :], 0.0, np.inf)
+    np.fill_diagonal(headway, np.inf)
+    vehicles["headway_s"] = headway.min(axis=1) if len(truth) else np.zeros(0)
+    for col in ("kind", "stopped"):
+        if col in truth:
+            vehicles[col] = truth[col].to_numpy()
+    dup = duplicate_mask(kept, truth, pairs)
+    by_missed = np.any(close[:, ~is_hit_t], axis=1)
+    false_reason = np.where(dup, "duplicate", np.where(by_missed, "misplaced", "ghost"))[~is_hit_d]
+    false = pd.DataFrame({"det_index": kept.index[~is_hit_d], "reason": false_reason.astype(object)})
+    return vehicles, false
+
+
+def _missed_reason(j, near, close, speed_ok, is_hit_d) -> str:
+    """The first of :data:`MISSED_REASONS` that applies to the missed vehicle ``j``."""
+    if np.any(near[is_hit_d, j] & speed_ok[is_hit_d, j]):
+        return "shared"
+    if np.any(near[~is_hit_d, j]):
+        return "speed"
+    if np.any(close[~is_hit_d, j] & speed_ok[~is_hit_d, j]):
+        return "time"
+    return "unseen"
+
+
+def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str, Any]:
+    """Pool :func:`explain_scene` over scenes given as its (vehicles, false) tables: ``n_true``, the number
+    of missed vehicles per reason (``missed_<reason>``), of false detections per reason (``false_<reason>``),
+    and ``recall_headway``: (n, recall) per headway bin of :data:`HEADWAY_BINS_S` (below the first, between,
+    from the last on; recall NaN for an empty bin)."""
+    scenes = list(scenes)
+    cols = ["reason", "headway_s"]
+    veh = pd.concat([v[cols] for v, _ in scenes] or [pd.DataFrame(columns=cols)], ignore_index=True)
+    false = pd.concat([f[["reason"]] for _, f in scenes] or [pd.DataFrame(columns=["reason"])])
+    out: dict[str, Any] = {"n_true": len(veh)}
+    for r in MISSED_REASONS:
+        out[f"missed_{r}"] = int((veh["reason"] == r).sum())
+    for r in FALSE_REASONS:
+        out[f"false_{r}"] = int((false["reason"] == r).sum())
+    edges = (0.0, *HEADWAY_BINS_S, np.inf)
+    found = (veh["reason"] == "found").to_numpy()
+    h = veh["headway_s"].to_numpy(dtype=float)
+    out["recall_headway"] = []
+    for lo, hi in pairwise(edges):
+        inside = (h >= lo) & ((h < hi) | (hi == np.inf))  # a lone vehicle's headway is infinite
+        n = int(inside.sum())
+        out["recall_headway"].append((n, float(found[inside].mean()) if n else float("nan")))
+    return out

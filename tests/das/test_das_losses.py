@@ -1,0 +1,100 @@
+"""A reason for each missed vehicle and false detection (:mod:`terralab.das.losses`), and its benchmark."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from terralab import das
+from terralab.das import evaluate, synthetic
+from terralab.das.losses import FALSE_REASONS, MISSED_REASONS, explain_scene, loss_counts
+
+T0 = pd.Timestamp("2024-01-01")
+
+
+def frame(times, speeds, directions=None):
+    n = len(times)
+    return pd.DataFrame(
+        {
+            "time": [T0 + pd.Timedelta(seconds=s) for s in times],
+            "speed_kmh": speeds,
+            "direction": directions or [1] * n,
+        }
+    )
+
+
+def test_every_reason_is_given_where_it_applies():
+    # vehicles (40 km/h, 10 m = 0.9 s < 1.5 s tolerance): a pair 1.5 s apart, one found 40 % too fast, one
+    # found 3 s late, one never found, one matched with a duplicate 2 s behind it, one of the other direction
+    truth = frame([10.0, 11.5, 30.0, 50.0, 70.0, 90.0, 110.0], [40.0] * 7, [1, 1, 1, 1, 1, 1, -1])
+    det = frame([10.5, 30.2, 53.0, 90.0, 92.0, 130.0, 110.0], [40.0, 56.0, 40.0, 40.0, 40.0, 40.0, 40.0])
+    vehicles, false = explain_scene(det, truth)
+    assert vehicles["reason"].tolist() == ["found", "shared", "speed", "time", "unseen", "found", "unseen"]
+    # the detection at 110 s has the other direction: a ghost of its own direction, the vehicle unseen
+    assert false["reason"].tolist() == ["misplaced", "misplaced", "duplicate", "ghost", "ghost"]
+    assert false["det_index"].tolist() == [1, 2, 4, 5, 6]
+    assert set(vehicles["reason"]) - {"found"} <= set(MISSED_REASONS)
+    assert set(false["reason"]) <= set(FALSE_REASONS)
+    # headway to the nearest vehicle of the same direction; the lone one of its direction has none
+    assert vehicles["headway_s"].tolist()[:2] == [1.5, 1.5] and math.isinf(vehicles["headway_s"].iloc[6])
+
+
+def test_nothing_detected_or_nothing_there():
+    truth = frame([10.0, 20.0], [40.0, 60.0])
+    vehicles, false = explain_scene(frame([], []), truth)
+    assert vehicles["reason"].tolist() == ["unseen", "unseen"] and len(false) == 0
+    vehicles, false = explain_scene(truth, frame([], []))
+    assert len(vehicles) == 0 and false["reason"].tolist() == ["ghost", "ghost"]
+
+
+def test_pooled_counts_and_headway_bins():
+    truth = frame([10.0, 11.5, 30.0, 50.0, 70.0], [40.0] * 5)
+    det = frame([10.5, 30.2, 90.0], [40.0, 56.0, 40.0])
+    scene = explain_scene(det, truth)
+    out = loss_counts([scene, scene])
+    assert out["n_true"] == 10
+    assert (out["missed_shared"], out["missed_speed"], out["missed_unseen"], out["missed_time"]) == (
+        2,
+        2,
+        4,
+        0,
+    )
+    assert (out["false_misplaced"], out["false_ghost"], out["false_duplicate"]) == (2, 2, 0)
+    # headways 1.5, 1.5 (found, shared), 18.5, 20, 20: bins < 3 s, 3-6 s, >= 6 s
+    (n0, r0), (n1, r1), (n2, r2) = out["recall_headway"]
+    assert (n0, r0, n1, n2, r2) == (4, 0.5, 0, 6, 0.0) and math.isnan(r1)
+    empty = loss_counts([])
+    assert empty["n_true"] == 0 and all(math.isnan(r) for _, r in empty["recall_headway"])
+
+
+@pytest.mark.parametrize("simulator", ["halfspace", "bump"])
+def test_reasons_add_up_to_the_scores_of_the_cross_simulator_table(simulator):
+    """On an unseen scene (seed 503, urban): found = the table's true positives, false duplicates = its
+    duplicates, missed + found = true vehicles, false + found = detections scored."""
+    data, truth = synthetic.random_scene(simulator, "urban", 503)
+    det = das.detect_vehicles(data, site="urban")
+    vehicles, false = explain_scene(det, truth)
+    row = evaluate.evaluate_scenes(simulator, "urban", [503], detect_kwargs={"site": "urban"}, per_scene=True)
+    row = row.iloc[0]
+    found = int((vehicles["reason"] == "found").sum())
+    assert len(vehicles) == row["n_true"] and found == row["true_positives"]
+    assert found + len(false) == row["n_detected"]
+    assert int((false["reason"] == "duplicate").sum()) == row["duplicates"]
+    assert len(vehicles) > 5
+
+
+def test_the_benchmark_prints_one_row_per_simulator_and_site(capsys, load_benchmark):
+    bench = load_benchmark("das_losses")
+    r = bench.run("bump", "urban", [503])
+    missed = sum(r[f"missed_{k}"] for k in MISSED_REASONS)
+    false = sum(r[f"false_{k}"] for k in FALSE_REASONS)
+    assert r["n_true"] - missed + false == r["n_detected"]
+    assert sum(n for n, _ in r["recall_headway"]) == r["n_true"]
+    assert bench.main(["--seeds", "503-503", "--simulators", "bump", "--sites", "urban"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "miss:shared" in out[0] and "false:ghost" in out[0] and "recall headway <3s (n)" in out[0]
+    assert out[1].split()[:4] == ["bump", "urban", str(r["n_true"]), str(r["n_detected"])]
+    assert np.isfinite([rec for n, rec in r["recall_headway"] if n]).all()

@@ -22,7 +22,8 @@ Submodules are imported on first use so that ``import terralab.das`` stays fast:
 * :mod:`~terralab.das.streaming` - ``stream`` over arriving files, ``process_archive`` on dask;
 * :mod:`~terralab.das.modal` - ``bridge_modes`` from quiet intervals;
 * :mod:`~terralab.das.evaluate` - ``score`` and ``match`` against truth (pooled over scenes, with intervals
-  over scenes, in :mod:`~terralab.das.intervals`);
+  over scenes, in :mod:`~terralab.das.intervals`); :mod:`~terralab.das.losses` gives each missed vehicle and
+  each false detection a reason;
 * :mod:`~terralab.das.plot` - waterfall and summary figures.
 
 Examples
@@ -62,6 +63,7 @@ _SUBMODULES = (
     "streaming",
     "modal",
     "evaluate",
+    "losses",
     "intervals",
     "filters",
     "plot",
@@ -101,6 +103,7 @@ __all__ = [
     "intervals",
     "io",
     "load_classifier",
+    "losses",
     "match",
     "modal",
     "open_dataset",

@@ -50,6 +50,16 @@ def test_nothing_detected_or_nothing_there():
     assert len(vehicles) == 0 and false["reason"].tolist() == ["ghost", "ghost"]
 
 
+def test_a_table_without_the_columns_scoring_needs_is_refused():
+    from terralab.errors import InvalidInputError
+
+    truth = frame([10.0], [40.0])
+    with pytest.raises(InvalidInputError, match="speed_kmh"):
+        explain_scene(frame([10.0], [40.0]), truth.drop(columns="speed_kmh"))
+    with pytest.raises(InvalidInputError, match="direction"):
+        explain_scene(frame([10.0], [40.0]).drop(columns="direction"), truth)
+
+
 def test_pooled_counts_and_headway_bins():
     truth = frame([10.0, 11.5, 30.0, 50.0, 70.0], [40.0] * 5)
     det = frame([10.5, 30.2, 90.0], [40.0, 56.0, 40.0])

@@ -103,7 +103,8 @@ def explain_scene(
     reach: float = 3.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(vehicles, false): every whole vehicle of ``truth`` (``truth_index``; ``reason``: "found" or one of
-    :data:`MISSED_REASONS`; ``headway_s`` to the nearest vehicle of its direction; the truth's ``kind`` and
+    :data:`MISSED_REASONS`; ``headway_s`` to the nearest other whole vehicle of its direction, infinite where
+    there is none; the truth's ``kind`` and
     ``stopped`` where it has them) and the unmatched detections (``det_index``, ``reason``), scored with
     :func:`~terralab.das.evaluate.match_scene` and these tolerances (detections of partly recorded vehicles,
     ``truth.attrs["outside_record"]``, count neither way)."""

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .evaluate import match_scene
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "FALSE_REASONS",
@@ -108,6 +110,8 @@ def explain_scene(
     ``stopped`` where it has them) and the unmatched detections (``det_index``, ``reason``), scored with
     :func:`~terralab.das.evaluate.match_scene` and these tolerances (detections of partly recorded vehicles,
     ``truth.attrs["outside_record"]``, count neither way)."""
+    import pandas as pd
+
     tol = {"time_tolerance_s": time_tolerance_s, "distance_tolerance_m": distance_tolerance_m}
     kept, pairs = match_scene(detections, truth, same_direction=True, speed_tolerance=speed_tolerance, **tol)
     tt, vt, dt_ = _seconds(truth["time"]), truth["speed_kmh"].to_numpy(float), truth["direction"].to_numpy()
@@ -155,6 +159,8 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
     of missed vehicles per reason (``missed_<reason>``), of false detections per reason (``false_<reason>``),
     and ``recall_headway``: (n, recall) per headway bin of :data:`HEADWAY_BINS_S` (below the first, between,
     from the last on; recall NaN for an empty bin)."""
+    import pandas as pd
+
     scenes = list(scenes)
     cols = ["reason", "headway_s"]
     veh = pd.concat([v[cols] for v, _ in scenes] or [pd.DataFrame(columns=cols)], ignore_index=True)

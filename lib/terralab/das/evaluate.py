@@ -39,6 +39,7 @@ __all__ = [
     "match",
     "match_scene",
     "oracle_detectability",
+    "pair_gaps",
     "score",
 ]
 
@@ -113,19 +114,15 @@ def match(
     cols = ["det_index", "truth_index", "dt_s", "speed_err", "direction_ok", "class_ok"]
     if len(detections) == 0 or len(truth) == 0:
         return pd.DataFrame(columns=cols)
-    td = detections["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) / 1e9
-    tt = truth["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) / 1e9
     vd = detections["speed_kmh"].to_numpy(dtype=float)
     vt = truth["speed_kmh"].to_numpy(dtype=float)
     dd = detections["direction"].to_numpy()
     dtr = truth["direction"].to_numpy()
-    dt = td[:, None] - tt[None, :]
-    sv = np.abs(np.log(vd[:, None] / vt[None, :]))
-    tol = np.maximum(time_tolerance_s, distance_tolerance_m / (vt / 3.6))[None, :]
+    dt, tol, sv, same = pair_gaps(detections, truth, time_tolerance_s, distance_tolerance_m)
     ok = (np.abs(dt) <= tol) & (sv <= np.log1p(speed_tolerance))
     if same_direction:
-        ok &= dd[:, None] == dtr[None, :]
-    cost = np.abs(dt) / tol + sv / np.log1p(speed_tolerance) + 2.0 * (dd[:, None] != dtr[None, :])
+        ok &= same
+    cost = np.abs(dt) / tol + sv / np.log1p(speed_tolerance) + 2.0 * ~same
     pairs = match_one_to_one(np.where(ok, cost, np.inf))
     ri, ci = pairs["row"].to_numpy(), pairs["column"].to_numpy()
     out = pd.DataFrame(
@@ -142,6 +139,22 @@ def match(
     else:
         out["class_ok"] = np.nan
     return out[cols]
+
+
+def pair_gaps(
+    detections: pd.DataFrame, truth: pd.DataFrame, time_tolerance_s: float, distance_tolerance_m: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per detection (rows) and true vehicle (columns): the detected minus the true mid-section time (s),
+    the vehicle's time window (``time_tolerance_s``, or the time it needs to travel ``distance_tolerance_m``
+    where that is longer; broadcast over rows), the absolute log ratio of the speeds and whether the
+    directions are equal - the geometry every scorer here compares against its tolerances."""
+    td, tt = (
+        df["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) / 1e9 for df in (detections, truth)
+    )
+    vd, vt = detections["speed_kmh"].to_numpy(dtype=float), truth["speed_kmh"].to_numpy(dtype=float)
+    window = np.maximum(time_tolerance_s, distance_tolerance_m / (vt / 3.6))[None, :]
+    same = detections["direction"].to_numpy()[:, None] == truth["direction"].to_numpy()[None, :]
+    return td[:, None] - tt[None, :], window, np.abs(np.log(vd[:, None] / vt[None, :])), same
 
 
 def match_scene(

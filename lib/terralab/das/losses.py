@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .evaluate import match_scene
+from .evaluate import match_scene, pair_gaps
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +43,7 @@ __all__ = [
     "duplicate_mask",
     "explain_scene",
     "loss_counts",
+    "reason_table",
 ]
 
 #: Why a whole vehicle was missed (the first that applies, in this order; same direction throughout).
@@ -66,10 +67,6 @@ FALSE_REASONS = {
 HEADWAY_BINS_S = (3.0, 6.0)
 
 
-def _seconds(times: Any) -> np.ndarray:
-    return np.asarray(times).astype("datetime64[ns]").astype(np.int64) / 1e9
-
-
 def duplicate_mask(
     detections: pd.DataFrame,
     truth: pd.DataFrame,
@@ -84,13 +81,10 @@ def duplicate_mask(
     if len(detections) == 0 or len(pairs) == 0:
         return out
     extra = ~detections.index.isin(pairs["det_index"])
-    ex, hit = detections[extra], truth.loc[pairs["truth_index"].to_numpy()]
-    vt = hit["speed_kmh"].to_numpy(dtype=float)
-    gap = np.abs(_seconds(ex["time"])[:, None] - _seconds(hit["time"])[None, :])
-    near = gap <= np.maximum(time_tolerance_s, 10.0 / (vt / 3.6))[None, :]
-    same = ex["direction"].to_numpy()[:, None] == hit["direction"].to_numpy()[None, :]
-    ve = ex["speed_kmh"].to_numpy(dtype=float)
-    speed_ok = np.abs(np.log(ve[:, None] / vt[None, :])) <= np.log1p(speed_tolerance)
+    hit = truth.loc[pairs["truth_index"].to_numpy()]
+    gap, window, log_speed, same = pair_gaps(detections[extra], hit, time_tolerance_s, 10.0)
+    near = np.abs(gap) <= window
+    speed_ok = log_speed <= np.log1p(speed_tolerance)
     out[extra] = np.any(near & same & speed_ok, axis=1)
     return out
 
@@ -106,31 +100,28 @@ def explain_scene(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(vehicles, false): every whole vehicle of ``truth`` (``truth_index``; ``reason``: "found" or one of
     :data:`MISSED_REASONS`; ``headway_s`` to the nearest other whole vehicle of its direction, infinite where
-    there is none; the truth's ``kind`` and
-    ``stopped`` where it has them) and the unmatched detections (``det_index``, ``reason``), scored with
-    :func:`~terralab.das.evaluate.match_scene` and these tolerances (detections of partly recorded vehicles,
-    ``truth.attrs["outside_record"]``, count neither way)."""
+    there is none; the truth's ``kind`` and ``stopped`` where it has them) and the unmatched detections
+    (``det_index``, ``reason``), scored with :func:`~terralab.das.evaluate.match_scene` and these tolerances
+    (detections of partly recorded vehicles, ``truth.attrs["outside_record"]``, count neither way)."""
     import pandas as pd
 
     tol = {"time_tolerance_s": time_tolerance_s, "distance_tolerance_m": distance_tolerance_m}
     kept, pairs = match_scene(detections, truth, same_direction=True, speed_tolerance=speed_tolerance, **tol)
-    tt, vt, dt_ = _seconds(truth["time"]), truth["speed_kmh"].to_numpy(float), truth["direction"].to_numpy()
-    td, vd, dd = _seconds(kept["time"]), kept["speed_kmh"].to_numpy(float), kept["direction"].to_numpy()
-    win = np.maximum(time_tolerance_s, distance_tolerance_m / (vt / 3.6))
-    gap = np.abs(td[:, None] - tt[None, :])  # detections x vehicles
-    same = dd[:, None] == dt_[None, :]
-    speed_ok = np.abs(np.log(vd[:, None] / vt[None, :])) <= np.log1p(speed_tolerance)
+    gap, win, log_speed, same = pair_gaps(kept, truth, time_tolerance_s, distance_tolerance_m)
+    gap = np.abs(gap)  # detections x vehicles
+    speed_ok = log_speed <= np.log1p(speed_tolerance)
     hit_t = truth.index.get_indexer(pairs["truth_index"].to_numpy())
     hit_d = kept.index.get_indexer(pairs["det_index"].to_numpy())
     is_hit_t, is_hit_d = np.zeros(len(truth), bool), np.zeros(len(kept), bool)
     is_hit_t[hit_t], is_hit_d[hit_d] = True, True
-    near = same & (gap <= win[None, :])
-    close = same & (gap <= reach * win[None, :])
+    near = same & (gap <= win)
+    close = same & (gap <= reach * win)
     reasons = np.full(len(truth), "found", dtype=object)
     for j in np.flatnonzero(~is_hit_t):
         reasons[j] = _missed_reason(j, near, close, speed_ok, is_hit_d)
     vehicles = pd.DataFrame({"truth_index": truth.index, "reason": reasons})
-    headway = np.abs(tt[:, None] - tt[None, :]) + np.where(dt_[:, None] == dt_[None, :], 0.0, np.inf)
+    between, _, _, one_direction = pair_gaps(truth, truth, 0.0, 0.0)
+    headway = np.where(one_direction, np.abs(between), np.inf)
     np.fill_diagonal(headway, np.inf)
     vehicles["headway_s"] = headway.min(axis=1) if len(truth) else np.zeros(0)
     for col in ("kind", "stopped"):
@@ -179,3 +170,20 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
         n = int(inside.sum())
         out["recall_headway"].append((n, float(found[inside].mean()) if n else float("nan")))
     return out
+
+
+def reason_table(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> pd.DataFrame:
+    """:func:`loss_counts` of the scenes as a table indexed by (``kind``: "missed" or "false", ``reason``),
+    with the ``count`` and the reason's ``meaning``.
+
+    >>> import pandas as pd
+    >>> vehicles = pd.DataFrame({"reason": ["found", "unseen"], "headway_s": [2.0, 2.0]})
+    >>> reason_table([(vehicles, pd.DataFrame({"reason": ["ghost"]}))])["count"].tolist()
+    [0, 0, 0, 1, 0, 0, 1]
+    """
+    import pandas as pd
+
+    counts = loss_counts(scenes)
+    rows = [("missed", r, counts[f"missed_{r}"], text) for r, text in MISSED_REASONS.items()]
+    rows += [("false", r, counts[f"false_{r}"], text) for r, text in FALSE_REASONS.items()]
+    return pd.DataFrame(rows, columns=["kind", "reason", "count", "meaning"]).set_index(["kind", "reason"])

@@ -260,18 +260,15 @@ class DetectParams:
         ``clip_sigma`` on seeds 15000-15019), confirmed on fresh unseen seeds 16000-16019 (speed MAE about
         halved on every row, F1 unchanged). Off in the bump choice. 0 disables.
     recentre_m : float
-        After the re-read, each vehicle that no merge placed and that passes alone (no "near" flag) is moved
-        to the power centroid of its stacked trace within this many metres of travel either side of its
-        track's mid-section passage (:func:`~terralab.das.restack.recentre_lone`): a track that follows one
-        lobe, axle group or bogie of a vehicle's signature (15-20 m from a long vehicle's load centre) is
-        placed at the signature's centre. Chosen on the development seeds 100-107 + 200-211 of both
-        simulators (20 / 25 / 30 m): first for heavy vehicles only (half-space urban F1 0.651 -> 0.667); that
-        version failed fresh seeds 20000-20019 (two half-space highway cars lost in platoons, -0.007), so
-        vehicles near others are left alone, and it passed fresh seeds 21000-21019 (half-space urban +0.004,
-        the other rows unchanged). Then cars too (development, against no re-centring: half-space urban
-        0.651 -> 0.672, bump urban 0.928 -> 0.935), which passed fresh seeds 22000-22019 (against no
-        re-centring: half-space urban +0.020, bump urban +0.012, highways unchanged). Criteria were written
-        before each fresh run. Off in the bump choice. 0 disables.
+        After the re-read, each heavy vehicle ("truck" or "tram") that no merge placed and that passes alone
+        (no "near" flag) is moved to the power centroid of its stacked trace within this many metres of
+        travel either side of its track's mid-section passage (:func:`~terralab.das.restack.recentre_heavy`):
+        a long vehicle whose track follows one lobe or bogie of its signature, 15-20 m from its load centre,
+        is placed at the signature's centre. Chosen on the half-space development seeds 100-107 + 200-211
+        (20 / 25 / 30 m; cars, merged rows and then "near" rows left alone): half-space urban F1 0.651 ->
+        0.667, the other rows unchanged. Without the "near" condition fresh seeds 20000-20019 lost two
+        half-space highway cars in platoons (F1 -0.007); with it, fresh seeds 21000-21019 (criteria written
+        first): half-space urban +0.004, the other rows unchanged. Off in the bump choice. 0 disables.
     lobe_merge : bool
         A parallel track of one speed within ``max_vehicle_m`` whose strain has the opposite sign of a
         stronger track's (:func:`~terralab.das.tracks.track_polarity`: the extension lobes around a load's

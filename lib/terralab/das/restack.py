@@ -1,4 +1,4 @@
-"""Speed re-read and lone vehicles re-centred by slant stacking the strain image along each vehicle's track
+"""Speed re-read and heavy vehicles re-centred by slant stacking the strain image along each vehicle's track
 (the detector's last steps).
 
 A track's fitted speed follows its ridge points, and they hop between a vehicle's strain centre, its lobes
@@ -16,16 +16,13 @@ another speed, whose own peak lies elsewhere, does not capture it; a climb that 
 range keeps the fitted speed (that stack is no peak). The track's time and its fitted t(x) are kept.
 
 The stacked trace at that speed is the vehicle's signature along its own track, and its centre is the
-vehicle's load centre. A track often follows one lobe, axle group or bogie of it instead: on the half-space
-street development scenes, long vehicles missed so were found 15-20 m from their load centre (beyond the
-scorer's 10 m), one error counted once missed and once false. :func:`recentre_lone` moves each vehicle that
-no merge placed and that passes alone (no "near" flag) to the power centroid of its trace within
-``recentre_m`` of travel either side of its track's passage (:func:`centre_shifts`); vehicles near others
-are left where they are (a neighbour's signature would pull them). "Near" is 2 s, less than the window at
-street speed (25 m at 24 km/h is 3.75 s): a car 2-4 s behind another can still be pulled towards it (on the
-half-space street test scene 500, two cars 2.1 s behind a car and a van were lost so). A window-wide test
-of loneliness instead (no other vehicle within ``recentre_m`` of travel) did worse on the development seeds
-(half-space urban F1 -0.008): it leaves most street vehicles where their ridge put them.
+vehicle's load centre. A long vehicle's track often follows one lobe or bogie of it instead: on the
+half-space street development scenes, heavy vehicles missed so were found 15-20 m from their load centre
+(beyond the scorer's 10 m), one error counted once missed and once false. :func:`recentre_heavy` moves each
+heavy vehicle ("truck" or "tram") that no merge placed and that passes alone (no "near" flag) to the power
+centroid of its trace within ``recentre_m`` of travel either side of its track's passage
+(:func:`centre_shifts`); cars and vehicles near others are left alone (a neighbour's signature would pull
+them).
 
 Examples
 --------
@@ -67,7 +64,7 @@ __all__ = [
     "UNSURE_CHANGE",
     "centre_shifts",
     "clipped",
-    "recentre_lone",
+    "recentre_heavy",
     "reread_speeds",
     "stacked_speeds",
     "stacked_trace",
@@ -193,7 +190,7 @@ def centre_shifts(
     return shifts
 
 
-def recentre_lone(
+def recentre_heavy(
     vehicles: pd.DataFrame,
     z: np.ndarray,
     t: np.ndarray,
@@ -202,14 +199,15 @@ def recentre_lone(
     x_mid: float,
     p: DetectParams,
 ) -> None:
-    """Move each vehicle flagged neither "merged" nor "near" to the centre of its signature
-    (:func:`centre_shifts`), in place: ``t_mid``, ``t_in`` and ``t_out`` shift together and the "near" flags
-    are re-read. A vehicle near another is left where it is (the other's signature would pull it), and so is
-    one a merge placed. Nothing changes where ``p.recentre_m`` is 0."""
-    if p.recentre_m <= 0 or len(vehicles) == 0:
+    """Move each heavy vehicle (class "truck" or "tram") flagged neither "merged" nor "near" to the centre of
+    its signature (:func:`centre_shifts`), in place: ``t_mid``, ``t_in`` and ``t_out`` shift together and the
+    "near" flags are re-read. A vehicle near another is left where it is (the other's signature would pull
+    it). Nothing changes where ``p.recentre_m`` is 0 or the table has no ``vehicle_class``."""
+    if p.recentre_m <= 0 or len(vehicles) == 0 or "vehicle_class" not in vehicles:
         return
     flags = vehicles["flags"] if "flags" in vehicles else [""] * len(vehicles)
-    pick = np.flatnonzero([not {"merged", "near"} & set(str(f).split(",")) for f in flags])
+    alone = np.array([not {"merged", "near"} & set(str(f).split(",")) for f in flags], dtype=bool)
+    pick = np.flatnonzero(np.isin(vehicles["vehicle_class"].to_numpy(), ("truck", "tram")) & alone)
     if len(pick) == 0:
         return
     shifts = centre_shifts(vehicles.iloc[pick], z, t, xb, valid, x_mid, p)

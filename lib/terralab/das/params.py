@@ -268,7 +268,9 @@ class DetectParams:
         (20 / 25 / 30 m; cars, merged rows and then "near" rows left alone): half-space urban F1 0.651 ->
         0.667, the other rows unchanged. Without the "near" condition fresh seeds 20000-20019 lost two
         half-space highway cars in platoons (F1 -0.007); with it, fresh seeds 21000-21019 (criteria written
-        first): half-space urban +0.004, the other rows unchanged. Off in the bump choice. 0 disables.
+        first): half-space urban +0.004, the other rows unchanged; the table's seeds 1000-1019: +0.008.
+        Re-centring cars too was tried and not kept (no gain on seeds 1000-1019, more duplicates on every
+        set). Off in the bump choice. 0 disables.
     lobe_merge : bool
         A parallel track of one speed within ``max_vehicle_m`` whose strain has the opposite sign of a
         stronger track's (:func:`~terralab.das.tracks.track_polarity`: the extension lobes around a load's

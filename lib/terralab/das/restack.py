@@ -22,7 +22,10 @@ half-space street development scenes, heavy vehicles missed so were found 15-20 
 heavy vehicle ("truck" or "tram") that no merge placed and that passes alone (no "near" flag) to the power
 centroid of its trace within ``recentre_m`` of travel either side of its track's passage
 (:func:`centre_shifts`); cars and vehicles near others are left alone (a neighbour's signature would pull
-them).
+them). "Near" is 2 s, less than the window at street speed (25 m at 24 km/h is 3.75 s), so a vehicle 2-4 s
+from another can still be pulled towards it. Re-centring cars too (every lone vehicle) raised the street
+rows on the development seeds and on one fresh set, but not on the cross-simulator table's seeds, and it
+raised duplicates on every set (false tracks beside a vehicle moved into the scorer's window of it).
 
 Examples
 --------

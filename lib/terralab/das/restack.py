@@ -48,7 +48,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -126,27 +126,34 @@ def stacked_speeds(
     # the detector's soft saturation: a strong neighbour's ridge (or a well-coupled channel) does not outweigh
     # the vehicle's own alignment
     zc = clipped(z, p)
-    for i, (t_mid, v_kmh, direction, x_lo, x_hi) in enumerate(
-        zip(
-            np.asarray(tracks["t_mid"], dtype=float),
-            speeds.copy(),
-            np.asarray(tracks["direction"], dtype=float),
-            np.asarray(tracks["x_lo"], dtype=float),
-            np.asarray(tracks["x_hi"], dtype=float),
-        )
-    ):
-        cols = np.flatnonzero(valid & (xb >= x_lo) & (xb <= x_hi))
+    for i, t_mid, v_kmh, direction, cols, taus in _track_windows(tracks, xb, valid, p.restack_m, dt):
         ok = (v_kmh * facs >= p.speed_min_kmh) & (v_kmh * facs <= p.speed_max_kmh)
-        if len(cols) < 4 or not ok[RESTACK_STEPS // 2]:
+        if not ok[RESTACK_STEPS // 2]:
             continue
         v = v_kmh * KMH
-        half_s = p.restack_m / v
-        taus = np.arange(-half_s, half_s + 0.25 * dt, 0.5 * dt)
         power = _LazyPower(zc, t[0], dt, cols, xb[cols] - x_mid, t_mid + taus, direction / (v * facs), ok)
         k = _climb(power, RESTACK_STEPS // 2)
         if 0 < k < RESTACK_STEPS - 1 and ok[k - 1] and ok[k + 1]:
             speeds[i] = v_kmh * facs[k]
     return speeds
+
+
+def _track_windows(
+    tracks: Mapping[str, Any], xb: np.ndarray, valid: np.ndarray, half_m: float, dt: float
+) -> Iterator[tuple[int, float, float, float, np.ndarray, np.ndarray]]:
+    """For each track (``t_mid``, ``speed_kmh``, ``direction``, ``x_lo``, ``x_hi``) on at least four live bins
+    and at a positive speed: its index, ``t_mid``, speed (km/h), direction, live bins of ``x_lo``..``x_hi``
+    and the lags (s) within ``half_m`` of travel either side, every half time step ``dt``."""
+    for i, (t_mid, v_kmh, direction, x_lo, x_hi) in enumerate(
+        zip(
+            *(np.asarray(tracks[c], dtype=float) for c in ("t_mid", "speed_kmh", "direction", "x_lo", "x_hi"))
+        )
+    ):
+        cols = np.flatnonzero(valid & (xb >= x_lo) & (xb <= x_hi))
+        if len(cols) < 4 or not v_kmh > 0:
+            continue
+        half_s = half_m / (v_kmh * KMH)
+        yield i, t_mid, v_kmh, direction, cols, np.arange(-half_s, half_s + 0.25 * dt, 0.5 * dt)
 
 
 def clipped(z: np.ndarray, p: DetectParams) -> np.ndarray:
@@ -173,20 +180,7 @@ def centre_shifts(
         return shifts
     dt = float(t[1] - t[0])
     zc = clipped(z, p)
-    for i, (tm, v_kmh, direction, x_lo, x_hi) in enumerate(
-        zip(
-            t_mid,
-            np.asarray(tracks["speed_kmh"], dtype=float),
-            np.asarray(tracks["direction"], dtype=float),
-            np.asarray(tracks["x_lo"], dtype=float),
-            np.asarray(tracks["x_hi"], dtype=float),
-        )
-    ):
-        cols = np.flatnonzero(valid & (xb >= x_lo) & (xb <= x_hi))
-        if len(cols) < 4 or not v_kmh > 0:
-            continue
-        half_s = p.recentre_m / (v_kmh * KMH)
-        taus = np.arange(-half_s, half_s + 0.25 * dt, 0.5 * dt)
+    for i, tm, v_kmh, direction, cols, taus in _track_windows(tracks, xb, valid, p.recentre_m, dt):
         power = stacked_trace(zc, t[0], dt, cols, xb[cols] - x_mid, tm + taus, direction / (v_kmh * KMH)) ** 2
         if power.sum() > 0:
             shifts[i] = float(np.sum(taus * power) / power.sum())

@@ -96,7 +96,7 @@ from .params import (
     resolve_params,
 )
 from .peel import peeled_tracks, signed
-from .restack import recentre_heavy, reread_speeds
+from .restack import clipped, recentre_heavy, reread_speeds
 from .tracks import (
     dedupe_tracks,
     merge_parallel,
@@ -426,7 +426,7 @@ def _speed_bands(z, t, dt, xb, dxb, valid, p: DetectParams) -> list[Band]:
     found."""
     # soft saturation: channel-to-channel coupling differences modulate a strong truck's ridge, and that
     # modulation leaks into every speed band and the other direction (ghost tracks); clipped ridges do not
-    zc = (p.clip_sigma * np.tanh(z / p.clip_sigma)).astype(np.float32) if p.clip_sigma > 0 else z
+    zc = clipped(z, p)
     edges = speed_band_edges(p)
     bands: list[Band] = []
     scales = (p.pulse_m,) + ((p.long_pulse_m,) if p.long_pulse_m and p.long_pulse_m > p.pulse_m else ())

@@ -32,6 +32,7 @@ import numpy as np
 
 from .lines import Band
 from .params import KMH
+from .restack import clipped
 from .tracks import robust_fit, track_summary
 
 if TYPE_CHECKING:
@@ -72,9 +73,7 @@ def energy_image(
     out = np.zeros_like(acc)
     good = mad > 0
     out[:, cols[good]] = (acc[:, cols[good]] - med[good]) / mad[good]
-    if p.clip_sigma > 0:
-        out = (p.clip_sigma * np.tanh(out / p.clip_sigma)).astype(np.float32)
-    return out
+    return clipped(out, p)
 
 
 def _slant_stack(ze, dt, xb, valid, x_mid, slowness, direction, *, keep: float, min_cover: float):

@@ -116,8 +116,6 @@ def match(
         return pd.DataFrame(columns=cols)
     vd = detections["speed_kmh"].to_numpy(dtype=float)
     vt = truth["speed_kmh"].to_numpy(dtype=float)
-    dd = detections["direction"].to_numpy()
-    dtr = truth["direction"].to_numpy()
     dt, tol, sv, same = pair_gaps(detections, truth, time_tolerance_s, distance_tolerance_m)
     ok = (np.abs(dt) <= tol) & (sv <= np.log1p(speed_tolerance))
     if same_direction:
@@ -131,7 +129,7 @@ def match(
             "truth_index": truth.index.to_numpy()[ci],
             "dt_s": dt[ri, ci],
             "speed_err": vd[ri] / vt[ci] - 1.0,
-            "direction_ok": dd[ri] == dtr[ci],
+            "direction_ok": same[ri, ci],
         }
     )
     if "vehicle_class" in detections.columns and "vehicle_class" in truth.columns:

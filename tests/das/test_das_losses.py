@@ -10,7 +10,7 @@ import pytest
 
 from terralab import das
 from terralab.das import evaluate, synthetic
-from terralab.das.losses import FALSE_REASONS, MISSED_REASONS, explain_scene, loss_counts
+from terralab.das.losses import FALSE_REASONS, MISSED_REASONS, class_errors, explain_scene, loss_counts
 
 T0 = pd.Timestamp("2024-01-01")
 
@@ -108,3 +108,43 @@ def test_the_benchmark_prints_one_row_per_simulator_and_site(capsys, load_benchm
     assert "miss:shared" in out[0] and "false:ghost" in out[0] and "recall headway <3s (n)" in out[0]
     assert out[1].split()[:4] == ["bump", "urban", str(r["n_true"]), str(r["n_detected"])]
     assert np.isfinite([rec for n, rec in r["recall_headway"] if n]).all()
+
+
+def test_class_errors_list_each_matched_vehicle_with_its_kind_and_flags():
+    # a van called truck beside another vehicle, a bus called truck alone, a car missed, a car of the other
+    # direction detected in the wrong one (not matched)
+    truth = frame([10.0, 30.0, 50.0, 70.0], [40.0] * 4, [1, 1, 1, -1]).assign(
+        vehicle_class=["car", "truck", "car", "car"], kind=["van", "bus", "car", "car"]
+    )
+    det = frame([10.2, 30.1, 70.0], [40.0] * 3).assign(
+        vehicle_class=["truck", "truck", "car"],
+        flags=["speed_change,near", "", "near"],
+        feat_amplitude=[0.4, 0.8, 0.0],
+    )
+    rows = class_errors(det, truth)
+    assert rows["truth_index"].tolist() == [0, 1]
+    assert rows["kind"].tolist() == ["van", "bus"] and rows["true"].tolist() == ["car", "truck"]
+    assert rows["predicted"].tolist() == ["truck", "truck"] and rows["ok"].tolist() == [False, True]
+    assert rows["near"].tolist() == [True, False]
+    np.testing.assert_allclose(rows["amplitude"], [0.4, 0.8])
+    # without kinds, flags or features: the class stands for the kind, nothing is near, no amplitude
+    bare = class_errors(det[["time", "speed_kmh", "direction", "vehicle_class"]], truth.drop(columns="kind"))
+    assert bare["kind"].tolist() == ["car", "truck"] and not bare["near"].any()
+    assert bare["amplitude"].isna().all()
+    assert len(class_errors(det.iloc[:0], truth)) == 0
+
+
+def test_the_class_error_benchmark_counts_every_matched_vehicle(capsys, load_benchmark):
+    bench = load_benchmark("das_class_errors")
+    rows = bench.run("bump", "urban", [503])
+    data, truth = synthetic.random_scene("bump", "urban", 503)
+    found = explain_scene(das.detect_vehicles(data, site="urban"), truth)[0]
+    assert len(rows) == int((found["reason"] == "found").sum()) > 5
+    assert abs(rows["amplitude_c"].median()) < 1e-9
+    quiet = bench.run("bump", "urban", [503], quiet=True)
+    assert len(quiet) >= len(rows) - 2  # the same scene, less noise
+    both = len(set(rows["truth_index"]) & set(quiet["truth_index"]))
+    assert bench.compare(rows, quiet).startswith(f"vehicles found in both: {both}, accuracy ")
+    assert bench.main(["--seeds", "503-503", "--simulators", "bump", "--sites", "urban"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"bump urban: n {len(rows)} accuracy ") and " spread " in out

@@ -5,7 +5,9 @@ whether the misses are vehicles never seen, vehicles sharing one detection with 
 found at the wrong speed or place. :func:`explain_scene` scores a scene as the cross-simulator table does
 (:func:`~terralab.das.evaluate.match_scene`, same direction only) and gives every unmatched whole vehicle
 and every unmatched detection one of the reasons in :data:`MISSED_REASONS` and :data:`FALSE_REASONS`;
-:func:`loss_counts` pools them over scenes (``benchmarks/das_losses.py`` prints the table).
+:func:`loss_counts` pools them over scenes (``benchmarks/das_losses.py`` prints the table). For the
+classifier, :func:`class_errors` lists each matched vehicle's true kind, true and predicted class
+(``benchmarks/das_class_errors.py``).
 
 Examples
 --------
@@ -40,6 +42,7 @@ __all__ = [
     "FALSE_REASONS",
     "HEADWAY_BINS_S",
     "MISSED_REASONS",
+    "class_errors",
     "duplicate_mask",
     "explain_scene",
     "loss_counts",
@@ -132,6 +135,41 @@ def explain_scene(
     false_reason = np.where(dup, "duplicate", np.where(by_missed, "misplaced", "ghost"))[~is_hit_d]
     false = pd.DataFrame({"det_index": kept.index[~is_hit_d], "reason": false_reason.astype(object)})
     return vehicles, false
+
+
+def class_errors(detections: pd.DataFrame, truth: pd.DataFrame, **tolerances: Any) -> pd.DataFrame:
+    """One row per whole vehicle matched as :func:`explain_scene` matches (same direction; ``tolerances`` as
+    there): ``truth_index``, ``kind`` (the truth's kind, e.g. "van" or "bus", else its class), ``true`` and
+    ``predicted`` class, ``ok`` (the table's class column), ``near`` (the detection's "near" flag: another
+    vehicle passed within 2 s) and ``amplitude`` (the classifier's amplitude feature, NaN without one).
+
+    >>> import pandas as pd
+    >>> t0 = pd.Timestamp("2024-01-01")
+    >>> truth = pd.DataFrame({"time": [t0], "speed_kmh": 50.0, "direction": 1, "vehicle_class": "truck"})
+    >>> det = truth.assign(vehicle_class="car", flags="near")
+    >>> class_errors(det, truth)[["kind", "predicted", "ok", "near"]].values.tolist()
+    [['truck', 'car', False, True]]
+    """
+    import pandas as pd
+
+    tol = {"time_tolerance_s": 1.5, "distance_tolerance_m": 10.0, "speed_tolerance": 0.25, **tolerances}
+    kept, pairs = match_scene(detections, truth, same_direction=True, **tol)
+    hit = kept.loc[pairs["det_index"].to_numpy()]
+    true = truth.loc[pairs["truth_index"].to_numpy()]
+    n = len(pairs)
+    flags = hit["flags"].astype(str) if "flags" in hit else pd.Series([""] * n)
+    amplitude = hit["feat_amplitude"].to_numpy(float) if "feat_amplitude" in hit else np.full(n, np.nan)
+    return pd.DataFrame(
+        {
+            "truth_index": pairs["truth_index"].to_numpy(),
+            "kind": (true["kind"] if "kind" in true else true["vehicle_class"]).to_numpy(),
+            "true": true["vehicle_class"].to_numpy(),
+            "predicted": hit["vehicle_class"].to_numpy(),
+            "ok": pairs["class_ok"].to_numpy(dtype=bool),
+            "near": flags.str.split(",").apply(lambda f: "near" in f).to_numpy(dtype=bool),
+            "amplitude": amplitude,
+        }
+    )
 
 
 def _missed_reason(j, near, close, speed_ok, is_hit_d) -> str:

@@ -11,6 +11,7 @@ import pytest
 from terralab import das
 from terralab.das import evaluate, synthetic
 from terralab.das.losses import FALSE_REASONS, MISSED_REASONS, class_errors, explain_scene, loss_counts
+from terralab.errors import InvalidInputError
 
 T0 = pd.Timestamp("2024-01-01")
 
@@ -148,3 +149,11 @@ def test_the_class_error_benchmark_counts_every_matched_vehicle(capsys, load_ben
     assert bench.main(["--seeds", "503-503", "--simulators", "bump", "--sites", "urban"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"bump urban: n {len(rows)} accuracy ") and " spread " in out
+
+
+def test_class_errors_need_classes_on_both_sides():
+    truth = frame([10.0], [40.0]).assign(vehicle_class="car")
+    with pytest.raises(InvalidInputError, match="detections has no 'vehicle_class'"):
+        class_errors(frame([10.0], [40.0]), truth)
+    with pytest.raises(InvalidInputError, match="truth has no 'vehicle_class'"):
+        class_errors(truth, frame([10.0], [40.0]))

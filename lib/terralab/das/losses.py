@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import InvalidInputError
 from .evaluate import match_scene, pair_gaps
+from .params import has_flag
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,6 +152,12 @@ def class_errors(detections: pd.DataFrame, truth: pd.DataFrame, **tolerances: An
     >>> class_errors(det, truth)[["kind", "predicted", "ok", "near"]].values.tolist()
     [['truck', 'car', False, True]]
     """
+    for name, table in (("detections", detections), ("truth", truth)):
+        if "vehicle_class" not in table:
+            raise InvalidInputError(
+                f"{name} has no 'vehicle_class' column: class_errors compares classes; pass a table of "
+                "das.detect_vehicles and a scene's truth (both have one)"
+            )
     import pandas as pd
 
     tol = {"time_tolerance_s": 1.5, "distance_tolerance_m": 10.0, "speed_tolerance": 0.25, **tolerances}
@@ -157,7 +165,7 @@ def class_errors(detections: pd.DataFrame, truth: pd.DataFrame, **tolerances: An
     hit = kept.loc[pairs["det_index"].to_numpy()]
     true = truth.loc[pairs["truth_index"].to_numpy()]
     n = len(pairs)
-    flags = hit["flags"].astype(str) if "flags" in hit else pd.Series([""] * n)
+    flags = hit["flags"] if "flags" in hit else [""] * n
     amplitude = hit["feat_amplitude"].to_numpy(float) if "feat_amplitude" in hit else np.full(n, np.nan)
     return pd.DataFrame(
         {
@@ -166,7 +174,7 @@ def class_errors(detections: pd.DataFrame, truth: pd.DataFrame, **tolerances: An
             "true": true["vehicle_class"].to_numpy(),
             "predicted": hit["vehicle_class"].to_numpy(),
             "ok": pairs["class_ok"].to_numpy(dtype=bool),
-            "near": flags.str.split(",").apply(lambda f: "near" in f).to_numpy(dtype=bool),
+            "near": np.array(has_flag(flags, "near"), dtype=bool),
             "amplitude": amplitude,
         }
     )

@@ -30,6 +30,7 @@ __all__ = [
     "TRAM_SITES",
     "VEHICLE_COLUMNS",
     "DetectParams",
+    "has_flag",
     "resolve_params",
     "set_flag",
     "site_defaults",
@@ -89,6 +90,16 @@ FLAGS = {
     "speed_unsure": "the speed re-read from the stacked strain image (restack_m) differs from the track's fit"
     " by more than 5 %: fit and stack disagree, the speed is less certain",
 }
+
+
+def has_flag(flags: Iterable[Any], *names: str) -> list[bool]:
+    """Per entry of ``flags`` (comma-joined :data:`FLAGS` names): does it name any of ``names``?
+
+    >>> has_flag(["near", "merged,partial", ""], "merged", "near")
+    [True, True, False]
+    """
+    wanted = set(names)
+    return [bool(wanted & set(str(f).split(","))) for f in flags]
 
 
 def set_flag(flags: Iterable[Any], name: str, on: Iterable[bool]) -> list[str]:

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .params import KMH, set_flag
+from .params import KMH, has_flag, set_flag
 from .tracks import near_others
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ def recentre_heavy(
     if p.recentre_m <= 0 or len(vehicles) == 0 or "vehicle_class" not in vehicles:
         return
     flags = vehicles["flags"] if "flags" in vehicles else [""] * len(vehicles)
-    alone = np.array([not {"merged", "near"} & set(str(f).split(",")) for f in flags], dtype=bool)
+    alone = ~np.array(has_flag(flags, "merged", "near"), dtype=bool)
     pick = np.flatnonzero(np.isin(vehicles["vehicle_class"].to_numpy(), ("truck", "tram")) & alone)
     if len(pick) == 0:
         return

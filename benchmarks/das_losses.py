@@ -1,5 +1,5 @@
 """Where the packaged DAS detector loses, per simulator and site: a reason for every missed vehicle and every
-false detection (``terralab.das.losses``), and the recall by headway.
+false detection (``terralab.das.losses``), and the recall by headway, for all vehicles and per true class.
 
 The cross-simulator table (``benchmarks/das_cross_simulator.py``) says how much is lost; this says what. The
 packaged detector (site preset, packaged classifier) runs on each scene and is scored as the table scores it
@@ -10,7 +10,8 @@ tolerance at a speed more than 25 % off), "time" (an unmatched detection at its 
 tolerance, but beyond it), "unseen" (none). Each false detection: "duplicate" (repeats a matched vehicle, as
 the table's duplicate column counts), "misplaced" (within 3 x the time tolerance of a missed vehicle: its
 detection at the wrong speed or place), "ghost" (no vehicle near). A misplaced detection and its vehicle are
-one error counted twice (one false, one missed).
+one error counted twice (one false, one missed). Under each row, the recall by headway of each true class
+(car, truck, tram) says which vehicles the losses are.
 
 Run: ``python benchmarks/das_losses.py --seeds 1000-1019`` (the table's unseen seeds; about 3 min on two cores
 for both simulators and sites).
@@ -69,6 +70,9 @@ def main(argv=None) -> int:
             line += " ".join(f"{r['false_' + k]:15d}" for k in FALSE_REASONS)
             line += "".join(f" {rec:22.2f} ({n:3d})" for n, rec in r["recall_headway"])
             print(line, flush=True)
+            for cls, rows in r["recall_headway_by_class"].items():
+                parts = ", ".join(f"{b} {rec:.2f} ({n})" for b, (n, rec) in zip(bins, rows))
+                print(f"{'':20s}{cls:>6s}: recall by headway {parts}", flush=True)
     return 0
 
 

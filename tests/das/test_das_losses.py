@@ -79,6 +79,27 @@ def test_pooled_counts_and_headway_bins():
     assert (n0, r0, n1, n2, r2) == (4, 0.5, 0, 6, 0.0) and math.isnan(r1)
     empty = loss_counts([])
     assert empty["n_true"] == 0 and all(math.isnan(r) for _, r in empty["recall_headway"])
+    assert out["recall_headway_by_class"] == {} == empty["recall_headway_by_class"]  # truth without classes
+
+
+def test_recall_by_headway_of_each_true_class():
+    # cars 1.5 s apart (one found, one shared), a lone truck found, a lone car and a tram missed
+    truth = frame([10.0, 11.5, 30.0, 50.0, 70.0], [40.0] * 5)
+    truth["vehicle_class"] = ["car", "car", "truck", "car", "tram"]
+    det = frame([10.5, 30.2], [40.0, 40.0])
+    vehicles, _ = explain_scene(det, truth)
+    assert vehicles["vehicle_class"].tolist() == truth["vehicle_class"].tolist()
+    out = loss_counts([(vehicles, _)])
+    by = out["recall_headway_by_class"]
+    assert sorted(by) == ["car", "tram", "truck"]
+    (n0, r0), (n1, _r1), (n2, r2) = by["car"]
+    assert (n0, r0, n1, n2, r2) == (2, 0.5, 0, 1, 0.0)
+    assert by["truck"][2] == (1, 1.0) and by["tram"][2] == (1, 0.0) and by["truck"][0][0] == 0
+    # the classes add up to the pooled bins
+    for k, (n, rec) in enumerate(out["recall_headway"]):
+        parts = [rows[k] for rows in by.values() if rows[k][0]]
+        assert n == sum(m for m, _ in parts)
+        assert rec == pytest.approx(sum(m * r for m, r in parts) / n) if n else math.isnan(rec)
 
 
 @pytest.mark.parametrize("simulator", ["halfspace", "bump"])
@@ -109,6 +130,9 @@ def test_the_benchmark_prints_one_row_per_simulator_and_site(capsys, load_benchm
     assert "miss:shared" in out[0] and "false:ghost" in out[0] and "recall headway <3s (n)" in out[0]
     assert out[1].split()[:4] == ["bump", "urban", str(r["n_true"]), str(r["n_detected"])]
     assert np.isfinite([rec for n, rec in r["recall_headway"] if n]).all()
+    by = r["recall_headway_by_class"]
+    assert set(by) <= {"car", "truck"} and sum(n for rows in by.values() for n, _ in rows) == r["n_true"]
+    assert sum(": recall by headway <3s" in line for line in out[2:]) == len(by) > 0
 
 
 def test_class_errors_list_each_matched_vehicle_with_its_kind_and_flags():

@@ -105,9 +105,10 @@ def explain_scene(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(vehicles, false): every whole vehicle of ``truth`` (``truth_index``; ``reason``: "found" or one of
     :data:`MISSED_REASONS`; ``headway_s`` to the nearest other whole vehicle of its direction, infinite where
-    there is none; the truth's ``kind`` and ``stopped`` where it has them) and the unmatched detections
-    (``det_index``, ``reason``), scored with :func:`~terralab.das.evaluate.match_scene` and these tolerances
-    (detections of partly recorded vehicles, ``truth.attrs["outside_record"]``, count neither way)."""
+    there is none; the truth's ``kind``, ``stopped`` and ``vehicle_class`` where it has them) and the
+    unmatched detections (``det_index``, ``reason``), scored with :func:`~terralab.das.evaluate.match_scene`
+    and these tolerances (detections of partly recorded vehicles, ``truth.attrs["outside_record"]``, count
+    neither way)."""
     import pandas as pd
 
     tol = {"time_tolerance_s": time_tolerance_s, "distance_tolerance_m": distance_tolerance_m}
@@ -129,7 +130,7 @@ def explain_scene(
     headway = np.where(one_direction, np.abs(between), np.inf)
     np.fill_diagonal(headway, np.inf)
     vehicles["headway_s"] = headway.min(axis=1) if len(truth) else np.zeros(0)
-    for col in ("kind", "stopped"):
+    for col in ("kind", "stopped", "vehicle_class"):
         if col in truth:
             vehicles[col] = truth[col].to_numpy()
     dup = duplicate_mask(kept, truth, pairs)
@@ -194,12 +195,14 @@ def _missed_reason(j, near, close, speed_ok, is_hit_d) -> str:
 def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str, Any]:
     """Pool :func:`explain_scene` over scenes given as its (vehicles, false) tables: ``n_true``, the number
     of missed vehicles per reason (``missed_<reason>``), of false detections per reason (``false_<reason>``),
-    and ``recall_headway``: (n, recall) per headway bin of :data:`HEADWAY_BINS_S` (below the first, between,
-    from the last on; recall NaN for an empty bin)."""
+    ``recall_headway``: (n, recall) per headway bin of :data:`HEADWAY_BINS_S` (below the first, between,
+    from the last on; recall NaN for an empty bin), and ``recall_headway_by_class``: the same per true
+    ``vehicle_class`` (empty where a scene's truth has no classes)."""
     import pandas as pd
 
     scenes = list(scenes)
-    cols = ["reason", "headway_s"]
+    by_class = bool(scenes) and all("vehicle_class" in v for v, _ in scenes)
+    cols = ["reason", "headway_s"] + (["vehicle_class"] if by_class else [])
     veh = pd.concat([v[cols] for v, _ in scenes] or [pd.DataFrame(columns=cols)], ignore_index=True)
     false = pd.concat([f[["reason"]] for _, f in scenes] or [pd.DataFrame(columns=["reason"])])
     out: dict[str, Any] = {"n_true": len(veh)}
@@ -207,14 +210,24 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
         out[f"missed_{r}"] = int((veh["reason"] == r).sum())
     for r in FALSE_REASONS:
         out[f"false_{r}"] = int((false["reason"] == r).sum())
-    edges = (0.0, *HEADWAY_BINS_S, np.inf)
     found = (veh["reason"] == "found").to_numpy()
     h = veh["headway_s"].to_numpy(dtype=float)
-    out["recall_headway"] = []
-    for lo, hi in pairwise(edges):
-        inside = (h >= lo) & ((h < hi) | (hi == np.inf))  # a lone vehicle's headway is infinite
+    out["recall_headway"] = _headway_recall(found, h)
+    out["recall_headway_by_class"] = {}
+    if by_class:
+        cls = veh["vehicle_class"].astype(str).to_numpy()
+        for c in sorted(set(cls)):
+            out["recall_headway_by_class"][c] = _headway_recall(found[cls == c], h[cls == c])
+    return out
+
+
+def _headway_recall(found: np.ndarray, headway: np.ndarray) -> list[tuple[int, float]]:
+    """(n, recall) of the vehicles in each headway bin of :data:`HEADWAY_BINS_S` (NaN recall where empty)."""
+    out = []
+    for lo, hi in pairwise((0.0, *HEADWAY_BINS_S, np.inf)):
+        inside = (headway >= lo) & ((headway < hi) | (hi == np.inf))  # a lone vehicle's headway is infinite
         n = int(inside.sum())
-        out["recall_headway"].append((n, float(found[inside].mean()) if n else float("nan")))
+        out.append((n, float(found[inside].mean()) if n else float("nan")))
     return out
 
 

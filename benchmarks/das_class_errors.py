@@ -28,12 +28,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import warnings
 
-#: Instrument noise of ``--quiet`` (1 % of the lowest white and coloured level each simulator draws).
-QUIET = {
-    "halfspace": {"white_noise": 2e-9, "coloured_noise": 1e-10},
-    "bump": {"white_noise": 2.5e-9, "coloured_noise": 2e-10},
-}
-
 
 def run(simulator: str, site: str, seeds, quiet: bool = False):
     """:func:`terralab.das.losses.class_errors` of the packaged detector on these scenes, one table with a
@@ -45,7 +39,7 @@ def run(simulator: str, site: str, seeds, quiet: bool = False):
 
     frames = []
     for seed in seeds:
-        over = QUIET[simulator] if quiet else {}
+        over = synthetic.QUIET_NOISE[simulator] if quiet else {}
         data, truth = synthetic.random_scene(simulator, site, int(seed), **over)
         rows = losses.class_errors(das.detect_vehicles(data, site=site), truth).assign(scene=int(seed))
         rows["amplitude_c"] = rows["amplitude"] - rows["amplitude"].median()

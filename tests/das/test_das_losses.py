@@ -135,6 +135,18 @@ def test_the_benchmark_prints_one_row_per_simulator_and_site(capsys, load_benchm
     assert sum(": recall by headway <3s" in line for line in out[2:]) == len(by) > 0
 
 
+def test_the_benchmark_scores_the_same_scene_rendered_quiet(capsys, load_benchmark):
+    data, truth = synthetic.random_scene("bump", "urban", 503)
+    quiet_data, quiet_truth = synthetic.random_scene("bump", "urban", 503, **synthetic.QUIET_NOISE["bump"])
+    assert quiet_truth.equals(truth)  # the same traffic, only the instrument noise is lower
+    ratio = das.diagnose(quiet_data)["noise"] / das.diagnose(data)["noise"]
+    assert float(np.nanmedian(ratio)) < 0.05
+    bench = load_benchmark("das_losses")
+    assert bench.main(["--seeds", "503-503", "--simulators", "bump", "--sites", "urban", "--quiet"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("bump")]
+    assert [r[1] for r in rows] == ["urban", "urban-quiet"] and rows[0][2] == rows[1][2] == str(len(truth))
+
+
 def test_class_errors_list_each_matched_vehicle_with_its_kind_and_flags():
     # a van called truck beside another vehicle, a bus called truck alone, a car missed, a car of the other
     # direction detected in the wrong one (not matched)

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "QUIET_NOISE",
     "SCENES",
     "SIMULATORS",
     "halfspace_scene",
@@ -64,6 +65,13 @@ __all__ = [
 ]
 
 SIMULATORS = ("bump", "halfspace")
+#: Instrument noise at 1 % of the lowest white and coloured level each simulator draws in
+#: :func:`random_scene`: pass as overrides to render the same scene almost without instrument noise (what a
+#: detector then still loses is lost to the signatures themselves, not to the noise floor).
+QUIET_NOISE: dict[str, dict[str, float]] = {
+    "halfspace": {"white_noise": 2e-9, "coloured_noise": 1e-10},
+    "bump": {"white_noise": 2.5e-9, "coloured_noise": 2e-10},
+}
 
 
 SCENES: dict[str, dict[str, Any]] = {

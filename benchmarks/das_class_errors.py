@@ -39,8 +39,7 @@ def run(simulator: str, site: str, seeds, quiet: bool = False):
 
     frames = []
     for seed in seeds:
-        over = synthetic.QUIET_NOISE[simulator] if quiet else {}
-        data, truth = synthetic.random_scene(simulator, site, int(seed), **over)
+        data, truth = synthetic.random_scene(simulator, site, int(seed), quiet=quiet)
         rows = losses.class_errors(das.detect_vehicles(data, site=site), truth).assign(scene=int(seed))
         rows["amplitude_c"] = rows["amplitude"] - rows["amplitude"].median()
         frames.append(rows)

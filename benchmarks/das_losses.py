@@ -42,8 +42,7 @@ def run(simulator: str, site: str, seeds, quiet: bool = False) -> dict:
 
     scenes, n_det = [], 0
     for seed in seeds:
-        over = synthetic.QUIET_NOISE[simulator] if quiet else {}
-        data, truth = synthetic.random_scene(simulator, site, int(seed), **over)
+        data, truth = synthetic.random_scene(simulator, site, int(seed), quiet=quiet)
         det = das.detect_vehicles(data, site=site)
         vehicles, false = losses.explain_scene(det, truth)
         n_det += int((vehicles["reason"] == "found").sum()) + len(false)

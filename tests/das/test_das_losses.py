@@ -137,7 +137,7 @@ def test_the_benchmark_prints_one_row_per_simulator_and_site(capsys, load_benchm
 
 def test_the_benchmark_scores_the_same_scene_rendered_quiet(capsys, load_benchmark):
     data, truth = synthetic.random_scene("bump", "urban", 503)
-    quiet_data, quiet_truth = synthetic.random_scene("bump", "urban", 503, **synthetic.QUIET_NOISE["bump"])
+    quiet_data, quiet_truth = synthetic.random_scene("bump", "urban", 503, quiet=True)
     assert quiet_truth.equals(truth)  # the same traffic, only the instrument noise is lower
     ratio = das.diagnose(quiet_data)["noise"] / das.diagnose(data)["noise"]
     assert float(np.nanmedian(ratio)) < 0.05

@@ -161,8 +161,7 @@ def class_errors(detections: pd.DataFrame, truth: pd.DataFrame, **tolerances: An
             )
     import pandas as pd
 
-    tol = {"time_tolerance_s": 1.5, "distance_tolerance_m": 10.0, "speed_tolerance": 0.25, **tolerances}
-    kept, pairs = match_scene(detections, truth, same_direction=True, **tol)
+    kept, pairs = match_scene(detections, truth, same_direction=True, **tolerances)  # match's defaults
     hit = kept.loc[pairs["det_index"].to_numpy()]
     true = truth.loc[pairs["truth_index"].to_numpy()]
     n = len(pairs)

@@ -66,8 +66,8 @@ __all__ = [
 
 SIMULATORS = ("bump", "halfspace")
 #: Instrument noise at 1 % of the lowest white and coloured level each simulator draws in
-#: :func:`random_scene`: pass as overrides to render the same scene almost without instrument noise (what a
-#: detector then still loses is lost to the signatures themselves, not to the noise floor).
+#: :func:`random_scene` (its ``quiet=True``): the same scene almost without instrument noise (what a detector
+#: then still loses is lost to the signatures themselves, not to the noise floor).
 QUIET_NOISE: dict[str, dict[str, float]] = {
     "halfspace": {"white_noise": 2e-9, "coloured_noise": 1e-10},
     "bump": {"white_noise": 2.5e-9, "coloured_noise": 2e-10},
@@ -366,18 +366,23 @@ def urban_street(**overrides: Any) -> tuple[xr.DataArray, pd.DataFrame]:
     return scene("urban_street", **overrides)
 
 
-def random_scene(simulator: str, site: str, seed: int, **overrides: Any) -> tuple[xr.DataArray, pd.DataFrame]:
+def random_scene(
+    simulator: str, site: str, seed: int, *, quiet: bool = False, **overrides: Any
+) -> tuple[xr.DataArray, pd.DataFrame]:
     """A scene whose parameters are drawn at random from ``seed``: ``(data, truth)``.
 
     ``simulator`` is "bump" (this module: Gaussian strain bumps, bridge spans, AR(1) noise) or "halfspace"
     (:mod:`terralab.das.halfspace`: Boussinesq strain, Rayleigh waves, car-following); ``site`` is "highway"
     (1 m channels, 1000 Hz) or "urban" (5 m channels, 625 Hz). For "bump", noise levels, coupling spread, load
-    scale, truck share and fibre length are drawn as in the classifier's training scenes.
+    scale, truck share and fibre length are drawn as in the classifier's training scenes. ``quiet`` renders
+    the same scene with the instrument noise of :data:`QUIET_NOISE` (explicit ``overrides`` win).
     """
+    if simulator not in SIMULATORS:
+        raise InvalidInputError(f"simulator must be one of {SIMULATORS}, got {simulator!r}")
+    if quiet:
+        overrides = {**QUIET_NOISE[simulator], **overrides}
     if simulator == "halfspace":
         return halfspace_scene(site, seed, **overrides)
-    if simulator != "bump":
-        raise InvalidInputError(f"simulator must be one of {SIMULATORS}, got {simulator!r}")
     if site not in ("highway", "urban"):
         raise InvalidInputError(f"site must be 'highway' or 'urban', got {site!r}")
     rng = np.random.default_rng([seed, 104729])

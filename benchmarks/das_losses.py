@@ -16,7 +16,13 @@ one error counted twice (one false, one missed). Under each row, the recall by h
 ``--quiet`` adds a row per simulator and site for the same scenes rendered with the white and coloured
 instrument noise at 1 % of the lowest level the simulator draws (``terralab.das.synthetic.QUIET_NOISE``; the
 traffic, the ground and the common-mode bursts unchanged): what is still lost there is lost to the signatures
-and the search, not to the noise floor.
+and the search, not to the noise floor. Under each row, a line says how much of the detector's
+noise-normalised low-passed image lies beyond its soft clip (``clip_sigma`` noise units; mean share over the
+scenes) and the median channel's dynamic range (99.9 % quantile of the image's magnitude, in those units;
+median over the scenes): on a quiet record the clip flattens a vehicle's strain and its slow tails into
+plateaus seconds long. The same line counts the scenes on which ``das.diagnose`` warns of over-counting
+(``beyond_clip`` above ``terralab.das.diagnose.BEYOND_CLIP_ADVICE``) and the detector's precision on those
+scenes and on the others.
 
 Run: ``python benchmarks/das_losses.py --seeds 1000-1019`` (the table's unseen seeds; about 4 min on two cores
 for both simulators and sites; twice that with ``--quiet``).
@@ -36,19 +42,38 @@ import warnings
 def run(simulator: str, site: str, seeds, quiet: bool = False) -> dict:
     """Pooled :func:`terralab.das.losses.loss_counts` of the packaged detector on these scenes (with
     ``quiet``: rendered with :data:`terralab.das.synthetic.QUIET_NOISE`), with the number of detections
-    scored (``n_detected``)."""
+    scored (``n_detected``), the mean share of the detector's image beyond its soft clip (``beyond_clip``),
+    the median over scenes of the median channel's dynamic range (``dynamic_range``), and per scene set
+    (``"warned"``: scenes on which :func:`terralab.das.diagnose` warns of over-counting, ``"rest"``) the
+    number of scenes, true positives and detections (``advice``)."""
+    import numpy as np
+
     from terralab import das
     from terralab.das import losses, synthetic
+    from terralab.das.diagnose import BEYOND_CLIP_ADVICE
 
-    scenes, n_det = [], 0
+    scenes, n_det, beyond, ranges, advice = [], 0, [], [], {"warned": [0, 0, 0], "rest": [0, 0, 0]}
     for seed in seeds:
         data, truth = synthetic.random_scene(simulator, site, int(seed), quiet=quiet)
-        det = das.detect_vehicles(data, site=site)
+        det, details = das.detect_vehicles(data, site=site, return_products=True)
+        image = np.abs(details["z"][:, details["valid"]])
+        beyond.append(float((image > det.attrs["params"]["clip_sigma"]).mean()))
+        ranges.append(float(np.median(np.quantile(image, 0.999, axis=0))))
         vehicles, false = losses.explain_scene(det, truth)
-        n_det += int((vehicles["reason"] == "found").sum()) + len(false)
+        found = int((vehicles["reason"] == "found").sum())
+        n_det += found + len(false)
+        kind = "warned" if das.diagnose(data).attrs["beyond_clip"] > BEYOND_CLIP_ADVICE else "rest"
+        advice[kind] = [a + b for a, b in zip(advice[kind], (1, found, found + len(false)))]
         scenes.append((vehicles, false))
-        del data
-    return {**losses.loss_counts(scenes), "n_detected": n_det}
+        del data, details, image
+    counts = losses.loss_counts(scenes)
+    return {
+        **counts,
+        "n_detected": n_det,
+        "beyond_clip": float(np.mean(beyond)),
+        "dynamic_range": float(np.median(ranges)),
+        "advice": advice,
+    }
 
 
 def main(argv=None) -> int:
@@ -88,6 +113,13 @@ def _print_row(sim: str, site: str, r: dict, bins) -> None:
     for cls, rows in r["recall_headway_by_class"].items():
         parts = ", ".join(f"{b} {rec:.2f} ({n})" for b, (n, rec) in zip(bins, rows))
         print(f"{'':20s}{cls:>6s}: recall by headway {parts}", flush=True)
+    (n_w, tp_w, det_w), (n_r, tp_r, det_r) = r["advice"]["warned"], r["advice"]["rest"]
+    print(
+        f"{'':20s} image: {r['beyond_clip']:.1%} beyond the soft clip, "
+        f"median channel dynamic range {r['dynamic_range']:.0f}; over-counting advice on {n_w} of "
+        f"{n_w + n_r} scenes (precision there {tp_w}/{det_w}, on the others {tp_r}/{det_r})",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

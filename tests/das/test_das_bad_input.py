@@ -141,4 +141,17 @@ def test_diagnose_finds_dead_nan_and_saturated_channels_and_estimates_coupling()
     # scene)
     rho = spearmanr(np.asarray(data.attrs["coupling"])[ok], ch["coupling"].to_numpy()[ok]).statistic
     assert rho > 0.35
-    assert {"n_bad", "coupling_spread", "advice"} <= set(ch.attrs)
+    assert {"n_bad", "coupling_spread", "beyond_clip", "advice"} <= set(ch.attrs)
+    assert 0.0 <= ch.attrs["beyond_clip"] <= 1.0
+
+
+def test_diagnose_warns_of_over_counting_when_much_of_the_image_is_beyond_the_soft_clip():
+    # the same bump highway scene at the simulator's noise and at 1 % of it: the quiet record's image lies
+    # beyond the detector's soft clip far more often (measured 0.020 -> 0.209), and only it gets the advice
+    from terralab.das.diagnose import BEYOND_CLIP_ADVICE
+
+    normal = das.diagnose(synthetic.random_scene("bump", "highway", 503)[0]).attrs
+    quiet = das.diagnose(synthetic.random_scene("bump", "highway", 503, quiet=True)[0]).attrs
+    assert normal["beyond_clip"] < BEYOND_CLIP_ADVICE / 2 < 0.1 < BEYOND_CLIP_ADVICE < quiet["beyond_clip"]
+    assert "soft clip" not in normal["advice"]
+    assert "beyond its soft clip" in quiet["advice"] and "counts may be too high" in quiet["advice"]

@@ -133,3 +133,25 @@ def test_energy_product_joins_files_seamlessly_and_peaks_when_the_vehicle_passes
     # measured: median 0.13 s, largest 0.32 s (5 m of travel at 60 km/h): the image is for detection, the
     # strain image times the vehicles
     assert np.median(np.abs(errors)) < 0.2 and np.max(np.abs(errors)) < 0.4, np.round(errors, 2)
+
+
+def test_the_leaky_integrator_leaves_an_opposite_tail_of_the_pulse_area_decaying_at_its_corner():
+    # strain rate of a unipolar strain pulse (one wheel load passing a channel): the lf product is the pulse,
+    # then a tail of the other sign that gives back the pulse's area with the integrator's time constant
+    # 1 / (2 pi highpass_hz) = 3.2 s. On a quiet record that tail stands far above the noise.
+    fs, t = 500.0, np.arange(0, 40, 1 / 500.0)
+    strain = np.exp(-0.5 * ((t - 10.0) / 0.3) ** 2)
+    rate = np.gradient(strain, 1 / fs)[:, None].repeat(2, axis=1)
+    dec = Decimator(fs, np.array([0.0, 10.0]))
+    out = dec.process(rate, 0)
+    tl = out.lf_time_ns / 1e9
+    y = out.lf[:, 0].astype(float)
+    dt = float(np.median(np.diff(tl)))
+    pulse, tail = (tl > 8) & (tl < 11.5), (tl > 12) & (tl < 35)
+    assert y[pulse].max() > 0.7 and (y[tail] < 0).all()  # the 1 Hz low-pass lowers and widens the pulse
+    assert -y[tail].min() > 0.15 * y[pulse].max()  # measured 0.17 / 0.81: a fifth of the pulse
+    area = y[(tl > 8) & (tl < 11)].sum() * dt
+    np.testing.assert_allclose(y[tl > 11].sum() * dt, -area, rtol=0.1)
+    late = (tl > 14) & (tl < 24)
+    slope = np.polyfit(tl[late], np.log(-y[late]), 1)[0]
+    np.testing.assert_allclose(-1 / slope, 1 / (2 * np.pi * dec.highpass_hz), rtol=0.05)

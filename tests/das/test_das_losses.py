@@ -125,6 +125,9 @@ def test_the_benchmark_prints_one_row_per_simulator_and_site(capsys, load_benchm
     false = sum(r[f"false_{k}"] for k in FALSE_REASONS)
     assert r["n_true"] - missed + false == r["n_detected"]
     assert sum(n for n, _ in r["recall_headway"]) == r["n_true"]
+    assert 0.0 <= r["beyond_clip"] <= 1.0 and r["dynamic_range"] > 0
+    assert sum(n for n, _, _ in r["advice"].values()) == 1  # the scene is warned of or not
+    assert sum(d for _, _, d in r["advice"].values()) == r["n_detected"]
     assert bench.main(["--seeds", "503-503", "--simulators", "bump", "--sites", "urban"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "miss:shared" in out[0] and "false:ghost" in out[0] and "recall headway <3s (n)" in out[0]
@@ -133,6 +136,7 @@ def test_the_benchmark_prints_one_row_per_simulator_and_site(capsys, load_benchm
     by = r["recall_headway_by_class"]
     assert set(by) <= {"car", "truck"} and sum(n for rows in by.values() for n, _ in rows) == r["n_true"]
     assert sum(": recall by headway <3s" in line for line in out[2:]) == len(by) > 0
+    assert f"image: {r['beyond_clip']:.1%} beyond the soft clip" in out[-1]
 
 
 def test_the_benchmark_scores_the_same_scene_rendered_quiet(capsys, load_benchmark):
@@ -143,8 +147,12 @@ def test_the_benchmark_scores_the_same_scene_rendered_quiet(capsys, load_benchma
     assert float(np.nanmedian(ratio)) < 0.05
     bench = load_benchmark("das_losses")
     assert bench.main(["--seeds", "503-503", "--simulators", "bump", "--sites", "urban", "--quiet"]) == 0
-    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("bump")]
+    out = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in out if line.startswith("bump")]
     assert [r[1] for r in rows] == ["urban", "urban-quiet"] and rows[0][2] == rows[1][2] == str(len(truth))
+    # the quiet render leaves more of the detector's image beyond its soft clip (measured 1.4 % -> 8.7 %)
+    clipped = [float(line.split("image:")[1].split("%")[0]) for line in out if "image:" in line]
+    assert len(clipped) == 2 and clipped[1] > 2 * clipped[0]
 
 
 def test_class_errors_list_each_matched_vehicle_with_its_kind_and_flags():

@@ -85,8 +85,8 @@ def test_real_bridge_record_gives_one_vehicle_at_a_plausible_speed(shared_data):
     assert 30 <= v.speed_kmh <= 90  # the track in the 0.3-3 Hz band crosses ~80 m in ~5.5 s
     assert v.direction == -1
     assert abs((v.time - pd.Timestamp("2023-09-20T00:15:56.8")).total_seconds()) < 1.5
-    # the real record is not one das.diagnose warns of over-counting on (measured 0.036 of its image beyond the
-    # detector's soft clip; the advice starts above 0.12)
+    # the real record is not one das.diagnose warns of over-counting on (measured 0.036 of its image beyond
+    # the detector's soft clip; the advice starts above 0.12)
     from terralab.das.diagnose import BEYOND_CLIP_ADVICE
 
     assert das.diagnose(data).attrs["beyond_clip"] < BEYOND_CLIP_ADVICE / 2

@@ -50,14 +50,14 @@ def run(simulator: str, site: str, seeds, quiet: bool = False) -> dict:
 
     from terralab import das
     from terralab.das import losses, synthetic
-    from terralab.das.diagnose import BEYOND_CLIP_ADVICE
+    from terralab.das.diagnose import BEYOND_CLIP_ADVICE, beyond_clip
 
     scenes, n_det, beyond, ranges, advice = [], 0, [], [], {"warned": [0, 0, 0], "rest": [0, 0, 0]}
     for seed in seeds:
         data, truth = synthetic.random_scene(simulator, site, int(seed), quiet=quiet)
         det, details = das.detect_vehicles(data, site=site, return_products=True)
         image = np.abs(details["z"][:, details["valid"]])
-        beyond.append(float((image > det.attrs["params"]["clip_sigma"]).mean()))
+        beyond.append(beyond_clip(image, det.attrs["params"]["clip_sigma"]))
         ranges.append(float(np.median(np.quantile(image, 0.999, axis=0))))
         vehicles, false = losses.explain_scene(det, truth)
         found = int((vehicles["reason"] == "found").sum())

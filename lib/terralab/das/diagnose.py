@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
-__all__ = ["BEYOND_CLIP_ADVICE", "diagnose"]
+__all__ = ["BEYOND_CLIP_ADVICE", "beyond_clip", "diagnose"]
 
 #: Share of the detector's noise-normalised image beyond its soft clip above which :func:`diagnose` warns of
 #: over-counting. Chosen on the development seeds (100-107, 200-211) of both simulators and sites, each
@@ -138,7 +138,7 @@ def _traffic_image(data, x, good) -> tuple[np.ndarray, float]:
         level = channel_levels(img)
         live = level > 0
         if live.any():
-            beyond = float((np.abs(img[:, live] / level[live]) > DetectParams().clip_sigma).mean())
+            beyond = beyond_clip(img[:, live] / level[live], DetectParams().clip_sigma)
         # traffic amplitude per channel: a high quantile of |strain| after removing each channel's median
         amp = np.percentile(np.abs(img - np.median(img, axis=0)), 99, axis=0)
         order = np.argsort(x)
@@ -150,6 +150,18 @@ def _traffic_image(data, x, good) -> tuple[np.ndarray, float]:
     except Exception:  # a record the detector cannot read still gets its channel table
         logger.debug("no coupling estimate: the detector could not read this record", exc_info=True)
     return coupling, beyond
+
+
+def beyond_clip(image: np.ndarray, clip_sigma: float) -> float:
+    """Share of a noise-normalised image (each channel in units of its robust level) whose magnitude is
+    beyond the detector's soft clip ``clip_sigma`` (``diagnose``'s ``beyond_clip``; the DAS losses benchmark
+    applies it to the detector's own image).
+
+    >>> import numpy as np
+    >>> beyond_clip(np.array([[0.5, -7.0], [8.0, 1.0]]), 6.0)
+    0.5
+    """
+    return float((np.abs(image) > clip_sigma).mean())
 
 
 def _summary(status, coupling, beyond: float) -> dict:

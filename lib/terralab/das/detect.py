@@ -96,7 +96,7 @@ from .params import (
     resolve_params,
 )
 from .peel import peeled_tracks, signed
-from .restack import clipped, recentre_heavy, reread_speeds
+from .restack import recentre_heavy, reread_speeds, search_clipped
 from .tracks import (
     dedupe_tracks,
     merge_parallel,
@@ -425,8 +425,9 @@ def _speed_bands(z, t, dt, xb, dxb, valid, p: DetectParams) -> list[Band]:
     """Every speed band's image, direction and pulse scale, with ghosts suppressed and Hough segments
     found."""
     # soft saturation: channel-to-channel coupling differences modulate a strong truck's ridge, and that
-    # modulation leaks into every speed band and the other direction (ghost tracks); clipped ridges do not
-    zc = clipped(z, p)
+    # modulation leaks into every speed band and the other direction (ghost tracks); clipped ridges do not.
+    # On a quiet record the clip follows each channel's signal (``quiet_clip``)
+    zc = search_clipped(z, p)
     edges = speed_band_edges(p)
     bands: list[Band] = []
     scales = (p.pulse_m,) + ((p.long_pulse_m,) if p.long_pulse_m and p.long_pulse_m > p.pulse_m else ())

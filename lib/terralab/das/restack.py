@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .diagnose import BEYOND_CLIP_ADVICE, beyond_clip
 from .params import KMH, has_flag, set_flag
 from .tracks import near_others
 
@@ -69,6 +70,7 @@ __all__ = [
     "clipped",
     "recentre_heavy",
     "reread_speeds",
+    "search_clipped",
     "stacked_speeds",
     "stacked_trace",
 ]
@@ -159,6 +161,28 @@ def _track_windows(
 def clipped(z: np.ndarray, p: DetectParams) -> np.ndarray:
     """The image soft-saturated at ``p.clip_sigma`` as for the track search (unchanged where it is 0)."""
     return (p.clip_sigma * np.tanh(z / p.clip_sigma)).astype(np.float32) if p.clip_sigma > 0 else z
+
+
+def search_clipped(z: np.ndarray, p: DetectParams) -> np.ndarray:
+    """The image the track search works on: :func:`clipped`, except on a record whose share beyond the clip
+    (:func:`~terralab.das.diagnose.beyond_clip`) exceeds :data:`~terralab.das.diagnose.BEYOND_CLIP_ADVICE`
+    (a quiet fibre: the traffic stands far above the noise unit) and where ``p.quiet_clip`` > 0. There each
+    channel saturates at ``max(clip_sigma, quiet_clip x`` its 99.9 % ``|z|)``: the soft clip follows the
+    channel's own signal, so the leaky integrator's slow opposite-signed tail after a strong vehicle (a fifth
+    of its pulse) stays below it instead of becoming a flat plateau whose edges the search reads as tracks.
+
+    >>> import numpy as np
+    >>> from terralab.das import DetectParams
+    >>> z = np.zeros((100, 2)); z[:30] = 100.0; z[40:, 0] = -10.0    # a pulse and a tail a tenth of it
+    >>> search_clipped(z, DetectParams(quiet_clip=0.0))[[10, 50], 0].round(1)   # the tail nearly as high
+    array([ 6. , -5.6], dtype=float32)
+    >>> search_clipped(z, DetectParams())[[10, 50], 0].round(1)                   # half the pulse
+    array([18. , -9.1], dtype=float32)
+    """
+    if not (p.quiet_clip > 0 and p.clip_sigma > 0 and beyond_clip(z, p.clip_sigma) > BEYOND_CLIP_ADVICE):
+        return clipped(z, p)
+    c = np.maximum(p.clip_sigma, p.quiet_clip * np.quantile(np.abs(z), 0.999, axis=0))[None, :]
+    return (c * np.tanh(z / c)).astype(np.float32)
 
 
 def centre_shifts(

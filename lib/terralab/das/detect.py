@@ -7,7 +7,9 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    (the published causal low-pass reports vehicles ~1 s late). Dead, NaN and noisy channels are masked;
    channels are binned to ``channel_bin_m``.
 2. **Normalise**: common-mode removal (median over channels), per-channel robust noise scaling and a soft
-   saturation at ``clip_sigma`` (coupling differences would otherwise smear strong trucks into every band).
+   saturation at ``clip_sigma`` (coupling differences would otherwise smear strong trucks into every band); on
+   a quiet record, where much of the image lies beyond it, the search's clip follows each channel's own
+   signal instead (``quiet_clip``), so a vehicle's slow opposite tail does not become a plateau.
 3. **Speed bands**: the speed range is split into octave bands (the published chain used one 80-85 km/h band
    per pass); each band works on an image whose time step keeps its tracks near the diagonal, so one default
    covers 8-160 km/h on 1 m / 1000 Hz highway bridges and 5 m / 625 Hz streets alike.

@@ -269,8 +269,9 @@ def test_the_search_clip_follows_each_channels_signal_only_on_a_quiet_record():
     out = search_clipped(z, p)
     level = p.quiet_clip * np.quantile(np.abs(z), 0.999, axis=0)
     assert np.allclose(np.abs(out).max(axis=0), level, rtol=0.01)  # saturates at quiet_clip x 99.9 % |z|
-    # the tail keeps its shape below the pulse instead of a plateau as high as the pulse's
-    assert np.median(out[50:600]) / np.median(out[:50]) < -0.4 / 0.9
+    # the tail (a fifth of the pulse) stays below the pulse instead of a plateau as high as the pulse's
+    # (measured -0.80 against -1.00)
+    assert -0.9 < np.median(out[50:600]) / np.median(out[:50]) < 0
     assert np.median(clipped(z, p)[50:600]) / np.median(clipped(z, p)[:50]) < -0.99
     assert np.array_equal(search_clipped(z, das.DetectParams(quiet_clip=0.0)), clipped(z, p))
     with pytest.raises(InvalidInputError, match="quiet_clip"):

@@ -168,8 +168,9 @@ def search_clipped(z: np.ndarray, p: DetectParams) -> np.ndarray:
     (:func:`~terralab.das.diagnose.beyond_clip`) exceeds :data:`~terralab.das.diagnose.BEYOND_CLIP_ADVICE`
     (a quiet fibre: the traffic stands far above the noise unit) and where ``p.quiet_clip`` > 0. There each
     channel saturates at ``max(clip_sigma, quiet_clip x`` its 99.9 % ``|z|)``: the soft clip follows the
-    channel's own signal, so the leaky integrator's slow opposite-signed tail after a strong vehicle (a fifth
-    of its pulse) stays below it instead of becoming a flat plateau whose edges the search reads as tracks.
+    channel's own signal, so the leaky integrator's slow opposite-signed tail after a strong vehicle (at most
+    about a fifth of its pulse, decaying over 3.2 s) keeps its shape below the pulse instead of becoming a
+    flat plateau as high as the pulse, whose edges the search reads as tracks.
 
     >>> import numpy as np
     >>> from terralab.das import DetectParams

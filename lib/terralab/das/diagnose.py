@@ -32,8 +32,9 @@ __all__ = ["BEYOND_CLIP_ADVICE", "beyond_clip", "diagnose"]
 #: over-counting. Chosen on the development seeds (100-107, 200-211) of both simulators and sites, each
 #: rendered at its own noise and quiet (:data:`~terralab.das.synthetic.QUIET_NOISE`): above 0.12 lay 7 % of
 #: the normal and 89 % of the quiet renders, and the packaged detector's precision there was 0.79 against
-#: 0.92 on the rest. Above it the detector's track search also clips each channel relative to its own signal
-#: (``DetectParams.quiet_clip``, :func:`~terralab.das.restack.search_clipped`).
+#: 0.92 on the rest. Above the same bound (on its own image, see there) the detector's track search clips
+#: each channel relative to its own signal (``DetectParams.quiet_clip``,
+#: :func:`~terralab.das.restack.search_clipped`).
 BEYOND_CLIP_ADVICE = 0.12
 
 logger = logging.getLogger(__name__)

@@ -170,7 +170,10 @@ def search_clipped(z: np.ndarray, p: DetectParams) -> np.ndarray:
     channel saturates at ``max(clip_sigma, quiet_clip x`` its 99.9 % ``|z|)``: the soft clip follows the
     channel's own signal, so the leaky integrator's slow opposite-signed tail after a strong vehicle (at most
     about a fifth of its pulse, decaying over 3.2 s) keeps its shape below the pulse instead of becoming a
-    flat plateau as high as the pulse, whose edges the search reads as tracks.
+    flat plateau as high as the pulse, whose edges the search reads as tracks. The share is taken over every
+    column of ``z``, dead channels (all zero) counted as inside the clip, so on a record with many of them it
+    is lower than :func:`~terralab.das.diagnose.diagnose`'s share over the live channels (the bound and
+    ``quiet_clip`` were chosen with this statistic).
 
     >>> import numpy as np
     >>> from terralab.das import DetectParams

@@ -278,6 +278,24 @@ def test_the_search_clip_follows_each_channels_signal_only_on_a_quiet_record():
         das.DetectParams(quiet_clip=-0.1).validate()
 
 
+def test_the_quiet_clips_share_is_taken_over_the_live_channels_as_diagnose_takes_it():
+    from terralab.das.diagnose import BEYOND_CLIP_ADVICE, beyond_clip
+    from terralab.das.restack import clipped, search_clipped
+
+    p = das.DetectParams()
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((2000, 5)).astype(np.float32)
+    z[:300, :3] += 100.0  # 15 % of the three live channels beyond the clip: a quiet record
+    z[:, 3:] = 0.0  # two dead channels (the detector's image is zero there)
+    valid = np.array([True, True, True, False, False])
+    assert beyond_clip(z[:, valid], p.clip_sigma) > BEYOND_CLIP_ADVICE > beyond_clip(z, p.clip_sigma)
+    assert np.array_equal(search_clipped(z, p), clipped(z, p))  # every column: the dead ones dilute it
+    out = search_clipped(z, p, valid)
+    assert not np.array_equal(out, clipped(z, p))
+    assert np.abs(out[:, :3]).max() > 2 * p.clip_sigma  # the relative clip, far above the plain one
+    assert np.array_equal(out[:, 3:], np.zeros((2000, 2)))
+
+
 def test_on_quiet_street_records_the_quiet_clip_cuts_the_false_tracks_and_leaves_ordinary_ones_alone():
     from terralab.das import evaluate, synthetic
 

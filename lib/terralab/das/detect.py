@@ -429,7 +429,7 @@ def _speed_bands(z, t, dt, xb, dxb, valid, p: DetectParams) -> list[Band]:
     # soft saturation: channel-to-channel coupling differences modulate a strong truck's ridge, and that
     # modulation leaks into every speed band and the other direction (ghost tracks); clipped ridges do not.
     # On a quiet record the clip follows each channel's signal (``quiet_clip``)
-    zc = search_clipped(z, p)
+    zc = search_clipped(z, p, valid)
     edges = speed_band_edges(p)
     bands: list[Band] = []
     scales = (p.pulse_m,) + ((p.long_pulse_m,) if p.long_pulse_m and p.long_pulse_m > p.pulse_m else ())

@@ -163,17 +163,16 @@ def clipped(z: np.ndarray, p: DetectParams) -> np.ndarray:
     return (p.clip_sigma * np.tanh(z / p.clip_sigma)).astype(np.float32) if p.clip_sigma > 0 else z
 
 
-def search_clipped(z: np.ndarray, p: DetectParams) -> np.ndarray:
+def search_clipped(z: np.ndarray, p: DetectParams, valid: np.ndarray | None = None) -> np.ndarray:
     """The image the track search works on: :func:`clipped`, except on a record whose share beyond the clip
     (:func:`~terralab.das.diagnose.beyond_clip`) exceeds :data:`~terralab.das.diagnose.BEYOND_CLIP_ADVICE`
     (a quiet fibre: the traffic stands far above the noise unit) and where ``p.quiet_clip`` > 0. There each
     channel saturates at ``max(clip_sigma, quiet_clip x`` its 99.9 % ``|z|)``: the soft clip follows the
     channel's own signal, so the leaky integrator's slow opposite-signed tail after a strong vehicle (at most
     about a fifth of its pulse, decaying over 3.2 s) keeps its shape below the pulse instead of becoming a
-    flat plateau as high as the pulse, whose edges the search reads as tracks. The share is taken over every
-    column of ``z``, dead channels (all zero) counted as inside the clip, so on a record with many of them it
-    is lower than :func:`~terralab.das.diagnose.diagnose`'s share over the live channels (the bound and
-    ``quiet_clip`` were chosen with this statistic).
+    flat plateau as high as the pulse, whose edges the search reads as tracks. The share is taken over the
+    live channels ``valid`` (every column when None), as :func:`~terralab.das.diagnose.diagnose` takes it:
+    dead channels (all zero) would count as inside the clip and lower it.
 
     >>> import numpy as np
     >>> from terralab.das import DetectParams
@@ -183,7 +182,8 @@ def search_clipped(z: np.ndarray, p: DetectParams) -> np.ndarray:
     >>> search_clipped(z, DetectParams())[[10, 50], 0].round(1)                   # half the pulse
     array([18. , -9.1], dtype=float32)
     """
-    if not (p.quiet_clip > 0 and p.clip_sigma > 0 and beyond_clip(z, p.clip_sigma) > BEYOND_CLIP_ADVICE):
+    live = z if valid is None else z[:, valid]
+    if not (p.quiet_clip > 0 and p.clip_sigma > 0 and beyond_clip(live, p.clip_sigma) > BEYOND_CLIP_ADVICE):
         return clipped(z, p)
     c = np.maximum(p.clip_sigma, p.quiet_clip * np.quantile(np.abs(z), 0.999, axis=0))[None, :]
     return (c * np.tanh(z / c)).astype(np.float32)

@@ -24,6 +24,12 @@ plateaus seconds long. The same line counts the scenes on which ``das.diagnose``
 (``beyond_clip`` above ``terralab.das.diagnose.BEYOND_CLIP_ADVICE``) and the detector's precision on those
 scenes and on the others.
 
+A last line per row reads each vehicle's true track in the detector's band images
+(``terralab.das.losses.track_evidence``): "below" (the band envelope on the track is under the detection
+threshold: too weak for this search), "flank" (above it, but the nearest envelope peak lies more than 10 m of
+travel off the track: on a stronger neighbour's flank), "ridge" (a peak of its own: the search or the merging
+lost it), "outside" (a speed outside the bands searched), for the missed and for the found vehicles.
+
 Run: ``python benchmarks/das_losses.py --seeds 1000-1019`` (the table's unseen seeds; about 4 min on two cores
 for both simulators and sites; twice that with ``--quiet``).
 """
@@ -60,6 +66,8 @@ def run(simulator: str, site: str, seeds, quiet: bool = False) -> dict:
         beyond.append(beyond_clip(image, det.attrs["params"]["clip_sigma"]))
         ranges.append(float(np.median(np.quantile(image, 0.999, axis=0))))
         vehicles, false = losses.explain_scene(det, truth)
+        section = (float(data["distance"][0]), float(data["distance"][-1]))
+        vehicles["evidence"] = losses.track_evidence(truth, details, section).to_numpy()
         found = int((vehicles["reason"] == "found").sum())
         n_det += found + len(false)
         kind = "warned" if das.diagnose(data).attrs["beyond_clip"] > BEYOND_CLIP_ADVICE else "rest"
@@ -113,6 +121,14 @@ def _print_row(sim: str, site: str, r: dict, bins) -> None:
     for cls, rows in r["recall_headway_by_class"].items():
         parts = ", ".join(f"{b} {rec:.2f} ({n})" for b, (n, rec) in zip(bins, rows))
         print(f"{'':20s}{cls:>6s}: recall by headway {parts}", flush=True)
+    missed, found = r["evidence_missed"], r["evidence_found"]
+    print(
+        f"{'':20s} evidence on the true track: missed "
+        + ", ".join(f"{e} {n}" for e, n in missed.items())
+        + "; found "
+        + ", ".join(f"{e} {n}" for e, n in found.items()),
+        flush=True,
+    )
     (n_w, tp_w, det_w), (n_r, tp_r, det_r) = r["advice"]["warned"], r["advice"]["rest"]
     print(
         f"{'':20s} image: {r['beyond_clip']:.1%} beyond the soft clip, "

@@ -10,7 +10,15 @@ import pytest
 
 from terralab import das
 from terralab.das import evaluate, synthetic
-from terralab.das.losses import FALSE_REASONS, MISSED_REASONS, class_errors, explain_scene, loss_counts
+from terralab.das.losses import (
+    EVIDENCE,
+    FALSE_REASONS,
+    MISSED_REASONS,
+    class_errors,
+    explain_scene,
+    loss_counts,
+    track_evidence,
+)
 from terralab.errors import InvalidInputError
 
 T0 = pd.Timestamp("2024-01-01")
@@ -102,6 +110,43 @@ def test_recall_by_headway_of_each_true_class():
         assert rec == pytest.approx(sum(m * r for m, r in parts) / n) if n else math.isnan(rec)
 
 
+def test_the_evidence_on_a_true_track_tells_a_ridge_from_a_flank_and_from_nothing():
+    # one truck at 60 km/h (16.7 m/s) alone in an 80-s bump record; invented vehicles read on the same images
+    one = pd.DataFrame({"time_s": [40.0], "speed_kmh": [60.0], "direction": [1], "vehicle_class": ["truck"]})
+    data, truth = synthetic.traffic(
+        duration_s=80.0, fs_hz=250.0, dx_m=2.0, n_channels=120, vehicles=one, seed=3
+    )
+    det, details = das.detect_vehicles(data, return_products=True)
+    assert len(det) == 1
+    section = (float(data["distance"][0]), float(data["distance"][-1]))
+    t = truth["time"].iloc[0]
+    at = [t + pd.Timedelta(seconds=m / (60.0 / 3.6)) for m in (0.0, 40.0, -30.0, 100.0, 0.0, 0.0)]
+    fake = pd.DataFrame({"time": at, "speed_kmh": [60.0] * 5 + [300.0], "direction": [1, 1, 1, 1, -1, 1]})
+    # on the truck: its own ridge; 40 m of travel behind or 30 m ahead of it: its flank (measured: a ridge
+    # up to 20 m behind, a flank from 20 m ahead and 30 m behind, below from 60 m); 100 m behind: nothing;
+    # the other direction at the truck's time: nothing (the ghosts lose to the truck's own band); 300 km/h:
+    # beyond the speeds searched
+    assert track_evidence(fake, details, section).tolist() == [
+        "ridge",
+        "flank",
+        "flank",
+        "below",
+        "below",
+        "outside",
+    ]
+    assert set(track_evidence(truth, details, section)) <= set(EVIDENCE)
+
+
+def test_pooled_counts_split_the_evidence_between_missed_and_found_vehicles():
+    a = pd.DataFrame({"reason": ["found", "unseen", "shared"], "headway_s": [9.0, 9.0, 1.0]})
+    a["evidence"] = ["ridge", "flank", "ridge"]
+    b = pd.DataFrame({"reason": ["unseen"], "headway_s": [4.0], "evidence": ["below"]})
+    counts = loss_counts([(a, pd.DataFrame({"reason": []})), (b, pd.DataFrame({"reason": []}))])
+    assert counts["evidence_missed"] == {"below": 1, "flank": 1, "ridge": 1, "outside": 0}
+    assert counts["evidence_found"] == {"below": 0, "flank": 0, "ridge": 1, "outside": 0}
+    assert "evidence_missed" not in loss_counts([(a.drop(columns="evidence"), pd.DataFrame({"reason": []}))])
+
+
 @pytest.mark.parametrize("simulator", ["halfspace", "bump"])
 def test_reasons_add_up_to_the_scores_of_the_cross_simulator_table(simulator):
     """On an unseen scene (seed 503, urban): found = the table's true positives, false duplicates = its
@@ -137,6 +182,10 @@ def test_the_benchmark_prints_one_row_per_simulator_and_site(capsys, load_benchm
     assert set(by) <= {"car", "truck"} and sum(n for rows in by.values() for n, _ in rows) == r["n_true"]
     assert sum(": recall by headway <3s" in line for line in out[2:]) == len(by) > 0
     assert f"image: {r['beyond_clip']:.1%} beyond the soft clip" in out[-1]
+    # every vehicle's true track read once: the evidence of the missed and of the found ones adds up
+    assert sum(r["evidence_missed"].values()) == missed
+    assert sum(r["evidence_found"].values()) == r["n_true"] - missed
+    assert out[-2].strip().startswith("evidence on the true track: missed below ")
 
 
 def test_the_benchmark_scores_the_same_scene_rendered_quiet(capsys, load_benchmark):

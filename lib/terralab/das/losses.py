@@ -5,8 +5,10 @@ whether the misses are vehicles never seen, vehicles sharing one detection with 
 found at the wrong speed or place. :func:`explain_scene` scores a scene as the cross-simulator table does
 (:func:`~terralab.das.evaluate.match_scene`, same direction only) and gives every unmatched whole vehicle
 and every unmatched detection one of the reasons in :data:`MISSED_REASONS` and :data:`FALSE_REASONS`;
-:func:`loss_counts` pools them over scenes (``benchmarks/das_losses.py`` prints the table). For the
-classifier, :func:`class_errors` lists each matched vehicle's true kind, true and predicted class
+:func:`loss_counts` pools them over scenes (``benchmarks/das_losses.py`` prints the table).
+:func:`track_evidence` reads each true vehicle's track in the detector's band images, so a missed vehicle
+is also said to be too weak for the search, on a stronger neighbour's flank, or lost with a ridge of its own.
+For the classifier, :func:`class_errors` lists each matched vehicle's true kind, true and predicted class
 (``benchmarks/das_class_errors.py``).
 
 Examples
@@ -35,12 +37,13 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from .evaluate import match_scene, pair_gaps
-from .params import has_flag
+from .params import KMH, has_flag
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "EVIDENCE",
     "FALSE_REASONS",
     "HEADWAY_BINS_S",
     "MISSED_REASONS",
@@ -49,6 +52,7 @@ __all__ = [
     "explain_scene",
     "loss_counts",
     "reason_table",
+    "track_evidence",
 ]
 
 #: Why a whole vehicle was missed (the first that applies, in this order; same direction throughout).
@@ -68,6 +72,19 @@ FALSE_REASONS = {
     "detection at the wrong speed or place",
     "ghost": "no vehicle of its direction near it (an echo, a line through noise or a neighbour's ridge)",
 }
+#: What the detector's band images show along a vehicle's true track (:func:`track_evidence`).
+EVIDENCE = {
+    "below": "its band's envelope along the track is at or below the band's detection threshold (median over "
+    "the live channels): too weak for this search",
+    "flank": "above the threshold, but the nearest peak of the envelope lies more than :data:`RIDGE_M` of "
+    "travel off the track: it sits on the flank of another vehicle's envelope with no ridge of its own",
+    "ridge": "above the threshold with a ridge of its own: the track search or the merging lost it",
+    "outside": "its speed lies outside the speed bands searched (the site's plausible range)",
+}
+#: Largest distance (m of travel, median over the channels) from a vehicle's true track to the nearest peak
+#: of its band envelope for "ridge": the scorer's distance tolerance (a ridge on one of its strain lobes,
+#: a few metres off its load centre, is still its own).
+RIDGE_M = 10.0
 #: Bins of a vehicle's headway (s, to the nearest true vehicle of its direction) for :func:`loss_counts`.
 HEADWAY_BINS_S = (3.0, 6.0)
 
@@ -180,6 +197,53 @@ def class_errors(detections: pd.DataFrame, truth: pd.DataFrame, **tolerances: An
     )
 
 
+def track_evidence(truth: pd.DataFrame, details: dict[str, Any], section: tuple[float, float]) -> pd.Series:
+    """For each vehicle of ``truth`` one of :data:`EVIDENCE`: what the detector's band images
+    (``details`` from ``detect_vehicles(..., return_products=True)``) show along the vehicle's true track,
+    the straight line through its mid-section time (``time``) at its speed and direction across ``section``
+    (metres, the record's first and last channel), read in the speed bands that contain its speed (short and
+    long pulse; the larger envelope and the nearer peak).
+
+    Per live channel, the band envelope's local maximum in time above the band threshold nearest to the line;
+    its median distance over the channels, in metres of travel, is the vehicle's ridge offset. "below": the
+    median envelope on the line is at or below the threshold; "ridge": the offset is at most
+    :data:`RIDGE_M` (or one band row); "flank": farther. So a missed vehicle was lost to its signal ("below"),
+    to a stronger neighbour's response ("flank") or to the search and merging ("ridge"). A vehicle that stops
+    or changes speed is read along a straight line all the same.
+    """
+    import pandas as pd
+
+    bands, xb, valid = details["bands"], np.asarray(details["distance"]), np.asarray(details["valid"])
+    cols = np.flatnonzero(valid)
+    x_rel = xb[cols] - 0.5 * (section[0] + section[1])
+    t_mid = (truth["time"].to_numpy(dtype="datetime64[ns]").astype(np.int64) - details["t_ref_ns"]) / 1e9
+    out = []
+    for tm, kmh, d in zip(t_mid, truth["speed_kmh"].to_numpy(dtype=float), truth["direction"].to_numpy()):
+        v = kmh * KMH
+        level, offset, inside = 0.0, np.inf, False
+        for b in bands:
+            if b.direction != d or not b.v_lo <= v < b.v_hi or not b.thr > 0:
+                continue
+            inside = True
+            w = max(2, int(np.ceil(3.0 * RIDGE_M / v / b.dt)))
+            rows = np.round((tm + d * x_rel / v - b.t[0]) / b.dt).astype(int)
+            ok = (rows > w) & (rows < len(b.t) - w - 1)
+            if not ok.any():
+                continue
+            r, c, k = rows[ok], cols[ok], np.arange(-w, w + 1)
+            env = b.env[r[:, None] + k[None, :], c[:, None]]
+            level = max(level, float(np.median(env[:, w])) / b.thr)
+            peak = (env[:, 1:-1] >= env[:, :-2]) & (env[:, 1:-1] >= env[:, 2:]) & (env[:, 1:-1] > b.thr)
+            rows_off = np.where(peak, np.abs(k[1:-1])[None, :], np.inf).min(axis=1)
+            # a peak within one band row counts as on the line
+            offset = min(offset, max(float(np.median(rows_off)) - 1.0, 0.0) * b.dt * v)
+        if not inside:
+            out.append("outside")
+        else:
+            out.append("below" if level <= 1.0 else "ridge" if offset <= RIDGE_M else "flank")
+    return pd.Series(out, index=truth.index, name="evidence", dtype=object)
+
+
 def _missed_reason(j, near, close, speed_ok, is_hit_d) -> str:
     """The first of :data:`MISSED_REASONS` that applies to the missed vehicle ``j``."""
     if np.any(near[is_hit_d, j] & speed_ok[is_hit_d, j]):
@@ -195,13 +259,17 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
     """Pool :func:`explain_scene` over scenes given as its (vehicles, false) tables: ``n_true``, the number
     of missed vehicles per reason (``missed_<reason>``), of false detections per reason (``false_<reason>``),
     ``recall_headway``: (n, recall) per headway bin of :data:`HEADWAY_BINS_S` (below the first, between,
-    from the last on; recall NaN for an empty bin), and ``recall_headway_by_class``: the same per true
-    ``vehicle_class`` (empty where a scene's truth has no classes)."""
+    from the last on; recall NaN for an empty bin), ``recall_headway_by_class``: the same per true
+    ``vehicle_class`` (empty where a scene's truth has no classes), and where every vehicles table has an
+    ``evidence`` column (:func:`track_evidence`), ``evidence_missed`` and ``evidence_found``: the number of
+    missed and of found vehicles per kind of :data:`EVIDENCE`."""
     import pandas as pd
 
     scenes = list(scenes)
     by_class = bool(scenes) and all("vehicle_class" in v for v, _ in scenes)
+    evidence = bool(scenes) and all("evidence" in v for v, _ in scenes)
     cols = ["reason", "headway_s"] + (["vehicle_class"] if by_class else [])
+    cols += ["evidence"] if evidence else []
     veh = pd.concat([v[cols] for v, _ in scenes] or [pd.DataFrame(columns=cols)], ignore_index=True)
     false = pd.concat([f[["reason"]] for _, f in scenes] or [pd.DataFrame(columns=["reason"])])
     out: dict[str, Any] = {"n_true": len(veh)}
@@ -210,6 +278,10 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
     for r in FALSE_REASONS:
         out[f"false_{r}"] = int((false["reason"] == r).sum())
     found = (veh["reason"] == "found").to_numpy()
+    if evidence:
+        ev = veh["evidence"].to_numpy()
+        out["evidence_missed"] = {e: int(np.sum(~found & (ev == e))) for e in EVIDENCE}
+        out["evidence_found"] = {e: int(np.sum(found & (ev == e))) for e in EVIDENCE}
     h = veh["headway_s"].to_numpy(dtype=float)
     out["recall_headway"] = _headway_recall(found, h)
     out["recall_headway_by_class"] = {}

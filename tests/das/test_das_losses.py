@@ -135,6 +135,11 @@ def test_the_evidence_on_a_true_track_tells_a_ridge_from_a_flank_and_from_nothin
         "outside",
     ]
     assert set(track_evidence(truth, details, section)) <= set(EVIDENCE)
+    # a record with one live channel: the detector searched nothing, so there is nothing to read
+    one_live = data.where(data["distance"] == data["distance"][0], 0.0)
+    _, none = das.detect_vehicles(one_live, return_products=True)
+    with pytest.raises(InvalidInputError, match="no band images"):
+        track_evidence(truth, none, section)
 
 
 def test_pooled_counts_split_the_evidence_between_missed_and_found_vehicles():

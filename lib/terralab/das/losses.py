@@ -209,10 +209,17 @@ def track_evidence(truth: pd.DataFrame, details: dict[str, Any], section: tuple[
     median envelope on the line is at or below the threshold; "ridge": the offset is at most
     :data:`RIDGE_M` (or one band row); "flank": farther. So a missed vehicle was lost to its signal ("below"),
     to a stronger neighbour's response ("flank") or to the search and merging ("ridge"). A vehicle that stops
-    or changes speed is read along a straight line all the same.
+    or changes speed is read along a straight line all the same. Raises ``InvalidInputError`` where
+    ``details`` hold no band images.
     """
     import pandas as pd
 
+    if not all(k in details for k in ("bands", "distance", "valid", "t_ref_ns")):
+        raise InvalidInputError(
+            "details hold no band images to read (detect_vehicles(..., return_products=True) gives them "
+            "only where the record has at least two live channels and eight low-rate samples): pass the "
+            "details of a record the detector searched"
+        )
     bands, xb, valid = details["bands"], np.asarray(details["distance"]), np.asarray(details["valid"])
     cols = np.flatnonzero(valid)
     x_rel = xb[cols] - 0.5 * (section[0] + section[1])

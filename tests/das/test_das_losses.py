@@ -123,7 +123,8 @@ def test_the_evidence_on_a_true_track_tells_a_ridge_from_a_flank_and_from_nothin
     at = [t + pd.Timedelta(seconds=m / (60.0 / 3.6)) for m in (0.0, 40.0, -30.0, 100.0, 0.0, 0.0)]
     fake = pd.DataFrame({"time": at, "speed_kmh": [60.0] * 5 + [300.0], "direction": [1, 1, 1, 1, -1, 1]})
     # on the truck: its own ridge; 40 m of travel behind or 30 m ahead of it: its flank (measured: a ridge
-    # up to 20 m behind, a flank from 20 m ahead and 30 m behind, below from 60 m); 100 m behind: nothing;
+    # up to 20 m behind, a flank 10-30 m ahead and 25-50 m behind, below from 40 m ahead and 60 m behind: the
+    # detection, and so the envelope's ridge, lies 6 m behind the load centre); 100 m behind: nothing;
     # the other direction at the truck's time: nothing (the ghosts lose to the truck's own band); 300 km/h:
     # beyond the speeds searched
     assert track_evidence(fake, details, section).tolist() == [

@@ -85,6 +85,9 @@ EVIDENCE = {
 #: of its band envelope for "ridge": the scorer's distance tolerance (a ridge on one of its strain lobes,
 #: a few metres off its load centre, is still its own).
 RIDGE_M = 10.0
+#: A band is read for a vehicle whose speed lies within this factor beyond its edges: its velocity fan passes
+#: that much (:func:`~terralab.das.lines.band_image`), and a vehicle near an edge shows in both neighbours.
+FAN_MARGIN = 1.2
 #: Bins of a vehicle's headway (s, to the nearest true vehicle of its direction) for :func:`loss_counts`.
 HEADWAY_BINS_S = (3.0, 6.0)
 
@@ -201,8 +204,8 @@ def track_evidence(truth: pd.DataFrame, details: dict[str, Any], section: tuple[
     """For each vehicle of ``truth`` one of :data:`EVIDENCE`: what the detector's band images
     (``details`` from ``detect_vehicles(..., return_products=True)``) show along the vehicle's true track,
     the straight line through its mid-section time (``time``) at its speed and direction across ``section``
-    (metres, the record's first and last channel), read in the speed bands that contain its speed (short and
-    long pulse; the larger envelope and the nearer peak).
+    (metres, the record's first and last channel), read in the speed bands whose velocity fan passes its speed
+    (:data:`FAN_MARGIN`; short and long pulse; the larger envelope and the nearer peak).
 
     Per live channel, the band envelope's local maximum in time above the band threshold nearest to the line;
     its median distance over the channels, in metres of travel, is the vehicle's ridge offset. "below": the
@@ -229,7 +232,7 @@ def track_evidence(truth: pd.DataFrame, details: dict[str, Any], section: tuple[
         v = kmh * KMH
         level, offset, inside = 0.0, np.inf, False
         for b in bands:
-            if b.direction != d or not b.v_lo <= v < b.v_hi or not b.thr > 0:
+            if b.direction != d or not b.v_lo / FAN_MARGIN <= v < FAN_MARGIN * b.v_hi or not b.thr > 0:
                 continue
             inside = True
             w = max(2, int(np.ceil(3.0 * RIDGE_M / v / b.dt)))

@@ -24,8 +24,9 @@ plateaus seconds long. The same line counts the scenes on which ``das.diagnose``
 (``beyond_clip`` above ``terralab.das.diagnose.BEYOND_CLIP_ADVICE``) and the detector's precision on those
 scenes and on the others.
 
-A last line per row reads each vehicle's true track in the detector's band images
-(``terralab.das.losses.track_evidence``): "below" (the band envelope on the track is under the detection
+A last line per row reads each vehicle's true track (the simulator's path where the truth carries it, as the
+oracle reads it) in the detector's band images (``terralab.das.losses.track_evidence``): "below" (the band
+envelope on the track is under the detection
 threshold: too weak for this search), "flank" (above it, but the nearest envelope peak lies more than 10 m of
 travel off the track: on a stronger neighbour's flank), "ridge" (a peak of its own: the search or the merging
 lost it), "outside" (a speed outside the bands searched), for the missed and for the found vehicles.
@@ -66,8 +67,7 @@ def run(simulator: str, site: str, seeds, quiet: bool = False) -> dict:
         beyond.append(beyond_clip(image, det.attrs["params"]["clip_sigma"]))
         ranges.append(float(np.median(np.quantile(image, 0.999, axis=0))))
         vehicles, false = losses.explain_scene(det, truth)
-        section = (float(data["distance"][0]), float(data["distance"][-1]))
-        vehicles["evidence"] = losses.track_evidence(truth, details, section).to_numpy()
+        vehicles["evidence"] = losses.track_evidence(data, truth, details).to_numpy()
         found = int((vehicles["reason"] == "found").sum())
         n_det += found + len(false)
         kind = "warned" if das.diagnose(data).attrs["beyond_clip"] > BEYOND_CLIP_ADVICE else "rest"

@@ -118,16 +118,15 @@ def test_the_evidence_on_a_true_track_tells_a_ridge_from_a_flank_and_from_nothin
     )
     det, details = das.detect_vehicles(data, return_products=True)
     assert len(det) == 1
-    section = (float(data["distance"][0]), float(data["distance"][-1]))
     t = truth["time"].iloc[0]
     at = [t + pd.Timedelta(seconds=m / (60.0 / 3.6)) for m in (0.0, 40.0, -30.0, 100.0, 0.0, 0.0)]
     fake = pd.DataFrame({"time": at, "speed_kmh": [60.0] * 5 + [300.0], "direction": [1, 1, 1, 1, -1, 1]})
     # on the truck: its own ridge; 40 m of travel behind or 30 m ahead of it: its flank (measured: a ridge
-    # up to 20 m behind, a flank 10-30 m ahead and 25-50 m behind, below from 40 m ahead and 60 m behind: the
+    # up to 20 m behind, a flank 10-30 m ahead and 25-60 m behind, below from 40 m ahead and 100 m behind: the
     # detection, and so the envelope's ridge, lies 6 m behind the load centre); 100 m behind: nothing;
     # the other direction at the truck's time: nothing (the ghosts lose to the truck's own band); 300 km/h:
     # beyond the speeds searched
-    assert track_evidence(fake, details, section).tolist() == [
+    assert track_evidence(data, fake, details).tolist() == [
         "ridge",
         "flank",
         "flank",
@@ -135,12 +134,12 @@ def test_the_evidence_on_a_true_track_tells_a_ridge_from_a_flank_and_from_nothin
         "below",
         "outside",
     ]
-    assert set(track_evidence(truth, details, section)) <= set(EVIDENCE)
+    assert set(track_evidence(data, truth, details)) <= set(EVIDENCE)
     # a record with one live channel: the detector searched nothing, so there is nothing to read
     one_live = data.where(data["distance"] == data["distance"][0], 0.0)
     _, none = das.detect_vehicles(one_live, return_products=True)
     with pytest.raises(InvalidInputError, match="no band images"):
-        track_evidence(truth, none, section)
+        track_evidence(data, truth, none)
 
 
 def test_pooled_counts_split_the_evidence_between_missed_and_found_vehicles():

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
+    from .lines import Band
     from .params import DetectParams
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "oracle_detectability",
     "pair_gaps",
     "score",
+    "track_statistic",
+    "true_track",
 ]
 
 
@@ -454,7 +457,7 @@ def oracle_detectability(
     d_true = truth["direction"].to_numpy().astype(int)
     sig = np.array(
         [
-            _track_statistic(bands(v, d)[1], _true_track(tm, v, d, (a, b), path, xc, section), v, cols)
+            track_statistic(bands(v, d)[1], true_track(tm, v, d, (a, b), path, xc, section), v, cols)
             for tm, v, d, a, b, path in zip(
                 secs("time"), v_true, d_true, secs("t_enter"), secs("t_exit"), paths
             )
@@ -471,7 +474,7 @@ def oracle_detectability(
             v, d = float(v_true[i]) * float(rng.uniform(0.9, 1.1)), int(d_true[i])
             lo, hi = t_n[0] + 0.5 * crossing, t_n[-1] - 0.5 * crossing
             tm = float(rng.uniform(lo, hi)) if hi > lo else float(rng.uniform(t_n[0], t_n[-1]))
-            st = _track_statistic(bands(v, d)[0], tm + d * (xc - x_mid) / v, v, cols)
+            st = track_statistic(bands(v, d)[0], tm + d * (xc - x_mid) / v, v, cols)
             if np.isfinite(st):
                 null.append(st)
     summary = _detectability(len(truth), sig, np.asarray(null), false_alarm)
@@ -521,7 +524,7 @@ def _linear_image(rec, p):
     return lf, (prod.lf_time_ns - t0) / 1e9, dec.bin_distance, valid, t0
 
 
-def _track_statistic(b, tc, v, cols):
+def track_statistic(b: Band, tc: np.ndarray, v: float, cols: np.ndarray) -> float:
     """Median over the live channels ``cols`` of the band's largest envelope within ``max(0.3 s, 5 m / v)`` of
     the track times ``tc``, in noise units; NaN when less than 30 % of the track lies in the record."""
     w = max(0.3, 5.0 / v)
@@ -535,9 +538,16 @@ def _track_statistic(b, tc, v, cols):
     return float(np.median(vals.max(axis=1)) / b.sigma)
 
 
-def _true_track(t_mid, v, d, entry_exit, path, xc, section):
-    """True passage time at the channel positions ``xc``: along the simulator's path where given, else a
-    parabola through the entry, middle and exit times, else a straight line at speed ``v``."""
+def true_track(
+    t_mid: float, v: float, d: int, entry_exit: tuple, path: tuple | None, xc: np.ndarray, section: tuple
+) -> np.ndarray:
+    """True passage time (s) at the channel positions ``xc`` of a vehicle passing mid-section at ``t_mid``
+    at ``v`` m/s in direction ``d``: along the simulator's ``path`` (times, positions; NaN beyond it) where
+    given, else a parabola through the ``entry_exit`` times and ``t_mid``, else a straight line.
+
+    >>> true_track(10.0, 10.0, 1, (np.nan, np.nan), None, np.array([0.0, 100.0]), (0.0, 100.0)).tolist()
+    [5.0, 15.0]
+    """
     t_in, t_out = entry_exit
     x_mid = 0.5 * (section[0] + section[1])
     tc = t_mid + d * (xc - x_mid) / v

@@ -36,11 +36,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from .evaluate import match_scene, pair_gaps
+from .evaluate import match_scene, pair_gaps, track_statistic, true_track
 from .params import KMH, has_flag
 
 if TYPE_CHECKING:
     import pandas as pd
+    import xarray as xr
 
 __all__ = [
     "EVIDENCE",
@@ -74,8 +75,9 @@ FALSE_REASONS = {
 }
 #: What the detector's band images show along a vehicle's true track (:func:`track_evidence`).
 EVIDENCE = {
-    "below": "its band's envelope along the track is at or below the band's detection threshold (median over "
-    "the live channels): too weak for this search",
+    "below": "its band's envelope along the track (the oracle's statistic: the median over the live channels "
+    "of the largest value near the track) is at or below the band's detection threshold: too weak for this "
+    "search",
     "flank": "above the threshold, but the nearest peak of the envelope lies more than :data:`RIDGE_M` of "
     "travel off the track: it sits on the flank of another vehicle's envelope with no ridge of its own",
     "ridge": "above the threshold with a ridge of its own: the track search or the merging lost it",
@@ -200,20 +202,19 @@ def class_errors(detections: pd.DataFrame, truth: pd.DataFrame, **tolerances: An
     )
 
 
-def track_evidence(truth: pd.DataFrame, details: dict[str, Any], section: tuple[float, float]) -> pd.Series:
-    """For each vehicle of ``truth`` one of :data:`EVIDENCE`: what the detector's band images
-    (``details`` from ``detect_vehicles(..., return_products=True)``) show along the vehicle's true track,
-    the straight line through its mid-section time (``time``) at its speed and direction across ``section``
-    (metres, the record's first and last channel), read in the speed bands whose velocity fan passes its speed
-    (:data:`FAN_MARGIN`; short and long pulse; the larger envelope and the nearer peak).
+def track_evidence(data: xr.DataArray, truth: pd.DataFrame, details: dict[str, Any]) -> pd.Series:
+    """For each vehicle of ``truth`` one of :data:`EVIDENCE`: what the detector's band images of the record
+    ``data`` (``details`` from ``detect_vehicles(data, ..., return_products=True)``) show along the vehicle's
+    true track (:func:`~terralab.das.evaluate.true_track`: the simulator's path where the truth carries it,
+    else through its section entry, middle and exit times), in the speed bands whose velocity fan passes its
+    speed (:data:`FAN_MARGIN`; short and long pulse; the larger envelope and the nearer peak).
 
-    Per live channel, the band envelope's local maximum in time above the band threshold nearest to the line;
-    its median distance over the channels, in metres of travel, is the vehicle's ridge offset. "below": the
-    median envelope on the line is at or below the threshold; "ridge": the offset is at most
-    :data:`RIDGE_M` (or one band row); "flank": farther. So a missed vehicle was lost to its signal ("below"),
-    to a stronger neighbour's response ("flank") or to the search and merging ("ridge"). A vehicle that stops
-    or changes speed is read along a straight line all the same. Raises ``InvalidInputError`` where
-    ``details`` hold no band images.
+    "below": the band envelope on the track (:func:`~terralab.das.evaluate.track_statistic`, the oracle's
+    statistic) is at or below the band threshold; else per live channel the envelope's local maximum in time
+    above the threshold nearest to the track, and its median distance over the channels, in metres of
+    travel: "ridge" within :data:`RIDGE_M` (or one band row), "flank" farther. So a missed vehicle was lost
+    to its signal ("below"), to a stronger neighbour's response ("flank") or to the search and merging
+    ("ridge"). Raises ``InvalidInputError`` where ``details`` hold no band images.
     """
     import pandas as pd
 
@@ -223,35 +224,60 @@ def track_evidence(truth: pd.DataFrame, details: dict[str, Any], section: tuple[
             "only where the record has at least two live channels and eight low-rate samples): pass the "
             "details of a record the detector searched"
         )
-    bands, xb, valid = details["bands"], np.asarray(details["distance"]), np.asarray(details["valid"])
+    bands, valid = details["bands"], np.asarray(details["valid"])
     cols = np.flatnonzero(valid)
-    x_rel = xb[cols] - 0.5 * (section[0] + section[1])
-    t_mid = (truth["time"].to_numpy(dtype="datetime64[ns]").astype(np.int64) - details["t_ref_ns"]) / 1e9
+    xc = np.asarray(details["distance"])[cols]
+    section = (float(data["distance"][0]), float(data["distance"][-1]))
+    start = (
+        int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64)) - details["t_ref_ns"]
+    ) / 1e9
+
+    def secs(col):
+        if col not in truth.columns:
+            return np.full(len(truth), np.nan)
+        return (truth[col].to_numpy().astype("datetime64[ns]").astype(np.int64) - details["t_ref_ns"]) / 1e9
+
+    paths = truth.attrs.get("tracks")
+    paths = paths if paths is not None and len(paths) == len(truth) else [None] * len(truth)
     out = []
-    for tm, kmh, d in zip(t_mid, truth["speed_kmh"].to_numpy(dtype=float), truth["direction"].to_numpy()):
+    for tm, kmh, d, a, b_, path in zip(
+        secs("time"),
+        truth["speed_kmh"].to_numpy(dtype=float),
+        truth["direction"].to_numpy().astype(int),
+        secs("t_enter"),
+        secs("t_exit"),
+        paths,
+    ):
         v = kmh * KMH
-        level, offset, inside = 0.0, np.inf, False
-        for b in bands:
-            if b.direction != d or not b.v_lo / FAN_MARGIN <= v < FAN_MARGIN * b.v_hi or not b.thr > 0:
-                continue
-            inside = True
-            w = max(2, int(np.ceil(3.0 * RIDGE_M / v / b.dt)))
-            rows = np.round((tm + d * x_rel / v - b.t[0]) / b.dt).astype(int)
-            ok = (rows > w) & (rows < len(b.t) - w - 1)
-            if not ok.any():
-                continue
-            r, c, k = rows[ok], cols[ok], np.arange(-w, w + 1)
-            env = b.env[r[:, None] + k[None, :], c[:, None]]
-            level = max(level, float(np.median(env[:, w])) / b.thr)
-            peak = (env[:, 1:-1] >= env[:, :-2]) & (env[:, 1:-1] >= env[:, 2:]) & (env[:, 1:-1] > b.thr)
-            rows_off = np.where(peak, np.abs(k[1:-1])[None, :], np.inf).min(axis=1)
-            # a peak within one band row counts as on the line
-            offset = min(offset, max(float(np.median(rows_off)) - 1.0, 0.0) * b.dt * v)
-        if not inside:
-            out.append("outside")
-        else:
-            out.append("below" if level <= 1.0 else "ridge" if offset <= RIDGE_M else "flank")
+        path = None if path is None else (np.asarray(path[0], dtype=float) + start, path[1])
+        tc = true_track(tm, v, d, (a, b_), path, xc, section) if v > 0 else None
+        out.append(_evidence(bands, tc, v, d, cols))
     return pd.Series(out, index=truth.index, name="evidence", dtype=object)
+
+
+def _evidence(bands, tc, v: float, d: int, cols: np.ndarray) -> str:
+    """:data:`EVIDENCE` of one vehicle from its true track times ``tc`` at the live columns ``cols``."""
+    level, offset, inside = 0.0, np.inf, False
+    for b in bands:
+        if tc is None or b.direction != d or not b.v_lo / FAN_MARGIN <= v < FAN_MARGIN * b.v_hi:
+            continue
+        inside = True
+        stat = track_statistic(b, tc, v, cols) if b.thr > 0 else np.nan
+        if not np.isfinite(stat):
+            continue
+        level = max(level, stat * b.sigma / b.thr)
+        w = max(2, int(np.ceil(3.0 * RIDGE_M / v / b.dt)))
+        rows = np.round((np.nan_to_num(tc, nan=-1e9) - b.t[0]) / b.dt).astype(int)
+        ok = (rows > w) & (rows < len(b.t) - w - 1)
+        r, k = rows[ok], np.arange(-w, w + 1)
+        env = b.env[r[:, None] + k[None, :], cols[ok][:, None]]
+        peak = (env[:, 1:-1] >= env[:, :-2]) & (env[:, 1:-1] >= env[:, 2:]) & (env[:, 1:-1] > b.thr)
+        rows_off = np.where(peak, np.abs(k[1:-1])[None, :], np.inf).min(axis=1)
+        # a peak within one band row counts as on the track
+        offset = min(offset, max(float(np.median(rows_off)) - 1.0, 0.0) * b.dt * v)
+    if not inside:
+        return "outside"
+    return "below" if level <= 1.0 else "ridge" if offset <= RIDGE_M else "flank"
 
 
 def _missed_reason(j, near, close, speed_ok, is_hit_d) -> str:

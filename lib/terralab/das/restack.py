@@ -158,9 +158,14 @@ def _track_windows(
         yield i, t_mid, v_kmh, direction, cols, np.arange(-half_s, half_s + 0.25 * dt, 0.5 * dt)
 
 
-def clipped(z: np.ndarray, p: DetectParams) -> np.ndarray:
-    """The image soft-saturated at ``p.clip_sigma`` as for the track search (unchanged where it is 0)."""
-    return (p.clip_sigma * np.tanh(z / p.clip_sigma)).astype(np.float32) if p.clip_sigma > 0 else z
+def clipped(z: np.ndarray, p: DetectParams, level: np.ndarray | None = None) -> np.ndarray:
+    """The image soft-saturated at ``p.clip_sigma`` as for the track search (unchanged where it is 0), or at
+    ``level`` (per channel, broadcast over time) where given."""
+    if level is None:
+        if not p.clip_sigma > 0:
+            return z
+        level = p.clip_sigma
+    return (level * np.tanh(z / level)).astype(np.float32)
 
 
 def search_clipped(z: np.ndarray, p: DetectParams, valid: np.ndarray | None = None) -> np.ndarray:
@@ -185,8 +190,7 @@ def search_clipped(z: np.ndarray, p: DetectParams, valid: np.ndarray | None = No
     live = z if valid is None else z[:, valid]
     if not (p.quiet_clip > 0 and p.clip_sigma > 0 and beyond_clip(live, p.clip_sigma) > BEYOND_CLIP_ADVICE):
         return clipped(z, p)
-    c = np.maximum(p.clip_sigma, p.quiet_clip * np.quantile(np.abs(z), 0.999, axis=0))[None, :]
-    return (c * np.tanh(z / c)).astype(np.float32)
+    return clipped(z, p, np.maximum(p.clip_sigma, p.quiet_clip * np.quantile(np.abs(z), 0.999, axis=0)))
 
 
 def centre_shifts(

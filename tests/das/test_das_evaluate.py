@@ -69,6 +69,14 @@ def test_evaluate_runs_gives_one_row_per_run_or_per_run_and_scene():
     tp = per_scene.loc[0, "true_positives"]
     assert pooled.loc[0, "recall"] == pytest.approx(tp / per_scene.loc[0, "n_true"])
     assert pooled.attrs["units"]["count_error_pct"] == "%"
+    # the position error: where each matched vehicle is at its detected mid-section time
+    data, truth = das.synthetic.random_scene("bump", "highway", 100)
+    _, pairs = das.evaluate.match_scene(
+        das.detect_vehicles(data, **runs["default"]), truth, same_direction=True
+    )
+    v = truth.loc[pairs["truth_index"], "speed_kmh"].to_numpy() / 3.6
+    assert per_scene.loc[0, "position_mae_m"] == pytest.approx(np.mean(np.abs(pairs["dt_s"]) * v))
+    assert 0 < pooled.loc[0, "position_mae_m"] < 15 and pooled.attrs["units"]["position_mae_m"] == "m"
 
 
 def test_a_partly_recorded_vehicle_takes_no_detection_a_whole_vehicle_needs():

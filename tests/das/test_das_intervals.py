@@ -41,6 +41,13 @@ def test_pooled_scores_are_those_of_every_matched_vehicle_together():
     assert pooled["count_error_pct"] == pytest.approx(20.0)
 
 
+def test_the_position_error_is_pooled_over_every_matched_vehicle_where_the_scenes_carry_it():
+    per_scene = _scenes([[1.0, 2.0, 3.0], [], [4.0]], [3, 1, 1], [3, 0, 1], [[1, 1, 1], [], [1]])
+    assert "position_mae_m" not in pool_scenes(per_scene)  # earlier callers' tables are unchanged
+    per_scene["position_mae_m"] = [2.0, np.nan, 10.0]  # three vehicles at 2 m, one at 10 m; one scene none
+    assert pool_scenes(per_scene)["position_mae_m"] == pytest.approx((3 * 2.0 + 10.0) / 4)
+
+
 def test_intervals_hold_the_value_narrow_with_more_scenes_and_are_reproducible():
     rng = np.random.default_rng(3)
     n_true = rng.integers(10, 30, 20)

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..progress import progress_bar
 from .intervals import pool_scenes
+from .params import KMH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,8 +58,7 @@ _OLD_NAMES = {
 
 def _tolerances(old_names: dict[str, float], **current: float) -> tuple[float, ...]:
     """The tolerances in ``current`` (keyed by their former names), each replaced by its former-name keyword
-    from ``old_names`` where the caller used one (with a DeprecationWarning); unknown keywords are an
-    error."""
+    from ``old_names`` where the caller used one (with a DeprecationWarning); unknown keywords: an error."""
     import warnings
 
     unknown = sorted(set(old_names) - set(current))
@@ -209,6 +209,7 @@ SCORE_UNITS = {
     "direction_accuracy": "1",
     "class_accuracy": "1",
     "speed_mae_kmh": "km/h",
+    "position_mae_m": "m",
     "n_scored": "count",
     "n_null": "count",
     "n_detectable": "count",
@@ -316,10 +317,10 @@ def evaluate_scenes(
         One row of pooled scores (:func:`~terralab.das.intervals.pool_scenes`): ``simulator``, ``site``,
         ``n_scenes``, ``n_true``, ``n_detected``, ``precision``, ``recall``, ``f1``, ``count_error_pct``
         (|detected - true| / true over the pool), ``duplicates`` (count), ``speed_mae_kmh``,
-        ``class_accuracy``. With ``per_scene=True`` one row per scene instead: ``simulator``, ``site``,
-        ``seed``, ``n_true``, ``n_detected``, ``true_positives``, ``duplicates``, ``speed_mae_kmh``,
-        ``class_accuracy`` (:func:`~terralab.das.intervals.scene_intervals` turns these into intervals).
-        Units in ``attrs["units"]``.
+        ``position_mae_m`` (where the vehicle is at its detected mid-section time: |time error| x true
+        speed, m), ``class_accuracy``. With ``per_scene=True`` one row per scene: ``simulator``, ``site``,
+        ``seed``, ``n_true``, ``n_detected``, ``true_positives`` and the last four (intervals:
+        :func:`~terralab.das.intervals.scene_intervals`). Units in ``attrs["units"]``.
     """
     runs = {"run": dict(detect_kwargs or {})}
     table = evaluate_runs(simulator, site, seeds, runs, per_scene=per_scene, progress=progress)
@@ -351,11 +352,9 @@ def evaluate_runs(
         data, truth = synthetic.random_scene(simulator, site, int(seed))
         for name, kw in runs.items():
             det, pairs = match_scene(detect_vehicles(data, **kw), truth, same_direction=True)
-            n_dup = duplicates(det, truth, pairs)
-            e = (
-                det.loc[pairs["det_index"].to_numpy(), "speed_kmh"].to_numpy()
-                - truth.loc[pairs["truth_index"].to_numpy(), "speed_kmh"].to_numpy()
-            )
+            v_true = truth.loc[pairs["truth_index"].to_numpy(), "speed_kmh"].to_numpy(dtype=float)
+            e = det.loc[pairs["det_index"].to_numpy(), "speed_kmh"].to_numpy() - v_true
+            x_err = np.abs(pairs["dt_s"].to_numpy(dtype=float)) * v_true * KMH
             rows[name].append(
                 {
                     "simulator": simulator,
@@ -364,8 +363,9 @@ def evaluate_runs(
                     "n_true": len(truth),
                     "n_detected": len(det),
                     "true_positives": len(pairs),
-                    "duplicates": n_dup,
+                    "duplicates": duplicates(det, truth, pairs),
                     "speed_mae_kmh": float(np.mean(np.abs(e))) if len(e) else np.nan,
+                    "position_mae_m": float(np.mean(x_err)) if len(e) else np.nan,
                     "class_accuracy": float(np.mean(pairs["class_ok"].to_numpy(dtype=float)))
                     if len(pairs)
                     else np.nan,
@@ -422,7 +422,7 @@ def oracle_detectability(
         here cross no traffic, the detector's image does).
     """
     from .lines import band_image, speed_band_edges
-    from .params import KMH, resolve_params
+    from .params import resolve_params
 
     p = params if params is not None else resolve_params(None, {"site": site, "classify": False})
     z_n, z_s, t_n, t, xb, valid, t0_ns, inflation = _oracle_images(data, noise, p)

@@ -46,9 +46,10 @@ _NEEDED = ("n_true", "n_detected", "true_positives", "duplicates", "speed_mae_km
 
 def pool_scenes(per_scene: pd.DataFrame) -> dict[str, Any]:
     """Pooled scores of per-scene rows (``n_true``, ``n_detected``, ``true_positives``, ``duplicates``,
-    ``speed_mae_kmh``, ``class_accuracy``): counts summed, precision and recall of the sums, F1 of those, the
-    count error |detected - true| / true of the sums (%), and the speed MAE and class accuracy over every
-    matched vehicle (each scene's value weighted by its matches; scenes without a match count nowhere)."""
+    ``speed_mae_kmh``, ``class_accuracy``, optionally ``position_mae_m``): counts summed, precision and recall
+    of the sums, F1 of those, the count error |detected - true| / true of the sums (%), and the speed (and
+    position) MAE and class accuracy over every matched vehicle (each scene's value weighted by its matches;
+    scenes without a match count nowhere)."""
     _check(per_scene)
     n_true = int(per_scene["n_true"].sum())
     n_det = int(per_scene["n_detected"].sum())
@@ -63,6 +64,7 @@ def pool_scenes(per_scene: pd.DataFrame) -> dict[str, Any]:
             return float("nan")
         return float(np.sum(per_scene[col].to_numpy(dtype=float)[hit] * tp_scene[hit]) / tp)
 
+    extra = {"position_mae_m": per_match("position_mae_m")} if "position_mae_m" in per_scene else {}
     return {
         "n_scenes": len(per_scene),
         "n_true": n_true,
@@ -74,6 +76,7 @@ def pool_scenes(per_scene: pd.DataFrame) -> dict[str, Any]:
         "duplicates": int(per_scene["duplicates"].sum()),
         "speed_mae_kmh": per_match("speed_mae_kmh"),
         "class_accuracy": per_match("class_accuracy"),
+        **extra,
     }
 
 

@@ -26,10 +26,10 @@ scenes and on the others.
 
 A last line per row reads each vehicle's true track (the simulator's path where the truth carries it, as the
 oracle reads it) in the detector's band images (``terralab.das.losses.track_evidence``): "below" (the band
-envelope on the track is under the detection
-threshold: too weak for this search), "flank" (above it, but the nearest envelope peak lies more than 10 m of
-travel off the track: on a stronger neighbour's flank), "ridge" (a peak of its own: the search or the merging
-lost it), "outside" (a speed outside the bands searched), for the missed and for the found vehicles.
+envelope on the track is under the detection threshold: too weak for this search), "flank" (above it, but
+the nearest envelope peak lies more than 10 m of travel off the track: on a stronger neighbour's flank),
+"ridge" (a peak of its own: the search or the merging lost it), "outside" (a speed outside the bands
+searched), for the missed and for the found vehicles.
 
 Run: ``python benchmarks/das_losses.py --seeds 1000-1019`` (the table's unseen seeds; about 4 min on two cores
 for both simulators and sites; twice that with ``--quiet``).

@@ -44,7 +44,6 @@ __all__ = [
     "pair_gaps",
     "score",
     "track_statistic",
-    "true_track",
 ]
 
 
@@ -423,6 +422,7 @@ def oracle_detectability(
     """
     from .lines import band_image, speed_band_edges
     from .params import resolve_params
+    from .truth import true_tracks
 
     p = params if params is not None else resolve_params(None, {"site": site, "classify": False})
     z_n, z_s, t_n, t, xb, valid, t0_ns, inflation = _oracle_images(data, noise, p)
@@ -445,22 +445,13 @@ def oracle_detectability(
 
     cols = np.flatnonzero(valid)
     xc = xb[cols]
-
-    def secs(col):
-        if col not in truth.columns:
-            return np.full(len(truth), np.nan)
-        return (truth[col].to_numpy().astype("datetime64[ns]").astype(np.int64) - t0_ns) / 1e9
-
-    paths = truth.attrs.get("tracks")
-    paths = paths if paths is not None and len(paths) == len(truth) else [None] * len(truth)
     v_true = truth["speed_kmh"].to_numpy(dtype=float) * KMH
     d_true = truth["direction"].to_numpy().astype(int)
+    tracks = true_tracks(truth, xc, section, t0_ns)
     sig = np.array(
         [
-            track_statistic(bands(v, d)[1], true_track(tm, v, d, (a, b), path, xc, section), v, cols)
-            for tm, v, d, a, b, path in zip(
-                secs("time"), v_true, d_true, secs("t_enter"), secs("t_exit"), paths
-            )
+            track_statistic(bands(v, d)[1], tc, v, cols) if tc is not None else np.nan
+            for v, d, tc in zip(v_true, d_true, tracks)
         ]
     )
     rng = np.random.default_rng(seed)
@@ -536,32 +527,6 @@ def track_statistic(b: Band, tc: np.ndarray, v: float, cols: np.ndarray) -> floa
         return np.nan
     vals = b.env[np.clip(rows[full], 0, len(b.t) - 1), cols[full][:, None]]
     return float(np.median(vals.max(axis=1)) / b.sigma)
-
-
-def true_track(
-    t_mid: float, v: float, d: int, entry_exit: tuple, path: tuple | None, xc: np.ndarray, section: tuple
-) -> np.ndarray:
-    """True passage time (s) at the channel positions ``xc`` of a vehicle passing mid-section at ``t_mid``
-    at ``v`` m/s in direction ``d``: along the simulator's ``path`` (times, positions; NaN beyond it) where
-    given, else a parabola through the ``entry_exit`` times and ``t_mid``, else a straight line.
-
-    >>> true_track(10.0, 10.0, 1, (np.nan, np.nan), None, np.array([0.0, 100.0]), (0.0, 100.0)).tolist()
-    [5.0, 15.0]
-    """
-    t_in, t_out = entry_exit
-    x_mid = 0.5 * (section[0] + section[1])
-    tc = t_mid + d * (xc - x_mid) / v
-    if path is not None:
-        tp, xp = (np.asarray(a, dtype=float) for a in path)
-        xp = np.maximum.accumulate(d * xp)
-        inside = (d * xc >= xp.min()) & (d * xc <= xp.max())
-        return np.where(inside, np.interp(d * xc, xp, tp), np.nan)
-    if np.isfinite(t_in) and np.isfinite(t_out):
-        xe = np.array([section[0], x_mid, section[1]]) - x_mid
-        te = np.array([t_in, t_mid, t_out]) if d > 0 else np.array([t_out, t_mid, t_in])
-        if np.all(np.diff(te) * d > 0):
-            return np.polyval(np.polyfit(xe, te, 2), xc - x_mid)
-    return tc
 
 
 def _detectability(n_true: int, sig, null, false_alarm: float) -> dict[str, Any]:

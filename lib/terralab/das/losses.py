@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from .evaluate import match_scene, pair_gaps, track_statistic, true_track
+from .evaluate import match_scene, pair_gaps, track_statistic
 from .params import KMH, has_flag
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ def class_errors(detections: pd.DataFrame, truth: pd.DataFrame, **tolerances: An
 def track_evidence(data: xr.DataArray, truth: pd.DataFrame, details: dict[str, Any]) -> pd.Series:
     """For each vehicle of ``truth`` one of :data:`EVIDENCE`: what the detector's band images of the record
     ``data`` (``details`` from ``detect_vehicles(data, ..., return_products=True)``) show along the vehicle's
-    true track (:func:`~terralab.das.evaluate.true_track`: the simulator's path where the truth carries it,
+    true track (:func:`~terralab.das.truth.true_track`: the simulator's path where the truth carries it,
     else through its section entry, middle and exit times), in the speed bands whose velocity fan passes its
     speed (:data:`FAN_MARGIN`; short and long pulse; the larger envelope and the nearer peak).
 
@@ -218,6 +218,8 @@ def track_evidence(data: xr.DataArray, truth: pd.DataFrame, details: dict[str, A
     """
     import pandas as pd
 
+    from .truth import true_tracks
+
     if not all(k in details for k in ("bands", "distance", "valid", "t_ref_ns")):
         raise InvalidInputError(
             "details hold no band images to read (detect_vehicles(..., return_products=True) gives them "
@@ -228,30 +230,11 @@ def track_evidence(data: xr.DataArray, truth: pd.DataFrame, details: dict[str, A
     cols = np.flatnonzero(valid)
     xc = np.asarray(details["distance"])[cols]
     section = (float(data["distance"][0]), float(data["distance"][-1]))
-    start = (
-        int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64)) - details["t_ref_ns"]
-    ) / 1e9
-
-    def secs(col):
-        if col not in truth.columns:
-            return np.full(len(truth), np.nan)
-        return (truth[col].to_numpy().astype("datetime64[ns]").astype(np.int64) - details["t_ref_ns"]) / 1e9
-
-    paths = truth.attrs.get("tracks")
-    paths = paths if paths is not None and len(paths) == len(truth) else [None] * len(truth)
-    out = []
-    for tm, kmh, d, a, b_, path in zip(
-        secs("time"),
-        truth["speed_kmh"].to_numpy(dtype=float),
-        truth["direction"].to_numpy().astype(int),
-        secs("t_enter"),
-        secs("t_exit"),
-        paths,
-    ):
-        v = kmh * KMH
-        path = None if path is None else (np.asarray(path[0], dtype=float) + start, path[1])
-        tc = true_track(tm, v, d, (a, b_), path, xc, section) if v > 0 else None
-        out.append(_evidence(bands, tc, v, d, cols))
+    start = int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64)) - details["t_ref_ns"]
+    tracks = true_tracks(truth, xc, section, details["t_ref_ns"], start / 1e9)
+    speeds = truth["speed_kmh"].to_numpy(dtype=float) * KMH
+    directions = truth["direction"].to_numpy().astype(int)
+    out = [_evidence(bands, tc, v, d, cols) for tc, v, d in zip(tracks, speeds, directions)]
     return pd.Series(out, index=truth.index, name="evidence", dtype=object)
 
 

@@ -98,7 +98,7 @@ from .params import (
     resolve_params,
 )
 from .peel import peeled_tracks, signed
-from .restack import recentre_heavy, reread_speeds, search_clipped
+from .restack import recentre_alone, reread_speeds, search_clipped
 from .tracks import (
     dedupe_tracks,
     merge_parallel,
@@ -382,7 +382,7 @@ def detect_in_products(
         _classify(vehicles, prod, dec, z, t, xb, valid, p, classifier, t_ref_ns)
         vehicles = merge_heavy_pairs(merge_tram_groups(vehicles, p), p)
         reread_speeds(vehicles, z, t, xb, valid, x_mid, p)
-        recentre_heavy(vehicles, z, t, xb, valid, x_mid, p)
+        recentre_alone(vehicles, z, t, xb, valid, x_mid, p)
         vehicles = vehicles.sort_values("t_mid", kind="stable").reset_index(drop=True)
         vehicles = _to_frame(vehicles, t_ref_ns)
     vehicles.attrs["params"] = asdict(p)

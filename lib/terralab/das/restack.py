@@ -18,14 +18,15 @@ range keeps the fitted speed (that stack is no peak). The track's time and its f
 The stacked trace at that speed is the vehicle's signature along its own track, and its centre is the
 vehicle's load centre. A long vehicle's track often follows one lobe or bogie of it instead: on the
 half-space street development scenes, heavy vehicles missed so were found 15-20 m from their load centre
-(beyond the scorer's 10 m), one error counted once missed and once false. :func:`recentre_heavy` moves each
-heavy vehicle ("truck" or "tram") that no merge placed and that passes alone (no "near" flag) to the power
-centroid of its trace within ``recentre_m`` of travel either side of its track's passage
-(:func:`centre_shifts`); cars and vehicles near others are left alone (a neighbour's signature would pull
-them). "Near" is 2 s, less than the window at street speed (25 m at 24 km/h is 3.75 s), so a vehicle 2-4 s
-from another can still be pulled towards it. Re-centring cars too (every lone vehicle) raised the street
-rows on the development seeds and on one fresh set, but not on the cross-simulator table's seeds, and it
-raised duplicates on every set (false tracks beside a vehicle moved into the scorer's window of it).
+(beyond the scorer's 10 m), one error counted once missed and once false. :func:`recentre_alone` moves each
+vehicle that no merge placed and that passes alone (no "near" flag) to the power centroid of its trace
+(:func:`centre_shifts`): a heavy vehicle ("truck" or "tram") within ``recentre_m`` of travel either side of
+its track's passage, a car within ``recentre_car_m`` but at most :data:`RECENTRE_CAR_S` of travel (a car's
+signature is short; a wider window reaches a neighbour's). Vehicles near others are left alone (a
+neighbour's signature would pull them). "Near" is 2 s, less than a heavy vehicle's window at street speed
+(25 m at 24 km/h is 3.75 s), so a vehicle 2-4 s from another can still be pulled towards it. Cars within the
+heavy vehicles' 25 m raised duplicates on every seed set (false tracks beside a vehicle moved into the
+scorer's window of it); the short window is a localisation step (the README's "Lone cars re-centred").
 
 Examples
 --------
@@ -63,12 +64,13 @@ if TYPE_CHECKING:
     from .params import DetectParams
 
 __all__ = [
+    "RECENTRE_CAR_S",
     "RESTACK_RANGE",
     "RESTACK_STEPS",
     "UNSURE_CHANGE",
     "centre_shifts",
     "clipped",
-    "recentre_heavy",
+    "recentre_alone",
     "reread_speeds",
     "search_clipped",
     "stacked_speeds",
@@ -84,6 +86,10 @@ RESTACK_STEPS = 81
 #: few): seeds 100-107 + 200-211, 3-20 % of the detections, speed MAE of the matched ones 1.04-3.82 km/h
 #: against 0.14-0.61 for the rest, and more often false; much the same on unseen seeds 16000-17019
 UNSURE_CHANGE = 0.05
+#: a car's re-centring window (``recentre_car_m``) spans at most this many seconds of its travel either side:
+#: at street speed 12 m is 1.5-4 s, where a slow car's centroid reached a neighbour's signature (on fresh
+#: seeds 25000-25019 two 11 km/h cars moved 2.2 s and were lost); 0.75 s is 12 m at 58 km/h
+RECENTRE_CAR_S = 0.75
 
 
 def reread_speeds(
@@ -141,20 +147,20 @@ def stacked_speeds(
 
 
 def _track_windows(
-    tracks: Mapping[str, Any], xb: np.ndarray, valid: np.ndarray, half_m: float, dt: float
+    tracks: Mapping[str, Any], xb: np.ndarray, valid: np.ndarray, half_m: float | np.ndarray, dt: float
 ) -> Iterator[tuple[int, float, float, float, np.ndarray, np.ndarray]]:
     """For each track (``t_mid``, ``speed_kmh``, ``direction``, ``x_lo``, ``x_hi``) on at least four live bins
     and at a positive speed: its index, ``t_mid``, speed (km/h), direction, live bins of ``x_lo``..``x_hi``
-    and the lags (s) within ``half_m`` of travel either side, every half time step ``dt``."""
-    for i, (t_mid, v_kmh, direction, x_lo, x_hi) in enumerate(
-        zip(
-            *(np.asarray(tracks[c], dtype=float) for c in ("t_mid", "speed_kmh", "direction", "x_lo", "x_hi"))
-        )
-    ):
+    and the lags (s) within ``half_m`` (one value, or one per track) of travel either side, every half time
+    step ``dt``."""
+    names = ("t_mid", "speed_kmh", "direction", "x_lo", "x_hi")
+    columns = [np.asarray(tracks[c], dtype=float) for c in names]
+    halves = np.broadcast_to(np.asarray(half_m, dtype=float), columns[0].shape)
+    for i, (t_mid, v_kmh, direction, x_lo, x_hi, half) in enumerate(zip(*columns, halves)):
         cols = np.flatnonzero(valid & (xb >= x_lo) & (xb <= x_hi))
-        if len(cols) < 4 or not v_kmh > 0:
+        if len(cols) < 4 or not v_kmh > 0 or not half > 0:
             continue
-        half_s = half_m / (v_kmh * KMH)
+        half_s = half / (v_kmh * KMH)
         yield i, t_mid, v_kmh, direction, cols, np.arange(-half_s, half_s + 0.25 * dt, 0.5 * dt)
 
 
@@ -201,25 +207,28 @@ def centre_shifts(
     valid: np.ndarray,
     x_mid: float,
     p: DetectParams,
+    half_m: float | np.ndarray | None = None,
 ) -> np.ndarray:
     """Seconds to add to each track's ``t_mid`` to put it at the centre of its signature: the power centroid
     of its stacked trace (:func:`stacked_trace` at its speed over the live bins of ``x_lo``..``x_hi``) within
-    ``p.recentre_m`` of travel either side of ``t_mid`` (columns as for :func:`stacked_speeds`). 0 where
-    ``p.recentre_m`` is 0, the track lies on fewer than four live bins or the trace is empty."""
+    ``half_m`` (one value, or one per track; ``p.recentre_m`` when None) of travel either side of ``t_mid``
+    (columns as for :func:`stacked_speeds`). 0 where that is 0, the track lies on fewer than four live bins
+    or the trace is empty."""
     t_mid = np.asarray(tracks["t_mid"], dtype=float)
     shifts = np.zeros(len(t_mid))
-    if p.recentre_m <= 0 or len(t_mid) == 0 or len(t) < 2:
+    half_m = p.recentre_m if half_m is None else half_m
+    if not np.any(np.asarray(half_m) > 0) or len(t_mid) == 0 or len(t) < 2:
         return shifts
     dt = float(t[1] - t[0])
     zc = clipped(z, p)
-    for i, tm, v_kmh, direction, cols, taus in _track_windows(tracks, xb, valid, p.recentre_m, dt):
+    for i, tm, v_kmh, direction, cols, taus in _track_windows(tracks, xb, valid, half_m, dt):
         power = stacked_trace(zc, t[0], dt, cols, xb[cols] - x_mid, tm + taus, direction / (v_kmh * KMH)) ** 2
         if power.sum() > 0:
             shifts[i] = float(np.sum(taus * power) / power.sum())
     return shifts
 
 
-def recentre_heavy(
+def recentre_alone(
     vehicles: pd.DataFrame,
     z: np.ndarray,
     t: np.ndarray,
@@ -228,18 +237,27 @@ def recentre_heavy(
     x_mid: float,
     p: DetectParams,
 ) -> None:
-    """Move each heavy vehicle (class "truck" or "tram") flagged neither "merged" nor "near" to the centre of
-    its signature (:func:`centre_shifts`), in place: ``t_mid``, ``t_in`` and ``t_out`` shift together and the
-    "near" flags are re-read. A vehicle near another is left where it is (the other's signature would pull
-    it). Nothing changes where ``p.recentre_m`` is 0 or the table has no ``vehicle_class``."""
-    if p.recentre_m <= 0 or len(vehicles) == 0 or "vehicle_class" not in vehicles:
+    """Move each vehicle flagged neither "merged" nor "near" to the centre of its signature
+    (:func:`centre_shifts`), in place: a heavy one ("truck" or "tram") within ``p.recentre_m`` of travel, a
+    car within ``p.recentre_car_m`` but at most :data:`RECENTRE_CAR_S` of travel either side; ``t_mid``,
+    ``t_in`` and ``t_out`` shift together and the "near" flags are re-read. A vehicle near another is left
+    where it is (the other's signature would pull it). Nothing changes where both lengths are 0 or the table
+    has no ``vehicle_class``."""
+    if len(vehicles) == 0 or "vehicle_class" not in vehicles:
         return
     flags = vehicles["flags"] if "flags" in vehicles else [""] * len(vehicles)
     alone = ~np.array(has_flag(flags, "merged", "near"), dtype=bool)
-    pick = np.flatnonzero(np.isin(vehicles["vehicle_class"].to_numpy(), ("truck", "tram")) & alone)
+    cls = vehicles["vehicle_class"].to_numpy()
+    speed = vehicles["speed_kmh"].to_numpy(dtype=float) * KMH
+    half_m = np.where(
+        np.isin(cls, ("truck", "tram")),
+        p.recentre_m,
+        np.where(cls == "car", np.minimum(p.recentre_car_m, RECENTRE_CAR_S * speed), 0.0),
+    )
+    pick = np.flatnonzero(alone & (half_m > 0))
     if len(pick) == 0:
         return
-    shifts = centre_shifts(vehicles.iloc[pick], z, t, xb, valid, x_mid, p)
+    shifts = centre_shifts(vehicles.iloc[pick], z, t, xb, valid, x_mid, p, half_m[pick])
     for c in ("t_mid", "t_in", "t_out"):
         if c in vehicles:
             col = vehicles[c].to_numpy(dtype=float).copy()

@@ -42,6 +42,7 @@ __all__ = [
     "match_scene",
     "oracle_detectability",
     "pair_gaps",
+    "position_errors_m",
     "score",
     "track_statistic",
 ]
@@ -326,6 +327,19 @@ def evaluate_scenes(
     return table.drop(columns="run")
 
 
+def position_errors_m(pairs: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
+    """Where each matched vehicle of :func:`match_scene`'s ``pairs`` is at its detected mid-section time: the
+    distance (m) it travels in the time error, ``|dt_s|`` x its true speed (``truth`` by ``truth_index``).
+
+    >>> import pandas as pd
+    >>> pairs = pd.DataFrame({"truth_index": [0, 1], "dt_s": [-0.5, 0.2]})
+    >>> position_errors_m(pairs, pd.DataFrame({"speed_kmh": [36.0, 72.0]})).tolist()
+    [5.0, 4.0]
+    """
+    speed = truth.loc[pairs["truth_index"].to_numpy(), "speed_kmh"].to_numpy(dtype=float) * KMH
+    return np.abs(pairs["dt_s"].to_numpy(dtype=float)) * speed
+
+
 def evaluate_runs(
     simulator: str,
     site: str,
@@ -353,7 +367,7 @@ def evaluate_runs(
             det, pairs = match_scene(detect_vehicles(data, **kw), truth, same_direction=True)
             v_true = truth.loc[pairs["truth_index"].to_numpy(), "speed_kmh"].to_numpy(dtype=float)
             e = det.loc[pairs["det_index"].to_numpy(), "speed_kmh"].to_numpy() - v_true
-            x_err = np.abs(pairs["dt_s"].to_numpy(dtype=float)) * v_true * KMH
+            x_err = position_errors_m(pairs, truth)
             rows[name].append(
                 {
                     "simulator": simulator,

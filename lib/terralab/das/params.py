@@ -166,6 +166,7 @@ CHOSEN = {
         "restack_m": 0.0,
         "recentre_m": 0.0,
         "recentre_car_m": 0.0,
+        "recentre_near_m": 0.0,
         "quiet_clip": 0.0,
     },
     "halfspace": {
@@ -298,6 +299,12 @@ class DetectParams:
         vehicles on every row of the development seeds 100-107 + 200-211 and of fresh seeds 25000-25019, the
         0.75 s cap (slow cars pulled 2 s into a neighbour's signature) on 26000-26019 and, criteria written
         first, 27000-27019 (README). Off in the bump choice. 0 disables.
+    recentre_near_m : float
+        The same for each car flagged "near" (another vehicle within 2 s) that no merge placed, within this
+        many metres but at most :data:`~terralab.das.restack.RECENTRE_NEAR_S` (0.4 s) of travel, so that the
+        neighbour pulls it less. Position error down on every row of the development seeds and, criteria
+        written first, of fresh seeds 28000-28019 (README); F1 there -0.003 on two rows, inside their
+        intervals. Off in the bump choice. 0 disables.
     lobe_merge : bool
         A parallel track of one speed within ``max_vehicle_m`` whose strain has the opposite sign of a
         stronger track's (:func:`~terralab.das.tracks.track_polarity`: the extension lobes around a load's
@@ -452,6 +459,7 @@ class DetectParams:
     restack_m: float = 20.0
     recentre_m: float = 25.0
     recentre_car_m: float = 12.0
+    recentre_near_m: float = 6.0
     incoherent_speed_change: float = 0.4
     crossing_ratio: float = 1.5
     max_accel_ms2: float = 10.0
@@ -510,6 +518,7 @@ class DetectParams:
             "restack_m",
             "recentre_m",
             "recentre_car_m",
+            "recentre_near_m",
             "pair_merge_m",
             "incoherent_speed_change",
             "crossing_ratio",

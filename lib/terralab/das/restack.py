@@ -22,11 +22,13 @@ half-space street development scenes, heavy vehicles missed so were found 15-20 
 vehicle that no merge placed and that passes alone (no "near" flag) to the power centroid of its trace
 (:func:`centre_shifts`): a heavy vehicle ("truck" or "tram") within ``recentre_m`` of travel either side of
 its track's passage, a car within ``recentre_car_m`` but at most :data:`RECENTRE_CAR_S` of travel (a car's
-signature is short; a wider window reaches a neighbour's). Vehicles near others are left alone (a
-neighbour's signature would pull them). "Near" is 2 s, less than a heavy vehicle's window at street speed
-(25 m at 24 km/h is 3.75 s), so a vehicle 2-4 s from another can still be pulled towards it. Cars within the
-heavy vehicles' 25 m raised duplicates on every seed set (false tracks beside a vehicle moved into the
-scorer's window of it); the short window is a localisation step (the README's "Lone cars re-centred").
+signature is short; a wider window reaches a neighbour's), a car near another (a "near" flag: another
+vehicle within 2 s) within ``recentre_near_m`` but at most :data:`RECENTRE_NEAR_S`. Heavy vehicles near others
+are left alone (a neighbour's signature would pull them). "Near" is 2 s, less than a heavy vehicle's window
+at street speed (25 m at 24 km/h is 3.75 s), so a vehicle 2-4 s from another can still be pulled towards it.
+Cars within the heavy vehicles' 25 m raised duplicates on every seed set (false tracks beside a vehicle moved
+into the scorer's window of it); the short windows are a localisation step (the README's "Lone cars
+re-centred").
 
 Examples
 --------
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RECENTRE_CAR_S",
+    "RECENTRE_NEAR_S",
     "RESTACK_RANGE",
     "RESTACK_STEPS",
     "UNSURE_CHANGE",
@@ -90,6 +93,9 @@ UNSURE_CHANGE = 0.05
 #: at street speed 12 m is 1.5-4 s, where a slow car's centroid reached a neighbour's signature (on fresh
 #: seeds 25000-25019 two 11 km/h cars moved 2.2 s and were lost); 0.75 s is 12 m at 58 km/h
 RECENTRE_CAR_S = 0.75
+#: the same for a car near another (``recentre_near_m``): a shorter window, so that the neighbour 2 s or less
+#: away pulls it less; 0.4 s is 6 m at 54 km/h
+RECENTRE_NEAR_S = 0.4
 
 
 def reread_speeds(
@@ -237,24 +243,26 @@ def recentre_alone(
     x_mid: float,
     p: DetectParams,
 ) -> None:
-    """Move each vehicle flagged neither "merged" nor "near" to the centre of its signature
-    (:func:`centre_shifts`), in place: a heavy one ("truck" or "tram") within ``p.recentre_m`` of travel, a
-    car within ``p.recentre_car_m`` but at most :data:`RECENTRE_CAR_S` of travel either side; ``t_mid``,
-    ``t_in`` and ``t_out`` shift together and the "near" flags are re-read. A vehicle near another is left
-    where it is (the other's signature would pull it). Nothing changes where both lengths are 0 or the table
-    has no ``vehicle_class``."""
+    """Move each vehicle that no merge placed (no "merged" flag) to the centre of its signature
+    (:func:`centre_shifts`), in place: a heavy one ("truck" or "tram") that passes alone (no "near" flag)
+    within ``p.recentre_m`` of travel, a lone car within ``p.recentre_car_m`` but at most
+    :data:`RECENTRE_CAR_S` of travel either side, a car near another within ``p.recentre_near_m`` but at most
+    :data:`RECENTRE_NEAR_S`; ``t_mid``, ``t_in`` and ``t_out`` shift together and the "near" flags are
+    re-read. A heavy vehicle near another is left where it is (the other's signature would pull it). Nothing
+    changes where every length is 0 or the table has no ``vehicle_class``."""
     if len(vehicles) == 0 or "vehicle_class" not in vehicles:
         return
     flags = vehicles["flags"] if "flags" in vehicles else [""] * len(vehicles)
-    alone = ~np.array(has_flag(flags, "merged", "near"), dtype=bool)
+    merged = np.array(has_flag(flags, "merged"), dtype=bool)
+    near = np.array(has_flag(flags, "near"), dtype=bool)
     cls = vehicles["vehicle_class"].to_numpy()
     speed = vehicles["speed_kmh"].to_numpy(dtype=float) * KMH
-    half_m = np.where(
-        np.isin(cls, ("truck", "tram")),
-        p.recentre_m,
-        np.where(cls == "car", np.minimum(p.recentre_car_m, RECENTRE_CAR_S * speed), 0.0),
-    )
-    pick = np.flatnonzero(alone & (half_m > 0))
+    lone_car_m = np.minimum(p.recentre_car_m, RECENTRE_CAR_S * speed)
+    near_car_m = np.minimum(p.recentre_near_m, RECENTRE_NEAR_S * speed)
+    heavy = np.isin(cls, ("truck", "tram")) & ~near
+    car_m = np.where(near, near_car_m, lone_car_m)
+    half_m = np.where(heavy, p.recentre_m, np.where(cls == "car", car_m, 0.0))
+    pick = np.flatnonzero(~merged & (half_m > 0))
     if len(pick) == 0:
         return
     shifts = centre_shifts(vehicles.iloc[pick], z, t, xb, valid, x_mid, p, half_m[pick])

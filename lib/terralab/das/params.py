@@ -283,7 +283,7 @@ class DetectParams:
     recentre_m : float
         After the re-read, each heavy vehicle ("truck" or "tram") that no merge placed and that passes alone
         (no "near" flag) is moved to the power centroid of its stacked trace within this many metres of
-        travel either side of its track's mid-section passage (:func:`~terralab.das.restack.recentre_heavy`):
+        travel either side of its track's mid-section passage (:func:`~terralab.das.restack.recentre_alone`):
         a long vehicle whose track follows one lobe or bogie of its signature, 15-20 m from its load centre,
         is placed at the signature's centre. Chosen on the half-space development seeds 100-107 + 200-211
         (20 / 25 / 30 m; cars, merged rows and then "near" rows left alone): half-space urban F1 0.651 ->

@@ -90,11 +90,6 @@ def test_off_too_few_channels_and_no_tracks_leave_speeds_unchanged():
     assert len(stacked_speeds(empty, z, T, XB, VALID, X_MID, p)) == 0
 
 
-def test_restack_m_must_not_be_negative():
-    with pytest.raises(InvalidInputError, match="restack_m"):
-        das.DetectParams(restack_m=-1.0).validate()
-
-
 @pytest.mark.parametrize("simulator", ["halfspace", "bump"])
 def test_re_read_speeds_are_closer_to_the_truth_on_unseen_scenes(simulator):
     """Speed MAE of matched vehicles with and without the step, two test scenes per site (seeds 500-501)."""
@@ -254,23 +249,6 @@ def test_a_lone_car_is_moved_towards_its_centre_within_its_own_window(off_m):
             pd.testing.assert_frame_equal(out, table)
 
 
-def test_a_slow_car_s_window_is_capped_in_time_so_an_undetected_neighbour_does_not_pull_it():
-    """At 11 km/h 12 m of travel is 3.9 s: a vehicle three times as strong 2.2 s behind, that the table does
-    not hold, draws the power centroid of a 12-m window 3.4 m towards it; the 0.75-s window does not reach
-    it."""
-    from terralab.das.restack import RECENTRE_CAR_S, centre_shifts, recentre_alone
-
-    v = 11.0 / 3.6
-    z = car(20.0, 11.0) + vehicle(22.2, 11.0, amp=24.0, lobe_m=3.0, width_m=3.0)
-    table = car_row(20.0, 11.0)
-    wide_m = centre_shifts(table, z, T, XB, VALID, X_MID, DEFAULT, 12.0)[0] * v
-    assert wide_m > 2.0  # the pull the cap avoids
-    out = table.copy()
-    recentre_alone(out, z, T, XB, VALID, X_MID, DEFAULT)
-    assert abs(out["t_mid"][0] - 20.0) * v < 0.5
-    assert RECENTRE_CAR_S * v < DEFAULT.recentre_car_m
-
-
 @pytest.mark.parametrize("off_m", [-3.0, 3.0])
 def test_a_car_near_another_is_moved_within_a_shorter_window_and_a_heavy_one_is_not(off_m):
     from terralab.das.restack import recentre_alone
@@ -292,34 +270,36 @@ def test_a_car_near_another_is_moved_within_a_shorter_window_and_a_heavy_one_is_
         pd.testing.assert_frame_equal(kept, row)
 
 
-def test_a_near_car_s_short_window_keeps_its_neighbour_from_pulling_it():
-    """At 30 km/h a vehicle three times as strong 1.5 s behind draws the power centroid of a 12-m window 4.4 m
-    towards it; the window of a car flagged "near" (0.4 s, 3.3 m) 0.4 m."""
-    from terralab.das.restack import RECENTRE_NEAR_S, centre_shifts, recentre_alone
+@pytest.mark.parametrize(
+    ("speed_kmh", "gap_s", "flags", "cap", "length"),
+    [
+        # at 11 km/h 12 m of travel is 3.9 s: one 2.2 s behind draws a 12-m window 3.4 m; 0.75 s does not
+        (11.0, 2.2, "", "RECENTRE_CAR_S", "recentre_car_m"),
+        # a car flagged "near": one 1.5 s behind at 30 km/h draws a 12-m window 4.4 m, 0.4 s (3.3 m) 0.4 m
+        (30.0, 1.5, "near", "RECENTRE_NEAR_S", "recentre_near_m"),
+    ],
+)
+def test_a_car_s_window_is_capped_in_time_so_an_undetected_neighbour_does_not_pull_it(
+    speed_kmh, gap_s, flags, cap, length
+):
+    """A vehicle three times as strong ``gap_s`` behind the car, that the table does not hold, pulls the
+    power centroid of a 12-m window more than 2 m; the car's own window, capped in time, less than 0.5 m."""
+    from terralab.das import restack
 
-    v = 30.0 / 3.6
-    z = car(20.0, 30.0) + vehicle(21.5, 30.0, amp=24.0, lobe_m=3.0, width_m=3.0)
-    table = car_row(20.0, 30.0).assign(flags="near")
-    assert centre_shifts(table, z, T, XB, VALID, X_MID, DEFAULT, 12.0)[0] * v > 2.0
+    v = speed_kmh / 3.6
+    z = car(20.0, speed_kmh) + vehicle(20.0 + gap_s, speed_kmh, amp=24.0, lobe_m=3.0, width_m=3.0)
+    table = car_row(20.0, speed_kmh).assign(flags=flags)
+    assert restack.centre_shifts(table, z, T, XB, VALID, X_MID, DEFAULT, 12.0)[0] * v > 2.0
     out = table.copy()
-    recentre_alone(out, z, T, XB, VALID, X_MID, DEFAULT)
+    restack.recentre_alone(out, z, T, XB, VALID, X_MID, DEFAULT)
     assert abs(out["t_mid"][0] - 20.0) * v < 0.5
-    assert RECENTRE_NEAR_S * v < DEFAULT.recentre_near_m
+    assert getattr(restack, cap) * v < getattr(DEFAULT, length)
 
 
-def test_recentre_near_m_must_not_be_negative():
-    with pytest.raises(InvalidInputError, match="recentre_near_m"):
-        das.DetectParams(recentre_near_m=-1.0).validate()
-
-
-def test_recentre_car_m_must_not_be_negative():
-    with pytest.raises(InvalidInputError, match="recentre_car_m"):
-        das.DetectParams(recentre_car_m=-1.0).validate()
-
-
-def test_recentre_m_must_not_be_negative():
-    with pytest.raises(InvalidInputError, match="recentre_m"):
-        das.DetectParams(recentre_m=-1.0).validate()
+@pytest.mark.parametrize("name", ["restack_m", "recentre_m", "recentre_car_m", "recentre_near_m"])
+def test_the_stacking_lengths_must_not_be_negative(name):
+    with pytest.raises(InvalidInputError, match=name):
+        das.DetectParams(**{name: -1.0}).validate()
 
 
 def matched_distances(simulator, site="urban", **detect_kw):

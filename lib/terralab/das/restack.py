@@ -259,9 +259,9 @@ def recentre_alone(
     speed = vehicles["speed_kmh"].to_numpy(dtype=float) * KMH
     lone_car_m = np.minimum(p.recentre_car_m, RECENTRE_CAR_S * speed)
     near_car_m = np.minimum(p.recentre_near_m, RECENTRE_NEAR_S * speed)
-    heavy = np.isin(cls, ("truck", "tram")) & ~near
+    lone_heavy = np.isin(cls, ("truck", "tram")) & ~near
     car_m = np.where(near, near_car_m, lone_car_m)
-    half_m = np.where(heavy, p.recentre_m, np.where(cls == "car", car_m, 0.0))
+    half_m = np.where(lone_heavy, p.recentre_m, np.where(cls == "car", car_m, 0.0))
     pick = np.flatnonzero(~merged & (half_m > 0))
     if len(pick) == 0:
         return

@@ -112,6 +112,7 @@ SWEPT = [
     "max_vehicle_m",
     "pair_merge_m",
     "max_merge_s",
+    "merge_speed_change",
     "incoherent_speed_change",
     "crossing_ratio",
     "max_accel_ms2",
@@ -123,20 +124,21 @@ SWEPT = [
 
 @pytest.mark.parametrize("peel_sigma", [0.0, 3.5], ids=["default", "second_pass"])
 def test_real_bridge_record_under_20_percent_parameter_changes(shared_data, peel_sigma, monkeypatch):
-    """Issue 11 asks for one vehicle within 2 km/h under every +-20 % change: NOT MET (47 of 48 settings).
+    """Issue 11 asks for one vehicle within 2 km/h under every +-20 % change: NOT MET (49 of 50 settings).
 
     Measured with the packaged defaults (this test prints it; defaults re-chosen on the half-space simulator's
     development seeds after its audit: low-pass 1 Hz at 8 Hz, lobe merge, stacked speed; then the three track
     rules ``pair_merge_m``, ``incoherent_speed_change``, ``crossing_ratio``; and the physical bound
     ``max_accel_ms2`` = 10 m/s^2 on a track's mean braking, 6 m/s^2 on its speeding up (``SPEEDUP_SHARE``),
     not tuned; then ``resplit_s``, ``split_eps_s`` and ``max_merge_s``, which change nothing here; then the
-    speed re-read from the stacked strain image, ``restack_m``): 47 of 48 settings (24 parameters x 0.8, 1.2)
-    give exactly one vehicle (before the bound: 25 of 38; 37 of 44 before the crossing rule's mid-section
-    pivot; 42 of 44 before the speed-up share). The default gives one vehicle at 49.1 km/h, direction -1
-    (47.8 from the track's fit before ``restack_m``). A vehicle in direction -1 is found in all 48 settings,
-    at 46.2-50.0 km/h, in 47 of 48 within 2 km/h of the default's speed (before ``restack_m``: 44.5-57.2
-    km/h, 41 of 46; the one left is ``pulse_m`` x 0.8, 46.2 km/h, whose ridge covers only 22-92 m of the
-    section).
+    speed re-read from the stacked strain image, ``restack_m``; then ``merge_speed_change``, which changes
+    nothing here): 49 of 50 settings (25 parameters x 0.8, 1.2; 47 of 48 before ``merge_speed_change`` joined
+    the sweep) give exactly one vehicle (before the bound: 25 of 38; 37 of 44 before the crossing rule's
+    mid-section pivot; 42 of 44 before the speed-up share). The default gives one vehicle at 49.1 km/h,
+    direction -1 (47.8 from the track's fit before ``restack_m``). A vehicle in direction -1 is found in all
+    50 settings, at 46.2-50.0 km/h, in 49 of 50 within 2 km/h of the default's speed (before ``restack_m``:
+    44.5-57.2 km/h, 41 of 46; the one left is ``pulse_m`` x 0.8, 46.2 km/h, whose ridge covers only 22-92 m of
+    the section).
     The extra track (false: one vehicle crosses): 68 km/h braking 3.8 m/s^2 a second behind it (``min_fill``
     x 0.8; sign agreement 0.33). The speed-up share removed a 152 km/h track in the other direction 3 s later
     (``pulse_m`` x 1.2; its fit needs the "vehicle" to speed up at 9.55 m/s^2). The pivot rule of
@@ -145,7 +147,7 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data, peel
     ``min_segment`` x 0.8 and 1.2, ``merge_eps_s`` x 1.2; as strong as the vehicle or up to 1.3 times
     stronger), 1 at 109 km/h in the other (``ghost_ratio`` x 0.8).
     What the test holds: the vehicle is never lost, never reported in the wrong direction, its speed stays
-    within 40-60 km/h and in at least 47 settings within 2 km/h of the default's, at least 47 settings give
+    within 40-60 km/h and in at least 49 settings within 2 km/h of the default's, at least 49 settings give
     exactly one vehicle, the default gives exactly one, the bound is what removes the bent chains (with it
     off, ``threshold_sigma`` x 0.8 gives 3 tracks), the speed-up share the 152 km/h one (with braking's bound
     for speeding up too, ``pulse_m`` x 1.2 gives 2) and the crossing rule the 102 km/h pivot (with it off,
@@ -185,7 +187,7 @@ def test_real_bridge_record_under_20_percent_parameter_changes(shared_data, peel
         "\n".join(map(str, rows)),
         f"\ndefault {speed:.1f} km/h; one vehicle {single}, within 2 km/h {close}",
     )
-    assert single >= 47 and close >= 47, rows
+    assert single >= 49 and close >= 49, rows
 
 
 def test_times_are_not_delayed_by_the_low_pass():
@@ -305,6 +307,8 @@ def test_unknown_or_inconsistent_parameters_are_refused():
         das.detect_vehicles(data, split_eps_s=-0.5)
     with pytest.raises(InvalidInputError, match="max_merge_s must be >= 0"):
         das.detect_vehicles(data, max_merge_s=-2.0)
+    with pytest.raises(InvalidInputError, match="merge_speed_change must be >= 0"):
+        das.detect_vehicles(data, merge_speed_change=-0.2)
 
 
 def test_output_columns_and_types():
@@ -413,6 +417,30 @@ def test_two_same_signed_lobes_of_comparable_strength_are_one_vehicle_at_their_m
     ):
         q = das.DetectParams(**kw)
         assert len(merge_parallel(tracks, xb, valid, 100.0, q, max_vehicle_m=q.max_vehicle_m)) == 2, kw
+
+
+def test_tracks_whose_fitted_speeds_differ_up_to_merge_speed_change_are_compared_in_the_merge():
+    """A weak track's fitted speed is loose (``merge_speed_change`` 0.2; 0.1 before, which left the
+    opposite-signed lobe of a vehicle whose fit came out 14 % faster as a second vehicle)."""
+    from terralab.das.tracks import merge_parallel
+
+    def lobes(second_kmh):
+        tracks, xb, valid = _lobe_tracks(12.0, polarities=(0.8, -0.8))
+        tracks[1]["speed_kmh"] = second_kmh
+        return tracks, xb, valid
+
+    assert das.DetectParams().merge_speed_change == 0.2
+    for second_kmh, kw, n in (
+        (40.0, {}, 1),
+        (46.0, {}, 1),  # log(46 / 40) = 0.14
+        (46.0, {"merge_speed_change": 0.1}, 2),
+        (52.0, {}, 2),  # 0.26: another vehicle
+    ):
+        tracks, xb, valid = lobes(second_kmh)
+        q = das.DetectParams(**kw)
+        kept = merge_parallel(tracks, xb, valid, 100.0, q, max_vehicle_m=q.max_vehicle_m)
+        assert len(kept) == n, (second_kmh, kw)
+        assert kept[0]["t_mid"] == 30.0 and kept[0]["speed_kmh"] == 40.0
 
 
 def test_a_bending_track_without_a_sign_beside_a_vehicle_is_dropped_but_never_a_lone_one():
@@ -549,9 +577,9 @@ def test_a_peeled_track_never_displaces_a_first_pass_vehicle_however_strong_on_i
 
 
 def test_the_second_pass_is_off_by_default_and_finds_platoon_cars_on_their_neighbours_flank():
-    # bump simulator, urban site, test seed 503: the first pass gives 23 tracks, 22 of the 27 vehicles and one
-    # duplicate (21 of 21 before max_merge_s); with the second pass 25, 24 true: the two added are cars 2-3 s
-    # from a vehicle of their speed, and the pass adds no false track
+    # bump simulator, urban site, test seed 503: the first pass gives 22 tracks, 22 of the 27 vehicles (and a
+    # duplicate before merge_speed_change; 21 of 21 before max_merge_s); with the second pass 24, 24 true: the
+    # two added are cars 2-3 s from a vehicle of their speed, and the pass adds no false track
     assert das.DetectParams().peel_sigma == 0
     data, truth = synthetic.random_scene("bump", "urban", 503)
     off = das.detect_vehicles(data, site="urban", classify=False)

@@ -37,15 +37,16 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    track (flag "peeled").
 9. **Merge and explain away**: a track whose ridge mostly lies on a stronger track of the same direction is
    that vehicle again; a much weaker track of the other direction built on a strong vehicle's ridge is its
-   echo; parallel tracks of one speed joined by signal within ``max_vehicle_m`` (and ``max_merge_s``: a
-   slow platoon's vehicles follow closer than a long vehicle takes to pass) are one vehicle (axle groups,
-   bogies), reported at their load-weighted centre; two same-signed lobes of comparable strength
-   within ``pair_merge_m`` are one vehicle at their midpoint; a track that bends by more than
-   ``incoherent_speed_change`` with no consistent strain sign is a chain across a platoon and is dropped,
-   and so is a track with no consistent sign that is much faster than a ``crossing_ratio`` times stronger
-   vehicle of its direction and crosses it within the section (a ghost stitched through that vehicle's
-   ridge), or that crosses a not much weaker vehicle where both pass mid-section (a line pivoting on that
-   vehicle's response; in the other direction only a vehicle without a sign; :mod:`terralab.das.chains`).
+   echo; parallel tracks of one speed (``merge_speed_change``) joined by signal within ``max_vehicle_m``
+   (and ``max_merge_s``: a slow platoon's vehicles follow closer than a long vehicle takes to pass) are one
+   vehicle (axle groups, bogies), reported at their load-weighted centre; two same-signed lobes of
+   comparable strength within ``pair_merge_m`` are one vehicle at their midpoint; a track that bends by
+   more than ``incoherent_speed_change`` with no consistent strain sign is a chain across a platoon and is
+   dropped, and so is a track with no consistent sign that is much faster than a ``crossing_ratio`` times
+   stronger vehicle of its direction and crosses it within the section (a ghost stitched through that
+   vehicle's ridge), or that crosses a not much weaker vehicle where both pass mid-section (a line pivoting
+   on that vehicle's response; in the other direction only a vehicle without a sign;
+   :mod:`terralab.das.chains`).
    ``site`` presets bound the speeds to what the site allows.
 10. **Classify** car / truck (/ tram on sites with a tram line) with the packaged classifier
     (:mod:`terralab.das.classify`), from features that transfer between sites. Then

@@ -14,15 +14,15 @@ buses, trucks and trams in the residual, while a motorway's platoons drive at on
 
 Examples
 --------
-A street scene of the bump simulator (a test seed): the second pass adds two platoon cars, both true (the
-one false track is there without the pass too: a car at 38 km/h reported twice, 0.7 s apart).
+A street scene of the bump simulator (a test seed): the second pass adds two platoon cars, both true, and no
+false track (before ``merge_speed_change`` both had one: a car at 38 km/h reported twice, 0.7 s apart).
 
 >>> from terralab import das
 >>> data, truth = das.synthetic.random_scene("bump", "urban", 503)
 >>> off = das.detect_vehicles(data, site="urban", classify=False)
 >>> on = das.detect_vehicles(data, site="urban", classify=False, peel_sigma=3.5)
 >>> len(off), len(on), int(on["flags"].str.contains("peeled").sum())
-(23, 25, 2)
+(22, 24, 2)
 >>> len(das.match(off, truth)), len(das.match(on, truth))
 (22, 24)
 """

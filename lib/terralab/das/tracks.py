@@ -381,10 +381,10 @@ def merge_parallel(
     join_fraction: float = 0.6,
     bands: Sequence[Band] | None = None,
 ) -> list[dict]:
-    """One vehicle, one track: merge same-direction tracks of nearly the same speed whose ridges are joined by
-    signal all the way between them, as the axle groups of a long vehicle, its vibration halo or the
-    sign-flipping lobes of its strain are; keep both where the envelope dips between them (two vehicles, even
-    1.2 s apart).
+    """One vehicle, one track: merge same-direction tracks of nearly the same speed (fitted speeds within
+    ``p.merge_speed_change`` as a log ratio) whose ridges are joined by signal all the way between them, as
+    the axle groups of a long vehicle, its vibration halo or the sign-flipping lobes of its strain are; keep
+    both where the envelope dips between them (two vehicles, even 1.2 s apart).
 
     Only tracks closer than the time a ``max_vehicle_m`` long vehicle takes to pass are compared (25 m by
     default, on every site: a tractor-trailer with its strain spreading; a 30-45 m tram's bogies can stay
@@ -401,7 +401,8 @@ def merge_parallel(
     for tr in tracks:
         host, kind = None, ""
         for k in kept:
-            if k["direction"] != tr["direction"] or abs(np.log(k["speed_kmh"] / tr["speed_kmh"])) > 0.1:
+            apart = abs(np.log(k["speed_kmh"] / tr["speed_kmh"]))
+            if k["direction"] != tr["direction"] or apart > p.merge_speed_change:
                 continue
             kind = _same_vehicle(k, tr, xb, valid, x_mid, p, max_vehicle_m, join_fraction, bands)
             if kind:

@@ -267,7 +267,8 @@ class DetectParams:
         simulators among 0.1, 0.15, 0.2 and 0.3 (mean F1 over 8 rows +0.0019 / +0.0020 / -0.0007 against
         0.1; at 0.3 highway vehicles overtaking at other speeds were joined), checked on fresh seeds
         29000-29019 (mean F1 +0.0022; half-space street duplicates 29 -> 21, 37 -> 28 quiet; bump highway
-        -0.002: an overtaking vehicle joined). The bump choice keeps 0.1.
+        -0.002: an overtaking vehicle joined). On the README table's seeds 1000-1019 half-space streets lose
+        (F1 -0.004, duplicates 31 -> 28 but 5 vehicles joined to a neighbour). The bump choice keeps 0.1.
     tram_group_m : float
         Where trams run (``trams``) and vehicles are classified: consecutive vehicles of one direction and
         speed (within 5 %) spanning at most this many metres of travel, each classified heavy and one a tram,

@@ -16,7 +16,7 @@ Detections of the named urban scene with one listed car, scored against its trut
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,6 +43,7 @@ __all__ = [
     "oracle_detectability",
     "pair_gaps",
     "position_errors_m",
+    "scene_matches",
     "score",
     "track_statistic",
 ]
@@ -340,6 +341,31 @@ def position_errors_m(pairs: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
     return np.abs(pairs["dt_s"].to_numpy(dtype=float)) * speed
 
 
+def scene_matches(
+    simulator: str,
+    site: str,
+    seeds: Iterable[int],
+    runs: dict[Any, dict],
+    *,
+    progress: bool = False,
+) -> Iterator[tuple[int, pd.DataFrame, dict[Any, tuple[pd.DataFrame, pd.DataFrame]]]]:
+    """Per seed, a random scene of ``simulator`` and ``site`` detected once per run: ``(seed, truth,
+    {name: (detections, pairs)})``, the detections and pairs of :func:`match_scene` (``same_direction=True``)
+    for each run of ``runs`` (a name -> keyword arguments of :func:`~terralab.das.detect.detect_vehicles`).
+    Each scene is made once and dropped before the next; the per-vehicle view under :func:`evaluate_runs`."""
+    from . import synthetic
+    from .detect import detect_vehicles
+
+    for seed in progress_bar(list(seeds), desc=f"{simulator}/{site}", enabled=progress):
+        data, truth = synthetic.random_scene(simulator, site, int(seed))
+        matched = {
+            name: match_scene(detect_vehicles(data, **kw), truth, same_direction=True)
+            for name, kw in runs.items()
+        }
+        del data
+        yield int(seed), truth, matched
+
+
 def evaluate_runs(
     simulator: str,
     site: str,
@@ -357,14 +383,9 @@ def evaluate_runs(
     """
     import pandas as pd
 
-    from . import synthetic
-    from .detect import detect_vehicles
-
     rows: dict[str, list[dict]] = {name: [] for name in runs}
-    for seed in progress_bar(list(seeds), desc=f"{simulator}/{site}", enabled=progress):
-        data, truth = synthetic.random_scene(simulator, site, int(seed))
-        for name, kw in runs.items():
-            det, pairs = match_scene(detect_vehicles(data, **kw), truth, same_direction=True)
+    for seed, truth, matched in scene_matches(simulator, site, seeds, runs, progress=progress):
+        for name, (det, pairs) in matched.items():
             v_true = truth.loc[pairs["truth_index"].to_numpy(), "speed_kmh"].to_numpy(dtype=float)
             e = det.loc[pairs["det_index"].to_numpy(), "speed_kmh"].to_numpy() - v_true
             x_err = position_errors_m(pairs, truth)
@@ -384,7 +405,6 @@ def evaluate_runs(
                     else np.nan,
                 }
             )
-        del data
     if per_scene:
         return _table([{"run": name, **row} for name, scenes in rows.items() for row in scenes])
     return _table(

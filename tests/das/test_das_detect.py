@@ -582,7 +582,7 @@ def test_the_second_pass_is_off_by_default_and_finds_platoon_cars_on_their_neigh
     # two added are cars 2-3 s from a vehicle of their speed, and the pass adds no false track
     assert das.DetectParams().peel_sigma == 0
     data, truth = synthetic.random_scene("bump", "urban", 503)
-    off = das.detect_vehicles(data, site="urban", classify=False)
+    off = das.detect_vehicles(data, site="urban", classify=False, peel_sigma=0.0)
     on = das.detect_vehicles(data, site="urban", classify=False, peel_sigma=3.5)
     assert not off["flags"].str.contains("peeled").any()
     peeled = on["flags"].str.contains("peeled")
@@ -591,17 +591,18 @@ def test_the_second_pass_is_off_by_default_and_finds_platoon_cars_on_their_neigh
     assert hits_on >= hits_off + 2 and len(on) - hits_on == len(off) - hits_off
 
 
-def test_the_highway_site_turns_the_second_pass_on_unless_it_is_given():
+def test_the_highway_and_urban_sites_turn_the_second_pass_on_unless_it_is_given():
     from terralab.das.params import PEEL_SITES, resolve_params, site_defaults
 
-    assert PEEL_SITES == {"highway": 3.5}
-    for site in ("any", "bridge", "urban"):
+    assert PEEL_SITES == {"highway": 3.5, "urban": 3.5}
+    for site in ("any", "bridge"):
         assert resolve_params(None, {"site": site}).peel_sigma == 0
         assert das.DetectParams.for_site(site).peel_sigma == 0
-    assert resolve_params(None, {"site": "highway"}).peel_sigma == 3.5
-    assert das.DetectParams.for_site("highway").peel_sigma == 3.5
-    assert resolve_params(None, {"site": "highway", "peel_sigma": 0.0}).peel_sigma == 0
-    assert das.DetectParams.for_site("highway", peel_sigma=0.0).peel_sigma == 0
+    for site in ("highway", "urban"):
+        assert resolve_params(None, {"site": site}).peel_sigma == 3.5
+        assert das.DetectParams.for_site(site).peel_sigma == 3.5
+        assert resolve_params(None, {"site": site, "peel_sigma": 0.0}).peel_sigma == 0
+        assert das.DetectParams.for_site(site, peel_sigma=0.0).peel_sigma == 0
     assert site_defaults("nowhere") == {}
     with pytest.raises(InvalidInputError, match="unknown site 'nowhere'"):
         das.DetectParams.for_site("nowhere")

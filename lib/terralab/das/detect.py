@@ -31,10 +31,10 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
    may need to brake harder than ``max_accel_ms2`` (about 1 g) or speed up harder than ``SPEEDUP_SHARE``
    (0.6) of it to follow it. Tracks whose points mostly belong to a stronger track are dropped. Speed and
    time are read at mid-section.
-   **Peeling** (``peel_sigma``; off by default, on with ``site="highway"``): every track's modelled
-   response is subtracted from the complex band images and the residual searched again, so a car on the
-   envelope flank of a stronger vehicle of its speed 2-3 s ahead or behind (no ridge of its own) gets a
-   track (flag "peeled").
+   **Peeling** (``peel_sigma``; off by default, on with ``site="highway"`` or ``"urban"``): every track's
+   modelled response is subtracted from the complex band images and the residual searched again, so a car
+   on the envelope flank of a stronger vehicle of its speed 2-3 s ahead or behind (no ridge of its own) gets
+   a track (flag "peeled").
 9. **Merge and explain away**: a track whose ridge mostly lies on a stronger track of the same direction is
    that vehicle again; a much weaker track of the other direction built on a strong vehicle's ridge is its
    echo; parallel tracks of one speed (``merge_speed_change``) joined by signal within ``max_vehicle_m``

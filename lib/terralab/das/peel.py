@@ -6,11 +6,11 @@ contribution to a band is the chain's response to a pulse along that track; subt
 car's ridge. Tracks of this pass (``"peeled"``) rank after every first-pass track in the merge and dedupe
 rules (:mod:`terralab.das.tracks`): they never displace, absorb or outrank a first-pass vehicle.
 
-Off by default (``DetectParams.peel_sigma`` 0) but on with ``site="highway"``
-(:data:`~terralab.das.params.PEEL_SITES`): it raised F1 on bump scenes and half-space highways but not on
-half-space streets with the bump simulator's choice of the other settings (figures in
+Off by default (``DetectParams.peel_sigma`` 0) but on with ``site="highway"`` and ``site="urban"``
+(:data:`~terralab.das.params.PEEL_SITES`): it raised F1 on bump scenes and half-space highways, and on
+streets with the detector of ``merge_speed_change`` (not with an earlier one; figures in
 :class:`~terralab.das.params.DetectParams`); a single modelled pulse leaves the axle groups and lobes of
-buses, trucks and trams in the residual, while a motorway's platoons drive at one speed in lanes.
+buses, trucks and trams in the residual, which on an earlier detector became false street tracks.
 
 Examples
 --------
@@ -19,8 +19,8 @@ false track (before ``merge_speed_change`` both had one: a car at 38 km/h report
 
 >>> from terralab import das
 >>> data, truth = das.synthetic.random_scene("bump", "urban", 503)
->>> off = das.detect_vehicles(data, site="urban", classify=False)
->>> on = das.detect_vehicles(data, site="urban", classify=False, peel_sigma=3.5)
+>>> off = das.detect_vehicles(data, site="urban", classify=False, peel_sigma=0.0)
+>>> on = das.detect_vehicles(data, site="urban", classify=False)
 >>> len(off), len(on), int(on["flags"].str.contains("peeled").sum())
 (22, 24, 2)
 >>> len(das.match(off, truth)), len(das.match(on, truth))

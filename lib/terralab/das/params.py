@@ -67,7 +67,7 @@ TRAM_SITES = ("urban",)
 #: ``peel_sigma``: a motorway's platoons drive at one speed in lanes, the case its single-pulse model fits.
 #: Streets too since the detector of ``merge_speed_change``: its gain there held on fresh seeds (on an earlier
 #: detector it had not: buses', trucks' and trams' axle groups became false tracks; see ``peel_sigma``).
-PEEL_SITES = {"highway": 3.5, "urban": 3.5}
+PEEL_SITES = dict.fromkeys(("highway", "urban"), 3.5)
 #: Smallest sign agreement (:func:`~terralab.das.tracks.track_polarity`) of each of two tracks for
 #: ``lobe_merge`` to call them centre and lobe (and for ``pair_merge_m`` to call them two lobes of one sign);
 #: a track below it has no consistent sign (``incoherent_speed_change``).

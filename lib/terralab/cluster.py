@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -258,6 +259,30 @@ def connect(
             f"could not connect to the Dask scheduler at {address}: {exc}. {advice}"
         ) from exc
     return client, None
+
+
+class _CancelRaceFilter(logging.Filter):
+    """Drops the one error record of a race in ``distributed.utils.sync`` (distributed 2026.7).
+
+    Ctrl-C while the client waits makes ``sync`` schedule its ``cancel`` callback on the event loop; when
+    the interrupt came before the awaited call had started, ``cancel`` reads a variable not yet bound and
+    tornado logs that NameError with its traceback, although the sweep then stops cleanly. Every other record
+    passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, NameError) or "'future'" not in str(exc):
+            return True
+        frames = traceback.extract_tb(exc.__traceback__)
+        return not (frames and frames[-1].name == "cancel" and "distributed" in frames[-1].filename)
+
+
+def _quiet_distributed_cancel_race() -> None:
+    """Install :class:`_CancelRaceFilter` on tornado's callback logger, once per process."""
+    logger = logging.getLogger("tornado.application")
+    if not any(isinstance(f, _CancelRaceFilter) for f in logger.filters):
+        logger.addFilter(_CancelRaceFilter())
 
 
 def _probe_scheduler(address: str, timeout_s: float) -> Any:

@@ -259,6 +259,26 @@ def test_distance_time_arrays_are_transposed_and_give_the_same_vehicles():
 
 
 @pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d * 1e9,  # nanostrain/s instead of strain/s: every threshold is relative to the noise
+        lambda d: d * 1e-3,
+        lambda d: d.astype("float64"),
+        lambda d: d.assign_coords(distance=d["distance"] + 1234.5),  # another origin along the fibre
+        lambda d: d.isel(distance=slice(None, None, -1)),  # the distance axis stored descending
+    ],
+    ids=["nano", "milli", "float64", "origin", "descending"],
+)
+def test_units_dtype_origin_and_axis_order_do_not_change_the_vehicles(change):
+    data, _ = synthetic.urban_street(duration_s=120, n_channels=30, seed=3)
+    a, b = das.detect_vehicles(data), das.detect_vehicles(change(data))
+    assert len(a) == len(b) >= 5
+    assert (a["direction"] == b["direction"]).all() and (a["vehicle_class"] == b["vehicle_class"]).all()
+    np.testing.assert_allclose(b["speed_kmh"], a["speed_kmh"], rtol=1e-4)
+    assert (a["time"] - b["time"]).abs().max() < pd.Timedelta("1ms")
+
+
+@pytest.mark.parametrize(
     "mutate, message",
     [
         (lambda d: d.isel(distance=[0]), "at least 2"),

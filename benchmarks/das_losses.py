@@ -111,7 +111,7 @@ def main(argv=None) -> int:
 
 
 def _print_row(sim: str, site: str, r: dict, bins) -> None:
-    from terralab.das.losses import FALSE_REASONS, MISSED_REASONS
+    from terralab.das.losses import ABREAST_S, FALSE_REASONS, MISSED_REASONS
 
     line = f"{sim:10s} {site:8s} {r['n_true']:5d} {r['n_detected']:5d} "
     line += " ".join(f"{r['missed_' + k]:12d}" for k in MISSED_REASONS) + " "
@@ -121,6 +121,15 @@ def _print_row(sim: str, site: str, r: dict, bins) -> None:
     for cls, rows in r["recall_headway_by_class"].items():
         parts = ", ".join(f"{b} {rec:.2f} ({n})" for b, (n, rec) in zip(bins, rows))
         print(f"{'':20s}{cls:>6s}: recall by headway {parts}", flush=True)
+    n_ab, found_ab = r["abreast"]
+    found_all = r["n_true"] - sum(r["missed_" + k] for k in MISSED_REASONS)
+    recall = found_all / max(r["n_true"], 1)
+    rest = (found_all - found_ab) / max(r["n_true"] - n_ab, 1)
+    print(
+        f"{'':20s} abreast (another of its direction within {ABREAST_S:g} s, side by side): {found_ab} of "
+        f"{n_ab} found; recall {recall:.3f}, {rest:.3f} without them",
+        flush=True,
+    )
     missed, found = r["evidence_missed"], r["evidence_found"]
     print(
         f"{'':20s} evidence on the true track: missed "

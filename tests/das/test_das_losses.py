@@ -88,6 +88,11 @@ def test_pooled_counts_and_headway_bins():
     empty = loss_counts([])
     assert empty["n_true"] == 0 and all(math.isnan(r) for _, r in empty["recall_headway"])
     assert out["recall_headway_by_class"] == {} == empty["recall_headway_by_class"]  # truth without classes
+    assert out["abreast"] == (0, 0) == empty["abreast"]
+    # two cars 0.4 s apart (side by side in two lanes) found as one; a third 22 s later found too
+    side = explain_scene(frame([10.2, 32.0], [40.0] * 2), frame([10.0, 10.4, 32.0], [40.0] * 3))
+    assert side[0]["reason"].tolist() == ["found", "shared", "found"]
+    assert loss_counts([side])["abreast"] == (2, 1)
 
 
 def test_recall_by_headway_of_each_true_class():
@@ -191,6 +196,13 @@ def test_the_benchmark_prints_one_row_per_simulator_and_site(capsys, load_benchm
     assert sum(r["evidence_missed"].values()) == missed
     assert sum(r["evidence_found"].values()) == r["n_true"] - missed
     assert out[-2].strip().startswith("evidence on the true track: missed below ")
+    n_ab, found_ab = r["abreast"]
+    assert 0 <= found_ab <= n_ab <= r["n_true"]
+    assert (
+        out[-3]
+        .strip()
+        .startswith(f"abreast (another of its direction within 0.6 s, side by side): {found_ab} of")
+    )
 
 
 def test_the_benchmark_scores_the_same_scene_rendered_quiet(capsys, load_benchmark):

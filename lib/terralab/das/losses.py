@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "ABREAST_S",
     "EVIDENCE",
     "FALSE_REASONS",
     "HEADWAY_BINS_S",
@@ -92,6 +93,10 @@ RIDGE_M = 10.0
 FAN_MARGIN = 1.2
 #: Bins of a vehicle's headway (s, to the nearest true vehicle of its direction) for :func:`loss_counts`.
 HEADWAY_BINS_S = (3.0, 6.0)
+#: A vehicle with another of its direction passing within this many seconds is abreast of it, in another
+#: lane: both simulators keep at least 1.2 s between vehicles of one lane, and a fibre along the road sees two
+#: vehicles side by side as one (``abreast`` of :func:`loss_counts`).
+ABREAST_S = 0.6
 
 
 def duplicate_mask(
@@ -281,7 +286,8 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
     from the last on; recall NaN for an empty bin), ``recall_headway_by_class``: the same per true
     ``vehicle_class`` (empty where a scene's truth has no classes), and where every vehicles table has an
     ``evidence`` column (:func:`track_evidence`), ``evidence_missed`` and ``evidence_found``: the number of
-    missed and of found vehicles per kind of :data:`EVIDENCE`."""
+    missed and of found vehicles per kind of :data:`EVIDENCE`; ``abreast``: (n, found) of the vehicles with
+    another of their direction within :data:`ABREAST_S` (side by side, which one fibre cannot resolve)."""
     import pandas as pd
 
     scenes = list(scenes)
@@ -303,6 +309,7 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
         out["evidence_found"] = {e: int(np.sum(found & (ev == e))) for e in EVIDENCE}
     h = veh["headway_s"].to_numpy(dtype=float)
     out["recall_headway"] = _headway_recall(found, h)
+    out["abreast"] = (int(np.sum(h < ABREAST_S)), int(np.sum(found & (h < ABREAST_S))))
     out["recall_headway_by_class"] = {}
     if by_class:
         cls = veh["vehicle_class"].astype(str).to_numpy()

@@ -222,6 +222,7 @@ def connect(
     except ImportError as exc:  # pragma: no cover - distributed is a core dependency
         raise MissingDependencyError("sweeps need dask.distributed: pip install 'distributed'") from exc
 
+    _quiet_distributed_cancel_race()
     if isinstance(scheduler, Client):
         return scheduler, None
     if scheduler is None:

@@ -51,7 +51,8 @@ The chain (after Truong et al., arXiv 2410.16278, with its weak points fixed):
 10. **Classify** car / truck (/ tram on sites with a tram line) with the packaged classifier
     (:mod:`terralab.das.classify`), from features that transfer between sites. Then
     (:mod:`terralab.das.trams`) where trams run the tracks of one tram's bogies (heavy, one speed, within
-    ``tram_group_m``, one of them called a tram) become one tram, and on every site two trucks of one speed
+    ``tram_group_m``, one of them called a tram) become one tram and other tracks at its speed within
+    ``tram_group_m`` of it (its lobes and vibration) are dropped, and on every site two trucks of one speed
     25-45 m apart (``heavy_pair_m``), one long heavy vehicle's two lobes, become one truck.
 11. **Speed re-read** (``restack_m``; :mod:`terralab.das.restack`): each vehicle's speed is the nearest peak,
     within 25 % of the fitted one, of the strain image's power stacked over the track's channels along
@@ -107,7 +108,7 @@ from .tracks import (
     set_flags,
     track_polarity,
 )
-from .trams import merge_heavy_pairs, merge_tram_groups
+from .trams import absorb_tram_halos, merge_heavy_pairs, merge_tram_groups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -381,7 +382,7 @@ def detect_in_products(
         vehicles = pd.DataFrame(tracks)
         vehicles = vehicles.sort_values("t_mid").reset_index(drop=True)
         _classify(vehicles, prod, dec, z, t, xb, valid, p, classifier, t_ref_ns)
-        vehicles = merge_heavy_pairs(merge_tram_groups(vehicles, p), p)
+        vehicles = merge_heavy_pairs(absorb_tram_halos(merge_tram_groups(vehicles, p), p), p)
         reread_speeds(vehicles, z, t, xb, valid, x_mid, p)
         recentre_alone(vehicles, z, t, xb, valid, x_mid, p)
         vehicles = vehicles.sort_values("t_mid", kind="stable").reset_index(drop=True)

@@ -88,13 +88,10 @@ def merge_tram_groups(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
     ``p.tram_group_m`` is 0. The merged row is the tram at the midpoint of its first and last track, at their
     mean speed, with the features of its strongest track and the flag "merged"; the "near" flags of every row
     are re-read afterwards."""
-    if not (p.trams and p.classify and p.tram_group_m > 0) or len(vehicles) < 2:
+    cols = _tram_columns(vehicles, p)
+    if cols is None:
         return vehicles
-    v = vehicles.reset_index(drop=True)
-    t = v["t_mid"].to_numpy(dtype=float)
-    speed = v["speed_kmh"].to_numpy(dtype=float)
-    direction = v["direction"].to_numpy()
-    cls = v["vehicle_class"].to_numpy()
+    v, t, speed, direction, cls = cols
     snr = v["snr"].to_numpy(dtype=float)
     groups, used = [], np.zeros(len(v), dtype=bool)
     for i in range(len(v)):
@@ -116,13 +113,10 @@ def absorb_tram_halos(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
     bogie's lobe or its ground vibration, found as a track of its own). The tram keeps its time and flags (no
     "merged": nothing placed it, so it is re-centred as any lone vehicle is); the "near" flags are re-read.
     Same conditions to run as :func:`merge_tram_groups`."""
-    if not (p.trams and p.classify and p.tram_group_m > 0) or len(vehicles) < 2:
+    cols = _tram_columns(vehicles, p)
+    if cols is None:
         return vehicles
-    v = vehicles.reset_index(drop=True)
-    t = v["t_mid"].to_numpy(dtype=float)
-    speed = v["speed_kmh"].to_numpy(dtype=float)
-    direction = v["direction"].to_numpy()
-    cls = v["vehicle_class"].to_numpy()
+    v, t, speed, direction, cls = cols
     drop: set[int] = set()
     for i in np.flatnonzero(cls == "tram"):
         order = np.flatnonzero(direction == direction[i])
@@ -138,6 +132,21 @@ def absorb_tram_halos(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:
     out = v.drop(index=sorted(drop)).reset_index(drop=True)
     out["flags"] = set_flag(out["flags"], "near", near_others(out["t_mid"].to_numpy(dtype=float)))
     return out
+
+
+def _tram_columns(vehicles: pd.DataFrame, p: DetectParams):
+    """(table with a fresh index, t_mid, speed_kmh, direction, vehicle_class) where the tram rules run (trams,
+    classes and ``p.tram_group_m`` on, two vehicles or more); None elsewhere."""
+    if not (p.trams and p.classify and p.tram_group_m > 0) or len(vehicles) < 2:
+        return None
+    v = vehicles.reset_index(drop=True)
+    return (
+        v,
+        v["t_mid"].to_numpy(dtype=float),
+        v["speed_kmh"].to_numpy(dtype=float),
+        v["direction"].to_numpy(),
+        v["vehicle_class"].to_numpy(),
+    )
 
 
 def merge_heavy_pairs(vehicles: pd.DataFrame, p: DetectParams) -> pd.DataFrame:

@@ -281,7 +281,7 @@ class DetectParams:
         unseen seeds 12000-12019; the 5 % and the weaker tracks between came later (fresh seeds 14000-14019:
         half-space urban +0.0035, bump urban unchanged). Other tracks at a tram's speed within this distance
         of it, none of its direction between, are its own (:func:`~terralab.das.trams.absorb_tram_halos`;
-        fresh seeds 32000-32119: half-space urban F1 -0.001 / +0.006, bump urban unchanged). Off in the bump
+        fresh seeds 32000-32219: half-space urban F1 -0.001 / +0.006 / +0.005, bump urban 0). Off in the bump
         choice. 0 disables.
     heavy_pair_m : float
         Where vehicles are classified: two consecutive vehicles of one direction and speed (within 3 %), both

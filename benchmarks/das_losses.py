@@ -122,9 +122,8 @@ def _print_row(sim: str, site: str, r: dict, bins) -> None:
         parts = ", ".join(f"{b} {rec:.2f} ({n})" for b, (n, rec) in zip(bins, rows))
         print(f"{'':20s}{cls:>6s}: recall by headway {parts}", flush=True)
     n_ab, found_ab = r["abreast"]
-    found_all = r["n_true"] - sum(r["missed_" + k] for k in MISSED_REASONS)
-    recall = found_all / max(r["n_true"], 1)
-    rest = (found_all - found_ab) / max(r["n_true"] - n_ab, 1)
+    recall = r["found"] / max(r["n_true"], 1)
+    rest = (r["found"] - found_ab) / max(r["n_true"] - n_ab, 1)
     print(
         f"{'':20s} abreast (another of its direction within {ABREAST_S:g} s, side by side): {found_ab} of "
         f"{n_ab} found; recall {recall:.3f}, {rest:.3f} without them",

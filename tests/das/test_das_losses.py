@@ -194,7 +194,7 @@ def test_the_benchmark_prints_one_row_per_simulator_and_site(capsys, load_benchm
     assert f"image: {r['beyond_clip']:.1%} beyond the soft clip" in out[-1]
     # every vehicle's true track read once: the evidence of the missed and of the found ones adds up
     assert sum(r["evidence_missed"].values()) == missed
-    assert sum(r["evidence_found"].values()) == r["n_true"] - missed
+    assert sum(r["evidence_found"].values()) == r["n_true"] - missed == r["found"]
     assert out[-2].strip().startswith("evidence on the true track: missed below ")
     n_ab, found_ab = r["abreast"]
     assert 0 <= found_ab <= n_ab <= r["n_true"]

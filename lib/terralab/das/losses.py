@@ -286,8 +286,9 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
     from the last on; recall NaN for an empty bin), ``recall_headway_by_class``: the same per true
     ``vehicle_class`` (empty where a scene's truth has no classes), and where every vehicles table has an
     ``evidence`` column (:func:`track_evidence`), ``evidence_missed`` and ``evidence_found``: the number of
-    missed and of found vehicles per kind of :data:`EVIDENCE`; ``abreast``: (n, found) of the vehicles with
-    another of their direction within :data:`ABREAST_S` (side by side, which one fibre cannot resolve)."""
+    missed and of found vehicles per kind of :data:`EVIDENCE`; ``found``: the vehicles found; ``abreast``: (n,
+    found) of the vehicles with another of their direction within :data:`ABREAST_S` (side by side, which one
+    fibre cannot resolve)."""
     import pandas as pd
 
     scenes = list(scenes)
@@ -303,6 +304,7 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
     for r in FALSE_REASONS:
         out[f"false_{r}"] = int((false["reason"] == r).sum())
     found = (veh["reason"] == "found").to_numpy()
+    out["found"] = int(found.sum())
     if evidence:
         ev = veh["evidence"].to_numpy()
         out["evidence_missed"] = {e: int(np.sum(~found & (ev == e))) for e in EVIDENCE}

@@ -29,7 +29,11 @@ oracle reads it) in the detector's band images (``terralab.das.losses.track_evid
 envelope on the track is under the detection threshold: too weak for this search), "flank" (above it, but
 the nearest envelope peak lies more than 10 m of travel off the track: on a stronger neighbour's flank),
 "ridge" (a peak of its own: the search or the merging lost it), "outside" (a speed outside the bands
-searched), for the missed and for the found vehicles.
+searched), for the missed and for the found vehicles. Another follows each missed vehicle's own track through
+the detector's steps (``terralab.das.losses.search_stages``: a track within 0.5 s or 10 m of travel of it, at
+its speed within 25 %, nearer to it than to any other vehicle): "no track" (the search never made one), the
+step that removed it (``terralab.das.losses.STAGES``), or "kept" (among the detections, but the scorer gave it
+to a neighbour or found it too far off).
 
 Run: ``python benchmarks/das_losses.py --seeds 1000-1019`` (the table's unseen seeds; about 4 min on two cores
 for both simulators and sites; twice that with ``--quiet``).
@@ -68,6 +72,7 @@ def run(simulator: str, site: str, seeds, quiet: bool = False) -> dict:
         ranges.append(float(np.median(np.quantile(image, 0.999, axis=0))))
         vehicles, false = losses.explain_scene(det, truth)
         vehicles["evidence"] = losses.track_evidence(data, truth, details).to_numpy()
+        vehicles["stage"] = losses.search_stages(truth, details).loc[vehicles["truth_index"]].to_numpy()
         found = int((vehicles["reason"] == "found").sum())
         n_det += found + len(false)
         kind = "warned" if das.diagnose(data).attrs["beyond_clip"] > BEYOND_CLIP_ADVICE else "rest"
@@ -135,6 +140,13 @@ def _print_row(sim: str, site: str, r: dict, bins) -> None:
         + ", ".join(f"{e} {n}" for e, n in missed.items())
         + "; found "
         + ", ".join(f"{e} {n}" for e, n in found.items()),
+        flush=True,
+    )
+    stage = r["stage_missed"]
+    print(
+        f"{'':20s} own track of the missed (losses.search_stages): "
+        + ", ".join(f"{e} {n}" for e, n in stage.items() if n or e in ("no track", "kept"))
+        + f"; of the found, kept {r['stage_found']['kept']}",
         flush=True,
     )
     (n_w, tp_w, det_w), (n_r, tp_r, det_r) = r["advice"]["warned"], r["advice"]["rest"]

@@ -14,9 +14,11 @@ from terralab.das.losses import (
     EVIDENCE,
     FALSE_REASONS,
     MISSED_REASONS,
+    STAGES,
     class_errors,
     explain_scene,
     loss_counts,
+    search_stages,
     track_evidence,
 )
 from terralab.errors import InvalidInputError
@@ -157,6 +159,61 @@ def test_pooled_counts_split_the_evidence_between_missed_and_found_vehicles():
     assert "evidence_missed" not in loss_counts([(a.drop(columns="evidence"), pd.DataFrame({"reason": []}))])
 
 
+def test_search_stages_name_the_step_that_removed_a_vehicles_own_track():
+    # three cars at 72 km/h (20 m/s: the window is 0.5 s, 10 m of travel) 10, 11 and 30 s after T0
+    truth = frame([10.0, 11.0, 30.0], [72.0] * 3)
+    t_ref = int(T0.value)
+
+    def tracks(*rows):
+        return np.array(rows, dtype=float).reshape(-1, 3)
+
+    stages = [
+        # 10.4 s is within 0.5 s of the first car only; near the third: the other direction, 40 % too fast
+        ("search", tracks((10.4, 1, 72.0), (11.1, 1, 70.0), (30.0, -1, 72.0), (30.1, 1, 101.0))),
+        ("dedupe", tracks((10.4, 1, 72.0), (30.0, -1, 72.0))),
+        ("chains", tracks((10.2, 1, 75.0))),
+    ]
+    got = search_stages(truth, {"stages": stages, "t_ref_ns": t_ref})
+    assert got.tolist() == ["kept", "dedupe", "no track"] and got.index.equals(truth.index)
+    # a track halfway between two cars 0.8 s apart is the nearer one's only
+    close = frame([10.0, 10.8], [72.0, 72.0])
+    mid = [("search", tracks((10.35, 1, 72.0)))]
+    assert search_stages(close, {"stages": mid, "t_ref_ns": t_ref}).tolist() == ["kept", "no track"]
+    # moved away by a later step counts as removed there; a wider speed tolerance takes the fast track
+    moved = stages[:2] + [("chains", tracks((11.0, 1, 72.0), (30.0, -1, 72.0)))]
+    assert search_stages(truth, {"stages": moved, "t_ref_ns": t_ref}).tolist() == [
+        "chains",
+        "kept",
+        "no track",
+    ]
+    wide = search_stages(truth, {"stages": stages[:1], "t_ref_ns": t_ref}, speed_tolerance=0.5)
+    assert wide.tolist() == ["kept", "kept", "kept"]
+    with pytest.raises(InvalidInputError, match="no stages"):
+        search_stages(truth, {"t_ref_ns": t_ref})
+
+
+def test_every_step_of_the_detector_is_a_stage_and_a_rule_that_drops_all_is_named(monkeypatch):
+    """Unseen half-space street scene 503: the stages are :data:`STAGES` in order, the last one is the
+    detections; with the chain rule patched to drop every track, every vehicle whose own track reached it
+    is said to be lost there, the others as before."""
+    import terralab.das.detect as detect_module
+
+    data, truth = synthetic.random_scene("halfspace", "urban", 503)
+    det, details = das.detect_vehicles(data, site="urban", return_products=True)
+    assert [name for name, _ in details["stages"]] == list(STAGES)
+    last = details["stages"][-1][1]
+    times = (det["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) - details["t_ref_ns"]) / 1e9
+    assert np.allclose(last[:, 0], times, atol=1e-6) and np.allclose(last[:, 2], det["speed_kmh"])
+    before = search_stages(truth, details)
+    assert set(before) <= {"no track", "kept", *STAGES} and (before == "kept").sum() >= 3
+    monkeypatch.setattr(detect_module, "drop_crossing_chains", lambda tracks, p: [])
+    none, dropped = das.detect_vehicles(data, site="urban", return_products=True)
+    assert len(none) == 0
+    after = search_stages(truth, dropped)
+    reached = before.isin(["chains", "trams and heavy pairs", "speed re-read and re-centring", "kept"])
+    assert (after[reached] == "chains").all() and after[~reached].equals(before[~reached])
+
+
 @pytest.mark.parametrize("simulator", ["halfspace", "bump"])
 def test_reasons_add_up_to_the_scores_of_the_cross_simulator_table(simulator):
     """On an unseen scene (seed 503, urban): found = the table's true positives, false duplicates = its
@@ -195,11 +252,20 @@ def test_the_benchmark_prints_one_row_per_simulator_and_site(capsys, load_benchm
     # every vehicle's true track read once: the evidence of the missed and of the found ones adds up
     assert sum(r["evidence_missed"].values()) == missed
     assert sum(r["evidence_found"].values()) == r["n_true"] - missed == r["found"]
-    assert out[-2].strip().startswith("evidence on the true track: missed below ")
+    assert out[-3].strip().startswith("evidence on the true track: missed below ")
+    # ... and each vehicle's own track followed through the steps once
+    assert sum(r["stage_missed"].values()) == missed and sum(r["stage_found"].values()) == r["found"]
+    assert (
+        out[-2]
+        .strip()
+        .startswith(
+            f"own track of the missed (losses.search_stages): no track {r['stage_missed']['no track']}"
+        )
+    )
     n_ab, found_ab = r["abreast"]
     assert 0 <= found_ab <= n_ab <= r["n_true"]
     assert (
-        out[-3]
+        out[-4]
         .strip()
         .startswith(f"abreast (another of its direction within 0.6 s, side by side): {found_ab} of")
     )

@@ -165,7 +165,8 @@ def detect_vehicles(
     classifier : CarTruckClassifier, optional
         Defaults to the classifier shipped with the package.
     return_products : bool
-        Also return the decimated image and per-band details (for plots).
+        Also return the decimated image and per-band details (for plots), and each step's tracks
+        (``"stages"``: mid-section time, direction and speed; :func:`terralab.das.losses.search_stages`).
 
     Returns
     -------
@@ -355,27 +356,16 @@ def detect_in_products(
     if p.image == "both" and prod.energy is not None:
         ze = energy_image(prod.energy, dec.energy_delay_s, dt, valid, p)
     bands = _speed_bands(z, t, dt, xb, dxb, valid, p)
+    stages: list[tuple[str, np.ndarray]] = []
     tracks = _strain_tracks(bands, xb, dxb, valid, x_mid, length, section, p)
+    stages.append(("search", _stage(tracks)))
     if p.peel_sigma > 0 and tracks:
         search = lambda res: _strain_tracks(res, xb, dxb, valid, x_mid, length, section, p)
         tracks += peeled_tracks(bands, tracks, xb, dxb, valid, x_mid, length, search, p)
     if ze is not None:
         tracks = fuse_tracks(tracks, energy_tracks(ze, t, dt, xb, dxb, valid, x_mid, length, section, p), p)
-    tracks = dedupe_tracks(tracks, p)
-    if (
-        p.lobe_merge
-        or p.pair_merge_m > 0
-        or p.incoherent_speed_change > 0
-        or p.crossing_ratio > 0
-        or any(tr.get("peeled") for tr in tracks)
-    ):
-        for tr in tracks:
-            tr["polarity"] = track_polarity(tr, z, t, dt, xb, dxb, x_mid, p)
-        tracks = signed(tracks)
-    tracks = merge_parallel(tracks, xb, valid, x_mid, p, max_vehicle_m=p.max_vehicle_m, bands=bands)
-    tracks = [tr for tr in tracks if p.speed_min_kmh <= tr["speed_kmh"] <= p.speed_max_kmh]
-    tracks = drop_crossing_chains(drop_incoherent(tracks, p), p)
-    set_flags(tracks)
+    stages.append(("second pass", _stage(tracks)))
+    tracks = _track_rules(tracks, bands, z, t, dt, xb, dxb, valid, x_mid, p, stages)
     if not tracks:
         vehicles = empty_vehicle_table()
     else:
@@ -383,9 +373,11 @@ def detect_in_products(
         vehicles = vehicles.sort_values("t_mid").reset_index(drop=True)
         _classify(vehicles, prod, dec, z, t, xb, valid, p, classifier, t_ref_ns)
         vehicles = merge_heavy_pairs(absorb_tram_halos(merge_tram_groups(vehicles, p), p), p)
+        stages.append(("trams and heavy pairs", _stage(vehicles)))
         reread_speeds(vehicles, z, t, xb, valid, x_mid, p)
         recentre_alone(vehicles, z, t, xb, valid, x_mid, p)
         vehicles = vehicles.sort_values("t_mid", kind="stable").reset_index(drop=True)
+        stages.append(("speed re-read and re-centring", _stage(vehicles)))
         vehicles = _to_frame(vehicles, t_ref_ns)
     vehicles.attrs["params"] = asdict(p)
     vehicles.attrs["lf_rate_hz"] = 1.0 / dt
@@ -398,10 +390,44 @@ def detect_in_products(
         "distance": xb,
         "z": z,
         "valid": valid,
+        "stages": stages,
     }
     if ze is not None:
         details["energy"] = ze
     return vehicles, details
+
+
+def _track_rules(tracks, bands, z, t, dt, xb, dxb, valid, x_mid, p: DetectParams, stages) -> list[dict]:
+    """Step 9: the searched tracks deduplicated, merged and bounded, ghost chains dropped, flags set; each
+    step's tracks are appended to ``stages`` (:func:`_stage`)."""
+    tracks = dedupe_tracks(tracks, p)
+    stages.append(("dedupe", _stage(tracks)))
+    if (
+        p.lobe_merge
+        or p.pair_merge_m > 0
+        or p.incoherent_speed_change > 0
+        or p.crossing_ratio > 0
+        or any(tr.get("peeled") for tr in tracks)
+    ):
+        for tr in tracks:
+            tr["polarity"] = track_polarity(tr, z, t, dt, xb, dxb, x_mid, p)
+        tracks = signed(tracks)
+    tracks = merge_parallel(tracks, xb, valid, x_mid, p, max_vehicle_m=p.max_vehicle_m, bands=bands)
+    stages.append(("sign and merge", _stage(tracks)))
+    tracks = [tr for tr in tracks if p.speed_min_kmh <= tr["speed_kmh"] <= p.speed_max_kmh]
+    stages.append(("speed range", _stage(tracks)))
+    tracks = drop_crossing_chains(drop_incoherent(tracks, p), p)
+    stages.append(("chains", _stage(tracks)))
+    set_flags(tracks)
+    return tracks
+
+
+def _stage(tracks) -> np.ndarray:
+    """(n, 3) array of the tracks' (or vehicle table's) ``t_mid`` (s), ``direction`` and ``speed_kmh``."""
+    cols = ("t_mid", "direction", "speed_kmh")
+    if hasattr(tracks, "columns"):
+        return tracks[list(cols)].to_numpy(dtype=float).reshape(-1, 3)
+    return np.array([[tr[c] for c in cols] for tr in tracks], dtype=float).reshape(-1, 3)
 
 
 def channel_levels(image: np.ndarray) -> np.ndarray:

@@ -7,7 +7,9 @@ found at the wrong speed or place. :func:`explain_scene` scores a scene as the c
 and every unmatched detection one of the reasons in :data:`MISSED_REASONS` and :data:`FALSE_REASONS`;
 :func:`loss_counts` pools them over scenes (``benchmarks/das_losses.py`` prints the table).
 :func:`track_evidence` reads each true vehicle's track in the detector's band images, so a missed vehicle
-is also said to be too weak for the search, on a stronger neighbour's flank, or lost with a ridge of its own.
+is also said to be too weak for the search, on a stronger neighbour's flank, or lost with a ridge of its own;
+:func:`search_stages` follows its own track through the detector's steps, so a miss is said to be the
+search's (no track ever) or a named rule's.
 For the classifier, :func:`class_errors` lists each matched vehicle's true kind, true and predicted class
 (``benchmarks/das_class_errors.py``).
 
@@ -49,11 +51,15 @@ __all__ = [
     "FALSE_REASONS",
     "HEADWAY_BINS_S",
     "MISSED_REASONS",
+    "STAGES",
+    "STAGE_OUTCOMES",
+    "STAGE_S",
     "class_errors",
     "duplicate_mask",
     "explain_scene",
     "loss_counts",
     "reason_table",
+    "search_stages",
     "track_evidence",
 ]
 
@@ -84,6 +90,29 @@ EVIDENCE = {
     "ridge": "above the threshold with a ridge of its own: the track search or the merging lost it",
     "outside": "its speed lies outside the speed bands searched (the site's plausible range)",
 }
+#: The steps of the detector whose tracks ``detect_vehicles(..., return_products=True)`` keeps in its details'
+#: ``"stages"`` (:func:`search_stages`), in order, with what each does to the tracks.
+STAGES = {
+    "search": "the band images' Hough segments clustered and each cluster's ridge followed into tracks",
+    "second pass": "tracks found on the residual of the first tracks' responses (``peel_sigma``)",
+    "dedupe": "tracks whose ridge mostly lies on a stronger track of the same direction dropped",
+    "sign and merge": "sign-less second-pass tracks dropped; parallel tracks of one vehicle merged",
+    "speed range": "tracks outside the site's speeds dropped",
+    "chains": "bent sign-less tracks and ghost chains across a vehicle dropped",
+    "trams and heavy pairs": "a tram's bogies and the tracks around it, a heavy vehicle's two lobes: one",
+    "speed re-read and re-centring": "speeds re-read from the stacked strain image, lone vehicles re-centred",
+}
+#: What became of a vehicle's own track (:func:`search_stages`): besides a stage of :data:`STAGES` (the one
+#: that removed the track or moved it away).
+STAGE_OUTCOMES = {
+    "no track": "no step ever had a track of its own near it: the search never followed its ridge",
+    "kept": "a track of its own is among the detections (a missed vehicle: the scorer gave it to a neighbour "
+    "or it lies beyond the scorer's distance tolerance)",
+}
+#: A track is a vehicle's own (:func:`search_stages`) within this many seconds of its mid-section passage,
+#: or :data:`RIDGE_M` of travel where that is longer, at its speed within the scorer's 25 %, and nearer to it
+#: than to any other vehicle of its direction.
+STAGE_S = 0.5
 #: Largest distance (m of travel, median over the channels) from a vehicle's true track to the nearest peak
 #: of its band envelope for "ridge": the scorer's distance tolerance (a ridge on one of its strain lobes,
 #: a few metres off its load centre, is still its own).
@@ -268,6 +297,53 @@ def _evidence(bands, tc, v: float, d: int, cols: np.ndarray) -> str:
     return "below" if level <= 1.0 else "ridge" if offset <= RIDGE_M else "flank"
 
 
+def search_stages(
+    truth: pd.DataFrame, details: dict[str, Any], *, speed_tolerance: float = 0.25
+) -> pd.Series:
+    """For each vehicle of ``truth`` what became of its own track in the detector (``details`` from
+    ``detect_vehicles(data, ..., return_products=True)``, whose ``"stages"`` hold each step's tracks): "no
+    track" where no step had one, "kept" where the detections hold it, else the step of :data:`STAGES` that
+    removed it (or moved it more than the tolerance away). A track is a vehicle's own when it passes
+    mid-section within :data:`STAGE_S` (or :data:`RIDGE_M` of travel) of it, in its direction, at its speed
+    within ``speed_tolerance``, and no other such vehicle is nearer (in units of that window). So a missed
+    vehicle is lost to the search or to a named rule. Raises ``InvalidInputError`` where ``details`` hold no
+    stages.
+
+    >>> import numpy as np, pandas as pd
+    >>> truth = pd.DataFrame({"time": pd.to_datetime([10e9, 20e9, 30e9]), "speed_kmh": 72.0, "direction": 1})
+    >>> at = lambda *ts: np.array([[t, 1, 72.0] for t in ts]).reshape(-1, 3)
+    >>> stages = [("search", at(10.1, 20.2)), ("dedupe", at(10.1)), ("chains", at(10.0))]
+    >>> search_stages(truth, {"stages": stages, "t_ref_ns": 0}).tolist()
+    ['kept', 'dedupe', 'no track']
+    """
+    import pandas as pd
+
+    if "stages" not in details or "t_ref_ns" not in details:
+        raise InvalidInputError(
+            "details hold no stages to read (detect_vehicles(..., return_products=True) gives them where the "
+            "record has at least two live channels and eight low-rate samples): pass the details of a record "
+            "the detector searched"
+        )
+    stages = details["stages"]
+    t_true = (truth["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) - details["t_ref_ns"]) / 1e9
+    v_true = truth["speed_kmh"].to_numpy(dtype=float)
+    d_true = truth["direction"].to_numpy(dtype=float)
+    window = np.maximum(STAGE_S, RIDGE_M / np.maximum(v_true * KMH, 1e-3))
+    last = np.full(len(truth), -1)
+    for k, (_, tracks) in enumerate(stages):
+        if not len(tracks) or not len(truth):
+            continue
+        gap = np.abs(tracks[:, :1] - t_true[None, :]) / window[None, :]
+        ok = (tracks[:, 1:2] == d_true[None, :]) & (gap <= 1.0)
+        ok &= np.abs(np.log(np.maximum(tracks[:, 2:3], 1e-3) / v_true[None, :])) <= np.log1p(speed_tolerance)
+        gap = np.where(ok, gap, np.inf)
+        owner = gap.argmin(axis=1)[np.isfinite(gap.min(axis=1))]
+        last[owner] = k
+    names = [name for name, _ in stages]
+    out = ["no track" if k < 0 else "kept" if k == len(names) - 1 else names[k + 1] for k in last]
+    return pd.Series(out, index=truth.index, name="stage", dtype=object)
+
+
 def _missed_reason(j, near, close, speed_ok, is_hit_d) -> str:
     """The first of :data:`MISSED_REASONS` that applies to the missed vehicle ``j``."""
     if np.any(near[is_hit_d, j] & speed_ok[is_hit_d, j]):
@@ -286,7 +362,9 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
     from the last on; recall NaN for an empty bin), ``recall_headway_by_class``: the same per true
     ``vehicle_class`` (empty where a scene's truth has no classes), and where every vehicles table has an
     ``evidence`` column (:func:`track_evidence`), ``evidence_missed`` and ``evidence_found``: the number of
-    missed and of found vehicles per kind of :data:`EVIDENCE`; ``found``: the vehicles found; ``abreast``: (n,
+    missed and of found vehicles per kind of :data:`EVIDENCE`; where every one has a ``stage`` column
+    (:func:`search_stages`), ``stage_missed`` and ``stage_found``: the same per outcome ("no track", each of
+    :data:`STAGES`, "kept"); ``found``: the vehicles found; ``abreast``: (n,
     found) of the vehicles with another of their direction within :data:`ABREAST_S` (side by side, which one
     fibre cannot resolve)."""
     import pandas as pd
@@ -294,8 +372,9 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
     scenes = list(scenes)
     by_class = bool(scenes) and all("vehicle_class" in v for v, _ in scenes)
     evidence = bool(scenes) and all("evidence" in v for v, _ in scenes)
+    staged = bool(scenes) and all("stage" in v for v, _ in scenes)
     cols = ["reason", "headway_s"] + (["vehicle_class"] if by_class else [])
-    cols += ["evidence"] if evidence else []
+    cols += (["evidence"] if evidence else []) + (["stage"] if staged else [])
     veh = pd.concat([v[cols] for v, _ in scenes] or [pd.DataFrame(columns=cols)], ignore_index=True)
     false = pd.concat([f[["reason"]] for _, f in scenes] or [pd.DataFrame(columns=["reason"])])
     out: dict[str, Any] = {"n_true": len(veh)}
@@ -309,6 +388,11 @@ def loss_counts(scenes: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> dict[str
         ev = veh["evidence"].to_numpy()
         out["evidence_missed"] = {e: int(np.sum(~found & (ev == e))) for e in EVIDENCE}
         out["evidence_found"] = {e: int(np.sum(found & (ev == e))) for e in EVIDENCE}
+    if staged:
+        st = veh["stage"].to_numpy()
+        order = ["no track", *STAGES, "kept"]
+        out["stage_missed"] = {e: int(np.sum(~found & (st == e))) for e in order}
+        out["stage_found"] = {e: int(np.sum(found & (st == e))) for e in order}
     h = veh["headway_s"].to_numpy(dtype=float)
     out["recall_headway"] = _headway_recall(found, h)
     out["abreast"] = (int(np.sum(h < ABREAST_S)), int(np.sum(found & (h < ABREAST_S))))

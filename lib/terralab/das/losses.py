@@ -94,7 +94,7 @@ EVIDENCE = {
 #: ``"stages"`` (:func:`search_stages`), in order, with what each does to the tracks.
 STAGES = {
     "search": "the band images' Hough segments clustered and each cluster's ridge followed into tracks",
-    "second pass": "tracks found on the residual of the first tracks' responses (``peel_sigma``)",
+    "second pass": "tracks of the residual search (``peel_sigma``) and of the energy image (``image``)",
     "dedupe": "tracks whose ridge mostly lies on a stronger track of the same direction dropped",
     "sign and merge": "sign-less second-pass tracks dropped; parallel tracks of one vehicle merged",
     "speed range": "tracks outside the site's speeds dropped",

@@ -52,7 +52,6 @@ __all__ = [
     "HEADWAY_BINS_S",
     "MISSED_REASONS",
     "STAGES",
-    "STAGE_OUTCOMES",
     "STAGE_S",
     "class_errors",
     "duplicate_mask",
@@ -101,13 +100,6 @@ STAGES = {
     "chains": "bent sign-less tracks and ghost chains across a vehicle dropped",
     "trams and heavy pairs": "a tram's bogies and the tracks around it, a heavy vehicle's two lobes: one",
     "speed re-read and re-centring": "speeds re-read from the stacked strain image, lone vehicles re-centred",
-}
-#: What became of a vehicle's own track (:func:`search_stages`): besides a stage of :data:`STAGES` (the one
-#: that removed the track or moved it away).
-STAGE_OUTCOMES = {
-    "no track": "no step ever had a track of its own near it: the search never followed its ridge",
-    "kept": "a track of its own is among the detections (a missed vehicle: the scorer gave it to a neighbour "
-    "or it lies beyond the scorer's distance tolerance)",
 }
 #: A track is a vehicle's own (:func:`search_stages`) within this many seconds of its mid-section passage,
 #: or :data:`RIDGE_M` of travel where that is longer, at its speed within the scorer's 25 %, and nearer to it
@@ -325,17 +317,20 @@ def search_stages(
             "the detector searched"
         )
     stages = details["stages"]
-    t_true = (truth["time"].to_numpy().astype("datetime64[ns]").astype(np.int64) - details["t_ref_ns"]) / 1e9
-    v_true = truth["speed_kmh"].to_numpy(dtype=float)
-    d_true = truth["direction"].to_numpy(dtype=float)
-    window = np.maximum(STAGE_S, RIDGE_M / np.maximum(v_true * KMH, 1e-3))
     last = np.full(len(truth), -1)
     for k, (_, tracks) in enumerate(stages):
         if not len(tracks) or not len(truth):
             continue
-        gap = np.abs(tracks[:, :1] - t_true[None, :]) / window[None, :]
-        ok = (tracks[:, 1:2] == d_true[None, :]) & (gap <= 1.0)
-        ok &= np.abs(np.log(np.maximum(tracks[:, 2:3], 1e-3) / v_true[None, :])) <= np.log1p(speed_tolerance)
+        found = pd.DataFrame(
+            {
+                "time": pd.to_datetime(details["t_ref_ns"] + np.round(tracks[:, 0] * 1e9).astype(np.int64)),
+                "direction": tracks[:, 1],
+                "speed_kmh": tracks[:, 2],
+            }
+        )
+        gap, window, log_speed, same = pair_gaps(found, truth, STAGE_S, RIDGE_M)
+        gap = np.abs(gap) / window
+        ok = same & (gap <= 1.0) & (log_speed <= np.log1p(speed_tolerance))
         gap = np.where(ok, gap, np.inf)
         owner = gap.argmin(axis=1)[np.isfinite(gap.min(axis=1))]
         last[owner] = k

@@ -1,5 +1,5 @@
 """Oracle ceiling of DAS vehicle detection: the share of true vehicles that stand out of a record's noise when
-their track is known (``terralab.das.evaluate.oracle_detectability``: the vehicle's along-track envelope
+their track is known (``terralab.das.oracle.oracle_detectability``: the vehicle's along-track envelope
 against random tracks of the same scene made without traffic), per simulator and site.
 
 A detector that must also *find* the track cannot do better than this on the same image; a simulator in which
@@ -51,15 +51,15 @@ STAT_BINS = (6.0, 20.0)
 def run(simulator: str, site: str, seeds, *, before: bool = False, recall: bool = False) -> dict:
     import numpy as np
 
-    from terralab.das import evaluate, synthetic
+    from terralab.das import oracle, synthetic
 
     n_true = n_det = 0
     aucs, stats, found, inflation = [], [], [], []
     for seed in seeds:
         over = pre_audit(site, int(seed)) if before and simulator == "halfspace" else {}
         data, truth = synthetic.random_scene(simulator, site, int(seed), **over)
-        noise = evaluate.noise_only(simulator, site, int(seed), **over)
-        table = evaluate.oracle_detectability(data, truth, noise, site=site)
+        noise = oracle.noise_only(simulator, site, int(seed), **over)
+        table = oracle.oracle_detectability(data, truth, noise, site=site)
         r = table.to_dict("records")[0]
         n_true += r["n_scored"]
         n_det += r["n_detectable"]

@@ -23,7 +23,7 @@ Submodules are imported on first use so that ``import terralab.das`` stays fast:
 * :mod:`~terralab.das.modal` - ``bridge_modes`` from quiet intervals;
 * :mod:`~terralab.das.evaluate` - ``score`` and ``match`` against truth (pooled over scenes, with intervals
   over scenes, in :mod:`~terralab.das.intervals`); :mod:`~terralab.das.losses` gives each missed vehicle and
-  each false detection a reason;
+  each false detection a reason; :mod:`~terralab.das.oracle` the ceiling any detector of the same image meets;
 * :mod:`~terralab.das.plot` - waterfall and summary figures.
 
 Examples
@@ -64,6 +64,7 @@ _SUBMODULES = (
     "modal",
     "evaluate",
     "losses",
+    "oracle",
     "intervals",
     "filters",
     "plot",
@@ -107,6 +108,7 @@ __all__ = [
     "match",
     "modal",
     "open_dataset",
+    "oracle",
     "plot",
     "preprocess",
     "process_archive",

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from .evaluate import match_scene, pair_gaps, track_statistic
+from .evaluate import match_scene, pair_gaps
+from .oracle import track_statistic
 from .params import KMH, has_flag
 
 if TYPE_CHECKING:
@@ -235,7 +236,7 @@ def track_evidence(data: xr.DataArray, truth: pd.DataFrame, details: dict[str, A
     else through its section entry, middle and exit times), in the speed bands whose velocity fan passes its
     speed (:data:`FAN_MARGIN`; short and long pulse; the larger envelope and the nearer peak).
 
-    "below": the band envelope on the track (:func:`~terralab.das.evaluate.track_statistic`, the oracle's
+    "below": the band envelope on the track (:func:`~terralab.das.oracle.track_statistic`, the oracle's
     statistic) is at or below the band threshold; else per live channel the envelope's local maximum in time
     above the threshold nearest to the track, and its median distance over the channels, in metres of
     travel: "ridge" within :data:`RIDGE_M` (or one band row), "flank" farther. So a missed vehicle was lost

@@ -1,0 +1,221 @@
+"""How many true vehicles a record's noise lets any detector find: the oracle ceiling.
+
+:func:`oracle_detectability` reads each true vehicle's envelope along its *known* track in the detector's own
+band images and compares it with random tracks of the same record made without traffic
+(:func:`noise_only`); :func:`track_statistic` is that along-track statistic (also used by
+:func:`terralab.das.losses.track_evidence`).
+
+Examples
+--------
+Every vehicle of a bump-model street scene stands out of the same record made without traffic:
+
+>>> from terralab.das import oracle, synthetic
+>>> data, truth = synthetic.random_scene("bump", "urban", 1)
+>>> noise = oracle.noise_only("bump", "urban", 1)
+>>> table = oracle.oracle_detectability(data, truth, noise, site="urban")
+>>> table[["n_scored", "detectable"]].to_dict("records")
+[{'n_scored': 13, 'detectable': 1.0}]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .evaluate import score_table
+from .params import KMH
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+    from .lines import Band
+    from .params import DetectParams
+
+__all__ = ["noise_only", "oracle_detectability", "track_statistic"]
+
+
+def oracle_detectability(
+    data: xr.DataArray,
+    truth: pd.DataFrame,
+    noise: xr.DataArray,
+    *,
+    site: str = "any",
+    false_alarm: float = 0.01,
+    n_null: int = 300,
+    seed: int = 0,
+    params: DetectParams | None = None,
+) -> pd.DataFrame:
+    """How many true vehicles stand out of the instrument noise when their track is *known* (a ceiling).
+
+    ``noise`` is the same record without traffic (same simulator parameters and noise levels; for the
+    simulators here, the scene made with an empty vehicle list). Both records go through the detector's linear
+    chain (low-pass, integration, channel bins, common-mode removal), scaled per channel by the *noise*
+    record's robust level; for each true vehicle, the velocity-tuned envelope of the speed band and direction
+    it belongs to (the detector's band image at its short pulse scale, with the noise record's scales) is read
+    along its true track: the simulator's own path of the load centre where the truth carries it
+    (``truth.attrs["tracks"]``: stop-and-go, turning), else a parabola through its section entry, middle and
+    exit times. Per channel the largest value within ``max(0.3 s, 5 m / v)`` of the track counts, and the
+    statistic is its median over the live channels (a vehicle must show on most of the section, not only where
+    it crosses another). The same statistic along ``n_null`` random tracks of the noise record (speeds and
+    directions of the true vehicles) gives the noise distribution; a vehicle is *detectable* when it exceeds
+    the ``1 - false_alarm`` quantile. No track search and no interference from other vehicles on the null
+    side: a detector working on this image cannot be expected to find vehicles this oracle misses, and the
+    fraction it misses is the share of vehicles whose signal at the fibre is below the interrogator noise.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``n_true``, ``n_scored`` (vehicles whose track lies in the record), ``n_null`` (null tracks),
+        ``n_detectable``, ``detectable`` (fraction), ``auc`` (probability a vehicle beats a random null
+        track); units in ``attrs["units"]`` and, in ``attrs["per_vehicle"]``, each true vehicle's statistic (a
+        tuple in the truth's row order: null standard deviations above the null median, NaN where not scored);
+        in ``attrs["noise_inflation"]`` how much the traffic raises the robust level the detector scales each
+        channel by (median over channels of the data record's level over the noise record's; the null tracks
+        here cross no traffic, the detector's image does).
+    """
+    from .lines import band_image, speed_band_edges
+    from .params import resolve_params
+    from .truth import true_tracks
+
+    p = params if params is not None else resolve_params(None, {"site": site, "classify": False})
+    z_n, z_s, t_n, t, xb, valid, t0_ns, inflation = _oracle_images(data, noise, p)
+    dt = float(np.median(np.diff(t)))
+    dxb = float(np.median(np.diff(xb)))
+    section = truth.attrs.get("section_m", (float(xb[0]), float(xb[-1])))
+    x_mid = 0.5 * (section[0] + section[1])
+    edges = speed_band_edges(p)
+    cache: dict = {}
+
+    def bands(v, d):
+        k = int(np.clip(np.searchsorted(edges, v) - 1, 0, len(edges) - 2))
+        if (k, d) not in cache:
+            bn = band_image(z_n, t_n, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
+            bs = band_image(
+                z_s, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m, scales=bn.scales
+            )
+            cache[(k, d)] = (bn, bs)
+        return cache[(k, d)]
+
+    cols = np.flatnonzero(valid)
+    xc = xb[cols]
+    v_true = truth["speed_kmh"].to_numpy(dtype=float) * KMH
+    d_true = truth["direction"].to_numpy().astype(int)
+    tracks = true_tracks(truth, xc, section, t0_ns)
+    sig = np.array(
+        [
+            track_statistic(bands(v, d)[1], tc, v, cols) if tc is not None else np.nan
+            for v, d, tc in zip(v_true, d_true, tracks)
+        ]
+    )
+    rng = np.random.default_rng(seed)
+    null = []
+    if len(v_true):
+        crossing = abs(section[1] - section[0]) / max(float(v_true.min()), 1.0)
+        for _ in range(4 * n_null):
+            if len(null) >= n_null:
+                break
+            i = int(rng.integers(len(v_true)))
+            v, d = float(v_true[i]) * float(rng.uniform(0.9, 1.1)), int(d_true[i])
+            lo, hi = t_n[0] + 0.5 * crossing, t_n[-1] - 0.5 * crossing
+            tm = float(rng.uniform(lo, hi)) if hi > lo else float(rng.uniform(t_n[0], t_n[-1]))
+            st = track_statistic(bands(v, d)[0], tm + d * (xc - x_mid) / v, v, cols)
+            if np.isfinite(st):
+                null.append(st)
+    summary = _detectability(len(truth), sig, np.asarray(null), false_alarm)
+    per_vehicle = summary.pop("per_vehicle")
+    table = score_table([summary])
+    table.attrs["per_vehicle"] = tuple(float(v) for v in per_vehicle)
+    table.attrs["noise_inflation"] = inflation
+    return table
+
+
+def _oracle_images(data, noise, p):
+    """Both records through the detector's linear chain, scaled per channel by the noise record's robust
+    level: (z_noise, z_data, t_noise s, t_data s, bin distances, valid bins, data start ns, the median over
+    valid bins of the data record's own level over the noise record's: how much traffic raises it)."""
+    from .detect import channel_levels
+
+    lf_n, t_n, xb, valid_n, _ = _linear_image(noise, p)
+    lf_s, t, _, valid_s, t0_ns = _linear_image(data, p)
+    if lf_n.shape[1] != lf_s.shape[1]:
+        raise InvalidInputError("the noise record must have the channels of the data record")
+    mad = channel_levels(lf_n)
+    valid = valid_n & valid_s & (mad > 0)
+    z_n = np.zeros_like(lf_n)
+    z_s = np.zeros_like(lf_s)
+    z_n[:, valid] = lf_n[:, valid] / mad[valid]
+    z_s[:, valid] = lf_s[:, valid] / mad[valid]
+    inflation = float(np.median(channel_levels(z_s[:, valid]))) if valid.any() else float("nan")
+    return z_n, z_s, t_n, t, xb, valid, t0_ns, inflation
+
+
+def _linear_image(rec, p):
+    """(image, times s, bin distances, live bins, start ns): low-passed, integrated, binned, common mode
+    out."""
+    from . import io
+    from .detect import make_decimator
+
+    rec = io.check(rec)
+    fs = io.sampling_rate_hz(rec)
+    x = np.asarray(rec["distance"].values, dtype=float)
+    dec = make_decimator(fs, x, p, str(rec.attrs.get("measurand", "unknown")))
+    t0 = int(rec["time"].values[0].astype("datetime64[ns]").astype(np.int64))
+    prod = dec.process(rec.values, t0)
+    lf = prod.lf.astype(np.float32)
+    valid = np.abs(lf).max(axis=0) > 0
+    if p.common_mode and valid.sum() >= 5:
+        lf = lf - np.median(lf[:, valid], axis=1, keepdims=True)
+    return lf, (prod.lf_time_ns - t0) / 1e9, dec.bin_distance, valid, t0
+
+
+def track_statistic(b: Band, tc: np.ndarray, v: float, cols: np.ndarray) -> float:
+    """Median over the live channels ``cols`` of the band's largest envelope within ``max(0.3 s, 5 m / v)`` of
+    the track times ``tc``, in noise units; NaN when less than 30 % of the track lies in the record."""
+    w = max(0.3, 5.0 / v)
+    offs = np.arange(-w, w + 1e-9, b.dt)
+    rows = np.round((np.nan_to_num(tc, nan=-1e9)[:, None] + offs[None, :] - b.t[0]) / b.dt).astype(int)
+    inside = (rows >= 0) & (rows < len(b.t))
+    full = inside.all(axis=1)
+    if full.mean() < 0.3:
+        return np.nan
+    vals = b.env[np.clip(rows[full], 0, len(b.t) - 1), cols[full][:, None]]
+    return float(np.median(vals.max(axis=1)) / b.sigma)
+
+
+def _detectability(n_true: int, sig, null, false_alarm: float) -> dict[str, Any]:
+    """The oracle's summary from the vehicles' statistics ``sig`` and the null tracks' ``null``."""
+    ok = np.isfinite(sig)
+    out = {"n_true": n_true, "n_scored": int(ok.sum()), "n_null": len(null)}
+    if len(null) < 20 or not ok.any():
+        return {**out, "n_detectable": 0, "detectable": float("nan"), "auc": float("nan"), "per_vehicle": sig}
+    thr = np.quantile(null, 1.0 - false_alarm)
+    return {
+        **out,
+        "n_detectable": int(np.sum(sig[ok] > thr)),
+        "detectable": float(np.mean(sig[ok] > thr)),
+        "auc": float(np.mean(sig[ok][:, None] > null[None, :])),
+        "per_vehicle": (sig - np.median(null)) / (np.std(null) + 1e-12),
+    }
+
+
+def noise_only(simulator: str, site: str, seed: int, **overrides: Any) -> xr.DataArray:
+    """The random scene of ``simulator``/``site``/``seed`` with no traffic (its noise and channel faults
+    only)."""
+    import pandas as pd
+
+    from . import synthetic
+
+    cls = "kind" if simulator == "halfspace" else "vehicle_class"
+    empty = pd.DataFrame(
+        {
+            "time_s": pd.Series(dtype=float),
+            "speed_kmh": pd.Series(dtype=float),
+            "direction": pd.Series(dtype=int),
+            cls: pd.Series(dtype=object),
+        }
+    )
+    data, _ = synthetic.random_scene(simulator, site, seed, vehicles=empty, **overrides)
+    return data

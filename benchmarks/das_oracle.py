@@ -14,6 +14,11 @@ the cross-simulator table scores, ``evaluate.match_scene``) in bins of each vehi
 standard deviations above the null median), and how much the scene's traffic raises the per-channel noise
 level the detector normalises by (median over channels of the robust level of the low-passed image with
 traffic over the same without): the oracle's null has no traffic in it, the detector's image has.
+
+``--scan`` also prints the recall ceiling at a precision (``--precision``, default the issue's 0.97) of any
+detector thresholding the oracle's statistic (``terralab.das.oracle.scan_ceiling``): the same statistic
+scanned over every mid-section time, speed and direction of the records without traffic gives the false
+peaks a detector must let through, with the channels pooled by their median (the oracle's) and by their mean.
 """
 
 from __future__ import annotations
@@ -44,17 +49,29 @@ def pre_audit(site: str, seed: int) -> dict:
     }
 
 
+#: How ``--scan`` pools the channels (``terralab.das.oracle.REDUCERS``).
+SCAN_STATISTICS = ("median", "mean")
+
 #: Bins of the oracle statistic (null standard deviations above the null median) for ``--recall``.
 STAT_BINS = (6.0, 20.0)
 
 
-def run(simulator: str, site: str, seeds, *, before: bool = False, recall: bool = False) -> dict:
+def run(
+    simulator: str,
+    site: str,
+    seeds,
+    *,
+    before: bool = False,
+    recall: bool = False,
+    scan: bool = False,
+    precision: float = 0.97,
+) -> dict:
     import numpy as np
 
     from terralab.das import oracle, synthetic
 
     n_true = n_det = 0
-    aucs, stats, found, inflation = [], [], [], []
+    aucs, stats, found, inflation, scans = [], [], [], [], []
     for seed in seeds:
         over = pre_audit(site, int(seed)) if before and simulator == "halfspace" else {}
         data, truth = synthetic.random_scene(simulator, site, int(seed), **over)
@@ -69,6 +86,8 @@ def run(simulator: str, site: str, seeds, *, before: bool = False, recall: bool 
             stats.extend(table.attrs["per_vehicle"])
             found.extend(_found(data, truth, site))
             inflation.append(table.attrs["noise_inflation"])
+        if scan:
+            scans.append(oracle.scan_scene(data, truth, noise, site=site, statistics=SCAN_STATISTICS))
         del data
     out = {
         "n": n_true,
@@ -83,6 +102,11 @@ def run(simulator: str, site: str, seeds, *, before: bool = False, recall: bool 
             for m in ((stats_a > lo) & (stats_a <= hi) for lo, hi in pairwise(edges))
         ]
         out["inflation"] = float(np.median(inflation))
+    if scan:
+        out["ceiling"] = {
+            st: oracle.scan_ceiling([sc[st] for sc in scans], precision=precision).to_dict("records")[0]
+            for st in SCAN_STATISTICS
+        }
     return out
 
 
@@ -112,6 +136,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="also the packaged detector's recall per bin of the oracle statistic, and the noise inflation",
     )
+    ap.add_argument(
+        "--scan",
+        action="store_true",
+        help="also the recall ceiling at --precision of a detector that scans the oracle's statistic",
+    )
+    ap.add_argument("--precision", type=float, default=0.97, help="precision for --scan (default 0.97)")
     args = ap.parse_args(argv)
     a, b = (int(s) for s in args.seeds.split("-"))
     warnings.simplefilter("ignore")
@@ -120,14 +150,29 @@ def main(argv=None) -> int:
         lo, hi = STAT_BINS
         bins = (f"<={lo:g}", f"{lo:g}-{hi:g}", f">{hi:g}")
         head += "".join(f" {'recall ' + b + ' sd (n)':>22s}" for b in bins) + f" {'noise x traffic':>15s}"
+    if args.scan:
+        head += "".join(f" {f'ceiling@P{args.precision:g} {st} (thr, false)':>36s}" for st in SCAN_STATISTICS)
     print(head)
     for sim in args.simulators.split(","):
         for site in args.sites.split(","):
-            r = run(sim, site, range(a, b + 1), before=args.pre_audit, recall=args.recall)
+            r = run(
+                sim,
+                site,
+                range(a, b + 1),
+                before=args.pre_audit,
+                recall=args.recall,
+                scan=args.scan,
+                precision=args.precision,
+            )
             line = f"{sim:10s} {site:8s} {r['n']:8d} {r['detectable']:15.3f} {r['auc']:6.3f}"
             if args.recall:
                 line += "".join(f" {rec:16.2f} ({n:3d})" for n, rec in r["recall_by_stat"])
                 line += f" {r['inflation']:15.2f}"
+            if args.scan:
+                line += "".join(
+                    f" {c['recall_ceiling']:20.3f} ({c['threshold']:5.2f}, {c['false_peaks']:3d})"
+                    for c in (r["ceiling"][st] for st in SCAN_STATISTICS)
+                )
             print(line, flush=True)
     return 0
 

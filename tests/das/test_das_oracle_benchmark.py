@@ -1,4 +1,5 @@
-"""``benchmarks/das_oracle.py --recall``: the detector's recall per bin of the oracle statistic."""
+"""``benchmarks/das_oracle.py --recall``: the detector's recall per bin of the oracle statistic; ``--scan``:
+the recall ceiling at a precision."""
 
 from __future__ import annotations
 
@@ -16,3 +17,28 @@ def test_recall_bins_cover_every_scored_vehicle_and_the_printout_has_them(capsys
     out = capsys.readouterr().out.splitlines()
     assert "recall >20 sd (n)" in out[0] and "noise x traffic" in out[0]
     assert out[1].split()[:3] == ["bump", "urban", str(r["n"])]
+
+
+def test_the_scan_prints_a_ceiling_per_statistic_within_zero_and_one(capsys, load_benchmark):
+    bench = load_benchmark("das_oracle")
+    r = bench.run("halfspace", "urban", [503], scan=True, precision=0.9)
+    assert sorted(r["ceiling"]) == sorted(bench.SCAN_STATISTICS)
+    for c in r["ceiling"].values():
+        assert c["n_scored"] == r["n"] and 0.0 <= c["recall_ceiling"] <= 1.0
+        assert c["false_peaks"] <= 0.1 / 0.9 * c["n_scored"]
+    args = [
+        "--seeds",
+        "503-503",
+        "--simulators",
+        "halfspace",
+        "--sites",
+        "urban",
+        "--scan",
+        "--precision",
+        "0.9",
+    ]
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "ceiling@P0.9 median (thr, false)" in out[0] and "ceiling@P0.9 mean (thr, false)" in out[0]
+    assert out[1].split()[:3] == ["halfspace", "urban", str(r["n"])]
+    assert float(out[1].split()[5]) == round(r["ceiling"]["median"]["recall_ceiling"], 3)

@@ -34,7 +34,19 @@ if TYPE_CHECKING:
     from .lines import Band
     from .params import DetectParams
 
-__all__ = ["noise_only", "oracle_detectability", "track_statistic"]
+__all__ = [
+    "REDUCERS",
+    "noise_only",
+    "oracle_detectability",
+    "scan_ceiling",
+    "scan_scene",
+    "scan_statistic",
+    "track_statistic",
+]
+
+#: How :func:`track_statistic` pools the channels: the oracle's median (robust to a crossing vehicle) or the
+#: mean (a little more power where the signal is weak on every channel).
+REDUCERS = {"median": np.median, "mean": np.mean}
 
 
 def oracle_detectability(
@@ -171,9 +183,10 @@ def _linear_image(rec, p):
     return lf, (prod.lf_time_ns - t0) / 1e9, dec.bin_distance, valid, t0
 
 
-def track_statistic(b: Band, tc: np.ndarray, v: float, cols: np.ndarray) -> float:
-    """Median over the live channels ``cols`` of the band's largest envelope within ``max(0.3 s, 5 m / v)`` of
-    the track times ``tc``, in noise units; NaN when less than 30 % of the track lies in the record."""
+def track_statistic(b: Band, tc: np.ndarray, v: float, cols: np.ndarray, reduce: str = "median") -> float:
+    """Median (``reduce``, :data:`REDUCERS`) over the live channels ``cols`` of the band's largest envelope
+    within ``max(0.3 s, 5 m / v)`` of the track times ``tc``, in noise units; NaN when less than 30 % of the
+    track lies in the record."""
     w = max(0.3, 5.0 / v)
     offs = np.arange(-w, w + 1e-9, b.dt)
     rows = np.round((np.nan_to_num(tc, nan=-1e9)[:, None] + offs[None, :] - b.t[0]) / b.dt).astype(int)
@@ -182,7 +195,7 @@ def track_statistic(b: Band, tc: np.ndarray, v: float, cols: np.ndarray) -> floa
     if full.mean() < 0.3:
         return np.nan
     vals = b.env[np.clip(rows[full], 0, len(b.t) - 1), cols[full][:, None]]
-    return float(np.median(vals.max(axis=1)) / b.sigma)
+    return float(REDUCERS[reduce](vals.max(axis=1)) / b.sigma)
 
 
 def _detectability(n_true: int, sig, null, false_alarm: float) -> dict[str, Any]:
@@ -219,3 +232,141 @@ def noise_only(simulator: str, site: str, seed: int, **overrides: Any) -> xr.Dat
     )
     data, _ = synthetic.random_scene(simulator, site, seed, vehicles=empty, **overrides)
     return data
+
+
+def scan_statistic(
+    b: Band, cols: np.ndarray, xc: np.ndarray, x_mid: float, speeds: np.ndarray, reduce: str = "median"
+) -> np.ndarray:
+    """:func:`track_statistic` of every straight track of the band's direction through mid-section at each
+    of the band's times (``b.t``), maximised over ``speeds`` (m/s); -inf where the track leaves the record.
+    What a detector reading this image must test everywhere, where the oracle tests one track per vehicle."""
+    from scipy.ndimage import maximum_filter1d
+
+    n, env = len(b.t), b.env[:, cols]
+    out = np.full(n, -np.inf)
+    lane = np.arange(len(cols))[None, :]
+    ahead: dict[int, np.ndarray] = {}  # per window length j: the largest of env[r : r + j] at row r
+    for v in speeds:
+        w = max(0.3, 5.0 / v)
+        j = len(np.arange(-w, w + 1e-9, b.dt))  # the rows track_statistic reads around a track's time
+        if j not in ahead:
+            centred = maximum_filter1d(env, size=j, axis=0, mode="constant", cval=0.0)
+            ahead[j] = np.roll(centred, -(j // 2), axis=0)
+        first = np.round(b.direction * (xc - x_mid) / v / b.dt - w / b.dt).astype(int)
+        rows = np.arange(n)[:, None] + first[None, :]
+        whole = ((rows >= 0) & (rows + j <= n)).all(axis=1)
+        if whole.any():
+            vals = ahead[j][rows[whole], lane]
+            out[whole] = np.maximum(out[whole], REDUCERS[reduce](vals, axis=1) / b.sigma)
+    return out
+
+
+def scan_scene(
+    data: xr.DataArray,
+    truth: pd.DataFrame,
+    noise: xr.DataArray,
+    *,
+    site: str = "any",
+    statistics: tuple[str, ...] = ("median", "mean"),
+    speed_step: float = 0.03,
+    separation_s: float = 0.5,
+    params: DetectParams | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The oracle's statistic of every true vehicle and the peaks of the same statistic scanned over the
+    record without traffic (``noise``, as for :func:`oracle_detectability`): every mid-section time, every
+    speed of the detector's range (steps of ``speed_step``, relative), both directions
+    (:func:`scan_statistic`). Each peak, the largest value within ``separation_s`` of it in its direction,
+    is a false detection that a detector thresholding this statistic would make. Tracks that leave the record
+    are not scanned, as the scorer counts no detection of a partly recorded vehicle (this favours the
+    detector).
+
+    Returns
+    -------
+    dict
+        Per statistic of ``statistics`` (:data:`REDUCERS`): ``statistic``, ``vehicles`` (each true vehicle's
+        statistic in the truth's row order, NaN where not scored) and ``null_peaks`` (descending), both in
+        noise units (the band's sigma); pooled over scenes by :func:`scan_ceiling`.
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    from .lines import band_image, speed_band_edges
+    from .params import resolve_params
+    from .truth import true_tracks
+
+    bad = [s for s in statistics if s not in REDUCERS]
+    if bad or not statistics:
+        raise InvalidInputError(f"statistics must be some of {sorted(REDUCERS)}, got {statistics!r}")
+    p = params if params is not None else resolve_params(None, {"site": site, "classify": False})
+    z_n, z_s, t_n, t, xb, valid, t0_ns, _ = _oracle_images(data, noise, p)
+    dt, dxb = float(np.median(np.diff(t))), float(np.median(np.diff(xb)))
+    section = truth.attrs.get("section_m", (float(xb[0]), float(xb[-1])))
+    x_mid = 0.5 * (section[0] + section[1])
+    edges = speed_band_edges(p)
+    cols = np.flatnonzero(valid)
+    tracks = true_tracks(truth, xb[cols], section, t0_ns)
+    band_of = np.clip(
+        np.searchsorted(edges, truth["speed_kmh"].to_numpy(dtype=float) * KMH) - 1, 0, len(edges) - 2
+    )
+    k_sep = max(1, round(separation_s / dt))
+    out = {s: {"statistic": s, "vehicles": np.full(len(truth), np.nan), "null_peaks": []} for s in statistics}
+    for d in (1, -1):
+        scan = {s: np.full(len(t_n), -np.inf) for s in statistics}
+        for k in range(len(edges) - 1):
+            bn = band_image(z_n, t_n, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
+            bs = band_image(
+                z_s, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m, scales=bn.scales
+            )
+            speeds = np.exp(np.arange(np.log(edges[k]), np.log(edges[k + 1]), np.log1p(speed_step)))
+            mine = [j for j in range(len(truth)) if band_of[j] == k and truth["direction"].iloc[j] == d]
+            for s in statistics:
+                band_scan = np.interp(t_n, bn.t, scan_statistic(bn, cols, xb[cols], x_mid, speeds, s))
+                scan[s] = np.fmax(scan[s], band_scan)  # (NaN where it interpolates over -inf)
+                for j in mine:
+                    v = float(truth["speed_kmh"].iloc[j]) * KMH
+                    out[s]["vehicles"][j] = (
+                        np.nan if tracks[j] is None else track_statistic(bs, tracks[j], v, cols, s)
+                    )
+        for s in statistics:
+            top = np.isfinite(scan[s]) & (
+                scan[s] >= maximum_filter1d(scan[s], size=2 * k_sep + 1, mode="nearest")
+            )
+            out[s]["null_peaks"].extend(scan[s][top])
+    for s in statistics:
+        out[s]["null_peaks"] = np.sort(np.asarray(out[s]["null_peaks"], dtype=float))[::-1]
+    return out
+
+
+def scan_ceiling(scans: list[dict[str, Any]], *, precision: float = 0.97) -> pd.DataFrame:
+    """The recall that no detector thresholding this statistic can exceed at ``precision``, over scenes
+    (:func:`scan_scene` results of one statistic): the threshold lets through at most ``(1 - precision) /
+    precision`` false peaks per scored vehicle over all the noise scans (as if every vehicle were found, which
+    favours the detector), and the ceiling is the share of scored vehicles above it. Optimistic as a bound
+    should be: the noise scans hold no traffic (no vehicle's lobes, echoes or vibration), and the statistic
+    is read on each vehicle's true track.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``n_scenes``, ``n_scored``, ``threshold`` (noise units), ``false_peaks`` (above it, all
+        scenes), ``recall_ceiling``.
+    """
+    if not scans:
+        raise InvalidInputError("scan_ceiling needs at least one scan_scene result")
+    if not 0.0 < precision < 1.0:
+        raise InvalidInputError(f"precision must lie strictly between 0 and 1, got {precision!r}")
+    kinds = {s.get("statistic") for s in scans}
+    if len(kinds) != 1:
+        raise InvalidInputError(f"pool scans of one statistic at a time, got {sorted(map(str, kinds))}")
+    sig = np.concatenate([np.asarray(s["vehicles"], dtype=float) for s in scans])
+    sig = sig[np.isfinite(sig)]
+    null = np.sort(np.concatenate([np.asarray(s["null_peaks"], dtype=float) for s in scans]))[::-1]
+    allowed = int(np.floor((1.0 - precision) / precision * len(sig) + 1e-9))
+    thr = float(null[allowed]) if allowed < len(null) else -np.inf
+    row = {
+        "n_scenes": len(scans),
+        "n_scored": len(sig),
+        "threshold": thr,
+        "false_peaks": int(np.sum(null > thr)),
+        "recall_ceiling": float(np.mean(sig > thr)) if len(sig) else float("nan"),
+    }
+    return score_table([row])

@@ -19,6 +19,8 @@ traffic over the same without): the oracle's null has no traffic in it, the dete
 detector thresholding the oracle's statistic (``terralab.das.oracle.scan_ceiling``): the same statistic
 scanned over every mid-section time, speed and direction of the records without traffic gives the false
 peaks a detector must let through, with the channels pooled by their median (the oracle's) and by their mean.
+With ``--recall`` too: the packaged detector's recall of the vehicles whose statistic (median) clears that
+ceiling's threshold, the vehicles such a detector could find at that precision.
 """
 
 from __future__ import annotations
@@ -107,6 +109,13 @@ def run(
             st: oracle.scan_ceiling([sc[st] for sc in scans], precision=precision).to_dict("records")[0]
             for st in SCAN_STATISTICS
         }
+    if scan and recall:  # the detector's recall of the vehicles above the ceiling's threshold (median)
+        sig = np.concatenate([sc["median"]["vehicles"] for sc in scans])
+        above = np.isfinite(sig) & (sig > out["ceiling"]["median"]["threshold"])
+        out["recall_above"] = (
+            int(above.sum()),
+            float(found_a[above].mean()) if above.any() else float("nan"),
+        )
     return out
 
 
@@ -152,6 +161,8 @@ def main(argv=None) -> int:
         head += "".join(f" {'recall ' + b + ' sd (n)':>22s}" for b in bins) + f" {'noise x traffic':>15s}"
     if args.scan:
         head += "".join(f" {f'ceiling@P{args.precision:g} {st} (thr, false)':>36s}" for st in SCAN_STATISTICS)
+    if args.scan and args.recall:
+        head += f" {'recall above median thr (n)':>28s}"
     print(head)
     for sim in args.simulators.split(","):
         for site in args.sites.split(","):
@@ -173,6 +184,9 @@ def main(argv=None) -> int:
                     f" {c['recall_ceiling']:20.3f} ({c['threshold']:5.2f}, {c['false_peaks']:3d})"
                     for c in (r["ceiling"][st] for st in SCAN_STATISTICS)
                 )
+            if args.scan and args.recall:
+                n_above, rec = r["recall_above"]
+                line += f" {rec:21.3f} ({n_above:3d})"
             print(line, flush=True)
     return 0
 

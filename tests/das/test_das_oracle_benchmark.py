@@ -42,3 +42,13 @@ def test_the_scan_prints_a_ceiling_per_statistic_within_zero_and_one(capsys, loa
     assert "ceiling@P0.9 median (thr, false)" in out[0] and "ceiling@P0.9 mean (thr, false)" in out[0]
     assert out[1].split()[:3] == ["halfspace", "urban", str(r["n"])]
     assert float(out[1].split()[5]) == round(r["ceiling"]["median"]["recall_ceiling"], 3)
+
+
+def test_with_recall_the_scan_scores_the_detector_on_the_vehicles_above_the_ceiling(load_benchmark):
+    bench = load_benchmark("das_oracle")
+    r = bench.run("halfspace", "urban", [503], scan=True, recall=True)
+    n_above, recall = r["recall_above"]
+    assert n_above == round(r["ceiling"]["median"]["recall_ceiling"] * r["n"])
+    assert 0.0 <= recall <= 1.0
+    found_all = sum(n * rec for n, rec in r["recall_by_stat"] if n)
+    assert recall * n_above <= found_all + 1e-9

@@ -158,3 +158,27 @@ def test_a_listed_vehicle_in_a_direction_without_a_lane_is_refused():
     veh = pd.DataFrame({"time_s": [10.0], "speed_kmh": [50.0], "direction": [2], "kind": ["car"]})
     with pytest.raises(InvalidInputError, match="has no lane"):
         halfspace.halfspace_scene("urban", 1, vehicles=veh, duration_s=20.0)
+
+
+def test_each_vehicle_alone_adds_up_to_the_scene_without_noise():
+    quiet = {
+        "white_noise": 0.0,
+        "coloured_noise": 0.0,
+        "burst_rate_per_min": 0.0,
+        "dead_channels": 0,
+        "saturated_channels": 0,
+        "nan_channels": 0,
+    }
+    small = {"duration_s": 30.0, "n_channels": 120, **quiet}
+    data, truth = halfspace.halfspace_scene("highway", 503, **small)
+    rows, total = [], np.zeros(data.shape, dtype=np.float64)
+    for row, signal in halfspace.vehicle_signals("highway", 503, **small):
+        assert signal.shape == data.shape
+        assert row is None or np.abs(signal).max() > 0  # a whole vehicle crosses the record
+        rows.append(row)
+        total += signal
+    assert sorted(r for r in rows if r is not None) == list(range(len(truth))) and len(truth) >= 3
+    assert None in rows  # vehicles the record holds only partly are rendered too
+    np.testing.assert_allclose(total, data.values, rtol=0, atol=1e-6 * np.abs(data.values).max())
+    with pytest.raises(InvalidInputError, match="unknown half-space parameter"):
+        next(halfspace.vehicle_signals("highway", 503, lanes_m=3))

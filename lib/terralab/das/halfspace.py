@@ -92,6 +92,7 @@ A half-space urban scene (every parameter drawn from the seed) with one listed c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -109,7 +110,7 @@ from .halfspace_fleet import (
 )
 from .halfspace_render import (
     RenderSetup,
-    add_coloured_noise,
+    add_interrogator_noise,
     boussinesq_strain_xx,
     boussinesq_ux,
     coupling_field,
@@ -135,6 +136,7 @@ __all__ = [
     "halfspace_traffic",
     "odemark_depth",
     "random_parameters",
+    "vehicle_signals",
 ]
 
 
@@ -232,13 +234,45 @@ def halfspace_scene(site: str, seed: int, **overrides: Any) -> tuple[xr.DataArra
     ``site`` is "highway" (1 m channels, 1000 Hz, 65-125 km/h, four lanes) or "urban" (5 m channels, 625 Hz,
     20-60 km/h, two lanes, maybe a tram line, a signal and side streets). Keyword arguments override draws.
     """
+    return halfspace_traffic(**_scene_params(site, seed, overrides))
+
+
+def vehicle_signals(site: str, seed: int, **overrides: Any) -> Iterator[tuple[int | None, np.ndarray]]:
+    """Each vehicle of the scene :func:`halfspace_scene` makes (same ``site``, ``seed`` and ``overrides``)
+    alone and noise-free: per vehicle rendered, in the scene's order, ``(row, strain_rate)``: its row in the
+    scene's truth table (None for a vehicle the record holds only partly) and its (time, channel) strain rate
+    in the record's units, with the scene's coupling and its own dynamic forces. The signals add up to the
+    scene without the interrogator's noise and bad channels; one of them on the scene's noise is what a
+    detector that removed every other vehicle perfectly would see
+    (:func:`terralab.das.oracle.isolated_statistics`)."""
+    import pandas as pd
+
+    params = _scene_params(site, seed, overrides)
+    shape = [params.pop(k) for k in ("duration_s", "fs_hz", "dx_m", "n_channels")]
+    vehicles, seed = params.pop("vehicles", None), params.pop("seed")
+    options = {k: v for k, v in params.items() if k not in ("start_time", "scene_name", "progress")}
+    opts, rng, render, rows, geometry = _drive(*shape, vehicles, seed, options)
+    n_t = round(float(shape[0] * shape[1]))
+    setup, coupling, r_gen = _render_setup(rng, opts, geometry, fs_hz=shape[1], n_t=n_t, dx_m=shape[2])
+    by_time = pd.Series([r["time_s"] for r in rows], dtype=float).sort_values().index  # the truth's order
+    whole = [i for i in by_time if rows[i]["complete"]]
+    row_of = {i: k for k, i in enumerate(whole)}
+    for i, v in enumerate(render):
+        gen = np.zeros((len(setup.t_gen), len(setup.x)), dtype=np.float32)
+        render_vehicle(gen, v, setup, rng)
+        gen *= coupling[None, :].astype(np.float32)
+        yield row_of.get(i), upsample(gen, r_gen, n_t)
+
+
+def _scene_params(site: str, seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """:func:`halfspace_traffic`'s arguments for :func:`halfspace_scene`."""
     params = random_parameters(site, seed)
     unknown = set(overrides) - set(params) - {"start_time", "progress", "vehicles"}
     if unknown:
         raise InvalidInputError(f"unknown half-space parameter(s) {sorted(unknown)}; valid: {sorted(params)}")
     params.update(overrides)
     params["scene_name"] = f"halfspace_{site}"
-    return halfspace_traffic(**params)
+    return params
 
 
 def halfspace_traffic(
@@ -279,28 +313,11 @@ def halfspace_traffic(
     """
     import pandas as pd
 
-    opts = scene_options(HalfspaceOptions, options, "halfspace_traffic")
-    if n_channels < 2 or fs_hz <= 0 or dx_m <= 0 or duration_s <= 0:
-        raise InvalidInputError("need n_channels >= 2 and positive fs_hz, dx_m, duration_s")
-    rng = np.random.default_rng(seed)
+    opts, rng, render, rows, geometry = _drive(duration_s, fs_hz, dx_m, n_channels, vehicles, seed, options)
     n_t = round(float(duration_s * fs_hz))
-    x = dx_m * np.arange(n_channels, dtype=float)
-    length = float(x[-1])
-    depth_eq, medium_pa = odemark_depth(opts.depth_m, opts.pavement, opts.young_pa)
-    shear = medium_pa / (2 * (1 + opts.poisson))
-    reach = 25.0 + 3 * depth_eq  # quasi-static strain beyond this is < 1e-3 of its peak
-
-    fleet, t_grid = _traffic(rng, vehicles, opts, duration_s=duration_s, length=length, reach=reach)
-    # truth: vehicles whose crossing lies inside the record
-    rows, render = [], []
-    for v in fleet:
-        row = _truth_row(v, t_grid, length, duration_s)
-        if row is not None:
-            render.append(v)
-            rows.append(row)
-    geometry = {"t_grid": t_grid, "x": x, "depth_eq": depth_eq, "shear": shear, "reach": reach}
+    x, length = geometry["x"], float(geometry["x"][-1])
     data, coupling = _render(rng, render, opts, geometry, fs_hz=fs_hz, n_t=n_t, dx_m=dx_m, progress=progress)
-    dead, sat, nan = _add_interrogator_noise(data, rng, opts, fs_hz=fs_hz, dx_m=dx_m, duration_s=duration_s)
+    dead, sat, nan = add_interrogator_noise(data, rng, opts, fs_hz=fs_hz, dx_m=dx_m, duration_s=duration_s)
 
     t0 = np.datetime64(pd.Timestamp(start_time).to_datetime64(), "ns")
     da = strain_rate_record(
@@ -320,10 +337,42 @@ def halfspace_traffic(
         gaps="[]",
         fibre_depth_m=float(opts.depth_m),
         fibre_offset_m=float(opts.fibre_y_m),
-        equivalent_depth_m=float(depth_eq),
-        fibre_medium_pa=float(medium_pa),
+        equivalent_depth_m=float(geometry["depth_eq"]),
+        fibre_medium_pa=float(geometry["medium_pa"]),
     )
     return da, _complete_truth(rows, t0, length)
+
+
+def _drive(duration_s, fs_hz, dx_m, n_channels, vehicles, seed, options):
+    """Options checked, the random generator after driving the fleet, the vehicles to render (those whose
+    crossing lies inside the record) with their truth rows, and the geometry :func:`_render` needs."""
+    opts = scene_options(HalfspaceOptions, options, "halfspace_traffic")
+    if n_channels < 2 or fs_hz <= 0 or dx_m <= 0 or duration_s <= 0:
+        raise InvalidInputError("need n_channels >= 2 and positive fs_hz, dx_m, duration_s")
+    rng = np.random.default_rng(seed)
+    x = dx_m * np.arange(n_channels, dtype=float)
+    length = float(x[-1])
+    depth_eq, medium_pa = odemark_depth(opts.depth_m, opts.pavement, opts.young_pa)
+    shear = medium_pa / (2 * (1 + opts.poisson))
+    reach = 25.0 + 3 * depth_eq  # quasi-static strain beyond this is < 1e-3 of its peak
+
+    fleet, t_grid = _traffic(rng, vehicles, opts, duration_s=duration_s, length=length, reach=reach)
+    # truth: vehicles whose crossing lies inside the record
+    rows, render = [], []
+    for v in fleet:
+        row = _truth_row(v, t_grid, length, duration_s)
+        if row is not None:
+            render.append(v)
+            rows.append(row)
+    geometry = {
+        "t_grid": t_grid,
+        "x": x,
+        "depth_eq": depth_eq,
+        "shear": shear,
+        "reach": reach,
+        "medium_pa": medium_pa,
+    }
+    return opts, rng, render, rows, geometry
 
 
 def _traffic(
@@ -390,14 +439,24 @@ def _render(
     """The vehicles' strain rate (quasi-static and Rayleigh waves) through the fibre's coupling, float32 at
     ``fs_hz``, and the coupling per channel. ``geometry`` holds ``t_grid``, ``x``, ``depth_eq``, ``shear`` and
     ``reach``."""
+    setup, coupling, r_gen = _render_setup(rng, opts, geometry, fs_hz=fs_hz, n_t=n_t, dx_m=dx_m)
+    signal_gen = np.zeros((len(setup.t_gen), len(setup.x)), dtype=np.float32)
+    for v in progress_bar(render, desc="half-space vehicles", enabled=progress):
+        render_vehicle(signal_gen, v, setup, rng)
+    signal_gen *= coupling[None, :].astype(np.float32)
+    return upsample(signal_gen, r_gen, n_t), coupling
+
+
+def _render_setup(
+    rng, opts: HalfspaceOptions, geometry: dict[str, Any], *, fs_hz: float, n_t: int, dx_m: float
+):
+    """(render setup, coupling per channel, generation rate divisor) of :func:`_render`."""
     x = geometry["x"]
-    n_channels = len(x)
     r_gen = max(1, int(fs_hz // 250))
     fs_gen = fs_hz / r_gen
     n_gen = int(np.ceil(n_t / r_gen)) + 2
     t_gen = np.arange(n_gen) / fs_gen
-    coupling = coupling_field(rng, n_channels, dx_m, opts.coupling_corr_m, opts.coupling_range)
-    signal_gen = np.zeros((n_gen, n_channels), dtype=np.float32)
+    coupling = coupling_field(rng, len(x), dx_m, opts.coupling_corr_m, opts.coupling_range)
     setup = RenderSetup(
         t_grid=geometry["t_grid"],
         t_gen=t_gen,
@@ -416,29 +475,7 @@ def _render(
         fs_gen=fs_gen,
         length=float(x[-1]),
     )
-    for v in progress_bar(render, desc="half-space vehicles", enabled=progress):
-        render_vehicle(signal_gen, v, setup, rng)
-    signal_gen *= coupling[None, :].astype(np.float32)
-    return upsample(signal_gen, r_gen, n_t), coupling
-
-
-def _add_interrogator_noise(
-    data: np.ndarray,
-    rng: np.random.Generator,
-    opts: HalfspaceOptions,
-    *,
-    fs_hz: float,
-    dx_m: float,
-    duration_s: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Add white, coloured and burst noise in place and make channels bad; (dead, saturated, nan) indices."""
-    n_t, n_channels = data.shape
-    data += opts.white_noise * rng.standard_normal((n_t, n_channels), dtype=np.float32)
-    add_coloured_noise(data, rng, fs_hz, dx_m, opts.coloured_noise, opts.coloured_exponent, opts.noise_corr_m)
-    _add_bursts(data, rng, fs_hz, duration_s, (opts.burst_rate_per_min, opts.burst_amplitude))
-    return _bad_channels(
-        data, rng, (opts.dead_channels, opts.saturated_channels, opts.nan_channels), opts.white_noise
-    )
+    return setup, coupling, r_gen
 
 
 def _complete_truth(rows: list[dict], t0: np.datetime64, length: float) -> pd.DataFrame:
@@ -512,38 +549,6 @@ def _truth_row(v: Vehicle, t_grid, length: float, duration_s: float) -> dict | N
         "turning": v.s_enter is not None or v.s_leave is not None,
         "complete": bool(t_in >= 2.0 and t_out <= duration_s - 2.0),
     }
-
-
-def _add_bursts(data, rng, fs_hz: float, duration_s: float, bursts) -> None:
-    """Add short sinusoidal bursts seen on every channel (interrogator artefacts); ``bursts`` is (rate per
-    minute, amplitude)."""
-    rate_per_min, amplitude = bursts
-    n_channels = data.shape[1]
-    for _ in range(rng.poisson(rate_per_min * duration_s / 60.0)):
-        dur = rng.uniform(0.2, 2.0)
-        i0 = int(rng.uniform(0, duration_s - dur) * fs_hz)
-        m = int(dur * fs_hz)
-        tt = np.arange(m) / fs_hz
-        f = rng.uniform(0.5, 20.0)
-        burst = amplitude * np.sin(2 * np.pi * f * tt + rng.uniform(0, 6.3)) * np.hanning(m)
-        data[i0 : i0 + m] += (burst[:, None] * rng.uniform(0.9, 1.1, n_channels)[None, :]).astype(np.float32)
-
-
-def _bad_channels(data, rng, counts, white_noise: float):
-    """Make ``counts = (dead, saturated, nan)`` random inner channels bad in place; their indices."""
-    dead_channels, saturated_channels, nan_channels = counts
-    n_channels = data.shape[1]
-    n_bad = min(n_channels - 2, dead_channels + saturated_channels + nan_channels)
-    bad = rng.choice(np.arange(1, n_channels - 1), size=n_bad, replace=False)
-    dead = np.sort(bad[:dead_channels])
-    sat = np.sort(bad[dead_channels : dead_channels + saturated_channels])
-    nan = np.sort(bad[dead_channels + saturated_channels :])
-    data[:, dead] = 0.0
-    for c in sat:
-        clip = 3.0 * white_noise
-        data[:, c] = np.clip(40.0 * data[:, c], -clip, clip)
-    data[:, nan] = np.nan
-    return dead, sat, nan
 
 
 def _truth(rows, t0):

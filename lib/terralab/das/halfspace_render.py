@@ -33,9 +33,12 @@ from .halfspace_fleet import Vehicle
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
+    from .scene_options import HalfspaceOptions
+
 __all__ = [
     "RenderSetup",
     "add_coloured_noise",
+    "add_interrogator_noise",
     "axle_kernel",
     "boussinesq_strain_xx",
     "boussinesq_ux",
@@ -336,3 +339,54 @@ def add_coloured_noise(
     field = np.fft.irfft(spec, n=n_f, axis=0)
     field *= rms / (field.std() + 1e-30)
     data += upsample(field.astype(np.float32), r, n_t)
+
+
+def add_interrogator_noise(
+    data: np.ndarray,
+    rng: np.random.Generator,
+    opts: HalfspaceOptions,
+    *,
+    fs_hz: float,
+    dx_m: float,
+    duration_s: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Add white, coloured and burst noise in place and make channels bad; (dead, saturated, nan) indices."""
+    n_t, n_channels = data.shape
+    data += opts.white_noise * rng.standard_normal((n_t, n_channels), dtype=np.float32)
+    add_coloured_noise(data, rng, fs_hz, dx_m, opts.coloured_noise, opts.coloured_exponent, opts.noise_corr_m)
+    _add_bursts(data, rng, fs_hz, duration_s, (opts.burst_rate_per_min, opts.burst_amplitude))
+    return _bad_channels(
+        data, rng, (opts.dead_channels, opts.saturated_channels, opts.nan_channels), opts.white_noise
+    )
+
+
+def _add_bursts(data, rng, fs_hz: float, duration_s: float, bursts) -> None:
+    """Add short sinusoidal bursts seen on every channel (interrogator artefacts); ``bursts`` is (rate per
+    minute, amplitude)."""
+    rate_per_min, amplitude = bursts
+    n_channels = data.shape[1]
+    for _ in range(rng.poisson(rate_per_min * duration_s / 60.0)):
+        dur = rng.uniform(0.2, 2.0)
+        i0 = int(rng.uniform(0, duration_s - dur) * fs_hz)
+        m = int(dur * fs_hz)
+        tt = np.arange(m) / fs_hz
+        f = rng.uniform(0.5, 20.0)
+        burst = amplitude * np.sin(2 * np.pi * f * tt + rng.uniform(0, 6.3)) * np.hanning(m)
+        data[i0 : i0 + m] += (burst[:, None] * rng.uniform(0.9, 1.1, n_channels)[None, :]).astype(np.float32)
+
+
+def _bad_channels(data, rng, counts, white_noise: float):
+    """Make ``counts = (dead, saturated, nan)`` random inner channels bad in place; their indices."""
+    dead_channels, saturated_channels, nan_channels = counts
+    n_channels = data.shape[1]
+    n_bad = min(n_channels - 2, dead_channels + saturated_channels + nan_channels)
+    bad = rng.choice(np.arange(1, n_channels - 1), size=n_bad, replace=False)
+    dead = np.sort(bad[:dead_channels])
+    sat = np.sort(bad[dead_channels : dead_channels + saturated_channels])
+    nan = np.sort(bad[dead_channels + saturated_channels :])
+    data[:, dead] = 0.0
+    for c in sat:
+        clip = 3.0 * white_noise
+        data[:, c] = np.clip(40.0 * data[:, c], -clip, clip)
+    data[:, nan] = np.nan
+    return dead, sat, nan

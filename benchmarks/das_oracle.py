@@ -20,7 +20,9 @@ detector thresholding the oracle's statistic (``terralab.das.oracle.scan_ceiling
 scanned over every mid-section time, speed and direction of the records without traffic gives the false
 peaks a detector must let through, with the channels pooled by their median (the oracle's) and by their mean.
 With ``--recall`` too: the packaged detector's recall of the vehicles whose statistic (median) clears that
-ceiling's threshold, the vehicles such a detector could find at that precision.
+ceiling's threshold. ``--isolated`` (half-space scenes, with ``--scan``): the same ceiling with each vehicle's
+statistic read with it alone on the record without traffic (``terralab.das.oracle.isolated_statistics``): no
+neighbour's flank lifts it, none masks it; the ceiling of a detector that removed every other vehicle.
 """
 
 from __future__ import annotations
@@ -67,13 +69,14 @@ def run(
     recall: bool = False,
     scan: bool = False,
     precision: float = 0.97,
+    isolated: bool = False,
 ) -> dict:
     import numpy as np
 
     from terralab.das import oracle, synthetic
 
     n_true = n_det = 0
-    aucs, stats, found, inflation, scans = [], [], [], [], []
+    aucs, stats, found, inflation, scans, alones = [], [], [], [], [], []
     for seed in seeds:
         over = pre_audit(site, int(seed)) if before and simulator == "halfspace" else {}
         data, truth = synthetic.random_scene(simulator, site, int(seed), **over)
@@ -90,6 +93,11 @@ def run(
             inflation.append(table.attrs["noise_inflation"])
         if scan:
             scans.append(oracle.scan_scene(data, truth, noise, site=site, statistics=SCAN_STATISTICS))
+        if scan and isolated and simulator == "halfspace":
+            alone = oracle.isolated_statistics(
+                truth, noise, site, int(seed), statistics=SCAN_STATISTICS, **over
+            )
+            alones.append({st: {**scans[-1][st], "vehicles": alone[st]} for st in SCAN_STATISTICS})
         del data
     out = {
         "n": n_true,
@@ -107,6 +115,11 @@ def run(
     if scan:
         out["ceiling"] = {
             st: oracle.scan_ceiling([sc[st] for sc in scans], precision=precision).to_dict("records")[0]
+            for st in SCAN_STATISTICS
+        }
+    if alones:
+        out["isolated"] = {
+            st: oracle.scan_ceiling([a[st] for a in alones], precision=precision).to_dict("records")[0]
             for st in SCAN_STATISTICS
         }
     if scan and recall:  # the detector's recall of the vehicles above the ceiling's threshold (median)
@@ -151,6 +164,11 @@ def main(argv=None) -> int:
         help="also the recall ceiling at --precision of a detector that scans the oracle's statistic",
     )
     ap.add_argument("--precision", type=float, default=0.97, help="precision for --scan (default 0.97)")
+    ap.add_argument(
+        "--isolated",
+        action="store_true",
+        help="with --scan, half-space scenes: also the ceiling with each vehicle read alone on the noise",
+    )
     args = ap.parse_args(argv)
     a, b = (int(s) for s in args.seeds.split("-"))
     warnings.simplefilter("ignore")
@@ -163,6 +181,8 @@ def main(argv=None) -> int:
         head += "".join(f" {f'ceiling@P{args.precision:g} {st} (thr, false)':>36s}" for st in SCAN_STATISTICS)
     if args.scan and args.recall:
         head += f" {'recall above median thr (n)':>28s}"
+    if args.scan and args.isolated:
+        head += "".join(f" {'alone ' + st:>12s}" for st in SCAN_STATISTICS)
     print(head)
     for sim in args.simulators.split(","):
         for site in args.sites.split(","):
@@ -174,6 +194,7 @@ def main(argv=None) -> int:
                 recall=args.recall,
                 scan=args.scan,
                 precision=args.precision,
+                isolated=args.isolated,
             )
             line = f"{sim:10s} {site:8s} {r['n']:8d} {r['detectable']:15.3f} {r['auc']:6.3f}"
             if args.recall:
@@ -187,6 +208,12 @@ def main(argv=None) -> int:
             if args.scan and args.recall:
                 n_above, rec = r["recall_above"]
                 line += f" {rec:21.3f} ({n_above:3d})"
+            if args.scan and args.isolated:
+                alone = r.get("isolated")
+                line += "".join(
+                    f" {alone[st]['recall_ceiling']:12.3f}" if alone else f" {'-':>12s}"
+                    for st in SCAN_STATISTICS
+                )
             print(line, flush=True)
     return 0
 

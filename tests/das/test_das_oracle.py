@@ -103,3 +103,28 @@ def test_a_scene_scan_scores_every_vehicle_and_its_ceiling_falls_with_the_precis
     assert np.array_equal(np.isfinite(per_vehicle), np.isfinite(scans["median"]["vehicles"]))
     ok = np.isfinite(per_vehicle)
     assert np.corrcoef(per_vehicle[ok], scans["median"]["vehicles"][ok])[0, 1] > 0.999
+
+
+def test_a_vehicle_alone_reads_as_in_the_scene_unless_a_neighbour_lifts_it():
+    from terralab.das import evaluate, oracle, synthetic
+
+    small = {"duration_s": 40.0, "n_channels": 150}
+    data, truth = synthetic.random_scene("halfspace", "highway", 503, **small)
+    noise = oracle.noise_only("halfspace", "highway", 503, **small)
+    with pytest.raises(InvalidInputError, match="statistics must be some of"):
+        oracle.isolated_statistics(truth, noise, "highway", 503, statistics=("max",), **small)
+    in_scene = oracle.scan_scene(data, truth, noise, site="highway")
+    alone = oracle.isolated_statistics(truth, noise, "highway", 503, **small)
+    between, _, _, same = evaluate.pair_gaps(truth, truth, 0.0, 0.0)
+    headway = np.where(same, np.abs(between), np.inf)
+    np.fill_diagonal(headway, np.inf)
+    lone = headway.min(axis=1) >= 4.0
+    # (a weak vehicle alone sits on the noise record's noise, not its own: compare the strong ones)
+    strong = lone & (in_scene["median"]["vehicles"] > 10.0)
+    assert strong.sum() >= 2 and (~lone).sum() >= 3
+    for stat in ("median", "mean"):
+        assert len(alone[stat]) == len(truth) and np.isfinite(alone[stat]).all()
+        np.testing.assert_allclose(alone[stat][strong], in_scene[stat]["vehicles"][strong], rtol=0.05)
+    # in a platoon a weaker vehicle's statistic in the scene reads its neighbour's flank
+    lifted = in_scene["median"]["vehicles"][~lone] / alone["median"][~lone]
+    assert lifted.max() > 1.3

@@ -21,27 +21,22 @@ def test_recall_bins_cover_every_scored_vehicle_and_the_printout_has_them(capsys
 
 def test_the_scan_prints_a_ceiling_per_statistic_within_zero_and_one(capsys, load_benchmark):
     bench = load_benchmark("das_oracle")
-    r = bench.run("halfspace", "urban", [503], scan=True, precision=0.9)
-    assert sorted(r["ceiling"]) == sorted(bench.SCAN_STATISTICS)
-    for c in r["ceiling"].values():
+    r = bench.run("halfspace", "urban", [503], scan=True, precision=0.9, isolated=True)
+    assert sorted(r["ceiling"]) == sorted(r["isolated"]) == sorted(bench.SCAN_STATISTICS)
+    for c in [*r["ceiling"].values(), *r["isolated"].values()]:
         assert c["n_scored"] == r["n"] and 0.0 <= c["recall_ceiling"] <= 1.0
         assert c["false_peaks"] <= 0.1 / 0.9 * c["n_scored"]
-    args = [
-        "--seeds",
-        "503-503",
-        "--simulators",
-        "halfspace",
-        "--sites",
-        "urban",
-        "--scan",
-        "--precision",
-        "0.9",
-    ]
+    for st in bench.SCAN_STATISTICS:  # the same noise scans, so the same threshold
+        assert r["isolated"][st]["threshold"] == r["ceiling"][st]["threshold"]
+    args = ["--seeds", "503-503", "--sites", "urban", "--scan", "--precision", "0.9", "--isolated"]
     assert bench.main(args) == 0
     out = capsys.readouterr().out.splitlines()
     assert "ceiling@P0.9 median (thr, false)" in out[0] and "ceiling@P0.9 mean (thr, false)" in out[0]
-    assert out[1].split()[:3] == ["halfspace", "urban", str(r["n"])]
-    assert float(out[1].split()[5]) == round(r["ceiling"]["median"]["recall_ceiling"], 3)
+    assert out[0].split()[-4:] == ["alone", "median", "alone", "mean"]
+    assert out[1].split()[:2] == ["bump", "urban"] and out[1].split()[-2:] == ["-", "-"]
+    assert out[2].split()[:3] == ["halfspace", "urban", str(r["n"])]
+    assert float(out[2].split()[5]) == round(r["ceiling"]["median"]["recall_ceiling"], 3)
+    assert float(out[2].split()[-2]) == round(r["isolated"]["median"]["recall_ceiling"], 3)
 
 
 def test_with_recall_the_scan_scores_the_detector_on_the_vehicles_above_the_ceiling(load_benchmark):

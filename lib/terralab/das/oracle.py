@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REDUCERS",
+    "isolated_statistics",
     "noise_only",
     "oracle_detectability",
     "scan_ceiling",
@@ -144,13 +145,14 @@ def oracle_detectability(
     return table
 
 
-def _oracle_images(data, noise, p):
+def _oracle_images(data, noise, p, noise_image=None):
     """Both records through the detector's linear chain, scaled per channel by the noise record's robust
     level: (z_noise, z_data, t_noise s, t_data s, bin distances, valid bins, data start ns, the median over
-    valid bins of the data record's own level over the noise record's: how much traffic raises it)."""
+    valid bins of the data record's own level over the noise record's: how much traffic raises it).
+    ``noise_image``: the noise record's :func:`_linear_image`, when already made."""
     from .detect import channel_levels
 
-    lf_n, t_n, xb, valid_n, _ = _linear_image(noise, p)
+    lf_n, t_n, xb, valid_n, _ = noise_image if noise_image is not None else _linear_image(noise, p)
     lf_s, t, _, valid_s, t0_ns = _linear_image(data, p)
     if lf_n.shape[1] != lf_s.shape[1]:
         raise InvalidInputError("the noise record must have the channels of the data record")
@@ -370,3 +372,57 @@ def scan_ceiling(scans: list[dict[str, Any]], *, precision: float = 0.97) -> pd.
         "recall_ceiling": float(np.mean(sig > thr)) if len(sig) else float("nan"),
     }
     return score_table([row])
+
+
+def isolated_statistics(
+    truth: pd.DataFrame,
+    noise: xr.DataArray,
+    site: str,
+    seed: int,
+    *,
+    statistics: tuple[str, ...] = ("median", "mean"),
+    params: DetectParams | None = None,
+    **overrides: Any,
+) -> dict[str, np.ndarray]:
+    """Each whole vehicle of the half-space scene ``(site, seed, overrides)`` alone on that scene's record
+    without traffic (``noise``, :func:`noise_only`; ``truth`` the scene's truth table): its
+    :func:`~terralab.das.halfspace.vehicle_signals` signal added to the noise on the live channels, read as
+    :func:`scan_scene` reads the vehicles (the statistic on its true track in its speed band). A stronger
+    neighbour's flank cannot lift it here and no neighbour can mask it; in :func:`scan_ceiling`, in place of
+    a scan's ``vehicles``, it gives the ceiling of a detector that removed every other vehicle perfectly.
+
+    Returns
+    -------
+    dict
+        Per statistic of ``statistics`` (:data:`REDUCERS`): each vehicle's statistic in the truth's row order
+        (noise units; NaN where not scored).
+    """
+    from .halfspace import vehicle_signals
+    from .lines import band_image, speed_band_edges
+    from .params import resolve_params
+    from .truth import true_tracks
+
+    if not statistics or any(st not in REDUCERS for st in statistics):
+        raise InvalidInputError(f"statistics must be some of {sorted(REDUCERS)}, got {statistics!r}")
+    p = params if params is not None else resolve_params(None, {"site": site, "classify": False})
+    values = np.asarray(noise.values)
+    live = np.isfinite(values).all(axis=0) & (np.abs(np.nan_to_num(values)).max(axis=0) > 0)
+    noise_image = _linear_image(noise, p)
+    edges = speed_band_edges(p)
+    out = {st: np.full(len(truth), np.nan) for st in statistics}
+    for row, signal in vehicle_signals(site, seed, **overrides):
+        if row is None:
+            continue
+        alone = noise.copy(data=np.where(live[None, :], values + signal[: len(values)], values))
+        z_n, z_s, t_n, t, xb, valid, t0_ns, _ = _oracle_images(alone, noise, p, noise_image)
+        dt, dxb = float(np.median(np.diff(t))), float(np.median(np.diff(xb)))
+        v, d = float(truth["speed_kmh"].iloc[row]) * KMH, int(truth["direction"].iloc[row])
+        k = int(np.clip(np.searchsorted(edges, v) - 1, 0, len(edges) - 2))
+        bn = band_image(z_n, t_n, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
+        bs = band_image(z_s, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m, scales=bn.scales)
+        cols = np.flatnonzero(valid)
+        section = truth.attrs.get("section_m", (float(xb[0]), float(xb[-1])))
+        track = true_tracks(truth, xb[cols], section, t0_ns)[row]  # (the simulator's paths align with rows)
+        for st in statistics:
+            out[st][row] = np.nan if track is None else track_statistic(bs, track, v, cols, st)
+    return out

@@ -10,6 +10,16 @@ import pytest
 from terralab.das import halfspace, halfspace_render, synthetic
 from terralab.errors import InvalidInputError
 
+#: Scene options that leave the interrogator's noise and bad channels out.
+NOISELESS = {
+    "white_noise": 0.0,
+    "coloured_noise": 0.0,
+    "burst_rate_per_min": 0.0,
+    "dead_channels": 0,
+    "saturated_channels": 0,
+    "nan_channels": 0,
+}
+
 E, NU = 2e9, 0.3
 G = E / (2 * (1 + NU))
 
@@ -118,12 +128,7 @@ def test_urban_scene_has_trams_and_both_directions_and_listed_bad_channels(urban
 def test_vibration_outruns_the_vehicle_at_the_ground_wave_speed():
     veh = pd.DataFrame({"time_s": [20.0], "speed_kmh": [40.0], "direction": [1], "kind": ["truck"]})
     quiet = {
-        "white_noise": 0.0,
-        "coloured_noise": 0.0,
-        "burst_rate_per_min": 0.0,
-        "dead_channels": 0,
-        "saturated_channels": 0,
-        "nan_channels": 0,
+        **NOISELESS,
         "vehicles": veh,
         "duration_s": 40.0,
         "n_channels": 60,
@@ -161,15 +166,7 @@ def test_a_listed_vehicle_in_a_direction_without_a_lane_is_refused():
 
 
 def test_each_vehicle_alone_adds_up_to_the_scene_without_noise():
-    quiet = {
-        "white_noise": 0.0,
-        "coloured_noise": 0.0,
-        "burst_rate_per_min": 0.0,
-        "dead_channels": 0,
-        "saturated_channels": 0,
-        "nan_channels": 0,
-    }
-    small = {"duration_s": 30.0, "n_channels": 120, **quiet}
+    small = {"duration_s": 30.0, "n_channels": 120, **NOISELESS}
     data, truth = halfspace.halfspace_scene("highway", 503, **small)
     rows, total = [], np.zeros(data.shape, dtype=np.float64)
     for row, signal in halfspace.vehicle_signals("highway", 503, **small):

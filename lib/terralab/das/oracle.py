@@ -89,27 +89,22 @@ def oracle_detectability(
         channel by (median over channels of the data record's level over the noise record's; the null tracks
         here cross no traffic, the detector's image does).
     """
-    from .lines import band_image, speed_band_edges
+    from .lines import speed_band_edges
     from .params import resolve_params
     from .truth import true_tracks
 
     p = params if params is not None else resolve_params(None, {"site": site, "classify": False})
-    z_n, z_s, t_n, t, xb, valid, t0_ns, inflation = _oracle_images(data, noise, p)
-    dt = float(np.median(np.diff(t)))
-    dxb = float(np.median(np.diff(xb)))
+    images = _oracle_images(data, noise, p)
+    t_n, _, xb, valid, t0_ns, inflation = images[2:]
     section = truth.attrs.get("section_m", (float(xb[0]), float(xb[-1])))
     x_mid = 0.5 * (section[0] + section[1])
     edges = speed_band_edges(p)
     cache: dict = {}
 
     def bands(v, d):
-        k = int(np.clip(np.searchsorted(edges, v) - 1, 0, len(edges) - 2))
+        k = _band_index(edges, v)
         if (k, d) not in cache:
-            bn = band_image(z_n, t_n, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
-            bs = band_image(
-                z_s, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m, scales=bn.scales
-            )
-            cache[(k, d)] = (bn, bs)
+            cache[(k, d)] = _band_pair(images, edges, k, d, p)
         return cache[(k, d)]
 
     cols = np.flatnonzero(valid)
@@ -164,6 +159,29 @@ def _oracle_images(data, noise, p, noise_image=None):
     z_s[:, valid] = lf_s[:, valid] / mad[valid]
     inflation = float(np.median(channel_levels(z_s[:, valid]))) if valid.any() else float("nan")
     return z_n, z_s, t_n, t, xb, valid, t0_ns, inflation
+
+
+def _band_index(edges: np.ndarray, v: float) -> int:
+    """The speed band (between ``edges``, m/s) a vehicle at ``v`` m/s belongs to."""
+    return int(np.clip(np.searchsorted(edges, v) - 1, 0, len(edges) - 2))
+
+
+def _band_pair(images, edges: np.ndarray, k: int, d: int, p: DetectParams) -> tuple[Band, Band]:
+    """Band ``k`` of direction ``d`` of both :func:`_oracle_images` (noise, then data with the noise band's
+    scales), at the short pulse scale."""
+    from .lines import band_image
+
+    z_n, z_s, t_n, t, xb, valid = images[:6]
+    dt, dxb = float(np.median(np.diff(t))), float(np.median(np.diff(xb)))
+    bn = band_image(z_n, t_n, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
+    bs = band_image(z_s, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m, scales=bn.scales)
+    return bn, bs
+
+
+def _check_statistics(statistics) -> None:
+    """Refuse ``statistics`` that name no :data:`REDUCERS` (or none at all)."""
+    if not statistics or any(st not in REDUCERS for st in statistics):
+        raise InvalidInputError(f"statistics must be some of {sorted(REDUCERS)}, got {statistics!r}")
 
 
 def _linear_image(rec, p):
@@ -291,33 +309,26 @@ def scan_scene(
     """
     from scipy.ndimage import maximum_filter1d
 
-    from .lines import band_image, speed_band_edges
+    from .lines import speed_band_edges
     from .params import resolve_params
     from .truth import true_tracks
 
-    bad = [s for s in statistics if s not in REDUCERS]
-    if bad or not statistics:
-        raise InvalidInputError(f"statistics must be some of {sorted(REDUCERS)}, got {statistics!r}")
+    _check_statistics(statistics)
     p = params if params is not None else resolve_params(None, {"site": site, "classify": False})
-    z_n, z_s, t_n, t, xb, valid, t0_ns, _ = _oracle_images(data, noise, p)
-    dt, dxb = float(np.median(np.diff(t))), float(np.median(np.diff(xb)))
+    images = _oracle_images(data, noise, p)
+    t_n, t, xb, valid, t0_ns = images[2:7]
     section = truth.attrs.get("section_m", (float(xb[0]), float(xb[-1])))
     x_mid = 0.5 * (section[0] + section[1])
     edges = speed_band_edges(p)
     cols = np.flatnonzero(valid)
     tracks = true_tracks(truth, xb[cols], section, t0_ns)
-    band_of = np.clip(
-        np.searchsorted(edges, truth["speed_kmh"].to_numpy(dtype=float) * KMH) - 1, 0, len(edges) - 2
-    )
-    k_sep = max(1, round(separation_s / dt))
+    band_of = [_band_index(edges, v * KMH) for v in truth["speed_kmh"].to_numpy(dtype=float)]
+    k_sep = max(1, round(separation_s / float(np.median(np.diff(t)))))
     out = {s: {"statistic": s, "vehicles": np.full(len(truth), np.nan), "null_peaks": []} for s in statistics}
     for d in (1, -1):
         scan = {s: np.full(len(t_n), -np.inf) for s in statistics}
         for k in range(len(edges) - 1):
-            bn = band_image(z_n, t_n, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
-            bs = band_image(
-                z_s, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m, scales=bn.scales
-            )
+            bn, bs = _band_pair(images, edges, k, d, p)
             speeds = np.exp(np.arange(np.log(edges[k]), np.log(edges[k + 1]), np.log1p(speed_step)))
             mine = [j for j in range(len(truth)) if band_of[j] == k and truth["direction"].iloc[j] == d]
             for s in statistics:
@@ -398,12 +409,11 @@ def isolated_statistics(
         (noise units; NaN where not scored).
     """
     from .halfspace import vehicle_signals
-    from .lines import band_image, speed_band_edges
+    from .lines import speed_band_edges
     from .params import resolve_params
     from .truth import true_tracks
 
-    if not statistics or any(st not in REDUCERS for st in statistics):
-        raise InvalidInputError(f"statistics must be some of {sorted(REDUCERS)}, got {statistics!r}")
+    _check_statistics(statistics)
     p = params if params is not None else resolve_params(None, {"site": site, "classify": False})
     values = np.asarray(noise.values)
     live = np.isfinite(values).all(axis=0) & (np.abs(np.nan_to_num(values)).max(axis=0) > 0)
@@ -414,12 +424,10 @@ def isolated_statistics(
         if row is None:
             continue
         alone = noise.copy(data=np.where(live[None, :], values + signal[: len(values)], values))
-        z_n, z_s, t_n, t, xb, valid, t0_ns, _ = _oracle_images(alone, noise, p, noise_image)
-        dt, dxb = float(np.median(np.diff(t))), float(np.median(np.diff(xb)))
+        images = _oracle_images(alone, noise, p, noise_image)
+        xb, valid, t0_ns = images[4:7]
         v, d = float(truth["speed_kmh"].iloc[row]) * KMH, int(truth["direction"].iloc[row])
-        k = int(np.clip(np.searchsorted(edges, v) - 1, 0, len(edges) - 2))
-        bn = band_image(z_n, t_n, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m)
-        bs = band_image(z_s, t, dt, xb, dxb, valid, edges[k], edges[k + 1], d, p, p.pulse_m, scales=bn.scales)
+        _, bs = _band_pair(images, edges, _band_index(edges, v), d, p)
         cols = np.flatnonzero(valid)
         section = truth.attrs.get("section_m", (float(xb[0]), float(xb[-1])))
         track = true_tracks(truth, xb[cols], section, t0_ns)[row]  # (the simulator's paths align with rows)

@@ -14,6 +14,10 @@ on the vehicles found in both (accuracy, spread, and how far their amplitude fea
 it is measured against moves with what the detector finds): what is left of the spread is not instrument
 noise.
 
+``--true-tracks`` also classifies every whole vehicle from features read along its true track
+(``terralab.das.losses.true_track_classes``): the accuracy with no detection error, what the features and the
+packaged model allow.
+
 Run: ``python benchmarks/das_class_errors.py --seeds 1000-1019`` (the table's unseen seeds; about 3 min on two
 cores for both simulators and sites; twice that with ``--quiet``).
 """
@@ -45,6 +49,28 @@ def run(simulator: str, site: str, seeds, quiet: bool = False):
         frames.append(rows)
         del data
     return pd.concat(frames, ignore_index=True)
+
+
+def run_true_tracks(simulator: str, site: str, seeds):
+    """:func:`terralab.das.losses.true_track_classes` on these scenes, one table with a ``scene`` column."""
+    import pandas as pd
+
+    from terralab.das import losses, synthetic
+
+    frames = []
+    for seed in seeds:
+        data, truth = synthetic.random_scene(simulator, site, int(seed))
+        frames.append(losses.true_track_classes(data, truth, site=site).assign(scene=int(seed)))
+        del data
+    return pd.concat(frames, ignore_index=True)
+
+
+def true_summary(rows) -> str:
+    """Accuracy on the true tracks, then per kind: n and accuracy."""
+    out = f"n {len(rows)} accuracy {rows['ok'].mean():.3f}"
+    for kind, g in rows.groupby("kind"):
+        out += f"\n    {kind:16s} n {len(g):4d} accuracy {g['ok'].mean():.3f}"
+    return out
 
 
 def summary(rows) -> str:
@@ -80,6 +106,9 @@ def main(argv=None) -> int:
     ap.add_argument("--simulators", default="halfspace,bump")
     ap.add_argument("--sites", default="highway,urban")
     ap.add_argument("--quiet", action="store_true", help="instrument noise at 1 %% of the simulator's lowest")
+    ap.add_argument(
+        "--true-tracks", action="store_true", help="also the classes from features read on the true tracks"
+    )
     args = ap.parse_args(argv)
     a, b = (int(s) for s in args.seeds.split("-"))
     warnings.simplefilter("ignore")
@@ -91,6 +120,9 @@ def main(argv=None) -> int:
                 quiet = run(sim, site, range(a, b + 1), quiet=True)
                 print(f"{sim} {site} (quiet): {summary(quiet)}", flush=True)
                 print(f"{sim} {site} {compare(rows, quiet)}", flush=True)
+            if args.true_tracks:
+                true_rows = run_true_tracks(sim, site, range(a, b + 1))
+                print(f"{sim} {site} (true tracks): {true_summary(true_rows)}", flush=True)
     return 0
 
 

@@ -333,3 +333,42 @@ def test_class_errors_need_classes_on_both_sides():
         class_errors(frame([10.0], [40.0]), truth)
     with pytest.raises(InvalidInputError, match="truth has no 'vehicle_class'"):
         class_errors(truth, frame([10.0], [40.0]))
+
+
+def test_classes_from_the_true_tracks_cover_every_vehicle_and_agree_with_the_found_ones():
+    from terralab.das.losses import true_track_classes
+
+    data, truth = synthetic.random_scene("bump", "urban", 503)
+    rows = true_track_classes(data, truth, site="urban")
+    assert rows["truth_index"].tolist() == truth.index.tolist()
+    assert (rows["true"] == truth["vehicle_class"].to_numpy()).all()
+    assert rows["ok"].tolist() == (rows["true"] == rows["predicted"]).tolist() and rows["ok"].mean() > 0.75
+    # where the detector found a vehicle, its features (read on the detection's track) mostly give the class
+    # the true track gives
+    found = class_errors(das.detect_vehicles(data, site="urban"), truth)
+    both = found.merge(rows, on="truth_index", suffixes=("_found", "_true"))
+    assert len(both) > 15 and (both["predicted_found"] == both["predicted_true"]).mean() > 0.85
+
+    class Trucks:  # any classifier with predict(features, trams=...)
+        def predict(self, feats, trams=True):
+            return ["truck"] * len(feats)
+
+    stub = true_track_classes(data, truth, site="urban", classifier=Trucks())
+    assert (stub["predicted"] == "truck").all()
+    assert stub["ok"].tolist() == (truth["vehicle_class"] == "truck").tolist()
+    with pytest.raises(InvalidInputError, match="'vehicle_class'"):
+        true_track_classes(data, truth.drop(columns="vehicle_class"))
+    with pytest.raises(InvalidInputError, match="distance increases"):
+        true_track_classes(data.isel(distance=slice(None, None, -1)), truth)
+
+
+def test_the_class_error_benchmark_prints_the_true_track_accuracy(capsys, load_benchmark):
+    bench = load_benchmark("das_class_errors")
+    rows = bench.run_true_tracks("bump", "urban", [503])
+    _, truth = synthetic.random_scene("bump", "urban", 503)
+    assert len(rows) == len(truth) and set(rows["scene"]) == {503}
+    args = ["--seeds", "503-503", "--simulators", "bump", "--sites", "urban", "--true-tracks"]
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"bump urban (true tracks): n {len(rows)} accuracy {rows['ok'].mean():.3f}" in out
+    assert out.count("\n    car ") == 2 and out.count("\n    truck ") == 2  # per kind, both summaries

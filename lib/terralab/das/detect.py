@@ -132,6 +132,7 @@ __all__ = [
     "detect_vehicles",
     "empty_vehicle_table",
     "make_decimator",
+    "normalised_image",
     "preprocess",
     "resolve_params",
 ]
@@ -341,7 +342,7 @@ def detect_in_products(
 
     p = params
     lf = prod.lf.astype(np.float32, copy=False)
-    z, valid = _normalised_image(lf, p) if len(lf) >= 8 else (None, None)
+    z, valid = normalised_image(lf, p) if len(lf) >= 8 else (None, None)
     if z is None:
         empty = empty_vehicle_table()
         return (empty, {}) if return_details else empty
@@ -436,7 +437,7 @@ def channel_levels(image: np.ndarray) -> np.ndarray:
     return np.median(np.abs(image - np.median(image, axis=0)), axis=0) * 1.4826
 
 
-def _normalised_image(lf, p: DetectParams):
+def normalised_image(lf: np.ndarray, p: DetectParams) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(z, valid): the image in robust noise units per channel after common-mode removal; (None, None) when
     fewer than 2 channels are live."""
     valid = np.abs(lf).max(axis=0) > 0

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
+    from .params import DetectParams
+
 __all__ = [
     "ABREAST_S",
     "EVIDENCE",
@@ -61,6 +63,7 @@ __all__ = [
     "reason_table",
     "search_stages",
     "track_evidence",
+    "true_track_classes",
 ]
 
 #: Why a whole vehicle was missed (the first that applies, in this order; same direction throughout).
@@ -227,6 +230,62 @@ def class_errors(detections: pd.DataFrame, truth: pd.DataFrame, **tolerances: An
             "amplitude": amplitude,
         }
     )
+
+
+def true_track_classes(
+    data: xr.DataArray,
+    truth: pd.DataFrame,
+    *,
+    site: str = "any",
+    params: DetectParams | None = None,
+    classifier: Any = None,
+) -> pd.DataFrame:
+    """Every whole vehicle of ``truth`` classified from the classifier's features read along its *true* track
+    (the simulator's path where the truth carries it, else its time, speed and direction) in the detector's
+    products of ``data``, by the packaged model (or ``classifier``): the class accuracy with no detection
+    error, what the features and the model allow. One row per truth row: ``truth_index``, ``kind`` (the
+    truth's kind, else its class), ``true`` and ``predicted`` class, ``ok``. The amplitude feature is relative
+    to the lower-quartile vehicle of all of them (weak vehicles a detector misses included)."""
+    import pandas as pd
+
+    from . import io
+    from .classify import load_classifier, vehicle_features
+    from .detect import make_decimator, normalised_image
+    from .params import resolve_params
+    from .truth import true_tracks
+
+    p = resolve_params(params, {"site": site})
+    data = io.check(data)
+    x = np.asarray(data["distance"].values, dtype=float)
+    if "vehicle_class" not in truth or x[0] > x[-1]:
+        raise InvalidInputError(
+            "need a truth table with 'vehicle_class' and a record whose distance increases"
+        )
+    dec = make_decimator(io.sampling_rate_hz(data), x, p, str(data.attrs.get("measurand", "unknown")))
+    prod = dec.process(data.values, int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64)))
+    z, valid = normalised_image(prod.lf.astype(np.float32), p)
+    t_ref = int(prod.lf_time_ns[0])
+    xb = dec.bin_distance
+    x_mid = 0.5 * (xb[0] + xb[-1])
+    rows = []
+    for tc, kmh, d in zip(
+        true_tracks(truth, xb, truth.attrs.get("section_m", (x[0], x[-1])), t_ref),
+        truth["speed_kmh"].to_numpy(dtype=float),
+        truth["direction"].to_numpy(),
+    ):
+        ok = np.isfinite(tc) if tc is not None else np.zeros(len(xb), dtype=bool)
+        xs, ts = (xb[ok], tc[ok]) if ok.any() else (xb[:1], np.full(1, np.nan))
+        track = lambda u, xs=xs, ts=ts: np.interp(np.asarray(u) + x_mid, xs, ts)
+        rows.append({"speed_kmh": kmh, "direction": d, "x_lo": xs.min(), "x_hi": xs.max(), "poly": track})
+    t = (prod.lf_time_ns - t_ref) / 1e9
+    feats = vehicle_features(pd.DataFrame(rows), prod, dec, z, t, xb, valid, t_ref_ns=t_ref)
+    model = classifier if classifier is not None else load_classifier()
+    predicted = np.asarray(model.predict(feats, trams=p.trams)) if len(truth) else np.zeros(0, dtype=object)
+    true = truth["vehicle_class"].to_numpy()
+    kind = truth["kind"] if "kind" in truth else truth["vehicle_class"]
+    return pd.DataFrame(
+        {"truth_index": truth.index, "kind": kind.to_numpy(), "true": true, "predicted": predicted}
+    ).assign(ok=lambda f: f["true"] == f["predicted"])
 
 
 def track_evidence(data: xr.DataArray, truth: pd.DataFrame, details: dict[str, Any]) -> pd.Series:

@@ -128,6 +128,7 @@ __all__ = [
     "DetectParams",
     "ShortRecordWarning",
     "channel_levels",
+    "decimate",
     "detect_in_products",
     "detect_vehicles",
     "empty_vehicle_table",
@@ -188,23 +189,11 @@ def detect_vehicles(
         Wrong dims or coordinates, uneven or duplicated times, fewer than 2 channels, or a sampling rate too
         low for the requested speeds.
     """
-    from . import io
-
     p = resolve_params(params, kwargs)
     t_start = _time.perf_counter()
-    data = io.check(data)
-    fs = io.sampling_rate_hz(data)
-    x = np.asarray(data["distance"].values, dtype=float)
-    flip = x[0] > x[-1]
-    values = data.values
-    if flip:
-        x = x[::-1]
-        values = values[:, ::-1]
-    _check_rates(fs, x, p)
-    measurand = str(data.attrs.get("measurand", "unknown"))
-    dec = make_decimator(fs, x, p, measurand)
-    t0_ns = int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64))
-    prod = dec.process(np.ascontiguousarray(values) if flip else values, t0_ns)
+    prod, dec, x = decimate(data, p, check_rates=True)
+    fs, measurand = dec.fs, str(data.attrs.get("measurand", "unknown"))
+    flip = float(data["distance"][0]) > float(data["distance"][-1])
     section = (float(x[0]), float(x[-1]))
     duration_s = data.sizes["time"] / fs
     shortest = abs(x[-1] - x[0]) / (p.speed_max_kmh * KMH)
@@ -246,17 +235,8 @@ def preprocess(data: xr.DataArray, *, params: DetectParams | None = None, **kwar
     """
     import xarray as xr
 
-    from . import io
-
     p = resolve_params(params, kwargs)
-    data = io.check(data)
-    fs = io.sampling_rate_hz(data)
-    x = np.asarray(data["distance"].values, dtype=float)
-    values = data.values
-    if x[0] > x[-1]:
-        x, values = x[::-1], np.ascontiguousarray(values[:, ::-1])
-    dec = make_decimator(fs, x, p, str(data.attrs.get("measurand", "unknown")))
-    prod = dec.process(values, int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64)))
+    prod, dec, _ = decimate(data, p)
     lf = prod.lf
     if p.common_mode and lf.shape[1] >= 5:
         lf = lf - np.median(lf, axis=1, keepdims=True)
@@ -273,6 +253,27 @@ def preprocess(data: xr.DataArray, *, params: DetectParams | None = None, **kwar
         },
         name="lf",
     )
+
+
+def decimate(
+    data: xr.DataArray, p: DetectParams, *, check_rates: bool = False
+) -> tuple[Products, Decimator, np.ndarray]:
+    """A record (checked by :func:`~terralab.das.io.check`) through the detector's
+    :class:`~terralab.das.filters.Decimator` for ``p``, its channels in increasing distance: (products,
+    decimator, channel distances). ``check_rates`` first refuses, as the detector does, a sampling rate or
+    section too short for ``p``'s speeds (:class:`~terralab.errors.InvalidInputError`)."""
+    from . import io
+
+    data = io.check(data)
+    fs = io.sampling_rate_hz(data)
+    x = np.asarray(data["distance"].values, dtype=float)
+    values = data.values
+    if x[0] > x[-1]:
+        x, values = x[::-1], np.ascontiguousarray(values[:, ::-1])
+    if check_rates:
+        _check_rates(fs, x, p)
+    dec = make_decimator(fs, x, p, str(data.attrs.get("measurand", "unknown")))
+    return dec.process(values, int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64))), dec, x
 
 
 def make_decimator(fs: float, x: np.ndarray, p: DetectParams, measurand: str) -> Decimator:

@@ -248,21 +248,18 @@ def true_track_classes(
     to the lower-quartile vehicle of all of them (weak vehicles a detector misses included)."""
     import pandas as pd
 
-    from . import io
     from .classify import load_classifier, vehicle_features
-    from .detect import make_decimator, normalised_image
+    from .detect import decimate, normalised_image
     from .params import resolve_params
     from .truth import true_tracks
 
     p = resolve_params(params, {"site": site})
-    data = io.check(data)
     x = np.asarray(data["distance"].values, dtype=float)
     if "vehicle_class" not in truth or x[0] > x[-1]:
         raise InvalidInputError(
             "need a truth table with 'vehicle_class' and a record whose distance increases"
         )
-    dec = make_decimator(io.sampling_rate_hz(data), x, p, str(data.attrs.get("measurand", "unknown")))
-    prod = dec.process(data.values, int(data["time"].values[0].astype("datetime64[ns]").astype(np.int64)))
+    prod, dec, x = decimate(data, p)
     z, valid = normalised_image(prod.lf.astype(np.float32), p)
     t_ref = int(prod.lf_time_ns[0])
     xb = dec.bin_distance

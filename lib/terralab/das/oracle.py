@@ -187,15 +187,10 @@ def _check_statistics(statistics) -> None:
 def _linear_image(rec, p):
     """(image, times s, bin distances, live bins, start ns): low-passed, integrated, binned, common mode
     out."""
-    from . import io
-    from .detect import make_decimator
+    from .detect import decimate
 
-    rec = io.check(rec)
-    fs = io.sampling_rate_hz(rec)
-    x = np.asarray(rec["distance"].values, dtype=float)
-    dec = make_decimator(fs, x, p, str(rec.attrs.get("measurand", "unknown")))
+    prod, dec, _ = decimate(rec, p)
     t0 = int(rec["time"].values[0].astype("datetime64[ns]").astype(np.int64))
-    prod = dec.process(rec.values, t0)
     lf = prod.lf.astype(np.float32)
     valid = np.abs(lf).max(axis=0) > 0
     if p.common_mode and valid.sum() >= 5:
